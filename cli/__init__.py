@@ -1,0 +1,1 @@
+"""Command lines: `odin` (server and administration) and `odinctl` (the client)."""

@@ -1,0 +1,1 @@
+"""The git adapter: the only place that imports pygit2."""

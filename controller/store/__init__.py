@@ -1,0 +1,1 @@
+"""Persistence: SQLModel tables, sessions, Alembic migrations. SQLite by default, Postgres in production."""

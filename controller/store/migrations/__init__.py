@@ -1,0 +1,1 @@
+"""Alembic environment shipped as package data, applied on start."""

@@ -1,0 +1,1 @@
+"""Pipeline format: JSON Schema, safe YAML loading with locations, DAG and variable checks."""

@@ -1,0 +1,1 @@
+"""Odin test-suite (a package so helpers import as tests.support.*)."""

@@ -1,0 +1,1 @@
+"""Shared test helpers: real git repositories, databases, servers."""

@@ -1,0 +1,1 @@
+"""Webhook receivers for git providers: verify, record, request a sync."""

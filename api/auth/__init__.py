@@ -1,0 +1,1 @@
+"""Authentication: passwords (argon2id), JWT access tokens (pyjwt), users, and the request middleware."""

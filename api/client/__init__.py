@@ -1,0 +1,1 @@
+"""Python clients for the Odin API: the same code `odinctl` uses."""

@@ -1,0 +1,1 @@
+"""HTTP routes, one module per domain: thin handlers over services."""

@@ -1,0 +1,164 @@
+"""`odin`: run the server, run a pipeline once, start the demo, manage users and the database.
+
+Flags override `ODIN_*` environment variables, which override defaults (see `odin.controller.settings`).
+"""
+
+from __future__ import annotations
+
+import getpass
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from odin.cli.logs import setup_logging
+from rich.console import Console
+
+app = typer.Typer(
+    name="odin",
+    help="Odin: a commit to a pipeline repository becomes a reproducible run.",
+    no_args_is_help=True,
+    add_completion=True,
+    pretty_exceptions_enable=False,
+)
+users_app = typer.Typer(help="Manage users (admin, member, viewer).", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+console = Console(stderr=True)
+out = Console()
+
+
+def _settings(**overrides: Any) -> Any:
+    from odin.controller.settings import Settings
+
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+@app.command()
+def serve(
+    repo: Annotated[str | None, typer.Option(help="Repository to follow (path or URL) [env: ODIN_REPO]")] = None,
+    branch: Annotated[str | None, typer.Option(help="Branch to follow [env: ODIN_BRANCH]")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="State directory [env: ODIN_DATA_DIR]")] = None,
+    database_url: Annotated[str | None, typer.Option(help="SQLAlchemy URL [env: ODIN_DATABASE_URL]")] = None,
+    executor: Annotated[str | None, typer.Option(help="local | kubernetes [env: ODIN_EXECUTOR]")] = None,
+    poll_interval: Annotated[
+        float | None, typer.Option(help="Seconds between fetches [env: ODIN_POLL_INTERVAL]")
+    ] = None,
+    host: Annotated[str | None, typer.Option(help="Bind address [env: ODIN_HOST]")] = None,
+    port: Annotated[int | None, typer.Option(help="Port [env: ODIN_PORT]")] = None,
+    log_level: Annotated[str | None, typer.Option(help="DEBUG, INFO, WARNING [env: ODIN_LOG_LEVEL]")] = None,
+) -> None:
+    """Start the controller and the API (default http://127.0.0.1:9003)."""
+    setup_logging(log_level)
+    settings = _settings(
+        repo=repo,
+        branch=branch,
+        data_dir=data_dir,
+        database_url=database_url,
+        executor=executor,
+        poll_interval=poll_interval,
+        host=host,
+        port=port,
+    )
+    from odin.cli.server import run_server
+
+    raise typer.Exit(run_server(settings))
+
+
+@app.command("run")
+def run_once(
+    directory: Annotated[Path, typer.Argument(help="A pipeline directory (with main.yml)")],
+    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="Parameter as key=value; repeatable")] = None,
+    parallelism: Annotated[int | None, typer.Option(help="Tasks running at once (default 8)")] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Where runs, logs and the run record go (default: a temp dir)")
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="Log level of Odin itself")] = "WARNING",
+) -> None:
+    """Run one pipeline directory once on this machine, without a server or repository."""
+    setup_logging(log_level)
+    from odin.cli.embedded_output import run_and_report
+
+    raise typer.Exit(run_and_report(directory, _parse_params(param or []), parallelism, data_dir))
+
+
+@app.command()
+def demo(
+    directory: Annotated[Path, typer.Option("--dir", help="Where the demo keeps its repository and state")] = Path(
+        ".odin-demo"
+    ),
+    port: Annotated[int, typer.Option(help="API port")] = 9003,
+    poll_interval: Annotated[float, typer.Option(help="Seconds between fetches")] = 2.0,
+    samples: Annotated[Path | None, typer.Option(help="Pipelines to seed with (default ./sample-pipelines)")] = None,
+) -> None:
+    """Seed a local git repository from sample-pipelines/ and serve Odin following it."""
+    setup_logging("INFO")
+    from odin.cli.demo import run_demo
+
+    raise typer.Exit(run_demo(directory.resolve(), port=port, poll_interval=poll_interval, samples=samples))
+
+
+@app.command()
+def migrate(
+    database_url: Annotated[str | None, typer.Option(help="SQLAlchemy URL [env: ODIN_DATABASE_URL]")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="State directory [env: ODIN_DATA_DIR]")] = None,
+) -> None:
+    """Apply database migrations (also done on every start)."""
+    setup_logging("INFO")
+    from odin.controller.store.db import create_db_engine, redact_db_url
+    from odin.controller.store.db import migrate as do_migrate
+
+    settings = _settings(database_url=database_url, data_dir=data_dir)
+    url = settings.effective_database_url()
+    engine = create_db_engine(url)
+    do_migrate(engine)
+    out.print(f"database {redact_db_url(url)} is up to date")
+
+
+@users_app.command("create")
+def users_create(
+    username: Annotated[str, typer.Argument(help="User name")],
+    role: Annotated[str, typer.Option(help="admin | member | viewer")] = "viewer",
+    password_stdin: Annotated[bool, typer.Option(help="Read the password from standard input")] = False,
+    database_url: Annotated[str | None, typer.Option(help="SQLAlchemy URL [env: ODIN_DATABASE_URL]")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="State directory [env: ODIN_DATA_DIR]")] = None,
+) -> None:
+    """Create a user (the first admin, typically)."""
+    from odin.api.auth.passwords import WeakPassword
+    from odin.api.auth.users import Role, UserExists, create_user
+    from odin.controller.store.db import create_db_engine
+    from odin.controller.store.db import migrate as do_migrate
+
+    try:
+        role_value = Role(role)
+    except ValueError:
+        console.print(f"[red]error:[/] unknown role {role!r} (admin, member, viewer)")
+        raise typer.Exit(2) from None
+    password = sys.stdin.readline().rstrip("\n") if password_stdin else getpass.getpass(f"password for {username}: ")
+    settings = _settings(database_url=database_url, data_dir=data_dir)
+    engine = create_db_engine(settings.effective_database_url())
+    do_migrate(engine)
+    try:
+        create_user(engine, username, password, role_value)
+    except (UserExists, WeakPassword) as e:
+        console.print(f"[red]error:[/] {e}")
+        raise typer.Exit(1) from None
+    out.print(f"created {role_value.value} {username!r}")
+
+
+def _parse_params(items: list[str]) -> dict[str, str]:
+    params: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            console.print(f"[red]error:[/] parameter {item!r} must look like key=value")
+            raise typer.Exit(2)
+        params[key.strip()] = value
+    return params
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

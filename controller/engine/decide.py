@@ -1,0 +1,184 @@
+"""The engine's decision step: a pure function of (DAG, observed task states, now) to actions.
+
+Everything that makes a run behave — which task starts next, when a failure is retried, which tasks are skipped,
+when a run is finished — lives here, with no I/O, no clock and no randomness (retry jitter is derived from the task
+name and attempt), so it is tested exhaustively without any executor or database.
+
+The loop around it applies the returned actions to the `RunState` and calls `decide` again until it returns no action
+(a fixed point): each call handles one "layer" of consequences, which keeps every call cheap.
+
+Rules:
+- A task starts as soon as its own dependencies succeeded (no level barriers), in pipeline order, within the run's
+  parallelism and the controller's free slots.
+- A failed attempt is retried per its `Failure` kind (see `Failure`); otherwise the task fails, its dependents are
+  skipped, and independent branches run to completion; then the run fails.
+- A running task past its `timeout` is killed once; the resulting failure is a USER failure (retried per `retries`).
+- Cancellation kills active tasks once, skips the rest, and finishes the run as cancelled when nothing is active.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+
+from odin.controller.engine.state import Dag, Failure, RunState
+from odin.controller.store.models import RunStatus, TaskStatus
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Backoff between attempts: `base * 2**(n-1)`, capped at `maximum`, with a +-`jitter` fraction."""
+
+    base: float = 10.0
+    maximum: float = 600.0
+    jitter: float = 0.2
+    max_infra_retries: int = 5
+
+    def delay(self, task: str, failures: int) -> float:
+        raw = min(self.maximum, self.base * (2 ** max(0, failures - 1)))
+        # Deterministic jitter in [-jitter, +jitter]: spreads retries of a fan-out without making decide impure.
+        unit = (zlib.crc32(f"{task}:{failures}".encode()) % 10_000) / 10_000
+        return raw * (1 + self.jitter * (2 * unit - 1))
+
+
+@dataclass(frozen=True, slots=True)
+class StartTask:
+    task: str
+    attempt: int
+
+
+@dataclass(frozen=True, slots=True)
+class RetryTask:
+    task: str
+    not_before: float
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class FailTask:
+    task: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class SkipTask:
+    task: str
+    reason: str  # UpstreamFailed | Cancelled
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class KillTask:
+    task: str
+    reason: str  # Timeout | Cancelled
+
+
+@dataclass(frozen=True, slots=True)
+class FinishRun:
+    status: RunStatus
+    message: str
+
+
+TaskAction = StartTask | RetryTask | FailTask | SkipTask | KillTask
+Action = TaskAction | FinishRun
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    actions: tuple[Action, ...]
+    wake_at: float | None  # the earliest time something will be due (a retry, a timeout) if nothing else happens
+
+
+def decide(
+    dag: Dag,
+    state: RunState,
+    *,
+    now: float,
+    parallelism: int,
+    free_slots: int | None = None,
+    policy: RetryPolicy | None = None,
+) -> Decision:
+    """Return what to do next for one run. Never mutates `state`."""
+    policy = policy or RetryPolicy()
+    actions: list[Action] = []
+    wake: list[float] = []
+
+    if state.cancel_requested:
+        return _decide_cancel(state)
+
+    for name in sorted(state.undecided, key=dag.index.__getitem__):
+        actions.append(_after_failure(dag, state, name, now, policy))
+
+    for name in sorted(state.blocked, key=dag.index.__getitem__):
+        failed = [d for d in dag.deps[name] if state[d].status in (TaskStatus.FAILED, TaskStatus.SKIPPED)]
+        culprit = failed[0] if failed else dag.deps[name][0]
+        actions.append(SkipTask(name, "UpstreamFailed", f"upstream task {culprit!r} did not succeed"))
+
+    for name in state.active:
+        timeout = dag.timeouts[name]
+        st = state[name]
+        if timeout is None or st.started_at is None or st.kill_reason is not None:
+            continue
+        deadline = st.started_at + timeout
+        if deadline <= now:
+            actions.append(KillTask(name, "Timeout"))
+        else:
+            wake.append(deadline)
+
+    slots = parallelism - state.active_count
+    if free_slots is not None:
+        slots = min(slots, free_slots)
+    due_retries = []
+    for name in state.retrying:
+        nb = state[name].not_before or 0.0
+        if nb <= now:
+            due_retries.append(name)
+        else:
+            wake.append(nb)
+    # Retries and fresh tasks compete for slots in pipeline order: a retry does not jump the queue.
+    candidates = sorted(due_retries, key=dag.index.__getitem__)
+    if slots > 0:
+        candidates = sorted([*candidates, *state.first_ready(slots)], key=dag.index.__getitem__)[:slots]
+        actions.extend(StartTask(name, state[name].attempt + 1) for name in candidates)
+
+    if not actions and state.all_terminal:
+        if state.any_failed:
+            failed = [n for n in dag.names if state[n].status == TaskStatus.FAILED]
+            return Decision((FinishRun(RunStatus.FAILED, f"task(s) failed: {', '.join(failed[:5])}"),), None)
+        return Decision((FinishRun(RunStatus.SUCCEEDED, "all tasks succeeded"),), None)
+    return Decision(tuple(actions), min(wake) if wake else None)
+
+
+def _after_failure(dag: Dag, state: RunState, name: str, now: float, policy: RetryPolicy) -> Action:
+    st = state[name]
+    detail = st.message or st.reason or "failed"
+    if st.failure == Failure.PERMANENT:
+        return FailTask(name, f"{detail} (not retried: retrying cannot help)")
+    if st.failure == Failure.INFRA:
+        if st.infra_failures <= policy.max_infra_retries:
+            at = now + policy.delay(name, st.infra_failures)
+            return RetryTask(name, at, f"{detail}; infrastructure failure {st.infra_failures}, retrying")
+        return FailTask(name, f"{detail}; gave up after {st.infra_failures} infrastructure failures")
+    allowed = dag.retries[name]
+    if st.user_failures <= allowed:
+        at = now + policy.delay(name, st.user_failures)
+        return RetryTask(name, at, f"{detail}; retry {st.user_failures} of {allowed}")
+    if allowed:
+        return FailTask(name, f"{detail}; no retries left ({allowed} used)")
+    return FailTask(name, detail)
+
+
+def _decide_cancel(state: RunState) -> Decision:
+    actions: list[Action] = []
+    for name in sorted(state.active, key=state.dag.index.__getitem__):
+        if state[name].kill_reason is None:
+            actions.append(KillTask(name, "Cancelled"))
+    for name in state.dag.names:
+        st = state[name]
+        if st.undecided:
+            actions.append(FailTask(name, f"{st.message or st.reason or 'failed'}; not retried: the run was cancelled"))
+        elif st.status in (TaskStatus.PENDING, TaskStatus.RETRYING):
+            actions.append(SkipTask(name, "Cancelled", "run cancelled before the task started"))
+    if not actions and state.active_count == 0:
+        return Decision((FinishRun(RunStatus.CANCELLED, "cancelled"),), None)
+    return Decision(tuple(actions), None)

@@ -1,0 +1,572 @@
+"""The engine loop: folds executor observations into run states, asks `decide`, persists, then acts.
+
+One thread owns every active run's in-memory state, so there are no locks around it. Anything that happens
+elsewhere (an executor observing a pod, the API creating or cancelling a run) arrives as a message on one queue;
+the loop drains what is there, applies it, runs `decide` to a fixed point for the runs it touched, commits ALL the
+resulting changes in one transaction, and only then starts or kills tasks. That order is the crash-safety argument:
+an attempt is recorded as STARTING before it exists anywhere, so after a SIGKILL the store may believe in an attempt
+that never started (the executor reports it lost, it is retried), but never forgets one that did.
+
+If the store is unavailable, the loop keeps the uncommitted changes and their side effects, and retries with
+backoff; nothing is started until it is recorded.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from odin.controller.bus import EventBus
+from odin.controller.engine.decide import FinishRun, KillTask, RetryPolicy, StartTask, TaskAction, decide
+from odin.controller.engine.state import Dag, Failure, RunState, TaskState
+from odin.controller.engine.transitions import apply_action, apply_observation
+from odin.controller.executors.base import (
+    ActiveAttempt,
+    Executor,
+    Observation,
+    RunContext,
+    TaskLaunch,
+    TaskPaths,
+)
+from odin.controller.store.db import StoreUnavailable
+from odin.controller.store.models import RunStatus, TaskStatus
+from odin.controller.store.runs import (
+    LoadedRun,
+    WriteBatch,
+    cancel_requested_ids,
+    datetime_to_epoch,
+    epoch_to_datetime,
+    load_runs,
+    request_cancel,
+    write_batch,
+)
+from odin.controller.store.types import utcnow
+from odin.schema import substitute
+from odin.schema.model import PipelineSpec, TaskSpec
+from sqlalchemy.engine import Engine as DbEngine
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _ActiveRun:
+    ctx: RunContext
+    spec: PipelineSpec
+    dag: Dag
+    state: RunState
+    tasks: Mapping[str, TaskSpec]
+    params: Mapping[str, str]
+    parallelism: int
+    started: bool
+    paths: TaskPaths
+    variables: dict[str, str]
+    wake_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Submit:
+    run_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Cancel:
+    run_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class _Stop:
+    pass
+
+
+_Message = Observation | _Submit | _Cancel | _Stop
+
+
+@dataclass
+class _Pending:
+    """Changes not yet committed, and what to do once they are."""
+
+    batch: WriteBatch = field(default_factory=WriteBatch)
+    effects: list[Callable[[], None]] = field(default_factory=list)
+
+
+class Engine:
+    """Drives every active run to completion on one executor.
+
+    Thread-safe entry points: `submit`, `cancel`, `report` (the executor's callback), `wait`, `stop`.
+    """
+
+    def __init__(
+        self,
+        db: DbEngine,
+        executor: Executor,
+        *,
+        bus: EventBus | None = None,
+        policy: RetryPolicy | None = None,
+        max_active_tasks: int = 64,
+        default_parallelism: int = 8,
+        rescan_interval: float = 3.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.db = db
+        self.executor = executor
+        self.bus = bus or EventBus()
+        self.policy = policy or RetryPolicy()
+        self.max_active_tasks = max_active_tasks
+        self.default_parallelism = default_parallelism
+        self.rescan_interval = rescan_interval
+        self.clock = clock
+        self._queue: queue.SimpleQueue[_Message] = queue.SimpleQueue()
+        self._runs: dict[str, _ActiveRun] = {}
+        self._active_total = 0
+        self._starved: set[str] = set()
+        self._pending = _Pending()
+        self._thread: threading.Thread | None = None
+        self._finished: dict[str, RunStatus] = {}
+        self._finished_cond = threading.Condition()
+        self._store_failures = 0
+        self._ready = threading.Event()
+        executor.bind(self.report)
+
+    # -- public, thread-safe --------------------------------------------------------------------------------
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._main, name="odin-engine", daemon=True)
+        self._thread.start()
+
+    def wait_ready(self, timeout: float | None = None) -> bool:
+        """True once recovery is done and the loop takes messages."""
+        return self._ready.wait(timeout)
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop the loop. Running tasks are left alone: a restarted engine re-attaches to them."""
+        if self._thread is None:
+            return
+        self._queue.put(_Stop())
+        self._thread.join(timeout)
+        self._thread = None
+
+    def submit(self, run_id: str) -> None:
+        """A run was created in the store: start driving it."""
+        self._queue.put(_Submit(run_id))
+
+    def cancel(self, run_id: str, *, by: str | None = None) -> bool:
+        """Ask a run to stop: flagged in the store (survives restarts), then acted on by the loop."""
+        flagged = request_cancel(self.db, run_id, by=by)
+        if flagged:
+            self._queue.put(_Cancel(run_id))
+        return flagged
+
+    def report(self, obs: Observation) -> None:
+        self._queue.put(obs)
+
+    def wait(self, run_id: str, timeout: float | None = None) -> RunStatus | None:
+        """Block until a run this engine drives is finished; its final status, or None on timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._finished_cond:
+            while run_id not in self._finished:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return None
+                self._finished_cond.wait(remaining)
+            return self._finished[run_id]
+
+    @property
+    def active_runs(self) -> list[str]:
+        return list(self._runs)
+
+    # -- the loop ---------------------------------------------------------------------------------------------
+    def _main(self) -> None:
+        try:
+            self._recover()
+        except StoreUnavailable as e:
+            log.error("engine cannot read the store at start (%s); retrying", e)
+            while not self._retry_recover():
+                pass
+        self._ready.set()
+        next_rescan = self.clock() + self.rescan_interval
+        while True:
+            timeout = self._next_timeout(next_rescan)
+            messages = self._drain(timeout)
+            if any(isinstance(m, _Stop) for m in messages):
+                self._flush()
+                return
+            now = self.clock()
+            touched: set[str] = set()
+            for m in messages:
+                self._handle(m, touched, now)
+            if now >= next_rescan:
+                self._rescan(touched)
+                next_rescan = now + self.rescan_interval
+            for run_id, run in list(self._runs.items()):
+                if run.wake_at is not None and run.wake_at <= now:
+                    touched.add(run_id)
+            if self._starved and self._active_total < self.max_active_tasks:
+                touched |= self._starved
+                self._starved.clear()
+            for run_id in touched:
+                if run_id in self._runs:
+                    self._step(self._runs[run_id], now)
+            self._flush()
+
+    def _retry_recover(self) -> bool:
+        time.sleep(min(30.0, 0.5 * 2 ** min(self._store_failures, 6)))
+        self._store_failures += 1
+        try:
+            self._recover()
+        except StoreUnavailable:
+            return False
+        self._store_failures = 0
+        return True
+
+    def _next_timeout(self, next_rescan: float) -> float:
+        if self._pending.batch or self._pending.effects:
+            return min(30.0, 0.2 * 2 ** min(self._store_failures, 8))  # the store was down: retry soon
+        now = self.clock()
+        wakes = [r.wake_at for r in self._runs.values() if r.wake_at is not None]
+        target = min([next_rescan, *wakes])
+        return max(0.0, min(target - now, self.rescan_interval))
+
+    def _drain(self, timeout: float) -> list[_Message]:
+        try:
+            first = self._queue.get(timeout=timeout) if timeout > 0 else self._queue.get_nowait()
+        except queue.Empty:
+            return []
+        messages = [first]
+        while len(messages) < 10_000:
+            try:
+                messages.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return messages
+
+    def _handle(self, m: _Message, touched: set[str], now: float) -> None:
+        if isinstance(m, Observation):
+            run = self._runs.get(m.run_id)
+            if run is None:
+                return
+            before = run.state.tasks.get(m.task)
+            new = apply_observation(run.state, m)
+            if new is None or before is None:
+                return
+            self._account(before, new)
+            self._record_task(run, m.task, new, before, resource=m.resource, exit_code=m.exit_code)
+            touched.add(m.run_id)
+        elif isinstance(m, _Submit):
+            if m.run_id not in self._runs:
+                for loaded in load_runs(self.db, [m.run_id]):
+                    if loaded.run["status"] in (RunStatus.PENDING, RunStatus.RUNNING):
+                        self._adopt(loaded, recovering=False)
+            touched.add(m.run_id)
+        elif isinstance(m, _Cancel):
+            run = self._runs.get(m.run_id)
+            if run is not None and not run.state.cancel_requested:
+                run.state.cancel_requested = True
+                log.info("run %s: cancellation requested", m.run_id)
+            touched.add(m.run_id)
+
+    def _rescan(self, touched: set[str]) -> None:
+        """Pick up what other processes did: runs created by another replica's API, cancel flags."""
+        try:
+            for loaded in load_runs(self.db):
+                if loaded.run["id"] not in self._runs:
+                    self._adopt(loaded, recovering=True)
+                    touched.add(loaded.run["id"])
+            for run_id in cancel_requested_ids(self.db, self._runs):
+                run = self._runs[run_id]
+                if not run.state.cancel_requested:
+                    run.state.cancel_requested = True
+                    touched.add(run_id)
+        except StoreUnavailable as e:
+            log.warning("engine rescan skipped: %s", e)
+
+    # -- loading runs -------------------------------------------------------------------------------------------
+    def _recover(self) -> None:
+        loaded = load_runs(self.db)
+        attempts: list[ActiveAttempt] = []
+        for lr in loaded:
+            if lr.run["id"] in self._runs:
+                continue
+            run = self._adopt(lr, recovering=True)
+            if run is None:
+                continue
+            rows = {t["name"]: t for t in lr.tasks}
+            for name in run.state.active:
+                row = rows[name]
+                resource = {
+                    k: row[k]
+                    for k in ("pid", "resource_kind", "resource_name", "namespace", "node", "log_path")
+                    if row.get(k) is not None
+                }
+                attempts.append(
+                    ActiveAttempt(run.ctx, run.tasks[name], row["attempt"], TaskStatus(row["status"]), resource)
+                )
+        if loaded:
+            log.info("engine resumed %d run(s) with %d active attempt(s)", len(self._runs), len(attempts))
+        if attempts:
+            self.executor.recover(attempts)
+        self._flush()
+
+    def _adopt(self, loaded: LoadedRun, *, recovering: bool) -> _ActiveRun | None:
+        r = loaded.run
+        ctx = RunContext(
+            run_id=r["id"],
+            pipeline=r["pipeline"],
+            commit_sha=r["commit_sha"],
+            repo_url=None,
+            trigger=r["trigger"],
+            work_tree=r["work_tree"],
+            work_path=r["work_path"],
+        )
+        try:
+            spec = PipelineSpec.from_dict(r["spec"])
+            dag = Dag.from_spec(spec)
+            states = {t["name"]: _task_state(t) for t in loaded.tasks}
+            paths = self.executor.paths(ctx)
+        except Exception as e:  # a corrupt or incompatible frozen spec must not take the engine down
+            log.exception("run %s cannot be driven", r["id"])
+            self._pending.batch.run(
+                r["id"], status=RunStatus.ERROR.value, reason="InvalidSpec", message=str(e), finished_at=utcnow()
+            )
+            self._pending.batch.event("run.status", run_id=r["id"], status=RunStatus.ERROR.value, message=str(e))
+            return None
+        state = RunState.new(dag, states, cancel_requested=bool(r["cancel_requested"]))
+        params = dict(r["params"] or {})
+        variables = {
+            "RUN_PATH": paths.run_path,
+            "WORK_PATH": paths.work_path,
+            "ROOT_PATH": paths.root_path,
+            "PIPE_ID": ctx.run_id,
+            "COMMIT_SHA": ctx.commit_sha or "",
+            **{f"params.{k}": v for k, v in params.items()},
+        }
+        run = _ActiveRun(
+            ctx=ctx,
+            spec=spec,
+            dag=dag,
+            state=state,
+            tasks={t.name: t for t in spec.tasks},
+            params=params,
+            parallelism=r["parallelism"] or self.default_parallelism,
+            started=r["status"] == RunStatus.RUNNING,
+            paths=paths,
+            variables=variables,
+        )
+        self._runs[ctx.run_id] = run
+        self._active_total += state.active_count
+        self._pending.effects.append(lambda: self.executor.prepare_run(ctx))
+        if not recovering:
+            log.info("run %s (pipeline %s, commit %s) accepted", ctx.run_id, ctx.pipeline, ctx.commit_sha)
+        return run
+
+    # -- deciding -------------------------------------------------------------------------------------------------
+    def _step(self, run: _ActiveRun, now: float) -> None:
+        for _ in range(100_000):
+            free = self.max_active_tasks - self._active_total
+            decision = decide(
+                run.dag, run.state, now=now, parallelism=run.parallelism, free_slots=max(free, 0), policy=self.policy
+            )
+            if not decision.actions:
+                run.wake_at = decision.wake_at
+                if free <= 0 and run.state.ready:
+                    self._starved.add(run.ctx.run_id)
+                return
+            for action in decision.actions:
+                if isinstance(action, FinishRun):
+                    self._finish(run, action)
+                    return
+                self._act(run, action)
+        raise RuntimeError(f"run {run.ctx.run_id}: decide did not reach a fixed point")
+
+    def _act(self, run: _ActiveRun, action: TaskAction) -> None:
+        task = action.task
+        before = run.state[task]
+        new = apply_action(run.state, action)
+        if new is None:
+            return
+        self._account(before, new)
+        if isinstance(action, StartTask):
+            if not run.started:
+                run.started = True
+                self._pending.batch.run(run.ctx.run_id, status=RunStatus.RUNNING.value, started_at=utcnow())
+                self._pending.batch.event("run.status", run_id=run.ctx.run_id, status=RunStatus.RUNNING.value)
+            self._record_task(run, task, new, before)
+            self._launch(run, run.tasks[task], action.attempt)
+        elif isinstance(action, KillTask):
+            ctx, attempt, reason = run.ctx, new.attempt, action.reason
+            log.info("run %s task %s: killing attempt %d (%s)", ctx.run_id, task, attempt, reason)
+            self._pending.effects.append(lambda: self.executor.kill(ctx.run_id, task, attempt, reason))
+        else:
+            self._record_task(run, task, new, before)
+
+    def _launch(self, run: _ActiveRun, spec: TaskSpec, attempt: int) -> None:
+        variables = {**run.variables, "TASK_ID": f"{run.ctx.run_id}--{spec.name}", "TASK_NAME": spec.name}
+        try:
+            env = {k: substitute(v, variables) for k, v in spec.env.items()}
+            env.update(
+                ODIN_RUN=run.ctx.run_id,
+                ODIN_TASK=spec.name,
+                ODIN_TASK_ID=variables["TASK_ID"],
+                ODIN_ATTEMPT=str(attempt),
+                ODIN_PIPELINE=run.ctx.pipeline,
+                ODIN_COMMIT_SHA=run.ctx.commit_sha or "",
+                ODIN_RUN_PATH=run.paths.run_path,
+                ODIN_WORK_PATH=run.paths.work_path,
+                ODIN_ROOT_PATH=run.paths.root_path,
+            )
+            launch = TaskLaunch(
+                run=run.ctx,
+                spec=spec,
+                attempt=attempt,
+                command=tuple(substitute(c, variables) for c in spec.command),
+                args=tuple(substitute(a, variables) for a in spec.args),
+                env=env,
+                paths=run.paths,
+            )
+        except Exception as e:
+            self.report(
+                Observation(
+                    run.ctx.run_id,
+                    spec.name,
+                    attempt,
+                    TaskStatus.FAILED,
+                    reason="InvalidTask",
+                    message=str(e),
+                    failure=Failure.PERMANENT,
+                )
+            )
+            return
+
+        def start() -> None:
+            try:
+                self.executor.start(launch)
+            except Exception as e:  # an executor bug must become a task status, not a dead engine
+                log.exception("run %s task %s: executor failed to start it", launch.run.run_id, launch.task)
+                self.report(
+                    Observation(
+                        launch.run.run_id,
+                        launch.task,
+                        attempt,
+                        TaskStatus.FAILED,
+                        reason="ExecutorError",
+                        message=str(e),
+                        failure=Failure.INFRA,
+                    )
+                )
+
+        self._pending.effects.append(start)
+
+    def _finish(self, run: _ActiveRun, action: FinishRun) -> None:
+        run_id = run.ctx.run_id
+        log.info("run %s (commit %s) finished: %s (%s)", run_id, run.ctx.commit_sha, action.status, action.message)
+        self._pending.batch.run(
+            run_id, status=action.status.value, message=action.message, finished_at=utcnow(), reason=None
+        )
+        self._pending.batch.event("run.status", run_id=run_id, status=action.status.value, message=action.message)
+        del self._runs[run_id]
+        self._starved.discard(run_id)
+        ctx = run.ctx
+
+        def done() -> None:
+            self.executor.finish_run(ctx)
+            with self._finished_cond:
+                self._finished[run_id] = action.status
+                self._finished_cond.notify_all()
+
+        self._pending.effects.append(done)
+
+    # -- recording ------------------------------------------------------------------------------------------------
+    def _account(self, before: TaskState, after: TaskState) -> None:
+        self._active_total += int(after.status.active) - int(before.status.active)
+
+    def _record_task(
+        self,
+        run: _ActiveRun,
+        task: str,
+        new: TaskState,
+        before: TaskState,
+        *,
+        resource: Mapping[str, Any] | None = None,
+        exit_code: int | None = None,
+    ) -> None:
+        values: dict[str, Any] = {
+            "status": new.status.value,
+            "attempt": new.attempt,
+            "user_failures": new.user_failures,
+            "infra_failures": new.infra_failures,
+            "reason": new.reason,
+            "message": new.message,
+            "failure": new.failure.value if new.failure else None,
+            "not_before": epoch_to_datetime(new.not_before),
+            "started_at": epoch_to_datetime(new.started_at),
+        }
+        if new.status == TaskStatus.STARTING:
+            values.update(exit_code=None, finished_at=None, pid=None, reason=None, message=None, failure=None)
+        if new.status.terminal or (new.status == TaskStatus.RETRYING and before.status != TaskStatus.RETRYING):
+            values["finished_at"] = utcnow()
+        if exit_code is not None:
+            values["exit_code"] = exit_code
+        if resource:
+            values.update(resource)
+        self._pending.batch.task(run.ctx.run_id, task, **values)
+        if new.status != before.status or new.attempt != before.attempt or new.undecided != before.undecided:
+            status = "failed" if new.undecided else new.status.value  # an attempt failed; retry is decided next
+            self._pending.batch.event(
+                "task.status",
+                run_id=run.ctx.run_id,
+                task=task,
+                status=status,
+                attempt=new.attempt,
+                reason=new.reason,
+                message=new.message,
+                exit_code=exit_code,
+            )
+            if new.status.terminal or new.undecided:
+                log.info(
+                    "run %s task %s attempt %d: %s%s",
+                    run.ctx.run_id,
+                    task,
+                    new.attempt,
+                    status,
+                    f" ({new.reason}: {new.message})" if new.message else "",
+                )
+
+    def _flush(self) -> None:
+        """Commit pending changes, then perform their side effects. On store failure keep both for later."""
+        pending = self._pending
+        if pending.batch:
+            try:
+                stored = write_batch(self.db, pending.batch)
+            except StoreUnavailable as e:
+                self._store_failures += 1
+                if self._store_failures in (1, 10) or self._store_failures % 100 == 0:
+                    log.error("engine cannot record changes (%s); holding them and retrying", e)
+                return
+            if self._store_failures:
+                log.info("store reachable again; recorded held changes")
+            self._store_failures = 0
+            for ev in stored:
+                self.bus.publish(ev)
+        self._pending = _Pending()
+        for effect in pending.effects:
+            effect()
+
+
+def _task_state(row: Mapping[str, Any]) -> TaskState:
+    failure = row.get("failure")
+    return TaskState(
+        status=TaskStatus(row["status"]),
+        attempt=row["attempt"],
+        user_failures=row.get("user_failures") or 0,
+        infra_failures=row.get("infra_failures") or 0,
+        started_at=datetime_to_epoch(row.get("started_at")),
+        not_before=datetime_to_epoch(row.get("not_before")),
+        failure=Failure(failure) if failure else None,
+        reason=row.get("reason"),
+        message=row.get("message"),
+    )

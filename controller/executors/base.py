@@ -1,0 +1,139 @@
+"""The contract between the engine and anything that runs tasks.
+
+An executor is told to start an attempt and later reports what it observes (`Observation`) through a callback; it
+never decides anything (retries, skips and timeouts are the engine's). Starting must not block for long and must not
+raise for a problem with the task: such problems are reported as a failed observation with a `Failure` kind, so a bad
+image or a forbidden namespace becomes a clear task status instead of a crash.
+
+After a controller restart, the engine hands the executor every attempt the store believes is active
+(`recover`); the executor re-attaches to them and reports their outcome, or reports them lost (an INFRA failure),
+so nothing finished runs twice and nothing hangs.
+"""
+
+from __future__ import annotations
+
+import abc
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from odin.controller.engine.state import Failure
+from odin.controller.store.models import TaskStatus
+from odin.schema.model import TaskSpec
+
+
+@dataclass(frozen=True, slots=True)
+class RunContext:
+    """What an executor needs to know about the run a task belongs to."""
+
+    run_id: str
+    pipeline: str
+    commit_sha: str | None
+    repo_url: str | None
+    trigger: str
+    work_tree: str | None  # git tree oid of the pipeline directory at the commit (content address)
+    work_path: str | None  # host directory holding those files (local executor)
+    namespace: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskPaths:
+    """The values of ${WORK_PATH}, ${RUN_PATH} and ${ROOT_PATH} as the task will see them."""
+
+    work_path: str
+    run_path: str
+    root_path: str
+
+
+@dataclass(frozen=True, slots=True)
+class TaskLaunch:
+    """One attempt of one task, fully resolved: variables substituted, environment complete."""
+
+    run: RunContext
+    spec: TaskSpec
+    attempt: int
+    command: tuple[str, ...]
+    args: tuple[str, ...]
+    env: Mapping[str, str]
+    paths: TaskPaths
+
+    @property
+    def task(self) -> str:
+        return self.spec.name
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveAttempt:
+    """What the store remembers of an attempt that was active when the controller stopped."""
+
+    run: RunContext
+    spec: TaskSpec
+    attempt: int
+    status: TaskStatus
+    resource: Mapping[str, Any] = field(default_factory=dict)  # pid, resource_kind/name, namespace...
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """Something an executor saw happen to an attempt. `status` is RUNNING, SUCCEEDED or FAILED."""
+
+    run_id: str
+    task: str
+    attempt: int
+    status: TaskStatus
+    time: float = field(default_factory=time.time)
+    exit_code: int | None = None
+    reason: str | None = None
+    message: str | None = None
+    failure: Failure | None = None  # for FAILED
+    resource: Mapping[str, Any] = field(default_factory=dict)  # fields to record on the task run
+
+
+Report = Callable[[Observation], None]
+
+
+class Executor(abc.ABC):
+    """Runs attempts somewhere and reports observations through the callback given to `bind`."""
+
+    name: str = "abstract"
+
+    def __init__(self) -> None:
+        self._report: Report | None = None
+
+    def bind(self, report: Report) -> None:
+        self._report = report
+
+    def report(self, obs: Observation) -> None:
+        if self._report is None:
+            raise RuntimeError(f"{type(self).__name__} reported before the engine bound it")
+        self._report(obs)
+
+    @abc.abstractmethod
+    def paths(self, run: RunContext) -> TaskPaths:
+        """Where the task will find its files, its run directory and the shared root."""
+
+    @abc.abstractmethod
+    def start(self, launch: TaskLaunch) -> None:
+        """Begin an attempt. Report RUNNING when it is, then SUCCEEDED or FAILED. Never raise for task problems."""
+
+    @abc.abstractmethod
+    def kill(self, run_id: str, task: str, attempt: int, reason: str) -> None:
+        """Stop an attempt; its end is reported as usual (the engine knows why it was killed)."""
+
+    @abc.abstractmethod
+    def recover(self, attempts: list[ActiveAttempt]) -> None:
+        """Re-attach to attempts started before a restart; report what became of each."""
+
+    def prepare_run(self, run: RunContext) -> None:  # noqa: B027 (optional hook)
+        """Called once before a run's first task starts (create directories, check namespaces...)."""
+
+    def finish_run(self, run: RunContext) -> None:  # noqa: B027 (optional hook)
+        """Called once when a run is finished (clean-up that must wait for all tasks)."""
+
+    def logs(self, run_id: str, task: str, *, follow: bool = False, tail: int | None = None) -> Iterator[str]:
+        """Lines of the task's log (latest attempt). Executors without logs yield nothing."""
+        return iter(())
+
+    def shutdown(self) -> None:  # noqa: B027 (optional hook)
+        """Stop background work. Running attempts are left running: a restart re-attaches to them."""

@@ -1,0 +1,344 @@
+"""The local executor: each attempt is a subprocess on this machine (the task's `image` is recorded, not used).
+
+Why a `/bin/sh` wrapper around every task: the wrapper writes the task's pid before it runs and its exit code after,
+into the attempt's state directory. The task runs in its own session, so it survives the controller being killed;
+a restarted controller finds the exit file (the task finished while Odin was down: its outcome is adopted, it is not
+run again), or a live pid it can verify is still that task (it is watched to the end), or neither (the attempt is
+reported lost, an INFRA failure, and retried). The wrapper costs about 0.5 ms per task, measured against a bare
+`Popen` — cheap insurance against running a finished training step twice.
+
+Layout under the data directory:
+  runs/<run-id>/                      ${RUN_PATH}: the run's outputs, shared by its tasks
+  tasks/<run-id>/<task>/<attempt>/    log, pid, exit: Odin's own bookkeeping, out of the user's way
+  trees/<tree-oid>/                   ${WORK_PATH}: the pipeline directory at the commit, read-only (see git adapter)
+
+Tasks get a clean environment: a few harmless variables from the server (PATH, HOME, LANG...), the task's `env`, and
+the ODIN_* variables. The server's own environment is never passed through, since it holds secrets.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import select
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+from odin.controller.engine.state import Failure
+from odin.controller.executors.base import (
+    ActiveAttempt,
+    Executor,
+    Observation,
+    RunContext,
+    TaskLaunch,
+    TaskPaths,
+)
+from odin.controller.store.models import TaskStatus
+
+log = logging.getLogger(__name__)
+
+# $0 is the attempt's state prefix; "$@" is the task's argv. `exec` is deliberately not used: the shell must outlive
+# the task to record its exit code. The exit file is written last, so its presence means "finished".
+_WRAPPER = 'echo $$ > "$0/pid"; "$@"; rc=$?; echo $rc > "$0/exit"; exit $rc'
+
+PASSTHROUGH_ENV = ("PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "TERM")
+
+_SIGNAL_REASONS = {signal.SIGKILL: "Killed", signal.SIGTERM: "Terminated", signal.SIGSEGV: "Segfault"}
+
+
+@dataclass
+class _Attempt:
+    run_id: str
+    task: str
+    attempt: int
+    state_dir: Path
+    pid: int
+    popen: subprocess.Popen[bytes] | None  # None when re-attached after a restart (not our child any more)
+
+
+class LocalExecutor(Executor):
+    name = "local"
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        root_path: Path | None = None,
+        kill_grace: float = 10.0,
+        passthrough_env: tuple[str, ...] = PASSTHROUGH_ENV,
+    ) -> None:
+        super().__init__()
+        self.data_dir = data_dir
+        self.runs_dir = data_dir / "runs"
+        self.tasks_dir = data_dir / "tasks"
+        self.root_path = root_path or data_dir / "root"
+        self.kill_grace = kill_grace
+        self._base_env = {k: os.environ[k] for k in passthrough_env if k in os.environ}
+        self._attempts: dict[tuple[str, str], _Attempt] = {}
+        self._lock = threading.Lock()
+        self._host = socket.gethostname()
+
+    # -- contract -----------------------------------------------------------------------------------------------
+    def paths(self, run: RunContext) -> TaskPaths:
+        work = run.work_path or str(self.runs_dir / run.run_id)
+        return TaskPaths(work_path=work, run_path=str(self.runs_dir / run.run_id), root_path=str(self.root_path))
+
+    def prepare_run(self, run: RunContext) -> None:
+        (self.runs_dir / run.run_id).mkdir(parents=True, exist_ok=True)
+        self.root_path.mkdir(parents=True, exist_ok=True)
+
+    def attempt_dir(self, run_id: str, task: str, attempt: int) -> Path:
+        return self.tasks_dir / run_id / task / str(attempt)
+
+    def start(self, launch: TaskLaunch) -> None:
+        run_id, task, attempt = launch.run.run_id, launch.task, launch.attempt
+        state_dir = self.attempt_dir(run_id, task, attempt)
+        state_dir.mkdir(parents=True, exist_ok=True)
+        for stale in ("pid", "exit"):  # a re-start of the same attempt number after a lost start
+            (state_dir / stale).unlink(missing_ok=True)
+        log_path = state_dir / "log"
+        argv = [*launch.command, *launch.args]
+        env = {**self._base_env, **launch.env}
+        cwd = launch.paths.work_path if Path(launch.paths.work_path).is_dir() else launch.paths.run_path
+        try:
+            with log_path.open("ab") as log_file:
+                popen = subprocess.Popen(
+                    ["/bin/sh", "-c", _WRAPPER, str(state_dir), *argv],
+                    cwd=cwd,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log_file,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                    close_fds=True,
+                )
+        except OSError as e:
+            self.report(
+                Observation(
+                    run_id,
+                    task,
+                    attempt,
+                    TaskStatus.FAILED,
+                    reason="StartError",
+                    message=f"cannot start: {e}",
+                    failure=Failure.INFRA,
+                )
+            )
+            return
+        record = _Attempt(run_id, task, attempt, state_dir, popen.pid, popen)
+        with self._lock:
+            self._attempts[(run_id, task)] = record
+        resource = {
+            "pid": popen.pid,
+            "resource_kind": "process",
+            "resource_name": argv[0] if argv else "",
+            "node": self._host,
+            "log_path": str(log_path),
+        }
+        self.report(Observation(run_id, task, attempt, TaskStatus.RUNNING, resource=resource))
+        threading.Thread(target=self._wait_child, args=(record,), name=f"wait-{task}", daemon=True).start()
+
+    def kill(self, run_id: str, task: str, attempt: int, reason: str) -> None:
+        with self._lock:
+            record = self._attempts.get((run_id, task))
+        if record is None or record.attempt != attempt:
+            return
+        _signal_group(record.pid, signal.SIGTERM)
+        timer = threading.Timer(self.kill_grace, _signal_group, args=(record.pid, signal.SIGKILL))
+        timer.daemon = True
+        timer.start()
+
+    def recover(self, attempts: list[ActiveAttempt]) -> None:
+        for a in attempts:
+            run_id, task = a.run.run_id, a.spec.name
+            state_dir = self.attempt_dir(run_id, task, a.attempt)
+            outcome = _read_exit(state_dir)
+            if outcome is not None:
+                log.info(
+                    "run %s task %s attempt %d finished while Odin was down: exit %d", run_id, task, a.attempt, outcome
+                )
+                self.report(self._ended(run_id, task, a.attempt, outcome, adopted=True))
+                continue
+            pid = _read_pid(state_dir) or a.resource.get("pid")
+            if pid and _is_our_wrapper(int(pid), state_dir):
+                log.info("run %s task %s attempt %d still running (pid %s): re-attached", run_id, task, a.attempt, pid)
+                record = _Attempt(run_id, task, a.attempt, state_dir, int(pid), None)
+                with self._lock:
+                    self._attempts[(run_id, task)] = record
+                self.report(Observation(run_id, task, a.attempt, TaskStatus.RUNNING, resource={"pid": int(pid)}))
+                threading.Thread(target=self._wait_foreign, args=(record,), daemon=True).start()
+                continue
+            log.warning("run %s task %s attempt %d was lost while Odin was down; retrying", run_id, task, a.attempt)
+            self.report(
+                Observation(
+                    run_id,
+                    task,
+                    a.attempt,
+                    TaskStatus.FAILED,
+                    reason="Orphaned",
+                    message="the controller stopped while this attempt ran, and its outcome was lost",
+                    failure=Failure.INFRA,
+                )
+            )
+
+    def logs(self, run_id: str, task: str, *, follow: bool = False, tail: int | None = None) -> Iterator[str]:
+        task_dir = self.tasks_dir / run_id / task
+        attempts = (
+            sorted((int(p.name) for p in task_dir.iterdir() if p.name.isdigit()), reverse=True)
+            if task_dir.is_dir()
+            else []
+        )
+        if not attempts:
+            return iter(())
+        return _read_log(task_dir / str(attempts[0]), follow=follow, tail=tail)
+
+    # -- waiting --------------------------------------------------------------------------------------------------
+    def _wait_child(self, record: _Attempt) -> None:
+        assert record.popen is not None
+        rc = record.popen.wait()
+        outcome = _read_exit(record.state_dir)
+        code = outcome if outcome is not None else (128 - rc if rc < 0 else rc)  # killed wrapper: signal exit
+        self._finish(record, code)
+
+    def _wait_foreign(self, record: _Attempt) -> None:
+        """Wait for a process that is not our child (adopted after a restart): pidfd where possible, else poll."""
+        try:
+            fd = os.pidfd_open(record.pid)
+        except (OSError, AttributeError):
+            fd = None
+        if fd is not None:
+            try:
+                select.select([fd], [], [])
+            finally:
+                os.close(fd)
+        else:
+            while psutil.pid_exists(record.pid):
+                time.sleep(0.5)
+        outcome = _read_exit(record.state_dir)
+        if outcome is None:
+            self.report(
+                Observation(
+                    record.run_id,
+                    record.task,
+                    record.attempt,
+                    TaskStatus.FAILED,
+                    reason="Orphaned",
+                    message="the adopted process ended without recording its exit code",
+                    failure=Failure.INFRA,
+                )
+            )
+            self._forget(record)
+            return
+        self._finish(record, outcome)
+
+    def _finish(self, record: _Attempt, code: int) -> None:
+        self._forget(record)
+        self.report(self._ended(record.run_id, record.task, record.attempt, code, adopted=False))
+
+    def _forget(self, record: _Attempt) -> None:
+        with self._lock:
+            if self._attempts.get((record.run_id, record.task)) is record:
+                del self._attempts[(record.run_id, record.task)]
+
+    def _ended(self, run_id: str, task: str, attempt: int, code: int, *, adopted: bool) -> Observation:
+        note = " (finished while the controller was down)" if adopted else ""
+        if code == 0:
+            return Observation(
+                run_id,
+                task,
+                attempt,
+                TaskStatus.SUCCEEDED,
+                exit_code=0,
+                reason="Completed",
+                message=note.strip() or None,
+            )
+        reason, failure, message = _classify_exit(code)
+        return Observation(
+            run_id,
+            task,
+            attempt,
+            TaskStatus.FAILED,
+            exit_code=code,
+            reason=reason,
+            message=message + note,
+            failure=failure,
+        )
+
+    def shutdown(self) -> None:
+        """Leave running tasks alone: they record their own exit codes and a restart adopts them."""
+
+
+def _classify_exit(code: int) -> tuple[str, Failure, str]:
+    if code == 127:
+        return "CommandNotFound", Failure.PERMANENT, "exit code 127: the command was not found (see the task log)"
+    if code == 126:
+        return "NotExecutable", Failure.PERMANENT, "exit code 126: the command is not executable"
+    if code > 128 and code - 128 < 65:
+        sig = signal.Signals(code - 128) if code - 128 in signal.valid_signals() else None
+        name = sig.name if sig else f"signal {code - 128}"
+        reason = _SIGNAL_REASONS.get(sig, "Signaled") if sig else "Signaled"
+        return reason, Failure.USER, f"killed by {name}"
+    if code < 0:
+        return "Signaled", Failure.USER, f"killed by signal {-code}"
+    return "Error", Failure.USER, f"exit code {code}"
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)  # the wrapper leads its own session, so its pid is the group id
+
+
+def _read_exit(state_dir: Path) -> int | None:
+    try:
+        text = (state_dir / "exit").read_text().strip()
+    except OSError:
+        return None
+    return int(text) if text.lstrip("-").isdigit() else None
+
+
+def _read_pid(state_dir: Path) -> int | None:
+    try:
+        text = (state_dir / "pid").read_text().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def _is_our_wrapper(pid: int, state_dir: Path) -> bool:
+    """Guard against pid reuse: the live process must be our wrapper for exactly this attempt."""
+    try:
+        cmdline = psutil.Process(pid).cmdline()
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+        return False
+    return len(cmdline) >= 4 and cmdline[1:4] == ["-c", _WRAPPER, str(state_dir)]
+
+
+def _read_log(attempt_dir: Path, *, follow: bool, tail: int | None) -> Iterator[str]:
+    path = attempt_dir / "log"
+    if not path.exists():
+        return
+    with path.open("r", encoding="utf-8", errors="replace") as f:
+        if tail is not None:
+            lines = f.readlines()
+            yield from lines[-tail:] if tail > 0 else []
+        else:
+            yield from f
+        if not follow:
+            return
+        while True:
+            line = f.readline()
+            if line:
+                yield line
+                continue
+            if (attempt_dir / "exit").exists():
+                yield from f
+                return
+            time.sleep(0.2)

@@ -1,0 +1,63 @@
+"""A pipeline as it is at one commit: its spec or its problems, and its files' content address.
+
+Everything here reads from the commit's tree through the git adapter — never from a working copy — so what is
+validated is exactly what will run, whatever the branch tip has become since.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from odin.controller.git.errors import FileMissing, FileTooLarge, GitError
+from odin.controller.git.mirror import Mirror
+from odin.schema import Limits, load_pipeline
+from odin.schema.model import PipelineSpec
+from odin.schema.problems import Problem
+
+MAIN_FILE = "main.yml"
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineAt:
+    """The outcome of reading one pipeline directory at one commit."""
+
+    pipeline: str
+    sha: str
+    spec: PipelineSpec | None
+    problems: list[Problem] = field(default_factory=list)
+    tree: str | None = None  # git tree oid of the directory: the content address of ${WORK_PATH}
+
+    @property
+    def ok(self) -> bool:
+        return self.spec is not None and not self.problems
+
+
+def main_file(pipeline: str) -> str:
+    return posixpath.join(pipeline, MAIN_FILE) if pipeline else MAIN_FILE
+
+
+def read_pipeline(mirror: Mirror, sha: str, pipeline: str, *, limits: Limits | None = None) -> PipelineAt:
+    """Validate one pipeline at a commit. Never raises for bad content: problems are values."""
+    limits = limits or Limits()
+    path = main_file(pipeline)
+    try:
+        problems = list(mirror.check_pipeline_dir(sha, pipeline))
+        data = mirror.read_file(sha, path, max_size=limits.max_bytes)
+        tree = mirror.pipeline_tree_id(sha, pipeline)
+    except FileTooLarge as e:
+        return PipelineAt(pipeline, sha, None, [Problem(path, 1, 1, e.message)])
+    except FileMissing:
+        return PipelineAt(pipeline, sha, None, [Problem(path, 1, 1, f"{MAIN_FILE} is missing at this commit")])
+    except GitError as e:
+        return PipelineAt(pipeline, sha, None, [Problem(path, 1, 1, f"cannot read the pipeline: {e.message}")])
+    result = load_pipeline(data, file=path, default_name=posixpath.basename(pipeline) or "pipeline", limits=limits)
+    problems.extend(result.problems)
+    spec = result.spec if not problems else None
+    return PipelineAt(pipeline, sha, spec, sorted(problems), tree)
+
+
+def materialize(mirror: Mirror, sha: str, pipeline: str, trees_dir: Path) -> Path:
+    """The pipeline's files at `sha`, read-only and content-addressed under `trees_dir`."""
+    return mirror.materialize(sha, pipeline, trees_dir)

@@ -1,0 +1,110 @@
+"""The timer that keeps a repository in sync, and the door webhooks knock on.
+
+One thread per followed repository, so a slow or unreachable remote never delays another. The interval is jittered
+(+-10%) so many Odin replicas or repositories do not fetch in lockstep. Failures back off exponentially — quickly
+for transient ones (network), slowly for ones a person must fix (credentials, a deleted branch) — and never end the
+thread: a remote that comes back is picked up by the next attempt.
+
+`request()` wakes the thread at once (a webhook said something changed); the reason travels with the request so
+runs record their real trigger.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+
+from odin.controller.store.db import StoreUnavailable
+from odin.controller.sync import RepoSync, SyncOutcome, SyncRequest
+
+log = logging.getLogger(__name__)
+
+MAX_BACKOFF = 600.0
+
+
+class RepoPoller:
+    def __init__(self, sync: RepoSync, *, interval: float, jitter: float = 0.1) -> None:
+        self.sync = sync
+        self.interval = interval
+        self.jitter = jitter
+        self._wake = threading.Condition()
+        self._requests: list[SyncRequest] = []
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self._failures = 0
+        self.last_outcome: SyncOutcome | None = None
+        self.syncs = 0  # completed sync attempts, for tests and metrics
+        self._done = threading.Condition()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._main, name=f"odin-poll-{self.sync.repo_id}", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        with self._wake:
+            self._stopping = True
+            self._wake.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def request(self, request: SyncRequest | None = None) -> None:
+        """Sync as soon as possible (a webhook arrived, a user asked)."""
+        with self._wake:
+            self._requests.append(request or SyncRequest())
+            self._wake.notify_all()
+
+    def wait_for_syncs(self, count: int, timeout: float) -> bool:
+        """Block until `count` syncs have completed in total (tests, `odin demo`)."""
+        deadline = time.monotonic() + timeout
+        with self._done:
+            while self.syncs < count:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._done.wait(remaining)
+            return True
+
+    def next_delay(self, outcome: SyncOutcome | None) -> float:
+        """Seconds until the next sync: jittered interval, or backoff after a failure."""
+        base = self.interval
+        if outcome is not None and outcome.error is not None:
+            self._failures += 1
+            floor = base if outcome.error.transient else max(base, 60.0)
+            base = min(MAX_BACKOFF, floor * 2 ** (self._failures - 1))
+        else:
+            self._failures = 0
+        return base * (1 + random.uniform(-self.jitter, self.jitter))  # noqa: S311 (jitter, not crypto)
+
+    def _main(self) -> None:
+        delay = 0.0
+        while True:
+            with self._wake:
+                deadline = time.monotonic() + delay
+                while not self._stopping and not self._requests:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    self._wake.wait(remaining)
+                if self._stopping:
+                    return
+                requests, self._requests = self._requests, []
+            request = next((r for r in requests if r.trigger != "poll"), requests[0] if requests else SyncRequest())
+            outcome: SyncOutcome | None
+            try:
+                outcome = self.sync.sync(request)
+            except StoreUnavailable as e:
+                log.error("repo %s: sync could not be recorded (%s); retrying", self.sync.repo_id, e)
+                outcome = None
+                self._failures += 1
+            except Exception:
+                log.exception("repo %s: sync failed unexpectedly; retrying", self.sync.repo_id)
+                outcome = None
+                self._failures += 1
+            self.last_outcome = outcome
+            with self._done:
+                self.syncs += 1
+                self._done.notify_all()
+            delay = self.next_delay(outcome) if outcome is not None else min(MAX_BACKOFF, 2.0 * 2**self._failures)

@@ -1,0 +1,218 @@
+"""The controller as one object: store, executor, engine, pollers and the leader lock, wired from `Settings`.
+
+`odin serve` builds one `Controller`, hands it to the API, and starts it. Every replica can serve the API; the
+scheduling half (engine and pollers) starts only once this replica holds the leader lock, and stops if it loses it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import cast
+
+import sqlalchemy as sa
+from odin.controller.bus import EventBus
+from odin.controller.engine.decide import RetryPolicy
+from odin.controller.engine.loop import Engine
+from odin.controller.executors.base import Executor
+from odin.controller.git.credentials import Credentials
+from odin.controller.git.mirror import Mirror
+from odin.controller.git.urls import redact_url
+from odin.controller.leader import LeaderLock, leader_lock_for
+from odin.controller.poller import RepoPoller
+from odin.controller.settings import Settings
+from odin.controller.store.db import create_db_engine, migrate, transaction
+from odin.controller.store.models import Repository
+from odin.controller.sync import RepoSync, SyncRequest
+from sqlalchemy.engine import Engine as DbEngine
+
+log = logging.getLogger(__name__)
+
+REPOS = cast(sa.Table, Repository.__table__)
+
+
+def make_executor(settings: Settings) -> Executor:
+    """The executor named by `ODIN_EXECUTOR`."""
+    if settings.executor == "kubernetes":
+        from odin.controller.executors.kubernetes import KubernetesExecutor
+
+        return KubernetesExecutor.from_settings(settings)
+    from odin.controller.executors.local import LocalExecutor
+
+    return LocalExecutor(settings.data_dir, root_path=settings.effective_root_path(), kill_grace=settings.kill_grace)
+
+
+def credentials_ref(settings: Settings) -> str | None:
+    """What the store may know about the repository's credentials: where they come from, never what they are."""
+    if settings.git_token is not None:
+        token = settings.git_token.get_secret_value()
+        return token if token.startswith(("env:", "file:")) else "env:ODIN_GIT_TOKEN"
+    if settings.git_ssh_key:
+        key = settings.git_ssh_key
+        return key if key.startswith(("env:", "file:")) else f"file:{key}"
+    return None
+
+
+def git_credentials(settings: Settings) -> Credentials | None:
+    """Credentials for `ODIN_REPO`: a token (or a reference env:/file: to one), or an ssh key file."""
+    if settings.git_token is not None:
+        token = settings.git_token.get_secret_value()
+        if token.startswith(("env:", "file:")):
+            return Credentials.from_refs(token_ref=token)
+        return Credentials.from_token(token)
+    ref = credentials_ref(settings)
+    return Credentials.from_refs(ssh_key_ref=ref) if ref else None
+
+
+@dataclass
+class FollowedRepo:
+    id: int
+    name: str
+    url: str
+    branch: str
+    mirror: Mirror
+    sync: RepoSync
+    poller: RepoPoller
+
+
+class Controller:
+    def __init__(self, settings: Settings, *, executor: Executor | None = None, db: DbEngine | None = None) -> None:
+        self.settings = settings
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        self.db = db or create_db_engine(settings.effective_database_url())
+        migrate(self.db)
+        self.bus = EventBus()
+        self.executor = executor or make_executor(settings)
+        self.engine = Engine(
+            self.db,
+            self.executor,
+            bus=self.bus,
+            policy=RetryPolicy(base=settings.retry_backoff, maximum=settings.retry_backoff_max),
+            max_active_tasks=settings.max_active_tasks,
+            default_parallelism=settings.parallelism,
+        )
+        self.repos: dict[str, FollowedRepo] = {}
+        if settings.repo:
+            self.repos[settings.repo_name] = self._follow(settings)
+        self._lock: LeaderLock = leader_lock_for(self.db, settings.data_dir)
+        self._leading = threading.Event()
+        self._stopping = threading.Event()
+        self._elector: threading.Thread | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------------------------
+    def start(self) -> None:
+        self._elector = threading.Thread(target=self._elect, name="odin-leader", daemon=True)
+        self._elector.start()
+
+    def wait_leading(self, timeout: float | None = None) -> bool:
+        return self._leading.wait(timeout)
+
+    @property
+    def leading(self) -> bool:
+        return self._leading.is_set()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        if self._elector is not None:
+            self._elector.join(10)
+        self._stop_scheduling()
+        self.executor.shutdown()
+        self._lock.release()
+        self.db.dispose()
+
+    def _elect(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                got = self._lock.try_acquire()
+            except Exception as e:
+                log.warning("leader election: cannot reach the store (%s); retrying", e)
+                got = False
+            if got and not self._leading.is_set():
+                log.info("this replica is the leader: starting the engine and the pollers")
+                self._start_scheduling()
+            elif not got and self._leading.is_set():
+                log.error("leadership lost: stopping the engine and the pollers")
+                self._stop_scheduling()
+            self._stopping.wait(2.0 if not self._leading.is_set() else 5.0)
+            if self._leading.is_set() and not self._lock.held():
+                self._stop_scheduling()
+
+    def _start_scheduling(self) -> None:
+        self.engine.start()
+        self.engine.wait_ready(60)
+        for repo in self.repos.values():
+            repo.poller.start()
+        self._leading.set()
+
+    def _stop_scheduling(self) -> None:
+        if not self._leading.is_set():
+            return
+        for repo in self.repos.values():
+            repo.poller.stop()
+        self.engine.stop()
+        self._leading.clear()
+
+    # -- repositories ------------------------------------------------------------------------------------------
+    def _follow(self, settings: Settings) -> FollowedRepo:
+        assert settings.repo is not None
+        url = redact_url(settings.repo)
+        credentials = git_credentials(settings)
+        repo_id = self._upsert_repo(settings, url)
+        mirror = Mirror(settings.repo, settings.git_cache_dir, branch=settings.branch, credentials=credentials)
+        sync = RepoSync(
+            self.db,
+            repo_id,
+            mirror,
+            branch=settings.branch,
+            trees_dir=settings.trees_dir,
+            run_policy=settings.run_policy,
+            run_on_first_sync=settings.run_on_first_sync,
+            on_runs_created=self._submit_runs,
+        )
+        poller = RepoPoller(sync, interval=settings.poll_interval)
+        return FollowedRepo(repo_id, settings.repo_name, url, settings.branch, mirror, sync, poller)
+
+    def _upsert_repo(self, settings: Settings, url: str) -> int:
+        values = {
+            "url": url,
+            "branch": settings.branch,
+            "poll_interval": settings.poll_interval,
+            "run_policy": settings.run_policy,
+            "credentials_ref": credentials_ref(settings),
+        }
+        with transaction(self.db) as conn:
+            row = conn.execute(
+                sa.select(REPOS.c.id, REPOS.c.url, REPOS.c.branch).where(REPOS.c.name == settings.repo_name)
+            ).first()
+            if row is None:
+                return int(
+                    conn.execute(
+                        REPOS.insert().values(name=settings.repo_name, conditions=[], **values).returning(REPOS.c.id)
+                    ).scalar_one()
+                )
+            if (row.url, row.branch) != (url, settings.branch):
+                # Another repository or branch under the same name: its history means nothing here; start afresh.
+                log.warning(
+                    "repository %r now follows %s@%s; resetting its baseline", settings.repo_name, url, settings.branch
+                )
+                values["last_seen_sha"] = None
+            conn.execute(REPOS.update().where(REPOS.c.id == row.id).values(**values))
+            return int(row.id)
+
+    def repo(self, name_or_id: str | int | None = None) -> FollowedRepo:
+        if name_or_id is None:
+            return next(iter(self.repos.values()))
+        for r in self.repos.values():
+            if name_or_id in (r.name, r.id):
+                return r
+        raise KeyError(name_or_id)
+
+    def request_sync(self, repo: str | int | None = None, request: SyncRequest | None = None) -> None:
+        """Ask for a sync now (webhooks, `odinctl`). Runs on the leader's poller thread."""
+        self.repo(repo).poller.request(request)
+
+    def _submit_runs(self, run_ids: Sequence[str]) -> None:
+        for run_id in run_ids:
+            self.engine.submit(run_id)

@@ -1,0 +1,136 @@
+"""Database engine, sessions and migrations, for SQLite (embedded default) and Postgres (production).
+
+SQLite is opened in WAL mode with a busy timeout so the API's readers never block the engine's writer; foreign keys
+are switched on (SQLite leaves them off by default). Migrations are Alembic scripts shipped inside the package and
+applied on start, so `pip install odin && odin serve` needs no separate step.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import OperationalError
+from sqlmodel import Session
+
+log = logging.getLogger(__name__)
+
+
+IMMEDIATE_OPTION = "odin_write_transaction"
+
+MIGRATION_LOCK_KEY = 0x0D1_0001
+"""Postgres advisory lock held while migrating (the leader lock uses another key)."""
+
+
+class StoreUnavailable(Exception):
+    """The database cannot be reached or is locked; the caller should retry later (nothing was written)."""
+
+
+def redact_db_url(url: str) -> str:
+    """The URL without its password, for logs and error messages."""
+    try:
+        return sa.make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<unparseable database url>"
+
+
+def create_db_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Engine:
+    """An engine with the right per-backend settings; creates the SQLite file's directory when needed."""
+    parsed = sa.make_url(url)
+    kwargs: dict[str, Any] = {"echo": echo, "future": True}
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        kwargs["connect_args"] = {"check_same_thread": False, "timeout": 30}
+        engine = sa.create_engine(url, **kwargs)
+        event.listen(engine, "connect", _sqlite_pragmas)
+        # pysqlite's own transaction handling defers BEGIN and breaks SAVEPOINT; emit BEGIN ourselves. Writers
+        # (see `transaction`) take the write lock up front: two deferred transactions that both read and then
+        # write deadlock in SQLite, and the busy timeout does not apply to that case.
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_recycle=1800)
+    return sa.create_engine(url, **kwargs)
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    immediate = conn.get_execution_options().get(IMMEDIATE_OPTION)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+@contextmanager
+def transaction(engine: Engine) -> Iterator[Connection]:
+    """A write transaction (commit on success, rollback on error); on SQLite it queues for the write lock.
+
+    Use it for every write: plain `engine.begin()` works on Postgres but can deadlock concurrent SQLite writers.
+    """
+    try:
+        with engine.connect() as conn:
+            conn.execution_options(**{IMMEDIATE_OPTION: True})
+            with conn.begin():
+                yield conn
+    except OperationalError as e:
+        raise StoreUnavailable(f"database unavailable: {_first_line(e)}") from e
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None  # see the "begin" listener above
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+def alembic_config(engine: Engine) -> Config:
+    script_location = str(resources.files("odin.controller.store") / "migrations")
+    cfg = Config()
+    cfg.set_main_option("script_location", script_location)
+    cfg.set_main_option("sqlalchemy.url", engine.url.render_as_string(hide_password=False).replace("%", "%%"))
+    cfg.attributes["engine"] = engine
+    return cfg
+
+
+def migrate(engine: Engine) -> None:
+    """Bring the schema to the newest revision. Safe to call on every start and from several processes."""
+    try:
+        with engine.begin() as conn:
+            if conn.dialect.name == "postgresql":
+                # Two replicas starting together must not both run the same migration.
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+            cfg = alembic_config(engine)
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+    except OperationalError as e:
+        raise StoreUnavailable(f"cannot migrate {redact_db_url(str(engine.url))}: {_first_line(e)}") from e
+
+
+@contextmanager
+def session_scope(engine: Engine) -> Iterator[Session]:
+    """A session that commits on success and rolls back on error; translates connection failures."""
+    try:
+        with Session(engine, expire_on_commit=False) as session:
+            try:
+                yield session
+                session.commit()
+            except BaseException:
+                session.rollback()
+                raise
+    except OperationalError as e:
+        raise StoreUnavailable(f"database unavailable: {_first_line(e)}") from e
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(getattr(e, "orig", None) or e)
+    return text.strip().splitlines()[0] if text.strip() else type(e).__name__

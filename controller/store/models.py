@@ -1,0 +1,198 @@
+"""The tables: repositories, commits, runs, task runs, append-only events, users.
+
+Design decisions worth knowing:
+- A run's `dedupe_key` is `<repo_id>:<sha>:<pipeline>` for automatic triggers (poll, webhook) and NULL otherwise.
+  A UNIQUE constraint on it is what makes "one automatic run per commit and pipeline" true even when a poll and a
+  webhook race, or two replicas do: NULLs never collide, so manual runs and reruns are unconstrained.
+- A run stores its frozen `spec` (the normalised pipeline) and `work_tree` (git tree oid of the pipeline directory),
+  so it can be inspected and rerun exactly without git.
+- Statuses are plain strings (see `RunStatus`/`TaskStatus`) so the API and SQL filters read naturally.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+import sqlalchemy as sa
+from odin.controller.store.types import JSONColumn, UTCDateTime, utcnow
+from sqlmodel import Field, SQLModel
+
+
+class RunStatus(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    ERROR = "error"  # Odin could not run it at all (e.g. the commit's files could not be materialised)
+
+    @property
+    def terminal(self) -> bool:
+        return self in _TERMINAL_RUN
+
+
+_TERMINAL_RUN = {RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.ERROR}
+
+
+class TaskStatus(StrEnum):
+    PENDING = "pending"  # waiting for its dependencies or a free slot
+    STARTING = "starting"  # handed to the executor, not yet seen running
+    RUNNING = "running"
+    RETRYING = "retrying"  # an attempt failed; the next one starts at `not_before`
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"  # an upstream task failed, or the run was cancelled before it started
+    CANCELLED = "cancelled"  # killed while running because the run was cancelled
+
+    @property
+    def terminal(self) -> bool:
+        return self in _TERMINAL_TASK
+
+    @property
+    def active(self) -> bool:
+        """Holds an execution slot."""
+        return self in (TaskStatus.STARTING, TaskStatus.RUNNING)
+
+
+_TERMINAL_TASK = {TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.SKIPPED, TaskStatus.CANCELLED}
+
+
+class Trigger(StrEnum):
+    POLL = "poll"
+    WEBHOOK = "webhook"
+    MANUAL = "manual"
+    RERUN = "rerun"
+    API = "api"
+
+    @property
+    def automatic(self) -> bool:
+        return self in (Trigger.POLL, Trigger.WEBHOOK)
+
+
+class Repository(SQLModel, table=True):
+    __tablename__ = "repositories"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=100, unique=True)
+    url: str = Field(max_length=2000, description="Redacted URL: never carries credentials.")
+    branch: str = Field(max_length=255)
+    credentials_ref: str | None = Field(
+        default=None, max_length=500, description="env:NAME or file:/path, never a secret"
+    )
+    poll_interval: float = 30.0
+    run_policy: str = Field(default="latest", max_length=16)
+    namespace: str | None = Field(default=None, max_length=63)
+    last_seen_sha: str | None = Field(default=None, max_length=40)
+    conditions: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSONColumn)
+    last_fetch_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class Commit(SQLModel, table=True):
+    __tablename__ = "commits"
+    __table_args__ = (sa.UniqueConstraint("repo_id", "sha", name="uq_commits_repo_sha"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    repo_id: int = Field(foreign_key="repositories.id", index=True)
+    sha: str = Field(max_length=40, index=True)
+    branch: str | None = Field(default=None, max_length=255)
+    parents: list[str] = Field(default_factory=list, sa_type=JSONColumn)
+    author_name: str = Field(default="", max_length=500)
+    author_email: str = Field(default="", max_length=500)
+    message: str = Field(default="", sa_type=sa.Text)
+    committed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    seen_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # valid | invalid | skipped ([skip ci]) | absorbed (part of a push whose tip ran, policy=latest) | baseline
+    validation: str = Field(default="valid", max_length=16)
+    problems: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSONColumn)
+    pipelines_changed: list[str] = Field(default_factory=list, sa_type=JSONColumn)
+    absorbed_by: str | None = Field(default=None, max_length=40, description="Tip sha whose runs cover this commit.")
+
+
+class Run(SQLModel, table=True):
+    __tablename__ = "runs"
+    __table_args__ = (
+        sa.Index("ix_runs_pipeline_created", "pipeline", "created_at"),
+        sa.Index("ix_runs_status", "status"),
+        sa.Index("ix_runs_created", "created_at"),
+    )
+
+    id: str = Field(primary_key=True, max_length=100)
+    repo_id: int | None = Field(default=None, foreign_key="repositories.id", index=True)
+    pipeline: str = Field(max_length=500, description="Directory of the pipeline, repository-relative.")
+    commit_sha: str | None = Field(default=None, max_length=40, index=True)
+    branch: str | None = Field(default=None, max_length=255)
+    trigger: str = Field(max_length=16)
+    triggered_by: str | None = Field(default=None, max_length=255)
+    params: dict[str, str] = Field(default_factory=dict, sa_type=JSONColumn)
+    spec: dict[str, Any] = Field(default_factory=dict, sa_type=JSONColumn)
+    work_tree: str | None = Field(default=None, max_length=64, description="Git tree oid of the pipeline directory.")
+    work_path: str | None = Field(default=None, max_length=4096, description="Host path of the files (local runs).")
+    status: str = Field(default=RunStatus.PENDING, max_length=16)
+    reason: str | None = Field(default=None, max_length=100)
+    message: str | None = Field(default=None, sa_type=sa.Text)
+    parallelism: int | None = None
+    cancel_requested: bool = False
+    parent_run: str | None = Field(default=None, max_length=100, index=True)
+    dedupe_key: str | None = Field(default=None, max_length=700, unique=True)
+    absorbed_commits: list[str] = Field(default_factory=list, sa_type=JSONColumn)
+    conditions: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSONColumn)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    started_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class TaskRun(SQLModel, table=True):
+    __tablename__ = "task_runs"
+    __table_args__ = (sa.UniqueConstraint("run_id", "name", name="uq_task_runs_run_name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_id: str = Field(foreign_key="runs.id", max_length=100, index=True)
+    name: str = Field(max_length=63)
+    status: str = Field(default=TaskStatus.PENDING, max_length=16)
+    attempt: int = 0
+    user_failures: int = Field(default=0, description="Attempts that failed by the task's own fault.")
+    infra_failures: int = Field(default=0, description="Attempts lost to the platform (not counted against retries).")
+    resource_kind: str | None = Field(default=None, max_length=63)
+    resource_name: str | None = Field(default=None, max_length=253)
+    namespace: str | None = Field(default=None, max_length=63)
+    pid: int | None = None
+    exit_code: int | None = None
+    reason: str | None = Field(default=None, max_length=100)
+    message: str | None = Field(default=None, sa_type=sa.Text)
+    failure: str | None = Field(default=None, max_length=16, description="user | infra | permanent")
+    node: str | None = Field(default=None, max_length=253)
+    gpus: list[str] = Field(default_factory=list, sa_type=JSONColumn)
+    log_path: str | None = Field(default=None, max_length=4096)
+    not_before: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    started_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class Event(SQLModel, table=True):
+    """Append-only record of every state change: the audit trail and the source of live streams."""
+
+    __tablename__ = "events"
+    __table_args__ = (sa.Index("ix_events_run_id_id", "run_id", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    time: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    kind: str = Field(max_length=40, description="e.g. run.status, task.status, commit.seen, repo.condition")
+    repo_id: int | None = Field(default=None)
+    commit_sha: str | None = Field(default=None, max_length=40, index=True)
+    run_id: str | None = Field(default=None, max_length=100)
+    task: str | None = Field(default=None, max_length=63)
+    data: dict[str, Any] = Field(default_factory=dict, sa_type=JSONColumn)
+
+
+class User(SQLModel, table=True):
+    __tablename__ = "users"
+
+    id: int | None = Field(default=None, primary_key=True)
+    username: str = Field(max_length=100, unique=True)
+    password_hash: str = Field(max_length=500)
+    role: str = Field(default="viewer", max_length=16, description="admin | member | viewer")
+    disabled: bool = False
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -1,0 +1,253 @@
+"""Reading and writing runs for the engine and for run creation.
+
+The engine's writes go through `write_batch`: every change decided in one engine step (task states, run states, the
+events describing them) is committed in ONE transaction with Core statements. That is what keeps the per-task cost
+of the engine low on SQLite and Postgres alike, and what makes a crash leave either all of a step or none of it.
+
+Run creation relies on the database, not on checks: the run id is the primary key (retried on collision) and an
+automatic run's `dedupe_key` is UNIQUE, so a poll and a webhook racing for the same commit produce one run.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, cast
+
+import sqlalchemy as sa
+from odin.controller.store.db import StoreUnavailable, transaction
+from odin.controller.store.models import Event, Run, RunStatus, TaskRun, TaskStatus, Trigger
+from odin.controller.store.types import utcnow
+from odin.schema.model import PipelineSpec
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import IntegrityError, OperationalError
+
+RUNS = cast(sa.Table, Run.__table__)
+TASKS = cast(sa.Table, TaskRun.__table__)
+EVENTS = cast(sa.Table, Event.__table__)
+
+ACTIVE_RUN_STATUSES = (RunStatus.PENDING.value, RunStatus.RUNNING.value)
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedRun:
+    """A run and its task rows, as the engine needs them to resume."""
+
+    run: Mapping[str, Any]
+    tasks: Sequence[Mapping[str, Any]]
+
+
+@dataclass
+class WriteBatch:
+    """Changes decided in one engine step; committed together."""
+
+    task_updates: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    run_updates: dict[str, dict[str, Any]] = field(default_factory=dict)
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    def task(self, run_id: str, task: str, **values: Any) -> None:
+        self.task_updates.setdefault((run_id, task), {}).update(values)
+
+    def run(self, run_id: str, **values: Any) -> None:
+        self.run_updates.setdefault(run_id, {}).update(values)
+
+    def event(self, kind: str, *, run_id: str | None = None, task: str | None = None, **data: Any) -> None:
+        self.events.append({"kind": kind, "run_id": run_id, "task": task, "data": data})
+
+    def __bool__(self) -> bool:
+        return bool(self.task_updates or self.run_updates or self.events)
+
+    def merge(self, other: WriteBatch) -> None:
+        for key, values in other.task_updates.items():
+            self.task_updates.setdefault(key, {}).update(values)
+        for key, values in other.run_updates.items():
+            self.run_updates.setdefault(key, {}).update(values)
+        self.events.extend(other.events)
+
+
+def write_batch(engine: Engine, batch: WriteBatch) -> list[dict[str, Any]]:
+    """Commit a batch; returns the events as stored (with id and time) for publishing."""
+    now = utcnow()
+    stored: list[dict[str, Any]] = []
+    try:
+        with transaction(engine) as conn:
+            for (run_id, task), values in batch.task_updates.items():
+                conn.execute(TASKS.update().where(TASKS.c.run_id == run_id, TASKS.c.name == task).values(**values))
+            for run_id, values in batch.run_updates.items():
+                conn.execute(RUNS.update().where(RUNS.c.id == run_id).values(**values))
+            if batch.events:
+                rows = [{**e, "time": now} for e in batch.events]
+                ids = conn.execute(EVENTS.insert().returning(EVENTS.c.id), rows).scalars().all()
+                stored = [{**row, "id": i} for row, i in zip(rows, ids, strict=True)]
+    except OperationalError as e:
+        raise StoreUnavailable(f"cannot record engine changes: {str(e.orig).strip().splitlines()[0]}") from e
+    return stored
+
+
+def load_runs(engine: Engine, run_ids: Iterable[str] | None = None) -> list[LoadedRun]:
+    """Active runs (pending/running), or the given runs, each with its tasks in creation order."""
+    with engine.connect() as conn:
+        q = sa.select(RUNS)
+        q = (
+            q.where(RUNS.c.id.in_(list(run_ids)))
+            if run_ids is not None
+            else q.where(RUNS.c.status.in_(ACTIVE_RUN_STATUSES))
+        )
+        runs = [dict(r._mapping) for r in conn.execute(q.order_by(RUNS.c.created_at))]
+        if not runs:
+            return []
+        by_run: dict[str, list[dict[str, Any]]] = {r["id"]: [] for r in runs}
+        tq = sa.select(TASKS).where(TASKS.c.run_id.in_(list(by_run))).order_by(TASKS.c.id)
+        for t in conn.execute(tq):
+            by_run[t.run_id].append(dict(t._mapping))
+    return [LoadedRun(r, by_run[r["id"]]) for r in runs]
+
+
+def cancel_requested_ids(engine: Engine, run_ids: Iterable[str]) -> set[str]:
+    """Which of these runs have been asked to cancel (possibly by another process)."""
+    ids = list(run_ids)
+    if not ids:
+        return set()
+    with engine.connect() as conn:
+        q = sa.select(RUNS.c.id).where(RUNS.c.id.in_(ids), RUNS.c.cancel_requested.is_(True))
+        return set(conn.execute(q).scalars())
+
+
+def request_cancel(engine: Engine, run_id: str, *, by: str | None = None) -> bool:
+    """Flag a run for cancellation; False if it does not exist or is already finished."""
+    with transaction(engine) as conn:
+        res = conn.execute(
+            RUNS.update()
+            .where(RUNS.c.id == run_id, RUNS.c.status.in_(ACTIVE_RUN_STATUSES))
+            .values(cancel_requested=True)
+        )
+        if res.rowcount:
+            conn.execute(
+                EVENTS.insert().values(kind="run.cancel_requested", run_id=run_id, time=utcnow(), data={"by": by})
+            )
+        return bool(res.rowcount)
+
+
+# -- run creation ---------------------------------------------------------------------------------------------------
+
+_SLUG_BAD = re.compile(r"[^a-z0-9-]+")
+
+
+def run_id_prefix(pipeline: str, commit_sha: str | None) -> str:
+    """`<pipeline>-<sha7>`: readable, DNS-1123-safe, and it says which commit a run belongs to."""
+    base = pipeline.rstrip("/").rsplit("/", 1)[-1].lower()
+    slug = _SLUG_BAD.sub("-", base).strip("-")[:40].strip("-") or "pipeline"
+    return f"{slug}-{commit_sha[:7] if commit_sha else 'local'}"
+
+
+@dataclass(frozen=True, slots=True)
+class NewRun:
+    pipeline: str
+    spec: PipelineSpec
+    trigger: Trigger
+    params: Mapping[str, str]
+    commit_sha: str | None = None
+    branch: str | None = None
+    repo_id: int | None = None
+    triggered_by: str | None = None
+    work_tree: str | None = None
+    work_path: str | None = None
+    parent_run: str | None = None
+    parallelism: int | None = None
+    absorbed_commits: Sequence[str] = ()
+    initial_tasks: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # task -> column values (reruns)
+
+    @property
+    def dedupe_key(self) -> str | None:
+        if not self.trigger.automatic or self.commit_sha is None:
+            return None
+        return f"{self.repo_id}:{self.commit_sha}:{self.pipeline}"
+
+
+@dataclass(frozen=True, slots=True)
+class Created:
+    run_id: str
+    created: bool  # False: an automatic run for this commit and pipeline already existed (returned instead)
+
+
+def create_run(conn: Connection, new: NewRun, *, max_attempts: int = 50) -> Created:
+    """Insert a run and its tasks inside the caller's transaction. Idempotent for automatic triggers."""
+    prefix = run_id_prefix(new.pipeline, new.commit_sha)
+    seq = _next_seq(conn, prefix)
+    for _ in range(max_attempts):
+        run_id = f"{prefix}-{seq}"
+        try:
+            with conn.begin_nested():
+                conn.execute(
+                    RUNS.insert().values(
+                        id=run_id,
+                        repo_id=new.repo_id,
+                        pipeline=new.pipeline,
+                        commit_sha=new.commit_sha,
+                        branch=new.branch,
+                        trigger=new.trigger.value,
+                        triggered_by=new.triggered_by,
+                        params=dict(new.params),
+                        spec=new.spec.to_dict(),
+                        work_tree=new.work_tree,
+                        work_path=new.work_path,
+                        status=RunStatus.PENDING.value,
+                        parallelism=new.parallelism,
+                        cancel_requested=False,
+                        parent_run=new.parent_run,
+                        dedupe_key=new.dedupe_key,
+                        absorbed_commits=list(new.absorbed_commits),
+                        conditions=[],
+                        created_at=utcnow(),
+                    )
+                )
+        except IntegrityError:
+            key = new.dedupe_key
+            if key is not None:
+                existing = conn.execute(sa.select(RUNS.c.id).where(RUNS.c.dedupe_key == key)).scalar()
+                if existing is not None:
+                    return Created(existing, created=False)
+            seq += 1
+            continue
+        rows = [
+            {
+                "run_id": run_id,
+                "name": t.name,
+                "status": TaskStatus.PENDING.value,
+                "attempt": 0,
+                "user_failures": 0,
+                "infra_failures": 0,
+                "gpus": [],
+                **new.initial_tasks.get(t.name, {}),
+            }
+            for t in new.spec.tasks
+        ]
+        conn.execute(TASKS.insert(), rows)
+        conn.execute(
+            EVENTS.insert().values(
+                kind="run.created",
+                run_id=run_id,
+                repo_id=new.repo_id,
+                commit_sha=new.commit_sha,
+                time=utcnow(),
+                data={"pipeline": new.pipeline, "trigger": new.trigger.value, "by": new.triggered_by},
+            )
+        )
+        return Created(run_id, created=True)
+    raise StoreUnavailable(f"could not allocate a run id for {prefix} after {max_attempts} attempts")
+
+
+def _next_seq(conn: Connection, prefix: str) -> int:
+    like = prefix.replace("%", r"\%").replace("_", r"\_") + "-%"
+    count = conn.execute(sa.select(sa.func.count()).select_from(RUNS).where(RUNS.c.id.like(like, escape="\\"))).scalar()
+    return int(count or 0) + 1
+
+
+def epoch_to_datetime(t: float | None) -> datetime | None:
+    return None if t is None else datetime.fromtimestamp(t, UTC)
+
+
+def datetime_to_epoch(d: datetime | None) -> float | None:
+    return None if d is None else d.timestamp()

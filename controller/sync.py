@@ -1,0 +1,286 @@
+"""One sync of one repository: fetch, find the new commits, validate what changed, record, create runs.
+
+The poller and the webhooks meet here: both only *request* a sync, and `RepoSync.sync` is serialised per
+repository, so a push seen by both produces the same commits and — through the store's unique `dedupe_key` — one
+run per (commit, pipeline).
+
+Crash safety: the commit rows, the runs they start and the repository's `last_seen_sha` are written in one
+transaction per processed commit (per push with the `latest` policy). A sync killed half-way resumes from the last
+commit it recorded; nothing is created twice.
+
+Policies for a push of several commits:
+- `latest` (default): only the new tip runs; the pipelines run are those changed anywhere in the push (tree diff
+  from the previous tip, or from the merge base after a force push); the other commits are recorded as absorbed.
+- `each`: every commit runs the pipelines it changed against its first parent.
+A `[skip ci]`/`[skip odin]` marker on a commit (on the tip, for `latest`) starts nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+import sqlalchemy as sa
+from odin.controller.git.errors import GitError
+from odin.controller.git.mirror import Mirror
+from odin.controller.git.models import CommitInfo
+from odin.controller.pipelines import PipelineAt, materialize, read_pipeline
+from odin.controller.store.db import StoreUnavailable, transaction
+from odin.controller.store.models import Commit, Event, Repository, Trigger
+from odin.controller.store.runs import NewRun, create_run
+from odin.controller.store.types import utcnow
+from odin.schema import Limits, ParamError, resolve_params
+from odin.schema.problems import Problem
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Engine as DbEngine
+
+log = logging.getLogger(__name__)
+
+REPOS = cast(sa.Table, Repository.__table__)
+COMMITS = cast(sa.Table, Commit.__table__)
+EVENTS = cast(sa.Table, Event.__table__)
+
+
+@dataclass
+class SyncOutcome:
+    """What one sync did; `error` set when the remote could not be fetched."""
+
+    tip: str | None = None
+    commits: list[str] = field(default_factory=list)
+    runs: list[str] = field(default_factory=list)
+    error: GitError | None = None
+    changed: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SyncRequest:
+    trigger: Trigger = Trigger.POLL
+    by: str | None = None
+
+
+class RepoSync:
+    """Syncs one followed repository. Thread-safe: concurrent calls are serialised."""
+
+    def __init__(
+        self,
+        db: DbEngine,
+        repo_id: int,
+        mirror: Mirror,
+        *,
+        branch: str,
+        trees_dir: Path,
+        run_policy: str = "latest",
+        run_on_first_sync: bool = False,
+        on_runs_created: Callable[[Sequence[str]], None] = lambda _ids: None,
+        limits: Limits | None = None,
+    ) -> None:
+        self.db = db
+        self.repo_id = repo_id
+        self.mirror = mirror
+        self.branch = branch
+        self.trees_dir = trees_dir
+        self.run_policy = run_policy
+        self.run_on_first_sync = run_on_first_sync
+        self.on_runs_created = on_runs_created
+        self.limits = limits or Limits()
+        self._lock = threading.Lock()
+        self._last_seen: str | None = None
+        self._loaded = False
+        self._condition: tuple[str, str, str] | None = None
+
+    def sync(self, request: SyncRequest | None = None) -> SyncOutcome:
+        request = request or SyncRequest()
+        with self._lock:
+            return self._sync(request)
+
+    # -- steps -----------------------------------------------------------------------------------------------
+    def _sync(self, request: SyncRequest) -> SyncOutcome:
+        if not self._loaded:
+            self._load_state()
+        try:
+            fetched = self.mirror.fetch()
+        except GitError as e:
+            self._set_condition("False", type(e).__name__, e.message)
+            return SyncOutcome(error=e)
+        self._set_condition("True", "Synced", f"{self.branch}@sha1:{fetched.tip}")
+        if fetched.tip == self._last_seen:
+            return SyncOutcome(tip=fetched.tip)  # the cheap, common case: nothing new
+        outcome = SyncOutcome(tip=fetched.tip, changed=True)
+        last = self._last_seen
+        if last is None:
+            self._baseline(fetched.tip, request, outcome)
+        else:
+            if fetched.forced or not self.mirror.is_ancestor(last, fetched.tip):
+                log.warning("repo %s: %s was force-pushed (%s -> %s)", self.repo_id, self.branch, last, fetched.tip)
+                self._event("repo.force_push", previous=last, tip=fetched.tip, branch=self.branch)
+            commits = self.mirror.commits_between(last, fetched.tip)
+            if self.run_policy == "each":
+                for c in commits:
+                    base = c.parents[0] if c.parents else None
+                    changed = self.mirror.changed_pipelines(base, c.sha).changed
+                    self._process(c, changed, (), request, outcome)
+            elif commits:
+                changed = self.mirror.changed_pipelines(last, fetched.tip).changed
+                self._process(commits[-1], changed, commits[:-1], request, outcome)
+        if outcome.runs:
+            self.on_runs_created(outcome.runs)
+        return outcome
+
+    def _baseline(self, tip: str, request: SyncRequest, outcome: SyncOutcome) -> None:
+        """First sight of the repository: record its tip; run its pipelines only if configured to."""
+        info = self.mirror.commit_info(tip)
+        pipelines = self.mirror.list_pipelines(tip)
+        log.info("repo %s: first sync at %s@%s (%d pipelines)", self.repo_id, self.branch, tip[:12], len(pipelines))
+        if self.run_on_first_sync:
+            self._process(info, pipelines, (), request, outcome)
+            return
+        results = [read_pipeline(self.mirror, tip, p, limits=self.limits) for p in pipelines]
+        with transaction(self.db) as conn:
+            self._record_commit(conn, info, results, validation="baseline")
+            self._advance(conn, tip)
+        outcome.commits.append(tip)
+
+    def _process(
+        self,
+        commit: CommitInfo,
+        pipelines: Sequence[str],
+        absorbed: Sequence[CommitInfo],
+        request: SyncRequest,
+        outcome: SyncOutcome,
+    ) -> None:
+        skip = commit.skip_requested
+        results = [] if skip else [read_pipeline(self.mirror, commit.sha, p, limits=self.limits) for p in pipelines]
+        new_runs: list[NewRun] = []
+        extra: list[Problem] = []
+        for r in results:
+            if not r.ok or r.spec is None:
+                continue
+            try:
+                params = resolve_params(r.spec, {})
+                work_path = materialize(self.mirror, commit.sha, r.pipeline, self.trees_dir)
+            except ParamError as e:
+                extra.append(Problem(f"{r.pipeline}/main.yml", 1, 1, f"cannot start automatically: {e}"))
+                continue
+            except GitError as e:
+                extra.append(Problem(f"{r.pipeline}/main.yml", 1, 1, f"cannot materialise the files: {e.message}"))
+                continue
+            new_runs.append(
+                NewRun(
+                    pipeline=r.pipeline,
+                    spec=r.spec,
+                    trigger=request.trigger,
+                    params=params,
+                    commit_sha=commit.sha,
+                    branch=self.branch,
+                    repo_id=self.repo_id,
+                    triggered_by=request.by,
+                    work_tree=r.tree,
+                    work_path=str(work_path),
+                    absorbed_commits=[c.sha for c in absorbed],
+                )
+            )
+        validation = "skipped" if skip else ("invalid" if any(r.problems for r in results) or extra else "valid")
+        created: list[str] = []
+        with transaction(self.db) as conn:
+            for c in absorbed:
+                self._record_commit(conn, c, [], validation="absorbed", absorbed_by=commit.sha)
+            self._record_commit(conn, commit, results, validation=validation, extra=extra, pipelines=pipelines)
+            for new in new_runs:
+                res = create_run(conn, new)
+                if res.created:
+                    created.append(res.run_id)
+            self._advance(conn, commit.sha)
+        outcome.commits.extend([*(c.sha for c in absorbed), commit.sha])
+        outcome.runs.extend(created)
+        if skip:
+            log.info("repo %s: commit %s asks to be skipped; nothing started", self.repo_id, commit.sha[:12])
+        for r in results:
+            for p in r.problems:
+                log.warning("repo %s commit %s: %s", self.repo_id, commit.sha[:12], p)
+        for run_id in created:
+            log.info("repo %s commit %s: created run %s", self.repo_id, commit.sha[:12], run_id)
+
+    # -- recording --------------------------------------------------------------------------------------------
+    def _record_commit(
+        self,
+        conn: Connection,
+        info: CommitInfo,
+        results: Sequence[PipelineAt],
+        *,
+        validation: str,
+        extra: Sequence[Problem] = (),
+        pipelines: Sequence[str] | None = None,
+        absorbed_by: str | None = None,
+    ) -> None:
+        problems = [p.to_dict() for r in results for p in r.problems] + [p.to_dict() for p in extra]
+        values: dict[str, Any] = {
+            "repo_id": self.repo_id,
+            "sha": info.sha,
+            "branch": self.branch,
+            "parents": list(info.parents),
+            "author_name": info.author_name[:500],
+            "author_email": info.author_email[:500],
+            "message": info.message,
+            "committed_at": info.committed_at,
+            "seen_at": utcnow(),
+            "validation": validation,
+            "problems": problems,
+            "pipelines_changed": list(pipelines if pipelines is not None else [r.pipeline for r in results]),
+            "absorbed_by": absorbed_by,
+        }
+        insert = pg_insert(COMMITS) if conn.dialect.name == "postgresql" else sqlite_insert(COMMITS)
+        update = {k: values[k] for k in ("validation", "problems", "pipelines_changed", "absorbed_by")}
+        conn.execute(insert.values(**values).on_conflict_do_update(index_elements=["repo_id", "sha"], set_=update))
+        conn.execute(
+            EVENTS.insert().values(
+                kind="commit.seen",
+                repo_id=self.repo_id,
+                commit_sha=info.sha,
+                time=utcnow(),
+                data={"validation": validation, "pipelines": values["pipelines_changed"], "problems": len(problems)},
+            )
+        )
+
+    def _advance(self, conn: Connection, sha: str) -> None:
+        conn.execute(REPOS.update().where(REPOS.c.id == self.repo_id).values(last_seen_sha=sha, last_fetch_at=utcnow()))
+        self._last_seen = sha
+
+    def _load_state(self) -> None:
+        with self.db.connect() as conn:
+            row = conn.execute(
+                sa.select(REPOS.c.last_seen_sha, REPOS.c.conditions).where(REPOS.c.id == self.repo_id)
+            ).one()
+        self._last_seen = row.last_seen_sha
+        ready = next((c for c in row.conditions or [] if c.get("type") == "Ready"), None)
+        if ready:
+            self._condition = (ready["status"], ready["reason"], ready["message"])
+        self._loaded = True
+
+    def _set_condition(self, status: str, reason: str, message: str) -> None:
+        """Record the repository's Ready condition; written (and an event appended) only when it changes."""
+        if self._condition == (status, reason, message):
+            return
+        if status == "False":
+            log.warning("repo %s: %s: %s", self.repo_id, reason, message)
+        elif self._condition is not None and self._condition[0] == "False":
+            log.info("repo %s: reachable again (%s)", self.repo_id, message)
+        cond = {"type": "Ready", "status": status, "reason": reason, "message": message, "time": utcnow().isoformat()}
+        try:
+            with transaction(self.db) as conn:
+                conn.execute(REPOS.update().where(REPOS.c.id == self.repo_id).values(conditions=[cond]))
+                conn.execute(
+                    EVENTS.insert().values(kind="repo.condition", repo_id=self.repo_id, time=utcnow(), data=cond)
+                )
+        except sa.exc.OperationalError as e:
+            raise StoreUnavailable(f"cannot record repository status: {e.orig}") from e
+        self._condition = (status, reason, message)
+
+    def _event(self, kind: str, **data: Any) -> None:
+        with transaction(self.db) as conn:
+            conn.execute(EVENTS.insert().values(kind=kind, repo_id=self.repo_id, time=utcnow(), data=data))

@@ -1,0 +1,269 @@
+"""Git sync end to end: real repositories pushed to real bare remotes, recorded in a real store."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from odin.controller.git.mirror import Mirror
+from odin.controller.store.db import transaction
+from odin.controller.store.models import Trigger
+from odin.controller.store.runs import EVENTS, RUNS
+from odin.controller.sync import COMMITS, REPOS, RepoSync, SyncRequest
+from odin.schema.model import PipelineSpec
+from tests.support.git import GitRemote, Symlink
+
+HELLO = """\
+name: hello
+tasks:
+  - name: greet
+    image: busybox
+    command: [echo, hello]
+"""
+
+TRAIN = """\
+name: train
+params:
+  lr: "0.1"
+tasks:
+  - name: fit
+    image: python:3.12
+    command: [python3, fit.py, --lr, "${params.lr}"]
+  - name: eval
+    image: python:3.12
+    command: [python3, eval.py]
+    depends: fit
+"""
+
+
+class Repo:
+    """A followed repository: the remote, Odin's mirror of it, and the sync under test."""
+
+    def __init__(self, db: Engine, remote: GitRemote, tmp: Path, *, policy: str = "latest", first: bool = False):
+        self.db, self.remote = db, remote
+        with transaction(db) as conn:
+            self.repo_id = int(
+                conn.execute(
+                    REPOS.insert().values(name="r", url=remote.url, branch="main", conditions=[]).returning(REPOS.c.id)
+                ).scalar_one()
+            )
+        self.created: list[str] = []
+        self.mirror = Mirror(remote.url, tmp / "cache", branch="main")
+        self.sync = RepoSync(
+            db, self.repo_id, self.mirror, branch="main", trees_dir=tmp / "trees", run_policy=policy,
+            run_on_first_sync=first, on_runs_created=self.created.extend,
+        )  # fmt: skip
+
+    def runs(self) -> list[Any]:
+        with self.db.connect() as conn:
+            return list(conn.execute(sa.select(RUNS).order_by(RUNS.c.created_at, RUNS.c.id)).all())
+
+    def commit_row(self, sha: str) -> Any:
+        with self.db.connect() as conn:
+            return conn.execute(sa.select(COMMITS).where(COMMITS.c.sha == sha)).one()
+
+    def condition(self) -> dict[str, Any]:
+        with self.db.connect() as conn:
+            return dict(conn.execute(sa.select(REPOS.c.conditions).where(REPOS.c.id == self.repo_id)).scalar_one()[0])
+
+    def events(self, kind: str) -> list[Any]:
+        with self.db.connect() as conn:
+            return list(conn.execute(sa.select(EVENTS).where(EVENTS.c.kind == kind)).all())
+
+
+@pytest.fixture
+def repo(db: Engine, git_remote: GitRemote, tmp_path: Path) -> Repo:
+    git_remote.commit(
+        {"hello/main.yml": HELLO, "train/main.yml": TRAIN, "train/fit.py": "print(1)\n", "README.md": "x"}
+    )
+    return Repo(db, git_remote, tmp_path)
+
+
+def test_first_sync_records_a_baseline_and_starts_nothing(repo: Repo) -> None:
+    out = repo.sync.sync()
+    assert out.error is None and out.runs == []
+    row = repo.commit_row(repo.remote.head)
+    assert row.validation == "baseline"
+    assert sorted(row.pipelines_changed) == ["hello", "train"]
+    assert repo.condition()["status"] == "True"
+
+
+def test_first_sync_can_run_everything_when_asked(db: Engine, git_remote: GitRemote, tmp_path: Path) -> None:
+    git_remote.commit({"hello/main.yml": HELLO})
+    r = Repo(db, git_remote, tmp_path, first=True)
+    assert len(r.sync.sync().runs) == 1
+
+
+def test_a_commit_changing_a_pipeline_creates_one_run_with_its_files(repo: Repo) -> None:
+    repo.sync.sync()
+    sha = repo.remote.commit({"train/fit.py": "print('v2')\n"}, "Tune the fit")
+    out = repo.sync.sync()
+    assert out.runs == repo.created and len(out.runs) == 1
+    [run] = repo.runs()
+    assert (run.pipeline, run.commit_sha, run.trigger, run.branch) == ("train", sha, "poll", "main")
+    assert run.params == {"lr": "0.1"}
+    assert PipelineSpec.from_dict(run.spec).task("fit").command == ("python3", "fit.py", "--lr", "${params.lr}")
+    assert Path(run.work_path, "fit.py").read_text() == "print('v2')\n"
+    assert Path(run.work_path, "main.yml").read_text() == TRAIN
+    assert run.id.startswith(f"train-{sha[:7]}-")
+    assert repo.commit_row(sha).validation == "valid"
+    # the run's files stay the commit's even after the branch moves on
+    repo.remote.commit({"train/fit.py": "print('v3')\n"})
+    assert Path(run.work_path, "fit.py").read_text() == "print('v2')\n"
+
+
+def test_no_change_means_no_work(repo: Repo) -> None:
+    repo.sync.sync()
+    out = repo.sync.sync()
+    assert not out.changed and out.runs == []
+
+
+def test_files_outside_pipelines_start_nothing(repo: Repo) -> None:
+    repo.sync.sync()
+    sha = repo.remote.commit({"README.md": "docs"})
+    assert repo.sync.sync().runs == []
+    assert repo.commit_row(sha).pipelines_changed == []
+
+
+def test_latest_policy_runs_the_tip_and_records_absorbed_commits(repo: Repo) -> None:
+    repo.sync.sync()
+    a = repo.remote.commit({"hello/extra.txt": "1"}, push=False)
+    b = repo.remote.commit({"README.md": "2"}, push=False)
+    c = repo.remote.commit({"train/fit.py": "3"}, push=False)
+    repo.remote.push()
+    out = repo.sync.sync()
+    runs = repo.runs()
+    assert sorted(r.pipeline for r in runs) == ["hello", "train"], "pipelines changed anywhere in the push run"
+    assert {r.commit_sha for r in runs} == {c}
+    assert runs[0].absorbed_commits == [a, b]
+    assert repo.commit_row(a).validation == "absorbed" and repo.commit_row(a).absorbed_by == c
+    assert out.commits == [a, b, c]
+
+
+def test_each_policy_runs_every_commit(db: Engine, git_remote: GitRemote, tmp_path: Path) -> None:
+    git_remote.commit({"hello/main.yml": HELLO, "train/main.yml": TRAIN})
+    r = Repo(db, git_remote, tmp_path, policy="each")
+    r.sync.sync()
+    a = git_remote.commit({"hello/x": "1"}, push=False)
+    b = git_remote.commit({"train/x": "2"}, push=False)
+    c = git_remote.commit({"hello/x": "3"}, push=False)
+    git_remote.push()
+    r.sync.sync()
+    assert [(run.pipeline, run.commit_sha) for run in r.runs()] == [("hello", a), ("train", b), ("hello", c)]
+
+
+@pytest.mark.parametrize("marker", ["[skip ci]", "[ci skip]", "[skip odin]", "[SKIP ODIN]"])
+def test_skip_markers_start_nothing(repo: Repo, marker: str) -> None:
+    repo.sync.sync()
+    sha = repo.remote.commit({"hello/x": "1"}, f"Bump version {marker}")
+    assert repo.sync.sync().runs == []
+    assert repo.commit_row(sha).validation == "skipped"
+
+
+def test_invalid_pipeline_is_recorded_with_located_problems_and_others_still_run(repo: Repo) -> None:
+    repo.sync.sync()
+    bad = HELLO.replace("depends: fit", "").replace(
+        "command: [echo, hello]", "command: [echo, hello]\n    depends: nope"
+    )
+    sha = repo.remote.commit({"hello/main.yml": bad, "train/fit.py": "changed"}, "Break hello")
+    out = repo.sync.sync()
+    assert [r.pipeline for r in repo.runs()] == ["train"]
+    assert len(out.runs) == 1
+    row = repo.commit_row(sha)
+    assert row.validation == "invalid"
+    [problem] = row.problems
+    assert problem["file"] == "hello/main.yml" and problem["line"] == 6
+    assert "nope" in problem["message"]
+
+
+def test_a_pipeline_with_required_params_cannot_start_automatically(repo: Repo) -> None:
+    repo.sync.sync()
+    text = (
+        "name: p\nparams:\n  dataset:\n    description: no default\ntasks:\n  - {name: t, image: x, command: [echo]}\n"
+    )
+    sha = repo.remote.commit({"needs/main.yml": text})
+    assert repo.sync.sync().runs == []
+    [problem] = repo.commit_row(sha).problems
+    assert "cannot start automatically" in problem["message"] and "dataset" in problem["message"]
+
+
+def test_huge_non_utf8_and_escaping_files_are_problems_not_crashes(repo: Repo) -> None:
+    repo.sync.sync()
+    sha = repo.remote.commit(
+        {
+            "huge/main.yml": b"# " + b"x" * (50 * 1024 * 1024),
+            "binary/main.yml": b"name: binary\n\xff\xfe\n",
+            "escape/main.yml": HELLO,
+            "escape/secret": Symlink("../../../../etc/passwd"),
+        }
+    )
+    out = repo.sync.sync()
+    assert out.error is None and out.runs == []
+    problems = {p["file"].split("/")[0]: p["message"] for p in repo.commit_row(sha).problems}
+    assert "50.0 MB" in problems["huge"] or "limit" in problems["huge"]
+    assert "UTF-8" in problems["binary"]
+    assert "escape" in problems and "outside" in problems["escape"]
+
+
+def test_force_push_is_recorded_and_new_commits_processed(repo: Repo) -> None:
+    repo.sync.sync()
+    base = repo.remote.head
+    repo.remote.commit({"hello/x": "old"})
+    repo.sync.sync()
+    repo.remote.reset_hard(base)
+    new = repo.remote.commit({"train/x": "rewritten"}, push=False)
+    repo.remote.push(force=True)
+    repo.sync.sync()
+    assert repo.events("repo.force_push")
+    assert any(r.commit_sha == new and r.pipeline == "train" for r in repo.runs())
+
+
+def test_deleted_branch_and_vanished_remote_set_a_clear_condition_then_recover(repo: Repo) -> None:
+    repo.sync.sync()
+    with repo.remote.unavailable():
+        out = repo.sync.sync()
+        assert out.error is not None and out.error.transient
+        cond = repo.condition()
+        assert (cond["status"], cond["reason"]) == ("False", "RemoteUnreachable")
+    sha = repo.remote.commit({"hello/x": "back"})
+    assert len(repo.sync.sync().runs) == 1
+    assert repo.condition()["status"] == "True"
+    repo.remote.delete_remote_branch("main")
+    out = repo.sync.sync()
+    assert out.error is not None and repo.condition()["reason"] == "BranchNotFound"
+    assert sha in {r.commit_sha for r in repo.runs()}
+
+
+def test_poll_and_webhook_racing_create_one_run(repo: Repo) -> None:
+    repo.sync.sync()
+    repo.remote.commit({"hello/x": "1"})
+    barrier = threading.Barrier(4)
+    results: list[list[str]] = []
+
+    def go(trigger: Trigger) -> None:
+        barrier.wait(5)
+        results.append(repo.sync.sync(SyncRequest(trigger=trigger, by="test")).runs)
+
+    threads = [threading.Thread(target=go, args=(t,)) for t in (Trigger.POLL, Trigger.WEBHOOK) * 2]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sum(len(r) for r in results) == 1
+    assert len(repo.runs()) == 1
+
+
+def test_a_new_sync_object_resumes_from_the_store(repo: Repo, tmp_path: Path) -> None:
+    """Restart: a fresh RepoSync (fresh process) continues from last_seen_sha and re-creates nothing."""
+    repo.sync.sync()
+    repo.remote.commit({"hello/x": "1"})
+    repo.sync.sync()
+    again = RepoSync(repo.db, repo.repo_id, Mirror(repo.remote.url, tmp_path / "cache2", branch="main"),
+                     branch="main", trees_dir=tmp_path / "trees")  # fmt: skip
+    assert again.sync().runs == []
+    assert len(repo.runs()) == 1

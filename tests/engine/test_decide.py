@@ -1,0 +1,287 @@
+"""The engine's decision step, exercised as a pure function: no executor, no database, no clock."""
+
+from __future__ import annotations
+
+import pytest
+from odin.controller.engine.decide import (
+    Decision,
+    FailTask,
+    FinishRun,
+    KillTask,
+    RetryPolicy,
+    RetryTask,
+    SkipTask,
+    StartTask,
+    decide,
+)
+from odin.controller.engine.state import Dag, Failure, RunState, TaskState
+from odin.controller.engine.transitions import apply_action, apply_observation
+from odin.controller.executors.base import Observation
+from odin.controller.store.models import RunStatus, TaskStatus
+
+NO_JITTER = RetryPolicy(base=10, maximum=100, jitter=0.0, max_infra_retries=2)
+
+
+class Sim:
+    """Drives decide + transitions like the engine loop does, with a hand-held clock."""
+
+    def __init__(self, dag: Dag, parallelism: int = 10, policy: RetryPolicy = NO_JITTER) -> None:
+        self.dag, self.parallelism, self.policy = dag, parallelism, policy
+        self.state = RunState.new(dag)
+        self.now = 1000.0
+        self.log: list[object] = []
+        self.finished: FinishRun | None = None
+
+    def step(self) -> Decision:
+        """Decide and apply until a fixed point; return the last decision (its wake_at is meaningful)."""
+        while True:
+            d = decide(self.dag, self.state, now=self.now, parallelism=self.parallelism, policy=self.policy)
+            if not d.actions:
+                return d
+            for a in d.actions:
+                self.log.append(a)
+                if isinstance(a, FinishRun):
+                    self.finished = a
+                    return d
+                apply_action(self.state, a)
+
+    def started(self) -> list[str]:
+        return [a.task for a in self.log if isinstance(a, StartTask)]
+
+    def observe(self, task: str, status: TaskStatus, failure: Failure | None = None, reason: str | None = None) -> None:
+        obs = Observation("r", task, self.state[task].attempt, status, time=self.now, failure=failure, reason=reason)
+        apply_observation(self.state, obs)
+
+    def run(self, task: str) -> None:
+        self.observe(task, TaskStatus.RUNNING)
+
+    def ok(self, task: str) -> None:
+        self.observe(task, TaskStatus.SUCCEEDED)
+
+    def fail(self, task: str, failure: Failure = Failure.USER, reason: str = "Error") -> None:
+        self.observe(task, TaskStatus.FAILED, failure, reason)
+
+
+def diamond() -> Dag:
+    return Dag.from_edges({"a": [], "b": ["a"], "c": ["a"], "d": ["b", "c"]})
+
+
+def test_roots_start_first_then_dependents_as_soon_as_their_own_deps_succeed() -> None:
+    # x is slow; y depends only on a; y must not wait for x (no level barrier).
+    sim = Sim(Dag.from_edges({"a": [], "x": [], "y": ["a"], "z": ["x", "y"]}))
+    sim.step()
+    assert sim.started() == ["a", "x"]
+    sim.run("a"), sim.run("x"), sim.ok("a")
+    sim.step()
+    assert sim.started() == ["a", "x", "y"]
+    sim.ok("y")
+    sim.step()
+    assert "z" not in sim.started()
+    sim.ok("x")
+    sim.step()
+    assert sim.started()[-1] == "z"
+
+
+def test_parallelism_limits_active_tasks_and_keeps_pipeline_order() -> None:
+    sim = Sim(Dag.from_edges({f"t{i}": [] for i in range(6)}), parallelism=2)
+    sim.step()
+    assert sim.started() == ["t0", "t1"]
+    sim.ok("t1")
+    sim.step()
+    assert sim.started() == ["t0", "t1", "t2"]
+    assert sim.state.active_count == 2
+
+
+def test_free_slots_bound_starts_across_runs() -> None:
+    state = RunState.new(Dag.from_edges({"a": [], "b": [], "c": []}))
+    d = decide(state.dag, state, now=0, parallelism=10, free_slots=1)
+    assert d.actions == (StartTask("a", 1),)
+
+
+def test_success_finishes_the_run() -> None:
+    sim = Sim(diamond())
+    sim.step()
+    for t in ["a", "b", "c", "d"]:
+        sim.ok(t)
+        sim.step()
+    assert sim.finished == FinishRun(RunStatus.SUCCEEDED, "all tasks succeeded")
+
+
+def test_failure_skips_dependents_but_independent_branches_finish() -> None:
+    dag = Dag.from_edges({"a": [], "b": ["a"], "c": ["b"], "x": [], "y": ["x"]})
+    sim = Sim(dag)
+    sim.step()
+    sim.fail("a")
+    sim.step()
+    skipped = {a.task for a in sim.log if isinstance(a, SkipTask)}
+    assert skipped == {"b", "c"}
+    assert sim.state["a"].status == TaskStatus.FAILED
+    assert sim.finished is None, "x and y still have to run"
+    sim.ok("x")
+    sim.step()
+    assert sim.started()[-1] == "y"
+    sim.ok("y")
+    sim.step()
+    assert sim.finished is not None and sim.finished.status == RunStatus.FAILED
+    assert "a" in sim.finished.message
+
+
+def test_skip_message_names_the_failed_upstream() -> None:
+    sim = Sim(Dag.from_edges({"a": [], "b": ["a"]}))
+    sim.step()
+    sim.fail("a")
+    sim.step()
+    skip = next(a for a in sim.log if isinstance(a, SkipTask))
+    assert skip == SkipTask("b", "UpstreamFailed", "upstream task 'a' did not succeed")
+
+
+def test_user_failure_is_retried_exactly_retries_times_with_backoff() -> None:
+    sim = Sim(Dag.from_edges({"a": []}, retries={"a": 2}))
+    sim.step()
+    for attempt, delay in [(1, 10.0), (2, 20.0)]:
+        assert sim.state["a"].attempt == attempt
+        sim.fail("a")
+        d = sim.step()
+        assert sim.state["a"].status == TaskStatus.RETRYING
+        assert d.wake_at == pytest.approx(sim.now + delay)
+        sim.now += delay - 0.001
+        sim.step()
+        assert sim.state["a"].attempt == attempt, "must not start before the backoff elapsed"
+        sim.now += 0.001
+        sim.step()
+    assert sim.state["a"].attempt == 3
+    sim.fail("a")
+    sim.step()
+    assert sim.state["a"].status == TaskStatus.FAILED
+    assert sim.finished is not None and sim.finished.status == RunStatus.FAILED
+    fail = next(a for a in sim.log if isinstance(a, FailTask))
+    assert "no retries left (2 used)" in fail.message
+
+
+def test_retry_of_a_dependency_does_not_skip_dependents() -> None:
+    sim = Sim(Dag.from_edges({"a": [], "b": ["a"]}, retries={"a": 1}))
+    sim.step()
+    sim.fail("a")
+    sim.step()
+    assert not any(isinstance(a, SkipTask) for a in sim.log)
+    sim.now += 100
+    sim.step()
+    sim.ok("a")
+    sim.step()
+    assert sim.started() == ["a", "a", "b"]
+
+
+def test_infra_failures_do_not_consume_user_retries_but_are_bounded() -> None:
+    sim = Sim(Dag.from_edges({"a": []}, retries={"a": 0}))
+    sim.step()
+    for _ in range(NO_JITTER.max_infra_retries):
+        sim.fail("a", Failure.INFRA, "Evicted")
+        sim.step()
+        assert sim.state["a"].status == TaskStatus.RETRYING
+        sim.now += 1000
+        sim.step()
+    sim.fail("a", Failure.INFRA, "Evicted")
+    sim.step()
+    assert sim.state["a"].status == TaskStatus.FAILED
+    assert "gave up after 3 infrastructure failures" in next(a for a in sim.log if isinstance(a, FailTask)).message
+
+
+def test_permanent_failure_is_never_retried() -> None:
+    sim = Sim(Dag.from_edges({"a": []}, retries={"a": 5}))
+    sim.step()
+    sim.fail("a", Failure.PERMANENT, "ImagePullBackOff")
+    sim.step()
+    assert sim.started() == ["a"]
+    assert sim.state["a"].status == TaskStatus.FAILED
+    assert sim.finished is not None
+
+
+def test_timeout_kills_once_and_counts_as_user_failure() -> None:
+    sim = Sim(Dag.from_edges({"a": []}, timeouts={"a": 30.0}, retries={"a": 0}))
+    sim.step()
+    sim.run("a")
+    d = sim.step()
+    assert d.wake_at == pytest.approx(sim.now + 30)
+    sim.now += 30
+    sim.step()
+    assert [a for a in sim.log if isinstance(a, KillTask)] == [KillTask("a", "Timeout")]
+    sim.now += 5
+    sim.step()
+    assert len([a for a in sim.log if isinstance(a, KillTask)]) == 1, "kill is requested once"
+    sim.fail("a", Failure.INFRA, "Error")  # the executor's view of a killed process; the engine knows better
+    sim.step()
+    assert sim.state["a"].reason == "DeadlineExceeded"
+    assert sim.state["a"].status == TaskStatus.FAILED
+
+
+def test_cancel_kills_active_skips_pending_and_finishes_when_nothing_runs() -> None:
+    sim = Sim(Dag.from_edges({"a": [], "b": ["a"], "c": []}), parallelism=1)
+    sim.step()
+    sim.run("a")
+    sim.state.cancel_requested = True
+    sim.step()
+    assert KillTask("a", "Cancelled") in sim.log
+    assert {a.task for a in sim.log if isinstance(a, SkipTask)} == {"b", "c"}
+    assert sim.finished is None, "a is still running"
+    sim.fail("a", Failure.USER, "Error")
+    sim.step()
+    assert sim.state["a"].status == TaskStatus.CANCELLED
+    assert sim.finished == FinishRun(RunStatus.CANCELLED, "cancelled")
+
+
+def test_stale_observations_change_nothing() -> None:
+    sim = Sim(Dag.from_edges({"a": []}, retries={"a": 1}))
+    sim.step()
+    sim.fail("a")
+    sim.step()
+    sim.now += 100
+    sim.step()
+    assert sim.state["a"].attempt == 2
+    old = Observation("r", "a", 1, TaskStatus.SUCCEEDED)
+    assert apply_observation(sim.state, old) is None
+    assert sim.state["a"].status == TaskStatus.STARTING
+
+
+def test_resumed_state_with_succeeded_tasks_starts_only_the_rest() -> None:
+    dag = diamond()
+    state = RunState.new(dag, {"a": TaskState(TaskStatus.SUCCEEDED, attempt=1), "b": TaskState(TaskStatus.SUCCEEDED)})
+    d = decide(dag, state, now=0, parallelism=4)
+    assert d.actions == (StartTask("c", 1),)
+
+
+def test_jitter_is_deterministic_and_bounded() -> None:
+    p = RetryPolicy(base=10, maximum=1000, jitter=0.2)
+    delays = [p.delay(f"t{i}", 1) for i in range(200)]
+    assert all(8.0 <= d <= 12.0 for d in delays)
+    assert len({round(d, 6) for d in delays}) > 50, "a fan-out must not retry in lockstep"
+    assert p.delay("t1", 1) == p.delay("t1", 1)
+    assert p.delay("x", 10) <= 1000 * 1.2
+
+
+def test_large_fan_out_decides_in_small_steps() -> None:
+    n = 5000
+    dag = Dag.from_edges({"root": [], **{f"t{i}": ["root"] for i in range(n)}, "join": [f"t{i}" for i in range(n)]})
+    sim = Sim(dag, parallelism=4)
+    sim.step()
+    sim.ok("root")
+    sim.step()
+    done = 0
+    while sim.finished is None:
+        active = sorted(sim.state.active, key=dag.index.__getitem__)
+        assert len(active) <= 4
+        for t in active:
+            sim.ok(t)
+            done += 1
+        sim.step()
+    assert done == n + 1
+    assert sim.finished.status == RunStatus.SUCCEEDED
+
+
+def test_retry_tasks_carry_their_due_time() -> None:
+    sim = Sim(Dag.from_edges({"a": []}, retries={"a": 1}))
+    sim.step()
+    sim.fail("a")
+    sim.step()
+    retry = next(a for a in sim.log if isinstance(a, RetryTask))
+    assert retry.not_before == pytest.approx(sim.now + 10)
+    assert "retry 1 of 1" in retry.message

@@ -1,0 +1,196 @@
+"""The store on SQLite and on real Postgres: migrations, run creation, idempotency, batches, failures."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from odin.controller.store.db import StoreUnavailable, create_db_engine, migrate, session_scope, transaction
+from odin.controller.store.models import Repository, Run, RunStatus, TaskRun, Trigger
+from odin.controller.store.runs import (
+    EVENTS,
+    RUNS,
+    TASKS,
+    NewRun,
+    WriteBatch,
+    create_run,
+    load_runs,
+    request_cancel,
+    run_id_prefix,
+    write_batch,
+)
+from odin.schema.model import PipelineSpec, TaskSpec
+from sqlalchemy.engine import Engine
+from sqlmodel import SQLModel
+
+SHA = "3f2a9c1" + "0" * 33
+SPEC = PipelineSpec(
+    name="train",
+    tasks=(
+        TaskSpec(name="prep", image="python:3.12", command=("true",)),
+        TaskSpec("fit", "x", ("true",), depends=("prep",)),
+    ),
+)
+
+
+def make_repo(db: Engine) -> int:
+    with session_scope(db) as s:
+        repo = Repository(name="r", url="file:///tmp/r", branch="main")
+        s.add(repo)
+        s.flush()
+        assert repo.id is not None
+        return repo.id
+
+
+def new_run(repo_id: int | None, trigger: Trigger = Trigger.POLL, sha: str = SHA) -> NewRun:
+    return NewRun(pipeline="train", spec=SPEC, trigger=trigger, params={"lr": "0.1"}, commit_sha=sha, repo_id=repo_id)
+
+
+def test_migrations_match_the_models(db: Engine) -> None:
+    with db.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn, opts={"compare_type": True}), SQLModel.metadata)
+    assert diff == []
+
+
+def test_migrate_twice_is_a_no_op(db: Engine) -> None:
+    migrate(db)
+    with db.connect() as conn:
+        version = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+    assert version is not None
+
+
+def test_run_ids_are_readable_and_sequential_per_commit(db: Engine) -> None:
+    repo = make_repo(db)
+    with db.begin() as conn:
+        first = create_run(conn, new_run(repo, Trigger.MANUAL))
+        second = create_run(conn, new_run(repo, Trigger.MANUAL))
+    assert (first.run_id, second.run_id) == ("train-3f2a9c1-1", "train-3f2a9c1-2")
+    assert run_id_prefix("vision/Big_Model.v2", None) == "big-model-v2-local"
+
+
+def test_run_and_tasks_are_created_together(db: Engine) -> None:
+    repo = make_repo(db)
+    with db.begin() as conn:
+        run_id = create_run(conn, new_run(repo)).run_id
+    [loaded] = load_runs(db)
+    assert loaded.run["id"] == run_id
+    assert loaded.run["spec"] == SPEC.to_dict()
+    assert PipelineSpec.from_dict(loaded.run["spec"]) == SPEC
+    assert [t["name"] for t in loaded.tasks] == ["prep", "fit"]
+    assert {t["status"] for t in loaded.tasks} == {"pending"}
+    with db.connect() as conn:
+        kinds = conn.execute(sa.select(EVENTS.c.kind).where(EVENTS.c.run_id == run_id)).scalars().all()
+    assert kinds == ["run.created"]
+
+
+def test_automatic_runs_are_unique_per_commit_and_pipeline(db: Engine) -> None:
+    repo = make_repo(db)
+    with db.begin() as conn:
+        a = create_run(conn, new_run(repo, Trigger.POLL))
+    with db.begin() as conn:
+        b = create_run(conn, new_run(repo, Trigger.WEBHOOK))
+    assert a.created and not b.created
+    assert a.run_id == b.run_id
+    with db.begin() as conn:
+        manual = create_run(conn, new_run(repo, Trigger.MANUAL))
+    assert manual.created and manual.run_id != a.run_id
+
+
+def test_concurrent_automatic_creation_yields_one_run(db: Engine) -> None:
+    """A poll and webhooks racing on the same commit: the unique constraint, not a check, decides."""
+    repo = make_repo(db)
+    barrier = threading.Barrier(8)
+    results: list[tuple[str, bool]] = []
+    errors: list[BaseException] = []
+
+    def worker(i: int) -> None:
+        try:
+            barrier.wait(5)
+            with transaction(db) as conn:
+                res = create_run(conn, new_run(repo, Trigger.WEBHOOK if i % 2 else Trigger.POLL))
+            results.append((res.run_id, res.created))
+        except BaseException as e:  # surfaced below
+            errors.append(e)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    if errors and db.dialect.name == "sqlite":
+        # SQLite serialises writers; a writer may time out only if the lock is held > 30 s, which must not happen.
+        raise errors[0]
+    assert not errors, errors
+    assert len({r for r, _ in results}) == 1
+    assert sum(created for _, created in results) == 1
+    with db.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(RUNS)).scalar() == 1
+        assert conn.execute(sa.select(sa.func.count()).select_from(TASKS)).scalar() == 2
+
+
+def test_write_batch_commits_tasks_runs_and_events_atomically(db: Engine) -> None:
+    repo = make_repo(db)
+    with db.begin() as conn:
+        run_id = create_run(conn, new_run(repo)).run_id
+    started = datetime.now(UTC) - timedelta(seconds=5)
+    batch = WriteBatch()
+    batch.task(run_id, "prep", status="running", attempt=1, started_at=started, pid=123)
+    batch.run(run_id, status="running", started_at=started)
+    batch.event("task.status", run_id=run_id, task="prep", status="running")
+    stored = write_batch(db, batch)
+    assert [e["kind"] for e in stored] == ["task.status"]
+    assert stored[0]["id"] > 0
+    [loaded] = load_runs(db, [run_id])
+    prep = next(t for t in loaded.tasks if t["name"] == "prep")
+    assert prep["status"] == "running" and prep["pid"] == 123
+    assert prep["started_at"] == started, "datetimes come back aware and equal on every backend"
+    assert loaded.run["started_at"].tzinfo is not None
+
+
+def test_write_batch_is_all_or_nothing(db: Engine) -> None:
+    repo = make_repo(db)
+    with db.begin() as conn:
+        run_id = create_run(conn, new_run(repo)).run_id
+    batch = WriteBatch()
+    batch.task(run_id, "prep", status="running")
+    batch.run(run_id, no_such_column=1)
+    with pytest.raises(sa.exc.CompileError):
+        write_batch(db, batch)
+    [loaded] = load_runs(db, [run_id])
+    assert {t["status"] for t in loaded.tasks} == {"pending"}
+
+
+def test_cancel_request_only_applies_to_active_runs(db: Engine) -> None:
+    repo = make_repo(db)
+    with db.begin() as conn:
+        run_id = create_run(conn, new_run(repo)).run_id
+    assert request_cancel(db, run_id, by="alice")
+    with db.begin() as conn:
+        conn.execute(RUNS.update().where(RUNS.c.id == run_id).values(status=RunStatus.SUCCEEDED.value))
+    assert not request_cancel(db, run_id)
+    assert not request_cancel(db, "no-such-run")
+
+
+def test_naive_datetimes_are_refused(db: Engine) -> None:
+    with pytest.raises(sa.exc.StatementError, match="naive datetime"), session_scope(db) as s:
+        s.add(Repository(name="x", url="u", branch="b", created_at=datetime(2024, 1, 1)))
+
+
+def test_unreachable_database_is_a_clear_store_error(tmp_path: object) -> None:
+    engine = create_db_engine("postgresql+psycopg2://postgres@127.0.0.1:1/none?connect_timeout=2")
+    with pytest.raises(StoreUnavailable, match="cannot migrate"):
+        migrate(engine)
+    with pytest.raises(StoreUnavailable, match="database unavailable"), session_scope(engine) as s:
+        s.exec(sa.select(Run))  # type: ignore[call-overload]
+    engine.dispose()
+
+
+def test_models_have_the_documented_tables() -> None:
+    assert {t.name for t in SQLModel.metadata.sorted_tables} >= {
+        "repositories", "commits", "runs", "task_runs", "events", "users",
+    }  # fmt: skip
+    assert TaskRun.__tablename__ == "task_runs"

@@ -1,0 +1,176 @@
+"""Finding a real PostgreSQL for the tests, or starting a private one.
+
+Order: `ODIN_TEST_POSTGRES_URL` if set; else a server on 127.0.0.1:5432 (user postgres, trust auth, as on the
+development machines); else a throw-away server started with pytest-postgresql's executor from the installed server
+binaries (`pg_ctl` under /usr/lib/postgresql/*/bin or on PATH). With `CI=true`, not finding or starting one is a
+failure, never a skip: a CI run that silently skipped the Postgres half of the store tests would be a lie.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import socket
+import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+DEFAULT_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def _reachable(url: str) -> bool:
+    engine = sa.create_engine(url, connect_args={"connect_timeout": 3})
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+        return True
+    except Exception:
+        return False
+    finally:
+        engine.dispose()
+
+
+def _pg_ctl() -> str | None:
+    found = shutil.which("pg_ctl")
+    if found:
+        return found
+    candidates = sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"), reverse=True)
+    return candidates[0] if candidates else None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def postgres_server(tmp_dir: Path) -> Iterator[str]:
+    """Yield an admin URL (database `postgres`) of a running server, starting a private one if needed."""
+    configured = os.environ.get("ODIN_TEST_POSTGRES_URL")
+    if configured:
+        if not _reachable(configured):
+            pytest.fail(f"ODIN_TEST_POSTGRES_URL is set but the server does not answer: {configured}")
+        yield configured
+        return
+    if _reachable(DEFAULT_URL):
+        yield DEFAULT_URL
+        return
+    pg_ctl = _pg_ctl()
+    if pg_ctl is None:
+        message = "no PostgreSQL is running on 127.0.0.1:5432 and no server binaries (pg_ctl) are installed"
+        if in_ci():
+            pytest.fail(message + " (CI=true: Postgres tests must run)")
+        pytest.skip(message)
+    if os.geteuid() == 0:
+        with private_server_as_postgres_user(Path(pg_ctl).parent, tmp_dir) as url:
+            yield url
+        return
+    from pytest_postgresql.executor import PostgreSQLExecutor
+
+    port = _free_port()
+    datadir = tmp_dir / "pgdata"
+    executor = PostgreSQLExecutor(
+        executable=pg_ctl,
+        host="127.0.0.1",
+        port=port,
+        datadir=str(datadir),
+        unixsocketdir=str(tmp_dir),
+        logfile=str(tmp_dir / "postgres.log"),
+        startparams="-w",
+        dbname="postgres",
+        user="postgres",
+        password="",
+    )
+    try:
+        executor.start()
+    except Exception as e:
+        if in_ci():
+            pytest.fail(f"could not start a private PostgreSQL from {pg_ctl}: {e}")
+        pytest.skip(f"could not start a private PostgreSQL from {pg_ctl}: {e}")
+    try:
+        yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        executor.stop()
+
+
+@contextmanager
+def scratch_database(admin_url: str) -> Iterator[str]:
+    """A new, empty database on the server, dropped afterwards."""
+    name = f"odin_test_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        yield sa.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@contextmanager
+def private_server_as_postgres_user(bin_dir: Path, tmp_dir: Path) -> Iterator[str]:
+    """PostgreSQL refuses to run as root; as root, run initdb and pg_ctl as the `postgres` system user."""
+    import pwd
+    import subprocess
+
+    try:
+        pg_user = pwd.getpwnam("postgres")
+    except KeyError:
+        message = "running as root and there is no `postgres` system user to start a private PostgreSQL as"
+        if in_ci():
+            pytest.fail(message)
+        pytest.skip(message)
+    base = Path(tempfile.mkdtemp(prefix="odin-pg-"))
+    os.chown(base, pg_user.pw_uid, pg_user.pw_gid)
+    datadir, port = base / "data", _free_port()
+    as_pg = ["runuser", "-u", "postgres", "--"]
+    try:
+        subprocess.run(
+            [*as_pg, str(bin_dir / "initdb"), "-D", str(datadir), "-U", "postgres", "--auth=trust", "-E", "UTF8"],
+            check=True,
+            capture_output=True,
+        )
+        options = f"-p {port} -k {base} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off"
+        subprocess.run(
+            [
+                *as_pg,
+                str(bin_dir / "pg_ctl"),
+                "-D",
+                str(datadir),
+                "-o",
+                options,
+                "-l",
+                str(base / "log"),
+                "-w",
+                "start",
+            ],
+            check=True,
+            capture_output=True,
+        )
+    except (subprocess.CalledProcessError, FileNotFoundError) as e:
+        detail = getattr(e, "stderr", b"") or b""
+        message = f"could not start a private PostgreSQL: {e} {detail.decode(errors='replace')[-500:]}"
+        if in_ci():
+            pytest.fail(message)
+        pytest.skip(message)
+    try:
+        yield f"postgresql+psycopg2://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run(
+            [*as_pg, str(bin_dir / "pg_ctl"), "-D", str(datadir), "-m", "immediate", "stop"],
+            check=False,
+            capture_output=True,
+        )
+        shutil.rmtree(base, ignore_errors=True)

@@ -1,0 +1,102 @@
+"""`odin serve` and `odinctl` as real subprocesses, the way users run them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+
+import httpx
+
+from tests.support.wait import wait_until
+
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class OdinServer:
+    """An `odin serve` process with its own data directory, port and environment."""
+
+    def __init__(self, data_dir: Path, env: Mapping[str, str], *, port: int | None = None) -> None:
+        self.data_dir = data_dir
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("ODIN_")},
+            "ODIN_DATA_DIR": str(data_dir),
+            "ODIN_PORT": str(self.port),
+            "ODIN_LOG_LEVEL": "INFO",
+            **env,
+        }
+        self.log_path = data_dir.parent / f"server-{self.port}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 60) -> OdinServer:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen([str(BIN / "odin"), "serve"], env=self.env, stdout=log, stderr=log)
+        log.close()
+        wait_until(self._healthy, timeout, interval=0.1, message=f"odin serve healthy (log: {self.log_path})")
+        return self
+
+    def _healthy(self) -> bool:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise AssertionError(f"odin serve exited with {self.proc.returncode}:\n{self.log()}")
+        try:
+            return httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def kill(self) -> None:
+        """SIGKILL: no clean-up of any kind, as when a node dies."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> int:
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return self.proc.wait(10)
+
+    def __enter__(self) -> OdinServer:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+
+def odinctl(
+    *args: str,
+    server: OdinServer | None = None,
+    config_dir: Path,
+    stdin: str | None = None,
+    env: Mapping[str, str] = {},
+) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("ODIN_")}
+    full_env.update(ODIN_CONFIG_DIR=str(config_dir), NO_COLOR="1", COLUMNS="200", **env)
+    if server is not None:
+        full_env["ODIN_SERVER"] = server.url
+    return subprocess.run(
+        [str(BIN / "odinctl"), *args], env=full_env, input=stdin, capture_output=True, text=True, timeout=120
+    )

@@ -14,6 +14,7 @@ from litestar.di import Provide
 from litestar.middleware.base import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, SecurityScheme
+
 from odin.api.auth.middleware import BearerAuthMiddleware
 from odin.api.auth.tokens import TokenKeys, load_or_create_secret
 from odin.api.context import AppContext
@@ -64,6 +65,7 @@ def create_app(ctx: AppContext) -> Litestar:
             security=[{"bearer": []}],
         ),
         debug=False,
+        logging_config=None,  # Odin configures logging once (odin.cli.logs); Litestar must not replace it
     )
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sqlalchemy.engine import Engine
+
 from odin.api.auth.tokens import TokenKeys
 from odin.controller.service import Controller
 from odin.controller.settings import Settings
-from sqlalchemy.engine import Engine
 
 
 @dataclass

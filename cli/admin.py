@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from odin.cli.logs import setup_logging
 from rich.console import Console
+
+from odin.cli.logs import setup_logging
 
 app = typer.Typer(
     name="odin",

@@ -11,10 +11,11 @@ import os
 import secrets
 from pathlib import Path
 
-from odin.controller.git.seed import seed_repository
-from odin.controller.settings import Settings
 from rich.console import Console
 from rich.panel import Panel
+
+from odin.controller.git.seed import seed_repository
+from odin.controller.settings import Settings
 
 
 class SamplesMissing(Exception):
@@ -61,7 +62,7 @@ def run_demo(directory: Path, *, port: int, poll_interval: float, samples: Path 
         data_dir=directory / "state",
         poll_interval=poll_interval,
         port=port,
-        admin_password=password,  # type: ignore[arg-type]
+        admin_password=password,
     )
     server = f"http://127.0.0.1:{port}"
     ws = seeded.workspace

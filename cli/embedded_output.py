@@ -5,12 +5,19 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+from rich.console import Console
+
 from odin.controller.bus import EventDict
 from odin.schema import ParamError
 from odin.schema.problems import PipelineInvalid
-from rich.console import Console
 
-_MARKS = {"succeeded": "[green]✓[/]", "failed": "[red]✗[/]", "skipped": "[yellow]-[/]", "cancelled": "[yellow]⊘[/]"}
+_MARKS = {
+    "succeeded": "[green]✓[/]",
+    "failed": "[red]✗[/]",
+    "retrying": "[yellow]↻[/]",
+    "skipped": "[yellow]-[/]",
+    "cancelled": "[yellow]⊘[/]",
+}
 
 
 def run_and_report(directory: Path, params: dict[str, str], parallelism: int | None, data_dir: Path | None) -> int:
@@ -25,7 +32,7 @@ def run_and_report(directory: Path, params: dict[str, str], parallelism: int | N
             return
         data = event.get("data") or {}
         status = str(data.get("status"))
-        if status not in _MARKS and status != "failed":
+        if status not in _MARKS:
             return
         detail = data.get("message") or data.get("reason") or ""
         with lock:
@@ -45,5 +52,6 @@ def run_and_report(directory: Path, params: dict[str, str], parallelism: int | N
         return 130
     colour = "green" if result.ok else "red"
     out.print(f"run [bold]{result.run_id}[/]: [{colour}]{result.status.value}[/]")
-    out.print(f"[dim]outputs: {result.run_path}   logs: {result.data_dir / 'tasks' / result.run_id}[/]")
+    out.print(f"[dim]outputs: {result.run_path}[/]", soft_wrap=True)
+    out.print(f"[dim]logs:    {result.data_dir / 'tasks' / result.run_id}[/]", soft_wrap=True)
     return 0 if result.ok else 1

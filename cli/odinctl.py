@@ -18,9 +18,10 @@ from typing import Annotated, Any
 import msgspec
 import typer
 import yaml
-from odin.cli import credentials
 from rich.console import Console
 from rich.table import Table
+
+from odin.cli import credentials
 
 app = typer.Typer(
     name="odinctl",

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Generator
 
 import uvicorn
+
 from odin.api.app import build_context, create_app
 from odin.api.auth.users import ensure_admin
 from odin.controller.service import Controller
@@ -12,6 +15,24 @@ from odin.controller.settings import Settings
 from odin.controller.store.db import StoreUnavailable, redact_db_url
 
 log = logging.getLogger("odin.server")
+
+
+class _Server(uvicorn.Server):
+    """uvicorn re-raises SIGTERM/SIGINT once its graceful shutdown is done, so the process dies of the signal.
+
+    Odin stops its controller after the server returns, then exits 0: to a supervisor that is a clean stop, and
+    the controller's own shutdown is not cut short by the re-raised signal.
+    """
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        with super().capture_signals():
+            yield
+            captured = getattr(self, "_captured_signals", None)
+            if isinstance(captured, list):
+                if captured:
+                    log.info("received signal %s: shutting down gracefully", captured[-1])
+                captured.clear()
 
 
 def run_server(settings: Settings) -> int:
@@ -34,7 +55,7 @@ def run_server(settings: Settings) -> int:
     )
     controller.start()
     try:
-        uvicorn.run(
+        config = uvicorn.Config(
             app,
             host=settings.host,
             port=settings.port,
@@ -42,6 +63,7 @@ def run_server(settings: Settings) -> int:
             access_log=False,
             timeout_graceful_shutdown=10,
         )
+        _Server(config).run()
     finally:
         log.info("shutting down: stopping the controller (running tasks are left to finish)")
         controller.stop()

@@ -10,9 +10,10 @@ import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import cast
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Engine as DbEngine
+
 from odin.controller.bus import EventBus
 from odin.controller.engine.decide import RetryPolicy
 from odin.controller.engine.loop import Engine
@@ -24,13 +25,12 @@ from odin.controller.leader import LeaderLock, leader_lock_for
 from odin.controller.poller import RepoPoller
 from odin.controller.settings import Settings
 from odin.controller.store.db import create_db_engine, migrate, transaction
-from odin.controller.store.models import Repository
+from odin.controller.store.models import REPOSITORIES
 from odin.controller.sync import RepoSync, SyncRequest
-from sqlalchemy.engine import Engine as DbEngine
 
 log = logging.getLogger(__name__)
 
-REPOS = cast(sa.Table, Repository.__table__)
+REPOS = REPOSITORIES
 
 
 def make_executor(settings: Settings) -> Executor:

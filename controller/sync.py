@@ -22,29 +22,28 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import sqlalchemy as sa
-from odin.controller.git.errors import GitError
-from odin.controller.git.mirror import Mirror
-from odin.controller.git.models import CommitInfo
-from odin.controller.pipelines import PipelineAt, materialize, read_pipeline
-from odin.controller.store.db import StoreUnavailable, transaction
-from odin.controller.store.models import Commit, Event, Repository, Trigger
-from odin.controller.store.runs import NewRun, create_run
-from odin.controller.store.types import utcnow
-from odin.schema import Limits, ParamError, resolve_params
-from odin.schema.problems import Problem
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.engine import Engine as DbEngine
 
+from odin.controller.git.errors import GitError
+from odin.controller.git.mirror import Mirror
+from odin.controller.git.models import CommitInfo
+from odin.controller.pipelines import PipelineAt, materialize, read_pipeline
+from odin.controller.store.db import StoreUnavailable, transaction
+from odin.controller.store.models import COMMITS, EVENTS, REPOSITORIES, Trigger
+from odin.controller.store.runs import NewRun, create_run
+from odin.controller.store.types import utcnow
+from odin.schema import Limits, ParamError, resolve_params
+from odin.schema.problems import Problem
+
 log = logging.getLogger(__name__)
 
-REPOS = cast(sa.Table, Repository.__table__)
-COMMITS = cast(sa.Table, Commit.__table__)
-EVENTS = cast(sa.Table, Event.__table__)
+REPOS = REPOSITORIES
 
 
 @dataclass

@@ -1,1 +1,58 @@
-"""Pipeline format: JSON Schema, safe YAML loading with locations, DAG and variable checks."""
+"""Pipeline format: JSON Schema, safe YAML loading with locations, DAG and variable checks.
+
+`main.yml` bytes go in; a validated, normalised `PipelineSpec` or a sorted list of located `Problem`s comes out. The
+package knows nothing of git, databases or the controller: it is a pure library (PyYAML, jsonschema, stdlib), shared by
+the controller (at every commit), `odinctl validate` (offline) and editors (through the published JSON Schema).
+"""
+
+from __future__ import annotations
+
+from .limits import DEFAULT_LIMITS, Limits
+from .model import (
+    BUILTIN_VARIABLES,
+    RESOURCE_TYPES,
+    ConfigMapMount,
+    Mount,
+    ParamSpec,
+    PipelineSpec,
+    Resources,
+    SecretMount,
+    TaskSpec,
+)
+from .params import ParamError, resolve_params
+from .problems import PipelineInvalid, Problem
+from .report import format_problems, problems_to_json, results_to_json
+from .schemafile import SCHEMA_ID, pipeline_schema, schema_path
+from .validate import PIPELINE_FILE, ValidationResult, load_pipeline, validate_file, validate_path
+from .variables import UnknownVariable, substitute
+
+__all__ = [
+    "BUILTIN_VARIABLES",
+    "DEFAULT_LIMITS",
+    "PIPELINE_FILE",
+    "RESOURCE_TYPES",
+    "SCHEMA_ID",
+    "ConfigMapMount",
+    "Limits",
+    "Mount",
+    "ParamError",
+    "ParamSpec",
+    "PipelineInvalid",
+    "PipelineSpec",
+    "Problem",
+    "Resources",
+    "SecretMount",
+    "TaskSpec",
+    "UnknownVariable",
+    "ValidationResult",
+    "format_problems",
+    "load_pipeline",
+    "pipeline_schema",
+    "problems_to_json",
+    "resolve_params",
+    "results_to_json",
+    "schema_path",
+    "substitute",
+    "validate_file",
+    "validate_path",
+]

@@ -111,7 +111,8 @@ class TaskSpec:
     elastic: dict[str, Any] | None = None  # {min_replicas, max_replicas, max_restarts, rdzv_backend} for elastic jobs
 
     def to_dict(self) -> dict[str, Any]:
-        return _jsonable(asdict(self))
+        result: dict[str, Any] = _jsonable(asdict(self))
+        return result
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TaskSpec:
@@ -164,9 +165,7 @@ class PipelineSpec:
         return cls(
             name=data["name"],
             description=data.get("description"),
-            params=tuple(
-                ParamSpec(**{**p, "choices": tuple(p.get("choices", ()))}) for p in data.get("params", ())
-            ),
+            params=tuple(ParamSpec(**{**p, "choices": tuple(p.get("choices", ()))}) for p in data.get("params", ())),
             tasks=tuple(TaskSpec.from_dict(t) for t in data["tasks"]),
         )
 

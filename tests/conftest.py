@@ -8,10 +8,10 @@ from typing import cast
 
 import pytest
 import sqlalchemy as sa
-from odin.controller.store.db import create_db_engine, migrate
 from sqlalchemy.engine import Engine
 from sqlmodel import SQLModel
 
+from odin.controller.store.db import create_db_engine, migrate
 from tests.support.postgres import postgres_server, scratch_database
 
 pytest_plugins = ["tests.support.git_fixtures"]

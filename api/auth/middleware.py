@@ -15,6 +15,7 @@ from litestar.exceptions import NotAuthorizedException, PermissionDeniedExceptio
 from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 from litestar.types import ASGIApp, Guard
+
 from odin.api.auth.tokens import Claims, TokenInvalid, TokenKeys, verify
 from odin.api.auth.users import Role
 

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import cast
 
 import sqlalchemy as sa
-from odin.api.auth.passwords import hash_password, verify_dummy, verify_password
-from odin.controller.store.db import transaction
-from odin.controller.store.models import User
-from odin.controller.store.types import utcnow
 from sqlalchemy.engine import Engine
 
-USERS = cast(sa.Table, User.__table__)
+from odin.api.auth.passwords import hash_password, verify_dummy, verify_password
+from odin.controller.store.db import transaction
+from odin.controller.store.models import USERS
+from odin.controller.store.types import utcnow
 
 
 class Role(StrEnum):

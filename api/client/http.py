@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 
 import httpx
 import msgspec
+
 from odin.api.schemas import RunDetail, RunPage, TokenResponse
 
 T = TypeVar("T")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from litestar import post
 from litestar.exceptions import NotAuthorizedException
 from litestar.status_codes import HTTP_200_OK
+
 from odin.api.auth.tokens import issue
 from odin.api.auth.users import authenticate
 from odin.api.context import AppContext

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from litestar import Response, get
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
+
 from odin.api.context import AppContext
 from odin.api.schemas import Health
 

@@ -5,18 +5,18 @@ from __future__ import annotations
 import base64
 import re
 from datetime import datetime
-from typing import Annotated, Any, cast
+from typing import Annotated, Any
 
 import sqlalchemy as sa
 from litestar import get
 from litestar.exceptions import NotFoundException, ValidationException
 from litestar.params import Parameter
+
 from odin.api.context import AppContext
 from odin.api.schemas import RunDetail, RunPage, RunSummary, TaskOut
-from odin.controller.store.models import Run, TaskRun
+from odin.controller.store.models import RUNS, TASK_RUNS
 
-RUNS = cast(sa.Table, Run.__table__)
-TASKS = cast(sa.Table, TaskRun.__table__)
+TASKS = TASK_RUNS
 _HEX = re.compile(r"^[0-9a-f]{7,40}$")
 
 

@@ -35,7 +35,7 @@ class RetryPolicy:
     max_infra_retries: int = 5
 
     def delay(self, task: str, failures: int) -> float:
-        raw = min(self.maximum, self.base * (2 ** max(0, failures - 1)))
+        raw = min(self.maximum, self.base * 2.0 ** max(0, failures - 1))
         # Deterministic jitter in [-jitter, +jitter]: spreads retries of a fan-out without making decide impure.
         unit = (zlib.crc32(f"{task}:{failures}".encode()) % 10_000) / 10_000
         return raw * (1 + self.jitter * (2 * unit - 1))

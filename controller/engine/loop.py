@@ -9,6 +9,10 @@ that never started (the executor reports it lost, it is retried), but never forg
 
 If the store is unavailable, the loop keeps the uncommitted changes and their side effects, and retries with
 backoff; nothing is started until it is recorded.
+
+Changes that no side effect waits on (a task seen running) are committed within `coalesce` seconds rather than at
+once, so a burst of observations costs one transaction, not one each. Anything that precedes a start or a kill is
+committed before it, as above.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from sqlalchemy.engine import Engine as DbEngine
 
 from odin.controller.bus import EventBus
 from odin.controller.engine.decide import FinishRun, KillTask, RetryPolicy, StartTask, TaskAction, decide
@@ -48,7 +54,6 @@ from odin.controller.store.runs import (
 from odin.controller.store.types import utcnow
 from odin.schema import substitute
 from odin.schema.model import PipelineSpec, TaskSpec
-from sqlalchemy.engine import Engine as DbEngine
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +115,7 @@ class Engine:
         max_active_tasks: int = 64,
         default_parallelism: int = 8,
         rescan_interval: float = 3.0,
+        coalesce: float = 0.02,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.db = db
@@ -119,7 +125,9 @@ class Engine:
         self.max_active_tasks = max_active_tasks
         self.default_parallelism = default_parallelism
         self.rescan_interval = rescan_interval
+        self.coalesce = coalesce
         self.clock = clock
+        self._flush_due: float | None = None
         self._queue: queue.SimpleQueue[_Message] = queue.SimpleQueue()
         self._runs: dict[str, _ActiveRun] = {}
         self._active_total = 0
@@ -212,10 +220,13 @@ class Engine:
             for run_id in touched:
                 if run_id in self._runs:
                     self._step(self._runs[run_id], now)
-            self._flush()
+            if self._pending.effects or (self._flush_due is not None and now >= self._flush_due):
+                self._flush()
+            elif self._pending.batch and self._flush_due is None:
+                self._flush_due = now + self.coalesce
 
     def _retry_recover(self) -> bool:
-        time.sleep(min(30.0, 0.5 * 2 ** min(self._store_failures, 6)))
+        time.sleep(min(30.0, 0.5 * 2.0 ** min(self._store_failures, 6)))
         self._store_failures += 1
         try:
             self._recover()
@@ -225,10 +236,12 @@ class Engine:
         return True
 
     def _next_timeout(self, next_rescan: float) -> float:
-        if self._pending.batch or self._pending.effects:
-            return min(30.0, 0.2 * 2 ** min(self._store_failures, 8))  # the store was down: retry soon
+        if self._store_failures and (self._pending.batch or self._pending.effects):
+            return min(30.0, 0.2 * 2.0 ** min(self._store_failures, 8))  # the store was down: retry soon
         now = self.clock()
         wakes = [r.wake_at for r in self._runs.values() if r.wake_at is not None]
+        if self._flush_due is not None:
+            wakes.append(self._flush_due)
         target = min([next_rescan, *wakes])
         return max(0.0, min(target - now, self.rescan_interval))
 
@@ -514,8 +527,10 @@ class Engine:
         if resource:
             values.update(resource)
         self._pending.batch.task(run.ctx.run_id, task, **values)
-        if new.status != before.status or new.attempt != before.attempt or new.undecided != before.undecided:
-            status = "failed" if new.undecided else new.status.value  # an attempt failed; retry is decided next
+        if new.undecided:
+            return  # an attempt failed; the decision taken in this same step (retry or fail) is the event
+        if new.status != before.status or new.attempt != before.attempt or before.undecided:
+            status = new.status.value
             self._pending.batch.event(
                 "task.status",
                 run_id=run.ctx.run_id,
@@ -526,7 +541,7 @@ class Engine:
                 message=new.message,
                 exit_code=exit_code,
             )
-            if new.status.terminal or new.undecided:
+            if new.status.terminal or new.status == TaskStatus.RETRYING:
                 log.info(
                     "run %s task %s attempt %d: %s%s",
                     run.ctx.run_id,
@@ -539,6 +554,7 @@ class Engine:
     def _flush(self) -> None:
         """Commit pending changes, then perform their side effects. On store failure keep both for later."""
         pending = self._pending
+        self._flush_due = None
         if pending.batch:
             try:
                 stored = write_batch(self.db, pending.batch)

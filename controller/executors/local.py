@@ -9,7 +9,7 @@ reported lost, an INFRA failure, and retried). The wrapper costs about 0.5 ms pe
 
 Layout under the data directory:
   runs/<run-id>/                      ${RUN_PATH}: the run's outputs, shared by its tasks
-  tasks/<run-id>/<task>/<attempt>/    log, pid, exit: Odin's own bookkeeping, out of the user's way
+  tasks/<run-id>/<task>.<attempt>.{log,pid,exit}   Odin's own bookkeeping, out of the user's way
   trees/<tree-oid>/                   ${WORK_PATH}: the pipeline directory at the commit, read-only (see git adapter)
 
 Tasks get a clean environment: a few harmless variables from the server (PATH, HOME, LANG...), the task's `env`, and
@@ -21,17 +21,18 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import select
 import signal
 import socket
 import subprocess
 import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
+
 from odin.controller.engine.state import Failure
 from odin.controller.executors.base import (
     ActiveAttempt,
@@ -41,13 +42,14 @@ from odin.controller.executors.base import (
     TaskLaunch,
     TaskPaths,
 )
+from odin.controller.executors.reaper import Reaper
 from odin.controller.store.models import TaskStatus
 
 log = logging.getLogger(__name__)
 
 # $0 is the attempt's state prefix; "$@" is the task's argv. `exec` is deliberately not used: the shell must outlive
 # the task to record its exit code. The exit file is written last, so its presence means "finished".
-_WRAPPER = 'echo $$ > "$0/pid"; "$@"; rc=$?; echo $rc > "$0/exit"; exit $rc'
+_WRAPPER = 'echo $$ > "$0.pid"; "$@"; rc=$?; echo $rc > "$0.exit"; exit $rc'
 
 PASSTHROUGH_ENV = ("PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "TERM")
 
@@ -59,12 +61,18 @@ class _Attempt:
     run_id: str
     task: str
     attempt: int
-    state_dir: Path
+    prefix: Path  # <data>/tasks/<run>/<task>.<attempt>: the wrapper appends .pid / .exit, the log is .log
     pid: int
     popen: subprocess.Popen[bytes] | None  # None when re-attached after a restart (not our child any more)
 
 
 class LocalExecutor(Executor):
+    """Runs attempts as local subprocesses.
+
+    `start` only queues the launch: a few launcher threads do the fork/exec, so the engine thread never waits on
+    one, and a single reaper thread learns about every exit.
+    """
+
     name = "local"
 
     def __init__(
@@ -74,6 +82,7 @@ class LocalExecutor(Executor):
         root_path: Path | None = None,
         kill_grace: float = 10.0,
         passthrough_env: tuple[str, ...] = PASSTHROUGH_ENV,
+        launchers: int = 4,
     ) -> None:
         super().__init__()
         self.data_dir = data_dir
@@ -85,6 +94,8 @@ class LocalExecutor(Executor):
         self._attempts: dict[tuple[str, str], _Attempt] = {}
         self._lock = threading.Lock()
         self._host = socket.gethostname()
+        self._launcher = ThreadPoolExecutor(max_workers=launchers, thread_name_prefix="odin-launch")
+        self._reaper = Reaper()
 
     # -- contract -----------------------------------------------------------------------------------------------
     def paths(self, run: RunContext) -> TaskPaths:
@@ -93,25 +104,28 @@ class LocalExecutor(Executor):
 
     def prepare_run(self, run: RunContext) -> None:
         (self.runs_dir / run.run_id).mkdir(parents=True, exist_ok=True)
+        (self.tasks_dir / run.run_id).mkdir(parents=True, exist_ok=True)
         self.root_path.mkdir(parents=True, exist_ok=True)
 
-    def attempt_dir(self, run_id: str, task: str, attempt: int) -> Path:
-        return self.tasks_dir / run_id / task / str(attempt)
+    def attempt_prefix(self, run_id: str, task: str, attempt: int) -> Path:
+        return self.tasks_dir / run_id / f"{task}.{attempt}"
 
     def start(self, launch: TaskLaunch) -> None:
+        self._launcher.submit(self._launch, launch)
+
+    def _launch(self, launch: TaskLaunch) -> None:
         run_id, task, attempt = launch.run.run_id, launch.task, launch.attempt
-        state_dir = self.attempt_dir(run_id, task, attempt)
-        state_dir.mkdir(parents=True, exist_ok=True)
-        for stale in ("pid", "exit"):  # a re-start of the same attempt number after a lost start
-            (state_dir / stale).unlink(missing_ok=True)
-        log_path = state_dir / "log"
+        prefix = self.attempt_prefix(run_id, task, attempt)
+        for stale in (".pid", ".exit"):  # a re-start of the same attempt number after a lost start
+            Path(f"{prefix}{stale}").unlink(missing_ok=True)
+        log_path = f"{prefix}.log"
         argv = [*launch.command, *launch.args]
         env = {**self._base_env, **launch.env}
         cwd = launch.paths.work_path if Path(launch.paths.work_path).is_dir() else launch.paths.run_path
         try:
-            with log_path.open("ab") as log_file:
+            with Path(log_path).open("ab") as log_file:
                 popen = subprocess.Popen(
-                    ["/bin/sh", "-c", _WRAPPER, str(state_dir), *argv],
+                    ["/bin/sh", "-c", _WRAPPER, str(prefix), *argv],
                     cwd=cwd,
                     env=env,
                     stdin=subprocess.DEVNULL,
@@ -123,17 +137,12 @@ class LocalExecutor(Executor):
         except OSError as e:
             self.report(
                 Observation(
-                    run_id,
-                    task,
-                    attempt,
-                    TaskStatus.FAILED,
-                    reason="StartError",
-                    message=f"cannot start: {e}",
-                    failure=Failure.INFRA,
+                    run_id, task, attempt, TaskStatus.FAILED,
+                    reason="StartError", message=f"cannot start: {e}", failure=Failure.INFRA,
                 )
-            )
+            )  # fmt: skip
             return
-        record = _Attempt(run_id, task, attempt, state_dir, popen.pid, popen)
+        record = _Attempt(run_id, task, attempt, prefix, popen.pid, popen)
         with self._lock:
             self._attempts[(run_id, task)] = record
         resource = {
@@ -141,10 +150,10 @@ class LocalExecutor(Executor):
             "resource_kind": "process",
             "resource_name": argv[0] if argv else "",
             "node": self._host,
-            "log_path": str(log_path),
+            "log_path": log_path,
         }
         self.report(Observation(run_id, task, attempt, TaskStatus.RUNNING, resource=resource))
-        threading.Thread(target=self._wait_child, args=(record,), name=f"wait-{task}", daemon=True).start()
+        self._reaper.watch(popen.pid, lambda: self._child_exited(record))
 
     def kill(self, run_id: str, task: str, attempt: int, reason: str) -> None:
         with self._lock:
@@ -159,89 +168,66 @@ class LocalExecutor(Executor):
     def recover(self, attempts: list[ActiveAttempt]) -> None:
         for a in attempts:
             run_id, task = a.run.run_id, a.spec.name
-            state_dir = self.attempt_dir(run_id, task, a.attempt)
-            outcome = _read_exit(state_dir)
+            prefix = self.attempt_prefix(run_id, task, a.attempt)
+            outcome = _read_int(f"{prefix}.exit")
             if outcome is not None:
                 log.info(
-                    "run %s task %s attempt %d finished while Odin was down: exit %d", run_id, task, a.attempt, outcome
+                    "run %s task %s attempt %d ended while Odin was down: exit %d", run_id, task, a.attempt, outcome
                 )
                 self.report(self._ended(run_id, task, a.attempt, outcome, adopted=True))
                 continue
-            pid = _read_pid(state_dir) or a.resource.get("pid")
-            if pid and _is_our_wrapper(int(pid), state_dir):
+            pid = _read_int(f"{prefix}.pid") or a.resource.get("pid")
+            if pid and _is_our_wrapper(int(pid), prefix):
                 log.info("run %s task %s attempt %d still running (pid %s): re-attached", run_id, task, a.attempt, pid)
-                record = _Attempt(run_id, task, a.attempt, state_dir, int(pid), None)
+                record = _Attempt(run_id, task, a.attempt, prefix, int(pid), None)
                 with self._lock:
                     self._attempts[(run_id, task)] = record
                 self.report(Observation(run_id, task, a.attempt, TaskStatus.RUNNING, resource={"pid": int(pid)}))
-                threading.Thread(target=self._wait_foreign, args=(record,), daemon=True).start()
+                self._reaper.watch(int(pid), lambda r=record: self._adopted_exited(r))  # type: ignore[misc]
                 continue
             log.warning("run %s task %s attempt %d was lost while Odin was down; retrying", run_id, task, a.attempt)
             self.report(
                 Observation(
-                    run_id,
-                    task,
-                    a.attempt,
-                    TaskStatus.FAILED,
-                    reason="Orphaned",
+                    run_id, task, a.attempt, TaskStatus.FAILED, reason="Orphaned",
                     message="the controller stopped while this attempt ran, and its outcome was lost",
                     failure=Failure.INFRA,
                 )
-            )
+            )  # fmt: skip
 
     def logs(self, run_id: str, task: str, *, follow: bool = False, tail: int | None = None) -> Iterator[str]:
-        task_dir = self.tasks_dir / run_id / task
-        attempts = (
-            sorted((int(p.name) for p in task_dir.iterdir() if p.name.isdigit()), reverse=True)
-            if task_dir.is_dir()
-            else []
+        attempts = sorted(
+            (int(p.name.rsplit(".", 2)[1]) for p in (self.tasks_dir / run_id).glob(f"{task}.*.log")), reverse=True
         )
         if not attempts:
             return iter(())
-        return _read_log(task_dir / str(attempts[0]), follow=follow, tail=tail)
+        return _read_log(self.attempt_prefix(run_id, task, attempts[0]), follow=follow, tail=tail)
 
-    # -- waiting --------------------------------------------------------------------------------------------------
-    def _wait_child(self, record: _Attempt) -> None:
+    def shutdown(self) -> None:
+        """Leave running tasks alone: they record their own exit codes and a restart adopts them."""
+        self._launcher.shutdown(wait=True)
+        self._reaper.stop()
+
+    # -- exits ------------------------------------------------------------------------------------------------------
+    def _child_exited(self, record: _Attempt) -> None:
         assert record.popen is not None
         rc = record.popen.wait()
-        outcome = _read_exit(record.state_dir)
+        outcome = _read_int(f"{record.prefix}.exit")
         code = outcome if outcome is not None else (128 - rc if rc < 0 else rc)  # killed wrapper: signal exit
-        self._finish(record, code)
+        self._forget(record)
+        self.report(self._ended(record.run_id, record.task, record.attempt, code, adopted=False))
 
-    def _wait_foreign(self, record: _Attempt) -> None:
-        """Wait for a process that is not our child (adopted after a restart): pidfd where possible, else poll."""
-        try:
-            fd = os.pidfd_open(record.pid)
-        except (OSError, AttributeError):
-            fd = None
-        if fd is not None:
-            try:
-                select.select([fd], [], [])
-            finally:
-                os.close(fd)
-        else:
-            while psutil.pid_exists(record.pid):
-                time.sleep(0.5)
-        outcome = _read_exit(record.state_dir)
+    def _adopted_exited(self, record: _Attempt) -> None:
+        self._forget(record)
+        outcome = _read_int(f"{record.prefix}.exit")
         if outcome is None:
             self.report(
                 Observation(
-                    record.run_id,
-                    record.task,
-                    record.attempt,
-                    TaskStatus.FAILED,
-                    reason="Orphaned",
-                    message="the adopted process ended without recording its exit code",
-                    failure=Failure.INFRA,
+                    record.run_id, record.task, record.attempt, TaskStatus.FAILED, reason="Orphaned",
+                    message="the adopted process ended without recording its exit code", failure=Failure.INFRA,
                 )
-            )
-            self._forget(record)
+            )  # fmt: skip
             return
-        self._finish(record, outcome)
-
-    def _finish(self, record: _Attempt, code: int) -> None:
-        self._forget(record)
-        self.report(self._ended(record.run_id, record.task, record.attempt, code, adopted=False))
+        self.report(self._ended(record.run_id, record.task, record.attempt, outcome, adopted=False))
 
     def _forget(self, record: _Attempt) -> None:
         with self._lock:
@@ -252,28 +238,14 @@ class LocalExecutor(Executor):
         note = " (finished while the controller was down)" if adopted else ""
         if code == 0:
             return Observation(
-                run_id,
-                task,
-                attempt,
-                TaskStatus.SUCCEEDED,
-                exit_code=0,
-                reason="Completed",
+                run_id, task, attempt, TaskStatus.SUCCEEDED, exit_code=0, reason="Completed",
                 message=note.strip() or None,
-            )
+            )  # fmt: skip
         reason, failure, message = _classify_exit(code)
         return Observation(
-            run_id,
-            task,
-            attempt,
-            TaskStatus.FAILED,
-            exit_code=code,
-            reason=reason,
-            message=message + note,
+            run_id, task, attempt, TaskStatus.FAILED, exit_code=code, reason=reason, message=message + note,
             failure=failure,
-        )
-
-    def shutdown(self) -> None:
-        """Leave running tasks alone: they record their own exit codes and a restart adopts them."""
+        )  # fmt: skip
 
 
 def _classify_exit(code: int) -> tuple[str, Failure, str]:
@@ -296,33 +268,27 @@ def _signal_group(pid: int, sig: int) -> None:
         os.killpg(pid, sig)  # the wrapper leads its own session, so its pid is the group id
 
 
-def _read_exit(state_dir: Path) -> int | None:
+def _read_int(path: str) -> int | None:
+    """An integer written by the wrapper; None if the file is missing or not (yet) complete."""
     try:
-        text = (state_dir / "exit").read_text().strip()
+        text = Path(path).read_text().strip()
     except OSError:
         return None
     return int(text) if text.lstrip("-").isdigit() else None
 
 
-def _read_pid(state_dir: Path) -> int | None:
-    try:
-        text = (state_dir / "pid").read_text().strip()
-    except OSError:
-        return None
-    return int(text) if text.isdigit() else None
-
-
-def _is_our_wrapper(pid: int, state_dir: Path) -> bool:
+def _is_our_wrapper(pid: int, prefix: Path) -> bool:
     """Guard against pid reuse: the live process must be our wrapper for exactly this attempt."""
     try:
         cmdline = psutil.Process(pid).cmdline()
     except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
         return False
-    return len(cmdline) >= 4 and cmdline[1:4] == ["-c", _WRAPPER, str(state_dir)]
+    return len(cmdline) >= 4 and cmdline[1:4] == ["-c", _WRAPPER, str(prefix)]
 
 
-def _read_log(attempt_dir: Path, *, follow: bool, tail: int | None) -> Iterator[str]:
-    path = attempt_dir / "log"
+def _read_log(prefix: Path, *, follow: bool, tail: int | None) -> Iterator[str]:
+    path = Path(f"{prefix}.log")
+    done = Path(f"{prefix}.exit")
     if not path.exists():
         return
     with path.open("r", encoding="utf-8", errors="replace") as f:
@@ -338,7 +304,7 @@ def _read_log(attempt_dir: Path, *, follow: bool, tail: int | None) -> Iterator[
             if line:
                 yield line
                 continue
-            if (attempt_dir / "exit").exists():
+            if done.exists():
                 yield from f
                 return
             time.sleep(0.2)

@@ -65,7 +65,8 @@ def create_db_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> En
 
 def _sqlite_begin(conn: Connection) -> None:
     immediate = conn.get_execution_options().get(IMMEDIATE_OPTION)
-    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+    # Straight to the driver: this runs once per transaction on the engine's hot path.
+    conn.connection.driver_connection.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")  # type: ignore[union-attr]
 
 
 @contextmanager

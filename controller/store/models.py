@@ -16,8 +16,9 @@ from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
-from odin.controller.store.types import JSONColumn, UTCDateTime, utcnow
 from sqlmodel import Field, SQLModel
+
+from odin.controller.store.types import JSONColumn, UTCDateTime, utcnow
 
 
 class RunStatus(StrEnum):
@@ -196,3 +197,16 @@ class User(SQLModel, table=True):
     role: str = Field(default="viewer", max_length=16, description="admin | member | viewer")
     disabled: bool = False
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+def table_of(model: type[SQLModel]) -> sa.Table:
+    """The Core table behind a model, typed (SQLModel's `__table__` is invisible to type checkers)."""
+    return SQLModel.metadata.tables[str(model.__tablename__)]
+
+
+REPOSITORIES = table_of(Repository)
+COMMITS = table_of(Commit)
+RUNS = table_of(Run)
+TASK_RUNS = table_of(TaskRun)
+EVENTS = table_of(Event)
+USERS = table_of(User)

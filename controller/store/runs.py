@@ -10,23 +10,23 @@ automatic run's `dedupe_key` is UNIQUE, so a poll and a webhook racing for the s
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 import sqlalchemy as sa
-from odin.controller.store.db import StoreUnavailable, transaction
-from odin.controller.store.models import Event, Run, RunStatus, TaskRun, TaskStatus, Trigger
-from odin.controller.store.types import utcnow
-from odin.schema.model import PipelineSpec
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-RUNS = cast(sa.Table, Run.__table__)
-TASKS = cast(sa.Table, TaskRun.__table__)
-EVENTS = cast(sa.Table, Event.__table__)
+from odin.controller.store.db import StoreUnavailable, transaction
+from odin.controller.store.models import EVENTS, RUNS, TASK_RUNS, RunStatus, TaskStatus, Trigger
+from odin.controller.store.types import utcnow
+from odin.schema.model import PipelineSpec
+
+TASKS = TASK_RUNS
 
 ACTIVE_RUN_STATUSES = (RunStatus.PENDING.value, RunStatus.RUNNING.value)
 
@@ -60,30 +60,62 @@ class WriteBatch:
         return bool(self.task_updates or self.run_updates or self.events)
 
     def merge(self, other: WriteBatch) -> None:
-        for key, values in other.task_updates.items():
-            self.task_updates.setdefault(key, {}).update(values)
-        for key, values in other.run_updates.items():
-            self.run_updates.setdefault(key, {}).update(values)
+        for task_key, values in other.task_updates.items():
+            self.task_updates.setdefault(task_key, {}).update(values)
+        for run_id, values in other.run_updates.items():
+            self.run_updates.setdefault(run_id, {}).update(values)
         self.events.extend(other.events)
 
 
 def write_batch(engine: Engine, batch: WriteBatch) -> list[dict[str, Any]]:
-    """Commit a batch; returns the events as stored (with id and time) for publishing."""
+    """Commit a batch; returns the events as stored (with id and time) for publishing.
+
+    Updates that set the same columns are sent as one executemany with a statement built once per column set, so
+    the engine's hot path pays neither statement construction nor compilation per row.
+    """
     now = utcnow()
     stored: list[dict[str, Any]] = []
     try:
         with transaction(engine) as conn:
-            for (run_id, task), values in batch.task_updates.items():
-                conn.execute(TASKS.update().where(TASKS.c.run_id == run_id, TASKS.c.name == task).values(**values))
-            for run_id, values in batch.run_updates.items():
-                conn.execute(RUNS.update().where(RUNS.c.id == run_id).values(**values))
+            for stmt, rows in _grouped(batch.task_updates, _task_update, ("_run_id", "_name")):
+                conn.execute(stmt, rows)
+            for stmt, rows in _grouped({(k,): v for k, v in batch.run_updates.items()}, _run_update, ("_id",)):
+                conn.execute(stmt, rows)
             if batch.events:
                 rows = [{**e, "time": now} for e in batch.events]
                 ids = conn.execute(EVENTS.insert().returning(EVENTS.c.id), rows).scalars().all()
                 stored = [{**row, "id": i} for row, i in zip(rows, ids, strict=True)]
+    except StoreUnavailable:
+        raise
     except OperationalError as e:
         raise StoreUnavailable(f"cannot record engine changes: {str(e.orig).strip().splitlines()[0]}") from e
     return stored
+
+
+def _grouped(
+    updates: Mapping[Any, Mapping[str, Any]],
+    build: Callable[[frozenset[str]], sa.Update],
+    key_names: tuple[str, ...],
+) -> Iterator[tuple[sa.Update, list[dict[str, Any]]]]:
+    groups: dict[frozenset[str], list[dict[str, Any]]] = {}
+    for key, values in updates.items():
+        groups.setdefault(frozenset(values), []).append({**values, **dict(zip(key_names, key, strict=True))})
+    for columns, rows in groups.items():
+        yield build(columns), rows
+
+
+@functools.cache
+def _task_update(columns: frozenset[str]) -> sa.Update:
+    return (
+        TASKS.update()
+        .where(TASKS.c.run_id == sa.bindparam("_run_id"), TASKS.c.name == sa.bindparam("_name"))
+        .values({c: sa.bindparam(c) for c in sorted(columns)})
+    )
+
+
+@functools.cache
+def _run_update(columns: frozenset[str]) -> sa.Update:
+    return RUNS.update().where(RUNS.c.id == sa.bindparam("_id")).values({c: sa.bindparam(c) for c in sorted(columns)})
 
 
 def load_runs(engine: Engine, run_ids: Iterable[str] | None = None) -> list[LoadedRun]:

@@ -7,8 +7,8 @@ import os
 def read_config(path):
     values = {}
     with open(path) as f:
-        for line in f:
-            line = line.split("#", 1)[0].strip()
+        for raw in f:
+            line = raw.split("#", 1)[0].strip()
             if line:
                 key, value = (part.strip() for part in line.split(":", 1))
                 values[key] = float(value)

@@ -6,7 +6,7 @@ import random
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import read_config, write_json  # noqa: E402
+from common import read_config, write_json
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--config", required=True)

@@ -5,7 +5,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import read_json, write_json  # noqa: E402
+from common import read_json, write_json
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--data", required=True)

@@ -116,7 +116,7 @@ def test_sigkill_mid_run_then_restart_finishes_without_rerunning(
         wait_until(lambda: "first sync" in first.log(), 30)
         login(first, config)
         sha = git_remote.commit({"gated/main.yml": PIPELINE.format(marks=marks)})
-        wait_until(lambda: (marks / "wait").exists(), 30, message="the gated task is running")
+        wait_until((marks / "wait").exists, 30, message="the gated task is running")
     finally:
         first.kill()
     (marks / "go").touch()  # the running task finishes while no Odin is up

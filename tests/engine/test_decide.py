@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from odin.controller.engine.decide import (
     Decision,
     FailTask,

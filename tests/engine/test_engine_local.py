@@ -72,7 +72,7 @@ class Harness:
         return {r.name: r for r in rows}
 
     def log(self, run_id: str, task: str, attempt: int = 1) -> str:
-        return (self.data_dir / "tasks" / run_id / task / str(attempt) / "log").read_text()
+        return (self.data_dir / "tasks" / run_id / f"{task}.{attempt}.log").read_text()
 
 
 @pytest.fixture
@@ -248,8 +248,8 @@ def test_restart_adopts_a_task_that_finished_while_down(harness: Harness) -> Non
     engine.stop()
     harness.engine = None
     go.touch()
-    state_dir = harness.data_dir / "tasks" / run_id / "a" / "1"
-    wait_until(lambda: (state_dir / "exit").exists(), 10)
+    exit_file = harness.data_dir / "tasks" / run_id / "a.1.exit"
+    wait_until(exit_file.exists, 10)
     engine = harness.start()
     assert engine.wait(run_id, 20) == RunStatus.SUCCEEDED
     t = harness.tasks(run_id)

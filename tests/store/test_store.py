@@ -9,6 +9,9 @@ import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from sqlalchemy.engine import Engine
+from sqlmodel import SQLModel
+
 from odin.controller.store.db import StoreUnavailable, create_db_engine, migrate, session_scope, transaction
 from odin.controller.store.models import Repository, Run, RunStatus, TaskRun, Trigger
 from odin.controller.store.runs import (
@@ -24,8 +27,6 @@ from odin.controller.store.runs import (
     write_batch,
 )
 from odin.schema.model import PipelineSpec, TaskSpec
-from sqlalchemy.engine import Engine
-from sqlmodel import SQLModel
 
 SHA = "3f2a9c1" + "0" * 33
 SPEC = PipelineSpec(

@@ -98,5 +98,11 @@ def odinctl(
     if server is not None:
         full_env["ODIN_SERVER"] = server.url
     return subprocess.run(
-        [str(BIN / "odinctl"), *args], env=full_env, input=stdin, capture_output=True, text=True, timeout=120
+        [str(BIN / "odinctl"), *args],
+        env=full_env,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-import odin.controller.store.models  # noqa: F401  (registers the tables on SQLModel.metadata)
 from alembic import context
 from sqlmodel import SQLModel
+
+import odin.controller.store.models  # noqa: F401  (registers the tables on SQLModel.metadata)
 
 config = context.config
 target_metadata = SQLModel.metadata

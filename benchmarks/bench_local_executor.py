@@ -1,0 +1,112 @@
+"""Engine overhead of the local executor, and its memory on a very wide run.
+
+1. A fan-out of N tasks running `/bin/true`, parallelism 2, through `odin.controller.embedded.run_pipeline` (the
+   same engine `odin serve` uses, recording every transition to SQLite), against the same N processes started from
+   a plain 2-thread pool. The difference divided by N is what Odin adds per task (target: <= 3 ms).
+2. Peak RSS of a process running a 10,000-task fan-out (target: <= 150 MB), measured in a fresh subprocess.
+
+Usage: python benchmarks/bench_local_executor.py [--tasks 1000] [--wide 10000] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+
+def write_pipeline(directory: Path, n: int) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    lines = ["name: fanout", "tasks:"]
+    lines += [f"  - {{name: t{i}, image: busybox, command: /bin/true}}" for i in range(n)]
+    (directory / "main.yml").write_text("\n".join(lines) + "\n")
+    return directory
+
+
+def plain_pool(n: int, workers: int) -> float:
+    def one(_: int) -> int:
+        return subprocess.run(["/bin/true"], check=False).returncode
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(workers) as pool:
+        list(pool.map(one, range(n)))
+    return time.perf_counter() - start
+
+
+def odin_run(pipeline: Path, parallelism: int) -> float:
+    from odin.controller.embedded import run_pipeline
+
+    with tempfile.TemporaryDirectory(prefix="odin-bench-") as data:
+        start = time.perf_counter()
+        result = run_pipeline(pipeline, parallelism=parallelism, data_dir=data)
+        elapsed = time.perf_counter() - start
+    assert result.ok, result.status
+    return elapsed
+
+
+def peak_rss_child(pipeline: Path, parallelism: int) -> tuple[float, float]:
+    """Run the pipeline in a fresh interpreter; return (peak RSS MiB of that process, seconds)."""
+    code = (
+        "import resource, sys, tempfile, time\n"
+        "from odin.controller.embedded import run_pipeline\n"
+        "t = time.perf_counter()\n"
+        "with tempfile.TemporaryDirectory() as d:\n"
+        f"    r = run_pipeline({str(pipeline)!r}, parallelism={parallelism}, data_dir=d)\n"
+        "assert r.ok, r.status\n"
+        "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, time.perf_counter() - t)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout.split()
+    return float(out[0]), float(out[1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tasks", type=int, default=1000)
+    parser.add_argument("--wide", type=int, default=10_000)
+    parser.add_argument("--parallelism", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="odin-bench-pipes-") as tmp:
+        pipeline = write_pipeline(Path(tmp) / "fanout", args.tasks)
+        odin_run(pipeline, args.parallelism)  # warm-up: imports, page cache
+        pool_times, odin_times = [], []
+        for _ in range(args.repeat):
+            pool_times.append(plain_pool(args.tasks, args.parallelism))
+            odin_times.append(odin_run(pipeline, args.parallelism))
+        pool, odin = statistics.median(pool_times), statistics.median(odin_times)
+        overhead_ms = (odin - pool) / args.tasks * 1000
+        wide = write_pipeline(Path(tmp) / "wide", args.wide)
+        rss_mib, wide_seconds = peak_rss_child(wide, args.parallelism)
+
+    figures = {
+        "tasks": args.tasks,
+        "parallelism": args.parallelism,
+        "plain_pool_seconds": round(pool, 3),
+        "odin_seconds": round(odin, 3),
+        "odin_overhead_ms_per_task": round(overhead_ms, 3),
+        "wide_tasks": args.wide,
+        "wide_seconds": round(wide_seconds, 2),
+        "wide_peak_rss_mib": round(rss_mib, 1),
+        "self_peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+    }
+    if args.json:
+        print(json.dumps(figures))
+        return
+    print(f"{args.tasks}-task fan-out of /bin/true, parallelism {args.parallelism} (median of {args.repeat}):")
+    print(f"  plain thread pool : {pool:7.3f} s  ({pool / args.tasks * 1000:.3f} ms/task)")
+    print(f"  odin run          : {odin:7.3f} s  ({odin / args.tasks * 1000:.3f} ms/task)")
+    print(f"  engine overhead   : {overhead_ms:7.3f} ms/task   (target <= 3 ms)")
+    print(f"{args.wide}-task fan-out: {wide_seconds:.1f} s, peak RSS {rss_mib:.1f} MiB   (target <= 150 MB)")
+
+
+if __name__ == "__main__":
+    main()

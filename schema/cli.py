@@ -1,0 +1,58 @@
+"""`odinctl validate`: check pipelines offline, before pushing (by hand, in CI, or as a pre-commit hook).
+
+The typer command only forwards its arguments here, so the behaviour (output formats, exit codes) lives next to the
+validator and is tested without a CLI framework.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from .report import format_problems, results_to_json, summary
+from .validate import validate_path
+
+EXIT_OK = 0
+EXIT_PROBLEMS = 1
+EXIT_USAGE = 2
+OUTPUT_FORMATS = ("text", "json")
+
+
+def validate_main(
+    paths: list[str], output: str = "text", *, stdout: TextIO | None = None, stderr: TextIO | None = None
+) -> int:
+    """Validate `paths` (main.yml files, pipeline directories or a repository; the current directory when empty).
+
+    Text output: one `file:line:col: message` per problem on stdout, `N pipelines, M problems` on stderr.
+    JSON output: `{"pipelines": [{"file", "ok", "problems": [...]}]}` on stdout.
+    Returns 0 when every pipeline is valid, 1 when any has problems, 2 for a usage error (unknown output format, a
+    missing path, nothing to validate).
+    """
+    out = stdout or sys.stdout
+    err = stderr or sys.stderr
+    if output not in OUTPUT_FORMATS:
+        print(
+            f"odinctl validate: unknown output format {output!r} (expected one of: {', '.join(OUTPUT_FORMATS)})",
+            file=err,
+        )
+        return EXIT_USAGE
+    targets = [Path(p) for p in (paths or ["."])]
+    missing = [str(p) for p in targets if not p.exists()]
+    if missing:
+        print(f"odinctl validate: no such file or directory: {', '.join(missing)}", file=err)
+        return EXIT_USAGE
+    results = validate_path(targets)
+    if not results:
+        print(f"odinctl validate: no main.yml found under {', '.join(str(p) for p in targets)}", file=err)
+        return EXIT_USAGE
+    if output == "json":
+        json.dump(results_to_json(results), out, indent=2)
+        out.write("\n")
+    else:
+        for _, result in results:
+            if result.problems:
+                print(format_problems(result.problems), file=out)
+        print(summary(results), file=err)
+    return EXIT_OK if all(result.ok for _, result in results) else EXIT_PROBLEMS

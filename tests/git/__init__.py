@@ -1,0 +1,1 @@
+"""Tests of odin.controller.git against real repositories (no mocks of pygit2)."""

@@ -21,11 +21,13 @@ from odin.controller.executors.base import Executor
 from odin.controller.git.credentials import Credentials
 from odin.controller.git.mirror import Mirror
 from odin.controller.git.urls import redact_url
+from odin.controller.launcher import RunLauncher, StartRequest
 from odin.controller.leader import LeaderLock, leader_lock_for
 from odin.controller.poller import RepoPoller
 from odin.controller.settings import Settings
 from odin.controller.store.db import create_db_engine, migrate, transaction
 from odin.controller.store.models import REPOSITORIES
+from odin.controller.store.runs import Created
 from odin.controller.sync import RepoSync, SyncRequest
 
 log = logging.getLogger(__name__)
@@ -75,6 +77,7 @@ class FollowedRepo:
     mirror: Mirror
     sync: RepoSync
     poller: RepoPoller
+    launcher: RunLauncher
 
 
 class Controller:
@@ -172,7 +175,10 @@ class Controller:
             on_runs_created=self._submit_runs,
         )
         poller = RepoPoller(sync, interval=settings.poll_interval)
-        return FollowedRepo(repo_id, settings.repo_name, url, settings.branch, mirror, sync, poller)
+        launcher = RunLauncher(
+            self.db, repo_id, mirror, branch=settings.branch, trees_dir=settings.trees_dir, submit=self.engine.submit
+        )
+        return FollowedRepo(repo_id, settings.repo_name, url, settings.branch, mirror, sync, poller, launcher)
 
     def _upsert_repo(self, settings: Settings, url: str) -> int:
         values = {
@@ -208,6 +214,10 @@ class Controller:
             if name_or_id in (r.name, r.id):
                 return r
         raise KeyError(name_or_id)
+
+    def start_run(self, request: StartRequest, repo: str | int | None = None) -> Created:
+        """Start a pipeline at a ref on request (API, odinctl, generic webhook). Raises `RunRejected`."""
+        return self.repo(repo).launcher.start(request)
 
     def request_sync(self, repo: str | int | None = None, request: SyncRequest | None = None) -> None:
         """Ask for a sync now (webhooks, `odinctl`). Runs on the leader's poller thread."""

@@ -335,6 +335,7 @@ class Engine:
             trigger=r["trigger"],
             work_tree=r["work_tree"],
             work_path=r["work_path"],
+            run_path_id=r.get("run_path_id"),
         )
         try:
             spec = PipelineSpec.from_dict(r["spec"])
@@ -346,7 +347,9 @@ class Engine:
             self._pending.batch.run(
                 r["id"], status=RunStatus.ERROR.value, reason="InvalidSpec", message=str(e), finished_at=utcnow()
             )
-            self._pending.batch.event("run.status", run_id=r["id"], status=RunStatus.ERROR.value, message=str(e))
+            self._pending.batch.event(
+                "run.status", run_id=r["id"], commit_sha=r["commit_sha"], status=RunStatus.ERROR.value, message=str(e)
+            )
             return None
         state = RunState.new(dag, states, cancel_requested=bool(r["cancel_requested"]))
         params = dict(r["params"] or {})
@@ -407,7 +410,9 @@ class Engine:
             if not run.started:
                 run.started = True
                 self._pending.batch.run(run.ctx.run_id, status=RunStatus.RUNNING.value, started_at=utcnow())
-                self._pending.batch.event("run.status", run_id=run.ctx.run_id, status=RunStatus.RUNNING.value)
+                self._pending.batch.event(
+                    "run.status", run_id=run.ctx.run_id, commit_sha=run.ctx.commit_sha, status=RunStatus.RUNNING.value
+                )
             self._record_task(run, task, new, before)
             self._launch(run, run.tasks[task], action.attempt)
         elif isinstance(action, KillTask):
@@ -480,7 +485,14 @@ class Engine:
         self._pending.batch.run(
             run_id, status=action.status.value, message=action.message, finished_at=utcnow(), reason=None
         )
-        self._pending.batch.event("run.status", run_id=run_id, status=action.status.value, message=action.message)
+        self._pending.batch.event(
+            "run.status",
+            run_id=run_id,
+            commit_sha=run.ctx.commit_sha,
+            status=action.status.value,
+            message=action.message,
+            pipeline=run.ctx.pipeline,
+        )
         del self._runs[run_id]
         self._starved.discard(run_id)
         ctx = run.ctx
@@ -535,6 +547,7 @@ class Engine:
                 "task.status",
                 run_id=run.ctx.run_id,
                 task=task,
+                commit_sha=run.ctx.commit_sha,
                 status=status,
                 attempt=new.attempt,
                 reason=new.reason,

@@ -35,6 +35,12 @@ class RunContext:
     work_tree: str | None  # git tree oid of the pipeline directory at the commit (content address)
     work_path: str | None  # host directory holding those files (local executor)
     namespace: str | None = None
+    run_path_id: str | None = None  # the run whose ${RUN_PATH} this one uses (reruns reusing outputs); default: itself
+
+    @property
+    def storage_id(self) -> str:
+        """The id naming this run's ${RUN_PATH}."""
+        return self.run_path_id or self.run_id
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,9 +137,26 @@ class Executor(abc.ABC):
     def finish_run(self, run: RunContext) -> None:  # noqa: B027 (optional hook)
         """Called once when a run is finished (clean-up that must wait for all tasks)."""
 
-    def logs(self, run_id: str, task: str, *, follow: bool = False, tail: int | None = None) -> Iterator[str]:
-        """Lines of the task's log (latest attempt). Executors without logs yield nothing."""
+    def logs(
+        self,
+        run_id: str,
+        task: str,
+        *,
+        follow: bool = False,
+        tail: int | None = None,
+        attempt: int | None = None,
+        container: str | None = None,
+        replica: str | None = None,
+    ) -> Iterator[str]:
+        """Lines of a task's log: the latest attempt unless `attempt` is given. Multi-pod resources (distributed
+        training) take `replica` (e.g. "worker-1") and `container`. `follow` keeps yielding until the attempt ends.
+        Executors without logs yield nothing."""
         return iter(())
+
+    def events(self, run_id: str, task: str) -> list[dict[str, Any]]:
+        """Platform events about the task's resources (Kubernetes events), oldest first: each a dict with at least
+        `time`, `type`, `reason`, `message`, `object`. Executors without such events return []."""
+        return []
 
     def shutdown(self) -> None:  # noqa: B027 (optional hook)
         """Stop background work. Running attempts are left running: a restart re-attaches to them."""

@@ -99,11 +99,11 @@ class LocalExecutor(Executor):
 
     # -- contract -----------------------------------------------------------------------------------------------
     def paths(self, run: RunContext) -> TaskPaths:
-        work = run.work_path or str(self.runs_dir / run.run_id)
-        return TaskPaths(work_path=work, run_path=str(self.runs_dir / run.run_id), root_path=str(self.root_path))
+        run_path = str(self.runs_dir / run.storage_id)
+        return TaskPaths(work_path=run.work_path or run_path, run_path=run_path, root_path=str(self.root_path))
 
     def prepare_run(self, run: RunContext) -> None:
-        (self.runs_dir / run.run_id).mkdir(parents=True, exist_ok=True)
+        (self.runs_dir / run.storage_id).mkdir(parents=True, exist_ok=True)
         (self.tasks_dir / run.run_id).mkdir(parents=True, exist_ok=True)
         self.root_path.mkdir(parents=True, exist_ok=True)
 
@@ -194,13 +194,23 @@ class LocalExecutor(Executor):
                 )
             )  # fmt: skip
 
-    def logs(self, run_id: str, task: str, *, follow: bool = False, tail: int | None = None) -> Iterator[str]:
-        attempts = sorted(
-            (int(p.name.rsplit(".", 2)[1]) for p in (self.tasks_dir / run_id).glob(f"{task}.*.log")), reverse=True
-        )
-        if not attempts:
-            return iter(())
-        return _read_log(self.attempt_prefix(run_id, task, attempts[0]), follow=follow, tail=tail)
+    def logs(
+        self,
+        run_id: str,
+        task: str,
+        *,
+        follow: bool = False,
+        tail: int | None = None,
+        attempt: int | None = None,
+        container: str | None = None,
+        replica: str | None = None,
+    ) -> Iterator[str]:
+        if attempt is None:
+            found = sorted(int(p.name.rsplit(".", 2)[1]) for p in (self.tasks_dir / run_id).glob(f"{task}.*.log"))
+            if not found:
+                return iter(())
+            attempt = found[-1]
+        return _read_log(self.attempt_prefix(run_id, task, attempt), follow=follow, tail=tail)
 
     def shutdown(self) -> None:
         """Leave running tasks alone: they record their own exit codes and a restart adopts them."""

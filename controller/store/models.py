@@ -137,6 +137,11 @@ class Run(SQLModel, table=True):
     parallelism: int | None = None
     cancel_requested: bool = False
     parent_run: str | None = Field(default=None, max_length=100, index=True)
+    run_path_id: str | None = Field(
+        default=None,
+        max_length=100,
+        description="Run whose ${RUN_PATH} this run uses: itself (None), or the run it reuses outputs from (reruns).",
+    )
     dedupe_key: str | None = Field(default=None, max_length=700, unique=True)
     absorbed_commits: list[str] = Field(default_factory=list, sa_type=JSONColumn)
     conditions: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSONColumn)

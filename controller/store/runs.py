@@ -53,8 +53,16 @@ class WriteBatch:
     def run(self, run_id: str, **values: Any) -> None:
         self.run_updates.setdefault(run_id, {}).update(values)
 
-    def event(self, kind: str, *, run_id: str | None = None, task: str | None = None, **data: Any) -> None:
-        self.events.append({"kind": kind, "run_id": run_id, "task": task, "data": data})
+    def event(
+        self,
+        kind: str,
+        *,
+        run_id: str | None = None,
+        task: str | None = None,
+        commit_sha: str | None = None,
+        **data: Any,
+    ) -> None:
+        self.events.append({"kind": kind, "run_id": run_id, "task": task, "commit_sha": commit_sha, "data": data})
 
     def __bool__(self) -> bool:
         return bool(self.task_updates or self.run_updates or self.events)
@@ -187,6 +195,7 @@ class NewRun:
     work_tree: str | None = None
     work_path: str | None = None
     parent_run: str | None = None
+    run_path_id: str | None = None  # share another run's ${RUN_PATH} (reruns that reuse its succeeded tasks)
     parallelism: int | None = None
     absorbed_commits: Sequence[str] = ()
     initial_tasks: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # task -> column values (reruns)
@@ -229,6 +238,7 @@ def create_run(conn: Connection, new: NewRun, *, max_attempts: int = 50) -> Crea
                         parallelism=new.parallelism,
                         cancel_requested=False,
                         parent_run=new.parent_run,
+                        run_path_id=new.run_path_id,
                         dedupe_key=new.dedupe_key,
                         absorbed_commits=list(new.absorbed_commits),
                         conditions=[],

@@ -114,6 +114,7 @@ def upgrade() -> None:
         sa.Column("parallelism", sa.Integer(), nullable=True),
         sa.Column("cancel_requested", sa.Boolean(), nullable=False),
         sa.Column("parent_run", sa.String(length=100), nullable=True),
+        sa.Column("run_path_id", sa.String(length=100), nullable=True),
         sa.Column("dedupe_key", sa.String(length=700), nullable=True),
         sa.Column("absorbed_commits", JSON, nullable=False),
         sa.Column("conditions", JSON, nullable=False),

@@ -24,8 +24,8 @@ app = typer.Typer(
 )
 users_app = typer.Typer(help="Manage users (admin, member, viewer).", no_args_is_help=True)
 app.add_typer(users_app, name="users")
-console = Console(stderr=True)
-out = Console()
+console = Console(stderr=True, soft_wrap=True)
+out = Console(soft_wrap=True)
 
 
 def _settings(**overrides: Any) -> Any:

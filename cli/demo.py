@@ -48,7 +48,7 @@ def admin_password(directory: Path) -> str:
 def run_demo(directory: Path, *, port: int, poll_interval: float, samples: Path | None = None) -> int:
     from odin.cli.server import run_server
 
-    console = Console(stderr=True)
+    console = Console(stderr=True, soft_wrap=True)
     try:
         source = samples_dir(samples)
     except SamplesMissing as e:

@@ -23,8 +23,8 @@ _MARKS = {
 def run_and_report(directory: Path, params: dict[str, str], parallelism: int | None, data_dir: Path | None) -> int:
     from odin.controller.embedded import run_pipeline
 
-    out = Console(highlight=False)
-    err = Console(stderr=True, highlight=False)
+    out = Console(highlight=False, soft_wrap=True)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
     lock = threading.Lock()
 
     def on_event(event: EventDict) -> None:

@@ -204,26 +204,37 @@ class Engine:
             if any(isinstance(m, _Stop) for m in messages):
                 self._flush()
                 return
-            now = self.clock()
-            touched: set[str] = set()
-            for m in messages:
-                self._handle(m, touched, now)
-            if now >= next_rescan:
-                self._rescan(touched)
-                next_rescan = now + self.rescan_interval
-            for run_id, run in list(self._runs.items()):
-                if run.wake_at is not None and run.wake_at <= now:
-                    touched.add(run_id)
-            if self._starved and self._active_total < self.max_active_tasks:
-                touched |= self._starved
-                self._starved.clear()
-            for run_id in touched:
-                if run_id in self._runs:
-                    self._step(self._runs[run_id], now)
-            if self._pending.effects or (self._flush_due is not None and now >= self._flush_due):
-                self._flush()
-            elif self._pending.batch and self._flush_due is None:
-                self._flush_due = now + self.coalesce
+            try:
+                next_rescan = self._turn(messages, next_rescan)
+            except Exception:
+                # Last line of defence: a bug in one turn must not stop every run. The store keeps the truth;
+                # the next rescan re-reads what this turn could not finish.
+                log.exception("engine turn failed; continuing")
+                self._store_failures += 1
+
+    def _turn(self, messages: list[_Message], next_rescan: float) -> float:
+        """One pass: apply messages, decide for the touched runs, commit, act. Returns the next rescan time."""
+        now = self.clock()
+        touched: set[str] = set()
+        for m in messages:
+            self._handle(m, touched, now)
+        if now >= next_rescan:
+            self._rescan(touched)
+            next_rescan = now + self.rescan_interval
+        for run_id, run in list(self._runs.items()):
+            if run.wake_at is not None and run.wake_at <= now:
+                touched.add(run_id)
+        if self._starved and self._active_total < self.max_active_tasks:
+            touched |= self._starved
+            self._starved.clear()
+        for run_id in touched:
+            if run_id in self._runs:
+                self._step(self._runs[run_id], now)
+        if self._pending.effects or (self._flush_due is not None and now >= self._flush_due):
+            self._flush()
+        elif self._pending.batch and self._flush_due is None:
+            self._flush_due = now + self.coalesce
+        return next_rescan
 
     def _retry_recover(self) -> bool:
         time.sleep(min(30.0, 0.5 * 2.0 ** min(self._store_failures, 6)))
@@ -272,7 +283,12 @@ class Engine:
             touched.add(m.run_id)
         elif isinstance(m, _Submit):
             if m.run_id not in self._runs:
-                for loaded in load_runs(self.db, [m.run_id]):
+                try:
+                    loaded_runs = load_runs(self.db, [m.run_id])
+                except StoreUnavailable as e:
+                    log.warning("run %s: cannot load it yet (%s); the next rescan will", m.run_id, e)
+                    return
+                for loaded in loaded_runs:
                     if loaded.run["status"] in (RunStatus.PENDING, RunStatus.RUNNING):
                         self._adopt(loaded, recovering=False)
             touched.add(m.run_id)

@@ -84,6 +84,16 @@ def transaction(engine: Engine) -> Iterator[Connection]:
         raise StoreUnavailable(f"database unavailable: {_first_line(e)}") from e
 
 
+@contextmanager
+def reading(engine: Engine) -> Iterator[Connection]:
+    """A connection for reads; connection failures become `StoreUnavailable`."""
+    try:
+        with engine.connect() as conn:
+            yield conn
+    except OperationalError as e:
+        raise StoreUnavailable(f"database unavailable: {_first_line(e)}") from e
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.isolation_level = None  # see the "begin" listener above
     cursor = dbapi_connection.cursor()

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from odin.controller.store.db import StoreUnavailable, transaction
+from odin.controller.store.db import StoreUnavailable, reading, transaction
 from odin.controller.store.models import EVENTS, RUNS, TASK_RUNS, RunStatus, TaskStatus, Trigger
 from odin.controller.store.types import utcnow
 from odin.schema.model import PipelineSpec
@@ -128,7 +128,7 @@ def _run_update(columns: frozenset[str]) -> sa.Update:
 
 def load_runs(engine: Engine, run_ids: Iterable[str] | None = None) -> list[LoadedRun]:
     """Active runs (pending/running), or the given runs, each with its tasks in creation order."""
-    with engine.connect() as conn:
+    with reading(engine) as conn:
         q = sa.select(RUNS)
         q = (
             q.where(RUNS.c.id.in_(list(run_ids)))
@@ -150,7 +150,7 @@ def cancel_requested_ids(engine: Engine, run_ids: Iterable[str]) -> set[str]:
     ids = list(run_ids)
     if not ids:
         return set()
-    with engine.connect() as conn:
+    with reading(engine) as conn:
         q = sa.select(RUNS.c.id).where(RUNS.c.id.in_(ids), RUNS.c.cancel_requested.is_(True))
         return set(conn.execute(q).scalars())
 

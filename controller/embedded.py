@@ -84,8 +84,7 @@ def run_pipeline(
     result = load_pipeline(main.read_bytes(), file=str(main), default_name=pipeline_dir.name)
     if result.spec is None or result.problems:
         raise PipelineInvalid(result.problems)
-    spec = result.spec
-    resolved = resolve_params(spec, dict(params or {}))
+    resolved = resolve_params(result.spec, dict(params or {}))
     base = Path(data_dir) if data_dir is not None else Path(tempfile.mkdtemp(prefix="odin-run-"))
     base.mkdir(parents=True, exist_ok=True)
     db = create_db_engine(f"sqlite:///{base / 'odin.db'}")
@@ -104,7 +103,7 @@ def run_pipeline(
             engine.bus.subscribe(on_event)
         new = NewRun(
             pipeline=pipeline_dir.name,
-            spec=spec,
+            spec=result.spec,
             trigger=Trigger.MANUAL,
             params=resolved,
             triggered_by="odin run",
@@ -113,6 +112,7 @@ def run_pipeline(
         )
         with transaction(db) as conn:
             run_id = create_run(conn, new).run_id
+        del new, result  # the engine loads its own copy of the frozen spec: keep one, not two, in memory
         engine.start()
         try:
             engine.submit(run_id)

@@ -8,7 +8,7 @@ what makes a run reproducible without going back to git.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
 from typing import Any
 
 RESOURCE_TYPES: tuple[str, ...] = ("Pod", "Job", "PyTorchJob", "TFJob", "MPIJob", "ElasticJob", "TrainJob")
@@ -111,7 +111,13 @@ class TaskSpec:
     elastic: dict[str, Any] | None = None  # {min_replicas, max_replicas, max_restarts, rdzv_backend} for elastic jobs
 
     def to_dict(self) -> dict[str, Any]:
-        result: dict[str, Any] = _jsonable(asdict(self))
+        """Only the fields that differ from their defaults (plus the identifying ones): a wide fan-out's frozen
+        spec stays a fraction of the size, and reads as what the user wrote. `from_dict` restores the defaults."""
+        result: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name in _ALWAYS_KEPT or value != _DEFAULTS[f.name]:
+                result[f.name] = _jsonable(asdict(value) if is_dataclass(value) else value)
         return result
 
     @classmethod
@@ -170,10 +176,18 @@ class PipelineSpec:
         )
 
 
+_ALWAYS_KEPT = frozenset({"name", "image", "command"})
+_DEFAULTS: dict[str, Any] = {
+    f.name: f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
+    for f in fields(TaskSpec)
+    if f.default is not MISSING or f.default_factory is not MISSING
+}
+
+
 def _jsonable(value: Any) -> Any:
     """Tuples become lists so the frozen spec is plain JSON (and compares equal after a round-trip)."""
     if isinstance(value, dict):
         return {k: _jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
+        return [_jsonable(asdict(v) if is_dataclass(v) and not isinstance(v, type) else v) for v in value]
     return value

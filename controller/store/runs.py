@@ -135,13 +135,13 @@ def load_runs(engine: Engine, run_ids: Iterable[str] | None = None) -> list[Load
             if run_ids is not None
             else q.where(RUNS.c.status.in_(ACTIVE_RUN_STATUSES))
         )
-        runs = [dict(r._mapping) for r in conn.execute(q.order_by(RUNS.c.created_at))]
+        runs = [r._mapping for r in conn.execute(q.order_by(RUNS.c.created_at))]
         if not runs:
             return []
-        by_run: dict[str, list[dict[str, Any]]] = {r["id"]: [] for r in runs}
+        by_run: dict[str, list[Mapping[str, Any]]] = {r["id"]: [] for r in runs}
         tq = sa.select(TASKS).where(TASKS.c.run_id.in_(list(by_run))).order_by(TASKS.c.id)
         for t in conn.execute(tq):
-            by_run[t.run_id].append(dict(t._mapping))
+            by_run[t.run_id].append(t._mapping)
     return [LoadedRun(r, by_run[r["id"]]) for r in runs]
 
 
@@ -266,7 +266,8 @@ def create_run(conn: Connection, new: NewRun, *, max_attempts: int = 50) -> Crea
             }
             for t in new.spec.tasks
         ]
-        conn.execute(TASKS.insert(), rows)
+        for start in range(0, len(rows), 1000):  # bounded parameter batches: a 10,000-task run stays small
+            conn.execute(TASKS.insert(), rows[start : start + 1000])
         conn.execute(
             EVENTS.insert().values(
                 kind="run.created",

@@ -8,7 +8,7 @@ what makes a run reproducible without going back to git.
 
 from __future__ import annotations
 
-from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
+from dataclasses import MISSING, Field, asdict, dataclass, field, fields, is_dataclass
 from typing import Any
 
 RESOURCE_TYPES: tuple[str, ...] = ("Pod", "Job", "PyTorchJob", "TFJob", "MPIJob", "ElasticJob", "TrainJob")
@@ -117,7 +117,7 @@ class TaskSpec:
         for f in fields(self):
             value = getattr(self, f.name)
             if f.name in _ALWAYS_KEPT or value != _DEFAULTS[f.name]:
-                result[f.name] = _jsonable(asdict(value) if is_dataclass(value) else value)
+                result[f.name] = _jsonable(value)
         return result
 
     @classmethod
@@ -177,10 +177,17 @@ class PipelineSpec:
 
 
 _ALWAYS_KEPT = frozenset({"name", "image", "command"})
+
+
+def _default(f: Field[Any]) -> Any:
+    if f.default is not MISSING:
+        return f.default
+    assert f.default_factory is not MISSING, f"{f.name} has no default"
+    return f.default_factory()
+
+
 _DEFAULTS: dict[str, Any] = {
-    f.name: f.default if f.default is not MISSING else f.default_factory()  # type: ignore[misc]
-    for f in fields(TaskSpec)
-    if f.default is not MISSING or f.default_factory is not MISSING
+    f.name: _default(f) for f in fields(TaskSpec) if f.default is not MISSING or f.default_factory is not MISSING
 }
 
 
@@ -189,5 +196,7 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_jsonable(asdict(v) if is_dataclass(v) and not isinstance(v, type) else v) for v in value]
+        return [_jsonable(v) for v in value]
+    if is_dataclass(value) and not isinstance(value, type):
+        return _jsonable(asdict(value))
     return value

@@ -35,8 +35,8 @@ ACTIVE_RUN_STATUSES = (RunStatus.PENDING.value, RunStatus.RUNNING.value)
 class LoadedRun:
     """A run and its task rows, as the engine needs them to resume."""
 
-    run: Mapping[str, Any]
-    tasks: Sequence[Mapping[str, Any]]
+    run: Mapping[Any, Any]
+    tasks: Sequence[Mapping[Any, Any]]
 
 
 @dataclass
@@ -138,7 +138,7 @@ def load_runs(engine: Engine, run_ids: Iterable[str] | None = None) -> list[Load
         runs = [r._mapping for r in conn.execute(q.order_by(RUNS.c.created_at))]
         if not runs:
             return []
-        by_run: dict[str, list[Mapping[str, Any]]] = {r["id"]: [] for r in runs}
+        by_run: dict[str, list[Mapping[Any, Any]]] = {r["id"]: [] for r in runs}
         tq = sa.select(TASKS).where(TASKS.c.run_id.in_(list(by_run))).order_by(TASKS.c.id)
         for t in conn.execute(tq):
             by_run[t.run_id].append(t._mapping)

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import os
 import secrets
+import sys
 from pathlib import Path
 
 from rich.console import Console
-from rich.panel import Panel
 
 from odin.controller.git.seed import seed_repository
 from odin.controller.settings import Settings
@@ -65,20 +65,20 @@ def run_demo(directory: Path, *, port: int, poll_interval: float, samples: Path 
         admin_password=password,
     )
     server = f"http://127.0.0.1:{port}"
-    ws = seeded.workspace
+    bin_dir = Path(sys.argv[0]).resolve().parent
+    # Plain lines, never a box: these are commands to copy, and a box would crop them in a narrow or piped output.
     console.print(
-        Panel.fit(
-            f"Odin follows [bold]{seeded.remote}[/] (branch main) and serves [bold]{server}[/]\n"
-            f"Admin password: [bold]{password}[/]  (also in {directory / 'admin-password'})\n\n"
-            "In another terminal:\n"
-            f"  export ODIN_SERVER={server}\n"
-            f"  echo '{password}' | odinctl login --username admin --password-stdin\n"
-            f"  cd {ws}\n"
-            "  sed -i 's/Hello/Hello again/' hello/main.yml && git commit -qam 'Say hello again' && git push -q\n"
-            "  odinctl runs --commit $(git rev-parse HEAD)     # the run appears within a few seconds\n"
-            "  odinctl show <RUN-ID>\n\n"
-            "Or run a pipeline once without the server:  odin run sample-pipelines/train",
-            title="Odin demo",
-        )
+        "\n[bold]Odin demo[/]\n"
+        f"Odin follows [bold]{seeded.remote}[/] (branch main) and serves [bold]{server}[/]\n"
+        f"Admin password: [bold]{password}[/]  (also in {directory / 'admin-password'})\n\n"
+        "In another terminal:\n"
+        f"  export PATH={bin_dir}:$PATH ODIN_SERVER={server}\n"
+        f"  echo '{password}' | odinctl login --username admin --password-stdin\n"
+        f"  cd {seeded.workspace}\n"
+        "  sed -i 's/Hello/Hello again/' hello/main.yml && git commit -qam 'Say hello again' && git push -q\n"
+        "  odinctl runs --commit $(git rev-parse HEAD)     # the run appears within a few seconds\n"
+        "  odinctl show <RUN-ID>\n\n"
+        "Or run a pipeline once, without the server:  odin run sample-pipelines/train\n",
+        highlight=False,
     )
     return run_server(settings)

@@ -17,6 +17,7 @@ import threading
 import time
 
 from odin.controller.store.db import StoreUnavailable
+from odin.controller.store.models import Trigger
 from odin.controller.sync import RepoSync, SyncOutcome, SyncRequest
 
 log = logging.getLogger(__name__)
@@ -91,7 +92,8 @@ class RepoPoller:
                 if self._stopping:
                     return
                 requests, self._requests = self._requests, []
-            request = next((r for r in requests if r.trigger != "poll"), requests[0] if requests else SyncRequest())
+            default = SyncRequest(trigger=Trigger.POLL, by="poller")
+            request = next((r for r in requests if r.trigger != Trigger.POLL), requests[0] if requests else default)
             outcome: SyncOutcome | None
             try:
                 outcome = self.sync.sync(request)

@@ -110,7 +110,8 @@ class RunState:
     dag: Dag
     cancel_requested: bool = False
     tasks: dict[str, TaskState] = field(default_factory=dict)
-    _unmet: dict[str, int] = field(default_factory=dict)
+    _unmet: dict[str, int] = field(default_factory=dict)  # dependencies not (yet) succeeded
+    _failed_deps: dict[str, int] = field(default_factory=dict)  # dependencies failed, skipped or cancelled
     _ready: list[int] = field(default_factory=list)  # sorted DAG indexes of PENDING tasks with all deps succeeded
     _active: set[str] = field(default_factory=set)
     _retrying: set[str] = field(default_factory=set)
@@ -127,6 +128,7 @@ class RunState:
         state.tasks = {n: given.get(n, TaskState()) for n in dag.names}
         for n in dag.names:
             state._unmet[n] = sum(1 for d in dag.deps[n] if state.tasks[d].status != TaskStatus.SUCCEEDED)
+            state._failed_deps[n] = sum(1 for d in dag.deps[n] if state.tasks[d].status in _BLOCKING)
         for n in dag.names:
             state._index(n, None, state.tasks[n])
         return state
@@ -189,9 +191,12 @@ class RunState:
                     self._unindex(child, self.tasks[child])
                     self._unmet[child] += delta
                     self._index(child, None, self.tasks[child])
-            if (new.status in _BLOCKING) != (old.status in _BLOCKING):
+            was_blocking, is_blocking = old.status in _BLOCKING, new.status in _BLOCKING
+            if was_blocking != is_blocking:
+                delta = 1 if is_blocking else -1
                 for child in self.dag.dependents[name]:
                     self._unindex(child, self.tasks[child])
+                    self._failed_deps[child] += delta
                     self._index(child, None, self.tasks[child])
         return new
 
@@ -221,7 +226,7 @@ class RunState:
         if status.active:
             self._active.add(name)
         elif status in (TaskStatus.PENDING, TaskStatus.RETRYING):
-            if any(self.tasks[d].status in _BLOCKING for d in self.dag.deps[name]):
+            if self._failed_deps[name]:
                 self._blocked.add(name)
             elif status == TaskStatus.RETRYING:
                 self._retrying.add(name)

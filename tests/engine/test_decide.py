@@ -286,3 +286,15 @@ def test_retry_tasks_carry_their_due_time() -> None:
     retry = next(a for a in sim.log if isinstance(a, RetryTask))
     assert retry.not_before == pytest.approx(sim.now + 10)
     assert "retry 1 of 1" in retry.message
+
+
+def test_wide_fan_in_tracks_readiness_and_blocking() -> None:
+    """A join over 20,000 tasks (each upstream change costs O(1) for the join: see bench_local_executor --fan-in)."""
+    n = 20_000
+    dag = Dag.from_edges({**{f"t{i}": [] for i in range(n)}, "join": [f"t{i}" for i in range(n)]})
+    state = RunState.new(dag)
+    for i in range(n):
+        state.update(f"t{i}", status=TaskStatus.SUCCEEDED)
+    assert state.ready == ["join"]
+    state.update("t7", status=TaskStatus.FAILED)
+    assert state.blocked == {"join"} and state.ready == []

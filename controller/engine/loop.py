@@ -198,14 +198,17 @@ class Engine:
                 pass
         self._ready.set()
         next_rescan = self.clock() + self.rescan_interval
+        # Every recovered run is stepped once: one with nothing active (still pending, or only retrying tasks) gets
+        # no observation that would wake it otherwise.
+        recovered: set[str] = set(self._runs)
         while True:
-            timeout = self._next_timeout(next_rescan)
+            timeout = 0.0 if recovered else self._next_timeout(next_rescan)
             messages = self._drain(timeout)
             if any(isinstance(m, _Stop) for m in messages):
                 self._flush()
                 return
             now = self.clock()
-            touched: set[str] = set()
+            touched, recovered = recovered, set()
             for m in messages:
                 self._handle(m, touched, now)
             if now >= next_rescan:
@@ -331,10 +334,11 @@ class Engine:
             run_id=r["id"],
             pipeline=r["pipeline"],
             commit_sha=r["commit_sha"],
-            repo_url=None,
+            repo_url=r.get("repo_url"),
             trigger=r["trigger"],
             work_tree=r["work_tree"],
             work_path=r["work_path"],
+            namespace=r.get("repo_namespace"),
             run_path_id=r.get("run_path_id"),
         )
         try:

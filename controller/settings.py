@@ -99,8 +99,8 @@ class Settings(BaseSettings):
     kube_cleanup_ttl: float | None = Field(
         default=3600.0,
         ge=0,
-        description="Seconds an ended attempt's objects stay in the cluster (after its logs are saved); unset: "
-        "forever.",
+        description="Seconds an ended attempt's objects stay in the cluster (after its logs are saved); `never` "
+        "keeps them.",
     )
     kube_data_claim: str | None = Field(
         default=None,
@@ -136,6 +136,12 @@ class Settings(BaseSettings):
         "connections before the task fails (an infrastructure failure, retried by the engine).",
     )
     kube_workers: int = Field(default=8, ge=1, le=256, description="Threads submitting and deleting objects.")
+    kube_sweep_interval: float = Field(
+        default=300.0,
+        gt=0,
+        description="Seconds between clean-up sweeps for objects a restart left behind (ended, orphaned, old "
+        "${WORK_PATH} ConfigMaps).",
+    )
     kube_watch_timeout: int = Field(
         default=300, ge=10, description="Seconds a watch request lasts before it is renewed (server-side timeout)."
     )
@@ -163,6 +169,11 @@ class Settings(BaseSettings):
     jwt_secret_file: Path | None = Field(default=None, description="Read the HS256 secret from this file.")
     token_ttl: int = Field(default=3600, gt=0, description="Access token lifetime, seconds.")
     public_url: str | None = Field(default=None, description="URL users reach the API at (links in notifications).")
+
+    @field_validator("kube_cleanup_ttl", mode="before")
+    @classmethod
+    def _never(cls, v: object) -> object:
+        return None if isinstance(v, str) and v.strip().lower() in ("", "never", "none") else v
 
     @field_validator("data_dir", mode="after")
     @classmethod

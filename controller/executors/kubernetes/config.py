@@ -144,4 +144,5 @@ def options_from_settings(settings: Settings, *, implied_namespace: str | None) 
         elastic_rdzv_endpoint=settings.kube_elastic_rdzv_endpoint,
         trainjob_runtime=settings.kube_trainjob_runtime,
         repo_url=redact_url(settings.repo) if settings.repo else None,
+        sweep_interval=settings.kube_sweep_interval,
     )

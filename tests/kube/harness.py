@@ -10,6 +10,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from kubernetes.client.exceptions import ApiException
 from sqlalchemy.engine import Engine as DbEngine
@@ -26,6 +27,20 @@ from tests.kube.kubelet import wait_for
 
 COMMIT = "c0ffee" + "0" * 34
 TREE = "7ree" + "0" * 36
+
+
+def require_crd(kube: KubeEnv, group: str, version: str, plural: str) -> None:
+    """Skip unless the cluster serves this custom resource (the fake serves every kind Odin uses)."""
+    if kube.fake is not None:
+        return
+    try:
+        served = kube.custom.get_api_resources(group, version)
+    except ApiException as e:
+        if e.status == 404:
+            pytest.skip(f"the cluster does not serve {group}/{version}: install the CRD to run this test")
+        raise
+    if plural not in {r.name for r in served.resources}:
+        pytest.skip(f"the cluster does not serve {plural}.{group}/{version}: install the CRD to run this test")
 
 
 def task(name: str, script: str = "true", **kw: Any) -> TaskSpec:

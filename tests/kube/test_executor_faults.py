@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine as DbEngine
 
 from odin.controller.executors.kubernetes import names
 from odin.controller.store.db import create_db_engine, migrate, transaction
@@ -272,17 +271,11 @@ def test_a_crd_the_cluster_does_not_serve(kube: KubeEnv, h: KubeHarness) -> None
 
 
 def test_an_operator_that_never_answers(kube: KubeEnv, h: KubeHarness) -> None:
-    if kube.fake is not None:
-        kube.fake.controllers.kubeflow = False
+    fake = kube.require_fake("needs a cluster without the training operator")
+    fake.controllers.kubeflow = False
     h.start(operator_deadline=0.5)
     run_id = h.create(pipeline(task("ddp", resource_type="TFJob", num_workers=2)))
     assert h.wait(run_id) == RunStatus.FAILED
     row = h.task_row(run_id, "ddp")
     assert (row.reason, row.failure) == ("NoController", "permanent")
     assert "is its operator installed" in row.message
-
-
-def test_the_database_schema_is_untouched(h: KubeHarness, db: DbEngine | None = None) -> None:
-    """The executor records through the engine only: the task row columns it fills exist (no migration needed)."""
-    columns = {c.name for c in TASKS.columns}
-    assert {"resource_kind", "resource_name", "namespace", "node", "gpus", "log_path"} <= columns

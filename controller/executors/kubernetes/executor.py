@@ -192,7 +192,7 @@ class KubernetesExecutor(Executor):
         self._attempts: dict[AttemptKey, _Attempt] = {}
         self._owners: dict[tuple[str, tuple[str, str, str], str], AttemptKey] = {}
         self._runs: dict[str, _Run] = {}
-        self._seen: dict[str, float] = {}
+        self._seen: dict[str, dict[str, float]] = {}  # pod uid -> state -> first seen
         self.started_at = time.time()
         self.janitor.start()
 
@@ -247,8 +247,7 @@ class KubernetesExecutor(Executor):
                         self.api.create(CONFIGMAPS, namespace, body)
             record.work, record.problem = work, None
         except WorkTreeError as e:
-            record.problem = Problem("WorkTreeTooLarge" if "exceeds" in str(e) or "larger" in str(e) else
-                                     "WorkTreeUnreadable", str(e), Failure.PERMANENT)  # fmt: skip
+            record.problem = Problem(e.reason, str(e), Failure.PERMANENT)
         except KubeApiError as e:
             record.problem = self._api_problem(e, namespace)
         except Exception as e:  # a bug here must fail the run's tasks with a reason, not hang them
@@ -473,8 +472,8 @@ class KubernetesExecutor(Executor):
         handlers = {self._attempts[k].handler for k in keys if k in self._attempts}
         watches = [w for h in handlers if h is not None for w in self._ensure_watches(namespace, h)]
         while not all(w.synced.wait(1.0) for w in watches):
-            if self._stopping.is_set():
-                return
+            if self._stopping.is_set() or self._all_ended(keys):
+                return  # shutting down, or a watch that cannot run (403) already failed these attempts
         adopted = resubmitted = lost = 0
         for key in keys:
             with self._lock:
@@ -508,6 +507,11 @@ class KubernetesExecutor(Executor):
             "namespace %s: recovered %d attempt(s): %d adopted, %d resubmitted, %d lost",
             namespace, len(keys), adopted, resubmitted, lost,
         )  # fmt: skip
+
+    def _all_ended(self, keys: list[AttemptKey]) -> bool:
+        with self._lock:
+            records = [self._attempts.get(k) for k in keys]
+        return all(r is None or (r.reported is not None and r.reported.terminal) for r in records)
 
     # -- watches ---------------------------------------------------------------------------------------------
     def _ensure_watches(self, namespace: str, handler: ResourceHandler | None) -> list[Any]:
@@ -595,8 +599,10 @@ class KubernetesExecutor(Executor):
 
     # -- evaluating ----------------------------------------------------------------------------------------------
     def _first_seen(self, what: str) -> float:
+        """When a pod was first seen in a state (`<pod uid>:<what>`): the API does not say how long it waited."""
+        uid, _, state = what.partition(":")
         with self._lock:
-            return self._seen.setdefault(what, time.time())
+            return self._seen.setdefault(uid, {}).setdefault(state, time.time())
 
     def _reconcile(self, key: AttemptKey) -> None:
         """Re-evaluate one attempt from what the watches last said, and report a change."""
@@ -743,6 +749,8 @@ class KubernetesExecutor(Executor):
 
     def _forget(self, record: _Attempt) -> None:
         self._attempts.pop(record.key, None)
+        for pod in record.pods.values():
+            self._seen.pop(str((pod.get("metadata") or {}).get("uid") or ""), None)
         if record.handler is not None:
             owner = (record.namespace, record.handler.kind.key, record.name)
             if self._owners.get(owner) == record.key:

@@ -38,7 +38,11 @@ _KEY_BAD = re.compile(r"[^-._a-zA-Z0-9]+")
 
 
 class WorkTreeError(ValueError):
-    """The pipeline directory cannot be carried into pods (too large, unreadable)."""
+    """The pipeline directory cannot be carried into pods: `reason` is `WorkTreeTooLarge` or `WorkTreeUnreadable`."""
+
+    def __init__(self, message: str, reason: str = "WorkTreeUnreadable") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,13 +141,15 @@ def collect(root: Path, *, name: str, tree: str | None, max_bytes: int) -> WorkT
             if len(data) > CHUNK_BYTES:
                 raise WorkTreeError(
                     f"{relative} is {len(data):,} bytes: larger than a ConfigMap can carry ({CHUNK_BYTES:,}); keep "
-                    "large files on a volume (`mounts`, ${ROOT_PATH}), not in the pipeline directory"
+                    "large files on a volume (`mounts`, ${ROOT_PATH}), not in the pipeline directory",
+                    "WorkTreeTooLarge",
                 )
             total += len(data)
             if total > max_bytes:
                 raise WorkTreeError(
                     f"the pipeline directory exceeds {max_bytes:,} bytes (ODIN_KUBE_WORK_MAX_BYTES): files reach pods "
-                    "through ConfigMaps; keep datasets and weights on a volume (`mounts`, ${ROOT_PATH})"
+                    "through ConfigMaps; keep datasets and weights on a volume (`mounts`, ${ROOT_PATH})",
+                    "WorkTreeTooLarge",
                 )
             files.append((relative, 0o555 if executable else 0o444, data))
     if skipped:

@@ -11,7 +11,7 @@
 The benchmark plays the kubelet in-process (pod status written straight into the fake's store, which emits the watch
 events), so every HTTP request the fake records is the executor's own.
 
-Usage: PYTHONPATH=. python benchmarks/bench_kube_fanout.py [--tasks 1000] [--chain 40] [--idle 3]
+Usage: python benchmarks/bench_kube_fanout.py [--tasks 1000] [--chain 40] [--idle 3]
 """
 
 from __future__ import annotations

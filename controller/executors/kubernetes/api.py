@@ -31,6 +31,7 @@ from kubernetes.client.exceptions import ApiException
 from odin.controller.executors.kubernetes.errors import (
     RETRYABLE_STATUSES,
     KubeApiError,
+    NotFound,
     Unavailable,
     translate,
 )
@@ -306,8 +307,6 @@ class KubeApi:
                     _request_timeout=REQUEST_TIMEOUT,
                 )
             response.release_conn()
-
-        from odin.controller.executors.kubernetes.errors import NotFound
 
         try:
             self.call(f"delete {kind.kind} {namespace}/{name}", request)

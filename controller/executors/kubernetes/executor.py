@@ -406,6 +406,8 @@ class KubernetesExecutor(Executor):
             if record.reported is not None and record.reported.terminal:
                 return
             record.reported = TaskStatus.FAILED
+            if not record.submitted and not record.exists:
+                self._forget(record)  # nothing in the cluster to watch or clean up
         self.journal.remove(*record.key)
         log.warning("run %s task %s attempt %d failed: %s: %s", *record.key, reason, message)
         self.report(Observation(*record.key, TaskStatus.FAILED, reason=reason, message=message, failure=failure))

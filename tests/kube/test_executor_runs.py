@@ -304,6 +304,12 @@ def test_pytorchjob_replicas_logs_and_success(kube: KubeEnv, h: KubeHarness) -> 
     wait_for((saved / "ddp.1.worker-1.log").exists, 10)
     assert (saved / "ddp.1.log").read_text() == "hello from master-0\n"
     assert (saved / "ddp.1.worker-1.log").read_text() == "hello from worker-1\n"
+    kube.custom.delete_namespaced_custom_object(
+        "kubeflow.org", "v1", kube.namespace, "pytorchjobs", row.resource_name, propagation_policy="Foreground"
+    )
+    wait_for(lambda: not h.pods(f"odin.dev/run={run_id}"), 10)
+    assert list(h.executor.logs(run_id, "ddp", replica="worker-1")) == ["hello from worker-1\n"]  # from disk
+    assert list(h.executor.logs(run_id, "ddp", container="pytorch", tail=1)) == ["hello from master-0\n"]
 
 
 def test_a_preempted_worker_fails_the_distributed_job_as_infrastructure(kube: KubeEnv, h: KubeHarness) -> None:

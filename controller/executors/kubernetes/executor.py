@@ -797,33 +797,32 @@ class KubernetesExecutor(Executor):
                 pod = next((p for p in pods if replica in (handler.replica(p), p["metadata"]["name"])), None)
             else:
                 pod = handler.primary(pods)
-        if pod is not None:
-            return self._live_log(key, namespace, pod, handler, container=container, follow=follow, tail=tail)
-        return self.log_store.read(self.log_store.path(*key, replica=replica, container=container), tail=tail)
+        if pod is not None and handler is not None:
+            replica = None if pod is handler.primary(pods) else handler.replica(pod)
+            saved = self._saved_log(key, replica, container)
+            return self._live_log(namespace, pod, saved, container=container, follow=follow, tail=tail)
+        return self.log_store.read(self._saved_log(key, replica, container), tail=tail)
+
+    def _saved_log(self, key: AttemptKey, replica: str | None, container: str | None) -> Path:
+        """The saved log of a replica's container; the first container's is saved without the container's name."""
+        named = self.log_store.path(*key, replica=replica, container=container)
+        return named if container is None or named.exists() else self.log_store.path(*key, replica=replica)
 
     def _live_log(
-        self,
-        key: AttemptKey,
-        namespace: str,
-        pod: Json,
-        handler: ResourceHandler | None,
-        *,
-        container: str | None,
-        follow: bool,
-        tail: int | None,
+        self, namespace: str, pod: Json, saved: Path, *, container: str | None, follow: bool, tail: int | None
     ) -> Iterator[str]:
+        """A pod's log from the API; its saved copy when the pod is gone or the API cannot answer."""
         name = str(pod["metadata"]["name"])
         chosen = container or next(iter(containers(pod)), None)
         try:
             yield from stream(self.api, namespace, name, container=chosen, follow=follow, tail=tail)
         except KubeApiError as e:
-            if e.status == 404:  # deleted meanwhile: its log was saved before
-                replica = None if handler is None or handler.primary([pod]) is pod else handler.replica(pod)
-                yield from self.log_store.read(self.log_store.path(*key, replica=replica), tail=tail)
-                return
             if e.status == 400:  # not started yet (ContainerCreating, ImagePullBackOff): no log
                 return
-            raise
+            if not saved.exists():
+                raise
+            log.info("log of pod %s/%s from its saved copy (%s)", namespace, name, e.message)
+            yield from self.log_store.read(saved, tail=tail)
 
     def events(self, run_id: str, task: str) -> list[dict[str, Any]]:
         attempt = self._latest_attempt(run_id, task)
@@ -836,8 +835,8 @@ class KubernetesExecutor(Executor):
             objects = [record.name, *[n for n in record.pods if n != record.name]]
             namespace = record.namespace
         out: list[dict[str, Any]] = []
-        for name in objects:
-            for e in self.api.events_for(namespace, name):
+        for name in objects:  # interactive: fail fast (KubeApiError) rather than retry for minutes
+            for e in self.api.events_for(namespace, name, retry=False):
                 involved = e.get("involvedObject") or {}
                 out.append(
                     {

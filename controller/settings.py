@@ -8,7 +8,7 @@ line or an error message.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -60,6 +60,103 @@ class Settings(BaseSettings):
     kill_grace: float = Field(default=10.0, ge=0, description="Seconds between SIGTERM and SIGKILL on cancel/timeout.")
     root_path: Path | None = Field(default=None, description="${ROOT_PATH} for local tasks. Default <data_dir>/root.")
 
+    # -- Kubernetes executor (ODIN_EXECUTOR=kubernetes; docs/kubernetes.md) ---------------------------------------
+    kube_in_cluster: bool | None = Field(
+        default=None,
+        description="Use the pod's ServiceAccount (true) or a kubeconfig (false). Default: in-cluster when Odin runs "
+        "in a pod and no kube_config is given.",
+    )
+    kube_config: Path | None = Field(default=None, description="Kubeconfig file. Default: $KUBECONFIG, ~/.kube/config.")
+    kube_context: str | None = Field(default=None, description="Kubeconfig context. Default: the current context.")
+    kube_namespace: str | None = Field(
+        default=None,
+        description="Namespace of task objects when nothing more specific applies. Default: the controller's own "
+        "namespace in-cluster, the kubeconfig context's namespace, else `default`.",
+    )
+    kube_pipeline_namespaces: dict[str, str] = Field(
+        default_factory=dict,
+        description='Per-pipeline namespaces, as JSON: {"<pipeline path glob>": "<namespace>"}, first match wins '
+        '(e.g. {"nlp/*": "team-nlp"}). Checked before the repository\'s namespace and kube_namespace.',
+    )
+    kube_instance: str = Field(
+        default="default",
+        description="Label value `odin.dev/instance` of every object: lets two Odins share a namespace without "
+        "touching each other's objects.",
+    )
+    kube_service_account: str | None = Field(
+        default=None, description="ServiceAccount of task pods that name none. Default: the namespace's `default`."
+    )
+    kube_image_pull_secrets: list[str] = Field(
+        default_factory=list, description="Secrets added to every task pod's imagePullSecrets (JSON list)."
+    )
+    kube_gpu_tolerations: list[dict[str, Any]] = Field(
+        default_factory=lambda: [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+        description="Tolerations added to pods of tasks with num_gpus > 0 (JSON list; [] for none).",
+    )
+    kube_scheduler_name: str | None = Field(
+        default=None, description="schedulerName of task pods. Default: the cluster's default scheduler."
+    )
+    kube_cleanup_ttl: float | None = Field(
+        default=3600.0,
+        ge=0,
+        description="Seconds an ended attempt's objects stay in the cluster (after its logs are saved); `never` "
+        "keeps them.",
+    )
+    kube_data_claim: str | None = Field(
+        default=None,
+        description="PersistentVolumeClaim mounted at /odin/data in every task pod: ${ROOT_PATH}=/odin/data, "
+        "${RUN_PATH}=/odin/data/runs/<run>. Without it, ${RUN_PATH} is an emptyDir per pod (not shared by tasks).",
+    )
+    kube_image_pull_grace: float = Field(
+        default=120.0,
+        ge=0,
+        description="Seconds a pod may stay in ImagePullBackOff/ErrImagePull before the task fails.",
+    )
+    kube_missing_volume_deadline: float = Field(
+        default=120.0,
+        ge=0,
+        description="Seconds a pod may wait for a missing Secret, ConfigMap or PVC before the task fails.",
+    )
+    kube_unschedulable_deadline: float = Field(
+        default=1800.0,
+        ge=0,
+        description="Seconds a pod may stay Unschedulable before the task fails (0: wait forever). Time waiting "
+        "in a Kueue queue does not count.",
+    )
+    kube_operator_deadline: float = Field(
+        default=300.0,
+        ge=0,
+        description="Seconds a training-operator object may go without any status before the task fails (operator "
+        "not installed). 0: wait forever.",
+    )
+    kube_api_retry_deadline: float = Field(
+        default=120.0,
+        gt=0,
+        description="Seconds one API request is retried on 429 (honouring Retry-After), 5xx and dropped "
+        "connections before the task fails (an infrastructure failure, retried by the engine).",
+    )
+    kube_workers: int = Field(default=8, ge=1, le=256, description="Threads submitting and deleting objects.")
+    kube_sweep_interval: float = Field(
+        default=300.0,
+        gt=0,
+        description="Seconds between clean-up sweeps for objects a restart left behind (ended, orphaned, old "
+        "${WORK_PATH} ConfigMaps).",
+    )
+    kube_watch_timeout: int = Field(
+        default=300, ge=10, description="Seconds a watch request lasts before it is renewed (server-side timeout)."
+    )
+    kube_work_max_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        ge=0,
+        description="Largest pipeline directory carried into pods as ${WORK_PATH} (through ConfigMaps), bytes.",
+    )
+    kube_elastic_rdzv_endpoint: str = Field(
+        default="etcd-service:2379", description="etcd rendezvous endpoint of ElasticJob tasks (host:port)."
+    )
+    kube_trainjob_runtime: str = Field(
+        default="torch-distributed", description="ClusterTrainingRuntime that TrainJob tasks reference."
+    )
+
     # -- API ----------------------------------------------------------------------------------------------------
     host: str = Field(default="127.0.0.1", description="Address the API binds to.")
     port: int = Field(default=9003, ge=0, le=65535, description="Port of the API.")
@@ -72,6 +169,11 @@ class Settings(BaseSettings):
     jwt_secret_file: Path | None = Field(default=None, description="Read the HS256 secret from this file.")
     token_ttl: int = Field(default=3600, gt=0, description="Access token lifetime, seconds.")
     public_url: str | None = Field(default=None, description="URL users reach the API at (links in notifications).")
+
+    @field_validator("kube_cleanup_ttl", mode="before")
+    @classmethod
+    def _never(cls, v: object) -> object:
+        return None if isinstance(v, str) and v.strip().lower() in ("", "never", "none") else v
 
     @field_validator("data_dir", mode="after")
     @classmethod

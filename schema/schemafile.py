@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from functools import cache
+from importlib.metadata import entry_points
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -16,9 +18,12 @@ from typing import Any
 from jsonschema import Draft202012Validator
 
 from .fastcheck import Check, compile_schema
+from .model import RESOURCE_TYPES
 
 SCHEMA_FILE = "pipeline.schema.json"
 SCHEMA_ID = "https://odin.dev/schemas/pipeline.schema.json"
+RESOURCE_HANDLER_GROUP = "odin.resource_handlers"
+_KIND_NAME = re.compile(r"^[A-Z][A-Za-z0-9]{0,62}$")
 
 
 def schema_path() -> Path:
@@ -26,9 +31,24 @@ def schema_path() -> Path:
     return Path(str(files(__package__).joinpath(SCHEMA_FILE)))
 
 
+def plugin_resource_types() -> tuple[str, ...]:
+    """`resource_type` values served by installed resource-handler plugins: the names of the entry points in the
+    `odin.resource_handlers` group beyond the built-in kinds (see docs/kubernetes.md, "Adding a resource type")."""
+    found: list[str] = []
+    for ep in entry_points(group=RESOURCE_HANDLER_GROUP):
+        if ep.name not in RESOURCE_TYPES and ep.name not in found and _KIND_NAME.match(ep.name):
+            found.append(ep.name)
+    return tuple(found)
+
+
 @cache
 def _schema() -> dict[str, Any]:
+    """The published schema, with the `resource_type` values of installed plugins added to its enum: the file
+    (what editors read) lists the built-in kinds; the controller also accepts the kinds it can run."""
     loaded: dict[str, Any] = json.loads(files(__package__).joinpath(SCHEMA_FILE).read_text(encoding="utf-8"))
+    extra = plugin_resource_types()
+    if extra:
+        loaded["$defs"]["task"]["properties"]["resource_type"]["enum"].extend(extra)
     return loaded
 
 

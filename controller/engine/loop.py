@@ -198,24 +198,28 @@ class Engine:
                 pass
         self._ready.set()
         next_rescan = self.clock() + self.rescan_interval
+        # Every recovered run is stepped once: one with nothing active (still pending, or only retrying tasks) gets
+        # no observation that would wake it otherwise.
+        recovered: set[str] = set(self._runs)
         while True:
-            timeout = self._next_timeout(next_rescan)
+            timeout = 0.0 if recovered else self._next_timeout(next_rescan)
             messages = self._drain(timeout)
             if any(isinstance(m, _Stop) for m in messages):
                 self._flush()
                 return
             try:
-                next_rescan = self._turn(messages, next_rescan)
+                next_rescan = self._turn(messages, next_rescan, recovered)
             except Exception:
                 # Last line of defence: a bug in one turn must not stop every run. The store keeps the truth;
                 # the next rescan re-reads what this turn could not finish.
                 log.exception("engine turn failed; continuing")
                 self._store_failures += 1
+            recovered = set()
 
-    def _turn(self, messages: list[_Message], next_rescan: float) -> float:
+    def _turn(self, messages: list[_Message], next_rescan: float, touched: set[str]) -> float:
         """One pass: apply messages, decide for the touched runs, commit, act. Returns the next rescan time."""
         now = self.clock()
-        touched: set[str] = set()
+        touched = set(touched)
         for m in messages:
             self._handle(m, touched, now)
         if now >= next_rescan:
@@ -347,10 +351,11 @@ class Engine:
             run_id=r["id"],
             pipeline=r["pipeline"],
             commit_sha=r["commit_sha"],
-            repo_url=None,
+            repo_url=r.get("repo_url"),
             trigger=r["trigger"],
             work_tree=r["work_tree"],
             work_path=r["work_path"],
+            namespace=r.get("repo_namespace"),
             run_path_id=r.get("run_path_id"),
         )
         try:

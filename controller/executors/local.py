@@ -53,6 +53,9 @@ _WRAPPER = 'echo $$ > "$0.pid"; "$@"; rc=$?; echo $rc > "$0.exit"; exit $rc'
 
 PASSTHROUGH_ENV = ("PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "TERM")
 
+# A Pod or a Job runs one process; distributed kinds need a cluster (and their operators).
+LOCAL_RESOURCE_TYPES = ("Pod", "Job")
+
 _SIGNAL_REASONS = {signal.SIGKILL: "Killed", signal.SIGTERM: "Terminated", signal.SIGSEGV: "Segfault"}
 
 
@@ -111,6 +114,17 @@ class LocalExecutor(Executor):
         return self.tasks_dir / run_id / f"{task}.{attempt}"
 
     def start(self, launch: TaskLaunch) -> None:
+        kind = launch.spec.resource_type
+        if kind not in LOCAL_RESOURCE_TYPES:
+            self.report(
+                Observation(
+                    launch.run.run_id, launch.task, launch.attempt, TaskStatus.FAILED, reason="UnsupportedResourceType",
+                    message=f"resource_type {kind} needs ODIN_EXECUTOR=kubernetes (the local executor runs "
+                    f"{' and '.join(LOCAL_RESOURCE_TYPES)} tasks as processes)",
+                    failure=Failure.PERMANENT,
+                )
+            )  # fmt: skip
+            return
         self._launcher.submit(self._launch, launch)
 
     def _launch(self, launch: TaskLaunch) -> None:

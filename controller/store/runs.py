@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from odin.controller.store.db import StoreUnavailable, reading, transaction
-from odin.controller.store.models import EVENTS, RUNS, TASK_RUNS, RunStatus, TaskStatus, Trigger
+from odin.controller.store.models import EVENTS, REPOSITORIES, RUNS, TASK_RUNS, RunStatus, TaskStatus, Trigger
 from odin.controller.store.types import utcnow
 from odin.schema.model import PipelineSpec
 
@@ -127,9 +127,12 @@ def _run_update(columns: frozenset[str]) -> sa.Update:
 
 
 def load_runs(engine: Engine, run_ids: Iterable[str] | None = None) -> list[LoadedRun]:
-    """Active runs (pending/running), or the given runs, each with its tasks in creation order."""
+    """Active runs (pending/running), or the given runs, each with its tasks in creation order. Each run carries its
+    repository's URL and namespace as `repo_url` and `repo_namespace` (None for runs without a repository)."""
     with reading(engine) as conn:
-        q = sa.select(RUNS)
+        q = sa.select(
+            RUNS, REPOSITORIES.c.url.label("repo_url"), REPOSITORIES.c.namespace.label("repo_namespace")
+        ).select_from(RUNS.outerjoin(REPOSITORIES, RUNS.c.repo_id == REPOSITORIES.c.id))
         q = (
             q.where(RUNS.c.id.in_(list(run_ids)))
             if run_ids is not None

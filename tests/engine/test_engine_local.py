@@ -256,6 +256,28 @@ def test_restart_adopts_a_task_that_finished_while_down(harness: Harness) -> Non
     assert t["a"].attempt == 1 and "finished while the controller was down" in (t["a"].message or "")
 
 
+def test_a_run_still_pending_at_start_up_is_run(harness: Harness) -> None:
+    """Created while no engine ran (or before a crash): nothing is active, so no observation would wake it."""
+    run_id = harness.create(spec(sh("a", "true")))
+    engine = harness.start()
+    assert engine.wait(run_id, 20) == RunStatus.SUCCEEDED
+
+
+def test_the_local_executor_refuses_distributed_resource_types(harness: Harness) -> None:
+    engine = harness.start()
+    run_id = harness.create(
+        spec(
+            sh("ddp", "true", resource_type="PyTorchJob", num_workers=2, retries=3),
+            sh("job", "true", resource_type="Job"),
+        )
+    )
+    assert engine.wait(run_id, 20) == RunStatus.FAILED
+    t = harness.tasks(run_id)
+    assert (t["ddp"].reason, t["ddp"].failure, t["ddp"].attempt) == ("UnsupportedResourceType", "permanent", 1)
+    assert "resource_type PyTorchJob needs ODIN_EXECUTOR=kubernetes" in t["ddp"].message
+    assert t["job"].status == "succeeded"  # a Job is one process: it runs locally
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)

@@ -1,0 +1,102 @@
+"""Kubeflow training-operator kinds (kubeflow.org/v1): `PyTorchJob`, `TFJob`, `MPIJob`.
+
+What each generates (every replica runs the task's image, env, volumes and `num_gpus` GPUs unless said otherwise):
+
+* PyTorchJob: `Master` (1) + `Worker` (`num_workers` - 1), container `pytorch`; `num_workers` counts every training
+  pod, the master included, like torchrun's `--nnodes` and TrainJob's `numNodes` (`num_workers: 4, num_gpus: 8` is
+  32 GPUs). With `elastic`, an `elasticPolicy` (min/max replicas, max restarts, rendezvous backend) and `Worker`
+  replicas only, `restartPolicy: OnFailure` (elastic training restarts workers in place).
+* TFJob: `Worker` (`num_workers`), container `tensorflow`; worker 0 acts as chief (MultiWorkerMirroredStrategy).
+* MPIJob: `Launcher` (1, no GPU) runs the task's command (`mpirun ...`); `Worker` (`num_workers`) run the image's
+  entrypoint; `slotsPerWorker` = `num_gpus` (at least 1).
+
+`runPolicy`: `cleanPodPolicy: None` (Odin saves the pods' logs, then deletes everything after the TTL),
+`activeDeadlineSeconds` from `timeout`, `backoffLimit: 0` (Odin retries whole attempts: a distributed job restarted
+pod by pod rarely recovers). Failures are classified from the pods (see `base.ResourceHandler._failed`).
+"""
+
+from __future__ import annotations
+
+import math
+
+from odin.controller.executors.kubernetes.api import Kind
+from odin.controller.executors.kubernetes.handlers.base import Json, ResourceHandler
+from odin.controller.executors.kubernetes.manifests import BuildContext, pod_template
+
+GROUP, VERSION = "kubeflow.org", "v1"
+
+
+def run_policy(ctx: BuildContext) -> Json:
+    policy: Json = {"cleanPodPolicy": "None", "backoffLimit": 0}
+    if ctx.spec.timeout:
+        policy["activeDeadlineSeconds"] = max(1, math.ceil(ctx.spec.timeout))
+    return policy
+
+
+def replica(ctx: BuildContext, container: str, replicas: int, *, restart: str = "Never", **kwargs: bool) -> Json:
+    return {"replicas": replicas, "restartPolicy": restart, "template": pod_template(ctx, container, **kwargs)}
+
+
+class KubeflowHandler(ResourceHandler):
+    """Common ground of the training-operator kinds: status from their JobConditions, replicas from labels."""
+
+    multi_worker = True
+    # <job>-<replica-type>-<index> must stay a DNS-1035 label (the operator names Services after pods).
+    max_name_length = 50
+
+    def manifest(self, ctx: BuildContext, spec: Json) -> Json:
+        return {"apiVersion": f"{GROUP}/{VERSION}", "kind": self.kind.kind, "metadata": ctx.metadata(), "spec": spec}
+
+
+class PyTorchJobHandler(KubeflowHandler):
+    resource_type = "PyTorchJob"
+    kind = Kind(GROUP, VERSION, "pytorchjobs", "PyTorchJob")
+
+    def build(self, ctx: BuildContext) -> Json:
+        workers = ctx.spec.num_workers
+        elastic = ctx.spec.elastic
+        spec: Json = {"runPolicy": run_policy(ctx)}
+        if elastic:
+            policy: Json = {
+                "minReplicas": int(elastic.get("min_replicas") or 1),
+                "maxReplicas": int(elastic.get("max_replicas") or workers),
+            }
+            if elastic.get("max_restarts") is not None:
+                policy["maxRestarts"] = int(elastic["max_restarts"])
+            policy["rdzvBackend"] = str(elastic.get("rdzv_backend") or "c10d")
+            spec["elasticPolicy"] = policy
+            spec["pytorchReplicaSpecs"] = {"Worker": replica(ctx, "pytorch", workers, restart="OnFailure")}
+        else:
+            replicas: Json = {"Master": replica(ctx, "pytorch", 1)}
+            if workers > 1:
+                replicas["Worker"] = replica(ctx, "pytorch", workers - 1)
+            spec["pytorchReplicaSpecs"] = replicas
+        return self.manifest(ctx, spec)
+
+
+class TFJobHandler(KubeflowHandler):
+    resource_type = "TFJob"
+    kind = Kind(GROUP, VERSION, "tfjobs", "TFJob")
+
+    def build(self, ctx: BuildContext) -> Json:
+        spec: Json = {
+            "runPolicy": run_policy(ctx),
+            "tfReplicaSpecs": {"Worker": replica(ctx, "tensorflow", ctx.spec.num_workers)},
+        }
+        return self.manifest(ctx, spec)
+
+
+class MPIJobHandler(KubeflowHandler):
+    resource_type = "MPIJob"
+    kind = Kind(GROUP, VERSION, "mpijobs", "MPIJob")
+
+    def build(self, ctx: BuildContext) -> Json:
+        spec: Json = {
+            "runPolicy": run_policy(ctx),
+            "slotsPerWorker": max(1, ctx.spec.num_gpus),
+            "mpiReplicaSpecs": {
+                "Launcher": replica(ctx, "mpi", 1, gpus=False),
+                "Worker": replica(ctx, "mpi", ctx.spec.num_workers, command=False),
+            },
+        }
+        return self.manifest(ctx, spec)

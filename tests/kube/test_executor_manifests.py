@@ -203,7 +203,9 @@ def test_job_retries_and_timeout_live_in_the_job(tmp_path: Path) -> None:
 def test_pytorchjob_master_plus_workers_each_with_gpus(tmp_path: Path) -> None:
     obj, _ = build(rich_task("PyTorchJob", num_workers=4), tmp_path)
     replicas = obj["spec"]["pytorchReplicaSpecs"]
-    assert (replicas["Master"]["replicas"], replicas["Worker"]["replicas"]) == (1, 3)
+    assert (replicas["Master"]["replicas"], replicas["Worker"]["replicas"]) == (1, 4), (
+        "master + num_workers workers, as in the original Odin"
+    )
     for r in replicas.values():
         [c] = r["template"]["spec"]["containers"]
         assert c["name"] == "pytorch" and c["resources"]["limits"]["nvidia.com/gpu"] == "2"

@@ -284,7 +284,7 @@ def test_events_of_a_task(kube: KubeEnv, h: KubeHarness) -> None:
 def test_pytorchjob_replicas_logs_and_success(kube: KubeEnv, h: KubeHarness) -> None:
     fake = kube.require_fake("the simulated training operator creates the replicas' pods")
     h.start()
-    run_id = h.create(pipeline(task("ddp", resource_type="PyTorchJob", num_workers=3, num_gpus=1)))
+    run_id = h.create(pipeline(task("ddp", resource_type="PyTorchJob", num_workers=2, num_gpus=1)))
     pods = h.wait_pods(f"odin.dev/run={run_id}", 3)
     by_replica = {p.metadata.labels["training.kubeflow.org/replica-type"] + "-"
                   + p.metadata.labels["training.kubeflow.org/replica-index"]: p for p in pods}  # fmt: skip

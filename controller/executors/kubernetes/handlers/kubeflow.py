@@ -2,10 +2,11 @@
 
 What each generates (every replica runs the task's image, env, volumes and `num_gpus` GPUs unless said otherwise):
 
-* PyTorchJob: `Master` (1) + `Worker` (`num_workers` - 1), container `pytorch`; `num_workers` counts every training
-  pod, the master included, like torchrun's `--nnodes` and TrainJob's `numNodes` (`num_workers: 4, num_gpus: 8` is
-  32 GPUs). With `elastic`, an `elasticPolicy` (min/max replicas, max restarts, rendezvous backend) and `Worker`
-  replicas only, `restartPolicy: OnFailure` (elastic training restarts workers in place).
+* PyTorchJob: `Master` (1) + `Worker` (`num_workers`), container `pytorch`, as the issue and the original Odin
+  define it, so existing pipelines keep their shape: `num_workers: 3, num_gpus: 8` is 4 pods and 32 GPUs, and
+  torchrun's `--nnodes` (WORLD_SIZE in nodes) is `num_workers + 1`. With `elastic`, an `elasticPolicy` (min/max
+  replicas, max restarts, rendezvous backend) and `Worker` replicas only (`num_workers`), `restartPolicy: OnFailure`
+  (elastic training restarts workers in place).
 * TFJob: `Worker` (`num_workers`), container `tensorflow`; worker 0 acts as chief (MultiWorkerMirroredStrategy).
 * MPIJob: `Launcher` (1, no GPU) runs the task's command (`mpirun ...`); `Worker` (`num_workers`) run the image's
   entrypoint; `slotsPerWorker` = `num_gpus` (at least 1).
@@ -67,10 +68,10 @@ class PyTorchJobHandler(KubeflowHandler):
             spec["elasticPolicy"] = policy
             spec["pytorchReplicaSpecs"] = {"Worker": replica(ctx, "pytorch", workers, restart="OnFailure")}
         else:
-            replicas: Json = {"Master": replica(ctx, "pytorch", 1)}
-            if workers > 1:
-                replicas["Worker"] = replica(ctx, "pytorch", workers - 1)
-            spec["pytorchReplicaSpecs"] = replicas
+            spec["pytorchReplicaSpecs"] = {
+                "Master": replica(ctx, "pytorch", 1),
+                "Worker": replica(ctx, "pytorch", workers),
+            }
         return self.manifest(ctx, spec)
 
 

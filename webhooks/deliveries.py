@@ -8,6 +8,7 @@ a new row; the others learn they are duplicates, and of what. A store that canno
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -74,9 +75,7 @@ def record(db: Engine, delivery: Delivery) -> Recorded:
         "received_at": utcnow(),
     }
     with transaction(db) as conn:
-        insert = pg_insert(DELIVERIES) if conn.dialect.name == "postgresql" else sqlite_insert(DELIVERIES)
-        stmt = insert.values(**values).on_conflict_do_nothing(index_elements=["provider", "delivery_id"])
-        new_id = conn.execute(stmt.returning(DELIVERIES.c.id)).scalar()
+        new_id = conn.execute(_insert(conn.dialect.name), values).scalar()
         if new_id is not None:
             return Recorded(int(new_id))
         row = conn.execute(
@@ -89,6 +88,15 @@ def record(db: Engine, delivery: Delivery) -> Recorded:
             ).where(DELIVERIES.c.provider == delivery.provider, DELIVERIES.c.delivery_id == delivery.delivery_id)
         ).one()
     return Recorded(row.id, Previous(row.id, row.outcome, row.reason, row.run_id, row.received_at))
+
+
+@functools.cache
+def _insert(dialect: str) -> sa.Insert:
+    """INSERT ... ON CONFLICT DO NOTHING RETURNING id, built once: this is every delivery's hot path."""
+    insert = pg_insert(DELIVERIES) if dialect == "postgresql" else sqlite_insert(DELIVERIES)
+    columns = ("provider", "delivery_id", "repo_id", "event", "ref", "sha", "outcome", "reason", "received_at")
+    stmt = insert.values({c: sa.bindparam(c) for c in columns})
+    return stmt.on_conflict_do_nothing(index_elements=["provider", "delivery_id"]).returning(DELIVERIES.c.id)
 
 
 def update(db: Engine, delivery_row: int, **values: Any) -> None:

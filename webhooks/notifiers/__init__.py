@@ -57,10 +57,11 @@ def from_settings(settings: Settings, controller: Controller) -> CommitStatusNot
             f"ODIN_STATUS_API_URL is required for {provider} (e.g. https://git.example.com/api/v1)"
         )
     repo = controller.repo(settings.repo_name)
-    repository = settings.status_repo or _repository_path(repo.url)
+    candidates = (_repository_path(url) for url in (repo.url, *settings.repo_aliases))
+    repository = settings.status_repo or next((path for path in candidates if path), None)
     if not repository:
         raise NotifierConfigError(
-            f"cannot tell the repository's path from {repo.url}; set ODIN_STATUS_REPO (owner/name)"
+            f"cannot tell the repository's path from {repo.url} or ODIN_REPO_ALIASES; set ODIN_STATUS_REPO (owner/name)"
         )
     secret = settings.status_token.get_secret_value()
 

@@ -125,6 +125,7 @@ class CommitStatusNotifier:
         self._thread: threading.Thread | None = None
         self._unsubscribe: Callable[[], None] | None = None
         self._dropped_logged = 0.0
+        self._paused_until = 0.0  # the provider said "too many requests": nothing is sent before then
 
     # -- lifecycle ------------------------------------------------------------------------------------------------
     def start(self, bus: EventBus) -> CommitStatusNotifier:
@@ -179,12 +180,12 @@ class CommitStatusNotifier:
     def _wait_time(self) -> float:
         if not self._pending:
             return 0.5
-        earliest = min(p.not_before for p in self._pending.values())
+        earliest = max(self._paused_until, min(p.not_before for p in self._pending.values()))
         return max(0.0, min(0.5, earliest - time.monotonic()))
 
     def _due(self) -> bool:
         now = time.monotonic()
-        return any(p.not_before <= now for p in self._pending.values())
+        return now >= self._paused_until and any(p.not_before <= now for p in self._pending.values())
 
     def _absorb(self, event: EventDict) -> None:
         try:
@@ -195,8 +196,9 @@ class CommitStatusNotifier:
         if status is None:
             return
         key = (status.sha, status.context)
-        self._pending.pop(key, None)
-        self._pending[key] = _Pending(status)
+        previous = self._pending.pop(key, None)
+        # A newer state replaces an unsent older one, but keeps its place in any backoff the provider asked for.
+        self._pending[key] = _Pending(status, not_before=previous.not_before if previous else 0.0)
         while len(self._pending) > self.max_pending:
             (sha, context), dropped = self._pending.popitem(last=False)
             STATUS_POSTS.labels(self.api.provider, "dropped").inc()
@@ -255,7 +257,7 @@ class CommitStatusNotifier:
     def _send_due(self, *, stopping: bool) -> None:
         now = time.monotonic()
         for key in [k for k, p in self._pending.items() if p.not_before <= now]:
-            if self._stop.is_set() and not stopping:
+            if (self._stop.is_set() and not stopping) or time.monotonic() < self._paused_until:
                 return
             item = self._pending.get(key)
             if item is None:
@@ -276,10 +278,14 @@ class CommitStatusNotifier:
                     attempts,
                 )
                 continue
-            if self._pending.get(key) is item:
-                self._pending[key] = replace(
-                    item, attempts=attempts, not_before=now + self._delay(attempts, retry_after)
-                )
+            delay = self._delay(attempts, retry_after)
+            if retry_after > 0:  # a rate limit is the provider's, not this status's: hold every status
+                self._paused_until = max(self._paused_until, time.monotonic() + retry_after)
+            current = self._pending.get(key)
+            if current is item:
+                self._pending[key] = replace(item, attempts=attempts, not_before=now + delay)
+            elif current is not None:  # replaced meanwhile by a newer state: it waits out the same backoff
+                self._pending[key] = replace(current, not_before=now + delay)
 
     def _delay(self, attempts: int, retry_after: float) -> float:
         """Exponential backoff with "equal jitter" (half fixed, half random), never shorter than Retry-After."""

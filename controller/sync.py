@@ -282,17 +282,7 @@ class RepoSync:
         }
         if filtered:
             data["filtered"] = list(filtered)
-        event: dict[str, Any] = {
-            "kind": "commit.seen",
-            "repo_id": self.repo_id,
-            "commit_sha": info.sha,
-            "run_id": None,
-            "task": None,
-            "time": utcnow(),
-            "data": data,
-        }
-        event["id"] = conn.execute(EVENTS.insert().values(**event).returning(EVENTS.c.id)).scalar_one()
-        return event
+        return self._insert_event(conn, "commit.seen", data, commit_sha=info.sha)
 
     def _publish(self, events: Sequence[EventDict]) -> None:
         """Hand committed events to subscribers (notifiers, live streams); a failing subscriber never fails a sync."""
@@ -329,13 +319,22 @@ class RepoSync:
         try:
             with transaction(self.db) as conn:
                 conn.execute(REPOS.update().where(REPOS.c.id == self.repo_id).values(conditions=[cond]))
-                conn.execute(
-                    EVENTS.insert().values(kind="repo.condition", repo_id=self.repo_id, time=utcnow(), data=cond)
-                )
+                event = self._insert_event(conn, "repo.condition", cond)
         except sa.exc.OperationalError as e:
             raise StoreUnavailable(f"cannot record repository status: {e.orig}") from e
         self._condition = (status, reason, message)
+        self._publish([event])
 
     def _event(self, kind: str, **data: Any) -> None:
         with transaction(self.db) as conn:
-            conn.execute(EVENTS.insert().values(kind=kind, repo_id=self.repo_id, time=utcnow(), data=data))
+            event = self._insert_event(conn, kind, data)
+        self._publish([event])
+
+    def _insert_event(
+        self, conn: Connection, kind: str, data: dict[str, Any], *, commit_sha: str | None = None
+    ) -> dict[str, Any]:
+        """Append an event; returns it as stored (with its id), to publish once the transaction has committed."""
+        event: dict[str, Any] = {"kind": kind, "repo_id": self.repo_id, "commit_sha": commit_sha, "run_id": None}
+        event.update(task=None, time=utcnow(), data=data)
+        event["id"] = conn.execute(EVENTS.insert().values(**event).returning(EVENTS.c.id)).scalar_one()
+        return event

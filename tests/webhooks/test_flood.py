@@ -60,5 +60,6 @@ def test_a_flood_of_mixed_deliveries(odin: Odin, caplog: pytest.LogCaptureFixtur
     assert len(odin.runs(sha)) == 1
     assert odin.http.get("/healthz").status_code == 200
     rejected_lines = [r for r in caplog.records if "rejected (bad_signature)" in r.getMessage()]
-    assert 0 < len(rejected_lines) <= 20, "each rejection is counted; the log keeps a bounded sample per window"
+    # 500 rejections; the log keeps at most 20 lines per reason every 10 s (the flood takes a few such windows at most)
+    assert 0 < len(rejected_lines) <= 60, "each rejection is counted; the log keeps a bounded sample"
     assert json.dumps(odin.http.get("/healthz").json())

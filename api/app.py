@@ -22,6 +22,7 @@ from odin.api.routes import auth, health, runs
 from odin.controller.service import Controller
 from odin.controller.settings import Settings
 from odin.controller.store.db import StoreUnavailable
+from odin.webhooks.routes import webhook_router
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,14 @@ def create_app(ctx: AppContext) -> Litestar:
         return ctx
 
     return Litestar(
-        route_handlers=[auth.create_token, runs.list_runs, runs.get_run, health.healthz, health.readyz],
+        route_handlers=[
+            auth.create_token,
+            runs.list_runs,
+            runs.get_run,
+            health.healthz,
+            health.readyz,
+            webhook_router(db=ctx.db, settings=ctx.settings, controller=ctx.controller),
+        ],
         dependencies={"ctx": Provide(provide_ctx, use_cache=True, sync_to_thread=False)},
         middleware=[DefineMiddleware(BearerAuthMiddleware, keys=ctx.keys)],
         exception_handlers={StoreUnavailable: _store_unavailable},

@@ -13,6 +13,7 @@ from odin.api.auth.users import ensure_admin
 from odin.controller.service import Controller
 from odin.controller.settings import Settings
 from odin.controller.store.db import StoreUnavailable, redact_db_url
+from odin.webhooks import notifiers
 
 log = logging.getLogger("odin.server")
 
@@ -44,6 +45,12 @@ def run_server(settings: Settings) -> int:
     admin_password = settings.admin_password.get_secret_value() if settings.admin_password else None
     if ensure_admin(controller.db, admin_password):
         log.info("created user 'admin' from ODIN_ADMIN_PASSWORD")
+    try:
+        status_notifier = notifiers.from_settings(settings, controller)
+    except notifiers.NotifierConfigError as e:
+        log.error("commit statuses: %s", e)
+        controller.stop()
+        return 2
     app = create_app(build_context(settings, controller))
     log.info(
         "odin serving on http://%s:%d (database %s, executor %s, repo %s)",
@@ -54,6 +61,8 @@ def run_server(settings: Settings) -> int:
         next(iter(controller.repos.values())).url if controller.repos else "none",
     )
     controller.start()
+    if status_notifier is not None:
+        status_notifier.start(controller.bus)
     try:
         config = uvicorn.Config(
             app,
@@ -67,4 +76,6 @@ def run_server(settings: Settings) -> int:
     finally:
         log.info("shutting down: stopping the controller (running tasks are left to finish)")
         controller.stop()
+        if status_notifier is not None:
+            status_notifier.stop()
     return 0

@@ -6,7 +6,9 @@ for transient ones (network), slowly for ones a person must fix (credentials, a 
 thread: a remote that comes back is picked up by the next attempt.
 
 `request()` wakes the thread at once (a webhook said something changed); the reason travels with the request so
-runs record their real trigger.
+runs record their real trigger. Requests that pile up while a sync runs are answered by the next sync together, and
+each request's `on_done` hears the outcome of the sync that served it. A poller that is not running (this replica is
+not the leader) drops requests: nobody would serve them, and the leader polls anyway.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ class RepoPoller:
         self._done = threading.Condition()
 
     def start(self) -> None:
+        with self._wake:
+            self._stopping = False  # a replica that lost and regained leadership starts its pollers again
         self._thread = threading.Thread(target=self._main, name=f"odin-poll-{self.sync.repo_id}", daemon=True)
         self._thread.start()
 
@@ -51,11 +55,14 @@ class RepoPoller:
             self._thread.join(timeout)
             self._thread = None
 
-    def request(self, request: SyncRequest | None = None) -> None:
-        """Sync as soon as possible (a webhook arrived, a user asked)."""
+    def request(self, request: SyncRequest | None = None) -> bool:
+        """Sync as soon as possible (a webhook arrived, a user asked). False when the poller is not running."""
         with self._wake:
+            if self._thread is None or self._stopping:
+                return False
             self._requests.append(request or SyncRequest())
             self._wake.notify_all()
+            return True
 
     def wait_for_syncs(self, count: int, timeout: float) -> bool:
         """Block until `count` syncs have completed in total (tests, `odin demo`)."""
@@ -106,6 +113,12 @@ class RepoPoller:
                 outcome = None
                 self._failures += 1
             self.last_outcome = outcome
+            for served in requests:
+                if served.on_done is not None:
+                    try:
+                        served.on_done(outcome)
+                    except Exception:
+                        log.exception("repo %s: a sync request's callback failed", self.sync.repo_id)
             with self._done:
                 self.syncs += 1
                 self._done.notify_all()

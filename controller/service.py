@@ -173,6 +173,7 @@ class Controller:
             run_policy=settings.run_policy,
             run_on_first_sync=settings.run_on_first_sync,
             on_runs_created=self._submit_runs,
+            publish=self.bus.publish,
         )
         poller = RepoPoller(sync, interval=settings.poll_interval)
         launcher = RunLauncher(
@@ -219,9 +220,10 @@ class Controller:
         """Start a pipeline at a ref on request (API, odinctl, generic webhook). Raises `RunRejected`."""
         return self.repo(repo).launcher.start(request)
 
-    def request_sync(self, repo: str | int | None = None, request: SyncRequest | None = None) -> None:
-        """Ask for a sync now (webhooks, `odinctl`). Runs on the leader's poller thread."""
-        self.repo(repo).poller.request(request)
+    def request_sync(self, repo: str | int | None = None, request: SyncRequest | None = None) -> bool:
+        """Ask for a sync now (webhooks, `odinctl`). Runs on the leader's poller thread; False on a replica that is
+        not the leader (its pollers are stopped; the leader's poll picks the change up)."""
+        return self.repo(repo).poller.request(request)
 
     def _submit_runs(self, run_ids: Sequence[str]) -> None:
         for run_id in run_ids:

@@ -8,10 +8,13 @@ line or an error message.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+GITHUB_PAYLOAD_CAP = 25 * 1024 * 1024
+"""GitHub does not deliver payloads over 25 MB; no provider sends more, so neither does Odin accept more."""
 
 
 def default_data_dir() -> Path:
@@ -49,6 +52,45 @@ class Settings(BaseSettings):
     run_on_first_sync: bool = Field(
         default=False,
         description="When Odin first sees a repository, run the pipelines at its tip (default: record it as baseline).",
+    )
+    repo_aliases: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Other URLs of `repo`, comma-separated: webhooks naming any of them are for `repo` (e.g. when "
+        "Odin follows a mirror or a local path of a GitHub repository).",
+    )
+
+    # -- webhooks (docs/webhooks.md) ------------------------------------------------------------------------------
+    webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="Secret shared with the provider's webhook for `repo`, or a reference to it (env:NAME, "
+        "file:/path; a file is re-read, so rotating it needs no restart). Without any, every delivery is refused.",
+    )
+    webhook_secret_previous: SecretStr | None = Field(
+        default=None,
+        description="The secret being rotated out (value or reference): accepted alongside `webhook_secret`.",
+    )
+    webhook_max_body: int = Field(
+        default=GITHUB_PAYLOAD_CAP, gt=0, description="Largest webhook body accepted, bytes (413 above it)."
+    )
+
+    # -- commit statuses (docs/webhooks.md#commit-status) -----------------------------------------------------------
+    status_provider: Literal["github", "gitlab", "gitea"] | None = Field(
+        default=None, description="Post run and validation outcomes as commit statuses to this provider (off if unset)."
+    )
+    status_api_url: str | None = Field(
+        default=None,
+        description="The provider's API root. Default: https://api.github.com, https://gitlab.com/api/v4; "
+        "required for Gitea/Forgejo (https://gitea.example.com/api/v1) and self-hosted GitHub/GitLab.",
+    )
+    status_token: SecretStr | None = Field(
+        default=None, description="API token allowed to set commit statuses, or a reference (env:NAME, file:/path)."
+    )
+    status_repo: str | None = Field(
+        default=None,
+        description="owner/name (GitLab: the project's path or numeric id) to post to. Default: from `repo`'s URL.",
+    )
+    status_context: str = Field(
+        default="odin", min_length=1, max_length=100, description="Prefix of the status names (`odin/<pipeline>`)."
     )
 
     # -- execution --------------------------------------------------------------------------------------------
@@ -169,6 +211,17 @@ class Settings(BaseSettings):
     jwt_secret_file: Path | None = Field(default=None, description="Read the HS256 secret from this file.")
     token_ttl: int = Field(default=3600, gt=0, description="Access token lifetime, seconds.")
     public_url: str | None = Field(default=None, description="URL users reach the API at (links in notifications).")
+    run_url_template: str = Field(
+        default="{public_url}/v1/runs/{run_id}",
+        description="Link to a run in commit statuses; {public_url}, {run_id}, {pipeline} and {commit} are replaced.",
+    )
+
+    @field_validator("repo_aliases", mode="before")
+    @classmethod
+    def _comma_separated(cls, v: object) -> object:
+        if isinstance(v, str):
+            return [part.strip() for part in v.split(",") if part.strip()]
+        return v
 
     @field_validator("kube_cleanup_ttl", mode="before")
     @classmethod

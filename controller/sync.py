@@ -13,6 +13,9 @@ Policies for a push of several commits:
   from the previous tip, or from the merge base after a force push); the other commits are recorded as absorbed.
 - `each`: every commit runs the pipelines it changed against its first parent.
 A `[skip ci]`/`[skip odin]` marker on a commit (on the tip, for `latest`) starts nothing.
+
+Which of the changed pipelines run is decided by the commit's `.odin.yml` branch and path filters, when it has one
+(`odin.controller.filters`); an invalid one is recorded as the commit's problems and starts nothing.
 """
 
 from __future__ import annotations
@@ -30,9 +33,11 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.engine import Engine as DbEngine
 
+from odin.controller.bus import EventDict
+from odin.controller.filters import select_pipelines
 from odin.controller.git.errors import GitError
 from odin.controller.git.mirror import Mirror
-from odin.controller.git.models import CommitInfo
+from odin.controller.git.models import ChangeSet, CommitInfo
 from odin.controller.pipelines import PipelineAt, materialize, read_pipeline
 from odin.controller.store.db import StoreUnavailable, transaction
 from odin.controller.store.models import COMMITS, EVENTS, REPOSITORIES, Trigger
@@ -59,8 +64,13 @@ class SyncOutcome:
 
 @dataclass(frozen=True, slots=True)
 class SyncRequest:
+    """Why a sync is wanted. `on_done` is called (on the poller's thread; keep it short) with the outcome of the first
+    sync that *starts after* the request was made, or None if that sync failed unexpectedly: webhooks use it to check
+    a payload's commit against what was really fetched."""
+
     trigger: Trigger = Trigger.POLL
     by: str | None = None
+    on_done: Callable[[SyncOutcome | None], None] | None = field(default=None, compare=False)
 
 
 class RepoSync:
@@ -78,6 +88,7 @@ class RepoSync:
         run_on_first_sync: bool = False,
         on_runs_created: Callable[[Sequence[str]], None] = lambda _ids: None,
         limits: Limits | None = None,
+        publish: Callable[[EventDict], None] = lambda _event: None,
     ) -> None:
         self.db = db
         self.repo_id = repo_id
@@ -88,6 +99,7 @@ class RepoSync:
         self.run_on_first_sync = run_on_first_sync
         self.on_runs_created = on_runs_created
         self.limits = limits or Limits()
+        self.publish = publish  # committed events (commit.seen, run.created) go to the controller's bus
         self._lock = threading.Lock()
         self._last_seen: str | None = None
         self._loaded = False
@@ -122,11 +134,10 @@ class RepoSync:
             if self.run_policy == "each":
                 for c in commits:
                     base = c.parents[0] if c.parents else None
-                    changed = self.mirror.changed_pipelines(base, c.sha).changed
-                    self._process(c, changed, (), request, outcome)
+                    self._process(c, self.mirror.changed_pipelines(base, c.sha), (), request, outcome)
             elif commits:
-                changed = self.mirror.changed_pipelines(last, fetched.tip).changed
-                self._process(commits[-1], changed, commits[:-1], request, outcome)
+                change = self.mirror.changed_pipelines(last, fetched.tip)
+                self._process(commits[-1], change, commits[:-1], request, outcome)
         if outcome.runs:
             self.on_runs_created(outcome.runs)
         return outcome
@@ -137,26 +148,41 @@ class RepoSync:
         pipelines = self.mirror.list_pipelines(tip)
         log.info("repo %s: first sync at %s@%s (%d pipelines)", self.repo_id, self.branch, tip[:12], len(pipelines))
         if self.run_on_first_sync:
-            self._process(info, pipelines, (), request, outcome)
+            self._process(info, self.mirror.changed_pipelines(None, tip), (), request, outcome)
             return
         results = [read_pipeline(self.mirror, tip, p, limits=self.limits) for p in pipelines]
+        events: list[dict[str, Any]] = []
         with transaction(self.db) as conn:
-            self._record_commit(conn, info, results, validation="baseline")
+            events.append(self._record_commit(conn, info, results, validation="baseline"))
             self._advance(conn, tip)
+        self._publish(events)
         outcome.commits.append(tip)
 
     def _process(
         self,
         commit: CommitInfo,
-        pipelines: Sequence[str],
+        change: ChangeSet,
         absorbed: Sequence[CommitInfo],
         request: SyncRequest,
         outcome: SyncOutcome,
     ) -> None:
         skip = commit.skip_requested
+        pipelines: Sequence[str] = change.changed
+        filtered: Sequence[str] = ()
+        extra: list[Problem] = []
+        if not skip:
+            selection = select_pipelines(self.mirror, commit.sha, change, branch=self.branch, limits=self.limits)
+            pipelines, filtered = selection.pipelines, selection.filtered
+            extra.extend(selection.problems)
+            if filtered:
+                log.info(
+                    "repo %s commit %s: .odin.yml filters leave out %s",
+                    self.repo_id,
+                    commit.sha[:12],
+                    ", ".join(filtered),
+                )
         results = [] if skip else [read_pipeline(self.mirror, commit.sha, p, limits=self.limits) for p in pipelines]
         new_runs: list[NewRun] = []
-        extra: list[Problem] = []
         for r in results:
             if not r.ok or r.spec is None:
                 continue
@@ -186,15 +212,26 @@ class RepoSync:
             )
         validation = "skipped" if skip else ("invalid" if any(r.problems for r in results) or extra else "valid")
         created: list[str] = []
+        events: list[dict[str, Any]] = []
         with transaction(self.db) as conn:
             for c in absorbed:
-                self._record_commit(conn, c, [], validation="absorbed", absorbed_by=commit.sha)
-            self._record_commit(conn, commit, results, validation=validation, extra=extra, pipelines=pipelines)
+                events.append(self._record_commit(conn, c, [], validation="absorbed", absorbed_by=commit.sha))
+            events.append(
+                self._record_commit(
+                    conn, commit, results, validation=validation, extra=extra, pipelines=pipelines, filtered=filtered
+                )
+            )
             for new in new_runs:
                 res = create_run(conn, new)
                 if res.created:
                     created.append(res.run_id)
+            if created:
+                rows = conn.execute(
+                    sa.select(EVENTS).where(EVENTS.c.kind == "run.created", EVENTS.c.run_id.in_(created))
+                ).all()
+                events.extend(dict(r._mapping) for r in sorted(rows, key=lambda r: r.id))
             self._advance(conn, commit.sha)
+        self._publish(events)
         outcome.commits.extend([*(c.sha for c in absorbed), commit.sha])
         outcome.runs.extend(created)
         if skip:
@@ -216,7 +253,9 @@ class RepoSync:
         extra: Sequence[Problem] = (),
         pipelines: Sequence[str] | None = None,
         absorbed_by: str | None = None,
-    ) -> None:
+        filtered: Sequence[str] = (),
+    ) -> dict[str, Any]:
+        """Upsert the commit's row and append its `commit.seen` event; returns the event as stored."""
         problems = [p.to_dict() for r in results for p in r.problems] + [p.to_dict() for p in extra]
         values: dict[str, Any] = {
             "repo_id": self.repo_id,
@@ -236,15 +275,22 @@ class RepoSync:
         insert = pg_insert(COMMITS) if conn.dialect.name == "postgresql" else sqlite_insert(COMMITS)
         update = {k: values[k] for k in ("validation", "problems", "pipelines_changed", "absorbed_by")}
         conn.execute(insert.values(**values).on_conflict_do_update(index_elements=["repo_id", "sha"], set_=update))
-        conn.execute(
-            EVENTS.insert().values(
-                kind="commit.seen",
-                repo_id=self.repo_id,
-                commit_sha=info.sha,
-                time=utcnow(),
-                data={"validation": validation, "pipelines": values["pipelines_changed"], "problems": len(problems)},
-            )
-        )
+        data: dict[str, Any] = {
+            "validation": validation,
+            "pipelines": values["pipelines_changed"],
+            "problems": len(problems),
+        }
+        if filtered:
+            data["filtered"] = list(filtered)
+        return self._insert_event(conn, "commit.seen", data, commit_sha=info.sha)
+
+    def _publish(self, events: Sequence[EventDict]) -> None:
+        """Hand committed events to subscribers (notifiers, live streams); a failing subscriber never fails a sync."""
+        for event in events:
+            try:
+                self.publish(event)
+            except Exception:
+                log.exception("repo %s: publishing %s failed", self.repo_id, event.get("kind"))
 
     def _advance(self, conn: Connection, sha: str) -> None:
         conn.execute(REPOS.update().where(REPOS.c.id == self.repo_id).values(last_seen_sha=sha, last_fetch_at=utcnow()))
@@ -273,13 +319,22 @@ class RepoSync:
         try:
             with transaction(self.db) as conn:
                 conn.execute(REPOS.update().where(REPOS.c.id == self.repo_id).values(conditions=[cond]))
-                conn.execute(
-                    EVENTS.insert().values(kind="repo.condition", repo_id=self.repo_id, time=utcnow(), data=cond)
-                )
+                event = self._insert_event(conn, "repo.condition", cond)
         except sa.exc.OperationalError as e:
             raise StoreUnavailable(f"cannot record repository status: {e.orig}") from e
         self._condition = (status, reason, message)
+        self._publish([event])
 
     def _event(self, kind: str, **data: Any) -> None:
         with transaction(self.db) as conn:
-            conn.execute(EVENTS.insert().values(kind=kind, repo_id=self.repo_id, time=utcnow(), data=data))
+            event = self._insert_event(conn, kind, data)
+        self._publish([event])
+
+    def _insert_event(
+        self, conn: Connection, kind: str, data: dict[str, Any], *, commit_sha: str | None = None
+    ) -> dict[str, Any]:
+        """Append an event; returns it as stored (with its id), to publish once the transaction has committed."""
+        event: dict[str, Any] = {"kind": kind, "repo_id": self.repo_id, "commit_sha": commit_sha, "run_id": None}
+        event.update(task=None, time=utcnow(), data=data)
+        event["id"] = conn.execute(EVENTS.insert().values(**event).returning(EVENTS.c.id)).scalar_one()
+        return event

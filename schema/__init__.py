@@ -21,6 +21,7 @@ from .model import (
 )
 from .params import ParamError, resolve_params
 from .problems import PipelineInvalid, Problem
+from .repoconfig import REPO_CONFIG_FILE, PipelineFilters, RepoConfig, RepoConfigResult, load_repo_config, repo_schema
 from .report import format_problems, problems_to_json, results_to_json
 from .schemafile import SCHEMA_ID, pipeline_schema, schema_path
 from .validate import PIPELINE_FILE, ValidationResult, load_pipeline, validate_file, validate_path
@@ -30,6 +31,7 @@ __all__ = [
     "BUILTIN_VARIABLES",
     "DEFAULT_LIMITS",
     "PIPELINE_FILE",
+    "REPO_CONFIG_FILE",
     "RESOURCE_TYPES",
     "SCHEMA_ID",
     "ConfigMapMount",
@@ -37,9 +39,12 @@ __all__ = [
     "Mount",
     "ParamError",
     "ParamSpec",
+    "PipelineFilters",
     "PipelineInvalid",
     "PipelineSpec",
     "Problem",
+    "RepoConfig",
+    "RepoConfigResult",
     "Resources",
     "SecretMount",
     "TaskSpec",
@@ -47,8 +52,10 @@ __all__ = [
     "ValidationResult",
     "format_problems",
     "load_pipeline",
+    "load_repo_config",
     "pipeline_schema",
     "problems_to_json",
+    "repo_schema",
     "resolve_params",
     "results_to_json",
     "schema_path",

@@ -113,3 +113,13 @@ def test_wheel_installs_everything_under_the_odin_namespace(tmp_path: Path) -> N
     ):
         assert expected in names
     assert not any(n.startswith("odin/__init__") for n in names), "odin is a namespace: no package owns it"
+
+
+def test_webhooks_depend_on_the_controller_not_on_api_or_cli() -> None:
+    offenders = [
+        (module, i)
+        for module, path in _modules("webhooks")
+        for i in _imports(path)
+        if i.startswith(("odin.api", "odin.cli"))
+    ]
+    assert offenders == []

@@ -7,7 +7,10 @@ applied on start, so `pip install odin && odin serve` needs no separate step.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
@@ -69,14 +72,32 @@ def _sqlite_begin(conn: Connection) -> None:
     conn.connection.driver_connection.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")  # type: ignore[union-attr]
 
 
+_WRITERS: weakref.WeakKeyDictionary[Engine, threading.RLock] = weakref.WeakKeyDictionary()
+_WRITERS_LOCK = threading.Lock()
+
+
+def _writer_lock(engine: Engine) -> threading.RLock:
+    with _WRITERS_LOCK:
+        lock = _WRITERS.get(engine)
+        if lock is None:
+            lock = _WRITERS[engine] = threading.RLock()
+        return lock
+
+
 @contextmanager
 def transaction(engine: Engine) -> Iterator[Connection]:
     """A write transaction (commit on success, rollback on error); on SQLite it queues for the write lock.
 
     Use it for every write: plain `engine.begin()` works on Postgres but can deadlock concurrent SQLite writers.
+
+    SQLite has one writer at a time, and a writer that finds the lock taken sleeps and polls (1, 2, 5 ... 100 ms) in
+    its busy handler: with tens of threads writing (webhook handlers, the engine, the poller) that polling is unfair
+    and latency collapses into seconds. So writers of one process queue on a lock here first, and wait in the
+    kernel instead; SQLite's busy timeout still arbitrates between processes.
     """
+    lock = _writer_lock(engine) if engine.dialect.name == "sqlite" else contextlib.nullcontext()
     try:
-        with engine.connect() as conn:
+        with lock, engine.connect() as conn:
             conn.execution_options(**{IMMEDIATE_OPTION: True})
             with conn.begin():
                 yield conn

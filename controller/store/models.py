@@ -193,6 +193,37 @@ class Event(SQLModel, table=True):
     data: dict[str, Any] = Field(default_factory=dict, sa_type=JSONColumn)
 
 
+class WebhookDelivery(SQLModel, table=True):
+    """A webhook delivery that passed its signature check: the audit trail of what providers told Odin.
+
+    UNIQUE (provider, delivery_id) is what turns a redelivery into a no-op, even when copies arrive at once on several
+    replicas: the database, not a check-then-insert, decides which copy is first. Unauthenticated requests are never
+    written (that would let anyone fill the table); they only reach the log and the metrics.
+    """
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (
+        sa.UniqueConstraint("provider", "delivery_id", name="uq_webhook_deliveries_provider_delivery"),
+        sa.Index("ix_webhook_deliveries_received_at", "received_at"),
+        sa.Index("ix_webhook_deliveries_repo_sha", "repo_id", "sha"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    provider: str = Field(max_length=16, description="github | gitlab | gitea | bitbucket | generic")
+    delivery_id: str = Field(max_length=200, description="The provider's id of the delivery (or a digest of the body).")
+    repo_id: int | None = Field(default=None, foreign_key="repositories.id")
+    event: str = Field(max_length=100, description="The provider's event name, e.g. push, Tag Push Hook, repo:push.")
+    ref: str | None = Field(default=None, max_length=255)
+    sha: str | None = Field(default=None, max_length=40, description="The commit the payload names (never trusted).")
+    outcome: str = Field(max_length=16, description="accepted | ignored | rejected")
+    reason: str | None = Field(default=None, sa_type=sa.Text)
+    sha_verified: bool | None = Field(
+        default=None, description="After the sync it caused: was `sha` on the remote? None: not checked (yet)."
+    )
+    run_id: str | None = Field(default=None, max_length=100, description="The run a generic run request started.")
+    received_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
 class User(SQLModel, table=True):
     __tablename__ = "users"
 
@@ -215,3 +246,4 @@ RUNS = table_of(Run)
 TASK_RUNS = table_of(TaskRun)
 EVENTS = table_of(Event)
 USERS = table_of(User)
+WEBHOOK_DELIVERIES = table_of(WebhookDelivery)

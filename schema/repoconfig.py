@@ -1,0 +1,198 @@
+"""`.odin.yml`: the repository-level file that says which pushes start which pipelines automatically.
+
+Without it, a push runs every pipeline whose directory changed (docs/git-sync.md). Teams need more than that: a
+training pipeline that must also run when a shared library changes (`paths`), notebooks and READMEs that should not
+start a GPU job (`ignore_paths`), a nightly evaluation that only ever starts by hand (`branches: []`). This module reads
+and validates the file the same way `main.yml` is read — safe, bounded YAML with `file:line:column` problems — and
+answers two questions for the sync: does a pipeline run on this branch, and does this changed path count for it.
+
+Patterns are gitignore patterns (via `pathspec`), the syntax every user of git already writes: `*.md` matches in any
+directory, a leading `/` anchors to the repository root, a trailing `/` means a directory and everything below it.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib.resources import files
+from typing import Any
+
+from jsonschema import Draft202012Validator, ValidationError
+from pathspec import GitIgnoreSpec
+
+from .limits import Limits
+from .located import LocatedDocument, format_path
+from .problems import Problem
+from .suggest import did_you_mean
+from .yamlload import load_yaml
+
+REPO_CONFIG_FILE = ".odin.yml"
+REPO_SCHEMA_FILE = "repo.schema.json"
+_FILTER_KEYS = ("branches", "paths", "ignore_paths")
+_EMPTY_MESSAGE = "file is empty; expected a mapping with `tasks:`"  # how `load_yaml` reports a document-less file
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineFilters:
+    """When one pipeline runs automatically. `branches=None` means any branch; `()` means never."""
+
+    branches: tuple[str, ...] | None = None
+    paths: tuple[str, ...] = ()
+    ignore_paths: tuple[str, ...] = ()
+
+    @property
+    def is_default(self) -> bool:
+        return self.branches is None and not self.paths and not self.ignore_paths
+
+    def runs_on(self, branch: str) -> bool:
+        return self.branches is None or _spec(self.branches).match_file(branch)
+
+    def counts(self, path: str, *, owned: bool) -> bool:
+        """Does a change to `path` count for the pipeline? `owned`: the path is inside the pipeline's directory."""
+        if not owned and not (self.paths and _spec(self.paths).match_file(path)):
+            return False
+        return not (self.ignore_paths and _spec(self.ignore_paths).match_file(path))
+
+
+@dataclass(frozen=True, slots=True)
+class RepoConfig:
+    """A valid `.odin.yml`. `pipelines` keys are pipeline directories."""
+
+    defaults: PipelineFilters = field(default_factory=PipelineFilters)
+    pipelines: Mapping[str, Mapping[str, tuple[str, ...]]] = field(default_factory=dict)
+
+    def filters_for(self, pipeline: str) -> PipelineFilters:
+        """The pipeline's filters: its own keys, and the defaults for the keys it does not set."""
+        own = self.pipelines.get(pipeline, {})
+        return PipelineFilters(
+            branches=own.get("branches", self.defaults.branches),
+            paths=own.get("paths", self.defaults.paths),
+            ignore_paths=own.get("ignore_paths", self.defaults.ignore_paths),
+        )
+
+    @property
+    def is_default(self) -> bool:
+        return self.defaults.is_default and not self.pipelines
+
+
+@dataclass(frozen=True, slots=True)
+class RepoConfigResult:
+    config: RepoConfig | None
+    problems: list[Problem] = field(default_factory=list)
+
+
+def load_repo_config(data: bytes, *, file: str = REPO_CONFIG_FILE, limits: Limits | None = None) -> RepoConfigResult:
+    """Validate `.odin.yml` bytes. Never raises for bad content: problems are values, located in the file."""
+    doc, problems = load_yaml(data, file=file, limits=limits)
+    if doc is None:
+        if [p.message for p in problems] == [_EMPTY_MESSAGE]:
+            return RepoConfigResult(RepoConfig())  # empty, or only comments: configures nothing
+        return RepoConfigResult(None, problems)
+    root = doc.value
+    if root is None:  # an empty file (or only comments) configures nothing
+        return RepoConfigResult(RepoConfig(), problems) if not problems else RepoConfigResult(None, problems)
+    if not isinstance(root, dict):
+        return RepoConfigResult(None, [*problems, doc.problem(file, (), "the top level must be a mapping")])
+    problems.extend(_schema_problems(doc, file))
+    if not problems:
+        problems.extend(_pattern_problems(doc, file))
+    if problems:
+        return RepoConfigResult(None, sorted(set(problems)))
+    defaults = root.get("defaults") or {}
+    config = RepoConfig(
+        defaults=PipelineFilters(
+            branches=tuple(defaults["branches"]) if "branches" in defaults else None,
+            paths=tuple(defaults.get("paths", ())),
+            ignore_paths=tuple(defaults.get("ignore_paths", ())),
+        ),
+        pipelines={
+            name: {key: tuple(value) for key, value in (entry or {}).items()}
+            for name, entry in (root.get("pipelines") or {}).items()
+        },
+    )
+    return RepoConfigResult(config)
+
+
+def repo_schema() -> dict[str, Any]:
+    """The JSON Schema of `.odin.yml` (a copy: callers may modify it)."""
+    return copy.deepcopy(_schema())
+
+
+@functools.cache
+def _schema() -> dict[str, Any]:
+    loaded: dict[str, Any] = json.loads(files(__package__).joinpath(REPO_SCHEMA_FILE).read_text(encoding="utf-8"))
+    return loaded
+
+
+@functools.cache
+def _validator() -> Draft202012Validator:
+    return Draft202012Validator(_schema(), format_checker=None)
+
+
+@functools.lru_cache(maxsize=256)
+def _spec(patterns: tuple[str, ...]) -> GitIgnoreSpec:
+    return GitIgnoreSpec.from_lines(patterns)
+
+
+def _schema_problems(doc: LocatedDocument, file: str) -> list[Problem]:
+    out: list[Problem] = []
+    for error in _validator().iter_errors(doc.value):
+        path = tuple(error.absolute_path)
+        if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+            allowed = list((error.schema or {}).get("properties", {})) if isinstance(error.schema, dict) else []
+            for key in error.instance:
+                if key not in allowed:
+                    hint = did_you_mean(str(key), allowed)
+                    where = f" in `{format_path(path)}`" if path else ""
+                    out.append(doc.problem(file, (*path, key), f"unknown field `{key}`{where}{hint}", at_key=True))
+            continue
+        out.append(doc.problem(file, path, _message(error, path), at_key=error.validator == "propertyNames"))
+    return out
+
+
+_TYPE_WORDS = {"array": "a list", "object": "a mapping", "string": "a string", "integer": "an integer"}
+
+
+def _message(error: ValidationError, path: Sequence[str | int]) -> str:
+    label = f"`{format_path(path)}`" if path else "the document"
+    keyword = error.validator
+    schema = error.schema if isinstance(error.schema, dict) else {}
+    if keyword == "type":
+        return f"{label} must be {_TYPE_WORDS.get(str(error.validator_value), str(error.validator_value))}"
+    if keyword == "const":
+        return f"{label} must be {json.dumps(error.validator_value)}"
+    if keyword == "uniqueItems":
+        return f"{label} lists the same pattern twice"
+    if keyword == "minLength":
+        return f"{label} must not be empty"
+    if "propertyNames" in error.absolute_schema_path:
+        hint = schema.get("patternErrorMessage") or "is not allowed here"
+        return f"`{error.instance}` {hint}"
+    return f"{label}: {error.message}"
+
+
+def _pattern_problems(doc: LocatedDocument, file: str) -> list[Problem]:
+    """Patterns that gitignore syntax cannot compile (`[z-a]`, a lone `\\`), located at the pattern itself."""
+    out: list[Problem] = []
+    root: dict[str, Any] = doc.value
+    sections: list[tuple[tuple[str | int, ...], Mapping[str, Any]]] = []
+    if isinstance(root.get("defaults"), dict):
+        sections.append((("defaults",), root["defaults"]))
+    for name, entry in (root.get("pipelines") or {}).items():
+        if isinstance(entry, dict):
+            sections.append((("pipelines", name), entry))
+    for prefix, section in sections:
+        for key in _FILTER_KEYS:
+            for index, pattern in enumerate(section.get(key) or ()):
+                try:
+                    GitIgnoreSpec.from_lines([pattern])
+                except re.error as e:  # e.msg leaves out the position inside the translated regex
+                    out.append(doc.problem(file, (*prefix, key, index), f"`{pattern}` is not a valid pattern: {e.msg}"))
+                except ValueError:
+                    message = f"`{pattern}` is not a valid gitignore-style pattern"
+                    out.append(doc.problem(file, (*prefix, key, index), message))
+    return out

@@ -1,0 +1,75 @@
+"""The whole path in a real `odin serve` process: a GitHub push delivery starts the run at once (no poll), and the
+commit gets its statuses from the notifier `odin serve` starts."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support.git import GitRemote
+from tests.support.server import OdinServer
+from tests.support.wait import wait_until
+from tests.webhooks.fake_provider import FakeProvider
+from tests.webhooks.support import ALIASES, HELLO, SECRET, load, point_at, signed
+
+PASSWORD = "correct-horse-battery"
+
+
+@pytest.fixture
+def provider() -> Iterator[FakeProvider]:
+    fake = FakeProvider().start()
+    yield fake
+    fake.stop()
+
+
+def test_odin_serve_runs_a_pushed_commit_from_its_webhook_and_reports_back(
+    seeded_remote: GitRemote, provider: FakeProvider, tmp_path: Path
+) -> None:
+    env = {
+        "ODIN_REPO": seeded_remote.url,
+        "ODIN_POLL_INTERVAL": "3600",  # only the webhook can make this run happen within the test's deadline
+        "ODIN_ADMIN_PASSWORD": PASSWORD,
+        "ODIN_WEBHOOK_SECRET": "env:ACME_HOOK_SECRET",
+        "ACME_HOOK_SECRET": SECRET,
+        "ODIN_REPO_ALIASES": ",".join(ALIASES),
+        "ODIN_STATUS_PROVIDER": "github",
+        "ODIN_STATUS_API_URL": provider.url,
+        "ODIN_STATUS_TOKEN": "env:ACME_STATUS_TOKEN",
+        "ACME_STATUS_TOKEN": "ghs_statustoken",
+        "ODIN_PUBLIC_URL": "https://odin.acme.example",
+    }
+    with OdinServer(tmp_path / "state", env) as server:
+        wait_until(lambda: "first sync" in server.log(), 30)
+        before = seeded_remote.head
+        sha = seeded_remote.commit({"train/main.yml": HELLO.format(name="train", marker="serve")})
+        raw, headers = signed("github", point_at("github", load("github", "push"), after=sha, before=before))
+        assert httpx.post(f"{server.url}/webhooks/github", content=raw, headers=headers).status_code == 202
+        bad = httpx.post(
+            f"{server.url}/webhooks/github", content=raw, headers={**headers, "X-Hub-Signature-256": "sha256=00"}
+        )
+        assert bad.status_code == 401
+        token = httpx.post(f"{server.url}/v1/auth/token", json={"username": "admin", "password": PASSWORD}).json()
+        auth = {"Authorization": f"Bearer {token['access_token']}"}
+
+        def runs() -> list[dict[str, object]]:
+            return list(httpx.get(f"{server.url}/v1/runs", params={"commit": sha}, headers=auth).json()["items"])
+
+        [run] = wait_until(runs, 15, message="the pushed commit's run")
+        assert run["trigger"] == "webhook" and run["pipeline"] == "train"
+        wait_until(lambda: provider.states("odin/train")[-1:] == ["success"], 30)
+        final = [r for r in provider.received if r.body.get("context") == "odin/train"][-1]
+        assert final.body["target_url"] == f"https://odin.acme.example/v1/runs/{run['id']}"
+        assert final.headers["authorization"] == "Bearer ghs_statustoken"
+        log = server.log()
+        assert (
+            "webhook github delivery d9a5b0a0-12c1-11ef-8f0e-3e1a2b4c5d6e from 127.0.0.1 rejected (bad_signature)"
+            in log
+        )
+        assert SECRET not in log and "ghs_statustoken" not in log
+        schema = httpx.get(f"{server.url}/schema/openapi.json").json()
+        assert {"/webhooks/github", "/webhooks/generic"} <= set(schema["paths"])
+        assert json.dumps(schema).count("webhookGithub") == 1

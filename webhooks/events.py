@@ -1,0 +1,95 @@
+"""What a provider's payload means to Odin, in one vocabulary for every provider.
+
+Each provider module turns its own headers and JSON into one of these. They are claims, not facts: the receiver uses
+them to pick the repository and decide whether to ask for a sync, and the sync itself reads the truth from the remote.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+ZERO_SHA = "0" * 40
+"""What providers put in `before`/`after` for a ref that did not exist before, or does not exist any more."""
+
+
+class MalformedPayload(ValueError):
+    """The body is not JSON, or lacks what this event must have. The message says what, for the sender."""
+
+
+@dataclass(frozen=True, slots=True)
+class RefUpdate:
+    """One ref moved by a push. `after` is None when the ref was deleted; `forced` None when the provider does not
+    say (the sync detects force pushes itself)."""
+
+    ref: str
+    before: str | None
+    after: str | None
+    forced: bool | None = None
+
+    @property
+    def deleted(self) -> bool:
+        return self.after is None
+
+    @property
+    def created(self) -> bool:
+        return self.before is None and self.after is not None
+
+    @property
+    def branch(self) -> str | None:
+        return self.ref.removeprefix("refs/heads/") if self.ref.startswith("refs/heads/") else None
+
+    @property
+    def tag(self) -> str | None:
+        return self.ref.removeprefix("refs/tags/") if self.ref.startswith("refs/tags/") else None
+
+
+@dataclass(frozen=True, slots=True)
+class PushEvent:
+    """Refs were pushed. Most providers send one ref per delivery; Bitbucket may send several."""
+
+    event: str
+    repo_urls: tuple[str, ...]
+    updates: tuple[RefUpdate, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RunRequest:
+    """The generic endpoint's "run this pipeline at this commit": a manual start, made by a CI system."""
+
+    event: str
+    repo_urls: tuple[str, ...]
+    pipeline: str
+    ref: str | None
+    sha: str | None
+    params: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    """The provider checks that the hook works (GitHub `ping`, Bitbucket `diagnostics:ping`)."""
+
+    event: str
+    repo_urls: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Ignored:
+    """An authenticated event Odin does not act on (a pull request, an issue comment, ...)."""
+
+    event: str
+    reason: str
+    repo_urls: tuple[str, ...] = ()
+
+
+ParsedEvent = PushEvent | RunRequest | Ping | Ignored
+
+
+def sha_or_none(value: object) -> str | None:
+    """A 40-hex SHA from a payload field; the all-zero SHA and anything else that is not a SHA are None."""
+    if not isinstance(value, str):
+        return None
+    sha = value.strip().lower()
+    if len(sha) != 40 or sha == ZERO_SHA or any(c not in "0123456789abcdef" for c in sha):
+        return None
+    return sha

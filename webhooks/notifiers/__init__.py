@@ -1,0 +1,93 @@
+"""Commit statuses sent back to the provider: `from_settings` builds the notifier `odin serve` starts."""
+
+from __future__ import annotations
+
+import logging
+
+from odin.controller.git.credentials import resolve_secret_ref
+from odin.controller.service import Controller
+from odin.controller.settings import Settings
+from odin.webhooks.matching import repo_key
+from odin.webhooks.notifiers.base import CommitStatus, CommitStatusNotifier, State, StatusApi, StatusRequest
+from odin.webhooks.notifiers.gitea import GiteaStatuses
+from odin.webhooks.notifiers.github import GitHubStatuses
+from odin.webhooks.notifiers.gitlab import GitLabStatuses
+from odin.webhooks.secrets import is_reference
+
+log = logging.getLogger("odin.webhooks.status")
+
+DEFAULT_API_URLS = {"github": "https://api.github.com", "gitlab": "https://gitlab.com/api/v4"}
+
+__all__ = [
+    "CommitStatus",
+    "CommitStatusNotifier",
+    "NotifierConfigError",
+    "State",
+    "StatusApi",
+    "StatusRequest",
+    "from_settings",
+    "status_api",
+]
+
+
+class NotifierConfigError(ValueError):
+    """The commit status settings are incomplete; the message says which setting to add."""
+
+
+def status_api(provider: str, api_url: str, repository: str) -> StatusApi:
+    if provider == "github":
+        return GitHubStatuses(api_url, repository)
+    if provider == "gitlab":
+        return GitLabStatuses(api_url, repository)
+    if provider == "gitea":
+        return GiteaStatuses(api_url, repository)
+    raise NotifierConfigError(f"unknown commit status provider {provider!r} (github, gitlab or gitea)")
+
+
+def from_settings(settings: Settings, controller: Controller) -> CommitStatusNotifier | None:
+    """The notifier configured by `ODIN_STATUS_*`, not yet started; None when commit statuses are off."""
+    provider = settings.status_provider
+    if provider is None or not controller.repos:
+        return None
+    if settings.status_token is None:
+        raise NotifierConfigError("ODIN_STATUS_PROVIDER is set but ODIN_STATUS_TOKEN is not")
+    api_url = settings.status_api_url or DEFAULT_API_URLS.get(provider)
+    if api_url is None:
+        raise NotifierConfigError(
+            f"ODIN_STATUS_API_URL is required for {provider} (e.g. https://git.example.com/api/v1)"
+        )
+    repo = controller.repo(settings.repo_name)
+    candidates = (_repository_path(url) for url in (repo.url, *settings.repo_aliases))
+    repository = settings.status_repo or next((path for path in candidates if path), None)
+    if not repository:
+        raise NotifierConfigError(
+            f"cannot tell the repository's path from {repo.url} or ODIN_REPO_ALIASES; set ODIN_STATUS_REPO (owner/name)"
+        )
+    secret = settings.status_token.get_secret_value()
+
+    def token() -> str:
+        return resolve_secret_ref(secret) if is_reference(secret) else secret
+
+    def run_url(run_id: str, pipeline: str, sha: str) -> str | None:
+        if settings.public_url is None:
+            return None
+        return settings.run_url_template.format(
+            public_url=settings.public_url.rstrip("/"), run_id=run_id, pipeline=pipeline, commit=sha
+        )
+
+    log.info("commit statuses for %s go to %s (%s)", repo.name, provider, repository)
+    return CommitStatusNotifier(
+        status_api(provider, api_url, repository),
+        controller.db,
+        token=token,
+        repo_id=repo.id,
+        context_prefix=settings.status_context,
+        run_url=run_url,
+    )
+
+
+def _repository_path(url: str) -> str | None:
+    key = repo_key(url)
+    if key is None or key.startswith("file:"):
+        return None
+    return key.split("/", 1)[1] if "/" in key else None

@@ -1,0 +1,350 @@
+"""Commit statuses: the outcome of each run, and of validation, shown on the commit where the user pushed it.
+
+`CommitStatusNotifier` subscribes to the controller's event bus. The engine publishes from its own thread, so the
+subscriber only appends the event to a bounded queue and returns — a slow, failing or unreachable provider can never
+delay a task. A worker thread turns events into statuses and posts them:
+
+- One pending status per (commit, context): a newer state replaces an unsent older one, so a run that finishes while
+  the provider is down posts its final state once it is back, not a backlog of stale ones.
+- Failures that may pass (connection errors, 5xx, 429, GitHub's rate-limit 403) are retried with exponential backoff
+  and jitter, honouring `Retry-After`; others (401, 404, 422: a wrong token or repository) are logged and dropped.
+- Everything is bounded: the inbox, the pending statuses, the attempts per status. What is dropped is counted in
+  `odin_commit_status_posts_total{result="dropped"}` and logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import random
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from enum import StrEnum
+from typing import Any, Protocol
+
+import httpx
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from odin.controller.bus import EventBus, EventDict
+from odin.controller.store.models import RUNS
+from odin.webhooks.metrics import STATUS_PENDING, STATUS_POSTS
+
+log = logging.getLogger("odin.webhooks.status")
+
+DESCRIPTION_LIMIT = 140  # GitHub cuts descriptions around here; GitLab allows 255
+
+
+class State(StrEnum):
+    """Odin's vocabulary; each provider maps it onto its own states."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCESS = "success"
+    FAILURE = "failure"
+    ERROR = "error"
+    CANCELLED = "cancelled"
+
+
+@dataclass(frozen=True, slots=True)
+class CommitStatus:
+    sha: str
+    context: str
+    state: State
+    description: str
+    target_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StatusRequest:
+    url: str
+    json: dict[str, Any]
+    headers: Mapping[str, str]
+
+
+class StatusApi(Protocol):
+    """One provider's "set a commit status" call."""
+
+    provider: str
+
+    def request(self, status: CommitStatus, token: str) -> StatusRequest: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    status: CommitStatus
+    attempts: int = 0
+    not_before: float = 0.0
+
+
+_RUN_STATES = {
+    "running": (State.RUNNING, "running"),
+    "succeeded": (State.SUCCESS, "succeeded"),
+    "failed": (State.FAILURE, "failed"),
+    "cancelled": (State.CANCELLED, "cancelled"),
+    "error": (State.ERROR, "could not run"),
+}
+
+
+class CommitStatusNotifier:
+    def __init__(
+        self,
+        api: StatusApi,
+        db: Engine,
+        *,
+        token: Callable[[], str],
+        repo_id: int,
+        context_prefix: str = "odin",
+        run_url: Callable[[str, str, str], str | None] = lambda _run, _pipeline, _sha: None,
+        client: httpx.Client | None = None,
+        inbox_size: int = 10_000,
+        max_pending: int = 10_000,
+        max_attempts: int = 8,
+        base_delay: float = 1.0,
+        max_delay: float = 120.0,
+        timeout: float = 10.0,
+    ) -> None:
+        self.api = api
+        self.db = db
+        self.token = token
+        self.repo_id = repo_id
+        self.prefix = context_prefix
+        self.run_url = run_url
+        self.client = client or httpx.Client(timeout=timeout, headers={"User-Agent": "odin-commit-status"})
+        self.max_pending = max_pending
+        self.max_attempts = max_attempts
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+        self._inbox: queue.Queue[EventDict] = queue.Queue(maxsize=inbox_size)
+        self._pending: OrderedDict[tuple[str, str], _Pending] = OrderedDict()
+        self._runs: OrderedDict[str, tuple[str, str | None, int | None]] = OrderedDict()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._unsubscribe: Callable[[], None] | None = None
+        self._dropped_logged = 0.0
+        self._paused_until = 0.0  # the provider said "too many requests": nothing is sent before then
+
+    # -- lifecycle ------------------------------------------------------------------------------------------------
+    def start(self, bus: EventBus) -> CommitStatusNotifier:
+        self._unsubscribe = bus.subscribe(self.on_event)
+        self._thread = threading.Thread(target=self._main, name=f"odin-status-{self.api.provider}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop following events; statuses already due are sent for up to `timeout` seconds, the rest dropped."""
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout + 1)
+        self.client.close()
+
+    # -- the bus side: never blocks ---------------------------------------------------------------------------------
+    def on_event(self, event: EventDict) -> None:
+        if event.get("kind") not in ("run.created", "run.status", "commit.seen"):
+            return
+        try:
+            self._inbox.put_nowait(event)
+        except queue.Full:
+            STATUS_POSTS.labels(self.api.provider, "dropped").inc()
+            now = time.monotonic()
+            if now - self._dropped_logged > 10:
+                self._dropped_logged = now
+                log.error("commit status inbox full (%d events): dropping events", self._inbox.maxsize)
+
+    # -- the worker -----------------------------------------------------------------------------------------------
+    def _main(self) -> None:
+        deadline: float | None = None
+        while True:
+            if self._stop.is_set() and deadline is None:
+                deadline = time.monotonic() + 5.0
+            timeout = self._wait_time()
+            try:
+                event = self._inbox.get(timeout=timeout if deadline is None else min(timeout, 0.05))
+                self._absorb(event)
+                while True:
+                    self._absorb(self._inbox.get_nowait())
+            except queue.Empty:
+                pass
+            self._send_due(stopping=deadline is not None)
+            STATUS_PENDING.labels(self.api.provider).set(len(self._pending))
+            if deadline is not None and (not self._due() or time.monotonic() > deadline):
+                if self._pending:
+                    log.warning("stopping with %d commit statuses unsent", len(self._pending))
+                return
+
+    def _wait_time(self) -> float:
+        if not self._pending:
+            return 0.5
+        earliest = max(self._paused_until, min(p.not_before for p in self._pending.values()))
+        return max(0.0, min(0.5, earliest - time.monotonic()))
+
+    def _due(self) -> bool:
+        now = time.monotonic()
+        return now >= self._paused_until and any(p.not_before <= now for p in self._pending.values())
+
+    def _absorb(self, event: EventDict) -> None:
+        try:
+            status = self._status_for(event)
+        except sa.exc.SQLAlchemyError as e:
+            log.warning("commit status for event %s skipped: cannot read the run (%s)", event.get("id"), e)
+            return
+        if status is None:
+            return
+        key = (status.sha, status.context)
+        previous = self._pending.pop(key, None)
+        # A newer state replaces an unsent older one, but keeps its place in any backoff the provider asked for.
+        self._pending[key] = _Pending(status, not_before=previous.not_before if previous else 0.0)
+        while len(self._pending) > self.max_pending:
+            (sha, context), dropped = self._pending.popitem(last=False)
+            STATUS_POSTS.labels(self.api.provider, "dropped").inc()
+            log.error("too many unsent commit statuses: dropped %s %s for %s", context, dropped.status.state, sha[:12])
+
+    def _status_for(self, event: EventDict) -> CommitStatus | None:
+        kind = event.get("kind")
+        data: Mapping[str, Any] = event.get("data") or {}
+        if kind == "commit.seen":
+            sha = event.get("commit_sha")
+            if event.get("repo_id") != self.repo_id or not sha:
+                return None
+            validation = data.get("validation")
+            problems = int(data.get("problems") or 0)
+            if validation == "invalid":
+                noun = "problem" if problems == 1 else "problems"
+                text = f"{problems} {noun} in the pipeline files: nothing runs for this commit"
+                return CommitStatus(sha, f"{self.prefix}/validation", State.FAILURE, text)
+            if validation == "valid" and data.get("pipelines"):
+                count = len(data["pipelines"])
+                text = f"{count} pipeline{'s' if count != 1 else ''} valid"
+                return CommitStatus(sha, f"{self.prefix}/validation", State.SUCCESS, text)
+            return None
+        run_id = event.get("run_id")
+        if not run_id:
+            return None
+        pipeline, sha, repo_id = self._run(str(run_id))
+        if repo_id != self.repo_id or not sha:
+            return None
+        url = self.run_url(str(run_id), pipeline, sha)
+        context = f"{self.prefix}/{pipeline}"
+        if kind == "run.created":
+            return CommitStatus(sha, context, State.PENDING, f"run {run_id} queued", url)
+        mapped = _RUN_STATES.get(str(data.get("status")))
+        if mapped is None:
+            return None
+        state, word = mapped
+        message = data.get("message")
+        text = f"run {run_id} {word}" + (f": {message}" if message and state is not State.SUCCESS else "")
+        return CommitStatus(sha, context, state, text[:DESCRIPTION_LIMIT], url)
+
+    def _run(self, run_id: str) -> tuple[str, str | None, int | None]:
+        cached = self._runs.get(run_id)
+        if cached is not None:
+            return cached
+        with self.db.connect() as conn:
+            row = conn.execute(
+                sa.select(RUNS.c.pipeline, RUNS.c.commit_sha, RUNS.c.repo_id).where(RUNS.c.id == run_id)
+            ).first()
+        found = (row.pipeline, row.commit_sha, row.repo_id) if row is not None else ("", None, None)
+        self._runs[run_id] = found
+        while len(self._runs) > 4096:
+            self._runs.popitem(last=False)
+        return found
+
+    def _send_due(self, *, stopping: bool) -> None:
+        now = time.monotonic()
+        for key in [k for k, p in self._pending.items() if p.not_before <= now]:
+            if (self._stop.is_set() and not stopping) or time.monotonic() < self._paused_until:
+                return
+            item = self._pending.get(key)
+            if item is None:
+                continue
+            retry_after = self._send(item.status)
+            if retry_after is None:
+                self._pending.pop(key, None)
+                continue
+            attempts = item.attempts + 1
+            if attempts >= self.max_attempts:
+                self._pending.pop(key, None)
+                STATUS_POSTS.labels(self.api.provider, "dropped").inc()
+                log.error(
+                    "commit status %s=%s for %s dropped after %d attempts",
+                    item.status.context,
+                    item.status.state,
+                    item.status.sha[:12],
+                    attempts,
+                )
+                continue
+            delay = self._delay(attempts, retry_after)
+            if retry_after > 0:  # a rate limit is the provider's, not this status's: hold every status
+                self._paused_until = max(self._paused_until, time.monotonic() + retry_after)
+            current = self._pending.get(key)
+            if current is item:
+                self._pending[key] = replace(item, attempts=attempts, not_before=now + delay)
+            elif current is not None:  # replaced meanwhile by a newer state: it waits out the same backoff
+                self._pending[key] = replace(current, not_before=now + delay)
+
+    def _delay(self, attempts: int, retry_after: float) -> float:
+        """Exponential backoff with "equal jitter" (half fixed, half random), never shorter than Retry-After."""
+        ceiling = min(self.max_delay, self.base_delay * 2.0 ** (attempts - 1))
+        return max(retry_after, ceiling / 2 + random.uniform(0, ceiling / 2))  # noqa: S311 (jitter, not crypto)
+
+    def _send(self, status: CommitStatus) -> float | None:
+        """Post one status. None: done (sent, or given up as hopeless); a number: retry, no sooner than that."""
+        try:
+            request = self.api.request(status, self.token())
+            response = self.client.post(request.url, json=request.json, headers=dict(request.headers))
+        except httpx.HTTPError as e:
+            STATUS_POSTS.labels(self.api.provider, "retried").inc()
+            log.warning(
+                "commit status %s for %s: %s (%s); will retry", status.context, status.sha[:12], type(e).__name__, e
+            )
+            return 0.0
+        except Exception as e:  # a secret reference that stopped resolving, a bug: never kill the worker
+            STATUS_POSTS.labels(self.api.provider, "failed").inc()
+            log.error("commit status %s for %s not sent: %s", status.context, status.sha[:12], e)
+            return None
+        if response.status_code < 300:
+            STATUS_POSTS.labels(self.api.provider, "ok").inc()
+            log.debug("commit status %s=%s posted for %s", status.context, status.state, status.sha[:12])
+            return None
+        if _retryable(response):
+            STATUS_POSTS.labels(self.api.provider, "retried").inc()
+            log.warning(
+                "commit status %s for %s: %s answered %d; will retry",
+                status.context,
+                status.sha[:12],
+                self.api.provider,
+                response.status_code,
+            )
+            return _retry_after(response)
+        STATUS_POSTS.labels(self.api.provider, "failed").inc()
+        log.error(
+            "commit status %s for %s refused by %s (%d): %s",
+            status.context,
+            status.sha[:12],
+            self.api.provider,
+            response.status_code,
+            response.text[:300].replace("\n", " "),
+        )
+        return None
+
+
+def _retryable(response: httpx.Response) -> bool:
+    if response.status_code in (408, 425, 429) or response.status_code >= 500:
+        return True
+    # GitHub's secondary rate limits answer 403 with Retry-After or an exhausted X-RateLimit-Remaining.
+    return response.status_code == 403 and (
+        "retry-after" in response.headers or response.headers.get("x-ratelimit-remaining") == "0"
+    )
+
+
+def _retry_after(response: httpx.Response) -> float:
+    value = str(response.headers.get("retry-after", ""))
+    try:
+        return min(300.0, max(0.0, float(value)))
+    except ValueError:
+        return 0.0

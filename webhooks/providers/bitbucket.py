@@ -1,0 +1,94 @@
+"""Bitbucket Cloud and Bitbucket Server / Data Center webhooks, at one endpoint.
+
+Both sign with `X-Hub-Signature: sha256=<HMAC-SHA256 hex of the raw body>` and name the event in `X-Event-Key`:
+
+- Cloud: `repo:push`, with `push.changes[]` (`new`/`old` refs, null when created/deleted, and a `forced` flag);
+  the repository is known by its web URL (`repository.links.html.href`). Delivery id: `X-Request-UUID`.
+- Server / Data Center: `repo:refs_changed`, with `changes[]` (`refId`, `fromHash`, `toHash`, `type` ADD, UPDATE or
+  DELETE) and clone URLs in `repository.links.clone`. Delivery id: `X-Request-Id`. "Test connection" sends
+  `diagnostics:ping`.
+
+One push may move several refs; each becomes a `RefUpdate`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from odin.webhooks.events import Ignored, MalformedPayload, ParsedEvent, Ping, PushEvent, RefUpdate, sha_or_none
+from odin.webhooks.providers.base import Headers, delivery_id_from, hmac_sha256_matches, load_payload, obj, text, urls
+
+_REF_PREFIX = {"branch": "refs/heads/", "tag": "refs/tags/", "named_branch": "refs/heads/"}
+
+
+class Bitbucket:
+    name = "bitbucket"
+    signature_header = "x-hub-signature"
+    delivery_headers: tuple[str, ...] = ("x-request-uuid", "x-request-id")
+
+    def signature_present(self, headers: Headers) -> bool:
+        return self.signature_header in headers
+
+    def verify(self, headers: Headers, body: bytes, secrets: Sequence[bytes]) -> bool:
+        return hmac_sha256_matches(headers.get(self.signature_header), body, secrets, prefix="sha256=")
+
+    def delivery_id(self, headers: Headers, body: bytes) -> str:
+        return delivery_id_from(headers, body, *self.delivery_headers)
+
+    def parse(self, headers: Headers, body: bytes) -> ParsedEvent:
+        event = headers.get("x-event-key", "").strip() or "(none)"
+        data = load_payload(headers, body)
+        repository = obj(data, "repository")
+        links = obj(repository, "links")
+        clone = links.get("clone")
+        clone_urls = [c.get("href") for c in clone if isinstance(c, dict)] if isinstance(clone, list) else []
+        repo_urls = urls(*clone_urls, obj(links, "html").get("href"))
+        if event == "diagnostics:ping":
+            return Ping(event, repo_urls)
+        if event == "repo:push":
+            changes = obj(data, "push").get("changes")
+            return PushEvent(event, self._required(repo_urls), tuple(_cloud_update(c) for c in _list(changes)))
+        if event == "repo:refs_changed":
+            changes = data.get("changes")
+            return PushEvent(event, self._required(repo_urls), tuple(_server_update(c) for c in _list(changes)))
+        return Ignored(event, f"Bitbucket `{event}` events start nothing", repo_urls)
+
+    @staticmethod
+    def _required(repo_urls: tuple[str, ...]) -> tuple[str, ...]:
+        if not repo_urls:
+            raise MalformedPayload("push event: `repository.links` has no clone or html URL")
+        return repo_urls
+
+
+def _list(value: Any) -> list[dict[str, Any]]:
+    if not isinstance(value, list) or not all(isinstance(c, dict) for c in value):
+        raise MalformedPayload("push event: `changes` must be a list of objects")
+    return value
+
+
+def _cloud_update(change: dict[str, Any]) -> RefUpdate:
+    new, old = change.get("new"), change.get("old")
+    named = new if isinstance(new, dict) else old if isinstance(old, dict) else None
+    if named is None or text(named, "name") is None:
+        raise MalformedPayload("push event: a change has neither a `new` nor an `old` ref")
+    ref = _REF_PREFIX.get(str(named.get("type")), "refs/heads/") + str(named["name"])
+    forced = change.get("forced")
+    return RefUpdate(
+        ref=ref,
+        before=sha_or_none(obj(old, "target").get("hash")) if isinstance(old, dict) else None,
+        after=sha_or_none(obj(new, "target").get("hash")) if isinstance(new, dict) else None,
+        forced=forced if isinstance(forced, bool) else None,
+    )
+
+
+def _server_update(change: dict[str, Any]) -> RefUpdate:
+    ref = text(change, "refId") or text(obj(change, "ref"), "id")
+    if ref is None:
+        raise MalformedPayload("push event: a change has no `refId`")
+    deleted = str(change.get("type", "")).upper() == "DELETE"
+    return RefUpdate(
+        ref=ref,
+        before=sha_or_none(change.get("fromHash")),
+        after=None if deleted else sha_or_none(change.get("toHash")),
+    )

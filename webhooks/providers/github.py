@@ -1,0 +1,60 @@
+"""GitHub (and GitHub Enterprise Server) webhooks.
+
+Signature: `X-Hub-Signature-256: sha256=<HMAC-SHA256 hex of the raw body>` (the legacy SHA-1 `X-Hub-Signature` is not
+accepted). Event: `X-GitHub-Event` (`push`, `ping`; everything else is ignored). Delivery id: `X-GitHub-Delivery`, a
+GUID that stays the same when a delivery is redelivered. One `push` delivery per ref; `deleted`/`created`/`forced`
+flags say what happened to it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from odin.webhooks.events import Ignored, MalformedPayload, ParsedEvent, Ping, PushEvent, RefUpdate, sha_or_none
+from odin.webhooks.providers.base import (
+    Headers,
+    delivery_id_from,
+    hmac_sha256_matches,
+    load_payload,
+    obj,
+    required_text,
+    urls,
+)
+
+
+class GitHub:
+    name = "github"
+    signature_header = "x-hub-signature-256"
+    delivery_headers: tuple[str, ...] = ("x-github-delivery",)
+
+    def signature_present(self, headers: Headers) -> bool:
+        return self.signature_header in headers
+
+    def verify(self, headers: Headers, body: bytes, secrets: Sequence[bytes]) -> bool:
+        return hmac_sha256_matches(headers.get(self.signature_header), body, secrets, prefix="sha256=")
+
+    def delivery_id(self, headers: Headers, body: bytes) -> str:
+        return delivery_id_from(headers, body, *self.delivery_headers)
+
+    def parse(self, headers: Headers, body: bytes) -> ParsedEvent:
+        event = headers.get("x-github-event", "").strip()
+        data = load_payload(headers, body)
+        repository = obj(data, "repository")
+        repo_urls = urls(repository.get("clone_url"), repository.get("ssh_url"), repository.get("html_url"))
+        if event == "ping":
+            return Ping(event, repo_urls)
+        if event != "push":
+            return Ignored(
+                event or "(none)", f"GitHub `{event or '(no X-GitHub-Event)'}` events start nothing", repo_urls
+            )
+        ref = required_text(data, "ref", "push event")
+        if not repo_urls:
+            raise MalformedPayload("push event: `repository` has no clone_url, ssh_url or html_url")
+        forced = data.get("forced")
+        update = RefUpdate(
+            ref=ref,
+            before=sha_or_none(data.get("before")),
+            after=None if data.get("deleted") is True else sha_or_none(data.get("after")),
+            forced=forced if isinstance(forced, bool) else None,
+        )
+        return PushEvent(event, repo_urls, (update,))

@@ -1,0 +1,381 @@
+"""One delivery, from raw request to answer: verify, parse, match, record, request a sync. Framework-free.
+
+The order is the security argument:
+
+1. **Verify** the signature over the raw body against every followed repository's secrets (all of them, always:
+   nothing about the answer's timing says which matched). Unauthenticated requests get 401 and touch nothing but the
+   log and the metrics — not the database, not the JSON parser.
+2. **Parse** the payload into a claim (`events.py`); malformed JSON is 400.
+3. **Match** the claimed repository by its URLs. The delivery must be signed with *that* repository's secret; an
+   unknown repository is 404, with nothing said about which repositories exist.
+4. **Record** the delivery. The database's UNIQUE (provider, delivery_id) decides duplicates, so copies racing in
+   concurrently produce one row and one sync request; while the store cannot record anything the answer is 503 (the
+   provider retries, and the poller catches up anyway), never a 2xx.
+5. **Request a sync** of the repository and answer 202. The sync — the same one the poller runs — fetches from the
+   remote and runs what it finds; one run per (repository, commit, pipeline) is the store's promise. Afterwards the
+   payload's commit is checked against the remote (`verifier.py`).
+
+Events Odin does not act on (pings, other branches, tags, issue comments) are answered 2xx with the reason: GitLab
+disables hooks that keep failing, and a provider's delivery log is where a user looks first.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from odin.controller.git.errors import GitError
+from odin.controller.launcher import InvalidPipeline, RunRejected, StartRequest
+from odin.controller.service import Controller, FollowedRepo
+from odin.controller.settings import Settings
+from odin.controller.store.db import StoreUnavailable
+from odin.controller.store.models import Trigger
+from odin.controller.sync import SyncRequest
+from odin.webhooks import deliveries
+from odin.webhooks.audit import RejectionLog, printable
+from odin.webhooks.deliveries import Delivery, Outcome, Recorded
+from odin.webhooks.events import Ignored, MalformedPayload, ParsedEvent, Ping, PushEvent, RefUpdate, RunRequest
+from odin.webhooks.matching import RepoIndex
+from odin.webhooks.metrics import DELIVERIES, HANDLING
+from odin.webhooks.providers import PROVIDERS, Provider
+from odin.webhooks.providers.base import Headers
+from odin.webhooks.secrets import WebhookSecrets
+from odin.webhooks.verifier import ShaVerifier
+
+log = logging.getLogger("odin.webhooks")
+
+RETRY_AFTER = "5"
+UNAUTHORIZED = "signature missing or invalid"
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    status: int
+    body: dict[str, Any]
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+def secret_sources(settings: Settings, controller: Controller | None) -> Callable[[], dict[int, list[str]]]:
+    """The configured secrets of each followed repository: `ODIN_WEBHOOK_SECRET` (and `..._PREVIOUS` while rotating)
+    belong to the repository given by `ODIN_REPO`."""
+
+    def sources() -> dict[int, list[str]]:
+        if controller is None:
+            return {}
+        configured = [s.get_secret_value() for s in (settings.webhook_secret, settings.webhook_secret_previous) if s]
+        return {r.id: configured for r in controller.repos.values() if r.name == settings.repo_name and configured}
+
+    return sources
+
+
+class WebhookReceiver:
+    def __init__(
+        self,
+        *,
+        db: Engine,
+        settings: Settings,
+        controller: Controller | None,
+        secrets: WebhookSecrets | None = None,
+        rejections: RejectionLog | None = None,
+    ) -> None:
+        self.db = db
+        self.settings = settings
+        self.controller = controller
+        self.secrets = secrets or WebhookSecrets(secret_sources(settings, controller))
+        self.rejections = rejections or RejectionLog()
+        publish = controller.bus.publish if controller is not None else (lambda _event: None)
+        self.verifier = ShaVerifier(db, publish)
+        self._index_lock = threading.Lock()
+        self._index: tuple[tuple[int, ...], RepoIndex] | None = None
+        self._warned_no_secret = False
+
+    # -- entry point ----------------------------------------------------------------------------------------------
+    def handle(self, provider_name: str, headers: Headers, body: bytes, client: str | None) -> Answer:
+        """Answer one delivery. `headers` must have lower-case names; `provider_name` is one of `PROVIDERS`."""
+        started = time.perf_counter()
+        try:
+            return self._handle(PROVIDERS[provider_name], headers, body, client)
+        finally:
+            HANDLING.labels(provider_name).observe(time.perf_counter() - started)
+
+    def too_large(self, provider_name: str, headers: Headers, client: str | None, limit: int) -> Answer:
+        """The answer for a body over the size cap (read no further than the cap, never parsed)."""
+        message = f"the body is larger than {limit} bytes"
+        return self._reject(PROVIDERS[provider_name], "too_large", 413, message, headers, client)
+
+    def _handle(self, provider: Provider, headers: Headers, body: bytes, client: str | None) -> Answer:
+        secrets = self.secrets.current()
+        if not secrets:
+            if not self._warned_no_secret:
+                self._warned_no_secret = True
+                log.warning("webhook deliveries are refused: no webhook secret is configured (set ODIN_WEBHOOK_SECRET)")
+            message = "no webhook secret is configured on this Odin; every delivery is refused"
+            return self._reject(provider, "no_secret", 401, message, headers, client)
+        # A set comprehension, not any(): every repository's secrets are tried, whatever matched first.
+        authorised = {
+            repo_id for repo_id, repo_secrets in secrets.items() if provider.verify(headers, body, repo_secrets)
+        }
+        if not authorised:
+            reason = "bad_signature" if provider.signature_present(headers) else "missing_signature"
+            return self._reject(provider, reason, 401, UNAUTHORIZED, headers, client)
+        try:
+            event = provider.parse(headers, body)
+        except MalformedPayload as e:
+            return self._reject(provider, "malformed", 400, str(e), headers, client)
+        delivery_id = provider.delivery_id(headers, body)
+        repo_id = self.repo_index().match(event.repo_urls)
+        if repo_id is not None and repo_id not in authorised:
+            message = f"signed with the secret of another repository than the one it names (repository {repo_id})"
+            self.rejections.rejected(provider.name, "wrong_secret", message, delivery=delivery_id, client=client)
+            return Answer(401, {"status": "rejected", "detail": UNAUTHORIZED})
+        if isinstance(event, Ping | Ignored):
+            reason = (
+                "pong: the hook reaches Odin and its signature is valid" if isinstance(event, Ping) else event.reason
+            )
+            return self._ignored(provider, delivery_id, event, repo_id, reason, None)
+        if repo_id is None:
+            message = "no repository followed by this Odin matches the delivery"
+            self.rejections.rejected(provider.name, "unknown_repository", message, delivery=delivery_id, client=client)
+            return Answer(404, {"status": "rejected", "detail": message, "delivery": delivery_id})
+        repo = self._followed(repo_id)
+        if isinstance(event, RunRequest):
+            return self._run(provider, delivery_id, event, repo, client)
+        return self._push(provider, delivery_id, event, repo)
+
+    # -- pushes ---------------------------------------------------------------------------------------------------
+    def _push(self, provider: Provider, delivery_id: str, event: PushEvent, repo: FollowedRepo) -> Answer:
+        followed = f"refs/heads/{repo.branch}"
+        update = next((u for u in event.updates if u.ref == followed), None)
+        if update is None:
+            other = event.updates[0] if event.updates else None
+            return self._ignored(provider, delivery_id, event, repo.id, _not_followed(other, repo.branch), other)
+        by = f"{provider.name}:{delivery_id}"[:255]
+        if update.deleted:
+            reason = (
+                f"the followed branch {repo.branch} was deleted: nothing runs, and the repository is reported not "
+                "ready until the branch is pushed again"
+            )
+            answer = self._ignored(provider, delivery_id, event, repo.id, reason, update)
+            if answer.body["status"] == "ignored":
+                self._request_sync(repo, SyncRequest(trigger=Trigger.WEBHOOK, by=by))  # records the condition now
+            return answer
+        recorded = self._record(provider, delivery_id, event, repo.id, Outcome.ACCEPTED, update)
+        if isinstance(recorded, Answer):
+            return recorded
+        if recorded.duplicate_of is not None:
+            return self._duplicate(provider, delivery_id, recorded)
+        on_done = None
+        if update.after is not None:
+            on_done = self.verifier.after_sync(
+                row_id=recorded.id,
+                provider=provider.name,
+                delivery_id=delivery_id,
+                repo_id=repo.id,
+                mirror=repo.mirror,
+                branch=repo.branch,
+                sha=update.after,
+            )
+        queued = self._request_sync(repo, SyncRequest(trigger=Trigger.WEBHOOK, by=by, on_done=on_done))
+        DELIVERIES.labels(provider.name, "accepted").inc()
+        log.info(
+            "webhook %s delivery %s: push to %s of %s at %s; sync requested",
+            provider.name,
+            printable(delivery_id),
+            repo.branch,
+            repo.name,
+            (update.after or "?")[:12],
+        )
+        detail = (
+            f"a sync of {repo.name} was requested; runs follow from the commits it finds"
+            if queued
+            else "recorded; this replica does not schedule (it is not the leader): the leader's next poll picks the "
+            "commit up"
+        )
+        body: dict[str, Any] = {"status": "accepted", "detail": detail, "delivery": delivery_id}
+        body.update(repository=repo.name, ref=update.ref, commit=update.after)
+        return Answer(202, body)
+
+    def _request_sync(self, repo: FollowedRepo, request: SyncRequest) -> bool:
+        assert self.controller is not None
+        return self.controller.request_sync(repo.id, request)
+
+    # -- generic run requests ---------------------------------------------------------------------------------------
+    def _run(
+        self, provider: Provider, delivery_id: str, req: RunRequest, repo: FollowedRepo, client: str | None
+    ) -> Answer:
+        assert self.controller is not None
+        update = RefUpdate(ref=req.ref or "", before=None, after=req.sha)
+        recorded = self._record(provider, delivery_id, req, repo.id, Outcome.ACCEPTED, update)
+        if isinstance(recorded, Answer):
+            return recorded
+        if recorded.duplicate_of is not None:
+            return self._duplicate(provider, delivery_id, recorded)
+        by = f"{provider.name}:{delivery_id}"[:255]
+        try:
+            if req.sha is not None:
+                repo.mirror.fetch()
+                if not repo.mirror.has_commit(req.sha):
+                    message = f"commit {req.sha} is not on {repo.branch} or a tag of the remote"
+                    return self._run_rejected(provider, delivery_id, recorded.id, 422, message, client)
+            created = self.controller.start_run(
+                StartRequest(
+                    pipeline=req.pipeline,
+                    ref=req.sha or req.ref,
+                    params=req.params,
+                    trigger=Trigger.API,
+                    by=by,
+                ),
+                repo.id,
+            )
+        except GitError as e:
+            return self._run_unavailable(provider, delivery_id, recorded.id, f"cannot read the repository: {e.message}")
+        except RunRejected as e:
+            if e.status == 503:
+                return self._run_unavailable(provider, delivery_id, recorded.id, e.message)
+            extra = {"problems": [p.to_dict() for p in e.problems]} if isinstance(e, InvalidPipeline) else {}
+            return self._run_rejected(provider, delivery_id, recorded.id, e.status, e.message, client, extra)
+        except StoreUnavailable as e:
+            return self._unavailable(provider, delivery_id, e)
+        try:
+            deliveries.update(self.db, recorded.id, run_id=created.run_id)
+        except StoreUnavailable:
+            log.error(
+                "run %s started for delivery %s, but the delivery row could not be updated", created.run_id, delivery_id
+            )
+        DELIVERIES.labels(provider.name, "accepted").inc()
+        log.info("webhook %s delivery %s started run %s", provider.name, printable(delivery_id), created.run_id)
+        body: dict[str, Any] = {"status": "accepted", "detail": f"run {created.run_id} started"}
+        body.update(delivery=delivery_id, run_id=created.run_id)
+        return Answer(201, body)
+
+    def _run_rejected(
+        self,
+        provider: Provider,
+        delivery_id: str,
+        row: int,
+        status: int,
+        message: str,
+        client: str | None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> Answer:
+        with contextlib.suppress(StoreUnavailable):  # the answer still says why; the row keeps "accepted", no run
+            deliveries.update(self.db, row, outcome=Outcome.REJECTED, reason=message)
+        self.rejections.rejected(provider.name, "run_rejected", message, delivery=delivery_id, client=client)
+        return Answer(status, {"status": "rejected", "detail": message, "delivery": delivery_id, **(extra or {})})
+
+    def _run_unavailable(self, provider: Provider, delivery_id: str, row: int, message: str) -> Answer:
+        with contextlib.suppress(StoreUnavailable):  # so that the provider's retry is not a "duplicate" of nothing
+            deliveries.forget(self.db, row)
+        DELIVERIES.labels(provider.name, "unavailable").inc()
+        log.warning("webhook %s delivery %s: run not started (%s)", provider.name, printable(delivery_id), message)
+        body = {"status": "unavailable", "detail": f"{message}; retry later", "delivery": delivery_id}
+        return Answer(503, body, {"Retry-After": RETRY_AFTER})
+
+    # -- recording ----------------------------------------------------------------------------------------------------
+    def _record(
+        self,
+        provider: Provider,
+        delivery_id: str,
+        event: ParsedEvent,
+        repo_id: int | None,
+        outcome: str,
+        update: RefUpdate | None,
+        reason: str | None = None,
+    ) -> Recorded | Answer:
+        delivery = Delivery(
+            provider=provider.name,
+            delivery_id=delivery_id,
+            event=event.event,
+            outcome=outcome,
+            repo_id=repo_id,
+            ref=(update.ref or None) if update else None,
+            sha=update.after if update else None,
+            reason=reason,
+        )
+        try:
+            return deliveries.record(self.db, delivery)
+        except StoreUnavailable as e:
+            return self._unavailable(provider, delivery_id, e)
+
+    def _ignored(
+        self,
+        provider: Provider,
+        delivery_id: str,
+        event: ParsedEvent,
+        repo_id: int | None,
+        reason: str,
+        update: RefUpdate | None,
+    ) -> Answer:
+        recorded = self._record(provider, delivery_id, event, repo_id, Outcome.IGNORED, update, reason)
+        if isinstance(recorded, Answer):
+            return recorded
+        if recorded.duplicate_of is not None:
+            return self._duplicate(provider, delivery_id, recorded)
+        DELIVERIES.labels(provider.name, "ignored").inc()
+        log.info("webhook %s delivery %s (%s) ignored: %s", provider.name, printable(delivery_id), event.event, reason)
+        return Answer(200, {"status": "ignored", "detail": reason, "delivery": delivery_id})
+
+    def _duplicate(self, provider: Provider, delivery_id: str, recorded: Recorded) -> Answer:
+        previous = recorded.duplicate_of
+        assert previous is not None
+        DELIVERIES.labels(provider.name, "duplicate").inc()
+        log.info("webhook %s delivery %s is a duplicate; nothing to do", provider.name, printable(delivery_id))
+        detail = f"delivery already received at {previous.received_at.isoformat()} ({previous.outcome}); nothing to do"
+        body: dict[str, Any] = {"status": "duplicate", "detail": detail, "delivery": delivery_id}
+        if previous.run_id:
+            body["run_id"] = previous.run_id
+        return Answer(200, body)
+
+    def _unavailable(self, provider: Provider, delivery_id: str, error: StoreUnavailable) -> Answer:
+        self.rejections.rejected(
+            provider.name, "store_unavailable", str(error), delivery=delivery_id, client=None, outcome="unavailable"
+        )
+        detail = "the database is unavailable, so the delivery cannot be recorded; retry later"
+        return Answer(
+            503, {"status": "unavailable", "detail": detail, "delivery": delivery_id}, {"Retry-After": RETRY_AFTER}
+        )
+
+    def _reject(
+        self, provider: Provider, reason: str, status: int, message: str, headers: Headers, client: str | None
+    ) -> Answer:
+        claimed = next((headers[h] for h in provider.delivery_headers if h in headers), None)
+        self.rejections.rejected(provider.name, reason, message, delivery=claimed, client=client)
+        return Answer(status, {"status": "rejected", "detail": message})
+
+    # -- repositories -------------------------------------------------------------------------------------------------
+    def repo_index(self) -> RepoIndex:
+        repos = self._repos()
+        ids = tuple(r.id for r in repos)
+        with self._index_lock:
+            if self._index is None or self._index[0] != ids:
+                aliases = self.settings.repo_aliases
+                entries = [(r.id, [r.url, *(aliases if r.name == self.settings.repo_name else [])]) for r in repos]
+                self._index = (ids, RepoIndex.build(entries))
+            return self._index[1]
+
+    def _repos(self) -> Sequence[FollowedRepo]:
+        return list(self.controller.repos.values()) if self.controller is not None else []
+
+    def _followed(self, repo_id: int) -> FollowedRepo:
+        assert self.controller is not None
+        return self.controller.repo(repo_id)
+
+
+def _not_followed(update: RefUpdate | None, branch: str) -> str:
+    if update is None:
+        return "the push moved no ref"
+    if update.tag is not None:
+        return (
+            f"tag push ({update.tag}): tags start nothing; Odin runs the commits of {branch} "
+            f"(start a run at a tag with `odinctl run PIPELINE --ref {update.tag}`)"
+        )
+    if update.branch is not None:
+        return f"branch {update.branch} is not followed (this repository follows {branch})"
+    return f"ref {update.ref} is not followed"

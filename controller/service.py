@@ -21,13 +21,14 @@ from odin.controller.executors.base import Executor
 from odin.controller.git.credentials import Credentials
 from odin.controller.git.mirror import Mirror
 from odin.controller.git.urls import redact_url
-from odin.controller.launcher import RunLauncher, StartRequest
+from odin.controller.launcher import RerunRequest, RunLauncher, RunNotFound, RunRejected, StartRequest
 from odin.controller.leader import LeaderLock, leader_lock_for
+from odin.controller.metrics import TaskDurations
 from odin.controller.poller import RepoPoller
 from odin.controller.settings import Settings
 from odin.controller.store.db import create_db_engine, migrate, transaction
 from odin.controller.store.models import REPOSITORIES
-from odin.controller.store.runs import Created
+from odin.controller.store.runs import Created, load_runs
 from odin.controller.sync import RepoSync, SyncRequest
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,7 @@ class Controller:
         self.db = db or create_db_engine(settings.effective_database_url())
         migrate(self.db)
         self.bus = EventBus()
+        self.bus.subscribe(TaskDurations())
         self.executor = executor or make_executor(settings)
         self.engine = Engine(
             self.db,
@@ -218,6 +220,27 @@ class Controller:
     def start_run(self, request: StartRequest, repo: str | int | None = None) -> Created:
         """Start a pipeline at a ref on request (API, odinctl, generic webhook). Raises `RunRejected`."""
         return self.repo(repo).launcher.start(request)
+
+    def rerun(self, request: RerunRequest) -> Created:
+        """Run a finished run again (see `RerunRequest`). Raises `RunRejected` (404 for an unknown run)."""
+        loaded = load_runs(self.db, [request.run_id])
+        if not loaded:
+            raise RunNotFound(f"no run {request.run_id!r}")
+        parent = loaded[0]
+        repo_id = parent.run.get("repo_id")
+        try:
+            repo = self.repo(repo_id) if repo_id is not None else None
+        except KeyError:
+            repo = None
+        if repo is None:
+            raise RunRejected(
+                f"run {request.run_id} was not started from a repository this server follows; it cannot be rerun here"
+            )
+        return repo.launcher.rerun(parent, request)
+
+    def cancel(self, run_id: str, *, by: str | None = None) -> bool:
+        """Ask a run to stop; False when it does not exist or is already finished."""
+        return self.engine.cancel(run_id, by=by)
 
     def request_sync(self, repo: str | int | None = None, request: SyncRequest | None = None) -> None:
         """Ask for a sync now (webhooks, `odinctl`). Runs on the leader's poller thread."""

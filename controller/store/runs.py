@@ -270,6 +270,9 @@ def create_run(conn: Connection, new: NewRun, *, max_attempts: int = 50) -> Crea
             }
             for t in new.spec.tasks
         ]
+        if new.initial_tasks:  # one executemany needs the same columns in every row
+            columns = set().union(*rows)
+            rows = [{c: row.get(c) for c in columns} for row in rows]
         conn.execute(TASKS.insert(), rows)
         conn.execute(
             EVENTS.insert().values(

@@ -12,6 +12,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
 from litestar.openapi.datastructures import ResponseSpec
@@ -132,11 +133,25 @@ def classify(e: Exception) -> Failure | None:
         return Failure(422, e.message, {"problems": _problems(e.problems)})
     if isinstance(e, HTTPException):  # Litestar's own (validation, auth, 404, 405, 413...): keep their answer
         extra = e.extra if isinstance(e.extra, dict | list) and e.extra else None
-        return Failure(e.status_code, e.detail, extra, e.headers)
+        detail = e.detail
+        if e.status_code == 400 and _caused_by(e, msgspec.DecodeError) and "JSON" not in detail:
+            detail = f"the request body is not valid JSON ({detail})"
+        return Failure(e.status_code, detail, extra, e.headers)
     for kind, status in _SIMPLE.items():
         if isinstance(e, kind):
             return Failure(status, str(e))
     return None
+
+
+def _caused_by(e: BaseException, kind: type[BaseException]) -> bool:
+    seen: BaseException | None = e
+    for _ in range(10):
+        if seen is None:
+            return False
+        if isinstance(seen, kind):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
 
 
 def handle(request: Request[Any, Any, Any], e: Exception) -> Response[dict[str, Any]]:

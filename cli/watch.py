@@ -24,6 +24,10 @@ from odin.cli.render import MARKS, dag_table, run_header, styled
 POLL_INTERVAL = 2.0
 SAFETY_REFRESH = 30.0  # re-read the run this often even while events flow, in case one was lost
 
+# Within one attempt a task only moves forward; a later attempt starts again from `starting`.
+_RANK = {"pending": 0, "starting": 1, "running": 2, "retrying": 3}
+_RANK.update(dict.fromkeys(("succeeded", "failed", "skipped", "cancelled"), 4))
+
 
 class _State:
     def __init__(self, run: RunDetail) -> None:
@@ -49,13 +53,14 @@ class _State:
         data = event.data
         old = self.tasks.get(event.task)
         status = str(data.get("status"))
-        if old is None or (old.status == status and old.attempt == data.get("attempt")):
-            return None
+        attempt = int(data.get("attempt") or 0)
+        if old is None or (attempt, _RANK.get(status, 0)) <= (old.attempt, _RANK.get(old.status, 0)):
+            return None  # already known from the snapshot (events may predate it), or older than it
         running = status in ("running", "starting")
         new = msgspec.structs.replace(
             old,
             status=status,
-            attempt=int(data.get("attempt") or old.attempt),
+            attempt=attempt or old.attempt,
             reason=data.get("reason"),
             message=data.get("message"),
             exit_code=data.get("exit_code", old.exit_code),

@@ -15,6 +15,7 @@ from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from odin.api.auth.middleware import Principal
+from odin.api.errors import classify
 from odin.api.metrics import HTTP_DURATION, HTTP_REQUESTS
 
 log = logging.getLogger("odin.api.access")
@@ -38,6 +39,11 @@ def access_log(app: ASGIApp) -> ASGIApp:
 
         try:
             await app(scope, receive, send_wrapper)
+        except Exception as e:  # raised by a middleware (401 from authentication): answered further out
+            if answered is None:
+                failure = classify(e)
+                status = failure.status if failure is not None else 500
+            raise
         finally:
             elapsed = (answered or time.perf_counter()) - started
             method = scope.get("method", "?")

@@ -15,5 +15,11 @@ def setup_logging(level: str | None = None) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     # Third-party chatter that says nothing an operator needs at INFO.
-    for noisy in ("uvicorn.access", "httpx", "alembic.runtime.migration", "kubernetes.client.rest"):
+    for noisy in (
+        "uvicorn.access",
+        "httpx",
+        "alembic.runtime.migration",
+        "alembic.runtime.plugins",
+        "kubernetes.client.rest",
+    ):
         logging.getLogger(noisy).setLevel(logging.WARNING)

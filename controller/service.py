@@ -27,8 +27,8 @@ from odin.controller.metrics import TaskDurations
 from odin.controller.poller import RepoPoller
 from odin.controller.settings import Settings
 from odin.controller.store.db import create_db_engine, migrate, transaction
-from odin.controller.store.models import REPOSITORIES
-from odin.controller.store.runs import Created, load_runs
+from odin.controller.store.models import EVENTS, REPOSITORIES, RUNS
+from odin.controller.store.runs import Created, load_runs, request_cancel
 from odin.controller.sync import RepoSync, SyncRequest
 
 log = logging.getLogger(__name__)
@@ -178,7 +178,7 @@ class Controller:
         )
         poller = RepoPoller(sync, interval=settings.poll_interval)
         launcher = RunLauncher(
-            self.db, repo_id, mirror, branch=settings.branch, trees_dir=settings.trees_dir, submit=self.engine.submit
+            self.db, repo_id, mirror, branch=settings.branch, trees_dir=settings.trees_dir, submit=self._submit_run
         )
         return FollowedRepo(repo_id, settings.repo_name, url, settings.branch, mirror, sync, poller, launcher)
 
@@ -240,12 +240,45 @@ class Controller:
 
     def cancel(self, run_id: str, *, by: str | None = None) -> bool:
         """Ask a run to stop; False when it does not exist or is already finished."""
-        return self.engine.cancel(run_id, by=by)
+        flagged = request_cancel(self.db, run_id, by=by)
+        if flagged:
+            self._announce(EVENTS.c.run_id == run_id, EVENTS.c.kind == "run.cancel_requested")
+            self.engine.cancel_flagged(run_id)
+        return flagged
 
     def request_sync(self, repo: str | int | None = None, request: SyncRequest | None = None) -> None:
         """Ask for a sync now (webhooks, `odinctl`). Runs on the leader's poller thread."""
         self.repo(repo).poller.request(request)
 
+    def _submit_run(self, run_id: str) -> None:
+        """A run was created on request (API, rerun): announce it, then hand it to the engine."""
+        self._announce(EVENTS.c.run_id == run_id, EVENTS.c.kind == "run.created")
+        self.engine.submit(run_id)
+
     def _submit_runs(self, run_ids: Sequence[str]) -> None:
+        """The sync recorded commits and created these runs: announce both, then hand the runs to the engine."""
+        if run_ids:
+            shas = sa.select(RUNS.c.commit_sha).where(RUNS.c.id.in_(list(run_ids))).scalar_subquery()
+            self._announce(
+                sa.or_(
+                    sa.and_(EVENTS.c.run_id.in_(list(run_ids)), EVENTS.c.kind == "run.created"),
+                    sa.and_(EVENTS.c.commit_sha.in_(shas), EVENTS.c.kind == "commit.seen"),
+                )
+            )
         for run_id in run_ids:
             self.engine.submit(run_id)
+
+    def _announce(self, *where: sa.ColumnElement[bool]) -> None:
+        """Publish events recorded outside the engine on the bus, before the engine acts on them.
+
+        The engine publishes its own changes as it commits them; without this, a WebSocket subscriber would see a
+        run's first task start before the run's creation (which would reach it later, from the events table).
+        """
+        try:
+            with self.db.connect() as conn:
+                rows = conn.execute(sa.select(EVENTS).where(*where).order_by(EVENTS.c.id).limit(1000)).all()
+        except sa.exc.SQLAlchemyError as e:
+            log.warning("could not read back events to announce (%s); subscribers get them a little later", e)
+            return
+        for row in rows:
+            self.bus.publish(dict(row._mapping))

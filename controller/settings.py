@@ -97,6 +97,9 @@ class Settings(BaseSettings):
         description="Seconds between reads of the events table for WebSocket clients (changes made by other "
         "processes; the engine's own changes are pushed at once).",
     )
+    ws_auth_timeout: float = Field(
+        default=5.0, gt=0, description="Seconds a WebSocket client has to authenticate before it is disconnected."
+    )
     git_committer_name: str = Field(default="Odin", description="Committer of commits made through the API.")
     git_committer_email: str = Field(default="odin@localhost", description="Committer e-mail of API commits.")
     git_author_domain: str = Field(

@@ -2,7 +2,7 @@
 
 Authentication happens here, not in the HTTP middleware: browsers cannot put headers on a WebSocket handshake, so
 the token comes as a subprotocol (`bearer.<token>`, offered next to `odin.v1`), as an `Authorization` header
-(other clients), or in a first `{"type": "auth"}` message within `AUTH_TIMEOUT` seconds. A connection lives no
+(other clients), or in a first `{"type": "auth"}` message within `ws_auth_timeout` seconds. A connection lives no
 longer than its token: it is closed when the token expires, and an API token is checked again every minute so a
 revocation ends its connections too.
 
@@ -36,7 +36,6 @@ from odin.api.ws.hub import Connection, EventHub, Subscription, event_message
 
 log = logging.getLogger(__name__)
 
-AUTH_TIMEOUT = 5.0
 RECHECK_API_TOKEN = 60.0
 
 
@@ -73,9 +72,19 @@ async def _receive(socket: WebSocket[Any, Any, Any]) -> str | bytes | None:
 async def ws_endpoint(
     socket: WebSocket[Any, Any, Any], ctx: AppContext, hub: EventHub, authenticator: Authenticator
 ) -> None:
+    try:
+        await _serve(socket, ctx, hub, authenticator)
+    except Exception:
+        log.exception("websocket connection from %s failed", (socket.client or ("-",))[0])
+        raise
+
+
+async def _serve(
+    socket: WebSocket[Any, Any, Any], ctx: AppContext, hub: EventHub, authenticator: Authenticator
+) -> None:
     offered = socket.scope.get("subprotocols") or []
     await socket.accept(subprotocols=p.PROTOCOL if p.PROTOCOL in offered else None)
-    authenticated = await _authenticate(socket, authenticator)
+    authenticated = await _authenticate(socket, authenticator, ctx.settings.ws_auth_timeout)
     if authenticated is None:
         return
     principal, token = authenticated
@@ -104,14 +113,16 @@ async def ws_endpoint(
         hub.disconnect(conn)
 
 
-async def _authenticate(socket: WebSocket[Any, Any, Any], authenticator: Authenticator) -> tuple[Principal, str] | None:
+async def _authenticate(
+    socket: WebSocket[Any, Any, Any], authenticator: Authenticator, timeout: float
+) -> tuple[Principal, str] | None:
     token = _token_from_handshake(socket)
     if token is None:
         try:
-            with anyio.fail_after(AUTH_TIMEOUT):
+            with anyio.fail_after(timeout):
                 payload = await _receive(socket)
         except TimeoutError:
-            await _close(socket, p.CLOSE_UNAUTHENTICATED, f"no auth message within {AUTH_TIMEOUT:g} seconds")
+            await _close(socket, p.CLOSE_UNAUTHENTICATED, f"no auth message within {timeout:g} seconds")
             return None
         if payload is None:
             return None

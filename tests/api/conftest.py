@@ -130,6 +130,7 @@ def start_server(tmp: Path, db_url: str, backend: str, extra_env: dict[str, str]
         "ODIN_RETRY_BACKOFF": "0.1",
         "ODIN_JWT_SECRET": JWT_SECRET,
         "ODIN_WS_POLL_INTERVAL": "0.1",
+        "ODIN_WS_AUTH_TIMEOUT": "1",
         **(extra_env or {}),
     }
     server = OdinServer(tmp / "state", env).start()

@@ -352,6 +352,8 @@ def test_a_missing_key_file_stops_the_server_with_a_clear_message(tmp_path: Path
         ODIN_JWT_PRIVATE_KEY_FILE=str(tmp_path / "missing.pem"),
         ODIN_JWT_PUBLIC_KEY_FILE=str(tmp_path / "missing.pub"),
     )
-    done = subprocess.run([str(BIN / "odin"), "serve"], env=env, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [str(BIN / "odin"), "serve"], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
     assert done.returncode == 1
     assert "cannot read a JWT key file" in done.stderr and "missing.pem" in done.stderr

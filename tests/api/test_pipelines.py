@@ -70,7 +70,9 @@ def test_commits_list_filter_and_detail_with_runs(served: Served) -> None:
     assert listing[0]["sha"] == sha or sha in [c["sha"] for c in listing]
     assert sha in [c["sha"] for c in served.get("/v1/commits", params={"pipeline": "ok"}).json()["items"]]
     assert sha not in [c["sha"] for c in served.get("/v1/commits", params={"pipeline": "gate"}).json()["items"]]
-    assert all(c["validation"] == "valid" for c in served.get("/v1/commits", params={"validation": "valid"}).json()["items"])
+    assert all(
+        c["validation"] == "valid" for c in served.get("/v1/commits", params={"validation": "valid"}).json()["items"]
+    )
     page = served.get("/v1/commits", params={"limit": 1}).json()
     assert len(page["items"]) == 1 and page["next_cursor"]
     second = served.get("/v1/commits", params={"limit": 1, "cursor": page["next_cursor"]}).json()
@@ -197,9 +199,10 @@ def test_new_pipelines_symlinks_and_binary_content(served: Served) -> None:
     assert png.status_code == 200
     served.remote.pull()
     assert served.remote.files(png.json()["commit_sha"])["fresh/img.png"] == b"\x89PNG\x00"
-    assert served.request(
-        "PUT", "/v1/pipelines/fresh/files/x", json={"content": "%%%", "encoding": "base64"}
-    ).status_code == 400
+    assert (
+        served.request("PUT", "/v1/pipelines/fresh/files/x", json={"content": "%%%", "encoding": "base64"}).status_code
+        == 400
+    )
     served.remote.commit({"ok/linked": Symlink("../gate"), "ok/run.sh": Executable("#!/bin/sh\n")}, message="Link")
     wait_until(lambda: served.get("/v1/pipelines/ok/files/run.sh").status_code == 200, 30)
     r = served.request("PUT", "/v1/pipelines/ok/files/linked/main.yml", json={"content": "x"})

@@ -9,12 +9,15 @@ schemathesis checks the server against it in CI.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
+from typing import Any
 
-from litestar import Litestar
+from litestar import Litestar, Request
 from litestar.di import Provide
+from litestar.exceptions import ValidationException
 from litestar.middleware.base import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.spec import Components, SecurityScheme, Tag
+from litestar.openapi.spec import Components, Parameter, SecurityScheme, Tag
 
 from odin.api.access import access_log
 from odin.api.auth.keys import token_keys
@@ -93,8 +96,23 @@ def create_app(ctx: AppContext) -> Litestar:
     def provide_metrics() -> Metrics:
         return metrics
 
-    return Litestar(
+    query_names: dict[tuple[str, str], frozenset[str]] = {}
+
+    def reject_unknown_query(request: Request[Any, Any, Any]) -> None:
+        """`?comit=abc` must not quietly list every run: a query parameter a route does not take is a 400."""
+        allowed = query_names.get((request.method, request.scope.get("path_template", "")))
+        if allowed is None:
+            return
+        unknown = sorted(set(request.query_params) - allowed)
+        if unknown:
+            takes = ", ".join(sorted(allowed)) or "none"
+            raise ValidationException(
+                f"unknown query parameter {', '.join(map(repr, unknown))}; this route takes: {takes}"
+            )
+
+    app = Litestar(
         route_handlers=ROUTES,
+        before_request=reject_unknown_query,
         dependencies={
             "ctx": Provide(provide_ctx, use_cache=True, sync_to_thread=False),
             "hub": Provide(provide_hub, use_cache=True, sync_to_thread=False),
@@ -132,8 +150,33 @@ def create_app(ctx: AppContext) -> Litestar:
         debug=False,
         logging_config=None,  # Odin configures logging once (odin.cli.logs); Litestar must not replace it
     )
+    for path, item in (app.openapi_schema.paths or {}).items():
+        for method in ("get", "put", "post", "delete", "patch"):
+            operation = getattr(item, method, None)
+            if operation is not None:
+                names = frozenset(
+                    p.name for p in operation.parameters or () if isinstance(p, Parameter) and p.param_in == "query"
+                )
+                query_names[(method.upper(), path)] = names
+    return app
 
 
 def build_context(settings: Settings, controller: Controller) -> AppContext:
     """The context `odin serve` uses; raises `KeyConfigError` for unusable JWT key settings."""
     return AppContext(settings=settings, db=controller.db, keys=token_keys(settings), controller=controller)
+
+
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI document, without a server or a database: for `odin openapi`, client generators and tests."""
+    import tempfile
+
+    from odin.api.auth.tokens import TokenKeys
+    from odin.controller.store.db import create_db_engine
+
+    db = create_db_engine("sqlite://")
+    try:
+        with tempfile.TemporaryDirectory() as data_dir:
+            ctx = AppContext(settings=Settings(data_dir=Path(data_dir)), db=db, keys=TokenKeys.hs256(b"\0" * 32))
+            return create_app(ctx).openapi_schema.to_schema()
+    finally:
+        db.dispose()

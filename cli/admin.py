@@ -115,6 +115,23 @@ def migrate(
     out.print(f"database {redact_db_url(url)} is up to date")
 
 
+@app.command()
+def openapi(
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout")] = None,
+) -> None:
+    """Print the API's OpenAPI document (JSON): the contract, for client generators in any language."""
+    import json
+
+    from odin.api.app import openapi_document
+
+    text = json.dumps(openapi_document(), indent=2, sort_keys=True) + "\n"
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text)
+        console.print(f"wrote {output}")
+
+
 @users_app.command("create")
 def users_create(
     username: Annotated[str, typer.Argument(help="User name")],

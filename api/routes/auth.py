@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from litestar import Request, delete, get, post
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException, TooManyRequestsException
-from litestar.params import Parameter
+from litestar.params import JSONBody, PathParameter, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from odin.api.auth.api_tokens import (
@@ -19,7 +19,7 @@ from odin.api.auth.api_tokens import (
 from odin.api.auth.middleware import principal_of
 from odin.api.auth.tokens import issue
 from odin.api.auth.users import Role, authenticate
-from odin.api.context import AppContext
+from odin.api.deps import Ctx
 from odin.api.errors import errors
 from odin.api.schemas import (
     ApiTokenCreate,
@@ -43,9 +43,9 @@ from odin.controller.store.types import utcnow
     description="Attempts are rate-limited per user name and client address (429 with Retry-After).",
     tags=["auth"],
     responses=errors(413, 429),
-    security=[],
+    security=[{}],
 )
-def create_token(data: TokenRequest, ctx: AppContext, request: Request[Any, Any, Any]) -> TokenResponse:
+def create_token(data: JSONBody[TokenRequest], ctx: Ctx, request: Request[Any, Any, Any]) -> TokenResponse:
     address = request.client.host if request.client else "unknown"
     assert ctx.login_limiter is not None and ctx.login_ip_limiter is not None
     wait = ctx.login_ip_limiter.acquire(address) or ctx.login_limiter.acquire((data.username, address))
@@ -107,7 +107,9 @@ def _out(t: ApiTokenInfo) -> ApiTokenOut:
     tags=["auth"],
     responses=errors(403, 413),
 )
-def create_api_token_route(data: ApiTokenCreate, ctx: AppContext, request: Request[Any, Any, Any]) -> ApiTokenCreated:
+def create_api_token_route(
+    data: JSONBody[ApiTokenCreate], ctx: Ctx, request: Request[Any, Any, Any]
+) -> ApiTokenCreated:
     p = principal_of(request)
     if p.kind == "api":
         raise PermissionDeniedException("API tokens cannot create API tokens; log in (`odinctl login`) to create one")
@@ -128,9 +130,9 @@ def create_api_token_route(data: ApiTokenCreate, ctx: AppContext, request: Reque
     responses=errors(403),
 )
 def list_api_tokens_route(
-    ctx: AppContext,
+    ctx: Ctx,
     request: Request[Any, Any, Any],
-    all_users: Annotated[bool, Parameter(query="all", description="Every user's tokens (admin)")] = False,
+    all_users: Annotated[bool, QueryParameter(name="all", description="Every user's tokens (admin)")] = False,
 ) -> ApiTokenList:
     p = principal_of(request)
     if all_users and p.role != Role.ADMIN:
@@ -148,7 +150,7 @@ def list_api_tokens_route(
     responses=errors(404),
 )
 def revoke_api_token_route(
-    ctx: AppContext, request: Request[Any, Any, Any], token_id: Annotated[int, Parameter(ge=1, le=2**62)]
+    ctx: Ctx, request: Request[Any, Any, Any], token_id: Annotated[int, PathParameter(ge=1, le=2**62)]
 ) -> ApiTokenOut:
     p = principal_of(request)
     return _out(revoke_api_token(ctx.db, token_id, owner=None if p.role == Role.ADMIN else p.name))

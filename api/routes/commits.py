@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Annotated
 
 from litestar import get
-from litestar.params import Parameter
+from litestar.params import PathParameter, QueryParameter
 
-from odin.api.context import AppContext
+from odin.api.deps import Ctx
 from odin.api.errors import errors
 from odin.api.schemas import CommitDetail, CommitPage
 from odin.api.services import commits as service
@@ -22,14 +22,16 @@ from odin.api.services import commits as service
     responses=errors(),
 )
 def list_commits(
-    ctx: AppContext,
-    branch: Annotated[str | None, Parameter(max_length=255)] = None,
+    ctx: Ctx,
+    branch: Annotated[str | None, QueryParameter(max_length=255)] = None,
     validation: Annotated[
-        str | None, Parameter(description="valid, invalid, skipped, absorbed or baseline", max_length=16)
+        str | None, QueryParameter(description="valid, invalid, skipped, absorbed or baseline", max_length=16)
     ] = None,
-    pipeline: Annotated[str | None, Parameter(description="Commits that changed this pipeline", max_length=500)] = None,
-    limit: Annotated[int, Parameter(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Parameter(max_length=500)] = None,
+    pipeline: Annotated[
+        str | None, QueryParameter(description="Commits that changed this pipeline", max_length=500)
+    ] = None,
+    limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, QueryParameter(max_length=500)] = None,
 ) -> CommitPage:
     return service.list_commits(
         ctx.db, branch=branch, validation=validation, pipeline=pipeline, limit=limit, cursor=cursor
@@ -44,5 +46,5 @@ def list_commits(
     tags=["commits"],
     responses=errors(404),
 )
-def get_commit(ctx: AppContext, sha: Annotated[str, Parameter(max_length=40)]) -> CommitDetail:
+def get_commit(ctx: Ctx, sha: Annotated[str, PathParameter(max_length=40)]) -> CommitDetail:
     return service.get_commit(ctx.db, sha)

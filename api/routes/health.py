@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from litestar import Response, get
+from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
-from odin.api.context import AppContext
+from odin.api.deps import Ctx
 from odin.api.metrics import CONTENT_TYPE, Metrics
 from odin.api.schemas import Health
 
-OPEN: dict[str, object] = {"exclude_from_auth": True, "security": [], "tags": ["operations"]}
+# `security: [{}]` says "no token needed" in OpenAPI (an empty list would inherit the API-wide bearer requirement).
+OPEN: dict[str, object] = {"exclude_from_auth": True, "security": [{}], "tags": ["operations"]}
 
 
 @get("/healthz", operation_id="healthz", summary="The process is alive", sync_to_thread=False, **OPEN)  # type: ignore[arg-type]
@@ -24,10 +26,12 @@ def healthz() -> Health:
     sync_to_thread=True,
     operation_id="readyz",
     summary="The database answers and the followed repositories are reachable",
-    responses={503: ResponseSpec(data_container=Health, description="Not ready: see `checks`")},
+    responses={
+        503: ResponseSpec(data_container=Health, description="Not ready: see `checks`", generate_examples=False)
+    },
     **OPEN,  # type: ignore[arg-type]
 )
-def readyz(ctx: AppContext) -> Response[Health]:
+def readyz(ctx: Ctx) -> Response[Health]:
     checks: dict[str, str] = {}
     try:
         with ctx.db.connect() as conn:
@@ -55,8 +59,12 @@ def readyz(ctx: AppContext) -> Response[Health]:
     operation_id="metrics",
     summary="Prometheus metrics: runs by status, task durations, sync lag, webhook deliveries, HTTP requests",
     media_type=CONTENT_TYPE,
-    responses={200: ResponseSpec(data_container=str, media_type=CONTENT_TYPE, description="Prometheus text format")},
+    responses={
+        200: ResponseSpec(
+            data_container=str, media_type=CONTENT_TYPE, description="Prometheus text format", generate_examples=False
+        )
+    },
     **OPEN,  # type: ignore[arg-type]
 )
-def metrics(metrics: Metrics) -> Response[bytes]:
+def metrics(metrics: NamedDependency[Metrics]) -> Response[bytes]:
     return Response(metrics.render(), media_type=CONTENT_TYPE)

@@ -8,12 +8,12 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Request, get, post, put
-from litestar.params import Parameter
+from litestar.params import HeaderParameter, JSONBody, PathParameter, QueryParameter
 from litestar.status_codes import HTTP_200_OK
 
 from odin.api.auth.middleware import principal_of, require
 from odin.api.auth.users import Role, UserNotFound, get_user
-from odin.api.context import AppContext
+from odin.api.deps import Ctx
 from odin.api.errors import errors
 from odin.api.schemas import (
     FileOut,
@@ -29,10 +29,10 @@ from odin.controller.git.edit import Author
 
 Ref = Annotated[
     str | None,
-    Parameter(description="Branch, tag, commit SHA or prefix (default: the followed branch)", max_length=255),
+    QueryParameter(description="Branch, tag, commit SHA or prefix (default: the followed branch)", max_length=255),
 ]
-Name = Annotated[str, Parameter(description="Pipeline directory; nested ones with ':' for '/'", max_length=500)]
-FilePath = Annotated[str, Parameter(description="Path inside the pipeline directory", max_length=1000)]
+Name = Annotated[str, PathParameter(description="Pipeline directory; nested ones with ':' for '/'", max_length=500)]
+FilePath = Annotated[str, PathParameter(description="Path inside the pipeline directory", max_length=1000)]
 
 
 @get(
@@ -43,7 +43,7 @@ FilePath = Annotated[str, Parameter(description="Path inside the pipeline direct
     tags=["pipelines"],
     responses=errors(404, 502),
 )
-def list_pipelines(ctx: AppContext, ref: Ref = None) -> PipelineList:
+def list_pipelines(ctx: Ctx, ref: Ref = None) -> PipelineList:
     return service.list_pipelines(ctx.repo(), ref)
 
 
@@ -55,7 +55,7 @@ def list_pipelines(ctx: AppContext, ref: Ref = None) -> PipelineList:
     tags=["pipelines"],
     responses=errors(404, 502),
 )
-def get_pipeline(ctx: AppContext, name: Name, ref: Ref = None) -> PipelineDetail:
+def get_pipeline(ctx: Ctx, name: Name, ref: Ref = None) -> PipelineDetail:
     return service.pipeline_detail(ctx.repo(), name, ref)
 
 
@@ -67,7 +67,7 @@ def get_pipeline(ctx: AppContext, name: Name, ref: Ref = None) -> PipelineDetail
     tags=["pipelines"],
     responses=errors(404, 422, 502),
 )
-def get_file(ctx: AppContext, name: Name, path: FilePath, ref: Ref = None) -> FileOut:
+def get_file(ctx: Ctx, name: Name, path: FilePath, ref: Ref = None) -> FileOut:
     return service.read_file(ctx.repo(), name, path.lstrip("/"), ref)
 
 
@@ -85,13 +85,14 @@ def get_file(ctx: AppContext, name: Name, path: FilePath, ref: Ref = None) -> Fi
     responses=errors(403, 404, 409, 413, 422, 502),
 )
 def put_file(
-    data: FileWrite,
-    ctx: AppContext,
+    data: JSONBody[FileWrite],
+    ctx: Ctx,
     request: Request[Any, Any, Any],
     name: Name,
     path: FilePath,
     if_match: Annotated[
-        str | None, Parameter(header="If-Match", description="The branch tip you based the change on", max_length=80)
+        str | None,
+        HeaderParameter(name="If-Match", description="The branch tip you based the change on", max_length=80),
     ] = None,
 ) -> FileWritten:
     user = principal_of(request)
@@ -120,5 +121,5 @@ def put_file(
     tags=["pipelines"],
     responses=errors(413),
 )
-def validate(data: ValidateRequest) -> ValidateResponse:
+def validate(data: JSONBody[ValidateRequest]) -> ValidateResponse:
     return service.validate(data)

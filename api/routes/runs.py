@@ -4,20 +4,19 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from datetime import datetime
 from typing import Annotated, Any
 
 from litestar import Request, Response, get, post
 from litestar.enums import MediaType
 from litestar.exceptions import NotFoundException
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import Parameter
+from litestar.params import JSONBody, PathParameter, QueryParameter
 from litestar.response import Stream
 from litestar.status_codes import HTTP_201_CREATED, HTTP_202_ACCEPTED
 
 from odin.api.auth.middleware import principal_of, require
 from odin.api.auth.users import Role
-from odin.api.context import AppContext
+from odin.api.deps import Ctx
 from odin.api.errors import errors
 from odin.api.schemas import EventPage, Rerun, RunDetail, RunPage, RunSummary, StartRun, TaskEvents
 from odin.api.services import actions
@@ -25,8 +24,13 @@ from odin.api.services import runs as service
 from odin.controller.store.models import TaskStatus
 
 MEMBER = [require(Role.MEMBER)]
-RunId = Annotated[str, Parameter(description="Run id, e.g. train-3f2a9c1-1", max_length=100)]
-TaskName = Annotated[str, Parameter(description="Task name", max_length=63)]
+RunId = Annotated[str, PathParameter(description="Run id, e.g. train-3f2a9c1-1", max_length=100)]
+Timestamp = QueryParameter(
+    description="RFC 3339 / ISO 8601 time with a zone, e.g. 2024-05-01T12:00:00Z",
+    max_length=64,
+    schema_extra={"format": "date-time"},
+)
+TaskName = Annotated[str, PathParameter(description="Task name", max_length=63)]
 
 
 @get(
@@ -38,20 +42,22 @@ TaskName = Annotated[str, Parameter(description="Task name", max_length=63)]
     responses=errors(),
 )
 def list_runs(
-    ctx: AppContext,
+    ctx: Ctx,
     commit: Annotated[
-        str | None, Parameter(description="Full commit SHA or a prefix of at least 7 hex digits", max_length=40)
+        str | None, QueryParameter(description="Full commit SHA or a prefix of at least 7 hex digits", max_length=40)
     ] = None,
-    pipeline: Annotated[str | None, Parameter(description="Pipeline directory", max_length=500)] = None,
-    branch: Annotated[str | None, Parameter(max_length=255)] = None,
-    status: Annotated[list[str] | None, Parameter(description="Run status; repeat for several")] = None,
-    trigger: Annotated[list[str] | None, Parameter(description="poll, webhook, manual, rerun, api")] = None,
-    triggered_by: Annotated[str | None, Parameter(description="User who started the run", max_length=255)] = None,
-    parent_run: Annotated[str | None, Parameter(description="Reruns of this run", max_length=100)] = None,
-    created_after: Annotated[datetime | None, Parameter(description="ISO 8601 with a time zone")] = None,
-    created_before: Annotated[datetime | None, Parameter(description="ISO 8601 with a time zone")] = None,
-    limit: Annotated[int, Parameter(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Parameter(description="next_cursor of the previous page", max_length=500)] = None,
+    pipeline: Annotated[str | None, QueryParameter(description="Pipeline directory", max_length=500)] = None,
+    branch: Annotated[str | None, QueryParameter(max_length=255)] = None,
+    status: Annotated[list[str] | None, QueryParameter(description="Run status; repeat for several")] = None,
+    trigger: Annotated[list[str] | None, QueryParameter(description="poll, webhook, manual, rerun, api")] = None,
+    triggered_by: Annotated[str | None, QueryParameter(description="User who started the run", max_length=255)] = None,
+    parent_run: Annotated[str | None, QueryParameter(description="Reruns of this run", max_length=100)] = None,
+    created_after: Annotated[str | None, Timestamp] = None,
+    created_before: Annotated[str | None, Timestamp] = None,
+    limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50,
+    cursor: Annotated[
+        str | None, QueryParameter(description="next_cursor of the previous page", max_length=500)
+    ] = None,
 ) -> RunPage:
     f = service.RunFilter(
         commit=commit,
@@ -61,8 +67,8 @@ def list_runs(
         trigger=trigger or (),
         triggered_by=triggered_by,
         parent_run=parent_run,
-        created_after=created_after,
-        created_before=created_before,
+        created_after=service.timestamp("created_after", created_after),
+        created_before=service.timestamp("created_before", created_before),
     )
     return service.list_runs(ctx.db, f, limit=limit, cursor=cursor)
 
@@ -75,7 +81,7 @@ def list_runs(
     tags=["runs"],
     responses=errors(404),
 )
-def get_run(ctx: AppContext, run_id: RunId) -> RunDetail:
+def get_run(ctx: Ctx, run_id: RunId) -> RunDetail:
     return service.get_run(ctx.db, run_id)
 
 
@@ -91,7 +97,7 @@ def get_run(ctx: AppContext, run_id: RunId) -> RunDetail:
     tags=["runs"],
     responses=errors(403, 404, 413, 422),
 )
-def start_run(data: StartRun, ctx: AppContext, request: Request[Any, Any, Any]) -> Response[RunSummary]:
+def start_run(data: JSONBody[StartRun], ctx: Ctx, request: Request[Any, Any, Any]) -> Response[RunSummary]:
     run = actions.start(
         ctx,
         by=principal_of(request).name,
@@ -116,7 +122,7 @@ def start_run(data: StartRun, ctx: AppContext, request: Request[Any, Any, Any]) 
     responses=errors(403, 404, 409, 413, 422),
 )
 def rerun_run(
-    ctx: AppContext, request: Request[Any, Any, Any], run_id: RunId, data: Rerun | None = None
+    ctx: Ctx, request: Request[Any, Any, Any], run_id: RunId, data: JSONBody[Rerun | None] = None
 ) -> Response[RunSummary]:
     body = data or Rerun()
     run = actions.rerun(
@@ -141,7 +147,7 @@ def rerun_run(
     tags=["runs"],
     responses=errors(403, 404, 409),
 )
-def cancel_run(ctx: AppContext, request: Request[Any, Any, Any], run_id: RunId) -> RunSummary:
+def cancel_run(ctx: Ctx, request: Request[Any, Any, Any], run_id: RunId) -> RunSummary:
     return actions.cancel(ctx, by=principal_of(request).name, run_id=run_id)
 
 
@@ -154,11 +160,11 @@ def cancel_run(ctx: AppContext, request: Request[Any, Any, Any], run_id: RunId) 
     responses=errors(404),
 )
 def run_events(
-    ctx: AppContext,
+    ctx: Ctx,
     run_id: RunId,
-    task: Annotated[str | None, Parameter(description="Only this task's events", max_length=63)] = None,
-    since: Annotated[int | None, Parameter(description="Only events after this event id", ge=0, le=2**62)] = None,
-    limit: Annotated[int, Parameter(ge=1, le=5000)] = 1000,
+    task: Annotated[str | None, QueryParameter(description="Only this task's events", max_length=63)] = None,
+    since: Annotated[int | None, QueryParameter(description="Only events after this event id", ge=0, le=2**62)] = None,
+    limit: Annotated[int, QueryParameter(ge=1, le=5000)] = 1000,
 ) -> EventPage:
     return service.run_events(ctx.db, run_id, task=task, after=since, limit=limit)
 
@@ -171,7 +177,7 @@ def run_events(
     tags=["runs"],
     responses=errors(404),
 )
-def task_events(ctx: AppContext, run_id: RunId, task: TaskName) -> TaskEvents:
+def task_events(ctx: Ctx, run_id: RunId, task: TaskName) -> TaskEvents:
     service.task_row(ctx.db, run_id, task)
     page = service.run_events(ctx.db, run_id, task=task, after=None, limit=5000)
     platform = ctx.controller.executor.events(run_id, task) if ctx.controller else []
@@ -190,17 +196,19 @@ _NOT_STARTED = {TaskStatus.PENDING.value, TaskStatus.STARTING.value}
     description="Plain text. A task reused by a rerun shows the log of the run that produced it.",
     tags=["runs"],
     responses={
-        200: ResponseSpec(data_container=str, media_type=MediaType.TEXT, description="The log text"),
+        200: ResponseSpec(
+            data_container=str, media_type=MediaType.TEXT, description="The log text", generate_examples=False
+        ),
         **errors(404),
     },
 )
 def task_logs(
-    ctx: AppContext,
+    ctx: Ctx,
     run_id: RunId,
     task: TaskName,
-    follow: bool = False,
-    tail: Annotated[int | None, Parameter(description="Only the last N lines", ge=0, le=1_000_000)] = None,
-    attempt: Annotated[int | None, Parameter(ge=1, le=1000)] = None,
+    follow: Annotated[bool, QueryParameter(description="Keep streaming until the attempt ends")] = False,
+    tail: Annotated[int | None, QueryParameter(description="Only the last N lines", ge=0, le=1_000_000)] = None,
+    attempt: Annotated[int | None, QueryParameter(ge=1, le=1000)] = None,
 ) -> Stream:
     source = service.log_source(ctx.db, run_id, task)
     if ctx.controller is None:

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from litestar import get, patch, post
+from litestar.params import JSONBody, PathParameter
 from litestar.status_codes import HTTP_201_CREATED
 
 from odin.api.auth.middleware import require
 from odin.api.auth.users import Role, UserInfo, create_user, get_user, list_users, update_user
-from odin.api.context import AppContext
+from odin.api.deps import Ctx
 from odin.api.errors import errors
 from odin.api.schemas import UserCreate, UserList, UserOut, UserUpdate
 
 ADMIN = [require(Role.ADMIN)]
+Username = Annotated[str, PathParameter(max_length=100)]
 
 
 def _out(u: UserInfo) -> UserOut:
@@ -33,7 +37,7 @@ def _out(u: UserInfo) -> UserOut:
     tags=["users"],
     responses=errors(403),
 )
-def list_users_route(ctx: AppContext) -> UserList:
+def list_users_route(ctx: Ctx) -> UserList:
     return UserList(items=[_out(u) for u in list_users(ctx.db)])
 
 
@@ -47,7 +51,7 @@ def list_users_route(ctx: AppContext) -> UserList:
     tags=["users"],
     responses=errors(403, 409, 413, 422),
 )
-def create_user_route(data: UserCreate, ctx: AppContext) -> UserOut:
+def create_user_route(data: JSONBody[UserCreate], ctx: Ctx) -> UserOut:
     create_user(ctx.db, data.username, data.password, Role(data.role), email=data.email)
     return _out(get_user(ctx.db, data.username))
 
@@ -61,7 +65,7 @@ def create_user_route(data: UserCreate, ctx: AppContext) -> UserOut:
     tags=["users"],
     responses=errors(403, 404),
 )
-def get_user_route(ctx: AppContext, username: str) -> UserOut:
+def get_user_route(ctx: Ctx, username: Username) -> UserOut:
     return _out(get_user(ctx.db, username))
 
 
@@ -76,7 +80,7 @@ def get_user_route(ctx: AppContext, username: str) -> UserOut:
     tags=["users"],
     responses=errors(403, 404, 409, 413, 422),
 )
-def update_user_route(data: UserUpdate, ctx: AppContext, username: str) -> UserOut:
+def update_user_route(data: JSONBody[UserUpdate], ctx: Ctx, username: Username) -> UserOut:
     return _out(
         update_user(
             ctx.db,

@@ -88,6 +88,19 @@ class RunFilter:
         return out
 
 
+def timestamp(name: str, value: str | None) -> datetime | None:
+    """A query parameter holding an RFC 3339 time; 400 for anything else, or a time without a zone."""
+    if value is None or value == "":
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("z", "Z").replace("t", "T"))
+    except ValueError as e:
+        raise ValidationException(f"{name} must be a time like 2024-05-01T12:00:00Z, not {value[:40]!r}") from e
+    if parsed.tzinfo is None:
+        raise ValidationException(f"{name} needs a time zone, e.g. 2024-05-01T12:00:00Z")
+    return parsed
+
+
 def _check_values(name: str, given: Sequence[str], allowed: Sequence[str]) -> None:
     unknown = sorted(set(given) - set(allowed))
     if unknown:

@@ -22,6 +22,7 @@ import anyio
 import anyio.to_thread
 import msgspec
 from litestar import WebSocket, websocket
+from litestar.di import NamedDependency
 from litestar.exceptions import WebSocketDisconnect
 
 from odin.api.auth.middleware import Authenticator, Principal
@@ -70,7 +71,10 @@ async def _receive(socket: WebSocket[Any, Any, Any]) -> str | bytes | None:
 
 @websocket("/v1/ws", exclude_from_auth=True)
 async def ws_endpoint(
-    socket: WebSocket[Any, Any, Any], ctx: AppContext, hub: EventHub, authenticator: Authenticator
+    socket: WebSocket[Any, Any, Any],
+    ctx: NamedDependency[AppContext],
+    hub: NamedDependency[EventHub],
+    authenticator: NamedDependency[Authenticator],
 ) -> None:
     try:
         await _serve(socket, ctx, hub, authenticator)

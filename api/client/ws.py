@@ -178,6 +178,10 @@ class OdinWebSocket:
                 if kind == "event":
                     self._events.put_nowait(msgspec.convert(message["event"], EventOut))
                     continue
+                if kind == "events":  # several events that were waiting together, oldest first
+                    for event in message["events"]:
+                        self._events.put_nowait(msgspec.convert(event, EventOut))
+                    continue
                 future = self._pending.get(str(message.get("id")))
                 if future is not None and not future.done():
                     future.set_result(message)

@@ -33,7 +33,7 @@ from odin.api.errors import classify
 from odin.api.schemas import RunSummary
 from odin.api.services import actions
 from odin.api.ws import protocol as p
-from odin.api.ws.hub import Connection, EventHub, Subscription, event_message
+from odin.api.ws.hub import Connection, EventHub, EventJson, Subscription, event_message, wrap
 
 log = logging.getLogger(__name__)
 
@@ -150,18 +150,31 @@ async def _authenticate(
         return None
 
 
+MAX_BATCH = 200
+
+
 async def _pump(socket: WebSocket[Any, Any, Any], conn: Connection) -> None:
-    """The only writer to the socket once the connection is set up."""
+    """The only writer to the socket once the connection is set up. Events waiting together leave together."""
+    send = socket.send  # the ASGI send: one call per WebSocket message
     while True:
-        data = await conn.queue.get()
-        await socket.send_data(data, mode="text")
+        batch: list[EventJson] = []
+        for item in await conn.take(MAX_BATCH):
+            if isinstance(item, EventJson):
+                batch.append(item)
+                continue
+            if batch:
+                await send({"type": "websocket.send", "text": wrap(batch)})
+                batch = []
+            await send({"type": "websocket.send", "text": item})
+        if batch:
+            await send({"type": "websocket.send", "text": wrap(batch)})
 
 
 async def _watch_slow(conn: Connection, closing: Callable[[int, str], Awaitable[None]]) -> None:
     await conn.too_slow.wait()
     await closing(
         p.CLOSE_TOO_SLOW,
-        f"too slow: more than {conn.queue.maxsize} events waiting; reconnect and subscribe with since=<last event id>",
+        f"too slow: more than {conn.maxsize} events waiting; reconnect and subscribe with since=<last event id>",
     )
 
 

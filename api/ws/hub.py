@@ -5,13 +5,16 @@ Two sources feed the hub, and each event reaches each connection at most once:
   changes reach subscribers within milliseconds. The bus calls from the engine thread; the hub hops onto the loop
   with one `call_soon_threadsafe` per event, whatever the number of connections;
 - a tail of the `events` table every `poll_interval` seconds, for everything the bus does not carry: commits seen by
-  the sync, runs created or cancel requests made by the API, and all changes made by other replicas (the engine runs
-  on the leader only). It re-reads a small window behind its cursor, because ids are allocated before commit and a
-  slower transaction can commit a lower id after a higher one.
+  the sync without runs, repository conditions, and all changes made by other replicas (the engine runs on the
+  leader only). It re-reads a small window behind its cursor, because ids are allocated before commit and a slower
+  transaction can commit a lower id after a higher one. (Runs created and cancel requests made in this process are
+  published on the bus by the controller before the engine acts on them, so they arrive in order.)
 
-An event is encoded to JSON once and the same bytes are queued to every matching connection. Each connection has a
-bounded queue: a client that does not read fast enough is disconnected (with a message telling it to reconnect
-with `since`) instead of making the server buffer without limit or making anyone else wait.
+An event is encoded to JSON once and the same string is queued to every matching connection; when several events
+wait in a connection's queue (an engine step commits many at once), they leave as one `events` message, which is
+what keeps fan-out to hundreds of subscribers within milliseconds. Each connection has a bounded queue: a client
+that does not read fast enough is disconnected (with a message telling it to reconnect with `since`) instead of
+making the server buffer without limit or making anyone else wait.
 """
 
 from __future__ import annotations
@@ -90,18 +93,31 @@ class Connection:
     """One client's subscriptions and outgoing queue. Used only on the event loop."""
 
     def __init__(self, queue_size: int) -> None:
-        self.queue: asyncio.Queue[str] = asyncio.Queue(queue_size)
+        self.maxsize = queue_size
         self.subscriptions: dict[str, Subscription] = {}
         self.too_slow = asyncio.Event()
+        self._items: deque[str] = deque()
+        self._ready = asyncio.Event()
         self._sent = _Seen(_SEEN)
         self._held: list[tuple[int, str]] | None = None  # events arriving during a replay
+
+    @property
+    def waiting(self) -> int:
+        return len(self._items)
+
+    async def take(self, limit: int) -> list[str]:
+        """The messages waiting to be sent (at least one, at most `limit`), oldest first."""
+        while not self._items:
+            self._ready.clear()
+            await self._ready.wait()
+        return [self._items.popleft() for _ in range(min(limit, len(self._items)))]
 
     def offer(self, event: Mapping[str, Any], data: str) -> None:
         if not any(s.matches(event) for s in self.subscriptions.values()):
             return
         if self._held is not None:
             self._held.append((int(event["id"]), data))
-            if len(self._held) > self.queue.maxsize + REPLAY_LIMIT:
+            if len(self._held) > self.maxsize + REPLAY_LIMIT:
                 self.too_slow.set()
             return
         self.deliver(int(event["id"]), data)
@@ -112,10 +128,11 @@ class Connection:
         self.send(data)
 
     def send(self, data: str) -> None:
-        try:
-            self.queue.put_nowait(data)
-        except asyncio.QueueFull:
+        if len(self._items) >= self.maxsize:
             self.too_slow.set()
+            return
+        self._items.append(data)
+        self._ready.set()
 
     def hold(self) -> None:
         """Queue live events aside while stored ones are replayed, so they follow the replay in order."""
@@ -140,8 +157,20 @@ def event_json(event: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def event_message(event: Mapping[str, Any]) -> str:
-    return encode({"type": "event", "event": event_json(event)}).decode()
+class EventJson(str):
+    """One event's JSON object, queued as is; the sender wraps one in an `event` message, several in `events`."""
+
+    __slots__ = ()
+
+
+def event_message(event: Mapping[str, Any]) -> EventJson:
+    return EventJson(encode(event_json(event)).decode())
+
+
+def wrap(events: list[EventJson]) -> str:
+    if len(events) == 1:
+        return '{"type":"event","event":' + events[0] + "}"
+    return '{"type":"events","events":[' + ",".join(events) + "]}"
 
 
 class EventHub:

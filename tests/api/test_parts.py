@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from odin.api.auth.keys import KeyConfigError, token_keys
 from odin.api.auth.ratelimit import RateLimiter
 from odin.api.auth.tokens import TokenInvalid, issue, verify
-from odin.api.ws.hub import Connection, Subscription, event_message
+from odin.api.ws.hub import Connection, Subscription, event_message, wrap
 from odin.controller.settings import Settings
 
 
@@ -124,14 +125,20 @@ def test_a_connection_gets_each_event_once_and_a_slow_one_is_marked_too_slow() -
         conn.subscriptions["b"] = Subscription("b", run="r")
         conn.offer(event(1), event_message(event(1)))
         conn.deliver(1, event_message(event(1)))
-        assert conn.queue.qsize() == 1, "an event matching two subscriptions, and replayed, is sent once"
+        assert conn.waiting == 1, "an event matching two subscriptions, and replayed, is sent once"
         conn.hold()
         conn.offer(event(2), "two")
         conn.deliver(3, "three")  # replayed while held: goes first
         conn.release()
-        assert [conn.queue.get_nowait() for _ in range(3)][1:] == ["three", "two"]
+        assert (await conn.take(10))[1:] == ["three", "two"]
         for i in range(10, 14):
             conn.offer(event(i), f"e{i}")
-        assert conn.too_slow.is_set() and conn.queue.qsize() == 3
+        assert conn.too_slow.is_set() and conn.waiting == 3
 
     asyncio.run(scenario())
+
+
+def test_waiting_events_leave_as_one_message() -> None:
+    one, two = event_message(event(1)), event_message(event(2))
+    assert json.loads(wrap([one])) == {"type": "event", "event": json.loads(one)}
+    assert json.loads(wrap([one, two]))["events"] == [json.loads(one), json.loads(two)]

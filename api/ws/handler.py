@@ -24,6 +24,7 @@ import msgspec
 from litestar import WebSocket, websocket
 from litestar.di import NamedDependency
 from litestar.exceptions import WebSocketDisconnect
+from litestar.types.asgi_types import WebSocketSendEvent
 
 from odin.api.auth.middleware import Authenticator, Principal
 from odin.api.auth.tokens import TokenInvalid
@@ -153,6 +154,10 @@ async def _authenticate(
 MAX_BATCH = 200
 
 
+def _text(data: str) -> WebSocketSendEvent:
+    return {"type": "websocket.send", "text": data, "bytes": None}
+
+
 async def _pump(socket: WebSocket[Any, Any, Any], conn: Connection) -> None:
     """The only writer to the socket once the connection is set up. Events waiting together leave together."""
     send = socket.send  # the ASGI send: one call per WebSocket message
@@ -163,11 +168,11 @@ async def _pump(socket: WebSocket[Any, Any, Any], conn: Connection) -> None:
                 batch.append(item)
                 continue
             if batch:
-                await send({"type": "websocket.send", "text": wrap(batch)})
+                await send(_text(wrap(batch)))
                 batch = []
-            await send({"type": "websocket.send", "text": item})
+            await send(_text(item))
         if batch:
-            await send({"type": "websocket.send", "text": wrap(batch)})
+            await send(_text(wrap(batch)))
 
 
 async def _watch_slow(conn: Connection, closing: Callable[[int, str], Awaitable[None]]) -> None:

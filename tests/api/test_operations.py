@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import subprocess
+from pathlib import Path
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from odin.controller.metrics import WEBHOOK_DELIVERIES
 from tests.api.conftest import PASSWORD, Served
+from tests.support.server import BIN
 
 
 def metrics(served: Served) -> dict[str, list[tuple[dict[str, str], float]]]:
@@ -85,3 +88,9 @@ def test_the_openapi_document_is_served_and_complete(served: Served) -> None:
                 assert {"400", "401"} <= op["responses"].keys(), (method, path)
     assert doc["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
     assert json.dumps(doc).count("password_hash") == 0 and json.dumps(doc).count("token_hash") == 0
+
+
+def test_odin_openapi_prints_the_served_contract(served: Served, tmp_path: Path) -> None:
+    done = subprocess.run([str(BIN / "odin"), "openapi"], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == httpx.get(f"{served.url}/schema/openapi.json").json()

@@ -202,3 +202,69 @@ def _clean_env() -> dict[str, str]:
     import os
 
     return {k: v for k, v in os.environ.items() if not k.startswith("ODIN_")}
+
+
+def test_the_live_view_redraws_the_dag_in_a_terminal(served: Served) -> None:
+    import asyncio
+    import io
+
+    from rich.console import Console
+
+    from odin.cli.watch import watch_run
+
+    run = served.start("gate")
+    screen = io.StringIO()
+    console = Console(file=screen, force_terminal=True, width=160, color_system=None)
+
+    async def scenario() -> str:
+        watching = asyncio.create_task(watch_run(served.url, served.admin_token, run["id"], console=console, live=True))
+        await asyncio.to_thread(
+            wait_until, lambda: served.get(f"/v1/runs/{run['id']}").json()["tasks"][0]["status"] == "running", 30
+        )
+        served.release(run["id"])
+        final = await asyncio.wait_for(watching, 60)
+        return final.status
+
+    assert asyncio.run(scenario()) == "succeeded"
+    drawn = screen.getvalue()
+    assert "✓ hold" in drawn and "✓ after" in drawn and "all tasks succeeded" in drawn
+
+
+def test_without_a_websocket_the_watch_polls(served: Served, monkeypatch: pytest.MonkeyPatch) -> None:
+    import asyncio
+    import io
+
+    from rich.console import Console
+
+    from odin.api.client import OdinWebSocket, ServerUnreachable
+    from odin.cli import watch
+
+    async def refuse(*_args: Any, **_kwargs: Any) -> OdinWebSocket:
+        raise ServerUnreachable("the proxy does not pass WebSockets")
+
+    monkeypatch.setattr(OdinWebSocket, "connect", refuse)
+    monkeypatch.setattr(watch, "POLL_INTERVAL", 0.1)
+    run = served.start("gate")
+    out = io.StringIO()
+    console = Console(file=out, width=160, color_system=None)
+
+    async def scenario() -> str:
+        watching = asyncio.create_task(
+            watch.watch_run(served.url, served.admin_token, run["id"], console=console, live=False)
+        )
+        await asyncio.sleep(0.3)
+        served.release(run["id"])
+        return (await asyncio.wait_for(watching, 60)).status
+
+    assert asyncio.run(scenario()) == "succeeded"
+    text = out.getvalue()
+    assert "polling every 0.1s" in text and "after succeeded" in text
+    held = served.start("gate")
+    try:
+        with pytest.raises(TimeoutError):
+            asyncio.run(
+                watch.watch_run(served.url, served.admin_token, held["id"], console=console, timeout=0.5, live=False)
+            )
+    finally:
+        served.release(held["id"])
+        served.wait_run(held["id"])

@@ -98,7 +98,7 @@ def create_app(ctx: AppContext) -> Litestar:
 
     query_names: dict[tuple[str, str], frozenset[str]] = {}
 
-    def reject_unknown_query(request: Request[Any, Any, Any]) -> None:
+    async def reject_unknown_query(request: Request[Any, Any, Any]) -> None:  # async: no worker thread for it
         """`?comit=abc` must not quietly list every run: a query parameter a route does not take is a 400."""
         allowed = query_names.get((request.method, request.scope.get("path_template", "")))
         if allowed is None:

@@ -139,17 +139,18 @@ def main() -> None:
     seeded = seed_repository(tmp / "remote.git", tmp / "workspace", tmp / "samples")
     name = f"odin_bench_{uuid.uuid4().hex[:8]}"
     admin = None
-    if args.sqlite:
-        db_url = f"sqlite:///{tmp / 'odin.db'}"
-    else:
-        admin = sa.create_engine(args.admin_url, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-        db_url = sa.make_url(args.admin_url).set(database=name).render_as_string(hide_password=False)
-    port = 20000 + random.randrange(20000)
-    proc = start_server({"ODIN_REPO": str(seeded.remote), "ODIN_DATABASE_URL": db_url}, tmp / "state", port)
-    base = f"http://127.0.0.1:{port}"
+    proc: subprocess.Popen[bytes] | None = None
     try:
+        if args.sqlite:
+            db_url = f"sqlite:///{tmp / 'odin.db'}"
+        else:
+            admin = sa.create_engine(args.admin_url, isolation_level="AUTOCOMMIT")
+            with admin.connect() as conn:
+                conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+            db_url = sa.make_url(args.admin_url).set(database=name).render_as_string(hide_password=False)
+        port = 20000 + random.randrange(20000)
+        proc = start_server({"ODIN_REPO": str(seeded.remote), "ODIN_DATABASE_URL": db_url}, tmp / "state", port)
+        base = f"http://127.0.0.1:{port}"
         token = httpx.post(f"{base}/v1/auth/token", json={"username": "admin", "password": PASSWORD}).json()[
             "access_token"
         ]
@@ -183,8 +184,9 @@ def main() -> None:
         for p in procs:
             p.join(30)
     finally:
-        proc.terminate()
-        proc.wait(30)
+        if proc is not None:
+            proc.terminate()
+            proc.wait(30)
         if admin is not None:
             with admin.connect() as conn:
                 conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -11,6 +11,7 @@ WebSocket connections authenticate inside their handler (see `odin.api.ws`): bro
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -23,7 +24,7 @@ from litestar.middleware import AbstractAuthenticationMiddleware, Authentication
 from litestar.types import ASGIApp, Guard
 
 from odin.api.auth.api_tokens import ApiTokenVerifier, is_api_token
-from odin.api.auth.tokens import TokenInvalid, TokenKeys, verify
+from odin.api.auth.tokens import LEEWAY_SECONDS, TokenInvalid, TokenKeys, verify
 from odin.api.auth.users import Role
 
 
@@ -39,11 +40,19 @@ class Principal:
 
 
 class Authenticator:
-    """Turns a bearer token into a `Principal`, or raises `TokenInvalid` with a message safe to show."""
+    """Turns a bearer token into a `Principal`, or raises `TokenInvalid` with a message safe to show.
+
+    JWTs that verified once are remembered until they expire (a bounded cache keyed by the token itself): the
+    signature and claims cannot change, so checking them again on every request of a session would only spend CPU
+    (a tenth of a millisecond, a tenth of a request's cost). Expiry is still checked on every use.
+    """
+
+    CACHE_SIZE = 10_000
 
     def __init__(self, keys: TokenKeys, api_tokens: ApiTokenVerifier | None) -> None:
         self.keys = keys
         self.api_tokens = api_tokens
+        self._verified: dict[str, Principal] = {}
 
     async def authenticate(self, token: str) -> Principal:
         token = token.strip()
@@ -54,12 +63,21 @@ class Authenticator:
                 raise TokenInvalid("API tokens are not accepted by this server")
             owner = await anyio.to_thread.run_sync(self.api_tokens.verify, token)
             return Principal(owner.username, owner.role, str(owner.token_id), "api", owner.expires_at)
+        known = self._verified.get(token)
+        if known is not None and known.expires_at is not None:
+            if known.expires_at.timestamp() + LEEWAY_SECONDS > time.time():
+                return known
+            del self._verified[token]
         claims = verify(self.keys, token)
         try:
             role = Role(claims.role)
         except ValueError as e:
             raise TokenInvalid("invalid token: unknown role") from e
-        return Principal(claims.sub, role, claims.jti, "session", datetime.fromtimestamp(claims.exp, UTC))
+        principal = Principal(claims.sub, role, claims.jti, "session", datetime.fromtimestamp(claims.exp, UTC))
+        if len(self._verified) >= self.CACHE_SIZE:
+            self._verified.clear()  # simplest bound: sessions re-verify once, then are cached again
+        self._verified[token] = principal
+        return principal
 
 
 class BearerAuthMiddleware(AbstractAuthenticationMiddleware):

@@ -19,7 +19,7 @@ from odin.api.auth.api_tokens import (
 from odin.api.auth.middleware import principal_of
 from odin.api.auth.tokens import issue
 from odin.api.auth.users import Role, authenticate
-from odin.api.deps import Ctx
+from odin.api.deps import Ctx, in_thread
 from odin.api.errors import errors
 from odin.api.schemas import (
     ApiTokenCreate,
@@ -99,7 +99,6 @@ def _out(t: ApiTokenInfo) -> ApiTokenOut:
 @post(
     "/v1/auth/tokens",
     status_code=HTTP_201_CREATED,
-    sync_to_thread=True,
     operation_id="createApiToken",
     summary="Create a long-lived API token for yourself (shown once)",
     description="The token acts as you, with the given role (at most yours). It must be created from a login "
@@ -107,7 +106,7 @@ def _out(t: ApiTokenInfo) -> ApiTokenOut:
     tags=["auth"],
     responses=errors(403, 413),
 )
-def create_api_token_route(
+async def create_api_token_route(
     data: JSONBody[ApiTokenCreate], ctx: Ctx, request: Request[Any, Any, Any]
 ) -> ApiTokenCreated:
     p = principal_of(request)
@@ -116,7 +115,9 @@ def create_api_token_route(
     role = Role(data.role) if data.role else p.role
     if not p.role.allows(role):
         raise PermissionDeniedException(f"a token cannot have more than your role ({p.role.value})")
-    token, info = create_api_token(ctx.db, p.name, data.name, role, expires_in_days=data.expires_in_days)
+    token, info = await in_thread(
+        create_api_token, ctx.db, p.name, data.name, role, expires_in_days=data.expires_in_days
+    )
     out = _out(info)
     return ApiTokenCreated(**{f: getattr(out, f) for f in out.__struct_fields__}, token=token)
 

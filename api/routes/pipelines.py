@@ -13,7 +13,7 @@ from litestar.status_codes import HTTP_200_OK
 
 from odin.api.auth.middleware import principal_of, require
 from odin.api.auth.users import Role, UserNotFound, get_user
-from odin.api.deps import Ctx
+from odin.api.deps import Ctx, in_thread
 from odin.api.errors import errors
 from odin.api.schemas import (
     FileOut,
@@ -61,14 +61,13 @@ def get_pipeline(ctx: Ctx, name: Name, ref: Ref = None) -> PipelineDetail:
 
 @get(
     "/v1/pipelines/{name:str}/files/{path:path}",
-    sync_to_thread=True,
     operation_id="getPipelineFile",
     summary="A file of a pipeline at a ref (UTF-8 text, or base64 for binary files)",
     tags=["pipelines"],
     responses=errors(404, 422, 502),
 )
-def get_file(ctx: Ctx, name: Name, path: FilePath, ref: Ref = None) -> FileOut:
-    return service.read_file(ctx.repo(), name, path.lstrip("/"), ref)
+async def get_file(ctx: Ctx, name: Name, path: FilePath, ref: Ref = None) -> FileOut:
+    return await in_thread(service.read_file, ctx.repo(), name, path.lstrip("/"), ref)
 
 
 @put(

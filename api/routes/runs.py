@@ -16,7 +16,7 @@ from litestar.status_codes import HTTP_201_CREATED, HTTP_202_ACCEPTED
 
 from odin.api.auth.middleware import principal_of, require
 from odin.api.auth.users import Role
-from odin.api.deps import Ctx
+from odin.api.deps import Ctx, in_thread
 from odin.api.errors import errors
 from odin.api.schemas import EventPage, Rerun, RunDetail, RunPage, RunSummary, StartRun, TaskEvents
 from odin.api.services import actions
@@ -35,13 +35,12 @@ TaskName = Annotated[str, PathParameter(description="Task name", max_length=63)]
 
 @get(
     "/v1/runs",
-    sync_to_thread=True,
     operation_id="listRuns",
     summary="Find runs, newest first: by commit (SHA or prefix >= 7), pipeline, branch, status, trigger, time",
     tags=["runs"],
     responses=errors(),
 )
-def list_runs(
+async def list_runs(
     ctx: Ctx,
     commit: Annotated[
         str | None, QueryParameter(description="Full commit SHA or a prefix of at least 7 hex digits", max_length=40)
@@ -70,7 +69,7 @@ def list_runs(
         created_after=service.timestamp("created_after", created_after),
         created_before=service.timestamp("created_before", created_before),
     )
-    return service.list_runs(ctx.db, f, limit=limit, cursor=cursor)
+    return await in_thread(service.list_runs, ctx.db, f, limit=limit, cursor=cursor)
 
 
 @get(

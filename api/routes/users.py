@@ -10,7 +10,7 @@ from litestar.status_codes import HTTP_201_CREATED
 
 from odin.api.auth.middleware import require
 from odin.api.auth.users import Role, UserInfo, create_user, get_user, list_users, update_user
-from odin.api.deps import Ctx
+from odin.api.deps import Ctx, in_thread
 from odin.api.errors import errors
 from odin.api.schemas import UserCreate, UserList, UserOut, UserUpdate
 
@@ -31,14 +31,13 @@ def _out(u: UserInfo) -> UserOut:
 @get(
     "/v1/users",
     guards=ADMIN,
-    sync_to_thread=True,
     operation_id="listUsers",
     summary="Every user (admin)",
     tags=["users"],
     responses=errors(403),
 )
-def list_users_route(ctx: Ctx) -> UserList:
-    return UserList(items=[_out(u) for u in list_users(ctx.db)])
+async def list_users_route(ctx: Ctx) -> UserList:
+    return UserList(items=[_out(u) for u in await in_thread(list_users, ctx.db)])
 
 
 @post(
@@ -59,14 +58,13 @@ def create_user_route(data: JSONBody[UserCreate], ctx: Ctx) -> UserOut:
 @get(
     "/v1/users/{username:str}",
     guards=ADMIN,
-    sync_to_thread=True,
     operation_id="getUser",
     summary="One user (admin)",
     tags=["users"],
     responses=errors(403, 404),
 )
-def get_user_route(ctx: Ctx, username: Username) -> UserOut:
-    return _out(get_user(ctx.db, username))
+async def get_user_route(ctx: Ctx, username: Username) -> UserOut:
+    return _out(await in_thread(get_user, ctx.db, username))
 
 
 @patch(

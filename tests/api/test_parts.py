@@ -142,3 +142,25 @@ def test_waiting_events_leave_as_one_message() -> None:
     one, two = event_message(event(1)), event_message(event(2))
     assert json.loads(wrap([one])) == {"type": "event", "event": json.loads(one)}
     assert json.loads(wrap([one, two]))["events"] == [json.loads(one), json.loads(two)]
+
+
+def test_verified_session_tokens_are_remembered_until_they_expire() -> None:
+    import time
+    from datetime import UTC, datetime
+
+    from odin.api.auth.middleware import Authenticator, Principal
+    from odin.api.auth.tokens import TokenKeys
+    from odin.api.auth.users import Role
+
+    keys = TokenKeys.hs256(b"k" * 40)
+    auth = Authenticator(keys, None)
+    token, _ = issue(keys, subject="a", role="member", ttl=60)
+    first = asyncio.run(auth.authenticate(token))
+    assert asyncio.run(auth.authenticate(token)) is first, "the second use skips the signature check"
+    stale, _ = issue(keys, subject="a", role="member", ttl=-120)  # expired beyond the leeway
+    auth._verified[stale] = Principal("a", Role.MEMBER, "j", "session", datetime.fromtimestamp(time.time() - 120, UTC))
+    with pytest.raises(TokenInvalid, match="expired"):
+        asyncio.run(auth.authenticate(stale))
+    assert stale not in auth._verified
+    with pytest.raises(TokenInvalid):
+        asyncio.run(auth.authenticate(token[:-2] + "xx"))

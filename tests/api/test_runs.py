@@ -128,6 +128,12 @@ def test_bad_filters_are_400_never_500(served: Served, params: dict[str, Any]) -
     assert r.json()["detail"]
 
 
+def test_unknown_query_parameters_are_400_not_ignored(served: Served) -> None:
+    r = served.get("/v1/runs", params={"comit": "abcdef0"})
+    assert r.status_code == 400 and "unknown query parameter 'comit'" in r.json()["detail"]
+    assert "commit" in r.json()["detail"], "the answer lists what the route takes"
+
+
 def test_sql_looking_values_are_just_values(served: Served) -> None:
     for value in ("' OR '1'='1", "ok'; DROP TABLE runs; --", "ok%", "_"):
         assert served.get("/v1/runs", params={"pipeline": value}).json() == {"items": [], "next_cursor": None}

@@ -94,3 +94,18 @@ def test_odin_openapi_prints_the_served_contract(served: Served, tmp_path: Path)
     done = subprocess.run([str(BIN / "odin"), "openapi"], capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == httpx.get(f"{served.url}/schema/openapi.json").json()
+
+
+def test_json_request_logs_carry_the_fields(tmp_path: Path) -> None:
+    from tests.api.conftest import start_server
+
+    s = start_server(tmp_path, f"sqlite:///{tmp_path / 'odin.db'}", "sqlite", {"ODIN_LOG_FORMAT": "json"})
+    try:
+        s.get("/v1/runs", params={"limit": 3})
+    finally:
+        s.server.stop()
+    lines = [json.loads(line) for line in s.server.log().splitlines() if line.startswith("{")]
+    [entry] = [e for e in lines if e.get("http", {}).get("path") == "/v1/runs"]
+    assert entry["logger"] == "odin.api.access" and entry["level"] == "INFO"
+    assert entry["http"]["status"] == 200 and entry["http"]["user"] == "admin" and entry["http"]["route"] == "/v1/runs"
+    assert s.admin_token not in s.server.log()

@@ -1,81 +1,185 @@
-"""The Litestar application: routes, authentication, error mapping and the OpenAPI document.
+"""The Litestar application: routes, authentication, error mapping, the WebSocket hub and the OpenAPI document.
 
 `create_app` takes an `AppContext` (store, controller, token keys) so tests and tools build apps over any store;
-`odin serve` builds the context from `Settings` (see `odin.cli.admin`).
+`odin serve` builds the context from `Settings` (see `odin.cli.server`). The OpenAPI document Litestar generates
+from the handlers' types is the API's contract: it is served at /schema/openapi.json (UI at /schema), and
+schemathesis checks the server against it in CI.
 """
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
-from litestar import Litestar, Request, Response
+from litestar import Litestar, Request
 from litestar.di import Provide
+from litestar.exceptions import ValidationException
 from litestar.middleware.base import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.spec import Components, SecurityScheme
+from litestar.openapi.spec import Components, Parameter, SecurityScheme, Tag
 
-from odin.api.auth.middleware import BearerAuthMiddleware
-from odin.api.auth.tokens import TokenKeys, load_or_create_secret
+from odin.api.access import access_log
+from odin.api.auth.keys import token_keys
+from odin.api.auth.middleware import Authenticator, BearerAuthMiddleware
 from odin.api.context import AppContext
-from odin.api.routes import auth, health, runs
+from odin.api.errors import EXCEPTION_HANDLERS
+from odin.api.metrics import Metrics, StoreCollector
+from odin.api.routes import auth, commits, health, pipelines, runs, users
+from odin.api.ws.handler import ws_endpoint
+from odin.api.ws.hub import EventHub
 from odin.controller.service import Controller
 from odin.controller.settings import Settings
-from odin.controller.store.db import StoreUnavailable
 from odin.webhooks.routes import webhook_router
 
 log = logging.getLogger(__name__)
 
 API_VERSION = "1"
 
+ROUTES = [
+    auth.create_token,
+    auth.whoami,
+    auth.create_api_token_route,
+    auth.list_api_tokens_route,
+    auth.revoke_api_token_route,
+    users.list_users_route,
+    users.create_user_route,
+    users.get_user_route,
+    users.update_user_route,
+    runs.list_runs,
+    runs.get_run,
+    runs.start_run,
+    runs.rerun_run,
+    runs.cancel_run,
+    runs.run_events,
+    runs.task_events,
+    runs.task_logs,
+    commits.list_commits,
+    commits.get_commit,
+    pipelines.list_pipelines,
+    pipelines.get_pipeline,
+    pipelines.get_file,
+    pipelines.put_file,
+    pipelines.validate,
+    health.healthz,
+    health.readyz,
+    health.metrics,
+    ws_endpoint,
+    # The webhook receivers (odin.webhooks) are added per app in `create_app`: their router needs the context, sets
+    # exclude_from_auth (providers prove themselves with signatures) and its own body cap (GitHub's 25 MB).
+]
 
-def token_keys(settings: Settings) -> TokenKeys:
-    """HS256 from ODIN_JWT_SECRET, ODIN_JWT_SECRET_FILE, or a secret generated once in the data directory."""
-    if settings.jwt_secret is not None:
-        return TokenKeys.hs256(settings.jwt_secret.get_secret_value().encode())
-    if settings.jwt_secret_file is not None:
-        return TokenKeys.hs256(Path(settings.jwt_secret_file).read_bytes().strip())
-    return TokenKeys.hs256(load_or_create_secret(settings.data_dir / "jwt-secret"))
-
-
-def _store_unavailable(_request: Request, exc: StoreUnavailable) -> Response[dict[str, object]]:  # type: ignore[type-arg]
-    log.error("request failed: %s", exc)
-    return Response(
-        {"status_code": 503, "detail": "the database is unavailable; try again shortly"},
-        status_code=503,
-        headers={"Retry-After": "5"},
-    )
+TAGS = [
+    Tag(name="auth", description="Log in for a short-lived token; API tokens for CI"),
+    Tag(name="runs", description="Find runs by commit; start, rerun, cancel; logs and events"),
+    Tag(name="commits", description="Commits Odin has seen: validation, pipelines changed, runs"),
+    Tag(name="pipelines", description="Pipelines at any ref; validation; editing files as commits"),
+    Tag(name="users", description="User management (admin)"),
+    Tag(name="operations", description="Health, readiness and metrics (no token)"),
+    Tag(name="webhooks", description="Push notifications from git providers and CI systems (signed, no token)"),
+]
 
 
 def create_app(ctx: AppContext) -> Litestar:
+    authenticator = Authenticator(ctx.keys, ctx.api_tokens)
+    hub = EventHub(
+        ctx.db, ctx.controller.bus if ctx.controller is not None else None, poll_interval=ctx.settings.ws_poll_interval
+    )
+    metrics = Metrics(StoreCollector(ctx.db, ctx.controller, lambda: len(hub.connections)))
+
     def provide_ctx() -> AppContext:
         return ctx
 
-    return Litestar(
-        route_handlers=[
-            auth.create_token,
-            runs.list_runs,
-            runs.get_run,
-            health.healthz,
-            health.readyz,
-            webhook_router(db=ctx.db, settings=ctx.settings, controller=ctx.controller),
-        ],
-        dependencies={"ctx": Provide(provide_ctx, use_cache=True, sync_to_thread=False)},
-        middleware=[DefineMiddleware(BearerAuthMiddleware, keys=ctx.keys)],
-        exception_handlers={StoreUnavailable: _store_unavailable},
+    def provide_hub() -> EventHub:
+        return hub
+
+    def provide_authenticator() -> Authenticator:
+        return authenticator
+
+    def provide_metrics() -> Metrics:
+        return metrics
+
+    query_names: dict[tuple[str, str], frozenset[str]] = {}
+
+    async def reject_unknown_query(request: Request[Any, Any, Any]) -> None:  # async: no worker thread for it
+        """`?comit=abc` must not quietly list every run: a query parameter a route does not take is a 400."""
+        allowed = query_names.get((request.method, request.scope.get("path_template", "")))
+        if allowed is None:
+            return
+        unknown = sorted(set(request.query_params) - allowed)
+        if unknown:
+            takes = ", ".join(sorted(allowed)) or "none"
+            raise ValidationException(
+                f"unknown query parameter {', '.join(map(repr, unknown))}; this route takes: {takes}"
+            )
+
+    app = Litestar(
+        route_handlers=[*ROUTES, webhook_router(db=ctx.db, settings=ctx.settings, controller=ctx.controller)],
+        before_request=reject_unknown_query,
+        dependencies={
+            "ctx": Provide(provide_ctx, use_cache=True, sync_to_thread=False),
+            "hub": Provide(provide_hub, use_cache=True, sync_to_thread=False),
+            "authenticator": Provide(provide_authenticator, use_cache=True, sync_to_thread=False),
+            "metrics": Provide(provide_metrics, use_cache=True, sync_to_thread=False),
+        },
+        middleware=[access_log, DefineMiddleware(BearerAuthMiddleware, authenticator=authenticator)],
+        exception_handlers=EXCEPTION_HANDLERS,
+        on_startup=[hub.start],
+        on_shutdown=[hub.stop],
+        request_max_body_size=ctx.settings.max_body_bytes,
         openapi_config=OpenAPIConfig(
             title="Odin API",
             version=API_VERSION,
-            description="Find, inspect, start, rerun and stop pipeline runs by commit.",
+            description=(
+                "Find, inspect, start, rerun and stop pipeline runs by commit. Authenticate with "
+                "`Authorization: Bearer <token>`: a JWT from POST /v1/auth/token, or an API token `odin_...`. "
+                "Errors are JSON `{status_code, detail, extra?}`. The WebSocket protocol at /v1/ws is documented in "
+                "docs/websocket.md."
+            ),
             components=Components(
-                security_schemes={"bearer": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT")}
+                security_schemes={
+                    "bearer": SecurityScheme(
+                        type="http",
+                        scheme="bearer",
+                        bearer_format="JWT or API token",
+                        description="A JWT from POST /v1/auth/token, or an API token (odin_...)",
+                    )
+                }
             ),
             security=[{"bearer": []}],
+            tags=TAGS,
+            use_handler_docstrings=False,
         ),
         debug=False,
         logging_config=None,  # Odin configures logging once (odin.cli.logs); Litestar must not replace it
     )
+    for path, item in (app.openapi_schema.paths or {}).items():
+        for method in ("get", "put", "post", "delete", "patch"):
+            operation = getattr(item, method, None)
+            if operation is not None:
+                names = frozenset(
+                    p.name for p in operation.parameters or () if isinstance(p, Parameter) and p.param_in == "query"
+                )
+                query_names[(method.upper(), path)] = names
+    return app
 
 
 def build_context(settings: Settings, controller: Controller) -> AppContext:
+    """The context `odin serve` uses; raises `KeyConfigError` for unusable JWT key settings."""
     return AppContext(settings=settings, db=controller.db, keys=token_keys(settings), controller=controller)
+
+
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI document, without a server or a database: for `odin openapi`, client generators and tests."""
+    import tempfile
+
+    from odin.api.auth.tokens import TokenKeys
+    from odin.controller.store.db import create_db_engine
+
+    db = create_db_engine("sqlite://")
+    try:
+        with tempfile.TemporaryDirectory() as data_dir:
+            ctx = AppContext(settings=Settings(data_dir=Path(data_dir)), db=db, keys=TokenKeys.hs256(b"\0" * 32))
+            return create_app(ctx).openapi_schema.to_schema()
+    finally:
+        db.dispose()

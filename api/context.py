@@ -1,13 +1,16 @@
-"""What every route handler may need, built once per app: the store, the controller, token keys, settings."""
+"""What every route handler may need, built once per app: the store, the controller, keys, limiters, settings."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy.engine import Engine
 
+from odin.api.auth.api_tokens import ApiTokenVerifier
+from odin.api.auth.ratelimit import RateLimiter
 from odin.api.auth.tokens import TokenKeys
-from odin.controller.service import Controller
+from odin.api.errors import NoScheduler
+from odin.controller.service import Controller, FollowedRepo
 from odin.controller.settings import Settings
 
 
@@ -17,3 +20,25 @@ class AppContext:
     db: Engine
     keys: TokenKeys
     controller: Controller | None = None  # None when the API serves a store without scheduling (tests, tools)
+    login_limiter: RateLimiter | None = None  # per (user name, client address)
+    login_ip_limiter: RateLimiter | None = None  # per client address
+    api_tokens: ApiTokenVerifier | None = field(default=None)
+
+    def __post_init__(self) -> None:
+        if self.login_limiter is None:
+            self.login_limiter = RateLimiter(self.settings.login_attempts_per_minute)
+        if self.login_ip_limiter is None:
+            self.login_ip_limiter = RateLimiter(self.settings.login_attempts_per_minute_per_ip)
+        if self.api_tokens is None:
+            self.api_tokens = ApiTokenVerifier(self.db)
+
+    def require_controller(self) -> Controller:
+        if self.controller is None:
+            raise NoScheduler("this server serves the store read-only; it does not start, stop or edit anything")
+        return self.controller
+
+    def repo(self) -> FollowedRepo:
+        controller = self.require_controller()
+        if not controller.repos:
+            raise NoScheduler("this server follows no repository (set ODIN_REPO)")
+        return controller.repo()

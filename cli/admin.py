@@ -115,17 +115,35 @@ def migrate(
     out.print(f"database {redact_db_url(url)} is up to date")
 
 
+@app.command()
+def openapi(
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Write to this file instead of stdout")] = None,
+) -> None:
+    """Print the API's OpenAPI document (JSON): the contract, for client generators in any language."""
+    import json
+
+    from odin.api.app import openapi_document
+
+    text = json.dumps(openapi_document(), indent=2, sort_keys=True) + "\n"
+    if output is None:
+        sys.stdout.write(text)
+    else:
+        output.write_text(text)
+        console.print(f"wrote {output}")
+
+
 @users_app.command("create")
 def users_create(
     username: Annotated[str, typer.Argument(help="User name")],
     role: Annotated[str, typer.Option(help="admin | member | viewer")] = "viewer",
+    email: Annotated[str | None, typer.Option(help="Author e-mail of their commits made through Odin")] = None,
     password_stdin: Annotated[bool, typer.Option(help="Read the password from standard input")] = False,
     database_url: Annotated[str | None, typer.Option(help="SQLAlchemy URL [env: ODIN_DATABASE_URL]")] = None,
     data_dir: Annotated[Path | None, typer.Option(help="State directory [env: ODIN_DATA_DIR]")] = None,
 ) -> None:
     """Create a user (the first admin, typically)."""
     from odin.api.auth.passwords import WeakPassword
-    from odin.api.auth.users import Role, UserExists, create_user
+    from odin.api.auth.users import InvalidUsername, Role, UserExists, create_user
     from odin.controller.store.db import create_db_engine
     from odin.controller.store.db import migrate as do_migrate
 
@@ -139,8 +157,8 @@ def users_create(
     engine = create_db_engine(settings.effective_database_url())
     do_migrate(engine)
     try:
-        create_user(engine, username, password, role_value)
-    except (UserExists, WeakPassword) as e:
+        create_user(engine, username, password, role_value, email=email)
+    except (UserExists, WeakPassword, InvalidUsername) as e:
         console.print(f"[red]error:[/] {e}")
         raise typer.Exit(1) from None
     out.print(f"created {role_value.value} {username!r}")

@@ -51,14 +51,15 @@ def token_for(server: str) -> str | None:
     return entry.get("token") if isinstance(entry, dict) else None
 
 
-def store_token(server: str, token: str, username: str, expires_in: int) -> None:
+def store_token(server: str, token: str, username: str, expires_in: int | None) -> None:
+    """Remember `token` for `server` (and make it the default server); `expires_in` None: an API token."""
     import time
 
     data = load()
     data["servers"][server.rstrip("/")] = {
         "token": token,
         "username": username,
-        "expires_at": int(time.time()) + expires_in,
+        "expires_at": int(time.time()) + expires_in if expires_in is not None else None,
     }
     data["default"] = server.rstrip("/")
     save(data)

@@ -1,38 +1,56 @@
-"""`odinctl`: the client. Find runs by commit, inspect them, validate pipelines offline.
+"""`odinctl`: the client. Find runs by commit, inspect them, start, rerun, stop and watch them; manage tokens.
 
-Every command talks to the server through `odin.api.client` (the same client Python users get). The server comes
-from `--server`, then `ODIN_SERVER`, then the last server logged in to, then http://127.0.0.1:9003. Output is a
-human table by default; `-o json` / `-o yaml` print the API's objects for scripts. Exit codes: 0 success, 1 the
-thing asked about failed (invalid pipeline, failed run), 2 usage error, 3 server/auth error.
+Every command talks to the server through `odin.api.client` (the same clients Python users get). The server comes
+from `--server`, then `ODIN_SERVER`, then the last server logged in to, then http://127.0.0.1:9003; the token from
+`ODIN_TOKEN` (an API token, for CI), then the credentials file written by `odinctl login` (mode 0600).
+
+Output is a human table by default; `-o json` / `-o yaml` print the API's objects for scripts.
+
+Exit codes (a CI job can rely on them):
+  0  success (for `run --wait`, `rerun --wait`, `watch`: the run succeeded)
+  1  what was asked about failed: the run failed, was cancelled or errored; the pipeline is invalid; the server
+     refused the request as asked (404, 409, 422...)
+  2  usage error (unknown option, bad key=value)
+  3  server or authentication problem: unreachable, not logged in, token rejected (401/403), server error (5xx)
+Shell completion: `odinctl --install-completion` (bash, zsh, fish, PowerShell).
 """
 
 from __future__ import annotations
 
+import asyncio
 import getpass
 import json
 import os
 import sys
+from collections.abc import Callable
 from enum import StrEnum
-from typing import Annotated, Any
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import msgspec
 import typer
 import yaml
 from rich.console import Console
-from rich.table import Table
 
 from odin.cli import credentials
 
 app = typer.Typer(
     name="odinctl",
-    help="Query, start and inspect Odin runs by commit.",
+    help="Find, inspect, start, rerun and stop Odin runs by commit.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
 )
-out = Console(highlight=False, soft_wrap=True)
+users_app = typer.Typer(help="Manage users (admin).", no_args_is_help=True)
+tokens_app = typer.Typer(help="Your API tokens, for CI jobs and tools.", no_args_is_help=True)
+app.add_typer(users_app, name="users")
+app.add_typer(tokens_app, name="tokens")
+
+out = Console(highlight=False, soft_wrap=False)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 EXIT_FAILED, EXIT_USAGE, EXIT_SERVER = 1, 2, 3
+T = TypeVar("T")
 
 
 class Output(StrEnum):
@@ -43,38 +61,57 @@ class Output(StrEnum):
 
 ServerOpt = Annotated[str | None, typer.Option("--server", "-s", help="API URL [env: ODIN_SERVER]")]
 OutputOpt = Annotated[Output, typer.Option("--output", "-o", help="table, json or yaml")]
+ParamOpt = Annotated[list[str] | None, typer.Option("--param", "-p", help="Parameter as key=value; repeatable")]
+WaitOpt = Annotated[bool, typer.Option("--wait", "-w", help="Follow the run to its end; exit 1 unless it succeeds")]
+TimeoutOpt = Annotated[float | None, typer.Option(help="With --wait: give up after this many seconds (exit 1)")]
 
 
+# -- plumbing -------------------------------------------------------------------------------------------------------
 def resolve_server(server: str | None) -> str:
-    from odin.api.client.http import DEFAULT_SERVER
+    from odin.api.client import DEFAULT_SERVER
 
     return (server or os.environ.get("ODIN_SERVER") or credentials.default_server() or DEFAULT_SERVER).rstrip("/")
 
 
+def token_for(url: str) -> str:
+    token = os.environ.get("ODIN_TOKEN") or credentials.token_for(url)
+    if not token:
+        fail(EXIT_SERVER, f"not logged in to {url}: run `odinctl login` (or set ODIN_TOKEN)")
+    return token
+
+
 def client(server: str | None, *, authenticated: bool = True) -> Any:
-    from odin.api.client.http import OdinClient
+    from odin.api.client import OdinClient
 
     url = resolve_server(server)
-    token = os.environ.get("ODIN_TOKEN") or credentials.token_for(url)
-    if authenticated and not token:
-        err.print(f"[red]error:[/] not logged in to {url}: run `odinctl login` (or set ODIN_TOKEN)")
-        raise typer.Exit(EXIT_SERVER)
-    return OdinClient(url, token if authenticated else None)
+    return OdinClient(url, token_for(url) if authenticated else None)
 
 
-def call(fn: Any, *args: Any, **kwargs: Any) -> Any:
+def fail(code: int, message: str) -> NoReturn:
+    err.print(f"[red]error:[/] {message}", markup=True)
+    raise typer.Exit(code)
+
+
+def call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """Run a client call, turning transport and API errors into a message and an exit code."""
-    from odin.api.client.http import ApiError, ServerUnreachable
+    from odin.api.client import ApiError, ServerUnreachable
 
     try:
         return fn(*args, **kwargs)
     except ServerUnreachable as e:
-        err.print(f"[red]error:[/] {e}")
-        raise typer.Exit(EXIT_SERVER) from None
+        fail(EXIT_SERVER, str(e))
     except ApiError as e:
-        hint = " (log in again: `odinctl login`)" if e.status == 401 else ""
-        err.print(f"[red]error:[/] {e.detail}{hint}")
-        raise typer.Exit(EXIT_SERVER if e.status in (401, 403) or e.status >= 500 else EXIT_FAILED) from None
+        report_api_error(e)
+
+
+def report_api_error(e: Any) -> NoReturn:
+    hint = " (log in again: `odinctl login`)" if e.status == 401 else ""
+    err.print(f"[red]error:[/] {e.detail}{hint}", markup=True, highlight=False)
+    if isinstance(e.extra, list):
+        for p in e.extra:
+            if isinstance(p, dict) and {"file", "line", "column", "message"} <= p.keys():
+                err.print(f"  {p['file']}:{p['line']}:{p['column']}: {p['message']}", markup=False)
+    raise typer.Exit(EXIT_SERVER if e.status in (401, 403) or e.status >= 500 else EXIT_FAILED)
 
 
 def emit(obj: Any, output: Output) -> bool:
@@ -89,37 +126,40 @@ def emit(obj: Any, output: Output) -> bool:
     return True
 
 
-STATUS_STYLE = {
-    "succeeded": "green",
-    "failed": "red",
-    "error": "red",
-    "running": "cyan",
-    "starting": "cyan",
-    "pending": "dim",
-    "retrying": "yellow",
-    "skipped": "yellow",
-    "cancelled": "yellow",
-}
+def parse_params(items: list[str] | None) -> dict[str, str]:
+    params: dict[str, str] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            fail(EXIT_USAGE, f"parameter {item!r} must look like key=value")
+        params[key.strip()] = value
+    return params
 
 
-def styled(status: str) -> str:
-    return f"[{STATUS_STYLE.get(status, 'white')}]{status}[/]"
-
-
-# -- commands -------------------------------------------------------------------------------------------------------
+# -- session --------------------------------------------------------------------------------------------------------
 @app.command()
 def login(
     server: ServerOpt = None,
     username: Annotated[str, typer.Option("--username", "-u", help="User name")] = "admin",
     password_stdin: Annotated[bool, typer.Option(help="Read the password from standard input")] = False,
+    token_stdin: Annotated[bool, typer.Option(help="Store an API token read from standard input instead")] = False,
 ) -> None:
     """Log in and keep the token in ~/.config/odin/credentials.json (mode 0600)."""
     url = resolve_server(server)
+    if token_stdin:
+        from odin.api.client import OdinClient
+
+        token = sys.stdin.readline().strip()
+        with OdinClient(url, token) as c:
+            me = call(c.whoami)
+        credentials.store_token(url, token, me.username, None)
+        out.print(f"stored the API token for {url}: {me.username} ({me.role})")
+        return
     password = sys.stdin.readline().rstrip("\n") if password_stdin else getpass.getpass(f"password for {username}: ")
     with client(url, authenticated=False) as c:
-        token = call(c.login, username, password)
-    credentials.store_token(url, token.access_token, username, token.expires_in)
-    out.print(f"logged in to {url} as {username} ({token.role})")
+        answer = call(c.login, username, password)
+    credentials.store_token(url, answer.access_token, username, answer.expires_in)
+    out.print(f"logged in to {url} as {username} ({answer.role})")
 
 
 @app.command()
@@ -130,35 +170,140 @@ def logout(server: ServerOpt = None) -> None:
 
 
 @app.command()
+def whoami(server: ServerOpt = None, output: OutputOpt = Output.TABLE) -> None:
+    """Who the current token authenticates as."""
+    with client(server) as c:
+        me = call(c.whoami)
+    if not emit(me, output):
+        expiry = f", expires {me.expires_at.astimezone():%Y-%m-%d %H:%M}" if me.expires_at else ""
+        out.print(f"{me.username} ({me.role}) on {resolve_server(server)}, {me.token_kind} token{expiry}")
+
+
+# -- pipelines and commits --------------------------------------------------------------------------------------------
+@app.command()
+def validate(
+    paths: Annotated[list[str], typer.Argument(help="main.yml files, pipeline directories or a repository")],
+    output: Annotated[str, typer.Option("--output", "-o", help="text or json")] = "text",
+    remote: Annotated[
+        bool, typer.Option(help="Validate with the server (POST /v1/validate) instead of locally")
+    ] = False,
+    server: ServerOpt = None,
+) -> None:
+    """Validate pipelines (offline by default). Exit 0 when valid, 1 on problems: usable as a pre-commit hook."""
+    if not remote:
+        from odin.schema.cli import validate_main
+
+        raise typer.Exit(validate_main(paths, output=output))
+    ok = True
+    results = []
+    with client(server) as c:
+        for raw in paths:
+            path = Path(raw)
+            file = path / "main.yml" if path.is_dir() else path
+            try:
+                text = file.read_text(encoding="utf-8")
+            except OSError as e:
+                fail(EXIT_USAGE, f"cannot read {file}: {e.strerror}")
+            answer = call(c.validate, text, str(file))
+            ok = ok and answer.valid
+            results.append({"file": str(file), "ok": answer.valid, "problems": msgspec.to_builtins(answer.problems)})
+            if output != "json":
+                for p in answer.problems:
+                    out.print(f"{p.file}:{p.line}:{p.column}: {p.message}", markup=False)
+    if output == "json":
+        sys.stdout.write(json.dumps({"pipelines": results}, indent=2) + "\n")
+    raise typer.Exit(0 if ok else EXIT_FAILED)
+
+
+@app.command()
+def pipelines(
+    name: Annotated[str | None, typer.Argument(help="A pipeline: show its DAG")] = None,
+    ref: Annotated[
+        str | None, typer.Option("--ref", "-r", help="Branch, tag or commit (default: followed branch)")
+    ] = None,
+    server: ServerOpt = None,
+    output: OutputOpt = Output.TABLE,
+) -> None:
+    """The pipelines at a ref, or one pipeline's DAG, parameters and problems."""
+    from odin.cli.render import pipeline_table, pipelines_table, styled
+
+    with client(server) as c:
+        if name is None:
+            listing = call(c.pipelines, ref)
+            if not emit(listing, output):
+                out.print(f"[dim]{listing.ref} = {listing.sha[:12]}[/]")
+                out.print(pipelines_table(listing.items))
+            raise typer.Exit(0 if all(p.valid for p in listing.items) else EXIT_FAILED)
+        detail = call(c.pipeline, name, ref)
+    if not emit(detail, output):
+        out.print(
+            f"[bold]{detail.name}[/] ({detail.title or '-'}) at {detail.ref} = {detail.sha[:12]}  "
+            + styled("valid" if detail.valid else "invalid")
+        )
+        for p in detail.params:
+            default = "required" if p.required else f"default {p.default}"
+            out.print(f"  param {p.name}: {p.type}, {default}" + (f", one of {p.choices}" if p.choices else ""))
+        out.print(pipeline_table(detail))
+        for prob in detail.problems:
+            out.print(f"{prob.file}:{prob.line}:{prob.column}: {prob.message}", markup=False)
+    raise typer.Exit(0 if detail.valid else EXIT_FAILED)
+
+
+@app.command()
+def commits(
+    sha: Annotated[str | None, typer.Argument(help="A commit (SHA or prefix >= 7): its problems and runs")] = None,
+    branch: Annotated[str | None, typer.Option(help="Only this branch")] = None,
+    validation: Annotated[str | None, typer.Option(help="valid, invalid, skipped, absorbed, baseline")] = None,
+    pipeline: Annotated[str | None, typer.Option("--pipeline", "-p", help="Commits that changed it")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many")] = 20,
+    server: ServerOpt = None,
+    output: OutputOpt = Output.TABLE,
+) -> None:
+    """Commits Odin has seen, or one commit with its validation problems and runs."""
+    from odin.cli.render import commit_lines, commits_table, runs_table
+
+    with client(server) as c:
+        if sha is None:
+            page = call(c.commits, branch=branch, validation=validation, pipeline=pipeline, limit=limit)
+            if not emit(page, output):
+                out.print(commits_table(page.items) if page.items else "no commits recorded")
+            return
+        detail = call(c.commit, sha)
+    if emit(detail, output):
+        raise typer.Exit(EXIT_FAILED if detail.validation == "invalid" else 0)
+    for line in commit_lines(detail):
+        out.print(line)
+    for p in detail.problems:
+        out.print(f"  {p.file}:{p.line}:{p.column}: {p.message}", markup=False)
+    out.print(runs_table(detail.runs) if detail.runs else "[dim]no runs[/]")
+    raise typer.Exit(EXIT_FAILED if detail.validation == "invalid" else 0)
+
+
+# -- runs -------------------------------------------------------------------------------------------------------------
+@app.command()
 def runs(
     commit: Annotated[str | None, typer.Option("--commit", "-c", help="Commit SHA or prefix (>= 7)")] = None,
     pipeline: Annotated[str | None, typer.Option("--pipeline", "-p", help="Pipeline name")] = None,
-    status: Annotated[str | None, typer.Option("--status", help="Run status")] = None,
+    status: Annotated[list[str] | None, typer.Option("--status", help="Run status; repeatable")] = None,
+    branch: Annotated[str | None, typer.Option(help="Branch")] = None,
+    trigger: Annotated[list[str] | None, typer.Option(help="poll, webhook, manual, rerun, api; repeatable")] = None,
     limit: Annotated[int, typer.Option(help="At most this many runs")] = 50,
     server: ServerOpt = None,
     output: OutputOpt = Output.TABLE,
 ) -> None:
     """List runs, newest first; filter by commit to see what a commit started."""
+    from odin.cli.render import runs_table
+
     with client(server) as c:
-        page = call(c.runs, commit=commit, pipeline=pipeline, status=status, limit=limit)
+        page = call(
+            c.runs, commit=commit, pipeline=pipeline, status=status, branch=branch, trigger=trigger, limit=limit
+        )
     if emit(page, output):
         return
     if not page.items:
         err.print("no runs" + (f" for commit {commit}" if commit else ""))
         return
-    table = Table(box=None, pad_edge=False)
-    for col in ("RUN", "PIPELINE", "COMMIT", "TRIGGER", "STATUS", "CREATED"):
-        table.add_column(col)
-    for r in page.items:
-        table.add_row(
-            r.id,
-            r.pipeline,
-            (r.commit_sha or "-")[:12],
-            r.trigger,
-            styled(r.status),
-            r.created_at.strftime("%Y-%m-%d %H:%M:%S"),
-        )
-    out.print(table)
+    out.print(runs_table(page.items))
 
 
 @app.command()
@@ -167,37 +312,263 @@ def show(
     server: ServerOpt = None,
     output: OutputOpt = Output.TABLE,
 ) -> None:
-    """One run: its commit, parameters and every task's state."""
+    """One run: its commit, parameters and every task's state. Exit 1 when the run failed."""
+    from odin.cli.render import dag_table, run_header
+
     with client(server) as c:
         run = call(c.run, run_id)
-    if emit(run, output):
-        return
-    out.print(f"[bold]{run.id}[/]  {styled(run.status)}  {run.message or ''}")
-    out.print(
-        f"pipeline {run.pipeline}  commit {run.commit_sha or '-'}  trigger {run.trigger}  by {run.triggered_by or '-'}"
-    )
-    if run.params:
-        out.print("params " + " ".join(f"{k}={v}" for k, v in sorted(run.params.items())))
-    table = Table(box=None, pad_edge=False)
-    for col in ("TASK", "STATUS", "ATTEMPT", "EXIT", "REASON", "MESSAGE"):
-        table.add_column(col)
-    for t in run.tasks:
-        exit_code = "-" if t.exit_code is None else str(t.exit_code)
-        table.add_row(t.name, styled(t.status), str(t.attempt), exit_code, t.reason or "", t.message or "")
-    out.print(table)
-    if run.status in ("failed", "error"):
+    if not emit(run, output):
+        for line in run_header(run):
+            out.print(line)
+        out.print(dag_table(run))
+    if run.status in ("failed", "error", "cancelled"):
         raise typer.Exit(EXIT_FAILED)
 
 
 @app.command()
-def validate(
-    paths: Annotated[list[str], typer.Argument(help="main.yml files, pipeline directories or a repository")],
-    output: Annotated[str, typer.Option("--output", "-o", help="text or json")] = "text",
+def logs(
+    run_id: Annotated[str, typer.Argument(help="Run id")],
+    task: Annotated[str, typer.Argument(help="Task name")],
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing until the attempt ends")] = False,
+    tail: Annotated[int | None, typer.Option(help="Only the last N lines")] = None,
+    attempt: Annotated[int | None, typer.Option(help="This attempt (default: the latest)")] = None,
+    server: ServerOpt = None,
 ) -> None:
-    """Validate pipelines offline (no server). Exit 0 when valid, 1 on problems: usable as a pre-commit hook."""
-    from odin.schema.cli import validate_main
+    """A task's log."""
+    with client(server) as c:
+        if follow:
 
-    raise typer.Exit(validate_main(paths, output=output))
+            def stream() -> None:
+                for line in c.follow_logs(run_id, task, tail=tail, attempt=attempt):
+                    sys.stdout.write(line + "\n")
+                    sys.stdout.flush()
+
+            call(stream)
+        else:
+            sys.stdout.write(call(c.logs, run_id, task, tail=tail, attempt=attempt))
+
+
+@app.command()
+def events(
+    run_id: Annotated[str, typer.Argument(help="Run id")],
+    task: Annotated[str | None, typer.Option("--task", "-t", help="Only this task; adds platform events")] = None,
+    server: ServerOpt = None,
+    output: OutputOpt = Output.TABLE,
+) -> None:
+    """A run's events (state changes), oldest first; with --task, also the platform's (Kubernetes) events."""
+    from odin.cli.render import events_table
+
+    with client(server) as c:
+        if task is None:
+            page = call(c.events, run_id)
+            if not emit(page, output):
+                out.print(events_table(page.items))
+            return
+        found = call(c.task_events, run_id, task)
+    if emit(found, output):
+        return
+    out.print(events_table(found.events))
+    for e in found.platform:
+        line = f"{e.get('time', '-')} {e.get('type', '')} {e.get('reason', '')} {e.get('object', '')}: "
+        out.print(line + str(e.get("message", "")), markup=False)
+
+
+def _follow(server: str | None, run_id: str, output: Output, timeout: float | None) -> NoReturn:
+    """Watch a run to its end; exit 0 if it succeeded, 1 otherwise."""
+    from odin.api.client import ApiError, ServerUnreachable
+    from odin.cli.render import styled
+    from odin.cli.watch import watch_run
+
+    url = resolve_server(server)
+    console = Console(highlight=False, stderr=output != Output.TABLE)
+    try:
+        final = asyncio.run(
+            watch_run(
+                url,
+                token_for(url),
+                run_id,
+                console=console,
+                live=console.is_terminal and output == Output.TABLE,
+                timeout=timeout,
+            )
+        )
+    except TimeoutError as e:
+        fail(EXIT_FAILED, str(e))
+    except ServerUnreachable as e:
+        fail(EXIT_SERVER, str(e))
+    except ApiError as e:
+        report_api_error(e)
+    except KeyboardInterrupt:
+        err.print(f"stopped watching; the run goes on (odinctl cancel {run_id} stops it)")
+        raise typer.Exit(130) from None
+    if not emit(final, output):
+        out.print(f"run [bold]{final.id}[/]: {styled(final.status)}  {final.message or ''}")
+    raise typer.Exit(0 if final.status == "succeeded" else EXIT_FAILED)
+
+
+@app.command()
+def watch(
+    run_id: Annotated[str, typer.Argument(help="Run id")],
+    timeout: TimeoutOpt = None,
+    server: ServerOpt = None,
+    output: OutputOpt = Output.TABLE,
+) -> None:
+    """Follow a run live (its DAG's task states) until it ends; exit 0 if it succeeded, 1 otherwise."""
+    _follow(server, run_id, output, timeout)
+
+
+@app.command("run")
+def run_pipeline(
+    pipeline: Annotated[str, typer.Argument(help="Pipeline (its directory in the repository)")],
+    ref: Annotated[
+        str | None, typer.Option("--ref", "-r", help="Branch, tag or commit (default: followed branch)")
+    ] = None,
+    param: ParamOpt = None,
+    wait: WaitOpt = False,
+    timeout: TimeoutOpt = None,
+    server: ServerOpt = None,
+    output: OutputOpt = Output.TABLE,
+) -> None:
+    """Start a pipeline at a ref with parameters. With --wait, follow it and exit with its outcome."""
+    params = parse_params(param)
+    with client(server) as c:
+        started = call(c.start, pipeline, ref=ref, params=params)
+    if wait:
+        if output == Output.TABLE:
+            out.print(f"started [bold]{started.id}[/] at {(started.commit_sha or '-')[:12]}")
+        _follow(server, started.id, output, timeout)
+    if not emit(started, output):
+        out.print(f"started [bold]{started.id}[/] at {(started.commit_sha or '-')[:12]}  (odinctl watch {started.id})")
+
+
+@app.command()
+def rerun(
+    run_id: Annotated[str, typer.Argument(help="The run to run again")],
+    failed_only: Annotated[bool, typer.Option("--failed-only", help="Reuse the tasks that succeeded")] = False,
+    task: Annotated[str | None, typer.Option("--task", "-t", help="Rerun this task and its descendants")] = None,
+    latest: Annotated[bool, typer.Option(help="At the branch's newest commit instead of the run's own")] = False,
+    param: ParamOpt = None,
+    wait: WaitOpt = False,
+    timeout: TimeoutOpt = None,
+    server: ServerOpt = None,
+    output: OutputOpt = Output.TABLE,
+) -> None:
+    """Run a finished run again: its commit and parameters by default."""
+    params = parse_params(param) or None
+    with client(server) as c:
+        started = call(c.rerun, run_id, latest=latest, failed_only=failed_only, task=task, params=params)
+    if wait:
+        if output == Output.TABLE:
+            out.print(f"started [bold]{started.id}[/] (rerun of {run_id})")
+        _follow(server, started.id, output, timeout)
+    if not emit(started, output):
+        out.print(f"started [bold]{started.id}[/] (rerun of {run_id})  (odinctl watch {started.id})")
+
+
+@app.command()
+def cancel(
+    run_id: Annotated[str, typer.Argument(help="Run id")],
+    server: ServerOpt = None,
+    output: OutputOpt = Output.TABLE,
+) -> None:
+    """Stop a run: running tasks are killed, pending ones skipped."""
+    with client(server) as c:
+        run = call(c.cancel, run_id)
+    if not emit(run, output):
+        out.print(f"cancelling [bold]{run.id}[/] (was {run.status})")
+
+
+# -- users ------------------------------------------------------------------------------------------------------------
+@users_app.command("list")
+def users_list(server: ServerOpt = None, output: OutputOpt = Output.TABLE) -> None:
+    """Every user."""
+    from odin.cli.render import users_table
+
+    with client(server) as c:
+        found = call(c.users)
+    if not emit(found, output):
+        out.print(users_table(found.items))
+
+
+@users_app.command("create")
+def users_create(
+    username: Annotated[str, typer.Argument(help="User name")],
+    role: Annotated[str, typer.Option(help="admin, member or viewer")] = "viewer",
+    email: Annotated[str | None, typer.Option(help="Author e-mail of their commits made through Odin")] = None,
+    password_stdin: Annotated[bool, typer.Option(help="Read the password from standard input")] = False,
+    server: ServerOpt = None,
+    output: OutputOpt = Output.TABLE,
+) -> None:
+    """Create a user."""
+    password = sys.stdin.readline().rstrip("\n") if password_stdin else getpass.getpass(f"password for {username}: ")
+    with client(server) as c:
+        user = call(c.create_user, username, password, role=role, email=email)
+    if not emit(user, output):
+        out.print(f"created {user.role} {user.username!r}")
+
+
+@users_app.command("update")
+def users_update(
+    username: Annotated[str, typer.Argument(help="User name")],
+    role: Annotated[str | None, typer.Option(help="admin, member or viewer")] = None,
+    disable: Annotated[bool | None, typer.Option("--disable/--enable", help="Disable (or enable) the user")] = None,
+    email: Annotated[str | None, typer.Option(help="Author e-mail")] = None,
+    password_stdin: Annotated[bool, typer.Option(help="Set a new password read from standard input")] = False,
+    server: ServerOpt = None,
+    output: OutputOpt = Output.TABLE,
+) -> None:
+    """Change a user's role, e-mail or password, or disable them."""
+    password = sys.stdin.readline().rstrip("\n") if password_stdin else None
+    with client(server) as c:
+        user = call(c.update_user, username, role=role, disabled=disable, password=password, email=email)
+    if not emit(user, output):
+        out.print(f"{user.username}: {user.role}{' (disabled)' if user.disabled else ''}")
+
+
+# -- API tokens -------------------------------------------------------------------------------------------------------
+@tokens_app.command("create")
+def tokens_create(
+    name: Annotated[str, typer.Argument(help="What the token is for, e.g. ci")],
+    role: Annotated[str | None, typer.Option(help="admin, member or viewer (at most yours)")] = None,
+    expires_in_days: Annotated[int | None, typer.Option(help="Expire after this many days (default: never)")] = None,
+    server: ServerOpt = None,
+    output: OutputOpt = Output.TABLE,
+) -> None:
+    """Create an API token. It is printed once: store it as a CI secret (ODIN_TOKEN)."""
+    with client(server) as c:
+        created = call(c.create_token, name, role=role, expires_in_days=expires_in_days)
+    if emit(created, output):
+        return
+    err.print(f"API token {created.id} ({created.name}, {created.role}); shown once, keep it secret:")
+    sys.stdout.write(created.token + "\n")
+
+
+@tokens_app.command("list")
+def tokens_list(
+    all_users: Annotated[bool, typer.Option("--all", help="Every user's tokens (admin)")] = False,
+    server: ServerOpt = None,
+    output: OutputOpt = Output.TABLE,
+) -> None:
+    """Your API tokens (never the tokens themselves)."""
+    from odin.cli.render import tokens_table
+
+    with client(server) as c:
+        found = call(c.tokens, all_users=all_users)
+    if not emit(found, output):
+        out.print(tokens_table(found.items) if found.items else "no API tokens")
+
+
+@tokens_app.command("revoke")
+def tokens_revoke(
+    token_id: Annotated[int, typer.Argument(help="Token id (from `odinctl tokens list`)")],
+    server: ServerOpt = None,
+    output: OutputOpt = Output.TABLE,
+) -> None:
+    """Revoke an API token; it stops working at once."""
+    with client(server) as c:
+        revoked = call(c.revoke_token, token_id)
+    if not emit(revoked, output):
+        out.print(f"revoked API token {revoked.id} ({revoked.name})")
 
 
 def main() -> None:

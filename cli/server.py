@@ -5,10 +5,13 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Generator
+from pathlib import Path
 
 import uvicorn
 
 from odin.api.app import build_context, create_app
+from odin.api.auth.keys import KeyConfigError
+from odin.api.auth.passwords import WeakPassword
 from odin.api.auth.users import ensure_admin
 from odin.controller.service import Controller
 from odin.controller.settings import Settings
@@ -36,22 +39,42 @@ class _Server(uvicorn.Server):
                 captured.clear()
 
 
+def first_admin_password(settings: Settings) -> str | None:
+    """ODIN_ADMIN_PASSWORD, or the content of ODIN_ADMIN_PASSWORD_FILE (a mounted secret); never a default."""
+    if settings.admin_password is not None:
+        return settings.admin_password.get_secret_value()
+    if settings.admin_password_file is not None:
+        return Path(settings.admin_password_file).read_text().strip() or None
+    return None
+
+
 def run_server(settings: Settings) -> int:
     try:
         controller = Controller(settings)
     except StoreUnavailable as e:
         log.error("%s", e)
         return 1
-    admin_password = settings.admin_password.get_secret_value() if settings.admin_password else None
-    if ensure_admin(controller.db, admin_password):
-        log.info("created user 'admin' from ODIN_ADMIN_PASSWORD")
+    try:
+        context = build_context(settings, controller)
+        admin_password = first_admin_password(settings)
+    except (KeyConfigError, OSError) as e:
+        log.error("cannot start: %s", e)
+        controller.stop()
+        return 1
+    try:
+        if ensure_admin(controller.db, admin_password):
+            log.info("created user 'admin' from the configured first-admin password")
+    except WeakPassword as e:
+        log.error("cannot create the first admin: %s", e)
+        controller.stop()
+        return 1
     try:
         status_notifier = notifiers.from_settings(settings, controller)
     except notifiers.NotifierConfigError as e:
         log.error("commit statuses: %s", e)
         controller.stop()
         return 2
-    app = create_app(build_context(settings, controller))
+    app = create_app(context)
     log.info(
         "odin serving on http://%s:%d (database %s, executor %s, repo %s)",
         settings.host,

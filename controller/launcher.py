@@ -11,16 +11,20 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.engine import Engine as DbEngine
 
 from odin.controller.git.errors import GitError, RefNotFound
 from odin.controller.git.mirror import Mirror
-from odin.controller.pipelines import materialize, read_pipeline
+from odin.controller.pipelines import PipelineAt, materialize, read_pipeline
+from odin.controller.reruns import RerunRefused, plan_rerun
 from odin.controller.store.db import transaction
-from odin.controller.store.models import Trigger
-from odin.controller.store.runs import Created, NewRun, create_run
+from odin.controller.store.models import RunStatus, Trigger
+from odin.controller.store.runs import Created, LoadedRun, NewRun, create_run
+from odin.controller.store.types import utcnow
 from odin.schema import ParamError, resolve_params
+from odin.schema.model import PipelineSpec
 from odin.schema.problems import Problem
 
 log = logging.getLogger(__name__)
@@ -58,12 +62,35 @@ class RepositoryUnavailable(RunRejected):
     status = 503
 
 
+class RunNotFound(RunRejected):
+    status = 404
+
+
+class RunConflict(RunRejected):
+    """The run is in a state that does not allow this (a rerun of a run still going, a cancel of a finished one)."""
+
+    status = 409
+
+
 @dataclass(frozen=True)
 class StartRequest:
     pipeline: str
     ref: str | None = None  # branch, tag, full sha or a unique prefix >= 7; default: the followed branch
     params: Mapping[str, str] = field(default_factory=dict)
     trigger: Trigger = Trigger.MANUAL
+    by: str | None = None
+    parallelism: int | None = None
+
+
+@dataclass(frozen=True)
+class RerunRequest:
+    """Run a finished run again: at its own commit with its frozen spec (default), or at the branch's tip."""
+
+    run_id: str
+    latest: bool = False  # the followed branch's newest commit instead of the run's own
+    failed_only: bool = False  # reuse the parent's succeeded tasks
+    task: str | None = None  # rerun this task and its descendants, reuse the rest
+    params: Mapping[str, str] | None = None  # overrides on top of the parent's parameters
     by: str | None = None
     parallelism: int | None = None
 
@@ -107,19 +134,32 @@ class RunLauncher:
         except GitError as e:
             raise ReferenceNotFound(e.message) from e
 
-    def start(self, request: StartRequest) -> Created:
-        sha = self.resolve(request.ref)
-        pipeline = request.pipeline.strip("/")
+    def read_valid(self, sha: str, pipeline: str) -> PipelineAt:
+        """The pipeline at `sha`, or `PipelineNotFound` / `InvalidPipeline` with its problems."""
         if pipeline not in self.mirror.list_pipelines(sha):
             raise PipelineNotFound(f"no pipeline {pipeline!r} at {sha[:12]} (a directory with a main.yml)")
         at = read_pipeline(self.mirror, sha, pipeline)
         if at.spec is None or at.problems:
             raise InvalidPipeline(f"pipeline {pipeline!r} is invalid at {sha[:12]}", at.problems)
+        return at
+
+    def _materialize(self, sha: str, pipeline: str) -> str:
+        try:
+            return str(materialize(self.mirror, sha, pipeline, self.trees_dir))
+        except GitError as e:
+            error = RepositoryUnavailable if e.transient else RunRejected
+            raise error(f"cannot prepare the files of {pipeline!r} at {sha[:12]}: {e.message}") from e
+
+    def start(self, request: StartRequest) -> Created:
+        sha = self.resolve(request.ref)
+        pipeline = request.pipeline.strip("/")
+        at = self.read_valid(sha, pipeline)
+        assert at.spec is not None
         try:
             params = resolve_params(at.spec, dict(request.params))
         except ParamError as e:
             raise InvalidParams(str(e)) from e
-        work_path = materialize(self.mirror, sha, pipeline, self.trees_dir)
+        work_path = self._materialize(sha, pipeline)
         new = NewRun(
             pipeline=pipeline,
             spec=at.spec,
@@ -130,11 +170,103 @@ class RunLauncher:
             repo_id=self.repo_id,
             triggered_by=request.by,
             work_tree=at.tree,
-            work_path=str(work_path),
+            work_path=work_path,
             parallelism=request.parallelism,
         )
         with transaction(self.db) as conn:
             created = create_run(conn, new)
         log.info("run %s started by %s (%s) at %s", created.run_id, request.by, request.trigger, sha[:12])
+        self.submit(created.run_id)
+        return created
+
+    def rerun(self, parent: LoadedRun, request: RerunRequest) -> Created:
+        """A new run from a finished one (see `odin.controller.reruns` for what is reused). Raises `RunRejected`."""
+        run = parent.run
+        parent_id = str(run["id"])
+        if not RunStatus(run["status"]).terminal:
+            raise RunConflict(f"run {parent_id} is still {run['status']}; cancel it or wait for it to finish")
+        pipeline = str(run["pipeline"])
+        overrides = dict(request.params or {})
+        if request.latest:
+            if request.failed_only or request.task is not None:
+                raise RunRejected(
+                    "reusing tasks needs the run's own commit (at another commit their files may differ): "
+                    "drop `latest`, or rerun everything at the latest commit"
+                )
+            sha = self.resolve(None)
+            at = self.read_valid(sha, pipeline)
+            assert at.spec is not None
+            spec, tree = at.spec, at.tree
+            declared = {p.name for p in spec.params}
+            given = {k: v for k, v in dict(run["params"] or {}).items() if k in declared} | overrides
+            work_path = self._materialize(sha, pipeline)
+            branch: str | None = self.branch
+            choice = ("LatestCommit", f"rerun of {parent_id} at the latest commit of {self.branch} ({sha[:12]})")
+        else:
+            sha = run["commit_sha"]
+            spec = PipelineSpec.from_dict(run["spec"])
+            tree = run["work_tree"]
+            given = dict(run["params"] or {}) | overrides
+            existing = run["work_path"]
+            if existing and Path(existing).is_dir():
+                work_path = str(existing)
+            elif sha:
+                work_path = self._materialize(sha, pipeline)
+            else:
+                raise RunRejected(f"run {parent_id} has neither a commit nor its files any more; it cannot be rerun")
+            branch = run["branch"]
+            where = sha[:12] if sha else "its files"
+            choice = ("OriginalCommit", f"rerun of {parent_id} at its own commit ({where})")
+        try:
+            params = resolve_params(spec, given)
+        except ParamError as e:
+            raise InvalidParams(str(e)) from e
+        try:
+            plan = plan_rerun(
+                spec,
+                parent_id,
+                {t["name"]: t for t in parent.tasks},
+                failed_only=request.failed_only,
+                task=request.task,
+            )
+        except RerunRefused as e:
+            raise (RunConflict if e.status == 409 else RunRejected)(e.message) from e
+        condition: dict[str, Any] = {
+            "type": "Rerun",
+            "status": "True",
+            "reason": choice[0],
+            "message": choice[1],
+            "parent_run": parent_id,
+            "reused": list(plan.reused),
+            "time": utcnow().isoformat(),
+        }
+        new = NewRun(
+            pipeline=pipeline,
+            spec=spec,
+            trigger=Trigger.RERUN,
+            params=params,
+            commit_sha=sha,
+            branch=branch,
+            repo_id=self.repo_id,
+            triggered_by=request.by,
+            work_tree=tree,
+            work_path=work_path,
+            parent_run=parent_id,
+            run_path_id=(run.get("run_path_id") or parent_id) if plan.shares_run_path else None,
+            parallelism=request.parallelism or run.get("parallelism"),
+            initial_tasks=plan.initial_tasks,
+            conditions=[condition],
+        )
+        with transaction(self.db) as conn:
+            created = create_run(conn, new)
+        log.info(
+            "run %s: rerun of %s by %s at %s (%s; reusing %d task(s))",
+            created.run_id,
+            parent_id,
+            request.by,
+            (sha or "-")[:12],
+            choice[0],
+            len(plan.reused),
+        )
         self.submit(created.run_id)
         return created

@@ -38,6 +38,7 @@ class RepoPoller:
         self._thread: threading.Thread | None = None
         self._failures = 0
         self.last_outcome: SyncOutcome | None = None
+        self.last_success: float | None = None  # time.time() of the last sync that reached the remote (sync lag)
         self.syncs = 0  # completed sync attempts, for tests and metrics
         self._done = threading.Condition()
 
@@ -113,6 +114,8 @@ class RepoPoller:
                 outcome = None
                 self._failures += 1
             self.last_outcome = outcome
+            if outcome is not None and outcome.error is None:
+                self.last_success = time.time()
             for served in requests:
                 if served.on_done is not None:
                     try:

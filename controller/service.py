@@ -21,13 +21,14 @@ from odin.controller.executors.base import Executor
 from odin.controller.git.credentials import Credentials
 from odin.controller.git.mirror import Mirror
 from odin.controller.git.urls import redact_url
-from odin.controller.launcher import RunLauncher, StartRequest
+from odin.controller.launcher import RerunRequest, RunLauncher, RunNotFound, RunRejected, StartRequest
 from odin.controller.leader import LeaderLock, leader_lock_for
+from odin.controller.metrics import TaskDurations
 from odin.controller.poller import RepoPoller
 from odin.controller.settings import Settings
 from odin.controller.store.db import create_db_engine, migrate, transaction
-from odin.controller.store.models import REPOSITORIES
-from odin.controller.store.runs import Created
+from odin.controller.store.models import EVENTS, REPOSITORIES, RUNS
+from odin.controller.store.runs import Created, load_runs, request_cancel
 from odin.controller.sync import RepoSync, SyncRequest
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,7 @@ class Controller:
         self.db = db or create_db_engine(settings.effective_database_url())
         migrate(self.db)
         self.bus = EventBus()
+        self.bus.subscribe(TaskDurations())
         self.executor = executor or make_executor(settings)
         self.engine = Engine(
             self.db,
@@ -177,7 +179,7 @@ class Controller:
         )
         poller = RepoPoller(sync, interval=settings.poll_interval)
         launcher = RunLauncher(
-            self.db, repo_id, mirror, branch=settings.branch, trees_dir=settings.trees_dir, submit=self.engine.submit
+            self.db, repo_id, mirror, branch=settings.branch, trees_dir=settings.trees_dir, submit=self._submit_run
         )
         return FollowedRepo(repo_id, settings.repo_name, url, settings.branch, mirror, sync, poller, launcher)
 
@@ -220,11 +222,65 @@ class Controller:
         """Start a pipeline at a ref on request (API, odinctl, generic webhook). Raises `RunRejected`."""
         return self.repo(repo).launcher.start(request)
 
+    def rerun(self, request: RerunRequest) -> Created:
+        """Run a finished run again (see `RerunRequest`). Raises `RunRejected` (404 for an unknown run)."""
+        loaded = load_runs(self.db, [request.run_id])
+        if not loaded:
+            raise RunNotFound(f"no run {request.run_id!r}")
+        parent = loaded[0]
+        repo_id = parent.run.get("repo_id")
+        try:
+            repo = self.repo(repo_id) if repo_id is not None else None
+        except KeyError:
+            repo = None
+        if repo is None:
+            raise RunRejected(
+                f"run {request.run_id} was not started from a repository this server follows; it cannot be rerun here"
+            )
+        return repo.launcher.rerun(parent, request)
+
+    def cancel(self, run_id: str, *, by: str | None = None) -> bool:
+        """Ask a run to stop; False when it does not exist or is already finished."""
+        flagged = request_cancel(self.db, run_id, by=by)
+        if flagged:
+            self._announce(EVENTS.c.run_id == run_id, EVENTS.c.kind == "run.cancel_requested")
+            self.engine.cancel_flagged(run_id)
+        return flagged
+
     def request_sync(self, repo: str | int | None = None, request: SyncRequest | None = None) -> bool:
         """Ask for a sync now (webhooks, `odinctl`). Runs on the leader's poller thread; False on a replica that is
         not the leader (its pollers are stopped; the leader's poll picks the change up)."""
         return self.repo(repo).poller.request(request)
 
+    def _submit_run(self, run_id: str) -> None:
+        """A run was created on request (API, rerun): announce it, then hand it to the engine."""
+        self._announce(EVENTS.c.run_id == run_id, EVENTS.c.kind == "run.created")
+        self.engine.submit(run_id)
+
     def _submit_runs(self, run_ids: Sequence[str]) -> None:
+        """The sync recorded commits and created these runs: announce both, then hand the runs to the engine."""
+        if run_ids:
+            shas = sa.select(RUNS.c.commit_sha).where(RUNS.c.id.in_(list(run_ids))).scalar_subquery()
+            self._announce(
+                sa.or_(
+                    sa.and_(EVENTS.c.run_id.in_(list(run_ids)), EVENTS.c.kind == "run.created"),
+                    sa.and_(EVENTS.c.commit_sha.in_(shas), EVENTS.c.kind == "commit.seen"),
+                )
+            )
         for run_id in run_ids:
             self.engine.submit(run_id)
+
+    def _announce(self, *where: sa.ColumnElement[bool]) -> None:
+        """Publish events recorded outside the engine on the bus, before the engine acts on them.
+
+        The engine publishes its own changes as it commits them; without this, a WebSocket subscriber would see a
+        run's first task start before the run's creation (which would reach it later, from the events table).
+        """
+        try:
+            with self.db.connect() as conn:
+                rows = conn.execute(sa.select(EVENTS).where(*where).order_by(EVENTS.c.id).limit(1000)).all()
+        except sa.exc.SQLAlchemyError as e:
+            log.warning("could not read back events to announce (%s); subscribers get them a little later", e)
+            return
+        for row in rows:
+            self.bus.publish(dict(row._mapping))

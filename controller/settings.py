@@ -209,7 +209,42 @@ class Settings(BaseSettings):
         default=None, description="HS256 secret (>= 32 bytes). Default: generated once into <data_dir>/jwt-secret."
     )
     jwt_secret_file: Path | None = Field(default=None, description="Read the HS256 secret from this file.")
+    admin_password_file: Path | None = Field(
+        default=None, description="Like admin_password, read from a file (a mounted Kubernetes secret)."
+    )
+    jwt_algorithm: Literal["HS256", "RS256", "EdDSA", "ES256"] = Field(
+        default="HS256", description="Access token signature. RS256/EdDSA/ES256 need the two key files below."
+    )
+    jwt_private_key_file: Path | None = Field(default=None, description="PEM private key (RS256/EdDSA/ES256).")
+    jwt_public_key_file: Path | None = Field(default=None, description="PEM public key (RS256/EdDSA/ES256).")
     token_ttl: int = Field(default=3600, gt=0, description="Access token lifetime, seconds.")
+    login_attempts_per_minute: int = Field(
+        default=10, ge=1, description="Login attempts allowed per user name and client address, per minute."
+    )
+    login_attempts_per_minute_per_ip: int = Field(
+        default=60, ge=1, description="Login attempts allowed per client address (any user name), per minute."
+    )
+    max_body_bytes: int = Field(
+        default=1_048_576, ge=1024, description="Largest request body accepted, bytes; larger ones get 413."
+    )
+    ws_queue_size: int = Field(
+        default=1000, ge=10, description="Events buffered per WebSocket client before it is dropped as too slow."
+    )
+    ws_poll_interval: float = Field(
+        default=0.25,
+        gt=0,
+        description="Seconds between reads of the events table for WebSocket clients (changes made by other "
+        "processes; the engine's own changes are pushed at once).",
+    )
+    ws_auth_timeout: float = Field(
+        default=5.0, gt=0, description="Seconds a WebSocket client has to authenticate before it is disconnected."
+    )
+    git_committer_name: str = Field(default="Odin", description="Committer of commits made through the API.")
+    git_committer_email: str = Field(default="odin@localhost", description="Committer e-mail of API commits.")
+    git_author_domain: str = Field(
+        default="users.odin.invalid",
+        description="API commits are authored by the user; users without an e-mail get <name>@<this domain>.",
+    )
     public_url: str | None = Field(default=None, description="URL users reach the API at (links in notifications).")
     run_url_template: str = Field(
         default="{public_url}/v1/runs/{run_id}",

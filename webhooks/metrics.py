@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-DELIVERIES = Counter(
-    "odin_webhook_deliveries_total",
-    "Webhook deliveries answered, by provider and outcome (accepted, ignored, duplicate, rejected, unavailable).",
-    ["provider", "outcome"],
-)
+from odin.controller.metrics import WEBHOOK_DELIVERIES
+
+# Defined once in the controller (the API's /metrics documents it too); counted here.
+DELIVERIES = WEBHOOK_DELIVERIES
 REJECTIONS = Counter(
     "odin_webhook_rejections_total",
     "Rejected webhook deliveries by reason (bad_signature, missing_signature, no_secret, unknown_repository, "

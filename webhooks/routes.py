@@ -12,10 +12,12 @@ from __future__ import annotations
 from typing import Any
 
 import anyio.to_thread
+import msgspec
 from litestar import Request, Response, Router, post
 from litestar.exceptions import ClientException
 from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.handlers import HTTPRouteHandler
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_202_ACCEPTED
 from sqlalchemy.engine import Engine
 
@@ -23,6 +25,31 @@ from odin.controller.service import Controller
 from odin.controller.settings import Settings
 from odin.webhooks.providers import PROVIDERS
 from odin.webhooks.receiver import Answer, WebhookReceiver
+
+
+class WebhookAnswer(msgspec.Struct, kw_only=True):
+    """Every answer's body: what Odin did with the delivery, in words a provider's delivery log can show."""
+
+    status: str  # accepted | ignored | duplicate | rejected | unavailable
+    detail: str
+    delivery: str | None = None
+    run_id: str | None = None
+
+
+_ANSWERS = {
+    200: "Ignored (ping, another branch, a tag, a deleted branch, an event Odin does not act on) or a duplicate",
+    201: "Generic endpoint: the pipeline's run was started",
+    400: "Malformed body or headers",
+    401: "Missing or wrong signature, or no secret configured (same answer for all)",
+    404: "Correctly signed, but for a repository Odin does not follow",
+    413: "Body over the cap (ODIN_WEBHOOK_MAX_BODY)",
+    422: "Generic endpoint: the run cannot start as asked (pipeline, ref or parameters)",
+    503: "The store cannot record the delivery now; retry (Retry-After)",
+}
+RESPONSES = {
+    code: ResponseSpec(data_container=WebhookAnswer, description=text, generate_examples=False)
+    for code, text in _ANSWERS.items()
+}
 
 _SUMMARIES = {
     "github": "GitHub push and ping events (X-Hub-Signature-256)",
@@ -64,6 +91,7 @@ def _handler(name: str, receiver: WebhookReceiver, limit: int) -> HTTPRouteHandl
         "duplicate, with the reason), 400, 401, 404, 413, 422 or 503 (retry later). See docs/webhooks.md.",
         tags=["webhooks"],
         security=[],
+        responses=RESPONSES,
     )(receive)
 
 

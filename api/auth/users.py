@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -29,7 +32,48 @@ class UserExists(Exception):
     pass
 
 
-def create_user(db: Engine, username: str, password: str, role: Role = Role.VIEWER) -> int:
+class UserNotFound(Exception):
+    pass
+
+
+class InvalidUsername(ValueError):
+    pass
+
+
+class LastAdmin(Exception):
+    """The change would leave no enabled admin, and nobody could manage users any more."""
+
+
+@dataclass(frozen=True, slots=True)
+class UserInfo:
+    """A user as the API shows it: never the password hash."""
+
+    id: int
+    username: str
+    role: Role
+    disabled: bool
+    email: str | None
+    created_at: datetime
+
+
+_USERNAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-@")
+
+
+def check_username(username: str) -> None:
+    """Names appear in run records, commit authors and logs: keep them short and unambiguous."""
+    if not 1 <= len(username) <= 100 or not set(username) <= _USERNAME_CHARS or username[0] in ".-":
+        raise InvalidUsername(
+            "a user name has 1 to 100 characters among letters, digits, '.', '_', '-' and '@', "
+            "and does not start with '.' or '-'"
+        )
+
+
+def _info(row: Any) -> UserInfo:
+    return UserInfo(row.id, row.username, Role(row.role), bool(row.disabled), row.email, row.created_at)
+
+
+def create_user(db: Engine, username: str, password: str, role: Role = Role.VIEWER, *, email: str | None = None) -> int:
+    check_username(username)
     password_hash = hash_password(password)
     with transaction(db) as conn:
         try:
@@ -43,6 +87,7 @@ def create_user(db: Engine, username: str, password: str, role: Role = Role.VIEW
                             role=role.value,
                             disabled=False,
                             created_at=utcnow(),
+                            email=email,
                         )
                         .returning(USERS.c.id)
                     ).scalar_one()
@@ -80,3 +125,53 @@ def authenticate(db: Engine, username: str, password: str) -> tuple[str, Role] |
     if not verify_password(row.password_hash, password) or row.disabled:
         return None
     return row.username, Role(row.role)
+
+
+def get_user(db: Engine, username: str) -> UserInfo:
+    with db.connect() as conn:
+        row = conn.execute(sa.select(USERS).where(USERS.c.username == username)).first()
+    if row is None:
+        raise UserNotFound(f"no user {username!r}")
+    return _info(row)
+
+
+def list_users(db: Engine) -> list[UserInfo]:
+    with db.connect() as conn:
+        return [_info(r) for r in conn.execute(sa.select(USERS).order_by(USERS.c.username))]
+
+
+def update_user(
+    db: Engine,
+    username: str,
+    *,
+    role: Role | None = None,
+    disabled: bool | None = None,
+    password: str | None = None,
+    email: str | None = None,
+) -> UserInfo:
+    """Change what is given; the rest stays. A new password is hashed here (and checked for strength)."""
+    values: dict[str, Any] = {}
+    if role is not None:
+        values["role"] = role.value
+    if disabled is not None:
+        values["disabled"] = disabled
+    if password is not None:
+        values["password_hash"] = hash_password(password)
+    if email is not None:
+        values["email"] = email or None
+    with transaction(db) as conn:
+        if values:
+            res = conn.execute(USERS.update().where(USERS.c.username == username).values(**values))
+            if not res.rowcount:
+                raise UserNotFound(f"no user {username!r}")
+            admins = conn.execute(
+                sa.select(sa.func.count())
+                .select_from(USERS)
+                .where(USERS.c.role == Role.ADMIN.value, USERS.c.disabled.is_(False))
+            ).scalar_one()
+            if not admins:
+                raise LastAdmin(f"{username!r} is the last enabled admin; make another admin first")
+        row = conn.execute(sa.select(USERS).where(USERS.c.username == username)).first()
+    if row is None:
+        raise UserNotFound(f"no user {username!r}")
+    return _info(row)

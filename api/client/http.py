@@ -1,90 +1,277 @@
 """A typed, synchronous HTTP client for the Odin API (httpx), decoding into the API's own schemas.
 
-`odinctl` is built on it, so every command a user types exercises the same code a Python integration would.
+`odinctl` is built on it, so every command a user types exercises the same code a Python integration would:
+
+    with OdinClient("https://odin.example.com", token=os.environ["ODIN_TOKEN"]) as odin:
+        run = odin.start("train", ref="main", params={"epochs": 300})
+        print(odin.wait(run.id).status)
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from datetime import datetime
 from types import TracebackType
 from typing import Any, TypeVar
 
 import httpx
 import msgspec
 
-from odin.api.schemas import RunDetail, RunPage, TokenResponse
+from odin.api.client import calls
+from odin.api.client.calls import Call, Params
+from odin.api.client.errors import DEFAULT_SERVER, ApiError, ServerUnreachable, api_error
+from odin.api.schemas import (
+    ApiTokenCreated,
+    ApiTokenList,
+    ApiTokenOut,
+    CommitDetail,
+    CommitPage,
+    EventPage,
+    FileOut,
+    FileWritten,
+    Health,
+    PipelineDetail,
+    PipelineList,
+    RunDetail,
+    RunPage,
+    RunSummary,
+    TaskEvents,
+    TokenResponse,
+    UserList,
+    UserOut,
+    ValidateResponse,
+    WhoAmI,
+)
+
+__all__ = ["DEFAULT_SERVER", "TERMINAL", "ApiError", "OdinClient", "ServerUnreachable"]
 
 T = TypeVar("T")
 
-DEFAULT_SERVER = "http://127.0.0.1:9003"
+TERMINAL = frozenset({"succeeded", "failed", "cancelled", "error"})
 
 
-class ApiError(Exception):
-    """The server answered with an error; `status` is the HTTP status, `detail` its explanation."""
-
-    def __init__(self, status: int, detail: str) -> None:
-        super().__init__(f"{status}: {detail}")
-        self.status = status
-        self.detail = detail
-
-
-class ServerUnreachable(Exception):
-    """No answer from the server (not running, wrong address, network)."""
+def decode(call: Call[T], response: httpx.Response) -> T:
+    if response.status_code not in call.ok:
+        raise api_error(response)
+    if call.into is str:
+        return response.text  # type: ignore[return-value]
+    return msgspec.json.decode(response.content, type=call.into)
 
 
 class OdinClient:
-    def __init__(self, server: str = DEFAULT_SERVER, token: str | None = None, *, timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        server: str = DEFAULT_SERVER,
+        token: str | None = None,
+        *,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         self.server = server.rstrip("/")
+        self.token = token
         headers = {"Authorization": f"Bearer {token}"} if token else {}
-        self._http = httpx.Client(base_url=self.server, headers=headers, timeout=timeout)
+        self._http = httpx.Client(base_url=self.server, headers=headers, timeout=timeout, transport=transport)
 
     def __enter__(self) -> OdinClient:
         return self
 
-    def __exit__(self, *_exc: tuple[type[BaseException] | None, BaseException | None, TracebackType | None]) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
     def close(self) -> None:
         self._http.close()
 
-    # -- endpoints ----------------------------------------------------------------------------------------------
-    def login(self, username: str, password: str) -> TokenResponse:
-        return self._call("POST", "/v1/auth/token", TokenResponse, json={"username": username, "password": password})
+    def send(self, call: Call[T]) -> T:
+        try:
+            response = self._http.request(
+                call.method, call.path, params=call.query, json=call.json, headers=call.headers or None
+            )
+        except httpx.TransportError as e:
+            raise ServerUnreachable(f"cannot reach {self.server}: {e}") from e
+        return decode(call, response)
 
+    # -- auth and users ---------------------------------------------------------------------------------------------
+    def login(self, username: str, password: str) -> TokenResponse:
+        return self.send(calls.login(username, password))
+
+    def whoami(self) -> WhoAmI:
+        return self.send(calls.whoami())
+
+    def create_token(
+        self, name: str, *, role: str | None = None, expires_in_days: int | None = None
+    ) -> ApiTokenCreated:
+        return self.send(calls.create_token(name, role, expires_in_days))
+
+    def tokens(self, *, all_users: bool = False) -> ApiTokenList:
+        return self.send(calls.tokens(all_users))
+
+    def revoke_token(self, token_id: int) -> ApiTokenOut:
+        return self.send(calls.revoke_token(token_id))
+
+    def users(self) -> UserList:
+        return self.send(calls.users())
+
+    def user(self, username: str) -> UserOut:
+        return self.send(calls.user(username))
+
+    def create_user(self, username: str, password: str, *, role: str = "viewer", email: str | None = None) -> UserOut:
+        return self.send(calls.create_user(username, password, role, email))
+
+    def update_user(
+        self,
+        username: str,
+        *,
+        role: str | None = None,
+        disabled: bool | None = None,
+        password: str | None = None,
+        email: str | None = None,
+    ) -> UserOut:
+        return self.send(calls.update_user(username, role=role, disabled=disabled, password=password, email=email))
+
+    # -- runs -----------------------------------------------------------------------------------------------------
     def runs(
         self,
         *,
         commit: str | None = None,
         pipeline: str | None = None,
-        status: str | None = None,
+        branch: str | None = None,
+        status: list[str] | None = None,
+        trigger: list[str] | None = None,
+        triggered_by: str | None = None,
+        parent_run: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
         limit: int = 50,
         cursor: str | None = None,
     ) -> RunPage:
-        params = {"commit": commit, "pipeline": pipeline, "status": status, "limit": limit, "cursor": cursor}
-        return self._call("GET", "/v1/runs", RunPage, params={k: v for k, v in params.items() if v is not None})
+        return self.send(
+            calls.runs(
+                commit=commit,
+                pipeline=pipeline,
+                branch=branch,
+                status=status,
+                trigger=trigger,
+                triggered_by=triggered_by,
+                parent_run=parent_run,
+                created_after=created_after,
+                created_before=created_before,
+                limit=limit,
+                cursor=cursor,
+            )
+        )
+
+    def iter_runs(self, **filters: Any) -> Iterator[RunSummary]:
+        """Every matching run, newest first, following the pages."""
+        cursor: str | None = None
+        while True:
+            page = self.runs(**filters, cursor=cursor)
+            yield from page.items
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
 
     def run(self, run_id: str) -> RunDetail:
-        return self._call("GET", f"/v1/runs/{run_id}", RunDetail)
+        return self.send(calls.run(run_id))
 
-    # -- plumbing -----------------------------------------------------------------------------------------------
-    def _call(self, method: str, path: str, into: type[T], **kwargs: Any) -> T:
+    def start(
+        self, pipeline: str, *, ref: str | None = None, params: Params | None = None, parallelism: int | None = None
+    ) -> RunSummary:
+        return self.send(calls.start(pipeline, ref=ref, params=params, parallelism=parallelism))
+
+    def rerun(
+        self,
+        run_id: str,
+        *,
+        latest: bool = False,
+        failed_only: bool = False,
+        task: str | None = None,
+        params: Params | None = None,
+    ) -> RunSummary:
+        return self.send(calls.rerun(run_id, latest=latest, failed_only=failed_only, task=task, params=params))
+
+    def cancel(self, run_id: str) -> RunSummary:
+        return self.send(calls.cancel(run_id))
+
+    def wait(self, run_id: str, *, timeout: float | None = None, interval: float = 2.0) -> RunDetail:
+        """Poll until the run is finished (the WebSocket client pushes instead: `odin.api.client.ws`)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            run = self.run(run_id)
+            if run.status in TERMINAL:
+                return run
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"run {run_id} is still {run.status} after {timeout:g}s")
+            time.sleep(interval)
+
+    def events(self, run_id: str, *, task: str | None = None, since: int | None = None, limit: int = 1000) -> EventPage:
+        return self.send(calls.events(run_id, task=task, since=since, limit=limit))
+
+    def task_events(self, run_id: str, task: str) -> TaskEvents:
+        return self.send(calls.task_events(run_id, task))
+
+    def logs(self, run_id: str, task: str, *, tail: int | None = None, attempt: int | None = None) -> str:
+        return self.send(calls.logs(run_id, task, tail=tail, attempt=attempt))
+
+    def follow_logs(
+        self, run_id: str, task: str, *, tail: int | None = None, attempt: int | None = None
+    ) -> Iterator[str]:
+        """Log lines as they are written, until the attempt ends."""
+        call = calls.logs(run_id, task, follow=True, tail=tail, attempt=attempt)
         try:
-            response = self._http.request(method, path, **kwargs)
+            with self._http.stream("GET", call.path, params=call.query, timeout=None) as response:
+                if response.status_code != 200:
+                    response.read()
+                    raise api_error(response)
+                yield from response.iter_lines()
         except httpx.TransportError as e:
-            raise ServerUnreachable(f"cannot reach {self.server}: {e}") from e
-        if response.status_code >= 400:
-            raise ApiError(response.status_code, _detail(response))
-        return msgspec.json.decode(response.content, type=into)
+            raise ServerUnreachable(f"lost the log stream from {self.server}: {e}") from e
 
+    # -- commits and pipelines -----------------------------------------------------------------------------------
+    def commits(
+        self,
+        *,
+        branch: str | None = None,
+        validation: str | None = None,
+        pipeline: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> CommitPage:
+        return self.send(
+            calls.commits(branch=branch, validation=validation, pipeline=pipeline, limit=limit, cursor=cursor)
+        )
 
-def _detail(response: httpx.Response) -> str:
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text.strip()[:500] or response.reason_phrase
-    if isinstance(body, dict):
-        detail = body.get("detail") or body.get("message") or body
-        extra = body.get("extra")
-        if extra:
-            return f"{detail} ({extra})"
-        return str(detail)
-    return str(body)
+    def commit(self, sha: str) -> CommitDetail:
+        return self.send(calls.commit(sha))
+
+    def pipelines(self, ref: str | None = None) -> PipelineList:
+        return self.send(calls.pipelines(ref))
+
+    def pipeline(self, name: str, ref: str | None = None) -> PipelineDetail:
+        return self.send(calls.pipeline(name, ref))
+
+    def read_file(self, pipeline: str, path: str, ref: str | None = None) -> FileOut:
+        return self.send(calls.read_file(pipeline, path, ref))
+
+    def write_file(
+        self,
+        pipeline: str,
+        path: str,
+        content: str | bytes,
+        *,
+        message: str | None = None,
+        base_sha: str | None = None,
+    ) -> FileWritten:
+        return self.send(calls.write_file(pipeline, path, content, message=message, base_sha=base_sha))
+
+    def validate(self, content: str, file: str = "main.yml") -> ValidateResponse:
+        return self.send(calls.validate(content, file))
+
+    # -- operations -------------------------------------------------------------------------------------------------
+    def health(self) -> Health:
+        return self.send(calls.health())
+
+    def ready(self) -> Health:
+        return self.send(calls.ready())

@@ -1,29 +1,37 @@
-"""Liveness and readiness, open to probes without a token."""
+"""Liveness, readiness and metrics, open to probes and scrapers without a token."""
 
 from __future__ import annotations
 
 import sqlalchemy as sa
 from litestar import Response, get
+from litestar.di import NamedDependency
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
-from odin.api.context import AppContext
+from odin.api.deps import Ctx
+from odin.api.metrics import CONTENT_TYPE, Metrics
 from odin.api.schemas import Health
 
+# `security: [{}]` says "no token needed" in OpenAPI (an empty list would inherit the API-wide bearer requirement).
+OPEN: dict[str, object] = {"exclude_from_auth": True, "security": [{}], "tags": ["operations"]}
 
-@get("/healthz", exclude_from_auth=True, operation_id="healthz", summary="The process is alive", tags=["operations"])
-async def healthz() -> Health:
+
+@get("/healthz", operation_id="healthz", summary="The process is alive", sync_to_thread=False, **OPEN)  # type: ignore[arg-type]
+def healthz() -> Health:
     return Health(status="ok")
 
 
 @get(
     "/readyz",
-    exclude_from_auth=True,
     sync_to_thread=True,
     operation_id="readyz",
     summary="The database answers and the followed repositories are reachable",
-    tags=["operations"],
+    responses={
+        503: ResponseSpec(data_container=Health, description="Not ready: see `checks`", generate_examples=False)
+    },
+    **OPEN,  # type: ignore[arg-type]
 )
-def readyz(ctx: AppContext) -> Response[Health]:
+def readyz(ctx: Ctx) -> Response[Health]:
     checks: dict[str, str] = {}
     try:
         with ctx.db.connect() as conn:
@@ -43,3 +51,20 @@ def readyz(ctx: AppContext) -> Response[Health]:
         Health(status="ok" if ok else "unavailable", checks=checks),
         status_code=HTTP_200_OK if ok else HTTP_503_SERVICE_UNAVAILABLE,
     )
+
+
+@get(
+    "/metrics",
+    sync_to_thread=True,
+    operation_id="metrics",
+    summary="Prometheus metrics: runs by status, task durations, sync lag, webhook deliveries, HTTP requests",
+    media_type=CONTENT_TYPE,
+    responses={
+        200: ResponseSpec(
+            data_container=str, media_type=CONTENT_TYPE, description="Prometheus text format", generate_examples=False
+        )
+    },
+    **OPEN,  # type: ignore[arg-type]
+)
+def metrics(metrics: NamedDependency[Metrics]) -> Response[bytes]:
+    return Response(metrics.render(), media_type=CONTENT_TYPE)

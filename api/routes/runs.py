@@ -1,121 +1,224 @@
-"""Runs: find them by commit, pipeline or status; read one with its tasks."""
+"""Runs: find them by commit, pipeline, branch, status; read one with its tasks; start, rerun, cancel; logs, events."""
 
 from __future__ import annotations
 
-import base64
-import re
-from datetime import datetime
+import time
+from collections.abc import Iterator
 from typing import Annotated, Any
 
-import sqlalchemy as sa
-from litestar import get
-from litestar.exceptions import NotFoundException, ValidationException
-from litestar.params import Parameter
+from litestar import Request, Response, get, post
+from litestar.enums import MediaType
+from litestar.exceptions import NotFoundException
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import JSONBody, PathParameter, QueryParameter
+from litestar.response import Stream
+from litestar.status_codes import HTTP_201_CREATED, HTTP_202_ACCEPTED
 
-from odin.api.context import AppContext
-from odin.api.schemas import RunDetail, RunPage, RunSummary, TaskOut
-from odin.controller.store.models import RUNS, TASK_RUNS
+from odin.api.auth.middleware import principal_of, require
+from odin.api.auth.users import Role
+from odin.api.deps import Ctx, in_thread
+from odin.api.errors import errors
+from odin.api.schemas import EventPage, Rerun, RunDetail, RunPage, RunSummary, StartRun, TaskEvents
+from odin.api.services import actions
+from odin.api.services import runs as service
+from odin.controller.store.models import TaskStatus
 
-TASKS = TASK_RUNS
-_HEX = re.compile(r"^[0-9a-f]{7,40}$")
-
-
-def commit_filter(commit: str) -> sa.ColumnElement[bool]:
-    """A full SHA, or a unique-enough prefix (>= 7 hex digits), as an index-friendly range."""
-    sha = commit.strip().lower()
-    if not _HEX.match(sha):
-        raise ValidationException("commit must be 7 to 40 hexadecimal characters")
-    if len(sha) == 40:
-        return RUNS.c.commit_sha == sha
-    return sa.and_(RUNS.c.commit_sha >= sha, RUNS.c.commit_sha < sha + "g")
-
-
-def _summary(r: Any) -> RunSummary:
-    return RunSummary(
-        id=r.id,
-        pipeline=r.pipeline,
-        commit_sha=r.commit_sha,
-        branch=r.branch,
-        trigger=r.trigger,
-        triggered_by=r.triggered_by,
-        status=r.status,
-        message=r.message,
-        parent_run=r.parent_run,
-        created_at=r.created_at,
-        started_at=r.started_at,
-        finished_at=r.finished_at,
-    )
+MEMBER = [require(Role.MEMBER)]
+RunId = Annotated[str, PathParameter(description="Run id, e.g. train-3f2a9c1-1", max_length=100)]
+Timestamp = QueryParameter(
+    description="RFC 3339 / ISO 8601 time with a zone, e.g. 2024-05-01T12:00:00Z",
+    max_length=64,
+    schema_extra={"format": "date-time"},
+)
+TaskName = Annotated[str, PathParameter(description="Task name", max_length=63)]
 
 
-def _encode_cursor(created_at: datetime, run_id: str) -> str:
-    return base64.urlsafe_b64encode(f"{created_at.isoformat()}|{run_id}".encode()).decode()
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    try:
-        created, run_id = base64.urlsafe_b64decode(cursor.encode()).decode().split("|", 1)
-        return datetime.fromisoformat(created), run_id
-    except (ValueError, UnicodeDecodeError) as e:
-        raise ValidationException("invalid cursor") from e
-
-
-@get("/v1/runs", sync_to_thread=True, operation_id="listRuns", summary="List runs, newest first", tags=["runs"])
-def list_runs(
-    ctx: AppContext,
-    commit: Annotated[str | None, Parameter(description="Full commit SHA or a prefix of at least 7 characters")] = None,
-    pipeline: str | None = None,
-    status: str | None = None,
-    limit: Annotated[int, Parameter(ge=1, le=500)] = 50,
-    cursor: str | None = None,
+@get(
+    "/v1/runs",
+    operation_id="listRuns",
+    summary="Find runs, newest first: by commit (SHA or prefix >= 7), pipeline, branch, status, trigger, time",
+    tags=["runs"],
+    responses=errors(),
+)
+async def list_runs(
+    ctx: Ctx,
+    commit: Annotated[
+        str | None, QueryParameter(description="Full commit SHA or a prefix of at least 7 hex digits", max_length=40)
+    ] = None,
+    pipeline: Annotated[str | None, QueryParameter(description="Pipeline directory", max_length=500)] = None,
+    branch: Annotated[str | None, QueryParameter(max_length=255)] = None,
+    status: Annotated[list[str] | None, QueryParameter(description="Run status; repeat for several")] = None,
+    trigger: Annotated[list[str] | None, QueryParameter(description="poll, webhook, manual, rerun, api")] = None,
+    triggered_by: Annotated[str | None, QueryParameter(description="User who started the run", max_length=255)] = None,
+    parent_run: Annotated[str | None, QueryParameter(description="Reruns of this run", max_length=100)] = None,
+    created_after: Annotated[str | None, Timestamp] = None,
+    created_before: Annotated[str | None, Timestamp] = None,
+    limit: Annotated[int, QueryParameter(ge=1, le=500)] = 50,
+    cursor: Annotated[
+        str | None, QueryParameter(description="next_cursor of the previous page", max_length=500)
+    ] = None,
 ) -> RunPage:
-    q = sa.select(RUNS)
-    if commit:
-        q = q.where(commit_filter(commit))
-    if pipeline:
-        q = q.where(RUNS.c.pipeline == pipeline)
-    if status:
-        q = q.where(RUNS.c.status == status)
-    if cursor:
-        created, run_id = _decode_cursor(cursor)
-        q = q.where(sa.or_(RUNS.c.created_at < created, sa.and_(RUNS.c.created_at == created, RUNS.c.id < run_id)))
-    q = q.order_by(RUNS.c.created_at.desc(), RUNS.c.id.desc()).limit(limit + 1)
-    with ctx.db.connect() as conn:
-        rows = conn.execute(q).all()
-    items = [_summary(r) for r in rows[:limit]]
-    next_cursor = _encode_cursor(rows[limit - 1].created_at, rows[limit - 1].id) if len(rows) > limit else None
-    return RunPage(items=items, next_cursor=next_cursor)
-
-
-@get("/v1/runs/{run_id:str}", sync_to_thread=True, operation_id="getRun", summary="A run with its tasks", tags=["runs"])
-def get_run(ctx: AppContext, run_id: str) -> RunDetail:
-    with ctx.db.connect() as conn:
-        r = conn.execute(sa.select(RUNS).where(RUNS.c.id == run_id)).first()
-        if r is None:
-            raise NotFoundException(f"no run {run_id!r}")
-        tasks = conn.execute(sa.select(TASKS).where(TASKS.c.run_id == run_id).order_by(TASKS.c.id)).all()
-    s = _summary(r)
-    return RunDetail(
-        **{f: getattr(s, f) for f in s.__struct_fields__},
-        params=r.params or {},
-        spec=r.spec or {},
-        work_tree=r.work_tree,
-        absorbed_commits=r.absorbed_commits or [],
-        conditions=r.conditions or [],
-        tasks=[
-            TaskOut(
-                name=t.name,
-                status=t.status,
-                attempt=t.attempt,
-                reason=t.reason,
-                message=t.message,
-                exit_code=t.exit_code,
-                resource_kind=t.resource_kind,
-                resource_name=t.resource_name,
-                namespace=t.namespace,
-                node=t.node,
-                started_at=t.started_at,
-                finished_at=t.finished_at,
-            )
-            for t in tasks
-        ],
+    f = service.RunFilter(
+        commit=commit,
+        pipeline=pipeline,
+        branch=branch,
+        status=status or (),
+        trigger=trigger or (),
+        triggered_by=triggered_by,
+        parent_run=parent_run,
+        created_after=service.timestamp("created_after", created_after),
+        created_before=service.timestamp("created_before", created_before),
     )
+    return await in_thread(service.list_runs, ctx.db, f, limit=limit, cursor=cursor)
+
+
+@get(
+    "/v1/runs/{run_id:str}",
+    sync_to_thread=True,
+    operation_id="getRun",
+    summary="A run with its tasks, frozen spec, parameters and conditions",
+    tags=["runs"],
+    responses=errors(404),
+)
+def get_run(ctx: Ctx, run_id: RunId) -> RunDetail:
+    return service.get_run(ctx.db, run_id)
+
+
+@post(
+    "/v1/runs",
+    guards=MEMBER,
+    status_code=HTTP_201_CREATED,
+    sync_to_thread=True,
+    operation_id="startRun",
+    summary="Start a pipeline at a branch, tag or commit, with parameters",
+    description="The ref defaults to the followed branch (fetched first, so it means its newest commit). The run "
+    "records trigger `api` and you as `triggered_by`.",
+    tags=["runs"],
+    responses=errors(403, 404, 413, 422),
+)
+def start_run(data: JSONBody[StartRun], ctx: Ctx, request: Request[Any, Any, Any]) -> Response[RunSummary]:
+    run = actions.start(
+        ctx,
+        by=principal_of(request).name,
+        pipeline=data.pipeline,
+        ref=data.ref,
+        params=data.params,
+        parallelism=data.parallelism,
+    )
+    return Response(run, status_code=HTTP_201_CREATED, headers={"Location": f"/v1/runs/{run.id}"})
+
+
+@post(
+    "/v1/runs/{run_id:str}/rerun",
+    guards=MEMBER,
+    status_code=HTTP_201_CREATED,
+    sync_to_thread=True,
+    operation_id="rerunRun",
+    summary="Run a finished run again: at its commit with its parameters (default), or at the branch's tip",
+    description="`failed_only` reuses the parent's succeeded tasks; `task` reruns one task and its descendants, "
+    "reusing the rest. A run still going answers 409.",
+    tags=["runs"],
+    responses=errors(403, 404, 409, 413, 422),
+)
+def rerun_run(
+    ctx: Ctx, request: Request[Any, Any, Any], run_id: RunId, data: JSONBody[Rerun | None] = None
+) -> Response[RunSummary]:
+    body = data or Rerun()
+    run = actions.rerun(
+        ctx,
+        by=principal_of(request).name,
+        run_id=run_id,
+        latest=body.latest,
+        failed_only=body.failed_only,
+        task=body.task,
+        params=body.params,
+    )
+    return Response(run, status_code=HTTP_201_CREATED, headers={"Location": f"/v1/runs/{run.id}"})
+
+
+@post(
+    "/v1/runs/{run_id:str}/cancel",
+    guards=MEMBER,
+    status_code=HTTP_202_ACCEPTED,
+    sync_to_thread=True,
+    operation_id="cancelRun",
+    summary="Stop a run: running tasks are killed, pending ones skipped",
+    tags=["runs"],
+    responses=errors(403, 404, 409),
+)
+def cancel_run(ctx: Ctx, request: Request[Any, Any, Any], run_id: RunId) -> RunSummary:
+    return actions.cancel(ctx, by=principal_of(request).name, run_id=run_id)
+
+
+@get(
+    "/v1/runs/{run_id:str}/events",
+    sync_to_thread=True,
+    operation_id="listRunEvents",
+    summary="A run's events (state changes), oldest first",
+    tags=["runs"],
+    responses=errors(404),
+)
+def run_events(
+    ctx: Ctx,
+    run_id: RunId,
+    task: Annotated[str | None, QueryParameter(description="Only this task's events", max_length=63)] = None,
+    since: Annotated[int | None, QueryParameter(description="Only events after this event id", ge=0, le=2**62)] = None,
+    limit: Annotated[int, QueryParameter(ge=1, le=5000)] = 1000,
+) -> EventPage:
+    return service.run_events(ctx.db, run_id, task=task, after=since, limit=limit)
+
+
+@get(
+    "/v1/runs/{run_id:str}/tasks/{task:str}/events",
+    sync_to_thread=True,
+    operation_id="listTaskEvents",
+    summary="A task's events: Odin's state changes, and the platform's (Kubernetes events) where there are any",
+    tags=["runs"],
+    responses=errors(404),
+)
+def task_events(ctx: Ctx, run_id: RunId, task: TaskName) -> TaskEvents:
+    service.task_row(ctx.db, run_id, task)
+    page = service.run_events(ctx.db, run_id, task=task, after=None, limit=5000)
+    platform = ctx.controller.executor.events(run_id, task) if ctx.controller else []
+    return TaskEvents(run_id=run_id, task=task, events=page.items, platform=platform)
+
+
+_NOT_STARTED = {TaskStatus.PENDING.value, TaskStatus.STARTING.value}
+
+
+@get(
+    "/v1/runs/{run_id:str}/tasks/{task:str}/logs",
+    sync_to_thread=True,
+    media_type=MediaType.TEXT,
+    operation_id="getTaskLogs",
+    summary="A task's log: the latest attempt unless `attempt` is given; `follow` streams until it ends",
+    description="Plain text. A task reused by a rerun shows the log of the run that produced it.",
+    tags=["runs"],
+    responses={
+        200: ResponseSpec(
+            data_container=str, media_type=MediaType.TEXT, description="The log text", generate_examples=False
+        ),
+        **errors(404),
+    },
+)
+def task_logs(
+    ctx: Ctx,
+    run_id: RunId,
+    task: TaskName,
+    follow: Annotated[bool, QueryParameter(description="Keep streaming until the attempt ends")] = False,
+    tail: Annotated[int | None, QueryParameter(description="Only the last N lines", ge=0, le=1_000_000)] = None,
+    attempt: Annotated[int | None, QueryParameter(ge=1, le=1000)] = None,
+) -> Stream:
+    source = service.log_source(ctx.db, run_id, task)
+    if ctx.controller is None:
+        raise NotFoundException("this server has no executor to read logs from")
+    executor = ctx.controller.executor
+
+    def lines() -> Iterator[str]:
+        if follow and attempt is None:
+            # Nothing to show before the first attempt starts: wait for it rather than end at once.
+            while service.task_row(ctx.db, source, task).status in _NOT_STARTED:
+                time.sleep(0.5)
+        yield from executor.logs(source, task, follow=follow, tail=tail, attempt=attempt)
+
+    return Stream(lines(), media_type=MediaType.TEXT)

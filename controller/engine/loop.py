@@ -167,8 +167,12 @@ class Engine:
         """Ask a run to stop: flagged in the store (survives restarts), then acted on by the loop."""
         flagged = request_cancel(self.db, run_id, by=by)
         if flagged:
-            self._queue.put(_Cancel(run_id))
+            self.cancel_flagged(run_id)
         return flagged
+
+    def cancel_flagged(self, run_id: str) -> None:
+        """A run was flagged for cancellation in the store (`request_cancel`): act now, not at the next rescan."""
+        self._queue.put(_Cancel(run_id))
 
     def report(self, obs: Observation) -> None:
         self._queue.put(obs)

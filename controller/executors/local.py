@@ -95,6 +95,7 @@ class LocalExecutor(Executor):
         self.kill_grace = kill_grace
         self._base_env = {k: os.environ[k] for k in passthrough_env if k in os.environ}
         self._attempts: dict[tuple[str, str], _Attempt] = {}
+        self._early_kills: dict[tuple[str, str, int], str] = {}  # (run, task, attempt) -> reason
         self._lock = threading.Lock()
         self._host = socket.gethostname()
         self._launcher = ThreadPoolExecutor(max_workers=launchers, thread_name_prefix="odin-launch")
@@ -159,6 +160,7 @@ class LocalExecutor(Executor):
         record = _Attempt(run_id, task, attempt, prefix, popen.pid, popen)
         with self._lock:
             self._attempts[(run_id, task)] = record
+            killed_early = self._early_kills.pop((run_id, task, attempt), None)
         resource = {
             "pid": popen.pid,
             "resource_kind": "process",
@@ -168,12 +170,20 @@ class LocalExecutor(Executor):
         }
         self.report(Observation(run_id, task, attempt, TaskStatus.RUNNING, resource=resource))
         self._reaper.watch(popen.pid, lambda: self._child_exited(record))
+        if killed_early is not None:
+            log.info("run %s task %s attempt %d: killed as it started (%s)", run_id, task, attempt, killed_early)
+            self.kill(run_id, task, attempt, killed_early)
 
     def kill(self, run_id: str, task: str, attempt: int, reason: str) -> None:
         with self._lock:
             record = self._attempts.get((run_id, task))
-        if record is None or record.attempt != attempt:
-            return
+            if record is not None and record.attempt > attempt:
+                return  # an older attempt: already over
+            if record is None or record.attempt != attempt:
+                # Asked to kill an attempt still being launched (a cancel right after the start): remember it, so
+                # the launch kills it as soon as it exists instead of letting it run to its end.
+                self._early_kills[(run_id, task, attempt)] = reason
+                return
         _signal_group(record.pid, signal.SIGTERM)
         timer = threading.Timer(self.kill_grace, _signal_group, args=(record.pid, signal.SIGKILL))
         timer.daemon = True
@@ -330,5 +340,9 @@ def _read_log(prefix: Path, *, follow: bool, tail: int | None) -> Iterator[str]:
                 continue
             if done.exists():
                 yield from f
+                return
+            pid = _read_int(f"{prefix}.pid")
+            if pid is not None and not _is_our_wrapper(pid, prefix):
+                yield from f  # the wrapper is gone without an exit code: killed (cancel, timeout), so it ended
                 return
             time.sleep(0.2)

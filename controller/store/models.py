@@ -1,4 +1,4 @@
-"""The tables: repositories, commits, runs, task runs, append-only events, users.
+"""The tables: repositories, commits, runs, task runs, append-only events, users and their API tokens.
 
 Design decisions worth knowing:
 - A run's `dedupe_key` is `<repo_id>:<sha>:<pipeline>` for automatic triggers (poll, webhook) and NULL otherwise.
@@ -233,6 +233,28 @@ class User(SQLModel, table=True):
     role: str = Field(default="viewer", max_length=16, description="admin | member | viewer")
     disabled: bool = False
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    email: str | None = Field(default=None, max_length=320, description="Author e-mail of commits made via the API.")
+
+
+class ApiToken(SQLModel, table=True):
+    """A long-lived token for CI and tools, acting as its user with at most the user's role.
+
+    Only a SHA-256 of the token is stored: tokens are 256 random bits, so a fast hash is as safe as a slow one
+    against guessing, and it can be looked up by equality on every request (a salted argon2 hash could not).
+    """
+
+    __tablename__ = "api_tokens"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="users.id", index=True)
+    name: str = Field(max_length=100)
+    token_hash: str = Field(max_length=64, unique=True)
+    prefix: str = Field(max_length=16, description="The token's first characters, to recognise it in lists.")
+    role: str = Field(max_length=16)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    last_used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 def table_of(model: type[SQLModel]) -> sa.Table:
@@ -247,3 +269,4 @@ TASK_RUNS = table_of(TaskRun)
 EVENTS = table_of(Event)
 USERS = table_of(User)
 WEBHOOK_DELIVERIES = table_of(WebhookDelivery)
+API_TOKENS = table_of(ApiToken)

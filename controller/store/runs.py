@@ -167,8 +167,11 @@ def request_cancel(engine: Engine, run_id: str, *, by: str | None = None) -> boo
             .values(cancel_requested=True)
         )
         if res.rowcount:
+            sha = conn.execute(sa.select(RUNS.c.commit_sha).where(RUNS.c.id == run_id)).scalar()
             conn.execute(
-                EVENTS.insert().values(kind="run.cancel_requested", run_id=run_id, time=utcnow(), data={"by": by})
+                EVENTS.insert().values(
+                    kind="run.cancel_requested", run_id=run_id, commit_sha=sha, time=utcnow(), data={"by": by}
+                )
             )
         return bool(res.rowcount)
 
@@ -202,6 +205,7 @@ class NewRun:
     parallelism: int | None = None
     absorbed_commits: Sequence[str] = ()
     initial_tasks: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # task -> column values (reruns)
+    conditions: Sequence[Mapping[str, Any]] = ()  # e.g. how a rerun chose its commit
 
     @property
     def dedupe_key(self) -> str | None:
@@ -244,7 +248,7 @@ def create_run(conn: Connection, new: NewRun, *, max_attempts: int = 50) -> Crea
                         run_path_id=new.run_path_id,
                         dedupe_key=new.dedupe_key,
                         absorbed_commits=list(new.absorbed_commits),
-                        conditions=[],
+                        conditions=[dict(c) for c in new.conditions],
                         created_at=utcnow(),
                     )
                 )
@@ -269,6 +273,9 @@ def create_run(conn: Connection, new: NewRun, *, max_attempts: int = 50) -> Crea
             }
             for t in new.spec.tasks
         ]
+        if new.initial_tasks:  # one executemany needs the same columns in every row
+            columns = set().union(*rows)
+            rows = [{c: row.get(c) for c in columns} for row in rows]
         for start in range(0, len(rows), 1000):  # bounded parameter batches: a 10,000-task run stays small
             conn.execute(TASKS.insert(), rows[start : start + 1000])
         conn.execute(
@@ -278,7 +285,12 @@ def create_run(conn: Connection, new: NewRun, *, max_attempts: int = 50) -> Crea
                 repo_id=new.repo_id,
                 commit_sha=new.commit_sha,
                 time=utcnow(),
-                data={"pipeline": new.pipeline, "trigger": new.trigger.value, "by": new.triggered_by},
+                data={
+                    "pipeline": new.pipeline,
+                    "trigger": new.trigger.value,
+                    "by": new.triggered_by,
+                    **({"parent_run": new.parent_run} if new.parent_run else {}),
+                },
             )
         )
         return Created(run_id, created=True)

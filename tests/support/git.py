@@ -245,6 +245,17 @@ class GitRemote:
         if rejected:
             raise RuntimeError(f"push rejected: {'; '.join(rejected)}")
 
+    def pull(self, branch: str = "main") -> str:
+        """Bring the working clone's `branch` to the remote's tip (commits others pushed, e.g. through Odin's API).
+        Returns the tip."""
+        self.work.remotes["origin"].fetch([f"+refs/heads/{branch}:refs/remotes/origin/{branch}"])
+        tip = self.remote_tip(branch)
+        if tip is None:
+            raise LookupError(f"the remote has no branch {branch!r}")
+        self.work.references.create(f"refs/heads/{branch}", pygit2.Oid(hex=tip), force=True)
+        self._sync_worktree(branch)
+        return tip
+
     def reset_hard(self, sha: str, *, branch: str = "main") -> None:
         """Point the working clone's `branch` at `sha` (like `git reset --hard`); follow with `push(force=True)`."""
         self.work.references.create(f"refs/heads/{branch}", pygit2.Oid(hex=sha), force=True)

@@ -1,0 +1,168 @@
+"""Domain errors to HTTP answers, in one place, and the error responses each route documents in OpenAPI.
+
+Services raise what they mean (`RunRejected`, `GitError`, `StoreUnavailable`, `UserExists`...); this module decides
+the status code and the body (`ErrorBody`: status_code, detail, extra), so the same failure reads the same on every
+route. Messages come from the domain and are written for users; none carries a secret (git errors are redacted at
+the source, database errors are summarised).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+from litestar import Request, Response
+from litestar.exceptions import HTTPException
+from litestar.openapi.datastructures import ResponseSpec
+
+from odin.api.auth.api_tokens import TokenNotFound
+from odin.api.auth.passwords import WeakPassword
+from odin.api.auth.users import InvalidUsername, LastAdmin, UserExists, UserNotFound
+from odin.api.schemas import ErrorBody
+from odin.api.services.pipelines import InvalidContent, PipelineMissing
+from odin.controller.git.edit import EditConflict, NotAPipeline
+from odin.controller.git.errors import (
+    AmbiguousRef,
+    AuthenticationFailed,
+    CertificateRejected,
+    FileMissing,
+    FileTooLarge,
+    GitError,
+    PathEscapes,
+    RefNotFound,
+    RepositoryNotFound,
+    UnsupportedEntry,
+)
+from odin.controller.launcher import InvalidPipeline, RunRejected
+from odin.controller.store.db import StoreUnavailable
+
+log = logging.getLogger(__name__)
+
+
+class NoScheduler(Exception):
+    """This server serves a store without a controller (read-only tools): it cannot start or edit anything."""
+
+
+_DESCRIPTIONS = {
+    400: "Malformed request: invalid JSON, a wrong type, an unknown field, or a bad query parameter",
+    401: "Missing, malformed, expired, revoked or otherwise invalid token",
+    403: "Authenticated, but your role does not allow this",
+    404: "No such resource",
+    409: "Conflicts with the resource's current state",
+    413: "Request body larger than the configured limit (ODIN_MAX_BODY_BYTES)",
+    422: "Well-formed, but cannot be done as asked (invalid pipeline, parameters, path...)",
+    429: "Too many attempts; retry after the number of seconds in Retry-After",
+    502: "The git remote refused Odin (credentials, certificate, missing repository)",
+    503: "A dependency (database, git remote) is unavailable, or this server does not schedule runs; retry later",
+}
+
+
+def errors(*codes: int) -> dict[int, ResponseSpec]:
+    """OpenAPI responses for a route: the codes given plus those every route can answer (400, 401, 503)."""
+    return {
+        code: ResponseSpec(data_container=ErrorBody, description=_DESCRIPTIONS[code], generate_examples=False)
+        for code in sorted({400, 401, 503, *codes})
+    }
+
+
+def _body(status: int, detail: str, extra: dict[str, Any] | list[Any] | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"status_code": status, "detail": detail}
+    if extra is not None:
+        body["extra"] = extra
+    return body
+
+
+def error_response(
+    status: int, detail: str, extra: dict[str, Any] | list[Any] | None = None, headers: dict[str, str] | None = None
+) -> Response[dict[str, Any]]:
+    return Response(_body(status, detail, extra), status_code=status, headers=headers)
+
+
+def _git_status(e: GitError) -> int:
+    if isinstance(e, EditConflict):
+        return 409
+    if isinstance(e, RefNotFound | FileMissing | NotAPipeline):
+        return 404
+    if isinstance(e, AmbiguousRef):
+        return 400
+    if isinstance(e, PathEscapes | UnsupportedEntry | FileTooLarge):
+        return 422
+    if isinstance(e, AuthenticationFailed | CertificateRejected | RepositoryNotFound):
+        return 502
+    return 503 if e.transient else 502
+
+
+def _problems(problems: Any) -> list[dict[str, Any]]:
+    return [p.to_dict() for p in problems]
+
+
+_SIMPLE: dict[type[Exception], int] = {
+    PipelineMissing: 404,
+    UserNotFound: 404,
+    TokenNotFound: 404,
+    UserExists: 409,
+    LastAdmin: 409,
+    WeakPassword: 422,
+    InvalidUsername: 422,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    status: int
+    detail: str
+    extra: dict[str, Any] | list[Any] | None = None
+    headers: dict[str, str] | None = None
+
+
+def classify(e: Exception) -> Failure | None:
+    """The answer for a domain error (HTTP routes and WebSocket commands alike); None for anything unexpected."""
+    if isinstance(e, RunRejected):
+        problems = {"problems": _problems(e.problems)} if isinstance(e, InvalidPipeline) else None
+        return Failure(e.status, e.message, problems)
+    if isinstance(e, GitError):
+        status = _git_status(e)
+        return Failure(status, e.message, headers={"Retry-After": "10"} if status == 503 else None)
+    if isinstance(e, StoreUnavailable):
+        return Failure(503, "the database is unavailable; try again shortly", headers={"Retry-After": "5"})
+    if isinstance(e, NoScheduler):
+        return Failure(503, str(e))
+    if isinstance(e, InvalidContent):
+        return Failure(422, e.message, {"problems": _problems(e.problems)})
+    if isinstance(e, HTTPException):  # Litestar's own (validation, auth, 404, 405, 413...): keep their answer
+        extra = e.extra if isinstance(e.extra, dict | list) and e.extra else None
+        detail = e.detail
+        if e.status_code == 400 and _caused_by(e, msgspec.DecodeError) and "JSON" not in detail:
+            detail = f"the request body is not valid JSON ({detail})"
+        return Failure(e.status_code, detail, extra, e.headers)
+    for kind, status in _SIMPLE.items():
+        if isinstance(e, kind):
+            return Failure(status, str(e))
+    return None
+
+
+def _caused_by(e: BaseException, kind: type[BaseException]) -> bool:
+    seen: BaseException | None = e
+    for _ in range(10):
+        if seen is None:
+            return False
+        if isinstance(seen, kind):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def handle(request: Request[Any, Any, Any], e: Exception) -> Response[dict[str, Any]]:
+    """The one exception handler: domain errors by `classify`, anything else a logged 500 that says nothing."""
+    failure = classify(e)
+    if failure is None:
+        log.exception("%s %s failed unexpectedly", request.method, request.url.path)
+        return error_response(500, "internal error; the server log has the details")
+    if failure.status >= 500:
+        log.warning("%s %s: %d %s", request.method, request.url.path, failure.status, failure.detail)
+    return error_response(failure.status, failure.detail, failure.extra, failure.headers)
+
+
+EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {Exception: handle}

@@ -1,0 +1,124 @@
+"""Pipelines at any branch, tag or commit; validating a main.yml; reading and editing a pipeline's files.
+
+In URLs a pipeline is one path segment: nested pipeline directories write '/' as ':' (`vision:detector`).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from litestar import Request, get, post, put
+from litestar.params import HeaderParameter, JSONBody, PathParameter, QueryParameter
+from litestar.status_codes import HTTP_200_OK
+
+from odin.api.auth.middleware import principal_of, require
+from odin.api.auth.users import Role, UserNotFound, get_user
+from odin.api.deps import Ctx, in_thread
+from odin.api.errors import errors
+from odin.api.schemas import (
+    FileOut,
+    FileWrite,
+    FileWritten,
+    PipelineDetail,
+    PipelineList,
+    ValidateRequest,
+    ValidateResponse,
+)
+from odin.api.services import pipelines as service
+from odin.controller.git.edit import Author
+
+Ref = Annotated[
+    str | None,
+    QueryParameter(description="Branch, tag, commit SHA or prefix (default: the followed branch)", max_length=255),
+]
+Name = Annotated[str, PathParameter(description="Pipeline directory; nested ones with ':' for '/'", max_length=500)]
+FilePath = Annotated[str, PathParameter(description="Path inside the pipeline directory", max_length=1000)]
+
+
+@get(
+    "/v1/pipelines",
+    sync_to_thread=True,
+    operation_id="listPipelines",
+    summary="The pipelines at a ref, each with whether it is valid there",
+    tags=["pipelines"],
+    responses=errors(404, 502),
+)
+def list_pipelines(ctx: Ctx, ref: Ref = None) -> PipelineList:
+    return service.list_pipelines(ctx.repo(), ref)
+
+
+@get(
+    "/v1/pipelines/{name:str}",
+    sync_to_thread=True,
+    operation_id="getPipeline",
+    summary="A pipeline at a ref: its parsed DAG, parameters and problems",
+    tags=["pipelines"],
+    responses=errors(404, 502),
+)
+def get_pipeline(ctx: Ctx, name: Name, ref: Ref = None) -> PipelineDetail:
+    return service.pipeline_detail(ctx.repo(), name, ref)
+
+
+@get(
+    "/v1/pipelines/{name:str}/files/{path:path}",
+    operation_id="getPipelineFile",
+    summary="A file of a pipeline at a ref (UTF-8 text, or base64 for binary files)",
+    tags=["pipelines"],
+    responses=errors(404, 422, 502),
+)
+async def get_file(ctx: Ctx, name: Name, path: FilePath, ref: Ref = None) -> FileOut:
+    return await in_thread(service.read_file, ctx.repo(), name, path.lstrip("/"), ref)
+
+
+@put(
+    "/v1/pipelines/{name:str}/files/{path:path}",
+    guards=[require(Role.MEMBER)],
+    status_code=HTTP_200_OK,
+    sync_to_thread=True,
+    operation_id="putPipelineFile",
+    summary="Write a file as a new commit on the followed branch (authored by you) and push it",
+    description="The commit then triggers like any other push. Send `If-Match: <sha>` (or `base_sha`) to be told "
+    "with 409 when the branch moved since you read the file. A main.yml must be valid (422 with its problems). "
+    "Writing the content already there makes no commit.",
+    tags=["pipelines"],
+    responses=errors(403, 404, 409, 413, 422, 502),
+)
+def put_file(
+    data: JSONBody[FileWrite],
+    ctx: Ctx,
+    request: Request[Any, Any, Any],
+    name: Name,
+    path: FilePath,
+    if_match: Annotated[
+        str | None,
+        HeaderParameter(name="If-Match", description="The branch tip you based the change on", max_length=80),
+    ] = None,
+) -> FileWritten:
+    user = principal_of(request)
+    try:
+        email = get_user(ctx.db, user.name).email
+    except UserNotFound:
+        email = None
+    settings = ctx.settings
+    return service.write_file(
+        ctx.repo(),
+        name,
+        path.lstrip("/"),
+        data,
+        author=Author(user.name, email or f"{user.name}@{settings.git_author_domain}"),
+        committer=Author(settings.git_committer_name, settings.git_committer_email),
+        expected_base=if_match.strip().strip('"').lower() if if_match else None,
+    )
+
+
+@post(
+    "/v1/validate",
+    status_code=HTTP_200_OK,
+    sync_to_thread=True,
+    operation_id="validatePipeline",
+    summary="Validate a main.yml's text; problems located by line and column",
+    tags=["pipelines"],
+    responses=errors(413),
+)
+def validate(data: JSONBody[ValidateRequest]) -> ValidateResponse:
+    return service.validate(data)

@@ -1,0 +1,92 @@
+"""Runs, their tasks and events; starting, rerunning and stopping them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import msgspec
+
+ParamValue = str | int | float | bool
+ParamMap = Annotated[dict[str, ParamValue], msgspec.Meta(max_length=200)]
+
+
+class TaskOut(msgspec.Struct, kw_only=True):
+    name: str
+    status: str
+    attempt: int
+    reason: str | None
+    message: str | None
+    exit_code: int | None
+    resource_kind: str | None
+    resource_name: str | None
+    namespace: str | None
+    node: str | None
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class RunSummary(msgspec.Struct, kw_only=True):
+    id: str
+    pipeline: str
+    commit_sha: str | None
+    branch: str | None
+    trigger: str
+    triggered_by: str | None
+    status: str
+    message: str | None
+    parent_run: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class RunDetail(RunSummary, kw_only=True):
+    params: dict[str, str]
+    spec: dict[str, Any]
+    work_tree: str | None
+    run_path_id: str | None
+    absorbed_commits: list[str]
+    conditions: list[dict[str, Any]]
+    tasks: list[TaskOut]
+
+
+class RunPage(msgspec.Struct, kw_only=True):
+    items: list[RunSummary]
+    next_cursor: str | None
+
+
+class StartRun(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    pipeline: Annotated[str, msgspec.Meta(min_length=1, max_length=500, description="Pipeline directory")]
+    ref: Annotated[str, msgspec.Meta(min_length=1, max_length=255)] | None = msgspec.field(default=None)
+    params: ParamMap = msgspec.field(default_factory=dict)
+    parallelism: Annotated[int, msgspec.Meta(ge=1, le=10_000)] | None = None
+
+
+class Rerun(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    latest: bool = False
+    failed_only: bool = False
+    task: Annotated[str, msgspec.Meta(min_length=1, max_length=63)] | None = None
+    params: ParamMap | None = None
+
+
+class EventOut(msgspec.Struct, kw_only=True):
+    id: int
+    time: datetime
+    kind: str
+    run_id: str | None
+    task: str | None
+    commit_sha: str | None
+    data: dict[str, Any]
+
+
+class EventPage(msgspec.Struct, kw_only=True):
+    items: list[EventOut]
+    next_since: int | None
+
+
+class TaskEvents(msgspec.Struct, kw_only=True):
+    run_id: str
+    task: str
+    events: list[EventOut]
+    platform: list[dict[str, Any]]

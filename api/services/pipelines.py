@@ -1,0 +1,215 @@
+"""Pipelines read from git at any ref the mirror knows, validation of a `main.yml`, and editing files as commits.
+
+Reads use the mirror's cache (the poller keeps it fresh) and fetch only when a ref is not there yet, so browsing
+pipelines never waits on the remote. Writes always start from the remote's newest tip (see `odin.controller.git.edit`).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import posixpath
+
+from litestar.exceptions import ValidationException
+
+from odin.api.schemas import (
+    FileOut,
+    FileWrite,
+    FileWritten,
+    ParamOut,
+    PipelineDetail,
+    PipelineList,
+    PipelineSummary,
+    ProblemOut,
+    TaskNode,
+    ValidateRequest,
+    ValidateResponse,
+)
+from odin.controller.git.edit import Author, commit_file, pipeline_file_path
+from odin.controller.git.errors import RefNotFound
+from odin.controller.git.mirror import Mirror
+from odin.controller.pipelines import MAIN_FILE, PipelineAt, read_pipeline
+from odin.controller.service import FollowedRepo
+from odin.controller.store.models import Trigger
+from odin.controller.sync import SyncRequest
+from odin.schema import Limits, load_pipeline
+from odin.schema.problems import Problem
+
+MAX_FILE_BYTES = 10 * 1024 * 1024
+
+
+class PipelineMissing(Exception):
+    """No such pipeline at the ref (mapped to 404)."""
+
+
+def pipeline_from_url(name: str) -> str:
+    """URL segments cannot hold '/', so nested pipeline directories are written with ':' (`vision:detector`)."""
+    return name.replace(":", "/").strip("/")
+
+
+def resolve(mirror: Mirror, ref: str | None) -> tuple[str, str]:
+    """(ref as asked, full sha): from the cache, fetching once if the ref is not there yet."""
+    wanted = ref or mirror.branch
+    try:
+        return wanted, mirror.resolve(wanted)
+    except RefNotFound:
+        mirror.fetch()
+        return wanted, mirror.resolve(wanted)
+
+
+def _problems(problems: list[Problem]) -> list[ProblemOut]:
+    return [ProblemOut(file=p.file, line=p.line, column=p.column, message=p.message) for p in problems]
+
+
+def list_pipelines(repo: FollowedRepo, ref: str | None) -> PipelineList:
+    wanted, sha = resolve(repo.mirror, ref)
+    items = []
+    for name in repo.mirror.list_pipelines(sha):
+        at = read_pipeline(repo.mirror, sha, name)
+        items.append(
+            PipelineSummary(
+                name=name,
+                valid=at.ok,
+                problem_count=len(at.problems),
+                task_count=len(at.spec.tasks) if at.spec else 0,
+                tree=at.tree,
+            )
+        )
+    return PipelineList(ref=wanted, sha=sha, items=items)
+
+
+def _at(repo: FollowedRepo, name: str, ref: str | None) -> tuple[str, PipelineAt]:
+    wanted, sha = resolve(repo.mirror, ref)
+    pipeline = pipeline_from_url(name)
+    if pipeline not in repo.mirror.list_pipelines(sha):
+        raise PipelineMissing(f"no pipeline {pipeline!r} at {wanted} ({sha[:12]}): no directory with a {MAIN_FILE}")
+    return wanted, read_pipeline(repo.mirror, sha, pipeline)
+
+
+def pipeline_detail(repo: FollowedRepo, name: str, ref: str | None) -> PipelineDetail:
+    wanted, at = _at(repo, name, ref)
+    spec = at.spec
+    return PipelineDetail(
+        name=at.pipeline,
+        title=spec.name if spec else None,
+        ref=wanted,
+        sha=at.sha,
+        tree=at.tree,
+        valid=at.ok,
+        problems=_problems(at.problems),
+        params=[
+            ParamOut(
+                name=p.name,
+                type=p.type,
+                default=p.default,
+                required=p.required,
+                choices=list(p.choices),
+                description=p.description,
+            )
+            for p in (spec.params if spec else ())
+        ],
+        tasks=[
+            TaskNode(
+                name=t.name,
+                depends=list(t.depends),
+                image=t.image,
+                resource_type=t.resource_type,
+                num_gpus=t.num_gpus,
+                num_workers=t.num_workers,
+                retries=t.retries,
+                timeout=t.timeout,
+            )
+            for t in (spec.tasks if spec else ())
+        ],
+        spec=spec.to_dict() if spec else None,
+    )
+
+
+def read_file(repo: FollowedRepo, name: str, path: str, ref: str | None) -> FileOut:
+    pipeline, full = pipeline_file_path(pipeline_from_url(name), path)
+    wanted, sha = resolve(repo.mirror, ref)
+    data = repo.mirror.read_file(sha, full, max_size=MAX_FILE_BYTES)
+    try:
+        content, encoding = data.decode("utf-8"), "utf-8"
+    except UnicodeDecodeError:
+        content, encoding = base64.b64encode(data).decode(), "base64"
+    return FileOut(
+        pipeline=pipeline,
+        path=posixpath.relpath(full, pipeline),
+        ref=wanted,
+        sha=sha,
+        size=len(data),
+        encoding=encoding,  # type: ignore[arg-type]
+        content=content,
+    )
+
+
+def write_file(
+    repo: FollowedRepo,
+    name: str,
+    path: str,
+    body: FileWrite,
+    *,
+    author: Author,
+    committer: Author,
+    expected_base: str | None,
+) -> FileWritten:
+    """Commit the file on the followed branch and push it; a main.yml must validate first. Then ask for a sync."""
+    pipeline, full = pipeline_file_path(pipeline_from_url(name), path)
+    if body.encoding == "base64":
+        try:
+            content = base64.b64decode(body.content, validate=True)
+        except (binascii.Error, ValueError) as e:
+            raise ValidationException("content is not valid base64") from e
+    else:
+        content = _utf8(body.content)
+    if posixpath.basename(full) == MAIN_FILE and posixpath.dirname(full) == pipeline:
+        result = load_pipeline(content, file=full, default_name=posixpath.basename(pipeline), limits=Limits())
+        if result.problems:
+            raise InvalidContent(f"{full} is not a valid pipeline; nothing was committed", result.problems)
+    done = commit_file(
+        repo.mirror,
+        pipeline=pipeline,
+        path=path,
+        content=content,
+        author=author,
+        committer=committer,
+        message=body.message,
+        expected_base=expected_base or body.base_sha,
+    )
+    if done.changed:
+        repo.poller.request(SyncRequest(trigger=Trigger.POLL, by=author.name))
+    return FileWritten(
+        pipeline=pipeline,
+        path=posixpath.relpath(full, pipeline),
+        branch=done.branch,
+        commit_sha=done.sha,
+        base_sha=done.base,
+    )
+
+
+class InvalidContent(Exception):
+    """A main.yml that does not validate (mapped to 422 with its problems)."""
+
+    def __init__(self, message: str, problems: list[Problem]) -> None:
+        super().__init__(message)
+        self.message = message
+        self.problems = problems
+
+
+def _utf8(text: str) -> bytes:
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as e:
+        raise ValidationException("content is not valid Unicode text (send binary files as base64)") from e
+
+
+def validate(body: ValidateRequest) -> ValidateResponse:
+    """Validate a main.yml's text as the controller would at a commit (file-level checks only: no git tree)."""
+    parent = posixpath.basename(posixpath.dirname(body.file)) or "pipeline"
+    result = load_pipeline(_utf8(body.content), file=body.file, default_name=parent)
+    return ValidateResponse(
+        valid=result.ok,
+        problems=_problems(list(result.problems)),
+        spec=result.spec.to_dict() if result.spec and result.ok else None,
+    )

@@ -1,0 +1,229 @@
+"""Human output of `odinctl`: tables and the DAG view. Scripts use `-o json|yaml`, which bypasses all of this."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+
+from odin.api.schemas import (
+    ApiTokenOut,
+    CommitDetail,
+    CommitSummary,
+    EventOut,
+    PipelineDetail,
+    PipelineSummary,
+    RunDetail,
+    RunSummary,
+    TaskOut,
+    UserOut,
+)
+
+STATUS_STYLE = {
+    "succeeded": "green",
+    "failed": "red",
+    "error": "red",
+    "invalid": "red",
+    "running": "cyan",
+    "starting": "cyan",
+    "pending": "dim",
+    "retrying": "yellow",
+    "skipped": "yellow",
+    "cancelled": "yellow",
+    "valid": "green",
+}
+
+MARKS = {
+    "succeeded": "✓",
+    "failed": "✗",
+    "error": "✗",
+    "running": "▶",
+    "starting": "…",
+    "pending": "·",
+    "retrying": "↻",
+    "skipped": "-",
+    "cancelled": "⊘",
+}
+
+
+def styled(status: str) -> str:
+    return f"[{STATUS_STYLE.get(status, 'white')}]{status}[/]"
+
+
+def when(at: datetime | None) -> str:
+    return at.astimezone().strftime("%Y-%m-%d %H:%M:%S") if at else "-"
+
+
+def duration(start: datetime | None, end: datetime | None) -> str:
+    if start is None:
+        return "-"
+    seconds = int(((end or datetime.now(UTC)) - start).total_seconds())
+    hours, rest = divmod(max(seconds, 0), 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h{minutes:02d}m" if hours else (f"{minutes}m{secs:02d}s" if minutes else f"{secs}s")
+
+
+def _table(*columns: str) -> Table:
+    table = Table(box=None, pad_edge=False, highlight=False)
+    for col in columns:
+        table.add_column(col, overflow="fold")
+    return table
+
+
+def runs_table(runs: Iterable[RunSummary]) -> Table:
+    table = _table("RUN", "PIPELINE", "COMMIT", "TRIGGER", "BY", "STATUS", "CREATED", "DURATION")
+    for r in runs:
+        table.add_row(
+            r.id,
+            r.pipeline,
+            (r.commit_sha or "-")[:12],
+            r.trigger,
+            r.triggered_by or "-",
+            styled(r.status),
+            when(r.created_at),
+            duration(r.started_at, r.finished_at),
+        )
+    return table
+
+
+def depths(spec_tasks: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    """Each task's depth in the DAG: 0 for tasks without dependencies, else 1 + the deepest dependency."""
+    deps = {str(t["name"]): [str(d) for d in t.get("depends") or ()] for t in spec_tasks}
+    out: dict[str, int] = {}
+
+    def depth(name: str, seen: frozenset[str] = frozenset()) -> int:
+        if name in out:
+            return out[name]
+        if name in seen:  # a cycle cannot be valid; do not recurse forever on a corrupt spec
+            return 0
+        value = 1 + max((depth(d, seen | {name}) for d in deps.get(name, ()) if d in deps), default=-1)
+        out[name] = value
+        return value
+
+    for name in deps:
+        depth(name)
+    return out
+
+
+def dag_table(run: RunDetail, tasks: Mapping[str, TaskOut] | None = None) -> Table:
+    """The run's tasks in pipeline order, indented by depth, with their state: the view `watch` keeps live."""
+    spec_tasks = list(run.spec.get("tasks") or [])
+    level = depths(spec_tasks)
+    deps = {str(t["name"]): list(t.get("depends") or []) for t in spec_tasks}
+    current = tasks if tasks is not None else {t.name: t for t in run.tasks}
+    table = _table("TASK", "STATUS", "ATTEMPT", "EXIT", "TIME", "AFTER", "MESSAGE")
+    names = [str(t["name"]) for t in spec_tasks] or list(current)
+    for name in names:
+        t = current.get(name)
+        status = t.status if t else "pending"
+        label = Text("  " * level.get(name, 0) + f"{MARKS.get(status, '?')} {name}")
+        table.add_row(
+            label,
+            styled(status),
+            str(t.attempt) if t and t.attempt else "-",
+            "-" if t is None or t.exit_code is None else str(t.exit_code),
+            duration(t.started_at, t.finished_at) if t else "-",
+            ", ".join(deps.get(name, [])) or "-",
+            Text((t.message or t.reason or "") if t else ""),
+        )
+    return table
+
+
+def run_header(run: RunDetail) -> list[str]:
+    lines = [
+        f"[bold]{run.id}[/]  {styled(run.status)}  {run.message or ''}",
+        f"pipeline {run.pipeline}  commit {run.commit_sha or '-'}  branch {run.branch or '-'}",
+        f"trigger {run.trigger}  by {run.triggered_by or '-'}  created {when(run.created_at)}"
+        + (f"  rerun of {run.parent_run}" if run.parent_run else ""),
+    ]
+    if run.params:
+        lines.append("params " + " ".join(f"{k}={v}" for k, v in sorted(run.params.items())))
+    for c in run.conditions:
+        if c.get("type") == "Rerun":
+            lines.append(f"[dim]{c.get('message')}[/]")
+    return lines
+
+
+def commits_table(commits: Iterable[CommitSummary]) -> Table:
+    table = _table("COMMIT", "BRANCH", "VALIDATION", "PIPELINES", "AUTHOR", "SEEN", "SUBJECT")
+    for c in commits:
+        table.add_row(
+            c.sha[:12],
+            c.branch or "-",
+            styled(c.validation) + (f" ({c.problem_count})" if c.problem_count else ""),
+            ", ".join(c.pipelines_changed[:5]) + (" …" if len(c.pipelines_changed) > 5 else ""),
+            c.author_name,
+            when(c.seen_at),
+            Text(c.subject),
+        )
+    return table
+
+
+def commit_lines(c: CommitDetail) -> list[str]:
+    lines = [
+        f"[bold]{c.sha}[/]  {styled(c.validation)}  {c.branch or ''}",
+        f"author {c.author_name} <{c.author_email}>  committed {when(c.committed_at)}  seen {when(c.seen_at)}",
+        f"pipelines changed: {', '.join(c.pipelines_changed) or '-'}",
+    ]
+    if c.absorbed_by:
+        lines.append(f"absorbed by {c.absorbed_by} (its runs cover this commit)")
+    return lines
+
+
+def pipelines_table(items: Iterable[PipelineSummary]) -> Table:
+    table = _table("PIPELINE", "VALID", "TASKS", "PROBLEMS")
+    for p in items:
+        table.add_row(p.name, styled("valid" if p.valid else "invalid"), str(p.task_count), str(p.problem_count))
+    return table
+
+
+def pipeline_table(p: PipelineDetail) -> Table:
+    level = depths([{"name": t.name, "depends": t.depends} for t in p.tasks])
+    table = _table("TASK", "AFTER", "IMAGE", "TYPE", "GPUS", "RETRIES")
+    for t in p.tasks:
+        table.add_row(
+            "  " * level.get(t.name, 0) + t.name,
+            ", ".join(t.depends) or "-",
+            t.image or "-",
+            t.resource_type,
+            str(t.num_gpus),
+            str(t.retries),
+        )
+    return table
+
+
+def events_table(events: Iterable[EventOut]) -> Table:
+    table = _table("ID", "TIME", "KIND", "TASK", "DETAIL")
+    for e in events:
+        data = dict(e.data)
+        status = data.pop("status", None)
+        detail = " ".join(f"{k}={v}" for k, v in data.items() if v not in (None, "", [], {}))
+        table.add_row(str(e.id), when(e.time), e.kind, e.task or "-", Text((f"{status} " if status else "") + detail))
+    return table
+
+
+def tokens_table(tokens: Iterable[ApiTokenOut]) -> Table:
+    table = _table("ID", "NAME", "USER", "ROLE", "PREFIX", "ACTIVE", "CREATED", "EXPIRES", "LAST USED")
+    for t in tokens:
+        table.add_row(
+            str(t.id),
+            t.name,
+            t.username,
+            t.role,
+            t.prefix + "…",
+            "[green]yes[/]" if t.active else "[red]no[/]",
+            when(t.created_at),
+            when(t.expires_at) if t.expires_at else "never",
+            when(t.last_used_at),
+        )
+    return table
+
+
+def users_table(users: Iterable[UserOut]) -> Table:
+    table = _table("USER", "ROLE", "DISABLED", "EMAIL", "CREATED")
+    for u in users:
+        table.add_row(u.username, u.role, "yes" if u.disabled else "no", u.email or "-", when(u.created_at))
+    return table

@@ -1,0 +1,166 @@
+"""`odinctl watch` (and `run --wait`, `rerun --wait`): follow a run until it ends, then report its outcome.
+
+Live state comes over the WebSocket: subscribe to the run first, then read its current state over HTTP, then apply
+every event that follows — subscribing first means no change can fall between the snapshot and the stream. If the
+WebSocket cannot be opened or drops, the watch carries on by polling the HTTP API, so a CI job never hangs on a
+proxy that does not pass WebSockets. In a terminal the DAG is redrawn in place; otherwise (CI logs) each task
+change is printed as one line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+
+import msgspec
+from rich.console import Console, Group
+from rich.live import Live
+from rich.text import Text
+
+from odin.api.client import TERMINAL, ApiError, AsyncOdinClient, ConnectionLost, OdinWebSocket, ServerUnreachable
+from odin.api.schemas import EventOut, RunDetail, TaskOut
+from odin.cli.render import MARKS, dag_table, run_header, styled
+
+POLL_INTERVAL = 2.0
+SAFETY_REFRESH = 30.0  # re-read the run this often even while events flow, in case one was lost
+
+# Within one attempt a task only moves forward; a later attempt starts again from `starting`.
+_RANK = {"pending": 0, "starting": 1, "running": 2, "retrying": 3}
+_RANK.update(dict.fromkeys(("succeeded", "failed", "skipped", "cancelled"), 4))
+
+
+class _State:
+    def __init__(self, run: RunDetail) -> None:
+        self.run = run
+        self.tasks: dict[str, TaskOut] = {t.name: t for t in run.tasks}
+
+    def reset(self, run: RunDetail) -> list[TaskOut]:
+        """Take a fresh snapshot; returns the tasks whose status changed."""
+        changed = [t for t in run.tasks if (old := self.tasks.get(t.name)) is None or old.status != t.status]
+        self.run = run
+        self.tasks = {t.name: t for t in run.tasks}
+        return changed
+
+    def apply(self, event: EventOut) -> TaskOut | None:
+        """Fold an event in; returns the task when a task's status changed."""
+        if event.kind == "run.status" and "status" in event.data:
+            self.run = msgspec.structs.replace(
+                self.run, status=str(event.data["status"]), message=event.data.get("message", self.run.message)
+            )
+            return None
+        if event.kind != "task.status" or event.task is None:
+            return None
+        data = event.data
+        old = self.tasks.get(event.task)
+        status = str(data.get("status"))
+        attempt = int(data.get("attempt") or 0)
+        if old is None or (attempt, _RANK.get(status, 0)) <= (old.attempt, _RANK.get(old.status, 0)):
+            return None  # already known from the snapshot (events may predate it), or older than it
+        running = status in ("running", "starting")
+        new = msgspec.structs.replace(
+            old,
+            status=status,
+            attempt=attempt or old.attempt,
+            reason=data.get("reason"),
+            message=data.get("message"),
+            exit_code=data.get("exit_code", old.exit_code),
+            started_at=event.time if running and old.status not in ("running", "starting") else old.started_at,
+            finished_at=None if running else event.time,
+        )
+        self.tasks[event.task] = new
+        return new
+
+
+def _line(console: Console, task: TaskOut, at: datetime | None = None) -> None:
+    stamp = (at or datetime.now()).astimezone().strftime("%H:%M:%S")
+    detail = task.message or task.reason or ""
+    console.print(
+        f"{stamp} {MARKS.get(task.status, '?')} {task.name} {styled(task.status)}"
+        + (f" (attempt {task.attempt})" if task.attempt > 1 else "")
+        + (f"  [dim]{detail}[/]" if detail else ""),
+        highlight=False,
+    )
+
+
+async def watch_run(
+    server: str,
+    token: str,
+    run_id: str,
+    *,
+    console: Console,
+    live: bool,
+    timeout: float | None = None,
+    quiet: bool = False,
+) -> RunDetail:
+    """Follow `run_id` until it is finished; its final state. `TimeoutError` after `timeout` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = None if timeout is None else loop.time() + timeout
+    async with AsyncOdinClient(server, token) as client:
+        ws: OdinWebSocket | None = None
+        try:
+            ws = await OdinWebSocket.connect(server, token)
+            await ws.subscribe(run=run_id)
+        except (ApiError, ServerUnreachable, ConnectionLost, TimeoutError, OSError) as e:
+            if not quiet:
+                console.print(f"[dim]live updates unavailable ({e}); polling every {POLL_INTERVAL:g}s[/]")
+            ws = None
+        try:
+            state = _State(await client.run(run_id))
+            if quiet:
+                display: Live | None = None
+            elif live:
+                display = Live(_view(state), console=console, auto_refresh=False, transient=False)
+                display.start()
+            else:
+                display = None
+                for line in run_header(state.run):
+                    console.print(line, highlight=False)
+                for t in state.run.tasks:
+                    if t.status != "pending":
+                        _line(console, t, t.finished_at or t.started_at)
+            try:
+                refreshed = loop.time()
+                while state.run.status not in TERMINAL:
+                    remaining = None if deadline is None else deadline - loop.time()
+                    if remaining is not None and remaining <= 0:
+                        raise TimeoutError(f"run {run_id} is still {state.run.status} after {timeout:g}s")
+                    changed: list[TaskOut] = []
+                    if ws is not None and loop.time() - refreshed < SAFETY_REFRESH:
+                        wait = SAFETY_REFRESH if remaining is None else min(SAFETY_REFRESH, remaining)
+                        try:
+                            event = await ws.next_event(timeout=wait)
+                        except TimeoutError:
+                            continue
+                        except ConnectionLost:
+                            ws = None
+                            continue
+                        task = state.apply(event)
+                        if task is not None:
+                            changed.append(task)
+                        if state.run.status in TERMINAL:
+                            state.reset(await client.run(run_id))
+                    else:
+                        if ws is None:
+                            await asyncio.sleep(POLL_INTERVAL if remaining is None else min(POLL_INTERVAL, remaining))
+                        changed = state.reset(await client.run(run_id))
+                        refreshed = loop.time()
+                    if display is not None:
+                        display.update(_view(state), refresh=True)
+                    elif not quiet:
+                        for t in changed:
+                            _line(console, t)
+                final = await client.run(run_id)
+                state.reset(final)
+                if display is not None:
+                    display.update(_view(state), refresh=True)
+                return final
+            finally:
+                if display is not None:
+                    display.stop()
+        finally:
+            if ws is not None:
+                await ws.close()
+
+
+def _view(state: _State) -> Group:
+    return Group(Text.from_markup("\n".join(run_header(state.run))), dag_table(state.run, state.tasks))

@@ -55,7 +55,7 @@ from odin.controller.executors.kubernetes.config import (
 )
 from odin.controller.executors.kubernetes.errors import AlreadyExists, KubeApiError
 from odin.controller.executors.kubernetes.failures import PodState, classify_pod, missing_volume_message
-from odin.controller.executors.kubernetes.handlers.base import AttemptView, ResourceHandler, Verdict
+from odin.controller.executors.kubernetes.handlers.base import PRIMARY_REPLICAS, AttemptView, ResourceHandler, Verdict
 from odin.controller.executors.kubernetes.handlers.registry import HandlerRegistry, UnknownResourceType
 from odin.controller.executors.kubernetes.journal import Journal
 from odin.controller.executors.kubernetes.logs import LogStore, containers, fetch, stream
@@ -798,13 +798,18 @@ class KubernetesExecutor(Executor):
             else:
                 pod = handler.primary(pods)
         if pod is not None and handler is not None:
-            replica = None if pod is handler.primary(pods) else handler.replica(pod)
+            # The saved copy is chosen by what was asked, never by which pods are still known: while pods are being
+            # deleted, "the primary among the remaining pods" can be a worker, whose log is not the task's log.
             saved = self._saved_log(key, replica, container)
             return self._live_log(namespace, pod, saved, container=container, follow=follow, tail=tail)
         return self.log_store.read(self._saved_log(key, replica, container), tail=tail)
 
     def _saved_log(self, key: AttemptKey, replica: str | None, container: str | None) -> Path:
-        """The saved log of a replica's container; the first container's is saved without the container's name."""
+        """The saved log of a replica's container. The primary replica's log is saved as the task's log (no replica
+        in its name), and a pod's first container's without the container's name."""
+        if replica is not None and replica in PRIMARY_REPLICAS:
+            own = self.log_store.path(*key, replica=replica)
+            replica = replica if own.exists() else None
         named = self.log_store.path(*key, replica=replica, container=container)
         return named if container is None or named.exists() else self.log_store.path(*key, replica=replica)
 

@@ -27,7 +27,7 @@ from odin.controller.metrics import TaskDurations
 from odin.controller.poller import RepoPoller
 from odin.controller.settings import Settings
 from odin.controller.store.db import create_db_engine, migrate, transaction
-from odin.controller.store.models import EVENTS, REPOSITORIES, RUNS
+from odin.controller.store.models import EVENTS, REPOSITORIES
 from odin.controller.store.runs import Created, load_runs, request_cancel
 from odin.controller.sync import RepoSync, SyncRequest
 
@@ -258,15 +258,7 @@ class Controller:
         self.engine.submit(run_id)
 
     def _submit_runs(self, run_ids: Sequence[str]) -> None:
-        """The sync recorded commits and created these runs: announce both, then hand the runs to the engine."""
-        if run_ids:
-            shas = sa.select(RUNS.c.commit_sha).where(RUNS.c.id.in_(list(run_ids))).scalar_subquery()
-            self._announce(
-                sa.or_(
-                    sa.and_(EVENTS.c.run_id.in_(list(run_ids)), EVENTS.c.kind == "run.created"),
-                    sa.and_(EVENTS.c.commit_sha.in_(shas), EVENTS.c.kind == "commit.seen"),
-                )
-            )
+        """The sync created these runs (and has already published its committed events): hand them to the engine."""
         for run_id in run_ids:
             self.engine.submit(run_id)
 

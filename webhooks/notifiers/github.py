@@ -35,9 +35,12 @@ class GitHubStatuses:
         return StatusRequest(
             url=f"{self.api_url}/repos/{quote(self.repository)}/statuses/{status.sha}",
             json=body,
-            headers={
-                "Authorization": f"Bearer {token}",
-                "Accept": "application/vnd.github+json",
-                "X-GitHub-Api-Version": "2022-11-28",
-            },
+            headers=self.headers(token),
         )
+
+    def headers(self, token: str) -> dict[str, str]:
+        return {
+            "Authorization": f"Bearer {token}",
+            "Accept": "application/vnd.github+json",
+            "X-GitHub-Api-Version": "2022-11-28",
+        }

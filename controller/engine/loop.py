@@ -39,7 +39,7 @@ from odin.controller.executors.base import (
     TaskLaunch,
     TaskPaths,
 )
-from odin.controller.store.db import StoreUnavailable
+from odin.controller.store.db import StoreUnavailable, Writer
 from odin.controller.store.models import RunStatus, TaskStatus
 from odin.controller.store.runs import (
     LoadedRun,
@@ -128,6 +128,7 @@ class Engine:
         self.coalesce = coalesce
         self.clock = clock
         self._flush_due: float | None = None
+        self._writer = Writer(db)
         self._queue: queue.SimpleQueue[_Message] = queue.SimpleQueue()
         self._runs: dict[str, _ActiveRun] = {}
         self._active_total = 0
@@ -210,6 +211,7 @@ class Engine:
             messages = self._drain(timeout)
             if any(isinstance(m, _Stop) for m in messages):
                 self._flush()
+                self._writer.close()
                 return
             try:
                 next_rescan = self._turn(messages, next_rescan, recovered)
@@ -595,7 +597,7 @@ class Engine:
         self._flush_due = None
         if pending.batch:
             try:
-                stored = write_batch(self.db, pending.batch)
+                stored = write_batch(self.db, pending.batch, writer=self._writer)
             except StoreUnavailable as e:
                 self._store_failures += 1
                 if self._store_failures in (1, 10) or self._store_failures % 100 == 0:

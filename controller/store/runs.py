@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from odin.controller.store.db import StoreUnavailable, reading, transaction
+from odin.controller.store.db import StoreUnavailable, Writer, reading, transaction
 from odin.controller.store.models import EVENTS, REPOSITORIES, RUNS, TASK_RUNS, RunStatus, TaskStatus, Trigger
 from odin.controller.store.types import utcnow
 from odin.schema.model import PipelineSpec
@@ -75,7 +75,7 @@ class WriteBatch:
         self.events.extend(other.events)
 
 
-def write_batch(engine: Engine, batch: WriteBatch) -> list[dict[str, Any]]:
+def write_batch(engine: Engine, batch: WriteBatch, *, writer: Writer | None = None) -> list[dict[str, Any]]:
     """Commit a batch; returns the events as stored (with id and time) for publishing.
 
     Updates that set the same columns are sent as one executemany with a statement built once per column set, so
@@ -84,7 +84,7 @@ def write_batch(engine: Engine, batch: WriteBatch) -> list[dict[str, Any]]:
     now = utcnow()
     stored: list[dict[str, Any]] = []
     try:
-        with transaction(engine) as conn:
+        with writer.transaction() if writer is not None else transaction(engine) as conn:
             for stmt, rows in _grouped(batch.task_updates, _task_update, ("_run_id", "_name")):
                 conn.execute(stmt, rows)
             for stmt, rows in _grouped({(k,): v for k, v in batch.run_updates.items()}, _run_update, ("_id",)):

@@ -95,7 +95,7 @@ def load_yaml(data: bytes, *, file: str, limits: Limits | None = None) -> tuple[
     except _Abort as abort:
         return None, [_at_mark(file, abort.mark, abort.message)]
     except yaml.MarkedYAMLError as error:
-        return None, [_syntax_problem(file, error)]
+        return None, [_nesting_problem(file, text, error, limits) or _syntax_problem(file, error)]
     except yaml.YAMLError as error:  # ReaderError (control characters) carries a position, not a mark
         return None, [_reader_problem(file, text, error)]
     finally:
@@ -365,6 +365,30 @@ def _at_mark(file: str, mark: Mark | None, message: str) -> Problem:
     if mark is None:
         return Problem(file, 1, 1, message)
     return Problem(file, mark.line + 1, mark.column + 1, message)
+
+
+_PARSER_NESTING_LIMIT = "exceeded maximum nesting depth"
+"""libyaml >= 0.2.6 (bundled by PyYAML 6.0.4) stops at 1000 flow levels while its scanner reads ahead, i.e. before
+the builder has seen the events that would reach Odin's own, smaller limit."""
+
+
+def _nesting_problem(file: str, text: str, error: yaml.MarkedYAMLError, limits: Limits) -> Problem | None:
+    """Report the parser's own nesting limit as Odin's: the text before the point where the parser gave up is read
+    again (linear, and it cannot reach the parser's limit any more), so the builder stops at `limits.max_depth` and the
+    problem points where Odin's limit was crossed, whatever PyYAML version is installed."""
+    mark = error.problem_mark
+    if mark is None or _PARSER_NESTING_LIMIT not in (error.problem or ""):
+        return None
+    loader = _Loader(text[: mark.index])
+    try:
+        _Builder(loader.get_event, limits).document()
+    except _Abort as abort:
+        return _at_mark(file, abort.mark, abort.message)
+    except yaml.YAMLError:
+        pass  # the prefix ends mid-document: expected, since it is cut where the parser stopped
+    finally:
+        loader.dispose()
+    return _at_mark(file, mark, f"nesting is deeper than the YAML parser's limit of {mark.column} levels")
 
 
 def _syntax_problem(file: str, error: yaml.MarkedYAMLError) -> Problem:

@@ -10,6 +10,9 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
+from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
@@ -23,6 +26,39 @@ def test_ci_runs_the_readme_test_command_verbatim() -> None:
     assert len(commands) == 2, "the README gives exactly two commands for a fresh machine"
     test_command = next(c for c in commands if "pytest" in c)
     assert test_command in ci.splitlines()
+
+
+def test_the_readme_commands_install_what_ci_tested() -> None:
+    """Both README commands install through constraints.txt, so a fresh clone next month gets CI's versions."""
+    readme = (ROOT / "README.md").read_text()
+    commands = [line for line in readme.splitlines() if line.startswith("python3 -m venv .venv")]
+    assert commands
+    assert all("pip install -c constraints.txt " in c for c in commands)
+
+
+def _pins() -> dict[str, Version]:
+    pins: dict[str, Version] = {}
+    for line in (ROOT / "constraints.txt").read_text().splitlines():
+        requirement = line.split("#", 1)[0].strip()
+        if requirement:
+            parsed = Requirement(requirement)
+            (specifier,) = parsed.specifier
+            assert specifier.operator == "==", line
+            pins[canonicalize_name(parsed.name)] = Version(specifier.version)
+    return pins
+
+
+def test_constraints_pin_every_declared_dependency_within_its_floor() -> None:
+    """constraints.txt is regenerated (`bash scripts/lock`) whenever pyproject.toml's dependencies change."""
+    pins = _pins()
+    declared = [*PYPROJECT["project"]["dependencies"], *PYPROJECT["project"]["optional-dependencies"]["test"]]
+    for text in declared:
+        requirement = Requirement(text)
+        name = canonicalize_name(requirement.name)
+        assert name in pins, f"{requirement.name} is declared but not pinned: run `bash scripts/lock`"
+        assert requirement.specifier.contains(pins[name], prereleases=True), (
+            f"constraints.txt pins {name}=={pins[name]}, outside {requirement}: run `bash scripts/lock`"
+        )
 
 
 def test_every_package_folder_is_listed_for_installation() -> None:

@@ -45,7 +45,7 @@ from odin.controller.executors.base import (
     TaskPaths,
 )
 from odin.controller.executors.kubernetes import names
-from odin.controller.executors.kubernetes.api import CONFIGMAPS, PODS, Json, Kind, KubeApi, RetryPolicy
+from odin.controller.executors.kubernetes.api import CONFIGMAPS, PODS, ApiRetry, Json, Kind, KubeApi
 from odin.controller.executors.kubernetes.cleanup import Janitor
 from odin.controller.executors.kubernetes.config import (
     KubeOptions,
@@ -175,9 +175,7 @@ class KubernetesExecutor(Executor):
         self._stopping = threading.Event()
         self._given_client = api_client if owns_client else None
         self._client = clone_client(api_client, pool_size=options.workers + 64)
-        self.api = KubeApi(
-            self._client, retry=RetryPolicy(deadline=options.api_retry_deadline), stopping=self._stopping
-        )
+        self.api = KubeApi(self._client, retry=ApiRetry(deadline=options.api_retry_deadline), stopping=self._stopping)
         self.registry = registry or HandlerRegistry.load()
         self.log_store = LogStore(options.data_dir)
         self.journal = Journal(options.data_dir)

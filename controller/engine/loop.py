@@ -195,10 +195,6 @@ class Engine:
                 self._finished_cond.wait(remaining)
             return self._finished[run_id]
 
-    @property
-    def active_runs(self) -> list[str]:
-        return list(self._runs)
-
     # -- the loop ---------------------------------------------------------------------------------------------
     def _main(self) -> None:
         try:

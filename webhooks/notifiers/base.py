@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 import httpx
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine as DbEngine
 
 from odin.controller.backoff import Backoff
 from odin.controller.bus import EventBus, EventDict
@@ -93,7 +93,7 @@ class CommitStatusNotifier:
     def __init__(
         self,
         api: StatusApi,
-        db: Engine,
+        db: DbEngine,
         *,
         token: Callable[[], str],
         repo_id: int,

@@ -83,8 +83,10 @@ WORK_COMPONENT = "odin-work"
 
 
 @dataclass(frozen=True, slots=True)
-class Problem:
-    """Why something cannot run, as a task status will say it."""
+class Blocker:
+    """Why a run's tasks cannot start (its namespace or files could not be prepared), as a task status will say it.
+
+    Not `odin.schema.problems.Problem`, which locates a mistake in a pipeline file."""
 
     reason: str
     message: str
@@ -97,7 +99,7 @@ class _Run:
     namespace: str
     ready: threading.Event = field(default_factory=threading.Event)
     work: WorkTree | None = None
-    problem: Problem | None = None
+    problem: Blocker | None = None
 
 
 @dataclass
@@ -245,12 +247,12 @@ class KubernetesExecutor(Executor):
                         self.api.create(CONFIGMAPS, namespace, body)
             record.work, record.problem = work, None
         except WorkTreeError as e:
-            record.problem = Problem(e.reason, str(e), Failure.PERMANENT)
+            record.problem = Blocker(e.reason, str(e), Failure.PERMANENT)
         except KubeApiError as e:
             record.problem = self._api_problem(e, namespace)
         except Exception as e:  # a bug here must fail the run's tasks with a reason, not hang them
             log.exception("run %s: preparing its files in namespace %s failed", ctx.run_id, namespace)
-            record.problem = Problem("ExecutorError", f"preparing the run failed: {e}", Failure.INFRA)
+            record.problem = Blocker("ExecutorError", f"preparing the run failed: {e}", Failure.INFRA)
         finally:
             record.ready.set()
         if record.problem is not None:
@@ -259,7 +261,7 @@ class KubernetesExecutor(Executor):
                 ctx.run_id, ctx.commit_sha, namespace, record.problem.message,
             )  # fmt: skip
 
-    def _api_problem(self, e: KubeApiError, namespace: str) -> Problem:
+    def _api_problem(self, e: KubeApiError, namespace: str) -> Blocker:
         message = e.message
         if e.reason == "Forbidden":
             message += (
@@ -268,7 +270,7 @@ class KubernetesExecutor(Executor):
             )
         elif e.reason == "NotFound" and "namespaces" in message:
             message += f" (create namespace {namespace}, or change ODIN_KUBE_NAMESPACE)"
-        return Problem(e.reason, message, e.failure)
+        return Blocker(e.reason, message, e.failure)
 
     def finish_run(self, run: RunContext) -> None:
         ttl = self.options.cleanup_ttl

@@ -1,6 +1,6 @@
 """The Kubernetes executor: tasks as Pods, Jobs and distributed-training jobs, watched, labelled by commit.
 
-The only part of Odin that imports the `kubernetes` client (tests/test_project.py keeps it so). Modules:
+The only part of Odin that imports the `kubernetes` client (an import-linter contract keeps it so). Modules:
 
 | module | job |
 |---|---|

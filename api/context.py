@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine as DbEngine
 
 from odin.api.auth.api_tokens import ApiTokenVerifier
 from odin.api.auth.ratelimit import RateLimiter
@@ -17,7 +17,7 @@ from odin.controller.settings import Settings
 @dataclass
 class AppContext:
     settings: Settings
-    db: Engine
+    db: DbEngine
     keys: TokenKeys
     controller: Controller | None = None  # None when the API serves a store without scheduling (tests, tools)
     login_limiter: RateLimiter | None = None  # per (user name, client address)

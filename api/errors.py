@@ -110,36 +110,38 @@ _SIMPLE: dict[type[Exception], int] = {
 
 
 @dataclass(frozen=True, slots=True)
-class Failure:
+class ErrorAnswer:
+    """The HTTP answer to a domain error (not a task's `odin.controller.engine.state.Failure` kind)."""
+
     status: int
     detail: str
     extra: dict[str, Any] | list[Any] | None = None
     headers: dict[str, str] | None = None
 
 
-def classify(e: Exception) -> Failure | None:
+def classify(e: Exception) -> ErrorAnswer | None:
     """The answer for a domain error (HTTP routes and WebSocket commands alike); None for anything unexpected."""
     if isinstance(e, RunRejected):
         problems = {"problems": _problems(e.problems)} if isinstance(e, InvalidPipeline) else None
-        return Failure(e.status, e.message, problems)
+        return ErrorAnswer(e.status, e.message, problems)
     if isinstance(e, GitError):
         status = _git_status(e)
-        return Failure(status, e.message, headers={"Retry-After": "10"} if status == 503 else None)
+        return ErrorAnswer(status, e.message, headers={"Retry-After": "10"} if status == 503 else None)
     if isinstance(e, StoreUnavailable):
-        return Failure(503, "the database is unavailable; try again shortly", headers={"Retry-After": "5"})
+        return ErrorAnswer(503, "the database is unavailable; try again shortly", headers={"Retry-After": "5"})
     if isinstance(e, NoScheduler):
-        return Failure(503, str(e))
+        return ErrorAnswer(503, str(e))
     if isinstance(e, InvalidContent):
-        return Failure(422, e.message, {"problems": _problems(e.problems)})
+        return ErrorAnswer(422, e.message, {"problems": _problems(e.problems)})
     if isinstance(e, HTTPException):  # Litestar's own (validation, auth, 404, 405, 413...): keep their answer
         extra = e.extra if isinstance(e.extra, dict | list) and e.extra else None
         detail = e.detail
         if e.status_code == 400 and _caused_by(e, msgspec.DecodeError) and "JSON" not in detail:
             detail = f"the request body is not valid JSON ({detail})"
-        return Failure(e.status_code, detail, extra, e.headers)
+        return ErrorAnswer(e.status_code, detail, extra, e.headers)
     for kind, status in _SIMPLE.items():
         if isinstance(e, kind):
-            return Failure(status, str(e))
+            return ErrorAnswer(status, str(e))
     return None
 
 

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine as DbEngine
 
 from odin.controller.service import Controller
 from odin.controller.store.models import RUNS, RunStatus
@@ -38,7 +38,7 @@ class StoreCollector(Collector):
     """Gauges computed when scraped: runs by status (from the store), sync lag and readiness per repository."""
 
     def __init__(
-        self, db: Engine, controller: Controller | None, ws_connections: Callable[[], int] = lambda: 0
+        self, db: DbEngine, controller: Controller | None, ws_connections: Callable[[], int] = lambda: 0
     ) -> None:
         self.db = db
         self.controller = controller

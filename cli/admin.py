@@ -78,8 +78,9 @@ def run_once(
     """Run one pipeline directory once on this machine, without a server or repository."""
     setup_logging(log_level)
     from odin.cli.embedded_output import run_and_report
+    from odin.cli.params import parse_params
 
-    raise typer.Exit(run_and_report(directory, _parse_params(param or []), parallelism, data_dir))
+    raise typer.Exit(run_and_report(directory, parse_params(param, console), parallelism, data_dir))
 
 
 @app.command()
@@ -162,17 +163,6 @@ def users_create(
         console.print(f"[red]error:[/] {e}")
         raise typer.Exit(1) from None
     out.print(f"created {role_value.value} {username!r}")
-
-
-def _parse_params(items: list[str]) -> dict[str, str]:
-    params: dict[str, str] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            console.print(f"[red]error:[/] parameter {item!r} must look like key=value")
-            raise typer.Exit(2)
-        params[key.strip()] = value
-    return params
 
 
 def main() -> None:

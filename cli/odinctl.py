@@ -33,6 +33,7 @@ import yaml
 from rich.console import Console
 
 from odin.cli import credentials
+from odin.cli.params import parse_params
 
 app = typer.Typer(
     name="odinctl",
@@ -124,16 +125,6 @@ def emit(obj: Any, output: Output) -> bool:
     else:
         sys.stdout.write(yaml.safe_dump(data, sort_keys=False))
     return True
-
-
-def parse_params(items: list[str] | None) -> dict[str, str]:
-    params: dict[str, str] = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            fail(EXIT_USAGE, f"parameter {item!r} must look like key=value")
-        params[key.strip()] = value
-    return params
 
 
 # -- session --------------------------------------------------------------------------------------------------------
@@ -430,7 +421,7 @@ def run_pipeline(
     output: OutputOpt = Output.TABLE,
 ) -> None:
     """Start a pipeline at a ref with parameters. With --wait, follow it and exit with its outcome."""
-    params = parse_params(param)
+    params = parse_params(param, err)
     with client(server) as c:
         started = call(c.start, pipeline, ref=ref, params=params)
     if wait:
@@ -454,7 +445,7 @@ def rerun(
     output: OutputOpt = Output.TABLE,
 ) -> None:
     """Run a finished run again: its commit and parameters by default."""
-    params = parse_params(param) or None
+    params = parse_params(param, err) or None
     with client(server) as c:
         started = call(c.rerun, run_id, latest=latest, failed_only=failed_only, task=task, params=params)
     if wait:

@@ -48,8 +48,3 @@ class EventBus:
                 sub(event)
             except Exception:
                 log.exception("event subscriber failed (event %s)", event.get("kind"))
-
-    @property
-    def subscriber_count(self) -> int:
-        with self._lock:
-            return len(self._subscribers)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine as DbEngine
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ class FileLeaderLock:
 
 
 class PostgresLeaderLock:
-    def __init__(self, engine: Engine, key: int = LEADER_LOCK_KEY) -> None:
+    def __init__(self, engine: DbEngine, key: int = LEADER_LOCK_KEY) -> None:
         self.engine = engine
         self.key = key
         self._conn: Any = None
@@ -105,7 +105,7 @@ class PostgresLeaderLock:
             self._conn = None
 
 
-def leader_lock_for(engine: Engine, data_dir: Path) -> LeaderLock:
+def leader_lock_for(engine: DbEngine, data_dir: Path) -> LeaderLock:
     if engine.dialect.name == "postgresql":
         return PostgresLeaderLock(engine)
     return FileLeaderLock(data_dir / "leader.lock")

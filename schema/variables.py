@@ -12,8 +12,6 @@ import re
 from collections.abc import Container, Mapping
 from dataclasses import dataclass
 
-from .model import BUILTIN_VARIABLES
-
 _REFERENCE = re.compile(r"\$(\$?)\{([^}]*)\}")
 PARAMS_PREFIX = "params."
 
@@ -87,10 +85,3 @@ def unterminated(text: str) -> list[int]:
             found.append(at)
         at = text.find("${", at + 2)
     return found
-
-
-def is_known(name: str, params: Mapping[str, object] | frozenset[str] | set[str]) -> bool:
-    """Whether `${name}` may appear in a pipeline declaring `params`."""
-    if name.startswith(PARAMS_PREFIX):
-        return name[len(PARAMS_PREFIX) :] in params
-    return name in BUILTIN_VARIABLES

@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine as DbEngine
 
 from odin.controller.store.db import transaction
 from odin.controller.store.models import EVENTS, WEBHOOK_DELIVERIES
@@ -61,7 +61,7 @@ class Recorded:
     duplicate_of: Previous | None = None
 
 
-def record(db: Engine, delivery: Delivery) -> Recorded:
+def record(db: DbEngine, delivery: Delivery) -> Recorded:
     """Insert the delivery unless the same (provider, delivery_id) is already recorded."""
     values: dict[str, Any] = {
         "provider": delivery.provider,
@@ -99,19 +99,19 @@ def _insert(dialect: str) -> sa.Insert:
     return stmt.on_conflict_do_nothing(index_elements=["provider", "delivery_id"]).returning(DELIVERIES.c.id)
 
 
-def update(db: Engine, delivery_row: int, **values: Any) -> None:
+def update(db: DbEngine, delivery_row: int, **values: Any) -> None:
     with transaction(db) as conn:
         conn.execute(DELIVERIES.update().where(DELIVERIES.c.id == delivery_row).values(**values))
 
 
-def forget(db: Engine, delivery_row: int) -> None:
+def forget(db: DbEngine, delivery_row: int) -> None:
     """Remove a delivery whose work could not even start (store or remote briefly down), so its retry is not taken
     for a duplicate."""
     with transaction(db) as conn:
         conn.execute(DELIVERIES.delete().where(DELIVERIES.c.id == delivery_row))
 
 
-def mark_verified(db: Engine, found: Iterable[int], missing: Iterable[tuple[int, str]]) -> list[dict[str, Any]]:
+def mark_verified(db: DbEngine, found: Iterable[int], missing: Iterable[tuple[int, str]]) -> list[dict[str, Any]]:
     """Record what the sync after some deliveries found: their commits on the remote, or not. A missing commit turns
     the delivery into a rejection, with a `webhook.rejected` event; returns those events as stored, for the bus."""
     found, missing = list(found), list(missing)
@@ -140,7 +140,7 @@ def mark_verified(db: Engine, found: Iterable[int], missing: Iterable[tuple[int,
     return events
 
 
-def prune(db: Engine, *, older_than: timedelta) -> int:
+def prune(db: DbEngine, *, older_than: timedelta) -> int:
     """Delete deliveries received longer ago than `older_than`; returns how many."""
     with transaction(db) as conn:
         res = conn.execute(DELIVERIES.delete().where(DELIVERIES.c.received_at < utcnow() - older_than))

@@ -29,7 +29,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine as DbEngine
 
 from odin.controller.git.errors import GitError
 from odin.controller.launcher import InvalidPipeline, RunRejected, StartRequest
@@ -79,7 +79,7 @@ class WebhookReceiver:
     def __init__(
         self,
         *,
-        db: Engine,
+        db: DbEngine,
         settings: Settings,
         controller: Controller | None,
         secrets: WebhookSecrets | None = None,

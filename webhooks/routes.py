@@ -19,7 +19,7 @@ from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_202_ACCEPTED
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine as DbEngine
 
 from odin.controller.service import Controller
 from odin.controller.settings import Settings
@@ -60,7 +60,7 @@ _SUMMARIES = {
 }
 
 
-def webhook_router(*, db: Engine, settings: Settings, controller: Controller | None) -> Router:
+def webhook_router(*, db: DbEngine, settings: Settings, controller: Controller | None) -> Router:
     """The `/webhooks` routes over one receiver (one per app)."""
     receiver = WebhookReceiver(db=db, settings=settings, controller=controller)
     handlers = [_handler(name, receiver, settings.webhook_max_body) for name in PROVIDERS]

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine as DbEngine
 
 from odin.controller.bus import EventDict
 from odin.controller.git.errors import GitError
@@ -49,7 +49,7 @@ class _Check:
 
 
 class ShaVerifier:
-    def __init__(self, db: Engine, publish: Callable[[EventDict], None], *, idle_exit: float = 5.0) -> None:
+    def __init__(self, db: DbEngine, publish: Callable[[EventDict], None], *, idle_exit: float = 5.0) -> None:
         self.db = db
         self.publish = publish
         self.idle_exit = idle_exit

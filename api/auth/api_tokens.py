@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine as DbEngine
 
 from odin.api.auth.tokens import TokenInvalid
 from odin.api.auth.users import Role
@@ -98,7 +98,7 @@ _SELECT = sa.select(
 
 
 def create_api_token(
-    db: Engine, username: str, name: str, role: Role, *, expires_in_days: int | None = None
+    db: DbEngine, username: str, name: str, role: Role, *, expires_in_days: int | None = None
 ) -> tuple[str, ApiTokenInfo]:
     """A new token for `username` (the caller checks `role` is within the user's). Returns it in clear, once."""
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
@@ -125,7 +125,7 @@ def create_api_token(
     return token, _info(row)
 
 
-def list_api_tokens(db: Engine, username: str | None = None) -> list[ApiTokenInfo]:
+def list_api_tokens(db: DbEngine, username: str | None = None) -> list[ApiTokenInfo]:
     """Tokens of one user (or everyone's, for admins), newest first; revoked ones included, marked."""
     q = _SELECT.order_by(API_TOKENS.c.created_at.desc(), API_TOKENS.c.id.desc())
     if username is not None:
@@ -134,7 +134,7 @@ def list_api_tokens(db: Engine, username: str | None = None) -> list[ApiTokenInf
         return [_info(r) for r in conn.execute(q)]
 
 
-def revoke_api_token(db: Engine, token_id: int, *, owner: str | None) -> ApiTokenInfo:
+def revoke_api_token(db: DbEngine, token_id: int, *, owner: str | None) -> ApiTokenInfo:
     """Revoke a token (of `owner`, or anyone's when None). Revoking twice is fine; unknown -> TokenNotFound."""
     with transaction(db) as conn:
         q = _SELECT.where(API_TOKENS.c.id == token_id)
@@ -152,7 +152,7 @@ def revoke_api_token(db: Engine, token_id: int, *, owner: str | None) -> ApiToke
 class ApiTokenVerifier:
     """Checks presented API tokens against the store; records `last_used_at` at most once a minute per token."""
 
-    def __init__(self, db: Engine) -> None:
+    def __init__(self, db: DbEngine) -> None:
         self.db = db
         self._last_write: dict[int, float] = {}
         self._lock = threading.Lock()

@@ -8,7 +8,7 @@ from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine as DbEngine
 
 from odin.api.auth.passwords import hash_password, verify_dummy, verify_password
 from odin.controller.store.db import transaction
@@ -72,7 +72,9 @@ def _info(row: Any) -> UserInfo:
     return UserInfo(row.id, row.username, Role(row.role), bool(row.disabled), row.email, row.created_at)
 
 
-def create_user(db: Engine, username: str, password: str, role: Role = Role.VIEWER, *, email: str | None = None) -> int:
+def create_user(
+    db: DbEngine, username: str, password: str, role: Role = Role.VIEWER, *, email: str | None = None
+) -> int:
     check_username(username)
     password_hash = hash_password(password)
     with transaction(db) as conn:
@@ -96,7 +98,7 @@ def create_user(db: Engine, username: str, password: str, role: Role = Role.VIEW
             raise UserExists(f"user {username!r} already exists") from e
 
 
-def ensure_admin(db: Engine, password: str | None) -> bool:
+def ensure_admin(db: DbEngine, password: str | None) -> bool:
     """First start: create `admin` with the configured password. Never a default password. True if created."""
     if not password:
         return False
@@ -111,7 +113,7 @@ def ensure_admin(db: Engine, password: str | None) -> bool:
     return True
 
 
-def authenticate(db: Engine, username: str, password: str) -> tuple[str, Role] | None:
+def authenticate(db: DbEngine, username: str, password: str) -> tuple[str, Role] | None:
     """(username, role) when the password matches an enabled user; None otherwise, in constant-ish time."""
     with db.connect() as conn:
         row = conn.execute(
@@ -127,7 +129,7 @@ def authenticate(db: Engine, username: str, password: str) -> tuple[str, Role] |
     return row.username, Role(row.role)
 
 
-def get_user(db: Engine, username: str) -> UserInfo:
+def get_user(db: DbEngine, username: str) -> UserInfo:
     with db.connect() as conn:
         row = conn.execute(sa.select(USERS).where(USERS.c.username == username)).first()
     if row is None:
@@ -135,13 +137,13 @@ def get_user(db: Engine, username: str) -> UserInfo:
     return _info(row)
 
 
-def list_users(db: Engine) -> list[UserInfo]:
+def list_users(db: DbEngine) -> list[UserInfo]:
     with db.connect() as conn:
         return [_info(r) for r in conn.execute(sa.select(USERS).order_by(USERS.c.username))]
 
 
 def update_user(
-    db: Engine,
+    db: DbEngine,
     username: str,
     *,
     role: Role | None = None,

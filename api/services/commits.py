@@ -6,7 +6,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from litestar.exceptions import NotFoundException, ValidationException
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine as DbEngine
 
 from odin.api.schemas import CommitDetail, CommitPage, CommitSummary, ProblemOut
 from odin.api.services.pagination import decode_cursor, encode_cursor
@@ -37,7 +37,7 @@ def _summary(r: Any) -> CommitSummary:
 
 
 def list_commits(
-    db: Engine,
+    db: DbEngine,
     *,
     branch: str | None,
     validation: str | None,
@@ -90,7 +90,7 @@ def list_commits(
     return CommitPage(items=[_summary(r) for r in found], next_cursor=next_cursor)
 
 
-def get_commit(db: Engine, sha: str) -> CommitDetail:
+def get_commit(db: DbEngine, sha: str) -> CommitDetail:
     """A commit by full SHA or unique prefix (>= 7), with its problems and the runs it started."""
     with db.connect() as conn:
         rows = conn.execute(

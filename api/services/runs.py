@@ -10,7 +10,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from litestar.exceptions import NotFoundException, ValidationException
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine as DbEngine
 
 from odin.api.schemas import EventOut, EventPage, RunDetail, RunPage, RunSummary, TaskOut
 from odin.api.services.pagination import decode_cursor, encode_cursor
@@ -124,7 +124,7 @@ def summary(r: Any) -> RunSummary:
     )
 
 
-def list_runs(db: Engine, f: RunFilter, *, limit: int, cursor: str | None) -> RunPage:
+def list_runs(db: DbEngine, f: RunFilter, *, limit: int, cursor: str | None) -> RunPage:
     """Newest first, `limit` per page; `next_cursor` continues after the last item."""
     q = sa.select(*_SUMMARY).where(*f.clauses())
     if cursor:
@@ -140,13 +140,13 @@ def list_runs(db: Engine, f: RunFilter, *, limit: int, cursor: str | None) -> Ru
     )
 
 
-def runs_of_commit(db: Engine, sha: str) -> list[RunSummary]:
+def runs_of_commit(db: DbEngine, sha: str) -> list[RunSummary]:
     q = sa.select(*_SUMMARY).where(RUNS.c.commit_sha == sha).order_by(RUNS.c.created_at.desc(), RUNS.c.id.desc())
     with db.connect() as conn:
         return [summary(r) for r in conn.execute(q.limit(500))]
 
 
-def get_run(db: Engine, run_id: str) -> RunDetail:
+def get_run(db: DbEngine, run_id: str) -> RunDetail:
     with db.connect() as conn:
         r = conn.execute(sa.select(RUNS).where(RUNS.c.id == run_id)).first()
         if r is None:
@@ -181,7 +181,7 @@ def get_run(db: Engine, run_id: str) -> RunDetail:
     )
 
 
-def run_summary(db: Engine, run_id: str) -> RunSummary:
+def run_summary(db: DbEngine, run_id: str) -> RunSummary:
     with db.connect() as conn:
         r = conn.execute(sa.select(*_SUMMARY).where(RUNS.c.id == run_id)).first()
     if r is None:
@@ -195,7 +195,7 @@ def event_out(r: Any) -> EventOut:
     )
 
 
-def run_events(db: Engine, run_id: str, *, task: str | None, after: int | None, limit: int) -> EventPage:
+def run_events(db: DbEngine, run_id: str, *, task: str | None, after: int | None, limit: int) -> EventPage:
     """The run's events oldest first; `next_since` is the id to pass as `since` for the next page."""
     q = sa.select(EVENTS).where(EVENTS.c.run_id == run_id)
     if task is not None:
@@ -210,7 +210,7 @@ def run_events(db: Engine, run_id: str, *, task: str | None, after: int | None, 
     return EventPage(items=items, next_since=items[-1].id if len(rows) > limit else None)
 
 
-def task_row(db: Engine, run_id: str, task: str) -> Any:
+def task_row(db: DbEngine, run_id: str, task: str) -> Any:
     with db.connect() as conn:
         row = conn.execute(
             sa.select(TASK_RUNS, RUNS.c.parent_run)
@@ -223,7 +223,7 @@ def task_row(db: Engine, run_id: str, task: str) -> Any:
     return row
 
 
-def log_source(db: Engine, run_id: str, task: str) -> str:
+def log_source(db: DbEngine, run_id: str, task: str) -> str:
     """The run whose attempt of `task` produced the log: a task reused by a rerun logged in its original run."""
     row = task_row(db, run_id, task)
     for _ in range(100):  # reruns of reruns; bounded against a corrupt cycle

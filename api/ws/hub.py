@@ -29,7 +29,7 @@ from typing import Any
 
 import anyio.to_thread
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine as DbEngine
 
 from odin.api.ws.protocol import encode
 from odin.controller.bus import EventBus, EventDict
@@ -174,7 +174,7 @@ def wrap(events: list[EventJson]) -> str:
 
 
 class EventHub:
-    def __init__(self, db: Engine, bus: EventBus | None, *, poll_interval: float = 0.25) -> None:
+    def __init__(self, db: DbEngine, bus: EventBus | None, *, poll_interval: float = 0.25) -> None:
         self.db = db
         self.bus = bus
         self.poll_interval = poll_interval

@@ -27,6 +27,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine as DbEngine
 
+from odin.controller.backoff import Backoff
 from odin.controller.bus import EventBus
 from odin.controller.engine.decide import FinishRun, KillTask, RetryPolicy, StartTask, TaskAction, decide
 from odin.controller.engine.state import Dag, Failure, RunState, TaskState
@@ -56,6 +57,11 @@ from odin.schema import substitute
 from odin.schema.model import PipelineSpec, TaskSpec
 
 log = logging.getLogger(__name__)
+
+# While the store is down (no jitter: one engine per deployment, nothing to spread out). Re-reading the store after
+# an outage waits 0.5 s, doubling up to 30 s; held changes are retried sooner, from 0.2 s.
+_RECOVER_BACKOFF = Backoff(initial=0.5, maximum=30.0, jitter=0.0)
+_FLUSH_BACKOFF = Backoff(initial=0.2, maximum=30.0, jitter=0.0)
 
 
 @dataclass
@@ -189,10 +195,6 @@ class Engine:
                 self._finished_cond.wait(remaining)
             return self._finished[run_id]
 
-    @property
-    def active_runs(self) -> list[str]:
-        return list(self._runs)
-
     # -- the loop ---------------------------------------------------------------------------------------------
     def _main(self) -> None:
         try:
@@ -247,7 +249,7 @@ class Engine:
         return next_rescan
 
     def _retry_recover(self) -> bool:
-        time.sleep(min(30.0, 0.5 * 2.0 ** min(self._store_failures, 6)))
+        time.sleep(_RECOVER_BACKOFF.delay(self._store_failures))
         self._store_failures += 1
         try:
             self._recover()
@@ -258,7 +260,7 @@ class Engine:
 
     def _next_timeout(self, next_rescan: float) -> float:
         if self._store_failures and (self._pending.batch or self._pending.effects):
-            return min(30.0, 0.2 * 2.0 ** min(self._store_failures, 8))  # the store was down: retry soon
+            return _FLUSH_BACKOFF.delay(self._store_failures)  # the store was down: retry soon
         now = self.clock()
         wakes = [r.wake_at for r in self._runs.values() if r.wake_at is not None]
         if self._flush_due is not None:

@@ -36,10 +36,6 @@ class CommitInfo:
         `[odin skip]`, any case, anywhere in the message)."""
         return _SKIP_RE.search(self.message) is not None
 
-    @property
-    def short_sha(self) -> str:
-        return self.sha[:12]
-
 
 @dataclass(frozen=True, slots=True)
 class FetchResult:

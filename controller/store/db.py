@@ -21,9 +21,9 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Engine as DbEngine
 from sqlalchemy.exc import OperationalError
-from sqlmodel import Session
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ def redact_db_url(url: str) -> str:
         return "<unparseable database url>"
 
 
-def create_db_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Engine:
+def create_db_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> DbEngine:
     """An engine with the right per-backend settings; creates the SQLite file's directory when needed."""
     parsed = sa.make_url(url)
     kwargs: dict[str, Any] = {"echo": echo, "future": True}
@@ -72,11 +72,11 @@ def _sqlite_begin(conn: Connection) -> None:
     conn.connection.driver_connection.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")  # type: ignore[union-attr]
 
 
-_WRITERS: weakref.WeakKeyDictionary[Engine, threading.RLock] = weakref.WeakKeyDictionary()
+_WRITERS: weakref.WeakKeyDictionary[DbEngine, threading.RLock] = weakref.WeakKeyDictionary()
 _WRITERS_LOCK = threading.Lock()
 
 
-def _writer_lock(engine: Engine) -> threading.RLock:
+def _writer_lock(engine: DbEngine) -> threading.RLock:
     with _WRITERS_LOCK:
         lock = _WRITERS.get(engine)
         if lock is None:
@@ -85,7 +85,7 @@ def _writer_lock(engine: Engine) -> threading.RLock:
 
 
 @contextmanager
-def transaction(engine: Engine) -> Iterator[Connection]:
+def transaction(engine: DbEngine) -> Iterator[Connection]:
     """A write transaction (commit on success, rollback on error); on SQLite it queues for the write lock.
 
     Use it for every write: plain `engine.begin()` works on Postgres but can deadlock concurrent SQLite writers.
@@ -113,7 +113,7 @@ class Writer:
     error and made again on the next transaction; between transactions it holds no lock and no snapshot.
     """
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: DbEngine) -> None:
         self.engine = engine
         self._conn: Connection | None = None
 
@@ -139,7 +139,7 @@ class Writer:
 
 
 @contextmanager
-def reading(engine: Engine) -> Iterator[Connection]:
+def reading(engine: DbEngine) -> Iterator[Connection]:
     """A connection for reads; connection failures become `StoreUnavailable`."""
     try:
         with engine.connect() as conn:
@@ -158,7 +158,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def alembic_config(engine: Engine) -> Config:
+def alembic_config(engine: DbEngine) -> Config:
     script_location = str(resources.files("odin.controller.store") / "migrations")
     cfg = Config()
     cfg.set_main_option("script_location", script_location)
@@ -167,7 +167,7 @@ def alembic_config(engine: Engine) -> Config:
     return cfg
 
 
-def migrate(engine: Engine) -> None:
+def migrate(engine: DbEngine) -> None:
     """Bring the schema to the newest revision. Safe to call on every start and from several processes."""
     try:
         with engine.begin() as conn:
@@ -179,21 +179,6 @@ def migrate(engine: Engine) -> None:
             command.upgrade(cfg, "head")
     except OperationalError as e:
         raise StoreUnavailable(f"cannot migrate {redact_db_url(str(engine.url))}: {_first_line(e)}") from e
-
-
-@contextmanager
-def session_scope(engine: Engine) -> Iterator[Session]:
-    """A session that commits on success and rolls back on error; translates connection failures."""
-    try:
-        with Session(engine, expire_on_commit=False) as session:
-            try:
-                yield session
-                session.commit()
-            except BaseException:
-                session.rollback()
-                raise
-    except OperationalError as e:
-        raise StoreUnavailable(f"database unavailable: {_first_line(e)}") from e
 
 
 def _first_line(e: BaseException) -> str:

@@ -18,7 +18,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Engine as DbEngine
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from odin.controller.store.db import StoreUnavailable, Writer, reading, transaction
@@ -67,15 +68,8 @@ class WriteBatch:
     def __bool__(self) -> bool:
         return bool(self.task_updates or self.run_updates or self.events)
 
-    def merge(self, other: WriteBatch) -> None:
-        for task_key, values in other.task_updates.items():
-            self.task_updates.setdefault(task_key, {}).update(values)
-        for run_id, values in other.run_updates.items():
-            self.run_updates.setdefault(run_id, {}).update(values)
-        self.events.extend(other.events)
 
-
-def write_batch(engine: Engine, batch: WriteBatch, *, writer: Writer | None = None) -> list[dict[str, Any]]:
+def write_batch(engine: DbEngine, batch: WriteBatch, *, writer: Writer | None = None) -> list[dict[str, Any]]:
     """Commit a batch; returns the events as stored (with id and time) for publishing.
 
     Updates that set the same columns are sent as one executemany with a statement built once per column set, so
@@ -126,7 +120,7 @@ def _run_update(columns: frozenset[str]) -> sa.Update:
     return RUNS.update().where(RUNS.c.id == sa.bindparam("_id")).values({c: sa.bindparam(c) for c in sorted(columns)})
 
 
-def load_runs(engine: Engine, run_ids: Iterable[str] | None = None) -> list[LoadedRun]:
+def load_runs(engine: DbEngine, run_ids: Iterable[str] | None = None) -> list[LoadedRun]:
     """Active runs (pending/running), or the given runs, each with its tasks in creation order. Each run carries its
     repository's URL and namespace as `repo_url` and `repo_namespace` (None for runs without a repository)."""
     with reading(engine) as conn:
@@ -148,7 +142,7 @@ def load_runs(engine: Engine, run_ids: Iterable[str] | None = None) -> list[Load
     return [LoadedRun(r, by_run[r["id"]]) for r in runs]
 
 
-def cancel_requested_ids(engine: Engine, run_ids: Iterable[str]) -> set[str]:
+def cancel_requested_ids(engine: DbEngine, run_ids: Iterable[str]) -> set[str]:
     """Which of these runs have been asked to cancel (possibly by another process)."""
     ids = list(run_ids)
     if not ids:
@@ -158,7 +152,7 @@ def cancel_requested_ids(engine: Engine, run_ids: Iterable[str]) -> set[str]:
         return set(conn.execute(q).scalars())
 
 
-def request_cancel(engine: Engine, run_id: str, *, by: str | None = None) -> bool:
+def request_cancel(engine: DbEngine, run_id: str, *, by: str | None = None) -> bool:
     """Flag a run for cancellation; False if it does not exist or is already finished."""
     with transaction(engine) as conn:
         res = conn.execute(

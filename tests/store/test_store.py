@@ -10,10 +10,10 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy.engine import Engine
-from sqlmodel import SQLModel
+from sqlmodel import Session, SQLModel
 
-from odin.controller.store.db import StoreUnavailable, create_db_engine, migrate, session_scope, transaction
-from odin.controller.store.models import Repository, Run, RunStatus, TaskRun, Trigger
+from odin.controller.store.db import StoreUnavailable, create_db_engine, migrate, transaction
+from odin.controller.store.models import Repository, RunStatus, TaskRun, Trigger
 from odin.controller.store.runs import (
     EVENTS,
     RUNS,
@@ -39,10 +39,10 @@ SPEC = PipelineSpec(
 
 
 def make_repo(db: Engine) -> int:
-    with session_scope(db) as s:
+    with Session(db, expire_on_commit=False) as s:
         repo = Repository(name="r", url="file:///tmp/r", branch="main")
         s.add(repo)
-        s.flush()
+        s.commit()
         assert repo.id is not None
         return repo.id
 
@@ -177,16 +177,17 @@ def test_cancel_request_only_applies_to_active_runs(db: Engine) -> None:
 
 
 def test_naive_datetimes_are_refused(db: Engine) -> None:
-    with pytest.raises(sa.exc.StatementError, match="naive datetime"), session_scope(db) as s:
+    with pytest.raises(sa.exc.StatementError, match="naive datetime"), Session(db) as s:
         s.add(Repository(name="x", url="u", branch="b", created_at=datetime(2024, 1, 1)))
+        s.commit()
 
 
 def test_unreachable_database_is_a_clear_store_error(tmp_path: object) -> None:
     engine = create_db_engine("postgresql+psycopg2://postgres@127.0.0.1:1/none?connect_timeout=2")
     with pytest.raises(StoreUnavailable, match="cannot migrate"):
         migrate(engine)
-    with pytest.raises(StoreUnavailable, match="database unavailable"), session_scope(engine) as s:
-        s.exec(sa.select(Run))  # type: ignore[call-overload]
+    with pytest.raises(StoreUnavailable, match="database unavailable"), transaction(engine) as conn:
+        conn.execute(sa.select(RUNS))
     engine.dispose()
 
 

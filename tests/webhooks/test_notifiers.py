@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -40,7 +41,7 @@ def notified_odin(factory: OdinFactory, kind: str, api_url: str, **overrides: An
     )
     notifier = notifiers.from_settings(odin.settings, odin.controller)
     assert notifier is not None
-    notifier.base_delay = 0.05
+    notifier.backoff = replace(notifier.backoff, initial=0.05)
     notifier.start(odin.controller.bus)
     return odin, notifier
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import random
 import threading
 import time
 from collections import OrderedDict
@@ -27,8 +26,9 @@ from typing import Any, Protocol
 
 import httpx
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine as DbEngine
 
+from odin.controller.backoff import Backoff
 from odin.controller.bus import EventBus, EventDict
 from odin.controller.store.models import RUNS
 from odin.webhooks.metrics import STATUS_PENDING, STATUS_POSTS
@@ -93,7 +93,7 @@ class CommitStatusNotifier:
     def __init__(
         self,
         api: StatusApi,
-        db: Engine,
+        db: DbEngine,
         *,
         token: Callable[[], str],
         repo_id: int,
@@ -116,8 +116,8 @@ class CommitStatusNotifier:
         self.client = client or httpx.Client(timeout=timeout, headers={"User-Agent": "odin-commit-status"})
         self.max_pending = max_pending
         self.max_attempts = max_attempts
-        self.base_delay = base_delay
-        self.max_delay = max_delay
+        # Equal jitter (half fixed, half random); a rate limit's Retry-After counts up to five minutes.
+        self.backoff = Backoff(initial=base_delay, maximum=max_delay, max_retry_after=300.0)
         self._inbox: queue.Queue[EventDict] = queue.Queue(maxsize=inbox_size)
         self._pending: OrderedDict[tuple[str, str], _Pending] = OrderedDict()
         self._runs: OrderedDict[str, tuple[str, str | None, int | None]] = OrderedDict()
@@ -278,7 +278,7 @@ class CommitStatusNotifier:
                     attempts,
                 )
                 continue
-            delay = self._delay(attempts, retry_after)
+            delay = self.backoff.next_delay(attempts - 1, retry_after)
             if retry_after > 0:  # a rate limit is the provider's, not this status's: hold every status
                 self._paused_until = max(self._paused_until, time.monotonic() + retry_after)
             current = self._pending.get(key)
@@ -286,11 +286,6 @@ class CommitStatusNotifier:
                 self._pending[key] = replace(item, attempts=attempts, not_before=now + delay)
             elif current is not None:  # replaced meanwhile by a newer state: it waits out the same backoff
                 self._pending[key] = replace(current, not_before=now + delay)
-
-    def _delay(self, attempts: int, retry_after: float) -> float:
-        """Exponential backoff with "equal jitter" (half fixed, half random), never shorter than Retry-After."""
-        ceiling = min(self.max_delay, self.base_delay * 2.0 ** (attempts - 1))
-        return max(retry_after, ceiling / 2 + random.uniform(0, ceiling / 2))  # noqa: S311 (jitter, not crypto)
 
     def _send(self, status: CommitStatus) -> float | None:
         """Post one status. None: done (sent, or given up as hopeless); a number: retry, no sooner than that."""
@@ -320,7 +315,7 @@ class CommitStatusNotifier:
                 self.api.provider,
                 response.status_code,
             )
-            return _retry_after(response)
+            return self.backoff.retry_after(_retry_after(response))
         STATUS_POSTS.labels(self.api.provider, "failed").inc()
         log.error(
             "commit status %s for %s refused by %s (%d): %s",
@@ -345,6 +340,6 @@ def _retryable(response: httpx.Response) -> bool:
 def _retry_after(response: httpx.Response) -> float:
     value = str(response.headers.get("retry-after", ""))
     try:
-        return min(300.0, max(0.0, float(value)))
+        return float(value)
     except ValueError:
         return 0.0

@@ -1,6 +1,6 @@
 """The Kubernetes executor: tasks as Pods, Jobs and distributed-training jobs, watched, labelled by commit.
 
-The only part of Odin that imports the `kubernetes` client (tests/test_project.py keeps it so). Modules:
+The only part of Odin that imports the `kubernetes` client (an import-linter contract keeps it so). Modules:
 
 | module | job |
 |---|---|
@@ -10,13 +10,14 @@ The only part of Odin that imports the `kubernetes` client (tests/test_project.p
 | `workdir.py` | `${WORK_PATH}`: the commit's pipeline directory as immutable ConfigMaps |
 | `watch.py` | list-then-watch per (namespace, kind), 410 re-list, reconnect with backoff |
 | `failures.py` | pod status -> running / done / failed (USER, INFRA, PERMANENT) / stuck past a deadline |
-| `api.py`, `errors.py`, `config.py` | requests and their retries (429 Retry-After, 5xx backoff), errors, client setup |
+| `api.py`, `errors.py`, `config.py` | requests, retries (429 Retry-After, 5xx backoff), `Json`, errors, client setup |
 | `logs.py`, `cleanup.py`, `journal.py` | saved and live logs, TTL clean-up, creates in flight |
 | `timers.py`, `names.py` | deadlines without polling; deterministic names and provenance labels |
 
 See docs/kubernetes.md.
 """
 
+from odin.controller.executors.kubernetes.api import Json
 from odin.controller.executors.kubernetes.config import KubeOptions
 from odin.controller.executors.kubernetes.executor import KubernetesExecutor
 from odin.controller.executors.kubernetes.failures import Deadlines
@@ -36,6 +37,7 @@ __all__ = [
     "BuildContext",
     "Deadlines",
     "HandlerRegistry",
+    "Json",
     "KubeOptions",
     "KubernetesExecutor",
     "ResourceHandler",

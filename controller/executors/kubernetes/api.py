@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -28,6 +27,7 @@ import kubernetes.client
 import urllib3
 from kubernetes.client.exceptions import ApiException
 
+from odin.controller.backoff import Backoff
 from odin.controller.executors.kubernetes.errors import (
     RETRYABLE_STATUSES,
     KubeApiError,
@@ -79,20 +79,20 @@ _TYPED: dict[tuple[str, str, str], tuple[str, str]] = {
 }
 
 
+# First backoff 0.25 s, doubled each time up to 15 s, jittered between half and all of it; a Retry-After longer than
+# a minute is capped.
+API_BACKOFF = Backoff(initial=0.25, maximum=15.0, max_retry_after=60.0)
+
+
 @dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """How long and how often a failing call is retried (429, 5xx, dropped connections)."""
+class ApiRetry:
+    """How long and how often a failing call is retried (429, 5xx, dropped connections).
+
+    Named apart from the engine's task `RetryPolicy`: this one retries one HTTP call within seconds, that one reruns
+    a task attempt within minutes."""
 
     deadline: float = 120.0  # seconds from the first try; then the call fails (INFRA)
-    base: float = 0.25  # first backoff, doubled each time
-    maximum: float = 15.0  # longest backoff between two tries
-    max_retry_after: float = 60.0  # a Retry-After longer than this is capped
-
-
-def backoff(policy: RetryPolicy, attempt: int) -> float:
-    """Full-jitter exponential backoff: spreads a fan-out's retries instead of synchronising them."""
-    ceiling = min(policy.maximum, policy.base * 2.0**attempt)
-    return random.uniform(ceiling / 2, ceiling)  # noqa: S311 (jitter, not cryptography)
+    backoff: Backoff = API_BACKOFF
 
 
 def _retry_after(e: ApiException) -> float | None:
@@ -137,11 +137,11 @@ class KubeApi:
         self,
         api_client: kubernetes.client.ApiClient,
         *,
-        retry: RetryPolicy | None = None,
+        retry: ApiRetry | None = None,
         stopping: threading.Event | None = None,
     ) -> None:
         self.api_client = api_client
-        self.retry = retry or RetryPolicy()
+        self.retry = retry or ApiRetry()
         self.stopping = stopping or threading.Event()
         # Typed as Any on purpose: v37's signatures demand model objects, while Odin sends and receives JSON dicts.
         self.core: Any = kubernetes.client.CoreV1Api(api_client)
@@ -161,14 +161,16 @@ class KubeApi:
                 if not retry or e.status not in RETRYABLE_STATUSES:
                     raise translate(e.status, e.body, what) from e
                 error: KubeApiError = translate(e.status, e.body, what)
-                delay = _retry_after(e) if e.status == 429 else None
-                delay = min(delay, self.retry.max_retry_after) if delay is not None else backoff(self.retry, attempt)
+                # APF's Retry-After is the apiserver's own schedule for this client: wait exactly that (capped).
+                retry_after = _retry_after(e) if e.status == 429 else None
+                backoff = self.retry.backoff
+                delay = backoff.delay(attempt) if retry_after is None else backoff.retry_after(retry_after)
                 cause: Exception = e
             except (urllib3.exceptions.HTTPError, OSError) as e:
                 if not retry:
                     raise Unavailable(f"{what}: {e}", reason="ApiUnreachable") from e
                 error = Unavailable(f"{what}: cannot reach the Kubernetes API ({e})", reason="ApiUnreachable")
-                delay = backoff(self.retry, attempt)
+                delay = self.retry.backoff.delay(attempt)
                 cause = e
             elapsed = time.monotonic() - started
             if elapsed + delay > self.retry.deadline:

@@ -45,7 +45,7 @@ from odin.controller.executors.base import (
     TaskPaths,
 )
 from odin.controller.executors.kubernetes import names
-from odin.controller.executors.kubernetes.api import CONFIGMAPS, PODS, Json, Kind, KubeApi, RetryPolicy
+from odin.controller.executors.kubernetes.api import CONFIGMAPS, PODS, ApiRetry, Json, Kind, KubeApi
 from odin.controller.executors.kubernetes.cleanup import Janitor
 from odin.controller.executors.kubernetes.config import (
     KubeOptions,
@@ -83,8 +83,10 @@ WORK_COMPONENT = "odin-work"
 
 
 @dataclass(frozen=True, slots=True)
-class Problem:
-    """Why something cannot run, as a task status will say it."""
+class Blocker:
+    """Why a run's tasks cannot start (its namespace or files could not be prepared), as a task status will say it.
+
+    Not `odin.schema.problems.Problem`, which locates a mistake in a pipeline file."""
 
     reason: str
     message: str
@@ -97,7 +99,7 @@ class _Run:
     namespace: str
     ready: threading.Event = field(default_factory=threading.Event)
     work: WorkTree | None = None
-    problem: Problem | None = None
+    problem: Blocker | None = None
 
 
 @dataclass
@@ -175,9 +177,7 @@ class KubernetesExecutor(Executor):
         self._stopping = threading.Event()
         self._given_client = api_client if owns_client else None
         self._client = clone_client(api_client, pool_size=options.workers + 64)
-        self.api = KubeApi(
-            self._client, retry=RetryPolicy(deadline=options.api_retry_deadline), stopping=self._stopping
-        )
+        self.api = KubeApi(self._client, retry=ApiRetry(deadline=options.api_retry_deadline), stopping=self._stopping)
         self.registry = registry or HandlerRegistry.load()
         self.log_store = LogStore(options.data_dir)
         self.journal = Journal(options.data_dir)
@@ -247,12 +247,12 @@ class KubernetesExecutor(Executor):
                         self.api.create(CONFIGMAPS, namespace, body)
             record.work, record.problem = work, None
         except WorkTreeError as e:
-            record.problem = Problem(e.reason, str(e), Failure.PERMANENT)
+            record.problem = Blocker(e.reason, str(e), Failure.PERMANENT)
         except KubeApiError as e:
             record.problem = self._api_problem(e, namespace)
         except Exception as e:  # a bug here must fail the run's tasks with a reason, not hang them
             log.exception("run %s: preparing its files in namespace %s failed", ctx.run_id, namespace)
-            record.problem = Problem("ExecutorError", f"preparing the run failed: {e}", Failure.INFRA)
+            record.problem = Blocker("ExecutorError", f"preparing the run failed: {e}", Failure.INFRA)
         finally:
             record.ready.set()
         if record.problem is not None:
@@ -261,7 +261,7 @@ class KubernetesExecutor(Executor):
                 ctx.run_id, ctx.commit_sha, namespace, record.problem.message,
             )  # fmt: skip
 
-    def _api_problem(self, e: KubeApiError, namespace: str) -> Problem:
+    def _api_problem(self, e: KubeApiError, namespace: str) -> Blocker:
         message = e.message
         if e.reason == "Forbidden":
             message += (
@@ -270,7 +270,7 @@ class KubernetesExecutor(Executor):
             )
         elif e.reason == "NotFound" and "namespaces" in message:
             message += f" (create namespace {namespace}, or change ODIN_KUBE_NAMESPACE)"
-        return Problem(e.reason, message, e.failure)
+        return Blocker(e.reason, message, e.failure)
 
     def finish_run(self, run: RunContext) -> None:
         ttl = self.options.cleanup_ttl

@@ -22,14 +22,13 @@ passes; `recheck_at` says when to look again, so deadlines cost no API requests.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from odin.controller.engine.state import Failure
-
-Json = Mapping[str, Any]
+from odin.controller.executors.kubernetes.api import Json
 
 # Waiting reasons that can never resolve by themselves.
 PERMANENT_WAITING = frozenset({"InvalidImageName", "ErrImageNeverPull"})
@@ -98,7 +97,7 @@ FirstSeen = Callable[[str], float]  # (what was seen) -> when it was first seen,
 
 
 def conditions(obj: Json) -> list[Json]:
-    return [c for c in (obj.get("status") or {}).get("conditions") or [] if isinstance(c, Mapping)]
+    return [c for c in (obj.get("status") or {}).get("conditions") or [] if isinstance(c, dict)]
 
 
 def condition(obj: Json, cond_type: str) -> Json | None:

@@ -12,16 +12,13 @@ import logging
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-from odin.controller.executors.kubernetes.api import KubeApi, iter_lines
+from odin.controller.executors.kubernetes.api import Json, KubeApi, iter_lines
 from odin.controller.executors.kubernetes.errors import KubeApiError
 
 log = logging.getLogger(__name__)
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-
-Json = dict[str, Any]
 
 
 class LogStore:

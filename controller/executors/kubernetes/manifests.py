@@ -24,12 +24,11 @@ from typing import Any
 
 from odin.controller.executors.base import TaskLaunch
 from odin.controller.executors.kubernetes import names
+from odin.controller.executors.kubernetes.api import Json
 from odin.controller.executors.kubernetes.config import KubeOptions
 from odin.controller.executors.kubernetes.workdir import MOUNT_PATH as WORK_MOUNT
 from odin.controller.executors.kubernetes.workdir import WorkTree
 from odin.schema.model import Resources, TaskSpec
-
-Json = dict[str, Any]
 
 DATA_MOUNT = "/odin/data"
 RUN_MOUNT = "/odin/run"

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from typing import Any
 
 import urllib3
 
+from odin.controller.backoff import Backoff
 from odin.controller.executors.kubernetes.api import Json, Kind, KubeApi, iter_lines
 from odin.controller.executors.kubernetes.errors import Expired, Forbidden, KubeApiError, NotFound, translate
 
@@ -63,6 +63,8 @@ class ResourceWatch:
         self.on_error = on_error
         self.timeout = timeout
         self.backoff_max = backoff_max
+        # Reconnects: 1 s after the first failure, doubling up to `backoff_max`, between half and all of it.
+        self.backoff = Backoff(initial=0.5, maximum=backoff_max)
         self.cache: dict[str, Json] = {}
         self.resource_version: str | None = None
         self.synced = threading.Event()
@@ -120,8 +122,7 @@ class ResourceWatch:
                 self._pause(self._delay())
 
     def _delay(self) -> float:
-        ceiling = min(self.backoff_max, 0.5 * 2.0 ** min(self._failures, 8))
-        return random.uniform(ceiling / 2, ceiling)  # noqa: S311 (jitter)
+        return self.backoff.delay(self._failures)
 
     def _pause(self, seconds: float) -> None:
         self._stopping.wait(seconds)

@@ -17,17 +17,15 @@ from __future__ import annotations
 import abc
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from odin.controller.engine.state import Failure
-from odin.controller.executors.kubernetes.api import Kind
+from odin.controller.executors.kubernetes.api import Json, Kind
 from odin.controller.executors.kubernetes.config import KubeOptions
 from odin.controller.executors.kubernetes.failures import PodState, condition, condition_true
 from odin.controller.executors.kubernetes.manifests import BuildContext
 from odin.controller.store.models import TaskStatus
 from odin.schema.model import TaskSpec
-
-Json = dict[str, Any]
 
 KUBEFLOW_REPLICA_TYPE = "training.kubeflow.org/replica-type"
 KUBEFLOW_REPLICA_INDEX = "training.kubeflow.org/replica-index"

@@ -20,8 +20,8 @@ from __future__ import annotations
 
 import math
 
-from odin.controller.executors.kubernetes.api import Kind
-from odin.controller.executors.kubernetes.handlers.base import Json, ResourceHandler
+from odin.controller.executors.kubernetes.api import Json, Kind
+from odin.controller.executors.kubernetes.handlers.base import ResourceHandler
 from odin.controller.executors.kubernetes.manifests import BuildContext, pod_template
 
 GROUP, VERSION = "kubeflow.org", "v1"

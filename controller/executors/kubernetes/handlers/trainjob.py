@@ -16,9 +16,9 @@ Status: `Complete` and `Failed` conditions are final; `Suspended` means queued; 
 
 from __future__ import annotations
 
-from odin.controller.executors.kubernetes.api import Kind
+from odin.controller.executors.kubernetes.api import Json, Kind
 from odin.controller.executors.kubernetes.failures import condition, condition_true
-from odin.controller.executors.kubernetes.handlers.base import Json, ResourceHandler, TopStatus
+from odin.controller.executors.kubernetes.handlers.base import ResourceHandler, TopStatus
 from odin.controller.executors.kubernetes.manifests import (
     BuildContext,
     container_resources,

@@ -13,6 +13,8 @@ from odin.api.app import build_context, create_app
 from odin.api.auth.keys import KeyConfigError
 from odin.api.auth.passwords import WeakPassword
 from odin.api.auth.users import ensure_admin
+from odin.controller.executors.task_user import TaskUserError
+from odin.controller.secrecy import mark_undumpable, withhold_secrets
 from odin.controller.service import Controller
 from odin.controller.settings import Settings
 from odin.controller.store.db import StoreUnavailable, redact_db_url
@@ -48,12 +50,39 @@ def first_admin_password(settings: Settings) -> str | None:
     return None
 
 
+def protect_secrets(settings: Settings) -> None:
+    """Before anything else starts: close this process to its tasks and take the secrets out of the environment
+    (they are in `settings` now). See `odin.controller.secrecy` and docs/local-executor.md."""
+    if mark_undumpable():
+        log.info("process marked non-dumpable: its /proc files and ptrace are closed to other processes of its user")
+    references = [
+        secret.get_secret_value()
+        for secret in (settings.webhook_secret, settings.webhook_secret_previous, settings.git_token)
+        if secret is not None
+    ]
+    if settings.status_token is not None:
+        references.append(settings.status_token.get_secret_value())
+    names = withhold_secrets(references)
+    if names:
+        log.info("secret-bearing variables read and removed from the environment: %s", ", ".join(names))
+
+
 def run_server(settings: Settings) -> int:
+    protect_secrets(settings)
     try:
         controller = Controller(settings)
     except StoreUnavailable as e:
         log.error("%s", e)
         return 1
+    except TaskUserError as e:
+        log.error("cannot start: %s", e)
+        return 2
+    if settings.executor == "local" and settings.local_task_user is None:
+        log.info(
+            "local tasks run as Odin's own user: they can read its data directory (%s); set ODIN_LOCAL_TASK_USER "
+            "(Odin as root) to keep them out",
+            settings.data_dir,
+        )
     try:
         context = build_context(settings, controller)
         admin_password = first_admin_password(settings)

@@ -131,7 +131,17 @@ class Controller:
     def leading(self) -> bool:
         return self._leading.is_set()
 
+    def drain(self) -> None:
+        """Stop taking work at once (SIGTERM): the engine starts no task or run from now on; running tasks are
+        still watched. Safe in a signal handler."""
+        self.engine.drain()
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Wait for this replica's running tasks to end; False if some still run after `timeout` seconds."""
+        return not self._leading.is_set() or self.engine.wait_idle(timeout)
+
     def stop(self) -> None:
+        self.engine.drain()
         self._stopping.set()
         if self._elector is not None:
             self._elector.join(10)

@@ -133,8 +133,9 @@ class Controller:
 
     def drain(self) -> None:
         """Stop taking work at once (SIGTERM): the engine starts no task or run from now on; running tasks are
-        still watched. Safe in a signal handler."""
+        still watched, and followed logs end so that no request holds the server up. Safe in a signal handler."""
         self.engine.drain()
+        self.executor.end_follows()
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Wait for this replica's running tasks to end; False if some still run after `timeout` seconds."""

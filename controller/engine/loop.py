@@ -175,7 +175,7 @@ class Engine:
 
     def drain(self) -> None:
         """Stop taking work now: nothing starts any more (see the module docstring). Safe in a signal handler: it
-        sets a flag and queues a wake-up, nothing that takes a lock."""
+        sets an event no other code waits on and queues a wake-up (SimpleQueue.put is reentrant)."""
         self._draining.set()
         self._queue.put(_Wake())
 

@@ -27,7 +27,6 @@ import signal
 import socket
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -108,6 +107,7 @@ class LocalExecutor(Executor):
         self._host = socket.gethostname()
         self._launcher = ThreadPoolExecutor(max_workers=launchers, thread_name_prefix="odin-launch")
         self._reaper = Reaper()
+        self._closing = threading.Event()  # end_follows: log streams stop following
 
     # -- contract -----------------------------------------------------------------------------------------------
     def paths(self, run: RunContext) -> TaskPaths:
@@ -254,10 +254,14 @@ class LocalExecutor(Executor):
             if not found:
                 return iter(())
             attempt = found[-1]
-        return _read_log(self.attempt_prefix(run_id, task, attempt), follow=follow, tail=tail)
+        return _read_log(self.attempt_prefix(run_id, task, attempt), follow=follow, tail=tail, closing=self._closing)
+
+    def end_follows(self) -> None:
+        self._closing.set()
 
     def shutdown(self) -> None:
         """Leave running tasks alone: they record their own exit codes and a restart adopts them."""
+        self._closing.set()
         self._launcher.shutdown(wait=True)
         self._reaper.stop()
 
@@ -340,7 +344,7 @@ def _is_our_wrapper(pid: int, prefix: Path) -> bool:
     return len(cmdline) >= 4 and cmdline[1:4] == ["-c", _WRAPPER, str(prefix)]
 
 
-def _read_log(prefix: Path, *, follow: bool, tail: int | None) -> Iterator[str]:
+def _read_log(prefix: Path, *, follow: bool, tail: int | None, closing: threading.Event) -> Iterator[str]:
     path = Path(f"{prefix}.log")
     done = Path(f"{prefix}.exit")
     if not path.exists():
@@ -358,11 +362,11 @@ def _read_log(prefix: Path, *, follow: bool, tail: int | None) -> Iterator[str]:
             if line:
                 yield line
                 continue
-            if done.exists():
+            if done.exists() or closing.is_set():  # ended, or the server is stopping
                 yield from f
                 return
             pid = _read_int(f"{prefix}.pid")
             if pid is not None and not _is_our_wrapper(pid, prefix):
                 yield from f  # the wrapper is gone without an exit code: killed (cancel, timeout), so it ended
                 return
-            time.sleep(0.2)
+            closing.wait(0.2)

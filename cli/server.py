@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Generator
+import time
+from collections.abc import Callable, Generator
 from pathlib import Path
+from types import FrameType
 
 import uvicorn
 
@@ -13,6 +15,8 @@ from odin.api.app import build_context, create_app
 from odin.api.auth.keys import KeyConfigError
 from odin.api.auth.passwords import WeakPassword
 from odin.api.auth.users import ensure_admin
+from odin.controller.executors.task_user import TaskUserError
+from odin.controller.secrecy import mark_undumpable, withhold_secrets
 from odin.controller.service import Controller
 from odin.controller.settings import Settings
 from odin.controller.store.db import StoreUnavailable, redact_db_url
@@ -25,8 +29,20 @@ class _Server(uvicorn.Server):
     """uvicorn re-raises SIGTERM/SIGINT once its graceful shutdown is done, so the process dies of the signal.
 
     Odin stops its controller after the server returns, then exits 0: to a supervisor that is a clean stop, and
-    the controller's own shutdown is not cut short by the re-raised signal.
+    the controller's own shutdown is not cut short by the re-raised signal. The signal itself first stops the
+    controller taking work (`on_signal`), so nothing starts during uvicorn's graceful shutdown.
     """
+
+    def __init__(self, config: uvicorn.Config, on_signal: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._on_signal = on_signal
+        self.signalled_at: float | None = None
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.signalled_at is None:
+            self.signalled_at = time.monotonic()
+        self._on_signal()
+        super().handle_exit(sig, frame)
 
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
@@ -48,12 +64,39 @@ def first_admin_password(settings: Settings) -> str | None:
     return None
 
 
+def protect_secrets(settings: Settings) -> None:
+    """Before anything else starts: close this process to its tasks and take the secrets out of the environment
+    (they are in `settings` now). See `odin.controller.secrecy` and docs/local-executor.md."""
+    if mark_undumpable():
+        log.info("process marked non-dumpable: its /proc files and ptrace are closed to other processes of its user")
+    references = [
+        secret.get_secret_value()
+        for secret in (settings.webhook_secret, settings.webhook_secret_previous, settings.git_token)
+        if secret is not None
+    ]
+    if settings.status_token is not None:
+        references.append(settings.status_token.get_secret_value())
+    names = withhold_secrets(references)
+    if names:
+        log.info("secret-bearing variables read and removed from the environment: %s", ", ".join(names))
+
+
 def run_server(settings: Settings) -> int:
+    protect_secrets(settings)
     try:
         controller = Controller(settings)
     except StoreUnavailable as e:
         log.error("%s", e)
         return 1
+    except TaskUserError as e:
+        log.error("cannot start: %s", e)
+        return 2
+    if settings.executor == "local" and settings.local_task_user is None:
+        log.info(
+            "local tasks run as Odin's own user: they can read its data directory (%s); set ODIN_LOCAL_TASK_USER "
+            "(Odin as root) to keep them out",
+            settings.data_dir,
+        )
     try:
         context = build_context(settings, controller)
         admin_password = first_admin_password(settings)
@@ -86,6 +129,7 @@ def run_server(settings: Settings) -> int:
     controller.start()
     if status_notifier is not None:
         status_notifier.start(controller.bus)
+    server: _Server | None = None
     try:
         config = uvicorn.Config(
             app,
@@ -93,11 +137,17 @@ def run_server(settings: Settings) -> int:
             port=settings.port,
             log_config=None,
             access_log=False,
-            timeout_graceful_shutdown=10,
+            timeout_graceful_shutdown=max(1, round(settings.shutdown_grace)),
         )
-        _Server(config).run()
+        server = _Server(config, on_signal=controller.drain)
+        server.run()
     finally:
-        log.info("shutting down: stopping the controller (running tasks are left to finish)")
+        controller.drain()
+        started = server.signalled_at if server is not None and server.signalled_at is not None else time.monotonic()
+        remaining = max(0.0, started + settings.shutdown_grace - time.monotonic())
+        if not controller.wait_idle(remaining):
+            log.info("shutting down: tasks still running after %.0f s are left to finish", settings.shutdown_grace)
+        log.info("shutting down: stopping the controller (nothing new was started since the signal)")
         controller.stop()
         if status_notifier is not None:
             status_notifier.stop()

@@ -18,6 +18,7 @@ from odin.controller.bus import EventBus
 from odin.controller.engine.decide import RetryPolicy
 from odin.controller.engine.loop import Engine
 from odin.controller.executors.base import Executor
+from odin.controller.executors.task_user import TaskUser, check_reachable, resolve_task_user
 from odin.controller.git.credentials import Credentials
 from odin.controller.git.mirror import Mirror
 from odin.controller.git.urls import redact_url
@@ -25,6 +26,7 @@ from odin.controller.launcher import RerunRequest, RunLauncher, RunNotFound, Run
 from odin.controller.leader import LeaderLock, leader_lock_for
 from odin.controller.metrics import TaskDurations
 from odin.controller.poller import RepoPoller
+from odin.controller.secrecy import create_private_file, secure_data_dir
 from odin.controller.settings import Settings
 from odin.controller.store.db import create_db_engine, migrate, transaction
 from odin.controller.store.models import EVENTS, REPOSITORIES
@@ -36,7 +38,7 @@ log = logging.getLogger(__name__)
 REPOS = REPOSITORIES
 
 
-def make_executor(settings: Settings) -> Executor:
+def make_executor(settings: Settings, task_user: TaskUser | None = None) -> Executor:
     """The executor named by `ODIN_EXECUTOR`."""
     if settings.executor == "kubernetes":
         from odin.controller.executors.kubernetes import KubernetesExecutor
@@ -44,7 +46,12 @@ def make_executor(settings: Settings) -> Executor:
         return KubernetesExecutor.from_settings(settings)
     from odin.controller.executors.local import LocalExecutor
 
-    return LocalExecutor(settings.data_dir, root_path=settings.effective_root_path(), kill_grace=settings.kill_grace)
+    return LocalExecutor(
+        settings.data_dir,
+        root_path=settings.effective_root_path(),
+        kill_grace=settings.kill_grace,
+        task_user=task_user,
+    )
 
 
 def credentials_ref(settings: Settings) -> str | None:
@@ -84,12 +91,18 @@ class FollowedRepo:
 class Controller:
     def __init__(self, settings: Settings, *, executor: Executor | None = None, db: DbEngine | None = None) -> None:
         self.settings = settings
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        # Raises TaskUserError (a clear start-up error) for a task user Odin cannot switch to.
+        task_user = resolve_task_user(settings.local_task_user) if settings.executor == "local" else None
+        secure_data_dir(settings.data_dir, traversable=task_user is not None)
+        if task_user is not None:
+            check_reachable(task_user, settings.data_dir)
+        if db is None and settings.database_url is None:
+            create_private_file(settings.data_dir / "odin.db")  # before SQLite creates it world-readable
         self.db = db or create_db_engine(settings.effective_database_url())
         migrate(self.db)
         self.bus = EventBus()
         self.bus.subscribe(TaskDurations())
-        self.executor = executor or make_executor(settings)
+        self.executor = executor or make_executor(settings, task_user)
         self.engine = Engine(
             self.db,
             self.executor,
@@ -118,7 +131,18 @@ class Controller:
     def leading(self) -> bool:
         return self._leading.is_set()
 
+    def drain(self) -> None:
+        """Stop taking work at once (SIGTERM): the engine starts no task or run from now on; running tasks are
+        still watched, and followed logs end so that no request holds the server up. Safe in a signal handler."""
+        self.engine.drain()
+        self.executor.end_follows()
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Wait for this replica's running tasks to end; False if some still run after `timeout` seconds."""
+        return not self._leading.is_set() or self.engine.wait_idle(timeout)
+
     def stop(self) -> None:
+        self.engine.drain()
         self._stopping.set()
         if self._elector is not None:
             self._elector.join(10)

@@ -100,7 +100,19 @@ class Settings(BaseSettings):
     retry_backoff: float = Field(default=10.0, ge=0, description="Seconds before the first retry; doubles each time.")
     retry_backoff_max: float = Field(default=600.0, ge=0, description="Upper bound of a retry delay, seconds.")
     kill_grace: float = Field(default=10.0, ge=0, description="Seconds between SIGTERM and SIGKILL on cancel/timeout.")
+    shutdown_grace: float = Field(
+        default=10.0,
+        ge=0,
+        description="Seconds `odin serve` takes to stop after SIGTERM/SIGINT. It starts nothing from the signal on; "
+        "open requests finish and running tasks may end (their outcome recorded) within this time. Tasks still "
+        "running then are left running and adopted by the next start.",
+    )
     root_path: Path | None = Field(default=None, description="${ROOT_PATH} for local tasks. Default <data_dir>/root.")
+    local_task_user: str | None = Field(
+        default=None,
+        description="Run local tasks as this user (name or uid) instead of Odin's own, so they cannot read Odin's "
+        "data directory (database, JWT secret). Needs Odin to run as root; see docs/local-executor.md.",
+    )
 
     # -- Kubernetes executor (ODIN_EXECUTOR=kubernetes; docs/kubernetes.md) ---------------------------------------
     kube_in_cluster: bool | None = Field(

@@ -13,6 +13,11 @@ backoff; nothing is started until it is recorded.
 Changes that no side effect waits on (a task seen running) are committed within `coalesce` seconds rather than at
 once, so a burst of observations costs one transaction, not one each. Anything that precedes a start or a kill is
 committed before it, as above.
+
+Stopping is two steps. `drain` (safe from a signal handler) stops the engine taking work at once: from then on it
+starts nothing, no new task, retry or run, but still records what running tasks do, cancels and kills, and finishes
+runs whose tasks have all ended. `stop` then ends the loop. Between the two, `wait_idle` lets the caller give running
+tasks a grace period to end with their outcome recorded.
 """
 
 from __future__ import annotations
@@ -94,7 +99,12 @@ class _Stop:
     pass
 
 
-_Message = Observation | _Submit | _Cancel | _Stop
+@dataclass(frozen=True, slots=True)
+class _Wake:
+    """Look at the runs again now (after `drain`)."""
+
+
+_Message = Observation | _Submit | _Cancel | _Stop | _Wake
 
 
 @dataclass
@@ -145,6 +155,9 @@ class Engine:
         self._finished_cond = threading.Condition()
         self._store_failures = 0
         self._ready = threading.Event()
+        self._draining = threading.Event()
+        self._idle = threading.Event()
+        self._idle.set()
         executor.bind(self.report)
 
     # -- public, thread-safe --------------------------------------------------------------------------------
@@ -165,6 +178,20 @@ class Engine:
         self._queue.put(_Stop())
         self._thread.join(timeout)
         self._thread = None
+
+    def drain(self) -> None:
+        """Stop taking work now: nothing starts any more (see the module docstring). Safe in a signal handler: it
+        sets an event no other code waits on and queues a wake-up (SimpleQueue.put is reentrant)."""
+        self._draining.set()
+        self._queue.put(_Wake())
+
+    @property
+    def draining(self) -> bool:
+        return self._draining.is_set()
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """True once no attempt of this engine is starting or running (False after `timeout` seconds)."""
+        return self._idle.wait(timeout)
 
     def submit(self, run_id: str) -> None:
         """A run was created in the store: start driving it."""
@@ -403,7 +430,7 @@ class Engine:
             variables=variables,
         )
         self._runs[ctx.run_id] = run
-        self._active_total += state.active_count
+        self._add_active(state.active_count)
         self._pending.effects.append(lambda: self.executor.prepare_run(ctx))
         if not recovering:
             log.info("run %s (pipeline %s, commit %s) accepted", ctx.run_id, ctx.pipeline, ctx.commit_sha)
@@ -412,7 +439,9 @@ class Engine:
     # -- deciding -------------------------------------------------------------------------------------------------
     def _step(self, run: _ActiveRun, now: float) -> None:
         for _ in range(100_000):
-            free = self.max_active_tasks - self._active_total
+            # Draining: no slot is free, so `decide` starts nothing (no task, retry or run) but still kills,
+            # skips and finishes.
+            free = 0 if self._draining.is_set() else self.max_active_tasks - self._active_total
             decision = decide(
                 run.dag, run.state, now=now, parallelism=run.parallelism, free_slots=max(free, 0), policy=self.policy
             )
@@ -536,7 +565,14 @@ class Engine:
 
     # -- recording ------------------------------------------------------------------------------------------------
     def _account(self, before: TaskState, after: TaskState) -> None:
-        self._active_total += int(after.status.active) - int(before.status.active)
+        self._add_active(int(after.status.active) - int(before.status.active))
+
+    def _add_active(self, delta: int) -> None:
+        self._active_total += delta
+        if self._active_total > 0:
+            self._idle.clear()
+        else:
+            self._idle.set()
 
     def _record_task(
         self,

@@ -158,5 +158,9 @@ class Executor(abc.ABC):
         `time`, `type`, `reason`, `message`, `object`. Executors without such events return []."""
         return []
 
+    def end_follows(self) -> None:  # noqa: B027 (optional hook)
+        """The server is stopping: end every `logs(follow=True)` stream now (each ends as if its attempt had), so that
+        no request waits on a task that may run for hours. Called from a signal handler: set a flag, nothing more."""
+
     def shutdown(self) -> None:  # noqa: B027 (optional hook)
         """Stop background work. Running attempts are left running: a restart re-attaches to them."""

@@ -13,7 +13,9 @@ Layout under the data directory:
   trees/<tree-oid>/                   ${WORK_PATH}: the pipeline directory at the commit, read-only (see git adapter)
 
 Tasks get a clean environment: a few harmless variables from the server (PATH, HOME, LANG...), the task's `env`, and
-the ODIN_* variables. The server's own environment is never passed through, since it holds secrets.
+the ODIN_* variables of the task. The server's own environment is never passed through, since it holds secrets; with
+`task_user` (ODIN_LOCAL_TASK_USER) tasks run as that user, with its HOME, and own their run's directories. What a
+task can and cannot reach is in docs/local-executor.md.
 """
 
 from __future__ import annotations
@@ -25,11 +27,11 @@ import signal
 import socket
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psutil
 
@@ -43,6 +45,7 @@ from odin.controller.executors.base import (
     TaskPaths,
 )
 from odin.controller.executors.reaper import Reaper
+from odin.controller.executors.task_user import TaskUser
 from odin.controller.store.models import TaskStatus
 
 log = logging.getLogger(__name__)
@@ -86,6 +89,7 @@ class LocalExecutor(Executor):
         kill_grace: float = 10.0,
         passthrough_env: tuple[str, ...] = PASSTHROUGH_ENV,
         launchers: int = 4,
+        task_user: TaskUser | None = None,
     ) -> None:
         super().__init__()
         self.data_dir = data_dir
@@ -93,13 +97,17 @@ class LocalExecutor(Executor):
         self.tasks_dir = data_dir / "tasks"
         self.root_path = root_path or data_dir / "root"
         self.kill_grace = kill_grace
+        self.task_user = task_user
         self._base_env = {k: os.environ[k] for k in passthrough_env if k in os.environ}
+        if task_user is not None:
+            self._base_env.update(HOME=task_user.home, USER=task_user.name, LOGNAME=task_user.name)
         self._attempts: dict[tuple[str, str], _Attempt] = {}
         self._early_kills: dict[tuple[str, str, int], str] = {}  # (run, task, attempt) -> reason
         self._lock = threading.Lock()
         self._host = socket.gethostname()
         self._launcher = ThreadPoolExecutor(max_workers=launchers, thread_name_prefix="odin-launch")
         self._reaper = Reaper()
+        self._closing = threading.Event()  # end_follows: log streams stop following
 
     # -- contract -----------------------------------------------------------------------------------------------
     def paths(self, run: RunContext) -> TaskPaths:
@@ -107,9 +115,16 @@ class LocalExecutor(Executor):
         return TaskPaths(work_path=run.work_path or run_path, run_path=run_path, root_path=str(self.root_path))
 
     def prepare_run(self, run: RunContext) -> None:
-        (self.runs_dir / run.storage_id).mkdir(parents=True, exist_ok=True)
-        (self.tasks_dir / run.run_id).mkdir(parents=True, exist_ok=True)
-        self.root_path.mkdir(parents=True, exist_ok=True)
+        run_dirs = (self.runs_dir / run.storage_id, self.tasks_dir / run.run_id, self.root_path)
+        for directory in run_dirs:
+            directory.mkdir(parents=True, exist_ok=True)
+        if self.task_user is not None:
+            # The task user passes through runs/ and tasks/ (0711: no listing of other runs) and owns its run's
+            # directories (its wrapper writes the .pid/.exit files into tasks/<run>/); nothing else of Odin's.
+            for parent in (self.runs_dir, self.tasks_dir):
+                parent.chmod(0o711)
+            for directory in run_dirs:
+                os.chown(directory, self.task_user.uid, self.task_user.gid)
 
     def attempt_prefix(self, run_id: str, task: str, attempt: int) -> Path:
         return self.tasks_dir / run_id / f"{task}.{attempt}"
@@ -137,6 +152,10 @@ class LocalExecutor(Executor):
         argv = [*launch.command, *launch.args]
         env = {**self._base_env, **launch.env}
         cwd = launch.paths.work_path if Path(launch.paths.work_path).is_dir() else launch.paths.run_path
+        user = self.task_user
+        as_user: dict[str, Any] = {}
+        if user is not None:
+            as_user = {"user": user.uid, "group": user.gid, "extra_groups": list(user.groups)}
         try:
             with Path(log_path).open("ab") as log_file:
                 popen = subprocess.Popen(
@@ -148,6 +167,7 @@ class LocalExecutor(Executor):
                     stderr=subprocess.STDOUT,
                     start_new_session=True,
                     close_fds=True,
+                    **as_user,
                 )
         except OSError as e:
             self.report(
@@ -234,10 +254,14 @@ class LocalExecutor(Executor):
             if not found:
                 return iter(())
             attempt = found[-1]
-        return _read_log(self.attempt_prefix(run_id, task, attempt), follow=follow, tail=tail)
+        return _read_log(self.attempt_prefix(run_id, task, attempt), follow=follow, tail=tail, closing=self._closing)
+
+    def end_follows(self) -> None:
+        self._closing.set()
 
     def shutdown(self) -> None:
         """Leave running tasks alone: they record their own exit codes and a restart adopts them."""
+        self._closing.set()
         self._launcher.shutdown(wait=True)
         self._reaper.stop()
 
@@ -320,7 +344,7 @@ def _is_our_wrapper(pid: int, prefix: Path) -> bool:
     return len(cmdline) >= 4 and cmdline[1:4] == ["-c", _WRAPPER, str(prefix)]
 
 
-def _read_log(prefix: Path, *, follow: bool, tail: int | None) -> Iterator[str]:
+def _read_log(prefix: Path, *, follow: bool, tail: int | None, closing: threading.Event) -> Iterator[str]:
     path = Path(f"{prefix}.log")
     done = Path(f"{prefix}.exit")
     if not path.exists():
@@ -338,11 +362,11 @@ def _read_log(prefix: Path, *, follow: bool, tail: int | None) -> Iterator[str]:
             if line:
                 yield line
                 continue
-            if done.exists():
+            if done.exists() or closing.is_set():  # ended, or the server is stopping
                 yield from f
                 return
             pid = _read_int(f"{prefix}.pid")
             if pid is not None and not _is_our_wrapper(pid, prefix):
                 yield from f  # the wrapper is gone without an exit code: killed (cancel, timeout), so it ended
                 return
-            time.sleep(0.2)
+            closing.wait(0.2)

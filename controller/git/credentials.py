@@ -17,6 +17,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from odin.controller.git.errors import SecretUnavailable
+from odin.controller.secrecy import withheld
 
 __all__ = [
     "DEFAULT_SSH_USERNAME",
@@ -74,7 +75,11 @@ def resolve_secret_ref(ref: str | SecretRef, *, environ: dict[str, str] | None =
     """
     parsed = ref if isinstance(ref, SecretRef) else _parse_or_raise(ref)
     if parsed.scheme == "env":
-        value = (os.environ if environ is None else environ).get(parsed.target, "")
+        if environ is None:
+            # Odin moves secret-bearing variables out of its environment at start (odin.controller.secrecy).
+            value = os.environ.get(parsed.target) or withheld(parsed.target) or ""
+        else:
+            value = environ.get(parsed.target, "")
         if not value:
             raise SecretUnavailable(f"secret reference {parsed}: the environment variable is not set or empty")
         return value

@@ -7,9 +7,10 @@ import signal
 import socket
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import httpx
 
@@ -27,8 +28,18 @@ def free_port() -> int:
 class OdinServer:
     """An `odin serve` process with its own data directory, port and environment."""
 
-    def __init__(self, data_dir: Path, env: Mapping[str, str], *, port: int | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        env: Mapping[str, str],
+        *,
+        port: int | None = None,
+        popen_kwargs: Mapping[str, Any] | None = None,
+        command: Sequence[str] | None = None,
+    ) -> None:
         self.data_dir = data_dir
+        self.command = list(command or [str(BIN / "odin")])  # how `odin` is started (another user's interpreter)
+        self.popen_kwargs = dict(popen_kwargs or {})  # e.g. preexec_fn, user: how the process is started
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.env = {
@@ -44,7 +55,9 @@ class OdinServer:
     def start(self, timeout: float = 60) -> OdinServer:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
-        self.proc = subprocess.Popen([str(BIN / "odin"), "serve"], env=self.env, stdout=log, stderr=log)
+        self.proc = subprocess.Popen(
+            [*self.command, "serve"], env=self.env, stdout=log, stderr=log, **self.popen_kwargs
+        )
         log.close()
         wait_until(self._healthy, timeout, interval=0.1, message=f"odin serve healthy (log: {self.log_path})")
         return self

@@ -1,0 +1,275 @@
+"""A task run by the local executor cannot read `odin serve`'s secrets (issue 8, item 2).
+
+A real `odin serve` follows a real repository whose pipeline is a probe: it tries the server's /proc/<pid>/environ
+(found through its parent, the attempt's wrapper), every /proc/*/environ, /proc/<server>/mem, the database and the
+JWT key file, and prints what it got. Secrets are unique per test, so other Odin servers on the machine do not
+matter. Run as root, the same-user and start-error cases start the server as `nobody` (a root task reads
+everything, whatever Odin does), so the kernel's checks are the ones an ordinary deployment gets.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pwd
+import shutil
+import stat
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.git import GitRemote
+from tests.support.server import BIN, OdinServer, free_port
+from tests.support.wait import wait_until
+
+pytestmark = pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs Linux /proc")
+
+IS_ROOT = os.geteuid() == 0
+NOBODY = pwd.getpwnam("nobody") if IS_ROOT else None
+
+PROBE = r"""
+import json, os, sys
+
+data_dir = sys.argv[1]
+
+
+def read(path):
+    try:
+        with open(path, "rb") as f:
+            return {"ok": f.read(1 << 20).decode("latin-1")}
+    except OSError as e:
+        return {"errno": e.errno}
+
+
+def parent_of(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[1])
+
+
+wrapper = os.getppid()
+server = parent_of(wrapper)
+readable = []
+for name in os.listdir("/proc"):
+    if name.isdigit():
+        got = read(f"/proc/{name}/environ")
+        if "ok" in got:
+            readable.append(got["ok"])
+try:
+    os.close(os.open(f"/proc/{server}/mem", os.O_RDONLY))
+    mem = "opened"
+except OSError as e:
+    mem = e.errno
+with open(os.path.join(os.environ["ODIN_RUN_PATH"], "written-by-task"), "w") as f:
+    f.write("ok")
+print("PROBE " + json.dumps({
+    "uid": os.getuid(),
+    "groups": os.getgroups(),
+    "env": dict(os.environ),
+    "wrapper_environ": read(f"/proc/{wrapper}/environ"),
+    "server_environ": read(f"/proc/{server}/environ"),
+    "all_environ": readable,
+    "server_mem": mem,
+    "database": read(os.path.join(data_dir, "odin.db")),
+    "jwt_secret": read(os.path.join(data_dir, "jwt-secret")),
+}))
+"""
+
+
+def _odin_as_nobody() -> list[str] | None:
+    """A command line that runs `odin` as `nobody`: this interpreter if `nobody` may run it, else the system's
+    interpreter of the same version over this environment's site-packages; None when neither works."""
+    assert NOBODY is not None
+    site = sysconfig.get_paths()["purelib"]
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    start = (
+        f"import site, sys; site.addsitedir({site!r}); sys.argv[0] = 'odin'; from odin.cli.admin import main; main()"
+    )
+    for python in (sys.executable, f"/usr/bin/{version}", f"/usr/local/bin/{version}"):
+        probe = [python, "-c", f"import site; site.addsitedir({site!r}); import odin.cli.admin"]
+        try:
+            ok = (
+                subprocess.run(
+                    probe,
+                    check=False,
+                    capture_output=True,
+                    timeout=60,
+                    env={**os.environ, **NOBODY_ENV},
+                    **_nobody_kwargs(),
+                ).returncode
+                == 0
+            )
+        except OSError:
+            ok = False
+        if ok:
+            return [python, "-c", start]
+    return None
+
+
+def _nobody_kwargs() -> dict[str, Any]:
+    assert NOBODY is not None
+    return {"user": NOBODY.pw_uid, "group": NOBODY.pw_gid, "extra_groups": []}
+
+
+NOBODY_ENV = {"HOME": tempfile.gettempdir()}  # HOME=/root would make libgit2 fail on /root/.gitconfig
+
+
+def _unprivileged(base: Path, data_dir: Path) -> tuple[list[str], dict[str, Any]]:
+    """How to start `odin` as a user other than root, with `base` given to it."""
+    data_dir.mkdir(exist_ok=True)
+    if NOBODY is None:
+        return [str(BIN / "odin")], {}
+    found = _odin_as_nobody()
+    if found is None:
+        pytest.skip("no Python interpreter the user nobody may run")
+    _chown_tree(base, NOBODY.pw_uid, NOBODY.pw_gid)
+    return found, _nobody_kwargs()
+
+
+@pytest.fixture
+def base(tmp_path: Path) -> Iterator[Path]:
+    """A directory for the test: tmp_path, or (as root) a fresh one `nobody` can be given (tmp_path is 0700 root)."""
+    if not IS_ROOT:
+        yield tmp_path
+        return
+    path = Path(tempfile.mkdtemp(prefix="odin-secrets-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _probe_repo(base: Path, data_dir: Path) -> GitRemote:
+    remote = GitRemote.create(base / "repo")
+    pipeline = {
+        "name": "probe",
+        "tasks": [{"name": "probe", "image": "python", "command": ["python3", "probe.py", str(data_dir)]}],
+    }
+    remote.commit({"probe/main.yml": json.dumps(pipeline), "probe/probe.py": PROBE})
+    return remote
+
+
+def _chown_tree(path: Path, uid: int, gid: int) -> None:
+    os.chown(path, uid, gid)
+    for root, dirs, files in os.walk(path):
+        for name in dirs + files:
+            os.chown(os.path.join(root, name), uid, gid, follow_symlinks=False)
+
+
+def _probe_result(data_dir: Path, server: OdinServer) -> dict[str, Any]:
+    def result() -> dict[str, Any] | None:
+        for log in (data_dir / "tasks").glob("*/probe.1.log"):
+            if log.with_name("probe.1.exit").exists() or ") finished: " in server.log():
+                for line in log.read_text(errors="replace").splitlines():
+                    if line.startswith("PROBE "):
+                        return dict(json.loads(line[len("PROBE ") :]))
+                raise AssertionError(f"the probe ended without a result:\n{log.read_text()}\n{server.log()}")
+        return None
+
+    found = wait_until(result, 60, interval=0.1, message=f"the probe task ran (server log: {server.log_path})")
+    assert found is not None
+    return found
+
+
+def _secret(kind: str) -> str:
+    return f"{kind}-{uuid.uuid4().hex}{uuid.uuid4().hex}"
+
+
+def _assert_secrets_unseen(probe: dict[str, Any], secrets: list[str]) -> None:
+    env_text = json.dumps(probe["env"])
+    for secret in secrets:
+        assert secret not in env_text, "a secret reached the task's environment"
+        assert secret not in json.dumps(probe["wrapper_environ"]), "a secret is in the wrapper's environment"
+        assert secret not in json.dumps(probe["server_environ"]), "the task read a secret from Odin's environ"
+        assert not any(secret in blob for blob in probe["all_environ"]), "a secret is readable in /proc/*/environ"
+    assert not any(k.startswith("ODIN_") and any(w in k for w in ("SECRET", "PASSWORD", "TOKEN")) for k in probe["env"])
+    assert "errno" in probe["server_environ"], "Odin's /proc/<pid>/environ must be closed to its tasks"
+    assert probe["server_mem"] != "opened", "Odin's /proc/<pid>/mem must be closed to its tasks"
+
+
+def test_a_task_of_the_same_user_cannot_read_the_servers_secrets(base: Path) -> None:
+    data_dir = base / "state"
+    remote = _probe_repo(base, data_dir)
+    secrets = [_secret("jwt"), _secret("hook"), _secret("admin-pw")]
+    env = {
+        "ODIN_REPO": remote.file_url,
+        "ODIN_POLL_INTERVAL": "0.2",
+        "ODIN_RUN_ON_FIRST_SYNC": "true",
+        "ODIN_JWT_SECRET": secrets[0],
+        "ODIN_WEBHOOK_SECRET": secrets[1],
+        "ODIN_ADMIN_PASSWORD": secrets[2],
+    }
+    command, as_user = _unprivileged(base, data_dir)
+    if as_user:
+        env.update(NOBODY_ENV)
+    with OdinServer(data_dir, env, command=command, popen_kwargs=as_user) as server:
+        probe = _probe_result(data_dir, server)
+    assert probe["uid"] == (NOBODY.pw_uid if NOBODY is not None else os.geteuid())
+    _assert_secrets_unseen(probe, secrets)
+    assert stat.S_IMODE(data_dir.stat().st_mode) == 0o700
+    assert stat.S_IMODE((data_dir / "odin.db").stat().st_mode) == 0o600
+
+
+@pytest.mark.skipif(not IS_ROOT, reason="ODIN_LOCAL_TASK_USER needs Odin to run as root")
+def test_a_task_user_cannot_read_the_data_directory(base: Path) -> None:
+    assert NOBODY is not None
+    base.chmod(0o711)  # the task user must reach the data directory (Odin refuses to start otherwise)
+    data_dir = base / "state"
+    data_dir.mkdir(mode=0o755)
+    data_dir.chmod(0o755)  # left loose by an older version: fixed at start, with a warning
+    key = _secret("jwt-file")
+    (data_dir / "jwt-secret").write_text(key)
+    (data_dir / "jwt-secret").chmod(0o644)
+    remote = _probe_repo(base, data_dir)
+    secrets = [key, _secret("hook"), _secret("admin-pw")]
+    env = {
+        "ODIN_REPO": remote.file_url,
+        "ODIN_POLL_INTERVAL": "0.2",
+        "ODIN_RUN_ON_FIRST_SYNC": "true",
+        "ODIN_WEBHOOK_SECRET": secrets[1],
+        "ODIN_ADMIN_PASSWORD": secrets[2],
+        "ODIN_LOCAL_TASK_USER": "nobody",
+    }
+    with OdinServer(data_dir, env) as server:
+        probe = _probe_result(data_dir, server)
+        log = server.log()
+    assert probe["uid"] == NOBODY.pw_uid and 0 not in probe["groups"]
+    _assert_secrets_unseen(probe, secrets)
+    assert "errno" in probe["database"], "the task read Odin's database"
+    assert "errno" in probe["jwt_secret"], "the task read Odin's JWT key"
+    assert stat.S_IMODE(data_dir.stat().st_mode) == 0o711
+    for name in ("odin.db", "jwt-secret"):
+        assert stat.S_IMODE((data_dir / name).stat().st_mode) == 0o600
+    assert "jwt-secret had mode 644" in log and "state had mode 755" in log
+    [run_path] = (data_dir / "runs").iterdir()
+    assert run_path.stat().st_uid == NOBODY.pw_uid
+    assert (run_path / "written-by-task").read_text() == "ok"
+
+
+def test_a_task_user_without_root_is_a_clear_start_error(base: Path) -> None:
+    data_dir = base / "state"
+    command, as_user = _unprivileged(base, data_dir)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("ODIN_")},
+        "ODIN_DATA_DIR": str(data_dir),
+        "ODIN_PORT": str(free_port()),
+        "ODIN_LOCAL_TASK_USER": "nobody",
+        **(NOBODY_ENV if as_user else {}),
+    }
+    proc = subprocess.Popen([*command, "serve"], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, **as_user)
+    try:
+        out, _ = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+        raise AssertionError(f"odin serve started with an unusable ODIN_LOCAL_TASK_USER:\n{out.decode()}") from None
+    text = out.decode()
+    assert proc.returncode == 2, text
+    assert "ODIN_LOCAL_TASK_USER=nobody needs Odin to run as root" in text
+    assert "Traceback" not in text

@@ -16,6 +16,7 @@ import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
 from litestar.openapi.datastructures import ResponseSpec
+from sqlalchemy.exc import DBAPIError
 
 from odin.api.auth.api_tokens import TokenNotFound
 from odin.api.auth.passwords import WeakPassword
@@ -30,13 +31,14 @@ from odin.controller.git.errors import (
     FileMissing,
     FileTooLarge,
     GitError,
+    InvalidRef,
     PathEscapes,
     RefNotFound,
     RepositoryNotFound,
     UnsupportedEntry,
 )
 from odin.controller.launcher import InvalidPipeline, RunRejected
-from odin.controller.store.db import StoreUnavailable
+from odin.controller.store.db import UNAVAILABLE_ERRORS, InvalidText, StoreUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +87,7 @@ def _git_status(e: GitError) -> int:
         return 409
     if isinstance(e, RefNotFound | FileMissing | NotAPipeline):
         return 404
-    if isinstance(e, AmbiguousRef):
+    if isinstance(e, AmbiguousRef | InvalidRef):
         return 400
     if isinstance(e, PathEscapes | UnsupportedEntry | FileTooLarge):
         return 422
@@ -125,8 +127,11 @@ def classify(e: Exception) -> Failure | None:
     if isinstance(e, GitError):
         status = _git_status(e)
         return Failure(status, e.message, headers={"Retry-After": "10"} if status == 503 else None)
-    if isinstance(e, StoreUnavailable):
+    if isinstance(e, (StoreUnavailable, *UNAVAILABLE_ERRORS)) or _connection_lost(e):
+        # Wherever it surfaces (a route's query, the login, an API token check in the middleware): same answer.
         return Failure(503, "the database is unavailable; try again shortly", headers={"Retry-After": "5"})
+    if isinstance(e, InvalidText):
+        return Failure(400, str(e))
     if isinstance(e, NoScheduler):
         return Failure(503, str(e))
     if isinstance(e, InvalidContent):
@@ -141,6 +146,10 @@ def classify(e: Exception) -> Failure | None:
         if isinstance(e, kind):
             return Failure(status, str(e))
     return None
+
+
+def _connection_lost(e: Exception) -> bool:
+    return isinstance(e, DBAPIError) and e.connection_invalidated
 
 
 def _caused_by(e: BaseException, kind: type[BaseException]) -> bool:

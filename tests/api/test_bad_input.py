@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from tests.api.conftest import Served, start_server
+from tests.support.wait import wait_until
 
 WEBHOOK_SECRET = "whsec-bad-input-0123456789"
 
@@ -151,6 +152,16 @@ def test_a_ref_keeps_its_kind_from_request_to_run(hardened: Served) -> None:
     assert (by_branch_hook["commit_sha"], by_branch_hook["branch"]) == (new, "main")
     for run_id in (by_tag_hook["id"], by_tag["id"], by_branch["id"], by_branch_hook["id"]):
         hardened.wait_run(run_id)
+
+
+def test_control_characters_cannot_forge_log_lines(hardened: Served) -> None:
+    forged = "2026-01-01 00:00:00,000 WARNING odin.server: admin password reset by forged-marker"
+    for path in (f"/v1/runs/x%0A{forged}", f"/v1/runs/x%0D%0A{forged}"):
+        assert hardened.get(path).status_code == 400
+    wait_until(lambda: hardened.server.log().count("forged-marker") >= 2, 10, message="the requests were logged")
+    lines = hardened.server.log().splitlines()
+    assert not [line for line in lines if line.startswith(forged[:30])], "a request wrote a line of its own"
+    assert any("x\\n2026-01-01" in line for line in lines), "the newline is written as an escape"
 
 
 def test_the_server_logged_no_traceback(hardened: Served) -> None:

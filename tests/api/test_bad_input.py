@@ -164,5 +164,16 @@ def test_control_characters_cannot_forge_log_lines(hardened: Served) -> None:
     assert any("x\\n2026-01-01" in line for line in lines), "the newline is written as an escape"
 
 
+@pytest.mark.parametrize("path", ["/etc/passwd", "//etc/passwd", "a//b.txt", "%2E/a.txt", "a/%2E/b.txt", "dir/"])
+def test_file_paths_that_are_not_plain_relative_paths_are_422(hardened: Served, path: str) -> None:
+    """`PUT .../files//etc/passwd` used to commit `ok/etc/passwd`; nothing is guessed now."""
+    before = hardened.remote.pull()
+    write = hardened.request("PUT", f"/v1/pipelines/ok/files/{path}", json={"content": "pwned"})
+    assert write.status_code == 422, (path, write.text)
+    read = hardened.get(f"/v1/pipelines/ok/files/{path}")
+    assert read.status_code == 422, (path, read.text)
+    assert hardened.remote.pull() == before, "nothing was committed"
+
+
 def test_the_server_logged_no_traceback(hardened: Served) -> None:
     assert "Traceback" not in hardened.server.log()

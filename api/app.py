@@ -24,6 +24,7 @@ from odin.api.auth.keys import token_keys
 from odin.api.auth.middleware import Authenticator, BearerAuthMiddleware
 from odin.api.context import AppContext
 from odin.api.errors import EXCEPTION_HANDLERS
+from odin.api.inputs import reject_bad_characters
 from odin.api.metrics import Metrics, StoreCollector
 from odin.api.routes import auth, commits, health, pipelines, runs, users
 from odin.api.ws.handler import ws_endpoint
@@ -102,7 +103,9 @@ def create_app(ctx: AppContext) -> Litestar:
     query_names: dict[tuple[str, str], frozenset[str]] = {}
 
     async def reject_unknown_query(request: Request[Any, Any, Any]) -> None:  # async: no worker thread for it
-        """`?comit=abc` must not quietly list every run: a query parameter a route does not take is a 400."""
+        """`?comit=abc` must not quietly list every run: a query parameter a route does not take is a 400.
+        Characters no input may carry (NUL, control characters) are refused first (`odin.api.inputs`)."""
+        await reject_bad_characters(request)
         allowed = query_names.get((request.method, request.scope.get("path_template", "")))
         if allowed is None:
             return

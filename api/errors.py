@@ -30,13 +30,14 @@ from odin.controller.git.errors import (
     FileMissing,
     FileTooLarge,
     GitError,
+    InvalidRef,
     PathEscapes,
     RefNotFound,
     RepositoryNotFound,
     UnsupportedEntry,
 )
 from odin.controller.launcher import InvalidPipeline, RunRejected
-from odin.controller.store.db import StoreUnavailable
+from odin.controller.store.db import InvalidText, is_unavailable
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ def _git_status(e: GitError) -> int:
         return 409
     if isinstance(e, RefNotFound | FileMissing | NotAPipeline):
         return 404
-    if isinstance(e, AmbiguousRef):
+    if isinstance(e, AmbiguousRef | InvalidRef):
         return 400
     if isinstance(e, PathEscapes | UnsupportedEntry | FileTooLarge):
         return 422
@@ -127,8 +128,11 @@ def classify(e: Exception) -> ErrorAnswer | None:
     if isinstance(e, GitError):
         status = _git_status(e)
         return ErrorAnswer(status, e.message, headers={"Retry-After": "10"} if status == 503 else None)
-    if isinstance(e, StoreUnavailable):
+    if is_unavailable(e):
+        # Wherever it surfaces (a route's query, the login, an API token check in the middleware): same answer.
         return ErrorAnswer(503, "the database is unavailable; try again shortly", headers={"Retry-After": "5"})
+    if isinstance(e, InvalidText):
+        return ErrorAnswer(400, str(e))
     if isinstance(e, NoScheduler):
         return ErrorAnswer(503, str(e))
     if isinstance(e, InvalidContent):

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine as DbEngine
 
-from odin.controller.git.errors import GitError, RefNotFound
+from odin.controller.git.errors import AmbiguousRef, GitError, InvalidRef, RefNotFound
 from odin.controller.git.mirror import Mirror
 from odin.controller.pipelines import PipelineAt, materialize, read_pipeline
 from odin.controller.reruns import RerunRefused, plan_rerun
@@ -46,6 +46,12 @@ class PipelineNotFound(RunRejected):
 
 class ReferenceNotFound(RunRejected):
     status = 404
+
+
+class InvalidReference(RunRejected):
+    """A ref git would refuse, or an ambiguous commit prefix: refused before any fetch."""
+
+    status = 400
 
 
 class InvalidPipeline(RunRejected):
@@ -114,25 +120,22 @@ class RunLauncher:
         self.submit = submit
 
     def resolve(self, ref: str | None) -> str:
-        """A ref to a full sha; the followed branch (the default) is fetched first so "latest" means latest."""
+        """A ref to a full sha; the followed branch (the default) is fetched first so "latest" means latest. Other
+        refs come from the cache, fetched at most once when missing (see `Mirror.resolve_fetching`)."""
         wanted = ref or self.branch
-        if wanted == self.branch:
-            try:
-                return self.mirror.fetch().tip
-            except GitError as e:
-                log.warning("start: fetch failed (%s); using the cached %s", e.message, self.branch)
         try:
-            return self.mirror.resolve(wanted)
-        except RefNotFound:
-            try:
-                self.mirror.fetch()
-                return self.mirror.resolve(wanted)
-            except RefNotFound as e:
-                raise ReferenceNotFound(f"no branch, tag or commit {wanted!r} in the repository") from e
-            except GitError as e:
-                raise RepositoryUnavailable(f"cannot read the repository: {e.message}") from e
+            if self.mirror.names_branch(wanted):
+                try:
+                    return self.mirror.fetch().tip
+                except GitError as e:
+                    log.warning("start: fetch failed (%s); using the cached %s", e.message, self.branch)
+            return self.mirror.resolve_fetching(wanted)
+        except (InvalidRef, AmbiguousRef) as e:
+            raise InvalidReference(e.message) from e
+        except RefNotFound as e:
+            raise ReferenceNotFound(f"no branch, tag or commit {wanted!r} in the repository ({e.message})") from e
         except GitError as e:
-            raise ReferenceNotFound(e.message) from e
+            raise RepositoryUnavailable(f"cannot read the repository: {e.message}") from e
 
     def read_valid(self, sha: str, pipeline: str) -> PipelineAt:
         """The pipeline at `sha`, or `PipelineNotFound` / `InvalidPipeline` with its problems."""
@@ -166,7 +169,7 @@ class RunLauncher:
             trigger=request.trigger,
             params=params,
             commit_sha=sha,
-            branch=self.branch if request.ref in (None, self.branch) else None,
+            branch=self.branch if request.ref is None or self.mirror.names_branch(request.ref) else None,
             repo_id=self.repo_id,
             triggered_by=request.by,
             work_tree=at.tree,

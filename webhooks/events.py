@@ -93,3 +93,19 @@ def sha_or_none(value: object) -> str | None:
     if len(sha) != 40 or sha == ZERO_SHA or any(c not in "0123456789abcdef" for c in sha):
         return None
     return sha
+
+
+def nul_field(event: ParsedEvent, delivery_id: str) -> str | None:
+    """The name of the first field Odin uses that holds a NUL character, or None.
+
+    A NUL is valid JSON but nothing Odin stores or hands to git may contain one (Postgres cannot store it): the
+    delivery is malformed, and is answered 400 before anything is recorded.
+    """
+    fields: list[tuple[str, str | None]] = [("delivery id", delivery_id), ("event", event.event)]
+    fields += [("repository URL", url) for url in event.repo_urls]
+    if isinstance(event, PushEvent):
+        fields += [("ref", u.ref) for u in event.updates]
+    elif isinstance(event, RunRequest):
+        fields += [("pipeline", event.pipeline), ("ref", event.ref)]
+        fields += [(f"params.{name}", f"{name}{value}") for name, value in event.params.items()]
+    return next((name for name, value in fields if value is not None and "\0" in value), None)

@@ -41,7 +41,16 @@ from odin.controller.sync import SyncRequest
 from odin.webhooks import deliveries
 from odin.webhooks.audit import RejectionLog, printable
 from odin.webhooks.deliveries import Delivery, Outcome, Recorded
-from odin.webhooks.events import Ignored, MalformedPayload, ParsedEvent, Ping, PushEvent, RefUpdate, RunRequest
+from odin.webhooks.events import (
+    Ignored,
+    MalformedPayload,
+    ParsedEvent,
+    Ping,
+    PushEvent,
+    RefUpdate,
+    RunRequest,
+    nul_field,
+)
 from odin.webhooks.matching import RepoIndex
 from odin.webhooks.metrics import DELIVERIES, HANDLING
 from odin.webhooks.providers import PROVIDERS, Provider
@@ -130,6 +139,10 @@ class WebhookReceiver:
         except MalformedPayload as e:
             return self._reject(provider, "malformed", 400, str(e), headers, client)
         delivery_id = provider.delivery_id(headers, body)
+        bad_field = nul_field(event, delivery_id)
+        if bad_field is not None:
+            message = f"{bad_field} contains a NUL character (\\u0000)"
+            return self._reject(provider, "malformed", 400, message, headers, client)
         repo_id = self.repo_index().match(event.repo_urls)
         if repo_id is not None and repo_id not in authorised:
             message = f"signed with the secret of another repository than the one it names (repository {repo_id})"

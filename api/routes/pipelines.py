@@ -6,6 +6,7 @@ In URLs a pipeline is one path segment: nested pipeline directories write '/' as
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import unquote_to_bytes
 
 from litestar import Request, get, post, put
 from litestar.params import HeaderParameter, JSONBody, PathParameter, QueryParameter
@@ -66,8 +67,20 @@ def get_pipeline(ctx: Ctx, name: Name, ref: Ref = None) -> PipelineDetail:
     tags=["pipelines"],
     responses=errors(404, 422, 502),
 )
-async def get_file(ctx: Ctx, name: Name, path: FilePath, ref: Ref = None) -> FileOut:
-    return await in_thread(service.read_file, ctx.repo(), name, path.lstrip("/"), ref)
+async def get_file(ctx: Ctx, request: Request[Any, Any, Any], name: Name, path: FilePath, ref: Ref = None) -> FileOut:
+    return await in_thread(service.read_file, ctx.repo(), name, _relative(request, path), ref)
+
+
+def _relative(request: Request[Any, Any, Any], path: str) -> str:
+    """The file path exactly as the client sent it after `/files/`. Litestar's path parameter is normalised (`//`
+    collapsed, a trailing `/` dropped), which turned `/files//etc/passwd` into `etc/passwd`; the raw request path
+    keeps what was sent, so the path rules (422) judge that: `/etc/passwd` is absolute, `a//b` has an empty part."""
+    raw = request.scope.get("raw_path")
+    if isinstance(raw, bytes):
+        _name, _, rest = raw.partition(b"?")[0].partition(b"/v1/pipelines/")[2].partition(b"/")
+        if rest.startswith(b"files/"):
+            return unquote_to_bytes(rest.removeprefix(b"files/")).decode("utf-8", errors="replace")
+    return path.removeprefix("/")
 
 
 @put(
@@ -103,7 +116,7 @@ def put_file(
     return service.write_file(
         ctx.repo(),
         name,
-        path.lstrip("/"),
+        _relative(request, path),
         data,
         author=Author(user.name, email or f"{user.name}@{settings.git_author_domain}"),
         committer=Author(settings.git_committer_name, settings.git_committer_email),

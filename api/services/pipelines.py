@@ -26,7 +26,6 @@ from odin.api.schemas import (
     ValidateResponse,
 )
 from odin.controller.git.edit import Author, commit_file, pipeline_file_path
-from odin.controller.git.errors import RefNotFound
 from odin.controller.git.mirror import Mirror
 from odin.controller.pipelines import MAIN_FILE, PipelineAt, read_pipeline
 from odin.controller.service import FollowedRepo
@@ -48,13 +47,10 @@ def pipeline_from_url(name: str) -> str:
 
 
 def resolve(mirror: Mirror, ref: str | None) -> tuple[str, str]:
-    """(ref as asked, full sha): from the cache, fetching once if the ref is not there yet."""
+    """(ref as asked, full sha): from the cache, fetching once if the ref is not there yet (`InvalidRef`, a 400,
+    before any of it for a name git would refuse)."""
     wanted = ref or mirror.branch
-    try:
-        return wanted, mirror.resolve(wanted)
-    except RefNotFound:
-        mirror.fetch()
-        return wanted, mirror.resolve(wanted)
+    return wanted, mirror.resolve_fetching(wanted)
 
 
 def _problems(problems: list[Problem]) -> list[ProblemOut]:

@@ -20,6 +20,7 @@ from odin.controller.git.errors import (
     FileMissing,
     FileTooLarge,
     GitError,
+    InvalidRef,
     PathEscapes,
     RefNotFound,
     RemoteUnreachable,
@@ -29,6 +30,7 @@ from odin.controller.git.errors import (
 )
 from odin.controller.git.mirror import Mirror
 from odin.controller.git.models import SKIP_MARKERS, ChangeSet, CommitInfo, FetchResult
+from odin.controller.git.refs import check_ref
 from odin.controller.git.urls import InvalidRemoteUrl, RemoteUrl, UrlKind, parse_remote_url, redact_url
 
 __all__ = [
@@ -45,6 +47,7 @@ __all__ = [
     "FileMissing",
     "FileTooLarge",
     "GitError",
+    "InvalidRef",
     "InvalidRemoteUrl",
     "Mirror",
     "PathEscapes",
@@ -56,6 +59,7 @@ __all__ = [
     "SecretUnavailable",
     "UnsupportedEntry",
     "UrlKind",
+    "check_ref",
     "parse_remote_url",
     "parse_secret_ref",
     "redact_url",

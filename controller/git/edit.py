@@ -74,6 +74,8 @@ def pipeline_file_path(pipeline: str, path: str) -> tuple[str, str]:
     relative = normalize_repo_path(path)
     if not relative:
         raise PathEscapes(f"{path!r} names the pipeline directory itself, not a file in it")
+    if relative != path:  # `a//b`, `./a`, `a/`: say what was meant instead of guessing it
+        raise PathEscapes(f"path {path!r} has empty or '.' components; write it as {relative!r}")
     if any(part.rstrip(". ").lower() == ".git" for part in relative.split("/")):
         raise PathEscapes(f"{path!r}: nothing named .git can be written")
     return directory, f"{directory}/{relative}"

@@ -21,6 +21,7 @@ __all__ = [
     "FileMissing",
     "FileTooLarge",
     "GitError",
+    "InvalidRef",
     "PathEscapes",
     "RefNotFound",
     "RemoteUnreachable",
@@ -95,6 +96,10 @@ class BranchNotFound(GitError):
 
 class RefNotFound(GitError):
     """A branch, tag or commit that is not in the cache."""
+
+
+class InvalidRef(GitError):
+    """A ref name git would refuse (`main..v1`, `-main`, `@{-1}`, `main.lock`): refused before any git call."""
 
 
 class AmbiguousRef(GitError):

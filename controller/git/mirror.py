@@ -22,6 +22,7 @@ import shutil
 import stat
 import tempfile
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -53,6 +54,7 @@ from odin.controller.git.paths import (
     symlink_problem,
     valid_entry_name,
 )
+from odin.controller.git.refs import MissedRefs, check_ref
 from odin.controller.git.urls import RemoteUrl, UrlKind, cache_name, parse_remote_url
 from odin.schema.problems import Problem
 
@@ -88,11 +90,15 @@ class Mirror:
         credentials: Credentials | None = None,
         allow_insecure_http: bool = False,
         proxy: bool | str = True,
+        missed_ref_ttl: float = 30.0,
+        miss_fetch_gap: float = 1.0,
     ) -> None:
         """`url`: a local path, `file://`, `https://`, `ssh://` or `git@host:org/repo.git` (plain `http://` only
         with `allow_insecure_http`). `proxy`: True honours the usual proxy environment/git configuration, False
-        connects directly, a string is an explicit proxy URL. Raises `ValueError` (an `InvalidRemoteUrl`) for a
-        URL or branch Odin does not accept; creates the cache repository if needed (no network).
+        connects directly, a string is an explicit proxy URL. `missed_ref_ttl` and `miss_fetch_gap` (seconds) bound
+        the fetches that refs missing from the cache may cause (see `resolve_fetching`). Raises `ValueError` (an
+        `InvalidRemoteUrl`) for a URL or branch Odin does not accept; creates the cache repository if needed (no
+        network).
         """
         configure_libgit2()
         self._url: RemoteUrl = parse_remote_url(url, allow_insecure_http=allow_insecure_http)
@@ -110,6 +116,10 @@ class Mirror:
         self._local = threading.local()
         self._pipelines_cache: OrderedDict[str, tuple[str, ...]] = OrderedDict()
         self._pipelines_lock = threading.Lock()
+        self._missed = MissedRefs(missed_ref_ttl)
+        self._miss_fetch_gap = miss_fetch_gap
+        self._miss_lock = threading.Lock()
+        self._miss_fetch_started = float("-inf")
         self._ensure_cache()
 
     # --- identity ----------------------------------------------------------------------------------------------------
@@ -308,10 +318,11 @@ class Mirror:
 
     def resolve(self, ref: str) -> str:
         """A full commit sha for a branch name (the followed one), a tag, a full sha or an unambiguous prefix of
-        at least 7 hex digits. Names win over hex (as in git). Raises `RefNotFound` or `AmbiguousRef`."""
-        ref = ref.strip()
+        at least 7 hex digits. Names win over hex (as in git). Raises `InvalidRef` (before any lookup) for a name git
+        would refuse, `RefNotFound` or `AmbiguousRef`. Never fetches: see `resolve_fetching`."""
+        ref = check_ref(ref)
         repo = self._repo()
-        if ref in (self.branch, f"refs/heads/{self.branch}", f"origin/{self.branch}", self._tracking_ref):
+        if self.names_branch(ref):
             tip = self._ref_target(repo, self._tracking_ref)
             if tip is None:
                 raise RefNotFound(f"branch {self.branch!r} has not been fetched yet from {self.url}", url=self.url)
@@ -332,6 +343,45 @@ class Mirror:
         raise RefNotFound(
             f"{ref!r} is not the followed branch ({self.branch!r}), a tag, or a commit id in {self.url}", url=self.url
         )
+
+    def names_branch(self, ref: str) -> bool:
+        """Does `ref` name the followed branch (`main`, `refs/heads/main`, `origin/main`)? A tag of the same name
+        (`refs/tags/main`) does not: a run records the branch only when it was asked for by a branch name."""
+        return ref.strip() in (self.branch, f"refs/heads/{self.branch}", f"origin/{self.branch}", self._tracking_ref)
+
+    def resolve_fetching(self, ref: str) -> str:
+        """`resolve`; when the ref is valid but not in the cache (a tag or commit pushed a moment ago), one fetch and
+        `resolve` again. What a missing ref may cost the remote is bounded, whoever asks and however often:
+
+        - a ref still missing after a fetch is answered from the cache (`RefNotFound`) for `missed_ref_ttl` seconds;
+        - fetches for missing refs start at least `miss_fetch_gap` seconds apart, one at a time;
+        - requests that missed before such a fetch started share it instead of fetching again.
+        """
+        try:
+            return self.resolve(ref)
+        except RefNotFound:
+            pass
+        name = ref.strip()
+        ago = self._missed.missed_since(name)
+        if ago is not None:
+            raise RefNotFound(
+                f"{name!r} is not the followed branch ({self.branch!r}), a tag, or a commit id in {self.url} "
+                f"(it was still missing after a fetch {ago:.0f}s ago)",
+                url=self.url,
+            )
+        asked = time.monotonic()
+        with self._miss_lock:
+            if self._miss_fetch_started < asked:  # no fetch has started since this request missed: fetch now
+                wait = self._miss_fetch_started + self._miss_fetch_gap - time.monotonic()
+                if wait > 0:
+                    time.sleep(wait)  # a rate limit, not a guess: the next fetch may not start earlier
+                self._miss_fetch_started = time.monotonic()
+                self.fetch()
+        try:
+            return self.resolve(ref)
+        except RefNotFound:
+            self._missed.remember(name)
+            raise
 
     def _commit(self, repo: pygit2.Repository, sha: str) -> pygit2.Commit:
         sha = sha.strip().lower()

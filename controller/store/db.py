@@ -23,7 +23,7 @@ from alembic.config import Config
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
 from sqlalchemy.engine import Engine as DbEngine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,27 @@ MIGRATION_LOCK_KEY = 0x0D1_0001
 
 class StoreUnavailable(Exception):
     """The database cannot be reached or is locked; the caller should retry later (nothing was written)."""
+
+
+class InvalidText(ValueError):
+    """A text value the store refuses: it holds a NUL character (or, on Postgres, a JSON `\\u0000`), which Postgres
+    cannot store and SQLite would store silently. Raised before or instead of the write; nothing was written. The API
+    answers 400: the input is at fault, not the server."""
+
+
+UNAVAILABLE_ERRORS: tuple[type[Exception], ...] = (OperationalError, InterfaceError, sa.exc.TimeoutError)
+"""SQLAlchemy's errors for "the database cannot be reached or is busy" (connection refused or dropped, pool
+exhausted); callers that do not go through `transaction`/`reading` map them as `StoreUnavailable`."""
+
+
+def is_unavailable(e: BaseException) -> bool:
+    """Whether `e` means "the database cannot be reached right now" (the API answers 503 with Retry-After)."""
+    if isinstance(e, (StoreUnavailable, *UNAVAILABLE_ERRORS)):
+        return True
+    return isinstance(e, sa.exc.DBAPIError) and e.connection_invalidated
+
+
+_UNSTORABLE_TEXT = {"22P05", "22021"}  # untranslatable_character (JSONB "\u0000"), character_not_in_repertoire
 
 
 def redact_db_url(url: str) -> str:
@@ -61,9 +82,37 @@ def create_db_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Db
         # (see `transaction`) take the write lock up front: two deferred transactions that both read and then
         # write deadlock in SQLite, and the busy timeout does not apply to that case.
         event.listen(engine, "begin", _sqlite_begin)
+        _refuse_unstorable_text(engine)
         return engine
     kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_recycle=1800)
-    return sa.create_engine(url, **kwargs)
+    engine = sa.create_engine(url, **kwargs)
+    _refuse_unstorable_text(engine)
+    return engine
+
+
+def _refuse_unstorable_text(engine: DbEngine) -> None:
+    """Both backends refuse NUL the same way, with `InvalidText`: Postgres would fail in the driver (a bare
+    ValueError) or the server (a DataError), SQLite would store it and differ from Postgres afterwards."""
+    event.listen(engine, "before_cursor_execute", _check_parameters)
+    event.listen(engine, "handle_error", _translate_text_errors)
+
+
+def _check_parameters(
+    _conn: Connection, _cursor: Any, _statement: str, parameters: Any, _context: Any, executemany: bool
+) -> None:
+    rows = parameters if executemany else (parameters,)
+    for row in rows:
+        values = row.values() if isinstance(row, dict) else row or ()
+        for value in values:
+            if isinstance(value, str) and "\0" in value:
+                raise InvalidText("text with a NUL character (\\0) cannot be stored; remove it and try again")
+
+
+def _translate_text_errors(context: sa.engine.ExceptionContext) -> BaseException | None:
+    pgcode = getattr(context.original_exception, "pgcode", None)
+    if pgcode in _UNSTORABLE_TEXT:
+        return InvalidText(f"text the database cannot store: {_first_line(context.original_exception)}")
+    return None
 
 
 def _sqlite_begin(conn: Connection) -> None:

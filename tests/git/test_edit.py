@@ -21,7 +21,7 @@ ODIN = Author("Odin", "odin@localhost")
     ("pipeline", "path", "expected"),
     [
         ("train", "run.py", ("train", "train/run.py")),
-        ("train/", "./conf//a.yaml", ("train", "train/conf/a.yaml")),
+        ("train/", "conf/a.yaml", ("train", "train/conf/a.yaml")),
         ("vision/detector", "main.yml", ("vision/detector", "vision/detector/main.yml")),
     ],
 )
@@ -43,6 +43,10 @@ def test_paths_inside_the_pipeline(pipeline: str, path: str, expected: tuple[str
         ("train", ".git./x"),
         ("train", ""),
         ("train", "."),
+        ("train", "./conf/a.yaml"),
+        ("train", "conf//a.yaml"),
+        ("train", "conf/"),
+        ("train", "//etc/passwd"),
         ("..", "x"),
         ("", "x"),
         (".github", "x"),

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from odin.controller.git import AmbiguousRef, CommitInfo, Mirror, RefNotFound
+from odin.controller.git.errors import InvalidRef
 from tests.support.git import GitRemote
 
 
@@ -34,9 +35,15 @@ def test_resolve_names_and_ids(mirror: Mirror, history: dict[str, str]) -> None:
     assert mirror.resolve(second[:12]) == second
 
 
-@pytest.mark.parametrize("ref", ["nope", "feature/x", "v9", "0000000", "0" * 40, "abc", "HEAD~1", "../../x"])
+@pytest.mark.parametrize("ref", ["nope", "feature/x", "v9", "0000000", "0" * 40, "abc"])
 def test_resolve_unknown(mirror: Mirror, history: dict[str, str], ref: str) -> None:
     with pytest.raises(RefNotFound):
+        mirror.resolve(ref)
+
+
+@pytest.mark.parametrize("ref", ["HEAD~1", "../../x", "main..v1.0", "-main"])
+def test_resolve_refuses_invalid_names_before_any_lookup(mirror: Mirror, history: dict[str, str], ref: str) -> None:
+    with pytest.raises(InvalidRef):
         mirror.resolve(ref)
 
 

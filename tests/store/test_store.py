@@ -196,3 +196,20 @@ def test_models_have_the_documented_tables() -> None:
         "repositories", "commits", "runs", "task_runs", "events", "users",
     }  # fmt: skip
     assert TaskRun.__tablename__ == "task_runs"
+
+
+def test_text_with_nul_is_refused_the_same_way_on_both_backends(db: Engine) -> None:
+    """Postgres cannot store NUL and SQLite silently would: both refuse it with `InvalidText`, nothing written."""
+    from odin.controller.store.db import InvalidText
+    from odin.controller.store.models import EVENTS, REPOSITORIES
+
+    now = datetime.now(UTC)
+    with pytest.raises(InvalidText, match="NUL"), transaction(db) as conn:
+        conn.execute(REPOSITORIES.insert().values(name="a\0b", url="file:///x", branch="main", created_at=now))
+    with pytest.raises(InvalidText, match="NUL"), db.connect() as conn:
+        conn.execute(sa.select(REPOSITORIES.c.id).where(REPOSITORIES.c.name == "\0"))
+    with db.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(REPOSITORIES)).scalar() == 0
+    if db.dialect.name == "postgresql":  # JSONB refuses the escaped form too; it is translated the same way
+        with pytest.raises(InvalidText), transaction(db) as conn:
+            conn.execute(EVENTS.insert().values(kind="x", time=now, data={"a": "\0"}))

@@ -17,6 +17,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from odin.controller.git.errors import InvalidRef
+from odin.controller.git.refs import check_ref
 from odin.webhooks.events import MalformedPayload, ParsedEvent, PushEvent, RefUpdate, RunRequest, sha_or_none
 from odin.webhooks.providers.base import (
     Headers,
@@ -64,6 +66,11 @@ class Generic:
         ref = data.get("ref")
         if ref is not None and (not isinstance(ref, str) or not ref.strip()):
             raise MalformedPayload("`ref` must be a branch or tag name")
+        if ref is not None:
+            try:  # the one check every ref Odin is given goes through, before any git call
+                ref = check_ref(ref)
+            except InvalidRef as e:
+                raise MalformedPayload(f"`ref`: {e.message}") from e
         sha = data.get("sha")
         if sha is not None and sha_or_none(sha) is None:
             raise MalformedPayload("`sha` must be a full commit SHA (40 hexadecimal digits)")
@@ -91,7 +98,7 @@ class Generic:
             "run",
             (repo,),
             pipeline=pipeline.strip("/ "),
-            ref=ref.removeprefix("refs/heads/").removeprefix("refs/tags/") if isinstance(ref, str) else None,
+            ref=ref,  # as given: `refs/tags/main` is the tag, never the branch of the same name
             sha=sha_or_none(sha),
             params=_params(data.get("params")),
         )

@@ -72,6 +72,17 @@ class Settings(BaseSettings):
     webhook_max_body: int = Field(
         default=GITHUB_PAYLOAD_CAP, gt=0, description="Largest webhook body accepted, bytes (413 above it)."
     )
+    webhook_spool_threshold: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        description="Webhook bodies up to this size are kept in memory while verified; larger ones are spooled to "
+        "<data_dir>/spool, bytes.",
+    )
+    webhook_large_bodies: int = Field(
+        default=4,
+        ge=1,
+        description="Webhook bodies over webhook_spool_threshold received at once; more get 503 with Retry-After.",
+    )
 
     # -- commit statuses (docs/webhooks.md#commit-status) -----------------------------------------------------------
     status_provider: Literal["github", "gitlab", "gitea"] | None = Field(

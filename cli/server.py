@@ -13,6 +13,7 @@ from odin.api.app import build_context, create_app
 from odin.api.auth.keys import KeyConfigError
 from odin.api.auth.passwords import WeakPassword
 from odin.api.auth.users import ensure_admin
+from odin.cli.http_guard import GuardLimits, guarded_protocol
 from odin.controller.service import Controller
 from odin.controller.settings import Settings
 from odin.controller.store.db import StoreUnavailable, redact_db_url
@@ -94,6 +95,10 @@ def run_server(settings: Settings) -> int:
             log_config=None,
             access_log=False,
             timeout_graceful_shutdown=10,
+            timeout_keep_alive=settings.http_keep_alive_timeout,
+            http=guarded_protocol(
+                GuardLimits(settings.http_header_timeout, settings.http_body_timeout, settings.http_max_connections)
+            ),
         )
         _Server(config).run()
     finally:

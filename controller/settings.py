@@ -238,6 +238,27 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=1_048_576, ge=1024, description="Largest request body accepted, bytes; larger ones get 413."
     )
+    http_header_timeout: float | None = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds a client has to send a whole request head (408 and closed after; slowloris). "
+        "`none` disables it.",
+    )
+    http_body_timeout: float | None = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds without a byte while a request body is being read before the connection is closed. "
+        "`none` disables it.",
+    )
+    http_keep_alive_timeout: int = Field(
+        default=5, ge=1, description="Seconds an idle kept-alive connection stays open between requests."
+    )
+    http_max_connections: int | None = Field(
+        default=1000,
+        ge=1,
+        description="Open connections (WebSockets included) served at once; more are answered 503 and closed at "
+        "once. `none`: no cap.",
+    )
     ws_queue_size: int = Field(
         default=1000, ge=10, description="Events buffered per WebSocket client before it is dropped as too slow."
     )
@@ -269,7 +290,9 @@ class Settings(BaseSettings):
             return [part.strip() for part in v.split(",") if part.strip()]
         return v
 
-    @field_validator("kube_cleanup_ttl", mode="before")
+    @field_validator(
+        "kube_cleanup_ttl", "http_header_timeout", "http_body_timeout", "http_max_connections", mode="before"
+    )
     @classmethod
     def _never(cls, v: object) -> object:
         return None if isinstance(v, str) and v.strip().lower() in ("", "never", "none") else v

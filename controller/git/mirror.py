@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
 import re
 import shutil
@@ -31,6 +32,7 @@ from typing import Literal, cast
 import pygit2
 from pygit2.enums import FetchPrune, FileMode, ObjectType, RepositoryOpenFlag, SortMode
 
+from odin.controller.git._blobs import CHUNK, STREAM_THRESHOLD, CorruptObject, stream_blob, write_chunks
 from odin.controller.git._transport import CallbackRefusal, OdinCallbacks, configure_libgit2, translate_error
 from odin.controller.git.credentials import Credentials
 from odin.controller.git.errors import (
@@ -57,6 +59,8 @@ from odin.controller.git.urls import RemoteUrl, UrlKind, cache_name, parse_remot
 from odin.schema.problems import Problem
 
 __all__ = ["Mirror"]
+
+log = logging.getLogger(__name__)
 
 _HEX40 = re.compile(r"^[0-9a-f]{40}$")
 _HEX_PREFIX = re.compile(r"^[0-9a-f]{7,40}$")
@@ -501,7 +505,7 @@ class Mirror:
                 elif mode == FileMode.LINK:
                     dest.symlink_to(_link_target(repo, entry.id))
                 else:
-                    _write_file(dest, cast(pygit2.Blob, repo[entry.id]).data, executable=bool(mode & 0o111))
+                    _write_blob(repo, self.path, dest, entry.id, executable=bool(mode & 0o111))
             for directory in reversed(directories):  # children before parents: a 0555 parent is still writable
                 directory.chmod(0o555)
             try:
@@ -640,13 +644,26 @@ def _inspect(repo: pygit2.Repository, tree: pygit2.Tree) -> list[tuple[str, str,
     return sorted(problems)
 
 
-def _write_file(dest: Path, data: bytes, *, executable: bool) -> None:
+def _write_blob(repo: pygit2.Repository, repo_path: Path, dest: Path, oid: pygit2.Oid, *, executable: bool) -> None:
+    """Write blob `oid` to the new file `dest` with memory bounded by a chunk, not by the blob (`_blobs.py`)."""
     fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     try:
-        view = memoryview(data)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
+        _, size = repo.odb.read_header(oid)
+        if size <= STREAM_THRESHOLD:
+            write_chunks(fd, iter([cast(pygit2.Blob, repo[oid]).data]))
+        else:
+            chunks = stream_blob(repo_path, str(oid))
+            try:
+                if chunks is not None:
+                    write_chunks(fd, chunks)
+            except CorruptObject as e:
+                log.warning("%s; reading it through libgit2 instead", e)
+                chunks = None
+            if chunks is None:  # a delta, or not readable here: libgit2 holds it once, Python a chunk at a time
+                os.ftruncate(fd, 0)
+                os.lseek(fd, 0, os.SEEK_SET)
+                with pygit2.BlobIO(cast(pygit2.Blob, repo[oid])) as f:
+                    write_chunks(fd, iter(lambda: f.read(CHUNK), b""))
         os.fchmod(fd, 0o555 if executable else 0o444)
     finally:
         os.close(fd)

@@ -112,6 +112,17 @@ class Settings(BaseSettings):
     retry_backoff_max: float = Field(default=600.0, ge=0, description="Upper bound of a retry delay, seconds.")
     kill_grace: float = Field(default=10.0, ge=0, description="Seconds between SIGTERM and SIGKILL on cancel/timeout.")
     root_path: Path | None = Field(default=None, description="${ROOT_PATH} for local tasks. Default <data_dir>/root.")
+    local_work_max_files: int = Field(
+        default=10_000,
+        ge=1,
+        description="Most files (symbolic links included) in a pipeline directory the local executor copies into a "
+        "run's ${WORK_PATH}; a larger directory is a problem on the commit and does not run.",
+    )
+    local_work_max_bytes: int = Field(
+        default=512 * 1024 * 1024,
+        ge=0,
+        description="Most bytes of file content in a pipeline directory the local executor copies into ${WORK_PATH}.",
+    )
 
     # -- Kubernetes executor (ODIN_EXECUTOR=kubernetes; docs/kubernetes.md) ---------------------------------------
     kube_in_cluster: bool | None = Field(

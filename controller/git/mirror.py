@@ -45,8 +45,9 @@ from odin.controller.git.errors import (
     RefNotFound,
     RemoteUnreachable,
     UnsupportedEntry,
+    WorkTreeTooLarge,
 )
-from odin.controller.git.models import ChangeSet, CommitInfo, FetchResult
+from odin.controller.git.models import ChangeSet, CommitInfo, FetchResult, WorkLimits
 from odin.controller.git.paths import (
     PIPELINE_FILE,
     ancestors,
@@ -92,11 +93,14 @@ class Mirror:
         credentials: Credentials | None = None,
         allow_insecure_http: bool = False,
         proxy: bool | str = True,
+        work_limits: WorkLimits | None = None,
     ) -> None:
         """`url`: a local path, `file://`, `https://`, `ssh://` or `git@host:org/repo.git` (plain `http://` only
         with `allow_insecure_http`). `proxy`: True honours the usual proxy environment/git configuration, False
-        connects directly, a string is an explicit proxy URL. Raises `ValueError` (an `InvalidRemoteUrl`) for a
-        URL or branch Odin does not accept; creates the cache repository if needed (no network).
+        connects directly, a string is an explicit proxy URL. `work_limits`: the largest pipeline directory
+        `materialize` copies (and `check_pipeline_dir` accepts); None for no limit. Raises `ValueError` (an
+        `InvalidRemoteUrl`) for a URL or branch Odin does not accept; creates the cache repository if needed (no
+        network).
         """
         configure_libgit2()
         self._url: RemoteUrl = parse_remote_url(url, allow_insecure_http=allow_insecure_http)
@@ -114,6 +118,7 @@ class Mirror:
         self._local = threading.local()
         self._pipelines_cache: OrderedDict[str, tuple[str, ...]] = OrderedDict()
         self._pipelines_lock = threading.Lock()
+        self.work_limits = work_limits
         self._ensure_cache()
 
     # --- identity ----------------------------------------------------------------------------------------------------
@@ -473,7 +478,11 @@ class Mirror:
         submodules, entries that are not regular files, directories or symbolic links. Sorted by path."""
         repo = self._repo()
         norm, tree = self._pipeline_tree(repo, sha, pipeline)
-        return [Problem(f"{norm}/{path}", 1, 1, message) for path, message, _ in _inspect(repo, tree)]
+        problems = [Problem(f"{norm}/{path}", 1, 1, message) for path, message, _ in _inspect(repo, tree)]
+        too_large = _too_large(repo, tree, norm, self.work_limits)
+        if too_large is not None:
+            problems.append(Problem(norm, 1, 1, too_large))
+        return problems
 
     def materialize(self, sha: str, pipeline: str, store_dir: Path) -> Path:
         """The pipeline directory's files, written once into `store_dir/<tree id>/` and shared by every run (and
@@ -491,6 +500,9 @@ class Mirror:
         for path, message, kind in _inspect(repo, tree):
             error = PathEscapes if kind == "escape" else UnsupportedEntry
             raise error(f"{norm}/{path}: {message}", url=self.url)
+        too_large = _too_large(repo, tree, norm, self.work_limits)
+        if too_large is not None:
+            raise WorkTreeTooLarge(too_large, url=self.url)
 
         store_dir.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".tmp-{str(tree.id)[:12]}-", dir=store_dir))
@@ -642,6 +654,34 @@ def _inspect(repo: pygit2.Repository, tree: pygit2.Tree) -> list[tuple[str, str,
         elif mode != FileMode.TREE and mode & _S_IFMT != _S_IFREG:
             problems.append((path, f"has an unsupported file mode {mode:o}", "unsupported"))
     return sorted(problems)
+
+
+def _too_large(repo: pygit2.Repository, tree: pygit2.Tree, norm: str, limits: WorkLimits | None) -> str | None:
+    """Why the directory is over `limits`, or None. Sizes come from object headers: no blob is read, and counting
+    stops at the first limit passed."""
+    if limits is None:
+        return None
+    files = 0
+    size = 0
+    for _, entry in _walk(tree, ""):
+        mode = int(entry.filemode)
+        if mode in (FileMode.TREE, FileMode.COMMIT):
+            continue
+        files += 1
+        if files > limits.max_files:
+            return (
+                f"{norm} has more than {limits.max_files:,} files, more than a run's working tree may hold "
+                f"({limits.setting}); keep datasets and generated files out of the pipeline directory (on a volume, "
+                "${ROOT_PATH}, or fetched by a task)"
+            )
+        size += repo.odb.read_header(entry.id)[1]
+        if size > limits.max_bytes:
+            return (
+                f"{norm} holds more than {limits.max_bytes:,} bytes, more than a run's working tree may hold "
+                f"({limits.setting}); keep datasets and model weights out of the pipeline directory (on a volume, "
+                "${ROOT_PATH}, or fetched by a task)"
+            )
+    return None
 
 
 def _write_blob(repo: pygit2.Repository, repo_path: Path, dest: Path, oid: pygit2.Oid, *, executable: bool) -> None:

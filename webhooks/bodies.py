@@ -10,8 +10,8 @@ Webhook routes are open to anyone who can reach the server, so what an unauthent
 * **Concurrency.** A body larger than `spool_threshold` needs one of `slots` large-body slots for as long as it is
   read and handled; with every slot taken the answer is 503 with Retry-After, at once, without reading the body.
 * **Early answers.** When the headers alone decide (no signature, a malformed one, a wrong GitLab token), the answer
-  comes before the body: a body up to `spool_threshold` is read and dropped first, so that the sender sees the answer
-  rather than a reset connection; a larger one is not read at all (the server closes the connection after answering).
+  comes before the body is read. uvicorn then discards whatever of the body still arrives, without buffering it, and
+  the connection stays usable (the slow-client limits of `cli/http_guard.py` still apply to it).
 """
 
 from __future__ import annotations
@@ -140,17 +140,3 @@ class BodyReader:
         except ClientException:  # e.g. a Content-Length that is not a number
             return "bad_request"
         return Received(spool, size)
-
-    async def drain(self, stream: AsyncIterator[bytes]) -> None:
-        """Read and drop a small body before an early answer (so the sender reads the answer, not a reset); a body
-        declared or found larger than the spool threshold is left unread."""
-        if self.declared is not None and self.declared > self.limits.spool_threshold:
-            return
-        size = 0
-        try:
-            async for chunk in stream:
-                size += len(chunk)
-                if size > self.limits.spool_threshold:
-                    return
-        except (ClientException, InternalServerException):
-            return

@@ -86,8 +86,7 @@ def _handler(name: str, receiver: WebhookReceiver, limits: BodyLimits, slots: La
             if declared is not None and declared > limits.max_body:
                 return _response(receiver.too_large(name, headers, client, limits.max_body))
             started = await anyio.to_thread.run_sync(receiver.begin, name, headers, client)
-            if isinstance(started, Answer):  # decided by the headers alone
-                await reader.drain(request.stream())
+            if isinstance(started, Answer):  # decided by the headers alone: the body is never read
                 return _response(started)
             refused = reader.admit()
             if refused is None:

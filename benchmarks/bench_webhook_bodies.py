@@ -13,7 +13,7 @@ Each round opens `--clients` connections at once to `/webhooks/github` and sends
 
 The server's RSS (psutil, sampled every 5 ms from this process) is printed before, at its peak and after each round.
 
-    .venv/bin/python benchmarks/bench_webhook_bodies.py [--clients 16] [--mib 25] [--rounds 2]
+    .venv/bin/python benchmarks/bench_webhook_bodies.py [--clients 16] [--mib 25] [--rounds 2] [--large-bodies N]
 """
 
 from __future__ import annotations
@@ -136,6 +136,9 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--mib", type=float, default=25)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument(
+        "--large-bodies", type=int, default=None, help="ODIN_WEBHOOK_LARGE_BODIES (default: the server's, 4)"
+    )
     args = parser.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="odin-bench-bodies-"))
@@ -148,6 +151,7 @@ def main() -> None:
         "ODIN_WEBHOOK_SECRET": SECRET,
         "ODIN_POLL_INTERVAL": "3600",
         "ODIN_LOG_LEVEL": "ERROR",
+        **({"ODIN_WEBHOOK_LARGE_BODIES": str(args.large_bodies)} if args.large_bodies else {}),
     }
     log = (tmp / "server.log").open("wb")
     command = [sys.executable, "-c", "from odin.cli.admin import main; main()", "serve"]

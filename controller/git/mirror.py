@@ -74,6 +74,8 @@ _KEPT_PREFIX = "refs/odin/kept/"
 _NETWORK_ERRORS = (pygit2.GitError, CallbackRefusal, OSError)
 
 _S_IFMT = 0o170000
+MAX_LINK_TARGET = 4096
+"""Longest symbolic link target read (Linux's PATH_MAX): a longer one could not be created anyway."""
 _S_IFREG = 0o100000
 
 
@@ -515,7 +517,9 @@ class Mirror:
                     dest.mkdir()
                     directories.append(dest)
                 elif mode == FileMode.LINK:
-                    dest.symlink_to(_link_target(repo, entry.id))
+                    link_target = _link_target(repo, entry.id)
+                    assert link_target is not None  # _inspect refused longer ones
+                    dest.symlink_to(link_target)
                 else:
                     _write_blob(repo, self.path, dest, entry.id, executable=bool(mode & 0o111))
             for directory in reversed(directories):  # children before parents: a 0555 parent is still writable
@@ -626,7 +630,11 @@ def _walk(tree: pygit2.Tree, prefix: str) -> Iterator[tuple[str, pygit2.Object]]
             yield from _walk(cast(pygit2.Tree, entry), path + "/")
 
 
-def _link_target(repo: pygit2.Repository, oid: pygit2.Oid) -> str:
+def _link_target(repo: pygit2.Repository, oid: pygit2.Oid) -> str | None:
+    """The link's target; None when its blob is longer than any path (git stores a link as a blob of any size, so a
+    "link" could be a 200 MB blob: its size is read from the header, and such a blob is never loaded)."""
+    if repo.odb.read_header(oid)[1] > MAX_LINK_TARGET:
+        return None
     # surrogateescape: a non-UTF-8 target round-trips to the same bytes through os.symlink.
     return cast(pygit2.Blob, repo[oid]).data.decode("utf-8", errors="surrogateescape")
 
@@ -637,12 +645,15 @@ _ProblemKind = Literal["escape", "unsupported"]
 def _inspect(repo: pygit2.Repository, tree: pygit2.Tree) -> list[tuple[str, str, _ProblemKind]]:
     """(path, message, kind) for everything in a pipeline directory that cannot be materialized safely."""
     entries = list(_walk(tree, ""))
-    links = {path: _link_target(repo, entry.id) for path, entry in entries if int(entry.filemode) == FileMode.LINK}
+    targets = {path: _link_target(repo, entry.id) for path, entry in entries if int(entry.filemode) == FileMode.LINK}
+    links = {path: target for path, target in targets.items() if target is not None}
     problems: list[tuple[str, str, _ProblemKind]] = []
     for path, entry in entries:
         mode = int(entry.filemode)
         if not valid_entry_name(entry.name or ""):
             problems.append((path, f"has an invalid name {entry.name!r}", "escape"))
+        elif mode == FileMode.LINK and path not in links:
+            problems.append((path, f"symbolic link has a target longer than {MAX_LINK_TARGET} bytes", "escape"))
         elif mode == FileMode.LINK:
             reason = symlink_problem(path, links[path], links)
             if reason is not None:

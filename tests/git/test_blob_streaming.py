@@ -98,3 +98,21 @@ def test_bytes_that_do_not_hash_to_the_object_id_fail_the_read() -> None:
         b"".join(_verified(oid, iter([(100, content[:60]), (0, b"y" * 40)])))
     with pytest.raises(CorruptObject):
         b"".join(_verified(oid, iter([(100, content[:60])])))  # short
+
+
+def test_a_symbolic_link_longer_than_any_path_is_a_problem_found_from_its_size(tmp_path: Path) -> None:
+    # Written straight into a bare repository: no checkout could create such a link.
+    bare = pygit2.init_repository(str(tmp_path / "remote.git"), bare=True, initial_head="main")
+    inner = bare.TreeBuilder()
+    inner.insert("main.yml", bare.create_blob(PIPELINE.encode()), pygit2.enums.FileMode.BLOB)
+    inner.insert("link", bare.create_blob(b"a/" * (3 * STREAM_THRESHOLD)), pygit2.enums.FileMode.LINK)  # 6 MiB
+    inner.insert("ok", bare.create_blob(b"main.yml"), pygit2.enums.FileMode.LINK)
+    top = bare.TreeBuilder()
+    top.insert("big", inner.write(), pygit2.enums.FileMode.TREE)
+    who = pygit2.Signature("t", "t@odin.invalid", 1_700_000_000, 0)
+    sha = str(bare.create_commit("refs/heads/main", who, who, "a huge link", top.write(), []))
+    mirror = Mirror(str(tmp_path / "remote.git"), tmp_path / "cache")
+    mirror.fetch()
+    [problem] = mirror.check_pipeline_dir(sha, "big")
+    assert problem.file == "big/link"
+    assert "longer than 4096 bytes" in problem.message

@@ -15,6 +15,7 @@ from odin.api.app import build_context, create_app
 from odin.api.auth.keys import KeyConfigError
 from odin.api.auth.passwords import WeakPassword
 from odin.api.auth.users import ensure_admin
+from odin.cli.http_guard import GuardLimits, guarded_protocol
 from odin.controller.executors.task_user import TaskUserError
 from odin.controller.secrecy import mark_undumpable, withhold_secrets
 from odin.controller.service import Controller
@@ -138,6 +139,10 @@ def run_server(settings: Settings) -> int:
             log_config=None,
             access_log=False,
             timeout_graceful_shutdown=max(1, round(settings.shutdown_grace)),
+            timeout_keep_alive=settings.http_keep_alive_timeout,
+            http=guarded_protocol(
+                GuardLimits(settings.http_header_timeout, settings.http_body_timeout, settings.http_max_connections)
+            ),
         )
         server = _Server(config, on_signal=controller.drain)
         server.run()

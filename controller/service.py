@@ -21,6 +21,7 @@ from odin.controller.executors.base import Executor
 from odin.controller.executors.task_user import TaskUser, check_reachable, resolve_task_user
 from odin.controller.git.credentials import Credentials
 from odin.controller.git.mirror import Mirror
+from odin.controller.git.models import WorkLimits
 from odin.controller.git.urls import redact_url
 from odin.controller.launcher import RerunRequest, RunLauncher, RunNotFound, RunRejected, StartRequest
 from odin.controller.leader import LeaderLock, leader_lock_for
@@ -52,6 +53,14 @@ def make_executor(settings: Settings, task_user: TaskUser | None = None) -> Exec
         kill_grace=settings.kill_grace,
         task_user=task_user,
     )
+
+
+def work_limits(settings: Settings) -> WorkLimits | None:
+    """The largest pipeline directory copied into a run's working tree. The local executor's caps; on Kubernetes
+    the directory travels in ConfigMaps, capped by `kube_work_max_bytes` when the run is prepared."""
+    if settings.executor != "local":
+        return None
+    return WorkLimits(settings.local_work_max_files, settings.local_work_max_bytes)
 
 
 def credentials_ref(settings: Settings) -> str | None:
@@ -189,7 +198,13 @@ class Controller:
         url = redact_url(settings.repo)
         credentials = git_credentials(settings)
         repo_id = self._upsert_repo(settings, url)
-        mirror = Mirror(settings.repo, settings.git_cache_dir, branch=settings.branch, credentials=credentials)
+        mirror = Mirror(
+            settings.repo,
+            settings.git_cache_dir,
+            branch=settings.branch,
+            credentials=credentials,
+            work_limits=work_limits(settings),
+        )
         sync = RepoSync(
             self.db,
             repo_id,

@@ -72,6 +72,17 @@ class Settings(BaseSettings):
     webhook_max_body: int = Field(
         default=GITHUB_PAYLOAD_CAP, gt=0, description="Largest webhook body accepted, bytes (413 above it)."
     )
+    webhook_spool_threshold: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        description="Webhook bodies up to this size are kept in memory while verified; larger ones are spooled to "
+        "<data_dir>/spool, bytes.",
+    )
+    webhook_large_bodies: int = Field(
+        default=4,
+        ge=1,
+        description="Webhook bodies over webhook_spool_threshold received at once; more get 503 with Retry-After.",
+    )
 
     # -- commit statuses (docs/webhooks.md#commit-status) -----------------------------------------------------------
     status_provider: Literal["github", "gitlab", "gitea"] | None = Field(
@@ -112,6 +123,17 @@ class Settings(BaseSettings):
         default=None,
         description="Run local tasks as this user (name or uid) instead of Odin's own, so they cannot read Odin's "
         "data directory (database, JWT secret). Needs Odin to run as root; see docs/local-executor.md.",
+    )
+    local_work_max_files: int = Field(
+        default=10_000,
+        ge=1,
+        description="Most files (symbolic links included) in a pipeline directory the local executor copies into a "
+        "run's ${WORK_PATH}; a larger directory is a problem on the commit and does not run.",
+    )
+    local_work_max_bytes: int = Field(
+        default=512 * 1024 * 1024,
+        ge=0,
+        description="Most bytes of file content in a pipeline directory the local executor copies into ${WORK_PATH}.",
     )
 
     # -- Kubernetes executor (ODIN_EXECUTOR=kubernetes; docs/kubernetes.md) ---------------------------------------
@@ -239,6 +261,27 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=1_048_576, ge=1024, description="Largest request body accepted, bytes; larger ones get 413."
     )
+    http_header_timeout: float | None = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds a client has to send a whole request head (408 and closed after; slowloris). "
+        "`none` disables it.",
+    )
+    http_body_timeout: float | None = Field(
+        default=30.0,
+        gt=0,
+        description="Seconds without a byte while a request body is being read before the connection is closed. "
+        "`none` disables it.",
+    )
+    http_keep_alive_timeout: int = Field(
+        default=5, ge=1, description="Seconds an idle kept-alive connection stays open between requests."
+    )
+    http_max_connections: int | None = Field(
+        default=1000,
+        ge=1,
+        description="Open connections (WebSockets included) served at once; more are answered 503 and closed at "
+        "once. `none`: no cap.",
+    )
     ws_queue_size: int = Field(
         default=1000, ge=10, description="Events buffered per WebSocket client before it is dropped as too slow."
     )
@@ -270,7 +313,9 @@ class Settings(BaseSettings):
             return [part.strip() for part in v.split(",") if part.strip()]
         return v
 
-    @field_validator("kube_cleanup_ttl", mode="before")
+    @field_validator(
+        "kube_cleanup_ttl", "http_header_timeout", "http_body_timeout", "http_max_connections", mode="before"
+    )
     @classmethod
     def _never(cls, v: object) -> object:
         return None if isinstance(v, str) and v.strip().lower() in ("", "never", "none") else v

@@ -54,7 +54,7 @@ from odin.webhooks.events import (
 from odin.webhooks.matching import RepoIndex
 from odin.webhooks.metrics import DELIVERIES, HANDLING
 from odin.webhooks.providers import PROVIDERS, Provider
-from odin.webhooks.providers.base import Headers
+from odin.webhooks.providers.base import BodyCheck, Headers
 from odin.webhooks.secrets import WebhookSecrets
 from odin.webhooks.verifier import ShaVerifier
 
@@ -84,6 +84,21 @@ def secret_sources(settings: Settings, controller: Controller | None) -> Callabl
     return sources
 
 
+@dataclass(slots=True)
+class Pending:
+    """A delivery whose headers passed `WebhookReceiver.begin`: its signature checks, one per followed repository
+    with a secret, are fed the body as it arrives."""
+
+    provider: Provider
+    headers: Headers
+    client: str | None
+    checks: dict[int, BodyCheck]
+
+    def update(self, chunk: bytes) -> None:
+        for check in self.checks.values():  # every repository's, always: the timing says nothing about which
+            check.update(chunk)
+
+
 class WebhookReceiver:
     def __init__(
         self,
@@ -107,19 +122,18 @@ class WebhookReceiver:
 
     # -- entry point ----------------------------------------------------------------------------------------------
     def handle(self, provider_name: str, headers: Headers, body: bytes, client: str | None) -> Answer:
-        """Answer one delivery. `headers` must have lower-case names; `provider_name` is one of `PROVIDERS`."""
-        started = time.perf_counter()
-        try:
-            return self._handle(PROVIDERS[provider_name], headers, body, client)
-        finally:
-            HANDLING.labels(provider_name).observe(time.perf_counter() - started)
+        """Answer one delivery whose body is already in memory. `headers` must have lower-case names;
+        `provider_name` is one of `PROVIDERS`."""
+        started = self.begin(provider_name, headers, client)
+        if isinstance(started, Answer):
+            return started
+        started.update(body)
+        return self.finish(started, lambda: body)
 
-    def too_large(self, provider_name: str, headers: Headers, client: str | None, limit: int) -> Answer:
-        """The answer for a body over the size cap (read no further than the cap, never parsed)."""
-        message = f"the body is larger than {limit} bytes"
-        return self._reject(PROVIDERS[provider_name], "too_large", 413, message, headers, client)
-
-    def _handle(self, provider: Provider, headers: Headers, body: bytes, client: str | None) -> Answer:
+    def begin(self, provider_name: str, headers: Headers, client: str | None) -> Answer | Pending:
+        """Step 1 with the headers only: the rejection when they alone decide it (no secret configured, a missing or
+        malformed signature, a wrong token), else the pending checks to feed with the body as it streams in."""
+        provider = PROVIDERS[provider_name]
         secrets = self.secrets.current()
         if not secrets:
             if not self._warned_no_secret:
@@ -127,13 +141,46 @@ class WebhookReceiver:
                 log.warning("webhook deliveries are refused: no webhook secret is configured (set ODIN_WEBHOOK_SECRET)")
             message = "no webhook secret is configured on this Odin; every delivery is refused"
             return self._reject(provider, "no_secret", 401, message, headers, client)
-        # A set comprehension, not any(): every repository's secrets are tried, whatever matched first.
-        authorised = {
-            repo_id for repo_id, repo_secrets in secrets.items() if provider.verify(headers, body, repo_secrets)
-        }
-        if not authorised:
-            reason = "bad_signature" if provider.signature_present(headers) else "missing_signature"
-            return self._reject(provider, reason, 401, UNAUTHORIZED, headers, client)
+        checks = {repo_id: provider.check(headers, repo_secrets) for repo_id, repo_secrets in secrets.items()}
+        pending = Pending(provider, headers, client, checks)
+        if all(check.settled() is False for check in checks.values()):
+            return self._unauthorised(pending)
+        return pending
+
+    def finish(self, pending: Pending, read_body: Callable[[], bytes]) -> Answer:
+        """Steps 1 (end) to 5 once the whole body went through `pending.update`; `read_body` is only called for an
+        authenticated delivery, so an unauthenticated body is never loaded whole."""
+        started = time.perf_counter()
+        try:
+            # A set comprehension, not any(): every repository's secrets are compared, whatever matched first.
+            authorised = {repo_id for repo_id, check in pending.checks.items() if check.matches()}
+            if not authorised:
+                return self._unauthorised(pending)
+            return self._handle(pending.provider, pending.headers, read_body(), pending.client, authorised)
+        finally:
+            HANDLING.labels(pending.provider.name).observe(time.perf_counter() - started)
+
+    def too_large(self, provider_name: str, headers: Headers, client: str | None, limit: int) -> Answer:
+        """The answer for a body over the size cap (read no further than the cap, never parsed)."""
+        message = f"the body is larger than {limit} bytes"
+        return self._reject(PROVIDERS[provider_name], "too_large", 413, message, headers, client)
+
+    def busy(self, provider_name: str, headers: Headers, client: str | None, slots: int) -> Answer:
+        """The answer when every slot for a large body is taken (503: the provider retries later)."""
+        provider = PROVIDERS[provider_name]
+        claimed = next((headers[h] for h in provider.delivery_headers if h in headers), None)
+        message = f"{slots} large deliveries are being received already; retry later"
+        self.rejections.rejected(provider.name, "busy", message, delivery=claimed, client=client, outcome="unavailable")
+        return Answer(503, {"status": "unavailable", "detail": message}, {"Retry-After": RETRY_AFTER})
+
+    def _unauthorised(self, pending: Pending) -> Answer:
+        provider, headers = pending.provider, pending.headers
+        reason = "bad_signature" if provider.signature_present(headers) else "missing_signature"
+        return self._reject(provider, reason, 401, UNAUTHORIZED, headers, pending.client)
+
+    def _handle(
+        self, provider: Provider, headers: Headers, body: bytes, client: str | None, authorised: set[int]
+    ) -> Answer:
         try:
             event = provider.parse(headers, body)
         except MalformedPayload as e:

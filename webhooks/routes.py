@@ -1,10 +1,13 @@
 """The HTTP face of the receivers: `POST /webhooks/{github,gitlab,gitea,bitbucket,generic}`.
 
 Each route is open to unauthenticated callers (`exclude_from_auth`: providers cannot log in; their signature is their
-credential) and reads the raw body itself, because the signature is over the exact bytes sent. The body size cap
-(`ODIN_WEBHOOK_MAX_BODY`, GitHub's 25 MB by default) is enforced while reading: a declared Content-Length over it is
-refused before a byte is read, and a body that streams past it is cut off there. The work — hashing, JSON, the
-database — runs on a worker thread, so a large or slow delivery never stalls the event loop.
+credential) and streams the raw body itself, because the signature is over the exact bytes sent. What that may cost
+is bounded in `bodies.py`: the headers are checked first (a missing or malformed signature, or a wrong GitLab token,
+is refused before the body is read), a declared Content-Length over the cap (`ODIN_WEBHOOK_MAX_BODY`, GitHub's 25 MB
+by default) is refused before a byte is read, the body is verified while it streams in and spooled to disk past
+`ODIN_WEBHOOK_SPOOL_THRESHOLD`, and large bodies in flight are capped (`ODIN_WEBHOOK_LARGE_BODIES`, 503 above). The
+work after the signature — JSON, the database — runs on a worker thread, so a large or slow delivery never stalls the
+event loop.
 """
 
 from __future__ import annotations
@@ -15,7 +18,6 @@ import anyio.to_thread
 import msgspec
 from litestar import Request, Response, Router, post
 from litestar.exceptions import ClientException
-from litestar.exceptions.http_exceptions import RequestEntityTooLarge
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_202_ACCEPTED
@@ -23,6 +25,7 @@ from sqlalchemy.engine import Engine as DbEngine
 
 from odin.controller.service import Controller
 from odin.controller.settings import Settings
+from odin.webhooks.bodies import BodyLimits, BodyReader, Failure, LargeBodySlots, Received
 from odin.webhooks.providers import PROVIDERS
 from odin.webhooks.receiver import Answer, WebhookReceiver
 
@@ -44,7 +47,7 @@ _ANSWERS = {
     404: "Correctly signed, but for a repository Odin does not follow",
     413: "Body over the cap (ODIN_WEBHOOK_MAX_BODY)",
     422: "Generic endpoint: the run cannot start as asked (pipeline, ref or parameters)",
-    503: "The store cannot record the delivery now; retry (Retry-After)",
+    503: "The store cannot record the delivery now, or too many large bodies are being received; retry (Retry-After)",
 }
 RESPONSES = {
     code: ResponseSpec(data_container=WebhookAnswer, description=text, generate_examples=False)
@@ -63,22 +66,36 @@ _SUMMARIES = {
 def webhook_router(*, db: DbEngine, settings: Settings, controller: Controller | None) -> Router:
     """The `/webhooks` routes over one receiver (one per app)."""
     receiver = WebhookReceiver(db=db, settings=settings, controller=controller)
-    handlers = [_handler(name, receiver, settings.webhook_max_body) for name in PROVIDERS]
+    spool_dir = settings.data_dir / "spool"
+    spool_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    limits = BodyLimits(settings.webhook_max_body, settings.webhook_spool_threshold, spool_dir)
+    slots = LargeBodySlots(settings.webhook_large_bodies)
+    handlers = [_handler(name, receiver, limits, slots) for name in PROVIDERS]
     return Router(path="/webhooks", route_handlers=handlers, request_max_body_size=settings.webhook_max_body)
 
 
-def _handler(name: str, receiver: WebhookReceiver, limit: int) -> HTTPRouteHandler:
+def _handler(name: str, receiver: WebhookReceiver, limits: BodyLimits, slots: LargeBodySlots) -> HTTPRouteHandler:
     async def receive(request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
         headers = {k.lower(): v for k, v in request.headers.items()}
         client = request.client.host if request.client else None
         try:
-            body = await request.body()
-        except RequestEntityTooLarge:
-            return _response(receiver.too_large(name, headers, client, limit))
-        except ClientException as e:  # e.g. a Content-Length that is not a number
+            declared = request.content_length
+        except ClientException as e:  # a Content-Length that is not a number
             return Response({"status": "rejected", "detail": str(e.detail)}, status_code=e.status_code)
-        answer = await anyio.to_thread.run_sync(receiver.handle, name, headers, body, client)
-        return _response(answer)
+        with BodyReader(limits, slots, declared) as reader:
+            if declared is not None and declared > limits.max_body:
+                return _response(receiver.too_large(name, headers, client, limits.max_body))
+            started = await anyio.to_thread.run_sync(receiver.begin, name, headers, client)
+            if isinstance(started, Answer):  # decided by the headers alone: the body is never read
+                return _response(started)
+            refused = reader.admit()
+            if refused is None:
+                body = await reader.read(request.stream(), started)
+                if isinstance(body, Received):
+                    answer = await anyio.to_thread.run_sync(receiver.finish, started, body.read)
+                    return _response(answer)
+                refused = body
+            return _response(_refusal(refused, receiver, name, headers, client, limits, slots))
 
     receive.__name__ = f"receive_{name}"
     return post(
@@ -93,6 +110,23 @@ def _handler(name: str, receiver: WebhookReceiver, limit: int) -> HTTPRouteHandl
         security=[],
         responses=RESPONSES,
     )(receive)
+
+
+def _refusal(
+    failure: Failure,
+    receiver: WebhookReceiver,
+    name: str,
+    headers: dict[str, str],
+    client: str | None,
+    limits: BodyLimits,
+    slots: LargeBodySlots,
+) -> Answer:
+    if failure == "too_large":
+        return receiver.too_large(name, headers, client, limits.max_body)
+    if failure == "busy":
+        return receiver.busy(name, headers, client, slots.slots)
+    detail = "the client disconnected before the body ended" if failure == "disconnected" else "unreadable body"
+    return Answer(400, {"status": "rejected", "detail": detail})
 
 
 def _response(answer: Answer) -> Response[dict[str, Any]]:

@@ -35,6 +35,12 @@ __all__ = ["OdinCallbacks", "configure_libgit2", "translate_error"]
 # wedge the poller. These apply to every network operation in the process (libgit2 has no per-remote setting).
 CONNECT_TIMEOUT_MS = 15_000
 IO_TIMEOUT_MS = 120_000
+# libgit2 maps pack files in windows of up to 1 GiB, keeping up to 8 GiB mapped (its 64-bit defaults); every page it
+# touched counts in the process's RSS, so a fetch or a read of a large blob grew RSS by the pack's size and kept it.
+# Smaller windows under a lower total keep that part bounded (the page cache still holds the data; remapping is cheap).
+MWINDOW_SIZE = 16 * 1024 * 1024
+MWINDOW_MAPPED_LIMIT = 64 * 1024 * 1024
+_LIBGIT2_MWINDOW_DEFAULTS = (1024 * 1024 * 1024, 8 * 1024 * 1024 * 1024)
 
 # git_error_t values (include/git2/errors.h); pygit2 attaches them as `error_class` to generic errors.
 _ERROR_OS = 2
@@ -47,11 +53,15 @@ _ERROR_HTTP = 34
 
 @functools.cache
 def configure_libgit2() -> None:
-    """Process-wide libgit2 settings Odin relies on; runs once. Timeouts someone else set are left alone."""
+    """Process-wide libgit2 settings Odin relies on; runs once. Values someone else set are left alone."""
     if pygit2.settings.server_connect_timeout == 0:
         pygit2.settings.server_connect_timeout = CONNECT_TIMEOUT_MS
     if pygit2.settings.server_timeout == 0:
         pygit2.settings.server_timeout = IO_TIMEOUT_MS
+    if pygit2.settings.mwindow_size == _LIBGIT2_MWINDOW_DEFAULTS[0]:
+        pygit2.settings.mwindow_size = MWINDOW_SIZE
+    if pygit2.settings.mwindow_mapped_limit == _LIBGIT2_MWINDOW_DEFAULTS[1]:
+        pygit2.settings.mwindow_mapped_limit = MWINDOW_MAPPED_LIMIT
 
 
 class CallbackRefusal(Exception):

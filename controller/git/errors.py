@@ -134,6 +134,10 @@ class UnsupportedEntry(GitError):
     """A tree entry Odin cannot materialize: a submodule (gitlink) or an unknown file mode."""
 
 
+class WorkTreeTooLarge(GitError):
+    """A pipeline directory with more files or bytes than the executor copies into a run's working tree."""
+
+
 # --- configuration ---------------------------------------------------------------------------------------------------
 
 

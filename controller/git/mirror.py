@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
 import re
 import shutil
@@ -32,6 +33,7 @@ from typing import Literal, cast
 import pygit2
 from pygit2.enums import FetchPrune, FileMode, ObjectType, RepositoryOpenFlag, SortMode
 
+from odin.controller.git._blobs import CHUNK, STREAM_THRESHOLD, CorruptObject, stream_blob, write_chunks
 from odin.controller.git._transport import CallbackRefusal, OdinCallbacks, configure_libgit2, translate_error
 from odin.controller.git.credentials import Credentials
 from odin.controller.git.errors import (
@@ -44,8 +46,9 @@ from odin.controller.git.errors import (
     RefNotFound,
     RemoteUnreachable,
     UnsupportedEntry,
+    WorkTreeTooLarge,
 )
-from odin.controller.git.models import ChangeSet, CommitInfo, FetchResult
+from odin.controller.git.models import ChangeSet, CommitInfo, FetchResult, WorkLimits
 from odin.controller.git.paths import (
     PIPELINE_FILE,
     ancestors,
@@ -60,6 +63,8 @@ from odin.schema.problems import Problem
 
 __all__ = ["Mirror"]
 
+log = logging.getLogger(__name__)
+
 _HEX40 = re.compile(r"^[0-9a-f]{40}$")
 _HEX_PREFIX = re.compile(r"^[0-9a-f]{7,40}$")
 _MIN_PREFIX = 7
@@ -71,6 +76,8 @@ _KEPT_PREFIX = "refs/odin/kept/"
 _NETWORK_ERRORS = (pygit2.GitError, CallbackRefusal, OSError)
 
 _S_IFMT = 0o170000
+MAX_LINK_TARGET = 4096
+"""Longest symbolic link target read (Linux's PATH_MAX): a longer one could not be created anyway."""
 _S_IFREG = 0o100000
 
 
@@ -92,13 +99,15 @@ class Mirror:
         proxy: bool | str = True,
         missed_ref_ttl: float = 30.0,
         miss_fetch_gap: float = 1.0,
+        work_limits: WorkLimits | None = None,
     ) -> None:
         """`url`: a local path, `file://`, `https://`, `ssh://` or `git@host:org/repo.git` (plain `http://` only
         with `allow_insecure_http`). `proxy`: True honours the usual proxy environment/git configuration, False
         connects directly, a string is an explicit proxy URL. `missed_ref_ttl` and `miss_fetch_gap` (seconds) bound
-        the fetches that refs missing from the cache may cause (see `resolve_fetching`). Raises `ValueError` (an
-        `InvalidRemoteUrl`) for a URL or branch Odin does not accept; creates the cache repository if needed (no
-        network).
+        the fetches that refs missing from the cache may cause (see `resolve_fetching`). `work_limits`: the largest
+        pipeline directory `materialize` copies (and `check_pipeline_dir` accepts); None for no limit. Raises
+        `ValueError` (an `InvalidRemoteUrl`) for a URL or branch Odin does not accept; creates the cache repository if
+        needed (no network).
         """
         configure_libgit2()
         self._url: RemoteUrl = parse_remote_url(url, allow_insecure_http=allow_insecure_http)
@@ -120,6 +129,7 @@ class Mirror:
         self._miss_fetch_gap = miss_fetch_gap
         self._miss_lock = threading.Lock()
         self._miss_fetch_started = float("-inf")
+        self.work_limits = work_limits
         self._ensure_cache()
 
     # --- identity ----------------------------------------------------------------------------------------------------
@@ -519,7 +529,11 @@ class Mirror:
         submodules, entries that are not regular files, directories or symbolic links. Sorted by path."""
         repo = self._repo()
         norm, tree = self._pipeline_tree(repo, sha, pipeline)
-        return [Problem(f"{norm}/{path}", 1, 1, message) for path, message, _ in _inspect(repo, tree)]
+        problems = [Problem(f"{norm}/{path}", 1, 1, message) for path, message, _ in _inspect(repo, tree)]
+        too_large = _too_large(repo, tree, norm, self.work_limits)
+        if too_large is not None:
+            problems.append(Problem(norm, 1, 1, too_large))
+        return problems
 
     def materialize(self, sha: str, pipeline: str, store_dir: Path) -> Path:
         """The pipeline directory's files, written once into `store_dir/<tree id>/` and shared by every run (and
@@ -537,6 +551,9 @@ class Mirror:
         for path, message, kind in _inspect(repo, tree):
             error = PathEscapes if kind == "escape" else UnsupportedEntry
             raise error(f"{norm}/{path}: {message}", url=self.url)
+        too_large = _too_large(repo, tree, norm, self.work_limits)
+        if too_large is not None:
+            raise WorkTreeTooLarge(too_large, url=self.url)
 
         store_dir.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".tmp-{str(tree.id)[:12]}-", dir=store_dir))
@@ -549,9 +566,11 @@ class Mirror:
                     dest.mkdir()
                     directories.append(dest)
                 elif mode == FileMode.LINK:
-                    dest.symlink_to(_link_target(repo, entry.id))
+                    link_target = _link_target(repo, entry.id)
+                    assert link_target is not None  # _inspect refused longer ones
+                    dest.symlink_to(link_target)
                 else:
-                    _write_file(dest, cast(pygit2.Blob, repo[entry.id]).data, executable=bool(mode & 0o111))
+                    _write_blob(repo, self.path, dest, entry.id, executable=bool(mode & 0o111))
             for directory in reversed(directories):  # children before parents: a 0555 parent is still writable
                 directory.chmod(0o555)
             try:
@@ -660,7 +679,11 @@ def _walk(tree: pygit2.Tree, prefix: str) -> Iterator[tuple[str, pygit2.Object]]
             yield from _walk(cast(pygit2.Tree, entry), path + "/")
 
 
-def _link_target(repo: pygit2.Repository, oid: pygit2.Oid) -> str:
+def _link_target(repo: pygit2.Repository, oid: pygit2.Oid) -> str | None:
+    """The link's target; None when its blob is longer than any path (git stores a link as a blob of any size, so a
+    "link" could be a 200 MB blob: its size is read from the header, and such a blob is never loaded)."""
+    if repo.odb.read_header(oid)[1] > MAX_LINK_TARGET:
+        return None
     # surrogateescape: a non-UTF-8 target round-trips to the same bytes through os.symlink.
     return cast(pygit2.Blob, repo[oid]).data.decode("utf-8", errors="surrogateescape")
 
@@ -671,12 +694,15 @@ _ProblemKind = Literal["escape", "unsupported"]
 def _inspect(repo: pygit2.Repository, tree: pygit2.Tree) -> list[tuple[str, str, _ProblemKind]]:
     """(path, message, kind) for everything in a pipeline directory that cannot be materialized safely."""
     entries = list(_walk(tree, ""))
-    links = {path: _link_target(repo, entry.id) for path, entry in entries if int(entry.filemode) == FileMode.LINK}
+    targets = {path: _link_target(repo, entry.id) for path, entry in entries if int(entry.filemode) == FileMode.LINK}
+    links = {path: target for path, target in targets.items() if target is not None}
     problems: list[tuple[str, str, _ProblemKind]] = []
     for path, entry in entries:
         mode = int(entry.filemode)
         if not valid_entry_name(entry.name or ""):
             problems.append((path, f"has an invalid name {entry.name!r}", "escape"))
+        elif mode == FileMode.LINK and path not in links:
+            problems.append((path, f"symbolic link has a target longer than {MAX_LINK_TARGET} bytes", "escape"))
         elif mode == FileMode.LINK:
             reason = symlink_problem(path, links[path], links)
             if reason is not None:
@@ -690,13 +716,54 @@ def _inspect(repo: pygit2.Repository, tree: pygit2.Tree) -> list[tuple[str, str,
     return sorted(problems)
 
 
-def _write_file(dest: Path, data: bytes, *, executable: bool) -> None:
+def _too_large(repo: pygit2.Repository, tree: pygit2.Tree, norm: str, limits: WorkLimits | None) -> str | None:
+    """Why the directory is over `limits`, or None. Sizes come from object headers: no blob is read, and counting
+    stops at the first limit passed."""
+    if limits is None:
+        return None
+    files = 0
+    size = 0
+    for _, entry in _walk(tree, ""):
+        mode = int(entry.filemode)
+        if mode in (FileMode.TREE, FileMode.COMMIT):
+            continue
+        files += 1
+        if files > limits.max_files:
+            return (
+                f"{norm} has more than {limits.max_files:,} files, more than a run's working tree may hold "
+                f"({limits.setting}); keep datasets and generated files out of the pipeline directory (on a volume, "
+                "${ROOT_PATH}, or fetched by a task)"
+            )
+        size += repo.odb.read_header(entry.id)[1]
+        if size > limits.max_bytes:
+            return (
+                f"{norm} holds more than {limits.max_bytes:,} bytes, more than a run's working tree may hold "
+                f"({limits.setting}); keep datasets and model weights out of the pipeline directory (on a volume, "
+                "${ROOT_PATH}, or fetched by a task)"
+            )
+    return None
+
+
+def _write_blob(repo: pygit2.Repository, repo_path: Path, dest: Path, oid: pygit2.Oid, *, executable: bool) -> None:
+    """Write blob `oid` to the new file `dest` with memory bounded by a chunk, not by the blob (`_blobs.py`)."""
     fd = os.open(dest, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     try:
-        view = memoryview(data)
-        while view:
-            written = os.write(fd, view)
-            view = view[written:]
+        _, size = repo.odb.read_header(oid)
+        if size <= STREAM_THRESHOLD:
+            write_chunks(fd, iter([cast(pygit2.Blob, repo[oid]).data]))
+        else:
+            chunks = stream_blob(repo_path, str(oid))
+            try:
+                if chunks is not None:
+                    write_chunks(fd, chunks)
+            except CorruptObject as e:
+                log.warning("%s; reading it through libgit2 instead", e)
+                chunks = None
+            if chunks is None:  # a delta, or not readable here: libgit2 holds it once, Python a chunk at a time
+                os.ftruncate(fd, 0)
+                os.lseek(fd, 0, os.SEEK_SET)
+                with pygit2.BlobIO(cast(pygit2.Blob, repo[oid])) as f:
+                    write_chunks(fd, iter(lambda: f.read(CHUNK), b""))
         os.fchmod(fd, 0o555 if executable else 0o444)
     finally:
         os.close(fd)

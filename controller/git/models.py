@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import datetime
 
-__all__ = ["SKIP_MARKERS", "ChangeSet", "CommitInfo", "FetchResult"]
+__all__ = ["SKIP_MARKERS", "ChangeSet", "CommitInfo", "FetchResult", "WorkLimits"]
 
 # A bot that commits back to the repository (a version bump, a generated lock file) must not trigger itself forever.
 # The common CI spellings are honoured so that one marker serves every system watching the repository.
@@ -73,3 +73,14 @@ class ChangeSet:
     def is_empty(self) -> bool:
         """No pipeline changed or was deleted (files outside every pipeline may still have changed)."""
         return not (self.changed or self.deleted)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkLimits:
+    """The largest pipeline directory `Mirror.materialize` copies: at most `max_files` files (symbolic links
+    included, directories not) and `max_bytes` bytes of file content. `setting` names what configures them, for the
+    message."""
+
+    max_files: int
+    max_bytes: int
+    setting: str = "ODIN_LOCAL_WORK_MAX_FILES / ODIN_LOCAL_WORK_MAX_BYTES"

@@ -2,6 +2,14 @@
 
 Signatures are checked against every configured secret, with no early exit, so neither the time taken nor anything
 else tells a caller which secret matched or how many there are (two are valid while a secret is being rotated).
+
+A check is a `BodyCheck` fed with the body as it arrives (`update`), so a delivery is verified while it streams in and
+an unauthenticated body is never held whole in memory. What a check can know from the headers alone it says before
+the body (`settled`): a missing or malformed signature, or a token that is wrong, fails without reading a byte.
+
+Signature headers are read exactly as each provider writes them (`sha256=` and 64 lower-case hex digits, or the bare
+hex): no other case, no surrounding whitespace, no other prefix. Accepting variants no provider sends only widens what
+a forger may try.
 """
 
 from __future__ import annotations
@@ -34,6 +42,10 @@ class Provider(Protocol):
         """Whether the request carries this provider's signature header at all (for the log: missing vs wrong)."""
         ...
 
+    def check(self, headers: Headers, secrets: Sequence[bytes]) -> BodyCheck:
+        """A check of this delivery's signature against `secrets`, to be fed the body as it arrives."""
+        ...
+
     def verify(self, headers: Headers, body: bytes, secrets: Sequence[bytes]) -> bool:
         """True when the signature matches one of `secrets`; compares against all of them, in constant time."""
         ...
@@ -47,18 +59,83 @@ class Provider(Protocol):
         ...
 
 
+class BodyCheck(Protocol):
+    """One delivery's signature check, fed with the raw body chunk by chunk."""
+
+    def settled(self) -> bool | None:
+        """The outcome when the headers alone decide it (a missing or malformed signature, a token); else None."""
+        ...
+
+    def update(self, chunk: bytes) -> None: ...
+
+    def matches(self) -> bool:
+        """Whether the signature matches one of the secrets, once the whole body went through `update`."""
+        ...
+
+
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+
+
+def exact_hex_signature(value: str | None, prefix: str = "") -> bytes | None:
+    """The 64 lower-case hex digits of `value` when it is exactly `prefix` followed by them, else None."""
+    if value is None or not value.startswith(prefix):
+        return None
+    digest = value[len(prefix) :]
+    return digest.encode("ascii") if _HEX64.fullmatch(digest) else None
+
+
+class HmacSha256Check:
+    """HMAC-SHA256 of the body under every secret, computed as the body streams in; compared with the given hex digest
+    at the end, against every secret whatever the earlier comparisons found."""
+
+    def __init__(self, given: bytes | None, secrets: Sequence[bytes]) -> None:
+        self._given = given
+        self._macs = [hmac.new(s, digestmod=hashlib.sha256) for s in secrets] if given is not None else []
+
+    def settled(self) -> bool | None:
+        return False if self._given is None or not self._macs else None
+
+    def update(self, chunk: bytes) -> None:
+        for mac in self._macs:
+            mac.update(chunk)
+
+    def matches(self) -> bool:
+        if self._given is None:
+            return False
+        matched = False
+        for mac in self._macs:
+            matched |= hmac.compare_digest(mac.hexdigest().encode("ascii"), self._given)
+        return matched
+
+
+class SettledCheck:
+    """A check that the body cannot change (a shared token in a header, which does not cover the body)."""
+
+    def __init__(self, matched: bool) -> None:
+        self._matched = matched
+
+    def settled(self) -> bool | None:
+        return self._matched
+
+    def update(self, chunk: bytes) -> None:
+        pass
+
+    def matches(self) -> bool:
+        return self._matched
+
+
+def verify_whole(check: BodyCheck, body: bytes) -> bool:
+    """Run `check` over a body already in memory."""
+    if check.settled() is not None:
+        return bool(check.settled())
+    check.update(body)
+    return check.matches()
+
+
 def hmac_sha256_matches(signature: str | None, body: bytes, secrets: Sequence[bytes], *, prefix: str = "") -> bool:
-    """Does `signature` (hex, after an optional `prefix` such as "sha256=") equal HMAC-SHA256(secret, body) for one of
-    the secrets? Every secret is compared, whatever the earlier comparisons found."""
-    given = (signature or "").strip()
-    if prefix:
-        given = given[len(prefix) :] if given[: len(prefix)].lower() == prefix else ""
-    given_bytes = given.lower().encode("ascii", "replace")
-    matched = False
-    for secret in secrets:
-        expected = hmac.new(secret, body, hashlib.sha256).hexdigest().encode("ascii")
-        matched |= hmac.compare_digest(expected, given_bytes)
-    return matched
+    """Is `signature` exactly `prefix` + the lower-case hex HMAC-SHA256(secret, body) for one of the secrets? Every
+    secret is compared, whatever the earlier comparisons found."""
+    return verify_whole(HmacSha256Check(exact_hex_signature(signature, prefix), secrets), body)
 
 
 def token_matches(token: str | None, secrets: Sequence[bytes]) -> bool:

@@ -17,7 +17,18 @@ from collections.abc import Sequence
 from typing import Any
 
 from odin.webhooks.events import Ignored, MalformedPayload, ParsedEvent, Ping, PushEvent, RefUpdate, sha_or_none
-from odin.webhooks.providers.base import Headers, delivery_id_from, hmac_sha256_matches, load_payload, obj, text, urls
+from odin.webhooks.providers.base import (
+    BodyCheck,
+    Headers,
+    HmacSha256Check,
+    delivery_id_from,
+    exact_hex_signature,
+    load_payload,
+    obj,
+    text,
+    urls,
+    verify_whole,
+)
 
 _REF_PREFIX = {"branch": "refs/heads/", "tag": "refs/tags/", "named_branch": "refs/heads/"}
 
@@ -30,8 +41,11 @@ class Bitbucket:
     def signature_present(self, headers: Headers) -> bool:
         return self.signature_header in headers
 
+    def check(self, headers: Headers, secrets: Sequence[bytes]) -> BodyCheck:
+        return HmacSha256Check(exact_hex_signature(headers.get(self.signature_header), "sha256="), secrets)
+
     def verify(self, headers: Headers, body: bytes, secrets: Sequence[bytes]) -> bool:
-        return hmac_sha256_matches(headers.get(self.signature_header), body, secrets, prefix="sha256=")
+        return verify_whole(self.check(headers, secrets), body)
 
     def delivery_id(self, headers: Headers, body: bytes) -> str:
         return delivery_id_from(headers, body, *self.delivery_headers)

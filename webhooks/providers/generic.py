@@ -21,12 +21,15 @@ from odin.controller.git.errors import InvalidRef
 from odin.controller.git.refs import check_ref
 from odin.webhooks.events import MalformedPayload, ParsedEvent, PushEvent, RefUpdate, RunRequest, sha_or_none
 from odin.webhooks.providers.base import (
+    BodyCheck,
     Headers,
+    HmacSha256Check,
     body_digest,
     delivery_id_from,
-    hmac_sha256_matches,
+    exact_hex_signature,
     load_payload,
     text,
+    verify_whole,
 )
 
 MAX_PARAMS = 200
@@ -41,8 +44,11 @@ class Generic:
     def signature_present(self, headers: Headers) -> bool:
         return self.signature_header in headers
 
+    def check(self, headers: Headers, secrets: Sequence[bytes]) -> BodyCheck:
+        return HmacSha256Check(exact_hex_signature(headers.get(self.signature_header), "sha256="), secrets)
+
     def verify(self, headers: Headers, body: bytes, secrets: Sequence[bytes]) -> bool:
-        return hmac_sha256_matches(headers.get(self.signature_header), body, secrets, prefix="sha256=")
+        return verify_whole(self.check(headers, secrets), body)
 
     def delivery_id(self, headers: Headers, body: bytes) -> str:
         try:

@@ -11,15 +11,18 @@ from collections.abc import Sequence
 
 from odin.webhooks.events import Ignored, MalformedPayload, ParsedEvent, PushEvent, RefUpdate, sha_or_none
 from odin.webhooks.providers.base import (
+    BodyCheck,
     Headers,
+    HmacSha256Check,
     delivery_id_from,
+    exact_hex_signature,
     first_header,
-    hmac_sha256_matches,
     load_payload,
     obj,
     required_text,
     text,
     urls,
+    verify_whole,
 )
 
 _SIGNATURES = ("x-forgejo-signature", "x-gitea-signature", "x-gogs-signature")
@@ -34,8 +37,11 @@ class Gitea:
     def signature_present(self, headers: Headers) -> bool:
         return first_header(headers, _SIGNATURES) is not None
 
+    def check(self, headers: Headers, secrets: Sequence[bytes]) -> BodyCheck:
+        return HmacSha256Check(exact_hex_signature(first_header(headers, _SIGNATURES)), secrets)
+
     def verify(self, headers: Headers, body: bytes, secrets: Sequence[bytes]) -> bool:
-        return hmac_sha256_matches(first_header(headers, _SIGNATURES), body, secrets)
+        return verify_whole(self.check(headers, secrets), body)
 
     def delivery_id(self, headers: Headers, body: bytes) -> str:
         return delivery_id_from(headers, body, *self.delivery_headers)

@@ -12,13 +12,16 @@ from collections.abc import Sequence
 
 from odin.webhooks.events import Ignored, MalformedPayload, ParsedEvent, Ping, PushEvent, RefUpdate, sha_or_none
 from odin.webhooks.providers.base import (
+    BodyCheck,
     Headers,
+    HmacSha256Check,
     delivery_id_from,
-    hmac_sha256_matches,
+    exact_hex_signature,
     load_payload,
     obj,
     required_text,
     urls,
+    verify_whole,
 )
 
 
@@ -30,8 +33,11 @@ class GitHub:
     def signature_present(self, headers: Headers) -> bool:
         return self.signature_header in headers
 
+    def check(self, headers: Headers, secrets: Sequence[bytes]) -> BodyCheck:
+        return HmacSha256Check(exact_hex_signature(headers.get(self.signature_header), "sha256="), secrets)
+
     def verify(self, headers: Headers, body: bytes, secrets: Sequence[bytes]) -> bool:
-        return hmac_sha256_matches(headers.get(self.signature_header), body, secrets, prefix="sha256=")
+        return verify_whole(self.check(headers, secrets), body)
 
     def delivery_id(self, headers: Headers, body: bytes) -> str:
         return delivery_id_from(headers, body, *self.delivery_headers)

@@ -14,7 +14,9 @@ from collections.abc import Sequence
 
 from odin.webhooks.events import Ignored, MalformedPayload, ParsedEvent, PushEvent, RefUpdate, sha_or_none
 from odin.webhooks.providers.base import (
+    BodyCheck,
     Headers,
+    SettledCheck,
     delivery_id_from,
     load_payload,
     obj,
@@ -22,6 +24,7 @@ from odin.webhooks.providers.base import (
     text,
     token_matches,
     urls,
+    verify_whole,
 )
 
 _PUSH_KINDS = {"push", "tag_push"}
@@ -35,8 +38,12 @@ class GitLab:
     def signature_present(self, headers: Headers) -> bool:
         return self.token_header in headers
 
+    def check(self, headers: Headers, secrets: Sequence[bytes]) -> BodyCheck:
+        """Settled by the header alone: a wrong token is refused before a byte of the body is read."""
+        return SettledCheck(token_matches(headers.get(self.token_header), secrets))
+
     def verify(self, headers: Headers, body: bytes, secrets: Sequence[bytes]) -> bool:
-        return token_matches(headers.get(self.token_header), secrets)
+        return verify_whole(self.check(headers, secrets), body)
 
     def delivery_id(self, headers: Headers, body: bytes) -> str:
         return delivery_id_from(headers, body, *self.delivery_headers)

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -80,7 +81,7 @@ async def ws_endpoint(
     try:
         await _serve(socket, ctx, hub, authenticator)
     except Exception:
-        log.exception("websocket connection from %s failed", (socket.client or ("-",))[0])
+        log.exception("websocket connection from %s failed", _peer(socket))
         raise
 
 
@@ -95,11 +96,14 @@ async def _serve(
     principal, token = authenticated
     await _send(socket, {"type": "welcome", "protocol": p.PROTOCOL, "user": principal.name, "role": principal.role})
     conn = hub.connect(ctx.settings.ws_queue_size)
+    ending: tuple[int, str] | None = None
     try:
         async with anyio.create_task_group() as tg:
 
-            async def closing(code: int, detail: str) -> None:
-                await _close(socket, code, detail)
+            def closing(code: int, detail: str) -> None:
+                """Stop every task first (the pump included), then close: nothing is sent after the close."""
+                nonlocal ending
+                ending = ending or (code, detail)
                 tg.cancel_scope.cancel()
 
             tg.start_soon(_pump, socket, conn)
@@ -112,10 +116,25 @@ async def _serve(
                     break
                 await session.handle(payload)
             tg.cancel_scope.cancel()
-    except WebSocketDisconnect:
-        pass
+    except* (WebSocketDisconnect, OSError):
+        pass  # the client went away while something was being sent to it
     finally:
         hub.disconnect(conn)
+    if ending is not None:
+        code, detail = ending
+        log.log(
+            logging.WARNING if code == p.CLOSE_TOO_SLOW else logging.INFO,
+            "websocket of %s from %s closed (%d): %s",
+            principal.name,
+            _peer(socket),
+            code,
+            detail,
+        )
+        await _close(socket, code, detail)
+
+
+def _peer(socket: WebSocket[Any, Any, Any]) -> str:
+    return (socket.client or ("-",))[0]
 
 
 async def _authenticate(
@@ -143,6 +162,7 @@ async def _authenticate(
     try:
         return await authenticator.authenticate(token), token
     except TokenInvalid as e:
+        log.info("websocket from %s refused (%d): %s", _peer(socket), p.CLOSE_UNAUTHENTICATED, e)
         await _close(socket, p.CLOSE_UNAUTHENTICATED, str(e))
         return None
     except Exception as e:  # the store is down (API tokens): say so, never a stack trace
@@ -175,16 +195,16 @@ async def _pump(socket: WebSocket[Any, Any, Any], conn: Connection) -> None:
             await send(_text(wrap(batch)))
 
 
-async def _watch_slow(conn: Connection, closing: Callable[[int, str], Awaitable[None]]) -> None:
+async def _watch_slow(conn: Connection, closing: Callable[[int, str], None]) -> None:
     await conn.too_slow.wait()
-    await closing(
+    closing(
         p.CLOSE_TOO_SLOW,
         f"too slow: more than {conn.maxsize} events waiting; reconnect and subscribe with since=<last event id>",
     )
 
 
 async def _watch_token(
-    principal: Principal, token: str, authenticator: Authenticator, closing: Callable[[int, str], Awaitable[None]]
+    principal: Principal, token: str, authenticator: Authenticator, closing: Callable[[int, str], None]
 ) -> None:
     while True:
         wait = RECHECK_API_TOKEN if principal.kind == "api" else 3600.0
@@ -192,13 +212,13 @@ async def _watch_token(
             wait = min(wait, max(0.0, (principal.expires_at - datetime.now(UTC)).total_seconds()))
         await asyncio.sleep(wait)
         if principal.expires_at is not None and principal.expires_at <= datetime.now(UTC):
-            await closing(p.CLOSE_UNAUTHENTICATED, "the token expired; reconnect with a new one")
+            closing(p.CLOSE_UNAUTHENTICATED, "the token expired; reconnect with a new one")
             return
         if principal.kind == "api":
             try:
                 await authenticator.authenticate(token)
             except TokenInvalid as e:
-                await closing(p.CLOSE_UNAUTHENTICATED, str(e))
+                closing(p.CLOSE_UNAUTHENTICATED, str(e))
                 return
             except Exception as e:  # the store is unreachable right now: keep the connection, check again later
                 log.warning("websocket: cannot re-check the API token of %s (%s)", principal.name, e)
@@ -248,6 +268,8 @@ class _Session:
             await self.command(message)
 
     async def subscribe(self, m: p.Subscribe) -> None:
+        """Start a subscription from the store's truth: replay (since, position] or start at the store's last id,
+        while live events above the hub's position wait, so the client sees each event once, in id order."""
         chosen = sum([m.run is not None, m.commit is not None, m.all])
         if chosen != 1:
             self.error(m.id, 400, "subscribe to exactly one of: run, commit, all")
@@ -258,28 +280,39 @@ class _Session:
             self.error(m.id, 409, f"subscription {sub_id!r} exists; unsubscribe first or use another id")
             return
         sub = Subscription(sub_id, run=m.run, commit=m.commit.lower() if m.commit else None, all=m.all)
-        if m.since is None:
-            self.conn.subscriptions[sub_id] = sub
-            self.reply({"type": "subscribed", "id": m.id, "subscription": sub_id})
-            return
-        self.conn.hold()  # live events wait while stored ones are read, so nothing is missed or reordered
-        self.conn.subscriptions[sub_id] = sub
+        self.conn.hold()  # live events wait while the store is read, so nothing is missed or reordered
         try:
-            events, truncated = await anyio.to_thread.run_sync(self.hub.replay, sub, m.since)
+            start = await self._start(sub, m.since)
         except Exception as e:
-            self.conn.subscriptions.pop(sub_id, None)
             self.conn.release()
             failure = classify(e)
             if failure is None:
-                log.exception("websocket: replay failed")
-            self.error(m.id, failure.status if failure else 500, failure.detail if failure else "replay failed")
+                log.exception("websocket: subscribing %s failed", self.who.name)
+            self.error(m.id, failure.status if failure else 500, failure.detail if failure else "subscribe failed")
             return
-        self.reply(
-            {"type": "subscribed", "id": m.id, "subscription": sub_id, "replayed": len(events), "truncated": truncated}
-        )
+        if start is None:
+            self.conn.release()
+            self.error(m.id, 404, f"no run {m.run!r}; subscribe to its commit to see runs that do not exist yet")
+            return
+        after, events, truncated = start
+        self.conn.subscriptions[sub_id] = replace(sub, after=after)
+        reply: dict[str, Any] = {"type": "subscribed", "id": m.id, "subscription": sub_id}
+        if m.since is not None:
+            reply.update(replayed=len(events), truncated=truncated)
+        self.reply(reply)
         for event in events:
             self.conn.deliver(int(event["id"]), event_message(event))
         self.conn.release()
+
+    async def _start(self, sub: Subscription, since: int | None) -> tuple[int, list[dict[str, Any]], bool] | None:
+        """Where `sub` starts and what it replays; None when it names a run that does not exist."""
+        position = await self.hub.ready()  # live events above it are held (the caller holds before awaiting)
+        if sub.run is not None and not await anyio.to_thread.run_sync(self.hub.run_exists, sub.run):
+            return None
+        if since is None:
+            return max(position, await anyio.to_thread.run_sync(self.hub.last_id)), [], False
+        events, truncated = await anyio.to_thread.run_sync(self.hub.replay, sub, since, position)
+        return max(position, since), events, truncated
 
     async def command(self, m: p.Start | p.Rerun | p.Cancel) -> None:
         if not self.who.role.allows(Role.MEMBER):

@@ -25,6 +25,7 @@ from odin.api.auth.middleware import Authenticator, BearerAuthMiddleware
 from odin.api.context import AppContext
 from odin.api.errors import EXCEPTION_HANDLERS
 from odin.api.metrics import Metrics, StoreCollector
+from odin.api.openapi import overlapping_unions_as_any_of, strict_bodies_closed
 from odin.api.routes import auth, commits, health, pipelines, runs, users
 from odin.api.ws.handler import ws_endpoint
 from odin.api.ws.hub import EventHub
@@ -153,6 +154,7 @@ def create_app(ctx: AppContext) -> Litestar:
         debug=False,
         logging_config=None,  # Odin configures logging once (odin.cli.logs); Litestar must not replace it
     )
+    strict_bodies_closed(overlapping_unions_as_any_of(app.openapi_schema))
     for path, item in (app.openapi_schema.paths or {}).items():
         for method in ("get", "put", "post", "delete", "patch"):
             operation = getattr(item, method, None)

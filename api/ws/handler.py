@@ -50,13 +50,13 @@ def _token_from_handshake(socket: WebSocket[Any, Any, Any]) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-async def _send(socket: WebSocket[Any, Any, Any], message: dict[str, Any]) -> None:
+async def _send(socket: WebSocket[Any, Any, Any], message: p.ServerMessage) -> None:
     await socket.send_data(p.encode(message).decode(), mode="text")
 
 
 async def _close(socket: WebSocket[Any, Any, Any], code: int, detail: str) -> None:
     try:
-        await _send(socket, {"type": "error", "status": code, "detail": detail})
+        await _send(socket, p.Error(status=code, detail=detail))
         await socket.close(code=code, reason=detail[:120])
     except (WebSocketDisconnect, RuntimeError, OSError):
         pass  # the client is already gone
@@ -94,7 +94,7 @@ async def _serve(
     if authenticated is None:
         return
     principal, token = authenticated
-    await _send(socket, {"type": "welcome", "protocol": p.PROTOCOL, "user": principal.name, "role": principal.role})
+    await _send(socket, p.Welcome(protocol=p.PROTOCOL, user=principal.name, role=principal.role.value))
     conn = hub.connect(ctx.settings.ws_queue_size)
     ending: tuple[int, str] | None = None
     try:
@@ -237,14 +237,13 @@ class _Session:
         self.who = who
         self._next_subscription = 0
 
-    def reply(self, message: dict[str, Any]) -> None:
+    def reply(self, message: p.ServerMessage) -> None:
         self.conn.send(p.encode(message).decode())
 
     def error(self, request_id: str | None, status: int, detail: str, extra: Any = None) -> None:
-        body: dict[str, Any] = {"type": "error", "id": request_id, "status": status, "detail": detail}
-        if extra is not None:
-            body["extra"] = extra
-        self.reply(body)
+        self.reply(
+            p.Error(id=request_id, status=status, detail=detail, extra=msgspec.UNSET if extra is None else extra)
+        )
 
     async def handle(self, payload: str | bytes) -> None:
         try:
@@ -253,7 +252,7 @@ class _Session:
             self.error(None, 400, f"invalid message: {e}")
             return
         if isinstance(message, p.Ping):
-            self.reply({"type": "pong", "id": message.id})
+            self.reply(p.Pong(id=message.id))
         elif isinstance(message, p.Auth):
             self.error(message.id, 400, "already authenticated")
         elif isinstance(message, p.Subscribe):
@@ -261,7 +260,7 @@ class _Session:
         elif isinstance(message, p.Unsubscribe):
             found = self.conn.subscriptions.pop(message.subscription, None) is not None
             if found:
-                self.reply({"type": "unsubscribed", "id": message.id, "subscription": message.subscription})
+                self.reply(p.Unsubscribed(id=message.id, subscription=message.subscription))
             else:
                 self.error(message.id, 404, f"no subscription {message.subscription!r}")
         else:
@@ -296,9 +295,9 @@ class _Session:
             return
         after, events, truncated = start
         self.conn.subscriptions[sub_id] = replace(sub, after=after)
-        reply: dict[str, Any] = {"type": "subscribed", "id": m.id, "subscription": sub_id}
+        reply = p.Subscribed(id=m.id, subscription=sub_id)
         if m.since is not None:
-            reply.update(replayed=len(events), truncated=truncated)
+            reply.replayed, reply.truncated = len(events), truncated
         self.reply(reply)
         for event in events:
             self.conn.deliver(int(event["id"]), event_message(event))
@@ -353,4 +352,4 @@ class _Session:
             else:
                 self.error(m.id, failure.status, failure.detail, failure.extra)
             return
-        self.reply({"type": "result", "id": m.id, "status": 202 if isinstance(m, p.Cancel) else 201, "run": run})
+        self.reply(p.Result(id=m.id, status=202 if isinstance(m, p.Cancel) else 201, run=run))

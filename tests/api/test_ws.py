@@ -18,6 +18,7 @@ from odin.api.client import ApiError, ConnectionLost, OdinWebSocket
 from odin.api.client.ws import ws_url
 from odin.api.schemas import EventOut
 from tests.api.conftest import JWT_SECRET, Served
+from tests.api.ws_messages import server_messages_match_the_asyncapi_document  # noqa: F401 (autouse)
 
 T = TypeVar("T")
 TIMEOUT = 30.0

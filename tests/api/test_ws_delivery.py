@@ -21,6 +21,7 @@ from odin.api.client import ApiError, OdinWebSocket
 from odin.api.client.ws import ws_url
 from tests.api.conftest import Served
 from tests.api.test_ws import forged
+from tests.api.ws_messages import server_messages_match_the_asyncapi_document  # noqa: F401 (autouse)
 from tests.support.wait import wait_until
 
 T = TypeVar("T")

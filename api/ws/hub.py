@@ -310,10 +310,10 @@ class EventHub:
         rows = await anyio.to_thread.run_sync(self._read_after, position)
         for row in rows:
             self.arrive(row)
-        if len(rows) == _TAIL_BATCH:
-            self._wake.set()  # more to read
-        elif self._gap is not None and time.monotonic() - self._gap[1] >= self.gap_timeout:
+        if self._gap is not None and time.monotonic() - self._gap[1] >= self.gap_timeout:
             self._pass_gap()
+        if len(rows) == _TAIL_BATCH and self._gap is None:
+            self._wake.set()  # more to read (above a gap the same rows would come back: wait for it instead)
 
     # -- the store (worker threads) --------------------------------------------------------------------------------
     def last_id(self) -> int:

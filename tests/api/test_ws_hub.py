@@ -13,9 +13,11 @@ import time
 from collections.abc import Awaitable
 from typing import Any, TypeVar
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from odin.api.ws import hub as hub_module
 from odin.api.ws.hub import Connection, EventHub, Subscription
 from odin.controller.store.models import EVENTS
 
@@ -91,6 +93,24 @@ def test_a_gap_that_never_fills_is_passed_after_the_gap_timeout(db: Engine) -> N
             assert time.monotonic() - started >= 0.5, "it waited for the missing ids first"
             insert(db, event_id=first["id"] + 1)  # committed too late to be pushed in order: not pushed at all
             await nothing_more(conn, hub)
+        finally:
+            await hub.stop()
+
+    run(scenario())
+
+
+def test_a_gap_below_more_rows_than_one_read_is_passed_too(db: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(hub_module, "_TAIL_BATCH", 3)  # one read sees only rows just above the gap
+
+    async def scenario() -> None:
+        hub = EventHub(db, None, poll_interval=0.05, gap_timeout=0.3)
+        await hub.start()
+        try:
+            conn = hub.connect(100)
+            conn.subscriptions["a"] = Subscription("a", all=True)
+            first = insert(db)
+            later = [insert(db, event_id=first["id"] + 2 + i)["id"] for i in range(8)]
+            assert await received(conn, 9) == [first["id"], *later]
         finally:
             await hub.stop()
 

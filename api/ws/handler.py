@@ -279,7 +279,7 @@ class _Session:
             self.error(m.id, 409, f"subscription {sub_id!r} exists; unsubscribe first or use another id")
             return
         sub = Subscription(sub_id, run=m.run, commit=m.commit.lower() if m.commit else None, all=m.all)
-        self.conn.hold()  # live events wait while the store is read, so nothing is missed or reordered
+        self.conn.hold(sub)  # live events wait while the store is read, so nothing is missed or reordered
         try:
             start = await self._start(sub, m.since)
         except Exception as e:

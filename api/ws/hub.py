@@ -113,6 +113,7 @@ class Connection:
         self._ready = asyncio.Event()
         self._sent = _Seen(_SEEN)
         self._held: list[tuple[Mapping[str, Any], str]] | None = None  # live events arriving during a replay
+        self._starting: Subscription | None = None  # the subscription being set up while events are held
 
     @property
     def waiting(self) -> int:
@@ -128,7 +129,10 @@ class Connection:
     def offer(self, event: Mapping[str, Any], data: str) -> None:
         """A live event, in id order: queued once if a subscription wants it (held while a replay is read)."""
         if self._held is not None:
-            self._held.append((event, data))
+            if (self._starting is not None and self._starting.matches(event)) or any(
+                s.matches(event) for s in self.subscriptions.values()
+            ):
+                self._held.append((event, data))
             if len(self._held) > self.maxsize + REPLAY_LIMIT:
                 self.too_slow.set()
             return
@@ -147,12 +151,13 @@ class Connection:
         self._items.append(data)
         self._ready.set()
 
-    def hold(self) -> None:
-        """Queue live events aside while stored ones are replayed, so they follow the replay in order."""
-        self._held = []
+    def hold(self, starting: Subscription | None = None) -> None:
+        """Queue live events aside (those for the subscriptions, or for `starting`) while stored ones are read, so
+        they follow the replay in order."""
+        self._held, self._starting = [], starting
 
     def release(self) -> None:
-        held, self._held = self._held or [], None
+        held, self._held, self._starting = self._held or [], None, None
         for event, data in held:
             self.offer(event, data)
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -100,7 +100,7 @@ async def _serve(
     try:
         async with anyio.create_task_group() as tg:
 
-            def closing(code: int, detail: str) -> None:
+            async def closing(code: int, detail: str) -> None:
                 """Stop every task first (the pump included), then close: nothing is sent after the close."""
                 nonlocal ending
                 ending = ending or (code, detail)
@@ -195,16 +195,16 @@ async def _pump(socket: WebSocket[Any, Any, Any], conn: Connection) -> None:
             await send(_text(wrap(batch)))
 
 
-async def _watch_slow(conn: Connection, closing: Callable[[int, str], None]) -> None:
+async def _watch_slow(conn: Connection, closing: Callable[[int, str], Awaitable[None]]) -> None:
     await conn.too_slow.wait()
-    closing(
+    await closing(
         p.CLOSE_TOO_SLOW,
         f"too slow: more than {conn.maxsize} events waiting; reconnect and subscribe with since=<last event id>",
     )
 
 
 async def _watch_token(
-    principal: Principal, token: str, authenticator: Authenticator, closing: Callable[[int, str], None]
+    principal: Principal, token: str, authenticator: Authenticator, closing: Callable[[int, str], Awaitable[None]]
 ) -> None:
     while True:
         wait = RECHECK_API_TOKEN if principal.kind == "api" else 3600.0
@@ -212,13 +212,13 @@ async def _watch_token(
             wait = min(wait, max(0.0, (principal.expires_at - datetime.now(UTC)).total_seconds()))
         await asyncio.sleep(wait)
         if principal.expires_at is not None and principal.expires_at <= datetime.now(UTC):
-            closing(p.CLOSE_UNAUTHENTICATED, "the token expired; reconnect with a new one")
+            await closing(p.CLOSE_UNAUTHENTICATED, "the token expired; reconnect with a new one")
             return
         if principal.kind == "api":
             try:
                 await authenticator.authenticate(token)
             except TokenInvalid as e:
-                closing(p.CLOSE_UNAUTHENTICATED, str(e))
+                await closing(p.CLOSE_UNAUTHENTICATED, str(e))
                 return
             except Exception as e:  # the store is unreachable right now: keep the connection, check again later
                 log.warning("websocket: cannot re-check the API token of %s (%s)", principal.name, e)

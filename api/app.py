@@ -26,7 +26,10 @@ from odin.api.context import AppContext
 from odin.api.errors import EXCEPTION_HANDLERS
 from odin.api.inputs import reject_bad_characters
 from odin.api.metrics import Metrics, StoreCollector
+from odin.api.openapi import overlapping_unions_as_any_of, strict_bodies_closed
 from odin.api.routes import auth, commits, health, pipelines, runs, users
+from odin.api.version import API_VERSION
+from odin.api.ws.asyncapi import ws_schema
 from odin.api.ws.handler import ws_endpoint
 from odin.api.ws.hub import EventHub
 from odin.controller.service import Controller
@@ -35,7 +38,6 @@ from odin.webhooks.routes import webhook_router
 
 log = logging.getLogger(__name__)
 
-API_VERSION = "1"
 
 ROUTES = [
     auth.create_token,
@@ -66,6 +68,7 @@ ROUTES = [
     health.readyz,
     health.metrics,
     ws_endpoint,
+    ws_schema,
     # The webhook receivers (odin.webhooks) are added per app in `create_app`: their router needs the context, sets
     # exclude_from_auth (providers prove themselves with signatures) and its own body cap (GitHub's 25 MB).
 ]
@@ -76,7 +79,7 @@ TAGS = [
     Tag(name="commits", description="Commits Odin has seen: validation, pipelines changed, runs"),
     Tag(name="pipelines", description="Pipelines at any ref; validation; editing files as commits"),
     Tag(name="users", description="User management (admin)"),
-    Tag(name="operations", description="Health, readiness and metrics (no token)"),
+    Tag(name="operations", description="Health, readiness, metrics and the WebSocket schema (no token)"),
     Tag(name="webhooks", description="Push notifications from git providers and CI systems (signed, no token)"),
 ]
 
@@ -137,7 +140,7 @@ def create_app(ctx: AppContext) -> Litestar:
                 "Find, inspect, start, rerun and stop pipeline runs by commit. Authenticate with "
                 "`Authorization: Bearer <token>`: a JWT from POST /v1/auth/token, or an API token `odin_...`. "
                 "Errors are JSON `{status_code, detail, extra?}`. The WebSocket protocol at /v1/ws is documented in "
-                "docs/websocket.md."
+                "docs/websocket.md, and its messages as an AsyncAPI 3.0 document at /v1/ws/schema."
             ),
             components=Components(
                 security_schemes={
@@ -156,6 +159,7 @@ def create_app(ctx: AppContext) -> Litestar:
         debug=False,
         logging_config=None,  # Odin configures logging once (odin.cli.logs); Litestar must not replace it
     )
+    strict_bodies_closed(overlapping_unions_as_any_of(app.openapi_schema))
     for path, item in (app.openapi_schema.paths or {}).items():
         for method in ("get", "put", "post", "delete", "patch"):
             operation = getattr(item, method, None)

@@ -9,6 +9,7 @@ the source, database errors are summarised).
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -140,13 +141,42 @@ def classify(e: Exception) -> ErrorAnswer | None:
     if isinstance(e, HTTPException):  # Litestar's own (validation, auth, 404, 405, 413...): keep their answer
         extra = e.extra if isinstance(e.extra, dict | list) and e.extra else None
         detail = e.detail
-        if e.status_code == 400 and _caused_by(e, msgspec.DecodeError) and "JSON" not in detail:
+        if e.status_code == 400 and _caused_by(e, msgspec.ValidationError) and isinstance(extra, list):
+            detail = _invalid_input(extra) or detail  # well-formed JSON whose content does not fit
+        elif e.status_code == 400 and _caused_by(e, msgspec.DecodeError) and "JSON" not in detail:
             detail = f"the request body is not valid JSON ({detail})"
         return ErrorAnswer(e.status_code, detail, extra, e.headers)
     for kind, status in _SIMPLE.items():
         if isinstance(e, kind):
             return ErrorAnswer(status, str(e))
     return None
+
+
+_UNKNOWN_FIELD = re.compile(r"Object contains unknown field `(?P<name>[^`]*)`(?: - at `\$(?P<at>[^`]*)`)?")
+_MISSING_FIELD = re.compile(r"Object missing required field `(?P<name>[^`]*)`(?: - at `\$(?P<at>[^`]*)`)?")
+
+
+def _invalid_input(problems: list[Any]) -> str:
+    """One line naming each field at fault, from Litestar's validation errors (`{message, key, source}` each, from
+    msgspec): `unknown field "foo"` rather than Litestar's "Validation failed for POST /v1/runs". A client that
+    reads only `detail` learns what to change; `extra` keeps the raw list."""
+    said: list[str] = []
+    for problem in problems:
+        if not isinstance(problem, dict) or not isinstance(problem.get("message"), str):
+            continue
+        message, key, source = problem["message"], problem.get("key"), problem.get("source")
+        where = "query parameter" if source == "query" else "header" if source == "header" else "field"
+        if found := _UNKNOWN_FIELD.fullmatch(message):
+            said.append(f'unknown field "{found["name"]}"' + (f" in {found['at'].lstrip('.')}" if found["at"] else ""))
+        elif found := _MISSING_FIELD.fullmatch(message):
+            said.append(
+                f'missing {where} "{found["name"]}"' + (f" in {found['at'].lstrip('.')}" if found["at"] else "")
+            )
+        elif key and key != "data":
+            said.append(f'{where} "{key}": {message}')
+        else:
+            said.append(f"the request body: {message}")
+    return "; ".join(said)
 
 
 def _caused_by(e: BaseException, kind: type[BaseException]) -> bool:

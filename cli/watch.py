@@ -101,7 +101,7 @@ async def watch_run(
             ws = await OdinWebSocket.connect(server, token)
             await ws.subscribe(run=run_id)
         except (ApiError, ServerUnreachable, ConnectionLost, TimeoutError, OSError) as e:
-            if not quiet:
+            if not quiet and not (isinstance(e, ApiError) and e.status == 404):  # no such run: the HTTP read says so
                 console.print(f"[dim]live updates unavailable ({e}); polling every {POLL_INTERVAL:g}s[/]")
             ws = None
         try:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -49,13 +50,13 @@ def _token_from_handshake(socket: WebSocket[Any, Any, Any]) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
-async def _send(socket: WebSocket[Any, Any, Any], message: dict[str, Any]) -> None:
+async def _send(socket: WebSocket[Any, Any, Any], message: p.ServerMessage) -> None:
     await socket.send_data(p.encode(message).decode(), mode="text")
 
 
 async def _close(socket: WebSocket[Any, Any, Any], code: int, detail: str) -> None:
     try:
-        await _send(socket, {"type": "error", "status": code, "detail": detail})
+        await _send(socket, p.Error(status=code, detail=detail))
         await socket.close(code=code, reason=detail[:120])
     except (WebSocketDisconnect, RuntimeError, OSError):
         pass  # the client is already gone
@@ -80,7 +81,7 @@ async def ws_endpoint(
     try:
         await _serve(socket, ctx, hub, authenticator)
     except Exception:
-        log.exception("websocket connection from %s failed", (socket.client or ("-",))[0])
+        log.exception("websocket connection from %s failed", _peer(socket))
         raise
 
 
@@ -93,13 +94,16 @@ async def _serve(
     if authenticated is None:
         return
     principal, token = authenticated
-    await _send(socket, {"type": "welcome", "protocol": p.PROTOCOL, "user": principal.name, "role": principal.role})
+    await _send(socket, p.Welcome(protocol=p.PROTOCOL, user=principal.name, role=principal.role.value))
     conn = hub.connect(ctx.settings.ws_queue_size)
+    ending: tuple[int, str] | None = None
     try:
         async with anyio.create_task_group() as tg:
 
             async def closing(code: int, detail: str) -> None:
-                await _close(socket, code, detail)
+                """Stop every task first (the pump included), then close: nothing is sent after the close."""
+                nonlocal ending
+                ending = ending or (code, detail)
                 tg.cancel_scope.cancel()
 
             tg.start_soon(_pump, socket, conn)
@@ -112,10 +116,25 @@ async def _serve(
                     break
                 await session.handle(payload)
             tg.cancel_scope.cancel()
-    except WebSocketDisconnect:
-        pass
+    except* (WebSocketDisconnect, OSError):
+        pass  # the client went away while something was being sent to it
     finally:
         hub.disconnect(conn)
+    if ending is not None:
+        code, detail = ending
+        log.log(
+            logging.WARNING if code == p.CLOSE_TOO_SLOW else logging.INFO,
+            "websocket of %s from %s closed (%d): %s",
+            principal.name,
+            _peer(socket),
+            code,
+            detail,
+        )
+        await _close(socket, code, detail)
+
+
+def _peer(socket: WebSocket[Any, Any, Any]) -> str:
+    return (socket.client or ("-",))[0]
 
 
 async def _authenticate(
@@ -143,6 +162,7 @@ async def _authenticate(
     try:
         return await authenticator.authenticate(token), token
     except TokenInvalid as e:
+        log.info("websocket from %s refused (%d): %s", _peer(socket), p.CLOSE_UNAUTHENTICATED, e)
         await _close(socket, p.CLOSE_UNAUTHENTICATED, str(e))
         return None
     except Exception as e:  # the store is down (API tokens): say so, never a stack trace
@@ -217,14 +237,13 @@ class _Session:
         self.who = who
         self._next_subscription = 0
 
-    def reply(self, message: dict[str, Any]) -> None:
+    def reply(self, message: p.ServerMessage) -> None:
         self.conn.send(p.encode(message).decode())
 
     def error(self, request_id: str | None, status: int, detail: str, extra: Any = None) -> None:
-        body: dict[str, Any] = {"type": "error", "id": request_id, "status": status, "detail": detail}
-        if extra is not None:
-            body["extra"] = extra
-        self.reply(body)
+        self.reply(
+            p.Error(id=request_id, status=status, detail=detail, extra=msgspec.UNSET if extra is None else extra)
+        )
 
     async def handle(self, payload: str | bytes) -> None:
         try:
@@ -233,7 +252,7 @@ class _Session:
             self.error(None, 400, f"invalid message: {e}")
             return
         if isinstance(message, p.Ping):
-            self.reply({"type": "pong", "id": message.id})
+            self.reply(p.Pong(id=message.id))
         elif isinstance(message, p.Auth):
             self.error(message.id, 400, "already authenticated")
         elif isinstance(message, p.Subscribe):
@@ -241,13 +260,15 @@ class _Session:
         elif isinstance(message, p.Unsubscribe):
             found = self.conn.subscriptions.pop(message.subscription, None) is not None
             if found:
-                self.reply({"type": "unsubscribed", "id": message.id, "subscription": message.subscription})
+                self.reply(p.Unsubscribed(id=message.id, subscription=message.subscription))
             else:
                 self.error(message.id, 404, f"no subscription {message.subscription!r}")
         else:
             await self.command(message)
 
     async def subscribe(self, m: p.Subscribe) -> None:
+        """Start a subscription from the store's truth: replay (since, position] or start at the store's last id,
+        while live events above the hub's position wait, so the client sees each event once, in id order."""
         chosen = sum([m.run is not None, m.commit is not None, m.all])
         if chosen != 1:
             self.error(m.id, 400, "subscribe to exactly one of: run, commit, all")
@@ -258,28 +279,39 @@ class _Session:
             self.error(m.id, 409, f"subscription {sub_id!r} exists; unsubscribe first or use another id")
             return
         sub = Subscription(sub_id, run=m.run, commit=m.commit.lower() if m.commit else None, all=m.all)
-        if m.since is None:
-            self.conn.subscriptions[sub_id] = sub
-            self.reply({"type": "subscribed", "id": m.id, "subscription": sub_id})
-            return
-        self.conn.hold()  # live events wait while stored ones are read, so nothing is missed or reordered
-        self.conn.subscriptions[sub_id] = sub
+        self.conn.hold(sub)  # live events wait while the store is read, so nothing is missed or reordered
         try:
-            events, truncated = await anyio.to_thread.run_sync(self.hub.replay, sub, m.since)
+            start = await self._start(sub, m.since)
         except Exception as e:
-            self.conn.subscriptions.pop(sub_id, None)
             self.conn.release()
             failure = classify(e)
             if failure is None:
-                log.exception("websocket: replay failed")
-            self.error(m.id, failure.status if failure else 500, failure.detail if failure else "replay failed")
+                log.exception("websocket: subscribing %s failed", self.who.name)
+            self.error(m.id, failure.status if failure else 500, failure.detail if failure else "subscribe failed")
             return
-        self.reply(
-            {"type": "subscribed", "id": m.id, "subscription": sub_id, "replayed": len(events), "truncated": truncated}
-        )
+        if start is None:
+            self.conn.release()
+            self.error(m.id, 404, f"no run {m.run!r}; subscribe to its commit to see runs that do not exist yet")
+            return
+        after, events, truncated = start
+        self.conn.subscriptions[sub_id] = replace(sub, after=after)
+        reply = p.Subscribed(id=m.id, subscription=sub_id)
+        if m.since is not None:
+            reply.replayed, reply.truncated = len(events), truncated
+        self.reply(reply)
         for event in events:
             self.conn.deliver(int(event["id"]), event_message(event))
         self.conn.release()
+
+    async def _start(self, sub: Subscription, since: int | None) -> tuple[int, list[dict[str, Any]], bool] | None:
+        """Where `sub` starts and what it replays; None when it names a run that does not exist."""
+        position = await self.hub.ready()  # live events above it are held (the caller holds before awaiting)
+        if sub.run is not None and not await anyio.to_thread.run_sync(self.hub.run_exists, sub.run):
+            return None
+        if since is None:
+            return max(position, await anyio.to_thread.run_sync(self.hub.last_id)), [], False
+        events, truncated = await anyio.to_thread.run_sync(self.hub.replay, sub, since, position)
+        return max(position, since), events, truncated
 
     async def command(self, m: p.Start | p.Rerun | p.Cancel) -> None:
         if not self.who.role.allows(Role.MEMBER):
@@ -320,4 +352,4 @@ class _Session:
             else:
                 self.error(m.id, failure.status, failure.detail, failure.extra)
             return
-        self.reply({"type": "result", "id": m.id, "status": 202 if isinstance(m, p.Cancel) else 201, "run": run})
+        self.reply(p.Result(id=m.id, status=202 if isinstance(m, p.Cancel) else 201, run=run))

@@ -1,14 +1,22 @@
-"""Fans committed events out to WebSocket connections, on the server's event loop.
+"""Fans committed events out to WebSocket connections, on the server's event loop, in id order, each event once.
 
-Two sources feed the hub, and each event reaches each connection at most once:
-- the in-process `EventBus`, which the engine publishes to right after it commits: this is what makes run and task
-  changes reach subscribers within milliseconds. The bus calls from the engine thread; the hub hops onto the loop
-  with one `call_soon_threadsafe` per event, whatever the number of connections;
-- a tail of the `events` table every `poll_interval` seconds, for everything the bus does not carry: commits seen by
-  the sync without runs, repository conditions, and all changes made by other replicas (the engine runs on the
-  leader only). It re-reads a small window behind its cursor, because ids are allocated before commit and a slower
-  transaction can commit a lower id after a higher one. (Runs created and cancel requests made in this process are
-  published on the bus by the controller before the engine acts on them, so they arrive in order.)
+The store is the truth: the hub delivers the `events` table's rows in id order. It keeps one position, the highest
+id up to which everything has been dispatched, and two sources tell it about rows after that position:
+- the in-process `EventBus`, which the engine (and the API's own writes) publish to right after they commit: this is
+  what makes run and task changes reach subscribers within milliseconds. The bus calls from a writer's thread; the
+  hub hops onto the loop with one `call_soon_threadsafe` per event, whatever the number of connections;
+- a tail of the `events` table every `poll_interval` seconds (at once when the bus shows a gap), for everything the
+  bus does not carry: changes made by other processes and replicas, and bus events published out of order.
+
+An event arriving above a gap (ids are allocated before commit, so on Postgres a slower transaction can commit a lower
+id after a higher one) waits until the gap is filled from the store; a gap still open after `gap_timeout` seconds is
+taken as ids that will never appear (a rolled-back transaction, a sequence jump after a crash) and passed. The tail
+runs whether or not a socket is open, so the position is "now" when the next client arrives.
+
+A subscription starts from the store too: with `since`, the handler replays the stored events in (since, position]
+while live events above the position wait (`Connection.hold`); without it, from the store's current last id. Each
+subscription then passes only ids above its own start, and each connection remembers what it sent, so an event
+matching several subscriptions, or replayed after it was pushed, goes out once.
 
 An event is encoded to JSON once and the same string is queued to every matching connection; when several events
 wait in a connection's queue (an engine step commits many at once), they leave as one `events` message, which is
@@ -22,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -34,14 +43,14 @@ from sqlalchemy.engine import Engine as DbEngine
 from odin.api.ws.protocol import encode
 from odin.controller.bus import EventBus, EventDict
 from odin.controller.store.db import StoreUnavailable
-from odin.controller.store.models import EVENTS
+from odin.controller.store.models import EVENTS, RUNS
 
 log = logging.getLogger(__name__)
 
-_TAIL_OVERLAP = 100  # ids re-read behind the cursor (late commits of earlier ids)
 _TAIL_BATCH = 5000
-_SEEN = 50_000  # ids remembered for de-duplication, hub-wide and per connection
+_SEEN = 50_000  # ids remembered per connection, so a replay never repeats what was pushed live
 REPLAY_LIMIT = 10_000
+GAP_TIMEOUT = 1.0  # seconds an event waits for a lower id to commit before that id is taken as never coming
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +59,7 @@ class Subscription:
     run: str | None = None
     commit: str | None = None  # lower-case prefix or full sha
     all: bool = False
+    after: int = 0  # live events with ids up to this one are not this subscription's (replayed, or from before it)
 
     def matches(self, event: Mapping[str, Any]) -> bool:
         if self.all:
@@ -58,6 +68,9 @@ class Subscription:
             return True
         sha = event.get("commit_sha")
         return self.commit is not None and isinstance(sha, str) and sha.startswith(self.commit)
+
+    def wants(self, event: Mapping[str, Any]) -> bool:
+        return int(event["id"]) > self.after and self.matches(event)
 
     def where(self) -> sa.ColumnElement[bool]:
         if self.all:
@@ -99,7 +112,8 @@ class Connection:
         self._items: deque[str] = deque()
         self._ready = asyncio.Event()
         self._sent = _Seen(_SEEN)
-        self._held: list[tuple[int, str]] | None = None  # events arriving during a replay
+        self._held: list[tuple[Mapping[str, Any], str]] | None = None  # live events arriving during a replay
+        self._starting: Subscription | None = None  # the subscription being set up while events are held
 
     @property
     def waiting(self) -> int:
@@ -113,14 +127,17 @@ class Connection:
         return [self._items.popleft() for _ in range(min(limit, len(self._items)))]
 
     def offer(self, event: Mapping[str, Any], data: str) -> None:
-        if not any(s.matches(event) for s in self.subscriptions.values()):
-            return
+        """A live event, in id order: queued once if a subscription wants it (held while a replay is read)."""
         if self._held is not None:
-            self._held.append((int(event["id"]), data))
+            if (self._starting is not None and self._starting.matches(event)) or any(
+                s.matches(event) for s in self.subscriptions.values()
+            ):
+                self._held.append((event, data))
             if len(self._held) > self.maxsize + REPLAY_LIMIT:
                 self.too_slow.set()
             return
-        self.deliver(int(event["id"]), data)
+        if any(s.wants(event) for s in self.subscriptions.values()):
+            self.deliver(int(event["id"]), data)
 
     def deliver(self, event_id: int, data: str) -> None:
         if self.too_slow.is_set() or not self._sent.add(event_id):
@@ -134,14 +151,15 @@ class Connection:
         self._items.append(data)
         self._ready.set()
 
-    def hold(self) -> None:
-        """Queue live events aside while stored ones are replayed, so they follow the replay in order."""
-        self._held = []
+    def hold(self, starting: Subscription | None = None) -> None:
+        """Queue live events aside (those for the subscriptions, or for `starting`) while stored ones are read, so
+        they follow the replay in order."""
+        self._held, self._starting = [], starting
 
     def release(self) -> None:
-        held, self._held = self._held or [], None
-        for event_id, data in held:
-            self.deliver(event_id, data)
+        held, self._held, self._starting = self._held or [], None, None
+        for event, data in held:
+            self.offer(event, data)
 
 
 def event_json(event: Mapping[str, Any]) -> dict[str, Any]:
@@ -174,22 +192,27 @@ def wrap(events: list[EventJson]) -> str:
 
 
 class EventHub:
-    def __init__(self, db: DbEngine, bus: EventBus | None, *, poll_interval: float = 0.25) -> None:
+    def __init__(
+        self, db: DbEngine, bus: EventBus | None, *, poll_interval: float = 0.25, gap_timeout: float = GAP_TIMEOUT
+    ) -> None:
         self.db = db
         self.bus = bus
         self.poll_interval = poll_interval
+        self.gap_timeout = gap_timeout
         self.connections: set[Connection] = set()
-        self._seen = _Seen(_SEEN)
+        self.position: int | None = None  # every event id up to here has been dispatched (None: store not read yet)
+        self._pending: dict[int, Mapping[str, Any]] = {}  # arrived above a gap, waiting for it to fill
+        self._gap: tuple[int, float] | None = None  # (position, monotonic time) when the current gap was seen
+        self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._unsubscribe: Callable[[], None] | None = None
         self._tail_task: asyncio.Task[None] | None = None
-        self._cursor = 0
 
     # -- lifecycle (on the event loop) ---------------------------------------------------------------------------
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         try:
-            self._cursor = await anyio.to_thread.run_sync(self._max_id)
+            await self.ready()
         except StoreUnavailable as e:
             log.warning("websocket hub: cannot read the events table yet (%s); will retry", e)
         if self.bus is not None:
@@ -206,6 +229,14 @@ class EventHub:
                 await self._tail_task
             self._tail_task = None
 
+    async def ready(self) -> int:
+        """The position, read from the store (its last id) the first time. Raises `StoreUnavailable`."""
+        if self.position is None:
+            last = await anyio.to_thread.run_sync(self.last_id)
+            if self.position is None:
+                self.position = last
+        return self.position
+
     def connect(self, queue_size: int) -> Connection:
         conn = Connection(queue_size)
         self.connections.add(conn)
@@ -216,15 +247,49 @@ class EventHub:
 
     # -- sources ----------------------------------------------------------------------------------------------------
     def _from_bus(self, event: EventDict) -> None:
-        """Called on the engine's thread after its transaction committed."""
+        """Called on a writer's thread after its transaction committed. Unneeded with no socket open: the tail
+        keeps the position."""
         loop = self._loop
         if loop is not None and not loop.is_closed() and self.connections:
-            loop.call_soon_threadsafe(self.dispatch, dict(event))
+            loop.call_soon_threadsafe(self.arrive, dict(event))
+
+    def arrive(self, event: Mapping[str, Any]) -> None:
+        """A committed event, from either source, in any order: dispatched in id order, once."""
+        event_id = event.get("id")
+        if not isinstance(event_id, int) or self.position is None or event_id <= self.position:
+            return
+        self._pending[event_id] = event
+        self._advance()
+
+    def _advance(self) -> None:
+        assert self.position is not None
+        while self._pending:
+            event = self._pending.pop(self.position + 1, None)
+            if event is None:
+                break
+            self.position += 1
+            self.dispatch(event)
+        if not self._pending:
+            self._gap = None
+        elif self._gap is None or self._gap[0] != self.position:
+            self._gap = (self.position, time.monotonic())
+            self._wake.set()  # read the store now: the missing ids are usually committed already
+
+    def _pass_gap(self) -> None:
+        """Give up on ids that did not commit within `gap_timeout`: later events must not wait for ever."""
+        assert self.position is not None and self._pending
+        lowest = min(self._pending)
+        log.info(
+            "websocket hub: event ids %d..%d did not appear within %gs (rolled back, or committed too late to "
+            "be pushed live; they stay readable with since)",
+            self.position + 1,
+            lowest - 1,
+            self.gap_timeout,
+        )
+        self.position = lowest - 1
+        self._advance()
 
     def dispatch(self, event: Mapping[str, Any]) -> None:
-        event_id = event.get("id")
-        if not isinstance(event_id, int) or not self._seen.add(event_id):
-            return
         if not self.connections:
             return
         data: str | None = None
@@ -235,26 +300,39 @@ class EventHub:
 
     async def _tail(self) -> None:
         while True:
-            await asyncio.sleep(self.poll_interval)
-            if not self.connections:
-                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+            self._wake.clear()
             try:
-                rows = await anyio.to_thread.run_sync(self._read_after, max(0, self._cursor - _TAIL_OVERLAP))
+                await self._read_store()
             except StoreUnavailable as e:
                 log.warning("websocket hub: cannot read new events (%s)", e)
-                continue
             except Exception:
                 log.exception("websocket hub: reading new events failed")
-                continue
-            for row in rows:
-                self._cursor = max(self._cursor, int(row["id"]))
-                self.dispatch(row)
 
-    # -- the events table (worker threads) -------------------------------------------------------------------------
-    def _max_id(self) -> int:
+    async def _read_store(self) -> None:
+        position = await self.ready()
+        rows = await anyio.to_thread.run_sync(self._read_after, position)
+        for row in rows:
+            self.arrive(row)
+        if self._gap is not None and time.monotonic() - self._gap[1] >= self.gap_timeout:
+            self._pass_gap()
+        if len(rows) == _TAIL_BATCH and self._gap is None:
+            self._wake.set()  # more to read (above a gap the same rows would come back: wait for it instead)
+
+    # -- the store (worker threads) --------------------------------------------------------------------------------
+    def last_id(self) -> int:
+        """The store's highest event id: where a live-only subscription starts."""
         try:
             with self.db.connect() as conn:
                 return int(conn.execute(sa.select(sa.func.max(EVENTS.c.id))).scalar() or 0)
+        except sa.exc.OperationalError as e:
+            raise StoreUnavailable(str(e.orig).strip().splitlines()[0]) from e
+
+    def run_exists(self, run_id: str) -> bool:
+        try:
+            with self.db.connect() as conn:
+                return conn.execute(sa.select(RUNS.c.id).where(RUNS.c.id == run_id)).first() is not None
         except sa.exc.OperationalError as e:
             raise StoreUnavailable(str(e.orig).strip().splitlines()[0]) from e
 
@@ -268,14 +346,14 @@ class EventHub:
             raise StoreUnavailable(str(e.orig).strip().splitlines()[0]) from e
         return [dict(r._mapping) for r in rows]
 
-    def replay(self, subscription: Subscription, since: int) -> tuple[list[dict[str, Any]], bool]:
-        """Stored events matching `subscription` after `since`, oldest first (at most REPLAY_LIMIT; the flag says
-        whether there were more)."""
+    def replay(self, subscription: Subscription, since: int, upto: int) -> tuple[list[dict[str, Any]], bool]:
+        """Stored events matching `subscription` with since < id <= upto, oldest first (at most REPLAY_LIMIT; the
+        flag says whether there were more)."""
         try:
             with self.db.connect() as conn:
                 rows = conn.execute(
                     sa.select(EVENTS)
-                    .where(EVENTS.c.id > since, subscription.where())
+                    .where(EVENTS.c.id > since, EVENTS.c.id <= upto, subscription.where())
                     .order_by(EVENTS.c.id)
                     .limit(REPLAY_LIMIT + 1)
                 ).all()

@@ -1,16 +1,21 @@
 """The messages of the WebSocket protocol (docs/websocket.md), as msgspec tagged unions on the `type` field.
 
 Client messages forbid unknown fields and are validated on decode, so a client in any language gets a precise
-error for a misspelt field instead of a silently ignored one.
+error for a misspelt field instead of a silently ignored one. Server messages are typed here too, and the server
+encodes its replies from them; both sets are published as an AsyncAPI document (`odin.api.ws.asyncapi`,
+docs/websocket.asyncapi.json, `GET /v1/ws/schema`), the WebSocket's counterpart of the OpenAPI document.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, Any, Final, Literal
 
 import msgspec
 
-PROTOCOL = "odin.v1"
+from odin.api.schemas import RunSummary
+
+PROTOCOL: Final = "odin.v1"
 BEARER_PREFIX = "bearer."
 
 # Close codes (4000-4999 are the application's).
@@ -65,6 +70,77 @@ class Ping(_Client, tag="ping"):
 
 
 ClientMessage = Auth | Subscribe | Unsubscribe | Start | Rerun | Cancel | Ping
+
+
+# -- server to client ------------------------------------------------------------------------------------------------
+class _Server(msgspec.Struct, tag_field="type", kw_only=True):
+    """Open to additions: a client ignores fields it does not know (new ones may come in a compatible release)."""
+
+
+class Welcome(_Server, tag="welcome"):
+    """The first message after a successful authentication."""
+
+    protocol: Literal["odin.v1"]
+    user: str
+    role: Literal["admin", "member", "viewer"]
+
+
+class Subscribed(_Server, tag="subscribed"):
+    id: str | None
+    subscription: str
+    replayed: int | msgspec.UnsetType = msgspec.UNSET  # with `since`: stored events replayed before live ones
+    truncated: bool | msgspec.UnsetType = msgspec.UNSET  # with `since`: more than 10,000 were left out
+
+
+class Unsubscribed(_Server, tag="unsubscribed"):
+    id: str | None
+    subscription: str
+
+
+class Result(_Server, tag="result"):
+    """A command's success: 201 for start and rerun (the new run), 202 for cancel (the run)."""
+
+    id: str | None
+    status: int
+    run: RunSummary
+
+
+class Pong(_Server, tag="pong"):
+    id: str | None
+
+
+class Error(_Server, tag="error"):
+    """A request's failure (HTTP statuses), or why the server is closing the connection (close codes 4401, 4429...)."""
+
+    status: int
+    detail: str
+    id: str | msgspec.UnsetType | None = msgspec.UNSET  # the request's id; absent when the connection is closing
+    extra: Any | msgspec.UnsetType = msgspec.UNSET
+
+
+class Event(msgspec.Struct, kw_only=True):
+    """One state change, as stored in the events table; `id`s are unique and increase."""
+
+    id: int
+    time: datetime
+    kind: str
+    run_id: str | None
+    task: str | None
+    commit_sha: str | None
+    data: dict[str, Any]
+
+
+class EventMessage(_Server, tag="event"):
+    event: Event
+
+
+class EventsMessage(_Server, tag="events"):
+    """Several events that were waiting together, oldest first."""
+
+    events: list[Event]
+
+
+ServerMessage = Welcome | Subscribed | Unsubscribed | Result | Pong | Error | EventMessage | EventsMessage
 
 _decoder = msgspec.json.Decoder(ClientMessage)
 

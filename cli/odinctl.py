@@ -164,8 +164,20 @@ def login(
 
 @app.command()
 def logout(server: ServerOpt = None) -> None:
-    """Forget the token for a server."""
+    """End your login sessions on a server (every device) and forget the token; an API token is only forgotten."""
     url = resolve_server(server)
+    token = credentials.token_for(url)
+    if token is not None and not token.startswith("odin_"):
+        from odin.api.client import ApiError, OdinClient, ServerUnreachable
+
+        try:
+            with OdinClient(url, token) as c:
+                c.logout()
+        except ServerUnreachable as e:
+            err.print(f"[yellow]warning:[/] {e}; the session ends when it expires", markup=True, highlight=False)
+        except ApiError as e:
+            if e.status != 401:  # 401: the session had already ended
+                err.print(f"[yellow]warning:[/] {e.detail}", markup=True, highlight=False)
     out.print(f"logged out of {url}" if credentials.forget(url) else f"was not logged in to {url}")
 
 

@@ -217,7 +217,19 @@ class Settings(BaseSettings):
     )
     jwt_private_key_file: Path | None = Field(default=None, description="PEM private key (RS256/EdDSA/ES256).")
     jwt_public_key_file: Path | None = Field(default=None, description="PEM public key (RS256/EdDSA/ES256).")
-    token_ttl: int = Field(default=3600, gt=0, description="Access token lifetime, seconds.")
+    token_ttl: int = Field(
+        default=3600,
+        gt=0,
+        description="Access token lifetime, seconds; also the longest lifetime accepted (a token signed for longer "
+        "is refused).",
+    )
+    auth_cache_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        description="How long a user's standing (role, disabled, logged out) read from the database is reused for "
+        "their requests. Changes made through this server apply at once; changes made by another replica or "
+        "`odin users` within this time. 0: read the database on every request.",
+    )
     login_attempts_per_minute: int = Field(
         default=10, ge=1, description="Login attempts allowed per user name and client address, per minute."
     )

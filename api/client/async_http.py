@@ -89,6 +89,10 @@ class AsyncOdinClient:
     async def whoami(self) -> WhoAmI:
         return await self.send(calls.whoami())
 
+    async def logout(self) -> None:
+        """End every login session of this user (the client's token included)."""
+        await self.send(calls.logout())
+
     async def create_token(
         self, name: str, *, role: str | None = None, expires_in_days: int | None = None
     ) -> ApiTokenCreated:

@@ -100,6 +100,10 @@ class OdinClient:
     def whoami(self) -> WhoAmI:
         return self.send(calls.whoami())
 
+    def logout(self) -> None:
+        """End every login session of this user (the client's token included)."""
+        self.send(calls.logout())
+
     def create_token(
         self, name: str, *, role: str | None = None, expires_in_days: int | None = None
     ) -> ApiTokenCreated:

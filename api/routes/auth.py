@@ -6,9 +6,10 @@ import math
 from typing import Annotated, Any
 
 from litestar import Request, delete, get, post
+from litestar.di import NamedDependency
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException, TooManyRequestsException
 from litestar.params import JSONBody, PathParameter, QueryParameter
-from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from odin.api.auth.api_tokens import (
     ApiTokenInfo,
@@ -16,9 +17,9 @@ from odin.api.auth.api_tokens import (
     list_api_tokens,
     revoke_api_token,
 )
-from odin.api.auth.middleware import principal_of
+from odin.api.auth.middleware import Authenticator, principal_of
 from odin.api.auth.tokens import issue
-from odin.api.auth.users import Role, authenticate
+from odin.api.auth.users import Role, authenticate, end_sessions
 from odin.api.deps import Ctx, in_thread
 from odin.api.errors import errors
 from odin.api.schemas import (
@@ -56,9 +57,36 @@ def create_token(data: JSONBody[TokenRequest], ctx: Ctx, request: Request[Any, A
     found = authenticate(ctx.db, data.username, data.password)
     if found is None:
         raise NotAuthorizedException("wrong username or password")
-    username, role = found
-    token, _claims = issue(ctx.keys, subject=username, role=role.value, ttl=ctx.settings.token_ttl)
-    return TokenResponse(access_token=token, token_type="bearer", expires_in=ctx.settings.token_ttl, role=role.value)
+    token, _claims = issue(
+        ctx.keys,
+        subject=found.username,
+        role=found.role.value,
+        ttl=ctx.settings.token_ttl,
+        user_id=found.user_id,
+        generation=found.generation,
+    )
+    return TokenResponse(
+        access_token=token, token_type="bearer", expires_in=ctx.settings.token_ttl, role=found.role.value
+    )
+
+
+@post(
+    "/v1/auth/logout",
+    status_code=HTTP_204_NO_CONTENT,
+    operation_id="logout",
+    summary="Log out everywhere: every access token of yours issued so far stops working",
+    description="Ends all your login sessions (their WebSockets are closed with 4401), not only the one presented. "
+    "API tokens are not sessions: they keep working until revoked (DELETE /v1/auth/tokens/{id}), and cannot log "
+    "out (403).",
+    tags=["auth"],
+    responses=errors(403),
+)
+async def logout(ctx: Ctx, request: Request[Any, Any, Any], authenticator: NamedDependency[Authenticator]) -> None:
+    p = principal_of(request)
+    if p.kind == "api":
+        raise PermissionDeniedException("an API token cannot log out; revoke it with DELETE /v1/auth/tokens/{id}")
+    await in_thread(end_sessions, ctx.db, p.name)
+    authenticator.standings.forget(p.name)
 
 
 @get(

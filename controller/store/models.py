@@ -234,6 +234,12 @@ class User(SQLModel, table=True):
     disabled: bool = False
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     email: str | None = Field(default=None, max_length=320, description="Author e-mail of commits made via the API.")
+    token_generation: int = Field(
+        default=0,
+        sa_column_kwargs={"server_default": "0"},
+        description="Copied into each access token at login; raised by logout, a password change or disabling, "
+        "which ends every session issued before (see odin.api.auth.standing).",
+    )
 
 
 class ApiToken(SQLModel, table=True):

@@ -94,6 +94,10 @@ def run_server(settings: Settings) -> int:
             log_config=None,
             access_log=False,
             timeout_graceful_shutdown=10,
+            # Forwarded headers only from configured proxies: uvicorn's default trusts them from loopback, which
+            # let any local client (or a sidecar) pick its own address and slip past the login rate limits.
+            proxy_headers=bool(settings.trusted_proxies),
+            forwarded_allow_ips=",".join(settings.trusted_proxies) or None,
         )
         _Server(config).run()
     finally:

@@ -236,6 +236,20 @@ class Settings(BaseSettings):
     login_attempts_per_minute_per_ip: int = Field(
         default=60, ge=1, description="Login attempts allowed per client address (any user name), per minute."
     )
+    login_failures_per_account: int = Field(
+        default=10,
+        ge=1,
+        description="Failed logins allowed per user name from all addresses together, per "
+        "`login_failure_window`; then 429 for that user name until the window refills (successes do not count).",
+    )
+    login_failure_window: float = Field(
+        default=300.0, gt=0, description="Seconds over which `login_failures_per_account` refills."
+    )
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Addresses (or networks) of reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are "
+        "believed, comma-separated; '*' trusts any. Default: none, the client address is the peer's.",
+    )
     max_body_bytes: int = Field(
         default=1_048_576, ge=1024, description="Largest request body accepted, bytes; larger ones get 413."
     )
@@ -263,7 +277,7 @@ class Settings(BaseSettings):
         description="Link to a run in commit statuses; {public_url}, {run_id}, {pipeline} and {commit} are replaced.",
     )
 
-    @field_validator("repo_aliases", mode="before")
+    @field_validator("repo_aliases", "trusted_proxies", mode="before")
     @classmethod
     def _comma_separated(cls, v: object) -> object:
         if isinstance(v, str):

@@ -41,7 +41,8 @@ from odin.controller.store.types import utcnow
     sync_to_thread=True,
     operation_id="createToken",
     summary="Log in: exchange a username and password for an access token",
-    description="Attempts are rate-limited per user name and client address (429 with Retry-After).",
+    description="Attempts are rate-limited per user name and client address, per client address, and failures "
+    "per user name from any address (429 with Retry-After).",
     tags=["auth"],
     responses=errors(413, 429),
     security=[{}],
@@ -49,7 +50,12 @@ from odin.controller.store.types import utcnow
 def create_token(data: JSONBody[TokenRequest], ctx: Ctx, request: Request[Any, Any, Any]) -> TokenResponse:
     address = request.client.host if request.client else "unknown"
     assert ctx.login_limiter is not None and ctx.login_ip_limiter is not None
-    wait = ctx.login_ip_limiter.acquire(address) or ctx.login_limiter.acquire((data.username, address))
+    assert ctx.login_account_limiter is not None
+    wait = (
+        ctx.login_ip_limiter.acquire(address)
+        or ctx.login_limiter.acquire((data.username, address))
+        or ctx.login_account_limiter.acquire(data.username)
+    )
     if wait is not None:
         raise TooManyRequestsException(
             "too many login attempts; wait before trying again", headers={"Retry-After": str(math.ceil(wait))}
@@ -57,6 +63,7 @@ def create_token(data: JSONBody[TokenRequest], ctx: Ctx, request: Request[Any, A
     found = authenticate(ctx.db, data.username, data.password)
     if found is None:
         raise NotAuthorizedException("wrong username or password")
+    ctx.login_account_limiter.refund(data.username)  # only failures count against the account
     token, _claims = issue(
         ctx.keys,
         subject=found.username,

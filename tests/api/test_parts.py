@@ -36,6 +36,19 @@ def test_rate_limiter_allows_a_burst_then_refills_per_key() -> None:
     assert limiter.acquire("k") is None and limiter.acquire("k") is not None
 
 
+def test_rate_limiter_windows_and_refunds() -> None:
+    clock = Clock()
+    limiter = RateLimiter(3, clock=clock, window=300.0)  # 3 per 5 minutes: one every 100 s after the burst
+    for _ in range(5):
+        assert limiter.acquire("alice") is None
+        limiter.refund("alice")  # successes give their attempt back: the owner never runs out
+    assert [limiter.acquire("alice") for _ in range(3)] == [None] * 3
+    wait = limiter.acquire("alice")
+    assert wait is not None and 99.0 < wait <= 100.0
+    limiter.refund("nobody-seen")  # nothing taken, nothing to give back
+    assert "nobody-seen" not in limiter._buckets
+
+
 def test_rate_limiter_forgets_refilled_buckets() -> None:
     clock = Clock()
     limiter = RateLimiter(60, clock=clock, max_keys=10)

@@ -59,11 +59,13 @@ def test_failures_against_one_account_are_limited_whatever_the_address(guarded: 
 
 
 def test_forwarded_addresses_from_an_untrusted_peer_are_ignored(guarded: Served) -> None:
+    # From loopback, which uvicorn trusts by default: Odin must not. Its budget is 4 a minute (the fixture's admin
+    # login took one, which may have refilled since), so the last two of six attempts are refused.
     codes = [
-        login_from(guarded, "127.0.0.3", f"nobody-{i}", "guess", **{"X-Forwarded-For": f"10.9.{i}.1"}).status_code
+        login_from(guarded, "127.0.0.1", f"nobody-{i}", "guess", **{"X-Forwarded-For": f"10.9.{i}.1"}).status_code
         for i in range(6)
     ]
-    assert codes == [401] * 4 + [429] * 2, "rotating X-Forwarded-For must not make a new client of each request"
+    assert codes[-2:] == [429, 429], f"rotating X-Forwarded-For must not make a new client of each request: {codes}"
 
 
 def test_forwarded_addresses_from_a_trusted_proxy_are_the_clients(guarded: Served) -> None:

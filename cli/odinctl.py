@@ -163,8 +163,11 @@ def login(
 
 
 @app.command()
-def logout(server: ServerOpt = None) -> None:
-    """End your login sessions on a server (every device) and forget the token; an API token is only forgotten."""
+def logout(
+    server: ServerOpt = None,
+    everywhere: Annotated[bool, typer.Option(help="End every session of yours on the server, on every device")] = False,
+) -> None:
+    """End this login session on the server and forget its token (an API token is only forgotten)."""
     url = resolve_server(server)
     token = credentials.token_for(url)
     if token is not None and not token.startswith("odin_"):
@@ -172,7 +175,7 @@ def logout(server: ServerOpt = None) -> None:
 
         try:
             with OdinClient(url, token) as c:
-                c.logout()
+                c.logout(everywhere=everywhere)
         except ServerUnreachable as e:
             err.print(f"[yellow]warning:[/] {e}; the session ends when it expires", markup=True, highlight=False)
         except ApiError as e:

@@ -98,6 +98,8 @@ def _judge(claims: Claims, user: Standing | None) -> Role:
         raise TokenInvalid("the user of this token is disabled")
     if user.generation != claims.gen:
         raise TokenInvalid("this token was ended by a logout or a password change; log in again")
+    if claims.jti in user.logged_out:
+        raise TokenInvalid("this session was logged out; log in again")
     return user.role
 
 

@@ -13,6 +13,7 @@ token whose `exp - iat` exceeds `max_ttl` (ODIN_TOKEN_TTL), or issued in the fut
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 import uuid
@@ -124,6 +125,7 @@ def issue(
     return jwt.encode(payload, keys.signing_key, algorithm=keys.algorithm), claims
 
 
+_JTI = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _REQUIRED = ["sub", "role", "iat", "exp", "iss", "aud", "jti", "kind", "uid", "gen"]
 
 
@@ -156,6 +158,8 @@ def verify(keys: TokenKeys, token: str, *, max_ttl: int | None = None) -> Claims
         )
     except (TypeError, ValueError) as e:
         raise TokenInvalid("invalid token: `uid` and `gen` must be integers") from e
+    if not _JTI.fullmatch(claims.jti):  # it names the session in the store: a bounded, plain identifier
+        raise TokenInvalid("invalid token: `jti` must be 1 to 64 letters, digits, '-' or '_'")
     if claims.kind != ACCESS:
         raise TokenInvalid(f"invalid token: kind {claims.kind!r} is not an access token")
     if claims.iat > time.time() + LEEWAY_SECONDS:  # pyjwt < 2.10 does not check it

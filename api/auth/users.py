@@ -12,7 +12,7 @@ from sqlalchemy.engine import Engine
 
 from odin.api.auth.passwords import hash_password, needs_rehash, rehash, verify_dummy, verify_password
 from odin.controller.store.db import transaction
-from odin.controller.store.models import USERS
+from odin.controller.store.models import REVOKED_SESSIONS, USERS
 from odin.controller.store.types import utcnow
 
 
@@ -76,6 +76,7 @@ class Standing:
     role: Role
     disabled: bool
     generation: int
+    logged_out: frozenset[str] = frozenset()  # `jti`s of sessions ended one by one, not yet expired
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,20 +163,46 @@ def authenticate(db: Engine, username: str, password: str) -> LoginResult | None
 
 
 def standing(db: Engine, username: str) -> Standing | None:
-    """The user's current role, state and token generation; None when there is no such user."""
+    """The user's current role, state, token generation and logged-out sessions; None when there is no such user."""
     with db.connect() as conn:
         row = conn.execute(
             sa.select(USERS.c.id, USERS.c.role, USERS.c.disabled, USERS.c.token_generation).where(
                 USERS.c.username == username
             )
         ).first()
-    if row is None:
-        return None
-    return Standing(row.id, Role(row.role), bool(row.disabled), int(row.token_generation))
+        if row is None:
+            return None
+        logged_out = frozenset(
+            conn.execute(
+                sa.select(REVOKED_SESSIONS.c.jti).where(
+                    REVOKED_SESSIONS.c.user_id == row.id, REVOKED_SESSIONS.c.expires_at > utcnow()
+                )
+            ).scalars()
+        )
+    return Standing(row.id, Role(row.role), bool(row.disabled), int(row.token_generation), logged_out)
+
+
+def end_session(db: Engine, username: str, jti: str, expires_at: datetime) -> None:
+    """Log one session out: its token (`jti`) stops working; the user's other sessions go on."""
+    with transaction(db) as conn:
+        user_id = conn.execute(sa.select(USERS.c.id).where(USERS.c.username == username)).scalar()
+        if user_id is None:
+            raise UserNotFound(f"no user {username!r}")
+        now = utcnow()
+        conn.execute(REVOKED_SESSIONS.delete().where(REVOKED_SESSIONS.c.expires_at <= now))  # nothing to remember
+        if expires_at > now:
+            try:
+                with conn.begin_nested():
+                    conn.execute(REVOKED_SESSIONS.insert().values(jti=jti, user_id=user_id, expires_at=expires_at))
+            except sa.exc.IntegrityError:
+                pass  # logged out twice at once: once is enough
 
 
 def end_sessions(db: Engine, username: str) -> None:
-    """Log `username` out everywhere: every access token issued so far stops working (API tokens are kept)."""
+    """Log `username` out everywhere: every access token issued so far stops working (API tokens are kept).
+
+    One generation number per user rather than a row per token: the server does not keep the tokens it issued.
+    """
     with transaction(db) as conn:
         res = conn.execute(
             USERS.update().where(USERS.c.username == username).values(token_generation=USERS.c.token_generation + 1)

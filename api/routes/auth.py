@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from datetime import timedelta
 from typing import Annotated, Any
 
 from litestar import Request, delete, get, post
@@ -18,8 +19,8 @@ from odin.api.auth.api_tokens import (
     revoke_api_token,
 )
 from odin.api.auth.middleware import Authenticator, principal_of
-from odin.api.auth.tokens import issue
-from odin.api.auth.users import Role, authenticate, end_sessions
+from odin.api.auth.tokens import LEEWAY_SECONDS, issue
+from odin.api.auth.users import Role, authenticate, end_session, end_sessions
 from odin.api.deps import Ctx, in_thread
 from odin.api.errors import errors
 from odin.api.schemas import (
@@ -81,18 +82,26 @@ def create_token(data: JSONBody[TokenRequest], ctx: Ctx, request: Request[Any, A
     "/v1/auth/logout",
     status_code=HTTP_204_NO_CONTENT,
     operation_id="logout",
-    summary="Log out everywhere: every access token of yours issued so far stops working",
-    description="Ends all your login sessions (their WebSockets are closed with 4401), not only the one presented. "
-    "API tokens are not sessions: they keep working until revoked (DELETE /v1/auth/tokens/{id}), and cannot log "
-    "out (403).",
+    summary="Log out: the presented session token stops working (everywhere=true: every session of yours)",
+    description="The token's WebSockets are closed with 4401. With everywhere=true, every access token of yours "
+    "issued so far stops working, on every device. API tokens are not sessions: they keep working until revoked "
+    "(DELETE /v1/auth/tokens/{id}), and cannot log out (403).",
     tags=["auth"],
     responses=errors(403),
 )
-async def logout(ctx: Ctx, request: Request[Any, Any, Any], authenticator: NamedDependency[Authenticator]) -> None:
+async def logout(
+    ctx: Ctx,
+    request: Request[Any, Any, Any],
+    authenticator: NamedDependency[Authenticator],
+    everywhere: Annotated[bool, QueryParameter(description="End every session of yours, not only this one")] = False,
+) -> None:
     p = principal_of(request)
     if p.kind == "api":
         raise PermissionDeniedException("an API token cannot log out; revoke it with DELETE /v1/auth/tokens/{id}")
-    await in_thread(end_sessions, ctx.db, p.name)
+    if everywhere or p.expires_at is None:
+        await in_thread(end_sessions, ctx.db, p.name)
+    else:
+        await in_thread(end_session, ctx.db, p.name, p.token_id, p.expires_at + timedelta(seconds=LEEWAY_SECONDS))
     authenticator.standings.forget(p.name)
 
 

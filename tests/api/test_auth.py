@@ -64,7 +64,7 @@ def test_login_issues_a_token_with_the_required_claims(served: Served) -> None:
     body = r.json()
     assert (body["token_type"], body["role"], body["expires_in"]) == ("bearer", "admin", 3600)
     decoded = jwt.decode(body["access_token"], JWT_SECRET, algorithms=["HS256"], audience="odin-api", issuer="odin")
-    assert {"sub", "role", "iat", "exp", "iss", "aud", "jti"} <= decoded.keys()
+    assert {"sub", "role", "iat", "exp", "iss", "aud", "jti", "kind", "uid", "gen"} <= decoded.keys()
     me = served.get("/v1/auth/whoami", token=body["access_token"]).json()
     assert (me["username"], me["role"], me["token_kind"]) == ("admin", "admin", "session")
 

@@ -52,10 +52,13 @@ def test_login_whoami_logout_and_credentials_file(served: Served, tmp_path: Path
     token = json.loads(creds.read_text())["servers"][served.url]["token"]
     other_device = served.login("ctl-user", PASSWORD)
     assert "logged out" in ok(odinctl("logout", server=served.server, config_dir=tmp_path))
-    for ended in (token, other_device):
-        assert served.get("/v1/auth/whoami", token=ended).status_code == 401, "the server ended the sessions"
+    assert served.get("/v1/auth/whoami", token=token).status_code == 401, "the server ended the session"
+    assert served.get("/v1/auth/whoami", token=other_device).status_code == 200, "and only that one"
     res = odinctl("whoami", server=served.server, config_dir=tmp_path)
     assert res.returncode == 3 and "not logged in" in res.stderr
+    ok(odinctl(*login, server=served.server, config_dir=tmp_path, stdin=PASSWORD + "\n"))
+    assert "logged out" in ok(odinctl("logout", "--everywhere", server=served.server, config_dir=tmp_path))
+    assert served.get("/v1/auth/whoami", token=other_device).status_code == 401, "--everywhere ends every session"
     bad = odinctl("login", "--password-stdin", server=served.server, config_dir=tmp_path, stdin="nope\n")
     assert bad.returncode == 3 and "wrong username or password" in bad.stderr
 

@@ -22,6 +22,7 @@ from litestar.openapi.spec import Components, Parameter, SecurityScheme, Tag
 from odin.api.access import access_log
 from odin.api.auth.keys import token_keys
 from odin.api.auth.middleware import Authenticator, BearerAuthMiddleware
+from odin.api.auth.standing import Standings
 from odin.api.context import AppContext
 from odin.api.errors import EXCEPTION_HANDLERS
 from odin.api.inputs import reject_bad_characters
@@ -42,6 +43,7 @@ log = logging.getLogger(__name__)
 ROUTES = [
     auth.create_token,
     auth.whoami,
+    auth.logout,
     auth.create_api_token_route,
     auth.list_api_tokens_route,
     auth.revoke_api_token_route,
@@ -85,7 +87,8 @@ TAGS = [
 
 
 def create_app(ctx: AppContext) -> Litestar:
-    authenticator = Authenticator(ctx.keys, ctx.api_tokens)
+    standings = Standings(ctx.db, ctx.settings.auth_cache_seconds)
+    authenticator = Authenticator(ctx.keys, ctx.api_tokens, standings, max_ttl=ctx.settings.token_ttl)
     hub = EventHub(
         ctx.db, ctx.controller.bus if ctx.controller is not None else None, poll_interval=ctx.settings.ws_poll_interval
     )

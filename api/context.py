@@ -22,6 +22,7 @@ class AppContext:
     controller: Controller | None = None  # None when the API serves a store without scheduling (tests, tools)
     login_limiter: RateLimiter | None = None  # per (user name, client address)
     login_ip_limiter: RateLimiter | None = None  # per client address
+    login_account_limiter: RateLimiter | None = None  # failures per user name, whatever the address
     api_tokens: ApiTokenVerifier | None = field(default=None)
 
     def __post_init__(self) -> None:
@@ -29,6 +30,10 @@ class AppContext:
             self.login_limiter = RateLimiter(self.settings.login_attempts_per_minute)
         if self.login_ip_limiter is None:
             self.login_ip_limiter = RateLimiter(self.settings.login_attempts_per_minute_per_ip)
+        if self.login_account_limiter is None:
+            self.login_account_limiter = RateLimiter(
+                self.settings.login_failures_per_account, window=self.settings.login_failure_window
+            )
         if self.api_tokens is None:
             self.api_tokens = ApiTokenVerifier(self.db)
 

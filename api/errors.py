@@ -20,6 +20,7 @@ from litestar.openapi.datastructures import ResponseSpec
 
 from odin.api.auth.api_tokens import TokenNotFound
 from odin.api.auth.passwords import WeakPassword
+from odin.api.auth.tokens import bearer_challenge
 from odin.api.auth.users import InvalidUsername, LastAdmin, UserExists, UserNotFound
 from odin.api.schemas import ErrorBody
 from odin.api.services.pipelines import InvalidContent, PipelineMissing
@@ -198,7 +199,10 @@ def handle(request: Request[Any, Any, Any], e: Exception) -> Response[dict[str, 
         return error_response(500, "internal error; the server log has the details")
     if failure.status >= 500:
         log.warning("%s %s: %d %s", request.method, request.url.path, failure.status, failure.detail)
-    return error_response(failure.status, failure.detail, failure.extra, failure.headers)
+    headers = failure.headers
+    if failure.status == 401 and not any(k.lower() == "www-authenticate" for k in headers or {}):
+        headers = {**(headers or {}), "WWW-Authenticate": bearer_challenge()}  # RFC 9110: every 401 has one
+    return error_response(failure.status, failure.detail, failure.extra, headers)
 
 
 EXCEPTION_HANDLERS: dict[type[Exception] | int, Any] = {Exception: handle}

@@ -154,9 +154,24 @@ def login(
 
 
 @app.command()
-def logout(server: ServerOpt = None) -> None:
-    """Forget the token for a server."""
+def logout(
+    server: ServerOpt = None,
+    everywhere: Annotated[bool, typer.Option(help="End every session of yours on the server, on every device")] = False,
+) -> None:
+    """End this login session on the server and forget its token (an API token is only forgotten)."""
     url = resolve_server(server)
+    token = credentials.token_for(url)
+    if token is not None and not token.startswith("odin_"):
+        from odin.api.client import ApiError, OdinClient, ServerUnreachable
+
+        try:
+            with OdinClient(url, token) as c:
+                c.logout(everywhere=everywhere)
+        except ServerUnreachable as e:
+            err.print(f"[yellow]warning:[/] {e}; the session ends when it expires", markup=True, highlight=False)
+        except ApiError as e:
+            if e.status != 401:  # 401: the session had already ended
+                err.print(f"[yellow]warning:[/] {e.detail}", markup=True, highlight=False)
     out.print(f"logged out of {url}" if credentials.forget(url) else f"was not logged in to {url}")
 
 

@@ -143,6 +143,10 @@ def run_server(settings: Settings) -> int:
             http=guarded_protocol(
                 GuardLimits(settings.http_header_timeout, settings.http_body_timeout, settings.http_max_connections)
             ),
+            # Forwarded headers only from configured proxies: uvicorn's default trusts them from loopback, which
+            # let any local client (or a sidecar) pick its own address and slip past the login rate limits.
+            proxy_headers=bool(settings.trusted_proxies),
+            forwarded_allow_ips=",".join(settings.trusted_proxies) or None,
         )
         server = _Server(config, on_signal=controller.drain)
         server.run()

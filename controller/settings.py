@@ -251,12 +251,38 @@ class Settings(BaseSettings):
     )
     jwt_private_key_file: Path | None = Field(default=None, description="PEM private key (RS256/EdDSA/ES256).")
     jwt_public_key_file: Path | None = Field(default=None, description="PEM public key (RS256/EdDSA/ES256).")
-    token_ttl: int = Field(default=3600, gt=0, description="Access token lifetime, seconds.")
+    token_ttl: int = Field(
+        default=3600,
+        gt=0,
+        description="Access token lifetime, seconds; also the longest lifetime accepted (a token signed for longer "
+        "is refused).",
+    )
+    auth_cache_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        description="How long a user's standing (role, disabled, logged out) read from the database is reused for "
+        "their requests. Changes made through this server apply at once; changes made by another replica or "
+        "`odin users` within this time. 0: read the database on every request.",
+    )
     login_attempts_per_minute: int = Field(
         default=10, ge=1, description="Login attempts allowed per user name and client address, per minute."
     )
     login_attempts_per_minute_per_ip: int = Field(
         default=60, ge=1, description="Login attempts allowed per client address (any user name), per minute."
+    )
+    login_failures_per_account: int = Field(
+        default=10,
+        ge=1,
+        description="Failed logins allowed per user name from all addresses together, per "
+        "`login_failure_window`; then 429 for that user name until the window refills (successes do not count).",
+    )
+    login_failure_window: float = Field(
+        default=300.0, gt=0, description="Seconds over which `login_failures_per_account` refills."
+    )
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Addresses (or networks) of reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are "
+        "believed, comma-separated; '*' trusts any. Default: none, the client address is the peer's.",
     )
     max_body_bytes: int = Field(
         default=1_048_576, ge=1024, description="Largest request body accepted, bytes; larger ones get 413."
@@ -306,7 +332,7 @@ class Settings(BaseSettings):
         description="Link to a run in commit statuses; {public_url}, {run_id}, {pipeline} and {commit} are replaced.",
     )
 
-    @field_validator("repo_aliases", mode="before")
+    @field_validator("repo_aliases", "trusted_proxies", mode="before")
     @classmethod
     def _comma_separated(cls, v: object) -> object:
         if isinstance(v, str):

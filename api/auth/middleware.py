@@ -4,9 +4,13 @@ Handlers that must stay open (login, health, readiness, metrics, webhooks with t
 `exclude_from_auth=True` in their route decorator; everything else requires a valid token. Roles are enforced by
 guards (`require(Role.MEMBER)`), not here: authentication says who, guards say what.
 
-Two kinds of bearer token are accepted: short-lived JWTs from `POST /v1/auth/token` (verified without the store) and
-API tokens `odin_...` (looked up by hash in the store, in a worker thread so the event loop never waits on it).
-WebSocket connections authenticate inside their handler (see `odin.api.ws`): browsers cannot set headers on them.
+Two kinds of bearer token are accepted: short-lived JWTs from `POST /v1/auth/token` (signature verified in process,
+then the user's standing checked against the store, see `odin.api.auth.standing`) and API tokens `odin_...` (looked
+up by hash in the store, in a worker thread so the event loop never waits on it). Either way the role is the user's
+role now. WebSocket connections authenticate inside their handler (see `odin.api.ws`): browsers cannot set headers
+on them.
+
+A 401 carries `WWW-Authenticate: Bearer` (RFC 6750), with `error="invalid_token"` when a token was presented.
 """
 
 from __future__ import annotations
@@ -24,8 +28,9 @@ from litestar.middleware import AbstractAuthenticationMiddleware, Authentication
 from litestar.types import ASGIApp, Guard
 
 from odin.api.auth.api_tokens import ApiTokenVerifier, is_api_token
-from odin.api.auth.tokens import LEEWAY_SECONDS, TokenInvalid, TokenKeys, verify
-from odin.api.auth.users import Role
+from odin.api.auth.standing import Standings
+from odin.api.auth.tokens import LEEWAY_SECONDS, Claims, TokenInvalid, TokenKeys, bearer_challenge, verify
+from odin.api.auth.users import Role, Standing
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,17 +47,22 @@ class Principal:
 class Authenticator:
     """Turns a bearer token into a `Principal`, or raises `TokenInvalid` with a message safe to show.
 
-    JWTs that verified once are remembered until they expire (a bounded cache keyed by the token itself): the
-    signature and claims cannot change, so checking them again on every request of a session would only spend CPU
-    (a tenth of a millisecond, a tenth of a request's cost). Expiry is still checked on every use.
+    JWTs whose signature verified once are remembered until they expire (a bounded cache keyed by the token itself):
+    the signature and claims cannot change, so checking them again on every request of a session would only spend
+    CPU. What can change — the user's existence, state, role and token generation — is checked on every use, against
+    `standings` (the store, cached briefly and forgotten on change).
     """
 
     CACHE_SIZE = 10_000
 
-    def __init__(self, keys: TokenKeys, api_tokens: ApiTokenVerifier | None) -> None:
+    def __init__(
+        self, keys: TokenKeys, api_tokens: ApiTokenVerifier | None, standings: Standings, *, max_ttl: int
+    ) -> None:
         self.keys = keys
         self.api_tokens = api_tokens
-        self._verified: dict[str, Principal] = {}
+        self.standings = standings
+        self.max_ttl = max_ttl
+        self._verified: dict[str, Claims] = {}
 
     async def authenticate(self, token: str) -> Principal:
         token = token.strip()
@@ -63,21 +73,34 @@ class Authenticator:
                 raise TokenInvalid("API tokens are not accepted by this server")
             owner = await anyio.to_thread.run_sync(self.api_tokens.verify, token)
             return Principal(owner.username, owner.role, str(owner.token_id), "api", owner.expires_at)
-        known = self._verified.get(token)
-        if known is not None and known.expires_at is not None:
-            if known.expires_at.timestamp() + LEEWAY_SECONDS > time.time():
-                return known
+        claims = self._verified.get(token)
+        if claims is not None and claims.exp + LEEWAY_SECONDS <= time.time():
             del self._verified[token]
-        claims = verify(self.keys, token)
+            raise TokenInvalid("the token has expired; log in again")
+        if claims is None:
+            claims = verify(self.keys, token, max_ttl=self.max_ttl)
+            if len(self._verified) >= self.CACHE_SIZE:
+                self._verified.clear()  # simplest bound: sessions re-verify once, then are cached again
+            self._verified[token] = claims
         try:
-            role = Role(claims.role)
-        except ValueError as e:
-            raise TokenInvalid("invalid token: unknown role") from e
-        principal = Principal(claims.sub, role, claims.jti, "session", datetime.fromtimestamp(claims.exp, UTC))
-        if len(self._verified) >= self.CACHE_SIZE:
-            self._verified.clear()  # simplest bound: sessions re-verify once, then are cached again
-        self._verified[token] = principal
-        return principal
+            role = _judge(claims, await self.standings.get(claims.sub))
+        except TokenInvalid:  # the cached standing may be older than the token: ask the store before refusing
+            self.standings.forget(claims.sub)
+            role = _judge(claims, await self.standings.get(claims.sub))
+        return Principal(claims.sub, role, claims.jti, "session", datetime.fromtimestamp(claims.exp, UTC))
+
+
+def _judge(claims: Claims, user: Standing | None) -> Role:
+    """The role a verified token has now, or `TokenInvalid` saying why it has none."""
+    if user is None or user.user_id != claims.uid:
+        raise TokenInvalid("the user of this token no longer exists")
+    if user.disabled:
+        raise TokenInvalid("the user of this token is disabled")
+    if user.generation != claims.gen:
+        raise TokenInvalid("this token was ended by a logout or a password change; log in again")
+    if claims.jti in user.logged_out:
+        raise TokenInvalid("this session was logged out; log in again")
+    return user.role
 
 
 class BearerAuthMiddleware(AbstractAuthenticationMiddleware):
@@ -89,11 +112,14 @@ class BearerAuthMiddleware(AbstractAuthenticationMiddleware):
         header = connection.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            raise NotAuthorizedException("missing bearer token: log in (`odinctl login`) or send an API token")
+            raise NotAuthorizedException(
+                "missing bearer token: log in (`odinctl login`) or send an API token",
+                headers={"WWW-Authenticate": bearer_challenge()},
+            )
         try:
             principal = await self.authenticator.authenticate(token)
         except TokenInvalid as e:
-            raise NotAuthorizedException(str(e)) from e
+            raise NotAuthorizedException(str(e), headers={"WWW-Authenticate": bearer_challenge(str(e))}) from e
         return AuthenticationResult(user=principal, auth=principal)
 
 

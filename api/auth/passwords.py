@@ -42,4 +42,13 @@ def verify_dummy(password: str) -> None:
 
 
 def needs_rehash(password_hash: str) -> bool:
-    return _hasher.check_needs_rehash(password_hash)
+    """True when the hash was made with other argon2 parameters than the current ones (or is unreadable)."""
+    try:
+        return _hasher.check_needs_rehash(password_hash)
+    except (InvalidHashError, ValueError):
+        return True
+
+
+def rehash(password: str) -> str:
+    """A hash with the current parameters of a password already verified (no strength check: it is in use)."""
+    return _hasher.hash(password)

@@ -2,12 +2,18 @@
 
 Decisions: the accepted algorithms are pinned to the one configured (so `alg: none` and HS/RS confusion are
 rejected by pyjwt before any key is used); `iss` and `aud` are required and checked; a small leeway absorbs clock
-skew between replicas; every token has a `jti` so it can be revoked or traced. HS256 secrets shorter than 32 bytes
-are refused at start rather than silently accepted.
+skew between replicas; every token has a `jti` so it can be traced (whoami, logs). HS256 secrets shorter than 32
+bytes are refused at start rather than silently accepted.
+
+A valid signature says only that this server issued the token once. What it may do now is the store's answer: the
+token names its user (`sub`, `uid`) and the user's token generation at login (`gen`); the middleware compares them
+with the user's current record on every request (see `odin.api.auth.standing`). The lifetime is the server's too: a
+token whose `exp - iat` exceeds `max_ttl` (ODIN_TOKEN_TTL), or issued in the future, is refused even when signed.
 """
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 import uuid
@@ -27,13 +33,33 @@ class TokenInvalid(Exception):
     """The token cannot be accepted; the message is safe to show to the client."""
 
 
+REALM = "odin"
+
+
+def bearer_challenge(description: str | None = None) -> str:
+    """The `WWW-Authenticate` value of a 401 (RFC 6750 section 3): `error="invalid_token"` when a token was
+    presented and refused (`description` says why); without an error code when none was presented."""
+    if description is None:
+        return f'Bearer realm="{REALM}"'
+    # error_description allows printable ASCII except '"' and '\\' (RFC 6750 section 3).
+    safe = "".join(c if " " <= c <= "~" and c not in '"\\' else "'" if c == '"' else "?" for c in description)
+    return f'Bearer realm="{REALM}", error="invalid_token", error_description="{safe[:200]}"'
+
+
+ACCESS = "access"
+"""The only kind of JWT Odin issues (API tokens are not JWTs); any other `kind` is refused."""
+
+
 @dataclass(frozen=True, slots=True)
 class Claims:
     sub: str
-    role: str
+    role: str  # the role at login, for clients to display; authority comes from the store
     jti: str
     exp: int
-    kind: str = "access"
+    uid: int
+    gen: int
+    iat: int = 0
+    kind: str = ACCESS
 
 
 @dataclass(frozen=True)
@@ -76,9 +102,13 @@ def load_or_create_secret(path: Path) -> bytes:
     return secret
 
 
-def issue(keys: TokenKeys, *, subject: str, role: str, ttl: int, kind: str = "access") -> tuple[str, Claims]:
+def issue(
+    keys: TokenKeys, *, subject: str, role: str, ttl: int, user_id: int, generation: int, kind: str = ACCESS
+) -> tuple[str, Claims]:
     now = int(time.time())
-    claims = Claims(sub=subject, role=role, jti=uuid.uuid4().hex, exp=now + ttl, kind=kind)
+    claims = Claims(
+        sub=subject, role=role, jti=uuid.uuid4().hex, exp=now + ttl, uid=user_id, gen=generation, iat=now, kind=kind
+    )
     payload = {
         "sub": subject,
         "role": role,
@@ -89,11 +119,18 @@ def issue(keys: TokenKeys, *, subject: str, role: str, ttl: int, kind: str = "ac
         "aud": AUDIENCE,
         "jti": claims.jti,
         "kind": kind,
+        "uid": user_id,
+        "gen": generation,
     }
     return jwt.encode(payload, keys.signing_key, algorithm=keys.algorithm), claims
 
 
-def verify(keys: TokenKeys, token: str) -> Claims:
+_JTI = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_REQUIRED = ["sub", "role", "iat", "exp", "iss", "aud", "jti", "kind", "uid", "gen"]
+
+
+def verify(keys: TokenKeys, token: str, *, max_ttl: int | None = None) -> Claims:
+    """The token's claims, once its signature, issuer, audience, times and kind are right; else `TokenInvalid`."""
     try:
         payload = jwt.decode(
             token,
@@ -102,16 +139,37 @@ def verify(keys: TokenKeys, token: str) -> Claims:
             audience=AUDIENCE,
             issuer=ISSUER,
             leeway=LEEWAY_SECONDS,
-            options={"require": ["sub", "role", "iat", "exp", "iss", "aud", "jti"]},
+            options={"require": _REQUIRED},
         )
     except jwt.ExpiredSignatureError as e:
         raise TokenInvalid("the token has expired; log in again") from e
     except jwt.InvalidTokenError as e:
         raise TokenInvalid(f"invalid token: {e}") from e
-    return Claims(
-        sub=str(payload["sub"]),
-        role=str(payload["role"]),
-        jti=str(payload["jti"]),
-        exp=int(payload["exp"]),
-        kind=str(payload.get("kind", "access")),
-    )
+    try:
+        claims = Claims(
+            sub=str(payload["sub"]),
+            role=str(payload["role"]),
+            jti=str(payload["jti"]),
+            exp=int(payload["exp"]),
+            uid=_integer(payload["uid"]),
+            gen=_integer(payload["gen"]),
+            iat=int(payload["iat"]),
+            kind=str(payload["kind"]),
+        )
+    except (TypeError, ValueError) as e:
+        raise TokenInvalid("invalid token: `uid` and `gen` must be integers") from e
+    if not _JTI.fullmatch(claims.jti):  # it names the session in the store: a bounded, plain identifier
+        raise TokenInvalid("invalid token: `jti` must be 1 to 64 letters, digits, '-' or '_'")
+    if claims.kind != ACCESS:
+        raise TokenInvalid(f"invalid token: kind {claims.kind!r} is not an access token")
+    if claims.iat > time.time() + LEEWAY_SECONDS:  # pyjwt < 2.10 does not check it
+        raise TokenInvalid("invalid token: the token is not yet valid (iat in the future)")
+    if max_ttl is not None and claims.exp - claims.iat > max_ttl:
+        raise TokenInvalid(f"invalid token: it lives longer than this server allows ({max_ttl} s); log in again")
+    return claims
+
+
+def _integer(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError("not an integer")
+    return value

@@ -89,6 +89,10 @@ class AsyncOdinClient:
     async def whoami(self) -> WhoAmI:
         return await self.send(calls.whoami())
 
+    async def logout(self, *, everywhere: bool = False) -> None:
+        """End this client's login session (`everywhere`: every session of its user)."""
+        await self.send(calls.logout(everywhere))
+
     async def create_token(
         self, name: str, *, role: str | None = None, expires_in_days: int | None = None
     ) -> ApiTokenCreated:

@@ -85,6 +85,10 @@ def whoami() -> Call[WhoAmI]:
     return Call("GET", "/v1/auth/whoami", WhoAmI)
 
 
+def logout(everywhere: bool = False) -> Call[str]:
+    return Call("POST", "/v1/auth/logout", str, query=_q(everywhere=everywhere or None), ok=(204,))
+
+
 def create_token(name: str, role: str | None = None, expires_in_days: int | None = None) -> Call[ApiTokenCreated]:
     body: dict[str, Any] = {"name": name}
     if role is not None:

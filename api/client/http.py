@@ -100,6 +100,10 @@ class OdinClient:
     def whoami(self) -> WhoAmI:
         return self.send(calls.whoami())
 
+    def logout(self, *, everywhere: bool = False) -> None:
+        """End this client's login session (`everywhere`: every session of its user)."""
+        self.send(calls.logout(everywhere))
+
     def create_token(
         self, name: str, *, role: str | None = None, expires_in_days: int | None = None
     ) -> ApiTokenCreated:

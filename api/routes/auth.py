@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+from datetime import timedelta
 from typing import Annotated, Any
 
 from litestar import Request, delete, get, post
+from litestar.di import NamedDependency
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException, TooManyRequestsException
 from litestar.params import JSONBody, PathParameter, QueryParameter
-from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
 from odin.api.auth.api_tokens import (
     ApiTokenInfo,
@@ -16,9 +18,9 @@ from odin.api.auth.api_tokens import (
     list_api_tokens,
     revoke_api_token,
 )
-from odin.api.auth.middleware import principal_of
-from odin.api.auth.tokens import issue
-from odin.api.auth.users import Role, authenticate
+from odin.api.auth.middleware import Authenticator, principal_of
+from odin.api.auth.tokens import LEEWAY_SECONDS, issue
+from odin.api.auth.users import Role, authenticate, end_session, end_sessions
 from odin.api.deps import Ctx, in_thread
 from odin.api.errors import errors
 from odin.api.schemas import (
@@ -40,7 +42,8 @@ from odin.controller.store.types import utcnow
     sync_to_thread=True,
     operation_id="createToken",
     summary="Log in: exchange a username and password for an access token",
-    description="Attempts are rate-limited per user name and client address (429 with Retry-After).",
+    description="Attempts are rate-limited per user name and client address, per client address, and failures "
+    "per user name from any address (429 with Retry-After).",
     tags=["auth"],
     responses=errors(413, 429),
     security=[{}],
@@ -48,7 +51,12 @@ from odin.controller.store.types import utcnow
 def create_token(data: JSONBody[TokenRequest], ctx: Ctx, request: Request[Any, Any, Any]) -> TokenResponse:
     address = request.client.host if request.client else "unknown"
     assert ctx.login_limiter is not None and ctx.login_ip_limiter is not None
-    wait = ctx.login_ip_limiter.acquire(address) or ctx.login_limiter.acquire((data.username, address))
+    assert ctx.login_account_limiter is not None
+    wait = (
+        ctx.login_ip_limiter.acquire(address)
+        or ctx.login_limiter.acquire((data.username, address))
+        or ctx.login_account_limiter.acquire(data.username)
+    )
     if wait is not None:
         raise TooManyRequestsException(
             "too many login attempts; wait before trying again", headers={"Retry-After": str(math.ceil(wait))}
@@ -56,9 +64,45 @@ def create_token(data: JSONBody[TokenRequest], ctx: Ctx, request: Request[Any, A
     found = authenticate(ctx.db, data.username, data.password)
     if found is None:
         raise NotAuthorizedException("wrong username or password")
-    username, role = found
-    token, _claims = issue(ctx.keys, subject=username, role=role.value, ttl=ctx.settings.token_ttl)
-    return TokenResponse(access_token=token, token_type="bearer", expires_in=ctx.settings.token_ttl, role=role.value)
+    ctx.login_account_limiter.refund(data.username)  # only failures count against the account
+    token, _claims = issue(
+        ctx.keys,
+        subject=found.username,
+        role=found.role.value,
+        ttl=ctx.settings.token_ttl,
+        user_id=found.user_id,
+        generation=found.generation,
+    )
+    return TokenResponse(
+        access_token=token, token_type="bearer", expires_in=ctx.settings.token_ttl, role=found.role.value
+    )
+
+
+@post(
+    "/v1/auth/logout",
+    status_code=HTTP_204_NO_CONTENT,
+    operation_id="logout",
+    summary="Log out: the presented session token stops working (everywhere=true: every session of yours)",
+    description="The token's WebSockets are closed with 4401. With everywhere=true, every access token of yours "
+    "issued so far stops working, on every device. API tokens are not sessions: they keep working until revoked "
+    "(DELETE /v1/auth/tokens/{id}), and cannot log out (403).",
+    tags=["auth"],
+    responses=errors(403),
+)
+async def logout(
+    ctx: Ctx,
+    request: Request[Any, Any, Any],
+    authenticator: NamedDependency[Authenticator],
+    everywhere: Annotated[bool, QueryParameter(description="End every session of yours, not only this one")] = False,
+) -> None:
+    p = principal_of(request)
+    if p.kind == "api":
+        raise PermissionDeniedException("an API token cannot log out; revoke it with DELETE /v1/auth/tokens/{id}")
+    if everywhere or p.expires_at is None:
+        await in_thread(end_sessions, ctx.db, p.name)
+    else:
+        await in_thread(end_session, ctx.db, p.name, p.token_id, p.expires_at + timedelta(seconds=LEEWAY_SECONDS))
+    authenticator.standings.forget(p.name)
 
 
 @get(

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from litestar import get, patch, post
+from litestar.di import NamedDependency
 from litestar.params import JSONBody, PathParameter
 from litestar.status_codes import HTTP_201_CREATED
 
-from odin.api.auth.middleware import require
+from odin.api.auth.middleware import Authenticator, require
 from odin.api.auth.users import Role, UserInfo, create_user, get_user, list_users, update_user
 from odin.api.deps import Ctx, in_thread
 from odin.api.errors import errors
@@ -70,22 +71,25 @@ async def get_user_route(ctx: Ctx, username: Username) -> UserOut:
 @patch(
     "/v1/users/{username:str}",
     guards=ADMIN,
-    sync_to_thread=True,
     operation_id="updateUser",
     summary="Change a user's role, e-mail or password, or disable them (admin)",
-    description="Disabling a user also stops their API tokens. The last enabled admin cannot be demoted or "
-    "disabled (409).",
+    description="Takes effect at the user's next request: a new role applies to their existing tokens; a new "
+    "password or disabling ends their login sessions (open WebSockets are closed with 4401). Disabling a user also "
+    "stops their API tokens. The last enabled admin cannot be demoted or disabled (409).",
     tags=["users"],
     responses=errors(403, 404, 409, 413, 422),
 )
-def update_user_route(data: JSONBody[UserUpdate], ctx: Ctx, username: Username) -> UserOut:
-    return _out(
-        update_user(
-            ctx.db,
-            username,
-            role=Role(data.role) if data.role else None,
-            disabled=data.disabled,
-            password=data.password,
-            email=data.email,
-        )
+async def update_user_route(
+    data: JSONBody[UserUpdate], ctx: Ctx, username: Username, authenticator: NamedDependency[Authenticator]
+) -> UserOut:
+    updated = await in_thread(
+        update_user,
+        ctx.db,
+        username,
+        role=Role(data.role) if data.role else None,
+        disabled=data.disabled,
+        password=data.password,
+        email=data.email,
     )
+    authenticator.standings.forget(username)
+    return _out(updated)

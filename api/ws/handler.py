@@ -3,8 +3,11 @@
 Authentication happens here, not in the HTTP middleware: browsers cannot put headers on a WebSocket handshake, so
 the token comes as a subprotocol (`bearer.<token>`, offered next to `odin.v1`), as an `Authorization` header
 (other clients), or in a first `{"type": "auth"}` message within `ws_auth_timeout` seconds. A connection lives no
-longer than its token: it is closed when the token expires, and an API token is checked again every minute so a
-revocation ends its connections too.
+longer than its token's authority: it is closed (4401) when the token expires, and the token is checked again
+against the store — at once when this server changes its user (disabled, logged out, new password), every
+`RECHECK_SESSION` seconds for a login session otherwise (changes made through another replica), every
+`RECHECK_API_TOKEN` seconds for an API token (revocations). Each command is authorised by the user's role at that
+moment, so a demotion applies to the next command.
 
 Commands run one at a time per connection, in worker threads (they read git and write the store); events keep
 flowing meanwhile, from the hub through the connection's queue, which is the only writer to the socket.
@@ -12,7 +15,6 @@ flowing meanwhile, from the hub through the connection's queue, which is the onl
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import replace
@@ -40,6 +42,7 @@ from odin.api.ws.hub import Connection, EventHub, EventJson, Subscription, event
 log = logging.getLogger(__name__)
 
 RECHECK_API_TOKEN = 60.0
+RECHECK_SESSION = 15.0
 
 
 def _token_from_handshake(socket: WebSocket[Any, Any, Any]) -> str | None:
@@ -109,7 +112,7 @@ async def _serve(
             tg.start_soon(_pump, socket, conn)
             tg.start_soon(_watch_slow, conn, closing)
             tg.start_soon(_watch_token, principal, token, authenticator, closing)
-            session = _Session(socket, ctx, hub, conn, principal)
+            session = _Session(socket, ctx, hub, conn, principal, lambda: authenticator.authenticate(token))
             while True:
                 payload = await _receive(socket)
                 if payload is None:
@@ -206,35 +209,45 @@ async def _watch_slow(conn: Connection, closing: Callable[[int, str], Awaitable[
 async def _watch_token(
     principal: Principal, token: str, authenticator: Authenticator, closing: Callable[[int, str], Awaitable[None]]
 ) -> None:
-    while True:
-        wait = RECHECK_API_TOKEN if principal.kind == "api" else 3600.0
-        if principal.expires_at is not None:
-            wait = min(wait, max(0.0, (principal.expires_at - datetime.now(UTC)).total_seconds()))
-        await asyncio.sleep(wait)
-        if principal.expires_at is not None and principal.expires_at <= datetime.now(UTC):
-            await closing(p.CLOSE_UNAUTHENTICATED, "the token expired; reconnect with a new one")
-            return
-        if principal.kind == "api":
+    """Close the connection once its token no longer authenticates: expired, or its user changed in the store."""
+    with authenticator.standings.watch(principal.name) as changed:
+        while True:
+            wait = RECHECK_API_TOKEN if principal.kind == "api" else RECHECK_SESSION
+            if principal.expires_at is not None:
+                wait = min(wait, max(0.0, (principal.expires_at - datetime.now(UTC)).total_seconds()))
+            with anyio.move_on_after(wait):
+                await changed.wait()
+            changed.clear()
+            if principal.expires_at is not None and principal.expires_at <= datetime.now(UTC):
+                await closing(p.CLOSE_UNAUTHENTICATED, "the token expired; reconnect with a new one")
+                return
             try:
                 await authenticator.authenticate(token)
             except TokenInvalid as e:
                 await closing(p.CLOSE_UNAUTHENTICATED, str(e))
                 return
             except Exception as e:  # the store is unreachable right now: keep the connection, check again later
-                log.warning("websocket: cannot re-check the API token of %s (%s)", principal.name, e)
+                log.warning("websocket: cannot re-check the token of %s (%s)", principal.name, e)
 
 
 class _Session:
     """Handles one connection's messages after authentication."""
 
     def __init__(
-        self, socket: WebSocket[Any, Any, Any], ctx: AppContext, hub: EventHub, conn: Connection, who: Principal
+        self,
+        socket: WebSocket[Any, Any, Any],
+        ctx: AppContext,
+        hub: EventHub,
+        conn: Connection,
+        who: Principal,
+        current: Callable[[], Awaitable[Principal]],
     ) -> None:
         self.socket = socket
         self.ctx = ctx
         self.hub = hub
         self.conn = conn
         self.who = who
+        self.current = current  # the principal as the store says now (role changes apply to the next command)
         self._next_subscription = 0
 
     def reply(self, message: p.ServerMessage) -> None:
@@ -314,6 +327,17 @@ class _Session:
         return max(position, since), events, truncated
 
     async def command(self, m: p.Start | p.Rerun | p.Cancel) -> None:
+        try:
+            self.who = await self.current()
+        except TokenInvalid as e:  # the token watcher closes the connection too
+            self.error(m.id, p.CLOSE_UNAUTHENTICATED, str(e))
+            return
+        except Exception as e:
+            failure = classify(e)
+            self.error(
+                m.id, failure.status if failure else 500, failure.detail if failure else "cannot check the token"
+            )
+            return
         if not self.who.role.allows(Role.MEMBER):
             self.error(m.id, 403, f"this needs the member role; you are {self.who.role.value}")
             return

@@ -234,6 +234,12 @@ class User(SQLModel, table=True):
     disabled: bool = False
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     email: str | None = Field(default=None, max_length=320, description="Author e-mail of commits made via the API.")
+    token_generation: int = Field(
+        default=0,
+        sa_column_kwargs={"server_default": "0"},
+        description="Copied into each access token at login; raised by logging out everywhere, a password change or "
+        "disabling, which ends every session issued before (see odin.api.auth.standing).",
+    )
 
 
 class ApiToken(SQLModel, table=True):
@@ -257,6 +263,19 @@ class ApiToken(SQLModel, table=True):
     revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
+class RevokedSession(SQLModel, table=True):
+    """A login session (an access token's `jti`) ended by its user's logout, kept until the token expires anyway.
+
+    Logging out everywhere needs no row per token: it raises the user's `token_generation` instead.
+    """
+
+    __tablename__ = "revoked_sessions"
+
+    jti: str = Field(primary_key=True, max_length=64)
+    user_id: int = Field(foreign_key="users.id", index=True)
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+
+
 def table_of(model: type[SQLModel]) -> sa.Table:
     """The Core table behind a model, typed (SQLModel's `__table__` is invisible to type checkers)."""
     return SQLModel.metadata.tables[str(model.__tablename__)]
@@ -270,3 +289,4 @@ EVENTS = table_of(Event)
 USERS = table_of(User)
 WEBHOOK_DELIVERIES = table_of(WebhookDelivery)
 API_TOKENS = table_of(ApiToken)
+REVOKED_SESSIONS = table_of(RevokedSession)

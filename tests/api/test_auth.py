@@ -39,6 +39,9 @@ def claims(**overrides: Any) -> dict[str, Any]:
         "iss": "odin",
         "aud": "odin-api",
         "jti": uuid.uuid4().hex,
+        "kind": "access",
+        "uid": 1,  # the first user: admin
+        "gen": 0,
     }
     base.update(overrides)
     return {k: v for k, v in base.items() if v is not None}
@@ -61,7 +64,7 @@ def test_login_issues_a_token_with_the_required_claims(served: Served) -> None:
     body = r.json()
     assert (body["token_type"], body["role"], body["expires_in"]) == ("bearer", "admin", 3600)
     decoded = jwt.decode(body["access_token"], JWT_SECRET, algorithms=["HS256"], audience="odin-api", issuer="odin")
-    assert {"sub", "role", "iat", "exp", "iss", "aud", "jti"} <= decoded.keys()
+    assert {"sub", "role", "iat", "exp", "iss", "aud", "jti", "kind", "uid", "gen"} <= decoded.keys()
     me = served.get("/v1/auth/whoami", token=body["access_token"]).json()
     assert (me["username"], me["role"], me["token_kind"]) == ("admin", "admin", "session")
 
@@ -96,8 +99,8 @@ def forged(kind: str) -> str:
         return jwt.encode(claims(iss="evil"), JWT_SECRET, "HS256")
     if kind == "no-jti":
         return jwt.encode(claims(jti=None), JWT_SECRET, "HS256")
-    if kind == "unknown-role":
-        return jwt.encode(claims(role="root"), JWT_SECRET, "HS256")
+    if kind == "wrong-kind":  # the role claim is not checked: authority comes from the store
+        return jwt.encode(claims(kind="refresh"), JWT_SECRET, "HS256")
     if kind == "not-yet-valid":
         return jwt.encode(claims(nbf=int(time.time()) + 3600), JWT_SECRET, "HS256")
     if kind == "hs512":
@@ -118,7 +121,7 @@ def forged(kind: str) -> str:
         "wrong-audience",
         "wrong-issuer",
         "no-jti",
-        "unknown-role",
+        "wrong-kind",
         "not-yet-valid",
         "hs512",
         "garbage",

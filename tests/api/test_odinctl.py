@@ -40,16 +40,25 @@ def as_json(res: subprocess.CompletedProcess[str], code: int = 0) -> Any:
 
 
 def test_login_whoami_logout_and_credentials_file(served: Served, tmp_path: Path) -> None:
-    res = odinctl("login", "--password-stdin", server=served.server, config_dir=tmp_path, stdin=PASSWORD + "\n")
-    assert "logged in" in ok(res) and "(admin)" in res.stdout
+    served.user("ctl-user", "member", password=PASSWORD)  # not admin: logging out ends all of a user's sessions
+    login = ("login", "-u", "ctl-user", "--password-stdin")
+    res = odinctl(*login, server=served.server, config_dir=tmp_path, stdin=PASSWORD + "\n")
+    assert "logged in" in ok(res) and "(member)" in res.stdout
     creds = tmp_path / "credentials.json"
     assert creds.stat().st_mode & 0o777 == 0o600
-    assert "admin (admin)" in ok(odinctl("whoami", server=served.server, config_dir=tmp_path))
+    assert "ctl-user (member)" in ok(odinctl("whoami", server=served.server, config_dir=tmp_path))
     me = as_json(odinctl("whoami", "-o", "json", server=served.server, config_dir=tmp_path))
-    assert (me["username"], me["token_kind"]) == ("admin", "session")
+    assert (me["username"], me["token_kind"]) == ("ctl-user", "session")
+    token = json.loads(creds.read_text())["servers"][served.url]["token"]
+    other_device = served.login("ctl-user", PASSWORD)
     assert "logged out" in ok(odinctl("logout", server=served.server, config_dir=tmp_path))
+    assert served.get("/v1/auth/whoami", token=token).status_code == 401, "the server ended the session"
+    assert served.get("/v1/auth/whoami", token=other_device).status_code == 200, "and only that one"
     res = odinctl("whoami", server=served.server, config_dir=tmp_path)
     assert res.returncode == 3 and "not logged in" in res.stderr
+    ok(odinctl(*login, server=served.server, config_dir=tmp_path, stdin=PASSWORD + "\n"))
+    assert "logged out" in ok(odinctl("logout", "--everywhere", server=served.server, config_dir=tmp_path))
+    assert served.get("/v1/auth/whoami", token=other_device).status_code == 401, "--everywhere ends every session"
     bad = odinctl("login", "--password-stdin", server=served.server, config_dir=tmp_path, stdin="nope\n")
     assert bad.returncode == 3 and "wrong username or password" in bad.stderr
 

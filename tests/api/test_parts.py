@@ -36,6 +36,19 @@ def test_rate_limiter_allows_a_burst_then_refills_per_key() -> None:
     assert limiter.acquire("k") is None and limiter.acquire("k") is not None
 
 
+def test_rate_limiter_windows_and_refunds() -> None:
+    clock = Clock()
+    limiter = RateLimiter(3, clock=clock, window=300.0)  # 3 per 5 minutes: one every 100 s after the burst
+    for _ in range(5):
+        assert limiter.acquire("alice") is None
+        limiter.refund("alice")  # successes give their attempt back: the owner never runs out
+    assert [limiter.acquire("alice") for _ in range(3)] == [None] * 3
+    wait = limiter.acquire("alice")
+    assert wait is not None and 99.0 < wait <= 100.0
+    limiter.refund("nobody-seen")  # nothing taken, nothing to give back
+    assert "nobody-seen" not in limiter._buckets
+
+
 def test_rate_limiter_forgets_refilled_buckets() -> None:
     clock = Clock()
     limiter = RateLimiter(60, clock=clock, max_keys=10)
@@ -70,11 +83,11 @@ def test_asymmetric_keys_sign_and_verify(tmp_path: Path, algorithm: str) -> None
     priv, pub = pem_pair(key, tmp_path)
     settings = Settings(data_dir=tmp_path, jwt_algorithm=algorithm, jwt_private_key_file=priv, jwt_public_key_file=pub)
     keys = token_keys(settings)
-    token, _ = issue(keys, subject="a", role="admin", ttl=60)
+    token, _ = issue(keys, subject="a", role="admin", ttl=60, user_id=1, generation=0)
     assert verify(keys, token).sub == "a"
     hs = token_keys(Settings(data_dir=tmp_path / "hs", jwt_secret="s" * 40))  # type: ignore[arg-type]
     with pytest.raises(TokenInvalid):
-        verify(keys, issue(hs, subject="a", role="admin", ttl=60)[0])
+        verify(keys, issue(hs, subject="a", role="admin", ttl=60, user_id=1, generation=0)[0])
 
 
 def test_unusable_key_settings_say_what_to_fix(tmp_path: Path) -> None:
@@ -144,23 +157,29 @@ def test_waiting_events_leave_as_one_message() -> None:
     assert json.loads(wrap([one, two]))["events"] == [json.loads(one), json.loads(two)]
 
 
-def test_verified_session_tokens_are_remembered_until_they_expire() -> None:
+def test_verified_session_tokens_are_remembered_until_they_expire(tmp_path: Path) -> None:
     import time
-    from datetime import UTC, datetime
 
-    from odin.api.auth.middleware import Authenticator, Principal
-    from odin.api.auth.tokens import TokenKeys
-    from odin.api.auth.users import Role
+    from odin.api.auth.middleware import Authenticator
+    from odin.api.auth.standing import Standings
+    from odin.api.auth.tokens import Claims, TokenKeys
+    from odin.api.auth.users import Role, create_user
+    from odin.controller.store.db import create_db_engine, migrate
 
+    db = create_db_engine(f"sqlite:///{tmp_path / 'odin.db'}")
+    migrate(db)
+    uid = create_user(db, "a", "a-long-password", Role.MEMBER)
     keys = TokenKeys.hs256(b"k" * 40)
-    auth = Authenticator(keys, None)
-    token, _ = issue(keys, subject="a", role="member", ttl=60)
+    auth = Authenticator(keys, None, Standings(db, 60), max_ttl=3600)
+    token, _ = issue(keys, subject="a", role="member", ttl=60, user_id=uid, generation=0)
     first = asyncio.run(auth.authenticate(token))
-    assert asyncio.run(auth.authenticate(token)) is first, "the second use skips the signature check"
-    stale, _ = issue(keys, subject="a", role="member", ttl=-120)  # expired beyond the leeway
-    auth._verified[stale] = Principal("a", Role.MEMBER, "j", "session", datetime.fromtimestamp(time.time() - 120, UTC))
+    cached = auth._verified[token]
+    assert asyncio.run(auth.authenticate(token)) == first and auth._verified[token] is cached, "verified once"
+    stale, _ = issue(keys, subject="a", role="member", ttl=-120, user_id=uid, generation=0)  # beyond the leeway
+    auth._verified[stale] = Claims("a", "member", "j", int(time.time()) - 120, uid, 0)
     with pytest.raises(TokenInvalid, match="expired"):
         asyncio.run(auth.authenticate(stale))
     assert stale not in auth._verified
     with pytest.raises(TokenInvalid):
         asyncio.run(auth.authenticate(token[:-2] + "xx"))
+    db.dispose()

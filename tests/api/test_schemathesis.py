@@ -37,13 +37,17 @@ from tests.support.postgres import scratch_database
 
 EXAMPLES = 50
 POSTGRES_EXAMPLES = 10
+LOGS_OUT, LOGS_OUT_PASSWORD = "fuzz-logout", "fuzz-logout-password"
 
 
 @pytest.fixture(scope="module")
 def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     tmp: Path = tmp_path_factory.mktemp("fuzzed")
-    s = start_server(tmp, f"sqlite:///{tmp / 'odin.db'}", "sqlite", {"ODIN_LOGIN_ATTEMPTS_PER_MINUTE_PER_IP": "100000"})
+    unlimited = {"ODIN_LOGIN_ATTEMPTS_PER_MINUTE_PER_IP": "100000", "ODIN_LOGIN_ATTEMPTS_PER_MINUTE": "100000"}
+    s = start_server(tmp, f"sqlite:///{tmp / 'odin.db'}", "sqlite", unlimited)
     _session["token"] = s.admin_token
+    s.user(LOGS_OUT, "viewer", password=LOGS_OUT_PASSWORD)
+    _session["url"] = s.url
     try:
         yield s
     finally:
@@ -75,6 +79,10 @@ class Bearer:
     """Schemathesis applies the token itself, so that the cases it generates without one really go without."""
 
     def get(self, case: Case, context: schemathesis.AuthContext) -> str:
+        if case.operation.path == "/v1/auth/logout" and "url" in _session:
+            # Logging out ends every session of the user: never admin's, which every other case uses.
+            body = {"username": LOGS_OUT, "password": LOGS_OUT_PASSWORD}
+            return str(httpx.post(f"{_session['url']}/v1/auth/token", json=body).json()["access_token"])
         return _session.get("token", "no-server-yet")  # asked once at collection, before the server exists
 
     def set(self, case: Case, data: str, context: schemathesis.AuthContext) -> None:

@@ -182,7 +182,7 @@ def test_authentication_by_subprotocol_or_first_message(served: Served) -> None:
 def forged(seconds: int) -> str:
     now = int(time.time())
     claims = {"sub": "admin", "role": "admin", "iat": now, "nbf": now, "exp": now + seconds}
-    claims.update(iss="odin", aud="odin-api", jti=uuid.uuid4().hex)
+    claims.update(iss="odin", aud="odin-api", jti=uuid.uuid4().hex, kind="access", uid=1, gen=0)
     return jwt.encode(claims, JWT_SECRET, "HS256")
 
 

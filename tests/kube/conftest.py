@@ -1,5 +1,5 @@
 """Makes the Kubernetes fixtures (``kube``, ``kube_fake``) available to every test module under ``tests/kube``."""
 
-from tests.kube.fixtures import kube, kube_fake
+from odin.testing.kube.environment import kube, kube_fake
 
 __all__ = ["kube", "kube_fake"]

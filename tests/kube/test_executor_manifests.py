@@ -13,7 +13,7 @@ from odin.controller.executors.base import RunContext, TaskLaunch, TaskPaths
 from odin.controller.executors.kubernetes import BuildContext, HandlerRegistry, KubeOptions, names
 from odin.controller.executors.kubernetes.workdir import WorkTreeError, collect
 from odin.schema.model import ConfigMapMount, Mount, Resources, SecretMount, TaskSpec
-from tests.kube.crd_schemas import validate_core, validate_custom, validate_manifest
+from odin.testing.kube.crd_schemas import validate_core, validate_custom, validate_manifest
 
 pytestmark = pytest.mark.kube
 

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 
 from odin.controller.store.db import create_db_engine
 from odin.controller.store.runs import RUNS, TASKS
-from tests.kube.fixtures import KUBECONFIG_ENV, KubeEnv
+from odin.testing.kube.environment import KUBECONFIG_ENV, KubeEnv
 from tests.support.git import GitRemote
 from tests.support.server import OdinServer
 from tests.support.wait import wait_until

@@ -20,10 +20,10 @@ import urllib3
 from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 
-from tests.kube.fake_apiserver import FakeApiServer
-from tests.kube.fake_resources import NAMESPACES, custom_kind
-from tests.kube.fixtures import KUBECONFIG_ENV, UNSERVED_SCHEDULER, KubeEnv, kube_environment
-from tests.kube.kubelet import CustomRef, wait_for
+from odin.testing.kube.environment import KUBECONFIG_ENV, UNSERVED_SCHEDULER, KubeEnv, kube_environment
+from odin.testing.kube.fake_apiserver import FakeApiServer
+from odin.testing.kube.fake_resources import NAMESPACES, custom_kind
+from odin.testing.kube.kubelet import CustomRef, wait_for
 
 pytestmark = pytest.mark.kube
 

@@ -36,8 +36,8 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-from tests.kube.fake_resources import EVENTS, JOBS, PODS, ResourceKind
-from tests.kube.fake_shapes import (
+from odin.testing.kube.fake_resources import EVENTS, JOBS, PODS, ResourceKind
+from odin.testing.kube.fake_shapes import (
     KUBEFLOW_PRIMARY_REPLICAS,
     KUBEFLOW_REPLICA_FIELDS,
     condition_true,
@@ -47,7 +47,7 @@ from tests.kube.fake_shapes import (
     set_job_condition,
     set_kubeflow_condition,
 )
-from tests.kube.fake_store import (
+from odin.testing.kube.fake_store import (
     TERMINAL_POD_PHASES,
     ApiError,
     JsonObj,

@@ -48,9 +48,9 @@ from typing import Any
 
 import yaml
 
-from tests.kube.fake_faults import reason_for
-from tests.kube.fake_patch import PatchError, json_patch, merge_patch, strategic_merge_patch
-from tests.kube.fake_resources import (
+from odin.testing.kube.fake_faults import reason_for
+from odin.testing.kube.fake_patch import PatchError, json_patch, merge_patch, strategic_merge_patch
+from odin.testing.kube.fake_resources import (
     CONFIGMAPS,
     JOBS,
     NAMESPACES,
@@ -64,7 +64,7 @@ from tests.kube.fake_resources import (
     validate_label_value,
     validate_object_name,
 )
-from tests.kube.fake_selectors import FieldSelector, LabelSelector
+from odin.testing.kube.fake_selectors import FieldSelector, LabelSelector
 
 JsonObj = dict[str, Any]
 
@@ -84,7 +84,7 @@ def now_rfc3339_nano() -> str:
 
 
 def random_suffix(length: int = 5) -> str:
-    return "".join(random.choice(_GENERATE_ALPHABET) for _ in range(length))
+    return "".join(random.choice(_GENERATE_ALPHABET) for _ in range(length))  # noqa: S311 (names, not secrets)
 
 
 class ApiError(Exception):

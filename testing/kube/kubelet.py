@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import kubernetes.client
 from kubernetes.client.exceptions import ApiException
 
-from tests.kube.fake_shapes import (
+from odin.testing.kube.fake_shapes import (
     KUBEFLOW_REPLICA_FIELDS,
     event_body,
     find_condition,
@@ -51,10 +51,10 @@ from tests.kube.fake_shapes import (
     set_kubeflow_condition,
     set_meta_condition,
 )
-from tests.kube.fake_store import now_rfc3339
+from odin.testing.kube.fake_store import now_rfc3339
 
 if TYPE_CHECKING:
-    from tests.kube.fake_apiserver import FakeApiServer
+    from odin.testing.kube.fake_apiserver import FakeApiServer
 
 T = TypeVar("T")
 JsonObj = dict[str, Any]

@@ -14,10 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
-import kubernetes_validate
 import yaml
 
-CRD_DIR = Path(__file__).parent / "crds"
+CRD_DIR = Path(__file__).parent / "crds"  # package data (pyproject), so an installed wheel has them
 KUBERNETES_VERSION = "1.31"  # the oldest release Odin's manifests must be valid for (podFailurePolicy GA)
 
 
@@ -26,7 +25,7 @@ def _crds() -> dict[tuple[str, str], dict[str, Any]]:
     """(apiVersion, kind) -> the strict openAPIV3Schema of that version."""
     out: dict[tuple[str, str], dict[str, Any]] = {}
     for path in sorted(CRD_DIR.glob("*.yaml")):
-        crd = yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        crd = yaml.load(path.read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506 (safe)
         spec = crd["spec"]
         group, kind = spec["group"], spec["names"]["kind"]
         for version in spec.get("versions") or []:
@@ -55,7 +54,7 @@ def _strict(schema: Any) -> Any:
 
 
 def validate_custom(obj: dict[str, Any]) -> None:
-    """Raise `jsonschema.ValidationError` unless `obj` is valid for its CRD (which must be in tests/kube/crds)."""
+    """Raise `jsonschema.ValidationError` unless `obj` is valid for its CRD (which must be in `CRD_DIR`)."""
     key = (obj["apiVersion"], obj["kind"])
     schema = _crds().get(key)
     if schema is None:
@@ -65,7 +64,12 @@ def validate_custom(obj: dict[str, Any]) -> None:
 
 
 def validate_core(obj: dict[str, Any]) -> None:
-    """Raise unless `obj` (a Pod, Job, ConfigMap) is valid for Kubernetes `KUBERNETES_VERSION`, strictly."""
+    """Raise unless `obj` (a Pod, Job, ConfigMap) is valid for Kubernetes `KUBERNETES_VERSION`, strictly.
+
+    Needs `kubernetes-validate` (Odin's `test` extra), imported here so the rest of the package does not.
+    """
+    import kubernetes_validate
+
     kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
 
 

@@ -31,8 +31,8 @@ import kubernetes.config
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from tests.kube.fake_apiserver import FakeApiServer
-from tests.kube.kubelet import Kubelet, wait_for
+from odin.testing.kube.fake_apiserver import FakeApiServer
+from odin.testing.kube.kubelet import Kubelet, wait_for
 
 KUBECONFIG_ENV = "ODIN_TEST_KUBECONFIG"
 UNSERVED_SCHEDULER = "odin-test-no-scheduler"

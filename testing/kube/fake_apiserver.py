@@ -60,11 +60,11 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 
 import kubernetes.client
 
-from tests.kube.fake_controllers import JobController, KubeflowController
-from tests.kube.fake_faults import Fault, Faults, RecordedRequest, RequestInfo, RequestLog, reason_for
-from tests.kube.fake_resources import BUILTIN_KINDS, JOBS, NAMESPACES, PODS, ResourceKind, custom_kind
-from tests.kube.fake_selectors import FieldSelector, LabelSelector, SelectorError
-from tests.kube.fake_store import (
+from odin.testing.kube.fake_controllers import JobController, KubeflowController
+from odin.testing.kube.fake_faults import Fault, Faults, RecordedRequest, RequestInfo, RequestLog, reason_for
+from odin.testing.kube.fake_resources import BUILTIN_KINDS, JOBS, NAMESPACES, PODS, ResourceKind, custom_kind
+from odin.testing.kube.fake_selectors import FieldSelector, LabelSelector, SelectorError
+from odin.testing.kube.fake_store import (
     TERMINAL_POD_PHASES,
     ApiError,
     JsonObj,

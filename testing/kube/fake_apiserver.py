@@ -54,6 +54,7 @@ import traceback
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -385,6 +386,26 @@ class FakeApiServer:
     def api_client(self) -> kubernetes.client.ApiClient:
         """A new ``ApiClient`` for this server; close it (or use it as a context manager) when done."""
         return kubernetes.client.ApiClient(self.configuration())
+
+    def write_kubeconfig(self, path: Path, *, namespace: str | None = None) -> Path:
+        """Write a kubeconfig for this server to ``path`` (for code that loads one: a subprocess, a CLI) and return it.
+
+        Plain HTTP and a token the fake never checks.  Clients that read it honour ``HTTP(S)_PROXY``/``NO_PROXY``
+        from their environment, unlike ``configuration()``: give such a subprocess ``NO_PROXY=*`` (or 127.0.0.1).
+        """
+        context: dict[str, str] = {"cluster": "odin-fake", "user": "odin-fake"}
+        if namespace is not None:
+            context["namespace"] = namespace
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "odin-fake", "cluster": {"server": self.url}}],
+            "users": [{"name": "odin-fake", "user": {"token": "not-checked"}}],
+            "contexts": [{"name": "odin-fake", "context": context}],
+            "current-context": "odin-fake",
+        }
+        path.write_text(json.dumps(config, indent=2) + "\n")  # JSON is YAML: any kubeconfig loader reads it
+        return path
 
     # --------------------------------------------------------------------------------------------- test hooks
     def register_kind(self, kind: ResourceKind) -> ResourceKind:

@@ -1,5 +1,5 @@
 """Every handler's manifest: complete (everything the pipeline says), provenance-labelled, and valid -- core kinds
-against Kubernetes' own schemas (kubernetes-validate), custom kinds against their operators' CRDs (tests/kube/crds)."""
+against Kubernetes' own schemas (kubernetes-validate), custom kinds against their operators' CRDs (testing/kube)."""
 
 from __future__ import annotations
 

@@ -1190,22 +1190,11 @@ def test_real_cluster_mode_against_a_fake_cluster(tmp_path: Path, monkeypatch: p
     for proxy in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"):
         monkeypatch.delenv(proxy, raising=False)
     with FakeApiServer() as cluster:
-        kubeconfig = tmp_path / "kubeconfig"
-        kubeconfig.write_text(
-            json.dumps(
-                {
-                    "apiVersion": "v1",
-                    "kind": "Config",
-                    "clusters": [{"name": "fake", "cluster": {"server": cluster.url}}],
-                    "users": [{"name": "tester", "user": {"token": "not-checked"}}],
-                    "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "tester"}}],
-                    "current-context": "fake",
-                }
-            )
-        )
+        kubeconfig = cluster.write_kubeconfig(tmp_path / "kubeconfig")
         monkeypatch.setenv(KUBECONFIG_ENV, str(kubeconfig))
         with kube_environment() as env:
             assert env.fake is None and not env.kubelet.binds_pods and not env.kubelet.can_set_logs
+            assert env.kubeconfig == kubeconfig
             namespace = env.namespace
             pod = env.core.create_namespaced_pod(namespace, env.pod_manifest("p"))
             env.kubelet.succeed(pod)

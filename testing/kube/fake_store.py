@@ -23,7 +23,8 @@ What it models, and how faithfully:
   (``limit``/``continue`` pages come from a snapshot, which expires with compaction like etcd's);
 * a few validations that catch real executor bugs: DNS-1123 names, label keys/values (so a 64-character
   ``job-name`` label fails as it would on a cluster), pod containers/images/restartPolicy, Job template restartPolicy,
-  pod spec and Job template immutability, and the kubelet's "no transition out of a terminal pod phase".
+  pod spec and Job template immutability.  Like a real apiserver, ``pods/status`` accepts any phase transition (the
+  rule that a terminal phase is final is the kubelet's, not the apiserver's).
 
 What it does not model: admission (quota, LimitRange, PSA, webhooks), OpenAPI schema validation and pruning,
 server-side apply field ownership (apply is a merge patch that can create), ``managedFields``, graceful pod deletion
@@ -949,17 +950,7 @@ class Store:
     def _validate_update(self, kind: ResourceKind, old: JsonObj, new: JsonObj, subresource: str | None) -> list[Cause]:
         if kind.key == PODS.key:
             if subresource == "status":
-                old_phase = (old.get("status") or {}).get("phase")
-                new_phase = (new.get("status") or {}).get("phase")
-                if old_phase in TERMINAL_POD_PHASES and new_phase != old_phase:
-                    return [
-                        Cause(
-                            "status.phase",
-                            "FieldValueForbidden",
-                            f"Forbidden: cannot transition from terminal phase {old_phase} to {new_phase}",
-                        )
-                    ]
-                return []
+                return []  # any phase transition, even out of Succeeded: a real apiserver accepts it (issue 14)
             if _mutable_pod_spec(old.get("spec")) != _mutable_pod_spec(new.get("spec")):
                 return [
                     Cause(

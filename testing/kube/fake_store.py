@@ -12,7 +12,8 @@ What it models, and how faithfully:
   409 AlreadyExists / Conflict, 422 Invalid, 400 BadRequest, 415 for strategic merge on custom resources);
 * server-set metadata: ``uid``, ``creationTimestamp``, ``resourceVersion``, ``generation`` (bumped when anything but
   metadata/status changes), ``generateName``; a no-op update keeps the resourceVersion and emits no watch event;
-* ``/status`` subresources: writes to the main resource keep the old status, writes to ``/status`` change only status;
+* ``/status`` subresources: writes to the main resource keep the old status; writes to ``/status`` change only status
+  for custom resources, and status plus metadata (not ``ownerReferences``/``deletionTimestamp``) for pods and Jobs;
 * finalizers and ``deletionTimestamp`` (an object with finalizers is only marked, and disappears when its last
   finalizer is removed), ``propagationPolicy`` ``Background``/``Foreground``/``Orphan`` with ownerReference garbage
   collection across all kinds, and the per-kind default (``Orphan`` for ``batch/v1`` Jobs);
@@ -595,12 +596,7 @@ class Store:
     ) -> JsonObj:
         old_meta = _meta(old)
         if subresource == "status":
-            status = new.get("status")
-            new = copy.deepcopy(old)
-            if status is None:
-                new.pop("status", None)
-            else:
-                new["status"] = status
+            new = _status_write(kind, old, new)
         elif subresource is not None:
             raise ApiError(405, f"{subresource} does not support this method", reason="MethodNotAllowed")
         elif "status" in kind.subresources:
@@ -968,6 +964,31 @@ class Store:
                 if old_spec.get(field) != new_spec.get(field):
                     return [_invalid_value(f"spec.{field}", new_spec.get(field), "field is immutable")]
         return []
+
+
+def _status_write(kind: ResourceKind, old: JsonObj, new: JsonObj) -> JsonObj:
+    """What a write to ``/status`` keeps of ``new``.
+
+    Custom resources: only ``status`` (the CRD status subresource ignores everything else).  Built-in kinds (pods,
+    Jobs): their status strategies reset only the spec, ``deletionTimestamp`` and ``ownerReferences``; other metadata
+    changes, such as labels, are kept -- as kube-apiserver v1.36 was seen to do (issue 14).
+    """
+    status = new.get("status")
+    if kind.custom:
+        kept = copy.deepcopy(old)
+    else:
+        kept = {k: copy.deepcopy(v) for k, v in old.items() if k not in ("metadata", "status")}
+        meta = copy.deepcopy(new.get("metadata") or {})
+        for reset in ("deletionTimestamp", "ownerReferences"):
+            meta.pop(reset, None)
+            if reset in old["metadata"]:
+                meta[reset] = copy.deepcopy(old["metadata"][reset])
+        kept["metadata"] = meta
+    if status is None:
+        kept.pop("status", None)
+    else:
+        kept["status"] = status
+    return kept
 
 
 def _spec_part(obj: Mapping[str, Any]) -> JsonObj:

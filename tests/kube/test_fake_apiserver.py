@@ -24,6 +24,7 @@ from odin.testing.kube.environment import KUBECONFIG_ENV, UNSERVED_SCHEDULER, Ku
 from odin.testing.kube.fake_apiserver import FakeApiServer
 from odin.testing.kube.fake_resources import NAMESPACES, custom_kind
 from odin.testing.kube.kubelet import CustomRef, wait_for
+from tests.kube.harness import require_crd
 
 pytestmark = pytest.mark.kube
 
@@ -1213,14 +1214,50 @@ def test_pod_status_subresource_put(kube: KubeEnv) -> None:
     core.create_namespaced_pod(ns, kube.pod_manifest("p", labels={"a": "1"}))
     pod = core.read_namespaced_pod_status("p", ns)
     pod.status.phase = "Running"
-    pod.metadata.labels = {"a": "2"}  # ignored: /status only writes status
+    pod.metadata.labels = {"a": "2"}  # kept: a pod's /status strategy resets only spec and a few metadata fields
+    pod.spec.active_deadline_seconds = 60  # ignored: /status never writes the spec
     replaced = core.replace_namespaced_pod_status("p", ns, pod)
-    assert replaced.status.phase == "Running" and replaced.metadata.labels == {"a": "1"}
+    assert replaced.status.phase == "Running" and replaced.metadata.labels == {"a": "2"}
+    assert replaced.spec.active_deadline_seconds is None
     pod.spec.containers[0].image = "busybox:1.37"
     pod.status.phase = "Failed"
     with pytest.raises(ApiException) as err:  # stale resourceVersion
         core.replace_namespaced_pod("p", ns, pod)
     assert err.value.status == 409
+
+
+def test_status_subresource_keeps_metadata_of_pods_and_jobs_not_of_custom_objects(kube: KubeEnv) -> None:
+    """Seen on kube-apiserver v1.36: `pods/status` and `jobs/status` keep label changes and reset ownerReferences;
+    a custom resource's `/status` keeps nothing but status."""
+    ns, core = kube.namespace, kube.core
+    owner = core.create_namespaced_config_map(ns, {"metadata": {"name": "owner"}})
+    ref = {"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": owner.metadata.uid}
+    core.create_namespaced_pod(ns, kube.pod_manifest("p", labels={"a": "1"}))
+    patched = core.patch_namespaced_pod_status(
+        "p", ns, {"metadata": {"labels": {"a": "2"}, "ownerReferences": [ref]}, "status": {"phase": "Running"}}
+    )
+    assert patched.metadata.labels == {"a": "2"} and patched.metadata.owner_references is None
+    kube.batch.create_namespaced_job(ns, kube.job_manifest("j", labels={"a": "1"}))
+    job = kube.batch.patch_namespaced_job_status("j", ns, {"metadata": {"labels": {"a": "2"}}, "status": {"active": 0}})
+    assert job.metadata.labels == {"a": "2"}
+
+    require_crd(kube, "kubeflow.org", "v1", "pytorchjobs")
+    body = {
+        "apiVersion": "kubeflow.org/v1",
+        "kind": "PyTorchJob",
+        "metadata": {"name": "pt", "labels": {"a": "1"}},
+        "spec": {"pytorchReplicaSpecs": {"Master": {"replicas": 1, "template": {"spec": kube.pod_manifest()["spec"]}}}},
+    }
+    kube.custom.create_namespaced_custom_object("kubeflow.org", "v1", ns, "pytorchjobs", body)
+    got = kube.custom.patch_namespaced_custom_object_status(
+        "kubeflow.org",
+        "v1",
+        ns,
+        "pytorchjobs",
+        "pt",
+        {"metadata": {"labels": {"a": "2"}}, "status": {"conditions": []}},
+    )
+    assert got["metadata"]["labels"] == {"a": "1"}
 
 
 def test_pod_status_subresource_accepts_any_phase_transition(kube: KubeEnv) -> None:

@@ -29,7 +29,8 @@ What it models, and how faithfully:
 
 What it does not model: admission (quota, LimitRange, PSA, webhooks), OpenAPI schema validation and pruning,
 server-side apply field ownership (apply is a merge patch that can create), ``managedFields``, graceful pod deletion
-(a pod without finalizers is removed at once, as an unscheduled pod is on a real cluster), asynchronous garbage
+(a pod without finalizers is marked with a ``deletionTimestamp`` and grace 0 -- one MODIFIED event -- then removed
+at once, as an unscheduled pod is on a real cluster), asynchronous garbage
 collection (dependents are deleted in the same request), and ``resourceVersionMatch`` (lists always serve the latest
 state).
 """
@@ -706,6 +707,10 @@ class Store:
             if meta.get("finalizers"):
                 self._deferred_policy[meta["uid"]] = policy
                 return self._mark_deleting(kind, old), 200
+            if kind.key == PODS.key:
+                # A pod is first marked (deletionTimestamp, grace 0: nothing runs it) and then removed, so watchers
+                # see MODIFIED then DELETED, as kube-apiserver v1.36 was seen to send (issue 14).
+                old = self._mark_deleting(kind, old)
             removed = self._remove(kind, old, policy)
             if kind.return_deleted_object:
                 return removed, 200

@@ -437,8 +437,28 @@ def test_list_then_watch_replays_changes_in_order(kube: KubeEnv) -> None:
     stream = w.stream(
         core.list_namespaced_pod, ns, resource_version=listing.metadata.resource_version, timeout_seconds=5
     )
-    events = collect(stream, w, 4)
-    assert events == [("ADDED", "p1"), ("MODIFIED", "p1"), ("ADDED", "p2"), ("DELETED", "p1")]
+    events = collect(stream, w, 5)
+    # Deleting a pod marks it first (deletionTimestamp, grace 0), then removes it: MODIFIED, then DELETED.
+    assert events == [("ADDED", "p1"), ("MODIFIED", "p1"), ("ADDED", "p2"), ("MODIFIED", "p1"), ("DELETED", "p1")]
+
+
+def test_deleting_a_pod_sends_modified_with_a_deletion_timestamp_then_deleted(kube: KubeEnv) -> None:
+    ns, core = kube.namespace, kube.core
+    created = core.create_namespaced_pod(ns, kube.pod_manifest("p"))
+    w = new_watch()
+    stream = w.stream(
+        core.list_namespaced_pod, ns, resource_version=created.metadata.resource_version, timeout_seconds=5
+    )
+    deleted = core.delete_namespaced_pod("p", ns)
+    assert deleted.metadata.deletion_timestamp is not None
+    seen = []
+    for event in stream:
+        seen.append((event["type"], event["object"]))
+        if event["type"] == "DELETED":
+            w.stop()
+    assert [t for t, _ in seen] == ["MODIFIED", "DELETED"]
+    marked = seen[0][1].metadata
+    assert marked.deletion_timestamp is not None and marked.deletion_grace_period_seconds == 0
 
 
 def test_watch_receives_live_events_from_other_threads(kube: KubeEnv) -> None:

@@ -1061,8 +1061,25 @@ def test_job_controller_runs_a_job_to_completion(kube: KubeEnv) -> None:
     assert (owner.kind, owner.name, owner.uid, owner.controller) == ("Job", "train", job.metadata.uid, True)
     kubelet.start(pod)
     wait_for(lambda: batch.read_namespaced_job_status("train", ns).status.active == 1)
+    w = new_watch()
+    stream = w.stream(
+        batch.list_namespaced_job,
+        ns,
+        field_selector="metadata.name=train",
+        resource_version=batch.read_namespaced_job("train", ns).metadata.resource_version,
+        timeout_seconds=30,
+    )
     kubelet.succeed(pod)
-    status = wait_for(lambda: (s := batch.read_namespaced_job_status("train", ns).status).conditions and s)
+    seen: list[list[str]] = []
+    for event in stream:
+        types = [c.type for c in event["object"].status.conditions or [] if c.status == "True"]
+        if types and (not seen or seen[-1] != types):
+            seen.append(types)
+        if "Complete" in types:
+            w.stop()
+    # Two updates, as the real controller writes them: SuccessCriteriaMet alone first, then Complete.
+    assert seen[:2] == [["SuccessCriteriaMet"], ["SuccessCriteriaMet", "Complete"]]
+    status = batch.read_namespaced_job_status("train", ns).status
     conditions = {c.type: (c.status, c.reason) for c in status.conditions}
     assert conditions["Complete"] == ("True", "CompletionsReached")
     assert status.succeeded == 1 and not status.active and status.completion_time is not None

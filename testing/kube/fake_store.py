@@ -27,12 +27,13 @@ What it models, and how faithfully:
   pod spec and Job template immutability.  Like a real apiserver, ``pods/status`` accepts any phase transition (the
   rule that a terminal phase is final is the kubelet's, not the apiserver's).
 
-What it does not model: admission (quota, LimitRange, PSA, webhooks), OpenAPI schema validation and pruning,
+Admission: a pod naming a missing ServiceAccount gets 403, as on a real cluster.
+
+What it does not model: other admission (LimitRange, PSA, webhooks), OpenAPI schema validation and pruning,
 server-side apply field ownership (apply is a merge patch that can create), ``managedFields``, graceful pod deletion
 (a pod without finalizers is marked with a ``deletionTimestamp`` and grace 0 -- one MODIFIED event -- then removed
-at once, as an unscheduled pod is on a real cluster), asynchronous garbage
-collection (dependents are deleted in the same request), and ``resourceVersionMatch`` (lists always serve the latest
-state).
+at once, as an unscheduled pod is on a real cluster), asynchronous garbage collection (dependents are deleted in the
+same request), and ``resourceVersionMatch`` (lists always serve the latest state).
 """
 
 from __future__ import annotations
@@ -460,6 +461,7 @@ class Store:
             causes += self._prepare_create(kind, obj)
             if causes:
                 raise invalid(kind, name, causes)
+            self._admit(kind, obj)
             if dry_run:
                 return obj
             stored = self._put(kind, obj, "ADDED", None)
@@ -854,6 +856,25 @@ class Store:
             self.changed.notify_all()
 
     # --------------------------------------------------------------------------------------- per-kind semantics
+    def _admit(self, kind: ResourceKind, obj: JsonObj) -> None:
+        """The admission a stock apiserver applies to a create, with its answers (seen on kube-apiserver v1.36).
+
+        ServiceAccount: a pod naming a ServiceAccount that does not exist in its namespace is refused with 403.
+        """
+        if kind.key != PODS.key:
+            return
+        meta = obj["metadata"]
+        namespace, name = meta["namespace"], meta["name"]
+        account = obj["spec"]["serviceAccountName"]
+        if self.get_or_none(SERVICEACCOUNTS, namespace, account) is None:
+            raise ApiError(
+                403,
+                f'pods "{name}" is forbidden: error looking up service account {namespace}/{account}: '
+                f'serviceaccount "{account}" not found',
+                reason="Forbidden",
+                details={"name": name, "kind": "pods"},
+            )
+
     def _prepare_create(self, kind: ResourceKind, obj: JsonObj) -> list[Cause]:
         if kind.key == PODS.key:
             spec = obj.get("spec")

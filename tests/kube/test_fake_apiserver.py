@@ -1297,6 +1297,30 @@ def test_status_subresource_keeps_metadata_of_pods_and_jobs_not_of_custom_object
     assert got["metadata"]["labels"] == {"a": "1"}
 
 
+def test_pod_naming_a_missing_service_account_is_forbidden(kube: KubeEnv) -> None:
+    """Seen on kube-apiserver v1.36: ServiceAccount admission answers 403, naming the account."""
+    ns, core = kube.namespace, kube.core
+    manifest = kube.pod_manifest("p")
+    manifest["spec"]["serviceAccountName"] = "trainer"
+    with pytest.raises(ApiException) as err:
+        core.create_namespaced_pod(ns, manifest)
+    status = status_of(err.value)
+    assert err.value.status == 403 and status["reason"] == "Forbidden"
+    assert f'error looking up service account {ns}/trainer: serviceaccount "trainer" not found' in status["message"]
+    core.create_namespaced_service_account(ns, {"metadata": {"name": "trainer"}})
+    created = wait_for(lambda: _created_or_none(core, ns, manifest), 30)  # a real cluster's cache may lag a moment
+    assert created.spec.service_account_name == "trainer"
+
+
+def _created_or_none(core: Any, ns: str, manifest: dict[str, Any]) -> Any:
+    try:
+        return core.create_namespaced_pod(ns, manifest)
+    except ApiException as e:
+        if e.status == 403:
+            return None
+        raise
+
+
 def test_pod_status_subresource_accepts_any_phase_transition(kube: KubeEnv) -> None:
     """Seen on kube-apiserver v1.36: `pods/status` takes Succeeded -> Running (a terminal phase is final only by the
     kubelet's rule, and the fake must not refuse what the executor may meet)."""

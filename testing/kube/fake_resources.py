@@ -209,6 +209,16 @@ NAMESPACES = ResourceKind(
 SERVICEACCOUNTS = ResourceKind(
     "", "v1", "serviceaccounts", "ServiceAccount", short_names=("sa",), has_generation=False, return_deleted_object=True
 )
+RESOURCEQUOTAS = ResourceKind(
+    "",
+    "v1",
+    "resourcequotas",
+    "ResourceQuota",
+    subresources=frozenset({"status"}),
+    short_names=("quota",),
+    has_generation=False,
+    return_deleted_object=True,
+)
 JOBS = ResourceKind(
     "batch",
     "v1",
@@ -245,6 +255,7 @@ BUILTIN_KINDS: tuple[ResourceKind, ...] = (
     SERVICES,
     NAMESPACES,
     SERVICEACCOUNTS,
+    RESOURCEQUOTAS,
     JOBS,
     LEASES,
     PYTORCHJOBS,

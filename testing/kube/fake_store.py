@@ -27,13 +27,14 @@ What it models, and how faithfully:
   pod spec and Job template immutability.  Like a real apiserver, ``pods/status`` accepts any phase transition (the
   rule that a terminal phase is final is the kubelet's, not the apiserver's).
 
-Admission: a pod naming a missing ServiceAccount gets 403, as on a real cluster.
+Admission, as on a real cluster: a pod naming a missing ServiceAccount gets 403, and so does an object past a
+ResourceQuota's object count (``exceeded quota``).
 
-What it does not model: other admission (LimitRange, PSA, webhooks), OpenAPI schema validation and pruning,
-server-side apply field ownership (apply is a merge patch that can create), ``managedFields``, graceful pod deletion
-(a pod without finalizers is marked with a ``deletionTimestamp`` and grace 0 -- one MODIFIED event -- then removed
-at once, as an unscheduled pod is on a real cluster), asynchronous garbage collection (dependents are deleted in the
-same request), and ``resourceVersionMatch`` (lists always serve the latest state).
+What it does not model: other admission (LimitRange, PSA, webhooks, CPU/memory quotas), OpenAPI schema validation
+and pruning, server-side apply field ownership (apply is a merge patch that can create), ``managedFields``, graceful
+pod deletion (a pod without finalizers is marked with a ``deletionTimestamp`` and grace 0 -- one MODIFIED event --
+then removed at once, as an unscheduled pod is on a real cluster), asynchronous garbage collection (dependents are
+deleted in the same request), and ``resourceVersionMatch`` (lists always serve the latest state).
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ from odin.testing.kube.fake_resources import (
     JOBS,
     NAMESPACES,
     PODS,
+    RESOURCEQUOTAS,
     SECRETS,
     SERVICEACCOUNTS,
     SERVICES,
@@ -73,6 +75,8 @@ from odin.testing.kube.fake_selectors import FieldSelector, LabelSelector
 JsonObj = dict[str, Any]
 
 TERMINAL_POD_PHASES = frozenset({"Succeeded", "Failed"})
+# Object-count quota names that predate `count/<resource>` (ResourceQuota `spec.hard`).
+_LEGACY_QUOTA_NAMES = frozenset({"pods", "configmaps", "secrets", "services", "persistentvolumeclaims"})
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # the apiserver's alphabet: no vowels, no look-alikes
 _SNAPSHOT_LIMIT = 256
 
@@ -859,12 +863,18 @@ class Store:
     def _admit(self, kind: ResourceKind, obj: JsonObj) -> None:
         """The admission a stock apiserver applies to a create, with its answers (seen on kube-apiserver v1.36).
 
-        ServiceAccount: a pod naming a ServiceAccount that does not exist in its namespace is refused with 403.
+        ResourceQuota: an object that would take a namespace's count past a quota's ``hard`` limit (``pods``,
+        ``configmaps``, ``secrets``, ``services``, ``persistentvolumeclaims``, ``count/<resource>[.<group>]``) is
+        refused with 403 ``exceeded quota``; pods in a terminal phase do not count.  ServiceAccount: a pod naming a
+        ServiceAccount that does not exist in its namespace is refused with 403.
         """
-        if kind.key != PODS.key:
+        if not kind.namespaced or kind.key == RESOURCEQUOTAS.key:
             return
         meta = obj["metadata"]
         namespace, name = meta["namespace"], meta["name"]
+        self._admit_quota(kind, namespace, name)
+        if kind.key != PODS.key:
+            return
         account = obj["spec"]["serviceAccountName"]
         if self.get_or_none(SERVICEACCOUNTS, namespace, account) is None:
             raise ApiError(
@@ -874,6 +884,34 @@ class Store:
                 reason="Forbidden",
                 details={"name": name, "kind": "pods"},
             )
+
+    def _admit_quota(self, kind: ResourceKind, namespace: str, name: str) -> None:
+        names = {f"count/{kind.plural}.{kind.group}" if kind.group else f"count/{kind.plural}"}
+        if not kind.group and kind.plural in _LEGACY_QUOTA_NAMES:
+            names.add(kind.plural)
+        for quota in self._objects[RESOURCEQUOTAS.key].values():
+            if _meta(quota).get("namespace") != namespace:
+                continue
+            hard = (quota.get("spec") or {}).get("hard") or {}
+            for resource in sorted(names & set(hard)):
+                try:
+                    limit = int(str(hard[resource]))
+                except ValueError:
+                    continue  # a quantity like "1k": not modelled
+                used = sum(
+                    1
+                    for obj in self._objects[kind.key].values()
+                    if _meta(obj).get("namespace") == namespace
+                    and not (kind.key == PODS.key and (obj.get("status") or {}).get("phase") in TERMINAL_POD_PHASES)
+                )
+                if used + 1 > limit:
+                    raise ApiError(
+                        403,
+                        f'{kind.plural} "{name}" is forbidden: exceeded quota: {_meta(quota)["name"]}, requested: '
+                        f"{resource}=1, used: {resource}={used}, limited: {resource}={hard[resource]}",
+                        reason="Forbidden",
+                        details={"name": name, "kind": kind.plural},
+                    )
 
     def _prepare_create(self, kind: ResourceKind, obj: JsonObj) -> list[Cause]:
         if kind.key == PODS.key:

@@ -1321,6 +1321,23 @@ def _created_or_none(core: Any, ns: str, manifest: dict[str, Any]) -> Any:
         raise
 
 
+def test_an_exhausted_resource_quota_answers_403_until_a_pod_finishes(kube: KubeEnv) -> None:
+    """Seen on kube-apiserver v1.36: quota admission answers 403 `exceeded quota`; a finished pod frees its slot."""
+    ns, core = kube.namespace, kube.core
+    core.create_namespaced_resource_quota(ns, {"metadata": {"name": "one-pod"}, "spec": {"hard": {"pods": "1"}}})
+    first = wait_for(lambda: _created_or_none(core, ns, kube.pod_manifest("first")), 30)  # the quota is counted
+    with pytest.raises(ApiException) as err:
+        core.create_namespaced_pod(ns, kube.pod_manifest("second"))
+    status = status_of(err.value)
+    assert err.value.status == 403 and status["reason"] == "Forbidden"
+    assert (
+        (status["message"])
+        == 'pods "second" is forbidden: exceeded quota: one-pod, requested: pods=1, used: pods=1, limited: pods=1'
+    )
+    kube.kubelet.succeed(first)
+    assert wait_for(lambda: _created_or_none(core, ns, kube.pod_manifest("second")), 30)
+
+
 def test_pod_status_subresource_accepts_any_phase_transition(kube: KubeEnv) -> None:
     """Seen on kube-apiserver v1.36: `pods/status` takes Succeeded -> Running (a terminal phase is final only by the
     kubelet's rule, and the fake must not refuse what the executor may meet)."""

@@ -34,7 +34,9 @@ Fidelity and simplifications (see also ``fake_store``, ``fake_patch``, ``fake_co
   ``follow=true`` streams until the container terminates, the pod reaches a terminal phase or is deleted.  Log text
   is set by the test (``set_log``/``append_log``, or ``Kubelet.set_log``).
 * discovery: ``/version``, ``/api``, ``/api/v1``, ``/apis``, ``/apis/{group}``, ``/apis/{group}/{version}``.
-* not modelled: authentication/authorization (everything is allowed unless a fault says otherwise), admission,
+* lists: ``resourceVersionMatch`` (``NotOlderThan``/``Exact``) with a version older than the retained history gets 410
+  ``Expired``, one the server has not reached 504; within the history the latest state is served.
+* not modelled: authentication/authorization (everything is allowed unless a fault says otherwise), most admission,
   ``exec``/``attach``/``portforward``/``proxy``, ``scale`` subresources, protobuf/CBOR, table output, HTTP/2.
 
 The controllers that act like kube-controller-manager and the Kubeflow operator run inside the fake, synchronously,
@@ -668,6 +670,45 @@ class FakeApiServer:
         finally:
             responder.record(responder.status if responder.started else 0)
 
+    def _check_version_match(self, query: Mapping[str, str]) -> None:
+        """``resourceVersionMatch`` on a list, answered as kube-apiserver v1.36 does where the fake can tell.
+
+        ``NotOlderThan``/``Exact`` with a version older than the retained history: 410 ``Expired``; a version the
+        server has not reached: 504 ``Too large resource version``.  Within the history the fake serves the latest
+        state for both (a real server serves ``Exact`` at that version).
+        """
+        match = query.get("resourceVersionMatch")
+        if not match:
+            return
+        rv_text = query.get("resourceVersion") or ""
+        if match not in ("NotOlderThan", "Exact"):
+            raise ApiError(
+                422,
+                f'resourceVersionMatch: Unsupported value: "{match}": supported values: "Exact", "NotOlderThan"',
+                reason="Invalid",
+            )
+        if not rv_text:
+            raise ApiError(
+                422, "resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden unless resourceVersion "
+                "is provided", reason="Invalid",
+            )  # fmt: skip
+        try:
+            wanted = int(rv_text)
+        except ValueError:
+            raise bad_request(f'invalid resource version "{rv_text}"') from None
+        if match == "Exact" and wanted == 0:
+            message = 'resourceVersionMatch: Forbidden: resourceVersionMatch "exact" is forbidden for resourceVersion '
+            message += '"0"'
+            raise ApiError(422, message, reason="Invalid")
+        if 0 < wanted < self.store.compacted_rv:
+            raise expired(f"too old resource version: {wanted} ({self.store.compacted_rv + 1})")
+        if wanted > self.store.rv:
+            raise ApiError(
+                504, f"Too large resource version: {wanted}, current: {self.store.rv}", reason="Timeout",
+                details={"causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}],
+                         "retryAfterSeconds": 1},
+            )  # fmt: skip
+
     def _dispatch(self, info: RequestInfo, route: _Route, body: bytes, responder: _Responder) -> None:
         if route.discovery == ("health",):
             responder.send(200, b"ok", "text/plain")
@@ -691,6 +732,7 @@ class FakeApiServer:
             labels = LabelSelector.parse(query.get("labelSelector"))
             fields = FieldSelector.parse(query.get("fieldSelector"), kind.all_field_labels)
             limit = int(query["limit"]) if query.get("limit") else None
+            self._check_version_match(query)
             page = store.list_objects(
                 kind, ns, labels, fields, limit=limit, continue_token=query.get("continue") or None
             )

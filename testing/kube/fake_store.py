@@ -34,7 +34,8 @@ What it does not model: other admission (LimitRange, PSA, webhooks, CPU/memory q
 and pruning, server-side apply field ownership (apply is a merge patch that can create), ``managedFields``, graceful
 pod deletion (a pod without finalizers is marked with a ``deletionTimestamp`` and grace 0 -- one MODIFIED event --
 then removed at once, as an unscheduled pod is on a real cluster), asynchronous garbage collection (dependents are
-deleted in the same request), and ``resourceVersionMatch`` (lists always serve the latest state).
+deleted in the same request), and historical lists (a list at an older, retained ``resourceVersionMatch`` version
+serves the latest state; see ``fake_apiserver``).
 """
 
 from __future__ import annotations

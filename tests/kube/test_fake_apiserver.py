@@ -1338,6 +1338,30 @@ def test_an_exhausted_resource_quota_answers_403_until_a_pod_finishes(kube: Kube
     assert wait_for(lambda: _created_or_none(core, ns, kube.pod_manifest("second")), 30)
 
 
+def test_list_resource_version_match_answers_410_for_an_old_version_and_504_for_a_future_one(kube: KubeEnv) -> None:
+    """Seen on kube-apiserver v1.36: `resourceVersionMatch=NotOlderThan` with a compacted version is 410 Expired."""
+    ns, core = kube.namespace, kube.core
+    core.create_namespaced_config_map(ns, {"metadata": {"name": "a"}})
+    rv = core.list_namespaced_config_map(ns).metadata.resource_version
+    listed = core.list_namespaced_config_map(ns, resource_version=rv, resource_version_match="NotOlderThan")
+    assert [c.metadata.name for c in listed.items if c.metadata.name == "a"] == ["a"]
+    if kube.fake is not None:
+        kube.fake.expire_history()  # what etcd compaction does to every version handed out so far
+        old = rv
+    else:
+        old = "1"  # long compacted on any cluster that has run for a few minutes
+    with pytest.raises(ApiException) as err:
+        core.list_namespaced_config_map(ns, resource_version=old, resource_version_match="NotOlderThan")
+    assert err.value.status == 410 and status_of(err.value)["reason"] == "Expired"
+    with pytest.raises(ApiException) as err:
+        future = str(int(core.list_namespaced_config_map(ns).metadata.resource_version) + 1_000_000)
+        core.list_namespaced_config_map(ns, resource_version=future, resource_version_match="NotOlderThan")
+    assert err.value.status == 504 and "Too large resource version" in status_of(err.value)["message"]
+    with pytest.raises(ApiException) as err:
+        core.list_namespaced_config_map(ns, resource_version_match="NotOlderThan")
+    assert err.value.status == 422
+
+
 def test_pod_status_subresource_accepts_any_phase_transition(kube: KubeEnv) -> None:
     """Seen on kube-apiserver v1.36: `pods/status` takes Succeeded -> Running (a terminal phase is final only by the
     kubelet's rule, and the fake must not refuse what the executor may meet)."""

@@ -36,6 +36,8 @@ Fidelity and simplifications (see also ``fake_store``, ``fake_patch``, ``fake_co
 * discovery: ``/version``, ``/api``, ``/api/v1``, ``/apis``, ``/apis/{group}``, ``/apis/{group}/{version}``.
 * lists: ``resourceVersionMatch`` (``NotOlderThan``/``Exact``) with a version older than the retained history gets 410
   ``Expired``, one the server has not reached 504; within the history the latest state is served.
+* custom objects of the kinds whose CRDs ship in ``crds/`` (or come from ``register_crd``) are pruned and validated
+  against the CRD's structural schema, ``fieldValidation`` honoured (``fake_schema``).
 * not modelled: authentication/authorization (everything is allowed unless a fault says otherwise), most admission,
   ``exec``/``attach``/``portforward``/``proxy``, ``scale`` subresources, protobuf/CBOR, table output, HTTP/2.
 
@@ -62,7 +64,9 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import kubernetes.client
+import yaml
 
+from odin.testing.kube.crd_schemas import crd_versions, structural_schemas
 from odin.testing.kube.fake_controllers import JobController, KubeflowController
 from odin.testing.kube.fake_faults import Fault, Faults, RecordedRequest, RequestInfo, RequestLog, reason_for
 from odin.testing.kube.fake_resources import BUILTIN_KINDS, JOBS, NAMESPACES, PODS, ResourceKind, custom_kind
@@ -304,10 +308,13 @@ class FakeApiServer:
         host: str = "127.0.0.1",
         port: int = 0,
         git_version: str = "v1.33.0-odin-fake",
+        validate_custom_objects: bool = True,
     ) -> None:
         self.store = Store(history_limit=history_limit)
         for kind in (*BUILTIN_KINDS, *kinds):
             self.store.register(kind)
+        if validate_custom_objects:
+            self.store.schema_loader = _packaged_crd_schema
         self.faults = Faults()
         self.requests = RequestLog()
         self.controllers = Controllers(JobController(self.store), KubeflowController(self.store))
@@ -419,6 +426,26 @@ class FakeApiServer:
         self, group: str, version: str, plural: str, kind: str, *, namespaced: bool = True, status: bool = True
     ) -> ResourceKind:
         return self.register_kind(custom_kind(group, version, plural, kind, namespaced=namespaced, status=status))
+
+    def register_crd(self, crd: Mapping[str, Any] | Path) -> list[ResourceKind]:
+        """Serve the kinds of a CustomResourceDefinition (a parsed CRD, or its YAML file), each version validated
+        against its ``openAPIV3Schema`` as a real apiserver does (``fake_schema``); returns the kinds registered."""
+        document: Mapping[str, Any] = yaml.safe_load(crd.read_text()) if isinstance(crd, Path) else crd
+        spec = document["spec"]
+        names = spec["names"]
+        registered = []
+        for (api_version, _), schema in crd_versions(document).items():
+            version = api_version.partition("/")[2]
+            served: Mapping[str, Any] = next((v for v in spec.get("versions") or [] if v.get("name") == version), {})
+            status = "status" in (served.get("subresources") or spec.get("subresources") or {})
+            kind = custom_kind(
+                spec["group"], version, names["plural"], names["kind"],
+                namespaced=spec.get("scope", "Namespaced") == "Namespaced", status=status,
+                short_names=tuple(names.get("shortNames") or ()),
+            )  # fmt: skip
+            self.store.register(kind, schema)
+            registered.append(kind)
+        return registered
 
     def kind(self, group: str, version: str, plural: str) -> ResourceKind:
         found = self.store.kind_for(group, version, plural)
@@ -721,6 +748,13 @@ class FakeApiServer:
         store, query, ns, name, sub = self.store, info.query, route.namespace, route.name, route.subresource
         dry_run = "dryRun" in query
         verb = info.verb
+        warnings: list[str] = []
+        field_validation = query.get("fieldValidation") or None
+        if field_validation not in (None, "Ignore", "Warn", "Strict"):
+            raise bad_request(
+                f'fieldValidation "{field_validation}" is invalid: must be one of "Ignore", "Warn", "Strict"'
+            )
+        checks: dict[str, Any] = {"field_validation": field_validation, "warnings": warnings}
         if sub == "log" and verb == "get":
             assert name is not None and ns is not None
             self._serve_log(ns, name, query, responder)
@@ -760,10 +794,12 @@ class FakeApiServer:
             elif sub is not None or name is not None:
                 raise ApiError(405, "the server does not allow this method on the requested resource")
             else:
-                responder.send_json(201, store.create(kind, ns, document, dry_run=dry_run))
+                obj = store.create(kind, ns, document, dry_run=dry_run, **checks)
+                responder.send_json(201, obj, _warning_headers(warnings))
         elif verb == "update":
             assert name is not None
-            responder.send_json(200, store.update(kind, ns, name, _json_body(body), subresource=sub, dry_run=dry_run))
+            obj = store.update(kind, ns, name, _json_body(body), subresource=sub, dry_run=dry_run, **checks)
+            responder.send_json(200, obj, _warning_headers(warnings))
         elif verb == "patch":
             assert name is not None
             obj, created = store.patch(
@@ -775,8 +811,9 @@ class FakeApiServer:
                 subresource=sub,
                 field_manager=query.get("fieldManager"),
                 dry_run=dry_run,
+                **checks,
             )
-            responder.send_json(201 if created else 200, obj)
+            responder.send_json(201 if created else 200, obj, _warning_headers(warnings))
         elif verb in ("delete", "deletecollection"):
             options = _json_body(body) if body else {}
             if not isinstance(options, dict):
@@ -1089,6 +1126,18 @@ class FakeApiServer:
                 )
         group_version = f"{group}/{version}" if group else version
         return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": resources}
+
+
+def _warning_headers(warnings: list[str]) -> dict[str, str]:
+    """RFC 7234 ``Warning`` values (code 299), comma-joined, as the apiserver sends them."""
+    if not warnings:
+        return {}
+    return {"Warning": ", ".join("299 - " + json.dumps(w) for w in warnings)}
+
+
+def _packaged_crd_schema(kind: ResourceKind) -> Mapping[str, Any] | None:
+    """The schema of ``kind`` among the CRDs shipped in ``crds/`` (the Kubeflow and Trainer kinds), or None."""
+    return structural_schemas().get((kind.api_version, kind.kind))
 
 
 def _json_body(body: bytes) -> Any:

@@ -30,12 +30,13 @@ What it models, and how faithfully:
 Admission, as on a real cluster: a pod naming a missing ServiceAccount gets 403, and so does an object past a
 ResourceQuota's object count (``exceeded quota``).
 
-What it does not model: other admission (LimitRange, PSA, webhooks, CPU/memory quotas), OpenAPI schema validation
-and pruning, server-side apply field ownership (apply is a merge patch that can create), ``managedFields``, graceful
-pod deletion (a pod without finalizers is marked with a ``deletionTimestamp`` and grace 0 -- one MODIFIED event --
-then removed at once, as an unscheduled pod is on a real cluster), asynchronous garbage collection (dependents are
-deleted in the same request), and historical lists (a list at an older, retained ``resourceVersionMatch`` version
-serves the latest state; see ``fake_apiserver``).
+What it does not model: other admission (LimitRange, PSA, webhooks, CPU/memory quotas), OpenAPI schema validation of
+built-in kinds (custom objects are checked against their CRD: ``fake_schema``), server-side apply field ownership
+(apply is a merge patch that can create), ``managedFields``, graceful pod deletion (a pod without finalizers is
+marked with a ``deletionTimestamp`` and grace 0 -- one MODIFIED event -- then removed at once, as an unscheduled pod
+is on a real cluster), asynchronous garbage collection (dependents are deleted in the same request), and historical
+lists (a list at an older, retained ``resourceVersionMatch`` version serves the latest state; see
+``fake_apiserver``).
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ from typing import Any
 
 import yaml
 
+from odin.testing.kube import fake_schema
 from odin.testing.kube.fake_faults import reason_for
 from odin.testing.kube.fake_patch import PatchError, json_patch, merge_patch, strategic_merge_patch
 from odin.testing.kube.fake_resources import (
@@ -263,6 +265,9 @@ class Store:
         self.lock = threading.RLock()
         self.changed = threading.Condition(self.lock)
         self.kinds: dict[tuple[str, str, str], ResourceKind] = {}
+        # CRD schemas by kind; `schema_loader` finds one for a kind on first use (None: the kind is not checked).
+        self.schemas: dict[tuple[str, str, str], Mapping[str, Any] | None] = {}
+        self.schema_loader: Callable[[ResourceKind], Mapping[str, Any] | None] | None = None
         self._objects: dict[tuple[str, str, str], dict[tuple[str, str], JsonObj]] = {}
         self.rv = 0
         self.compacted_rv = 0
@@ -279,10 +284,13 @@ class Store:
         self._cluster_ip = 10
 
     # ------------------------------------------------------------------------------------------------------ kinds
-    def register(self, kind: ResourceKind) -> None:
+    def register(self, kind: ResourceKind, schema: Mapping[str, Any] | None = None) -> None:
+        """Serve ``kind``; a custom kind with its CRD's ``openAPIV3Schema`` gets its objects pruned and validated."""
         with self.lock:
             self.kinds[kind.key] = kind
             self._objects.setdefault(kind.key, {})
+            if schema is not None:
+                self.schemas[kind.key] = schema
 
     def kind_for(self, group: str, version: str, plural: str) -> ResourceKind | None:
         return self.kinds.get((group, version, plural))
@@ -415,7 +423,15 @@ class Store:
             self.changed.notify_all()
 
     def create(
-        self, kind: ResourceKind, namespace: str | None, body: Any, *, dry_run: bool = False, name: str | None = None
+        self,
+        kind: ResourceKind,
+        namespace: str | None,
+        body: Any,
+        *,
+        dry_run: bool = False,
+        name: str | None = None,
+        field_validation: str | None = None,
+        warnings: list[str] | None = None,
     ) -> JsonObj:
         with self.lock:
             if not isinstance(body, dict):
@@ -466,6 +482,7 @@ class Store:
             causes += self._prepare_create(kind, obj)
             if causes:
                 raise invalid(kind, name, causes)
+            self._check_schema(kind, obj, field_validation, warnings)
             self._admit(kind, obj)
             if dry_run:
                 return obj
@@ -507,6 +524,8 @@ class Store:
         *,
         subresource: str | None = None,
         dry_run: bool = False,
+        field_validation: str | None = None,
+        warnings: list[str] | None = None,
     ) -> JsonObj:
         with self.lock:
             old = self.get(kind, namespace, name)
@@ -526,7 +545,10 @@ class Store:
             sent_rv = meta.get("resourceVersion")
             if sent_rv not in (None, "") and str(sent_rv) != _meta(old)["resourceVersion"]:
                 raise conflict(kind, name)
-            return self._apply_write(kind, old, new, subresource=subresource, dry_run=dry_run)
+            return self._apply_write(
+                kind, old, new, subresource=subresource, dry_run=dry_run, field_validation=field_validation,
+                warnings=warnings,
+            )  # fmt: skip
 
     def patch(
         self,
@@ -539,6 +561,8 @@ class Store:
         subresource: str | None = None,
         field_manager: str | None = None,
         dry_run: bool = False,
+        field_validation: str | None = None,
+        warnings: list[str] | None = None,
     ) -> tuple[JsonObj, bool]:
         """Apply a PATCH; returns ``(object, created)`` (``created`` only for server-side apply)."""
         media = content_type.split(";", maxsplit=1)[0].strip().lower()
@@ -553,7 +577,11 @@ class Store:
                 if self.get_or_none(kind, namespace, name) is None:
                     if subresource:
                         raise not_found(kind, name)
-                    return self.create(kind, namespace, doc, dry_run=dry_run, name=name), True
+                    created = self.create(
+                        kind, namespace, doc, dry_run=dry_run, name=name, field_validation=field_validation,
+                        warnings=warnings,
+                    )  # fmt: skip
+                    return created, True
                 media = "application/merge-patch+json"
                 raw_body = json.dumps(doc).encode()
             old = self.get(kind, namespace, name)
@@ -597,10 +625,22 @@ class Store:
             if kind.namespaced:
                 patched_meta["namespace"] = namespace
             patched["apiVersion"], patched["kind"] = kind.api_version, kind.kind
-            return self._apply_write(kind, old, patched, subresource=subresource, dry_run=dry_run), False
+            written = self._apply_write(
+                kind, old, patched, subresource=subresource, dry_run=dry_run, field_validation=field_validation,
+                warnings=warnings,
+            )  # fmt: skip
+            return written, False
 
     def _apply_write(
-        self, kind: ResourceKind, old: JsonObj, new: JsonObj, *, subresource: str | None, dry_run: bool
+        self,
+        kind: ResourceKind,
+        old: JsonObj,
+        new: JsonObj,
+        *,
+        subresource: str | None,
+        dry_run: bool,
+        field_validation: str | None = None,
+        warnings: list[str] | None = None,
     ) -> JsonObj:
         old_meta = _meta(old)
         if subresource == "status":
@@ -643,6 +683,7 @@ class Store:
         causes = _validate_metadata(meta) + self._validate_update(kind, old, new, subresource)
         if causes:
             raise invalid(kind, old_meta["name"], causes)
+        self._check_schema(kind, new, field_validation, warnings)
         if new == old:
             return old  # no-op: same resourceVersion, no watch event (as the apiserver does)
         if dry_run:
@@ -861,6 +902,30 @@ class Store:
             self.changed.notify_all()
 
     # --------------------------------------------------------------------------------------- per-kind semantics
+    def _check_schema(
+        self, kind: ResourceKind, obj: JsonObj, field_validation: str | None, warnings: list[str] | None
+    ) -> None:
+        """Prune and validate a custom object against its CRD's schema, as the apiserver does (``fake_schema``)."""
+        if not kind.custom:
+            return
+        if kind.key not in self.schemas:
+            self.schemas[kind.key] = self.schema_loader(kind) if self.schema_loader is not None else None
+        schema = self.schemas[kind.key]
+        if schema is None:
+            return
+        try:
+            found = fake_schema.check(schema, obj, field_validation)
+        except fake_schema.SchemaProblem as problem:
+            if problem.unknown:
+                fields = ", ".join(f'unknown field "{u}"' for u in problem.unknown)
+                raise bad_request(
+                    f'{kind.kind} in version "{kind.version}" cannot be handled as a {kind.kind}: strict decoding '
+                    f"error: {fields}"
+                ) from None
+            raise invalid(kind, _meta(obj).get("name", ""), [Cause(*c) for c in problem.causes]) from None
+        if warnings is not None:
+            warnings.extend(found)
+
     def _admit(self, kind: ResourceKind, obj: JsonObj) -> None:
         """The admission a stock apiserver applies to a create, with its answers (seen on kube-apiserver v1.36).
 

@@ -781,6 +781,8 @@ class Kubelet:
                 status["completionTime"] = now
             if replica_statuses is not None:
                 status["replicaStatuses"] = dict(replica_statuses)
+            else:
+                status.setdefault("replicaStatuses", {})  # the operator always writes it (some CRDs require it)
             return status
 
         return self.update_custom_status(ref, mutate)

@@ -277,8 +277,9 @@ CUSTOM_KINDS = [
 def test_custom_object_crud(
     kube: KubeEnv, group: str, version: str, plural: str, kind: str, namespaced: bool, has_status: bool
 ) -> None:
-    fake = kube.require_fake("needs the Kubeflow CRDs, which only the fake serves by default")
+    fake = kube.require_fake("CRUD semantics with arbitrary specs; schema checks have their own tests")
     fake.controllers.kubeflow = False  # plain CRUD here; the operator simulation has its own tests
+    fake.store.schema_loader = None  # arbitrary `spec`s here; test_custom_objects_are_* check the CRDs' schemas
     custom, ns = kube.custom, kube.namespace
     body = {
         "apiVersion": f"{group}/{version}",
@@ -508,9 +509,7 @@ def test_watch_custom_objects(kube: KubeEnv) -> None:
     fake.controllers.kubeflow = False
     args = ("kubeflow.org", "v1", kube.namespace, "pytorchjobs")
     rv = kube.custom.list_namespaced_custom_object(*args)["metadata"]["resourceVersion"]
-    kube.custom.create_namespaced_custom_object(
-        *args, {"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob", "metadata": {"name": "t"}, "spec": {}}
-    )
+    kube.custom.create_namespaced_custom_object(*args, pytorchjob("t", 1, kube.scheduler_name))
     kube.custom.delete_namespaced_custom_object(*args, "t")
     w = new_watch()
     stream = w.stream(kube.custom.list_namespaced_custom_object, *args, resource_version=rv, timeout_seconds=5)
@@ -1192,8 +1191,10 @@ def test_kubeflow_operator_simulation(kube: KubeEnv) -> None:
 
 
 def test_kubeflow_and_trainjob_status_helpers(kube: KubeEnv) -> None:
-    fake = kube.require_fake("needs the Kubeflow CRDs")
-    fake.controllers.kubeflow = False
+    require_crd(kube, "kubeflow.org", "v1", "pytorchjobs")
+    require_crd(kube, "trainer.kubeflow.org", "v1alpha1", "trainjobs")
+    if kube.fake is not None:
+        kube.fake.controllers.kubeflow = False
     ns, kubelet = kube.namespace, kube.kubelet
     job = kube.custom.create_namespaced_custom_object(
         "kubeflow.org", "v1", ns, "pytorchjobs", pytorchjob("j", 1, kube.scheduler_name)
@@ -1210,7 +1211,12 @@ def test_kubeflow_and_trainjob_status_helpers(kube: KubeEnv) -> None:
         "v1alpha1",
         ns,
         "trainjobs",
-        {"apiVersion": "trainer.kubeflow.org/v1alpha1", "kind": "TrainJob", "metadata": {"name": "tj"}, "spec": {}},
+        {
+            "apiVersion": "trainer.kubeflow.org/v1alpha1",
+            "kind": "TrainJob",
+            "metadata": {"name": "tj"},
+            "spec": {"runtimeRef": {"name": "torch-distributed"}},  # required by the CRD
+        },
     )
     complete = kubelet.trainjob_complete(trainjob)["status"]["conditions"]
     assert [(c["type"], c["status"], c["reason"]) for c in complete] == [("Complete", "True", "AllJobsCompleted")]
@@ -1360,6 +1366,89 @@ def test_list_resource_version_match_answers_410_for_an_old_version_and_504_for_
     with pytest.raises(ApiException) as err:
         core.list_namespaced_config_map(ns, resource_version_match="NotOlderThan")
     assert err.value.status == 422
+
+
+def test_custom_objects_are_validated_against_their_crd(kube: KubeEnv) -> None:
+    """Seen on kube-apiserver v1.36: a custom object missing a field its CRD requires is 422 Invalid."""
+    require_crd(kube, "kubeflow.org", "v1", "pytorchjobs")
+    body = {"apiVersion": "kubeflow.org/v1", "kind": "PyTorchJob", "metadata": {"name": "bad"}, "spec": {}}
+    with pytest.raises(ApiException) as err:
+        kube.custom.create_namespaced_custom_object("kubeflow.org", "v1", kube.namespace, "pytorchjobs", body)
+    status = status_of(err.value)
+    assert err.value.status == 422 and status["reason"] == "Invalid"
+    assert {"field": "spec.pytorchReplicaSpecs", "reason": "FieldValueRequired", "message": "Required value"} in (
+        status["details"]["causes"]
+    )
+    body["spec"] = {"pytorchReplicaSpecs": {"Master": {"replicas": "one"}}}
+    with pytest.raises(ApiException) as err:
+        kube.custom.create_namespaced_custom_object("kubeflow.org", "v1", kube.namespace, "pytorchjobs", body)
+    assert err.value.status == 422 and "spec.pytorchReplicaSpecs.Master.replicas" in status_of(err.value)["message"]
+
+
+def test_custom_objects_lose_unknown_fields_with_a_warning_or_are_refused_under_strict_validation(
+    kube: KubeEnv,
+) -> None:
+    """The apiserver prunes fields a structural schema does not declare: a `Warning` header by default, 400 under
+    `fieldValidation=Strict`."""
+    require_crd(kube, "kubeflow.org", "v1", "pytorchjobs")
+    args = ("kubeflow.org", "v1", kube.namespace, "pytorchjobs")
+    body = pytorchjob("typo", 1, kube.scheduler_name)
+    body["spec"]["pytorchReplicaSpecs"]["Master"]["replcas"] = 2
+    with pytest.raises(ApiException) as err:
+        kube.custom.create_namespaced_custom_object(*args, body, field_validation="Strict")
+    assert err.value.status == 400
+    assert 'unknown field "spec.pytorchReplicaSpecs.Master.replcas"' in status_of(err.value)["message"]
+    created, code, headers = kube.custom.create_namespaced_custom_object_with_http_info(*args, body)
+    assert code == 201 and "replcas" not in created["spec"]["pytorchReplicaSpecs"]["Master"]
+    assert 'unknown field \\"spec.pytorchReplicaSpecs.Master.replcas\\"' in headers.get("Warning", "")
+
+
+def test_a_plugin_crd_registered_from_its_yaml_is_served_and_validated(kube: KubeEnv, tmp_path: Path) -> None:
+    fake = kube.require_fake("registers a CRD in the fake; on a cluster, install it")
+    crd = {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": "rayjobs.ray.io"},
+        "spec": {
+            "group": "ray.io",
+            "names": {"kind": "RayJob", "plural": "rayjobs", "singular": "rayjob", "listKind": "RayJobList"},
+            "scope": "Namespaced",
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "subresources": {"status": {}},
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "properties": {
+                                "spec": {
+                                    "type": "object",
+                                    "required": ["entrypoint"],
+                                    "properties": {"entrypoint": {"type": "string"}},
+                                },
+                                "status": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+                            },
+                        }
+                    },
+                }
+            ],
+        },
+    }
+    path = tmp_path / "rayjobs.yaml"
+    path.write_text(json.dumps(crd))
+    [kind] = fake.register_crd(path)
+    assert (kind.group, kind.version, kind.plural, kind.namespaced, "status" in kind.subresources) == (
+        "ray.io", "v1", "rayjobs", True, True,
+    )  # fmt: skip
+    args = ("ray.io", "v1", kube.namespace, "rayjobs")
+    body: dict[str, Any] = {"apiVersion": "ray.io/v1", "kind": "RayJob", "metadata": {"name": "r"}, "spec": {}}
+    with pytest.raises(ApiException) as err:
+        kube.custom.create_namespaced_custom_object(*args, body)
+    assert err.value.status == 422
+    body["spec"] = {"entrypoint": "python tune.py"}
+    assert kube.custom.create_namespaced_custom_object(*args, body)["spec"] == {"entrypoint": "python tune.py"}
 
 
 def test_pod_status_subresource_accepts_any_phase_transition(kube: KubeEnv) -> None:

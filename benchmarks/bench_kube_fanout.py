@@ -1,4 +1,4 @@
-"""The Kubernetes executor against the in-repo fake API server (tests/kube): fan-out speed, API cost, reaction time.
+"""The Kubernetes executor against the fake API server (`odin.testing.kube`): fan-out speed, API cost, reaction time.
 
 1. Fan-out: one run of N independent tasks (default 1,000) through the real engine (SQLite store) and executor.
    Reports the time from submitting the run until the N-th pod was created (target: <= 10 s), the API requests the
@@ -19,13 +19,10 @@ from __future__ import annotations
 import argparse
 import logging
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.kube (the fake) lives in the repository
 
 from odin.controller.engine.decide import RetryPolicy
 from odin.controller.engine.loop import Engine
@@ -34,8 +31,8 @@ from odin.controller.store.db import create_db_engine, migrate, transaction
 from odin.controller.store.models import RunStatus, Trigger
 from odin.controller.store.runs import NewRun, create_run
 from odin.schema.model import PipelineSpec, TaskSpec
-from tests.kube.fake_apiserver import FakeApiServer
-from tests.kube.fake_resources import PODS
+from odin.testing.kube.fake_apiserver import FakeApiServer
+from odin.testing.kube.fake_resources import PODS
 
 NAMESPACE = "bench"
 

@@ -92,6 +92,8 @@ def test_wheel_installs_everything_under_the_odin_namespace(tmp_path: Path) -> N
         "odin/controller/store/migrations/script.py.mako",
         "odin/api/app.py",
         "odin/cli/odinctl.py",
+        "odin/testing/kube/fake_apiserver.py",
+        "odin/testing/kube/crds/kubeflow.org_pytorchjobs.yaml",
     ):
         assert expected in names
     assert not any(n.startswith("odin/__init__") for n in names), "odin is a namespace: no package owns it"

@@ -1,1 +1,1 @@
-"""Kubernetes tests: an HTTP-level fake API server and the executor tests that run against it or a real cluster."""
+"""Kubernetes tests: the executor and the fake itself, on `odin.testing.kube`'s fake API server or a real cluster."""

@@ -1,5 +1,13 @@
-"""Makes the Kubernetes fixtures (``kube``, ``kube_fake``) available to every test module under ``tests/kube``."""
+"""Odin's Kubernetes tests use the ``odin_kube`` pytest plugin's fixtures (``kube_api``, ``kube_fake``) under the
+short name they have always had here: ``kube``."""
 
-from tests.kube.fixtures import kube, kube_fake
+from __future__ import annotations
 
-__all__ = ["kube", "kube_fake"]
+import pytest
+
+from odin.testing.kube.environment import KubeEnv
+
+
+@pytest.fixture
+def kube(kube_api: KubeEnv) -> KubeEnv:
+    return kube_api

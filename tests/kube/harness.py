@@ -22,8 +22,8 @@ from odin.controller.store.db import transaction
 from odin.controller.store.models import RunStatus, Trigger
 from odin.controller.store.runs import TASKS, NewRun, create_run
 from odin.schema.model import PipelineSpec, TaskSpec
-from tests.kube.fixtures import KubeEnv
-from tests.kube.kubelet import wait_for
+from odin.testing.kube.environment import KubeEnv
+from odin.testing.kube.kubelet import wait_for
 
 COMMIT = "c0ffee" + "0" * 34
 TREE = "7ree" + "0" * 36

@@ -17,9 +17,9 @@ from odin.controller.store.db import create_db_engine, migrate, transaction
 from odin.controller.store.models import RunStatus
 from odin.controller.store.runs import TASKS
 from odin.schema.model import TaskSpec
-from tests.kube.fixtures import KubeEnv
+from odin.testing.kube.environment import KubeEnv
+from odin.testing.kube.kubelet import wait_for
 from tests.kube.harness import KubeHarness, pipeline, task
-from tests.kube.kubelet import wait_for
 
 pytestmark = pytest.mark.kube
 

@@ -1,5 +1,5 @@
 """Every handler's manifest: complete (everything the pipeline says), provenance-labelled, and valid -- core kinds
-against Kubernetes' own schemas (kubernetes-validate), custom kinds against their operators' CRDs (tests/kube/crds)."""
+against Kubernetes' own schemas (kubernetes-validate), custom kinds against their operators' CRDs (testing/kube)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from odin.controller.executors.base import RunContext, TaskLaunch, TaskPaths
 from odin.controller.executors.kubernetes import BuildContext, HandlerRegistry, KubeOptions, names
 from odin.controller.executors.kubernetes.workdir import WorkTreeError, collect
 from odin.schema.model import ConfigMapMount, Mount, Resources, SecretMount, TaskSpec
-from tests.kube.crd_schemas import validate_core, validate_custom, validate_manifest
+from odin.testing.kube.crd_schemas import validate_core, validate_custom, validate_manifest
 
 pytestmark = pytest.mark.kube
 

@@ -13,7 +13,7 @@ from odin.controller.executors.kubernetes import KubeOptions
 from odin.controller.store.db import create_db_engine, migrate, transaction
 from odin.controller.store.models import REPOSITORIES, RunStatus, Trigger
 from odin.controller.store.runs import NewRun, create_run
-from tests.kube.fixtures import KubeEnv, _create_namespace
+from odin.testing.kube.environment import KubeEnv, _create_namespace
 from tests.kube.harness import TREE, KubeHarness, pipeline, task
 
 pytestmark = pytest.mark.kube
@@ -64,7 +64,7 @@ def test_a_repositorys_namespace_holds_its_runs_objects(kube: KubeEnv, h: KubeHa
         items = kube.core.list_namespaced_pod(other_namespace, label_selector=f"odin.dev/run={run_id}").items
         return items[0] if items else None
 
-    from tests.kube.kubelet import wait_for
+    from odin.testing.kube.kubelet import wait_for
 
     pod = wait_for(find, 20)
     assert pod.metadata.annotations["odin.dev/repo-url"] == "https://git.example.com/ml.git"

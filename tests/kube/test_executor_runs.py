@@ -15,9 +15,9 @@ from sqlalchemy.engine import Engine as DbEngine
 
 from odin.controller.executors.kubernetes import Deadlines
 from odin.controller.store.models import RunStatus
-from tests.kube.fixtures import KubeEnv
+from odin.testing.kube.environment import KubeEnv
+from odin.testing.kube.kubelet import wait_for
 from tests.kube.harness import COMMIT, TREE, KubeHarness, pipeline, require_crd, task
-from tests.kube.kubelet import wait_for
 
 pytestmark = pytest.mark.kube
 

@@ -7,7 +7,6 @@ for it) or the ODIN_TEST_KUBECONFIG cluster.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -15,7 +14,7 @@ import sqlalchemy as sa
 
 from odin.controller.store.db import create_db_engine
 from odin.controller.store.runs import RUNS, TASKS
-from tests.kube.fixtures import KUBECONFIG_ENV, KubeEnv
+from odin.testing.kube.environment import KubeEnv
 from tests.support.git import GitRemote
 from tests.support.server import OdinServer
 from tests.support.wait import wait_until
@@ -31,19 +30,6 @@ tasks:
 """
 
 
-def kubeconfig_for(kube: KubeEnv, path: Path) -> Path:
-    if kube.fake is None:
-        return Path(os.environ[KUBECONFIG_ENV])
-    path.write_text(
-        "apiVersion: v1\nkind: Config\n"
-        f"clusters: [{{name: fake, cluster: {{server: '{kube.fake.url}'}}}}]\n"
-        "users: [{name: fake, user: {}}]\n"
-        f"contexts: [{{name: fake, context: {{cluster: fake, user: fake, namespace: {kube.namespace}}}}}]\n"
-        "current-context: fake\n"
-    )
-    return path
-
-
 def test_sigkill_mid_run_then_restart_finishes_without_submitting_twice(
     kube: KubeEnv, git_remote: GitRemote, tmp_path: Path
 ) -> None:
@@ -54,7 +40,7 @@ def test_sigkill_mid_run_then_restart_finishes_without_submitting_twice(
         "ODIN_ADMIN_PASSWORD": "correct-horse-battery",
         "ODIN_EXECUTOR": "kubernetes",
         "ODIN_KUBE_IN_CLUSTER": "false",
-        "ODIN_KUBE_CONFIG": str(kubeconfig_for(kube, tmp_path / "kubeconfig")),
+        "ODIN_KUBE_CONFIG": str(kube.kubeconfig),
         "ODIN_KUBE_NAMESPACE": kube.namespace,
         "ODIN_KUBE_SCHEDULER_NAME": kube.scheduler_name,
         "NO_PROXY": "*",

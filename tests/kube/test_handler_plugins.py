@@ -10,9 +10,9 @@ import pytest
 from odin.controller.executors.kubernetes import HandlerRegistry
 from odin.controller.store.models import RunStatus
 from odin.schema import load_pipeline, schemafile
-from tests.kube.fixtures import KubeEnv
+from odin.testing.kube.environment import KubeEnv
+from odin.testing.kube.kubelet import wait_for
 from tests.kube.harness import KubeHarness, pipeline, task
-from tests.kube.kubelet import wait_for
 from tests.kube.plugin_rayjob import RayJobHandler
 
 pytestmark = pytest.mark.kube

@@ -34,7 +34,11 @@ Fidelity and simplifications (see also ``fake_store``, ``fake_patch``, ``fake_co
   ``follow=true`` streams until the container terminates, the pod reaches a terminal phase or is deleted.  Log text
   is set by the test (``set_log``/``append_log``, or ``Kubelet.set_log``).
 * discovery: ``/version``, ``/api``, ``/api/v1``, ``/apis``, ``/apis/{group}``, ``/apis/{group}/{version}``.
-* not modelled: authentication/authorization (everything is allowed unless a fault says otherwise), admission,
+* lists: ``resourceVersionMatch`` (``NotOlderThan``/``Exact``) with a version older than the retained history gets 410
+  ``Expired``, one the server has not reached 504; within the history the latest state is served.
+* custom objects of the kinds whose CRDs ship in ``crds/`` (or come from ``register_crd``) are pruned and validated
+  against the CRD's structural schema, ``fieldValidation`` honoured (``fake_schema``).
+* not modelled: authentication/authorization (everything is allowed unless a fault says otherwise), most admission,
   ``exec``/``attach``/``portforward``/``proxy``, ``scale`` subresources, protobuf/CBOR, table output, HTTP/2.
 
 The controllers that act like kube-controller-manager and the Kubeflow operator run inside the fake, synchronously,
@@ -54,17 +58,20 @@ import traceback
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import kubernetes.client
+import yaml
 
-from tests.kube.fake_controllers import JobController, KubeflowController
-from tests.kube.fake_faults import Fault, Faults, RecordedRequest, RequestInfo, RequestLog, reason_for
-from tests.kube.fake_resources import BUILTIN_KINDS, JOBS, NAMESPACES, PODS, ResourceKind, custom_kind
-from tests.kube.fake_selectors import FieldSelector, LabelSelector, SelectorError
-from tests.kube.fake_store import (
+from odin.testing.kube.crd_schemas import crd_versions, structural_schemas
+from odin.testing.kube.fake_controllers import JobController, KubeflowController
+from odin.testing.kube.fake_faults import Fault, Faults, RecordedRequest, RequestInfo, RequestLog, reason_for
+from odin.testing.kube.fake_resources import BUILTIN_KINDS, JOBS, NAMESPACES, PODS, ResourceKind, custom_kind
+from odin.testing.kube.fake_selectors import FieldSelector, LabelSelector, SelectorError
+from odin.testing.kube.fake_store import (
     TERMINAL_POD_PHASES,
     ApiError,
     JsonObj,
@@ -301,10 +308,13 @@ class FakeApiServer:
         host: str = "127.0.0.1",
         port: int = 0,
         git_version: str = "v1.33.0-odin-fake",
+        validate_custom_objects: bool = True,
     ) -> None:
         self.store = Store(history_limit=history_limit)
         for kind in (*BUILTIN_KINDS, *kinds):
             self.store.register(kind)
+        if validate_custom_objects:
+            self.store.schema_loader = _packaged_crd_schema
         self.faults = Faults()
         self.requests = RequestLog()
         self.controllers = Controllers(JobController(self.store), KubeflowController(self.store))
@@ -386,6 +396,26 @@ class FakeApiServer:
         """A new ``ApiClient`` for this server; close it (or use it as a context manager) when done."""
         return kubernetes.client.ApiClient(self.configuration())
 
+    def write_kubeconfig(self, path: Path, *, namespace: str | None = None) -> Path:
+        """Write a kubeconfig for this server to ``path`` (for code that loads one: a subprocess, a CLI) and return it.
+
+        Plain HTTP and a token the fake never checks.  Clients that read it honour ``HTTP(S)_PROXY``/``NO_PROXY``
+        from their environment, unlike ``configuration()``: give such a subprocess ``NO_PROXY=*`` (or 127.0.0.1).
+        """
+        context: dict[str, str] = {"cluster": "odin-fake", "user": "odin-fake"}
+        if namespace is not None:
+            context["namespace"] = namespace
+        config = {
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": [{"name": "odin-fake", "cluster": {"server": self.url}}],
+            "users": [{"name": "odin-fake", "user": {"token": "not-checked"}}],
+            "contexts": [{"name": "odin-fake", "context": context}],
+            "current-context": "odin-fake",
+        }
+        path.write_text(json.dumps(config, indent=2) + "\n")  # JSON is YAML: any kubeconfig loader reads it
+        return path
+
     # --------------------------------------------------------------------------------------------- test hooks
     def register_kind(self, kind: ResourceKind) -> ResourceKind:
         """Serve another resource kind (e.g. ``custom_kind("ray.io", "v1", "rayjobs", "RayJob")``)."""
@@ -396,6 +426,26 @@ class FakeApiServer:
         self, group: str, version: str, plural: str, kind: str, *, namespaced: bool = True, status: bool = True
     ) -> ResourceKind:
         return self.register_kind(custom_kind(group, version, plural, kind, namespaced=namespaced, status=status))
+
+    def register_crd(self, crd: Mapping[str, Any] | Path) -> list[ResourceKind]:
+        """Serve the kinds of a CustomResourceDefinition (a parsed CRD, or its YAML file), each version validated
+        against its ``openAPIV3Schema`` as a real apiserver does (``fake_schema``); returns the kinds registered."""
+        document: Mapping[str, Any] = yaml.safe_load(crd.read_text()) if isinstance(crd, Path) else crd
+        spec = document["spec"]
+        names = spec["names"]
+        registered = []
+        for (api_version, _), schema in crd_versions(document).items():
+            version = api_version.partition("/")[2]
+            served: Mapping[str, Any] = next((v for v in spec.get("versions") or [] if v.get("name") == version), {})
+            status = "status" in (served.get("subresources") or spec.get("subresources") or {})
+            kind = custom_kind(
+                spec["group"], version, names["plural"], names["kind"],
+                namespaced=spec.get("scope", "Namespaced") == "Namespaced", status=status,
+                short_names=tuple(names.get("shortNames") or ()),
+            )  # fmt: skip
+            self.store.register(kind, schema)
+            registered.append(kind)
+        return registered
 
     def kind(self, group: str, version: str, plural: str) -> ResourceKind:
         found = self.store.kind_for(group, version, plural)
@@ -647,6 +697,45 @@ class FakeApiServer:
         finally:
             responder.record(responder.status if responder.started else 0)
 
+    def _check_version_match(self, query: Mapping[str, str]) -> None:
+        """``resourceVersionMatch`` on a list, answered as kube-apiserver v1.36 does where the fake can tell.
+
+        ``NotOlderThan``/``Exact`` with a version older than the retained history: 410 ``Expired``; a version the
+        server has not reached: 504 ``Too large resource version``.  Within the history the fake serves the latest
+        state for both (a real server serves ``Exact`` at that version).
+        """
+        match = query.get("resourceVersionMatch")
+        if not match:
+            return
+        rv_text = query.get("resourceVersion") or ""
+        if match not in ("NotOlderThan", "Exact"):
+            raise ApiError(
+                422,
+                f'resourceVersionMatch: Unsupported value: "{match}": supported values: "Exact", "NotOlderThan"',
+                reason="Invalid",
+            )
+        if not rv_text:
+            raise ApiError(
+                422, "resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden unless resourceVersion "
+                "is provided", reason="Invalid",
+            )  # fmt: skip
+        try:
+            wanted = int(rv_text)
+        except ValueError:
+            raise bad_request(f'invalid resource version "{rv_text}"') from None
+        if match == "Exact" and wanted == 0:
+            message = 'resourceVersionMatch: Forbidden: resourceVersionMatch "exact" is forbidden for resourceVersion '
+            message += '"0"'
+            raise ApiError(422, message, reason="Invalid")
+        if 0 < wanted < self.store.compacted_rv:
+            raise expired(f"too old resource version: {wanted} ({self.store.compacted_rv + 1})")
+        if wanted > self.store.rv:
+            raise ApiError(
+                504, f"Too large resource version: {wanted}, current: {self.store.rv}", reason="Timeout",
+                details={"causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}],
+                         "retryAfterSeconds": 1},
+            )  # fmt: skip
+
     def _dispatch(self, info: RequestInfo, route: _Route, body: bytes, responder: _Responder) -> None:
         if route.discovery == ("health",):
             responder.send(200, b"ok", "text/plain")
@@ -659,6 +748,13 @@ class FakeApiServer:
         store, query, ns, name, sub = self.store, info.query, route.namespace, route.name, route.subresource
         dry_run = "dryRun" in query
         verb = info.verb
+        warnings: list[str] = []
+        field_validation = query.get("fieldValidation") or None
+        if field_validation not in (None, "Ignore", "Warn", "Strict"):
+            raise bad_request(
+                f'fieldValidation "{field_validation}" is invalid: must be one of "Ignore", "Warn", "Strict"'
+            )
+        checks: dict[str, Any] = {"field_validation": field_validation, "warnings": warnings}
         if sub == "log" and verb == "get":
             assert name is not None and ns is not None
             self._serve_log(ns, name, query, responder)
@@ -670,6 +766,7 @@ class FakeApiServer:
             labels = LabelSelector.parse(query.get("labelSelector"))
             fields = FieldSelector.parse(query.get("fieldSelector"), kind.all_field_labels)
             limit = int(query["limit"]) if query.get("limit") else None
+            self._check_version_match(query)
             page = store.list_objects(
                 kind, ns, labels, fields, limit=limit, continue_token=query.get("continue") or None
             )
@@ -697,10 +794,12 @@ class FakeApiServer:
             elif sub is not None or name is not None:
                 raise ApiError(405, "the server does not allow this method on the requested resource")
             else:
-                responder.send_json(201, store.create(kind, ns, document, dry_run=dry_run))
+                obj = store.create(kind, ns, document, dry_run=dry_run, **checks)
+                responder.send_json(201, obj, _warning_headers(warnings))
         elif verb == "update":
             assert name is not None
-            responder.send_json(200, store.update(kind, ns, name, _json_body(body), subresource=sub, dry_run=dry_run))
+            obj = store.update(kind, ns, name, _json_body(body), subresource=sub, dry_run=dry_run, **checks)
+            responder.send_json(200, obj, _warning_headers(warnings))
         elif verb == "patch":
             assert name is not None
             obj, created = store.patch(
@@ -712,8 +811,9 @@ class FakeApiServer:
                 subresource=sub,
                 field_manager=query.get("fieldManager"),
                 dry_run=dry_run,
+                **checks,
             )
-            responder.send_json(201 if created else 200, obj)
+            responder.send_json(201 if created else 200, obj, _warning_headers(warnings))
         elif verb in ("delete", "deletecollection"):
             options = _json_body(body) if body else {}
             if not isinstance(options, dict):
@@ -1026,6 +1126,18 @@ class FakeApiServer:
                 )
         group_version = f"{group}/{version}" if group else version
         return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": resources}
+
+
+def _warning_headers(warnings: list[str]) -> dict[str, str]:
+    """RFC 7234 ``Warning`` values (code 299), comma-joined, as the apiserver sends them."""
+    if not warnings:
+        return {}
+    return {"Warning": ", ".join("299 - " + json.dumps(w) for w in warnings)}
+
+
+def _packaged_crd_schema(kind: ResourceKind) -> Mapping[str, Any] | None:
+    """The schema of ``kind`` among the CRDs shipped in ``crds/`` (the Kubeflow and Trainer kinds), or None."""
+    return structural_schemas().get((kind.api_version, kind.kind))
 
 
 def _json_body(body: bytes) -> Any:

@@ -8,8 +8,9 @@ generic while still answering the way the real one does for the kinds Odin uses,
 (``FakeApiServer.register_kind(custom_kind(...))``).
 
 Validation is deliberately limited to what catches real executor bugs cheaply: DNS-1123 object names, label keys and
-values (e.g. a 64-character ``job-name`` label), and a few pod/job spec rules (see ``fake_store``).  There is no
-admission chain, no OpenAPI schema validation and no defaulting beyond the handful of fields listed in ``fake_store``.
+values (e.g. a 64-character ``job-name`` label), and a few pod/job spec rules (see ``fake_store``); custom objects
+are checked against their CRD's schema (``fake_schema``).  Admission is limited to ServiceAccounts and object-count
+quotas, and there is no defaulting beyond the handful of fields listed in ``fake_store``.
 """
 
 from __future__ import annotations
@@ -209,6 +210,16 @@ NAMESPACES = ResourceKind(
 SERVICEACCOUNTS = ResourceKind(
     "", "v1", "serviceaccounts", "ServiceAccount", short_names=("sa",), has_generation=False, return_deleted_object=True
 )
+RESOURCEQUOTAS = ResourceKind(
+    "",
+    "v1",
+    "resourcequotas",
+    "ResourceQuota",
+    subresources=frozenset({"status"}),
+    short_names=("quota",),
+    has_generation=False,
+    return_deleted_object=True,
+)
 JOBS = ResourceKind(
     "batch",
     "v1",
@@ -245,6 +256,7 @@ BUILTIN_KINDS: tuple[ResourceKind, ...] = (
     SERVICES,
     NAMESPACES,
     SERVICEACCOUNTS,
+    RESOURCEQUOTAS,
     JOBS,
     LEASES,
     PYTORCHJOBS,

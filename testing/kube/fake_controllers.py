@@ -13,8 +13,9 @@ Job controller -- simulated: pod creation from ``spec.template`` (``<job>-xxxxx`
 Indexed jobs, labelled ``job-name``, ``batch.kubernetes.io/job-name``, ``controller-uid``,
 ``batch.kubernetes.io/controller-uid`` and owned by the Job), ``parallelism``/``completions``, replacement of failed
 or deleted pods until ``backoffLimit`` is exceeded, ``suspend``, status ``active``/``ready``/``succeeded``/``failed``/
-``startTime``/``completionTime``/``completedIndexes`` and the conditions ``SuccessCriteriaMet`` + ``Complete`` and
-``FailureTarget`` + ``Failed`` (reason ``BackoffLimitExceeded``), plus the ``SuccessfulCreate``/``Completed``/
+``startTime``/``completionTime``/``completedIndexes`` and the conditions ``SuccessCriteriaMet`` then ``Complete`` and
+``FailureTarget`` then ``Failed`` (reason ``BackoffLimitExceeded``; each pair in two status updates, as the real
+controller writes them), plus the ``SuccessfulCreate``/``Completed``/
 ``BackoffLimitExceeded`` events.  Not simulated: ``activeDeadlineSeconds`` (use ``Kubelet.job_fail(reason=
 "DeadlineExceeded")``), ``podFailurePolicy``, ``successPolicy``, ``backoffLimitPerIndex``, ``ttlSecondsAfterFinished``,
 the ``batch.kubernetes.io/job-tracking`` finalizer and exponential back-off between retries.
@@ -36,8 +37,8 @@ import copy
 from collections.abc import Mapping
 from typing import Any
 
-from tests.kube.fake_resources import EVENTS, JOBS, PODS, ResourceKind
-from tests.kube.fake_shapes import (
+from odin.testing.kube.fake_resources import EVENTS, JOBS, PODS, ResourceKind
+from odin.testing.kube.fake_shapes import (
     KUBEFLOW_PRIMARY_REPLICAS,
     KUBEFLOW_REPLICA_FIELDS,
     condition_true,
@@ -47,7 +48,7 @@ from tests.kube.fake_shapes import (
     set_job_condition,
     set_kubeflow_condition,
 )
-from tests.kube.fake_store import (
+from odin.testing.kube.fake_store import (
     TERMINAL_POD_PHASES,
     ApiError,
     JsonObj,
@@ -195,18 +196,29 @@ class JobController:
                     self._remove_pod(pod)
                 active = []
                 message = "Job has reached the specified backoff limit"
-                for cond_type in ("FailureTarget", "Failed"):
-                    conditions = set_job_condition(conditions, cond_type, "True", "BackoffLimitExceeded", message, now)
-                _emit(store, job, "BackoffLimitExceeded", message, "job-controller", warning=True)
+                # Two writes, as the real controller makes: the target condition, then (on the sync that write
+                # triggers) the final one -- a watcher sees FailureTarget alone first.
+                if not condition_true(job, "FailureTarget"):
+                    conditions = set_job_condition(
+                        conditions, "FailureTarget", "True", "BackoffLimitExceeded", message, now
+                    )
+                else:
+                    conditions = set_job_condition(conditions, "Failed", "True", "BackoffLimitExceeded", message, now)
+                    _emit(store, job, "BackoffLimitExceeded", message, "job-controller", warning=True)
             elif succeeded >= target:
                 for pod in active:
                     self._remove_pod(pod)
                 active = []
                 message = "Reached expected number of succeeded pods"
-                for cond_type in ("SuccessCriteriaMet", "Complete"):
-                    conditions = set_job_condition(conditions, cond_type, "True", "CompletionsReached", message, now)
-                status["completionTime"] = now
-                _emit(store, job, "Completed", "Job completed", "job-controller", warning=False)
+                # SuccessCriteriaMet, then Complete in a separate update (about 5 ms apart on kube-apiserver v1.36).
+                if not condition_true(job, "SuccessCriteriaMet"):
+                    conditions = set_job_condition(
+                        conditions, "SuccessCriteriaMet", "True", "CompletionsReached", message, now
+                    )
+                else:
+                    conditions = set_job_condition(conditions, "Complete", "True", "CompletionsReached", message, now)
+                    status["completionTime"] = now
+                    _emit(store, job, "Completed", "Job completed", "job-controller", warning=False)
             else:
                 wanted = min(parallelism, target - succeeded) - len(active)
                 busy = {index_of.get(p["metadata"]["uid"]) for p in active} | succeeded_indexes

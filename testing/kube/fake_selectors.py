@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from tests.kube.fake_resources import validate_label_key, validate_label_value
+from odin.testing.kube.fake_resources import validate_label_key, validate_label_value
 
 
 class SelectorError(ValueError):

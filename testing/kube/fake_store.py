@@ -12,7 +12,8 @@ What it models, and how faithfully:
   409 AlreadyExists / Conflict, 422 Invalid, 400 BadRequest, 415 for strategic merge on custom resources);
 * server-set metadata: ``uid``, ``creationTimestamp``, ``resourceVersion``, ``generation`` (bumped when anything but
   metadata/status changes), ``generateName``; a no-op update keeps the resourceVersion and emits no watch event;
-* ``/status`` subresources: writes to the main resource keep the old status, writes to ``/status`` change only status;
+* ``/status`` subresources: writes to the main resource keep the old status; writes to ``/status`` change only status
+  for custom resources, and status plus metadata (not ``ownerReferences``/``deletionTimestamp``) for pods and Jobs;
 * finalizers and ``deletionTimestamp`` (an object with finalizers is only marked, and disappears when its last
   finalizer is removed), ``propagationPolicy`` ``Background``/``Foreground``/``Orphan`` with ownerReference garbage
   collection across all kinds, and the per-kind default (``Orphan`` for ``batch/v1`` Jobs);
@@ -23,13 +24,19 @@ What it models, and how faithfully:
   (``limit``/``continue`` pages come from a snapshot, which expires with compaction like etcd's);
 * a few validations that catch real executor bugs: DNS-1123 names, label keys/values (so a 64-character
   ``job-name`` label fails as it would on a cluster), pod containers/images/restartPolicy, Job template restartPolicy,
-  pod spec and Job template immutability, and the kubelet's "no transition out of a terminal pod phase".
+  pod spec and Job template immutability.  Like a real apiserver, ``pods/status`` accepts any phase transition (the
+  rule that a terminal phase is final is the kubelet's, not the apiserver's).
 
-What it does not model: admission (quota, LimitRange, PSA, webhooks), OpenAPI schema validation and pruning,
-server-side apply field ownership (apply is a merge patch that can create), ``managedFields``, graceful pod deletion
-(a pod without finalizers is removed at once, as an unscheduled pod is on a real cluster), asynchronous garbage
-collection (dependents are deleted in the same request), and ``resourceVersionMatch`` (lists always serve the latest
-state).
+Admission, as on a real cluster: a pod naming a missing ServiceAccount gets 403, and so does an object past a
+ResourceQuota's object count (``exceeded quota``).
+
+What it does not model: other admission (LimitRange, PSA, webhooks, CPU/memory quotas), OpenAPI schema validation of
+built-in kinds (custom objects are checked against their CRD: ``fake_schema``), server-side apply field ownership
+(apply is a merge patch that can create), ``managedFields``, graceful pod deletion (a pod without finalizers is
+marked with a ``deletionTimestamp`` and grace 0 -- one MODIFIED event -- then removed at once, as an unscheduled pod
+is on a real cluster), asynchronous garbage collection (dependents are deleted in the same request), and historical
+lists (a list at an older, retained ``resourceVersionMatch`` version serves the latest state; see
+``fake_apiserver``).
 """
 
 from __future__ import annotations
@@ -48,13 +55,15 @@ from typing import Any
 
 import yaml
 
-from tests.kube.fake_faults import reason_for
-from tests.kube.fake_patch import PatchError, json_patch, merge_patch, strategic_merge_patch
-from tests.kube.fake_resources import (
+from odin.testing.kube import fake_schema
+from odin.testing.kube.fake_faults import reason_for
+from odin.testing.kube.fake_patch import PatchError, json_patch, merge_patch, strategic_merge_patch
+from odin.testing.kube.fake_resources import (
     CONFIGMAPS,
     JOBS,
     NAMESPACES,
     PODS,
+    RESOURCEQUOTAS,
     SECRETS,
     SERVICEACCOUNTS,
     SERVICES,
@@ -64,11 +73,13 @@ from tests.kube.fake_resources import (
     validate_label_value,
     validate_object_name,
 )
-from tests.kube.fake_selectors import FieldSelector, LabelSelector
+from odin.testing.kube.fake_selectors import FieldSelector, LabelSelector
 
 JsonObj = dict[str, Any]
 
 TERMINAL_POD_PHASES = frozenset({"Succeeded", "Failed"})
+# Object-count quota names that predate `count/<resource>` (ResourceQuota `spec.hard`).
+_LEGACY_QUOTA_NAMES = frozenset({"pods", "configmaps", "secrets", "services", "persistentvolumeclaims"})
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # the apiserver's alphabet: no vowels, no look-alikes
 _SNAPSHOT_LIMIT = 256
 
@@ -84,7 +95,7 @@ def now_rfc3339_nano() -> str:
 
 
 def random_suffix(length: int = 5) -> str:
-    return "".join(random.choice(_GENERATE_ALPHABET) for _ in range(length))
+    return "".join(random.choice(_GENERATE_ALPHABET) for _ in range(length))  # noqa: S311 (names, not secrets)
 
 
 class ApiError(Exception):
@@ -254,6 +265,9 @@ class Store:
         self.lock = threading.RLock()
         self.changed = threading.Condition(self.lock)
         self.kinds: dict[tuple[str, str, str], ResourceKind] = {}
+        # CRD schemas by kind; `schema_loader` finds one for a kind on first use (None: the kind is not checked).
+        self.schemas: dict[tuple[str, str, str], Mapping[str, Any] | None] = {}
+        self.schema_loader: Callable[[ResourceKind], Mapping[str, Any] | None] | None = None
         self._objects: dict[tuple[str, str, str], dict[tuple[str, str], JsonObj]] = {}
         self.rv = 0
         self.compacted_rv = 0
@@ -270,10 +284,13 @@ class Store:
         self._cluster_ip = 10
 
     # ------------------------------------------------------------------------------------------------------ kinds
-    def register(self, kind: ResourceKind) -> None:
+    def register(self, kind: ResourceKind, schema: Mapping[str, Any] | None = None) -> None:
+        """Serve ``kind``; a custom kind with its CRD's ``openAPIV3Schema`` gets its objects pruned and validated."""
         with self.lock:
             self.kinds[kind.key] = kind
             self._objects.setdefault(kind.key, {})
+            if schema is not None:
+                self.schemas[kind.key] = schema
 
     def kind_for(self, group: str, version: str, plural: str) -> ResourceKind | None:
         return self.kinds.get((group, version, plural))
@@ -406,7 +423,15 @@ class Store:
             self.changed.notify_all()
 
     def create(
-        self, kind: ResourceKind, namespace: str | None, body: Any, *, dry_run: bool = False, name: str | None = None
+        self,
+        kind: ResourceKind,
+        namespace: str | None,
+        body: Any,
+        *,
+        dry_run: bool = False,
+        name: str | None = None,
+        field_validation: str | None = None,
+        warnings: list[str] | None = None,
     ) -> JsonObj:
         with self.lock:
             if not isinstance(body, dict):
@@ -457,6 +482,8 @@ class Store:
             causes += self._prepare_create(kind, obj)
             if causes:
                 raise invalid(kind, name, causes)
+            self._check_schema(kind, obj, field_validation, warnings)
+            self._admit(kind, obj)
             if dry_run:
                 return obj
             stored = self._put(kind, obj, "ADDED", None)
@@ -497,6 +524,8 @@ class Store:
         *,
         subresource: str | None = None,
         dry_run: bool = False,
+        field_validation: str | None = None,
+        warnings: list[str] | None = None,
     ) -> JsonObj:
         with self.lock:
             old = self.get(kind, namespace, name)
@@ -516,7 +545,10 @@ class Store:
             sent_rv = meta.get("resourceVersion")
             if sent_rv not in (None, "") and str(sent_rv) != _meta(old)["resourceVersion"]:
                 raise conflict(kind, name)
-            return self._apply_write(kind, old, new, subresource=subresource, dry_run=dry_run)
+            return self._apply_write(
+                kind, old, new, subresource=subresource, dry_run=dry_run, field_validation=field_validation,
+                warnings=warnings,
+            )  # fmt: skip
 
     def patch(
         self,
@@ -529,6 +561,8 @@ class Store:
         subresource: str | None = None,
         field_manager: str | None = None,
         dry_run: bool = False,
+        field_validation: str | None = None,
+        warnings: list[str] | None = None,
     ) -> tuple[JsonObj, bool]:
         """Apply a PATCH; returns ``(object, created)`` (``created`` only for server-side apply)."""
         media = content_type.split(";", maxsplit=1)[0].strip().lower()
@@ -543,7 +577,11 @@ class Store:
                 if self.get_or_none(kind, namespace, name) is None:
                     if subresource:
                         raise not_found(kind, name)
-                    return self.create(kind, namespace, doc, dry_run=dry_run, name=name), True
+                    created = self.create(
+                        kind, namespace, doc, dry_run=dry_run, name=name, field_validation=field_validation,
+                        warnings=warnings,
+                    )  # fmt: skip
+                    return created, True
                 media = "application/merge-patch+json"
                 raw_body = json.dumps(doc).encode()
             old = self.get(kind, namespace, name)
@@ -587,19 +625,26 @@ class Store:
             if kind.namespaced:
                 patched_meta["namespace"] = namespace
             patched["apiVersion"], patched["kind"] = kind.api_version, kind.kind
-            return self._apply_write(kind, old, patched, subresource=subresource, dry_run=dry_run), False
+            written = self._apply_write(
+                kind, old, patched, subresource=subresource, dry_run=dry_run, field_validation=field_validation,
+                warnings=warnings,
+            )  # fmt: skip
+            return written, False
 
     def _apply_write(
-        self, kind: ResourceKind, old: JsonObj, new: JsonObj, *, subresource: str | None, dry_run: bool
+        self,
+        kind: ResourceKind,
+        old: JsonObj,
+        new: JsonObj,
+        *,
+        subresource: str | None,
+        dry_run: bool,
+        field_validation: str | None = None,
+        warnings: list[str] | None = None,
     ) -> JsonObj:
         old_meta = _meta(old)
         if subresource == "status":
-            status = new.get("status")
-            new = copy.deepcopy(old)
-            if status is None:
-                new.pop("status", None)
-            else:
-                new["status"] = status
+            new = _status_write(kind, old, new)
         elif subresource is not None:
             raise ApiError(405, f"{subresource} does not support this method", reason="MethodNotAllowed")
         elif "status" in kind.subresources:
@@ -638,6 +683,7 @@ class Store:
         causes = _validate_metadata(meta) + self._validate_update(kind, old, new, subresource)
         if causes:
             raise invalid(kind, old_meta["name"], causes)
+        self._check_schema(kind, new, field_validation, warnings)
         if new == old:
             return old  # no-op: same resourceVersion, no watch event (as the apiserver does)
         if dry_run:
@@ -709,6 +755,10 @@ class Store:
             if meta.get("finalizers"):
                 self._deferred_policy[meta["uid"]] = policy
                 return self._mark_deleting(kind, old), 200
+            if kind.key == PODS.key:
+                # A pod is first marked (deletionTimestamp, grace 0: nothing runs it) and then removed, so watchers
+                # see MODIFIED then DELETED, as kube-apiserver v1.36 was seen to send (issue 14).
+                old = self._mark_deleting(kind, old)
             removed = self._remove(kind, old, policy)
             if kind.return_deleted_object:
                 return removed, 200
@@ -852,6 +902,83 @@ class Store:
             self.changed.notify_all()
 
     # --------------------------------------------------------------------------------------- per-kind semantics
+    def _check_schema(
+        self, kind: ResourceKind, obj: JsonObj, field_validation: str | None, warnings: list[str] | None
+    ) -> None:
+        """Prune and validate a custom object against its CRD's schema, as the apiserver does (``fake_schema``)."""
+        if not kind.custom:
+            return
+        if kind.key not in self.schemas:
+            self.schemas[kind.key] = self.schema_loader(kind) if self.schema_loader is not None else None
+        schema = self.schemas[kind.key]
+        if schema is None:
+            return
+        try:
+            found = fake_schema.check(schema, obj, field_validation)
+        except fake_schema.SchemaProblem as problem:
+            if problem.unknown:
+                fields = ", ".join(f'unknown field "{u}"' for u in problem.unknown)
+                raise bad_request(
+                    f'{kind.kind} in version "{kind.version}" cannot be handled as a {kind.kind}: strict decoding '
+                    f"error: {fields}"
+                ) from None
+            raise invalid(kind, _meta(obj).get("name", ""), [Cause(*c) for c in problem.causes]) from None
+        if warnings is not None:
+            warnings.extend(found)
+
+    def _admit(self, kind: ResourceKind, obj: JsonObj) -> None:
+        """The admission a stock apiserver applies to a create, with its answers (seen on kube-apiserver v1.36).
+
+        ResourceQuota: an object that would take a namespace's count past a quota's ``hard`` limit (``pods``,
+        ``configmaps``, ``secrets``, ``services``, ``persistentvolumeclaims``, ``count/<resource>[.<group>]``) is
+        refused with 403 ``exceeded quota``; pods in a terminal phase do not count.  ServiceAccount: a pod naming a
+        ServiceAccount that does not exist in its namespace is refused with 403.
+        """
+        if not kind.namespaced or kind.key == RESOURCEQUOTAS.key:
+            return
+        meta = obj["metadata"]
+        namespace, name = meta["namespace"], meta["name"]
+        self._admit_quota(kind, namespace, name)
+        if kind.key != PODS.key:
+            return
+        account = obj["spec"]["serviceAccountName"]
+        if self.get_or_none(SERVICEACCOUNTS, namespace, account) is None:
+            raise ApiError(
+                403,
+                f'pods "{name}" is forbidden: error looking up service account {namespace}/{account}: '
+                f'serviceaccount "{account}" not found',
+                reason="Forbidden",
+                details={"name": name, "kind": "pods"},
+            )
+
+    def _admit_quota(self, kind: ResourceKind, namespace: str, name: str) -> None:
+        names = {f"count/{kind.plural}.{kind.group}" if kind.group else f"count/{kind.plural}"}
+        if not kind.group and kind.plural in _LEGACY_QUOTA_NAMES:
+            names.add(kind.plural)
+        for quota in self._objects[RESOURCEQUOTAS.key].values():
+            if _meta(quota).get("namespace") != namespace:
+                continue
+            hard = (quota.get("spec") or {}).get("hard") or {}
+            for resource in sorted(names & set(hard)):
+                try:
+                    limit = int(str(hard[resource]))
+                except ValueError:
+                    continue  # a quantity like "1k": not modelled
+                used = sum(
+                    1
+                    for obj in self._objects[kind.key].values()
+                    if _meta(obj).get("namespace") == namespace
+                    and not (kind.key == PODS.key and (obj.get("status") or {}).get("phase") in TERMINAL_POD_PHASES)
+                )
+                if used + 1 > limit:
+                    raise ApiError(
+                        403,
+                        f'{kind.plural} "{name}" is forbidden: exceeded quota: {_meta(quota)["name"]}, requested: '
+                        f"{resource}=1, used: {resource}={used}, limited: {resource}={hard[resource]}",
+                        reason="Forbidden",
+                        details={"name": name, "kind": kind.plural},
+                    )
+
     def _prepare_create(self, kind: ResourceKind, obj: JsonObj) -> list[Cause]:
         if kind.key == PODS.key:
             spec = obj.get("spec")
@@ -949,17 +1076,7 @@ class Store:
     def _validate_update(self, kind: ResourceKind, old: JsonObj, new: JsonObj, subresource: str | None) -> list[Cause]:
         if kind.key == PODS.key:
             if subresource == "status":
-                old_phase = (old.get("status") or {}).get("phase")
-                new_phase = (new.get("status") or {}).get("phase")
-                if old_phase in TERMINAL_POD_PHASES and new_phase != old_phase:
-                    return [
-                        Cause(
-                            "status.phase",
-                            "FieldValueForbidden",
-                            f"Forbidden: cannot transition from terminal phase {old_phase} to {new_phase}",
-                        )
-                    ]
-                return []
+                return []  # any phase transition, even out of Succeeded: a real apiserver accepts it (issue 14)
             if _mutable_pod_spec(old.get("spec")) != _mutable_pod_spec(new.get("spec")):
                 return [
                     Cause(
@@ -977,6 +1094,31 @@ class Store:
                 if old_spec.get(field) != new_spec.get(field):
                     return [_invalid_value(f"spec.{field}", new_spec.get(field), "field is immutable")]
         return []
+
+
+def _status_write(kind: ResourceKind, old: JsonObj, new: JsonObj) -> JsonObj:
+    """What a write to ``/status`` keeps of ``new``.
+
+    Custom resources: only ``status`` (the CRD status subresource ignores everything else).  Built-in kinds (pods,
+    Jobs): their status strategies reset only the spec, ``deletionTimestamp`` and ``ownerReferences``; other metadata
+    changes, such as labels, are kept -- as kube-apiserver v1.36 was seen to do (issue 14).
+    """
+    status = new.get("status")
+    if kind.custom:
+        kept = copy.deepcopy(old)
+    else:
+        kept = {k: copy.deepcopy(v) for k, v in old.items() if k not in ("metadata", "status")}
+        meta = copy.deepcopy(new.get("metadata") or {})
+        for reset in ("deletionTimestamp", "ownerReferences"):
+            meta.pop(reset, None)
+            if reset in old["metadata"]:
+                meta[reset] = copy.deepcopy(old["metadata"][reset])
+        kept["metadata"] = meta
+    if status is None:
+        kept.pop("status", None)
+    else:
+        kept["status"] = status
+    return kept
 
 
 def _spec_part(obj: Mapping[str, Any]) -> JsonObj:

@@ -1,38 +1,40 @@
-"""Pytest fixtures for Kubernetes tests: the in-repo fake API server by default, a real cluster on request.
+"""A Kubernetes test environment: the fake API server by default, a real cluster on request.
 
-Why one fixture for both: executor tests should prove behaviour against a real apiserver now and then, without a
-second copy of the test.  ``kube`` yields a ``KubeEnv`` whose ``api_client`` points at a fresh ``FakeApiServer``, or,
-when ``ODIN_TEST_KUBECONFIG`` names a kubeconfig, at that cluster (``kubernetes.config.new_client_from_config``).
-Either way each test gets its own namespace, created through the API (and, on a real cluster, deleted afterwards),
-and a ``Kubelet`` that drives pods through the API only.  ``fake`` is the server object, or ``None`` on a real
-cluster: tests that need fault injection call ``kube.require_fake()``, which skips with a clear reason there.
+Why one environment for both: executor tests should prove behaviour against a real apiserver now and then, without a
+second copy of the test.  ``kube_environment()`` yields a ``KubeEnv`` whose ``api_client`` points at a fresh
+``FakeApiServer``, or, when ``ODIN_TEST_KUBECONFIG`` names a kubeconfig, at that cluster
+(``kubernetes.config.new_client_from_config``).  Either way each test gets its own namespace, created through the API
+(and, on a real cluster, deleted afterwards), a kubeconfig file for code that loads one (a subprocess, a CLI), and a
+``Kubelet`` that drives pods through the API only.  ``fake`` is the server object, or ``None`` on a real cluster:
+tests that need fault injection call ``kube.require_fake()``, which skips with a clear reason there.
 
 Pods a test creates should carry ``schedulerName: kube.scheduler_name`` (``kube.pod_manifest`` does it): on a real
 cluster no scheduler serves that name, so no real kubelet ever runs them and the fake kubelet's status patches stick.
 The fake does not schedule at all, so the same manifest works there.
 
-Use from a test module (``tests/kube/conftest.py`` re-exports these for the whole ``tests/kube`` package)::
+The pytest plugin (``odin.testing.kube.pytest_plugin``, installed with Odin) gives it as the ``kube_api`` fixture::
 
-    def test_something(kube: KubeEnv) -> None:
-        pod = kube.core.create_namespaced_pod(kube.namespace, kube.pod_manifest("p"))
-        kube.kubelet.succeed(pod)
+    def test_something(kube_api: KubeEnv) -> None:
+        pod = kube_api.core.create_namespaced_pod(kube_api.namespace, kube_api.pod_manifest("p"))
+        kube_api.kubelet.succeed(pod)
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import kubernetes.client
 import kubernetes.config
-import pytest
 from kubernetes.client.exceptions import ApiException
 
-from tests.kube.fake_apiserver import FakeApiServer
-from tests.kube.kubelet import Kubelet, wait_for
+from odin.testing.kube.fake_apiserver import FakeApiServer
+from odin.testing.kube.kubelet import Kubelet, wait_for
 
 KUBECONFIG_ENV = "ODIN_TEST_KUBECONFIG"
 UNSERVED_SCHEDULER = "odin-test-no-scheduler"
@@ -41,12 +43,17 @@ TEST_NAMESPACE_LABEL = "odin.io/test-namespace"
 
 @dataclass
 class KubeEnv:
-    """What a Kubernetes test gets: a client, its own namespace, the fake kubelet, and the fake (or ``None``)."""
+    """What a Kubernetes test gets: a client, its own namespace, the fake kubelet, and the fake (or ``None``).
+
+    ``kubeconfig`` is a kubeconfig file for the same cluster, for code that loads one rather than taking a client: on
+    the fake, a file whose current context names ``namespace``; on a real cluster, ``ODIN_TEST_KUBECONFIG`` itself.
+    """
 
     api_client: kubernetes.client.ApiClient
     namespace: str
     kubelet: Kubelet
     fake: FakeApiServer | None
+    kubeconfig: Path
     scheduler_name: str = UNSERVED_SCHEDULER
 
     @property
@@ -79,6 +86,8 @@ class KubeEnv:
     def require_fake(self, why: str = "needs fault injection or other fake-only hooks") -> FakeApiServer:
         """The fake server, or skip the test on a real cluster."""
         if self.fake is None:
+            import pytest  # only here: the environment itself also serves scripts without pytest
+
             pytest.skip(f"{why}; not available on a real cluster ({KUBECONFIG_ENV} is set)")
         return self.fake
 
@@ -159,15 +168,16 @@ def _create_namespace(api_client: kubernetes.client.ApiClient) -> str:
 
 
 @contextlib.contextmanager
-def kube_environment(**fake_options: Any) -> Iterator[KubeEnv]:
-    """The ``kube`` fixture's body, usable outside pytest.  ``fake_options`` go to ``FakeApiServer``."""
+def kube_environment(*, kubeconfig_dir: Path | None = None, **fake_options: Any) -> Iterator[KubeEnv]:
+    """The ``kube_api`` fixture's body, usable outside pytest.  ``fake_options`` go to ``FakeApiServer``; the fake's
+    kubeconfig is written in ``kubeconfig_dir`` (a temporary directory, removed afterwards, by default)."""
     kubeconfig = os.environ.get(KUBECONFIG_ENV)
     if kubeconfig:
         api_client = kubernetes.config.new_client_from_config(config_file=kubeconfig)  # type: ignore[no-untyped-call]
         try:
             namespace = _create_namespace(api_client)
             try:
-                yield KubeEnv(api_client, namespace, Kubelet(api_client, namespace), None)
+                yield KubeEnv(api_client, namespace, Kubelet(api_client, namespace), None, Path(kubeconfig))
             finally:
                 with contextlib.suppress(ApiException):
                     core: Any = kubernetes.client.CoreV1Api(api_client)
@@ -175,20 +185,12 @@ def kube_environment(**fake_options: Any) -> Iterator[KubeEnv]:
         finally:
             api_client.close()
         return
-    with FakeApiServer(**fake_options) as fake, fake.api_client() as api_client:
+    with contextlib.ExitStack() as stack:
+        if kubeconfig_dir is None:
+            kubeconfig_dir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="odin-kube-")))
+        fake = stack.enter_context(FakeApiServer(**fake_options))
+        api_client = stack.enter_context(fake.api_client())
         namespace = _create_namespace(api_client)
+        path = fake.write_kubeconfig(kubeconfig_dir / "kubeconfig", namespace=namespace)
         fake.requests.reset()  # count only what the test itself does
-        yield KubeEnv(api_client, namespace, Kubelet(api_client, namespace, fake=fake), fake)
-
-
-@pytest.fixture
-def kube() -> Iterator[KubeEnv]:
-    """A Kubernetes API (fake, or the ``ODIN_TEST_KUBECONFIG`` cluster) with a fresh namespace."""
-    with kube_environment() as env:
-        yield env
-
-
-@pytest.fixture
-def kube_fake(kube: KubeEnv) -> FakeApiServer:
-    """The fake API server behind ``kube``; skips the test on a real cluster."""
-    return kube.require_fake()
+        yield KubeEnv(api_client, namespace, Kubelet(api_client, namespace, fake=fake), fake, path)

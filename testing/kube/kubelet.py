@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import kubernetes.client
 from kubernetes.client.exceptions import ApiException
 
-from tests.kube.fake_shapes import (
+from odin.testing.kube.fake_shapes import (
     KUBEFLOW_REPLICA_FIELDS,
     event_body,
     find_condition,
@@ -51,10 +51,10 @@ from tests.kube.fake_shapes import (
     set_kubeflow_condition,
     set_meta_condition,
 )
-from tests.kube.fake_store import now_rfc3339
+from odin.testing.kube.fake_store import TERMINAL_POD_PHASES, now_rfc3339
 
 if TYPE_CHECKING:
-    from tests.kube.fake_apiserver import FakeApiServer
+    from odin.testing.kube.fake_apiserver import FakeApiServer
 
 T = TypeVar("T")
 JsonObj = dict[str, Any]
@@ -291,8 +291,15 @@ class Kubelet:
         return self._patch_pod_status(data, status)
 
     def start(self, pod: Ref) -> Any:
-        """Containers running and ready; pod ``Running`` with an IP (schedules first if needed)."""
+        """Containers running and ready; pod ``Running`` with an IP (schedules first if needed).
+
+        Raises ``ValueError`` for a pod in a terminal phase: a kubelet never restarts one (the apiserver would accept
+        the status write, so the rule lives here, as it does on a real node).
+        """
         data = self.read_pod(pod)
+        phase = (data.get("status") or {}).get("phase")
+        if phase in TERMINAL_POD_PHASES:
+            raise ValueError(f"pod {data['metadata']['name']} is {phase}: a kubelet never starts a terminal pod again")
         if not self._is_scheduled(data):
             self.schedule(data)
             data = self.read_pod(data)
@@ -774,6 +781,8 @@ class Kubelet:
                 status["completionTime"] = now
             if replica_statuses is not None:
                 status["replicaStatuses"] = dict(replica_statuses)
+            else:
+                status.setdefault("replicaStatuses", {})  # the operator always writes it (some CRDs require it)
             return status
 
         return self.update_custom_status(ref, mutate)

@@ -101,6 +101,18 @@ class Settings(BaseSettings):
     retry_backoff_max: float = Field(default=600.0, ge=0, description="Upper bound of a retry delay, seconds.")
     kill_grace: float = Field(default=10.0, ge=0, description="Seconds between SIGTERM and SIGKILL on cancel/timeout.")
     root_path: Path | None = Field(default=None, description="${ROOT_PATH} for local tasks. Default <data_dir>/root.")
+    validation_workers: int = Field(
+        default=2,
+        ge=0,
+        description="Worker processes validating main.yml files larger than 4 KiB, so a large or hostile file never "
+        "stalls the API or the engine; 0 validates in the calling thread.",
+    )
+    validation_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        description="Seconds one main.yml may take to validate in a worker; past it, the file's one problem is "
+        "'validation took longer than N s'.",
+    )
 
     # -- Kubernetes executor (ODIN_EXECUTOR=kubernetes; docs/kubernetes.md) ---------------------------------------
     kube_in_cluster: bool | None = Field(

@@ -110,8 +110,8 @@ class Settings(BaseSettings):
     validation_timeout: float = Field(
         default=10.0,
         gt=0,
-        description="Seconds one main.yml may take to validate in a worker; past it, the file's one problem is "
-        "'validation took longer than N s'.",
+        description="CPU seconds one main.yml may take to validate in a worker; past it, the file's one problem is "
+        "'validation took longer than N s' (a worker silent for 10x this long is killed and replaced).",
     )
 
     # -- Kubernetes executor (ODIN_EXECUTOR=kubernetes; docs/kubernetes.md) ---------------------------------------

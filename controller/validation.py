@@ -4,8 +4,8 @@ Anyone who can push, or call `POST /v1/validate`, chooses what is validated. Val
 `odin.schema`), but it is pure Python: in a thread it holds the GIL, and four 1 MiB files validated at once would
 stall the API's event loop, the engine and the pollers for as long as they take. So files are validated in a few
 worker processes (started with `spawn`, never `fork`: the server is multi-threaded), each call with a time budget. A
-file that takes longer becomes one problem, "validation took longer than N s", and its worker is killed and replaced;
-nothing waits forever.
+file that takes longer (in CPU time, so a busy machine does not fail good files) becomes one problem, "validation took
+longer than N s"; a worker that stops answering is killed and replaced. Nothing waits forever.
 
 Results are cached by content (`ResultCache`): the git tree id of a pipeline directory says its files are byte for
 byte the same, so browsing pipelines never validates an unchanged one twice. Small files (`INLINE_BYTES`) are
@@ -14,8 +14,11 @@ validated in the calling thread, where they cost less than a round trip to a wor
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import multiprocessing
+import os
+import signal
 import threading
 import time
 from collections import OrderedDict
@@ -41,25 +44,68 @@ class _Request:
     file: str
     default_name: str
     limits: Limits
+    budget: float
+
+
+class _OverBudget(Exception):
+    """Raised in a worker by SIGVTALRM when a validation has used its CPU time."""
+
+
+class _Alarm:
+    """Whether SIGVTALRM may interrupt: only while `load_pipeline` runs, so a late signal cannot hit anything else."""
+
+    armed = False
+
+
+def _on_budget_spent(signum: int, frame: object) -> None:
+    if _Alarm.armed:
+        raise _OverBudget
 
 
 def _serve(conn: Connection) -> None:
-    """A worker process: validate what arrives until the pipe closes (the server exited or dropped this worker)."""
+    """A worker process: validate what arrives until the pipe closes (the server exited or dropped this worker).
+
+    The budget is CPU time (`ITIMER_VIRTUAL`), so a busy machine slows a validation down without failing it; the
+    server kills a worker that does not answer within `WALL_FACTOR` times the budget. Workers run at a lower CPU
+    priority than the server, so on a busy machine the event loop and the engine come first."""
+    with contextlib.suppress(OSError):  # not permitted here: validate at the server's priority
+        os.nice(WORKER_NICENESS)
+    signal.signal(signal.SIGVTALRM, _on_budget_spent)
     conn.send(_READY)  # imports are done: the budget of the first call starts now, not at process start
     while True:
         try:
             request: _Request = conn.recv()
         except (EOFError, OSError):
             return
+        outcome: str | None = None
         try:
+            _Alarm.armed = True
+            signal.setitimer(signal.ITIMER_VIRTUAL, request.budget)
             result = load_pipeline(
                 request.data, file=request.file, default_name=request.default_name, limits=request.limits
             )
+            _Alarm.armed = False
+        except _OverBudget:
+            result, outcome = _too_long(request.file, request.budget), "timeout"
         except Exception as error:  # load_pipeline never raises for bad input; this is a bug, reported as a problem
             result = ValidationResult(None, [Problem(request.file, 1, 1, f"validation failed: {error!r}")])
-        conn.send(result)
+            outcome = "failed"
+        finally:
+            _Alarm.armed = False
+            signal.setitimer(signal.ITIMER_VIRTUAL, 0)
+        conn.send((result, outcome))
 
 
+def _too_long(file: str, budget: float) -> ValidationResult:
+    message = f"validation took longer than {budget:g} s; the file is too large or too complex"
+    return ValidationResult(None, [Problem(file, 1, 1, message)])
+
+
+WALL_FACTOR = 10
+"""A worker that has not answered after this many times the budget in wall-clock time is killed (it is stuck, or the
+machine is so busy that waiting longer helps no one)."""
+WORKER_NICENESS = 10
+"""Added to the workers' nice value: about a tenth of the CPU share of the server's threads when both want it."""
 _READY = "ready"
 _START_TIMEOUT = 60.0
 
@@ -85,13 +131,14 @@ class _Worker:
             self.kill()
             raise WorkerUnavailable(f"a validation worker did not start within {_START_TIMEOUT:g} s")
 
-    def call(self, request: _Request, budget: float) -> ValidationResult | None:
-        """The result, or None when the budget ran out first (the worker must then be killed)."""
+    def call(self, request: _Request) -> tuple[ValidationResult, str | None] | None:
+        """The result and its outcome ("timeout" when the CPU budget ran out), or None when the worker did not answer
+        in time (it must then be killed)."""
         self.conn.send(request)
-        if not self.conn.poll(budget):
+        if not self.conn.poll(request.budget * WALL_FACTOR):
             return None
-        result: ValidationResult = self.conn.recv()
-        return result
+        answer: tuple[ValidationResult, str | None] = self.conn.recv()
+        return answer
 
     def kill(self) -> None:
         self.process.kill()
@@ -125,7 +172,7 @@ class Validator:
         if self.workers <= 0 or len(data) <= INLINE_BYTES:
             result, outcome = load_pipeline(data, file=file, default_name=default_name, limits=limits), None
         else:
-            result, outcome = self._in_worker(_Request(data, file, default_name, limits))
+            result, outcome = self._in_worker(_Request(data, file, default_name, limits, self.budget))
         VALIDATIONS.labels(outcome or ("valid" if result.ok else "invalid")).inc()
         return result
 
@@ -140,25 +187,30 @@ class Validator:
                 return ValidationResult(None, [Problem(file, 1, 1, f"validation failed: {error}")]), "failed"
             started = time.monotonic()
             try:
-                result = worker.call(request, self.budget)
+                answer = worker.call(request)
             except (EOFError, OSError) as error:  # the worker died (killed from outside, out of memory)
                 worker.kill()
                 log.error("validation of %s: its worker process died (%s)", file, error)
                 message = "validation failed: its worker process died"
                 return ValidationResult(None, [Problem(file, 1, 1, message)]), "failed"
-            if result is None:
+            if answer is None:
                 worker.kill()
                 log.warning(
-                    "validation of %s (%d bytes) took longer than %g s; its worker was stopped",
+                    "validation of %s (%d bytes): no answer after %g s; its worker was stopped",
                     file,
                     len(request.data),
-                    self.budget,
+                    request.budget * WALL_FACTOR,
                 )
-                message = f"validation took longer than {self.budget:g} s; the file is too large or too complex"
-                return ValidationResult(None, [Problem(file, 1, 1, message)]), "timeout"
+                return _too_long(file, request.budget), "timeout"
             self._give_back(worker)
-        log.debug("validated %s (%d bytes) in a worker in %.3f s", file, len(request.data), time.monotonic() - started)
-        return result, None
+        result, outcome = answer
+        elapsed = time.monotonic() - started
+        if outcome == "timeout":
+            log.warning(
+                "validation of %s (%d bytes) used its %g s of CPU time", file, len(request.data), request.budget
+            )
+        log.debug("validated %s (%d bytes) in a worker in %.3f s", file, len(request.data), elapsed)
+        return result, outcome
 
     def _take(self) -> _Worker:
         with self._lock:

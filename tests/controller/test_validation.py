@@ -35,16 +35,30 @@ def test_a_large_file_is_validated_in_a_worker_with_the_same_result(validator: V
     assert validator._idle and validator._idle[0].process.pid != os.getpid()  # a worker did it, and is kept
 
 
-def test_a_file_over_budget_is_one_clear_problem_and_the_worker_is_replaced() -> None:
-    v = Validator(workers=1, budget=0.001)  # no 800 kB file validates in a millisecond
+def test_a_file_over_its_cpu_budget_is_one_clear_problem() -> None:
+    v = Validator(workers=1, budget=0.001)  # no 800 kB file validates in a millisecond of CPU time
     try:
         result = v.validate(HOSTILE, file="p/main.yml", default_name="p")
         assert [p.message for p in result.problems] == [
             "validation took longer than 0.001 s; the file is too large or too complex"
         ]
-        assert v._idle == []  # the busy worker was killed, not given back
         v.budget = 60
         assert v.validate(VALID.encode() + b"#" * INLINE_BYTES, file="m", default_name="p").ok
+    finally:
+        v.close()
+
+
+def test_a_worker_that_stops_answering_is_killed_and_replaced() -> None:
+    v = Validator(workers=1, budget=0.2)  # killed after WALL_FACTOR x 0.2 s = 2 s without an answer
+    try:
+        data = VALID.encode() + b"#" * INLINE_BYTES
+        assert v.validate(data, file="m", default_name="p").ok
+        [worker] = v._idle
+        os.kill(worker.process.pid or 0, signal.SIGSTOP)  # alive, but never answers
+        result = v.validate(data, file="m", default_name="p")
+        assert result.problems[0].message.startswith("validation took longer than 0.2 s")
+        assert not worker.process.is_alive() and v._idle == []
+        assert v.validate(data, file="m", default_name="p").ok  # a fresh worker
     finally:
         v.close()
 

@@ -21,6 +21,8 @@ from .variables import PARAMS_PREFIX, unknown_references, unterminated
 SINGLE_WORKER_TYPES = ("Pod", "Job")
 PER_VALUE = 20
 """Problems reported for the variables of one string; one 1 MiB command can hold half a million unclosed `${`."""
+PER_FILE = 1000
+"""Variable problems located and explained per file (ten times what a file's report shows); the rest are counted."""
 ELASTIC_TYPES = ("ElasticJob", "PyTorchJob")
 
 
@@ -35,11 +37,31 @@ def check_pipeline(doc: LocatedDocument, file: str) -> list[Problem]:
     problems: list[Problem] = []
     first_index = _task_names(doc, file, tasks, problems)
     _dependencies(doc, file, tasks, first_index, problems)
+    tally = _Tally(PER_FILE)
     for i, task in enumerate(tasks):
         if isinstance(task, dict):
             _workers(doc, file, i, task, problems)
-            _variables(doc, file, i, task, declared, known, problems)
+            _variables(doc, file, i, task, declared, known, problems, tally)
+    if tally.more:
+        assert tally.first_left_out is not None
+        message = f"and {tally.more} more problems with variables"
+        problems.append(doc.problem(file, tally.first_left_out, message))
     return problems
+
+
+class _Tally:
+    """How many more variable problems may be located and explained; once none, whole strings are only counted (a
+    file can hold a hundred thousand strings, each with its own unknown `${x}`)."""
+
+    def __init__(self, left: int) -> None:
+        self.left = left
+        self.more = 0
+        self.first_left_out: JsonPath | None = None
+
+    def count(self, more: int, path: JsonPath) -> None:
+        if more and self.first_left_out is None:
+            self.first_left_out = path
+        self.more += more
 
 
 def _task_names(doc: LocatedDocument, file: str, tasks: list[Any], problems: list[Problem]) -> dict[str, int]:
@@ -248,9 +270,14 @@ def _variables(
     declared: frozenset[str],
     known: frozenset[str],
     problems: list[Problem],
+    tally: _Tally,
 ) -> None:
     for text, path in _variable_strings(task, i):
         if "${" not in text:
+            continue
+        if tally.left <= 0:  # only count: no objects, no positions, no hints
+            _, count, maybe_unterminated = unknown_references(text, known, 0)
+            tally.count(count + (len(unterminated(text)) if maybe_unterminated else 0), path)
             continue
         unknown, count, maybe_unterminated = unknown_references(text, known, PER_VALUE)
         finder = _SourceFinder(doc, path, text)
@@ -259,6 +286,7 @@ def _variables(
             problems.append(finder.problem(file, reference.text, reference.start, message))
         if count > PER_VALUE:
             problems.append(doc.problem(file, path, f"and {count - PER_VALUE} more unknown variables here"))
+        tally.left -= len(unknown)
         if maybe_unterminated:
             finder = _SourceFinder(doc, path, text)
             offsets = unterminated(text)
@@ -266,6 +294,7 @@ def _variables(
                 problems.append(finder.problem(file, "${", offset, "unterminated `${` (no closing `}`)"))
             if len(offsets) > PER_VALUE:
                 problems.append(doc.problem(file, path, f"and {len(offsets) - PER_VALUE} more unterminated `${{` here"))
+            tally.left -= min(len(offsets), PER_VALUE)
 
 
 def _unknown_message(name: str, declared: frozenset[str], known: frozenset[str]) -> str:

@@ -181,3 +181,12 @@ def test_scanning_work_grows_linearly(scan: Callable[[str], object]) -> None:
         return _CountingStr.calls
 
     assert work(2000) <= 2 * work(1000) + 4
+
+
+def test_past_a_thousand_variable_problems_the_rest_are_counted() -> None:
+    args = ", ".join(["'${x}'"] * 1500)
+    text = HEAD + TASK + f"    command: c\n    args: [{args}]\n"
+    result = load_pipeline(text.encode(), file="m", default_name="p", limits=Limits(max_problems=5000))
+    messages = [p.message for p in result.problems]
+    assert sum(m.startswith("unknown variable `${x}`") for m in messages) == 1000
+    assert "and 500 more problems with variables" in messages

@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import pytest
 
-from odin.schema import Limits, load_pipeline, substitute
+from odin.schema import Limits, load_pipeline, load_repo_config, substitute
 from odin.schema.shellwords import split
 from odin.schema.variables import references, unknown_references, unterminated
 
@@ -190,3 +190,12 @@ def test_past_a_thousand_variable_problems_the_rest_are_counted() -> None:
     messages = [p.message for p in result.problems]
     assert sum(m.startswith("unknown variable `${x}`") for m in messages) == 1000
     assert "and 500 more problems with variables" in messages
+
+
+def test_a_repository_config_reports_a_bounded_list_with_bounded_hints() -> None:
+    text = "defaults:\n" + "".join(f"  brnches{i}: [main]\n" for i in range(3000))
+    started = time.perf_counter()
+    result = load_repo_config(text.encode())
+    assert time.perf_counter() - started < DEADLINE
+    assert result.config is None and len(result.problems) == 101
+    assert result.problems[-1].message == "and 2900 more problems"

@@ -12,6 +12,7 @@ from odin.api.auth.tokens import TokenKeys
 from odin.api.errors import NoScheduler
 from odin.controller.service import Controller, FollowedRepo
 from odin.controller.settings import Settings
+from odin.controller.validation import Validator
 
 
 @dataclass
@@ -24,8 +25,15 @@ class AppContext:
     login_ip_limiter: RateLimiter | None = None  # per client address
     login_account_limiter: RateLimiter | None = None  # failures per user name, whatever the address
     api_tokens: ApiTokenVerifier | None = field(default=None)
+    validator: Validator | None = None  # the controller's (worker processes); its own without one
 
     def __post_init__(self) -> None:
+        if self.validator is None:
+            self.validator = (
+                self.controller.validator
+                if self.controller is not None
+                else Validator(workers=self.settings.validation_workers, budget=self.settings.validation_timeout)
+            )
         if self.login_limiter is None:
             self.login_limiter = RateLimiter(self.settings.login_attempts_per_minute)
         if self.login_ip_limiter is None:
@@ -36,6 +44,11 @@ class AppContext:
             )
         if self.api_tokens is None:
             self.api_tokens = ApiTokenVerifier(self.db)
+
+    def pipeline_validator(self) -> Validator:
+        """Where `main.yml` files sent to the API are validated: worker processes, within a time budget."""
+        assert self.validator is not None  # set by __post_init__
+        return self.validator
 
     def require_controller(self) -> Controller:
         if self.controller is None:

@@ -23,6 +23,7 @@ from odin.controller.store.db import transaction
 from odin.controller.store.models import RunStatus, Trigger
 from odin.controller.store.runs import Created, LoadedRun, NewRun, create_run
 from odin.controller.store.types import utcnow
+from odin.controller.validation import Validator
 from odin.schema import ParamError, resolve_params
 from odin.schema.model import PipelineSpec
 from odin.schema.problems import Problem
@@ -111,6 +112,7 @@ class RunLauncher:
         branch: str,
         trees_dir: Path,
         submit: Callable[[str], None],
+        validator: Validator | None = None,
     ) -> None:
         self.db = db
         self.repo_id = repo_id
@@ -118,6 +120,7 @@ class RunLauncher:
         self.branch = branch
         self.trees_dir = trees_dir
         self.submit = submit
+        self.validator = validator
 
     def resolve(self, ref: str | None) -> str:
         """A ref to a full sha; the followed branch (the default) is fetched first so "latest" means latest. Other
@@ -141,7 +144,7 @@ class RunLauncher:
         """The pipeline at `sha`, or `PipelineNotFound` / `InvalidPipeline` with its problems."""
         if pipeline not in self.mirror.list_pipelines(sha):
             raise PipelineNotFound(f"no pipeline {pipeline!r} at {sha[:12]} (a directory with a main.yml)")
-        at = read_pipeline(self.mirror, sha, pipeline)
+        at = read_pipeline(self.mirror, sha, pipeline, validator=self.validator)
         if at.spec is None or at.problems:
             raise InvalidPipeline(f"pipeline {pipeline!r} is invalid at {sha[:12]}", at.problems)
         return at

@@ -21,6 +21,12 @@ WEBHOOK_DELIVERIES = Counter(
     ["provider", "outcome"],
 )
 
+VALIDATIONS = Counter(
+    "odin_pipeline_validations",
+    "main.yml files validated (cache hits not counted), by outcome (valid, invalid, timeout, failed).",
+    ["outcome"],
+)
+
 TASK_DURATION = Histogram(
     "odin_task_duration_seconds",
     "Wall time of task attempts from running to their end, by final status of the attempt.",

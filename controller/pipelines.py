@@ -12,9 +12,10 @@ from pathlib import Path
 
 from odin.controller.git.errors import FileMissing, FileTooLarge, GitError
 from odin.controller.git.mirror import Mirror
-from odin.schema import Limits, load_pipeline
+from odin.controller.validation import IN_PROCESS, Validator
+from odin.schema import Limits
 from odin.schema.model import PipelineSpec
-from odin.schema.problems import Problem
+from odin.schema.problems import Problem, cap_problems
 
 MAIN_FILE = "main.yml"
 
@@ -38,24 +39,37 @@ def main_file(pipeline: str) -> str:
     return posixpath.join(pipeline, MAIN_FILE) if pipeline else MAIN_FILE
 
 
-def read_pipeline(mirror: Mirror, sha: str, pipeline: str, *, limits: Limits | None = None) -> PipelineAt:
-    """Validate one pipeline at a commit. Never raises for bad content: problems are values."""
+def read_pipeline(
+    mirror: Mirror, sha: str, pipeline: str, *, limits: Limits | None = None, validator: Validator | None = None
+) -> PipelineAt:
+    """Validate one pipeline at a commit. Never raises for bad content: problems are values.
+
+    The outcome is cached by the directory's git tree id (with its path and the limits): an unchanged pipeline is
+    validated once, whichever commit or ref it is read at. `validator` is where validation runs (the controller's
+    worker processes, with a time budget); by default in this thread."""
     limits = limits or Limits()
+    validator = validator or IN_PROCESS
     path = main_file(pipeline)
     try:
+        tree = mirror.pipeline_tree_id(sha, pipeline)
+        key = (pipeline, tree, limits)
+        cached: tuple[PipelineSpec | None, list[Problem]] | None = validator.cache.get(key)
+        if cached is not None:
+            return PipelineAt(pipeline, sha, cached[0], list(cached[1]), tree)
         problems = list(mirror.check_pipeline_dir(sha, pipeline))
         data = mirror.read_file(sha, path, max_size=limits.max_bytes)
-        tree = mirror.pipeline_tree_id(sha, pipeline)
     except FileTooLarge as e:
         return PipelineAt(pipeline, sha, None, [Problem(path, 1, 1, e.message)])
     except FileMissing:
         return PipelineAt(pipeline, sha, None, [Problem(path, 1, 1, f"{MAIN_FILE} is missing at this commit")])
     except GitError as e:
         return PipelineAt(pipeline, sha, None, [Problem(path, 1, 1, f"cannot read the pipeline: {e.message}")])
-    result = load_pipeline(data, file=path, default_name=posixpath.basename(pipeline) or "pipeline", limits=limits)
-    problems.extend(result.problems)
+    default_name = posixpath.basename(pipeline) or "pipeline"
+    result = validator.validate(data, file=path, default_name=default_name, limits=limits)
+    problems = cap_problems([*problems, *result.problems], limits.max_problems) if problems else result.problems
     spec = result.spec if not problems else None
-    return PipelineAt(pipeline, sha, spec, sorted(problems), tree)
+    validator.cache.put(key, (spec, problems), len(data) + 1024)
+    return PipelineAt(pipeline, sha, spec, list(problems), tree)
 
 
 def materialize(mirror: Mirror, sha: str, pipeline: str, trees_dir: Path) -> Path:

@@ -33,6 +33,7 @@ from odin.controller.store.db import create_db_engine, migrate, transaction
 from odin.controller.store.models import EVENTS, REPOSITORIES
 from odin.controller.store.runs import Created, load_runs, request_cancel
 from odin.controller.sync import RepoSync, SyncRequest
+from odin.controller.validation import Validator
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +96,7 @@ class FollowedRepo:
     sync: RepoSync
     poller: RepoPoller
     launcher: RunLauncher
+    validator: Validator
 
 
 class Controller:
@@ -120,6 +122,7 @@ class Controller:
             max_active_tasks=settings.max_active_tasks,
             default_parallelism=settings.parallelism,
         )
+        self.validator = Validator(workers=settings.validation_workers, budget=settings.validation_timeout)
         self.repos: dict[str, FollowedRepo] = {}
         if settings.repo:
             self.repos[settings.repo_name] = self._follow(settings)
@@ -157,6 +160,7 @@ class Controller:
             self._elector.join(10)
         self._stop_scheduling()
         self.executor.shutdown()
+        self.validator.close()
         self._lock.release()
         self.db.dispose()
 
@@ -215,12 +219,21 @@ class Controller:
             run_on_first_sync=settings.run_on_first_sync,
             on_runs_created=self._submit_runs,
             publish=self.bus.publish,
+            validator=self.validator,
         )
         poller = RepoPoller(sync, interval=settings.poll_interval)
         launcher = RunLauncher(
-            self.db, repo_id, mirror, branch=settings.branch, trees_dir=settings.trees_dir, submit=self._submit_run
+            self.db,
+            repo_id,
+            mirror,
+            branch=settings.branch,
+            trees_dir=settings.trees_dir,
+            submit=self._submit_run,
+            validator=self.validator,
         )
-        return FollowedRepo(repo_id, settings.repo_name, url, settings.branch, mirror, sync, poller, launcher)
+        return FollowedRepo(
+            repo_id, settings.repo_name, url, settings.branch, mirror, sync, poller, launcher, self.validator
+        )
 
     def _upsert_repo(self, settings: Settings, url: str) -> int:
         values = {

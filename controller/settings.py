@@ -135,6 +135,18 @@ class Settings(BaseSettings):
         ge=0,
         description="Most bytes of file content in a pipeline directory the local executor copies into ${WORK_PATH}.",
     )
+    validation_workers: int = Field(
+        default=2,
+        ge=0,
+        description="Worker processes validating main.yml files larger than 4 KiB, so a large or hostile file never "
+        "stalls the API or the engine; 0 validates in the calling thread.",
+    )
+    validation_timeout: float = Field(
+        default=10.0,
+        gt=0,
+        description="CPU seconds one main.yml may take to validate in a worker; past it, the file's one problem is "
+        "'validation took longer than N s' (a worker silent for 10x this long is killed and replaced).",
+    )
 
     # -- Kubernetes executor (ODIN_EXECUTOR=kubernetes; docs/kubernetes.md) ---------------------------------------
     kube_in_cluster: bool | None = Field(

@@ -43,12 +43,15 @@ from odin.controller.store.db import StoreUnavailable, transaction
 from odin.controller.store.models import COMMITS, EVENTS, REPOSITORIES, Trigger
 from odin.controller.store.runs import NewRun, create_run
 from odin.controller.store.types import utcnow
+from odin.controller.validation import Validator
 from odin.schema import Limits, ParamError, resolve_params
 from odin.schema.problems import Problem
 
 log = logging.getLogger(__name__)
 
 REPOS = REPOSITORIES
+LOGGED_PROBLEMS = 100
+"""Problems logged per commit (each file's list is capped already, but a commit may change many pipelines)."""
 
 
 @dataclass
@@ -89,6 +92,7 @@ class RepoSync:
         on_runs_created: Callable[[Sequence[str]], None] = lambda _ids: None,
         limits: Limits | None = None,
         publish: Callable[[EventDict], None] = lambda _event: None,
+        validator: Validator | None = None,
     ) -> None:
         self.db = db
         self.repo_id = repo_id
@@ -100,6 +104,7 @@ class RepoSync:
         self.on_runs_created = on_runs_created
         self.limits = limits or Limits()
         self.publish = publish  # committed events (commit.seen, run.created) go to the controller's bus
+        self.validator = validator  # None: in this thread (tests); the controller's validates in worker processes
         self._lock = threading.Lock()
         self._last_seen: str | None = None
         self._loaded = False
@@ -150,7 +155,7 @@ class RepoSync:
         if self.run_on_first_sync:
             self._process(info, self.mirror.changed_pipelines(None, tip), (), request, outcome)
             return
-        results = [read_pipeline(self.mirror, tip, p, limits=self.limits) for p in pipelines]
+        results = [self._read(tip, p) for p in pipelines]
         events: list[dict[str, Any]] = []
         with transaction(self.db) as conn:
             events.append(self._record_commit(conn, info, results, validation="baseline"))
@@ -181,7 +186,7 @@ class RepoSync:
                     commit.sha[:12],
                     ", ".join(filtered),
                 )
-        results = [] if skip else [read_pipeline(self.mirror, commit.sha, p, limits=self.limits) for p in pipelines]
+        results = [] if skip else [self._read(commit.sha, p) for p in pipelines]
         new_runs: list[NewRun] = []
         for r in results:
             if not r.ok or r.spec is None:
@@ -236,11 +241,21 @@ class RepoSync:
         outcome.runs.extend(created)
         if skip:
             log.info("repo %s: commit %s asks to be skipped; nothing started", self.repo_id, commit.sha[:12])
-        for r in results:
-            for p in r.problems:
-                log.warning("repo %s commit %s: %s", self.repo_id, commit.sha[:12], p)
+        problems = [p for r in results for p in r.problems]
+        for p in problems[:LOGGED_PROBLEMS]:
+            log.warning("repo %s commit %s: %s", self.repo_id, commit.sha[:12], p)
+        if len(problems) > LOGGED_PROBLEMS:
+            log.warning(
+                "repo %s commit %s: and %d more problems (all are on the commit)",
+                self.repo_id,
+                commit.sha[:12],
+                len(problems) - LOGGED_PROBLEMS,
+            )
         for run_id in created:
             log.info("repo %s commit %s: created run %s", self.repo_id, commit.sha[:12], run_id)
+
+    def _read(self, sha: str, pipeline: str) -> PipelineAt:
+        return read_pipeline(self.mirror, sha, pipeline, limits=self.limits, validator=self.validator)
 
     # -- recording --------------------------------------------------------------------------------------------
     def _record_commit(

@@ -14,11 +14,15 @@ from typing import Any
 
 from .located import JsonPath, LocatedDocument
 from .model import BUILTIN_VARIABLES
-from .problems import Problem
+from .problems import Problem, shorten
 from .suggest import did_you_mean
 from .variables import PARAMS_PREFIX, unknown_references, unterminated
 
 SINGLE_WORKER_TYPES = ("Pod", "Job")
+PER_VALUE = 20
+"""Problems reported for the variables of one string; one 1 MiB command can hold half a million unclosed `${`."""
+PER_FILE = 1000
+"""Variable problems located and explained per file (ten times what a file's report shows); the rest are counted."""
 ELASTIC_TYPES = ("ElasticJob", "PyTorchJob")
 
 
@@ -33,11 +37,31 @@ def check_pipeline(doc: LocatedDocument, file: str) -> list[Problem]:
     problems: list[Problem] = []
     first_index = _task_names(doc, file, tasks, problems)
     _dependencies(doc, file, tasks, first_index, problems)
+    tally = _Tally(PER_FILE)
     for i, task in enumerate(tasks):
         if isinstance(task, dict):
             _workers(doc, file, i, task, problems)
-            _variables(doc, file, i, task, declared, known, problems)
+            _variables(doc, file, i, task, declared, known, problems, tally)
+    if tally.more:
+        assert tally.first_left_out is not None
+        message = f"and {tally.more} more problems with variables"
+        problems.append(doc.problem(file, tally.first_left_out, message))
     return problems
+
+
+class _Tally:
+    """How many more variable problems may be located and explained; once none, whole strings are only counted (a
+    file can hold a hundred thousand strings, each with its own unknown `${x}`)."""
+
+    def __init__(self, left: int) -> None:
+        self.left = left
+        self.more = 0
+        self.first_left_out: JsonPath | None = None
+
+    def count(self, more: int, path: JsonPath) -> None:
+        if more and self.first_left_out is None:
+            self.first_left_out = path
+        self.more += more
 
 
 def _task_names(doc: LocatedDocument, file: str, tasks: list[Any], problems: list[Problem]) -> dict[str, int]:
@@ -246,44 +270,71 @@ def _variables(
     declared: frozenset[str],
     known: frozenset[str],
     problems: list[Problem],
+    tally: _Tally,
 ) -> None:
     for text, path in _variable_strings(task, i):
         if "${" not in text:
             continue
-        unknown, maybe_unterminated = unknown_references(text, known)
-        search_from = 0
+        if tally.left <= 0:  # only count: no objects, no positions, no hints
+            _, count, maybe_unterminated = unknown_references(text, known, 0)
+            tally.count(count + (len(unterminated(text)) if maybe_unterminated else 0), path)
+            continue
+        unknown, count, maybe_unterminated = unknown_references(text, known, PER_VALUE)
+        finder = _SourceFinder(doc, path, text)
         for reference in unknown:
-            problem, search_from = _at_reference(
-                doc, file, path, reference.text, search_from, _unknown_message(reference.name, declared)
-            )
-            problems.append(problem)
+            message = _unknown_message(reference.name, declared, known)
+            problems.append(finder.problem(file, reference.text, reference.start, message))
+        if count > PER_VALUE:
+            problems.append(doc.problem(file, path, f"and {count - PER_VALUE} more unknown variables here"))
+        tally.left -= len(unknown)
         if maybe_unterminated:
-            for offset in unterminated(text):
-                problem, _ = _at_reference(doc, file, path, "${", offset, "unterminated `${` (no closing `}`)")
-                problems.append(problem)
+            finder = _SourceFinder(doc, path, text)
+            offsets = unterminated(text)
+            for offset in offsets[:PER_VALUE]:
+                problems.append(finder.problem(file, "${", offset, "unterminated `${` (no closing `}`)"))
+            if len(offsets) > PER_VALUE:
+                problems.append(doc.problem(file, path, f"and {len(offsets) - PER_VALUE} more unterminated `${{` here"))
+            tally.left -= min(len(offsets), PER_VALUE)
 
 
-def _unknown_message(name: str, declared: frozenset[str]) -> str:
-    text = f"${{{name}}}"
+def _unknown_message(name: str, declared: frozenset[str], known: frozenset[str]) -> str:
+    shown = shorten(name)
     if name.startswith(PARAMS_PREFIX):
         param = name[len(PARAMS_PREFIX) :]
         if not declared:
-            return f"`{text}`: no parameter `{param}` is declared (the pipeline has no `params`)"
+            return f"`${{{shown}}}`: no parameter `{shorten(param)}` is declared (the pipeline has no `params`)"
         hint = did_you_mean(param, declared, template="`${{params.{}}}`")
-        return f"`{text}`: no parameter `{param}` is declared{hint}"
-    candidates = [*BUILTIN_VARIABLES, *(PARAMS_PREFIX + p for p in sorted(declared))]
-    hint = did_you_mean(name, candidates, template="`${{{}}}`")
-    return f"unknown variable `{text}`{hint}; write `$${{{name}}}` to pass it through literally"
+        return f"`${{{shown}}}`: no parameter `{shorten(param)}` is declared{hint}"
+    hint = did_you_mean(name, known, template="`${{{}}}`")  # the built-ins and `params.X` for each declared X
+    return f"unknown variable `${{{shown}}}`{hint}; write `$${{{shown}}}` to pass it through literally"
 
 
-def _at_reference(
-    doc: LocatedDocument, file: str, path: JsonPath, needle: str, search_from: int, message: str
-) -> tuple[Problem, int]:
-    """Locate the exact `${` on the scalar's first line when the source text shows it there (plain and quoted
-    single-line scalars); otherwise the scalar itself. Returns where to look for the next reference."""
-    line, column = doc.position(path)
-    source = doc.line_text(line)
-    at = source.find(needle, column - 1 + search_from)
-    if at == -1:
-        return Problem(file, line, column, message), search_from
-    return Problem(file, line, at + 1, message), at + len(needle) - (column - 1)
+_ESCAPE_WIDTH = 10
+"""The most source characters one character of a YAML scalar can take (a `\\U` escape and 8 hex digits): how far past
+a scalar's start its first line can still belong to it."""
+
+
+class _SourceFinder:
+    """Points problems at the exact `${` on a scalar's first line when the source text shows it there (plain and
+    quoted single-line scalars), otherwise at the scalar itself.
+
+    Linear by construction: the search moves forward only, never looks further than the scalar's own text could
+    reach in the source, and stops at the first miss (escapes or line breaks make the source differ from the value,
+    and then nothing after it can be located reliably anyway)."""
+
+    def __init__(self, doc: LocatedDocument, path: JsonPath, text: str) -> None:
+        self.line, self.column = doc.position(path)
+        self.source = doc.line_text(self.line)
+        self.cursor = self.column - 1  # where the next search starts, in the source line; -1 after a miss
+        self.end = self.column - 1 + _ESCAPE_WIDTH * len(text)
+
+    def problem(self, file: str, needle: str, offset: int, message: str) -> Problem:
+        """The problem for `needle` found at `offset` in the value (occurrences are asked for in increasing order)."""
+        if self.cursor < 0:
+            return Problem(file, self.line, self.column, message)
+        at = self.source.find(needle, max(self.cursor, self.column - 1 + offset), self.end)
+        if at == -1:
+            self.cursor = -1
+            return Problem(file, self.line, self.column, message)
+        self.cursor = at + len(needle)
+        return Problem(file, self.line, at + 1, message)

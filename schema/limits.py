@@ -20,6 +20,11 @@ class Limits:
     """Total YAML nodes after expanding aliases (each use of `*anchor` counts its whole subtree again)."""
     max_depth: int = 64
     """Deepest nesting of mappings and sequences."""
+    max_text: int = 4 << 20
+    """Total characters of keys and scalar values after expanding aliases: the node budget alone would let a few
+    hundred aliases of one long string make every later check read gigabytes."""
+    max_problems: int = 100
+    """Problems reported per file; the rest are counted in one final "and N more problems"."""
 
 
 DEFAULT_LIMITS = Limits()

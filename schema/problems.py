@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
+
+MAX_MESSAGE = 1000
+"""Longest problem message kept: messages quote the user's values, which may be long."""
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -35,3 +39,38 @@ class PipelineInvalid(Exception):
     def __init__(self, problems: list[Problem]) -> None:
         self.problems = problems
         super().__init__("\n".join(str(p) for p in problems) or "invalid pipeline")
+
+
+def shorten(text: str, limit: int = 80) -> str:
+    """`text` as quoted in a message: cut in the middle past `limit` characters (both ends are what users recognise)."""
+    if len(text) <= limit:
+        return text
+    keep = (limit - 3) // 2
+    return f"{text[:keep]}...{text[-keep:]}"
+
+
+def cap_problems(problems: Iterable[Problem], limit: int, *, incomplete: bool = False) -> list[Problem]:
+    """Sorted, without duplicates, at most `limit` of them, then one "and N more problems" where the first left out
+    was: a hostile file yields a bounded list for the commit, the log and the API, and still says how bad it is.
+    `incomplete`: the checks stopped early, so N is only a lower bound. Messages are cut in the middle to
+    `MAX_MESSAGE` characters."""
+    unique = sorted(set(problems), key=_order)  # a key of plain tuples: dataclass comparisons are 10x slower
+    shown = [_bounded(p) for p in unique[:limit]]
+    left_out = len(unique) - len(shown)
+    if left_out > 0 or incomplete:
+        where = unique[limit] if left_out > 0 else unique[-1]
+        noun = "problem" if left_out == 1 else "problems"
+        count = f"at least {left_out}" if incomplete else str(left_out)
+        message = f"and {count} more {noun}" + (" (checking stopped early)" if incomplete else "")
+        shown.append(Problem(where.file, where.line, where.column, message))
+    return shown
+
+
+def _order(problem: Problem) -> tuple[str, int, int, str]:
+    return problem.file, problem.line, problem.column, problem.message
+
+
+def _bounded(problem: Problem) -> Problem:
+    if len(problem.message) <= MAX_MESSAGE:
+        return problem
+    return Problem(problem.file, problem.line, problem.column, shorten(problem.message, MAX_MESSAGE))

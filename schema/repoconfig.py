@@ -26,8 +26,8 @@ from pathspec import GitIgnoreSpec
 
 from .limits import Limits
 from .located import LocatedDocument, format_path
-from .problems import Problem
-from .suggest import did_you_mean
+from .problems import Problem, cap_problems
+from .suggest import did_you_mean, suggestion_budget
 from .yamlload import load_yaml
 
 REPO_CONFIG_FILE = ".odin.yml"
@@ -86,7 +86,17 @@ class RepoConfigResult:
 
 
 def load_repo_config(data: bytes, *, file: str = REPO_CONFIG_FILE, limits: Limits | None = None) -> RepoConfigResult:
-    """Validate `.odin.yml` bytes. Never raises for bad content: problems are values, located in the file."""
+    """Validate `.odin.yml` bytes. Never raises for bad content: problems are values, located in the file, at most
+    `limits.max_problems` of them (then "and N more problems")."""
+    limits = limits or Limits()
+    with suggestion_budget():
+        result = _load(data, file, limits)
+    if result.problems:
+        return RepoConfigResult(result.config, cap_problems(result.problems, limits.max_problems))
+    return result
+
+
+def _load(data: bytes, file: str, limits: Limits) -> RepoConfigResult:
     doc, problems = load_yaml(data, file=file, limits=limits)
     if doc is None:
         if [p.message for p in problems] == [_EMPTY_MESSAGE]:

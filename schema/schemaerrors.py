@@ -32,18 +32,29 @@ _TYPE_WORDS = {
     "null": "empty",
 }
 _DNS_LABEL_PATTERN = "^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+MAX_ERRORS = 1000
+"""Schema errors explained per file: ten times what is shown, so the first ones shown are the first in the file."""
 _PRIORITY = {"type": 0, "anyOf": 0, "required": 1, "enum": 2, "const": 2, "pattern": 3}
 """When several errors hit one value, the most fundamental one is the only one shown (a wrong type makes the rest
 noise)."""
 
 
-def schema_problems(doc: LocatedDocument, file: str) -> tuple[list[Problem], set[JsonPath]]:
-    """Validate `doc` with the reference validator. Returns the problems and the paths (truncated to a task or a
-    parameter) that had errors, so later stages can skip parts that are not in the shape they expect."""
+def schema_problems(
+    doc: LocatedDocument, file: str, *, max_errors: int = MAX_ERRORS
+) -> tuple[list[Problem], set[JsonPath], bool]:
+    """Validate `doc` with the reference validator. Returns the problems, the paths (truncated to a task or a
+    parameter) that had errors, so later stages can skip parts that are not in the shape they expect, and whether
+    it stopped early: after `max_errors` errors the rest of the document is not explained (jsonschema spends about
+    0.1 ms on each), and the root is marked invalid so no later stage trusts its shape."""
     chosen: dict[tuple[JsonPath, bool], tuple[int, Problem]] = {}
     missing: dict[JsonPath, list[str]] = {}
     invalid: set[JsonPath] = set()
-    for error in validator().iter_errors(doc.value):
+    truncated = False
+    for count, error in enumerate(validator().iter_errors(doc.value)):
+        if count >= max_errors:
+            invalid.add(())
+            truncated = True
+            break
         for leaf in _leaves(error):
             path = tuple(leaf.absolute_path)
             if leaf.validator == "required":
@@ -65,7 +76,7 @@ def schema_problems(doc: LocatedDocument, file: str) -> tuple[list[Problem], set
         noun = "field" if len(unique) == 1 else "fields"
         context = f" in {_where(path)}" if path else ""
         problems.append(doc.problem(file, path, f"missing required {noun} {fields}{context}"))
-    return problems, invalid
+    return problems, invalid, truncated
 
 
 def _scope(path: JsonPath) -> JsonPath:

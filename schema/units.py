@@ -46,8 +46,9 @@ def parse_duration(text: str) -> float:
     position = 0
     order = "dhms"
     last = -1
-    for match in _DURATION_PART.finditer(text):
-        if match.start() != position:
+    while position < len(text):
+        match = _DURATION_PART.match(text, position)  # anchored: a search from every position would be quadratic
+        if match is None:
             break
         rank = order.index(match.group(2))
         if rank <= last:

@@ -17,9 +17,10 @@ from .limits import DEFAULT_LIMITS, Limits, size_message
 from .located import JsonPath
 from .model import PipelineSpec
 from .normalize import build_spec
-from .problems import Problem
+from .problems import Problem, cap_problems
 from .schemaerrors import schema_problems
 from .schemafile import fast_check
+from .suggest import suggestion_budget
 from .yamlload import load_yaml
 
 PIPELINE_FILE = "main.yml"
@@ -43,19 +44,29 @@ def load_pipeline(data: bytes, *, file: str, default_name: str, limits: Limits |
     `file` is how problems name the file (repository-relative path, or as given on the command line);
     `default_name` is the pipeline name used when the file has no `name:` (the directory's name).
     """
+    limits = limits or DEFAULT_LIMITS
+    with suggestion_budget():
+        spec, problems, incomplete = _load(data, file, default_name, limits)
+    if problems:
+        return ValidationResult(None, cap_problems(problems, limits.max_problems, incomplete=incomplete))
+    return ValidationResult(spec, [])
+
+
+def _load(data: bytes, file: str, default_name: str, limits: Limits) -> tuple[PipelineSpec | None, list[Problem], bool]:
     doc, problems = load_yaml(data, file=file, limits=limits)
     if doc is None:
-        return _result(None, problems)
+        return None, problems, False
     root = doc.value
     if root is None:
-        return _result(None, [*problems, Problem(file, 1, 1, "file is empty; expected a mapping with `tasks:`")])
+        return None, [*problems, Problem(file, 1, 1, "file is empty; expected a mapping with `tasks:`")], False
     if not isinstance(root, dict):
         kind = "a list" if isinstance(root, list) else "a single value"
         message = f"the top level must be a mapping with `tasks:`, not {kind}"
-        return _result(None, [*problems, doc.problem(file, (), message)])
+        return None, [*problems, doc.problem(file, (), message)], False
     invalid: set[JsonPath] = set()
+    incomplete = False
     if not fast_check()(root):
-        found, invalid = schema_problems(doc, file)
+        found, invalid, incomplete = schema_problems(doc, file, max_errors=10 * limits.max_problems)
         problems.extend(found)
     problems.extend(check_pipeline(doc, file))
 
@@ -64,13 +75,7 @@ def load_pipeline(data: bytes, *, file: str, default_name: str, limits: Limits |
 
     spec, found = build_spec(doc, file, default_name, skip)
     problems.extend(found)
-    return _result(spec, problems)
-
-
-def _result(spec: PipelineSpec | None, problems: list[Problem]) -> ValidationResult:
-    if problems:
-        return ValidationResult(None, sorted(set(problems)))
-    return ValidationResult(spec, [])
+    return spec, problems, incomplete
 
 
 def validate_path(paths: Iterable[Path], *, limits: Limits | None = None) -> list[tuple[Path, ValidationResult]]:

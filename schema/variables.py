@@ -2,17 +2,18 @@
 
 The syntax is deliberately small: `${NAME}` is one of the built-in run variables, `${params.X}` a declared parameter,
 `$${...}` a literal `${...}` (so a shell inside `sh -c` can still see its own `${VAR}`), and anything else, including
-plain `$HOME`, passes through untouched for the shell or the program. Substitution runs once per task launch, so it is
-one precompiled regex pass with a no-`$` fast path.
+plain `$HOME`, passes through untouched for the shell or the program.
+
+Every pass is a single left-to-right scan with `str.find` (linear in the text, whatever it holds). A regex such as
+`${[^}]*}` would be quadratic: each unclosed `${` scans to the end of the text before failing, and a committed file
+of 50 kB of `${` took seconds. The scanner knows that once no `}` follows, no later `${` can be closed either.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Container, Mapping
+from collections.abc import Container, Iterator, Mapping
 from dataclasses import dataclass
 
-_REFERENCE = re.compile(r"\$(\$?)\{([^}]*)\}")
 PARAMS_PREFIX = "params."
 
 
@@ -48,40 +49,78 @@ def substitute(text: str, variables: Mapping[str, str]) -> str:
     """
     if "${" not in text:
         return text
+    out: list[str] = []
+    copied = 0
+    for reference in references(text):
+        out.append(text[copied : reference.start])
+        if reference.escaped:
+            out.append(text[reference.start + 1 : reference.end])
+        else:
+            try:
+                out.append(variables[reference.name])
+            except KeyError:
+                raise UnknownVariable(reference.name) from None
+        copied = reference.end
+    out.append(text[copied:])
+    return "".join(out)
 
-    def replace(match: re.Match[str]) -> str:
-        if match.group(1):
-            return match.group(0)[1:]
-        name = match.group(2)
-        try:
-            return variables[name]
-        except KeyError:
-            raise UnknownVariable(name) from None
 
-    return _REFERENCE.sub(replace, text)
+def references(text: str) -> Iterator[Reference]:
+    """Every `${NAME}` and `$${NAME}` in `text`, left to right, without overlaps: a name runs to the first `}` (so
+    `${a${b}` names `a${b`), and an unclosed `${` is not a reference. One pass: O(len(text))."""
+    for start, end, escaped in _spans(text):
+        yield Reference(start, end, text[start + 2 + escaped : end - 1], bool(escaped))
 
 
-def unknown_references(text: str, known: Container[str]) -> tuple[list[Reference], bool]:
-    """The references in `text` whose name is not in `known` (escapes excluded), and whether `text` may hold an
-    unterminated `${` (then `unterminated` says exactly where). Built for the validation hot path: a string whose
-    references are all known costs one regex scan and allocates nothing."""
+def _spans(text: str) -> Iterator[tuple[int, int, int]]:
+    """(start, end, 1 for `$${` else 0) of each reference: `references` without building objects."""
+    at = 0
+    find = text.find
+    while True:
+        opening = find("${", at)
+        if opening == -1:
+            return
+        closing = find("}", opening + 2)
+        if closing == -1:
+            return  # no `}` after this `${`, so none after any later one either
+        if opening > at and text[opening - 1] == "$":
+            yield opening - 1, closing + 1, 1
+        else:
+            yield opening, closing + 1, 0
+        at = closing + 1
+
+
+def unknown_references(text: str, known: Container[str], limit: int | None = None) -> tuple[list[Reference], int, bool]:
+    """The first `limit` references in `text` whose name is not in `known` (escapes excluded), how many there are in
+    all, and whether `text` may hold an unterminated `${` (then `unterminated` says exactly where). Built for the
+    validation hot path: one scan, and objects only for what is returned."""
     unknown: list[Reference] = []
+    count = 0
     matched = 0
-    for match in _REFERENCE.finditer(text):
+    for start, end, escaped in _spans(text):
         matched += 1
-        if match.group(1) or match.group(2) in known:
+        if escaped:
             continue
-        unknown.append(Reference(match.start(), match.end(), match.group(2), escaped=False))
-    return unknown, text.count("${") != matched
+        name = text[start + 2 : end - 1]
+        if name in known:
+            continue
+        count += 1
+        if limit is None or count <= limit:
+            unknown.append(Reference(start, end, name, escaped=False))
+    return unknown, count, text.count("${") != matched
 
 
 def unterminated(text: str) -> list[int]:
-    """Offsets of `${` that no `}` closes: almost always a typo, and substitution would leave it as is."""
+    """Offsets of `${` that no `}` closes: almost always a typo, and substitution would leave it as is. A `${` inside
+    a reference's name (`${a${b}`) is part of that reference, not unterminated. One pass, merging two sorted lists."""
     found: list[int] = []
-    covered = [(m.start(), m.end()) for m in _REFERENCE.finditer(text)]
+    spans = _spans(text)
+    span = next(spans, None)
     at = text.find("${")
     while at != -1:
-        if not any(start <= at < end for start, end in covered):
+        while span is not None and span[1] <= at:
+            span = next(spans, None)
+        if span is None or at < span[0]:
             found.append(at)
         at = text.find("${", at + 2)
     return found

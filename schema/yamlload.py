@@ -38,7 +38,7 @@ from yaml.resolver import Resolver
 
 from .limits import DEFAULT_LIMITS, Limits, size_message
 from .located import JsonPath, LocatedDocument, Mark, MarkEntry
-from .problems import Problem
+from .problems import Problem, shorten
 
 _Loader: Any = getattr(yaml, "CSafeLoader", None) or yaml.SafeLoader
 """libyaml's parser when PyYAML was built with it (several times faster), else the pure-Python one."""
@@ -50,6 +50,9 @@ _COLLECTION_TAGS = frozenset({None, "!", _TAG + "map", _TAG + "seq"})
 _IMPLICIT = Resolver.yaml_implicit_resolvers
 _CONSTRUCTOR = SafeConstructor()
 _BOOL_VALUES: dict[str, bool] = SafeConstructor.bool_values
+_MAX_INT_TEXT = 4300
+"""Python's own limit on the digits of an int read from text; PyYAML builds a sexagesimal one (`1:30:00`) by repeated
+multiplication, quadratic in its length, so longer texts are refused before that."""
 
 
 class _Abort(Exception):
@@ -70,13 +73,14 @@ _Span = tuple[int, int, int]
 
 
 class _Anchor:
-    __slots__ = ("end", "path", "start", "value")
+    __slots__ = ("chars", "end", "path", "start", "value")
 
-    def __init__(self, value: Any, path: JsonPath, start: _Span, end: _Span) -> None:
+    def __init__(self, value: Any, path: JsonPath, start: _Span, end: _Span, chars: int) -> None:
         self.value = value
         self.path = path
         self.start = start
         self.end = end
+        self.chars = chars  # characters of keys and scalars inside: what each use of an alias adds
 
 
 def load_yaml(data: bytes, *, file: str, limits: Limits | None = None) -> tuple[LocatedDocument | None, list[Problem]]:
@@ -116,6 +120,8 @@ class _Builder:
         self._next = next_event
         self._max_nodes = limits.max_nodes
         self._max_depth = limits.max_depth
+        self._max_text = limits.max_text
+        self._chars = 0  # characters of keys and scalar values so far, aliases expanded
         self._anchors: dict[str, _Anchor] = {}
         self._open_anchors: set[str] = set()
         self._expanded_alias = False
@@ -146,6 +152,7 @@ class _Builder:
         if kind is ScalarEvent:
             start = self._span()
             self.marks.append((path, event.start_mark))
+            self._chars += len(event.value)
             try:
                 tag = event.tag
                 value = self._untagged(event, path) if tag is None or tag == "!" else _typed(tag, event.value)
@@ -154,7 +161,7 @@ class _Builder:
                 value = event.value
             anchor: str | None = event.anchor
             if anchor is not None:
-                self._anchors[anchor] = _Anchor(value, path, start, self._span())
+                self._anchors[anchor] = _Anchor(value, path, start, self._span(), len(event.value))
             return value
         if kind is MappingStartEvent:
             return self._collection(event, path, depth, self._mapping_items)
@@ -172,6 +179,7 @@ class _Builder:
             raise _Abort(event.start_mark, f"unsupported YAML tag `{tag}`")
         anchor: str | None = event.anchor
         start = self._span()
+        chars = self._chars
         self.marks.append((path, event.start_mark))
         if anchor is not None:
             self._open_anchors.add(anchor)
@@ -180,7 +188,7 @@ class _Builder:
             raise _Abort(event.start_mark, self._too_many_nodes())
         if anchor is not None:
             self._open_anchors.discard(anchor)
-            self._anchors[anchor] = _Anchor(value, path, start, self._span())
+            self._anchors[anchor] = _Anchor(value, path, start, self._span(), self._chars - chars)
         return value
 
     def _untagged(self, event: Any, path: JsonPath) -> Any:
@@ -203,6 +211,7 @@ class _Builder:
             item_path = (*path, len(items))
             if event.__class__ is ScalarEvent and event.tag is None and event.anchor is None:  # the common case, inline
                 marks.append((item_path, event.start_mark))
+                self._chars += len(event.value)
                 items.append(self._untagged(event, item_path))
             else:
                 items.append(self._node(event, item_path, depth))
@@ -211,6 +220,7 @@ class _Builder:
 
     def _mapping_items(self, path: JsonPath, depth: int) -> dict[str, Any]:
         result: dict[str, Any] = {}
+        first_marks: dict[str, Mark | None] = {}  # where each key was first written, for duplicate-key problems
         merges: list[tuple[Any, Mark | None, JsonPath, _Span, _Span]] = []
         next_event = self._next
         key_event = next_event()
@@ -230,12 +240,16 @@ class _Builder:
                 key_event = next_event()
                 continue
             value_path = (*path, key)
-            if key in result:
-                self.problems.append((key_event.start_mark, self._duplicate_message(key, value_path)))
+            if key in first_marks:
+                self.problems.append((key_event.start_mark, _duplicate_message(key, first_marks[key])))
+            else:
+                first_marks[key] = key_event.start_mark
             self.key_marks.append((value_path, key_event.start_mark))
+            self._chars += len(key)
             event = next_event()
             if event.__class__ is ScalarEvent and event.tag is None and event.anchor is None:  # the common case, inline
                 self.marks.append((value_path, event.start_mark))
+                self._chars += len(event.value)
                 result[key] = self._untagged(event, value_path)
             else:
                 result[key] = self._node(event, value_path, depth)
@@ -284,6 +298,13 @@ class _Builder:
         self._expanded_alias = True
         if len(self.marks) + anchor.end[0] - anchor.start[0] > self._max_nodes:
             raise _Abort(event.start_mark, self._too_many_nodes())
+        self._chars += anchor.chars
+        if self._chars > self._max_text:
+            raise _Abort(
+                event.start_mark,
+                f"alias expansion exceeds {self._max_text:,} characters of text: each use of `*{name}` repeats "
+                "everything its anchor holds",
+            )
         # The alias's own position is where the user wrote `*name`; nodes inside point into the anchored text.
         self.marks.append((path, event.start_mark))
         self._graft(anchor.path, anchor.start, anchor.end, path, None)
@@ -313,19 +334,23 @@ class _Builder:
             )
         return f"document has more than {self._max_nodes:,} nodes"
 
-    def _duplicate_message(self, key: str, value_path: JsonPath) -> str:
-        first = next((mark for entry_path, mark in reversed(self.key_marks) if entry_path == value_path), None)
-        where = f" (first at line {first.line + 1})" if first is not None else ""
-        return f"duplicate key `{key}`{where}: YAML would silently keep only the last one"
+
+def _duplicate_message(key: str, first: Mark | None) -> str:
+    where = f" (first at line {first.line + 1})" if first is not None else ""
+    return f"duplicate key `{shorten(key)}`{where}: YAML would silently keep only the last one"
 
 
 def _resolve_plain(value: str) -> Any:
-    """An untagged plain scalar: null, bool, int or float by PyYAML's implicit resolvers, else the string itself."""
+    """An untagged plain scalar: null, bool, int or float by PyYAML's implicit resolvers, else the string itself (also
+    for an integer too long to read)."""
     resolvers = _IMPLICIT.get(value[:1])
     if resolvers:
         for resolved, regexp in resolvers:
             if regexp.match(value):
-                return _typed(resolved, value)
+                try:
+                    return _typed(resolved, value)
+                except _BadScalar:  # an integer too long to read: the schema says what it expected instead
+                    return value
     return value
 
 
@@ -338,13 +363,15 @@ def _typed(tag: str, value: str) -> Any:
         if tag == _BOOL:
             return _BOOL_VALUES[value.lower()]
         if tag == _INT:
+            if len(value) > _MAX_INT_TEXT:
+                raise _BadScalar(f"`{shorten(value)}` is too long for an integer ({len(value):,} characters)")
             return _CONSTRUCTOR.construct_yaml_int(ScalarNode(tag, value))
         if tag == _FLOAT:
             number = _CONSTRUCTOR.construct_yaml_float(ScalarNode(tag, value))
             # JSON has no NaN or infinity, and jsonschema's range checks let NaN through: keep `.nan`/`.inf` as text.
             return number if math.isfinite(number) else value
     except (KeyError, ValueError):
-        raise _BadScalar(f"`{value}` is not a valid `!!{tag.removeprefix(_TAG)}`") from None
+        raise _BadScalar(f"`{shorten(value)}` is not a valid `!!{tag.removeprefix(_TAG)}`") from None
     raise _BadScalar(f"unsupported YAML tag `{tag}`")
 
 

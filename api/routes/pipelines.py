@@ -133,5 +133,5 @@ def put_file(
     tags=["pipelines"],
     responses=errors(413),
 )
-def validate(data: JSONBody[ValidateRequest]) -> ValidateResponse:
-    return service.validate(data)
+def validate(data: JSONBody[ValidateRequest], ctx: Ctx) -> ValidateResponse:
+    return service.validate(ctx.pipeline_validator(), data)

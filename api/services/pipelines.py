@@ -31,7 +31,7 @@ from odin.controller.pipelines import MAIN_FILE, PipelineAt, read_pipeline
 from odin.controller.service import FollowedRepo
 from odin.controller.store.models import Trigger
 from odin.controller.sync import SyncRequest
-from odin.schema import Limits, load_pipeline
+from odin.controller.validation import Validator
 from odin.schema.problems import Problem
 
 MAX_FILE_BYTES = 10 * 1024 * 1024
@@ -61,7 +61,7 @@ def list_pipelines(repo: FollowedRepo, ref: str | None) -> PipelineList:
     wanted, sha = resolve(repo.mirror, ref)
     items = []
     for name in repo.mirror.list_pipelines(sha):
-        at = read_pipeline(repo.mirror, sha, name)
+        at = read_pipeline(repo.mirror, sha, name, validator=repo.validator)
         items.append(
             PipelineSummary(
                 name=name,
@@ -79,7 +79,7 @@ def _at(repo: FollowedRepo, name: str, ref: str | None) -> tuple[str, PipelineAt
     pipeline = pipeline_from_url(name)
     if pipeline not in repo.mirror.list_pipelines(sha):
         raise PipelineMissing(f"no pipeline {pipeline!r} at {wanted} ({sha[:12]}): no directory with a {MAIN_FILE}")
-    return wanted, read_pipeline(repo.mirror, sha, pipeline)
+    return wanted, read_pipeline(repo.mirror, sha, pipeline, validator=repo.validator)
 
 
 def pipeline_detail(repo: FollowedRepo, name: str, ref: str | None) -> PipelineDetail:
@@ -160,7 +160,7 @@ def write_file(
     else:
         content = _utf8(body.content)
     if posixpath.basename(full) == MAIN_FILE and posixpath.dirname(full) == pipeline:
-        result = load_pipeline(content, file=full, default_name=posixpath.basename(pipeline), limits=Limits())
+        result = repo.validator.validate(content, file=full, default_name=posixpath.basename(pipeline))
         if result.problems:
             raise InvalidContent(f"{full} is not a valid pipeline; nothing was committed", result.problems)
     done = commit_file(
@@ -200,10 +200,11 @@ def _utf8(text: str) -> bytes:
         raise ValidationException("content is not valid Unicode text (send binary files as base64)") from e
 
 
-def validate(body: ValidateRequest) -> ValidateResponse:
-    """Validate a main.yml's text as the controller would at a commit (file-level checks only: no git tree)."""
+def validate(validator: Validator, body: ValidateRequest) -> ValidateResponse:
+    """Validate a main.yml's text as the controller would at a commit (file-level checks only: no git tree), in the
+    validator's worker processes and within its time budget."""
     parent = posixpath.basename(posixpath.dirname(body.file)) or "pipeline"
-    result = load_pipeline(_utf8(body.content), file=body.file, default_name=parent)
+    result = validator.validate(_utf8(body.content), file=body.file, default_name=parent)
     return ValidateResponse(
         valid=result.ok,
         problems=_problems(list(result.problems)),

@@ -226,3 +226,35 @@ def test_validate_a_main_yml(served: Served) -> None:
     assert not yaml_error["valid"] and yaml_error["problems"][0]["line"] >= 1
     assert served.post("/v1/validate", json={"content": "x", "strict": True}).status_code == 400
     assert served.post("/v1/validate", json={"text": "x"}).status_code == 400
+
+
+def _validations(served: Served) -> float:
+    """odin_pipeline_validations_total summed over outcomes, from /metrics."""
+    text = served.get("/metrics").text
+    assert "odin_pipeline_validations_total{" in text
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("odin_pipeline_validations_total{")
+    )
+
+
+def test_listing_pipelines_does_not_validate_unchanged_ones_again(served: Served) -> None:
+    first = served.get("/v1/pipelines")
+    assert first.status_code == 200
+    before = _validations(served)
+    assert before > 0  # the first sync validated them
+    for _ in range(3):
+        assert served.get("/v1/pipelines").json()["items"] == first.json()["items"]
+        assert served.get("/v1/pipelines/ok").status_code == 200
+    assert _validations(served) == before
+
+
+def test_a_hostile_main_yml_is_validated_with_a_bounded_report(served: Served) -> None:
+    content = "tasks:\n  - name: a\n    image: x\n    command: " + "${" * 499_000 + "\n"
+    r = served.post("/v1/validate", json={"content": content})
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert not body["valid"] and 1 <= len(body["problems"]) <= 101
+    assert "unterminated `${`" in body["problems"][-1]["message"]
+    assert served.get("/healthz").status_code == 200

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
 from typing import Any
@@ -267,3 +268,18 @@ def test_a_new_sync_object_resumes_from_the_store(repo: Repo, tmp_path: Path) ->
                      branch="main", trees_dir=tmp_path / "trees")  # fmt: skip
     assert again.sync().runs == []
     assert len(repo.runs()) == 1
+
+
+def test_a_commit_full_of_problems_stores_and_logs_a_bounded_number(
+    repo: Repo, caplog: pytest.LogCaptureFixture
+) -> None:
+    repo.sync.sync()
+    hostile = "tasks:\n" + "".join(f"  - {{name: t{i}, image: x, command: c, depends: gone{i}}}\n" for i in range(400))
+    sha = repo.remote.commit({f"p{k}/main.yml": hostile for k in range(3)}, "Three pipelines, 1,200 problems")
+    with caplog.at_level(logging.WARNING, logger="odin.controller.sync"):
+        repo.sync.sync()
+    stored = repo.commit_row(sha).problems
+    assert len(stored) == 3 * 101
+    assert sum(p["message"] == "and 300 more problems" for p in stored) == 3
+    lines = [r.getMessage() for r in caplog.records if r.name == "odin.controller.sync"]
+    assert len(lines) == 101 and lines[-1].endswith("and 203 more problems (all are on the commit)")

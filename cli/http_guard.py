@@ -100,7 +100,9 @@ class _Guarded(HttpToolsProtocol):
         if cycle is not None and cycle is not self._last_cycle:  # a new request's head is complete
             self._last_cycle = cycle
             self._cancel()
-        if cycle is not None and cycle is self._last_cycle and not cycle.response_complete:
+        # After an early answer (a 401 from the headers alone) uvicorn still reads the rest of the body to discard
+        # it, so the body's idle limit keeps running until the body is complete either way.
+        if cycle is not None and cycle is self._last_cycle:
             if cycle.more_body:
                 self._expect_body()  # every byte of the body restarts its idle limit
             elif self._waiting == "body":
@@ -109,7 +111,12 @@ class _Guarded(HttpToolsProtocol):
     def on_response_complete(self) -> None:
         super().on_response_complete()
         self._cancel()
-        self._idle = not self.pipeline and self.cycle is not None and self.cycle.response_complete
+        cycle = self.cycle
+        if cycle is not None and cycle.more_body:  # answered before the body was read: it must still arrive in time
+            self._idle = False
+            self._expect_body()
+            return
+        self._idle = not self.pipeline and cycle is not None and cycle.response_complete
 
     # -- timers ----------------------------------------------------------------------------------------------------
     def _expect_head(self) -> None:
@@ -139,9 +146,11 @@ class _Guarded(HttpToolsProtocol):
             return
         if what == "body":
             cycle = self.cycle
-            if cycle is None or cycle.response_complete or not cycle.more_body:
+            if cycle is None or not cycle.more_body:
                 return
-            if self.flow.read_paused:  # the application has not asked for more yet: not the client's delay
+            if (
+                self.flow.read_paused and not cycle.response_complete
+            ):  # the application has not asked for more yet: not the client's delay
                 self._expect_body()
                 return
             log.info("closing the connection from %s: no body bytes for %.0f s", self._who(), seconds)

@@ -73,7 +73,9 @@ def test_since_after_events_written_with_no_socket_open_gives_each_later_event_o
     async def scenario() -> None:
         async with await OdinWebSocket.connect(served.url, served.admin_token) as ws:
             reply = await ws.request({"type": "subscribe", "commit": first["commit_sha"], "since": since})
-            assert reply["replayed"] == len([i for i in stored if i > since])
+            # Events the hub has not polled yet arrive after the reply rather than in it: the count may be smaller,
+            # the sequence below may not differ.
+            assert 0 <= reply["replayed"] <= len([i for i in stored if i > since])
             later = await start_in_thread(served, "ok")
             received = await ids_until_run_ends(ws, later["id"])
             assert received == [i for i in stored if i > since] + event_ids(served, later["id"])

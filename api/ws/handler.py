@@ -323,6 +323,8 @@ class _Session:
             return None
         if since is None:
             return max(position, await anyio.to_thread.run_sync(self.hub.last_id)), [], False
+        await self.hub.catch_up()  # everything committed before this request is replayed, not left to the next tail
+        position = await self.hub.ready()
         events, truncated = await anyio.to_thread.run_sync(self.hub.replay, sub, since, position)
         return max(position, since), events, truncated
 

@@ -13,8 +13,9 @@ id after a higher one) waits until the gap is filled from the store; a gap still
 taken as ids that will never appear (a rolled-back transaction, a sequence jump after a crash) and passed. The tail
 runs whether or not a socket is open, so the position is "now" when the next client arrives.
 
-A subscription starts from the store too: with `since`, the handler replays the stored events in (since, position]
-while live events above the position wait (`Connection.hold`); without it, from the store's current last id. Each
+A subscription starts from the store too: with `since`, the handler first brings the position up to the store's last
+committed id (`catch_up`), then replays the stored events in (since, position] while live events above the position
+wait (`Connection.hold`); without it, from the store's current last id. Each
 subscription then passes only ids above its own start, and each connection remembers what it sent, so an event
 matching several subscriptions, or replayed after it was pushed, goes out once.
 
@@ -309,6 +310,12 @@ class EventHub:
                 log.warning("websocket hub: cannot read new events (%s)", e)
             except Exception:
                 log.exception("websocket hub: reading new events failed")
+
+    async def catch_up(self) -> None:
+        """Dispatch what the store holds beyond the position now, instead of at the next tail: a subscription with
+        `since` then replays every event committed before it was asked for (the bus does not run while no socket
+        is open, and a busy machine can delay the tail by more than its interval)."""
+        await self._read_store()
 
     async def _read_store(self) -> None:
         position = await self.ready()

@@ -19,7 +19,7 @@ from websockets.exceptions import ConnectionClosed
 
 from odin.api.client import ApiError, OdinWebSocket
 from odin.api.client.ws import ws_url
-from tests.api.conftest import Served
+from tests.api.conftest import Served, start_server
 from tests.api.test_ws import forged
 from tests.api.ws_messages import server_messages_match_the_asyncapi_document  # noqa: F401 (autouse)
 from tests.support.wait import wait_until
@@ -73,9 +73,8 @@ def test_since_after_events_written_with_no_socket_open_gives_each_later_event_o
     async def scenario() -> None:
         async with await OdinWebSocket.connect(served.url, served.admin_token) as ws:
             reply = await ws.request({"type": "subscribe", "commit": first["commit_sha"], "since": since})
-            # Events the hub has not polled yet arrive after the reply rather than in it: the count may be smaller,
-            # the sequence below may not differ.
-            assert 0 <= reply["replayed"] <= len([i for i in stored if i > since])
+            # Everything committed before the subscribe is in the replay, even when the hub has not polled it yet.
+            assert reply["replayed"] == len([i for i in stored if i > since])
             later = await start_in_thread(served, "ok")
             received = await ids_until_run_ends(ws, later["id"])
             assert received == [i for i in stored if i > since] + event_ids(served, later["id"])
@@ -162,3 +161,24 @@ def test_since_after_a_restart_gives_each_later_event_once_in_order(served: Serv
             assert received == stored[3:] + event_ids(served, later["id"])
 
     run(scenario())
+
+
+def test_a_replay_holds_every_event_committed_before_the_subscribe_even_before_the_hub_polls(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """The hub's tail runs every ODIN_WS_POLL_INTERVAL; a replay must not depend on it having run (CI saw 7 of 12)."""
+    tmp = tmp_path_factory.mktemp("slow-tail")
+    slow = start_server(tmp, f"sqlite:///{tmp / 'odin.db'}", "sqlite", {"ODIN_WS_POLL_INTERVAL": "3600"})
+    try:
+        first = slow.wait_run(slow.start("ok")["id"])  # written while no socket is open: the bus is not listened to
+        stored = event_ids(slow, first["id"])
+
+        async def scenario() -> None:
+            async with await OdinWebSocket.connect(slow.url, slow.admin_token) as ws:
+                reply = await ws.request({"type": "subscribe", "run": first["id"], "since": 0})
+                assert reply["replayed"] == len(stored) and reply["truncated"] is False
+                assert [(await ws.next_event(TIMEOUT)).id for _ in stored] == stored
+
+        run(scenario())
+    finally:
+        slow.server.stop()

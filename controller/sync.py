@@ -28,8 +28,6 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 from sqlalchemy.engine import Engine as DbEngine
 
@@ -43,6 +41,7 @@ from odin.controller.store.db import StoreUnavailable, transaction
 from odin.controller.store.models import COMMITS, EVENTS, REPOSITORIES, Trigger
 from odin.controller.store.runs import NewRun, create_run
 from odin.controller.store.types import utcnow
+from odin.controller.store.upsert import insert_on_conflict
 from odin.controller.validation import Validator
 from odin.schema import Limits, ParamError, resolve_params
 from odin.schema.problems import Problem
@@ -287,9 +286,15 @@ class RepoSync:
             "pipelines_changed": list(pipelines if pipelines is not None else [r.pipeline for r in results]),
             "absorbed_by": absorbed_by,
         }
-        insert = pg_insert(COMMITS) if conn.dialect.name == "postgresql" else sqlite_insert(COMMITS)
-        update = {k: values[k] for k in ("validation", "problems", "pipelines_changed", "absorbed_by")}
-        conn.execute(insert.values(**values).on_conflict_do_update(index_elements=["repo_id", "sha"], set_=update))
+        conn.execute(
+            insert_on_conflict(
+                COMMITS,
+                conn.dialect.name,
+                conflict=("repo_id", "sha"),
+                values=values,
+                update=("validation", "problems", "pipelines_changed", "absorbed_by"),
+            )
+        )
         data: dict[str, Any] = {
             "validation": validation,
             "pipelines": values["pipelines_changed"],

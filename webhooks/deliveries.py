@@ -15,13 +15,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine as DbEngine
 
 from odin.controller.store.db import transaction
 from odin.controller.store.models import EVENTS, WEBHOOK_DELIVERIES
 from odin.controller.store.types import utcnow
+from odin.controller.store.upsert import insert_on_conflict
 
 DELIVERIES = WEBHOOK_DELIVERIES
 
@@ -93,10 +92,10 @@ def record(db: DbEngine, delivery: Delivery) -> Recorded:
 @functools.cache
 def _insert(dialect: str) -> sa.Insert:
     """INSERT ... ON CONFLICT DO NOTHING RETURNING id, built once: this is every delivery's hot path."""
-    insert = pg_insert(DELIVERIES) if dialect == "postgresql" else sqlite_insert(DELIVERIES)
     columns = ("provider", "delivery_id", "repo_id", "event", "ref", "sha", "outcome", "reason", "received_at")
-    stmt = insert.values({c: sa.bindparam(c) for c in columns})
-    return stmt.on_conflict_do_nothing(index_elements=["provider", "delivery_id"]).returning(DELIVERIES.c.id)
+    values: dict[str, Any] = {c: sa.bindparam(c) for c in columns}
+    stmt = insert_on_conflict(DELIVERIES, dialect, conflict=("provider", "delivery_id"), values=values)
+    return stmt.returning(DELIVERIES.c.id)
 
 
 def update(db: DbEngine, delivery_row: int, **values: Any) -> None:

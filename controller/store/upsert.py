@@ -1,0 +1,35 @@
+"""INSERT ... ON CONFLICT for both backends, written once.
+
+SQLite and Postgres spell the statement the same way but through different dialect constructs
+(`sqlalchemy.dialects.sqlite.insert` and `...postgresql.insert`); every "record once, whoever wins the race" write in
+Odin (commits seen by sync, webhook deliveries) goes through here instead of choosing the dialect itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+
+def insert_on_conflict(
+    table: sa.Table,
+    dialect: str,
+    *,
+    conflict: Sequence[str],
+    values: Mapping[str, Any],
+    update: Sequence[str] = (),
+) -> sa.Insert:
+    """`INSERT INTO table (values) ON CONFLICT (conflict) DO UPDATE SET <update>` — or `DO NOTHING` when `update` is
+    empty. `dialect` is the connection's `dialect.name` ("postgresql" or "sqlite"); `values` may hold bind parameters
+    so the statement can be built once and executed many times."""
+    insert = pg_insert(table) if dialect == "postgresql" else sqlite_insert(table)
+    stmt = insert.values(dict(values))
+    if not update:
+        return stmt.on_conflict_do_nothing(index_elements=list(conflict))
+    return stmt.on_conflict_do_update(
+        index_elements=list(conflict), set_={name: stmt.excluded[name] for name in update}
+    )

@@ -7,16 +7,21 @@ the controller (at every commit), `odinctl validate` (offline) and editors (thro
 
 from __future__ import annotations
 
+from .conditions import Condition, ConditionError
 from .limits import DEFAULT_LIMITS, Limits
 from .model import (
     BUILTIN_VARIABLES,
     RESOURCE_TYPES,
+    Artifact,
     ConfigMapMount,
+    MatrixValue,
     Mount,
     ParamSpec,
     PipelineSpec,
     Resources,
+    Result,
     SecretMount,
+    TaskReference,
     TaskSpec,
 )
 from .params import ParamError, resolve_params
@@ -34,8 +39,12 @@ __all__ = [
     "REPO_CONFIG_FILE",
     "RESOURCE_TYPES",
     "SCHEMA_ID",
+    "Artifact",
+    "Condition",
+    "ConditionError",
     "ConfigMapMount",
     "Limits",
+    "MatrixValue",
     "Mount",
     "ParamError",
     "ParamSpec",
@@ -46,7 +55,9 @@ __all__ = [
     "RepoConfig",
     "RepoConfigResult",
     "Resources",
+    "Result",
     "SecretMount",
+    "TaskReference",
     "TaskSpec",
     "UnknownVariable",
     "ValidationResult",

@@ -12,9 +12,11 @@ from collections import deque
 from collections.abc import Iterator
 from typing import Any
 
-from .located import JsonPath, LocatedDocument
+from .located import JsonPath, LocatedDocument, SourceFinder
 from .model import BUILTIN_VARIABLES
-from .problems import Problem, shorten
+from .problems import Problem
+from .refchecks import Pipeline, Scope, condition_problems, declared_outputs, legacy_problems, matrix_keys
+from .references import Ancestry
 from .suggest import did_you_mean
 from .variables import PARAMS_PREFIX, unknown_references, unterminated
 
@@ -36,12 +38,17 @@ def check_pipeline(doc: LocatedDocument, file: str) -> list[Problem]:
     known = frozenset(BUILTIN_VARIABLES).union(PARAMS_PREFIX + name for name in declared)
     problems: list[Problem] = []
     first_index = _task_names(doc, file, tasks, problems)
-    _dependencies(doc, file, tasks, first_index, problems)
+    edges = _dependencies(doc, file, tasks, first_index, problems)
+    pipeline = _pipeline(tasks, first_index, edges)
     tally = _Tally(PER_FILE)
     for i, task in enumerate(tasks):
         if isinstance(task, dict):
             _workers(doc, file, i, task, problems)
-            _variables(doc, file, i, task, declared, known, problems, tally)
+            scope = Scope(pipeline, i, task.get("name"), known, declared, matrix_keys(task))
+            _variables(doc, file, i, task, scope, problems, tally)
+            when = task.get("when")
+            if isinstance(when, str):
+                problems.extend(condition_problems(doc, file, scope, when, ("tasks", i, "when")))
     if tally.more:
         assert tally.first_left_out is not None
         message = f"and {tally.more} more problems with variables"
@@ -90,9 +97,25 @@ def _depends_entries(task: dict[str, Any], i: int) -> Iterator[tuple[str, JsonPa
                 yield name, ("tasks", i, "depends", j)
 
 
+def _pipeline(tasks: list[Any], first_index: dict[str, int], edges: dict[int, list[tuple[int, JsonPath]]]) -> Pipeline:
+    """The shared part of every task's scope. Tasks that may name another task's outputs are found by a cheap scan
+    first, so the ancestry keeps only their sets."""
+    ancestry = Ancestry({i: [target for target, _ in targets] for i, targets in edges.items()})
+    outputs: dict[str, dict[str, str]] = {}
+    sweeps: set[str] = set()
+    for name, i in first_index.items():
+        task = tasks[i]
+        outputs[name] = declared_outputs(task)
+        if isinstance(task.get("matrix"), dict) and task["matrix"]:
+            sweeps.add(name)
+        if "when" in task or any("${tasks." in text or "^" in text for text, _ in _variable_strings(task, i)):
+            ancestry.ask_later(i)
+    return Pipeline(first_index, outputs, frozenset(sweeps), ancestry)
+
+
 def _dependencies(
     doc: LocatedDocument, file: str, tasks: list[Any], first_index: dict[str, int], problems: list[Problem]
-) -> None:
+) -> dict[int, list[tuple[int, JsonPath]]]:
     # edges[i]: the tasks i depends on, in the order written, with where each is named.
     edges: dict[int, list[tuple[int, JsonPath]]] = {}
     for i, task in enumerate(tasks):
@@ -115,6 +138,7 @@ def _dependencies(
         names = [str(tasks[i]["name"]) for i in cycle]
         chain = " → ".join([*names, names[0]])
         problems.append(doc.problem(file, path, f"dependency cycle: {chain}"))
+    return edges
 
 
 def _cycles(edges: dict[int, list[tuple[int, JsonPath]]]) -> list[tuple[list[int], JsonPath]]:
@@ -267,74 +291,34 @@ def _variables(
     file: str,
     i: int,
     task: dict[str, Any],
-    declared: frozenset[str],
-    known: frozenset[str],
+    scope: Scope,
     problems: list[Problem],
     tally: _Tally,
 ) -> None:
+    command_path: JsonPath = ("tasks", i, "command")
     for text, path in _variable_strings(task, i):
+        if "^" in text and tally.left > 0:
+            found = legacy_problems(doc, file, scope, text, path, words=path == command_path, limit=PER_VALUE)
+            problems.extend(found)
+            tally.left -= len(found)
         if "${" not in text:
             continue
         if tally.left <= 0:  # only count: no objects, no positions, no hints
-            _, count, maybe_unterminated = unknown_references(text, known, 0)
+            _, count, maybe_unterminated = unknown_references(text, scope, 0)
             tally.count(count + (len(unterminated(text)) if maybe_unterminated else 0), path)
             continue
-        unknown, count, maybe_unterminated = unknown_references(text, known, PER_VALUE)
-        finder = _SourceFinder(doc, path, text)
+        unknown, count, maybe_unterminated = unknown_references(text, scope, PER_VALUE)
+        finder = SourceFinder(doc, path, text)
         for reference in unknown:
-            message = _unknown_message(reference.name, declared, known)
-            problems.append(finder.problem(file, reference.text, reference.start, message))
+            problems.append(finder.problem(file, reference.text, reference.start, scope.explain(reference.name)))
         if count > PER_VALUE:
             problems.append(doc.problem(file, path, f"and {count - PER_VALUE} more unknown variables here"))
         tally.left -= len(unknown)
         if maybe_unterminated:
-            finder = _SourceFinder(doc, path, text)
+            finder = SourceFinder(doc, path, text)
             offsets = unterminated(text)
             for offset in offsets[:PER_VALUE]:
                 problems.append(finder.problem(file, "${", offset, "unterminated `${` (no closing `}`)"))
             if len(offsets) > PER_VALUE:
                 problems.append(doc.problem(file, path, f"and {len(offsets) - PER_VALUE} more unterminated `${{` here"))
             tally.left -= min(len(offsets), PER_VALUE)
-
-
-def _unknown_message(name: str, declared: frozenset[str], known: frozenset[str]) -> str:
-    shown = shorten(name)
-    if name.startswith(PARAMS_PREFIX):
-        param = name[len(PARAMS_PREFIX) :]
-        if not declared:
-            return f"`${{{shown}}}`: no parameter `{shorten(param)}` is declared (the pipeline has no `params`)"
-        hint = did_you_mean(param, declared, template="`${{params.{}}}`")
-        return f"`${{{shown}}}`: no parameter `{shorten(param)}` is declared{hint}"
-    hint = did_you_mean(name, known, template="`${{{}}}`")  # the built-ins and `params.X` for each declared X
-    return f"unknown variable `${{{shown}}}`{hint}; write `$${{{shown}}}` to pass it through literally"
-
-
-_ESCAPE_WIDTH = 10
-"""The most source characters one character of a YAML scalar can take (a `\\U` escape and 8 hex digits): how far past
-a scalar's start its first line can still belong to it."""
-
-
-class _SourceFinder:
-    """Points problems at the exact `${` on a scalar's first line when the source text shows it there (plain and
-    quoted single-line scalars), otherwise at the scalar itself.
-
-    Linear by construction: the search moves forward only, never looks further than the scalar's own text could
-    reach in the source, and stops at the first miss (escapes or line breaks make the source differ from the value,
-    and then nothing after it can be located reliably anyway)."""
-
-    def __init__(self, doc: LocatedDocument, path: JsonPath, text: str) -> None:
-        self.line, self.column = doc.position(path)
-        self.source = doc.line_text(self.line)
-        self.cursor = self.column - 1  # where the next search starts, in the source line; -1 after a miss
-        self.end = self.column - 1 + _ESCAPE_WIDTH * len(text)
-
-    def problem(self, file: str, needle: str, offset: int, message: str) -> Problem:
-        """The problem for `needle` found at `offset` in the value (occurrences are asked for in increasing order)."""
-        if self.cursor < 0:
-            return Problem(file, self.line, self.column, message)
-        at = self.source.find(needle, max(self.cursor, self.column - 1 + offset), self.end)
-        if at == -1:
-            self.cursor = -1
-            return Problem(file, self.line, self.column, message)
-        self.cursor = at + len(needle)
-        return Problem(file, self.line, at + 1, message)

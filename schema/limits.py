@@ -25,6 +25,12 @@ class Limits:
     hundred aliases of one long string make every later check read gigabytes."""
     max_problems: int = 100
     """Problems reported per file; the rest are counted in one final "and N more problems"."""
+    max_matrix: int = 256
+    """Combinations one task's `matrix` may expand to: a sweep is many runs of a container, and a typo in a list
+    (a range written out by a script) should not start thousands of pods."""
+    max_tasks: int = 50_000
+    """Tasks in a pipeline after sweeps are expanded; the largest file without sweeps holds about 28,000 tasks, so
+    only sweeps can reach this, and each expanded task costs the controller memory and a row per run."""
 
 
 DEFAULT_LIMITS = Limits()

@@ -130,3 +130,34 @@ def field_label(path: Sequence[str | int]) -> str:
     if len(path) > 2 and path[0] == "tasks" and isinstance(path[1], int):
         return format_path(path[2:])
     return format_path(path) or "the document"
+
+
+_ESCAPE_WIDTH = 10
+"""The most source characters one character of a YAML scalar can take (a `\\U` escape and 8 hex digits): how far past
+a scalar's start its first line can still belong to it."""
+
+
+class SourceFinder:
+    """Points problems at the exact `${` on a scalar's first line when the source text shows it there (plain and
+    quoted single-line scalars), otherwise at the scalar itself.
+
+    Linear by construction: the search moves forward only, never looks further than the scalar's own text could
+    reach in the source, and stops at the first miss (escapes or line breaks make the source differ from the value,
+    and then nothing after it can be located reliably anyway)."""
+
+    def __init__(self, doc: LocatedDocument, path: JsonPath, text: str) -> None:
+        self.line, self.column = doc.position(path)
+        self.source = doc.line_text(self.line)
+        self.cursor = self.column - 1  # where the next search starts, in the source line; -1 after a miss
+        self.end = self.column - 1 + _ESCAPE_WIDTH * len(text)
+
+    def problem(self, file: str, needle: str, offset: int, message: str) -> Problem:
+        """The problem for `needle` found at `offset` in the value (occurrences are asked for in increasing order)."""
+        if self.cursor < 0:
+            return Problem(file, self.line, self.column, message)
+        at = self.source.find(needle, max(self.cursor, self.column - 1 + offset), self.end)
+        if at == -1:
+            self.cursor = -1
+            return Problem(file, self.line, self.column, message)
+        self.cursor = at + len(needle)
+        return Problem(file, self.line, at + 1, message)

@@ -22,8 +22,56 @@ BUILTIN_VARIABLES: tuple[str, ...] = (
     "ROOT_PATH",
     "PIPE_ID",
     "COMMIT_SHA",
+    "OUTPUT_PATH",
+    "RESULTS_PATH",
 )
-"""`${NAME}` variables substituted in command, args and env; `${params.X}` names a declared parameter."""
+"""`${NAME}` variables substituted in command, args and env; `${params.X}` names a declared parameter, `${matrix.X}`
+a sweep's value (substituted at normalisation) and `${tasks.T.results.R}` / `${tasks.T.artifacts.A}` an ancestor's
+output (see `TaskReference`). `OUTPUT_PATH` and `RESULTS_PATH` are the task's own directories for its declared
+artifacts and results: one pair per task attempt, chosen by the executor."""
+
+MatrixValue = str | int | float | bool
+"""One value of a `matrix:` list, as YAML typed it (so the JSON of a sweep's results says `0.1`, not `"0.1"`)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Artifact:
+    """A declared artifact: a file or directory the task writes at `${OUTPUT_PATH}/<path>`.
+
+    `path` is relative, normalised (no `.`, `..`, empty or duplicate components), and defaults to the name."""
+
+    name: str
+    path: str
+    description: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """A declared result: a small JSON value the task writes to `${RESULTS_PATH}/<name>` (the file's text, read as
+    JSON when it parses, else as a string) or as a key of `${RESULTS_PATH}/results.json` (the per-name file wins)."""
+
+    name: str
+    description: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskReference:
+    """One use of another task's output, as the engine must resolve it before the task starts.
+
+    `task` is the producer as written: a task name, or a sweep's name (then the value is the JSON list of every
+    member's output, see `odin.schema.outputs.sweep_value`). `kind` is `results` or `artifacts`. `where` says where
+    the reference is used (`command[0]`, `args[3]`, `env.MODEL`, `when`); `variable` is the key of the value in the
+    substitution map (`tasks.train.results.accuracy`), the same in every place that uses it. Legacy `^train.key`
+    references are rewritten to the `${tasks...}` form at normalisation, so the engine sees only this one."""
+
+    task: str
+    kind: str
+    output: str
+    where: str
+
+    @property
+    def variable(self) -> str:
+        return f"tasks.{self.task}.{self.kind}.{self.output}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,8 +149,12 @@ class TaskSpec:
     security_context: dict[str, Any] | None = None
     resource_type: str = "Pod"
     queue: str | None = None
-    inputs: tuple[str, ...] = ()
-    outputs: tuple[str, ...] = ()
+    artifacts: tuple[Artifact, ...] = ()
+    results: tuple[Result, ...] = ()
+    references: tuple[TaskReference, ...] = ()
+    when: str | None = None  # a condition (odin.schema.conditions), matrix values already substituted
+    sweep: str | None = None  # for a member of a `matrix` sweep: the sweep's name (the task name as written)
+    matrix: dict[str, MatrixValue] = field(default_factory=dict)  # a sweep member's values, in the order written
     retries: int = 0
     timeout: float | None = None  # seconds
     service_account: str | None = None
@@ -124,8 +176,16 @@ class TaskSpec:
     def from_dict(cls, data: dict[str, Any]) -> TaskSpec:
         d = dict(data)
         d["command"] = tuple(d.get("command", ()))
-        for key in ("args", "depends", "inputs", "outputs", "image_pull_secrets"):
+        # Frozen specs stored before issue 11 carry lineage-only `inputs`/`outputs` path lists: nothing reads them.
+        d.pop("inputs", None)
+        if isinstance(d.get("outputs"), list):
+            del d["outputs"]
+        for key in ("args", "depends", "image_pull_secrets"):
             d[key] = tuple(d.get(key, ()))
+        d["artifacts"] = tuple(Artifact(**a) for a in d.get("artifacts", ()))
+        d["results"] = tuple(Result(**r) for r in d.get("results", ()))
+        d["references"] = tuple(TaskReference(**r) for r in d.get("references", ()))
+        d["matrix"] = dict(d.get("matrix", {}))
         d["tolerations"] = tuple(dict(t) for t in d.get("tolerations", ()))
         d["mounts"] = tuple(Mount(**m) for m in d.get("mounts", ()))
         d["secrets"] = tuple(SecretMount(**s) for s in d.get("secrets", ()))
@@ -151,6 +211,11 @@ class PipelineSpec:
             if t.name == name:
                 return t
         raise KeyError(name)
+
+    def producers(self, name: str) -> tuple[TaskSpec, ...]:
+        """The tasks a reference to `name` reads: the task itself, or every member of the sweep `name`, in
+        expansion order. Empty when there is no such task or sweep."""
+        return tuple(t for t in self.tasks if name in (t.name, t.sweep))
 
     def param(self, name: str) -> ParamSpec:
         for p in self.params:

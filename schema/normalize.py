@@ -15,8 +15,22 @@ from collections.abc import Callable
 from typing import Any
 
 from . import shellwords
+from .expand import expand_sweeps, resolve_references
+from .limits import DEFAULT_LIMITS, Limits
 from .located import JsonPath, LocatedDocument
-from .model import ConfigMapMount, Mount, ParamSpec, PipelineSpec, Resources, SecretMount, TaskSpec
+from .model import (
+    Artifact,
+    ConfigMapMount,
+    MatrixValue,
+    Mount,
+    ParamSpec,
+    PipelineSpec,
+    Resources,
+    Result,
+    SecretMount,
+    TaskSpec,
+)
+from .outputs import RESULTS_FILE, artifact_path
 from .params import coerce, in_choices, infer_type
 from .problems import Problem
 from .units import parse_duration, parse_quantity, stringify
@@ -51,10 +65,13 @@ a run of spaces followed by a quote)."""
 class _Context:
     """Where problems go and how they are located, shared by the helpers below."""
 
-    def __init__(self, doc: LocatedDocument, file: str) -> None:
+    def __init__(self, doc: LocatedDocument, file: str, limits: Limits = DEFAULT_LIMITS) -> None:
         self.doc = doc
         self.file = file
+        self.limits = limits
         self.problems: list[Problem] = []
+        self.matrices: dict[JsonPath, dict[str, list[tuple[MatrixValue, str]]]] = {}
+        """Each task's `matrix` (by the task's path): values as YAML typed them and as written."""
 
     def report(self, path: JsonPath, message: str, *, at_key: bool = False) -> None:
         self.problems.append(self.doc.problem(self.file, path, message, at_key=at_key))
@@ -68,11 +85,15 @@ class _Context:
 
 
 def build_spec(
-    doc: LocatedDocument, file: str, default_name: str, skip: Callable[[JsonPath], bool]
+    doc: LocatedDocument,
+    file: str,
+    default_name: str,
+    skip: Callable[[JsonPath], bool],
+    limits: Limits = DEFAULT_LIMITS,
 ) -> tuple[PipelineSpec | None, list[Problem]]:
     """Normalise every part of the document that `skip` does not exclude. Returns the spec only if nothing was
     skipped and nothing was wrong."""
-    ctx = _Context(doc, file)
+    ctx = _Context(doc, file, limits)
     root: dict[str, Any] = doc.value
     name = _pipeline_name(ctx, root, default_name)
     params: list[ParamSpec] = []
@@ -84,17 +105,21 @@ def build_spec(
                 complete = False
                 continue
             params.append(_param(ctx, param_name, raw))
-    tasks: list[TaskSpec] = []
+    tasks: list[tuple[JsonPath, TaskSpec]] = []
     raw_tasks = root.get("tasks")
     for i, raw_task in enumerate(raw_tasks if isinstance(raw_tasks, list) else []):
         if skip(("tasks", i)) or not isinstance(raw_task, dict):
             complete = False
             continue
-        tasks.append(_task(ctx, ("tasks", i), raw_task))
+        tasks.append((("tasks", i), _task(ctx, ("tasks", i), raw_task)))
     if not complete or ctx.problems or not tasks:
         return None, ctx.problems
+    resolved = resolve_references(tasks)
+    expanded = expand_sweeps(resolved, ctx.matrices, ctx.limits, ctx.report)
+    if ctx.problems or expanded is None:
+        return None, ctx.problems
     description = root.get("description")
-    return PipelineSpec(name=name, tasks=tuple(tasks), params=tuple(params), description=description), ctx.problems
+    return PipelineSpec(name=name, tasks=expanded, params=tuple(params), description=description), ctx.problems
 
 
 def _pipeline_name(ctx: _Context, root: dict[str, Any], default_name: str) -> str:
@@ -172,6 +197,13 @@ def _task(ctx: _Context, path: JsonPath, raw: dict[str, Any]) -> TaskSpec:
                 at_key=True,
             )
         fields[field] = convert(ctx, (*path, key), value)
+    outputs = fields.pop("outputs", None)
+    if outputs is not None:
+        fields["artifacts"], fields["results"] = outputs
+    fields.pop("inputs", None)
+    matrix = fields.pop("matrix", None)
+    if matrix is not None:
+        ctx.matrices[path] = matrix
     if "mounts" in fields or "secrets" in fields or "config_maps" in fields:
         _check_volumes(ctx, path, raw, fields)
     if fields.get("timeout", 0.0) is None:
@@ -355,6 +387,111 @@ def _elastic(ctx: _Context, path: JsonPath, raw: dict[str, Any]) -> dict[str, An
     return dict(raw)
 
 
+def _inputs(ctx: _Context, path: JsonPath, raw: Any) -> None:
+    ctx.report(
+        path,
+        "`inputs` (paths recorded for lineage) is no longer used: read another task's outputs as "
+        "`${tasks.TASK.artifacts.NAME}` or `${tasks.TASK.results.NAME}` in command, args or env, and the run records "
+        "what each task read; delete `inputs`",
+        at_key=True,
+    )
+
+
+def _outputs(ctx: _Context, path: JsonPath, raw: Any) -> tuple[tuple[Artifact, ...], tuple[Result, ...]] | None:
+    """Declared artifacts and results: names unique across both, artifact paths normalised, inside `${OUTPUT_PATH}`
+    and not inside one another (each file is recorded once)."""
+    if isinstance(raw, list):
+        ctx.report(
+            path,
+            "`outputs` is now a mapping of named outputs, not a list of paths: write files under `${OUTPUT_PATH}` and "
+            "declare them as `outputs: {artifacts: [{name: model, path: model.pt}], results: [accuracy]}` "
+            "(see docs/pipeline-format.md, Outputs)",
+        )
+        return None
+    names: dict[str, JsonPath] = {}
+    artifacts: list[Artifact] = []
+    results: list[Result] = []
+    paths: dict[str, str] = {}
+    for kind in ("artifacts", "results"):
+        for j, entry in enumerate(raw.get(kind) or ()):
+            where: JsonPath = (*path, kind, j)
+            name = entry if isinstance(entry, str) else entry["name"]
+            name_path = where if isinstance(entry, str) else (*where, "name")
+            if name in names:
+                line, _ = ctx.doc.position(names[name])
+                ctx.report(name_path, f"output `{name}` is declared twice (first at line {line})")
+                continue
+            names[name] = name_path
+            description = None if isinstance(entry, str) else entry.get("description")
+            if kind == "results":
+                results.append(Result(name=name, description=description))
+                continue
+            written = name if isinstance(entry, str) else entry.get("path", name)
+            normalised = artifact_path(written)
+            if isinstance(normalised, tuple):
+                ctx.report(where if isinstance(entry, str) else (*where, "path"), normalised[0])
+                continue
+            artifacts.append(Artifact(name=name, path=normalised, description=description))
+            paths[normalised] = name
+    for artifact in artifacts:  # one pass over each path's parents: linear in the total length of the paths
+        parts = artifact.path.split("/")
+        for k in range(1, len(parts)):
+            parent = "/".join(parts[:k])
+            if parent in paths:
+                ctx.report(
+                    names[artifact.name],
+                    f"artifact `{artifact.name}` (`{artifact.path}`) is inside artifact `{paths[parent]}` "
+                    f"(`{parent}`); declare one or the other",
+                )
+                break
+    seen_paths: dict[str, str] = {}
+    for artifact in artifacts:
+        if artifact.path in seen_paths:
+            ctx.report(
+                names[artifact.name],
+                f"artifacts `{seen_paths[artifact.path]}` and `{artifact.name}` have the same path `{artifact.path}`",
+            )
+        seen_paths.setdefault(artifact.path, artifact.name)
+    if RESULTS_FILE in names:  # an identifier cannot contain `.`; kept as a guard should the name rule change
+        ctx.report(names[RESULTS_FILE], f"`{RESULTS_FILE}` is reserved")
+    return tuple(artifacts), tuple(results)
+
+
+def _when(ctx: _Context, path: JsonPath, raw: str) -> str:
+    return raw.strip()  # parsed and checked with the other references (checks.py); kept as text for the frozen spec
+
+
+def _matrix(ctx: _Context, path: JsonPath, raw: dict[str, list[Any]]) -> dict[str, list[tuple[MatrixValue, str]]]:
+    matrix: dict[str, list[tuple[MatrixValue, str]]] = {}
+    for key, values in raw.items():
+        seen: dict[tuple[str, Any], int] = {}
+        entries: list[tuple[MatrixValue, str]] = []
+        for j, value in enumerate(values):
+            if isinstance(value, float) and not math.isfinite(value):
+                ctx.report((*path, key, j), f"`matrix.{key}` values must be finite numbers, not `{value}`")
+                continue
+            identity = ("bool" if isinstance(value, bool) else "str" if isinstance(value, str) else "num", value)
+            if identity in seen:
+                line, _ = ctx.doc.position((*path, key, seen[identity]))
+                ctx.report((*path, key, j), f"`matrix.{key}` lists `{value}` twice (first at line {line})")
+                continue
+            seen[identity] = j
+            entries.append((value, ctx.text((*path, key, j), value)))
+        matrix[key] = entries
+    total = 1
+    for entries in matrix.values():
+        total *= len(entries)
+        if total > ctx.limits.max_matrix:
+            ctx.report(
+                path,
+                f"`matrix` makes more than {ctx.limits.max_matrix} combinations (the limit per task); "
+                "split the sweep or shorten its lists",
+                at_key=True,
+            )
+            break
+    return matrix
+
+
 _Convert = Callable[[_Context, JsonPath, Any], Any]
 _TASK_FIELDS: dict[str, tuple[str, _Convert]] = {
     "name": ("name", _same),
@@ -378,8 +515,10 @@ _TASK_FIELDS: dict[str, tuple[str, _Convert]] = {
     "security_context": ("security_context", _security_context),
     "resource_type": ("resource_type", _same),
     "queue": ("queue", _same),
-    "inputs": ("inputs", _strings),
-    "outputs": ("outputs", _strings),
+    "inputs": ("inputs", _inputs),
+    "outputs": ("outputs", _outputs),
+    "when": ("when", _when),
+    "matrix": ("matrix", _matrix),
     "retries": ("retries", _integer),
     "timeout": ("timeout", _timeout),
     "service_account": ("service_account", _same),

@@ -73,7 +73,7 @@ def _load(data: bytes, file: str, default_name: str, limits: Limits) -> tuple[Pi
     def skip(path: JsonPath) -> bool:
         return () in invalid or path in invalid
 
-    spec, found = build_spec(doc, file, default_name, skip)
+    spec, found = build_spec(doc, file, default_name, skip, limits)
     problems.extend(found)
     return spec, problems, incomplete
 

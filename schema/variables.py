@@ -124,3 +124,22 @@ def unterminated(text: str) -> list[int]:
             found.append(at)
         at = text.find("${", at + 2)
     return found
+
+
+def substitute_some(text: str, variables: Mapping[str, str]) -> str:
+    """Replace only the `${NAME}`s whose name is in `variables`, leaving every other reference and every `$${...}`
+    escape exactly as written: how normalisation fills in a sweep's `${matrix.X}` and leaves the rest to run time."""
+    if "${" not in text:
+        return text
+    out: list[str] = []
+    copied = 0
+    for start, end, escaped in _spans(text):
+        if escaped:
+            continue
+        name = text[start + 2 : end - 1]
+        if name in variables:
+            out.append(text[copied:start])
+            out.append(variables[name])
+            copied = end
+    out.append(text[copied:])
+    return "".join(out)

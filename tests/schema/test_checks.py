@@ -202,4 +202,4 @@ def test_unterminated_variable() -> None:
 
 def test_variables_elsewhere_are_not_checked() -> None:
     # Only command, args and env are substituted; other fields are taken literally.
-    assert load(one_task("command: c\ninputs: ['${whatever}']")).ok
+    assert load(one_task("command: c\nnode_selector: {zone: '${whatever}'}")).ok

@@ -8,11 +8,13 @@ from pathlib import Path
 import pytest
 
 from odin.schema import (
+    Artifact,
     ConfigMapMount,
     Mount,
     ParamSpec,
     PipelineSpec,
     Resources,
+    Result,
     SecretMount,
     TaskSpec,
     validate_path,
@@ -202,8 +204,7 @@ def test_resources_and_scheduling_fields() -> None:
         retries: 3
         service_account: trainer
         image_pull_secrets: [regcred]
-        inputs: [data]
-        outputs: [model, metrics.json]
+        outputs: {artifacts: [model, {name: metrics, path: ./eval//metrics.json}], results: [accuracy]}
         """
     )
     assert t.num_gpus == 2
@@ -212,7 +213,8 @@ def test_resources_and_scheduling_fields() -> None:
     assert t.memory == Resources(requests="0.5", limits="8Gi")
     assert (t.pull_policy, t.resource_type, t.queue, t.retries) == ("Always", "Job", "team-a", 3)
     assert (t.service_account, t.image_pull_secrets) == ("trainer", ("regcred",))
-    assert (t.inputs, t.outputs) == (("data",), ("model", "metrics.json"))
+    assert t.artifacts == (Artifact("model", "model"), Artifact("metrics", "eval/metrics.json"))
+    assert t.results == (Result("accuracy"),)
 
 
 def test_resource_requests_above_limits() -> None:

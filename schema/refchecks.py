@@ -98,8 +98,8 @@ class Scope:
             return f"{shown}: a task cannot read its own outputs; use `${{OUTPUT_PATH}}` or `${{RESULTS_PATH}}`"
         if not self.pipeline.ancestry.is_ancestor(producer, self.index):
             return (
-                f"{shown}: `{ref.task}` must finish before `{self.name}` starts to be read by it; add `{ref.task}` "
-                f"to `depends` (directly, or through a task that depends on it)"
+                f"{shown}: `{self.name}` does not depend on `{ref.task}`, so `{ref.task}` may not have run yet; add "
+                f"`{ref.task}` to `depends` (directly, or through a task that depends on it)"
             )
         outputs = self.pipeline.outputs.get(ref.task, {})
         kind = outputs.get(ref.output)

@@ -94,7 +94,9 @@ def test_result_files_and_values() -> None:
 
 def test_sweep_value_shape() -> None:
     members = spec(
-        one_task("command: c ${matrix.lr} ${matrix.opt}\nmatrix: {lr: [0.1, 0.01], opt: [adam]}\noutputs: {results: [acc]}")
+        one_task(
+            "command: c ${matrix.lr} ${matrix.opt}\nmatrix: {lr: [0.1, 0.01], opt: [adam]}\noutputs: {results: [acc]}"
+        )
     ).tasks
     value = value_text(sweep_value([(members[0], 0.9), (members[1], 0.8)]))
     assert json.loads(value) == [

@@ -25,7 +25,9 @@ tasks:
 
 def pipeline(body: str) -> str:
     """HEAD plus one task `use`, whose lines (indented by 4) are `body`."""
-    return HEAD + "  - name: use\n    image: i\n" + "".join(f"    {line}\n" for line in dedent(body).strip().splitlines())
+    return (
+        HEAD + "  - name: use\n    image: i\n" + "".join(f"    {line}\n" for line in dedent(body).strip().splitlines())
+    )
 
 
 def test_references_to_ancestors_are_recorded_where_used() -> None:
@@ -77,7 +79,9 @@ def test_the_output_must_be_declared_with_hints() -> None:
 
 
 def test_malformed_task_references() -> None:
-    assert [p.split(": ", 1)[1] for p in problems(pipeline("command: c ${tasks.train} ${tasks.train.outputs.model}"))] == [
+    assert [
+        p.split(": ", 1)[1] for p in problems(pipeline("command: c ${tasks.train} ${tasks.train.outputs.model}"))
+    ] == [
         "`${tasks.train}`: a task output is written `${tasks.TASK.results.NAME}` or `${tasks.TASK.artifacts.NAME}`",
         "`${tasks.train.outputs.model}`: `outputs` is not a kind of output: write `results` or `artifacts`",
     ]
@@ -95,7 +99,12 @@ def test_legacy_caret_references_are_read_and_rewritten() -> None:
     ).task("use")
     assert use.command == ("python", "use.py", "${tasks.train.artifacts.model}")
     # `^foo.bar` names no task and a caret inside a longer word is not a reference: both pass through as written.
-    assert use.args == ("${tasks.prepare.results.rows}", "--acc=${tasks.train.results.accuracy}", "^foo.bar", "grep ^train.x")
+    assert use.args == (
+        "${tasks.prepare.results.rows}",
+        "--acc=${tasks.train.results.accuracy}",
+        "^foo.bar",
+        "grep ^train.x",
+    )
     assert [r.variable for r in use.references] == [
         "tasks.train.artifacts.model",
         "tasks.prepare.results.rows",
@@ -113,7 +122,8 @@ def test_legacy_references_are_checked_like_the_others() -> None:
 
 def test_ancestry_is_transitive_and_follows_any_path() -> None:
     chain = "tasks:\n" + "".join(
-        f"  - {{name: t{i}, image: i, command: c, depends: [t{i - 1}], outputs: {{results: [r]}}}}\n" for i in range(1, 40)
+        f"  - {{name: t{i}, image: i, command: c, depends: [t{i - 1}], outputs: {{results: [r]}}}}\n"
+        for i in range(1, 40)
     ).replace("depends: [t0]", "depends: []")
     ok = chain + "  - {name: last, image: i, command: 'c ${tasks.t1.results.r}', depends: t39}\n"
     assert problems(ok) == []

@@ -57,7 +57,7 @@ def test_evaluation_errors_are_condition_errors(text: str, values: dict[str, obj
     ("text", "offset", "message"),
     [
         ("", 0, "the condition is empty"),
-        ("accuracy > 1", 0, "unknown word `accuracy`: write a value as `${...}`, a number, a quoted string, `true` or `false`"),
+        ("accuracy > 1", 0, "unknown word `accuracy`: write a value as `${...}`, a number, a quoted string"),
         ("${a} > 1 > 2", 9, "comparisons do not chain; write `a < b and b < c`"),
         ("${a} && ${b}", 5, "`&&` is not an operator here; write `and`"),
         ("${a} = 1", 5, "`=` is not an operator here; write `==`"),
@@ -116,8 +116,10 @@ def test_when_problems_are_located() -> None:
         "11:43: `when`: expected a value, not `>`"
     ]  # fmt: skip
     assert problems(PIPELINE + "    when: ${tasks.eval.results.acuracy} > ${params.treshold}\n") == [
-        "11:11: `when`: `${tasks.eval.results.acuracy}`: `eval` declares no result `acuracy` (did you mean `accuracy`?)",
-        "11:43: `when`: `${params.treshold}`: no parameter `treshold` is declared (did you mean `${params.threshold}`?)",
+        "11:11: `when`: `${tasks.eval.results.acuracy}`: `eval` declares no result `acuracy` "
+        "(did you mean `accuracy`?)",
+        "11:43: `when`: `${params.treshold}`: no parameter `treshold` is declared "
+        "(did you mean `${params.threshold}`?)",
     ]
     assert problems(PIPELINE.replace("depends: eval", "depends: []") + f"    when: ${{{ACC}}} > 1\n")[0].startswith(
         "11:11: `when`: `${tasks.eval.results.accuracy}`: `export` does not depend on `eval`"

@@ -100,7 +100,7 @@ def test_matrix_problems() -> None:
     assert problems(SWEEP.replace('accuracy}"]', 'accuracy}", "${matrix.lr}"]')) == [
         "15:68: `${matrix.lr}`: task `pick` has no `matrix`"
     ]
-    assert problems(SWEEP.replace("depth: [4, 8]", "depth: []"))[0].endswith("`matrix.depth` must have at least 1 item")
+    assert problems(SWEEP.replace("depth: [4, 8]", "depth: []"))[0].endswith("`matrix.depth` must not be empty")
 
 
 def test_the_number_of_combinations_is_capped() -> None:

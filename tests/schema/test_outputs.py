@@ -38,14 +38,18 @@ def test_output_names_are_identifiers_unique_across_kinds() -> None:
     ]
 
 
+OUTSIDE = "must be a path relative to `${OUTPUT_PATH}`, without `..` components"
+
+
 @pytest.mark.parametrize(
     ("path", "message"),
     [
-        ("../model", "`outputs.artifacts[0].path`: `../model` must be a path relative to `${OUTPUT_PATH}`, without `..` components"),
-        ("a/../../b", "`outputs.artifacts[0].path`: `a/../../b` must be a path relative to `${OUTPUT_PATH}`, without `..` components"),
-        ("/etc/passwd", "`outputs.artifacts[0].path`: `/etc/passwd` must be a path relative to `${OUTPUT_PATH}`, without `..` components"),
+        ("../model", f"`outputs.artifacts[0].path`: `../model` {OUTSIDE}"),
+        ("a/../../b", f"`outputs.artifacts[0].path`: `a/../../b` {OUTSIDE}"),
+        ("/etc/passwd", f"`outputs.artifacts[0].path`: `/etc/passwd` {OUTSIDE}"),
         ("./.", "artifact path `./.` names no file or directory under `${OUTPUT_PATH}`"),
-        ("${RUN_PATH}/m", "artifact path `${RUN_PATH}/m` is relative to `${OUTPUT_PATH}` and literal: variables are not substituted"),
+        ("${RUN_PATH}/m", "artifact path `${RUN_PATH}/m` is relative to `${OUTPUT_PATH}` and literal: variables are "
+         "not substituted"),
     ],
 )  # fmt: skip
 def test_artifact_paths_stay_inside_output_path(path: str, message: str) -> None:

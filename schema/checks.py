@@ -48,7 +48,7 @@ def check_pipeline(doc: LocatedDocument, file: str) -> list[Problem]:
             _variables(doc, file, i, task, scope, problems, tally)
             when = task.get("when")
             if isinstance(when, str):
-                problems.extend(condition_problems(doc, file, scope, when, ("tasks", i, "when")))
+                problems.extend(condition_problems(doc, file, scope, when, ("tasks", i, "when"), limit=PER_VALUE))
     if tally.more:
         assert tally.first_left_out is not None
         message = f"and {tally.more} more problems with variables"

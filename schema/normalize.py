@@ -457,6 +457,17 @@ def _outputs(ctx: _Context, path: JsonPath, raw: Any) -> tuple[tuple[Artifact, .
     return tuple(artifacts), tuple(results)
 
 
+_PER_KEY = 20
+"""Problems reported for the values of one matrix key; the rest are counted."""
+
+
+def _bad_value(ctx: _Context, path: JsonPath, key: str, value: Any, first: int | None) -> str:
+    if first is None:
+        return f"`matrix.{key}` values must be finite numbers, not `{value}`"
+    line, _ = ctx.doc.position((*path, first))
+    return f"`matrix.{key}` lists `{value}` twice (first at line {line})"
+
+
 def _when(ctx: _Context, path: JsonPath, raw: str) -> str:
     return raw.strip()  # parsed and checked with the other references (checks.py); kept as text for the frozen spec
 
@@ -466,17 +477,18 @@ def _matrix(ctx: _Context, path: JsonPath, raw: dict[str, list[Any]]) -> dict[st
     for key, values in raw.items():
         seen: dict[tuple[str, Any], int] = {}
         entries: list[tuple[MatrixValue, str]] = []
+        bad = 0
         for j, value in enumerate(values):
-            if isinstance(value, float) and not math.isfinite(value):
-                ctx.report((*path, key, j), f"`matrix.{key}` values must be finite numbers, not `{value}`")
-                continue
             identity = ("bool" if isinstance(value, bool) else "str" if isinstance(value, str) else "num", value)
-            if identity in seen:
-                line, _ = ctx.doc.position((*path, key, seen[identity]))
-                ctx.report((*path, key, j), f"`matrix.{key}` lists `{value}` twice (first at line {line})")
+            if identity in seen or (isinstance(value, float) and not math.isfinite(value)):
+                bad += 1
+                if bad <= _PER_KEY:
+                    ctx.report((*path, key, j), _bad_value(ctx, (*path, key), key, value, seen.get(identity)))
                 continue
             seen[identity] = j
             entries.append((value, ctx.text((*path, key, j), value)))
+        if bad > _PER_KEY:
+            ctx.report((*path, key), f"and {bad - _PER_KEY} more values listed twice in `matrix.{key}`", at_key=True)
         matrix[key] = entries
     total = 1
     for entries in matrix.values():

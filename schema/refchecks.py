@@ -186,8 +186,10 @@ def _legacy(text: str, tasks: Mapping[str, int], words: bool) -> Iterator[tuple[
             yield match.start(), found
 
 
-def condition_problems(doc: LocatedDocument, file: str, scope: Scope, text: str, path: JsonPath) -> list[Problem]:
-    """A `when:` that does not parse, or that names what this task cannot read."""
+def condition_problems(
+    doc: LocatedDocument, file: str, scope: Scope, text: str, path: JsonPath, *, limit: int
+) -> list[Problem]:
+    """A `when:` that does not parse, or that names what this task cannot read (the first `limit`, then a count)."""
     finder = SourceFinder(doc, path, text)
     try:
         condition = conditions.parse(text)
@@ -195,7 +197,11 @@ def condition_problems(doc: LocatedDocument, file: str, scope: Scope, text: str,
         needle = error.token or text[error.offset : error.offset + 1]
         return [finder.problem(file, needle, error.offset, f"`when`: {error.message}")]
     problems: list[Problem] = []
+    more = 0
     for ref in condition.references:
+        if len(problems) >= limit:
+            more += ref.name not in scope
+            continue
         shown = f"${{{ref.name}}}"
         if ref.name not in scope:
             message = scope.explain(ref.name)
@@ -208,4 +214,6 @@ def condition_problems(doc: LocatedDocument, file: str, scope: Scope, text: str,
         else:
             continue
         problems.append(finder.problem(file, shown if len(shown) < 200 else "${", ref.offset, f"`when`: {message}"))
+    if more:
+        problems.append(doc.problem(file, path, f"`when`: and {more} more unknown names here"))
     return problems

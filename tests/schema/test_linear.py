@@ -47,6 +47,20 @@ HOSTILE: dict[str, bytes] = {
     "unknown dependencies": fill("", "  - {name: t, image: x, command: c, depends: tx}\n", ""),
     "invalid tasks": fill("", "  - {name: AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA}\n", ""),
     "sexagesimal integer": fill(TASK + "    command: c\n    retries: 1", ":1"),
+    "unknown task references": fill(TASK + "    command: ", "${tasks.x.results.y} "),
+    "references to own outputs": fill(TASK + "    outputs: {results: [y]}\n    command: ", "${tasks.a.results.y} "),
+    "legacy references": fill(TASK + "    outputs: {results: [b]}\n    command: c\n    args: [", '"^a.b", ', "]\n"),
+    "legacy references inside": fill(
+        TASK + "    outputs: {results: [b]}\n    command: c\n    args: ['", "{^a.b}", "']\n"
+    ),
+    "unclosed condition": fill(TASK + "    command: c\n    when: ", "("),
+    "long condition": fill(TASK + "    command: c\n    when: true", " or ${x}"),
+    "deep not": fill(TASK + "    command: c\n    when: ", "not "),
+    "unterminated string in condition": fill(TASK + "    command: c\n    when: '\"", '\\"', "'\n"),
+    "matrix of duplicates": fill(TASK + "    command: c\n    matrix: {k: [", "duplicate, ", "x]}\n"),
+    "many sweeps": fill(
+        "", "  - {name: t, image: x, command: c, matrix: {a: [1, 2, 3, 4, 5, 6, 7, 8], b: [1, 2, 3, 4]}}\n", ""
+    ),
 }
 
 
@@ -62,6 +76,26 @@ def test_a_hostile_mebibyte_is_rejected_quickly_with_a_bounded_report(name: str)
     assert 1 <= len(result.problems) <= Limits().max_problems + 1
     assert all(len(problem.message) <= 1000 for problem in result.problems)
     assert elapsed < DEADLINE, f"{name}: {elapsed:.1f} s"
+
+
+def _chain(n: int, unit: str) -> bytes:
+    """`n` tasks, each depending on the one before; `unit` is the rest of each task's flow mapping."""
+    tasks = "".join(f"  - {{name: t{i}, image: x, depends: t{i - 1}, {unit}}}\n" for i in range(1, n))
+    return ("tasks:\n  - {name: t0, image: x, command: c, outputs: {results: [r]}}\n" + tasks).encode()
+
+
+@pytest.mark.timeout(120)
+def test_references_to_a_distant_ancestor_are_checked_in_linear_time() -> None:
+    """Every task of a long chain reads the first task's result: each reference needs the transitive ancestry (a
+    search per reference would be quadratic), and each is valid."""
+    data = _chain(14_000, "command: 'c ${tasks.t0.results.r} ^t0.r'")
+    assert len(data) > MiB - 100_000
+    started = time.perf_counter()
+    result = load_pipeline(data, file="main.yml", default_name="chain", limits=Limits(max_bytes=2 * MiB))
+    elapsed = time.perf_counter() - started
+    assert result.ok, result.problems[:3]
+    assert result.spec is not None and result.spec.tasks[-1].references[0].task == "t0"
+    assert elapsed < DEADLINE, f"{elapsed:.1f} s"
 
 
 def test_problems_are_capped_with_a_count_of_the_rest() -> None:

@@ -1,4 +1,4 @@
-"""Copy the best model out with its provenance: which commit produced it."""
+"""Copy the best model out with its provenance: which commit produced it, and how well it did."""
 
 import argparse
 import os
@@ -8,14 +8,13 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from common import read_json, write_json
 
 parser = argparse.ArgumentParser()
-parser.add_argument("--evaluation", required=True)
+parser.add_argument("--model", required=True)
+parser.add_argument("--validation-loss", type=float, required=True)
 parser.add_argument("--out", required=True)
 parser.add_argument("--commit", default="")
 args = parser.parse_args()
 
-evaluation = read_json(args.evaluation)
-models_dir = os.path.join(os.path.dirname(args.evaluation), "models")
-model = read_json(os.path.join(models_dir, evaluation["best"], "model.json"))
-model.update(commit=args.commit or "(not from a commit)", validation_loss=evaluation["scores"][evaluation["best"]])
+model = read_json(os.path.join(args.model, "model.json"))
+model.update(commit=args.commit or "(not from a commit)", validation_loss=args.validation_loss)
 write_json(os.path.join(args.out, "model.json"), model)
-print(f"exported {evaluation['best']} to {args.out}")
+print(f"exported the model trained with lr={model['lr']} to {args.out}")

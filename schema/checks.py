@@ -98,18 +98,23 @@ def _depends_entries(task: dict[str, Any], i: int) -> Iterator[tuple[str, JsonPa
 
 
 def _pipeline(tasks: list[Any], first_index: dict[str, int], edges: dict[int, list[tuple[int, JsonPath]]]) -> Pipeline:
-    """The shared part of every task's scope. Tasks that may name another task's outputs are found by a cheap scan
-    first, so the ancestry keeps only their sets."""
-    ancestry = Ancestry({i: [target for target, _ in targets] for i, targets in edges.items()})
+    """The shared part of every task's scope."""
+
+    def askers() -> Iterator[int]:  # the tasks that may name another task's outputs, found by a cheap scan
+        for i in first_index.values():
+            strings = _variable_strings(tasks[i], i)
+            if "when" in tasks[i] or any("${tasks." in text or "^" in text for text, _ in strings):
+                yield i
+
+    ancestry = Ancestry({i: [target for target, _ in targets] for i, targets in edges.items()}, askers)
     outputs: dict[str, dict[str, str]] = {}
     sweeps: set[str] = set()
     for name, i in first_index.items():
         task = tasks[i]
-        outputs[name] = declared_outputs(task)
-        if isinstance(task.get("matrix"), dict) and task["matrix"]:
+        if "outputs" in task:
+            outputs[name] = declared_outputs(task)
+        if "matrix" in task and isinstance(task["matrix"], dict) and task["matrix"]:
             sweeps.add(name)
-        if "when" in task or any("${tasks." in text or "^" in text for text, _ in _variable_strings(task, i)):
-            ancestry.ask_later(i)
     return Pipeline(first_index, outputs, frozenset(sweeps), ancestry)
 
 

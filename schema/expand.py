@@ -38,6 +38,9 @@ def resolve_references(tasks: Sequence[tuple[JsonPath, TaskSpec]]) -> list[tuple
             found.extend(_references(names_in(text), where))
             return text
 
+        if not _may_refer(task):
+            out.append((path, task))
+            continue
         command = tuple(resolve(word, f"command[{j}]") for j, word in enumerate(task.command))
         args = tuple(resolve(arg, f"args[{j}]") for j, arg in enumerate(task.args))
         env = {key: resolve(value, f"env.{key}") for key, value in task.env.items()}
@@ -51,6 +54,14 @@ def resolve_references(tasks: Sequence[tuple[JsonPath, TaskSpec]]) -> list[tuple
         unique = tuple(dict.fromkeys(found))
         out.append((path, dataclasses.replace(task, command=command, args=args, env=env, references=unique)))
     return out
+
+
+def _may_refer(task: TaskSpec) -> bool:
+    """Whether any string of the task could hold a reference: most tasks hold none and are kept as they are."""
+    if task.when is not None:
+        return True
+    strings = (*task.command, *task.args, *task.env.values())
+    return any("${tasks." in text or "^" in text for text in strings)
 
 
 def _references(names: Iterable[str], where: str) -> Iterable[TaskReference]:

@@ -16,7 +16,7 @@ list and the rest from bit sets built once in topological order, each freed as s
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from .variables import references
@@ -100,23 +100,22 @@ class Ancestry:
     `edges[b]` lists the tasks `b` depends on directly. Tasks on a cycle (reported elsewhere) have no answer and are
     treated as ancestors of nothing."""
 
-    def __init__(self, edges: Mapping[int, Sequence[int]]) -> None:
+    def __init__(self, edges: Mapping[int, Sequence[int]], askers: Callable[[], Iterable[int]]) -> None:
+        """`askers()` lists the tasks that may ask about more than their direct dependencies (only their sets are
+        kept); it is called once, and only if such a question comes (most pipelines reference direct dependencies)."""
         self._edges = edges
-        self._direct = {node: frozenset(targets) for node, targets in edges.items()}
         self._bits: dict[int, int] | None = None
+        self._list_askers = askers
         self._askers: set[int] = set()
 
-    def ask_later(self, b: int) -> None:
-        """Declare that `is_ancestor(_, b)` may be asked beyond direct dependencies (keeps `b`'s set alive)."""
-        self._askers.add(b)
-
     def is_direct(self, a: int, b: int) -> bool:
-        return a in self._direct.get(b, ())
+        return a in self._edges.get(b, ())
 
     def is_ancestor(self, a: int, b: int) -> bool:
         if self.is_direct(a, b):
             return True
         if self._bits is None:
+            self._askers = set(self._list_askers())
             self._bits = self._build()
         return bool(self._bits.get(b, 0) >> a & 1)
 
@@ -151,6 +150,8 @@ class Ancestry:
 
 def names_in(text: str) -> Iterator[str]:
     """Every `${tasks...}` name in `text` (escapes excluded), in order."""
+    if "${tasks." not in text:
+        return
     for reference in references(text):
         if not reference.escaped and reference.name.startswith(TASKS_PREFIX):
             yield reference.name

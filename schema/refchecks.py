@@ -182,8 +182,11 @@ def _legacy(text: str, tasks: Mapping[str, int], words: bool) -> Iterator[tuple[
             yield 0, found
         return
     for match in _WORDS.finditer(text):
-        for found in legacy_references(match.group(), tasks):
-            yield match.start(), found
+        word, start = match.group(), match.start()
+        if len(word) > 2 and word[0] == word[-1] and word[0] in "'\"":  # a quoted word loses its quotes when split
+            word, start = word[1:-1], start + 1
+        for found in legacy_references(word, tasks):
+            yield start, found
 
 
 def condition_problems(

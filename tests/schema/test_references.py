@@ -120,6 +120,16 @@ def test_legacy_references_are_checked_like_the_others() -> None:
     ]
 
 
+def test_a_quoted_legacy_word_in_a_command_string_is_checked_too() -> None:
+    assert problems(pipeline("command: python use.py '^train.model'\ndepends: prepare")) == [
+        "13:29: `^train.model`: `use` does not depend on `train`, so `train` may not have run yet; add `train` to "
+        "`depends` (directly, or through a task that depends on it)"
+    ]
+    assert spec(pipeline("command: python use.py '^train.model'\ndepends: train")).task("use").command[-1] == (
+        "${tasks.train.artifacts.model}"
+    )
+
+
 def test_ancestry_is_transitive_and_follows_any_path() -> None:
     chain = "tasks:\n" + "".join(
         f"  - {{name: t{i}, image: i, command: c, depends: [t{i - 1}], outputs: {{results: [r]}}}}\n"

@@ -18,6 +18,7 @@ import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -43,6 +44,8 @@ class TaskOutcome:
     reason: str | None
     message: str | None
     log_path: str | None
+    results: dict[str, Any] = field(default_factory=dict)  # declared results, as recorded when it succeeded
+    artifacts: dict[str, dict[str, Any]] = field(default_factory=dict)  # {path, location, type, size, digest}
 
 
 @dataclass(frozen=True)
@@ -143,4 +146,10 @@ def _task_outcomes(db: sa.Engine, run_id: str) -> list[TaskOutcome]:
     table = TASK_RUNS
     with db.connect() as conn:
         rows = conn.execute(sa.select(table).where(table.c.run_id == run_id).order_by(table.c.id)).all()
-    return [TaskOutcome(r.name, r.status, r.attempt, r.exit_code, r.reason, r.message, r.log_path) for r in rows]
+    return [
+        TaskOutcome(
+            r.name, r.status, r.attempt, r.exit_code, r.reason, r.message, r.log_path,
+            results=r.results or {}, artifacts=r.artifacts or {},
+        )
+        for r in rows
+    ]  # fmt: skip

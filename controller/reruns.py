@@ -9,9 +9,10 @@ Three shapes, as users ask for them:
   would produce its outputs; otherwise the rerun is refused with the names of the culprits. Tasks that are neither
   in the set nor needed by it are left out (`skipped`, reason `NotSelected`) unless they succeeded (reused).
 
-Reusing a task means reusing its outputs, so a rerun that reuses anything shares the parent's ${RUN_PATH}
-(`run_path_id`, followed through chains of reruns). Reuse is only offered at the parent's own commit: at another
-commit the files a task used may have changed, and Odin cannot know which files a task reads.
+Reusing a task means reusing its outputs (its recorded results and artifacts, and its files), so a rerun that reuses
+anything shares the parent's ${RUN_PATH} (`run_path_id`, followed through chains of reruns). Reuse is only offered at
+the parent's own commit: at another commit the files a task used may have changed, and Odin cannot know which files a
+task reads.
 """
 
 from __future__ import annotations
@@ -97,6 +98,10 @@ def plan_rerun(
             "started_at": row.get("started_at"),
             "finished_at": row.get("finished_at"),
             "node": row.get("node"),
+            # Its outputs too: later tasks of the rerun read them (their files stay where the parent's attempt
+            # wrote them; the local executor never reuses another run's output directories).
+            "results": row.get("results"),
+            "artifacts": row.get("artifacts"),
         }
     for n in left_out:
         initial[n] = {

@@ -14,11 +14,15 @@ Rules:
   skipped, and independent branches run to completion; then the run fails.
 - A running task past its `timeout` is killed once; the resulting failure is a USER failure (retried per `retries`).
 - Cancellation kills active tasks once, skips the rest, and finishes the run as cancelled when nothing is active.
+- A ready task with a `when` condition starts only if its `Gate` (the condition's outcome, evaluated by the loop from
+  the values it holds, so this stays pure) lets it: a false condition skips it (reason `ConditionFalse`; its
+  dependents are then skipped as after any skip), a condition that cannot be evaluated fails it, never retried.
 """
 
 from __future__ import annotations
 
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from odin.controller.engine.state import Dag, Failure, RunState
@@ -58,6 +62,18 @@ class RetryTask:
 class FailTask:
     task: str
     message: str
+    reason: str | None = None  # set for a task failed before it started (its `when` could not be evaluated)
+    failure: Failure | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Gate:
+    """The outcome of a ready task's `when`, as the loop evaluated it: run it, or skip it (`error`: fail it) with
+    `message`."""
+
+    run: bool
+    message: str = ""
+    error: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,8 +113,10 @@ def decide(
     parallelism: int,
     free_slots: int | None = None,
     policy: RetryPolicy | None = None,
+    gates: Mapping[str, Gate] | None = None,
 ) -> Decision:
-    """Return what to do next for one run. Never mutates `state`."""
+    """Return what to do next for one run. Never mutates `state`. `gates` holds, for ready tasks with a `when`, the
+    condition's outcome (the loop gives one for each such task); a task without a gate starts as usual."""
     policy = policy or RetryPolicy()
     actions: list[Action] = []
     wake: list[float] = []
@@ -125,6 +143,18 @@ def decide(
         else:
             wake.append(deadline)
 
+    held: dict[str, Gate] = {}
+    if gates:
+        for name, gate in gates.items():
+            if not gate.run and state[name].status == TaskStatus.PENDING:
+                held[name] = gate
+        for name in sorted(held, key=dag.index.__getitem__):
+            gate = held[name]
+            if gate.error:
+                actions.append(FailTask(name, gate.message, reason="ConditionError", failure=Failure.PERMANENT))
+            else:
+                actions.append(SkipTask(name, "ConditionFalse", gate.message))
+
     slots = parallelism - state.active_count
     if free_slots is not None:
         slots = min(slots, free_slots)
@@ -138,7 +168,8 @@ def decide(
     # Retries and fresh tasks compete for slots in pipeline order: a retry does not jump the queue.
     candidates = sorted(due_retries, key=dag.index.__getitem__)
     if slots > 0:
-        candidates = sorted([*candidates, *state.first_ready(slots)], key=dag.index.__getitem__)[:slots]
+        fresh = [n for n in state.first_ready(slots + len(held)) if n not in held]
+        candidates = sorted([*candidates, *fresh], key=dag.index.__getitem__)[:slots]
         actions.extend(StartTask(name, state[name].attempt + 1) for name in candidates)
 
     if not actions and state.all_terminal:

@@ -34,13 +34,16 @@ from sqlalchemy.engine import Engine as DbEngine
 
 from odin.controller.backoff import Backoff
 from odin.controller.bus import EventBus
-from odin.controller.engine.decide import FinishRun, KillTask, RetryPolicy, StartTask, TaskAction, decide
+from odin.controller.engine import references
+from odin.controller.engine.decide import FinishRun, Gate, KillTask, RetryPolicy, StartTask, TaskAction, decide
+from odin.controller.engine.references import RecordedOutputs, Unresolved
 from odin.controller.engine.state import Dag, Failure, RunState, TaskState
 from odin.controller.engine.transitions import apply_action, apply_observation
 from odin.controller.executors.base import (
     ActiveAttempt,
     Executor,
     Observation,
+    OutputsUnsupported,
     RunContext,
     TaskLaunch,
     TaskPaths,
@@ -82,6 +85,9 @@ class _ActiveRun:
     paths: TaskPaths
     variables: dict[str, str]
     wake_at: float | None = None
+    recorded: RecordedOutputs = field(default_factory=RecordedOutputs)  # succeeded tasks' outputs, for references
+    gated: frozenset[str] = frozenset()  # tasks with a `when`
+    producers: dict[str, tuple[TaskSpec, ...]] = field(default_factory=dict)  # cache of spec.producers(name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,6 +324,8 @@ class Engine:
             if new is None or before is None:
                 return
             self._account(before, new)
+            if new.status == TaskStatus.SUCCEEDED:
+                run.recorded.record(m.task, m.resource.get("results"), m.resource.get("artifacts"))
             self._record_task(run, m.task, new, before, resource=m.resource, exit_code=m.exit_code)
             touched.add(m.run_id)
         elif isinstance(m, _Submit):
@@ -428,7 +436,11 @@ class Engine:
             started=r["status"] == RunStatus.RUNNING,
             paths=paths,
             variables=variables,
+            gated=frozenset(t.name for t in spec.tasks if t.when is not None),
         )
+        for row in loaded.tasks:  # outputs of tasks that succeeded before a restart, or were reused by a rerun
+            if row["status"] == TaskStatus.SUCCEEDED:
+                run.recorded.record(row["name"], row.get("results"), row.get("artifacts"))
         self._runs[ctx.run_id] = run
         self._add_active(state.active_count)
         self._pending.effects.append(lambda: self.executor.prepare_run(ctx))
@@ -443,7 +455,13 @@ class Engine:
             # skips and finishes.
             free = 0 if self._draining.is_set() else self.max_active_tasks - self._active_total
             decision = decide(
-                run.dag, run.state, now=now, parallelism=run.parallelism, free_slots=max(free, 0), policy=self.policy
+                run.dag,
+                run.state,
+                now=now,
+                parallelism=run.parallelism,
+                free_slots=max(free, 0),
+                policy=self.policy,
+                gates=self._gates(run) if run.gated else None,
             )
             if not decision.actions:
                 run.wake_at = decision.wake_at
@@ -456,6 +474,41 @@ class Engine:
                     return
                 self._act(run, action)
         raise RuntimeError(f"run {run.ctx.run_id}: decide did not reach a fixed point")
+
+    def _gates(self, run: _ActiveRun) -> dict[str, Gate]:
+        """The `when` of each ready task that has one, evaluated on the values recorded so far (see `decide`)."""
+        gates: dict[str, Gate] = {}
+        for name in run.state.ready:
+            if name not in run.gated:
+                continue
+            spec = run.tasks[name]
+            assert spec.when is not None
+            try:
+                values = self._resolve(run, spec)
+            except Unresolved as e:
+                gates[name] = Gate(run=False, error=True, message=f"`when: {spec.when}` cannot be evaluated: {e}")
+                continue
+            gates[name] = references.gate(spec.when, self._task_variables(run, spec), values)
+        return gates
+
+    def _resolve(self, run: _ActiveRun, spec: TaskSpec) -> dict[str, Any]:
+        if not spec.references:
+            return {}
+
+        def producers(name: str) -> tuple[TaskSpec, ...]:
+            found = run.producers.get(name)
+            if found is None:
+                found = run.producers[name] = run.spec.producers(name)
+            return found
+
+        def succeeded(name: str) -> bool:
+            return run.state[name].status == TaskStatus.SUCCEEDED
+
+        return references.resolve(run.spec, spec, run.recorded, succeeded, producers)
+
+    @staticmethod
+    def _task_variables(run: _ActiveRun, spec: TaskSpec) -> dict[str, str]:
+        return {**run.variables, "TASK_ID": f"{run.ctx.run_id}--{spec.name}", "TASK_NAME": spec.name}
 
     def _act(self, run: _ActiveRun, action: TaskAction) -> None:
         task = action.task
@@ -471,6 +524,7 @@ class Engine:
                 self._pending.batch.event(
                     "run.status", run_id=run.ctx.run_id, commit_sha=run.ctx.commit_sha, status=RunStatus.RUNNING.value
                 )
+            run.recorded.forget(task)
             self._record_task(run, task, new, before)
             self._launch(run, run.tasks[task], action.attempt)
         elif isinstance(action, KillTask):
@@ -481,9 +535,20 @@ class Engine:
             self._record_task(run, task, new, before)
 
     def _launch(self, run: _ActiveRun, spec: TaskSpec, attempt: int) -> None:
-        variables = {**run.variables, "TASK_ID": f"{run.ctx.run_id}--{spec.name}", "TASK_NAME": spec.name}
+        variables = self._task_variables(run, spec)
         try:
-            env = {k: substitute(v, variables) for k, v in spec.env.items()}
+            # Where this attempt writes its outputs, and what it reads from earlier tasks (issue 11).
+            produced: dict[str, str] = {}
+            try:
+                dirs = self.executor.attempt_dirs(run.ctx, spec.name, attempt)
+                produced = {"OUTPUT_PATH": dirs.output_path, "RESULTS_PATH": dirs.results_path}
+            except OutputsUnsupported as e:
+                if spec.artifacts or spec.results or spec.references:
+                    self._fail_launch(run, spec, attempt, "OutputsUnsupported", str(e))
+                    return
+            variables.update(produced)
+            variables.update(references.texts(self._resolve(run, spec)))
+            env = {**produced, **{k: substitute(v, variables) for k, v in spec.env.items()}}
             env.update(
                 ODIN_RUN=run.ctx.run_id,
                 ODIN_TASK=spec.name,
@@ -494,6 +559,7 @@ class Engine:
                 ODIN_RUN_PATH=run.paths.run_path,
                 ODIN_WORK_PATH=run.paths.work_path,
                 ODIN_ROOT_PATH=run.paths.root_path,
+                **{f"ODIN_{k}": v for k, v in produced.items()},
             )
             launch = TaskLaunch(
                 run=run.ctx,
@@ -504,18 +570,11 @@ class Engine:
                 env=env,
                 paths=run.paths,
             )
+        except Unresolved as e:
+            self._fail_launch(run, spec, attempt, "UnresolvedReference", str(e))
+            return
         except Exception as e:
-            self.report(
-                Observation(
-                    run.ctx.run_id,
-                    spec.name,
-                    attempt,
-                    TaskStatus.FAILED,
-                    reason="InvalidTask",
-                    message=str(e),
-                    failure=Failure.PERMANENT,
-                )
-            )
+            self._fail_launch(run, spec, attempt, "InvalidTask", str(e))
             return
 
         def start() -> None:
@@ -536,6 +595,15 @@ class Engine:
                 )
 
         self._pending.effects.append(start)
+
+    def _fail_launch(self, run: _ActiveRun, spec: TaskSpec, attempt: int, reason: str, message: str) -> None:
+        """The attempt cannot be launched as written: a PERMANENT failure (retrying the same spec cannot help)."""
+        self.report(
+            Observation(
+                run.ctx.run_id, spec.name, attempt, TaskStatus.FAILED, reason=reason, message=message,
+                failure=Failure.PERMANENT,
+            )
+        )  # fmt: skip
 
     def _finish(self, run: _ActiveRun, action: FinishRun) -> None:
         run_id = run.ctx.run_id
@@ -597,6 +665,7 @@ class Engine:
         }
         if new.status == TaskStatus.STARTING:
             values.update(exit_code=None, finished_at=None, pid=None, reason=None, message=None, failure=None)
+            values.update(results=None, artifacts=None)
         if new.status.terminal or (new.status == TaskStatus.RETRYING and before.status != TaskStatus.RETRYING):
             values["finished_at"] = utcnow()
         if exit_code is not None:

@@ -66,7 +66,8 @@ def apply_action(state: RunState, action: TaskAction) -> TaskState | None:
     if isinstance(action, RetryTask):
         return state.update(action.task, undecided=False, not_before=action.not_before, message=action.message)
     if isinstance(action, FailTask):
-        return state.update(action.task, status=TaskStatus.FAILED, undecided=False, message=action.message)
+        extra = {"reason": action.reason, "failure": action.failure} if action.reason is not None else {}
+        return state.update(action.task, status=TaskStatus.FAILED, undecided=False, message=action.message, **extra)
     if isinstance(action, SkipTask):
         return state.update(action.task, status=TaskStatus.SKIPPED, reason=action.reason, message=action.message)
     if isinstance(action, KillTask):

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from odin.controller.engine.state import Failure
+from odin.controller.executors.outputs import AttemptDirs
 from odin.controller.store.models import TaskStatus
 from odin.schema.model import TaskSpec
 
@@ -99,6 +100,10 @@ class Observation:
 Report = Callable[[Observation], None]
 
 
+class OutputsUnsupported(Exception):
+    """This executor cannot give tasks `${OUTPUT_PATH}` / `${RESULTS_PATH}` or read what they wrote there."""
+
+
 class Executor(abc.ABC):
     """Runs attempts somewhere and reports observations through the callback given to `bind`."""
 
@@ -118,6 +123,14 @@ class Executor(abc.ABC):
     @abc.abstractmethod
     def paths(self, run: RunContext) -> TaskPaths:
         """Where the task will find its files, its run directory and the shared root."""
+
+    def attempt_dirs(self, run: RunContext, task: str, attempt: int) -> AttemptDirs:
+        """Where one attempt writes its artifacts and results (a pure function: the executor creates them when it
+        starts the attempt, and reads what the task declared once it exits 0, reporting it in the SUCCEEDED
+        observation's `resource` as `results` and `artifacts`). Executors that cannot raise `OutputsUnsupported`."""
+        raise OutputsUnsupported(
+            f"outputs on {self.name.capitalize()} need the artifact store, not configured yet (issue 11 item 4)"
+        )
 
     @abc.abstractmethod
     def start(self, launch: TaskLaunch) -> None:

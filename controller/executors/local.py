@@ -10,6 +10,9 @@ reported lost, an INFRA failure, and retried). The wrapper costs about 0.5 ms pe
 Layout under the data directory:
   runs/<run-id>/                      ${RUN_PATH}: the run's outputs, shared by its tasks
   tasks/<run-id>/<task>.<attempt>.{log,pid,exit}   Odin's own bookkeeping, out of the user's way
+  outputs/<run-id>/<task>/<attempt>/artifacts, .../results   ${OUTPUT_PATH} and ${RESULTS_PATH} of each attempt:
+                                      created empty, never shared, kept after the run (later tasks and reruns read
+                                      them); outside ${RUN_PATH}, whose directories the task user owns
   trees/<tree-oid>/                   ${WORK_PATH}: the pipeline directory at the commit, read-only (see git adapter)
 
 Tasks get a clean environment: a few harmless variables from the server (PATH, HOME, LANG...), the task's `env`, and
@@ -36,6 +39,7 @@ from typing import Any
 import psutil
 
 from odin.controller.engine.state import Failure
+from odin.controller.executors import outputs
 from odin.controller.executors.base import (
     ActiveAttempt,
     Executor,
@@ -44,9 +48,11 @@ from odin.controller.executors.base import (
     TaskLaunch,
     TaskPaths,
 )
+from odin.controller.executors.outputs import AttemptDirs, OutputProblem
 from odin.controller.executors.reaper import Reaper
 from odin.controller.executors.task_user import TaskUser
 from odin.controller.store.models import TaskStatus
+from odin.schema.model import TaskSpec
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +76,9 @@ class _Attempt:
     prefix: Path  # <data>/tasks/<run>/<task>.<attempt>: the wrapper appends .pid / .exit, the log is .log
     pid: int
     popen: subprocess.Popen[bytes] | None  # None when re-attached after a restart (not our child any more)
+    # The run and task it belongs to: their declared outputs are read when it exits 0.
+    run: RunContext | None = None
+    spec: TaskSpec | None = None
 
 
 class LocalExecutor(Executor):
@@ -95,6 +104,7 @@ class LocalExecutor(Executor):
         self.data_dir = data_dir
         self.runs_dir = data_dir / "runs"
         self.tasks_dir = data_dir / "tasks"
+        self.outputs_dir = data_dir / "outputs"
         self.root_path = root_path or data_dir / "root"
         self.kill_grace = kill_grace
         self.task_user = task_user
@@ -125,6 +135,10 @@ class LocalExecutor(Executor):
                 parent.chmod(0o711)
             for directory in run_dirs:
                 os.chown(directory, self.task_user.uid, self.task_user.gid)
+
+    def attempt_dirs(self, run: RunContext, task: str, attempt: int) -> AttemptDirs:
+        base = self.outputs_dir / run.run_id / task / str(attempt)
+        return AttemptDirs(output_path=str(base / "artifacts"), results_path=str(base / "results"))
 
     def attempt_prefix(self, run_id: str, task: str, attempt: int) -> Path:
         return self.tasks_dir / run_id / f"{task}.{attempt}"
@@ -157,6 +171,8 @@ class LocalExecutor(Executor):
         if user is not None:
             as_user = {"user": user.uid, "group": user.gid, "extra_groups": list(user.groups)}
         try:
+            owner = (user.uid, user.gid) if user is not None else None
+            outputs.prepare(self.attempt_dirs(launch.run, task, attempt), owner)
             with Path(log_path).open("ab") as log_file:
                 popen = subprocess.Popen(
                     ["/bin/sh", "-c", _WRAPPER, str(prefix), *argv],
@@ -177,7 +193,7 @@ class LocalExecutor(Executor):
                 )
             )  # fmt: skip
             return
-        record = _Attempt(run_id, task, attempt, prefix, popen.pid, popen)
+        record = _Attempt(run_id, task, attempt, prefix, popen.pid, popen, launch.run, launch.spec)
         with self._lock:
             self._attempts[(run_id, task)] = record
             killed_early = self._early_kills.pop((run_id, task, attempt), None)
@@ -218,12 +234,12 @@ class LocalExecutor(Executor):
                 log.info(
                     "run %s task %s attempt %d ended while Odin was down: exit %d", run_id, task, a.attempt, outcome
                 )
-                self.report(self._ended(run_id, task, a.attempt, outcome, adopted=True))
+                self._report_end(a.run, a.spec, a.attempt, outcome, adopted=True)
                 continue
             pid = _read_int(f"{prefix}.pid") or a.resource.get("pid")
             if pid and _is_our_wrapper(int(pid), prefix):
                 log.info("run %s task %s attempt %d still running (pid %s): re-attached", run_id, task, a.attempt, pid)
-                record = _Attempt(run_id, task, a.attempt, prefix, int(pid), None)
+                record = _Attempt(run_id, task, a.attempt, prefix, int(pid), None, a.run, a.spec)
                 with self._lock:
                     self._attempts[(run_id, task)] = record
                 self.report(Observation(run_id, task, a.attempt, TaskStatus.RUNNING, resource={"pid": int(pid)}))
@@ -272,7 +288,7 @@ class LocalExecutor(Executor):
         outcome = _read_int(f"{record.prefix}.exit")
         code = outcome if outcome is not None else (128 - rc if rc < 0 else rc)  # killed wrapper: signal exit
         self._forget(record)
-        self.report(self._ended(record.run_id, record.task, record.attempt, code, adopted=False))
+        self._report_end_of(record, code)
 
     def _adopted_exited(self, record: _Attempt) -> None:
         self._forget(record)
@@ -285,19 +301,63 @@ class LocalExecutor(Executor):
                 )
             )  # fmt: skip
             return
-        self.report(self._ended(record.run_id, record.task, record.attempt, outcome, adopted=False))
+        self._report_end_of(record, outcome)
+
+    def _report_end_of(self, record: _Attempt, code: int) -> None:
+        if record.run is None or record.spec is None:
+            self.report(self._ended(record.run_id, record.task, record.attempt, code, adopted=False))
+            return
+        self._report_end(record.run, record.spec, record.attempt, code, adopted=False)
+
+    def _report_end(self, run: RunContext, spec: TaskSpec, attempt: int, code: int, *, adopted: bool) -> None:
+        """Report how an attempt ended; one that exited 0 with declared outputs has them read first, on a launcher
+        thread (digesting a large artifact must not hold up the reaper, which reports every other exit)."""
+        if code != 0 or not outputs.declares_outputs(spec):
+            self.report(self._ended(run.run_id, spec.name, attempt, code, adopted=adopted))
+            return
+
+        def read_and_report() -> None:
+            self.report(self._ended(run.run_id, spec.name, attempt, 0, adopted=adopted, outputs_of=(run, spec)))
+
+        try:
+            self._launcher.submit(read_and_report)
+        except RuntimeError:  # shutting down: report from here (a restart would adopt it from its exit file anyway)
+            read_and_report()
 
     def _forget(self, record: _Attempt) -> None:
         with self._lock:
             if self._attempts.get((record.run_id, record.task)) is record:
                 del self._attempts[(record.run_id, record.task)]
 
-    def _ended(self, run_id: str, task: str, attempt: int, code: int, *, adopted: bool) -> Observation:
+    def _ended(
+        self,
+        run_id: str,
+        task: str,
+        attempt: int,
+        code: int,
+        *,
+        adopted: bool,
+        outputs_of: tuple[RunContext, TaskSpec] | None = None,
+    ) -> Observation:
         note = " (finished while the controller was down)" if adopted else ""
         if code == 0:
+            produced: dict[str, Any] = {}
+            if outputs_of is not None:
+                try:
+                    produced = outputs.collect(outputs_of[1], self.attempt_dirs(outputs_of[0], task, attempt))
+                except OutputProblem as e:
+                    return Observation(
+                        run_id, task, attempt, TaskStatus.FAILED, exit_code=0, reason=e.reason, message=e.message,
+                        failure=Failure.PERMANENT,
+                    )  # fmt: skip
+                except OSError as e:
+                    return Observation(
+                        run_id, task, attempt, TaskStatus.FAILED, exit_code=0, reason="OutputsUnreadable",
+                        message=f"cannot read the task's outputs: {e}", failure=Failure.INFRA,
+                    )  # fmt: skip
             return Observation(
                 run_id, task, attempt, TaskStatus.SUCCEEDED, exit_code=0, reason="Completed",
-                message=note.strip() or None,
+                message=note.strip() or None, resource=produced,
             )  # fmt: skip
         reason, failure, message = _classify_exit(code)
         return Observation(

@@ -175,6 +175,11 @@ class TaskRun(SQLModel, table=True):
     not_before: datetime | None = Field(default=None, sa_type=UTCDateTime)
     started_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # What the succeeded attempt produced (issue 11), recorded with its status in the same row update: `results` maps
+    # a declared result to its JSON value; `artifacts` maps a declared artifact to {path, location, type, size,
+    # digest}. NULL until a task with declared outputs succeeds; cleared when a new attempt starts.
+    results: dict[str, Any] | None = Field(default=None, sa_type=JSONColumn)
+    artifacts: dict[str, dict[str, Any]] | None = Field(default=None, sa_type=JSONColumn)
 
 
 class Event(SQLModel, table=True):

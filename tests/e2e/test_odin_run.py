@@ -14,11 +14,6 @@ from odin.schema.problems import PipelineInvalid
 from tests.support.server import BIN
 
 SAMPLES = Path(__file__).resolve().parents[2] / "sample-pipelines"
-NEEDS_OUTPUTS = pytest.mark.xfail(
-    strict=True,
-    reason="issue 11: the engine does not yet give tasks ${OUTPUT_PATH}/${RESULTS_PATH}, resolve ${tasks...} "
-    "references or evaluate `when` (the format is in odin.schema; see tests/schema/test_output_contract.py)",
-)
 
 
 def odin_run(*args: str, data: Path) -> subprocess.CompletedProcess[str]:
@@ -30,7 +25,7 @@ def odin_run(*args: str, data: Path) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.parametrize(
     ("sample", "code"),
-    [("hello", 0), pytest.param("train", 0, marks=NEEDS_OUTPUTS), ("failing", 1), ("parameterised", 0)],
+    [("hello", 0), ("train", 0), ("failing", 1), ("parameterised", 0)],
 )
 def test_local_samples_run_for_real(sample: str, code: int, tmp_path: Path) -> None:
     res = odin_run(str(SAMPLES / sample), data=tmp_path)
@@ -38,7 +33,6 @@ def test_local_samples_run_for_real(sample: str, code: int, tmp_path: Path) -> N
     assert f"run {sample}-local-1: {'succeeded' if code == 0 else 'failed'}" in res.stdout
 
 
-@NEEDS_OUTPUTS
 def test_train_sample_produces_an_exported_model(tmp_path: Path) -> None:
     result = run_pipeline(SAMPLES / "train", params={"epochs": "50"}, data_dir=tmp_path, parallelism=3)
     assert result.ok, result.tasks

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 
 from odin.controller.executors.kubernetes import names
-from odin.controller.executors.kubernetes.api import PODS, ApiRetry, Json, KubeApi, Kind
+from odin.controller.executors.kubernetes.api import PODS, ApiRetry, Json, Kind, KubeApi
 from odin.controller.executors.kubernetes.errors import KubeApiError, NotFound
 from odin.controller.settings import Settings
 

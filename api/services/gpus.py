@@ -15,6 +15,7 @@ run, task and commit (one cached `get pod` per pod).
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
@@ -243,15 +244,20 @@ def _discovered(discovery: MidgardDiscovery, interval: float) -> Discover:
 
 
 def local_collector(settings: Settings) -> Collect:
-    """The agent's own collection, for this machine (the embedded default). Loaded on first use, so building an
-    app (tests, `odin openapi`) touches neither NVML nor psutil."""
-    collect: list[Collect] = []
+    """The agent's own collection (`odin.midgard.collect.Collector`) for this machine: the embedded default.
+
+    Created on first use, so building an app (tests, `odin openapi`) touches neither NVML nor psutil; kept for the
+    process's life (NVML initialised once, CPU utilisation measured between reports). One collection at a time: a
+    call abandoned by the timeout may still be running when the next one comes."""
+    from odin.midgard.collect import Collector, CollectorConfig
+
+    collector: list[Collector] = []
+    lock = threading.Lock()
 
     def run() -> NodeReport:
-        if not collect:
-            from odin.midgard.collect import collector_for_embedded  # type: ignore[import-not-found]
-
-            collect.append(collector_for_embedded(settings.data_dir))
-        return collect[0]()
+        with lock:
+            if not collector:
+                collector.append(Collector(config=CollectorConfig(data_paths=[str(settings.data_dir)])))
+            return collector[0].collect()
 
     return run

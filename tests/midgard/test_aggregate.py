@@ -12,9 +12,7 @@ TIMEOUT = 0.5
 
 
 def aggregator(urls: list[str], *, token: str | None = None, cache_ttl: float = 0.0) -> Aggregator:
-    return Aggregator(
-        static([Agent(url=u) for u in urls]), token=lambda: token, timeout=TIMEOUT, cache_ttl=cache_ttl
-    )
+    return Aggregator(static([Agent(url=u) for u in urls]), token=lambda: token, timeout=TIMEOUT, cache_ttl=cache_ttl)
 
 
 def test_dead_and_stalled_nodes_are_listed_with_their_last_reading_and_never_wait_twice() -> None:

@@ -73,10 +73,8 @@ async def serve(count: int, *, stall: bool, token: str | None, gpus: int) -> Non
                     status, body = "401 Unauthorized", b'{"detail":"token required"}'
                 else:
                     status, body = "200 OK", bodies[port]
-                writer.write(
-                    f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
-                    + body
-                )
+                head_out = f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+                writer.write(head_out.encode() + body)
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError):
             pass

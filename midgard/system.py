@@ -2,7 +2,7 @@
 
 `cpu_percent` is utilisation since the previous call in this process (psutil's non-blocking form): the agent samples
 every cache period, so it is the node's recent utilisation without a blocking wait inside a request. The first call
-of a process has no previous one and reports `None`.
+of a process has no previous one and measures 0.1 s instead.
 """
 
 from __future__ import annotations
@@ -24,11 +24,11 @@ _cpu_primed: list[bool] = []  # psutil's first non-blocking call has nothing to 
 
 def _cpu_percent() -> float | None:
     with _cpu_lock:
-        value = psutil.cpu_percent(interval=None)
         if not _cpu_primed:
+            # The first call of the process has no previous one to compare with: measure a short window once.
             _cpu_primed.append(True)
-            return None
-        return float(value)
+            return float(psutil.cpu_percent(interval=0.1))
+        return float(psutil.cpu_percent(interval=None))
 
 
 def disk_report(path: str) -> DiskReport:

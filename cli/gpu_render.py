@@ -72,7 +72,7 @@ def gpus_table(listing: GpuList) -> RenderableType:
         node = Text(g.node)
         if not g.reachable:
             node.append(f" (unreachable, {age(g.age_seconds)} old)", style="red")
-        power = f"{gpu.power_draw_watts:.0f}W" if gpu.power_draw_watts is not None else "-"
+        watts = f"{gpu.power_draw_watts:.0f}W" if gpu.power_draw_watts is not None else "-"
         table.add_row(
             node,
             str(g.index),
@@ -82,7 +82,7 @@ def gpus_table(listing: GpuList) -> RenderableType:
             f"{size(gpu.memory_used_bytes)}/{size(gpu.memory_total_bytes)}",
             percent(gpu.utilization_gpu_percent),
             f"{gpu.temperature_c}C" if gpu.temperature_c is not None else "-",
-            power,
+            watts,
             ", ".join(holder_text(h) for h in g.holders) or ("-" if g.free else "?"),
         )
     lines: list[RenderableType] = [table] if listing.items else [Text("no GPUs match", style="dim")]
@@ -90,8 +90,8 @@ def gpus_table(listing: GpuList) -> RenderableType:
     if listing.unreachable_nodes:
         summary += f"; unreachable: {', '.join(listing.unreachable_nodes)}"
     lines.append(Text(summary, style="dim"))
-    for node, reason in sorted(listing.gpu_unavailable.items()):
-        lines.append(Text(f"{node}: no GPUs ({reason})", style="dim"))
+    for name, reason in sorted(listing.gpu_unavailable.items()):
+        lines.append(Text(f"{name}: no GPUs ({reason})", style="dim"))
     return Group(*lines)
 
 

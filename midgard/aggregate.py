@@ -3,8 +3,8 @@
 The API's `/v1/nodes` and `/v1/gpus` (and `odinctl nodes/gpus`) read the whole cluster through `Aggregator.readings`.
 What it promises, and how:
 
-- **Concurrent, one timeout per agent.** Every agent is asked at the same time (one `httpx.AsyncClient`, kept-alive
-  connections); each request is cut at `timeout` seconds, connect to last byte. The original Midgard asked node by
+- **Concurrent, one timeout per agent.** Every agent is asked at the same time (one kept-alive connection per agent,
+  `wire.py`); each request is cut at `timeout` seconds, connect to last byte. The original Midgard asked node by
   node with no timeout, so one hung kubelet made the page hang.
 - **A bad node is waited for once.** A node whose last try failed (refused, timed out, answered garbage) is still
   refreshed, but in the background: the answer does not wait for it and lists it `reachable: false` with its last
@@ -31,10 +31,10 @@ from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 import anyio.to_thread
-import httpx
 import msgspec
 
 from odin.midgard.report import NodeReport, decode_report
+from odin.midgard.wire import Connection, WireError
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ class _State:
     failing: bool = False
     error: str | None = None
     task: asyncio.Task[None] | None = field(default=None, repr=False)
-    client: httpx.AsyncClient | None = field(default=None, repr=False)
+    client: Connection | None = field(default=None, repr=False)
 
 
 def node_name_of(agent: Agent) -> str:
@@ -127,19 +127,12 @@ class Aggregator:
     def embedded(self) -> bool:
         return self._local is not None
 
-    def _http(self, state: _State) -> httpx.AsyncClient:
-        """The agent's own client. One per agent, not one shared pool: httpcore's pool scans every connection it
-        holds for each request, which over 100 agents cost more CPU than the requests themselves (measured in
-        benchmarks/bench_midgard_aggregate.py). No proxy from the environment: agents are in-cluster or local."""
+    def _connection(self, state: _State) -> Connection:
+        """The agent's own kept-alive connection (`wire.py`); one TLS context for all (loading CAs costs ~20 ms)."""
         if state.client is None:
-            if self._tls is None:  # loading the CA bundle takes ~20 ms of CPU: once, not once per agent
+            if self._tls is None and state.agent.url.startswith("https:"):
                 self._tls = ssl.create_default_context()
-            state.client = httpx.AsyncClient(
-                verify=self._tls,
-                timeout=httpx.Timeout(self.timeout),
-                limits=httpx.Limits(max_connections=4, max_keepalive_connections=1),
-                trust_env=False,
-            )
+            state.client = Connection(state.agent.url, tls=self._tls)
         return state.client
 
     async def aclose(self) -> None:
@@ -151,7 +144,7 @@ class Aggregator:
             await asyncio.gather(*tasks, return_exceptions=True)
         for state in self._states.values():
             if state.client is not None:
-                await state.client.aclose()
+                state.client.close()
                 state.client = None
 
     async def _agents(self) -> Sequence[Agent]:
@@ -165,11 +158,11 @@ class Aggregator:
         agents = await self._agents()
         keys = {a.url for a in agents}
         for gone in set(self._states) - keys:  # left the Service: forget it (and its request in flight)
-            state = self._states.pop(gone)
-            if state.task is not None:
-                state.task.cancel()
-            if state.client is not None:
-                await state.client.aclose()
+            left = self._states.pop(gone)
+            if left.task is not None:
+                left.task.cancel()
+            if left.client is not None:
+                left.client.close()
         now = time.monotonic()
         waiting: list[asyncio.Task[None]] = []
         for agent in agents:
@@ -239,25 +232,22 @@ class Aggregator:
         return await anyio.to_thread.run_sync(self._local, abandon_on_cancel=True)
 
     async def _fetch(self, state: _State) -> NodeReport:
-        base = state.agent.url
         headers = {"Accept": "application/json"}
         token = self._token()
         if token:
             headers["Authorization"] = f"Bearer {token}"
         try:
-            response = await self._http(state).get(base.rstrip("/") + REPORT_PATH, headers=headers)
-        except httpx.ConnectError as e:
-            raise AgentError(f"cannot connect ({_reason(e)})") from e
-        except httpx.TimeoutException as e:
-            raise AgentError(f"no answer within {self.timeout:g} s") from e
-        except httpx.HTTPError as e:
-            raise AgentError(f"request failed ({type(e).__name__})") from e
-        if response.status_code in (401, 403):
-            raise AgentError(f"the agent refused the token (HTTP {response.status_code}); check ODIN_MIDGARD_TOKEN")
-        if response.status_code != 200:
-            raise AgentError(f"the agent answered HTTP {response.status_code}")
+            status, body = await self._connection(state).get(REPORT_PATH, headers)
+        except WireError as e:
+            raise AgentError(str(e)) from e
+        except OSError as e:
+            raise AgentError(f"connection failed ({e.strerror or type(e).__name__})") from e
+        if status in (401, 403):
+            raise AgentError(f"the agent refused the token (HTTP {status}); check ODIN_MIDGARD_TOKEN")
+        if status != 200:
+            raise AgentError(f"the agent answered HTTP {status}")
         try:
-            return decode_report(response.content)
+            return decode_report(body)
         except (msgspec.DecodeError, msgspec.ValidationError) as e:
             raise AgentError(f"the agent's report is malformed: {e}") from e
 

@@ -55,18 +55,22 @@ class GpuService:
     def from_settings(cls, settings: Settings, *, local: Collect | None = None) -> GpuService:
         """The service `odin serve` uses. `local` replaces the agent's in-process collection (tests, tools)."""
         mode = settings.midgard_mode()
-        options = {"timeout": settings.midgard_timeout, "cache_ttl": settings.midgard_cache_ttl}
+        timeout, ttl = settings.midgard_timeout, settings.midgard_cache_ttl
         if mode == "embedded":
-            return cls(Aggregator(None, local=local or local_collector(settings), **options), "embedded")
+            return cls(
+                Aggregator(None, local=local or local_collector(settings), timeout=timeout, cache_ttl=ttl), "embedded"
+            )
         token = _token_reader(settings)
         if mode == "static":
             agents = [Agent(url=u.rstrip("/")) for u in settings.midgard_agents]
-            return cls(Aggregator(static(agents), token=token, **options), "static")
+            return cls(Aggregator(static(agents), token=token, timeout=timeout, cache_ttl=ttl), "static")
         from odin.controller.executors.kubernetes.discovery import MidgardDiscovery
 
         discovery = MidgardDiscovery.from_settings(settings)
         service = cls(
-            Aggregator(_discovered(discovery, settings.midgard_discovery_interval), token=token, **options),
+            Aggregator(
+                _discovered(discovery, settings.midgard_discovery_interval), token=token, timeout=timeout, cache_ttl=ttl
+            ),
             "kubernetes",
             pods=discovery.pod,
         )
@@ -138,11 +142,11 @@ class GpuService:
 
 def holders_of(gpu: GpuReport, pods: PodLookup | None = None) -> list[Holder]:
     """Who holds `gpu`: its processes grouped by run/task (or pod), then pods assigned it without a process."""
-    found: dict[tuple[str | None, ...], Holder] = {}
+    found: dict[tuple[str | int | None, ...], Holder] = {}
 
     def holder_for(attribution: Attribution | None) -> Holder:
         h = _holder(attribution, pods)
-        key = (h.run, h.task, h.attempt, h.pod) if (h.run or h.pod) else ("?",)
+        key: tuple[str | int | None, ...] = (h.run, h.task, h.attempt, h.pod) if (h.run or h.pod) else ("?",)
         return found.setdefault(key, h)
 
     for process in gpu.processes:

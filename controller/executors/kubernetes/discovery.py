@@ -162,4 +162,4 @@ class MidgardDiscovery:
         return provenance
 
     def close(self) -> None:
-        self.api.api_client.close()
+        self.api.api_client.close()  # type: ignore[no-untyped-call]

@@ -23,6 +23,8 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
+
 from .collect import Collector
 from .metrics import render_metrics
 from .report import NodeReport, encode_report
@@ -115,7 +117,13 @@ class MidgardApp:
                 [(b"www-authenticate", b'Bearer realm="midgard"')],
             )
             return
-        cached = await self.cache.get()
+        try:
+            cached = await self.cache.get()
+        except Exception as e:  # a bug, not a node condition (those are in the report): say so, keep serving
+            log.exception("collecting the report failed")
+            body = msgspec.json.encode({"detail": f"collecting the report failed: {type(e).__name__}: {e}"})
+            await _respond(send, 503, body, b"application/json")
+            return
         if path == "/v1/report":
             await _respond(send, 200, cached.json_bytes(), b"application/json", head=method == "HEAD")
         else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pynvml
 import pytest
@@ -80,7 +81,7 @@ def test_no_gpu_and_nvml_failing_mid_life_are_reasons_not_errors() -> None:
     assert [g.index for g in nvml.read().gpus] == [0]  # a driver that appears later is picked up
 
 
-def test_fake_from_file_is_reread_when_it_changes(tmp_path) -> None:
+def test_fake_from_file_is_reread_when_it_changes(tmp_path: Path) -> None:
     path = write_fake_gpus(tmp_path / "gpus.json", [{}, {"name": "NVIDIA A100-SXM4-40GB"}])
     collector = Collector(load_nvml_module({"MIDGARD_FAKE_NVML": str(path)}))
     try:
@@ -91,3 +92,32 @@ def test_fake_from_file_is_reread_when_it_changes(tmp_path) -> None:
         assert gpu.processes[0].name  # /proc/PID/comm of this very process
     finally:
         collector.close()
+
+
+def test_missing_data_path_is_reported_not_raised(tmp_path: Path) -> None:
+    from odin.midgard.collect import CollectorConfig
+
+    report = collect_report(FakeNvml([]), config=CollectorConfig(data_paths=[str(tmp_path), str(tmp_path / "nope")]))
+    present, missing = report.system.disks
+    assert present.total_bytes and present.free_bytes is not None and present.error is None
+    assert missing.total_bytes is None and missing.error and "FileNotFoundError" in missing.error
+
+
+def test_metrics_escape_label_values_and_skip_missing_readings() -> None:
+    from odin.midgard.metrics import render_metrics
+
+    report = collect_report(FakeNvml([fake_gpu(0, name='Odd "GPU"\\ name', power_usage_mw=None)]))
+    text = render_metrics(report)
+    assert 'modelName="Odd \\"GPU\\"\\\\ name"' in text
+    assert "DCGM_FI_DEV_POWER_USAGE{" not in text
+    assert "DCGM_FI_DEV_POWER_MGMT_LIMIT{" in text
+
+
+@pytest.mark.parametrize(
+    ("bind", "expected"),
+    [("0.0.0.0:9090", ("0.0.0.0", 9090)), (":9091", ("0.0.0.0", 9091)), ("[::1]:9092", ("::1", 9092))],
+)
+def test_bind_forms(bind: str, expected: tuple[str, int]) -> None:
+    from odin.midgard.cli import build_parser
+
+    assert build_parser().parse_args(["serve", "--bind", bind]).bind == expected

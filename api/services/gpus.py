@@ -237,7 +237,8 @@ def _discovered(discovery: MidgardDiscovery, interval: float) -> Discover:
             endpoints = await anyio.to_thread.run_sync(discovery.agents)
         except KubeApiError as e:
             log.warning("listing Midgard agents (Service %s/%s): %s", discovery.namespace, discovery.service, e)
-            listed_at[0] = time.monotonic()
+            # Keep the last list; without one, try again within a few seconds rather than a whole interval.
+            listed_at[0] = time.monotonic() - (0 if last else max(0.0, interval - 5.0))
             return last[0] if last else ()
         agents = tuple(Agent(url=e.url, node=e.node, ready=e.ready) for e in endpoints)
         last[:] = [agents]

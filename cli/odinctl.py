@@ -392,8 +392,8 @@ def show(
     server: ServerOpt = None,
     output: OutputOpt = Output.TABLE,
 ) -> None:
-    """One run: its commit, parameters and every task's state. Exit 1 when the run failed."""
-    from odin.cli.render import dag_table, run_header
+    """One run: its commit, parameters, every task's state and what it produced. Exit 1 when the run failed."""
+    from odin.cli.render import dag_table, outputs_table, run_header
 
     with client(server) as c:
         run = call(c.run, run_id)
@@ -401,6 +401,9 @@ def show(
         for line in run_header(run):
             out.print(line)
         out.print(dag_table(run))
+        produced = outputs_table(run)
+        if produced is not None:
+            out.print(produced)
     if run.status in ("failed", "error", "cancelled"):
         raise typer.Exit(EXIT_FAILED)
 

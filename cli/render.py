@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -130,6 +131,33 @@ def dag_table(run: RunDetail, tasks: Mapping[str, TaskOut] | None = None) -> Tab
             Text((t.message or t.reason or "") if t else ""),
         )
     return table
+
+
+def outputs_table(run: RunDetail) -> Table | None:
+    """What the run's tasks produced: each result's value, each artifact's size, digest and location (issue 11).
+    None when no task recorded any output."""
+    table = _table("TASK", "OUTPUT", "VALUE / SIZE", "DIGEST", "LOCATION")
+    rows = 0
+    for t in run.tasks:
+        for name, value in t.results.items():
+            text = value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+            table.add_row(t.name, f"results.{name}", Text(text if len(text) <= 60 else text[:59] + "…"), "", "")
+            rows += 1
+        for name, a in t.artifacts.items():
+            digest = a.digest.split(":", 1)[-1][:12]
+            table.add_row(t.name, f"artifacts.{name}", f"{a.type} {size(a.size)}", digest, Text(a.location))
+            rows += 1
+    return table if rows else None
+
+
+def size(n: int) -> str:
+    """Bytes for people: `512 B`, `1.5 KiB`, `3.2 GiB`."""
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{n} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"
 
 
 def run_header(run: RunDetail) -> list[str]:

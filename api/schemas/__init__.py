@@ -34,6 +34,7 @@ from odin.api.schemas.pipelines import (
     ValidateResponse,
 )
 from odin.api.schemas.runs import (
+    ArtifactOut,
     EventOut,
     EventPage,
     ParamMap,
@@ -51,6 +52,7 @@ __all__ = [
     "ApiTokenCreated",
     "ApiTokenList",
     "ApiTokenOut",
+    "ArtifactOut",
     "CommitDetail",
     "CommitPage",
     "CommitSummary",

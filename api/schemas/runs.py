@@ -11,6 +11,16 @@ ParamValue = str | int | float | bool
 ParamMap = Annotated[dict[str, ParamValue], msgspec.Meta(max_length=200)]
 
 
+class ArtifactOut(msgspec.Struct, kw_only=True):
+    """A declared artifact as the succeeded attempt left it."""
+
+    path: str  # relative to the attempt's ${OUTPUT_PATH}
+    location: str  # where it is: a path on the controller's machine (local executor)
+    type: str  # file | directory | link
+    size: int  # bytes (a directory: its files' total)
+    digest: str  # sha256:<hex> (a directory: of its sorted manifest of paths, sizes and digests)
+
+
 class TaskOut(msgspec.Struct, kw_only=True):
     name: str
     status: str
@@ -24,6 +34,8 @@ class TaskOut(msgspec.Struct, kw_only=True):
     node: str | None
     started_at: datetime | None
     finished_at: datetime | None
+    results: dict[str, Any] = msgspec.field(default_factory=dict)  # declared results of the succeeded attempt
+    artifacts: dict[str, ArtifactOut] = msgspec.field(default_factory=dict)
 
 
 class RunSummary(msgspec.Struct, kw_only=True):

@@ -8,11 +8,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import msgspec
 import sqlalchemy as sa
 from litestar.exceptions import NotFoundException, ValidationException
 from sqlalchemy.engine import Engine as DbEngine
 
-from odin.api.schemas import EventOut, EventPage, RunDetail, RunPage, RunSummary, TaskOut
+from odin.api.schemas import ArtifactOut, EventOut, EventPage, RunDetail, RunPage, RunSummary, TaskOut
 from odin.api.services.pagination import decode_cursor, encode_cursor
 from odin.controller.reruns import REUSED
 from odin.controller.store.models import EVENTS, RUNS, TASK_RUNS, RunStatus, Trigger
@@ -175,6 +176,8 @@ def get_run(db: DbEngine, run_id: str) -> RunDetail:
                 node=t.node,
                 started_at=t.started_at,
                 finished_at=t.finished_at,
+                results=t.results or {},
+                artifacts={name: msgspec.convert(a, ArtifactOut) for name, a in (t.artifacts or {}).items()},
             )
             for t in tasks
         ],

@@ -54,6 +54,13 @@ def pipelines(marks: Path) -> dict[str, str]:
             "  - {name: after, image: busybox, command: [sh, -c, 'echo after'], depends: hold}\n"
         ),
         "vision/detector/main.yml": "name: detector\ntasks:\n  - {name: t, image: busybox, command: [echo, nested]}\n",
+        "made/main.yml": (
+            "name: made\n"
+            "tasks:\n"
+            "  - {name: train, image: busybox, command: [sh, -c, 'printf w > $OUTPUT_PATH/model; echo 0.9 > $RESULTS_PATH/acc'],"
+            " outputs: {artifacts: [model], results: [acc]}}\n"
+            "  - {name: use, image: busybox, command: [sh, -c, 'echo ${tasks.train.results.acc}'], depends: train}\n"
+        ),
     }
 
 

@@ -277,3 +277,11 @@ def test_without_a_websocket_the_watch_polls(served: Served, monkeypatch: pytest
     finally:
         served.release(held["id"])
         served.wait_run(held["id"])
+
+
+def test_show_lists_results_and_artifacts(served: Served, config: Path) -> None:
+    out = ok(ctl(served, config, "run", "made", "--wait"))
+    run_id = out.split("started ", 1)[1].split()[0]
+    shown = ok(ctl(served, config, "show", run_id))
+    assert "results.acc" in shown and "0.9" in shown
+    assert "artifacts.model" in shown and "file 1 B" in shown

@@ -271,3 +271,15 @@ def test_rerun_one_task_and_its_descendants(served: Served) -> None:
     assert r.status_code == 422
     r = served.post(f"/v1/runs/{broken['id']}/rerun", json={"latest": True, "failed_only": True})
     assert r.status_code == 422 and "own commit" in r.json()["detail"]
+
+
+def test_a_run_shows_what_its_tasks_produced(served: Served) -> None:
+    run = served.wait_run(served.start("made")["id"])
+    assert run["status"] == "succeeded", run
+    tasks = {t["name"]: t for t in served.get(f"/v1/runs/{run['id']}").json()["tasks"]}
+    assert tasks["train"]["results"] == {"acc": 0.9}
+    model = tasks["train"]["artifacts"]["model"]
+    assert (model["type"], model["size"], model["path"]) == ("file", 1, "model")
+    assert model["digest"].startswith("sha256:") and model["location"].endswith("/artifacts/model")
+    assert (tasks["use"]["results"], tasks["use"]["artifacts"]) == ({}, {})
+    assert served.get(f"/v1/runs/{run['id']}/tasks/use/logs").text == "0.9\n"

@@ -8,6 +8,7 @@ from odin.controller.engine.decide import (
     Decision,
     FailTask,
     FinishRun,
+    Gate,
     KillTask,
     RetryPolicy,
     RetryTask,
@@ -298,3 +299,30 @@ def test_wide_fan_in_tracks_readiness_and_blocking() -> None:
     assert state.ready == ["join"]
     state.update("t7", status=TaskStatus.FAILED)
     assert state.blocked == {"join"} and state.ready == []
+
+
+def test_a_false_gate_skips_the_task_its_dependents_follow_and_slots_go_to_the_next() -> None:
+    dag = Dag.from_edges({"a": [], "b": [], "c": ["b"], "d": []})
+    state = RunState.new(dag)
+    gates = {"b": Gate(run=False, message="`when: x` is false")}
+    d = decide(dag, state, now=0, parallelism=2, gates=gates)
+    assert d.actions == (SkipTask("b", "ConditionFalse", "`when: x` is false"), StartTask("a", 1), StartTask("d", 1))
+    for action in d.actions:
+        apply_action(state, action)  # type: ignore[arg-type]
+    d = decide(dag, state, now=0, parallelism=2)
+    assert d.actions == (SkipTask("c", "UpstreamFailed", "upstream task 'b' did not succeed"),)
+
+
+def test_a_gate_that_cannot_be_evaluated_fails_the_task_permanently_and_one_that_holds_starts_it() -> None:
+    dag = Dag.from_edges({"a": [], "b": []}, retries={"a": 3})
+    state = RunState.new(dag)
+    gates = {"a": Gate(run=False, error=True, message="cannot compare"), "b": Gate(run=True)}
+    d = decide(dag, state, now=0, parallelism=5, gates=gates)
+    assert d.actions == (
+        FailTask("a", "cannot compare", reason="ConditionError", failure=Failure.PERMANENT),
+        StartTask("b", 1),
+    )
+    new = apply_action(state, d.actions[0])  # type: ignore[arg-type]
+    assert new is not None and (new.status, new.reason, new.failure) == (
+        TaskStatus.FAILED, "ConditionError", Failure.PERMANENT,
+    )  # fmt: skip

@@ -39,7 +39,8 @@ tasks:
     outputs: {artifacts: [model, logs], results: [accuracy, loss, note]}
   - name: use
     image: busybox
-    command: [sh, -c, "echo ${tasks.make.results.accuracy} ${tasks.make.artifacts.model} '${tasks.train.results.score}'"]
+    command: [sh, -c, "echo ${tasks.make.results.accuracy} ${tasks.make.artifacts.model}
+      '${tasks.train.results.score}'"]
     depends: [make, train]
     when: ${tasks.make.results.accuracy} > 0.5
 """

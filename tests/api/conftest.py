@@ -57,7 +57,8 @@ def pipelines(marks: Path) -> dict[str, str]:
         "made/main.yml": (
             "name: made\n"
             "tasks:\n"
-            "  - {name: train, image: busybox, command: [sh, -c, 'printf w > $OUTPUT_PATH/model; echo 0.9 > $RESULTS_PATH/acc'],"
+            "  - {name: train, image: busybox,"
+            " command: [sh, -c, 'printf w > $OUTPUT_PATH/model; echo 0.9 > $RESULTS_PATH/acc'],"
             " outputs: {artifacts: [model], results: [acc]}}\n"
             "  - {name: use, image: busybox, command: [sh, -c, 'echo ${tasks.train.results.acc}'], depends: train}\n"
         ),

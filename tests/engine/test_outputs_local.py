@@ -1,3 +1,4 @@
+# ruff: noqa: E501 (the pipelines below are YAML, one shell command a line, as users write them)
 """What a run produced (issue 11), with real subprocesses on the local executor and a real store: per-attempt
 ${OUTPUT_PATH}/${RESULTS_PATH}, results and artifact digests recorded, references resolved across tasks and sweeps,
 `when` gates, declared outputs that are missing or too large, reruns reusing outputs, and adoption after a restart."""
@@ -6,10 +7,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
+from sqlalchemy.engine import Engine as DbEngine
 
 from odin.controller.engine.decide import RetryPolicy
 from odin.controller.engine.loop import Engine
@@ -27,8 +31,16 @@ from odin.controller.store.models import RunStatus, TaskStatus, Trigger
 from odin.controller.store.runs import EVENTS, NewRun, create_run
 from odin.schema import load_pipeline
 from odin.schema.model import PipelineSpec
-from tests.engine.test_engine_local import Harness, harness  # noqa: F401 (the fixture)
+from tests.engine.test_engine_local import Harness
 from tests.support.wait import wait_until
+
+
+@pytest.fixture
+def harness(db: DbEngine, tmp_path: Path) -> Iterator[Harness]:
+    h = Harness(db, tmp_path / "data")
+    yield h
+    if h.engine is not None:
+        h.engine.stop()
 
 
 def pipeline(yaml: str) -> PipelineSpec:
@@ -100,7 +112,12 @@ def test_a_sweep_reference_lists_the_members_that_succeeded(harness: Harness) ->
     assert engine.wait(run_id, 30) == RunStatus.FAILED  # the lr=2 member wrote no score
     tasks = harness.tasks(run_id)
     failed = tasks["train-lr-2"]
-    assert (failed.status, failed.reason, failed.failure, failed.exit_code) == ("failed", "MissingResult", "permanent", 0)
+    assert (failed.status, failed.reason, failed.failure, failed.exit_code) == (
+        "failed",
+        "MissingResult",
+        "permanent",
+        0,
+    )
     assert "`score`" in failed.message and "not retried" in failed.message
     assert tasks["pick"].status == "skipped"
 
@@ -166,7 +183,7 @@ def test_when_gates_skip_or_run_and_a_bad_comparison_fails(harness: Harness) -> 
 
 def test_a_gate_on_a_parameter_that_holds_runs_the_task(harness: Harness) -> None:
     engine = harness.start()
-    spec = pipeline(GATES.replace("> 0.95", "> 0.5").replace("> 3", "== \"high\""))
+    spec = pipeline(GATES.replace("> 0.95", "> 0.5").replace("> 3", '== "high"'))
     run_id = harness.create(spec, params={"threshold": "0.99"})
     assert engine.wait(run_id, 30) == RunStatus.SUCCEEDED
     tasks = harness.tasks(run_id)

@@ -19,7 +19,8 @@ from prometheus_client.registry import Collector
 from sqlalchemy.engine import Engine as DbEngine
 
 from odin.controller.service import Controller
-from odin.controller.store.models import RUNS, RunStatus
+from odin.controller.store.models import RUNS
+from odin.controller.vocabulary import RunStatus
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 

@@ -36,8 +36,8 @@ from odin.controller.launcher import InvalidPipeline, RunRejected, StartRequest
 from odin.controller.service import Controller, FollowedRepo
 from odin.controller.settings import Settings
 from odin.controller.store.db import StoreUnavailable
-from odin.controller.store.models import Trigger
 from odin.controller.sync import SyncRequest
+from odin.controller.vocabulary import Trigger
 from odin.webhooks import deliveries
 from odin.webhooks.audit import RejectionLog, printable
 from odin.webhooks.deliveries import Delivery, Outcome, Recorded

@@ -29,9 +29,9 @@ from odin.controller.git.edit import Author, commit_file, pipeline_file_path
 from odin.controller.git.mirror import Mirror
 from odin.controller.pipelines import MAIN_FILE, PipelineAt, read_pipeline
 from odin.controller.service import FollowedRepo
-from odin.controller.store.models import Trigger
 from odin.controller.sync import SyncRequest
 from odin.controller.validation import Validator
+from odin.controller.vocabulary import Trigger
 from odin.schema.problems import Problem
 
 MAX_FILE_BYTES = 10 * 1024 * 1024

@@ -9,9 +9,8 @@ from sqlalchemy.engine import Engine as DbEngine
 from odin.api.auth.api_tokens import ApiTokenVerifier
 from odin.api.auth.ratelimit import RateLimiter
 from odin.api.auth.tokens import TokenKeys
-from odin.controller.service import Controller, FollowedRepo
+from odin.controller.facade import Controller, FollowedRepo, Validator
 from odin.controller.settings import Settings
-from odin.controller.validation import Validator
 
 
 class NoScheduler(Exception):

@@ -25,21 +25,23 @@ from odin.api.auth.users import InvalidUsername, LastAdmin, UserExists, UserNotF
 from odin.api.context import NoScheduler
 from odin.api.schemas import ErrorBody
 from odin.api.services.pipelines import InvalidContent, PipelineMissing
-from odin.controller.git.edit import EditConflict, NotAPipeline
-from odin.controller.git.errors import (
+from odin.controller.facade import (
     AmbiguousRef,
     AuthenticationFailed,
     CertificateRejected,
+    EditConflict,
     FileMissing,
     FileTooLarge,
     GitError,
+    InvalidPipeline,
     InvalidRef,
+    NotAPipeline,
     PathEscapes,
     RefNotFound,
     RepositoryNotFound,
+    RunRejected,
     UnsupportedEntry,
 )
-from odin.controller.launcher import InvalidPipeline, RunRejected
 from odin.controller.store.db import InvalidText, is_unavailable
 
 log = logging.getLogger(__name__)

@@ -18,7 +18,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy.engine import Engine as DbEngine
 
-from odin.controller.service import Controller
+from odin.controller.facade import Controller
 from odin.controller.store.models import RUNS
 from odin.controller.vocabulary import RunStatus
 

@@ -15,6 +15,8 @@ The surface, by what is asked:
   `read_file`, `commit_file` (one file as a commit on the followed branch, pushed), `has_commit` (does the remote
   have this commit), `request_sync` (with a trigger); `check_ref` and `resolve_secret_ref` for webhook payloads and
   secrets;
+- Midgard agents found through Kubernetes (`MidgardDiscovery`, `PodProvenance`, `KubeApiError`): imported on first
+  use, so the API loads the kubernetes client only when it discovers agents;
 - the requests and results they exchange (`StartRequest`, `RerunRequest`, `SyncRequest`, `SyncOutcome`, `Created`,
   `PipelineAt`, `Author`, `FileCommit`) and the errors they map to answers (the `RunRejected` and `GitError` trees).
 
@@ -24,6 +26,7 @@ The functions are thin on purpose: they name an operation and hide which part of
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from odin.controller.git.credentials import resolve_secret_ref
 from odin.controller.git.edit import Author, EditConflict, FileCommit, NotAPipeline, pipeline_file_path
@@ -58,6 +61,10 @@ from odin.controller.sync import SyncOutcome, SyncRequest
 from odin.controller.validation import Validator
 from odin.controller.vocabulary import Trigger
 
+if TYPE_CHECKING:
+    from odin.controller.executors.kubernetes.discovery import MidgardDiscovery, PodProvenance
+    from odin.controller.executors.kubernetes.errors import KubeApiError
+
 __all__ = [
     "MAIN_FILE",
     "AmbiguousRef",
@@ -74,9 +81,12 @@ __all__ = [
     "GitError",
     "InvalidPipeline",
     "InvalidRef",
+    "KubeApiError",
+    "MidgardDiscovery",
     "NotAPipeline",
     "PathEscapes",
     "PipelineAt",
+    "PodProvenance",
     "RefNotFound",
     "RepositoryNotFound",
     "RerunRequest",
@@ -166,3 +176,17 @@ def request_sync(
     """Ask for a sync of the repository as soon as possible; False when its poller is not running (a replica that is
     not the leader: the leader's poll picks the change up). `on_done` as in `SyncRequest`."""
     return repo.poller.request(SyncRequest(trigger=trigger, by=by, on_done=on_done))
+
+
+def __getattr__(name: str) -> Any:
+    """The Kubernetes adapter's parts, imported on first use (PEP 562): only an API that discovers Midgard agents
+    through Kubernetes loads the kubernetes client."""
+    if name in ("MidgardDiscovery", "PodProvenance"):
+        from odin.controller.executors.kubernetes import discovery
+
+        return getattr(discovery, name)
+    if name == "KubeApiError":
+        from odin.controller.executors.kubernetes import errors
+
+        return errors.KubeApiError
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -21,8 +21,8 @@ from __future__ import annotations
 import zlib
 from dataclasses import dataclass
 
-from odin.controller.engine.state import Dag, Failure, RunState
-from odin.controller.store.models import RunStatus, TaskStatus
+from odin.controller.engine.state import Dag, RunState
+from odin.controller.vocabulary import Failure, RunStatus, TaskStatus
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,18 +35,10 @@ from sqlalchemy.engine import Engine as DbEngine
 from odin.controller.backoff import Backoff
 from odin.controller.bus import EventBus
 from odin.controller.engine.decide import FinishRun, KillTask, RetryPolicy, StartTask, TaskAction, decide
-from odin.controller.engine.state import Dag, Failure, RunState, TaskState
+from odin.controller.engine.state import Dag, RunState, TaskState
 from odin.controller.engine.transitions import apply_action, apply_observation
-from odin.controller.executors.base import (
-    ActiveAttempt,
-    Executor,
-    Observation,
-    RunContext,
-    TaskLaunch,
-    TaskPaths,
-)
+from odin.controller.executors.base import Executor
 from odin.controller.store.db import StoreUnavailable, Writer
-from odin.controller.store.models import RunStatus, TaskStatus
 from odin.controller.store.runs import (
     LoadedRun,
     WriteBatch,
@@ -58,6 +50,16 @@ from odin.controller.store.runs import (
     write_batch,
 )
 from odin.controller.store.types import utcnow
+from odin.controller.vocabulary import (
+    ActiveAttempt,
+    Failure,
+    Observation,
+    RunContext,
+    RunStatus,
+    TaskLaunch,
+    TaskPaths,
+    TaskStatus,
+)
 from odin.schema import substitute
 from odin.schema.model import PipelineSpec, TaskSpec
 

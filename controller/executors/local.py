@@ -35,18 +35,18 @@ from typing import Any
 
 import psutil
 
-from odin.controller.engine.state import Failure
-from odin.controller.executors.base import (
+from odin.controller.executors.base import Executor
+from odin.controller.executors.reaper import Reaper
+from odin.controller.executors.task_user import TaskUser
+from odin.controller.vocabulary import (
     ActiveAttempt,
-    Executor,
+    Failure,
     Observation,
     RunContext,
     TaskLaunch,
     TaskPaths,
+    TaskStatus,
 )
-from odin.controller.executors.reaper import Reaper
-from odin.controller.executors.task_user import TaskUser
-from odin.controller.store.models import TaskStatus
 
 log = logging.getLogger(__name__)
 

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from pydantic import ValidationError
+
 from odin.controller.artifacts.digest import check_digest
 from odin.controller.artifacts.errors import ArtifactError, UnsafeArtifactPath
 from odin.controller.artifacts.settings import ArtifactSettings, MissingCredential, open_store
@@ -185,6 +187,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 0
+    except ValidationError as e:
+        print(f"odin transfer: the ODIN_ARTIFACTS_* settings are invalid: {e}", file=sys.stderr)
+        return 2
     except (ArtifactError, MissingCredential, OSError) as e:
         message = e.message if isinstance(e, ArtifactError) else str(e)
         print(f"odin transfer: {args.command} failed: {message}", file=sys.stderr)

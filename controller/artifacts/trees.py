@@ -102,8 +102,8 @@ def decode_manifest(data: bytes) -> tuple[TreeEntry, ...]:
         )
     except (ValueError, KeyError, TypeError) as e:
         raise CorruptArtifact(f"tree manifest does not parse: {e}") from e
-    for e in entries:
-        safe_relpath(e.path)
+    for entry in entries:
+        safe_relpath(entry.path)
     return entries
 
 

@@ -8,7 +8,24 @@ task's results are recorded, and `finish`. MLflow being down never fails a run: 
 `TrackingWarning` instead of raising, after retrying with `controller.backoff`. See docs/artifacts.md.
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from odin.controller.tracking.records import TrackedRun, TrackingWarning
-from odin.controller.tracking.settings import TrackingSettings, open_tracker
+from odin.controller.tracking.settings import TrackingSettings
+
+if TYPE_CHECKING:
+    from odin.controller.tracking.client import MlflowTracker
 
 __all__ = ["TrackedRun", "TrackingSettings", "TrackingWarning", "open_tracker"]
+
+
+def open_tracker(settings: TrackingSettings) -> MlflowTracker | None:
+    """The tracker for `settings`, or None when tracking is off (MLflow is not even imported then: it takes seconds
+    and a server that does not track should not pay for it)."""
+    if not settings.enabled:
+        return None
+    from odin.controller.tracking.client import MlflowTracker
+
+    return MlflowTracker(settings)

@@ -190,7 +190,7 @@ class MlflowTracker:
                 return call()
             except Exception as e:  # an outage must never reach the engine, whatever the client raised
                 message = str(e).replace(self.tracking_uri, redact(self.tracking_uri))[:1000]
-                status = e.get_http_status_code() if isinstance(e, RestException) else 0
+                status = int(e.get_http_status_code()) if isinstance(e, RestException) else 0  # type: ignore[no-untyped-call]
                 if 400 <= status < 500 and status != 429:
                     log.warning("MLflow %s refused: %s", operation, message)
                     return TrackingWarning(operation, message, attempt + 1, retryable=False)

@@ -1,4 +1,4 @@
-"""MLflow tracking settings (`ODIN_MLFLOW_*`) and `open_tracker`, which imports MLflow only when tracking is on.
+"""MLflow tracking settings (`ODIN_MLFLOW_*`).
 
 MLflow's own client reads its credentials from its own variables (MLFLOW_TRACKING_TOKEN, or MLFLOW_TRACKING_USERNAME
 and MLFLOW_TRACKING_PASSWORD); Odin never copies them, logs them or hands them to tasks. A tracking URI with
@@ -7,13 +7,8 @@ credentials in it (`https://user:pass@host`) is redacted in every warning.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
-
-if TYPE_CHECKING:
-    from odin.controller.tracking.client import MlflowTracker
 
 
 class TrackingSettings(BaseSettings):
@@ -39,12 +34,3 @@ class TrackingSettings(BaseSettings):
     @property
     def enabled(self) -> bool:
         return bool(self.tracking_uri)
-
-
-def open_tracker(settings: TrackingSettings) -> MlflowTracker | None:
-    """The tracker for `settings`, or None when tracking is off (MLflow not even imported then)."""
-    if not settings.enabled:
-        return None
-    from odin.controller.tracking.client import MlflowTracker
-
-    return MlflowTracker(settings)

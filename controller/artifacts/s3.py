@@ -5,8 +5,9 @@ when the task just wrote it), asks whether that key exists, and only then upload
 multipart above `multipart_threshold`, parts sent on `max_concurrency` threads, an aborted multipart upload cleaned up
 on failure. Hashing first is what makes identical outputs free and lets the key be final from the first byte (no
 upload to a temporary key and a server-side copy, which would move every byte twice). A reader that is not a file is
-spooled to a temporary file while hashed. A get downloads with ranged parts in parallel into a temporary file beside
-the destination, then hashes it before the rename (`verify`).
+spooled to a temporary file while hashed. A get downloads into a temporary file beside the destination with
+parallel ranged GETs, hashing the parts in order as they land, and renames it into place only when the digest
+matches (`verify`).
 
 Only this module imports boto3 (an import-linter contract); its exceptions become `errors.*` here.
 """
@@ -15,8 +16,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import os
 import tempfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
@@ -26,8 +29,8 @@ from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 
 from odin.controller.artifacts.digest import ALGORITHM, CHUNK, digest_of_key, hash_file, object_key
-from odin.controller.artifacts.errors import ArtifactError, ArtifactNotFound, StoreUnavailable
-from odin.controller.artifacts.store import ArtifactStore, Blob, staged_file, verify_file
+from odin.controller.artifacts.errors import ArtifactError, ArtifactNotFound, CorruptArtifact, StoreUnavailable
+from odin.controller.artifacts.store import ArtifactStore, Blob, staged_file
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -150,13 +153,68 @@ class S3Store(ArtifactStore):
     # -- reads ----------------------------------------------------------------------------------------------------
 
     def get_file(self, digest: str, dest: Path, *, verify: bool = True) -> Blob:
-        key = self._key(digest)
+        blob = self.stat(digest)
+        if blob is None:
+            raise ArtifactNotFound(f"download of {digest}: not in the store")
+        with staged_file(dest) as tmp:
+            actual = self._download(digest, blob.size, tmp)
+            if verify and actual != digest:
+                raise CorruptArtifact(f"{digest}: the bytes read back hash to {actual}")
+        return blob
+
+    def _download(self, digest: str, size: int, path: Path) -> str:
+        """Ranged GETs of `part` bytes on `max_concurrency` threads, each written at its offset, while this thread
+        hashes the parts in order as they land (read back from the page cache). The hash overlaps the download, so
+        verifying costs next to nothing; s3transfer's `download_file` would need a second pass over the file."""
+        concurrency = self.transfer.max_request_concurrency
+        part = max(8 * MiB, min(self.transfer.multipart_chunksize, -(-size // (2 * concurrency))))
+        ranges = [(offset, min(part, size - offset)) for offset in range(0, size, part)]
+        h = hashlib.sha256()
+        fd = os.open(path, os.O_RDWR)
         try:
-            with staged_file(dest) as tmp:
-                self.client.download_file(self.bucket, key, str(tmp), Config=self.transfer)
-                return verify_file(tmp, digest) if verify else Blob(digest, tmp.stat().st_size)
-        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as e:
-            raise translate(e, f"download of {digest}") from e
+            os.ftruncate(fd, size)
+            with ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="odin-s3-get") as pool:
+                futures = [pool.submit(self._fetch_part, digest, fd, offset, length) for offset, length in ranges]
+                try:
+                    for future, (offset, length) in zip(futures, ranges, strict=True):
+                        future.result()
+                        done = 0
+                        while done < length:
+                            chunk = os.pread(fd, min(CHUNK, length - done), offset + done)
+                            if not chunk:
+                                raise StoreUnavailable(f"download of {digest}: short file after part at {offset}")
+                            h.update(chunk)
+                            done += len(chunk)
+                finally:
+                    for future in futures:
+                        future.cancel()
+        finally:
+            os.close(fd)
+        return f"{ALGORITHM}:{h.hexdigest()}"
+
+    def _fetch_part(self, digest: str, fd: int, offset: int, length: int, attempts: int = 3) -> None:
+        """Bytes [offset, offset+length) of the blob into `fd`; a connection dropped mid-body is retried (botocore
+        retries the request, not the body's stream)."""
+        for attempt in range(attempts):
+            try:
+                response = self.client.get_object(
+                    Bucket=self.bucket, Key=self._key(digest), Range=f"bytes={offset}-{offset + length - 1}"
+                )
+                position = offset
+                with contextlib.closing(response["Body"]) as body:
+                    for chunk in body.iter_chunks(CHUNK):
+                        os.pwrite(fd, chunk, position)
+                        position += len(chunk)
+                if position != offset + length:
+                    raise StoreUnavailable(f"download of {digest}: part at {offset} ended early")
+                return
+            except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as e:
+                error = translate(e, f"download of {digest}")
+                if isinstance(error, ArtifactNotFound) or attempt + 1 == attempts:
+                    raise error from e
+            except (OSError, StoreUnavailable):
+                if attempt + 1 == attempts:
+                    raise
 
     @contextlib.contextmanager
     def _open_range(self, digest: str, start: int, length: int | None) -> Iterator[Iterator[bytes]]:

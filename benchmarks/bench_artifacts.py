@@ -63,6 +63,7 @@ def main() -> None:
             store_up: list[float] = []
             store_down: list[float] = []
             dedup: list[float] = []
+            unverified: list[float] = []
             for round_ in range(args.rounds):
                 prefix = f"r{round_}-{uuid.uuid4().hex[:8]}/"
                 store = S3Store(
@@ -89,6 +90,9 @@ def main() -> None:
                     store_up[-1] = timed(lambda: store.put_file(source))  # noqa: B023
                     dedup.append(timed(lambda: store.put_file(source)))  # noqa: B023
                     store_down.append(timed(lambda: store.get_file(blob.digest, work / "store.out")))  # noqa: B023
+                    unverified.append(
+                        timed(lambda: store.get_file(blob.digest, work / "store.out", verify=False))  # noqa: B023
+                    )
                     store.delete(blob.digest)  # noqa: B023
 
                 first, second = (plain, ours) if round_ % 2 == 0 else (ours, plain)
@@ -113,6 +117,10 @@ def main() -> None:
             f"{label:8}: store {rate(ours_):7.1f} MiB/s   plain boto3 {rate(plain_):7.1f} MiB/s   "
             f"ratio {ratio * 100:5.1f} %   (target >= 80 %: {verdict})"
         )
+    print(
+        f"download without verification (ODIN_ARTIFACTS_VERIFY=false): {rate(unverified):.1f} MiB/s "
+        f"({rate(unverified) / rate(plain_down) * 100:.1f} % of plain boto3)"
+    )
     print(f"identical artifact stored again (hash + HEAD, no upload): median {statistics.median(dedup):.2f} s")
 
 

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 MiB = 1024 * 1024
+DOWNLOAD_PART = 16 * MiB
 NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
 
 
@@ -157,17 +158,19 @@ class S3Store(ArtifactStore):
         if blob is None:
             raise ArtifactNotFound(f"download of {digest}: not in the store")
         with staged_file(dest) as tmp:
-            actual = self._download(digest, blob.size, tmp)
+            actual = self._download(digest, blob.size, tmp, verify=verify)
             if verify and actual != digest:
                 raise CorruptArtifact(f"{digest}: the bytes read back hash to {actual}")
         return blob
 
-    def _download(self, digest: str, size: int, path: Path) -> str:
+    def _download(self, digest: str, size: int, path: Path, *, verify: bool) -> str | None:
         """Ranged GETs of `part` bytes on `max_concurrency` threads, each written at its offset, while this thread
         hashes the parts in order as they land (read back from the page cache). The hash overlaps the download, so
         verifying costs next to nothing; s3transfer's `download_file` would need a second pass over the file."""
         concurrency = self.transfer.max_request_concurrency
-        part = max(8 * MiB, min(self.transfer.multipart_chunksize, -(-size // (2 * concurrency))))
+        # Parts no larger than DOWNLOAD_PART: the hash can only start once the first part is complete, and what is
+        # left to hash after the last part lands is at most one part per thread.
+        part = min(self.transfer.multipart_chunksize, DOWNLOAD_PART)
         ranges = [(offset, min(part, size - offset)) for offset in range(0, size, part)]
         h = hashlib.sha256()
         fd = os.open(path, os.O_RDWR)
@@ -178,6 +181,8 @@ class S3Store(ArtifactStore):
                 try:
                     for future, (offset, length) in zip(futures, ranges, strict=True):
                         future.result()
+                        if not verify:
+                            continue
                         done = 0
                         while done < length:
                             chunk = os.pread(fd, min(CHUNK, length - done), offset + done)
@@ -190,7 +195,7 @@ class S3Store(ArtifactStore):
                         future.cancel()
         finally:
             os.close(fd)
-        return f"{ALGORITHM}:{h.hexdigest()}"
+        return f"{ALGORITHM}:{h.hexdigest()}" if verify else None
 
     def _fetch_part(self, digest: str, fd: int, offset: int, length: int, attempts: int = 3) -> None:
         """Bytes [offset, offset+length) of the blob into `fd`; a connection dropped mid-body is retried (botocore

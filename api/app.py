@@ -34,7 +34,7 @@ from odin.api.version import API_VERSION
 from odin.api.ws.asyncapi import ws_schema
 from odin.api.ws.handler import ws_endpoint
 from odin.api.ws.hub import EventHub
-from odin.controller.service import Controller
+from odin.controller.facade import Controller
 from odin.controller.settings import Settings
 from odin.webhooks.routes import webhook_router
 

@@ -9,10 +9,15 @@ from sqlalchemy.engine import Engine as DbEngine
 from odin.api.auth.api_tokens import ApiTokenVerifier
 from odin.api.auth.ratelimit import RateLimiter
 from odin.api.auth.tokens import TokenKeys
-from odin.api.errors import NoScheduler
-from odin.controller.service import Controller, FollowedRepo
+from odin.controller.facade import Controller, FollowedRepo, Validator
 from odin.controller.settings import Settings
-from odin.controller.validation import Validator
+
+
+class NoScheduler(Exception):
+    """This server serves a store without a controller (read-only tools): it cannot start or edit anything.
+
+    Raised here, where the controller is asked for; `odin.api.errors` maps it to 503 (it imports this module, not the
+    other way round, so that services may use the context without a cycle through the error mapping)."""
 
 
 @dataclass

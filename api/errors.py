@@ -22,30 +22,29 @@ from odin.api.auth.api_tokens import TokenNotFound
 from odin.api.auth.passwords import WeakPassword
 from odin.api.auth.tokens import bearer_challenge
 from odin.api.auth.users import InvalidUsername, LastAdmin, UserExists, UserNotFound
+from odin.api.context import NoScheduler
 from odin.api.schemas import ErrorBody
 from odin.api.services.pipelines import InvalidContent, PipelineMissing
-from odin.controller.git.edit import EditConflict, NotAPipeline
-from odin.controller.git.errors import (
+from odin.controller.facade import (
     AmbiguousRef,
     AuthenticationFailed,
     CertificateRejected,
+    EditConflict,
     FileMissing,
     FileTooLarge,
     GitError,
+    InvalidPipeline,
     InvalidRef,
+    NotAPipeline,
     PathEscapes,
     RefNotFound,
     RepositoryNotFound,
+    RunRejected,
     UnsupportedEntry,
 )
-from odin.controller.launcher import InvalidPipeline, RunRejected
 from odin.controller.store.db import InvalidText, is_unavailable
 
 log = logging.getLogger(__name__)
-
-
-class NoScheduler(Exception):
-    """This server serves a store without a controller (read-only tools): it cannot start or edit anything."""
 
 
 _DESCRIPTIONS = {
@@ -114,7 +113,7 @@ _SIMPLE: dict[type[Exception], int] = {
 
 @dataclass(frozen=True, slots=True)
 class ErrorAnswer:
-    """The HTTP answer to a domain error (not a task's `odin.controller.engine.state.Failure` kind)."""
+    """The HTTP answer to a domain error (not a task's `odin.controller.vocabulary.Failure` kind)."""
 
     status: int
     detail: str

@@ -18,8 +18,9 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy.engine import Engine as DbEngine
 
-from odin.controller.service import Controller
-from odin.controller.store.models import RUNS, RunStatus
+from odin.controller.facade import Controller
+from odin.controller.store.models import RUNS
+from odin.controller.vocabulary import RunStatus
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 

@@ -28,8 +28,8 @@ from odin.controller.engine.decide import RetryPolicy
 from odin.controller.engine.loop import Engine
 from odin.controller.executors.kubernetes import KubeOptions, KubernetesExecutor
 from odin.controller.store.db import create_db_engine, migrate, transaction
-from odin.controller.store.models import RunStatus, Trigger
 from odin.controller.store.runs import NewRun, create_run
+from odin.controller.vocabulary import RunStatus, Trigger
 from odin.schema.model import PipelineSpec, TaskSpec
 from odin.testing.kube.fake_apiserver import FakeApiServer
 from odin.testing.kube.fake_resources import PODS

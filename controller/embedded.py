@@ -27,8 +27,9 @@ from odin.controller.engine.decide import RetryPolicy
 from odin.controller.engine.loop import Engine
 from odin.controller.executors.local import LocalExecutor
 from odin.controller.store.db import create_db_engine, migrate, transaction
-from odin.controller.store.models import TASK_RUNS, RunStatus, Trigger
+from odin.controller.store.models import TASK_RUNS
 from odin.controller.store.runs import NewRun, create_run
+from odin.controller.vocabulary import RunStatus, Trigger
 from odin.schema import load_pipeline, resolve_params
 from odin.schema.problems import PipelineInvalid
 

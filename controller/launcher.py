@@ -20,10 +20,10 @@ from odin.controller.git.mirror import Mirror
 from odin.controller.pipelines import PipelineAt, materialize, read_pipeline
 from odin.controller.reruns import RerunRefused, plan_rerun
 from odin.controller.store.db import transaction
-from odin.controller.store.models import RunStatus, Trigger
 from odin.controller.store.runs import Created, LoadedRun, NewRun, create_run
 from odin.controller.store.types import utcnow
 from odin.controller.validation import Validator
+from odin.controller.vocabulary import RunStatus, Trigger
 from odin.schema import ParamError, resolve_params
 from odin.schema.model import PipelineSpec
 from odin.schema.problems import Problem

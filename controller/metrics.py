@@ -13,7 +13,7 @@ from datetime import datetime
 from prometheus_client import Counter, Histogram
 
 from odin.controller.bus import EventDict
-from odin.controller.store.models import TaskStatus
+from odin.controller.vocabulary import TaskStatus
 
 WEBHOOK_DELIVERIES = Counter(
     "odin_webhook_deliveries",

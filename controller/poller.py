@@ -19,8 +19,8 @@ import threading
 import time
 
 from odin.controller.store.db import StoreUnavailable
-from odin.controller.store.models import Trigger
 from odin.controller.sync import RepoSync, SyncOutcome, SyncRequest
+from odin.controller.vocabulary import Trigger
 
 log = logging.getLogger(__name__)
 

@@ -21,10 +21,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from odin.controller.store.models import TaskStatus
+from odin.controller.vocabulary import REUSED, TaskStatus
 from odin.schema.model import PipelineSpec
 
-REUSED = "Reused"
 NOT_SELECTED = "NotSelected"
 
 

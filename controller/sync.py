@@ -38,11 +38,12 @@ from odin.controller.git.mirror import Mirror
 from odin.controller.git.models import ChangeSet, CommitInfo
 from odin.controller.pipelines import PipelineAt, materialize, read_pipeline
 from odin.controller.store.db import StoreUnavailable, transaction
-from odin.controller.store.models import COMMITS, EVENTS, REPOSITORIES, Trigger
+from odin.controller.store.models import COMMITS, EVENTS, REPOSITORIES
 from odin.controller.store.runs import NewRun, create_run
 from odin.controller.store.types import utcnow
 from odin.controller.store.upsert import insert_on_conflict
 from odin.controller.validation import Validator
+from odin.controller.vocabulary import Trigger
 from odin.schema import Limits, ParamError, resolve_params
 from odin.schema.problems import Problem
 

@@ -52,7 +52,7 @@ class PipelineFilters:
         return self.branches is None and not self.paths and not self.ignore_paths
 
     def runs_on(self, branch: str) -> bool:
-        return self.branches is None or _spec(self.branches).match_file(branch)
+        return self.branches is None or (bool(self.branches) and _spec(self.branches).match_file(branch))
 
     def counts(self, path: str, *, owned: bool) -> bool:
         """Does a change to `path` count for the pipeline? `owned`: the path is inside the pipeline's directory."""

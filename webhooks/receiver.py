@@ -31,13 +31,19 @@ from typing import Any
 
 from sqlalchemy.engine import Engine as DbEngine
 
-from odin.controller.git.errors import GitError
-from odin.controller.launcher import InvalidPipeline, RunRejected, StartRequest
-from odin.controller.service import Controller, FollowedRepo
+from odin.controller import facade
+from odin.controller.facade import (
+    Controller,
+    FollowedRepo,
+    GitError,
+    InvalidPipeline,
+    RunRejected,
+    StartRequest,
+    SyncRequest,
+)
 from odin.controller.settings import Settings
 from odin.controller.store.db import StoreUnavailable
-from odin.controller.store.models import Trigger
-from odin.controller.sync import SyncRequest
+from odin.controller.vocabulary import Trigger
 from odin.webhooks import deliveries
 from odin.webhooks.audit import RejectionLog, printable
 from odin.webhooks.deliveries import Delivery, Outcome, Recorded
@@ -238,7 +244,7 @@ class WebhookReceiver:
                 provider=provider.name,
                 delivery_id=delivery_id,
                 repo_id=repo.id,
-                mirror=repo.mirror,
+                repo=repo,
                 branch=repo.branch,
                 sha=update.after,
             )
@@ -279,11 +285,9 @@ class WebhookReceiver:
             return self._duplicate(provider, delivery_id, recorded)
         by = f"{provider.name}:{delivery_id}"[:255]
         try:
-            if req.sha is not None:
-                repo.mirror.fetch()
-                if not repo.mirror.has_commit(req.sha):
-                    message = f"commit {req.sha} is not on {repo.branch} or a tag of the remote"
-                    return self._run_rejected(provider, delivery_id, recorded.id, 422, message, client)
+            if req.sha is not None and not facade.has_commit(repo, req.sha, fetch=True):
+                message = f"commit {req.sha} is not on {repo.branch} or a tag of the remote"
+                return self._run_rejected(provider, delivery_id, recorded.id, 422, message, client)
             created = self.controller.start_run(
                 StartRequest(
                     pipeline=req.pipeline,

@@ -23,7 +23,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_202_ACCEPTED
 from sqlalchemy.engine import Engine as DbEngine
 
-from odin.controller.service import Controller
+from odin.controller.facade import Controller
 from odin.controller.settings import Settings
 from odin.webhooks.bodies import BodyLimits, BodyReader, Failure, LargeBodySlots, Received
 from odin.webhooks.providers import PROVIDERS

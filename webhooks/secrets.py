@@ -14,8 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 
-from odin.controller.git.credentials import resolve_secret_ref
-from odin.controller.git.errors import SecretUnavailable
+from odin.controller.facade import SecretUnavailable, resolve_secret_ref
 
 log = logging.getLogger("odin.webhooks")
 

@@ -21,11 +21,10 @@ from datetime import timedelta
 
 from sqlalchemy.engine import Engine as DbEngine
 
+from odin.controller import facade
 from odin.controller.bus import EventDict
-from odin.controller.git.errors import GitError
-from odin.controller.git.mirror import Mirror
+from odin.controller.facade import FollowedRepo, GitError, SyncOutcome
 from odin.controller.store.db import StoreUnavailable
-from odin.controller.sync import SyncOutcome
 from odin.webhooks import deliveries
 from odin.webhooks.audit import printable
 from odin.webhooks.metrics import REJECTIONS
@@ -42,7 +41,7 @@ class _Check:
     provider: str
     delivery_id: str
     repo_id: int
-    mirror: Mirror
+    repo: FollowedRepo
     branch: str
     sha: str
     outcome: SyncOutcome | None
@@ -59,12 +58,12 @@ class ShaVerifier:
         self._last_prune = 0.0
 
     def after_sync(
-        self, *, row_id: int, provider: str, delivery_id: str, repo_id: int, mirror: Mirror, branch: str, sha: str
+        self, *, row_id: int, provider: str, delivery_id: str, repo_id: int, repo: FollowedRepo, branch: str, sha: str
     ) -> Callable[[SyncOutcome | None], None]:
         """The `on_done` callback for the sync request of one delivery."""
 
         def on_done(outcome: SyncOutcome | None) -> None:
-            self._queue.put(_Check(row_id, provider, delivery_id, repo_id, mirror, branch, sha, outcome))
+            self._queue.put(_Check(row_id, provider, delivery_id, repo_id, repo, branch, sha, outcome))
             self._ensure_worker()
 
         return on_done
@@ -115,7 +114,7 @@ class ShaVerifier:
             key = (check.repo_id, check.sha)
             if key not in memo:
                 try:
-                    memo[key] = check.mirror.has_commit(check.sha)
+                    memo[key] = facade.has_commit(check.repo, check.sha)
                 except GitError as e:
                     log.warning("cannot check commit %s in repository %s: %s", check.sha[:12], check.repo_id, e.message)
                     continue

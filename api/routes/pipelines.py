@@ -26,7 +26,7 @@ from odin.api.schemas import (
     ValidateResponse,
 )
 from odin.api.services import pipelines as service
-from odin.controller.git.edit import Author
+from odin.controller.facade import Author
 
 Ref = Annotated[
     str | None,

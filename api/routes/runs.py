@@ -21,7 +21,7 @@ from odin.api.errors import errors
 from odin.api.schemas import EventPage, Rerun, RunDetail, RunPage, RunSummary, StartRun, TaskEvents
 from odin.api.services import actions
 from odin.api.services import runs as service
-from odin.controller.store.models import TaskStatus
+from odin.controller.vocabulary import TaskStatus
 
 MEMBER = [require(Role.MEMBER)]
 RunId = Annotated[str, PathParameter(description="Run id, e.g. train-3f2a9c1-1", max_length=100)]

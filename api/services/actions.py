@@ -7,9 +7,9 @@ from collections.abc import Mapping
 from odin.api.context import AppContext
 from odin.api.schemas import RunSummary
 from odin.api.services.runs import run_summary
-from odin.controller.launcher import RerunRequest, RunConflict, StartRequest
-from odin.controller.store.models import Trigger
+from odin.controller.facade import RerunRequest, RunConflict, StartRequest
 from odin.controller.store.runs import request_cancel
+from odin.controller.vocabulary import Trigger
 
 ParamInput = Mapping[str, str | int | float | bool]
 

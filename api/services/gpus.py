@@ -28,7 +28,7 @@ from odin.midgard.aggregate import Agent, Aggregator, Collect, Discover, NodeRea
 from odin.midgard.report import Attribution, GpuReport, NodeReport
 
 if TYPE_CHECKING:
-    from odin.controller.executors.kubernetes.discovery import MidgardDiscovery, PodProvenance
+    from odin.controller.facade import MidgardDiscovery, PodProvenance
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ class GpuService:
         if mode == "static":
             agents = [Agent(url=u.rstrip("/")) for u in settings.midgard_agents]
             return cls(Aggregator(static(agents), token=token, timeout=timeout, cache_ttl=ttl), "static")
-        from odin.controller.executors.kubernetes.discovery import MidgardDiscovery
+        from odin.controller.facade import MidgardDiscovery
 
         discovery = MidgardDiscovery.from_settings(settings)
         service = cls(
@@ -203,8 +203,7 @@ def _token_reader(settings: Settings) -> Callable[[], str | None]:
     value = secret.get_secret_value()
     if not value.startswith(("env:", "file:")):
         return lambda: value
-    from odin.controller.git.credentials import resolve_secret_ref
-    from odin.controller.git.errors import SecretUnavailable
+    from odin.controller.facade import SecretUnavailable, resolve_secret_ref
 
     cached: list[tuple[float, str | None]] = []
 
@@ -225,7 +224,7 @@ def _token_reader(settings: Settings) -> Callable[[], str | None]:
 
 def _discovered(discovery: MidgardDiscovery, interval: float) -> Discover:
     """The Service's agents, re-listed every `interval` seconds in a worker thread; the last list on failure."""
-    from odin.controller.executors.kubernetes.errors import KubeApiError
+    from odin.controller.facade import KubeApiError
 
     last: list[Sequence[Agent]] = []
     listed_at = [float("-inf")]

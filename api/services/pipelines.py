@@ -25,13 +25,9 @@ from odin.api.schemas import (
     ValidateRequest,
     ValidateResponse,
 )
-from odin.controller.git.edit import Author, commit_file, pipeline_file_path
-from odin.controller.git.mirror import Mirror
-from odin.controller.pipelines import MAIN_FILE, PipelineAt, read_pipeline
-from odin.controller.service import FollowedRepo
-from odin.controller.store.models import Trigger
-from odin.controller.sync import SyncRequest
-from odin.controller.validation import Validator
+from odin.controller import facade
+from odin.controller.facade import MAIN_FILE, Author, FollowedRepo, PipelineAt, Validator, pipeline_file_path
+from odin.controller.vocabulary import Trigger
 from odin.schema.problems import Problem
 
 MAX_FILE_BYTES = 10 * 1024 * 1024
@@ -46,22 +42,15 @@ def pipeline_from_url(name: str) -> str:
     return name.replace(":", "/").strip("/")
 
 
-def resolve(mirror: Mirror, ref: str | None) -> tuple[str, str]:
-    """(ref as asked, full sha): from the cache, fetching once if the ref is not there yet (`InvalidRef`, a 400,
-    before any of it for a name git would refuse)."""
-    wanted = ref or mirror.branch
-    return wanted, mirror.resolve_fetching(wanted)
-
-
 def _problems(problems: list[Problem]) -> list[ProblemOut]:
     return [ProblemOut(file=p.file, line=p.line, column=p.column, message=p.message) for p in problems]
 
 
 def list_pipelines(repo: FollowedRepo, ref: str | None) -> PipelineList:
-    wanted, sha = resolve(repo.mirror, ref)
+    wanted, sha = facade.resolve_ref(repo, ref)
     items = []
-    for name in repo.mirror.list_pipelines(sha):
-        at = read_pipeline(repo.mirror, sha, name, validator=repo.validator)
+    for name in facade.list_pipelines(repo, sha):
+        at = facade.read_pipeline(repo, sha, name)
         items.append(
             PipelineSummary(
                 name=name,
@@ -75,11 +64,11 @@ def list_pipelines(repo: FollowedRepo, ref: str | None) -> PipelineList:
 
 
 def _at(repo: FollowedRepo, name: str, ref: str | None) -> tuple[str, PipelineAt]:
-    wanted, sha = resolve(repo.mirror, ref)
+    wanted, sha = facade.resolve_ref(repo, ref)
     pipeline = pipeline_from_url(name)
-    if pipeline not in repo.mirror.list_pipelines(sha):
+    if pipeline not in facade.list_pipelines(repo, sha):
         raise PipelineMissing(f"no pipeline {pipeline!r} at {wanted} ({sha[:12]}): no directory with a {MAIN_FILE}")
-    return wanted, read_pipeline(repo.mirror, sha, pipeline, validator=repo.validator)
+    return wanted, facade.read_pipeline(repo, sha, pipeline)
 
 
 def pipeline_detail(repo: FollowedRepo, name: str, ref: str | None) -> PipelineDetail:
@@ -123,8 +112,8 @@ def pipeline_detail(repo: FollowedRepo, name: str, ref: str | None) -> PipelineD
 
 def read_file(repo: FollowedRepo, name: str, path: str, ref: str | None) -> FileOut:
     pipeline, full = pipeline_file_path(pipeline_from_url(name), path)
-    wanted, sha = resolve(repo.mirror, ref)
-    data = repo.mirror.read_file(sha, full, max_size=MAX_FILE_BYTES)
+    wanted, sha = facade.resolve_ref(repo, ref)
+    data = facade.read_file(repo, sha, full, max_size=MAX_FILE_BYTES)
     try:
         content, encoding = data.decode("utf-8"), "utf-8"
     except UnicodeDecodeError:
@@ -163,8 +152,8 @@ def write_file(
         result = repo.validator.validate(content, file=full, default_name=posixpath.basename(pipeline))
         if result.problems:
             raise InvalidContent(f"{full} is not a valid pipeline; nothing was committed", result.problems)
-    done = commit_file(
-        repo.mirror,
+    done = facade.commit_file(
+        repo,
         pipeline=pipeline,
         path=path,
         content=content,
@@ -174,7 +163,7 @@ def write_file(
         expected_base=expected_base or body.base_sha,
     )
     if done.changed:
-        repo.poller.request(SyncRequest(trigger=Trigger.POLL, by=author.name))
+        facade.request_sync(repo, Trigger.POLL, by=author.name)
     return FileWritten(
         pipeline=pipeline,
         path=posixpath.relpath(full, pipeline),

@@ -15,8 +15,8 @@ from sqlalchemy.engine import Engine as DbEngine
 
 from odin.api.schemas import ArtifactOut, EventOut, EventPage, RunDetail, RunPage, RunSummary, TaskOut
 from odin.api.services.pagination import decode_cursor, encode_cursor
-from odin.controller.reruns import REUSED
-from odin.controller.store.models import EVENTS, RUNS, TASK_RUNS, RunStatus, Trigger
+from odin.controller.store.models import EVENTS, RUNS, TASK_RUNS
+from odin.controller.vocabulary import REUSED, RunStatus, Trigger
 
 _HEX = re.compile(r"^[0-9a-f]{7,40}$")
 

@@ -25,8 +25,8 @@ import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from odin.controller.engine.state import Dag, Failure, RunState
-from odin.controller.store.models import RunStatus, TaskStatus
+from odin.controller.engine.state import Dag, RunState
+from odin.controller.vocabulary import Failure, RunStatus, TaskStatus
 
 
 @dataclass(frozen=True, slots=True)

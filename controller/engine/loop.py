@@ -37,19 +37,10 @@ from odin.controller.bus import EventBus
 from odin.controller.engine import references
 from odin.controller.engine.decide import FinishRun, Gate, KillTask, RetryPolicy, StartTask, TaskAction, decide
 from odin.controller.engine.references import RecordedOutputs, Unresolved
-from odin.controller.engine.state import Dag, Failure, RunState, TaskState
+from odin.controller.engine.state import Dag, RunState, TaskState
 from odin.controller.engine.transitions import apply_action, apply_observation
-from odin.controller.executors.base import (
-    ActiveAttempt,
-    Executor,
-    Observation,
-    OutputsUnsupported,
-    RunContext,
-    TaskLaunch,
-    TaskPaths,
-)
+from odin.controller.executors.base import Executor, OutputsUnsupported
 from odin.controller.store.db import StoreUnavailable, Writer
-from odin.controller.store.models import RunStatus, TaskStatus
 from odin.controller.store.runs import (
     LoadedRun,
     WriteBatch,
@@ -61,6 +52,16 @@ from odin.controller.store.runs import (
     write_batch,
 )
 from odin.controller.store.types import utcnow
+from odin.controller.vocabulary import (
+    ActiveAttempt,
+    Failure,
+    Observation,
+    RunContext,
+    RunStatus,
+    TaskLaunch,
+    TaskPaths,
+    TaskStatus,
+)
 from odin.schema import substitute
 from odin.schema.model import PipelineSpec, TaskSpec
 

@@ -10,24 +10,9 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from enum import StrEnum
 
-from odin.controller.store.models import TaskStatus
+from odin.controller.vocabulary import Failure, TaskStatus
 from odin.schema.model import PipelineSpec
-
-
-class Failure(StrEnum):
-    """Why an attempt failed, which decides whether it is retried.
-
-    USER: the task's own fault (non-zero exit, timeout): retried only as often as `retries` says.
-    INFRA: the platform's fault (node lost, evicted, preempted, controller restart): retried with backoff, bounded by
-      `RetryPolicy.max_infra_retries`, without consuming the user's `retries`.
-    PERMANENT: retrying cannot help (image cannot be pulled, command not found, invalid object): never retried.
-    """
-
-    USER = "user"
-    INFRA = "infra"
-    PERMANENT = "permanent"
 
 
 @dataclass(frozen=True, slots=True)

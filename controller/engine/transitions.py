@@ -8,9 +8,8 @@ the engine has already replaced (a retry) or a task that is already terminal; th
 from __future__ import annotations
 
 from odin.controller.engine.decide import FailTask, KillTask, RetryTask, SkipTask, StartTask, TaskAction
-from odin.controller.engine.state import Failure, RunState, TaskState
-from odin.controller.executors.base import Observation
-from odin.controller.store.models import TaskStatus
+from odin.controller.engine.state import RunState, TaskState
+from odin.controller.vocabulary import Failure, Observation, TaskStatus
 
 
 def apply_observation(state: RunState, obs: Observation) -> TaskState | None:

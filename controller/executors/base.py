@@ -13,89 +13,11 @@ so nothing finished runs twice and nothing hangs.
 from __future__ import annotations
 
 import abc
-import time
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from odin.controller.engine.state import Failure
 from odin.controller.executors.outputs import AttemptDirs
-from odin.controller.store.models import TaskStatus
-from odin.schema.model import TaskSpec
-
-
-@dataclass(frozen=True, slots=True)
-class RunContext:
-    """What an executor needs to know about the run a task belongs to."""
-
-    run_id: str
-    pipeline: str
-    commit_sha: str | None
-    repo_url: str | None
-    trigger: str
-    work_tree: str | None  # git tree oid of the pipeline directory at the commit (content address)
-    work_path: str | None  # host directory holding those files (local executor)
-    namespace: str | None = None
-    run_path_id: str | None = None  # the run whose ${RUN_PATH} this one uses (reruns reusing outputs); default: itself
-
-    @property
-    def storage_id(self) -> str:
-        """The id naming this run's ${RUN_PATH}."""
-        return self.run_path_id or self.run_id
-
-
-@dataclass(frozen=True, slots=True)
-class TaskPaths:
-    """The values of ${WORK_PATH}, ${RUN_PATH} and ${ROOT_PATH} as the task will see them."""
-
-    work_path: str
-    run_path: str
-    root_path: str
-
-
-@dataclass(frozen=True, slots=True)
-class TaskLaunch:
-    """One attempt of one task, fully resolved: variables substituted, environment complete."""
-
-    run: RunContext
-    spec: TaskSpec
-    attempt: int
-    command: tuple[str, ...]
-    args: tuple[str, ...]
-    env: Mapping[str, str]
-    paths: TaskPaths
-
-    @property
-    def task(self) -> str:
-        return self.spec.name
-
-
-@dataclass(frozen=True, slots=True)
-class ActiveAttempt:
-    """What the store remembers of an attempt that was active when the controller stopped."""
-
-    run: RunContext
-    spec: TaskSpec
-    attempt: int
-    status: TaskStatus
-    resource: Mapping[str, Any] = field(default_factory=dict)  # pid, resource_kind/name, namespace...
-
-
-@dataclass(frozen=True, slots=True)
-class Observation:
-    """Something an executor saw happen to an attempt. `status` is RUNNING, SUCCEEDED or FAILED."""
-
-    run_id: str
-    task: str
-    attempt: int
-    status: TaskStatus
-    time: float = field(default_factory=time.time)
-    exit_code: int | None = None
-    reason: str | None = None
-    message: str | None = None
-    failure: Failure | None = None  # for FAILED
-    resource: Mapping[str, Any] = field(default_factory=dict)  # fields to record on the task run
-
+from odin.controller.vocabulary import ActiveAttempt, Observation, RunContext, TaskLaunch, TaskPaths
 
 Report = Callable[[Observation], None]
 

@@ -38,20 +38,20 @@ from typing import Any
 
 import psutil
 
-from odin.controller.engine.state import Failure
 from odin.controller.executors import outputs
-from odin.controller.executors.base import (
+from odin.controller.executors.base import Executor
+from odin.controller.executors.outputs import AttemptDirs, OutputProblem
+from odin.controller.executors.reaper import Reaper
+from odin.controller.executors.task_user import TaskUser
+from odin.controller.vocabulary import (
     ActiveAttempt,
-    Executor,
+    Failure,
     Observation,
     RunContext,
     TaskLaunch,
     TaskPaths,
+    TaskStatus,
 )
-from odin.controller.executors.outputs import AttemptDirs, OutputProblem
-from odin.controller.executors.reaper import Reaper
-from odin.controller.executors.task_user import TaskUser
-from odin.controller.store.models import TaskStatus
 from odin.schema.model import TaskSpec
 
 log = logging.getLogger(__name__)

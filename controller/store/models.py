@@ -6,70 +6,20 @@ Design decisions worth knowing:
   webhook race, or two replicas do: NULLs never collide, so manual runs and reruns are unconstrained.
 - A run stores its frozen `spec` (the normalised pipeline) and `work_tree` (git tree oid of the pipeline directory),
   so it can be inspected and rerun exactly without git.
-- Statuses are plain strings (see `RunStatus`/`TaskStatus`) so the API and SQL filters read naturally.
+- Statuses are plain strings (`RunStatus`/`TaskStatus`, in `odin.controller.vocabulary` with the other words every
+  layer shares) so the API and SQL filters read naturally.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
 from odin.controller.store.types import JSONColumn, UTCDateTime, utcnow
-
-
-class RunStatus(StrEnum):
-    PENDING = "pending"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-    ERROR = "error"  # Odin could not run it at all (e.g. the commit's files could not be materialised)
-
-    @property
-    def terminal(self) -> bool:
-        return self in _TERMINAL_RUN
-
-
-_TERMINAL_RUN = {RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.ERROR}
-
-
-class TaskStatus(StrEnum):
-    PENDING = "pending"  # waiting for its dependencies or a free slot
-    STARTING = "starting"  # handed to the executor, not yet seen running
-    RUNNING = "running"
-    RETRYING = "retrying"  # an attempt failed; the next one starts at `not_before`
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    SKIPPED = "skipped"  # an upstream task failed, or the run was cancelled before it started
-    CANCELLED = "cancelled"  # killed while running because the run was cancelled
-
-    @property
-    def terminal(self) -> bool:
-        return self in _TERMINAL_TASK
-
-    @property
-    def active(self) -> bool:
-        """Holds an execution slot."""
-        return self in (TaskStatus.STARTING, TaskStatus.RUNNING)
-
-
-_TERMINAL_TASK = {TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.SKIPPED, TaskStatus.CANCELLED}
-
-
-class Trigger(StrEnum):
-    POLL = "poll"
-    WEBHOOK = "webhook"
-    MANUAL = "manual"
-    RERUN = "rerun"
-    API = "api"
-
-    @property
-    def automatic(self) -> bool:
-        return self in (Trigger.POLL, Trigger.WEBHOOK)
+from odin.controller.vocabulary import RunStatus, TaskStatus
 
 
 class Repository(SQLModel, table=True):

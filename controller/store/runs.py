@@ -23,8 +23,9 @@ from sqlalchemy.engine import Engine as DbEngine
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from odin.controller.store.db import StoreUnavailable, Writer, reading, transaction
-from odin.controller.store.models import EVENTS, REPOSITORIES, RUNS, TASK_RUNS, RunStatus, TaskStatus, Trigger
+from odin.controller.store.models import EVENTS, REPOSITORIES, RUNS, TASK_RUNS
 from odin.controller.store.types import utcnow
+from odin.controller.vocabulary import RunStatus, TaskStatus, Trigger
 from odin.schema.model import PipelineSpec
 
 TASKS = TASK_RUNS

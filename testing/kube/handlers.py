@@ -12,8 +12,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from odin.controller.executors.base import RunContext, TaskLaunch, TaskPaths
 from odin.controller.executors.kubernetes import BuildContext, KubeOptions, ResourceHandler, names
+from odin.controller.vocabulary import RunContext, TaskLaunch, TaskPaths
 from odin.schema.model import TaskSpec
 from odin.testing.kube.environment import KubeEnv
 

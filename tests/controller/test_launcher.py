@@ -18,7 +18,8 @@ from odin.controller.launcher import (
     StartRequest,
 )
 from odin.controller.store.db import transaction
-from odin.controller.store.models import REPOSITORIES, RUNS, Trigger
+from odin.controller.store.models import REPOSITORIES, RUNS
+from odin.controller.vocabulary import Trigger
 from tests.support.git import GitRemote
 
 PIPE = """\

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from odin.controller.embedded import run_pipeline
-from odin.controller.store.models import RunStatus
+from odin.controller.vocabulary import RunStatus
 from odin.schema import ParamError
 from odin.schema.problems import PipelineInvalid
 from tests.support.server import BIN

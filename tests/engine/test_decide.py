@@ -16,10 +16,9 @@ from odin.controller.engine.decide import (
     StartTask,
     decide,
 )
-from odin.controller.engine.state import Dag, Failure, RunState, TaskState
+from odin.controller.engine.state import Dag, RunState, TaskState
 from odin.controller.engine.transitions import apply_action, apply_observation
-from odin.controller.executors.base import Observation
-from odin.controller.store.models import RunStatus, TaskStatus
+from odin.controller.vocabulary import Failure, Observation, RunStatus, TaskStatus
 
 NO_JITTER = RetryPolicy(base=10, maximum=100, jitter=0.0, max_infra_retries=2)
 

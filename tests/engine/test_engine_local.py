@@ -17,8 +17,8 @@ from odin.controller.engine.decide import RetryPolicy
 from odin.controller.engine.loop import Engine
 from odin.controller.executors.local import LocalExecutor
 from odin.controller.store.db import transaction
-from odin.controller.store.models import RunStatus, Trigger
 from odin.controller.store.runs import EVENTS, TASKS, NewRun, create_run
+from odin.controller.vocabulary import RunStatus, Trigger
 from odin.schema.model import PipelineSpec, TaskSpec
 from tests.support.wait import wait_until
 

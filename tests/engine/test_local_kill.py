@@ -5,9 +5,8 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from odin.controller.executors.base import Observation, RunContext, TaskLaunch, TaskPaths
 from odin.controller.executors.local import LocalExecutor
-from odin.controller.store.models import TaskStatus
+from odin.controller.vocabulary import Observation, RunContext, TaskLaunch, TaskPaths, TaskStatus
 from odin.schema.model import TaskSpec
 
 

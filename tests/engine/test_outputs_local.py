@@ -17,18 +17,20 @@ from sqlalchemy.engine import Engine as DbEngine
 
 from odin.controller.engine.decide import RetryPolicy
 from odin.controller.engine.loop import Engine
-from odin.controller.executors.base import (
-    ActiveAttempt,
-    Executor,
-    Observation,
-    RunContext,
-    TaskLaunch,
-    TaskPaths,
-)
+from odin.controller.executors.base import Executor
 from odin.controller.reruns import plan_rerun
 from odin.controller.store.db import transaction
-from odin.controller.store.models import RunStatus, TaskStatus, Trigger
 from odin.controller.store.runs import EVENTS, NewRun, create_run
+from odin.controller.vocabulary import (
+    ActiveAttempt,
+    Observation,
+    RunContext,
+    RunStatus,
+    TaskLaunch,
+    TaskPaths,
+    TaskStatus,
+    Trigger,
+)
 from odin.schema import load_pipeline
 from odin.schema.model import PipelineSpec
 from tests.engine.test_engine_local import Harness

@@ -12,8 +12,9 @@ from odin.controller.engine.decide import RetryPolicy
 from odin.controller.engine.loop import Engine
 from odin.controller.executors.local import LocalExecutor
 from odin.controller.store.db import create_db_engine, migrate, transaction
-from odin.controller.store.models import EVENTS, TASK_RUNS, RunStatus, Trigger
+from odin.controller.store.models import EVENTS, TASK_RUNS
 from odin.controller.store.runs import NewRun, create_run
+from odin.controller.vocabulary import RunStatus, Trigger
 from odin.schema.model import PipelineSpec, TaskSpec
 from tests.support.postgres import scratch_database
 from tests.support.wait import wait_until

@@ -19,8 +19,8 @@ from odin.controller.engine.decide import RetryPolicy
 from odin.controller.engine.loop import Engine
 from odin.controller.executors.kubernetes import Deadlines, KubeOptions, KubernetesExecutor
 from odin.controller.store.db import transaction
-from odin.controller.store.models import RunStatus, Trigger
 from odin.controller.store.runs import TASKS, NewRun, create_run
+from odin.controller.vocabulary import RunStatus, Trigger
 from odin.schema.model import PipelineSpec, TaskSpec
 from odin.testing.kube.environment import KubeEnv
 from odin.testing.kube.kubelet import wait_for

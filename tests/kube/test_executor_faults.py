@@ -14,8 +14,8 @@ import sqlalchemy as sa
 
 from odin.controller.executors.kubernetes import names
 from odin.controller.store.db import create_db_engine, migrate, transaction
-from odin.controller.store.models import RunStatus
 from odin.controller.store.runs import TASKS
+from odin.controller.vocabulary import RunStatus
 from odin.schema.model import TaskSpec
 from odin.testing.kube.environment import KubeEnv
 from odin.testing.kube.kubelet import wait_for

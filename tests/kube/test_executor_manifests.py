@@ -9,9 +9,9 @@ from typing import Any
 import jsonschema
 import pytest
 
-from odin.controller.executors.base import RunContext, TaskLaunch, TaskPaths
 from odin.controller.executors.kubernetes import BuildContext, HandlerRegistry, KubeOptions, names
 from odin.controller.executors.kubernetes.workdir import WorkTreeError, collect
+from odin.controller.vocabulary import RunContext, TaskLaunch, TaskPaths
 from odin.schema.model import ConfigMapMount, Mount, Resources, SecretMount, TaskSpec
 from odin.testing.kube.crd_schemas import validate_core, validate_custom, validate_manifest
 

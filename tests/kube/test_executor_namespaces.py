@@ -11,8 +11,9 @@ import sqlalchemy as sa
 
 from odin.controller.executors.kubernetes import KubeOptions
 from odin.controller.store.db import create_db_engine, migrate, transaction
-from odin.controller.store.models import REPOSITORIES, RunStatus, Trigger
+from odin.controller.store.models import REPOSITORIES
 from odin.controller.store.runs import NewRun, create_run
+from odin.controller.vocabulary import RunStatus, Trigger
 from odin.testing.kube.environment import KubeEnv, _create_namespace
 from tests.kube.harness import TREE, KubeHarness, pipeline, task
 

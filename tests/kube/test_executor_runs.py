@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy.engine import Engine as DbEngine
 
 from odin.controller.executors.kubernetes import Deadlines
-from odin.controller.store.models import RunStatus
+from odin.controller.vocabulary import RunStatus
 from odin.testing.kube.environment import KubeEnv
 from odin.testing.kube.kubelet import wait_for
 from tests.kube.harness import COMMIT, TREE, KubeHarness, pipeline, require_crd, task

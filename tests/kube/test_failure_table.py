@@ -6,13 +6,13 @@ from typing import Any
 
 import pytest
 
-from odin.controller.engine.state import Failure
 from odin.controller.executors.kubernetes.failures import (
     Deadlines,
     PodState,
     classify_pod,
     missing_volume_message,
 )
+from odin.controller.vocabulary import Failure
 
 pytestmark = pytest.mark.kube
 

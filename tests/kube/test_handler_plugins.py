@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from odin.controller.executors.kubernetes import HandlerRegistry
-from odin.controller.store.models import RunStatus
+from odin.controller.vocabulary import RunStatus
 from odin.schema import load_pipeline, schemafile
 from odin.testing.kube.environment import KubeEnv
 from odin.testing.kube.kubelet import wait_for

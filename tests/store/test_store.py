@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel
 
 from odin.controller.store.db import StoreUnavailable, create_db_engine, migrate, transaction
-from odin.controller.store.models import Repository, RunStatus, TaskRun, Trigger
+from odin.controller.store.models import Repository, TaskRun
 from odin.controller.store.runs import (
     EVENTS,
     RUNS,
@@ -26,6 +26,7 @@ from odin.controller.store.runs import (
     run_id_prefix,
     write_batch,
 )
+from odin.controller.vocabulary import RunStatus, Trigger
 from odin.schema.model import PipelineSpec, TaskSpec
 
 SHA = "3f2a9c1" + "0" * 33

@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from odin.controller.store.models import Trigger
 from odin.controller.sync import SyncRequest
+from odin.controller.vocabulary import Trigger
 from tests.support.wait import wait_until
 from tests.webhooks.conftest import OdinFactory
 from tests.webhooks.support import HELLO, load, point_at, signed

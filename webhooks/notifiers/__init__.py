@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import logging
 
-from odin.controller.git.credentials import resolve_secret_ref
-from odin.controller.service import Controller
+from odin.controller.facade import Controller, resolve_secret_ref
 from odin.controller.settings import Settings
 from odin.webhooks.matching import repo_key
 from odin.webhooks.notifiers.base import CommitStatus, CommitStatusNotifier, State, StatusApi, StatusRequest

@@ -17,8 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from odin.controller.git.errors import InvalidRef
-from odin.controller.git.refs import check_ref
+from odin.controller.facade import InvalidRef, check_ref
 from odin.webhooks.events import MalformedPayload, ParsedEvent, PushEvent, RefUpdate, RunRequest, sha_or_none
 from odin.webhooks.providers.base import (
     BodyCheck,

@@ -20,23 +20,78 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Generic, Protocol, TypeVar
 
 from odin.controller.executors.kubernetes import names
-from odin.controller.executors.kubernetes.api import CONFIGMAPS
+from odin.controller.executors.kubernetes.api import CONFIGMAPS, KubeApi
+from odin.controller.executors.kubernetes.config import KubeOptions
 from odin.controller.executors.kubernetes.errors import KubeApiError
 from odin.controller.executors.kubernetes.failures import parse_time
-
-if TYPE_CHECKING:
-    from odin.controller.executors.kubernetes.executor import KubernetesExecutor, _Attempt
+from odin.controller.executors.kubernetes.handlers.base import ResourceHandler
+from odin.controller.executors.kubernetes.logs import LogStore
+from odin.controller.executors.kubernetes.timers import Timers
+from odin.controller.executors.kubernetes.watch import WatchManager
 
 log = logging.getLogger(__name__)
+
+
+# What the janitor reads of the executor and of its attempt records, written as protocols so that this module does
+# not import the executor that owns it (the executor imports this one).
+class AttemptRecord(Protocol):
+    """One attempt's objects, as the executor records them."""
+
+    @property
+    def key(self) -> tuple[str, str, int]: ...  # (run id, task, attempt)
+    @property
+    def namespace(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def handler(self) -> ResourceHandler | None: ...
+    @property
+    def tracked(self) -> bool: ...  # the engine still expects observations about it
+    @property
+    def created_at(self) -> float: ...
+    @property
+    def terminal_at(self) -> float | None: ...
+    @property
+    def exists(self) -> bool: ...
+
+
+R = TypeVar("R", bound=AttemptRecord)
+
+
+class JanitorHost(Protocol[R]):
+    """The executor the janitor cleans up after: its clients, timers and pool, and its attempt records."""
+
+    @property
+    def options(self) -> KubeOptions: ...
+    @property
+    def api(self) -> KubeApi: ...
+    @property
+    def timers(self) -> Timers: ...
+    @property
+    def pool(self) -> ThreadPoolExecutor: ...
+    @property
+    def log_store(self) -> LogStore: ...
+    @property
+    def watches(self) -> WatchManager: ...
+    @property
+    def selector(self) -> str: ...  # the label selector of this executor's objects
+    @property
+    def started_at(self) -> float: ...
+    def save_logs(self, record: R) -> None: ...
+    def forget(self, record: R) -> None: ...
+    def attempts_snapshot(self) -> list[R]: ...
+    def active_run_labels(self) -> set[str]: ...
+
 
 ORPHAN_GRACE = 900.0  # seconds after start-up before an unclaimed running object counts as an orphan
 
 
-class Janitor:
-    def __init__(self, executor: KubernetesExecutor) -> None:
+class Janitor(Generic[R]):
+    def __init__(self, executor: JanitorHost[R]) -> None:
         self.executor = executor
         self.options = executor.options
 
@@ -51,11 +106,11 @@ class Janitor:
         self._schedule_sweep()
 
     # -- one attempt ---------------------------------------------------------------------------------------------
-    def ended(self, record: _Attempt) -> None:
+    def ended(self, record: R) -> None:
         """An attempt reached a final state: save its logs, then delete it after the TTL."""
         self.executor.pool.submit(self._after_end, record)
 
-    def _after_end(self, record: _Attempt) -> None:
+    def _after_end(self, record: R) -> None:
         ex = self.executor
         if record.tracked or not ex.log_store.path(*record.key).exists():
             ex.save_logs(record)
@@ -65,7 +120,7 @@ class Janitor:
         due = (record.terminal_at or time.time()) + ttl
         ex.timers.call_at(due, ("clean", record.key), lambda: ex.pool.submit(self.delete, record))
 
-    def delete(self, record: _Attempt, *, why: str = "ended") -> None:
+    def delete(self, record: R, *, why: str = "ended") -> None:
         handler = record.handler
         if handler is None:
             return

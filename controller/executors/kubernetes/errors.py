@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from odin.controller.engine.state import Failure
+from odin.controller.vocabulary import Failure
 
 
 class KubeApiError(Exception):

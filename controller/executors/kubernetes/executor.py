@@ -35,15 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import kubernetes.client
 
-from odin.controller.engine.state import Failure
-from odin.controller.executors.base import (
-    ActiveAttempt,
-    Executor,
-    Observation,
-    RunContext,
-    TaskLaunch,
-    TaskPaths,
-)
+from odin.controller.executors.base import Executor
 from odin.controller.executors.kubernetes import names
 from odin.controller.executors.kubernetes.api import CONFIGMAPS, PODS, ApiRetry, Json, Kind, KubeApi
 from odin.controller.executors.kubernetes.cleanup import Janitor
@@ -70,7 +62,15 @@ from odin.controller.executors.kubernetes.timers import Timers
 from odin.controller.executors.kubernetes.watch import WatchKey, WatchManager
 from odin.controller.executors.kubernetes.workdir import MOUNT_PATH as WORK_MOUNT
 from odin.controller.executors.kubernetes.workdir import WorkTree, WorkTreeError, collect
-from odin.controller.store.models import TaskStatus
+from odin.controller.vocabulary import (
+    ActiveAttempt,
+    Failure,
+    Observation,
+    RunContext,
+    TaskLaunch,
+    TaskPaths,
+    TaskStatus,
+)
 from odin.schema.model import TaskSpec
 
 if TYPE_CHECKING:

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from odin.controller.engine.state import Failure
 from odin.controller.executors.kubernetes.api import Json
+from odin.controller.vocabulary import Failure
 
 # Waiting reasons that can never resolve by themselves.
 PERMANENT_WAITING = frozenset({"InvalidImageName", "ErrImageNeverPull"})

@@ -22,12 +22,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from odin.controller.executors.base import TaskLaunch
 from odin.controller.executors.kubernetes import names
 from odin.controller.executors.kubernetes.api import Json
 from odin.controller.executors.kubernetes.config import KubeOptions
 from odin.controller.executors.kubernetes.workdir import MOUNT_PATH as WORK_MOUNT
 from odin.controller.executors.kubernetes.workdir import WorkTree
+from odin.controller.vocabulary import TaskLaunch
 from odin.schema.model import Resources, TaskSpec
 
 DATA_MOUNT = "/odin/data"

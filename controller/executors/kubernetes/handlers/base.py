@@ -19,12 +19,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import ClassVar
 
-from odin.controller.engine.state import Failure
 from odin.controller.executors.kubernetes.api import Json, Kind
 from odin.controller.executors.kubernetes.config import KubeOptions
 from odin.controller.executors.kubernetes.failures import PodState, condition, condition_true
 from odin.controller.executors.kubernetes.manifests import BuildContext
-from odin.controller.store.models import TaskStatus
+from odin.controller.vocabulary import Failure, TaskStatus
 from odin.schema.model import TaskSpec
 
 KUBEFLOW_REPLICA_TYPE = "training.kubeflow.org/replica-type"

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import math
 
-from odin.controller.engine.state import Failure
 from odin.controller.executors.kubernetes.api import JOBS, Json
 from odin.controller.executors.kubernetes.failures import condition, condition_true
 from odin.controller.executors.kubernetes.handlers.base import ResourceHandler, TopStatus
 from odin.controller.executors.kubernetes.manifests import BuildContext, pod_template
+from odin.controller.vocabulary import Failure
 
 CONTAINER = "main"
 

@@ -6,11 +6,10 @@ Odin, not Kubernetes, retries a failed pod (`restartPolicy: Never`): each attemp
 
 from __future__ import annotations
 
-from odin.controller.engine.state import Failure
 from odin.controller.executors.kubernetes.api import PODS, Json
 from odin.controller.executors.kubernetes.handlers.base import AttemptView, ResourceHandler, Verdict
 from odin.controller.executors.kubernetes.manifests import BuildContext, pod_spec
-from odin.controller.store.models import TaskStatus
+from odin.controller.vocabulary import Failure, TaskStatus
 
 
 class PodHandler(ResourceHandler):

@@ -1,0 +1,192 @@
+"""What the API and the webhooks may ask of the controller: its one public surface.
+
+Why a facade: the HTTP layers used to reach into the controller's parts (the git mirror, the edit module, the sync's
+request type, the launcher's errors), so any change inside the controller rippled into api/ and webhooks/. Here they
+find everything they need, and an import-linter contract in pyproject.toml ("The API and webhooks use the
+controller's facade") keeps them from importing `odin.controller.git`, `sync`, `launcher`, `pipelines`, `service`,
+`validation` and the other internals directly. What they may still import besides this module: the settings, the
+store, the shared vocabulary (`odin.controller.vocabulary`), the event bus, the backoff and the metrics registry.
+
+The surface, by what is asked:
+
+- the controller and a followed repository: `Controller` (start, rerun, cancel a run; request a sync by repository
+  id) and `FollowedRepo`;
+- git, on a followed repository: `resolve_ref`, `list_pipelines`, `read_pipeline` (validated, cached by tree id),
+  `read_file`, `commit_file` (one file as a commit on the followed branch, pushed), `has_commit` (does the remote
+  have this commit), `request_sync` (with a trigger); `check_ref` and `resolve_secret_ref` for webhook payloads and
+  secrets;
+- Midgard agents found through Kubernetes (`MidgardDiscovery`, `PodProvenance`, `KubeApiError`): imported on first
+  use, so the API loads the kubernetes client only when it discovers agents;
+- the requests and results they exchange (`StartRequest`, `RerunRequest`, `SyncRequest`, `SyncOutcome`, `Created`,
+  `PipelineAt`, `Author`, `FileCommit`) and the errors they map to answers (the `RunRejected` and `GitError` trees).
+
+The functions are thin on purpose: they name an operation and hide which part of the controller does it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from odin.controller.git.credentials import resolve_secret_ref
+from odin.controller.git.edit import Author, EditConflict, FileCommit, NotAPipeline, pipeline_file_path
+from odin.controller.git.edit import commit_file as _commit_file
+from odin.controller.git.errors import (
+    AmbiguousRef,
+    AuthenticationFailed,
+    CertificateRejected,
+    FileMissing,
+    FileTooLarge,
+    GitError,
+    InvalidRef,
+    PathEscapes,
+    RefNotFound,
+    RepositoryNotFound,
+    SecretUnavailable,
+    UnsupportedEntry,
+)
+from odin.controller.git.refs import check_ref
+from odin.controller.launcher import (
+    InvalidPipeline,
+    RerunRequest,
+    RunConflict,
+    RunRejected,
+    StartRequest,
+)
+from odin.controller.pipelines import MAIN_FILE, PipelineAt
+from odin.controller.pipelines import read_pipeline as _read_pipeline
+from odin.controller.service import Controller, FollowedRepo
+from odin.controller.store.runs import Created
+from odin.controller.sync import SyncOutcome, SyncRequest
+from odin.controller.validation import Validator
+from odin.controller.vocabulary import Trigger
+
+if TYPE_CHECKING:
+    from odin.controller.executors.kubernetes.discovery import MidgardDiscovery, PodProvenance
+    from odin.controller.executors.kubernetes.errors import KubeApiError
+
+__all__ = [
+    "MAIN_FILE",
+    "AmbiguousRef",
+    "AuthenticationFailed",
+    "Author",
+    "CertificateRejected",
+    "Controller",
+    "Created",
+    "EditConflict",
+    "FileCommit",
+    "FileMissing",
+    "FileTooLarge",
+    "FollowedRepo",
+    "GitError",
+    "InvalidPipeline",
+    "InvalidRef",
+    "KubeApiError",
+    "MidgardDiscovery",
+    "NotAPipeline",
+    "PathEscapes",
+    "PipelineAt",
+    "PodProvenance",
+    "RefNotFound",
+    "RepositoryNotFound",
+    "RerunRequest",
+    "RunConflict",
+    "RunRejected",
+    "SecretUnavailable",
+    "StartRequest",
+    "SyncOutcome",
+    "SyncRequest",
+    "UnsupportedEntry",
+    "Validator",
+    "check_ref",
+    "commit_file",
+    "has_commit",
+    "list_pipelines",
+    "pipeline_file_path",
+    "read_file",
+    "read_pipeline",
+    "request_sync",
+    "resolve_ref",
+    "resolve_secret_ref",
+]
+
+
+def resolve_ref(repo: FollowedRepo, ref: str | None) -> tuple[str, str]:
+    """(ref as asked, full sha), the followed branch by default: from the mirror's cache, fetching once if the ref is
+    not there yet (`InvalidRef` before any of it for a name git would refuse)."""
+    wanted = ref or repo.mirror.branch
+    return wanted, repo.mirror.resolve_fetching(wanted)
+
+
+def list_pipelines(repo: FollowedRepo, sha: str) -> list[str]:
+    """The pipeline directories (those holding a main.yml) at a commit."""
+    return repo.mirror.list_pipelines(sha)
+
+
+def read_pipeline(repo: FollowedRepo, sha: str, pipeline: str) -> PipelineAt:
+    """One pipeline at a commit, validated in the controller's validator (cached by the directory's tree id)."""
+    return _read_pipeline(repo.mirror, sha, pipeline, validator=repo.validator)
+
+
+def read_file(repo: FollowedRepo, sha: str, path: str, *, max_size: int) -> bytes:
+    """A file's bytes at a commit (`FileMissing`, `FileTooLarge`...)."""
+    return repo.mirror.read_file(sha, path, max_size=max_size)
+
+
+def commit_file(
+    repo: FollowedRepo,
+    *,
+    pipeline: str,
+    path: str,
+    content: bytes,
+    author: Author,
+    committer: Author,
+    message: str | None = None,
+    expected_base: str | None = None,
+) -> FileCommit:
+    """Write one file of a pipeline as a new commit on the followed branch and push it (`EditConflict` when the
+    branch moved past `expected_base` or someone pushed in between)."""
+    return _commit_file(
+        repo.mirror,
+        pipeline=pipeline,
+        path=path,
+        content=content,
+        author=author,
+        committer=committer,
+        message=message,
+        expected_base=expected_base,
+    )
+
+
+def has_commit(repo: FollowedRepo, sha: str, *, fetch: bool = False) -> bool:
+    """Does the remote have this commit, on the followed branch or a tag? From the last fetch, or after a new one when
+    `fetch` is true. A `GitError` when the remote cannot be reached."""
+    if fetch:
+        repo.mirror.fetch()
+    return repo.mirror.has_commit(sha)
+
+
+def request_sync(
+    repo: FollowedRepo,
+    trigger: Trigger,
+    *,
+    by: str | None = None,
+    on_done: Callable[[SyncOutcome | None], None] | None = None,
+) -> bool:
+    """Ask for a sync of the repository as soon as possible; False when its poller is not running (a replica that is
+    not the leader: the leader's poll picks the change up). `on_done` as in `SyncRequest`."""
+    return repo.poller.request(SyncRequest(trigger=trigger, by=by, on_done=on_done))
+
+
+def __getattr__(name: str) -> Any:
+    """The Kubernetes adapter's parts, imported on first use (PEP 562): only an API that discovers Midgard agents
+    through Kubernetes loads the kubernetes client."""
+    if name in ("MidgardDiscovery", "PodProvenance"):
+        from odin.controller.executors.kubernetes import discovery
+
+        return getattr(discovery, name)
+    if name == "KubeApiError":
+        from odin.controller.executors.kubernetes import errors
+
+        return errors.KubeApiError
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,0 +1,74 @@
+"""`ODIN_ARTIFACTS_*`: credentials by reference, never printed, and what a pod is given."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr, ValidationError
+
+from odin.controller.artifacts.local import LocalStore
+from odin.controller.artifacts.s3 import S3Store
+from odin.controller.artifacts.settings import ArtifactSettings, MissingCredential, open_store, resolve_secret
+from tests.support.seaweedfs import S3Endpoint
+
+
+def test_local_is_the_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("ODIN_ARTIFACTS_BACKEND", "ODIN_ARTIFACTS_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    store = open_store(ArtifactSettings(), tmp_path)
+    assert isinstance(store, LocalStore)
+    assert store.root == tmp_path / "artifacts"
+
+
+def test_s3_needs_a_bucket() -> None:
+    with pytest.raises(ValidationError, match="ODIN_ARTIFACTS_BUCKET"):
+        ArtifactSettings(backend="s3")
+
+
+def test_prefix_is_a_folder() -> None:
+    assert ArtifactSettings(prefix="/team/odin").prefix == "team/odin/"
+    assert ArtifactSettings(prefix="").prefix == ""
+
+
+def test_references_resolve(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MY_S3_SECRET", "from-env")
+    (tmp_path / "key").write_text("from-file\n")
+    assert resolve_secret(SecretStr("env:MY_S3_SECRET")) == "from-env"
+    assert resolve_secret(SecretStr(f"file:{tmp_path / 'key'}")) == "from-file"
+    assert resolve_secret(SecretStr("plain")) == "plain"
+    assert resolve_secret(None) is None
+    monkeypatch.delenv("MY_S3_SECRET")
+    with pytest.raises(MissingCredential, match="MY_S3_SECRET"):
+        resolve_secret(SecretStr("env:MY_S3_SECRET"))
+    with pytest.raises(MissingCredential, match="cannot read"):
+        resolve_secret(SecretStr(f"file:{tmp_path / 'missing'}"))
+
+
+def test_secrets_never_print_and_values_never_reach_a_pod() -> None:
+    settings = ArtifactSettings(
+        backend="s3",
+        bucket="b",
+        endpoint_url="http://minio:9000",
+        access_key_id=SecretStr("AKIAPLAINVALUE"),
+        secret_access_key=SecretStr("env:S3_SECRET"),
+    )
+    assert "AKIAPLAINVALUE" not in repr(settings)
+    assert "AKIAPLAINVALUE" not in str(settings.model_dump())
+    env = settings.pod_env()
+    assert "ODIN_ARTIFACTS_ACCESS_KEY_ID" not in env, "a plain value stays with the controller"
+    assert env["ODIN_ARTIFACTS_SECRET_ACCESS_KEY"] == "env:S3_SECRET", "a reference travels as it is"
+    assert env["ODIN_ARTIFACTS_BUCKET"] == "b"
+    assert settings.references() == ["env:S3_SECRET"]
+    assert ArtifactSettings(**{k.removeprefix("ODIN_ARTIFACTS_").lower(): v for k, v in env.items()}).bucket == "b"
+
+
+def test_open_store_from_settings_reaches_the_server(
+    s3_endpoint: S3Endpoint, test_prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in s3_endpoint.env(prefix=test_prefix).items():
+        monkeypatch.setenv(name, value)
+    store = open_store(ArtifactSettings())
+    assert isinstance(store, S3Store)
+    blob = store.put_bytes(b"configured from the environment")
+    assert store.exists(blob.digest)

@@ -13,13 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.engine import Engine as DbEngine
-
 from odin.controller.git.errors import AmbiguousRef, GitError, InvalidRef, RefNotFound
 from odin.controller.git.mirror import Mirror
 from odin.controller.pipelines import PipelineAt, materialize, read_pipeline
 from odin.controller.reruns import RerunRefused, plan_rerun
-from odin.controller.store.db import transaction
+from odin.controller.store.db import DbEngine, transaction
 from odin.controller.store.models import RunStatus, Trigger
 from odin.controller.store.runs import Created, LoadedRun, NewRun, create_run
 from odin.controller.store.types import utcnow

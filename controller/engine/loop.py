@@ -18,6 +18,10 @@ Stopping is two steps. `drain` (safe from a signal handler) stops the engine tak
 starts nothing, no new task, retry or run, but still records what running tasks do, cancels and kills, and finishes
 runs whose tasks have all ended. `stop` then ends the loop. Between the two, `wait_idle` lets the caller give running
 tasks a grace period to end with their outcome recorded.
+
+The loop itself is the scheduling: messages, `decide`, actions. What it decides and what waits on the commit are
+kept by `engine.recording.Recorder`; how a run read from the store becomes one the loop drives, and what is handed
+back to the executor after a restart, is `engine.adoption`.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import cast
 
@@ -42,7 +42,8 @@ def commit_of(repo: pygit2.Repository, sha: str, url: str) -> pygit2.Commit:
 
 
 def reached(repo: pygit2.Repository, sha: str, heads: Iterable[str | None]) -> bool:
-    """Is `sha` (full) a commit that one of `heads` is, or descends from?"""
+    """Is `sha` (full) a commit that one of `heads` is, or descends from? `heads` is read only once `sha` is known to
+    be a commit, and only as far as needed."""
     sha = sha.strip().lower()
     if not HEX40.match(sha):
         return False
@@ -59,13 +60,11 @@ def reached(repo: pygit2.Repository, sha: str, heads: Iterable[str | None]) -> b
     return False
 
 
-def tag_tips(repo: pygit2.Repository) -> list[str]:
-    """The commits the cache's tags point to (tags of other objects are skipped)."""
-    tips: list[str] = []
+def tag_tips(repo: pygit2.Repository) -> Iterator[str]:
+    """The commits the cache's tags point to (tags of other objects are skipped), read as they are asked for."""
     for ref in repo.references.iterator(pygit2.enums.ReferenceFilter.TAGS):
         with contextlib.suppress(pygit2.GitError, ValueError):
-            tips.append(str(ref.peel(pygit2.Commit).id))
-    return tips
+            yield str(ref.peel(pygit2.Commit).id)
 
 
 def commit_info(commit: pygit2.Commit) -> CommitInfo:

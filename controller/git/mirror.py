@@ -213,7 +213,12 @@ class Mirror:
         force-push are still in the cache but no longer reachable, so they do not count.
         """
         repo = self._repo()
-        return reached(repo, sha, [_fetch.ref_target(repo, self._tracking_ref), *tag_tips(repo)])
+
+        def heads() -> Iterator[str | None]:
+            yield _fetch.ref_target(repo, self._tracking_ref)
+            yield from tag_tips(repo)
+
+        return reached(repo, sha, heads())
 
     def resolve(self, ref: str) -> str:
         """A full commit sha for a branch name (the followed one), a tag, a full sha or an unambiguous prefix of

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy.engine import Engine as DbEngine
-
 from odin.api.auth.api_tokens import ApiTokenVerifier
 from odin.api.auth.ratelimit import RateLimiter
 from odin.api.auth.tokens import TokenKeys
 from odin.api.errors import NoScheduler
 from odin.controller.service import Controller, FollowedRepo
 from odin.controller.settings import Settings
+from odin.controller.store.db import DbEngine
 from odin.controller.validation import Validator
 
 

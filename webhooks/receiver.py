@@ -29,18 +29,16 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy.engine import Engine as DbEngine
-
 from odin.controller.git.errors import GitError
 from odin.controller.launcher import InvalidPipeline, RunRejected, StartRequest
 from odin.controller.service import Controller, FollowedRepo
 from odin.controller.settings import Settings
-from odin.controller.store.db import StoreUnavailable
+from odin.controller.store import deliveries
+from odin.controller.store.db import DbEngine, StoreUnavailable
+from odin.controller.store.deliveries import Delivery, Outcome, Recorded
 from odin.controller.store.models import Trigger
 from odin.controller.sync import SyncRequest
-from odin.webhooks import deliveries
 from odin.webhooks.audit import RejectionLog, printable
-from odin.webhooks.deliveries import Delivery, Outcome, Recorded
 from odin.webhooks.events import (
     Ignored,
     MalformedPayload,

@@ -19,14 +19,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy.engine import Engine as DbEngine
-
 from odin.controller.bus import EventDict
 from odin.controller.git.errors import GitError
 from odin.controller.git.mirror import Mirror
-from odin.controller.store.db import StoreUnavailable
+from odin.controller.store import deliveries
+from odin.controller.store.db import DbEngine, StoreUnavailable
 from odin.controller.sync import SyncOutcome
-from odin.webhooks import deliveries
 from odin.webhooks.audit import printable
 from odin.webhooks.metrics import REJECTIONS
 

@@ -10,8 +10,6 @@ import base64
 import binascii
 import posixpath
 
-from litestar.exceptions import ValidationException
-
 from odin.api.schemas import (
     FileOut,
     FileWrite,
@@ -25,6 +23,7 @@ from odin.api.schemas import (
     ValidateRequest,
     ValidateResponse,
 )
+from odin.api.services.errors import InvalidRequest
 from odin.controller.git.edit import Author, commit_file, pipeline_file_path
 from odin.controller.git.mirror import Mirror
 from odin.controller.pipelines import MAIN_FILE, PipelineAt, read_pipeline
@@ -156,7 +155,7 @@ def write_file(
         try:
             content = base64.b64decode(body.content, validate=True)
         except (binascii.Error, ValueError) as e:
-            raise ValidationException("content is not valid base64") from e
+            raise InvalidRequest("content is not valid base64") from e
     else:
         content = _utf8(body.content)
     if posixpath.basename(full) == MAIN_FILE and posixpath.dirname(full) == pipeline:
@@ -197,7 +196,7 @@ def _utf8(text: str) -> bytes:
     try:
         return text.encode("utf-8")
     except UnicodeEncodeError as e:
-        raise ValidationException("content is not valid Unicode text (send binary files as base64)") from e
+        raise InvalidRequest("content is not valid Unicode text (send binary files as base64)") from e
 
 
 def validate(validator: Validator, body: ValidateRequest) -> ValidateResponse:

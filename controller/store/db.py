@@ -25,6 +25,9 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.engine import Engine as DbEngine
 from sqlalchemy.exc import InterfaceError, OperationalError
 
+# Re-exported: the API and webhooks annotate with the store's engine type without importing SQLAlchemy themselves.
+__all__ = ["DbEngine"]
+
 log = logging.getLogger(__name__)
 
 

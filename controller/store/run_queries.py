@@ -138,6 +138,13 @@ def sha_match(column: sa.ColumnElement[str | None], sha: str) -> sa.ColumnElemen
 
 
 def _summary(r: Any) -> RunSummaryRow:
+    """From a row selected as `_SUMMARY` (same columns, same order as the fields): positional, as lists of runs
+    are the API's most frequent answer."""
+    return RunSummaryRow(*r)
+
+
+def _summary_of_run(r: Any) -> RunSummaryRow:
+    """From a row with all of the run's columns."""
     return RunSummaryRow(
         id=r.id,
         pipeline=r.pipeline,
@@ -188,7 +195,7 @@ def get_run(db: DbEngine, run_id: str) -> RunRow | None:
             return None
         tasks = conn.execute(sa.select(TASK_RUNS).where(TASK_RUNS.c.run_id == run_id).order_by(TASK_RUNS.c.id)).all()
     return RunRow(
-        summary=_summary(r),
+        summary=_summary_of_run(r),
         params=r.params or {},
         spec=r.spec or {},
         work_tree=r.work_tree,

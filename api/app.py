@@ -28,7 +28,8 @@ from odin.api.errors import EXCEPTION_HANDLERS
 from odin.api.inputs import reject_bad_characters
 from odin.api.metrics import Metrics, StoreCollector
 from odin.api.openapi import overlapping_unions_as_any_of, strict_bodies_closed
-from odin.api.routes import auth, commits, health, pipelines, runs, users
+from odin.api.routes import auth, commits, gpus, health, pipelines, runs, users
+from odin.api.services.gpus import GpuService
 from odin.api.version import API_VERSION
 from odin.api.ws.asyncapi import ws_schema
 from odin.api.ws.handler import ws_endpoint
@@ -66,6 +67,8 @@ ROUTES = [
     pipelines.get_file,
     pipelines.put_file,
     pipelines.validate,
+    gpus.list_nodes,
+    gpus.list_gpus,
     health.healthz,
     health.readyz,
     health.metrics,
@@ -80,6 +83,7 @@ TAGS = [
     Tag(name="runs", description="Find runs by commit; start, rerun, cancel; logs and events"),
     Tag(name="commits", description="Commits Odin has seen: validation, pipelines changed, runs"),
     Tag(name="pipelines", description="Pipelines at any ref; validation; editing files as commits"),
+    Tag(name="gpus", description="Nodes and GPUs of the cluster, and the run holding each GPU (Midgard)"),
     Tag(name="users", description="User management (admin)"),
     Tag(name="operations", description="Health, readiness, metrics and the WebSocket schema (no token)"),
     Tag(name="webhooks", description="Push notifications from git providers and CI systems (signed, no token)"),
@@ -93,6 +97,7 @@ def create_app(ctx: AppContext) -> Litestar:
         ctx.db, ctx.controller.bus if ctx.controller is not None else None, poll_interval=ctx.settings.ws_poll_interval
     )
     metrics = Metrics(StoreCollector(ctx.db, ctx.controller, lambda: len(hub.connections)))
+    gpu_service = GpuService.from_settings(ctx.settings)
 
     def provide_ctx() -> AppContext:
         return ctx
@@ -105,6 +110,9 @@ def create_app(ctx: AppContext) -> Litestar:
 
     def provide_metrics() -> Metrics:
         return metrics
+
+    def provide_gpus() -> GpuService:
+        return gpu_service
 
     query_names: dict[tuple[str, str], frozenset[str]] = {}
 
@@ -130,11 +138,12 @@ def create_app(ctx: AppContext) -> Litestar:
             "hub": Provide(provide_hub, use_cache=True, sync_to_thread=False),
             "authenticator": Provide(provide_authenticator, use_cache=True, sync_to_thread=False),
             "metrics": Provide(provide_metrics, use_cache=True, sync_to_thread=False),
+            "gpus": Provide(provide_gpus, use_cache=True, sync_to_thread=False),
         },
         middleware=[access_log, DefineMiddleware(BearerAuthMiddleware, authenticator=authenticator)],
         exception_handlers=EXCEPTION_HANDLERS,
         on_startup=[hub.start],
-        on_shutdown=[hub.stop],
+        on_shutdown=[hub.stop, gpu_service.aclose],
         request_max_body_size=ctx.settings.max_body_bytes,
         openapi_config=OpenAPIConfig(
             title="Odin API",

@@ -77,7 +77,8 @@ def run_demo(directory: Path, *, port: int, poll_interval: float, samples: Path 
         f"  cd {seeded.workspace}\n"
         "  sed -i 's/Hello/Hello again/' hello/main.yml && git commit -qam 'Say hello again' && git push -q\n"
         "  odinctl runs --commit $(git rev-parse HEAD)     # the run appears within a few seconds\n"
-        "  odinctl show <RUN-ID>\n\n"
+        "  odinctl show <RUN-ID>\n"
+        "  odinctl gpus                                    # this machine's GPUs, and which run holds each\n\n"
         "Or run a pipeline once, without the server:  odin run sample-pipelines/train\n",
         highlight=False,
     )

@@ -285,6 +285,80 @@ def commits(
     raise typer.Exit(EXIT_FAILED if detail.validation == "invalid" else 0)
 
 
+# -- nodes and GPUs (Midgard) ----------------------------------------------------------------------------------------
+WatchOpt = Annotated[bool, typer.Option("--watch", "-w", help="Redraw every --interval seconds until Ctrl-C")]
+IntervalOpt = Annotated[float, typer.Option(min=0.2, help="With --watch: seconds between refreshes")]
+
+
+def show_repeatedly(
+    fetch: Callable[[], Any], render: Callable[[Any], Any], output: Output, *, watch: bool, interval: float
+) -> None:
+    """Print once, or with --watch redraw in place (a terminal) or print again (a pipe, -o json|yaml) until Ctrl-C."""
+    import time
+
+    from rich.live import Live
+
+    if not watch:
+        data = call(fetch)
+        if not emit(data, output):
+            out.print(render(data))
+        return
+    try:
+        if output != Output.TABLE or not out.is_terminal:
+            while True:
+                data = call(fetch)
+                if not emit(data, output):
+                    out.print(render(data))
+                sys.stdout.flush()
+                time.sleep(interval)
+        with Live(render(call(fetch)), console=out, auto_refresh=False) as live:
+            while True:
+                time.sleep(interval)
+                live.update(render(call(fetch)), refresh=True)
+    except KeyboardInterrupt:
+        return
+
+
+@app.command()
+def nodes(
+    node: Annotated[str | None, typer.Argument(help="Only this node")] = None,
+    watch: WatchOpt = False,
+    interval: IntervalOpt = 2.0,
+    server: ServerOpt = None,
+    output: OutputOpt = Output.TABLE,
+) -> None:
+    """Every node of the cluster: reachable or not (with the age of its last reading), GPUs free, CPU, memory."""
+    from odin.cli.gpu_render import nodes_table
+
+    with client(server) as c:
+        show_repeatedly(lambda: c.nodes(node), nodes_table, output, watch=watch, interval=interval)
+
+
+@app.command()
+def gpus(
+    free: Annotated[bool, typer.Option("--free", help="Only free GPUs")] = False,
+    node: Annotated[str | None, typer.Option("--node", "-n", help="Only this node")] = None,
+    model: Annotated[str | None, typer.Option("--model", "-m", help="Only models containing this, e.g. H100")] = None,
+    run: Annotated[str | None, typer.Option("--run", "-r", help="Only GPUs held by this run")] = None,
+    watch: WatchOpt = False,
+    interval: IntervalOpt = 2.0,
+    server: ServerOpt = None,
+    output: OutputOpt = Output.TABLE,
+) -> None:
+    """Every GPU of the cluster, nvidia-smi style: free or used, memory, utilisation, temperature, and the
+    run/task/commit holding it."""
+    from odin.cli.gpu_render import gpus_table
+
+    with client(server) as c:
+        show_repeatedly(
+            lambda: c.gpus(free=True if free else None, node=node, model=model, run=run),
+            gpus_table,
+            output,
+            watch=watch,
+            interval=interval,
+        )
+
+
 # -- runs -------------------------------------------------------------------------------------------------------------
 @app.command()
 def runs(

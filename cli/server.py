@@ -72,7 +72,12 @@ def protect_secrets(settings: Settings) -> None:
         log.info("process marked non-dumpable: its /proc files and ptrace are closed to other processes of its user")
     references = [
         secret.get_secret_value()
-        for secret in (settings.webhook_secret, settings.webhook_secret_previous, settings.git_token)
+        for secret in (
+            settings.webhook_secret,
+            settings.webhook_secret_previous,
+            settings.git_token,
+            settings.midgard_token,
+        )
         if secret is not None
     ]
     if settings.status_token is not None:

@@ -245,6 +245,48 @@ class Settings(BaseSettings):
         default="torch-distributed", description="ClusterTrainingRuntime that TrainJob tasks reference."
     )
 
+    # -- Midgard: GPU aggregation (docs/midgard-aggregation.md) ---------------------------------------------------
+    midgard_agents: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="URLs of Midgard agents, comma-separated (http://gpu-1:9400,...). With neither this nor "
+        "`midgard_service`, the API reports this machine itself, in-process (the embedded default).",
+    )
+    midgard_service: str | None = Field(
+        default=None,
+        description="Kubernetes Service of the Midgard DaemonSet: agents are found through its EndpointSlices "
+        "(`kubernetes.io/service-name=<this>`), re-listed every `midgard_discovery_interval`. Uses the Kubernetes "
+        "connection settings above (kube_in_cluster, kube_config, kube_context).",
+    )
+    midgard_namespace: str | None = Field(
+        default=None, description="Namespace of `midgard_service`. Default: kube_namespace, else the implied one."
+    )
+    midgard_port_name: str = Field(
+        default="http", description="Name of the EndpointSlice port agents listen on (else the slice's only port)."
+    )
+    midgard_scheme: Literal["http", "https"] = Field(
+        default="http", description="Scheme of agent URLs found through the Service."
+    )
+    midgard_token: SecretStr | None = Field(
+        default=None,
+        description="Bearer token the agents require, as a value or (better) a reference: env:NAME, file:/path "
+        "(re-read, so rotating it needs no restart). Never logged.",
+    )
+    midgard_timeout: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="Seconds one agent has to answer. A node past it is listed unreachable with its last good "
+        "reading, and is not waited for again until it answers (it is refreshed in the background).",
+    )
+    midgard_cache_ttl: float = Field(
+        default=2.0,
+        ge=0,
+        description="Seconds a node's reading is reused: a burst of /v1/gpus queries costs one fan-out.",
+    )
+    midgard_discovery_interval: float = Field(
+        default=30.0, gt=0, description="Seconds between listings of the Service's EndpointSlices."
+    )
+
     # -- API ----------------------------------------------------------------------------------------------------
     host: str = Field(default="127.0.0.1", description="Address the API binds to.")
     port: int = Field(default=9003, ge=0, le=65535, description="Port of the API.")
@@ -344,7 +386,7 @@ class Settings(BaseSettings):
         description="Link to a run in commit statuses; {public_url}, {run_id}, {pipeline} and {commit} are replaced.",
     )
 
-    @field_validator("repo_aliases", "trusted_proxies", mode="before")
+    @field_validator("repo_aliases", "trusted_proxies", "midgard_agents", mode="before")
     @classmethod
     def _comma_separated(cls, v: object) -> object:
         if isinstance(v, str):
@@ -362,6 +404,12 @@ class Settings(BaseSettings):
     @classmethod
     def _absolute(cls, v: Path) -> Path:
         return v.expanduser().resolve()
+
+    def midgard_mode(self) -> Literal["embedded", "static", "kubernetes"]:
+        """Where GPU readings come from: this process (no agent configured), a static list, or the Service."""
+        if self.midgard_service:
+            return "kubernetes"
+        return "static" if self.midgard_agents else "embedded"
 
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'odin.db'}"

@@ -42,6 +42,7 @@ from odin.api.schemas import (
     ValidateResponse,
     WhoAmI,
 )
+from odin.api.schemas.gpus import GpuList, NodeList
 
 __all__ = ["AsyncOdinClient"]
 
@@ -270,6 +271,15 @@ class AsyncOdinClient:
 
     async def validate(self, content: str, file: str = "main.yml") -> ValidateResponse:
         return await self.send(calls.validate(content, file))
+
+    # -- nodes and GPUs (Midgard) ---------------------------------------------------------------------------------
+    async def nodes(self, node: str | None = None) -> NodeList:
+        return await self.send(calls.nodes(node))
+
+    async def gpus(
+        self, *, free: bool | None = None, node: str | None = None, model: str | None = None, run: str | None = None
+    ) -> GpuList:
+        return await self.send(calls.gpus(free=free, node=node, model=model, run=run))
 
     # -- operations -------------------------------------------------------------------------------------------------
     async def health(self) -> Health:

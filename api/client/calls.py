@@ -35,6 +35,7 @@ from odin.api.schemas import (
     ValidateResponse,
     WhoAmI,
 )
+from odin.api.schemas.gpus import GpuList, NodeList
 
 T = TypeVar("T")
 
@@ -289,3 +290,13 @@ def health() -> Call[Health]:
 
 def ready() -> Call[Health]:
     return Call("GET", "/readyz", Health, ok=(200, 503))
+
+
+def nodes(node: str | None = None) -> Call[NodeList]:
+    return Call("GET", "/v1/nodes", NodeList, query=_q(node=node))
+
+
+def gpus(
+    *, free: bool | None = None, node: str | None = None, model: str | None = None, run: str | None = None
+) -> Call[GpuList]:
+    return Call("GET", "/v1/gpus", GpuList, query=_q(free=free, node=node, model=model, run=run))

@@ -43,6 +43,7 @@ from odin.api.schemas import (
     ValidateResponse,
     WhoAmI,
 )
+from odin.api.schemas.gpus import GpuList, NodeList
 
 __all__ = ["DEFAULT_SERVER", "TERMINAL", "ApiError", "OdinClient", "ServerUnreachable"]
 
@@ -272,6 +273,15 @@ class OdinClient:
 
     def validate(self, content: str, file: str = "main.yml") -> ValidateResponse:
         return self.send(calls.validate(content, file))
+
+    # -- nodes and GPUs (Midgard) ---------------------------------------------------------------------------------
+    def nodes(self, node: str | None = None) -> NodeList:
+        return self.send(calls.nodes(node))
+
+    def gpus(
+        self, *, free: bool | None = None, node: str | None = None, model: str | None = None, run: str | None = None
+    ) -> GpuList:
+        return self.send(calls.gpus(free=free, node=node, model=model, run=run))
 
     # -- operations -------------------------------------------------------------------------------------------------
     def health(self) -> Health:

@@ -230,6 +230,10 @@ JOBS = ResourceKind(
     default_propagation="Orphan",
 )
 LEASES = ResourceKind("coordination.k8s.io", "v1", "leases", "Lease", has_generation=False)
+# The EndpointSlice controller's objects (what Midgard's discovery lists). The real apiserver keeps `generation` on
+# them (bumped when endpoints or ports change) and answers DELETE with a Status, as here; no subresources, and only
+# metadata.name / metadata.namespace as field selectors.
+ENDPOINTSLICES = ResourceKind("discovery.k8s.io", "v1", "endpointslices", "EndpointSlice")
 
 PYTORCHJOBS = custom_kind("kubeflow.org", "v1", "pytorchjobs", "PyTorchJob")
 TFJOBS = custom_kind("kubeflow.org", "v1", "tfjobs", "TFJob")
@@ -259,6 +263,7 @@ BUILTIN_KINDS: tuple[ResourceKind, ...] = (
     RESOURCEQUOTAS,
     JOBS,
     LEASES,
+    ENDPOINTSLICES,
     PYTORCHJOBS,
     TFJOBS,
     MPIJOBS,

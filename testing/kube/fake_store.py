@@ -215,6 +215,31 @@ def _required(field: str, detail: str = "") -> Cause:
     return Cause(field, "FieldValueRequired", "Required value" + (f": {detail}" if detail else ""))
 
 
+_ADDRESS_TYPES = ("IPv4", "IPv6", "FQDN")
+
+
+def _validate_endpoint_slice(obj: JsonObj) -> list[Cause]:
+    """The apiserver's EndpointSlice rules that a hand-written slice trips: `addressType` required and known, every
+    endpoint with 1 to 100 addresses, ports numbered 1-65535 (validation.ValidateEndpointSliceCreate)."""
+    address_type = obj.get("addressType")
+    if not address_type:
+        return [_required("addressType")]
+    if address_type not in _ADDRESS_TYPES:
+        return [Cause("addressType", "FieldValueNotSupported", f'Unsupported value: "{address_type}"')]
+    causes: list[Cause] = []
+    for i, endpoint in enumerate(obj.get("endpoints") or []):
+        addresses = endpoint.get("addresses") if isinstance(endpoint, dict) else None
+        if not addresses:
+            causes.append(_required(f"endpoints[{i}].addresses", "must contain at least 1 address"))
+        elif len(addresses) > 100:
+            causes.append(Cause(f"endpoints[{i}].addresses", "FieldValueTooMany", "must have at most 100 items"))
+    for i, port in enumerate(obj.get("ports") or []):
+        number = port.get("port") if isinstance(port, dict) else None
+        if number is not None and not (isinstance(number, int) and 1 <= number <= 65535):
+            causes.append(_invalid_value(f"ports[{i}].port", number, "must be between 1 and 65535, inclusive"))
+    return causes
+
+
 def _meta(obj: Mapping[str, Any]) -> JsonObj:
     meta = obj.get("metadata")
     return meta if isinstance(meta, dict) else {}
@@ -1019,6 +1044,8 @@ class Store:
             obj.setdefault("spec", {}).setdefault("volumeMode", "Filesystem")
             obj["status"] = {"phase": "Pending"}
             return []
+        if kind.plural == "endpointslices" and kind.group == "discovery.k8s.io":
+            return _validate_endpoint_slice(obj)
         if kind.plural == "events" and not kind.group:
             if not isinstance(obj.get("involvedObject"), dict):
                 return [_required("involvedObject")]

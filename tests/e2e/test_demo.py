@@ -67,6 +67,13 @@ def test_demo_follows_the_seeded_repository(tmp_path: Path) -> None:
         greeting = demo_dir / "state" / "runs" / str(run["id"]) / "greeting.txt"
         assert "Hello again, world!" in greeting.read_text()
         assert sha in greeting.read_text()
+        # The embedded default reports this machine itself: no agent, no GPU here, and the reason.
+        gpus = odinctl("gpus", "-o", "json", config_dir=config, env=env_ctl)
+        assert gpus.returncode == 0, gpus.stderr
+        listing = json.loads(gpus.stdout)
+        assert listing["source"] == "embedded" and len(listing["gpu_unavailable"]) + listing["total"] >= 1
+        nodes = odinctl("nodes", config_dir=config, env=env_ctl)
+        assert nodes.returncode == 0 and "embedded" in nodes.stdout
     finally:
         proc.send_signal(signal.SIGTERM)
         code = proc.wait(30)

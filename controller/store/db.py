@@ -25,6 +25,9 @@ from sqlalchemy.engine import Connection as SaConnection
 from sqlalchemy.engine import Engine as SaEngine
 from sqlalchemy.exc import InterfaceError, OperationalError
 
+# Re-exported: the API and webhooks annotate with the store's engine type without importing SQLAlchemy themselves.
+__all__ = ["DbEngine"]
+
 log = logging.getLogger(__name__)
 
 DbEngine: TypeAlias = SaEngine

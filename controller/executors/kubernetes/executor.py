@@ -56,7 +56,6 @@ if TYPE_CHECKING:
 __all__ = ["WORK_COMPONENT", "AttemptKey", "Blocker", "KubernetesExecutor"]
 
 
-
 class KubernetesExecutor(Executor):
     """Runs attempts as Kubernetes objects (see the module docstring): wires the parts and forwards the contract."""
 

@@ -9,6 +9,8 @@ schemathesis checks the server against it in CI.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -91,6 +93,42 @@ TAGS = [
 
 
 def create_app(ctx: AppContext) -> Litestar:
+    """The API over `ctx`, in steps: the services the handlers share, the app that hands them out, then the OpenAPI
+    document finished and read back for the query-parameter check."""
+    services = _services(ctx)
+    query_names: QueryNames = {}
+    app = Litestar(
+        route_handlers=[*ROUTES, webhook_router(db=ctx.db, settings=ctx.settings, controller=ctx.controller)],
+        before_request=_query_check(query_names),
+        dependencies=_dependencies(ctx, services),
+        middleware=[access_log, DefineMiddleware(BearerAuthMiddleware, authenticator=services.authenticator)],
+        exception_handlers=EXCEPTION_HANDLERS,
+        on_startup=[services.hub.start],
+        on_shutdown=[services.hub.stop, services.gpus.aclose],
+        request_max_body_size=ctx.settings.max_body_bytes,
+        openapi_config=_openapi_config(),
+        debug=False,
+        logging_config=None,  # Odin configures logging once (odin.cli.logs); Litestar must not replace it
+    )
+    strict_bodies_closed(overlapping_unions_as_any_of(app.openapi_schema))
+    query_names.update(_query_names(app))
+    return app
+
+
+QueryNames = dict[tuple[str, str], frozenset[str]]  # (method, path template) -> the query parameters it takes
+
+
+@dataclass(frozen=True, slots=True)
+class _Services:
+    """One of each per app: handlers get them as dependencies, the middleware and the lifecycle hooks directly."""
+
+    authenticator: Authenticator
+    hub: EventHub
+    metrics: Metrics
+    gpus: GpuService
+
+
+def _services(ctx: AppContext) -> _Services:
     standings = Standings(ctx.db, ctx.settings.auth_cache_seconds)
     authenticator = Authenticator(ctx.keys, ctx.api_tokens, standings, max_ttl=ctx.settings.token_ttl)
     hub = EventHub(
@@ -98,23 +136,38 @@ def create_app(ctx: AppContext) -> Litestar:
     )
     metrics = Metrics(StoreCollector(ctx.db, ctx.controller, lambda: len(hub.connections)))
     gpu_service = GpuService.from_settings(ctx.settings)
+    return _Services(authenticator, hub, metrics, gpu_service)
+
+
+def _dependencies(ctx: AppContext, services: _Services) -> dict[str, Provide]:
+    """What handlers may ask for by parameter name (`ctx`, `hub`, `authenticator`, `metrics`, `gpus`)."""
 
     def provide_ctx() -> AppContext:
         return ctx
 
     def provide_hub() -> EventHub:
-        return hub
+        return services.hub
 
     def provide_authenticator() -> Authenticator:
-        return authenticator
+        return services.authenticator
 
     def provide_metrics() -> Metrics:
-        return metrics
+        return services.metrics
 
     def provide_gpus() -> GpuService:
-        return gpu_service
+        return services.gpus
 
-    query_names: dict[tuple[str, str], frozenset[str]] = {}
+    return {
+        "ctx": Provide(provide_ctx, use_cache=True, sync_to_thread=False),
+        "hub": Provide(provide_hub, use_cache=True, sync_to_thread=False),
+        "authenticator": Provide(provide_authenticator, use_cache=True, sync_to_thread=False),
+        "metrics": Provide(provide_metrics, use_cache=True, sync_to_thread=False),
+        "gpus": Provide(provide_gpus, use_cache=True, sync_to_thread=False),
+    }
+
+
+def _query_check(query_names: QueryNames) -> Callable[[Request[Any, Any, Any]], Awaitable[None]]:
+    """The before-request hook; `query_names` is filled once the app (and so its OpenAPI document) exists."""
 
     async def reject_unknown_query(request: Request[Any, Any, Any]) -> None:  # async: no worker thread for it
         """`?comit=abc` must not quietly list every run: a query parameter a route does not take is a 400.
@@ -130,48 +183,12 @@ def create_app(ctx: AppContext) -> Litestar:
                 f"unknown query parameter {', '.join(map(repr, unknown))}; this route takes: {takes}"
             )
 
-    app = Litestar(
-        route_handlers=[*ROUTES, webhook_router(db=ctx.db, settings=ctx.settings, controller=ctx.controller)],
-        before_request=reject_unknown_query,
-        dependencies={
-            "ctx": Provide(provide_ctx, use_cache=True, sync_to_thread=False),
-            "hub": Provide(provide_hub, use_cache=True, sync_to_thread=False),
-            "authenticator": Provide(provide_authenticator, use_cache=True, sync_to_thread=False),
-            "metrics": Provide(provide_metrics, use_cache=True, sync_to_thread=False),
-            "gpus": Provide(provide_gpus, use_cache=True, sync_to_thread=False),
-        },
-        middleware=[access_log, DefineMiddleware(BearerAuthMiddleware, authenticator=authenticator)],
-        exception_handlers=EXCEPTION_HANDLERS,
-        on_startup=[hub.start],
-        on_shutdown=[hub.stop, gpu_service.aclose],
-        request_max_body_size=ctx.settings.max_body_bytes,
-        openapi_config=OpenAPIConfig(
-            title="Odin API",
-            version=API_VERSION,
-            description=(
-                "Find, inspect, start, rerun and stop pipeline runs by commit. Authenticate with "
-                "`Authorization: Bearer <token>`: a JWT from POST /v1/auth/token, or an API token `odin_...`. "
-                "Errors are JSON `{status_code, detail, extra?}`. The WebSocket protocol at /v1/ws is documented in "
-                "docs/websocket.md, and its messages as an AsyncAPI 3.0 document at /v1/ws/schema."
-            ),
-            components=Components(
-                security_schemes={
-                    "bearer": SecurityScheme(
-                        type="http",
-                        scheme="bearer",
-                        bearer_format="JWT or API token",
-                        description="A JWT from POST /v1/auth/token, or an API token (odin_...)",
-                    )
-                }
-            ),
-            security=[{"bearer": []}],
-            tags=TAGS,
-            use_handler_docstrings=False,
-        ),
-        debug=False,
-        logging_config=None,  # Odin configures logging once (odin.cli.logs); Litestar must not replace it
-    )
-    strict_bodies_closed(overlapping_unions_as_any_of(app.openapi_schema))
+    return reject_unknown_query
+
+
+def _query_names(app: Litestar) -> QueryNames:
+    """The query parameters each operation declares, as the OpenAPI document says."""
+    found: QueryNames = {}
     for path, item in (app.openapi_schema.paths or {}).items():
         for method in ("get", "put", "post", "delete", "patch"):
             operation = getattr(item, method, None)
@@ -179,8 +196,34 @@ def create_app(ctx: AppContext) -> Litestar:
                 names = frozenset(
                     p.name for p in operation.parameters or () if isinstance(p, Parameter) and p.param_in == "query"
                 )
-                query_names[(method.upper(), path)] = names
-    return app
+                found[(method.upper(), path)] = names
+    return found
+
+
+def _openapi_config() -> OpenAPIConfig:
+    return OpenAPIConfig(
+        title="Odin API",
+        version=API_VERSION,
+        description=(
+            "Find, inspect, start, rerun and stop pipeline runs by commit. Authenticate with "
+            "`Authorization: Bearer <token>`: a JWT from POST /v1/auth/token, or an API token `odin_...`. "
+            "Errors are JSON `{status_code, detail, extra?}`. The WebSocket protocol at /v1/ws is documented in "
+            "docs/websocket.md, and its messages as an AsyncAPI 3.0 document at /v1/ws/schema."
+        ),
+        components=Components(
+            security_schemes={
+                "bearer": SecurityScheme(
+                    type="http",
+                    scheme="bearer",
+                    bearer_format="JWT or API token",
+                    description="A JWT from POST /v1/auth/token, or an API token (odin_...)",
+                )
+            }
+        ),
+        security=[{"bearer": []}],
+        tags=TAGS,
+        use_handler_docstrings=False,
+    )
 
 
 def build_context(settings: Settings, controller: Controller) -> AppContext:

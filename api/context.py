@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from sqlalchemy.engine import Engine as DbEngine
-
 from odin.api.auth.api_tokens import ApiTokenVerifier
 from odin.api.auth.ratelimit import RateLimiter
 from odin.api.auth.tokens import TokenKeys
 from odin.controller.facade import Controller, FollowedRepo, Validator
 from odin.controller.settings import Settings
+from odin.controller.store.db import DbEngine
 
 
 class NoScheduler(Exception):

@@ -24,6 +24,7 @@ from odin.api.auth.tokens import bearer_challenge
 from odin.api.auth.users import InvalidUsername, LastAdmin, UserExists, UserNotFound
 from odin.api.context import NoScheduler
 from odin.api.schemas import ErrorBody
+from odin.api.services.errors import InvalidRequest, NotFound
 from odin.api.services.pipelines import InvalidContent, PipelineMissing
 from odin.controller.facade import (
     AmbiguousRef,
@@ -101,6 +102,8 @@ def _problems(problems: Any) -> list[dict[str, Any]]:
 
 
 _SIMPLE: dict[type[Exception], int] = {
+    InvalidRequest: 400,
+    NotFound: 404,
     PipelineMissing: 404,
     UserNotFound: 404,
     TokenNotFound: 404,

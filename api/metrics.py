@@ -12,14 +12,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator
 
-import sqlalchemy as sa
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy.engine import Engine as DbEngine
 
 from odin.controller.facade import Controller
-from odin.controller.store.models import RUNS
+from odin.controller.store.db import DbEngine, StoreUnavailable
+from odin.controller.store.run_queries import count_by_status
 from odin.controller.vocabulary import RunStatus
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -49,10 +48,8 @@ class StoreCollector(Collector):
         runs = GaugeMetricFamily("odin_runs", "Runs in the store, by status.", labels=["status"])
         counts = dict.fromkeys((s.value for s in RunStatus), 0)
         try:
-            with self.db.connect() as conn:
-                for status, n in conn.execute(sa.select(RUNS.c.status, sa.func.count()).group_by(RUNS.c.status)):
-                    counts[status] = int(n)
-        except sa.exc.SQLAlchemyError:
+            counts.update(count_by_status(self.db))
+        except StoreUnavailable:
             counts = {}
         up = GaugeMetricFamily("odin_store_up", "1 when the store answered this scrape.")
         up.add_metric([], 1 if counts else 0)

@@ -25,7 +25,8 @@ from pygit2.enums import FileMode
 
 from odin.controller.git import Mirror
 from odin.controller.store.db import create_db_engine, migrate, transaction
-from odin.controller.sync import REPOS, RepoSync
+from odin.controller.store.repositories import REPOS
+from odin.controller.sync import RepoSync
 
 MAIN = """\
 name: {name}

@@ -20,15 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
-
 from odin.controller.bus import EventDict
 from odin.controller.engine.decide import RetryPolicy
 from odin.controller.engine.loop import Engine
 from odin.controller.executors.local import LocalExecutor
-from odin.controller.store.db import create_db_engine, migrate, transaction
-from odin.controller.store.models import TASK_RUNS
-from odin.controller.store.runs import NewRun, create_run
+from odin.controller.store.db import DbEngine, create_db_engine, migrate, transaction
+from odin.controller.store.runs import NewRun, create_run, task_rows
 from odin.controller.vocabulary import RunStatus, Trigger
 from odin.schema import load_pipeline, resolve_params
 from odin.schema.problems import PipelineInvalid
@@ -143,14 +140,11 @@ def run_pipeline(
         db.dispose()
 
 
-def _task_outcomes(db: sa.Engine, run_id: str) -> list[TaskOutcome]:
-    table = TASK_RUNS
-    with db.connect() as conn:
-        rows = conn.execute(sa.select(table).where(table.c.run_id == run_id).order_by(table.c.id)).all()
+def _task_outcomes(db: DbEngine, run_id: str) -> list[TaskOutcome]:
     return [
         TaskOutcome(
-            r.name, r.status, r.attempt, r.exit_code, r.reason, r.message, r.log_path,
-            results=r.results or {}, artifacts=r.artifacts or {},
+            r["name"], r["status"], r["attempt"], r["exit_code"], r["reason"], r["message"], r["log_path"],
+            results=r["results"] or {}, artifacts=r["artifacts"] or {},
         )
-        for r in rows
+        for r in task_rows(db, run_id)
     ]  # fmt: skip

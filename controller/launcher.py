@@ -13,13 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.engine import Engine as DbEngine
-
 from odin.controller.git.errors import AmbiguousRef, GitError, InvalidRef, RefNotFound
 from odin.controller.git.mirror import Mirror
 from odin.controller.pipelines import PipelineAt, materialize, read_pipeline
-from odin.controller.reruns import RerunRefused, plan_rerun
-from odin.controller.store.db import transaction
+from odin.controller.reruns import RerunPlan, RerunRefused, plan_rerun
+from odin.controller.store.db import DbEngine, transaction
 from odin.controller.store.runs import Created, LoadedRun, NewRun, create_run
 from odin.controller.store.types import utcnow
 from odin.controller.validation import Validator
@@ -161,10 +159,7 @@ class RunLauncher:
         pipeline = request.pipeline.strip("/")
         at = self.read_valid(sha, pipeline)
         assert at.spec is not None
-        try:
-            params = resolve_params(at.spec, dict(request.params))
-        except ParamError as e:
-            raise InvalidParams(str(e)) from e
+        params = _resolve(at.spec, request.params)
         work_path = self._materialize(sha, pipeline)
         new = NewRun(
             pipeline=pipeline,
@@ -187,82 +182,12 @@ class RunLauncher:
 
     def rerun(self, parent: LoadedRun, request: RerunRequest) -> Created:
         """A new run from a finished one (see `odin.controller.reruns` for what is reused). Raises `RunRejected`."""
-        run = parent.run
-        parent_id = str(run["id"])
-        if not RunStatus(run["status"]).terminal:
-            raise RunConflict(f"run {parent_id} is still {run['status']}; cancel it or wait for it to finish")
-        pipeline = str(run["pipeline"])
-        overrides = dict(request.params or {})
-        if request.latest:
-            if request.failed_only or request.task is not None:
-                raise RunRejected(
-                    "reusing tasks needs the run's own commit (at another commit their files may differ): "
-                    "drop `latest`, or rerun everything at the latest commit"
-                )
-            sha = self.resolve(None)
-            at = self.read_valid(sha, pipeline)
-            assert at.spec is not None
-            spec, tree = at.spec, at.tree
-            declared = {p.name for p in spec.params}
-            given = {k: v for k, v in dict(run["params"] or {}).items() if k in declared} | overrides
-            work_path = self._materialize(sha, pipeline)
-            branch: str | None = self.branch
-            choice = ("LatestCommit", f"rerun of {parent_id} at the latest commit of {self.branch} ({sha[:12]})")
-        else:
-            sha = run["commit_sha"]
-            spec = PipelineSpec.from_dict(run["spec"])
-            tree = run["work_tree"]
-            given = dict(run["params"] or {}) | overrides
-            existing = run["work_path"]
-            if existing and Path(existing).is_dir():
-                work_path = str(existing)
-            elif sha:
-                work_path = self._materialize(sha, pipeline)
-            else:
-                raise RunRejected(f"run {parent_id} has neither a commit nor its files any more; it cannot be rerun")
-            branch = run["branch"]
-            where = sha[:12] if sha else "its files"
-            choice = ("OriginalCommit", f"rerun of {parent_id} at its own commit ({where})")
-        try:
-            params = resolve_params(spec, given)
-        except ParamError as e:
-            raise InvalidParams(str(e)) from e
-        try:
-            plan = plan_rerun(
-                spec,
-                parent_id,
-                {t["name"]: t for t in parent.tasks},
-                failed_only=request.failed_only,
-                task=request.task,
-            )
-        except RerunRefused as e:
-            raise (RunConflict if e.status == 409 else RunRejected)(e.message) from e
-        condition: dict[str, Any] = {
-            "type": "Rerun",
-            "status": "True",
-            "reason": choice[0],
-            "message": choice[1],
-            "parent_run": parent_id,
-            "reused": list(plan.reused),
-            "time": utcnow().isoformat(),
-        }
-        new = NewRun(
-            pipeline=pipeline,
-            spec=spec,
-            trigger=Trigger.RERUN,
-            params=params,
-            commit_sha=sha,
-            branch=branch,
-            repo_id=self.repo_id,
-            triggered_by=request.by,
-            work_tree=tree,
-            work_path=work_path,
-            parent_run=parent_id,
-            run_path_id=(run.get("run_path_id") or parent_id) if plan.shares_run_path else None,
-            parallelism=request.parallelism or run.get("parallelism"),
-            initial_tasks=plan.initial_tasks,
-            conditions=[condition],
-        )
+        parent_id = str(parent.run["id"])
+        _check_finished(parent)
+        source = self._at_latest(parent, request) if request.latest else self._at_own_commit(parent, request)
+        params = _resolve(source.spec, source.given)
+        plan = _plan(source.spec, parent, request)
+        new = self._rerun_of(parent, request, source, params, plan)
         with transaction(self.db) as conn:
             created = create_run(conn, new)
         log.info(
@@ -270,9 +195,139 @@ class RunLauncher:
             created.run_id,
             parent_id,
             request.by,
-            (sha or "-")[:12],
-            choice[0],
+            (source.sha or "-")[:12],
+            source.reason,
             len(plan.reused),
         )
         self.submit(created.run_id)
         return created
+
+    def _at_latest(self, parent: LoadedRun, request: RerunRequest) -> _RerunSource:
+        """The followed branch's newest commit, its spec and files; the parent's parameters that it still declares."""
+        run, parent_id = parent.run, str(parent.run["id"])
+        if request.failed_only or request.task is not None:
+            raise RunRejected(
+                "reusing tasks needs the run's own commit (at another commit their files may differ): "
+                "drop `latest`, or rerun everything at the latest commit"
+            )
+        pipeline = str(run["pipeline"])
+        sha = self.resolve(None)
+        at = self.read_valid(sha, pipeline)
+        assert at.spec is not None
+        declared = {p.name for p in at.spec.params}
+        given = {k: v for k, v in dict(run["params"] or {}).items() if k in declared} | dict(request.params or {})
+        return _RerunSource(
+            sha=sha,
+            spec=at.spec,
+            tree=at.tree,
+            given=given,
+            work_path=self._materialize(sha, pipeline),
+            branch=self.branch,
+            reason="LatestCommit",
+            message=f"rerun of {parent_id} at the latest commit of {self.branch} ({sha[:12]})",
+        )
+
+    def _at_own_commit(self, parent: LoadedRun, request: RerunRequest) -> _RerunSource:
+        """The parent's commit and frozen spec, in its own files while they are still there."""
+        run, parent_id = parent.run, str(parent.run["id"])
+        sha = run["commit_sha"]
+        spec = PipelineSpec.from_dict(run["spec"])
+        tree = run["work_tree"]
+        given = dict(run["params"] or {}) | dict(request.params or {})
+        existing = run["work_path"]
+        if existing and Path(existing).is_dir():
+            work_path = str(existing)
+        elif sha:
+            work_path = self._materialize(sha, str(run["pipeline"]))
+        else:
+            raise RunRejected(f"run {parent_id} has neither a commit nor its files any more; it cannot be rerun")
+        where = sha[:12] if sha else "its files"
+        return _RerunSource(
+            sha=sha,
+            spec=spec,
+            tree=tree,
+            given=given,
+            work_path=work_path,
+            branch=run["branch"],
+            reason="OriginalCommit",
+            message=f"rerun of {parent_id} at its own commit ({where})",
+        )
+
+    def _rerun_of(
+        self,
+        parent: LoadedRun,
+        request: RerunRequest,
+        source: _RerunSource,
+        params: Mapping[str, str],
+        plan: RerunPlan,
+    ) -> NewRun:
+        """The new run, with a `Rerun` condition saying which commit it took and what it reused."""
+        run, parent_id = parent.run, str(parent.run["id"])
+        condition: dict[str, Any] = {
+            "type": "Rerun",
+            "status": "True",
+            "reason": source.reason,
+            "message": source.message,
+            "parent_run": parent_id,
+            "reused": list(plan.reused),
+            "time": utcnow().isoformat(),
+        }
+        return NewRun(
+            pipeline=str(run["pipeline"]),
+            spec=source.spec,
+            trigger=Trigger.RERUN,
+            params=params,
+            commit_sha=source.sha,
+            branch=source.branch,
+            repo_id=self.repo_id,
+            triggered_by=request.by,
+            work_tree=source.tree,
+            work_path=source.work_path,
+            parent_run=parent_id,
+            run_path_id=(run.get("run_path_id") or parent_id) if plan.shares_run_path else None,
+            parallelism=request.parallelism or run.get("parallelism"),
+            initial_tasks=plan.initial_tasks,
+            conditions=[condition],
+        )
+
+
+@dataclass(frozen=True)
+class _RerunSource:
+    """Where a rerun runs: its commit, spec and files, the parameters it is given before resolving, and why
+    (`reason`, `message`: the `Rerun` condition's)."""
+
+    sha: str | None
+    spec: PipelineSpec
+    tree: str | None
+    given: Mapping[str, str]
+    work_path: str
+    branch: str | None
+    reason: str
+    message: str
+
+
+def _check_finished(parent: LoadedRun) -> None:
+    run = parent.run
+    if not RunStatus(run["status"]).terminal:
+        raise RunConflict(f"run {run['id']} is still {run['status']}; cancel it or wait for it to finish")
+
+
+def _resolve(spec: PipelineSpec, given: Mapping[str, str]) -> dict[str, str]:
+    try:
+        return resolve_params(spec, dict(given))
+    except ParamError as e:
+        raise InvalidParams(str(e)) from e
+
+
+def _plan(spec: PipelineSpec, parent: LoadedRun, request: RerunRequest) -> RerunPlan:
+    """Which of the parent's tasks the rerun reuses (`odin.controller.reruns`)."""
+    try:
+        return plan_rerun(
+            spec,
+            str(parent.run["id"]),
+            {t["name"]: t for t in parent.tasks},
+            failed_only=request.failed_only,
+            task=request.task,
+        )
+    except RerunRefused as e:
+        raise (RunConflict if e.status == 409 else RunRejected)(e.message) from e

@@ -11,9 +11,6 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import sqlalchemy as sa
-from sqlalchemy.engine import Engine as DbEngine
-
 from odin.controller.bus import EventBus
 from odin.controller.engine.decide import RetryPolicy
 from odin.controller.engine.loop import Engine
@@ -29,15 +26,13 @@ from odin.controller.metrics import TaskDurations
 from odin.controller.poller import RepoPoller
 from odin.controller.secrecy import create_private_file, secure_data_dir
 from odin.controller.settings import Settings
-from odin.controller.store.db import create_db_engine, migrate, transaction
-from odin.controller.store.models import EVENTS, REPOSITORIES
-from odin.controller.store.runs import Created, load_runs, request_cancel
+from odin.controller.store.db import DbEngine, StoreError, create_db_engine, migrate
+from odin.controller.store.repositories import follow_repository
+from odin.controller.store.runs import Created, load_runs, request_cancel, run_events
 from odin.controller.sync import RepoSync, SyncRequest
 from odin.controller.validation import Validator
 
 log = logging.getLogger(__name__)
-
-REPOS = REPOSITORIES
 
 
 def make_executor(settings: Settings, task_user: TaskUser | None = None) -> Executor:
@@ -236,31 +231,19 @@ class Controller:
         )
 
     def _upsert_repo(self, settings: Settings, url: str) -> int:
-        values = {
-            "url": url,
-            "branch": settings.branch,
-            "poll_interval": settings.poll_interval,
-            "run_policy": settings.run_policy,
-            "credentials_ref": credentials_ref(settings),
-        }
-        with transaction(self.db) as conn:
-            row = conn.execute(
-                sa.select(REPOS.c.id, REPOS.c.url, REPOS.c.branch).where(REPOS.c.name == settings.repo_name)
-            ).first()
-            if row is None:
-                return int(
-                    conn.execute(
-                        REPOS.insert().values(name=settings.repo_name, conditions=[], **values).returning(REPOS.c.id)
-                    ).scalar_one()
-                )
-            if (row.url, row.branch) != (url, settings.branch):
-                # Another repository or branch under the same name: its history means nothing here; start afresh.
-                log.warning(
-                    "repository %r now follows %s@%s; resetting its baseline", settings.repo_name, url, settings.branch
-                )
-                values["last_seen_sha"] = None
-            conn.execute(REPOS.update().where(REPOS.c.id == row.id).values(**values))
-            return int(row.id)
+        followed = follow_repository(
+            self.db,
+            settings.repo_name,
+            url=url,
+            branch=settings.branch,
+            poll_interval=settings.poll_interval,
+            run_policy=settings.run_policy,
+            credentials_ref=credentials_ref(settings),
+        )
+        if followed.reset:
+            name, branch = settings.repo_name, settings.branch
+            log.warning("repository %r now follows %s@%s; resetting its baseline", name, url, branch)
+        return followed.repo_id
 
     def repo(self, name_or_id: str | int | None = None) -> FollowedRepo:
         if name_or_id is None:
@@ -295,7 +278,7 @@ class Controller:
         """Ask a run to stop; False when it does not exist or is already finished."""
         flagged = request_cancel(self.db, run_id, by=by)
         if flagged:
-            self._announce(EVENTS.c.run_id == run_id, EVENTS.c.kind == "run.cancel_requested")
+            self._announce(run_id, "run.cancel_requested")
             self.engine.cancel_flagged(run_id)
         return flagged
 
@@ -306,7 +289,7 @@ class Controller:
 
     def _submit_run(self, run_id: str) -> None:
         """A run was created on request (API, rerun): announce it, then hand it to the engine."""
-        self._announce(EVENTS.c.run_id == run_id, EVENTS.c.kind == "run.created")
+        self._announce(run_id, "run.created")
         self.engine.submit(run_id)
 
     def _submit_runs(self, run_ids: Sequence[str]) -> None:
@@ -314,17 +297,16 @@ class Controller:
         for run_id in run_ids:
             self.engine.submit(run_id)
 
-    def _announce(self, *where: sa.ColumnElement[bool]) -> None:
+    def _announce(self, run_id: str, kind: str) -> None:
         """Publish events recorded outside the engine on the bus, before the engine acts on them.
 
         The engine publishes its own changes as it commits them; without this, a WebSocket subscriber would see a
         run's first task start before the run's creation (which would reach it later, from the events table).
         """
         try:
-            with self.db.connect() as conn:
-                rows = conn.execute(sa.select(EVENTS).where(*where).order_by(EVENTS.c.id).limit(1000)).all()
-        except sa.exc.SQLAlchemyError as e:
+            events = run_events(self.db, run_id, kind)
+        except StoreError as e:
             log.warning("could not read back events to announce (%s); subscribers get them a little later", e)
             return
-        for row in rows:
-            self.bus.publish(dict(row._mapping))
+        for event in events:
+            self.bus.publish(event)

@@ -27,21 +27,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection
-from sqlalchemy.engine import Engine as DbEngine
-
 from odin.controller.bus import EventDict
 from odin.controller.filters import select_pipelines
 from odin.controller.git.errors import GitError
 from odin.controller.git.mirror import Mirror
 from odin.controller.git.models import ChangeSet, CommitInfo
 from odin.controller.pipelines import PipelineAt, materialize, read_pipeline
-from odin.controller.store.db import StoreUnavailable, transaction
-from odin.controller.store.models import COMMITS, EVENTS, REPOSITORIES
-from odin.controller.store.runs import NewRun, create_run
+from odin.controller.store import repositories
+from odin.controller.store.commits import SeenCommit, record_commit
+from odin.controller.store.db import Connection, DbEngine, transaction
+from odin.controller.store.runs import NewRun, create_run, run_created_events
 from odin.controller.store.types import utcnow
-from odin.controller.store.upsert import insert_on_conflict
 from odin.controller.validation import Validator
 from odin.controller.vocabulary import Trigger
 from odin.schema import Limits, ParamError, resolve_params
@@ -49,7 +45,6 @@ from odin.schema.problems import Problem
 
 log = logging.getLogger(__name__)
 
-REPOS = REPOSITORIES
 LOGGED_PROBLEMS = 100
 """Problems logged per commit (each file's list is capped already, but a commit may change many pipelines)."""
 
@@ -171,22 +166,38 @@ class RepoSync:
         request: SyncRequest,
         outcome: SyncOutcome,
     ) -> None:
+        """Judge one commit (with the commits its push absorbed), record it and start its runs, in one transaction."""
         skip = commit.skip_requested
-        pipelines: Sequence[str] = change.changed
-        filtered: Sequence[str] = ()
-        extra: list[Problem] = []
-        if not skip:
-            selection = select_pipelines(self.mirror, commit.sha, change, branch=self.branch, limits=self.limits)
-            pipelines, filtered = selection.pipelines, selection.filtered
-            extra.extend(selection.problems)
-            if filtered:
-                log.info(
-                    "repo %s commit %s: .odin.yml filters leave out %s",
-                    self.repo_id,
-                    commit.sha[:12],
-                    ", ".join(filtered),
-                )
-        results = [] if skip else [self._read(commit.sha, p) for p in pipelines]
+        selection = self._select(commit, change) if not skip else _Selection(change.changed)
+        results = [] if skip else [self._read(commit.sha, p) for p in selection.pipelines]
+        new_runs = self._new_runs(commit, results, absorbed, request, selection.problems)
+        validation = _validation(skip, results, selection.problems)
+        created = self._record(commit, absorbed, results, selection, validation, new_runs)
+        outcome.commits.extend([*(c.sha for c in absorbed), commit.sha])
+        outcome.runs.extend(created)
+        self._log_processed(commit, skip, results, created)
+
+    def _select(self, commit: CommitInfo, change: ChangeSet) -> _Selection:
+        """The changed pipelines the commit's `.odin.yml` lets run (and the problems of that file)."""
+        selection = select_pipelines(self.mirror, commit.sha, change, branch=self.branch, limits=self.limits)
+        if selection.filtered:
+            log.info(
+                "repo %s commit %s: .odin.yml filters leave out %s",
+                self.repo_id,
+                commit.sha[:12],
+                ", ".join(selection.filtered),
+            )
+        return _Selection(selection.pipelines, selection.filtered, list(selection.problems))
+
+    def _new_runs(
+        self,
+        commit: CommitInfo,
+        results: Sequence[PipelineAt],
+        absorbed: Sequence[CommitInfo],
+        request: SyncRequest,
+        problems: list[Problem],
+    ) -> list[NewRun]:
+        """A run for each valid pipeline that can start on its own; why one cannot is added to `problems`."""
         new_runs: list[NewRun] = []
         for r in results:
             if not r.ok or r.spec is None:
@@ -195,10 +206,10 @@ class RepoSync:
                 params = resolve_params(r.spec, {})
                 work_path = materialize(self.mirror, commit.sha, r.pipeline, self.trees_dir)
             except ParamError as e:
-                extra.append(Problem(f"{r.pipeline}/main.yml", 1, 1, f"cannot start automatically: {e}"))
+                problems.append(Problem(f"{r.pipeline}/main.yml", 1, 1, f"cannot start automatically: {e}"))
                 continue
             except GitError as e:
-                extra.append(Problem(f"{r.pipeline}/main.yml", 1, 1, f"cannot materialise the files: {e.message}"))
+                problems.append(Problem(f"{r.pipeline}/main.yml", 1, 1, f"cannot materialise the files: {e.message}"))
                 continue
             new_runs.append(
                 NewRun(
@@ -215,7 +226,19 @@ class RepoSync:
                     absorbed_commits=[c.sha for c in absorbed],
                 )
             )
-        validation = "skipped" if skip else ("invalid" if any(r.problems for r in results) or extra else "valid")
+        return new_runs
+
+    def _record(
+        self,
+        commit: CommitInfo,
+        absorbed: Sequence[CommitInfo],
+        results: Sequence[PipelineAt],
+        selection: _Selection,
+        validation: str,
+        new_runs: Sequence[NewRun],
+    ) -> list[str]:
+        """Record the absorbed commits, the commit, its runs and the new `last_seen_sha` in ONE transaction (the
+        crash-safety argument of this module), then publish the events; returns the ids of the runs created."""
         created: list[str] = []
         events: list[dict[str, Any]] = []
         with transaction(self.db) as conn:
@@ -223,22 +246,27 @@ class RepoSync:
                 events.append(self._record_commit(conn, c, [], validation="absorbed", absorbed_by=commit.sha))
             events.append(
                 self._record_commit(
-                    conn, commit, results, validation=validation, extra=extra, pipelines=pipelines, filtered=filtered
+                    conn,
+                    commit,
+                    results,
+                    validation=validation,
+                    extra=selection.problems,
+                    pipelines=selection.pipelines,
+                    filtered=selection.filtered,
                 )
             )
             for new in new_runs:
                 res = create_run(conn, new)
                 if res.created:
                     created.append(res.run_id)
-            if created:
-                rows = conn.execute(
-                    sa.select(EVENTS).where(EVENTS.c.kind == "run.created", EVENTS.c.run_id.in_(created))
-                ).all()
-                events.extend(dict(r._mapping) for r in sorted(rows, key=lambda r: r.id))
+            events.extend(run_created_events(conn, created))
             self._advance(conn, commit.sha)
         self._publish(events)
-        outcome.commits.extend([*(c.sha for c in absorbed), commit.sha])
-        outcome.runs.extend(created)
+        return created
+
+    def _log_processed(
+        self, commit: CommitInfo, skip: bool, results: Sequence[PipelineAt], created: Sequence[str]
+    ) -> None:
         if skip:
             log.info("repo %s: commit %s asks to be skipped; nothing started", self.repo_id, commit.sha[:12])
         problems = [p for r in results for p in r.problems]
@@ -270,40 +298,24 @@ class RepoSync:
         absorbed_by: str | None = None,
         filtered: Sequence[str] = (),
     ) -> dict[str, Any]:
-        """Upsert the commit's row and append its `commit.seen` event; returns the event as stored."""
+        """Record the commit's row and its `commit.seen` event (`store.commits`); returns the event as stored."""
         problems = [p.to_dict() for r in results for p in r.problems] + [p.to_dict() for p in extra]
-        values: dict[str, Any] = {
-            "repo_id": self.repo_id,
-            "sha": info.sha,
-            "branch": self.branch,
-            "parents": list(info.parents),
-            "author_name": info.author_name[:500],
-            "author_email": info.author_email[:500],
-            "message": info.message,
-            "committed_at": info.committed_at,
-            "seen_at": utcnow(),
-            "validation": validation,
-            "problems": problems,
-            "pipelines_changed": list(pipelines if pipelines is not None else [r.pipeline for r in results]),
-            "absorbed_by": absorbed_by,
-        }
-        conn.execute(
-            insert_on_conflict(
-                COMMITS,
-                conn.dialect.name,
-                conflict=("repo_id", "sha"),
-                values=values,
-                update=("validation", "problems", "pipelines_changed", "absorbed_by"),
-            )
+        seen = SeenCommit(
+            repo_id=self.repo_id,
+            sha=info.sha,
+            branch=self.branch,
+            parents=info.parents,
+            author_name=info.author_name,
+            author_email=info.author_email,
+            message=info.message,
+            committed_at=info.committed_at,
+            validation=validation,
+            problems=problems,
+            pipelines_changed=list(pipelines if pipelines is not None else [r.pipeline for r in results]),
+            absorbed_by=absorbed_by,
+            filtered=filtered,
         )
-        data: dict[str, Any] = {
-            "validation": validation,
-            "pipelines": values["pipelines_changed"],
-            "problems": len(problems),
-        }
-        if filtered:
-            data["filtered"] = list(filtered)
-        return self._insert_event(conn, "commit.seen", data, commit_sha=info.sha)
+        return record_commit(conn, seen)
 
     def _publish(self, events: Sequence[EventDict]) -> None:
         """Hand committed events to subscribers (notifiers, live streams); a failing subscriber never fails a sync."""
@@ -314,16 +326,13 @@ class RepoSync:
                 log.exception("repo %s: publishing %s failed", self.repo_id, event.get("kind"))
 
     def _advance(self, conn: Connection, sha: str) -> None:
-        conn.execute(REPOS.update().where(REPOS.c.id == self.repo_id).values(last_seen_sha=sha, last_fetch_at=utcnow()))
+        repositories.advance(conn, self.repo_id, sha)
         self._last_seen = sha
 
     def _load_state(self) -> None:
-        with self.db.connect() as conn:
-            row = conn.execute(
-                sa.select(REPOS.c.last_seen_sha, REPOS.c.conditions).where(REPOS.c.id == self.repo_id)
-            ).one()
-        self._last_seen = row.last_seen_sha
-        ready = next((c for c in row.conditions or [] if c.get("type") == "Ready"), None)
+        state = repositories.sync_state(self.db, self.repo_id)
+        self._last_seen = state.last_seen_sha
+        ready = next((c for c in state.conditions if c.get("type") == "Ready"), None)
         if ready:
             self._condition = (ready["status"], ready["reason"], ready["message"])
         self._loaded = True
@@ -337,25 +346,26 @@ class RepoSync:
         elif self._condition is not None and self._condition[0] == "False":
             log.info("repo %s: reachable again (%s)", self.repo_id, message)
         cond = {"type": "Ready", "status": status, "reason": reason, "message": message, "time": utcnow().isoformat()}
-        try:
-            with transaction(self.db) as conn:
-                conn.execute(REPOS.update().where(REPOS.c.id == self.repo_id).values(conditions=[cond]))
-                event = self._insert_event(conn, "repo.condition", cond)
-        except sa.exc.OperationalError as e:
-            raise StoreUnavailable(f"cannot record repository status: {e.orig}") from e
+        event = repositories.record_condition(self.db, self.repo_id, cond)
         self._condition = (status, reason, message)
         self._publish([event])
 
     def _event(self, kind: str, **data: Any) -> None:
-        with transaction(self.db) as conn:
-            event = self._insert_event(conn, kind, data)
-        self._publish([event])
+        self._publish([repositories.record_event(self.db, self.repo_id, kind, data)])
 
-    def _insert_event(
-        self, conn: Connection, kind: str, data: dict[str, Any], *, commit_sha: str | None = None
-    ) -> dict[str, Any]:
-        """Append an event; returns it as stored (with its id), to publish once the transaction has committed."""
-        event: dict[str, Any] = {"kind": kind, "repo_id": self.repo_id, "commit_sha": commit_sha, "run_id": None}
-        event.update(task=None, time=utcnow(), data=data)
-        event["id"] = conn.execute(EVENTS.insert().values(**event).returning(EVENTS.c.id)).scalar_one()
-        return event
+
+@dataclass(frozen=True, slots=True)
+class _Selection:
+    """Which changed pipelines a commit runs: those its `.odin.yml` allows (all, without one), those it filtered
+    out, and the problems found on the way (the caller adds why a run could not start)."""
+
+    pipelines: Sequence[str]
+    filtered: Sequence[str] = ()
+    problems: list[Problem] = field(default_factory=list)
+
+
+def _validation(skip: bool, results: Sequence[PipelineAt], problems: Sequence[Problem]) -> str:
+    """The commit's verdict: skipped on request, invalid if any pipeline or its starting had a problem, else valid."""
+    if skip:
+        return "skipped"
+    return "invalid" if any(r.problems for r in results) or problems else "valid"

@@ -29,8 +29,6 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy.engine import Engine as DbEngine
-
 from odin.controller import facade
 from odin.controller.facade import (
     Controller,
@@ -42,11 +40,11 @@ from odin.controller.facade import (
     SyncRequest,
 )
 from odin.controller.settings import Settings
-from odin.controller.store.db import StoreUnavailable
+from odin.controller.store import deliveries
+from odin.controller.store.db import DbEngine, StoreUnavailable
+from odin.controller.store.deliveries import Delivery, Outcome, Recorded
 from odin.controller.vocabulary import Trigger
-from odin.webhooks import deliveries
 from odin.webhooks.audit import RejectionLog, printable
-from odin.webhooks.deliveries import Delivery, Outcome, Recorded
 from odin.webhooks.events import (
     Ignored,
     MalformedPayload,

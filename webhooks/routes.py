@@ -21,10 +21,10 @@ from litestar.exceptions import ClientException
 from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_202_ACCEPTED
-from sqlalchemy.engine import Engine as DbEngine
 
 from odin.controller.facade import Controller
 from odin.controller.settings import Settings
+from odin.controller.store.db import DbEngine
 from odin.webhooks.bodies import BodyLimits, BodyReader, Failure, LargeBodySlots, Received
 from odin.webhooks.providers import PROVIDERS
 from odin.webhooks.receiver import Answer, WebhookReceiver

@@ -19,13 +19,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy.engine import Engine as DbEngine
-
 from odin.controller import facade
 from odin.controller.bus import EventDict
 from odin.controller.facade import FollowedRepo, GitError, SyncOutcome
-from odin.controller.store.db import StoreUnavailable
-from odin.webhooks import deliveries
+from odin.controller.store import deliveries
+from odin.controller.store.db import DbEngine, StoreUnavailable
 from odin.webhooks.audit import printable
 from odin.webhooks.metrics import REJECTIONS
 

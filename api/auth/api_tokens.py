@@ -19,15 +19,11 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
-
-import sqlalchemy as sa
-from sqlalchemy.engine import Engine as DbEngine
 
 from odin.api.auth.tokens import TokenInvalid
 from odin.api.auth.users import Role
-from odin.controller.store.db import transaction
-from odin.controller.store.models import API_TOKENS, USERS
+from odin.controller.store import tokens as store
+from odin.controller.store.db import DbEngine
 from odin.controller.store.types import utcnow
 
 TOKEN_PREFIX = "odin_"
@@ -70,7 +66,7 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def _info(row: Any) -> ApiTokenInfo:
+def _info(row: store.TokenRow) -> ApiTokenInfo:
     return ApiTokenInfo(
         id=row.id,
         name=row.name,
@@ -84,68 +80,37 @@ def _info(row: Any) -> ApiTokenInfo:
     )
 
 
-_SELECT = sa.select(
-    API_TOKENS.c.id,
-    API_TOKENS.c.name,
-    USERS.c.username,
-    API_TOKENS.c.role,
-    API_TOKENS.c.prefix,
-    API_TOKENS.c.created_at,
-    API_TOKENS.c.expires_at,
-    API_TOKENS.c.last_used_at,
-    API_TOKENS.c.revoked_at,
-).join(USERS, USERS.c.id == API_TOKENS.c.user_id)
-
-
 def create_api_token(
     db: DbEngine, username: str, name: str, role: Role, *, expires_in_days: int | None = None
 ) -> tuple[str, ApiTokenInfo]:
     """A new token for `username` (the caller checks `role` is within the user's). Returns it in clear, once."""
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     now = utcnow()
-    expires_at = now + timedelta(days=expires_in_days) if expires_in_days else None
-    with transaction(db) as conn:
-        user_id = conn.execute(sa.select(USERS.c.id).where(USERS.c.username == username)).scalar()
-        if user_id is None:
-            raise TokenNotFound(f"no user {username!r}")
-        token_id = conn.execute(
-            API_TOKENS.insert()
-            .values(
-                user_id=user_id,
-                name=name,
-                token_hash=hash_token(token),
-                prefix=token[:_SHOWN_PREFIX],
-                role=role.value,
-                created_at=now,
-                expires_at=expires_at,
-            )
-            .returning(API_TOKENS.c.id)
-        ).scalar_one()
-        row = conn.execute(_SELECT.where(API_TOKENS.c.id == token_id)).one()
+    row = store.insert_token(
+        db,
+        username,
+        name=name,
+        token_hash=hash_token(token),
+        prefix=token[:_SHOWN_PREFIX],
+        role=role.value,
+        created_at=now,
+        expires_at=now + timedelta(days=expires_in_days) if expires_in_days else None,
+    )
+    if row is None:
+        raise TokenNotFound(f"no user {username!r}")
     return token, _info(row)
 
 
 def list_api_tokens(db: DbEngine, username: str | None = None) -> list[ApiTokenInfo]:
     """Tokens of one user (or everyone's, for admins), newest first; revoked ones included, marked."""
-    q = _SELECT.order_by(API_TOKENS.c.created_at.desc(), API_TOKENS.c.id.desc())
-    if username is not None:
-        q = q.where(USERS.c.username == username)
-    with db.connect() as conn:
-        return [_info(r) for r in conn.execute(q)]
+    return [_info(r) for r in store.list_tokens(db, username)]
 
 
 def revoke_api_token(db: DbEngine, token_id: int, *, owner: str | None) -> ApiTokenInfo:
     """Revoke a token (of `owner`, or anyone's when None). Revoking twice is fine; unknown -> TokenNotFound."""
-    with transaction(db) as conn:
-        q = _SELECT.where(API_TOKENS.c.id == token_id)
-        if owner is not None:
-            q = q.where(USERS.c.username == owner)
-        row = conn.execute(q).first()
-        if row is None:
-            raise TokenNotFound(f"no API token {token_id}")
-        if row.revoked_at is None:
-            conn.execute(API_TOKENS.update().where(API_TOKENS.c.id == token_id).values(revoked_at=utcnow()))
-            row = conn.execute(_SELECT.where(API_TOKENS.c.id == token_id)).one()
+    row = store.revoke_token(db, token_id, owner=owner)
+    if row is None:
+        raise TokenNotFound(f"no API token {token_id}")
     return _info(row)
 
 
@@ -158,20 +123,7 @@ class ApiTokenVerifier:
         self._lock = threading.Lock()
 
     def verify(self, token: str) -> TokenOwner:
-        with self.db.connect() as conn:
-            row = conn.execute(
-                sa.select(
-                    API_TOKENS.c.id,
-                    API_TOKENS.c.role,
-                    API_TOKENS.c.expires_at,
-                    API_TOKENS.c.revoked_at,
-                    USERS.c.username,
-                    USERS.c.role.label("user_role"),
-                    USERS.c.disabled,
-                )
-                .join(USERS, USERS.c.id == API_TOKENS.c.user_id)
-                .where(API_TOKENS.c.token_hash == hash_token(token))
-            ).first()
+        row = store.find_token(self.db, hash_token(token))
         if row is None:
             raise TokenInvalid("unknown API token")
         if row.revoked_at is not None:
@@ -192,5 +144,4 @@ class ApiTokenVerifier:
             if last is not None and now - last < _LAST_USED_EVERY:
                 return
             self._last_write[token_id] = now
-        with transaction(self.db) as conn:
-            conn.execute(API_TOKENS.update().where(API_TOKENS.c.id == token_id).values(last_used_at=utcnow()))
+        store.touch_token(self.db, token_id)

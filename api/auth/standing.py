@@ -19,9 +19,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import anyio.to_thread
-from sqlalchemy.engine import Engine as DbEngine
 
 from odin.api.auth.users import Standing, standing
+from odin.controller.store.db import DbEngine
 
 
 class Standings:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlalchemy as sa
 from litestar import Response, get
 from litestar.di import NamedDependency
 from litestar.openapi.datastructures import ResponseSpec
@@ -11,6 +10,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 from odin.api.deps import Ctx
 from odin.api.metrics import CONTENT_TYPE, Metrics
 from odin.api.schemas import Health
+from odin.controller.store.health import ping
 
 # `security: [{}]` says "no token needed" in OpenAPI (an empty list would inherit the API-wide bearer requirement).
 OPEN: dict[str, object] = {"exclude_from_auth": True, "security": [{}], "tags": ["operations"]}
@@ -33,12 +33,8 @@ def healthz() -> Health:
 )
 def readyz(ctx: Ctx) -> Response[Health]:
     checks: dict[str, str] = {}
-    try:
-        with ctx.db.connect() as conn:
-            conn.execute(sa.text("SELECT 1"))
-        checks["database"] = "ok"
-    except Exception as e:
-        checks["database"] = f"unavailable: {type(e).__name__}"
+    error = ping(ctx.db)
+    checks["database"] = "ok" if error is None else f"unavailable: {error}"
     if ctx.controller is not None:
         for repo in ctx.controller.repos.values():
             outcome = repo.poller.last_outcome

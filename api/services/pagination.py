@@ -10,7 +10,7 @@ import base64
 import binascii
 from datetime import datetime
 
-from litestar.exceptions import ValidationException
+from odin.api.services.errors import InvalidRequest
 
 
 def encode_cursor(at: datetime, key: str) -> str:
@@ -23,7 +23,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         at, key = raw.split("|", 1)
         parsed = datetime.fromisoformat(at)
     except (ValueError, UnicodeDecodeError, binascii.Error) as e:
-        raise ValidationException("invalid cursor: pass back the next_cursor of a previous page unchanged") from e
+        raise InvalidRequest("invalid cursor: pass back the next_cursor of a previous page unchanged") from e
     if parsed.tzinfo is None:
-        raise ValidationException("invalid cursor: pass back the next_cursor of a previous page unchanged")
+        raise InvalidRequest("invalid cursor: pass back the next_cursor of a previous page unchanged")
     return parsed, key

@@ -10,8 +10,6 @@ import base64
 import binascii
 import posixpath
 
-from litestar.exceptions import ValidationException
-
 from odin.api.schemas import (
     FileOut,
     FileWrite,
@@ -25,6 +23,7 @@ from odin.api.schemas import (
     ValidateRequest,
     ValidateResponse,
 )
+from odin.api.services.errors import InvalidRequest
 from odin.controller import facade
 from odin.controller.facade import MAIN_FILE, Author, FollowedRepo, PipelineAt, Validator, pipeline_file_path
 from odin.controller.vocabulary import Trigger
@@ -145,7 +144,7 @@ def write_file(
         try:
             content = base64.b64decode(body.content, validate=True)
         except (binascii.Error, ValueError) as e:
-            raise ValidationException("content is not valid base64") from e
+            raise InvalidRequest("content is not valid base64") from e
     else:
         content = _utf8(body.content)
     if posixpath.basename(full) == MAIN_FILE and posixpath.dirname(full) == pipeline:
@@ -186,7 +185,7 @@ def _utf8(text: str) -> bytes:
     try:
         return text.encode("utf-8")
     except UnicodeEncodeError as e:
-        raise ValidationException("content is not valid Unicode text (send binary files as base64)") from e
+        raise InvalidRequest("content is not valid Unicode text (send binary files as base64)") from e
 
 
 def validate(validator: Validator, body: ValidateRequest) -> ValidateResponse:

@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import msgspec
-import sqlalchemy as sa
-from litestar.exceptions import NotFoundException, ValidationException
-from sqlalchemy.engine import Engine as DbEngine
 
 from odin.api.schemas import ArtifactOut, EventOut, EventPage, RunDetail, RunPage, RunSummary, TaskOut
+from odin.api.services.errors import InvalidRequest, NotFound
 from odin.api.services.pagination import decode_cursor, encode_cursor
-from odin.controller.store.models import EVENTS, RUNS, TASK_RUNS
+from odin.controller.store import run_queries as store
+from odin.controller.store.db import DbEngine
 from odin.controller.vocabulary import REUSED, RunStatus, Trigger
 
 _HEX = re.compile(r"^[0-9a-f]{7,40}$")
@@ -23,30 +22,13 @@ _HEX = re.compile(r"^[0-9a-f]{7,40}$")
 RUN_STATUSES = tuple(s.value for s in RunStatus)
 TRIGGERS = tuple(t.value for t in Trigger)
 
-_SUMMARY = (
-    RUNS.c.id,
-    RUNS.c.pipeline,
-    RUNS.c.commit_sha,
-    RUNS.c.branch,
-    RUNS.c.trigger,
-    RUNS.c.triggered_by,
-    RUNS.c.status,
-    RUNS.c.message,
-    RUNS.c.parent_run,
-    RUNS.c.created_at,
-    RUNS.c.started_at,
-    RUNS.c.finished_at,
-)
 
-
-def commit_filter(column: sa.ColumnElement[str | None], commit: str) -> sa.ColumnElement[bool]:
-    """A full SHA, or a prefix of at least 7 hex digits, as an index-friendly range on `column`."""
+def commit_prefix(commit: str) -> str:
+    """A full SHA, or a prefix of at least 7 hex digits, lower-cased; `InvalidRequest` for anything else."""
     sha = commit.strip().lower()
     if not _HEX.match(sha):
-        raise ValidationException("commit must be 7 to 40 hexadecimal characters (a SHA or a prefix of one)")
-    if len(sha) == 40:
-        return column == sha
-    return sa.and_(column >= sha, column < sha + "g")
+        raise InvalidRequest("commit must be 7 to 40 hexadecimal characters (a SHA or a prefix of one)")
+    return sha
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,54 +43,49 @@ class RunFilter:
     created_after: datetime | None = None
     created_before: datetime | None = None
 
-    def clauses(self) -> list[sa.ColumnElement[bool]]:
-        out: list[sa.ColumnElement[bool]] = []
-        if self.commit:
-            out.append(commit_filter(RUNS.c.commit_sha, self.commit))
-        if self.pipeline:
-            out.append(RUNS.c.pipeline == self.pipeline)
-        if self.branch:
-            out.append(RUNS.c.branch == self.branch)
+    def query(self) -> store.RunQuery:
+        """The store's filter, once each value given is checked (`InvalidRequest` names the first one at fault)."""
+        commit = commit_prefix(self.commit) if self.commit else None
         if self.status:
             _check_values("status", self.status, RUN_STATUSES)
-            out.append(RUNS.c.status.in_(list(self.status)))
         if self.trigger:
             _check_values("trigger", self.trigger, TRIGGERS)
-            out.append(RUNS.c.trigger.in_(list(self.trigger)))
-        if self.triggered_by:
-            out.append(RUNS.c.triggered_by == self.triggered_by)
-        if self.parent_run:
-            out.append(RUNS.c.parent_run == self.parent_run)
         for bound in (self.created_after, self.created_before):
             if bound is not None and bound.tzinfo is None:
-                raise ValidationException("time filters need a time zone, e.g. 2024-05-01T12:00:00Z")
-        if self.created_after is not None:
-            out.append(RUNS.c.created_at >= self.created_after)
-        if self.created_before is not None:
-            out.append(RUNS.c.created_at < self.created_before)
-        return out
+                raise InvalidRequest("time filters need a time zone, e.g. 2024-05-01T12:00:00Z")
+        return store.RunQuery(
+            commit=commit,
+            pipeline=self.pipeline,
+            branch=self.branch,
+            status=self.status,
+            trigger=self.trigger,
+            triggered_by=self.triggered_by,
+            parent_run=self.parent_run,
+            created_after=self.created_after,
+            created_before=self.created_before,
+        )
 
 
 def timestamp(name: str, value: str | None) -> datetime | None:
-    """A query parameter holding an RFC 3339 time; 400 for anything else, or a time without a zone."""
+    """A query parameter holding an RFC 3339 time; `InvalidRequest` for anything else, or a time without a zone."""
     if value is None or value == "":
         return None
     try:
         parsed = datetime.fromisoformat(value.replace("z", "Z").replace("t", "T"))
     except ValueError as e:
-        raise ValidationException(f"{name} must be a time like 2024-05-01T12:00:00Z, not {value[:40]!r}") from e
+        raise InvalidRequest(f"{name} must be a time like 2024-05-01T12:00:00Z, not {value[:40]!r}") from e
     if parsed.tzinfo is None:
-        raise ValidationException(f"{name} needs a time zone, e.g. 2024-05-01T12:00:00Z")
+        raise InvalidRequest(f"{name} needs a time zone, e.g. 2024-05-01T12:00:00Z")
     return parsed
 
 
 def _check_values(name: str, given: Sequence[str], allowed: Sequence[str]) -> None:
     unknown = sorted(set(given) - set(allowed))
     if unknown:
-        raise ValidationException(f"unknown {name} {', '.join(map(repr, unknown))}; one of: {', '.join(allowed)}")
+        raise InvalidRequest(f"unknown {name} {', '.join(map(repr, unknown))}; one of: {', '.join(allowed)}")
 
 
-def summary(r: Any) -> RunSummary:
+def summary(r: store.RunSummaryRow) -> RunSummary:
     return RunSummary(
         id=r.id,
         pipeline=r.pipeline,
@@ -127,13 +104,9 @@ def summary(r: Any) -> RunSummary:
 
 def list_runs(db: DbEngine, f: RunFilter, *, limit: int, cursor: str | None) -> RunPage:
     """Newest first, `limit` per page; `next_cursor` continues after the last item."""
-    q = sa.select(*_SUMMARY).where(*f.clauses())
-    if cursor:
-        at, run_id = decode_cursor(cursor)
-        q = q.where(sa.or_(RUNS.c.created_at < at, sa.and_(RUNS.c.created_at == at, RUNS.c.id < run_id)))
-    q = q.order_by(RUNS.c.created_at.desc(), RUNS.c.id.desc()).limit(limit + 1)
-    with db.connect() as conn:
-        rows = conn.execute(q).all()
+    query = f.query()
+    after = decode_cursor(cursor) if cursor else None
+    rows = store.list_runs(db, query, limit=limit + 1, after=after)
     items = [summary(r) for r in rows[:limit]]
     more = len(rows) > limit
     return RunPage(
@@ -142,26 +115,22 @@ def list_runs(db: DbEngine, f: RunFilter, *, limit: int, cursor: str | None) -> 
 
 
 def runs_of_commit(db: DbEngine, sha: str) -> list[RunSummary]:
-    q = sa.select(*_SUMMARY).where(RUNS.c.commit_sha == sha).order_by(RUNS.c.created_at.desc(), RUNS.c.id.desc())
-    with db.connect() as conn:
-        return [summary(r) for r in conn.execute(q.limit(500))]
+    return [summary(r) for r in store.runs_of_commit(db, sha, limit=500)]
 
 
 def get_run(db: DbEngine, run_id: str) -> RunDetail:
-    with db.connect() as conn:
-        r = conn.execute(sa.select(RUNS).where(RUNS.c.id == run_id)).first()
-        if r is None:
-            raise NotFoundException(f"no run {run_id!r}")
-        tasks = conn.execute(sa.select(TASK_RUNS).where(TASK_RUNS.c.run_id == run_id).order_by(TASK_RUNS.c.id)).all()
-    s = summary(r)
+    r = store.get_run(db, run_id)
+    if r is None:
+        raise NotFound(f"no run {run_id!r}")
+    s = summary(r.summary)
     return RunDetail(
         **{f: getattr(s, f) for f in s.__struct_fields__},
-        params=r.params or {},
-        spec=r.spec or {},
+        params=r.params,
+        spec=r.spec,
         work_tree=r.work_tree,
         run_path_id=r.run_path_id,
-        absorbed_commits=r.absorbed_commits or [],
-        conditions=r.conditions or [],
+        absorbed_commits=r.absorbed_commits,
+        conditions=r.conditions,
         tasks=[
             TaskOut(
                 name=t.name,
@@ -176,53 +145,47 @@ def get_run(db: DbEngine, run_id: str) -> RunDetail:
                 node=t.node,
                 started_at=t.started_at,
                 finished_at=t.finished_at,
-                results=t.results or {},
-                artifacts={name: msgspec.convert(a, ArtifactOut) for name, a in (t.artifacts or {}).items()},
+                results=t.results,
+                artifacts={name: msgspec.convert(a, ArtifactOut) for name, a in t.artifacts.items()},
             )
-            for t in tasks
+            for t in r.tasks
         ],
     )
 
 
 def run_summary(db: DbEngine, run_id: str) -> RunSummary:
-    with db.connect() as conn:
-        r = conn.execute(sa.select(*_SUMMARY).where(RUNS.c.id == run_id)).first()
+    r = store.run_summary(db, run_id)
     if r is None:
-        raise NotFoundException(f"no run {run_id!r}")
+        raise NotFound(f"no run {run_id!r}")
     return summary(r)
 
 
-def event_out(r: Any) -> EventOut:
+def event_out(r: Mapping[str, Any]) -> EventOut:
     return EventOut(
-        id=r.id, time=r.time, kind=r.kind, run_id=r.run_id, task=r.task, commit_sha=r.commit_sha, data=r.data or {}
+        id=r["id"],
+        time=r["time"],
+        kind=r["kind"],
+        run_id=r["run_id"],
+        task=r["task"],
+        commit_sha=r["commit_sha"],
+        data=r["data"] or {},
     )
 
 
 def run_events(db: DbEngine, run_id: str, *, task: str | None, after: int | None, limit: int) -> EventPage:
     """The run's events oldest first; `next_since` is the id to pass as `since` for the next page."""
-    q = sa.select(EVENTS).where(EVENTS.c.run_id == run_id)
-    if task is not None:
-        q = q.where(EVENTS.c.task == task)
-    if after is not None:
-        q = q.where(EVENTS.c.id > after)
-    with db.connect() as conn:
-        if conn.execute(sa.select(RUNS.c.id).where(RUNS.c.id == run_id)).first() is None:
-            raise NotFoundException(f"no run {run_id!r}")
-        rows = conn.execute(q.order_by(EVENTS.c.id).limit(limit + 1)).all()
+    rows = store.run_events(db, run_id, task=task, after=after, limit=limit + 1)
+    if rows is None:
+        raise NotFound(f"no run {run_id!r}")
     items = [event_out(r) for r in rows[:limit]]
     return EventPage(items=items, next_since=items[-1].id if len(rows) > limit else None)
 
 
-def task_row(db: DbEngine, run_id: str, task: str) -> Any:
-    with db.connect() as conn:
-        row = conn.execute(
-            sa.select(TASK_RUNS, RUNS.c.parent_run)
-            .join(RUNS, RUNS.c.id == TASK_RUNS.c.run_id)
-            .where(TASK_RUNS.c.run_id == run_id, TASK_RUNS.c.name == task)
-        ).first()
-        if row is None:
-            exists = conn.execute(sa.select(RUNS.c.id).where(RUNS.c.id == run_id)).first()
-            raise NotFoundException(f"run {run_id!r} has no task {task!r}" if exists else f"no run {run_id!r}")
+def task_row(db: DbEngine, run_id: str, task: str) -> store.TaskRef:
+    row = store.find_task(db, run_id, task)
+    if row is None:
+        exists = store.run_exists(db, run_id)
+        raise NotFound(f"run {run_id!r} has no task {task!r}" if exists else f"no run {run_id!r}")
     return row
 
 

@@ -38,13 +38,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import anyio.to_thread
-import sqlalchemy as sa
-from sqlalchemy.engine import Engine as DbEngine
 
 from odin.api.ws.protocol import encode
 from odin.controller.bus import EventBus, EventDict
-from odin.controller.store.db import StoreUnavailable
-from odin.controller.store.models import EVENTS, RUNS
+from odin.controller.store import events as store
+from odin.controller.store.db import DbEngine, StoreUnavailable
+from odin.controller.store.run_queries import run_exists
 
 log = logging.getLogger(__name__)
 
@@ -73,15 +72,15 @@ class Subscription:
     def wants(self, event: Mapping[str, Any]) -> bool:
         return int(event["id"]) > self.after and self.matches(event)
 
-    def where(self) -> sa.ColumnElement[bool]:
+    def scope(self) -> tuple[str | None, str | None]:
+        """The (run, commit) whose stored events it covers, as `odin.controller.store.events.events_between` takes
+        them: (None, None) for all."""
         if self.all:
-            return sa.true()
+            return None, None
         if self.run is not None:
-            return EVENTS.c.run_id == self.run
+            return self.run, None
         assert self.commit is not None
-        if len(self.commit) == 40:
-            return EVENTS.c.commit_sha == self.commit
-        return sa.and_(EVENTS.c.commit_sha >= self.commit, EVENTS.c.commit_sha < self.commit + "g")
+        return None, self.commit
 
 
 class _Seen:
@@ -330,41 +329,17 @@ class EventHub:
     # -- the store (worker threads) --------------------------------------------------------------------------------
     def last_id(self) -> int:
         """The store's highest event id: where a live-only subscription starts."""
-        try:
-            with self.db.connect() as conn:
-                return int(conn.execute(sa.select(sa.func.max(EVENTS.c.id))).scalar() or 0)
-        except sa.exc.OperationalError as e:
-            raise StoreUnavailable(str(e.orig).strip().splitlines()[0]) from e
+        return store.last_event_id(self.db)
 
     def run_exists(self, run_id: str) -> bool:
-        try:
-            with self.db.connect() as conn:
-                return conn.execute(sa.select(RUNS.c.id).where(RUNS.c.id == run_id)).first() is not None
-        except sa.exc.OperationalError as e:
-            raise StoreUnavailable(str(e.orig).strip().splitlines()[0]) from e
+        return run_exists(self.db, run_id)
 
     def _read_after(self, after: int) -> list[dict[str, Any]]:
-        try:
-            with self.db.connect() as conn:
-                rows = conn.execute(
-                    sa.select(EVENTS).where(EVENTS.c.id > after).order_by(EVENTS.c.id).limit(_TAIL_BATCH)
-                ).all()
-        except sa.exc.OperationalError as e:
-            raise StoreUnavailable(str(e.orig).strip().splitlines()[0]) from e
-        return [dict(r._mapping) for r in rows]
+        return store.events_after(self.db, after, limit=_TAIL_BATCH)
 
     def replay(self, subscription: Subscription, since: int, upto: int) -> tuple[list[dict[str, Any]], bool]:
         """Stored events matching `subscription` with since < id <= upto, oldest first (at most REPLAY_LIMIT; the
         flag says whether there were more)."""
-        try:
-            with self.db.connect() as conn:
-                rows = conn.execute(
-                    sa.select(EVENTS)
-                    .where(EVENTS.c.id > since, EVENTS.c.id <= upto, subscription.where())
-                    .order_by(EVENTS.c.id)
-                    .limit(REPLAY_LIMIT + 1)
-                ).all()
-        except sa.exc.OperationalError as e:
-            raise StoreUnavailable(str(e.orig).strip().splitlines()[0]) from e
-        events = [dict(r._mapping) for r in rows[:REPLAY_LIMIT]]
-        return events, len(rows) > REPLAY_LIMIT
+        run, commit = subscription.scope()
+        rows = store.events_between(self.db, since, upto, run=run, commit=commit, limit=REPLAY_LIMIT + 1)
+        return rows[:REPLAY_LIMIT], len(rows) > REPLAY_LIMIT

@@ -18,6 +18,10 @@ Stopping is two steps. `drain` (safe from a signal handler) stops the engine tak
 starts nothing, no new task, retry or run, but still records what running tasks do, cancels and kills, and finishes
 runs whose tasks have all ended. `stop` then ends the loop. Between the two, `wait_idle` lets the caller give running
 tasks a grace period to end with their outcome recorded.
+
+The loop itself is the scheduling: messages, `decide`, actions. What it decides and what waits on the commit are
+kept by `engine.recording.Recorder`; how a run read from the store becomes one the loop drives, and what is handed
+back to the executor after a restart, is `engine.adoption`.
 """
 
 from __future__ import annotations
@@ -26,44 +30,30 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
-
-from sqlalchemy.engine import Engine as DbEngine
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from odin.controller.backoff import Backoff
 from odin.controller.bus import EventBus
-from odin.controller.engine import references
-from odin.controller.engine.decide import FinishRun, Gate, KillTask, RetryPolicy, StartTask, TaskAction, decide
-from odin.controller.engine.references import RecordedOutputs, Unresolved
-from odin.controller.engine.state import Dag, RunState, TaskState
+from odin.controller.engine.adoption import (
+    ActiveRun,
+    CannotDrive,
+    active_attempts,
+    active_run,
+    gates,
+    run_context,
+    task_launch,
+)
+from odin.controller.engine.decide import FinishRun, KillTask, RetryPolicy, StartTask, TaskAction, decide
+from odin.controller.engine.recording import Recorder
+from odin.controller.engine.references import Unresolved
+from odin.controller.engine.state import TaskState
 from odin.controller.engine.transitions import apply_action, apply_observation
 from odin.controller.executors.base import Executor, OutputsUnsupported
-from odin.controller.store.db import StoreUnavailable, Writer
-from odin.controller.store.runs import (
-    LoadedRun,
-    WriteBatch,
-    cancel_requested_ids,
-    datetime_to_epoch,
-    epoch_to_datetime,
-    load_runs,
-    request_cancel,
-    write_batch,
-)
-from odin.controller.store.types import utcnow
-from odin.controller.vocabulary import (
-    ActiveAttempt,
-    Failure,
-    Observation,
-    RunContext,
-    RunStatus,
-    TaskLaunch,
-    TaskPaths,
-    TaskStatus,
-)
-from odin.schema import substitute
-from odin.schema.model import PipelineSpec, TaskSpec
+from odin.controller.store.db import DbEngine, StoreUnavailable
+from odin.controller.store.runs import LoadedRun, cancel_requested_ids, load_runs, request_cancel
+from odin.controller.vocabulary import ActiveAttempt, Failure, Observation, RunStatus, TaskStatus
+from odin.schema.model import TaskSpec
 
 log = logging.getLogger(__name__)
 
@@ -71,24 +61,6 @@ log = logging.getLogger(__name__)
 # an outage waits 0.5 s, doubling up to 30 s; held changes are retried sooner, from 0.2 s.
 _RECOVER_BACKOFF = Backoff(initial=0.5, maximum=30.0, jitter=0.0)
 _FLUSH_BACKOFF = Backoff(initial=0.2, maximum=30.0, jitter=0.0)
-
-
-@dataclass
-class _ActiveRun:
-    ctx: RunContext
-    spec: PipelineSpec
-    dag: Dag
-    state: RunState
-    tasks: Mapping[str, TaskSpec]
-    params: Mapping[str, str]
-    parallelism: int
-    started: bool
-    paths: TaskPaths
-    variables: dict[str, str]
-    wake_at: float | None = None
-    recorded: RecordedOutputs = field(default_factory=RecordedOutputs)  # succeeded tasks' outputs, for references
-    gated: frozenset[str] = frozenset()  # tasks with a `when`
-    producers: dict[str, tuple[TaskSpec, ...]] = field(default_factory=dict)  # cache of spec.producers(name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,14 +84,6 @@ class _Wake:
 
 
 _Message = Observation | _Submit | _Cancel | _Stop | _Wake
-
-
-@dataclass
-class _Pending:
-    """Changes not yet committed, and what to do once they are."""
-
-    batch: WriteBatch = field(default_factory=WriteBatch)
-    effects: list[Callable[[], None]] = field(default_factory=list)
 
 
 class Engine:
@@ -150,17 +114,14 @@ class Engine:
         self.rescan_interval = rescan_interval
         self.coalesce = coalesce
         self.clock = clock
-        self._flush_due: float | None = None
-        self._writer = Writer(db)
+        self._recorder = Recorder(db, self.bus, coalesce=coalesce)
         self._queue: queue.SimpleQueue[_Message] = queue.SimpleQueue()
-        self._runs: dict[str, _ActiveRun] = {}
+        self._runs: dict[str, ActiveRun] = {}
         self._active_total = 0
         self._starved: set[str] = set()
-        self._pending = _Pending()
         self._thread: threading.Thread | None = None
         self._finished: dict[str, RunStatus] = {}
         self._finished_cond = threading.Condition()
-        self._store_failures = 0
         self._ready = threading.Event()
         self._draining = threading.Event()
         self._idle = threading.Event()
@@ -246,8 +207,8 @@ class Engine:
             timeout = 0.0 if recovered else self._next_timeout(next_rescan)
             messages = self._drain(timeout)
             if any(isinstance(m, _Stop) for m in messages):
-                self._flush()
-                self._writer.close()
+                self._recorder.flush()
+                self._recorder.close()
                 return
             try:
                 next_rescan = self._turn(messages, next_rescan, recovered)
@@ -255,7 +216,7 @@ class Engine:
                 # Last line of defence: a bug in one turn must not stop every run. The store keeps the truth;
                 # the next rescan re-reads what this turn could not finish.
                 log.exception("engine turn failed; continuing")
-                self._store_failures += 1
+                self._recorder.store_failures += 1
             recovered = set()
 
     def _turn(self, messages: list[_Message], next_rescan: float, touched: set[str]) -> float:
@@ -276,29 +237,28 @@ class Engine:
         for run_id in touched:
             if run_id in self._runs:
                 self._step(self._runs[run_id], now)
-        if self._pending.effects or (self._flush_due is not None and now >= self._flush_due):
-            self._flush()
-        elif self._pending.batch and self._flush_due is None:
-            self._flush_due = now + self.coalesce
+        self._recorder.end_turn(now)
         return next_rescan
 
     def _retry_recover(self) -> bool:
-        time.sleep(_RECOVER_BACKOFF.delay(self._store_failures))
-        self._store_failures += 1
+        recorder = self._recorder
+        time.sleep(_RECOVER_BACKOFF.delay(recorder.store_failures))
+        recorder.store_failures += 1
         try:
             self._recover()
         except StoreUnavailable:
             return False
-        self._store_failures = 0
+        recorder.store_failures = 0
         return True
 
     def _next_timeout(self, next_rescan: float) -> float:
-        if self._store_failures and (self._pending.batch or self._pending.effects):
-            return _FLUSH_BACKOFF.delay(self._store_failures)  # the store was down: retry soon
+        recorder = self._recorder
+        if recorder.store_failures and recorder.holding:
+            return _FLUSH_BACKOFF.delay(recorder.store_failures)  # the store was down: retry soon
         now = self.clock()
         wakes = [r.wake_at for r in self._runs.values() if r.wake_at is not None]
-        if self._flush_due is not None:
-            wakes.append(self._flush_due)
+        if recorder.flush_due is not None:
+            wakes.append(recorder.flush_due)
         target = min([next_rescan, *wakes])
         return max(0.0, min(target - now, self.rescan_interval))
 
@@ -327,7 +287,7 @@ class Engine:
             self._account(before, new)
             if new.status == TaskStatus.SUCCEEDED:
                 run.recorded.record(m.task, m.resource.get("results"), m.resource.get("artifacts"))
-            self._record_task(run, m.task, new, before, resource=m.resource, exit_code=m.exit_code)
+            self._recorder.task(run.ctx, m.task, new, before, resource=m.resource, exit_code=m.exit_code)
             touched.add(m.run_id)
         elif isinstance(m, _Submit):
             if m.run_id not in self._runs:
@@ -364,93 +324,40 @@ class Engine:
 
     # -- loading runs -------------------------------------------------------------------------------------------
     def _recover(self) -> None:
+        """At start: adopt every active run, and hand the attempts the store believes active back to the executor
+        (it re-attaches to those still running and reports what became of the others)."""
         loaded = load_runs(self.db)
         attempts: list[ActiveAttempt] = []
         for lr in loaded:
             if lr.run["id"] in self._runs:
                 continue
             run = self._adopt(lr, recovering=True)
-            if run is None:
-                continue
-            rows = {t["name"]: t for t in lr.tasks}
-            for name in run.state.active:
-                row = rows[name]
-                resource = {
-                    k: row[k]
-                    for k in ("pid", "resource_kind", "resource_name", "namespace", "node", "log_path")
-                    if row.get(k) is not None
-                }
-                attempts.append(
-                    ActiveAttempt(run.ctx, run.tasks[name], row["attempt"], TaskStatus(row["status"]), resource)
-                )
+            if run is not None:
+                attempts.extend(active_attempts(run, lr))
         if loaded:
             log.info("engine resumed %d run(s) with %d active attempt(s)", len(self._runs), len(attempts))
         if attempts:
             self.executor.recover(attempts)
-        self._flush()
+        self._recorder.flush()
 
-    def _adopt(self, loaded: LoadedRun, *, recovering: bool) -> _ActiveRun | None:
-        r = loaded.run
-        ctx = RunContext(
-            run_id=r["id"],
-            pipeline=r["pipeline"],
-            commit_sha=r["commit_sha"],
-            repo_url=r.get("repo_url"),
-            trigger=r["trigger"],
-            work_tree=r["work_tree"],
-            work_path=r["work_path"],
-            namespace=r.get("repo_namespace"),
-            run_path_id=r.get("run_path_id"),
-        )
+    def _adopt(self, loaded: LoadedRun, *, recovering: bool) -> ActiveRun | None:
+        """Start driving a run read from the store; a run that cannot be driven is recorded as failed instead."""
+        ctx = run_context(loaded)
         try:
-            spec = PipelineSpec.from_dict(r["spec"])
-            dag = Dag.from_spec(spec)
-            states = {t["name"]: _task_state(t) for t in loaded.tasks}
-            paths = self.executor.paths(ctx)
-        except Exception as e:  # a corrupt or incompatible frozen spec must not take the engine down
-            log.exception("run %s cannot be driven", r["id"])
-            self._pending.batch.run(
-                r["id"], status=RunStatus.ERROR.value, reason="InvalidSpec", message=str(e), finished_at=utcnow()
-            )
-            self._pending.batch.event(
-                "run.status", run_id=r["id"], commit_sha=r["commit_sha"], status=RunStatus.ERROR.value, message=str(e)
-            )
+            run = active_run(loaded, ctx, self.executor, default_parallelism=self.default_parallelism)
+        except CannotDrive as e:  # a corrupt or incompatible frozen spec must not take the engine down
+            log.exception("run %s cannot be driven", ctx.run_id)
+            self._recorder.run_invalid(ctx.run_id, loaded.run["commit_sha"], str(e))
             return None
-        state = RunState.new(dag, states, cancel_requested=bool(r["cancel_requested"]))
-        params = dict(r["params"] or {})
-        variables = {
-            "RUN_PATH": paths.run_path,
-            "WORK_PATH": paths.work_path,
-            "ROOT_PATH": paths.root_path,
-            "PIPE_ID": ctx.run_id,
-            "COMMIT_SHA": ctx.commit_sha or "",
-            **{f"params.{k}": v for k, v in params.items()},
-        }
-        run = _ActiveRun(
-            ctx=ctx,
-            spec=spec,
-            dag=dag,
-            state=state,
-            tasks={t.name: t for t in spec.tasks},
-            params=params,
-            parallelism=r["parallelism"] or self.default_parallelism,
-            started=r["status"] == RunStatus.RUNNING,
-            paths=paths,
-            variables=variables,
-            gated=frozenset(t.name for t in spec.tasks if t.when is not None),
-        )
-        for row in loaded.tasks:  # outputs of tasks that succeeded before a restart, or were reused by a rerun
-            if row["status"] == TaskStatus.SUCCEEDED:
-                run.recorded.record(row["name"], row.get("results"), row.get("artifacts"))
         self._runs[ctx.run_id] = run
-        self._add_active(state.active_count)
-        self._pending.effects.append(lambda: self.executor.prepare_run(ctx))
+        self._add_active(run.state.active_count)
+        self._recorder.effect(lambda: self.executor.prepare_run(ctx))
         if not recovering:
             log.info("run %s (pipeline %s, commit %s) accepted", ctx.run_id, ctx.pipeline, ctx.commit_sha)
         return run
 
     # -- deciding -------------------------------------------------------------------------------------------------
-    def _step(self, run: _ActiveRun, now: float) -> None:
+    def _step(self, run: ActiveRun, now: float) -> None:
         for _ in range(100_000):
             # Draining: no slot is free, so `decide` starts nothing (no task, retry or run) but still kills,
             # skips and finishes.
@@ -462,7 +369,7 @@ class Engine:
                 parallelism=run.parallelism,
                 free_slots=max(free, 0),
                 policy=self.policy,
-                gates=self._gates(run) if run.gated else None,
+                gates=gates(run) if run.gated else None,
             )
             if not decision.actions:
                 run.wake_at = decision.wake_at
@@ -476,42 +383,7 @@ class Engine:
                 self._act(run, action)
         raise RuntimeError(f"run {run.ctx.run_id}: decide did not reach a fixed point")
 
-    def _gates(self, run: _ActiveRun) -> dict[str, Gate]:
-        """The `when` of each ready task that has one, evaluated on the values recorded so far (see `decide`)."""
-        gates: dict[str, Gate] = {}
-        for name in run.state.ready:
-            if name not in run.gated:
-                continue
-            spec = run.tasks[name]
-            assert spec.when is not None
-            try:
-                values = self._resolve(run, spec)
-            except Unresolved as e:
-                gates[name] = Gate(run=False, error=True, message=f"`when: {spec.when}` cannot be evaluated: {e}")
-                continue
-            gates[name] = references.gate(spec.when, self._task_variables(run, spec), values)
-        return gates
-
-    def _resolve(self, run: _ActiveRun, spec: TaskSpec) -> dict[str, Any]:
-        if not spec.references:
-            return {}
-
-        def producers(name: str) -> tuple[TaskSpec, ...]:
-            found = run.producers.get(name)
-            if found is None:
-                found = run.producers[name] = run.spec.producers(name)
-            return found
-
-        def succeeded(name: str) -> bool:
-            return run.state[name].status == TaskStatus.SUCCEEDED
-
-        return references.resolve(run.spec, spec, run.recorded, succeeded, producers)
-
-    @staticmethod
-    def _task_variables(run: _ActiveRun, spec: TaskSpec) -> dict[str, str]:
-        return {**run.variables, "TASK_ID": f"{run.ctx.run_id}--{spec.name}", "TASK_NAME": spec.name}
-
-    def _act(self, run: _ActiveRun, action: TaskAction) -> None:
+    def _act(self, run: ActiveRun, action: TaskAction) -> None:
         task = action.task
         before = run.state[task]
         new = apply_action(run.state, action)
@@ -521,56 +393,29 @@ class Engine:
         if isinstance(action, StartTask):
             if not run.started:
                 run.started = True
-                self._pending.batch.run(run.ctx.run_id, status=RunStatus.RUNNING.value, started_at=utcnow())
-                self._pending.batch.event(
-                    "run.status", run_id=run.ctx.run_id, commit_sha=run.ctx.commit_sha, status=RunStatus.RUNNING.value
-                )
+                self._recorder.run_started(run.ctx)
             run.recorded.forget(task)
-            self._record_task(run, task, new, before)
+            self._recorder.task(run.ctx, task, new, before)
             self._launch(run, run.tasks[task], action.attempt)
         elif isinstance(action, KillTask):
             ctx, attempt, reason = run.ctx, new.attempt, action.reason
             log.info("run %s task %s: killing attempt %d (%s)", ctx.run_id, task, attempt, reason)
-            self._pending.effects.append(lambda: self.executor.kill(ctx.run_id, task, attempt, reason))
+            self._recorder.effect(lambda: self.executor.kill(ctx.run_id, task, attempt, reason))
         else:
-            self._record_task(run, task, new, before)
+            self._recorder.task(run.ctx, task, new, before)
 
-    def _launch(self, run: _ActiveRun, spec: TaskSpec, attempt: int) -> None:
-        variables = self._task_variables(run, spec)
+    def _launch(self, run: ActiveRun, spec: TaskSpec, attempt: int) -> None:
+        # Where this attempt writes its outputs (issue 11); an executor without a place for them cannot run a task
+        # that declares or reads outputs.
+        dirs = None
         try:
-            # Where this attempt writes its outputs, and what it reads from earlier tasks (issue 11).
-            produced: dict[str, str] = {}
-            try:
-                dirs = self.executor.attempt_dirs(run.ctx, spec.name, attempt)
-                produced = {"OUTPUT_PATH": dirs.output_path, "RESULTS_PATH": dirs.results_path}
-            except OutputsUnsupported as e:
-                if spec.artifacts or spec.results or spec.references:
-                    self._fail_launch(run, spec, attempt, "OutputsUnsupported", str(e))
-                    return
-            variables.update(produced)
-            variables.update(references.texts(self._resolve(run, spec)))
-            env = {**produced, **{k: substitute(v, variables) for k, v in spec.env.items()}}
-            env.update(
-                ODIN_RUN=run.ctx.run_id,
-                ODIN_TASK=spec.name,
-                ODIN_TASK_ID=variables["TASK_ID"],
-                ODIN_ATTEMPT=str(attempt),
-                ODIN_PIPELINE=run.ctx.pipeline,
-                ODIN_COMMIT_SHA=run.ctx.commit_sha or "",
-                ODIN_RUN_PATH=run.paths.run_path,
-                ODIN_WORK_PATH=run.paths.work_path,
-                ODIN_ROOT_PATH=run.paths.root_path,
-                **{f"ODIN_{k}": v for k, v in produced.items()},
-            )
-            launch = TaskLaunch(
-                run=run.ctx,
-                spec=spec,
-                attempt=attempt,
-                command=tuple(substitute(c, variables) for c in spec.command),
-                args=tuple(substitute(a, variables) for a in spec.args),
-                env=env,
-                paths=run.paths,
-            )
+            dirs = self.executor.attempt_dirs(run.ctx, spec.name, attempt)
+        except OutputsUnsupported as e:
+            if spec.artifacts or spec.results or spec.references:
+                self._fail_launch(run, spec, attempt, "OutputsUnsupported", str(e))
+                return
+        try:
+            launch = task_launch(run, spec, attempt, dirs)
         except Unresolved as e:
             self._fail_launch(run, spec, attempt, "UnresolvedReference", str(e))
             return
@@ -595,9 +440,9 @@ class Engine:
                     )
                 )
 
-        self._pending.effects.append(start)
+        self._recorder.effect(start)
 
-    def _fail_launch(self, run: _ActiveRun, spec: TaskSpec, attempt: int, reason: str, message: str) -> None:
+    def _fail_launch(self, run: ActiveRun, spec: TaskSpec, attempt: int, reason: str, message: str) -> None:
         """The attempt cannot be launched as written: a PERMANENT failure (retrying the same spec cannot help)."""
         self.report(
             Observation(
@@ -606,20 +451,10 @@ class Engine:
             )
         )  # fmt: skip
 
-    def _finish(self, run: _ActiveRun, action: FinishRun) -> None:
+    def _finish(self, run: ActiveRun, action: FinishRun) -> None:
         run_id = run.ctx.run_id
         log.info("run %s (commit %s) finished: %s (%s)", run_id, run.ctx.commit_sha, action.status, action.message)
-        self._pending.batch.run(
-            run_id, status=action.status.value, message=action.message, finished_at=utcnow(), reason=None
-        )
-        self._pending.batch.event(
-            "run.status",
-            run_id=run_id,
-            commit_sha=run.ctx.commit_sha,
-            status=action.status.value,
-            message=action.message,
-            pipeline=run.ctx.pipeline,
-        )
+        self._recorder.run_finished(run.ctx, action.status, action.message)
         del self._runs[run_id]
         self._starved.discard(run_id)
         ctx = run.ctx
@@ -630,9 +465,9 @@ class Engine:
                 self._finished[run_id] = action.status
                 self._finished_cond.notify_all()
 
-        self._pending.effects.append(done)
+        self._recorder.effect(done)
 
-    # -- recording ------------------------------------------------------------------------------------------------
+    # -- counting active attempts ---------------------------------------------------------------------------------
     def _account(self, before: TaskState, after: TaskState) -> None:
         self._add_active(int(after.status.active) - int(before.status.active))
 
@@ -642,95 +477,3 @@ class Engine:
             self._idle.clear()
         else:
             self._idle.set()
-
-    def _record_task(
-        self,
-        run: _ActiveRun,
-        task: str,
-        new: TaskState,
-        before: TaskState,
-        *,
-        resource: Mapping[str, Any] | None = None,
-        exit_code: int | None = None,
-    ) -> None:
-        values: dict[str, Any] = {
-            "status": new.status.value,
-            "attempt": new.attempt,
-            "user_failures": new.user_failures,
-            "infra_failures": new.infra_failures,
-            "reason": new.reason,
-            "message": new.message,
-            "failure": new.failure.value if new.failure else None,
-            "not_before": epoch_to_datetime(new.not_before),
-            "started_at": epoch_to_datetime(new.started_at),
-        }
-        if new.status == TaskStatus.STARTING:
-            values.update(exit_code=None, finished_at=None, pid=None, reason=None, message=None, failure=None)
-            values.update(results=None, artifacts=None)
-        if new.status.terminal or (new.status == TaskStatus.RETRYING and before.status != TaskStatus.RETRYING):
-            values["finished_at"] = utcnow()
-        if exit_code is not None:
-            values["exit_code"] = exit_code
-        if resource:
-            values.update(resource)
-        self._pending.batch.task(run.ctx.run_id, task, **values)
-        if new.undecided:
-            return  # an attempt failed; the decision taken in this same step (retry or fail) is the event
-        if new.status != before.status or new.attempt != before.attempt or before.undecided:
-            status = new.status.value
-            self._pending.batch.event(
-                "task.status",
-                run_id=run.ctx.run_id,
-                task=task,
-                commit_sha=run.ctx.commit_sha,
-                status=status,
-                attempt=new.attempt,
-                reason=new.reason,
-                message=new.message,
-                exit_code=exit_code,
-            )
-            if new.status.terminal or new.status == TaskStatus.RETRYING:
-                log.info(
-                    "run %s task %s attempt %d: %s%s",
-                    run.ctx.run_id,
-                    task,
-                    new.attempt,
-                    status,
-                    f" ({new.reason}: {new.message})" if new.message else "",
-                )
-
-    def _flush(self) -> None:
-        """Commit pending changes, then perform their side effects. On store failure keep both for later."""
-        pending = self._pending
-        self._flush_due = None
-        if pending.batch:
-            try:
-                stored = write_batch(self.db, pending.batch, writer=self._writer)
-            except StoreUnavailable as e:
-                self._store_failures += 1
-                if self._store_failures in (1, 10) or self._store_failures % 100 == 0:
-                    log.error("engine cannot record changes (%s); holding them and retrying", e)
-                return
-            if self._store_failures:
-                log.info("store reachable again; recorded held changes")
-            self._store_failures = 0
-            for ev in stored:
-                self.bus.publish(ev)
-        self._pending = _Pending()
-        for effect in pending.effects:
-            effect()
-
-
-def _task_state(row: Mapping[str, Any]) -> TaskState:
-    failure = row.get("failure")
-    return TaskState(
-        status=TaskStatus(row["status"]),
-        attempt=row["attempt"],
-        user_failures=row.get("user_failures") or 0,
-        infra_failures=row.get("infra_failures") or 0,
-        started_at=datetime_to_epoch(row.get("started_at")),
-        not_before=datetime_to_epoch(row.get("not_before")),
-        failure=Failure(failure) if failure else None,
-        reason=row.get("reason"),
-        message=row.get("message"),
-    )

@@ -15,17 +15,25 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event
-from sqlalchemy.engine import Connection
-from sqlalchemy.engine import Engine as DbEngine
+from sqlalchemy.engine import Connection as SaConnection
+from sqlalchemy.engine import Engine as SaEngine
 from sqlalchemy.exc import InterfaceError, OperationalError
 
+# Re-exported: the API and webhooks annotate with the store's engine type without importing SQLAlchemy themselves.
+__all__ = ["DbEngine"]
+
 log = logging.getLogger(__name__)
+
+DbEngine: TypeAlias = SaEngine
+"""The database handle (a pool) the rest of the controller holds and passes back to the store's functions. It and
+`Connection` (what `transaction` yields) are named through this module so that only the store imports SQLAlchemy."""
+Connection: TypeAlias = SaConnection
 
 
 IMMEDIATE_OPTION = "odin_write_transaction"
@@ -34,7 +42,12 @@ MIGRATION_LOCK_KEY = 0x0D1_0001
 """Postgres advisory lock held while migrating (the leader lock uses another key)."""
 
 
-class StoreUnavailable(Exception):
+class StoreError(Exception):
+    """The database failed a request; the store's own errors derive from it, so callers outside the store never
+    catch SQLAlchemy's."""
+
+
+class StoreUnavailable(StoreError):
     """The database cannot be reached or is locked; the caller should retry later (nothing was written)."""
 
 

@@ -22,7 +22,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.engine import Engine as DbEngine
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from odin.controller.store.db import StoreUnavailable, Writer, reading, transaction
+from odin.controller.store.db import StoreError, StoreUnavailable, Writer, reading, transaction
 from odin.controller.store.models import EVENTS, REPOSITORIES, RUNS, TASK_RUNS
 from odin.controller.store.types import utcnow
 from odin.controller.vocabulary import RunStatus, TaskStatus, Trigger
@@ -304,3 +304,35 @@ def epoch_to_datetime(t: float | None) -> datetime | None:
 
 def datetime_to_epoch(d: datetime | None) -> float | None:
     return None if d is None else d.timestamp()
+
+
+# -- reading back what was recorded ---------------------------------------------------------------------------------
+
+
+def run_created_events(conn: Connection, run_ids: Sequence[str]) -> list[dict[str, Any]]:
+    """The `run.created` events of these runs, in the order they were recorded, read inside the caller's
+    transaction (sync publishes them with the commit that created the runs)."""
+    if not run_ids:
+        return []
+    rows = conn.execute(
+        sa.select(EVENTS).where(EVENTS.c.kind == "run.created", EVENTS.c.run_id.in_(list(run_ids)))
+    ).all()
+    return [dict(r._mapping) for r in sorted(rows, key=lambda r: r.id)]
+
+
+def run_events(engine: DbEngine, run_id: str, kind: str, *, limit: int = 1000) -> list[dict[str, Any]]:
+    """A run's events of one kind, oldest first. Any database failure is a `StoreError`."""
+    try:
+        with engine.connect() as conn:
+            q = sa.select(EVENTS).where(EVENTS.c.run_id == run_id, EVENTS.c.kind == kind)
+            rows = conn.execute(q.order_by(EVENTS.c.id).limit(limit)).all()
+    except sa.exc.SQLAlchemyError as e:
+        raise StoreError(f"cannot read the events of run {run_id}: {e}") from e
+    return [dict(r._mapping) for r in rows]
+
+
+def task_rows(engine: DbEngine, run_id: str) -> list[Mapping[Any, Any]]:
+    """A run's task rows, in creation order."""
+    with engine.connect() as conn:
+        rows = conn.execute(sa.select(TASKS).where(TASKS.c.run_id == run_id).order_by(TASKS.c.id)).all()
+    return [r._mapping for r in rows]

@@ -13,8 +13,10 @@ from sqlalchemy.engine import Engine
 
 from odin.controller.git.mirror import Mirror
 from odin.controller.store.db import transaction
+from odin.controller.store.models import COMMITS
+from odin.controller.store.repositories import REPOS
 from odin.controller.store.runs import EVENTS, RUNS
-from odin.controller.sync import COMMITS, REPOS, RepoSync, SyncRequest
+from odin.controller.sync import RepoSync, SyncRequest
 from odin.controller.vocabulary import Trigger
 from odin.schema.model import PipelineSpec
 from tests.support.git import GitRemote, Symlink

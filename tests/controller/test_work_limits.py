@@ -17,8 +17,10 @@ from odin.controller.launcher import InvalidPipeline, RunLauncher, StartRequest
 from odin.controller.service import work_limits
 from odin.controller.settings import Settings
 from odin.controller.store.db import transaction
+from odin.controller.store.models import COMMITS
+from odin.controller.store.repositories import REPOS
 from odin.controller.store.runs import RUNS
-from odin.controller.sync import COMMITS, REPOS, RepoSync
+from odin.controller.sync import RepoSync
 from tests.support.git import GitRemote
 
 HELLO = "name: {name}\ntasks:\n  - {{name: greet, image: busybox, command: [echo, hello]}}\n"

@@ -25,12 +25,11 @@ from enum import StrEnum
 from typing import Any, Protocol
 
 import httpx
-import sqlalchemy as sa
-from sqlalchemy.engine import Engine as DbEngine
 
 from odin.controller.backoff import Backoff
 from odin.controller.bus import EventBus, EventDict
-from odin.controller.store.models import RUNS
+from odin.controller.store.db import DbEngine, StoreUnavailable
+from odin.controller.store.run_queries import run_origin
 from odin.webhooks.metrics import STATUS_PENDING, STATUS_POSTS
 
 log = logging.getLogger("odin.webhooks.status")
@@ -190,7 +189,7 @@ class CommitStatusNotifier:
     def _absorb(self, event: EventDict) -> None:
         try:
             status = self._status_for(event)
-        except sa.exc.SQLAlchemyError as e:
+        except StoreUnavailable as e:
             log.warning("commit status for event %s skipped: cannot read the run (%s)", event.get("id"), e)
             return
         if status is None:
@@ -244,11 +243,7 @@ class CommitStatusNotifier:
         cached = self._runs.get(run_id)
         if cached is not None:
             return cached
-        with self.db.connect() as conn:
-            row = conn.execute(
-                sa.select(RUNS.c.pipeline, RUNS.c.commit_sha, RUNS.c.repo_id).where(RUNS.c.id == run_id)
-            ).first()
-        found = (row.pipeline, row.commit_sha, row.repo_id) if row is not None else ("", None, None)
+        found = run_origin(self.db, run_id) or ("", None, None)
         self._runs[run_id] = found
         while len(self._runs) > 4096:
             self._runs.popitem(last=False)

@@ -4,7 +4,11 @@ The only part of Odin that imports the `kubernetes` client (an import-linter con
 
 | module | job |
 |---|---|
-| `executor.py` | `KubernetesExecutor`: the engine's executor contract on a cluster |
+| `executor.py` | `KubernetesExecutor`: the engine's executor contract on a cluster, a coordinator over the next four |
+| `submit.py` | `Submitter`: prepare runs, create (journal first, 409 adopts), recover after a restart, kill |
+| `tracking.py` | `Tracker`: the watches, and the pure `evaluate` (an attempt's record + time -> verdict, observation) |
+| `log_reader.py` | `LogReader`: live and saved logs, events |
+| `attempts.py` | `AttemptTable`: every attempt's and run's record, behind one lock |
 | `handlers/` | one `ResourceHandler` per kind (Pod, Job, the training operators), and `registry.py` |
 | `manifests.py` | the pod template every handler shares; provenance labels |
 | `workdir.py` | `${WORK_PATH}`: the commit's pipeline directory as immutable ConfigMaps |

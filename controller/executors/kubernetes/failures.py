@@ -218,13 +218,13 @@ def classify_pod(
     missing_volume_event: str | None = None,
 ) -> PodState:
     """Classify one pod. `first_seen(key)` remembers when a waiting state was first seen (the API gives no time for
-    it); `missing_volume_event` is the message of a FailedMount event saying a volume source was not found."""
-    meta = pod.get("metadata") or {}
-    name = str(meta.get("name") or "")
-    status = pod.get("status") or {}
-    phase = str(status.get("phase") or "Pending")
+    it); `missing_volume_event` is the message of a FailedMount event saying a volume source was not found.
+
+    In order: an ended pod is done or failed; a container that cannot start fails the pod (at once, or past its grace
+    period); a running pod runs; a pending one waits -- for a node, or for its volumes -- until a deadline."""
+    name = str((pod.get("metadata") or {}).get("name") or "")
+    phase = str((pod.get("status") or {}).get("phase") or "Pending")
     node = (pod.get("spec") or {}).get("nodeName") or None
-    uid = _uid(pod)
     if phase == "Succeeded":
         return PodState(name, succeeded=True, reason="Completed", exit_code=0, node=node)
     if phase == "Failed":
@@ -232,8 +232,27 @@ def classify_pod(
     disruption = _disruption(pod)
     disrupted = disruption[0] if disruption else None
     recheck: list[float] = []
+    stuck = _containers_stuck(pod, name, node, now=now, deadlines=deadlines, first_seen=first_seen, recheck=recheck)
+    if stuck is not None:
+        return stuck
+    if phase == "Running":
+        return PodState(name, running=True, node=node, disruption=disrupted, recheck_at=min(recheck, default=None))
+    waiting = _pending(
+        pod, name, node, disrupted, now=now, deadlines=deadlines, first_seen=first_seen, recheck=recheck,
+        missing_volume_event=missing_volume_event,
+    )  # fmt: skip
+    if waiting is not None:
+        return waiting
+    return PodState(name, node=node, disruption=disrupted, recheck_at=min(recheck, default=None))
 
-    # Containers that cannot start.
+
+def _containers_stuck(
+    pod: Json, name: str, node: str | None, *, now: float, deadlines: Deadlines, first_seen: FirstSeen,
+    recheck: list[float],
+) -> PodState | None:  # fmt: skip
+    """A container that cannot start: failed at once (a bad image name), or past its grace period (a pull, a missing
+    ConfigMap key); `recheck` gets when each grace period ends."""
+    uid = _uid(pod)
     for cs in _container_statuses(pod):
         waiting = (cs.get("state") or {}).get("waiting") or {}
         reason = waiting.get("reason")
@@ -259,11 +278,16 @@ def classify_pod(
                             node=node)  # fmt: skip
         if again is not None:
             recheck.append(again)
+    return None
 
-    if phase == "Running":
-        return PodState(name, running=True, node=node, disruption=disrupted, recheck_at=min(recheck, default=None))
 
-    # Pending: waiting for a node, a queue, volumes.
+def _pending(
+    pod: Json, name: str, node: str | None, disrupted: str | None, *, now: float, deadlines: Deadlines,
+    first_seen: FirstSeen, recheck: list[float], missing_volume_event: str | None,
+) -> PodState | None:  # fmt: skip
+    """A pending pod waiting for a node (unschedulable) or for its volumes to mount: failed or worth a look at its
+    events past the deadline, else None (`recheck` gets when the deadline ends)."""
+    uid = _uid(pod)
     scheduled = condition(pod, "PodScheduled")
     if scheduled is not None and scheduled.get("status") == "False" and scheduled.get("reason") == "Unschedulable":
         message = str(scheduled.get("message") or "no node can run the pod")
@@ -289,7 +313,7 @@ def classify_pod(
         if expired:
             return PodState(name, node=node, check_events=True, disruption=disrupted,
                             recheck_at=now + max(deadlines.missing_volume, 1.0))  # fmt: skip
-    return PodState(name, node=node, disruption=disrupted, recheck_at=min(recheck, default=None))
+    return None
 
 
 def _creating(pod: Json) -> bool:

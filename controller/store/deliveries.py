@@ -1,9 +1,10 @@
-"""The record of deliveries, and the database's word on which copy of a delivery came first.
+"""The record of webhook deliveries, and the database's word on which copy of a delivery came first.
 
 `record` inserts with ON CONFLICT DO NOTHING on UNIQUE (provider, delivery_id): of any number of copies racing in
 (a provider's retry while the first attempt is still being answered, redeliveries, several replicas), exactly one gets
 a new row; the others learn they are duplicates, and of what. A store that cannot be written raises
-`StoreUnavailable`, which the receiver answers with 503: a provider retries that, and nothing is half-recorded.
+`StoreUnavailable`, which the receiver (`odin.webhooks.receiver`) answers with 503: a provider retries that, and
+nothing is half-recorded.
 """
 
 from __future__ import annotations
@@ -15,9 +16,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine as DbEngine
 
-from odin.controller.store.db import transaction
+from odin.controller.store.db import DbEngine, transaction
 from odin.controller.store.models import EVENTS, WEBHOOK_DELIVERIES
 from odin.controller.store.types import utcnow
 from odin.controller.store.upsert import insert_on_conflict

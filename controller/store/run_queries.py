@@ -1,0 +1,287 @@
+"""Reading runs, their tasks and events for the API, the metrics and the commit-status notifiers.
+
+The engine writes these rows (`odin.controller.store.runs`); this module only reads them, answering with plain values:
+summaries for lists, a run with its tasks for one run, events as dicts. Callers validate what users typed (a SHA
+prefix, a status name) before asking; the queries here take the values as given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from odin.controller.store.db import DbEngine, StoreUnavailable, reading
+from odin.controller.store.models import EVENTS, RUNS, TASK_RUNS
+
+
+@dataclass(frozen=True, slots=True)
+class RunSummaryRow:
+    id: str
+    pipeline: str
+    commit_sha: str | None
+    branch: str | None
+    trigger: str
+    triggered_by: str | None
+    status: str
+    message: str | None
+    parent_run: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRow:
+    name: str
+    status: str
+    attempt: int
+    reason: str | None
+    message: str | None
+    exit_code: int | None
+    resource_kind: str | None
+    resource_name: str | None
+    namespace: str | None
+    node: str | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    results: dict[str, Any] = field(default_factory=dict)  # declared results of the succeeded attempt (issue 11)
+    artifacts: dict[str, dict[str, Any]] = field(default_factory=dict)  # {path, location, type, size, digest}
+
+
+@dataclass(frozen=True, slots=True)
+class RunRow:
+    """One run as stored, with its tasks in creation order."""
+
+    summary: RunSummaryRow
+    params: dict[str, str]
+    spec: dict[str, Any]
+    work_tree: str | None
+    run_path_id: str | None
+    absorbed_commits: list[str]
+    conditions: list[dict[str, Any]]
+    tasks: list[TaskRow]
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRef:
+    """A task of a run, with what tells where its log is (a task reused by a rerun logged in the parent run)."""
+
+    run_id: str
+    name: str
+    status: str
+    reason: str | None
+    parent_run: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class RunQuery:
+    """Filters on runs; each given one must hold. `commit` is a lower-case full SHA or a prefix of one."""
+
+    commit: str | None = None
+    pipeline: str | None = None
+    branch: str | None = None
+    status: Sequence[str] = ()
+    trigger: Sequence[str] = ()
+    triggered_by: str | None = None
+    parent_run: str | None = None
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+    def clauses(self) -> list[sa.ColumnElement[bool]]:
+        out: list[sa.ColumnElement[bool]] = []
+        if self.commit:
+            out.append(sha_match(RUNS.c.commit_sha, self.commit))
+        if self.pipeline:
+            out.append(RUNS.c.pipeline == self.pipeline)
+        if self.branch:
+            out.append(RUNS.c.branch == self.branch)
+        if self.status:
+            out.append(RUNS.c.status.in_(list(self.status)))
+        if self.trigger:
+            out.append(RUNS.c.trigger.in_(list(self.trigger)))
+        if self.triggered_by:
+            out.append(RUNS.c.triggered_by == self.triggered_by)
+        if self.parent_run:
+            out.append(RUNS.c.parent_run == self.parent_run)
+        if self.created_after is not None:
+            out.append(RUNS.c.created_at >= self.created_after)
+        if self.created_before is not None:
+            out.append(RUNS.c.created_at < self.created_before)
+        return out
+
+
+_SUMMARY = (
+    RUNS.c.id,
+    RUNS.c.pipeline,
+    RUNS.c.commit_sha,
+    RUNS.c.branch,
+    RUNS.c.trigger,
+    RUNS.c.triggered_by,
+    RUNS.c.status,
+    RUNS.c.message,
+    RUNS.c.parent_run,
+    RUNS.c.created_at,
+    RUNS.c.started_at,
+    RUNS.c.finished_at,
+)
+
+
+def sha_match(column: sa.ColumnElement[str | None], sha: str) -> sa.ColumnElement[bool]:
+    """A full SHA, or a prefix of one, as an index-friendly range on `column` (`sha` is lower-case hex)."""
+    if len(sha) == 40:
+        return column == sha
+    return sa.and_(column >= sha, column < sha + "g")
+
+
+def _summary(r: Any) -> RunSummaryRow:
+    """From a row selected as `_SUMMARY` (same columns, same order as the fields): positional, as lists of runs
+    are the API's most frequent answer."""
+    return RunSummaryRow(*r)
+
+
+def _summary_of_run(r: Any) -> RunSummaryRow:
+    """From a row with all of the run's columns."""
+    return RunSummaryRow(
+        id=r.id,
+        pipeline=r.pipeline,
+        commit_sha=r.commit_sha,
+        branch=r.branch,
+        trigger=r.trigger,
+        triggered_by=r.triggered_by,
+        status=r.status,
+        message=r.message,
+        parent_run=r.parent_run,
+        created_at=r.created_at,
+        started_at=r.started_at,
+        finished_at=r.finished_at,
+    )
+
+
+def list_runs(
+    db: DbEngine, query: RunQuery, *, limit: int, after: tuple[datetime, str] | None = None
+) -> list[RunSummaryRow]:
+    """Newest first, at most `limit`; `after` (created_at, id) continues after that run."""
+    q = sa.select(*_SUMMARY).where(*query.clauses())
+    if after is not None:
+        at, run_id = after
+        q = q.where(sa.or_(RUNS.c.created_at < at, sa.and_(RUNS.c.created_at == at, RUNS.c.id < run_id)))
+    q = q.order_by(RUNS.c.created_at.desc(), RUNS.c.id.desc()).limit(limit)
+    with reading(db) as conn:
+        return [_summary(r) for r in conn.execute(q)]
+
+
+def runs_of_commit(db: DbEngine, sha: str, *, limit: int = 500) -> list[RunSummaryRow]:
+    """The runs of one commit (full SHA), newest first."""
+    q = sa.select(*_SUMMARY).where(RUNS.c.commit_sha == sha).order_by(RUNS.c.created_at.desc(), RUNS.c.id.desc())
+    with reading(db) as conn:
+        return [_summary(r) for r in conn.execute(q.limit(limit))]
+
+
+def run_summary(db: DbEngine, run_id: str) -> RunSummaryRow | None:
+    with reading(db) as conn:
+        r = conn.execute(sa.select(*_SUMMARY).where(RUNS.c.id == run_id)).first()
+    return None if r is None else _summary(r)
+
+
+def get_run(db: DbEngine, run_id: str) -> RunRow | None:
+    """The run with its tasks; None when there is no such run."""
+    with reading(db) as conn:
+        r = conn.execute(sa.select(RUNS).where(RUNS.c.id == run_id)).first()
+        if r is None:
+            return None
+        tasks = conn.execute(sa.select(TASK_RUNS).where(TASK_RUNS.c.run_id == run_id).order_by(TASK_RUNS.c.id)).all()
+    return RunRow(
+        summary=_summary_of_run(r),
+        params=r.params or {},
+        spec=r.spec or {},
+        work_tree=r.work_tree,
+        run_path_id=r.run_path_id,
+        absorbed_commits=r.absorbed_commits or [],
+        conditions=r.conditions or [],
+        tasks=[
+            TaskRow(
+                name=t.name,
+                status=t.status,
+                attempt=t.attempt,
+                reason=t.reason,
+                message=t.message,
+                exit_code=t.exit_code,
+                resource_kind=t.resource_kind,
+                resource_name=t.resource_name,
+                namespace=t.namespace,
+                node=t.node,
+                started_at=t.started_at,
+                finished_at=t.finished_at,
+                results=t.results or {},
+                artifacts=t.artifacts or {},
+            )
+            for t in tasks
+        ],
+    )
+
+
+def run_exists(db: DbEngine, run_id: str) -> bool:
+    with reading(db) as conn:
+        return conn.execute(sa.select(RUNS.c.id).where(RUNS.c.id == run_id)).first() is not None
+
+
+def run_events(
+    db: DbEngine, run_id: str, *, task: str | None, after: int | None, limit: int
+) -> list[dict[str, Any]] | None:
+    """The run's events (of one task, when given) with ids above `after`, oldest first, at most `limit`, as dicts
+    with the `events` table's columns; None when there is no such run."""
+    q = sa.select(EVENTS).where(EVENTS.c.run_id == run_id)
+    if task is not None:
+        q = q.where(EVENTS.c.task == task)
+    if after is not None:
+        q = q.where(EVENTS.c.id > after)
+    with reading(db) as conn:
+        if conn.execute(sa.select(RUNS.c.id).where(RUNS.c.id == run_id)).first() is None:
+            return None
+        return [dict(r._mapping) for r in conn.execute(q.order_by(EVENTS.c.id).limit(limit))]
+
+
+def find_task(db: DbEngine, run_id: str, task: str) -> TaskRef | None:
+    """The task `task` of run `run_id`; None when the run or the task does not exist (see `run_exists`)."""
+    with reading(db) as conn:
+        row = conn.execute(
+            sa.select(TASK_RUNS.c.run_id, TASK_RUNS.c.name, TASK_RUNS.c.status, TASK_RUNS.c.reason, RUNS.c.parent_run)
+            .join(RUNS, RUNS.c.id == TASK_RUNS.c.run_id)
+            .where(TASK_RUNS.c.run_id == run_id, TASK_RUNS.c.name == task)
+        ).first()
+    return None if row is None else TaskRef(row.run_id, row.name, row.status, row.reason, row.parent_run)
+
+
+@contextmanager
+def _answering(db: DbEngine, what: str) -> Iterator[Connection]:
+    """A connection whose every database error, not only a lost connection, becomes `StoreUnavailable`: for callers
+    on the side (metrics, commit statuses) that only note that the store did not answer and go on."""
+    try:
+        with db.connect() as conn:
+            yield conn
+    except sa.exc.SQLAlchemyError as e:
+        raise StoreUnavailable(f"cannot {what}: {e}") from e
+
+
+def run_origin(db: DbEngine, run_id: str) -> tuple[str, str | None, int | None] | None:
+    """(pipeline, commit SHA, repository id) of a run; None when there is no such run. Raises `StoreUnavailable`
+    for any database error."""
+    with _answering(db, "read the run") as conn:
+        row = conn.execute(
+            sa.select(RUNS.c.pipeline, RUNS.c.commit_sha, RUNS.c.repo_id).where(RUNS.c.id == run_id)
+        ).first()
+    return None if row is None else (row.pipeline, row.commit_sha, row.repo_id)
+
+
+def count_by_status(db: DbEngine) -> dict[str, int]:
+    """How many runs the store holds in each status (statuses without runs are absent). Raises `StoreUnavailable`
+    for any database error."""
+    with _answering(db, "count runs") as conn:
+        rows = conn.execute(sa.select(RUNS.c.status, sa.func.count()).group_by(RUNS.c.status)).all()
+    return {status: int(n) for status, n in rows}

@@ -200,4 +200,5 @@ def test_embedded_default_reports_this_machine_and_the_task_holding_a_gpu(
         served.release(run["id"])
         served.wait_run(run["id"])
     finally:
+        served.release_all()  # a task left gated by a failure above would outlive the server
         served.server.stop()

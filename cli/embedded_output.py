@@ -21,6 +21,7 @@ _MARKS = {
 
 
 def run_and_report(directory: Path, params: dict[str, str], parallelism: int | None, data_dir: Path | None) -> int:
+    from odin.cli.local_gpus import local_gpu_probe
     from odin.controller.embedded import run_pipeline
 
     out = Console(highlight=False, soft_wrap=True)
@@ -39,7 +40,14 @@ def run_and_report(directory: Path, params: dict[str, str], parallelism: int | N
             out.print(f"{_MARKS.get(status, '?')} {event.get('task')}  {status}  [dim]{detail}[/]")
 
     try:
-        result = run_pipeline(directory, params=params, parallelism=parallelism, data_dir=data_dir, on_event=on_event)
+        result = run_pipeline(
+            directory,
+            params=params,
+            parallelism=parallelism,
+            data_dir=data_dir,
+            on_event=on_event,
+            gpus=local_gpu_probe(),
+        )
     except PipelineInvalid as e:
         for p in e.problems:
             err.print(str(p), markup=False)

@@ -24,6 +24,7 @@ from odin.controller.bus import EventDict
 from odin.controller.engine.decide import RetryPolicy
 from odin.controller.engine.loop import Engine
 from odin.controller.executors.local import LocalExecutor
+from odin.controller.gpus import GpuProbe
 from odin.controller.store.db import DbEngine, create_db_engine, migrate, transaction
 from odin.controller.store.runs import NewRun, create_run, task_rows
 from odin.controller.vocabulary import RunStatus, Trigger
@@ -71,6 +72,7 @@ def run_pipeline(
     retry_backoff: float = 1.0,
     kill_grace: float = 5.0,
     timeout: float | None = None,
+    gpus: GpuProbe | None = None,
 ) -> RunResult:
     """Validate `directory/main.yml`, run it to the end, and return the outcome.
 
@@ -91,7 +93,7 @@ def run_pipeline(
     db = create_db_engine(f"sqlite:///{base / 'odin.db'}")
     try:
         migrate(db)
-        executor = LocalExecutor(base, kill_grace=kill_grace)
+        executor = LocalExecutor(base, kill_grace=kill_grace, gpus=gpus)
         engine = Engine(
             db,
             executor,

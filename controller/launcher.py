@@ -8,13 +8,14 @@ Errors are `RunRejected` subclasses carrying a user-facing message; the API maps
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from odin.controller.git.errors import AmbiguousRef, GitError, InvalidRef, RefNotFound
 from odin.controller.git.mirror import Mirror
+from odin.controller.gpus import GpuProbe, gpu_shortfall
 from odin.controller.pipelines import PipelineAt, materialize, read_pipeline
 from odin.controller.reruns import RerunPlan, RerunRefused, plan_rerun
 from odin.controller.store.db import DbEngine, transaction
@@ -111,6 +112,7 @@ class RunLauncher:
         trees_dir: Path,
         submit: Callable[[str], None],
         validator: Validator | None = None,
+        gpus: GpuProbe | None = None,
     ) -> None:
         self.db = db
         self.repo_id = repo_id
@@ -119,6 +121,7 @@ class RunLauncher:
         self.trees_dir = trees_dir
         self.submit = submit
         self.validator = validator
+        self.gpus = gpus  # this machine's GPUs (local executor): runs asking for more are rejected when created
 
     def resolve(self, ref: str | None) -> str:
         """A ref to a full sha; the followed branch (the default) is fetched first so "latest" means latest. Other
@@ -160,6 +163,7 @@ class RunLauncher:
         at = self.read_valid(sha, pipeline)
         assert at.spec is not None
         params = _resolve(at.spec, request.params)
+        self.admit(at.spec)
         work_path = self._materialize(sha, pipeline)
         new = NewRun(
             pipeline=pipeline,
@@ -187,6 +191,7 @@ class RunLauncher:
         source = self._at_latest(parent, request) if request.latest else self._at_own_commit(parent, request)
         params = _resolve(source.spec, source.given)
         plan = _plan(source.spec, parent, request)
+        self.admit(source.spec, skip=plan.reused)
         new = self._rerun_of(parent, request, source, params, plan)
         with transaction(self.db) as conn:
             created = create_run(conn, new)
@@ -201,6 +206,18 @@ class RunLauncher:
         )
         self.submit(created.run_id)
         return created
+
+    def admit(self, spec: PipelineSpec, *, skip: Collection[str] = ()) -> None:
+        """`RunRejected` when a task asks for more GPUs than any node has (here: this machine), naming what exists,
+        rather than a run whose task waits for ever. Tasks a rerun reuses are not run again, so not judged."""
+        if self.gpus is None:
+            return
+        wanted = {t.name: t.num_gpus for t in spec.tasks if t.num_gpus > 0 and t.name not in skip}
+        if not wanted:
+            return
+        problem = gpu_shortfall(wanted, self.gpus())
+        if problem is not None:
+            raise RunRejected(problem)
 
     def _at_latest(self, parent: LoadedRun, request: RerunRequest) -> _RerunSource:
         """The followed branch's newest commit, its spec and files; the parent's parameters that it still declares."""

@@ -20,6 +20,7 @@ from odin.controller.git.credentials import Credentials
 from odin.controller.git.mirror import Mirror
 from odin.controller.git.models import WorkLimits
 from odin.controller.git.urls import redact_url
+from odin.controller.gpus import GpuProbe
 from odin.controller.launcher import RerunRequest, RunLauncher, RunNotFound, RunRejected, StartRequest
 from odin.controller.leader import LeaderLock, leader_lock_for
 from odin.controller.metrics import TaskDurations
@@ -35,8 +36,8 @@ from odin.controller.validation import Validator
 log = logging.getLogger(__name__)
 
 
-def make_executor(settings: Settings, task_user: TaskUser | None = None) -> Executor:
-    """The executor named by `ODIN_EXECUTOR`."""
+def make_executor(settings: Settings, task_user: TaskUser | None = None, gpus: GpuProbe | None = None) -> Executor:
+    """The executor named by `ODIN_EXECUTOR`; the local one allocates this machine's GPUs from `gpus`."""
     if settings.executor == "kubernetes":
         from odin.controller.executors.kubernetes import KubernetesExecutor
 
@@ -48,6 +49,7 @@ def make_executor(settings: Settings, task_user: TaskUser | None = None) -> Exec
         root_path=settings.effective_root_path(),
         kill_grace=settings.kill_grace,
         task_user=task_user,
+        gpus=gpus,
     )
 
 
@@ -95,8 +97,20 @@ class FollowedRepo:
 
 
 class Controller:
-    def __init__(self, settings: Settings, *, executor: Executor | None = None, db: DbEngine | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        executor: Executor | None = None,
+        db: DbEngine | None = None,
+        gpus: GpuProbe | None = None,
+    ) -> None:
+        """`gpus`: this machine's GPUs (Midgard's in-process collection, given by `odin serve`): the local executor
+        allocates them and runs are admitted against them. None: GPU-unaware, `num_gpus` ignored locally."""
         self.settings = settings
+        # Admission at run creation knows only this machine's GPUs (the local executor's); on Kubernetes the
+        # cluster's inventory is the API's (Midgard aggregation), not reachable from here yet.
+        self.gpus = gpus if settings.executor == "local" else None
         # Raises TaskUserError (a clear start-up error) for a task user Odin cannot switch to.
         task_user = resolve_task_user(settings.local_task_user) if settings.executor == "local" else None
         secure_data_dir(settings.data_dir, traversable=task_user is not None)
@@ -108,7 +122,7 @@ class Controller:
         migrate(self.db)
         self.bus = EventBus()
         self.bus.subscribe(TaskDurations())
-        self.executor = executor or make_executor(settings, task_user)
+        self.executor = executor or make_executor(settings, task_user, self.gpus)
         self.engine = Engine(
             self.db,
             self.executor,
@@ -225,6 +239,7 @@ class Controller:
             trees_dir=settings.trees_dir,
             submit=self._submit_run,
             validator=self.validator,
+            gpus=self.gpus,
         )
         return FollowedRepo(
             repo_id, settings.repo_name, url, settings.branch, mirror, sync, poller, launcher, self.validator

@@ -9,7 +9,8 @@ reported lost, an INFRA failure, and retried). The wrapper costs about 0.5 ms pe
 
 Layout under the data directory:
   runs/<run-id>/                      ${RUN_PATH}: the run's outputs, shared by its tasks
-  tasks/<run-id>/<task>.<attempt>.{log,pid,exit}   Odin's own bookkeeping, out of the user's way
+  tasks/<run-id>/<task>.<attempt>.{log,pid,exit,gpus}   Odin's own bookkeeping, out of the user's way (.gpus: the
+                                      GPU indices the attempt was given, so a restarted controller knows they are held)
   outputs/<run-id>/<task>/<attempt>/artifacts, .../results   ${OUTPUT_PATH} and ${RESULTS_PATH} of each attempt:
                                       created empty, never shared, kept after the run (later tasks and reruns read
                                       them); outside ${RUN_PATH}, whose directories the task user owns
@@ -19,6 +20,12 @@ Tasks get a clean environment: a few harmless variables from the server (PATH, H
 the ODIN_* variables of the task. The server's own environment is never passed through, since it holds secrets; with
 `task_user` (ODIN_LOCAL_TASK_USER) tasks run as that user, with its HOME, and own their run's directories. What a
 task can and cannot reach is in docs/local-executor.md.
+
+GPUs (`num_gpus`): given a `GpuProbe` (this machine's GPUs, from Midgard's in-process collection), the executor gives
+each task asking for N GPUs N indices of this machine that no other running attempt holds, as `CUDA_VISIBLE_DEVICES`
+and `NVIDIA_VISIBLE_DEVICES`; while fewer are free the attempt waits, first come first served, in STARTING. A task
+asking for more than the machine has (none at all when NVML is unreadable) fails PERMANENT at once, saying what
+exists. Tasks with `num_gpus: 0` get neither variable (their environment is as before).
 """
 
 from __future__ import annotations
@@ -43,6 +50,7 @@ from odin.controller.executors.base import Executor
 from odin.controller.executors.outputs import AttemptDirs, OutputProblem
 from odin.controller.executors.reaper import Reaper
 from odin.controller.executors.task_user import TaskUser
+from odin.controller.gpus import GpuProbe, LocalGpus
 from odin.controller.vocabulary import (
     ActiveAttempt,
     Failure,
@@ -99,6 +107,7 @@ class LocalExecutor(Executor):
         passthrough_env: tuple[str, ...] = PASSTHROUGH_ENV,
         launchers: int = 4,
         task_user: TaskUser | None = None,
+        gpus: GpuProbe | None = None,
     ) -> None:
         super().__init__()
         self.data_dir = data_dir
@@ -118,6 +127,12 @@ class LocalExecutor(Executor):
         self._launcher = ThreadPoolExecutor(max_workers=launchers, thread_name_prefix="odin-launch")
         self._reaper = Reaper()
         self._closing = threading.Event()  # end_follows: log streams stop following
+        # GPUs: the probe (None: num_gpus is ignored), this machine's GPUs once read, the indices each live attempt
+        # holds ((run, task, attempt) -> indices), and the launches waiting for enough of them, oldest first.
+        self._gpu_probe = gpus
+        self._gpu_inventory: LocalGpus | None = None
+        self._gpus_held: dict[tuple[str, str, int], tuple[int, ...]] = {}
+        self._gpu_queue: list[TaskLaunch] = []
 
     # -- contract -----------------------------------------------------------------------------------------------
     def paths(self, run: RunContext) -> TaskPaths:
@@ -155,16 +170,94 @@ class LocalExecutor(Executor):
                 )
             )  # fmt: skip
             return
+        if launch.spec.num_gpus > 0 and self._gpu_probe is not None:
+            self._start_with_gpus(launch)
+            return
         self._launcher.submit(self._launch, launch)
 
-    def _launch(self, launch: TaskLaunch) -> None:
+    # -- GPUs -------------------------------------------------------------------------------------------------------
+    def gpu_inventory(self) -> LocalGpus | None:
+        """This machine's GPUs (read once: they do not come and go while Odin runs); None without a probe."""
+        if self._gpu_probe is None:
+            return None
+        if self._gpu_inventory is None:
+            try:
+                inventory = self._gpu_probe()
+            except Exception as e:  # a probe must not take the executor down: no GPU, and why
+                log.exception("reading this machine's GPUs failed")
+                inventory = LocalGpus(unavailable_reason=f"reading the GPUs failed: {e}")
+            self._gpu_inventory = inventory
+        return self._gpu_inventory
+
+    def _start_with_gpus(self, launch: TaskLaunch) -> None:
+        inventory = self.gpu_inventory()
+        assert inventory is not None
+        wanted = launch.spec.num_gpus
+        if wanted > len(inventory.gpus):
+            self.report(
+                Observation(
+                    launch.run.run_id, launch.task, launch.attempt, TaskStatus.FAILED,
+                    reason="NoGpu" if not inventory.gpus else "NotEnoughGpus",
+                    message=f"task {launch.task} asks for {wanted} GPU{'s' if wanted > 1 else ''}; "
+                    f"this machine has {inventory.describe()}",
+                    failure=Failure.PERMANENT,
+                )
+            )  # fmt: skip
+            return
+        with self._lock:
+            self._gpu_queue.append(launch)
+        self._admit_gpu_tasks()
+
+    def _admit_gpu_tasks(self) -> None:
+        """Launch the waiting attempts that the free GPUs now fit, oldest first; the first that does not fit waits
+        (and those behind it: a task asking for many GPUs is not starved by a stream of small ones)."""
+        inventory = self._gpu_inventory
+        if inventory is None:
+            return
+        ready: list[tuple[TaskLaunch, tuple[int, ...]]] = []
+        with self._lock:
+            held = {i for indices in self._gpus_held.values() for i in indices}
+            free = [g.index for g in inventory.gpus if g.index not in held]
+            while self._gpu_queue and self._gpu_queue[0].spec.num_gpus <= len(free):
+                launch = self._gpu_queue.pop(0)
+                wanted = launch.spec.num_gpus
+                given, free = tuple(free[:wanted]), free[wanted:]
+                self._gpus_held[(launch.run.run_id, launch.task, launch.attempt)] = given
+                ready.append((launch, given))
+        for launch, given in ready:
+            log.info("run %s task %s attempt %d: GPUs %s", launch.run.run_id, launch.task, launch.attempt, given)
+            try:
+                self._launcher.submit(self._launch, launch, given)
+            except RuntimeError:  # shutting down: a restart finds the attempt never started and retries it
+                self._release_gpus(launch.run.run_id, launch.task, launch.attempt, admit=False)
+
+    def _release_gpus(self, run_id: str, task: str, attempt: int, *, admit: bool = True) -> None:
+        with self._lock:
+            released = self._gpus_held.pop((run_id, task, attempt), None)
+        if released is not None and admit:
+            self._admit_gpu_tasks()
+
+    def _unqueue(self, run_id: str, task: str, attempt: int) -> bool:
+        """Remove a launch still waiting for GPUs (killed before it started); True if it was waiting."""
+        with self._lock:
+            for i, waiting in enumerate(self._gpu_queue):
+                if (waiting.run.run_id, waiting.task, waiting.attempt) == (run_id, task, attempt):
+                    del self._gpu_queue[i]
+                    return True
+        return False
+
+    # -- launching --------------------------------------------------------------------------------------------------
+    def _launch(self, launch: TaskLaunch, gpus: tuple[int, ...] | None = None) -> None:
         run_id, task, attempt = launch.run.run_id, launch.task, launch.attempt
         prefix = self.attempt_prefix(run_id, task, attempt)
-        for stale in (".pid", ".exit"):  # a re-start of the same attempt number after a lost start
+        for stale in (".pid", ".exit", ".gpus"):  # a re-start of the same attempt number after a lost start
             Path(f"{prefix}{stale}").unlink(missing_ok=True)
         log_path = f"{prefix}.log"
         argv = [*launch.command, *launch.args]
         env = {**self._base_env, **launch.env}
+        if gpus is not None:
+            visible = ",".join(str(i) for i in gpus)
+            env.update(CUDA_VISIBLE_DEVICES=visible, NVIDIA_VISIBLE_DEVICES=visible)
         cwd = launch.paths.work_path if Path(launch.paths.work_path).is_dir() else launch.paths.run_path
         user = self.task_user
         as_user: dict[str, Any] = {}
@@ -173,6 +266,8 @@ class LocalExecutor(Executor):
         try:
             owner = (user.uid, user.gid) if user is not None else None
             outputs.prepare(self.attempt_dirs(launch.run, task, attempt), owner)
+            if gpus is not None:  # before the task exists: a restart must never see it running without its GPUs
+                Path(f"{prefix}.gpus").write_text(",".join(str(i) for i in gpus) + "\n")
             with Path(log_path).open("ab") as log_file:
                 popen = subprocess.Popen(
                     ["/bin/sh", "-c", _WRAPPER, str(prefix), *argv],
@@ -186,6 +281,7 @@ class LocalExecutor(Executor):
                     **as_user,
                 )
         except OSError as e:
+            self._release_gpus(run_id, task, attempt)
             self.report(
                 Observation(
                     run_id, task, attempt, TaskStatus.FAILED,
@@ -211,6 +307,14 @@ class LocalExecutor(Executor):
             self.kill(run_id, task, attempt, killed_early)
 
     def kill(self, run_id: str, task: str, attempt: int, reason: str) -> None:
+        if self._unqueue(run_id, task, attempt):
+            self.report(
+                Observation(
+                    run_id, task, attempt, TaskStatus.FAILED, reason="Terminated",
+                    message=f"killed while waiting for GPUs ({reason})", failure=Failure.USER,
+                )
+            )  # fmt: skip
+            return
         with self._lock:
             record = self._attempts.get((run_id, task))
             if record is not None and record.attempt > attempt:
@@ -240,8 +344,11 @@ class LocalExecutor(Executor):
             if pid and _is_our_wrapper(int(pid), prefix):
                 log.info("run %s task %s attempt %d still running (pid %s): re-attached", run_id, task, a.attempt, pid)
                 record = _Attempt(run_id, task, a.attempt, prefix, int(pid), None, a.run, a.spec)
+                gpus = _read_gpus(f"{prefix}.gpus")
                 with self._lock:
                     self._attempts[(run_id, task)] = record
+                    if gpus:  # it keeps the GPUs it was given: no new task gets them while it runs
+                        self._gpus_held[(run_id, task, a.attempt)] = gpus
                 self.report(Observation(run_id, task, a.attempt, TaskStatus.RUNNING, resource={"pid": int(pid)}))
                 self._reaper.watch(int(pid), lambda r=record: self._adopted_exited(r))  # type: ignore[misc]
                 continue
@@ -328,6 +435,7 @@ class LocalExecutor(Executor):
         with self._lock:
             if self._attempts.get((record.run_id, record.task)) is record:
                 del self._attempts[(record.run_id, record.task)]
+        self._release_gpus(record.run_id, record.task, record.attempt)
 
     def _ended(
         self,
@@ -393,6 +501,15 @@ def _read_int(path: str) -> int | None:
     except OSError:
         return None
     return int(text) if text.lstrip("-").isdigit() else None
+
+
+def _read_gpus(path: str) -> tuple[int, ...]:
+    """The GPU indices recorded for an attempt when it started; () if none were."""
+    try:
+        text = Path(path).read_text().strip()
+    except OSError:
+        return ()
+    return tuple(int(i) for i in text.split(",") if i.strip().isdigit())
 
 
 def _is_our_wrapper(pid: int, prefix: Path) -> bool:

@@ -1,0 +1,51 @@
+"""This machine's GPUs as the controller sees them: what the local executor allocates and the launcher admits against.
+
+The controller does not read NVML itself (Midgard does, and the controller may not import it): whoever builds the
+controller (`odin serve`, `odin run`) hands it a `GpuProbe`, a callable answering `LocalGpus` from Midgard's
+in-process collection. No probe means GPU-unaware (tests of the engine, library use): `num_gpus` is then ignored by
+the local executor, as before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class LocalGpu:
+    index: int  # NVML index: what CUDA_VISIBLE_DEVICES names
+    name: str  # product name, e.g. "NVIDIA A100-SXM4-80GB"
+
+
+@dataclass(frozen=True, slots=True)
+class LocalGpus:
+    """The GPUs of this machine, or why there are none (`unavailable_reason`: no driver, no NVML...)."""
+
+    gpus: tuple[LocalGpu, ...] = ()
+    unavailable_reason: str | None = None
+
+    def describe(self) -> str:
+        """What exists, for messages: "2 (NVIDIA A100-SXM4-80GB)", "no GPU: <reason>"."""
+        if not self.gpus:
+            return f"no GPU: {self.unavailable_reason or 'NVML reports none'}"
+        names = sorted({g.name for g in self.gpus})
+        return f"{len(self.gpus)} ({', '.join(names)})"
+
+
+GpuProbe = Callable[[], LocalGpus]
+
+
+def gpu_shortfall(tasks: dict[str, int], inventory: LocalGpus | None) -> str | None:
+    """Why a run whose tasks ask these numbers of GPUs can never start on this machine, or None.
+
+    Only a machine whose GPUs were read is judged: with NVML unreadable the run is admitted and its GPU tasks fail
+    at start with the reason (the local executor's PERMANENT failure), so the cause stays visible per task.
+    """
+    if inventory is None or (inventory.unavailable_reason is not None and not inventory.gpus):
+        return None
+    largest = len(inventory.gpus)
+    for name, wanted in tasks.items():
+        if wanted > largest:
+            return f"task {name} asks for {wanted} GPUs; the largest node has {inventory.describe()}"
+    return None

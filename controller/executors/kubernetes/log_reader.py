@@ -7,6 +7,7 @@ saved logs live and how a pod's log is streamed or fetched, and nothing here cha
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -148,4 +149,7 @@ class LogReader:
                                 pod_name, container, e.message)  # fmt: skip
                     continue
                 path.parent.mkdir(parents=True, exist_ok=True)
-                path.write_bytes(data)
+                # Whole or not at all: a reader that finds the file (the API, a test) never sees it half written.
+                partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+                partial.write_bytes(data)
+                partial.replace(path)

@@ -3,25 +3,23 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
-import httpx
-
 from odin.testing.nvml import write_fake_gpus
+from tests.support.process import ServerProcess
 from tests.support.server import free_port
-from tests.support.wait import wait_until
 
 BIN = Path(sys.executable).parent
 
 
-class MidgardAgent:
+class MidgardAgent(ServerProcess):
     """One agent process. `gpus` (fake_gpu dicts) writes a fake NVML file; `None` uses this machine's real NVML."""
+
+    name = "midgard"
 
     def __init__(
         self,
@@ -75,40 +73,5 @@ class MidgardAgent:
                 stdout=log,
                 stderr=log,
             )
-        wait_until(self._healthy, timeout, interval=0.05, message=f"midgard healthy (log: {self.log_path})")
+        self.wait_healthy(timeout, interval=0.05)
         return self
-
-    def _healthy(self) -> bool:
-        assert self.proc is not None
-        if self.proc.poll() is not None:
-            raise AssertionError(f"midgard exited with {self.proc.returncode}:\n{self.log()}")
-        try:
-            return httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> int:
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else 0
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return self.proc.wait(10)
-
-    def __enter__(self) -> MidgardAgent:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()

@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
-import httpx
-
-from tests.support.wait import wait_until
+from tests.support.process import ServerProcess
 
 BIN = Path(sys.executable).parent
 
@@ -25,8 +21,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class OdinServer:
+class OdinServer(ServerProcess):
     """An `odin serve` process with its own data directory, port and environment."""
+
+    name = "odin serve"
 
     def __init__(
         self,
@@ -59,44 +57,8 @@ class OdinServer:
             [*self.command, "serve"], env=self.env, stdout=log, stderr=log, **self.popen_kwargs
         )
         log.close()
-        wait_until(self._healthy, timeout, interval=0.1, message=f"odin serve healthy (log: {self.log_path})")
+        self.wait_healthy(timeout, interval=0.1)
         return self
-
-    def _healthy(self) -> bool:
-        assert self.proc is not None
-        if self.proc.poll() is not None:
-            raise AssertionError(f"odin serve exited with {self.proc.returncode}:\n{self.log()}")
-        try:
-            return httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def kill(self) -> None:
-        """SIGKILL: no clean-up of any kind, as when a node dies."""
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        self.proc.wait(10)
-
-    def stop(self) -> int:
-        if self.proc is None or self.proc.poll() is not None:
-            return self.proc.returncode if self.proc else 0
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            return self.proc.wait(30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            return self.proc.wait(10)
-
-    def __enter__(self) -> OdinServer:
-        return self.start()
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
 
 def odinctl(

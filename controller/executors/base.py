@@ -13,7 +13,7 @@ so nothing finished runs twice and nothing hangs.
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from odin.controller.executors.outputs import AttemptDirs
@@ -53,6 +53,12 @@ class Executor(abc.ABC):
         raise OutputsUnsupported(
             f"outputs on {self.name.capitalize()} need the artifact store, not configured yet (issue 11 item 4)"
         )
+
+    def input_location(self, task: str, record: Mapping[str, Any]) -> str:
+        """What `${tasks.<task>.artifacts.<name>}` becomes in a task's command, args and env, given the artifact's
+        record: where the consuming task can read it. Here, the recorded location (a local path); an executor whose
+        tasks fetch their inputs first (Kubernetes) names the path it fetches to."""
+        return str(record["location"])
 
     @abc.abstractmethod
     def start(self, launch: TaskLaunch) -> None:

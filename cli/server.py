@@ -17,6 +17,7 @@ from odin.api.auth.passwords import WeakPassword
 from odin.api.auth.users import ensure_admin
 from odin.cli.http_guard import GuardLimits, guarded_protocol
 from odin.cli.local_gpus import local_gpu_probe
+from odin.controller.artifacts.settings import current_settings
 from odin.controller.executors.task_user import TaskUserError
 from odin.controller.secrecy import mark_undumpable, withhold_secrets
 from odin.controller.service import Controller
@@ -83,6 +84,7 @@ def protect_secrets(settings: Settings) -> None:
     ]
     if settings.status_token is not None:
         references.append(settings.status_token.get_secret_value())
+    references += current_settings().references()  # the variables `env:` credential references name
     names = withhold_secrets(references)
     if names:
         log.info("secret-bearing variables read and removed from the environment: %s", ", ".join(names))

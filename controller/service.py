@@ -11,6 +11,9 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from odin.controller.artifacts.retention import RetentionPolicy
+from odin.controller.artifacts.settings import current_settings, open_store
+from odin.controller.artifacts.store import ArtifactStore
 from odin.controller.bus import EventBus
 from odin.controller.engine.decide import RetryPolicy
 from odin.controller.engine.loop import Engine
@@ -25,6 +28,7 @@ from odin.controller.launcher import RerunRequest, RunLauncher, RunNotFound, Run
 from odin.controller.leader import LeaderLock, leader_lock_for
 from odin.controller.metrics import TaskDurations
 from odin.controller.poller import RepoPoller
+from odin.controller.retention import RetentionSweeper
 from odin.controller.secrecy import create_private_file, secure_data_dir
 from odin.controller.settings import Settings
 from odin.controller.store.db import DbEngine, StoreError, create_db_engine, migrate
@@ -135,6 +139,7 @@ class Controller:
         self.repos: dict[str, FollowedRepo] = {}
         if settings.repo:
             self.repos[settings.repo_name] = self._follow(settings)
+        self.retention = _retention_sweeper(self.db, settings)
         self._lock: LeaderLock = leader_lock_for(self.db, settings.data_dir)
         self._leading = threading.Event()
         self._stopping = threading.Event()
@@ -195,6 +200,7 @@ class Controller:
         self.engine.wait_ready(60)
         for repo in self.repos.values():
             repo.poller.start()
+        self.retention.start()
         self._leading.set()
 
     def _stop_scheduling(self) -> None:
@@ -202,6 +208,7 @@ class Controller:
             return
         for repo in self.repos.values():
             repo.poller.stop()
+        self.retention.stop()
         self.engine.stop()
         self._leading.clear()
 
@@ -254,6 +261,8 @@ class Controller:
             poll_interval=settings.poll_interval,
             run_policy=settings.run_policy,
             credentials_ref=credentials_ref(settings),
+            retention_keep_runs=current_settings().keep_runs,
+            retention_keep_days=current_settings().keep_days,
         )
         if followed.reset:
             name, branch = settings.repo_name, settings.branch
@@ -325,3 +334,20 @@ class Controller:
             return
         for event in events:
             self.bus.publish(event)
+
+
+def _retention_sweeper(db: DbEngine, settings: Settings) -> RetentionSweeper:
+    """The leader's artifact retention (`ODIN_ARTIFACTS_KEEP_RUNS` / `_KEEP_DAYS` are the default repository's
+    policy and that of runs of no repository; each repository row may hold its own)."""
+    artifacts = current_settings()
+    opened: list[ArtifactStore] = []
+
+    def store() -> ArtifactStore:
+        if not opened:
+            opened.append(open_store(artifacts, settings.data_dir))
+        return opened[0]
+
+    return RetentionSweeper(
+        db, store, RetentionPolicy(artifacts.keep_runs, artifacts.keep_days),
+        interval=artifacts.retention_interval, outputs_dir=settings.data_dir / "outputs",
+    )  # fmt: skip

@@ -39,6 +39,10 @@ class Repository(SQLModel, table=True):
     conditions: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSONColumn)
     last_fetch_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # Artifact retention (docs/artifacts.md): keep the last N runs of each pipeline / runs younger than N days; NULL
+    # turns a rule off, both NULL keep everything.
+    retention_keep_runs: int | None = None
+    retention_keep_days: float | None = None
 
 
 class Commit(SQLModel, table=True):
@@ -98,6 +102,9 @@ class Run(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     started_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    artifacts_expired_at: datetime | None = Field(
+        default=None, sa_type=UTCDateTime, description="When retention let this run's artifacts go."
+    )
 
 
 class TaskRun(SQLModel, table=True):

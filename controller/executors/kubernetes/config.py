@@ -24,7 +24,7 @@ import kubernetes.client
 import kubernetes.config
 from urllib3.util.retry import Retry
 
-from odin.controller.artifacts.settings import ArtifactSettings
+from odin.controller.artifacts.settings import ArtifactSettings, current_settings
 from odin.controller.executors.kubernetes.failures import Deadlines
 
 if TYPE_CHECKING:
@@ -157,5 +157,5 @@ def options_from_settings(settings: Settings, *, implied_namespace: str | None) 
 
 def _pod_store() -> ArtifactSettings | None:
     """The artifact store when pods can reach it (S3-compatible); a local directory is the controller's alone."""
-    artifacts = ArtifactSettings()
+    artifacts = current_settings()
     return artifacts if artifacts.backend == "s3" else None

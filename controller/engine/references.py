@@ -88,7 +88,7 @@ def resolve(
         if found[0].sweep == ref.task:
             members = []
             for member in found:
-                if succeeded(member.name):
+                if succeeded(member.name) and not _gone(recorded, member.name, ref.kind, ref.output):
                     try:
                         members.append((member, recorded.value(member.name, ref.kind, ref.output, locate)))
                     except KeyError:
@@ -96,6 +96,11 @@ def resolve(
                     note(member.name, ref.kind, ref.output)
             values[ref.variable] = sweep_value(members)
             continue
+        if ref.kind == "artifacts" and recorded.artifacts.get(ref.task, {}).get(ref.output, {}).get("gone"):
+            raise Unresolved(
+                f"`${{{ref.variable}}}`: the artifact {ref.output!r} of task {ref.task!r} was deleted by artifact "
+                "retention (docs/artifacts.md); run the pipeline again rather than reusing that task"
+            )
         try:
             values[ref.variable] = recorded.value(ref.task, ref.kind, ref.output, locate)
             note(ref.task, ref.kind, ref.output)
@@ -105,6 +110,11 @@ def resolve(
                 + ("" if succeeded(ref.task) else " (it did not succeed)")
             ) from None
     return values
+
+
+def _gone(recorded: RecordedOutputs, task: str, kind: str, output: str) -> bool:
+    """An artifact retention deleted (its record is marked `gone`): a sweep reads the members that still have it."""
+    return kind == "artifacts" and bool(recorded.artifacts.get(task, {}).get(output, {}).get("gone"))
 
 
 def texts(values: Mapping[str, Any]) -> dict[str, str]:

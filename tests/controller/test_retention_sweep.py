@@ -16,12 +16,14 @@ from sqlalchemy.engine import Engine as DbEngine
 from odin.controller.artifacts.local import LocalStore
 from odin.controller.artifacts.retention import RetentionPolicy
 from odin.controller.artifacts.trees import put_tree
+from odin.controller.reruns import plan_rerun
 from odin.controller.retention import RetentionSweeper, sweep_once
 from odin.controller.store import retention as rows
 from odin.controller.store.db import transaction
 from odin.controller.store.models import RUNS, TASK_RUNS
 from odin.controller.store.repositories import follow_repository
-from odin.controller.vocabulary import RunStatus
+from odin.controller.store.runs import NewRun, create_run
+from odin.controller.vocabulary import RunStatus, Trigger
 from odin.schema import load_pipeline
 from odin.schema.model import PipelineSpec
 from tests.engine.test_engine_local import Harness
@@ -165,3 +167,35 @@ def test_the_sweeper_runs_periodically_and_survives_a_failing_store(harness: Har
     finally:
         sweeper.stop()
     assert len(opened) >= 2 and expired_at(harness.db, second) is None
+
+
+def test_a_rerun_reusing_a_task_whose_artifacts_are_gone_says_so(harness: Harness) -> None:
+    engine = harness.start()
+    spec = pipeline("""
+tasks:
+  - name: train
+    image: busybox
+    command: [sh, -c, 'printf w > "$OUTPUT_PATH/model"']
+    outputs: {artifacts: [model]}
+  - name: use
+    image: busybox
+    command: [sh, -c, 'cat ${tasks.train.artifacts.model}; exit 1']
+    depends: train
+""")
+    parent = harness.create(spec)
+    assert engine.wait(parent, 30) == RunStatus.FAILED
+    sweep_once(harness.db, None, RetentionPolicy(keep_runs=0), outputs_dir=harness.data_dir / "outputs")
+    parent_rows = {n: dict(r._mapping) for n, r in harness.tasks(parent).items()}
+    assert parent_rows["train"]["artifacts"]["model"]["gone"] is True
+    plan = plan_rerun(spec, parent, parent_rows, failed_only=True)
+    new = NewRun(
+        pipeline="p", spec=spec, trigger=Trigger.RERUN, params={}, work_path=str(harness.work), commit_sha="a" * 40,
+        parent_run=parent, run_path_id=parent, initial_tasks=plan.initial_tasks,
+    )  # fmt: skip
+    with transaction(harness.db) as conn:
+        rerun = create_run(conn, new).run_id
+    engine.submit(rerun)
+    assert engine.wait(rerun, 30) == RunStatus.FAILED
+    use = harness.tasks(rerun)["use"]
+    assert (use.reason, use.failure) == ("UnresolvedReference", "permanent")
+    assert "deleted by artifact retention" in use.message

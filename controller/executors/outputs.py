@@ -67,11 +67,15 @@ def collect(spec: TaskSpec, dirs: AttemptDirs) -> dict[str, Any]:
     return collect_declared([(a.name, a.path) for a in spec.artifacts], [r.name for r in spec.results], dirs)
 
 
-def collect_declared(artifacts: Sequence[tuple[str, str]], results: Sequence[str], dirs: AttemptDirs) -> dict[str, Any]:
-    """`collect` from the declared (name, path) artifacts and result names alone: what a pod's upload step knows."""
+def collect_declared(
+    artifacts: Sequence[tuple[str, str]], results: Sequence[str], dirs: AttemptDirs, *, digests: bool = True
+) -> dict[str, Any]:
+    """`collect` from the declared (name, path) artifacts and result names alone: what a pod's upload step knows.
+    `digests=False` checks and classifies the artifacts without hashing them (the upload step's store hashes each
+    byte once as it stores it; hashing here too would read a checkpoint twice)."""
     return {
         "results": _results(results, Path(dirs.results_path)),
-        "artifacts": _artifacts(artifacts, Path(dirs.output_path)),
+        "artifacts": _artifacts(artifacts, Path(dirs.output_path), digests),
     }
 
 
@@ -132,7 +136,7 @@ def _read_small(path: Path, limit: int, what: str) -> str | None:
     return data.decode("utf-8", errors="replace")
 
 
-def _artifacts(declared: Sequence[tuple[str, str]], root: Path) -> dict[str, dict[str, Any]]:
+def _artifacts(declared: Sequence[tuple[str, str]], root: Path, digests: bool = True) -> dict[str, dict[str, Any]]:
     records: dict[str, dict[str, Any]] = {}
     for name, relative in declared:
         path = _inside(root, relative)
@@ -145,7 +149,7 @@ def _artifacts(declared: Sequence[tuple[str, str]], root: Path) -> dict[str, dic
                 "MissingArtifact",
                 f"the task succeeded but did not write its declared artifact `{name}` at ${{OUTPUT_PATH}}/{relative}",
             )
-        kind, size, digest = _measure(path, info)
+        kind, size, digest = _measure(path, info) if digests else _kind(path, info)
         records[name] = {
             "path": relative,
             "location": str(path),
@@ -168,6 +172,15 @@ def _inside(root: Path, relative: str) -> Path | None:
         except FileNotFoundError:
             return None
     return path / parts[-1]
+
+
+def _kind(path: Path, info: os.stat_result) -> tuple[str, int, str]:
+    """(type, size of a file, no digest): `_measure` without reading the bytes."""
+    if stat.S_ISLNK(info.st_mode):
+        return "link", 0, ""
+    if stat.S_ISREG(info.st_mode):
+        return "file", info.st_size, ""
+    return ("directory" if stat.S_ISDIR(info.st_mode) else "other"), 0, ""
 
 
 def _measure(path: Path, info: os.stat_result) -> tuple[str, int, str]:

@@ -82,7 +82,7 @@ def store_outputs(
     """The record of a successful attempt: what `collect_declared` finds, each artifact stored and located by URI."""
     dirs = AttemptDirs(str(root / ARTIFACTS_DIR), str(root / RESULTS_DIR))
     try:
-        found = collect_declared(artifacts, results, dirs)
+        found = collect_declared(artifacts, results, dirs, digests=False)
     except OutputProblem as e:
         return {"format": RECORD_FORMAT, "problem": {"reason": e.reason, "message": e.message}}
     for name, record in found["artifacts"].items():

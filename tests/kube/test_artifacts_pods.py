@@ -23,12 +23,15 @@ from sqlalchemy.engine import Engine as DbEngine
 from odin.controller.artifacts.settings import ArtifactSettings
 from odin.controller.executors.kubernetes import BuildContext, HandlerRegistry, KubeOptions, names
 from odin.controller.executors.kubernetes.transfer import OUTPUTS_MOUNT
-from odin.controller.vocabulary import InputArtifact, RunStatus, TaskLaunch
+from odin.controller.store.db import transaction
+from odin.controller.store.runs import NewRun, create_run
+from odin.controller.vocabulary import InputArtifact, RunStatus, TaskLaunch, Trigger
 from odin.schema import load_pipeline
 from odin.schema.model import Artifact, PipelineSpec, Result, TaskSpec
 from odin.testing.kube.crd_schemas import validate_manifest
 from odin.testing.kube.environment import KubeEnv
-from tests.kube.harness import KubeHarness, pipeline, task
+from odin.testing.kube.kubelet import wait_for
+from tests.kube.harness import COMMIT, KubeHarness, pipeline, task
 from tests.kube.test_executor_manifests import launch_for, pod_templates
 from tests.support.podrun import PodOutcome, run_pod
 from tests.support.seaweedfs import S3Endpoint, seaweedfs_server
@@ -127,6 +130,58 @@ def test_two_tasks_pass_a_file_and_a_result_through_the_store_only(h: KubeHarnes
     report = evaluate.artifacts["report"]
     key = report["location"].split("/", 3)[3]
     assert s3.client().get_object(Bucket=s3.bucket, Key=key)["Body"].read() == b"weights\ncfg\n"
+
+
+SAMPLES = Path(__file__).resolve().parents[2] / "sample-pipelines"
+
+
+def play_run(h: KubeHarness, run_id: str, s3: S3Endpoint, timeout: float = 300) -> RunStatus:
+    """Play every pod of the run as it appears, until the run ends."""
+    assert h.engine is not None
+    engine = h.engine
+    played: set[str] = set()
+
+    def news() -> list[Any] | RunStatus | None:
+        status = engine.wait(run_id, 0)
+        if status is not None:
+            return status
+        fresh = [p for p in h.pods(f"odin.dev/run={run_id}") if p.metadata.name not in played]
+        return fresh or None
+
+    while True:
+        found = wait_for(news, timeout, message=f"run {run_id}: no new pod and not finished")
+        if isinstance(found, RunStatus):
+            return found
+        for pod in found:
+            played.add(pod.metadata.name)
+            outcome = play(h, pod, s3)
+            assert outcome.ok, outcome.logs
+
+
+def test_the_train_sample_runs_on_kubernetes_with_nothing_shared_but_the_store(h: KubeHarness, s3: S3Endpoint) -> None:
+    """sample-pipelines/train: prepare -> a 3-member sweep -> evaluate (every member's model) -> gated export. Its
+    directory comes through the store too (a ConfigMap limit of 0), so no pod gets anything from the controller but
+    its manifest."""
+    if h.db.dialect.name != "sqlite":
+        pytest.skip("the database plays no part here beyond the other tests': one store suffices (about 100 s)")
+    h.work = SAMPLES / "train"
+    h.start(work_max_bytes=0)
+    spec = yaml_pipeline((SAMPLES / "train" / "main.yml").read_text())
+    new = NewRun(
+        pipeline="train", spec=spec, trigger=Trigger.MANUAL, params={p.name: p.default or "" for p in spec.params},
+        work_path=str(h.work), work_tree="5a" * 20, commit_sha=COMMIT,
+    )  # fmt: skip
+    with transaction(h.db) as conn:
+        run_id = create_run(conn, new).run_id
+    assert h.engine is not None
+    h.engine.submit(run_id)
+    status = play_run(h, run_id, s3)
+    rows = h.tasks(run_id)
+    assert status == RunStatus.SUCCEEDED, {n: (r.status, r.reason, r.message) for n, r in rows.items()}
+    members = [name for name in rows if name.startswith("train-")]
+    assert len(members) == 3 and all(rows[m].artifacts["model"]["location"].startswith("s3://") for m in members)
+    assert rows["evaluate"].results["best_lr"] in (0.1, 0.03, 0.01)
+    assert rows["export"].status == "succeeded" and rows["export"].artifacts["model"]["size"] > 0
 
 
 def test_a_declared_output_not_written_fails_permanently_as_locally(h: KubeHarness, s3: S3Endpoint) -> None:

@@ -49,7 +49,7 @@ def _env(
 
 def _argv(container: Mapping[str, Any], root: Path) -> list[str]:
     argv = [_moved(a, root) for a in [*(container.get("command") or []), *(container.get("args") or [])]]
-    if argv and argv[0] == "python":
+    if argv and argv[0] in ("python", "python3"):  # Odin's image, or a python image: this interpreter
         argv[0] = sys.executable
     return argv
 

@@ -184,6 +184,17 @@ def test_the_train_sample_runs_on_kubernetes_with_nothing_shared_but_the_store(h
     assert rows["export"].status == "succeeded" and rows["export"].artifacts["model"]["size"] > 0
 
 
+def test_outputs_of_a_pod_that_ended_while_the_controller_was_down_are_recorded(h: KubeHarness, s3: S3Endpoint) -> None:
+    h.start()
+    run_id = h.create(pipeline(task("train", "echo 0.5 > ${RESULTS_PATH}/loss", results=(Result("loss"),))))
+    pod = h.wait_pod(run_id, "train")
+    h.stop()  # what a SIGKILL leaves: the pod runs on, and succeeds with nobody watching
+    assert play(h, pod, s3).ok
+    h.start()
+    assert h.wait(run_id) == RunStatus.SUCCEEDED
+    assert h.task_row(run_id, "train").results == {"loss": 0.5}
+
+
 def test_a_declared_output_not_written_fails_permanently_as_locally(h: KubeHarness, s3: S3Endpoint) -> None:
     h.start()
     run_id = h.create(pipeline(task("train", "true", retries=2, artifacts=(Artifact("model", "m.bin"),))))

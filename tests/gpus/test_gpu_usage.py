@@ -3,13 +3,18 @@ idle events into a real store (SQLite and Postgres) from readings of a source, w
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
+from rich.console import Console
 from sqlalchemy.engine import Engine
 
+from odin.api.schemas import EventOut, RunDetail, TaskOut
 from odin.api.services.runs import get_run
+from odin.cli.render import dag_table
+from odin.cli.watch import _State
 from odin.controller.executors.base import Executor
 from odin.controller.gpu_sampler import GpuSampler
 from odin.controller.gpu_usage import IdlePolicy, UsageTracker
@@ -174,3 +179,31 @@ def test_sampling_survives_a_failing_source_or_store(db: Engine, broken: str) ->
     sampler = GpuSampler(target, executor, source, interval=5.0, policy=IdlePolicy(), clock=lambda: 10.0)
     sampler.sample_once()  # logged, not raised
     assert {t.name: t for t in get_run(db, run_id).tasks}["train"].gpu_usage is None
+
+
+def test_odinctl_watch_marks_a_task_flagged_idle() -> None:
+    """`odinctl watch` folds the `task.gpu_idle` event into its view; a new attempt starts unflagged."""
+    now = datetime.now(UTC)
+    task = TaskOut(
+        name="train", status="running", attempt=1, reason=None, message=None, exit_code=None, resource_kind=None,
+        resource_name=None, namespace=None, node=None, started_at=now, finished_at=None,
+    )  # fmt: skip
+    run = RunDetail(
+        id="r", pipeline="p", commit_sha=None, branch=None, trigger="manual", triggered_by=None, status="running",
+        message=None, parent_run=None, created_at=now, started_at=now, finished_at=None, params={},
+        spec={"tasks": [{"name": "train"}]}, work_tree=None, run_path_id=None, absorbed_commits=[], conditions=[],
+        tasks=[task],
+    )  # fmt: skip
+    state = _State(run)
+
+    def event(kind: str, **data: Any) -> EventOut:
+        return EventOut(id=1, time=now, kind=kind, run_id="r", task="train", commit_sha=None, data=data)
+
+    flagged = state.apply(event("task.gpu_idle", attempt=1, gpus=["GPU-0"]))
+    assert flagged is not None and flagged.gpu_idle
+    assert state.apply(event("task.gpu_idle", attempt=1)) is None, "once"
+    console = Console(width=200, record=True)
+    console.print(dag_table(state.run, state.tasks))
+    assert "IDLE GPU" in console.export_text()
+    retried = state.apply(event("task.status", status="starting", attempt=2))
+    assert retried is not None and not retried.gpu_idle

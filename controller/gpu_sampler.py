@@ -28,7 +28,7 @@ from odin.controller.executors.base import Executor
 from odin.controller.gpu_usage import IdlePolicy, UsageTracker
 from odin.controller.gpus import GpuHolding, GpuReading, GpuSample, GpuSampleSource
 from odin.controller.store.db import DbEngine, StoreUnavailable
-from odin.controller.store.gpu_usage import UsageUpdate, record_gpu_usage
+from odin.controller.store.gpu_usage import UsageUpdate, record_gpu_usage, recorded_gpu_usage
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +119,7 @@ class GpuSampler:
                 continue
             tracker = self._trackers.get(key)
             if tracker is None:
-                tracker = self._trackers[key] = UsageTracker(key[2], self.policy, node=self.node)
+                tracker = self._trackers[key] = self._tracker(key)
             self._unseen.pop(key, None)
             if holding is not None:
                 self._given.add(key)
@@ -134,6 +134,19 @@ class GpuSampler:
                 self._given.discard(key)
                 updates.append(UsageUpdate(*key, tracker.summary(running=False)))
         self._record(updates, events)
+
+    def _tracker(self, key: Key) -> UsageTracker:
+        """A new tracker, or one continuing what this attempt recorded before a restart of the controller."""
+        try:
+            stored = recorded_gpu_usage(self.db, *key)
+        except StoreUnavailable:
+            stored = None
+        if stored is not None:
+            try:
+                return UsageTracker.resume(stored, self.policy, node=self.node)
+            except (KeyError, TypeError, ValueError) as e:  # written by another version: start afresh
+                log.warning("cannot continue the recorded GPU usage of %s: %s", key, e)
+        return UsageTracker(key[2], self.policy, node=self.node)
 
     def _read(self) -> GpuSample:
         try:

@@ -35,6 +35,10 @@ def _iso(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).isoformat().replace("+00:00", "Z")
 
 
+def _epoch(text: Any) -> float | None:
+    return datetime.fromisoformat(text).timestamp() if isinstance(text, str) else None
+
+
 class UsageTracker:
     """One attempt's running figures. `add` one sample's readings of its GPUs; `summary()` at any time."""
 
@@ -54,6 +58,32 @@ class UsageTracker:
         self.idle_since: float | None = None  # start of the current stretch at or under the threshold
         self.idle_flagged_at: float | None = None
         self.idle_flagged_since: float | None = None
+
+    @classmethod
+    def resume(cls, stored: dict[str, Any], policy: IdlePolicy, *, node: str | None = None) -> UsageTracker:
+        """Continue from a summary this attempt already recorded (a restarted controller re-attached to a task that
+        kept running): the figures go on from there instead of starting again at zero. The time between the last
+        recorded sample and the next one counts as one stretch (the controller was down; the GPUs were still held);
+        the utilisation mean is taken as weighted by the GPU-seconds recorded."""
+        tracker = cls(int(stored["attempt"]), policy, node=node)
+        for gpu in stored.get("gpus") or []:
+            tracker.gpus[str(gpu["uuid"])] = {"uuid": gpu["uuid"], "index": gpu["index"], "model": gpu["model"]}
+        tracker.samples = int(stored.get("samples") or 0)
+        tracker.gpu_seconds = float(stored.get("gpu_seconds") or 0.0)
+        mean = stored.get("utilization_mean_percent")
+        if mean is not None:
+            tracker._util_seconds = tracker.gpu_seconds
+            tracker._util_weighted = float(mean) * tracker.gpu_seconds
+        tracker.util_peak = stored.get("utilization_peak_percent")
+        tracker.memory_peak = stored.get("memory_peak_bytes")
+        tracker.first_at = _epoch(stored.get("first_sample_at"))
+        tracker.last_at = _epoch(stored.get("last_sample_at"))
+        idle = stored.get("idle")
+        if idle:
+            tracker.idle_flagged_at = _epoch(idle.get("flagged_at"))
+            tracker.idle_flagged_since = _epoch(idle.get("since"))
+            tracker.idle_since = tracker.idle_flagged_since if idle.get("active") else None
+        return tracker
 
     def add(self, now: float, readings: Sequence[GpuReading], *, since: float | None = None) -> bool:
         """Fold one sample in; `since`: when the GPUs were given (bounds the first sample's share of time).

@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine as DbEngine
 from sqlalchemy.exc import OperationalError
 
-from odin.controller.store.db import StoreUnavailable, transaction
+from odin.controller.store.db import StoreUnavailable, reading, transaction
 from odin.controller.store.models import EVENTS, TASK_RUNS
 from odin.controller.store.types import utcnow
 
@@ -64,3 +64,16 @@ def record_gpu_usage(
     except OperationalError as e:
         raise StoreUnavailable(f"cannot record GPU usage: {str(e.orig).strip().splitlines()[0]}") from e
     return stored
+
+
+def recorded_gpu_usage(db: DbEngine, run_id: str, task: str, attempt: int) -> dict[str, Any] | None:
+    """The summary this attempt already has (a controller restarted while it ran), or None."""
+    with reading(db) as conn:
+        stored = conn.execute(
+            sa.select(TASK_RUNS.c.gpu_usage).where(
+                TASK_RUNS.c.run_id == run_id, TASK_RUNS.c.name == task, TASK_RUNS.c.attempt == attempt
+            )
+        ).scalar()
+    if isinstance(stored, dict) and stored.get("attempt") == attempt:
+        return stored
+    return None

@@ -207,3 +207,32 @@ def test_odinctl_watch_marks_a_task_flagged_idle() -> None:
     assert "IDLE GPU" in console.export_text()
     retried = state.apply(event("task.status", status="starting", attempt=2))
     assert retried is not None and not retried.gpu_idle
+
+
+def test_a_restarted_controller_continues_the_recorded_figures(db: Engine) -> None:
+    run_id = _run(db)
+    executor = _Executor()
+    executor.holdings = [GpuHolding(run_id, "train", 1, (0,), since=0.0)]
+    now = [10.0]
+    util = [0]
+    published: list[dict[str, Any]] = []
+
+    def sampler() -> GpuSampler:
+        return GpuSampler(
+            db, executor, lambda: GpuSample((reading(0, util[0], 3 * GIB),)), interval=5.0,
+            policy=IdlePolicy(5, 4), publish=published.append, clock=lambda: now[0],
+        )  # fmt: skip
+
+    first = sampler()
+    for t in (10.0, 15.0):
+        now[0] = t
+        first.sample_once()
+    assert len(published) == 1
+    # The controller restarts (a new sampler, nothing in memory); the task kept running and gets busy.
+    second = sampler()
+    now[0], util[0] = 20.0, 100
+    second.sample_once()
+    usage = {t.name: t for t in get_run(db, run_id).tasks}["train"].gpu_usage
+    assert usage is not None and usage.samples == 3 and usage.gpu_seconds == 15.0
+    assert usage.utilization_mean_percent == round(100 * 5 / 15, 1) and usage.utilization_peak_percent == 100
+    assert usage.idle is not None and not usage.idle.active and len(published) == 1, "flagged once, kept"

@@ -6,7 +6,7 @@ run's artifacts go (its task runs' artifact records are marked `gone` in the sam
 considers runs it has not expired yet, and the API can say why a download is missing.
 
 Revision ID: 0010
-Revises: 0005
+Revises: 0006 (the head on main when this branch merged it; the lead re-chains)
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0010"
-down_revision: str | None = "0005"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -47,13 +47,23 @@ ARTIFACTS_DIR = "artifacts"
 RESULTS_DIR = "results"
 
 # The task container's command: run the user's command as a child (signals forwarded, so a kill still reaches it),
-# then leave its exit code where the upload step waits for it, and exit with it.
+# then leave its exit code where the upload step waits for it, and exit with it. While it runs, a heartbeat file is
+# touched every 10 s (when the image has `sleep`): if the whole container is killed (an OOM kill of the container's
+# cgroup takes the wrapper too), the heartbeat stops, and the upload step gives up instead of holding the pod forever.
 WRAPPER = (
+    'hb="$ODIN_EXIT_FILE.alive"; '
+    'if command -v sleep >/dev/null 2>&1; then (while :; do : > "$hb"; sleep 10; done) >/dev/null 2>&1 & beat=$!; fi; '
     '"$@" & pid=$!; '
     "trap 'kill -TERM $pid 2>/dev/null' TERM INT; "
     "while :; do wait $pid; code=$?; kill -0 $pid 2>/dev/null || break; done; "
+    '[ -n "$beat" ] && kill $beat 2>/dev/null; '
     'printf "%s\\n" "$code" > "$ODIN_EXIT_FILE"; exit $code'
 )
+HEARTBEAT_STALE = 60.0
+
+
+class TaskVanished(Exception):
+    """The task's container stopped beating without leaving an exit code: it was killed whole."""
 
 
 def record_key(run_id: str, task: str, attempt: int) -> str:
@@ -61,8 +71,11 @@ def record_key(run_id: str, task: str, attempt: int) -> str:
     return f"runs/{run_id}/{task}/{attempt}/outputs.json"
 
 
-def wait_for_exit(path: Path, poll: float = 0.5) -> int:
-    """The task container's exit code, once its wrapper wrote it (the pod's lifetime bounds the wait)."""
+def wait_for_exit(path: Path, poll: float = 0.5, stale_after: float = HEARTBEAT_STALE) -> int:
+    """The task container's exit code, once its wrapper wrote it. `TaskVanished` when its heartbeat (written beside
+    it) is older than `stale_after` seconds with no exit code; without a heartbeat (no `sleep` in the image), the pod's
+    own lifetime bounds the wait."""
+    heartbeat = path.with_name(path.name + ".alive")
     while True:
         try:
             text = path.read_text().strip()
@@ -73,6 +86,15 @@ def wait_for_exit(path: Path, poll: float = 0.5) -> int:
                 return int(text)
             except ValueError:
                 return 1
+        try:
+            age = time.time() - heartbeat.stat().st_mtime
+        except FileNotFoundError:
+            age = 0.0
+        if age > stale_after:
+            raise TaskVanished(
+                f"the task's container stopped without an exit code (no heartbeat for {age:.0f} s): it was killed "
+                "whole, e.g. out of memory"
+            )
         time.sleep(poll)
 
 
@@ -109,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--artifact", action="append", default=[], metavar="NAME=PATH", help="a declared artifact")
     parser.add_argument("--result", action="append", default=[], metavar="NAME", help="a declared result")
     parser.add_argument("--pod-suffix", default="", help="upload only in the pod whose name ends with this")
+    parser.add_argument("--stale-after", type=float, default=HEARTBEAT_STALE, help="seconds without a heartbeat")
     return parser
 
 
@@ -118,7 +141,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.pod_suffix and not pod.endswith(args.pod_suffix):
         print(f"odin upload: pod {pod} is not the replica that uploads ({args.pod_suffix})", file=sys.stderr)
         return 0
-    code = wait_for_exit(args.dir / EXIT_FILE)
+    try:
+        code = wait_for_exit(args.dir / EXIT_FILE, stale_after=args.stale_after)
+    except TaskVanished as e:
+        print(f"odin upload: {e}; nothing to upload", file=sys.stderr)
+        return 1
     if code != 0:
         print(f"odin upload: the task exited {code}; nothing to upload", file=sys.stderr)
         return 0

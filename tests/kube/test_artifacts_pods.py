@@ -11,6 +11,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +27,7 @@ from sqlalchemy.engine import Engine as DbEngine
 from odin.controller.artifacts.settings import ArtifactSettings
 from odin.controller.executors.kubernetes import BuildContext, HandlerRegistry, KubeOptions, names
 from odin.controller.executors.kubernetes.transfer import OUTPUTS_MOUNT
+from odin.controller.executors.pod_outputs import WRAPPER
 from odin.controller.store.db import transaction
 from odin.controller.store.runs import NewRun, create_run
 from odin.controller.vocabulary import InputArtifact, RunStatus, TaskLaunch, Trigger
@@ -291,3 +296,29 @@ def test_transfer_manifests_validate_and_one_replica_uploads(resource_type: str,
 
 
 OUTPUT_MOUNT = OUTPUTS_MOUNT
+
+
+def test_the_upload_step_gives_up_when_the_task_container_was_killed_whole(tmp_path: Path, s3: S3Endpoint) -> None:
+    """An OOM kill of the whole container leaves no exit code: the heartbeat goes stale and the step fails the pod
+    instead of holding it open forever (a real process, the wrapper's heartbeat file aged by hand)."""
+    (tmp_path / "artifacts").mkdir()
+    heartbeat = tmp_path / ".exit.alive"
+    heartbeat.write_text("")
+    os.utime(heartbeat, (time.time() - 120, time.time() - 120))
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("ODIN_")}, **s3.env("t-vanished/")}
+    done = subprocess.run(
+        [sys.executable, "-m", "odin.controller.executors.pod_outputs", "--record", "runs/r/t/1/outputs.json",
+         "--dir", str(tmp_path), "--result=loss", "--stale-after=30"],
+        env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1 and "stopped without an exit code" in done.stderr
+
+
+def test_the_wrapper_beats_while_the_task_runs_and_leaves_its_exit_code(tmp_path: Path) -> None:
+    exit_file = tmp_path / ".exit"
+    # The task waits (up to 10 s) for the first heartbeat, then exits 7.
+    task_script = f"for i in $(seq 200); do test -f {exit_file}.alive && exit 7; sleep 0.05; done; exit 1"
+    command = ["/bin/sh", "-c", WRAPPER, "odin-task", "sh", "-c", task_script]
+    done = subprocess.run(command, env={"ODIN_EXIT_FILE": str(exit_file), "PATH": "/usr/bin:/bin"}, timeout=30,
+                          check=False)  # fmt: skip
+    assert done.returncode == 7 and exit_file.read_text() == "7\n"

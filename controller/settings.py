@@ -244,6 +244,12 @@ class Settings(BaseSettings):
     kube_trainjob_runtime: str = Field(
         default="torch-distributed", description="ClusterTrainingRuntime that TrainJob tasks reference."
     )
+    kube_gpu_admission: bool = Field(
+        default=True,
+        description="Refuse a run when created if one of its tasks asks for more GPUs, or a GPU model (node_selector), "
+        "than any Node has (needs get/list nodes). Turn off where GPU node pools scale up from zero: their nodes do "
+        "not exist until a pod asks.",
+    )
 
     # -- Midgard: GPU aggregation (docs/midgard-aggregation.md) ---------------------------------------------------
     midgard_agents: Annotated[list[str], NoDecode] = Field(

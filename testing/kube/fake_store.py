@@ -62,6 +62,7 @@ from odin.testing.kube.fake_resources import (
     CONFIGMAPS,
     JOBS,
     NAMESPACES,
+    NODES,
     PODS,
     RESOURCEQUOTAS,
     SECRETS,
@@ -216,6 +217,16 @@ def _required(field: str, detail: str = "") -> Cause:
 
 
 _ADDRESS_TYPES = ("IPv4", "IPv6", "FQDN")
+
+
+def _default_node_status(node: JsonObj) -> None:
+    """The apiserver's defaulting of a Node (``SetDefaults_NodeStatus``): no ``allocatable`` means all the capacity."""
+    status = node.get("status")
+    if not isinstance(status, dict):
+        node["status"] = status = {}
+    capacity = status.get("capacity")
+    if status.get("allocatable") is None and isinstance(capacity, dict):
+        status["allocatable"] = dict(capacity)
 
 
 def _validate_endpoint_slice(obj: JsonObj) -> list[Cause]:
@@ -1039,6 +1050,9 @@ class Store:
             obj["metadata"].setdefault("labels", {})["kubernetes.io/metadata.name"] = obj["metadata"]["name"]
             obj["spec"] = {"finalizers": ["kubernetes"]}
             obj["status"] = {"phase": "Active"}
+            return []
+        if kind.key == NODES.key:
+            _default_node_status(obj)
             return []
         if kind.plural == "persistentvolumeclaims" and not kind.group:
             obj.setdefault("spec", {}).setdefault("volumeMode", "Filesystem")

@@ -59,6 +59,9 @@ class KubeOptions:
     trainjob_runtime: str = "torch-distributed"
     repo_url: str | None = None
     sweep_interval: float = 300.0
+    gpu_admission: bool = True  # refuse runs whose GPU tasks no node can ever hold (nodes.py)
+    node_cache_ttl: float = 30.0  # seconds the Node list is reused by admission
+    node_read_timeout: float = 3.0  # seconds run creation may wait for the Node list; then it admits
 
     def namespace_for(self, pipeline: str, run_namespace: str | None) -> str:
         """The namespace of a run's objects: the first `pipeline_namespaces` glob matching the pipeline path, else
@@ -145,4 +148,5 @@ def options_from_settings(settings: Settings, *, implied_namespace: str | None) 
         trainjob_runtime=settings.kube_trainjob_runtime,
         repo_url=redact_url(settings.repo) if settings.repo else None,
         sweep_interval=settings.kube_sweep_interval,
+        gpu_admission=settings.kube_gpu_admission,
     )

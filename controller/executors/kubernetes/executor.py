@@ -24,12 +24,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import kubernetes.client
 
+from odin.controller.admission import GpuAsk
 from odin.controller.executors.base import Executor
 from odin.controller.executors.kubernetes import names
 from odin.controller.executors.kubernetes.api import PODS, ApiRetry, KubeApi
@@ -43,6 +44,7 @@ from odin.controller.executors.kubernetes.journal import Journal
 from odin.controller.executors.kubernetes.log_reader import LogReader
 from odin.controller.executors.kubernetes.logs import LogStore
 from odin.controller.executors.kubernetes.manifests import DATA_MOUNT, ROOT_MOUNT, RUN_MOUNT
+from odin.controller.executors.kubernetes.nodes import NodeInventory
 from odin.controller.executors.kubernetes.submit import WORK_COMPONENT, Submitter, api_blocker
 from odin.controller.executors.kubernetes.timers import Timers
 from odin.controller.executors.kubernetes.tracking import Tracker
@@ -94,6 +96,7 @@ class KubernetesExecutor(Executor):
         self.selector = self.tracker.selector
         self.watches = self.tracker.watches
         self.janitor = Janitor(self)
+        self.nodes = NodeInventory(self.api, ttl=options.node_cache_ttl, timeout=options.node_read_timeout)
         self.started_at = time.time()
         self.janitor.start()
 
@@ -129,6 +132,11 @@ class KubernetesExecutor(Executor):
 
     def recover(self, attempts: list[ActiveAttempt]) -> None:
         self.submitter.recover(attempts)
+
+    # -- contract: admission -----------------------------------------------------------------------------------
+    def gpu_shortfall(self, asks: Sequence[GpuAsk]) -> str | None:
+        """Judged against the cluster's Node objects (`nodes.py`); `ODIN_KUBE_GPU_ADMISSION=false` admits all."""
+        return self.nodes.shortfall(asks) if self.options.gpu_admission else None
 
     # -- contract: logs and events -----------------------------------------------------------------------------
     def logs(

@@ -154,3 +154,12 @@ def test_the_fake_defaults_allocatable_from_capacity_as_the_apiserver_does(kube_
     stored = {n["metadata"]["name"]: node_gpus(n) for n in kube_fake.objects(NODES)}
     assert stored["raw"].gpus == 2
     assert stored["partial"].gpus == 0, "an allocatable that is set is kept (the device plugin may withhold GPUs)"
+
+
+def test_a_product_asked_without_gpus_is_judged_too() -> None:
+    nodes = [NodeGpus("node-a", 8, {PRODUCT: H100})]
+    assert cluster_shortfall([GpuAsk("eval", 0, {PRODUCT: H100})], nodes) is None
+    assert cluster_shortfall([GpuAsk("eval", 0, {PRODUCT: A100})], nodes) == (
+        f"task eval asks for a node with {PRODUCT}={A100}; nodes with {PRODUCT}={A100}: none; "
+        f"the largest node has 8 (node-a: 8\u00d7 {H100}); products present: {H100} (1 node, 8 GPUs)"
+    )

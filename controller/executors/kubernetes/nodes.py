@@ -76,7 +76,8 @@ class NodeInventory:
             if age is not None and age < (FAILURE_TTL if self._nodes is None else self.ttl):
                 return self._nodes
             try:
-                nodes = [node_gpus(n) for n in self.api.list_nodes(timeout=self.timeout)]
+                listed = [node_gpus(n) for n in self.api.list_nodes(timeout=self.timeout)]
+                nodes = sorted(listed, key=lambda n: (-n.gpus, n.name))  # largest first: what `cluster_shortfall` scans
             except KubeApiError as e:
                 self._warn(e)
                 self._nodes = None

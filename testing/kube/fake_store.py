@@ -681,6 +681,8 @@ class Store:
         old_meta = _meta(old)
         if subresource == "status":
             new = _status_write(kind, old, new)
+            if kind.key == NODES.key:
+                _default_node_status(new)  # defaulting runs on every write, as the kubelet's status updates see
         elif subresource is not None:
             raise ApiError(405, f"{subresource} does not support this method", reason="MethodNotAllowed")
         elif "status" in kind.subresources:

@@ -163,3 +163,10 @@ def test_a_product_asked_without_gpus_is_judged_too() -> None:
         f"task eval asks for a node with {PRODUCT}={A100}; nodes with {PRODUCT}={A100}: none; "
         f"the largest node has 8 (node-a: 8\u00d7 {H100}); products present: {H100} (1 node, 8 GPUs)"
     )
+
+
+def test_a_node_status_update_is_defaulted_too(kube: KubeEnv, kube_fake: FakeApiServer) -> None:
+    kube_fake.add_node("late", gpus=0)
+    kube.core.patch_node_status("late", {"status": {"capacity": {"nvidia.com/gpu": "4"}, "allocatable": None}})
+    [late] = [node_gpus(n) for n in kube_fake.objects(NODES) if n["metadata"]["name"] == "late"]
+    assert late.gpus == 4, "the device plugin came up: capacity, and allocatable defaulted from it"

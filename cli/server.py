@@ -16,7 +16,7 @@ from odin.api.auth.keys import KeyConfigError
 from odin.api.auth.passwords import WeakPassword
 from odin.api.auth.users import ensure_admin
 from odin.cli.http_guard import GuardLimits, guarded_protocol
-from odin.cli.local_gpus import local_gpu_probe
+from odin.cli.local_gpus import local_gpu_probe, local_gpu_sampler
 from odin.controller.executors.task_user import TaskUserError
 from odin.controller.secrecy import mark_undumpable, withhold_secrets
 from odin.controller.service import Controller
@@ -91,7 +91,7 @@ def protect_secrets(settings: Settings) -> None:
 def run_server(settings: Settings) -> int:
     protect_secrets(settings)
     try:
-        controller = Controller(settings, gpus=local_gpu_probe())
+        controller = Controller(settings, gpus=local_gpu_probe(), gpu_samples=local_gpu_sampler())
     except StoreUnavailable as e:
         log.error("%s", e)
         return 1

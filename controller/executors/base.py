@@ -18,6 +18,7 @@ from typing import Any
 
 from odin.controller.admission import GpuAsk
 from odin.controller.executors.outputs import AttemptDirs
+from odin.controller.gpus import GpuHolding
 from odin.controller.vocabulary import ActiveAttempt, Observation, RunContext, TaskLaunch, TaskPaths
 
 Report = Callable[[Observation], None]
@@ -100,6 +101,11 @@ class Executor(abc.ABC):
         (`odin.controller.admission`), so it must answer quickly: an executor that cannot tell answers None (admit)
         rather than wait. Executors that know nothing of GPUs admit everything."""
         return None
+
+    def gpu_holdings(self) -> list[GpuHolding]:
+        """The GPUs this executor gave each running attempt, for the GPU usage sampler (`controller/gpu_sampler.py`).
+        None known by default: the sampler then finds a task's GPUs only through the attribution of its processes."""
+        return []
 
     def end_follows(self) -> None:  # noqa: B027 (optional hook)
         """The server is stopping: end every `logs(follow=True)` stream now (each ends as if its attempt had), so that

@@ -211,7 +211,7 @@ class RepoSync:
         created = self._record(commit, absorbed, results, selection, validation, new_runs)
         outcome.commits.extend([*(c.sha for c in absorbed), commit.sha])
         outcome.runs.extend(run_id for run_id, _ in created)
-        outcome.rejected.extend(run_id for run_id, rejected in created if rejected)
+        outcome.rejected.extend(run_id for run_id, rejected in created if rejected is not None)
         self._log_processed(commit, skip, results, created)
 
     def _select(self, commit: CommitInfo, change: ChangeSet) -> _Selection:
@@ -275,10 +275,11 @@ class RepoSync:
         selection: _Selection,
         validation: str,
         new_runs: Sequence[NewRun],
-    ) -> list[tuple[str, bool]]:
+    ) -> list[tuple[str, str | None]]:
         """Record the absorbed commits, the commit, its runs and the new `last_seen_sha` in ONE transaction (the
-        crash-safety argument of this module), then publish the events; returns the runs created (id, rejected)."""
-        created: list[tuple[str, bool]] = []
+        crash-safety argument of this module), then publish the events. Returns the runs created: (id, why admission
+        refused it or None)."""
+        created: list[tuple[str, str | None]] = []
         events: list[dict[str, Any]] = []
         with transaction(self.db) as conn:
             for c in absorbed:
@@ -297,14 +298,14 @@ class RepoSync:
             for new in new_runs:
                 res = create_run(conn, new)
                 if res.created:
-                    created.append((res.run_id, new.rejected is not None))
+                    created.append((res.run_id, new.rejected))
             events.extend(run_created_events(conn, [run_id for run_id, _ in created]))
             self._advance(conn, commit.sha)
         self._publish(events)
         return created
 
     def _log_processed(
-        self, commit: CommitInfo, skip: bool, results: Sequence[PipelineAt], created: Sequence[tuple[str, bool]]
+        self, commit: CommitInfo, skip: bool, results: Sequence[PipelineAt], created: Sequence[tuple[str, str | None]]
     ) -> None:
         if skip:
             log.info("repo %s: commit %s asks to be skipped; nothing started", self.repo_id, commit.sha[:12])
@@ -319,9 +320,10 @@ class RepoSync:
                 len(problems) - LOGGED_PROBLEMS,
             )
         for run_id, rejected in created:
-            what = "rejected run (it can never start)" if rejected else "created run"
-            log.log(logging.WARNING if rejected else logging.INFO, "repo %s commit %s: %s %s", self.repo_id,
-                    commit.sha[:12], what, run_id)  # fmt: skip
+            if rejected is None:
+                log.info("repo %s commit %s: created run %s", self.repo_id, commit.sha[:12], run_id)
+            else:
+                log.warning("repo %s commit %s: run %s rejected: %s", self.repo_id, commit.sha[:12], run_id, rejected)
 
     def _read(self, sha: str, pipeline: str) -> PipelineAt:
         return read_pipeline(self.mirror, sha, pipeline, limits=self.limits, validator=self.validator)

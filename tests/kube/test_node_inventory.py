@@ -170,3 +170,9 @@ def test_a_node_status_update_is_defaulted_too(kube: KubeEnv, kube_fake: FakeApi
     kube.core.patch_node_status("late", {"status": {"capacity": {"nvidia.com/gpu": "4"}, "allocatable": None}})
     [late] = [node_gpus(n) for n in kube_fake.objects(NODES) if n["metadata"]["name"] == "late"]
     assert late.gpus == 4, "the device plugin came up: capacity, and allocatable defaulted from it"
+
+
+def test_a_cluster_listing_no_node_admits(kube: KubeEnv, kube_fake: FakeApiServer) -> None:
+    inventory = NodeInventory(KubeApi(kube.api_client), ttl=30.0, timeout=1.0)
+    assert inventory.nodes() == []
+    assert inventory.shortfall([GpuAsk("t", 1)]) is None, "nodes that appear on demand: nothing to judge from"

@@ -11,8 +11,9 @@ transaction (`store/gpu_usage.py`), so the API shows them live; an attempt's sum
 gone for a few samples). A task newly flagged idle also gets a `task.gpu_idle` event, published on the bus.
 
 The source is injected (`GpuSampleSource`): the controller may not import Midgard; `odin serve` hands it Midgard's
-in-process collection (`odin.cli.local_gpus.local_gpu_sampler`). Runs only on the leader, beside the engine.
-Kubernetes tasks are not sampled yet (docs/midgard.md says what is left).
+in-process collection (`odin.cli.local_gpus.local_gpu_sampler`), or with agents configured the API's aggregation of
+them (`odin.cli.cluster_gpus.cluster_gpu_sampler`: Kubernetes tasks are sampled from attribution alone). Runs only on
+the leader, beside the engine.
 """
 
 from __future__ import annotations

@@ -97,6 +97,8 @@ class UsageTracker:
             previous = since if since is not None else now
         dt = max(0.0, now - previous)
         self.samples += 1
+        if readings[0].node:  # read through an agent: the GPU's node, not the sampler's
+            self.node = readings[0].node
         self.first_at = now if self.first_at is None else self.first_at
         self.last_at = now
         self.gpu_seconds += dt * len(readings)

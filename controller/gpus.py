@@ -73,6 +73,7 @@ class GpuReading:
     utilization_percent: int | None  # None: NVML cannot tell (MIG mode)
     memory_used_bytes: int | None
     holders: tuple[GpuHolder, ...] = ()  # tasks whose processes run on it
+    node: str | None = None  # the node it is on, when read through Midgard agents (None: this machine)
 
 
 @dataclass(frozen=True, slots=True)

@@ -117,8 +117,8 @@ class Controller:
         `gpu_samples`: readings of those GPUs with their processes' tasks: running tasks' GPU usage is sampled
         (`gpu_sampler.py`) on the leader. None: no usage is recorded."""
         self.settings = settings
-        # Admission at run creation knows only this machine's GPUs (the local executor's); on Kubernetes the
-        # cluster's inventory is the API's (Midgard aggregation), not reachable from here yet.
+        # This machine's GPUs matter to the local executor only; admission asks the executor in either case
+        # (`Executor.gpu_shortfall`: this machine, or the cluster's Node objects).
         self.gpus = gpus if settings.executor == "local" else None
         # Raises TaskUserError (a clear start-up error) for a task user Odin cannot switch to.
         task_user = resolve_task_user(settings.local_task_user) if settings.executor == "local" else None
@@ -255,6 +255,7 @@ class Controller:
             on_runs_created=self._submit_runs,
             publish=self.bus.publish,
             validator=self.validator,
+            admission=self.executor.gpu_shortfall,
         )
         poller = RepoPoller(sync, interval=settings.poll_interval)
         launcher = RunLauncher(
@@ -265,7 +266,7 @@ class Controller:
             trees_dir=settings.trees_dir,
             submit=self._submit_run,
             validator=self.validator,
-            gpus=self.gpus,
+            admission=self.executor.gpu_shortfall,
         )
         return FollowedRepo(
             repo_id, settings.repo_name, url, settings.branch, mirror, sync, poller, launcher, self.validator

@@ -254,6 +254,12 @@ class Settings(BaseSettings):
         description="Secret (in each task namespace) with keys access_key_id and secret_access_key that the "
         "artifact containers read by reference. Unset: the pods use boto3's own chain (IRSA, workload identity).",
     )
+    kube_gpu_admission: bool = Field(
+        default=True,
+        description="Refuse a run when created if one of its tasks asks for more GPUs, or a GPU model (node_selector), "
+        "than any Node has (needs get/list nodes). Turn off where GPU node pools scale up from zero: their nodes do "
+        "not exist until a pod asks.",
+    )
 
     # -- Midgard: GPU aggregation (docs/midgard-aggregation.md) ---------------------------------------------------
     midgard_agents: Annotated[list[str], NoDecode] = Field(

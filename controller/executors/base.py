@@ -13,9 +13,10 @@ so nothing finished runs twice and nothing hangs.
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
+from odin.controller.admission import GpuAsk
 from odin.controller.executors.outputs import AttemptDirs
 from odin.controller.gpus import GpuHolding
 from odin.controller.vocabulary import ActiveAttempt, Observation, RunContext, TaskLaunch, TaskPaths
@@ -99,6 +100,13 @@ class Executor(abc.ABC):
         """Platform events about the task's resources (Kubernetes events), oldest first: each a dict with at least
         `time`, `type`, `reason`, `message`, `object`. Executors without such events return []."""
         return []
+
+    def gpu_shortfall(self, asks: Sequence[GpuAsk]) -> str | None:
+        """Why one of these GPU tasks can never be placed where this executor runs them (more GPUs, or a GPU model,
+        than any node has), naming what exists; None when they can. Admission asks this when a run is created
+        (`odin.controller.admission`), so it must answer quickly: an executor that cannot tell answers None (admit)
+        rather than wait. Executors that know nothing of GPUs admit everything."""
+        return None
 
     def gpu_holdings(self) -> list[GpuHolding]:
         """The GPUs this executor gave each running attempt, for the GPU usage sampler (`controller/gpu_sampler.py`).

@@ -63,6 +63,9 @@ class KubeOptions:
     artifacts: ArtifactSettings | None = None  # an S3 store pods reach: outputs, inputs and large work trees move
     odin_image: str = "ghcr.io/odin-ml/odin:latest"
     artifacts_secret: str | None = None
+    gpu_admission: bool = True  # refuse runs whose GPU tasks no node can ever hold (nodes.py)
+    node_cache_ttl: float = 30.0  # seconds the Node list is reused by admission
+    node_read_timeout: float = 3.0  # seconds run creation may wait for the Node list; then it admits
 
     def namespace_for(self, pipeline: str, run_namespace: str | None) -> str:
         """The namespace of a run's objects: the first `pipeline_namespaces` glob matching the pipeline path, else
@@ -152,6 +155,7 @@ def options_from_settings(settings: Settings, *, implied_namespace: str | None) 
         artifacts=_pod_store(),
         odin_image=settings.kube_odin_image,
         artifacts_secret=settings.kube_artifacts_secret,
+        gpu_admission=settings.kube_gpu_admission,
     )
 
 

@@ -24,13 +24,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import kubernetes.client
 
+from odin.controller.admission import GpuAsk
 from odin.controller.artifacts.errors import ArtifactError
 from odin.controller.artifacts.settings import MissingCredential
 from odin.controller.executors.base import Executor, OutputsUnsupported
@@ -46,6 +47,7 @@ from odin.controller.executors.kubernetes.journal import Journal
 from odin.controller.executors.kubernetes.log_reader import LogReader
 from odin.controller.executors.kubernetes.logs import LogStore
 from odin.controller.executors.kubernetes.manifests import DATA_MOUNT, ROOT_MOUNT, RUN_MOUNT
+from odin.controller.executors.kubernetes.nodes import NodeInventory
 from odin.controller.executors.kubernetes.submit import WORK_COMPONENT, Submitter, api_blocker
 from odin.controller.executors.kubernetes.timers import Timers
 from odin.controller.executors.kubernetes.tracking import Tracker
@@ -108,6 +110,7 @@ class KubernetesExecutor(Executor):
         self.selector = self.tracker.selector
         self.watches = self.tracker.watches
         self.janitor = Janitor(self)
+        self.nodes = NodeInventory(self.api, ttl=options.node_cache_ttl, timeout=options.node_read_timeout)
         self.started_at = time.time()
         self.janitor.start()
 
@@ -160,6 +163,11 @@ class KubernetesExecutor(Executor):
 
     def recover(self, attempts: list[ActiveAttempt]) -> None:
         self.submitter.recover(attempts)
+
+    # -- contract: admission -----------------------------------------------------------------------------------
+    def gpu_shortfall(self, asks: Sequence[GpuAsk]) -> str | None:
+        """Judged against the cluster's Node objects (`nodes.py`); `ODIN_KUBE_GPU_ADMISSION=false` admits all."""
+        return self.nodes.shortfall(asks) if self.options.gpu_admission else None
 
     # -- contract: logs and events -----------------------------------------------------------------------------
     def logs(

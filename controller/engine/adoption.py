@@ -45,6 +45,7 @@ class ActiveRun:
     recorded: RecordedOutputs = field(default_factory=RecordedOutputs)  # succeeded tasks' outputs, for references
     gated: frozenset[str] = frozenset()  # tasks with a `when`
     producers: dict[str, tuple[TaskSpec, ...]] = field(default_factory=dict)  # cache of spec.producers(name)
+    no_cache: bool = False  # started with --no-cache: cached tasks run (their keys are still recorded)
 
 
 def run_context(loaded: LoadedRun) -> RunContext:
@@ -99,6 +100,7 @@ def active_run(loaded: LoadedRun, ctx: RunContext, executor: Executor, *, defaul
         paths=paths,
         variables=variables,
         gated=frozenset(t.name for t in spec.tasks if t.when is not None),
+        no_cache=bool(r.get("no_cache")),
     )
     for row in loaded.tasks:  # outputs of tasks that succeeded before a restart, or were reused by a rerun
         if row["status"] == TaskStatus.SUCCEEDED:
@@ -136,8 +138,9 @@ def task_variables(run: ActiveRun, spec: TaskSpec) -> dict[str, str]:
     return {**run.variables, "TASK_ID": f"{run.ctx.run_id}--{spec.name}", "TASK_NAME": spec.name}
 
 
-def resolve(run: ActiveRun, spec: TaskSpec) -> dict[str, Any]:
-    """The values of the task's references (issue 11), from what its producers recorded; raises `Unresolved`."""
+def resolve(run: ActiveRun, spec: TaskSpec, artifact_field: str = "location") -> dict[str, Any]:
+    """The values of the task's references (issue 11), from what its producers recorded; raises `Unresolved`.
+    Artifacts resolve to their `artifact_field` (the location a task reads; the digest a cache key hashes)."""
     if not spec.references:
         return {}
 
@@ -150,7 +153,7 @@ def resolve(run: ActiveRun, spec: TaskSpec) -> dict[str, Any]:
     def succeeded(name: str) -> bool:
         return run.state[name].status == TaskStatus.SUCCEEDED
 
-    return references.resolve(run.spec, spec, run.recorded, succeeded, producers)
+    return references.resolve(run.spec, spec, run.recorded, succeeded, producers, artifact_field)
 
 
 def gates(run: ActiveRun) -> dict[str, Gate]:

@@ -38,11 +38,12 @@ class RecordedOutputs:
         self.results.pop(task, None)
         self.artifacts.pop(task, None)
 
-    def value(self, task: str, kind: str, output: str) -> Any:
-        """A result's value, or an artifact's location; raises KeyError when it was not recorded."""
+    def value(self, task: str, kind: str, output: str, artifact_field: str = "location") -> Any:
+        """A result's value, or an artifact's location (or another field of its record, e.g. the `digest` a cache
+        key uses); raises KeyError when it was not recorded."""
         if kind == "results":
             return self.results[task][output]
-        return self.artifacts[task][output]["location"]
+        return self.artifacts[task][output][artifact_field]
 
 
 def resolve(
@@ -51,9 +52,10 @@ def resolve(
     recorded: RecordedOutputs,
     succeeded: Callable[[str], bool],
     producers: Callable[[str], tuple[TaskSpec, ...]] | None = None,
+    artifact_field: str = "location",
 ) -> dict[str, Any]:
-    """Each reference's `variable` → its value: the producer's result or artifact location, or for a sweep the
-    `sweep_value` of the members that succeeded and recorded it. Raises `Unresolved`."""
+    """Each reference's `variable` → its value: the producer's result or artifact location (`artifact_field` of its
+    record), or for a sweep the `sweep_value` of the members that succeeded and recorded it. Raises `Unresolved`."""
     find = producers or spec.producers
     values: dict[str, Any] = {}
     for ref in task.references:
@@ -67,13 +69,13 @@ def resolve(
             for member in found:
                 if succeeded(member.name):
                     try:
-                        members.append((member, recorded.value(member.name, ref.kind, ref.output)))
+                        members.append((member, recorded.value(member.name, ref.kind, ref.output, artifact_field)))
                     except KeyError:
                         continue
             values[ref.variable] = sweep_value(members)
             continue
         try:
-            values[ref.variable] = recorded.value(ref.task, ref.kind, ref.output)
+            values[ref.variable] = recorded.value(ref.task, ref.kind, ref.output, artifact_field)
         except KeyError:
             raise Unresolved(
                 f"`${{{ref.variable}}}`: task {ref.task!r} has no recorded {ref.kind[:-1]} {ref.output!r}"

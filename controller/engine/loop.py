@@ -452,6 +452,8 @@ class Engine:
         """Record the task's cache key; on a hit (engine/cache.py), report the attempt succeeded with the earlier
         run's outputs instead of starting it, and return True. Caching only ever saves work: a key that cannot be
         computed or a store that cannot be asked is a miss, logged, and the task runs."""
+        if run.ctx.work_tree is None:
+            return False  # files from a plain directory (`odin run`): nothing proves they are unchanged, never cached
         try:
             key = cache_key(run, spec)
         except Exception:

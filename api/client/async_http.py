@@ -184,7 +184,9 @@ class AsyncOdinClient:
         parallelism: int | None = None,
         no_cache: bool = False,
     ) -> RunSummary:
-        return await self.send(calls.start(pipeline, ref=ref, params=params, parallelism=parallelism, no_cache=no_cache))
+        return await self.send(
+            calls.start(pipeline, ref=ref, params=params, parallelism=parallelism, no_cache=no_cache)
+        )
 
     async def rerun(
         self,

@@ -39,6 +39,7 @@ import os
 import stat
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from odin.controller.engine.adoption import ActiveRun, resolve, task_variables
@@ -117,7 +118,7 @@ def local_outputs_present(artifacts: Mapping[str, Mapping[str, Any]]) -> bool:
     without a local location (a store URI) counts as missing until a store-backed check is plugged in."""
     for record in artifacts.values():
         location = record.get("location")
-        if not isinstance(location, str) or not os.path.isabs(location):
+        if not isinstance(location, str) or not Path(location).is_absolute():
             return False
         try:
             info = os.lstat(location)

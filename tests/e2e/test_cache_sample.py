@@ -63,7 +63,9 @@ def test_a_second_run_of_the_train_sample_is_all_cache_hits(tmp_path: Path) -> N
         second = run()
         assert second["commit_sha"] == first["commit_sha"] and second["id"] != first["id"]
         again = {t["name"]: t for t in second["tasks"]}
-        assert {n: (again[n]["status"], again[n]["reason"]) for n in TASKS} == {n: ("succeeded", "Cached") for n in TASKS}
+        assert {n: (again[n]["status"], again[n]["reason"]) for n in TASKS} == {
+            n: ("succeeded", "Cached") for n in TASKS
+        }
         for n in TASKS:
             assert again[n]["message"] == f"cached from run {first['id']} (commit {first['commit_sha'][:12]})"
             assert again[n]["results"] == tasks[n]["results"] and again[n]["cache_key"] == tasks[n]["cache_key"]

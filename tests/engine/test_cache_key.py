@@ -28,7 +28,8 @@ tasks:
   - name: train
     image: pytorch/pytorch:2.3
     cache: true
-    command: [python, train.py, --lr, "${params.lr}", --out, "${OUTPUT_PATH}/m", --run, "${RUN_PATH}/x", --id, "${PIPE_ID}"]
+    command: [python, train.py, --lr, "${params.lr}", --out, "${OUTPUT_PATH}/m",
+              --run, "${RUN_PATH}/x", --id, "${PIPE_ID}"]
     args: [--data, "${tasks.prep.artifacts.data}", --n, "${tasks.prep.results.n}"]
     env: {SEED: "1", COMMIT: "${COMMIT_SHA}", TASK: "${TASK_ID}"}
     num_gpus: 1
@@ -138,7 +139,9 @@ def test_image_identity_prefers_a_pinned_digest() -> None:
     assert image_identity(None) is None
 
 
-def candidate(run_id: str, artifacts: dict[str, Any] | None, *, reason: str = "Completed", message: str = "") -> CachedTask:
+def candidate(
+    run_id: str, artifacts: dict[str, Any] | None, *, reason: str = "Completed", message: str = ""
+) -> CachedTask:
     return CachedTask(run_id, "f" * 40, reason, message, 0, {"accuracy": 0.9}, artifacts)
 
 

@@ -137,6 +137,10 @@ class TaskRun(SQLModel, table=True):
     # The task's cache key (sha256 hex, `engine/cache.py`) when it has `cache: true`: recorded hit or miss, looked up
     # by (cache_key, status = succeeded) to reuse an earlier run's outputs (migration 0007).
     cache_key: str | None = Field(default=None, max_length=64)
+    # What the attempt used of its GPUs (issue 10 item 4; controller/gpu_usage.py): GPUs, GPU-seconds, utilisation
+    # mean and peak, peak memory, the idle flag. Written by the GPU usage sampler while the attempt runs and once
+    # more when it ends; NULL for tasks that never had a GPU sampled.
+    gpu_usage: dict[str, Any] | None = Field(default=None, sa_type=JSONColumn)
 
 
 class Event(SQLModel, table=True):

@@ -53,6 +53,7 @@ class TaskRow:
     results: dict[str, Any] = field(default_factory=dict)  # declared results of the succeeded attempt (issue 11)
     artifacts: dict[str, dict[str, Any]] = field(default_factory=dict)  # {path, location, type, size, digest}
     cache_key: str | None = None  # for a task with `cache: true` (engine/cache.py)
+    gpu_usage: dict[str, Any] | None = None  # what the attempt used of its GPUs (controller/gpu_usage.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -224,6 +225,7 @@ def get_run(db: DbEngine, run_id: str) -> RunRow | None:
                 results=t.results or {},
                 artifacts=t.artifacts or {},
                 cache_key=t.cache_key,
+                gpu_usage=t.gpu_usage,
             )
             for t in tasks
         ],

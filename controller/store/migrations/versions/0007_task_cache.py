@@ -7,7 +7,7 @@ rows of tasks that are not cached (NULL key) cost the index nothing worth measur
 `--no-cache` with the run itself, so an engine that adopts the run after a restart still bypasses the lookup.
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0007"
-down_revision: str | None = "0005"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -86,6 +86,7 @@ class StartRequest:
     trigger: Trigger = Trigger.MANUAL
     by: str | None = None
     parallelism: int | None = None
+    no_cache: bool = False  # run tasks with `cache: true` without looking up earlier runs (keys still recorded)
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,7 @@ class RerunRequest:
     params: Mapping[str, str] | None = None  # overrides on top of the parent's parameters
     by: str | None = None
     parallelism: int | None = None
+    no_cache: bool = False  # run tasks with `cache: true` without looking up earlier runs (keys still recorded)
 
 
 class RunLauncher:
@@ -177,6 +179,7 @@ class RunLauncher:
             work_tree=at.tree,
             work_path=work_path,
             parallelism=request.parallelism,
+            no_cache=request.no_cache,
         )
         with transaction(self.db) as conn:
             created = create_run(conn, new)
@@ -301,6 +304,7 @@ class RunLauncher:
             parallelism=request.parallelism or run.get("parallelism"),
             initial_tasks=plan.initial_tasks,
             conditions=[condition],
+            no_cache=request.no_cache,
         )
 
 

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from odin.controller.artifacts.retention import RetentionPolicy
 from odin.controller.artifacts.settings import current_settings, open_store
 from odin.controller.artifacts.store import ArtifactStore
 from odin.controller.bus import EventBus
+from odin.controller.engine.cache import store_outputs_present
 from odin.controller.engine.decide import RetryPolicy
 from odin.controller.engine.loop import Engine
 from odin.controller.executors.base import Executor
@@ -139,6 +140,7 @@ class Controller:
             policy=RetryPolicy(base=settings.retry_backoff, maximum=settings.retry_backoff_max),
             max_active_tasks=settings.max_active_tasks,
             default_parallelism=settings.parallelism,
+            outputs_present=store_outputs_present(_store_opener(settings)),
         )
         self.gpu_sampler: GpuSampler | None = None
         if gpu_samples is not None and settings.executor == "local":
@@ -356,9 +358,8 @@ class Controller:
             self.bus.publish(event)
 
 
-def _retention_sweeper(db: DbEngine, settings: Settings) -> RetentionSweeper:
-    """The leader's artifact retention (`ODIN_ARTIFACTS_KEEP_RUNS` / `_KEEP_DAYS` are the default repository's
-    policy and that of runs of no repository; each repository row may hold its own)."""
+def _store_opener(settings: Settings) -> Callable[[], ArtifactStore]:
+    """The configured artifact store, opened on first use (most controllers never need it)."""
     artifacts = current_settings()
     opened: list[ArtifactStore] = []
 
@@ -366,6 +367,15 @@ def _retention_sweeper(db: DbEngine, settings: Settings) -> RetentionSweeper:
         if not opened:
             opened.append(open_store(artifacts, settings.data_dir))
         return opened[0]
+
+    return store
+
+
+def _retention_sweeper(db: DbEngine, settings: Settings) -> RetentionSweeper:
+    """The leader's artifact retention (`ODIN_ARTIFACTS_KEEP_RUNS` / `_KEEP_DAYS` are the default repository's
+    policy and that of runs of no repository; each repository row may hold its own)."""
+    artifacts = current_settings()
+    store = _store_opener(settings)
 
     return RetentionSweeper(
         db, store, RetentionPolicy(artifacts.keep_runs, artifacts.keep_days),

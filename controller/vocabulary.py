@@ -65,6 +65,10 @@ _TERMINAL_TASK = {TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.SKIPPED, T
 REUSED = "Reused"
 """The reason of a task a rerun did not run again: it took the parent run's succeeded outcome (and its outputs)."""
 
+CACHED = "Cached"
+"""The reason of a task with `cache: true` that was not run: an earlier run's task with the same cache key succeeded
+and its outputs still exist, so they were reused (the message says which run and commit)."""
+
 
 class Trigger(StrEnum):
     """What started a run (or asked for a sync)."""

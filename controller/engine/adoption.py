@@ -54,6 +54,7 @@ class ActiveRun:
     recorded: RecordedOutputs = field(default_factory=RecordedOutputs)  # succeeded tasks' outputs, for references
     gated: frozenset[str] = frozenset()  # tasks with a `when`
     producers: dict[str, tuple[TaskSpec, ...]] = field(default_factory=dict)  # cache of spec.producers(name)
+    no_cache: bool = False  # started with --no-cache: cached tasks run (their keys are still recorded)
 
 
 def run_context(loaded: LoadedRun) -> RunContext:
@@ -108,6 +109,7 @@ def active_run(loaded: LoadedRun, ctx: RunContext, executor: Executor, *, defaul
         paths=paths,
         variables=variables,
         gated=frozenset(t.name for t in spec.tasks if t.when is not None),
+        no_cache=bool(r.get("no_cache")),
     )
     for row in loaded.tasks:  # outputs of tasks that succeeded before a restart, or were reused by a rerun
         if row["status"] == TaskStatus.SUCCEEDED:
@@ -146,9 +148,15 @@ def task_variables(run: ActiveRun, spec: TaskSpec) -> dict[str, str]:
 
 
 def resolve(
-    run: ActiveRun, spec: TaskSpec, locate: references.Locate | None = None, inputs: list[InputArtifact] | None = None
+    run: ActiveRun,
+    spec: TaskSpec,
+    locate: references.Locate | None = None,
+    inputs: list[InputArtifact] | None = None,
+    artifact_field: str = "location",
 ) -> dict[str, Any]:
-    """The values of the task's references (issue 11), from what its producers recorded; raises `Unresolved`."""
+    """The values of the task's references (issue 11), from what its producers recorded; raises `Unresolved`.
+    Artifacts resolve to where the executor's task sees them (`locate`), or to another field of their record when
+    `artifact_field` names one (the digest a cache key hashes)."""
     if not spec.references:
         return {}
 
@@ -161,7 +169,7 @@ def resolve(
     def succeeded(name: str) -> bool:
         return run.state[name].status == TaskStatus.SUCCEEDED
 
-    return references.resolve(run.spec, spec, run.recorded, succeeded, producers, locate, inputs)
+    return references.resolve(run.spec, spec, run.recorded, succeeded, producers, locate, inputs, artifact_field)
 
 
 def gates(run: ActiveRun) -> dict[str, Gate]:

@@ -39,12 +39,16 @@ class RecordedOutputs:
         self.results.pop(task, None)
         self.artifacts.pop(task, None)
 
-    def value(self, task: str, kind: str, output: str, locate: Locate | None = None) -> Any:
-        """A result's value, or an artifact's location (as `locate` maps it for the executor); raises KeyError when
-        it was not recorded."""
+    def value(
+        self, task: str, kind: str, output: str, locate: Locate | None = None, artifact_field: str = "location"
+    ) -> Any:
+        """A result's value, or an artifact's location (as `locate` maps it for the executor) or another field of its
+        record (e.g. the `digest` a cache key uses); raises KeyError when it was not recorded."""
         if kind == "results":
             return self.results[task][output]
         record = self.artifacts[task][output]
+        if artifact_field != "location":
+            return record[artifact_field]
         return locate(task, record) if locate is not None else record["location"]
 
 
@@ -61,8 +65,10 @@ def resolve(
     producers: Callable[[str], tuple[TaskSpec, ...]] | None = None,
     locate: Locate | None = None,
     inputs: list[InputArtifact] | None = None,
+    artifact_field: str = "location",
 ) -> dict[str, Any]:
-    """Each reference's `variable` → its value: the producer's result or artifact location, or for a sweep the
+    """Each reference's `variable` → its value: the producer's result or artifact location (or
+    `artifact_field` of its record), or for a sweep the
     `sweep_value` of the members that succeeded and recorded it. Raises `Unresolved`. Every artifact referenced is
     appended to `inputs` when given (what an executor must bring to the task)."""
 
@@ -90,7 +96,9 @@ def resolve(
             for member in found:
                 if succeeded(member.name) and not _gone(recorded, member.name, ref.kind, ref.output):
                     try:
-                        members.append((member, recorded.value(member.name, ref.kind, ref.output, locate)))
+                        members.append(
+                            (member, recorded.value(member.name, ref.kind, ref.output, locate, artifact_field))
+                        )
                     except KeyError:
                         continue
                     note(member.name, ref.kind, ref.output)
@@ -102,7 +110,7 @@ def resolve(
                 "retention (docs/artifacts.md); run the pipeline again rather than reusing that task"
             )
         try:
-            values[ref.variable] = recorded.value(ref.task, ref.kind, ref.output, locate)
+            values[ref.variable] = recorded.value(ref.task, ref.kind, ref.output, locate, artifact_field)
             note(ref.task, ref.kind, ref.output)
         except KeyError:
             raise Unresolved(

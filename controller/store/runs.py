@@ -201,6 +201,7 @@ class NewRun:
     absorbed_commits: Sequence[str] = ()
     initial_tasks: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # task -> column values (reruns)
     conditions: Sequence[Mapping[str, Any]] = ()  # e.g. how a rerun chose its commit
+    no_cache: bool = False  # tasks with `cache: true` run without a lookup (engine/cache.py)
     rejected: str | None = None  # why it can never start (admission): recorded failed, its tasks skipped, not run
 
     @property
@@ -252,6 +253,7 @@ def create_run(conn: Connection, new: NewRun, *, max_attempts: int = 50) -> Crea
                         status=new.status.value,
                         parallelism=new.parallelism,
                         cancel_requested=False,
+                        no_cache=new.no_cache,
                         parent_run=new.parent_run,
                         run_path_id=new.run_path_id,
                         dedupe_key=new.dedupe_key,

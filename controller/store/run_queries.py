@@ -339,13 +339,18 @@ def results_by_run(db: DbEngine, pipeline: str, *, since: datetime | None, limit
         runs = conn.execute(q).all()
         by_run: dict[str, dict[str, dict[str, Any]]] = {r.id: {} for r in runs}
         ids = list(by_run)
+        tasks: list[Any] = []
         for start in range(0, len(ids), 1000):  # bounded IN lists (SQLite's variable limit, plan size)
-            tasks = conn.execute(
-                sa.select(TASK_RUNS.c.run_id, TASK_RUNS.c.name, TASK_RUNS.c.results)
-                .where(TASK_RUNS.c.run_id.in_(ids[start : start + 1000]))
-                .order_by(TASK_RUNS.c.id)
+            # No ORDER BY here: ordering by task_runs.id lets SQLite walk the whole table in primary-key order
+            # instead of looking the runs up in the run_id index (measured: 1.9 s instead of milliseconds).
+            tasks.extend(
+                conn.execute(
+                    sa.select(TASK_RUNS.c.id, TASK_RUNS.c.run_id, TASK_RUNS.c.name, TASK_RUNS.c.results).where(
+                        TASK_RUNS.c.run_id.in_(ids[start : start + 1000])
+                    )
+                )
             )
-            for t in tasks:
-                if t.results:
-                    by_run[t.run_id][t.name] = t.results
+    for t in sorted(tasks, key=lambda t: t.id):  # tasks in creation order: pipeline order
+        if t.results:
+            by_run[t.run_id][t.name] = t.results
     return [RunResults(r.id, r.commit_sha, r.branch, r.status, r.created_at, by_run[r.id]) for r in runs]

@@ -201,13 +201,13 @@ def test_results_per_commit_newest_first(served: Served, produced: Produced, vie
     }
     r = served.get("/v1/results", params={"pipeline": "produce", "since": "yesterday"})
     assert r.status_code == 400 and "30d" in r.json()["detail"]
-    assert served.get("/v1/results", params={"pipeline": "produce", "since": "2999-01-01T00:00:00Z"}).json()[
-        "items"
-    ] == []
+    assert (
+        served.get("/v1/results", params={"pipeline": "produce", "since": "2999-01-01T00:00:00Z"}).json()["items"] == []
+    )
     assert served.get("/v1/results").status_code == 400, "pipeline is required"
 
 
-def ctl(served: Served, config: Path, *args: str, cwd: Path | None = None) -> Any:
+def ctl(served: Served, config: Path, *args: str) -> Any:
     return odinctl(*args, server=served.server, config_dir=config)
 
 
@@ -227,7 +227,9 @@ def test_odinctl_artifacts(served: Served, produced: Produced, config: Path) -> 
     assert res.returncode == 1 and "no run" in res.stderr
 
 
-def test_odinctl_get_streams_resumes_and_verifies(served: Served, produced: Produced, config: Path, tmp_path: Path) -> None:
+def test_odinctl_get_streams_resumes_and_verifies(
+    served: Served, produced: Produced, config: Path, tmp_path: Path
+) -> None:
     run_id = produced.second["id"]
     dest = tmp_path / "model.bin"
     res = ctl(served, config, "get", run_id, "train/model", "-o", str(dest))

@@ -45,6 +45,8 @@ from odin.api.schemas.runs import (
     ArtifactOut,
     EventOut,
     EventPage,
+    GpuIdleOut,
+    GpuUsageOut,
     ParamMap,
     Rerun,
     RunDetail,
@@ -52,6 +54,7 @@ from odin.api.schemas.runs import (
     RunSummary,
     StartRun,
     TaskEvents,
+    TaskGpuOut,
     TaskOut,
 )
 
@@ -74,6 +77,8 @@ __all__ = [
     "FileOut",
     "FileWrite",
     "FileWritten",
+    "GpuIdleOut",
+    "GpuUsageOut",
     "Health",
     "ParamMap",
     "ParamOut",
@@ -90,6 +95,7 @@ __all__ = [
     "RunSummary",
     "StartRun",
     "TaskEvents",
+    "TaskGpuOut",
     "TaskNode",
     "TaskOut",
     "TokenRequest",

@@ -30,7 +30,7 @@ from odin.api.errors import EXCEPTION_HANDLERS
 from odin.api.inputs import reject_bad_characters
 from odin.api.metrics import Metrics, StoreCollector
 from odin.api.openapi import overlapping_unions_as_any_of, strict_bodies_closed
-from odin.api.routes import auth, commits, gpus, health, pipelines, runs, users
+from odin.api.routes import artifacts, auth, commits, gpus, health, pipelines, runs, users
 from odin.api.services.gpus import GpuService
 from odin.api.version import API_VERSION
 from odin.api.ws.asyncapi import ws_schema
@@ -62,6 +62,11 @@ ROUTES = [
     runs.run_events,
     runs.task_events,
     runs.task_logs,
+    artifacts.list_artifacts,
+    artifacts.get_artifact,
+    artifacts.list_artifact_files,
+    artifacts.get_artifact_file,
+    artifacts.list_results,
     commits.list_commits,
     commits.get_commit,
     pipelines.list_pipelines,

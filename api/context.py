@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from odin.api.auth.api_tokens import ApiTokenVerifier
 from odin.api.auth.ratelimit import RateLimiter
 from odin.api.auth.tokens import TokenKeys
-from odin.controller.facade import Controller, FollowedRepo, Validator
+from odin.controller.facade import ArtifactReader, Controller, FollowedRepo, Validator, artifact_reader
 from odin.controller.settings import Settings
 from odin.controller.store.db import DbEngine
 
@@ -30,6 +30,7 @@ class AppContext:
     login_account_limiter: RateLimiter | None = None  # failures per user name, whatever the address
     api_tokens: ApiTokenVerifier | None = field(default=None)
     validator: Validator | None = None  # the controller's (worker processes); its own without one
+    artifacts: ArtifactReader | None = None  # reads recorded artifacts back; built from the settings when not given
 
     def __post_init__(self) -> None:
         if self.validator is None:
@@ -48,6 +49,12 @@ class AppContext:
             )
         if self.api_tokens is None:
             self.api_tokens = ApiTokenVerifier(self.db)
+
+    def artifact_reader(self) -> ArtifactReader:
+        """Where downloads read artifacts: the attempts' files under the data directory, then the store."""
+        if self.artifacts is None:
+            self.artifacts = artifact_reader(self.settings)
+        return self.artifacts
 
     def pipeline_validator(self) -> Validator:
         """Where `main.yml` files sent to the API are validated: worker processes, within a time budget."""

@@ -24,10 +24,13 @@ from odin.api.auth.tokens import bearer_challenge
 from odin.api.auth.users import InvalidUsername, LastAdmin, UserExists, UserNotFound
 from odin.api.context import NoScheduler
 from odin.api.schemas import ErrorBody
-from odin.api.services.errors import InvalidRequest, NotFound
+from odin.api.services.errors import InvalidRequest, NotFound, RangeNotSatisfiable
 from odin.api.services.pipelines import InvalidContent, PipelineMissing
 from odin.controller.facade import (
     AmbiguousRef,
+    ArtifactError,
+    ArtifactNotFound,
+    ArtifactStoreUnavailable,
     AuthenticationFailed,
     CertificateRejected,
     EditConflict,
@@ -55,6 +58,7 @@ _DESCRIPTIONS = {
     404: "No such resource",
     409: "Conflicts with the resource's current state",
     413: "Request body larger than the configured limit (ODIN_MAX_BODY_BYTES)",
+    416: "The Range asked for starts past the end; Content-Range: bytes */<size> gives the size",
     422: "Well-formed, but cannot be done as asked (invalid pipeline, parameters, path...)",
     429: "Too many attempts; retry after the number of seconds in Retry-After",
     502: "The git remote refused Odin (credentials, certificate, missing repository)",
@@ -97,6 +101,16 @@ def _git_status(e: GitError) -> int:
     return 503 if e.transient else 502
 
 
+def _artifact_answer(e: ArtifactError) -> ErrorAnswer:
+    """Artifact errors the services did not put in context themselves: missing is 404, a store that cannot be
+    reached 503 (retry), anything else (bytes that do not match their digest) 502: the store let us down."""
+    if isinstance(e, ArtifactNotFound):
+        return ErrorAnswer(404, e.message)
+    if isinstance(e, ArtifactStoreUnavailable):
+        return ErrorAnswer(503, f"the artifact store is unavailable: {e.message}", headers={"Retry-After": "10"})
+    return ErrorAnswer(502, f"the artifact store: {e.message}")
+
+
 def _problems(problems: Any) -> list[dict[str, Any]]:
     return [p.to_dict() for p in problems]
 
@@ -137,6 +151,10 @@ def classify(e: Exception) -> ErrorAnswer | None:
         return ErrorAnswer(503, "the database is unavailable; try again shortly", headers={"Retry-After": "5"})
     if isinstance(e, InvalidText):
         return ErrorAnswer(400, str(e))
+    if isinstance(e, RangeNotSatisfiable):
+        return ErrorAnswer(416, str(e), headers={"Content-Range": f"bytes */{e.size}"})
+    if isinstance(e, ArtifactError):
+        return _artifact_answer(e)
     if isinstance(e, NoScheduler):
         return ErrorAnswer(503, str(e))
     if isinstance(e, InvalidContent):

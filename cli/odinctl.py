@@ -572,6 +572,123 @@ def cancel(
         out.print(f"cancelling [bold]{run.id}[/] (was {run.status})")
 
 
+# -- what runs produced -----------------------------------------------------------------------------------------------
+@app.command()
+def artifacts(
+    run_id: Annotated[str, typer.Argument(help="Run id")],
+    server: ServerOpt = None,
+    output: OutputOpt = Output.TABLE,
+) -> None:
+    """Every task's artifacts of a run: name, type, size, digest (`odinctl get RUN TASK/NAME` downloads one)."""
+    from odin.cli.render import artifacts_table
+
+    with client(server) as c:
+        listed = call(c.artifacts, run_id)
+    if emit(listed, output):
+        return
+    if not listed.items:
+        err.print(f"run {run_id} recorded no artifacts")
+        return
+    out.print(artifacts_table(listed.items))
+
+
+@app.command("get")
+def get_artifact(
+    run_id: Annotated[str, typer.Argument(help="Run id")],
+    what: Annotated[str, typer.Argument(help="TASK/NAME, or TASK/NAME/PATH for one file of a directory artifact")],
+    to: Annotated[
+        str | None,
+        typer.Option("--output", "-o", help="File to write ('-': standard output). Default: NAME, or NAME.tar"),
+    ] = None,
+    server: ServerOpt = None,
+) -> None:
+    """Download an artifact, streamed to a file: a directory comes as a tar. A partial file left by an interrupted
+    download is continued (HTTP Range), and a whole file is checked against the artifact's digest."""
+    from odin.api.client.http import DigestMismatch
+
+    task, _, rest = what.partition("/")
+    name, _, inner = rest.partition("/")
+    if not task or not name:
+        fail(EXIT_USAGE, f"expected TASK/NAME (e.g. train/model), not {what!r}")
+    with client(server) as c:
+        listed = call(c.artifacts, run_id)
+        item = next((a for a in listed.items if a.task == task and a.name == name), None)
+        if item is None:
+            have = ", ".join(f"{a.task}/{a.name}" for a in listed.items) or "none"
+            fail(EXIT_FAILED, f"run {run_id} has no artifact {task}/{name} (it has: {have})")
+        if inner and item.type != "directory":
+            fail(EXIT_USAGE, f"{task}/{name} is a {item.type}; only a directory artifact has files to pick from")
+        whole_file = item.type == "file" and not inner
+        default = inner.rsplit("/", 1)[-1] if inner else name if whole_file else f"{name}.tar"
+        if to == "-":
+            _to_stdout(c, run_id, task, name, inner or None)
+            return
+        dest = Path(to or default)
+        try:
+            done = call(
+                c.download,
+                run_id,
+                task,
+                name,
+                dest,
+                file=inner or None,
+                etag=f'"{item.digest}"' if whole_file else None,
+                digest=item.digest if whole_file else None,
+            )
+        except DigestMismatch as e:
+            fail(EXIT_FAILED, f"{e}; delete it and run the command again")
+        except OSError as e:
+            fail(EXIT_FAILED, f"cannot write {dest}: {e.strerror}")
+    from odin.cli.render import size
+
+    how = f"resumed, {size(done.received)} received" if done.resumed else "downloaded"
+    err.print(f"{dest}: {size(done.size)} ({how})" + (f", {item.digest}" if whole_file else ""))
+
+
+def _to_stdout(c: Any, run_id: str, task: str, name: str, inner: str | None) -> None:
+    """Stream an artifact to standard output (for a pipe: `odinctl get RUN train/data -o - | tar -x`)."""
+
+    def stream() -> None:
+        for chunk in c.iter_artifact(run_id, task, name, file=inner):
+            sys.stdout.buffer.write(chunk)
+        sys.stdout.buffer.flush()
+
+    call(stream)
+
+
+class ResultsOutput(StrEnum):
+    TABLE = "table"
+    JSON = "json"
+    YAML = "yaml"
+    CSV = "csv"
+
+
+@app.command()
+def results(
+    pipeline: Annotated[str, typer.Option("--pipeline", "-p", help="Pipeline (its directory)")],
+    since: Annotated[str | None, typer.Option(help="30d, 12h, 2w, 90m, or a time like 2024-05-01T12:00:00Z")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many runs, newest first")] = 100,
+    server: ServerOpt = None,
+    output: Annotated[ResultsOutput, typer.Option("--output", "-o", help="table, json, yaml or csv")] = (
+        ResultsOutput.TABLE
+    ),
+) -> None:
+    """Results per commit of a pipeline's runs, newest first: one column per result (did this commit improve
+    accuracy?)."""
+    from odin.cli.results import results_csv, results_table
+
+    with client(server) as c:
+        page = call(c.results, pipeline, since=since, limit=limit)
+    if output == ResultsOutput.CSV:
+        sys.stdout.write(results_csv(page))
+    elif output != ResultsOutput.TABLE:
+        emit(page, Output(output.value))
+    elif not page.items:
+        err.print(f"no runs of {pipeline}" + (f" since {since}" if since else ""))
+    else:
+        out.print(results_table(page))
+
+
 # -- users ------------------------------------------------------------------------------------------------------------
 @users_app.command("list")
 def users_list(server: ServerOpt = None, output: OutputOpt = Output.TABLE) -> None:

@@ -12,6 +12,7 @@ from rich.text import Text
 
 from odin.api.schemas import (
     ApiTokenOut,
+    ArtifactItem,
     CommitDetail,
     CommitSummary,
     EventOut,
@@ -179,6 +180,14 @@ def outputs_table(run: RunDetail) -> Table | None:
             table.add_row(t.name, f"artifacts.{name}", f"{a.type} {size(a.size)}", digest, Text(a.location))
             rows += 1
     return table if rows else None
+
+
+def artifacts_table(items: Iterable[ArtifactItem]) -> Table:
+    """A run's artifacts: where each came from, what it is, and the digest that names its content."""
+    table = _table("TASK", "ARTIFACT", "TYPE", "SIZE", "DIGEST")
+    for a in items:
+        table.add_row(a.task, a.name, a.type, size(a.size), a.digest.split(":", 1)[-1][:12])
+    return table
 
 
 def size(n: int) -> str:

@@ -17,6 +17,9 @@ The surface, by what is asked:
   secrets;
 - Midgard agents found through Kubernetes (`MidgardDiscovery`, `PodProvenance`, `KubeApiError`): imported on first
   use, so the API loads the kubernetes client only when it discovers agents;
+- what a run produced (`artifact_reader`, `ArtifactReader`, `FileSource`, `DirectoryFile`, `tar_stream`, and the
+  artifact errors `ArtifactError`, `ArtifactNotFound`, `UnsafeArtifactPath`, `ArtifactStoreUnavailable`): reading
+  recorded artifacts back from the attempt's files or the artifact store, by range, never whole;
 - the requests and results they exchange (`StartRequest`, `RerunRequest`, `SyncRequest`, `SyncOutcome`, `Created`,
   `PipelineAt`, `Author`, `FileCommit`) and the errors they map to answers (the `RunRejected` and `GitError` trees).
 
@@ -28,6 +31,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from odin.controller.artifacts.errors import ArtifactError, ArtifactNotFound, UnsafeArtifactPath
+from odin.controller.artifacts.errors import StoreUnavailable as ArtifactStoreUnavailable
+from odin.controller.artifacts.reading import ArtifactReader, DirectoryFile, FileSource
+from odin.controller.artifacts.tarstream import tar_stream
 from odin.controller.git.credentials import resolve_secret_ref
 from odin.controller.git.edit import Author, EditConflict, FileCommit, NotAPipeline, pipeline_file_path
 from odin.controller.git.edit import commit_file as _commit_file
@@ -56,26 +63,34 @@ from odin.controller.launcher import (
 from odin.controller.pipelines import MAIN_FILE, PipelineAt
 from odin.controller.pipelines import read_pipeline as _read_pipeline
 from odin.controller.service import Controller, FollowedRepo
+from odin.controller.settings import Settings
 from odin.controller.store.runs import Created
 from odin.controller.sync import SyncOutcome, SyncRequest
 from odin.controller.validation import Validator
 from odin.controller.vocabulary import Trigger
 
 if TYPE_CHECKING:
+    from odin.controller.artifacts.store import ArtifactStore
     from odin.controller.executors.kubernetes.discovery import MidgardDiscovery, PodProvenance
     from odin.controller.executors.kubernetes.errors import KubeApiError
 
 __all__ = [
     "MAIN_FILE",
     "AmbiguousRef",
+    "ArtifactError",
+    "ArtifactNotFound",
+    "ArtifactReader",
+    "ArtifactStoreUnavailable",
     "AuthenticationFailed",
     "Author",
     "CertificateRejected",
     "Controller",
     "Created",
+    "DirectoryFile",
     "EditConflict",
     "FileCommit",
     "FileMissing",
+    "FileSource",
     "FileTooLarge",
     "FollowedRepo",
     "GitError",
@@ -96,8 +111,10 @@ __all__ = [
     "StartRequest",
     "SyncOutcome",
     "SyncRequest",
+    "UnsafeArtifactPath",
     "UnsupportedEntry",
     "Validator",
+    "artifact_reader",
     "check_ref",
     "commit_file",
     "has_commit",
@@ -108,6 +125,7 @@ __all__ = [
     "request_sync",
     "resolve_ref",
     "resolve_secret_ref",
+    "tar_stream",
 ]
 
 
@@ -189,6 +207,17 @@ def request_sync(
     """Ask for a sync of the repository as soon as possible; False when its poller is not running (a replica that is
     not the leader: the leader's poll picks the change up). `on_done` as in `SyncRequest`."""
     return repo.poller.request(SyncRequest(trigger=trigger, by=by, on_done=on_done))
+
+
+def artifact_reader(settings: Settings) -> ArtifactReader:
+    """What reads a run's artifacts back for the API: the local executor's attempt directories under the data
+    directory, then the configured artifact store (`ODIN_ARTIFACTS_*`), opened on first need."""
+    from odin.controller.artifacts.settings import ArtifactSettings, open_store
+
+    def store() -> ArtifactStore:
+        return open_store(ArtifactSettings(), settings.data_dir)
+
+    return ArtifactReader(settings.data_dir / "outputs", store)
 
 
 def __getattr__(name: str) -> Any:

@@ -17,14 +17,17 @@ from odin.api.schemas import (
     ApiTokenCreated,
     ApiTokenList,
     ApiTokenOut,
+    ArtifactList,
     CommitDetail,
     CommitPage,
+    DirectoryListing,
     EventPage,
     FileOut,
     FileWritten,
     Health,
     PipelineDetail,
     PipelineList,
+    ResultsPage,
     RunDetail,
     RunPage,
     RunSummary,
@@ -170,6 +173,24 @@ def runs(
 
 def run(run_id: str) -> Call[RunDetail]:
     return Call("GET", f"/v1/runs/{seg(run_id)}", RunDetail)
+
+
+def artifacts(run_id: str) -> Call[ArtifactList]:
+    return Call("GET", f"/v1/runs/{seg(run_id)}/artifacts", ArtifactList)
+
+
+def artifact_path(run_id: str, task: str, name: str, file: str | None = None) -> str:
+    """Where one artifact downloads (a file of a directory artifact with `file`); bytes, so not a `Call`."""
+    path = f"/v1/runs/{seg(run_id)}/artifacts/{seg(task)}/{seg(name)}"
+    return f"{path}/files/{quote(file.lstrip('/'))}" if file else path
+
+
+def artifact_files(run_id: str, task: str, name: str) -> Call[DirectoryListing]:
+    return Call("GET", f"{artifact_path(run_id, task, name)}/files", DirectoryListing)
+
+
+def results(pipeline: str, *, since: str | None = None, limit: int = 100) -> Call[ResultsPage]:
+    return Call("GET", "/v1/results", ResultsPage, query=_q(pipeline=pipeline, since=since, limit=limit))
 
 
 def start(

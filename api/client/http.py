@@ -9,9 +9,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -25,14 +28,17 @@ from odin.api.schemas import (
     ApiTokenCreated,
     ApiTokenList,
     ApiTokenOut,
+    ArtifactList,
     CommitDetail,
     CommitPage,
+    DirectoryListing,
     EventPage,
     FileOut,
     FileWritten,
     Health,
     PipelineDetail,
     PipelineList,
+    ResultsPage,
     RunDetail,
     RunPage,
     RunSummary,
@@ -45,7 +51,7 @@ from odin.api.schemas import (
 )
 from odin.api.schemas.gpus import GpuList, NodeList
 
-__all__ = ["DEFAULT_SERVER", "TERMINAL", "ApiError", "OdinClient", "ServerUnreachable"]
+__all__ = ["DEFAULT_SERVER", "TERMINAL", "ApiError", "DigestMismatch", "Downloaded", "OdinClient", "ServerUnreachable"]
 
 T = TypeVar("T")
 
@@ -58,6 +64,23 @@ def decode(call: Call[T], response: httpx.Response) -> T:
     if call.into is str:
         return response.text  # type: ignore[return-value]
     return msgspec.json.decode(response.content, type=call.into)
+
+
+CHUNK = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Downloaded:
+    """What `download` did: bytes now in the file, bytes sent this time, and whether it continued a partial file."""
+
+    size: int
+    received: int
+    resumed: bool
+
+
+class DigestMismatch(Exception):
+    """The downloaded file does not hash to the artifact's digest (the partial file was of other bytes, or the
+    transfer was damaged): the file is left in place for inspection."""
 
 
 class OdinClient:
@@ -242,6 +265,70 @@ class OdinClient:
                 yield from response.iter_lines()
         except httpx.TransportError as e:
             raise ServerUnreachable(f"lost the log stream from {self.server}: {e}") from e
+
+    # -- what runs produced -----------------------------------------------------------------------------------------
+    def artifacts(self, run_id: str) -> ArtifactList:
+        return self.send(calls.artifacts(run_id))
+
+    def artifact_files(self, run_id: str, task: str, name: str) -> DirectoryListing:
+        return self.send(calls.artifact_files(run_id, task, name))
+
+    def results(self, pipeline: str, *, since: str | None = None, limit: int = 100) -> ResultsPage:
+        return self.send(calls.results(pipeline, since=since, limit=limit))
+
+    def iter_artifact(self, run_id: str, task: str, name: str, *, file: str | None = None) -> Iterator[bytes]:
+        """An artifact's bytes (a directory: its tar stream), chunk by chunk, as they arrive."""
+        path = calls.artifact_path(run_id, task, name, file)
+        try:
+            with self._http.stream("GET", path, timeout=httpx.Timeout(60.0, read=300.0)) as r:
+                if r.status_code != 200:
+                    r.read()
+                    raise api_error(r)
+                yield from r.iter_bytes(CHUNK)
+        except httpx.TransportError as e:
+            raise ServerUnreachable(f"lost the download from {self.server}: {e}") from e
+
+    def download(
+        self,
+        run_id: str,
+        task: str,
+        name: str,
+        dest: Path,
+        *,
+        file: str | None = None,
+        etag: str | None = None,
+        digest: str | None = None,
+    ) -> Downloaded:
+        """Stream an artifact (or one `file` of a directory artifact) into `dest`, chunk by chunk.
+
+        With `etag` (the artifact's digest, quoted) and a shorter file already at `dest`, only the rest is asked for
+        (`Range` + `If-Range`): a server whose artifact changed sends it whole and the file is rewritten. With
+        `digest`, the finished file is hashed and `DigestMismatch` raised when it differs."""
+        have = dest.stat().st_size if etag and dest.is_file() else 0
+        headers = {"Range": f"bytes={have}-", "If-Range": etag} if have and etag else {}
+        path = calls.artifact_path(run_id, task, name, file)
+        received = 0
+        try:
+            with self._http.stream("GET", path, headers=headers, timeout=httpx.Timeout(60.0, read=300.0)) as r:
+                if r.status_code == 416 and have:
+                    return Downloaded(have, 0, resumed=True)  # nothing past what we have: already complete
+                if r.status_code not in (200, 206):
+                    r.read()
+                    raise api_error(r)
+                resumed = r.status_code == 206
+                with dest.open("ab" if resumed else "wb") as out:
+                    for chunk in r.iter_bytes(CHUNK):
+                        out.write(chunk)
+                        received += len(chunk)
+        except httpx.TransportError as e:
+            raise ServerUnreachable(f"lost the download from {self.server} after {received} bytes: {e}") from e
+        size = dest.stat().st_size
+        if digest and digest.startswith("sha256:"):
+            with dest.open("rb") as f:
+                actual = "sha256:" + hashlib.file_digest(f, "sha256").hexdigest()
+            if actual != digest:
+                raise DigestMismatch(f"{dest} hashes to {actual}, not the artifact's {digest}")
+        return Downloaded(size, received, resumed)
 
     # -- commits and pipelines -----------------------------------------------------------------------------------
     def commits(

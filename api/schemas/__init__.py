@@ -5,6 +5,14 @@ never internal columns (`dedupe_key`, paths on the server, password or token has
 migration. Request bodies forbid unknown fields, so a typo in a client is a 400, not a silently ignored option.
 """
 
+from odin.api.schemas.artifacts import (
+    ArtifactItem,
+    ArtifactList,
+    DirectoryFileOut,
+    DirectoryListing,
+    ResultRow,
+    ResultsPage,
+)
 from odin.api.schemas.auth import (
     ApiTokenCreate,
     ApiTokenCreated,
@@ -55,10 +63,14 @@ __all__ = [
     "ApiTokenCreated",
     "ApiTokenList",
     "ApiTokenOut",
+    "ArtifactItem",
+    "ArtifactList",
     "ArtifactOut",
     "CommitDetail",
     "CommitPage",
     "CommitSummary",
+    "DirectoryFileOut",
+    "DirectoryListing",
     "ErrorBody",
     "EventOut",
     "EventPage",
@@ -75,6 +87,8 @@ __all__ = [
     "PipelineSummary",
     "ProblemOut",
     "Rerun",
+    "ResultRow",
+    "ResultsPage",
     "RoleName",
     "RunDetail",
     "RunPage",

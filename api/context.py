@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from odin.api.auth.api_tokens import ApiTokenVerifier
 from odin.api.auth.ratelimit import RateLimiter
 from odin.api.auth.tokens import TokenKeys
-from odin.controller.facade import Controller, FollowedRepo, Validator
+from odin.controller.facade import Controller, FollowedRepo, TrackingSettings, Validator
 from odin.controller.settings import Settings
 from odin.controller.store.db import DbEngine
 
@@ -30,6 +30,7 @@ class AppContext:
     login_account_limiter: RateLimiter | None = None  # failures per user name, whatever the address
     api_tokens: ApiTokenVerifier | None = field(default=None)
     validator: Validator | None = None  # the controller's (worker processes); its own without one
+    mlflow_ui: str | None = field(default_factory=lambda: TrackingSettings().ui_base)  # links to MLflow runs
 
     def __post_init__(self) -> None:
         if self.validator is None:

@@ -17,6 +17,7 @@ The surface, by what is asked:
   secrets;
 - Midgard agents found through Kubernetes (`MidgardDiscovery`, `PodProvenance`, `KubeApiError`): imported on first
   use, so the API loads the kubernetes client only when it discovers agents;
+- links to a run's MLflow runs (`mlflow_run_url`, with `TrackingSettings` saying where the UI is);
 - the requests and results they exchange (`StartRequest`, `RerunRequest`, `SyncRequest`, `SyncOutcome`, `Created`,
   `PipelineAt`, `Author`, `FileCommit`) and the errors they map to answers (the `RunRejected` and `GitError` trees).
 
@@ -58,6 +59,8 @@ from odin.controller.pipelines import read_pipeline as _read_pipeline
 from odin.controller.service import Controller, FollowedRepo
 from odin.controller.store.runs import Created
 from odin.controller.sync import SyncOutcome, SyncRequest
+from odin.controller.tracking.links import run_url as mlflow_run_url
+from odin.controller.tracking.settings import TrackingSettings
 from odin.controller.validation import Validator
 from odin.controller.vocabulary import Trigger
 
@@ -96,12 +99,14 @@ __all__ = [
     "StartRequest",
     "SyncOutcome",
     "SyncRequest",
+    "TrackingSettings",
     "UnsupportedEntry",
     "Validator",
     "check_ref",
     "commit_file",
     "has_commit",
     "list_pipelines",
+    "mlflow_run_url",
     "pipeline_file_path",
     "read_file",
     "read_pipeline",

@@ -31,6 +31,7 @@ from odin.controller.store.db import DbEngine, StoreError, create_db_engine, mig
 from odin.controller.store.repositories import follow_repository
 from odin.controller.store.runs import Created, load_runs, request_cancel, run_events
 from odin.controller.sync import RepoSync, SyncRequest
+from odin.controller.tracking import TrackingSettings, open_run_tracking
 from odin.controller.validation import Validator
 
 log = logging.getLogger(__name__)
@@ -123,6 +124,8 @@ class Controller:
         self.bus = EventBus()
         self.bus.subscribe(TaskDurations())
         self.executor = executor or make_executor(settings, task_user, self.gpus)
+        # MLflow (ODIN_MLFLOW_*): None when off. It mirrors the bus's events on its own thread, on the leader only.
+        self.tracking = open_run_tracking(self.db, self.bus, TrackingSettings())
         self.engine = Engine(
             self.db,
             self.executor,
@@ -130,6 +133,7 @@ class Controller:
             policy=RetryPolicy(base=settings.retry_backoff, maximum=settings.retry_backoff_max),
             max_active_tasks=settings.max_active_tasks,
             default_parallelism=settings.parallelism,
+            task_env=self.tracking.task_env if self.tracking is not None else None,
         )
         self.validator = Validator(workers=settings.validation_workers, budget=settings.validation_timeout)
         self.repos: dict[str, FollowedRepo] = {}
@@ -168,6 +172,8 @@ class Controller:
         if self._elector is not None:
             self._elector.join(10)
         self._stop_scheduling()
+        if self.tracking is not None:
+            self.tracking.stop()
         self.executor.shutdown()
         self.validator.close()
         self._lock.release()
@@ -191,6 +197,8 @@ class Controller:
                 self._stop_scheduling()
 
     def _start_scheduling(self) -> None:
+        if self.tracking is not None:
+            self.tracking.start()  # subscribed before the engine publishes anything
         self.engine.start()
         self.engine.wait_ready(60)
         for repo in self.repos.values():

@@ -42,9 +42,11 @@ from odin.api.schemas.runs import (
     RunDetail,
     RunPage,
     RunSummary,
+    RunTracking,
     StartRun,
     TaskEvents,
     TaskOut,
+    TaskTracking,
 )
 
 __all__ = [
@@ -74,10 +76,12 @@ __all__ = [
     "RunDetail",
     "RunPage",
     "RunSummary",
+    "RunTracking",
     "StartRun",
     "TaskEvents",
     "TaskNode",
     "TaskOut",
+    "TaskTracking",
     "TokenRequest",
     "TokenResponse",
     "UserCreate",

@@ -21,6 +21,22 @@ class ArtifactOut(msgspec.Struct, kw_only=True):
     digest: str  # sha256:<hex> (a directory: of its sorted manifest of paths, sizes and digests)
 
 
+class TaskTracking(msgspec.Struct, kw_only=True):
+    """A task's nested MLflow run."""
+
+    run_id: str
+    url: str | None = None  # the MLflow UI's page of the run (ODIN_MLFLOW_UI_URL, else the tracking URI)
+
+
+class RunTracking(msgspec.Struct, kw_only=True):
+    """Where the run is tracked in MLflow (issue 11, item 7); absent when it is not."""
+
+    run_id: str
+    experiment_id: str | None
+    url: str | None = None
+    status: str | None = None  # the status mirrored to MLflow once the run ended (FINISHED, FAILED, KILLED)
+
+
 class TaskOut(msgspec.Struct, kw_only=True):
     name: str
     status: str
@@ -36,6 +52,7 @@ class TaskOut(msgspec.Struct, kw_only=True):
     finished_at: datetime | None
     results: dict[str, Any] = msgspec.field(default_factory=dict)  # declared results of the succeeded attempt
     artifacts: dict[str, ArtifactOut] = msgspec.field(default_factory=dict)
+    tracking: TaskTracking | None = None
 
 
 class RunSummary(msgspec.Struct, kw_only=True):
@@ -61,6 +78,7 @@ class RunDetail(RunSummary, kw_only=True):
     absorbed_commits: list[str]
     conditions: list[dict[str, Any]]
     tasks: list[TaskOut]
+    tracking: RunTracking | None = None
 
 
 class RunPage(msgspec.Struct, kw_only=True):

@@ -98,6 +98,11 @@ class Run(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     started_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # Its MLflow run (issue 11, item 7; migration 0008): ids kept so a restart finishes what it opened, and
+    # `mlflow_status` the status mirrored to MLflow once the run ended (NULL: not closed there yet).
+    mlflow_run_id: str | None = Field(default=None, max_length=64)
+    mlflow_experiment_id: str | None = Field(default=None, max_length=64)
+    mlflow_status: str | None = Field(default=None, max_length=16)
 
 
 class TaskRun(SQLModel, table=True):
@@ -130,6 +135,7 @@ class TaskRun(SQLModel, table=True):
     # digest}. NULL until a task with declared outputs succeeds; cleared when a new attempt starts.
     results: dict[str, Any] | None = Field(default=None, sa_type=JSONColumn)
     artifacts: dict[str, dict[str, Any]] | None = Field(default=None, sa_type=JSONColumn)
+    mlflow_run_id: str | None = Field(default=None, max_length=64, description="The task's nested MLflow run.")
 
 
 class Event(SQLModel, table=True):

@@ -52,6 +52,7 @@ class TaskRow:
     finished_at: datetime | None
     results: dict[str, Any] = field(default_factory=dict)  # declared results of the succeeded attempt (issue 11)
     artifacts: dict[str, dict[str, Any]] = field(default_factory=dict)  # {path, location, type, size, digest}
+    mlflow_run_id: str | None = None  # the task's nested MLflow run (issue 11, item 7)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +67,9 @@ class RunRow:
     absorbed_commits: list[str]
     conditions: list[dict[str, Any]]
     tasks: list[TaskRow]
+    mlflow_run_id: str | None = None
+    mlflow_experiment_id: str | None = None
+    mlflow_status: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,9 +224,13 @@ def get_run(db: DbEngine, run_id: str) -> RunRow | None:
                 finished_at=t.finished_at,
                 results=t.results or {},
                 artifacts=t.artifacts or {},
+                mlflow_run_id=t.mlflow_run_id,
             )
             for t in tasks
         ],
+        mlflow_run_id=r.mlflow_run_id,
+        mlflow_experiment_id=r.mlflow_experiment_id,
+        mlflow_status=r.mlflow_status,
     )
 
 

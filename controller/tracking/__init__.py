@@ -38,9 +38,13 @@ def open_tracker(settings: TrackingSettings) -> MlflowTracker | None:
 
 def open_run_tracking(db: DbEngine, bus: EventBus, settings: TrackingSettings) -> RunTracking | None:
     """Runs mirrored into MLflow (`worker.RunTracking`, not started yet), or None when tracking is off."""
-    tracker = open_tracker(settings)
-    if tracker is None:
+    if not settings.enabled:
         return None
     from odin.controller.tracking.worker import RunTracking
 
-    return RunTracking(db, bus, tracker, settings)
+    def make_tracker() -> MlflowTracker:
+        tracker = open_tracker(settings)  # imports mlflow: on the worker's thread, not the server's start
+        assert tracker is not None
+        return tracker
+
+    return RunTracking(db, bus, make_tracker, settings)

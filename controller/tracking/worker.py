@@ -98,15 +98,21 @@ class RunTracking:
         self,
         db: DbEngine,
         bus: EventBus,
-        tracker: MlflowTracker,
+        make_tracker: Callable[[], MlflowTracker],
         settings: TrackingSettings,
         *,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """`make_tracker` is called once, on the worker thread: importing MLflow takes seconds (tens on a loaded
+        machine), which neither the server's start nor the engine should wait for."""
         self.db = db
         self.bus = bus
-        self.tracker = tracker
+        self.make_tracker = make_tracker
         self.settings = settings
+        self.uri = redact(settings.tracking_uri or "")
+        self._tracker: MlflowTracker | None = None
+        self._tracker_error: str | None = None
+        self._tracker_ready = threading.Event()
         self.clock = clock
         self._queue: queue.SimpleQueue[_Job] = queue.SimpleQueue()
         self._runs: dict[str, TrackedRun] = {}
@@ -116,6 +122,15 @@ class RunTracking:
         self._skip_until = 0.0
         self._thread: threading.Thread | None = None
         self._unsubscribe: Callable[[], None] | None = None
+
+    @property
+    def tracker(self) -> MlflowTracker:
+        """The MLflow client, once the worker has made it (waits for it: callers are the worker and the start pool,
+        whose waits `task_env` bounds)."""
+        self._tracker_ready.wait()
+        if self._tracker is None:
+            raise RuntimeError(f"MLflow tracking is unavailable: {self._tracker_error}")
+        return self._tracker
 
     # -- lifecycle ----------------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -179,11 +194,18 @@ class RunTracking:
     def _without_env(self, task: str, reason: str) -> str:
         return (
             f"task {task} started without MLFLOW_RUN_ID (its metrics from the task's own code are not tracked): "
-            f"{reason} ({redact(self.tracker.tracking_uri)})"
+            f"{reason} ({self.uri})"
         )
 
     # -- the worker -----------------------------------------------------------------------------------------------
     def _main(self) -> None:
+        try:
+            self._tracker = self.make_tracker()
+        except Exception as e:  # e.g. the mlflow package missing: every call becomes a warning, nothing fails
+            log.exception("MLflow tracking cannot start")
+            self._tracker_error = str(e)[:500]
+        finally:
+            self._tracker_ready.set()
         next_sweep = self.clock() + SWEEP_INTERVAL
         while True:
             try:

@@ -11,7 +11,15 @@ from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
+from sqlalchemy.engine import Engine
 
+from odin.controller.bus import EventBus
+from odin.controller.store.db import transaction
+from odin.controller.store.runs import NewRun, WriteBatch, create_run, write_batch
+from odin.controller.store.tracking import tracked_run
+from odin.controller.tracking import TrackingSettings, open_run_tracking
+from odin.controller.vocabulary import RunContext, TaskLaunch, TaskPaths, Trigger
+from odin.schema.model import PipelineSpec, TaskSpec
 from tests.support.git import GitRemote
 from tests.support.mlflow_server import MlflowServer, mlflow_server
 from tests.support.server import OdinServer, odinctl
@@ -99,3 +107,45 @@ def test_a_restart_finishes_the_mlflow_run_it_opened(
     runs = client.search_runs([tracking["experiment_id"]], filter_string=f"tags.`odin.run_id` = '{run_id}'")
     assert sorted(r.data.tags["odin.kind"] for r in runs) == ["run", "task"], "one MLflow run each, not two"
     assert {r.info.status for r in runs} == {"FINISHED"}
+
+
+def test_the_sweep_ends_runs_left_open(mlflow: MlflowServer, db: Engine) -> None:
+    """A run opened in MLflow whose end was never mirrored (the process died, or MLflow was down then): the next
+    worker's sweep ends it, with the ids recorded on the rows, and records that it did."""
+    spec = PipelineSpec(name="p", tasks=(TaskSpec("only", "x", ("true",)),))
+    with transaction(db) as conn:
+        run_id = create_run(conn, NewRun("p", spec, Trigger.MANUAL, {"lr": "0.3"}, commit_sha="a" * 40)).run_id
+    settings = TrackingSettings(tracking_uri=mlflow.url, retry_initial=0.05, retry_max=0.2)
+    first = open_run_tracking(db, EventBus(), settings)
+    assert first is not None
+    first.start()
+    try:
+        env = first.task_env(launch_of(run_id, spec))
+    finally:
+        first.stop()
+    assert set(env) == {"MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID"}
+    batch = WriteBatch()  # the run and its task end while nothing mirrors them
+    batch.task(run_id, "only", status="succeeded")
+    batch.run(run_id, status="succeeded")
+    write_batch(db, batch)
+    row = tracked_run(db, run_id)
+    assert row is not None and row.mlflow_run_id and row.mlflow_status is None
+
+    second = open_run_tracking(db, EventBus(), settings)
+    assert second is not None
+    second.start()
+    try:
+        closed = wait_until(lambda: (r := tracked_run(db, run_id)) and r.mlflow_status == "FINISHED" and r, 120)
+    finally:
+        second.stop()
+    client = MlflowClient(tracking_uri=mlflow.url)
+    assert closed.mlflow_run_id == row.mlflow_run_id
+    assert mlflow_status(client, row.mlflow_run_id) == "FINISHED"
+    assert mlflow_status(client, env["MLFLOW_RUN_ID"]) == "FINISHED"
+    assert client.get_run(row.mlflow_run_id).data.params == {"lr": "0.3"}
+    assert client.get_experiment(row.mlflow_experiment_id).name == "local/p", "a run without a repository"
+
+
+def launch_of(run_id: str, spec: PipelineSpec) -> TaskLaunch:
+    ctx = RunContext(run_id, "p", "a" * 40, None, "manual", None, None)
+    return TaskLaunch(ctx, spec.tasks[0], 1, ("true",), (), {}, TaskPaths("/w", "/r", "/"))

@@ -6,10 +6,11 @@ ended in MLflow. The bus callback only puts the event on a queue; one worker thr
 or absent MLflow server never slows the engine, whose thread publishes those events.
 
 One call cannot wait: a task must find its nested run in its environment (`MLFLOW_RUN_ID`...) when it starts, so
-`task_env`, which the engine calls just before handing a task to the executor, creates it synchronously, on a small
-thread pool, waiting at most `start_timeout` seconds. When MLflow does not answer in time the task starts without
-those variables and the run gets a warning; for `outage_cooldown` seconds after that, starts do not wait at all, so an
-outage costs a run one timeout, not one per task.
+`task_env`, which the engine calls just before handing a task to the executor, waits for it, at most `start_timeout`
+seconds. It is made on a small thread pool, started as soon as the bus shows the task `starting` (committed just before
+the engine performs its starts), so the nested runs of a turn's starts are made in parallel, not one by one. When MLflow
+does not answer in time the task starts without those variables and the run gets a warning; for `outage_cooldown`
+seconds after that, starts do not wait at all, so an outage costs a run one timeout, not one per task.
 
 Everything that goes wrong becomes a `run.warning` event on the run (source `mlflow`, the tracking URI redacted),
 never a failed task. MLflow ids are recorded on the run and task rows (migration 0008): a restarted controller finds
@@ -25,7 +26,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -45,6 +46,7 @@ log = logging.getLogger(__name__)
 
 MlflowStatus = Literal["FINISHED", "FAILED", "KILLED"]
 SWEEP_INTERVAL = 60.0
+START_THREADS = 4
 WARNING_EVENT = "run.warning"
 
 RUN_STATUS: dict[str, MlflowStatus] = {
@@ -117,8 +119,10 @@ class RunTracking:
         self._queue: queue.SimpleQueue[_Job] = queue.SimpleQueue()
         self._runs: dict[str, TrackedRun] = {}
         self._tasks: dict[tuple[str, str], TrackedRun] = {}
-        self._creating = threading.RLock()  # one creation at a time: no duplicate MLflow run from two threads
-        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="odin-mlflow-start")
+        self._guard = threading.Lock()  # the caches and the locks below
+        self._locks: dict[tuple[str, ...], threading.Lock] = {}  # per run, per task: no duplicate from two threads
+        self._pool = ThreadPoolExecutor(max_workers=START_THREADS, thread_name_prefix="odin-mlflow-start")
+        self._prefetched: dict[tuple[str, str, int], Future[TrackedRun | TrackingWarning | None]] = {}
         self._skip_until = 0.0
         self._thread: threading.Thread | None = None
         self._unsubscribe: Callable[[], None] | None = None
@@ -161,8 +165,17 @@ class RunTracking:
         status = (event.get("data") or {}).get("status")
         if kind == "run.status" and (status == RunStatus.RUNNING or status in RUN_STATUS):
             self._queue.put(_RunChanged(run_id, status))
-        elif kind == "task.status" and status in TASK_STATUS and event.get("task"):
-            self._queue.put(_TaskEnded(run_id, event["task"], status))
+        elif kind == "task.status" and event.get("task"):
+            task = str(event["task"])
+            if status == TaskStatus.STARTING and self.clock() >= self._skip_until:
+                # Published when the start is committed, just before the engine performs it: the nested runs of
+                # every task a turn starts are made in parallel while the engine works through its starts.
+                attempt = int((event.get("data") or {}).get("attempt") or 1)
+                self._prefetched[(run_id, task, attempt)] = self._pool.submit(self._open_task, run_id, task, attempt)
+            elif status in TASK_STATUS:
+                for key in [k for k in self._prefetched if k[:2] == (run_id, task)]:
+                    del self._prefetched[key]  # a start that never came (it failed before reaching the executor)
+                self._queue.put(_TaskEnded(run_id, task, status))
 
     def task_env(self, launch: TaskLaunch) -> dict[str, str]:
         """MLFLOW_TRACKING_URI, MLFLOW_RUN_ID and MLFLOW_EXPERIMENT_ID for this attempt's nested run, created now;
@@ -173,8 +186,12 @@ class RunTracking:
                 _Warn(run_id, task, "start_task", self._without_env(task, "MLflow was unreachable moments ago"))
             )
             return {}
-        params = {k: v for k, v in launch.spec.matrix.items()}
-        future = self._pool.submit(self._open_task, run_id, task, launch.attempt, params)
+        params = dict(launch.spec.matrix)
+        future = self._prefetched.pop((run_id, task, launch.attempt), None)
+        if future is None:
+            future = self._pool.submit(self._open_task, run_id, task, launch.attempt, params)
+        elif params:  # made by the prefetch, which has no spec: the sweep member's values follow
+            self._pool.submit(self._log_params, run_id, task, params)
         try:
             tracked = future.result(timeout=self.settings.start_timeout)
         except FutureTimeout:
@@ -190,6 +207,20 @@ class RunTracking:
             _Warn(run_id, task, tracked.operation if tracked else "start_task", self._without_env(task, reason))
         )
         return {}
+
+    def _log_params(self, run_id: str, task: str, params: Mapping[str, Any]) -> None:
+        tracked = self._open_task(run_id, task)
+        if isinstance(tracked, TrackedRun):
+            warning = self.tracker.log_params(tracked, params)
+            if warning is not None:
+                self._queue.put(_Warn(run_id, task, warning.operation, str(warning)))
+
+    def _lock(self, *key: str) -> threading.Lock:
+        with self._guard:
+            lock = self._locks.get(key)
+            if lock is None:
+                lock = self._locks[key] = threading.Lock()
+            return lock
 
     def _without_env(self, task: str, reason: str) -> str:
         return (
@@ -253,7 +284,8 @@ class RunTracking:
         if job.status == TaskStatus.SUCCEEDED and row.results:
             self._check(job.run_id, job.task, self.tracker.log_results(tracked, row.results))
         self._check(job.run_id, job.task, self.tracker.finish(tracked, TASK_STATUS[job.status]))
-        self._tasks.pop((job.run_id, job.task), None)
+        with self._guard:
+            self._tasks.pop((job.run_id, job.task), None)
 
     def _close_run(self, run_id: str, *, sweeping: bool) -> None:
         row = store.tracked_run(self.db, run_id)
@@ -279,15 +311,17 @@ class RunTracking:
         self._check(run_id, None, warning)
         if warning is None or not warning.retryable:  # a refusal would be refused again: stop asking
             store.record_closed(self.db, run_id, status)
-        with self._creating:
+        with self._guard:
             self._runs.pop(run_id, None)
             for key in [k for k in self._tasks if k[0] == run_id]:
                 del self._tasks[key]
+            for lock_key in [k for k in self._locks if k[1] == run_id]:
+                del self._locks[lock_key]
 
     # -- opening runs (the worker and the start pool) ---------------------------------------------------------
     def _open_run(self, run_id: str) -> TrackedRun | TrackingWarning | None:
         """The run's MLflow run: cached, recorded on its row, found by its tags, or created. None: no such run."""
-        with self._creating:
+        with self._lock("run", run_id):
             cached = self._runs.get(run_id)
             if cached is not None:
                 return cached
@@ -312,7 +346,8 @@ class RunTracking:
                     return outcome
                 tracked = outcome
                 store.record_run_ids(self.db, run_id, tracked.run_id, tracked.experiment_id)
-            self._runs[run_id] = tracked
+            with self._guard:
+                self._runs[run_id] = tracked
             return tracked
 
     def _open_task(
@@ -323,7 +358,7 @@ class RunTracking:
         parent = self._open_run(run_id)
         if not isinstance(parent, TrackedRun):
             return parent
-        with self._creating:
+        with self._lock("task", run_id, task):
             cached = self._tasks.get((run_id, task))
             if cached is not None and attempt is None:
                 return cached
@@ -332,7 +367,8 @@ class RunTracking:
                 if rows and rows[0].mlflow_run_id:
                     cached = TrackedRun(rows[0].mlflow_run_id, parent.experiment_id, parent.run_id)
                     if attempt is None:
-                        self._tasks[(run_id, task)] = cached
+                        with self._guard:
+                            self._tasks[(run_id, task)] = cached
                         return cached
             tags = {"odin.run_id": run_id} | ({"odin.attempt": str(attempt)} if attempt is not None else {})
             outcome = self.tracker.start_task(parent, task=task, params=params if cached is None else None, tags=tags)
@@ -340,7 +376,8 @@ class RunTracking:
                 return outcome
             if cached is None:
                 store.record_task_id(self.db, run_id, task, outcome.run_id)
-            self._tasks[(run_id, task)] = outcome
+            with self._guard:
+                self._tasks[(run_id, task)] = outcome
             return outcome
 
     # -- warnings ----------------------------------------------------------------------------------------------

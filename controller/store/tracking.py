@@ -37,6 +37,7 @@ class TrackedRunRow:
     mlflow_run_id: str | None
     mlflow_experiment_id: str | None
     mlflow_status: str | None
+    created_at: str = ""  # ISO time: with the id, what tells this run from one of another store with the same id
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,7 +53,8 @@ def tracked_run(db: DbEngine, run_id: str) -> TrackedRunRow | None:
     """The run with its repository's name and URL (a run without one is filed under `local`); None if unknown."""
     q = sa.select(
         RUNS.c.id, RUNS.c.pipeline, RUNS.c.commit_sha, RUNS.c.branch, RUNS.c.trigger, RUNS.c.triggered_by,
-        RUNS.c.status, RUNS.c.params, RUNS.c.mlflow_run_id, RUNS.c.mlflow_experiment_id, RUNS.c.mlflow_status,
+        RUNS.c.status, RUNS.c.params, RUNS.c.created_at,
+        RUNS.c.mlflow_run_id, RUNS.c.mlflow_experiment_id, RUNS.c.mlflow_status,
         REPOSITORIES.c.name.label("repository"), REPOSITORIES.c.url.label("repository_url"),
     ).select_from(RUNS.outerjoin(REPOSITORIES, RUNS.c.repo_id == REPOSITORIES.c.id))  # fmt: skip
     q = q.where(RUNS.c.id == run_id)
@@ -75,6 +77,7 @@ def tracked_run(db: DbEngine, run_id: str) -> TrackedRunRow | None:
         mlflow_run_id=m["mlflow_run_id"],
         mlflow_experiment_id=m["mlflow_experiment_id"],
         mlflow_status=m["mlflow_status"],
+        created_at=m["created_at"].isoformat() if m["created_at"] else "",
     )
 
 

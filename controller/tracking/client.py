@@ -89,11 +89,18 @@ class MlflowTracker:
         trigger: str | None = None,
         triggered_by: str | None = None,
         params: Mapping[str, object] | None = None,
+        created: str | None = None,
     ) -> TrackedRun | TrackingWarning:
-        """The MLflow run of Odin run `odin_run_id` (found again if it exists), in its pipeline's experiment."""
+        """The MLflow run of Odin run `odin_run_id` (found again if it exists), in its pipeline's experiment.
+
+        `created` (the Odin run's creation time) is part of what finds it again: run ids repeat across Odin
+        installations sharing one MLflow server, or after a store was reset (`train-abc1234-1` again), and such a run
+        must get its own MLflow run, not append to an old one."""
+        identity = {"odin.kind": "run", "odin.run_id": str(odin_run_id)} | (
+            {"odin.created": created} if created else {}
+        )
         tags = {
-            "odin.kind": "run",
-            "odin.run_id": str(odin_run_id),
+            **identity,
             "odin.repository": repository,
             "odin.pipeline": pipeline,
             "odin.commit": commit,
@@ -110,7 +117,7 @@ class MlflowTracker:
 
         def call() -> TrackedRun:
             experiment_id = self._experiment_id(repository, pipeline)
-            found = self._find(experiment_id, {"odin.kind": "run", "odin.run_id": str(odin_run_id)})
+            found = self._find(experiment_id, identity)
             if found is not None:
                 return TrackedRun(found, experiment_id)
             run = self.client.create_run(

@@ -341,6 +341,7 @@ class RunTracking:
                     trigger=row.trigger,
                     triggered_by=row.triggered_by,
                     params=row.params,
+                    created=row.created_at or None,
                 )
                 if isinstance(outcome, TrackingWarning):
                     return outcome

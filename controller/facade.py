@@ -150,17 +150,30 @@ def commit_file(
     expected_base: str | None = None,
 ) -> FileCommit:
     """Write one file of a pipeline as a new commit on the followed branch and push it (`EditConflict` when the
-    branch moved past `expected_base` or someone pushed in between)."""
-    return _commit_file(
-        repo.mirror,
-        pipeline=pipeline,
-        path=path,
-        content=content,
-        author=author,
-        committer=committer,
-        message=message,
-        expected_base=expected_base,
-    )
+    branch moved past `expected_base` or someone pushed in between). The commit is attributed to `author` before it
+    is pushed, so its runs say who made it even when the regular poll finds it before `request_sync` is served."""
+    attributed: list[str] = []
+
+    def attribute(sha: str) -> None:
+        repo.sync.expect(sha, SyncRequest(trigger=Trigger.POLL, by=author.name))
+        attributed.append(sha)
+
+    try:
+        return _commit_file(
+            repo.mirror,
+            pipeline=pipeline,
+            path=path,
+            content=content,
+            author=author,
+            committer=committer,
+            message=message,
+            expected_base=expected_base,
+            before_push=attribute,
+        )
+    except BaseException:
+        for sha in attributed:  # the push failed: the commit will never be seen
+            repo.sync.forget(sha)
+        raise
 
 
 def has_commit(repo: FollowedRepo, sha: str, *, fetch: bool = False) -> bool:

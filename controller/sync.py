@@ -71,6 +71,9 @@ class SyncRequest:
     on_done: Callable[[SyncOutcome | None], None] | None = field(default=None, compare=False)
 
 
+_MAX_EXPECTED = 256
+
+
 class RepoSync:
     """Syncs one followed repository. Thread-safe: concurrent calls are serialised."""
 
@@ -104,6 +107,30 @@ class RepoSync:
         self._last_seen: str | None = None
         self._loaded = False
         self._condition: tuple[str, str, str] | None = None
+        self._expected: dict[str, SyncRequest] = {}  # sha -> who made it through Odin (see `expect`)
+        self._expected_lock = threading.Lock()
+
+    def expect(self, sha: str, request: SyncRequest) -> None:
+        """Attribute the commit `sha` to `request` whichever sync finds it first.
+
+        A file written through the API is committed and pushed by Odin itself, and then a sync is requested on the
+        writer's behalf. The regular poll may fetch the pushed commit before that request is served; without this the
+        run would say the poller started it. Called before the push, so no sync can see the commit unattributed.
+        Bounded: an entry for a push that never arrived is dropped with the oldest ones."""
+        with self._expected_lock:
+            self._expected[sha] = request
+            while len(self._expected) > _MAX_EXPECTED:
+                del self._expected[next(iter(self._expected))]
+
+    def forget(self, sha: str) -> None:
+        """Drop an attribution whose push failed."""
+        with self._expected_lock:
+            self._expected.pop(sha, None)
+
+    def _attributed(self, sha: str, request: SyncRequest) -> SyncRequest:
+        with self._expected_lock:
+            expected = self._expected.pop(sha, None)
+        return request if expected is None else SyncRequest(trigger=expected.trigger, by=expected.by)
 
     def sync(self, request: SyncRequest | None = None) -> SyncOutcome:
         request = request or SyncRequest()
@@ -170,7 +197,7 @@ class RepoSync:
         skip = commit.skip_requested
         selection = self._select(commit, change) if not skip else _Selection(change.changed)
         results = [] if skip else [self._read(commit.sha, p) for p in selection.pipelines]
-        new_runs = self._new_runs(commit, results, absorbed, request, selection.problems)
+        new_runs = self._new_runs(commit, results, absorbed, self._attributed(commit.sha, request), selection.problems)
         validation = _validation(skip, results, selection.problems)
         created = self._record(commit, absorbed, results, selection, validation, new_runs)
         outcome.commits.extend([*(c.sha for c in absorbed), commit.sha])

@@ -127,6 +127,19 @@ class TaskPaths:
 
 
 @dataclass(frozen=True, slots=True)
+class InputArtifact:
+    """An artifact of an earlier task that this attempt references (`${tasks.T.artifacts.A}`), as it was recorded:
+    an executor whose tasks cannot read the producer's files (Kubernetes) fetches it into the task first."""
+
+    task: str
+    name: str
+    path: str  # relative to the producer's ${OUTPUT_PATH}
+    digest: str
+    location: str  # as recorded: a local path, or a URI (s3://bucket/key)
+    tree: bool = False  # a directory, stored as a tree
+
+
+@dataclass(frozen=True, slots=True)
 class TaskLaunch:
     """One attempt of one task, fully resolved: variables substituted, environment complete."""
 
@@ -137,6 +150,7 @@ class TaskLaunch:
     args: tuple[str, ...]
     env: Mapping[str, str]
     paths: TaskPaths
+    inputs: tuple[InputArtifact, ...] = ()
 
     @property
     def task(self) -> str:

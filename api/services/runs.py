@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from odin.api.schemas import (
     ArtifactOut,
     EventOut,
     EventPage,
+    GpuUsageOut,
     RunDetail,
     RunPage,
     RunSummary,
@@ -27,6 +29,8 @@ from odin.controller.facade import mlflow_run_url
 from odin.controller.store import run_queries as store
 from odin.controller.store.db import DbEngine
 from odin.controller.vocabulary import REUSED, RunStatus, Trigger
+
+log = logging.getLogger(__name__)
 
 _HEX = re.compile(r"^[0-9a-f]{7,40}$")
 
@@ -165,6 +169,8 @@ def get_run(db: DbEngine, run_id: str, *, mlflow_ui: str | None = None) -> RunDe
                 )
                 if t.mlflow_run_id
                 else None,
+                gpu_usage=gpu_usage(t.gpu_usage),
+                gpu_idle=bool(t.gpu_usage and t.gpu_usage.get("idle")),
             )
             for t in r.tasks
         ],
@@ -177,6 +183,18 @@ def get_run(db: DbEngine, run_id: str, *, mlflow_ui: str | None = None) -> RunDe
         if r.mlflow_run_id
         else None,
     )
+
+
+def gpu_usage(stored: dict[str, Any] | None) -> GpuUsageOut | None:
+    """The stored summary as served; one this version cannot read (a newer writer, a damaged row) is left out rather
+    than failing the whole run's answer."""
+    if not stored:
+        return None
+    try:
+        return msgspec.convert(stored, GpuUsageOut, strict=False)
+    except msgspec.ValidationError:
+        log.warning("unreadable gpu_usage left out: %s", stored)
+        return None
 
 
 def run_summary(db: DbEngine, run_id: str) -> RunSummary:

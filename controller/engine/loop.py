@@ -420,7 +420,7 @@ class Engine:
                 self._fail_launch(run, spec, attempt, "OutputsUnsupported", str(e))
                 return
         try:
-            launch = task_launch(run, spec, attempt, dirs)
+            launch = task_launch(run, spec, attempt, dirs, self.executor.input_location)
         except Unresolved as e:
             self._fail_launch(run, spec, attempt, "UnresolvedReference", str(e))
             return

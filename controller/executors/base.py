@@ -13,10 +13,11 @@ so nothing finished runs twice and nothing hangs.
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from odin.controller.executors.outputs import AttemptDirs
+from odin.controller.gpus import GpuHolding
 from odin.controller.vocabulary import ActiveAttempt, Observation, RunContext, TaskLaunch, TaskPaths
 
 Report = Callable[[Observation], None]
@@ -53,6 +54,12 @@ class Executor(abc.ABC):
         raise OutputsUnsupported(
             f"outputs on {self.name.capitalize()} need the artifact store, not configured yet (issue 11 item 4)"
         )
+
+    def input_location(self, task: str, record: Mapping[str, Any]) -> str:
+        """What `${tasks.<task>.artifacts.<name>}` becomes in a task's command, args and env, given the artifact's
+        record: where the consuming task can read it. Here, the recorded location (a local path); an executor whose
+        tasks fetch their inputs first (Kubernetes) names the path it fetches to."""
+        return str(record["location"])
 
     @abc.abstractmethod
     def start(self, launch: TaskLaunch) -> None:
@@ -91,6 +98,11 @@ class Executor(abc.ABC):
     def events(self, run_id: str, task: str) -> list[dict[str, Any]]:
         """Platform events about the task's resources (Kubernetes events), oldest first: each a dict with at least
         `time`, `type`, `reason`, `message`, `object`. Executors without such events return []."""
+        return []
+
+    def gpu_holdings(self) -> list[GpuHolding]:
+        """The GPUs this executor gave each running attempt, for the GPU usage sampler (`controller/gpu_sampler.py`).
+        None known by default: the sampler then finds a task's GPUs only through the attribution of its processes."""
         return []
 
     def end_follows(self) -> None:  # noqa: B027 (optional hook)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import cast
 
@@ -91,8 +92,12 @@ def commit_file(
     committer: Author,
     message: str | None = None,
     expected_base: str | None = None,
+    before_push: Callable[[str], None] | None = None,
 ) -> FileCommit:
-    """Write `content` at `path` inside `pipeline` as a new commit on the followed branch, and push it."""
+    """Write `content` at `path` inside `pipeline` as a new commit on the followed branch, and push it.
+
+    `before_push` hears the new commit's sha before anyone else can fetch it (the caller attributes the commit to
+    its author there, ahead of any poll)."""
     directory, full = pipeline_file_path(pipeline, path)
     with _lock_for(mirror):
         tip = mirror.fetch().tip
@@ -124,6 +129,8 @@ def commit_file(
             tree,
             [base.id],
         )
+        if before_push is not None:
+            before_push(str(sha))
         _push(mirror, repo, str(sha))
         return FileCommit(str(sha), tip, full, mirror.branch, changed=True)
 

@@ -39,6 +39,10 @@ class Repository(SQLModel, table=True):
     conditions: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSONColumn)
     last_fetch_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # Artifact retention (docs/artifacts.md): keep the last N runs of each pipeline / runs younger than N days; NULL
+    # turns a rule off, both NULL keep everything.
+    retention_keep_runs: int | None = None
+    retention_keep_days: float | None = None
 
 
 class Commit(SQLModel, table=True):
@@ -103,6 +107,9 @@ class Run(SQLModel, table=True):
     mlflow_run_id: str | None = Field(default=None, max_length=64)
     mlflow_experiment_id: str | None = Field(default=None, max_length=64)
     mlflow_status: str | None = Field(default=None, max_length=16)
+    artifacts_expired_at: datetime | None = Field(
+        default=None, sa_type=UTCDateTime, description="When retention let this run's artifacts go."
+    )
 
 
 class TaskRun(SQLModel, table=True):
@@ -136,6 +143,10 @@ class TaskRun(SQLModel, table=True):
     results: dict[str, Any] | None = Field(default=None, sa_type=JSONColumn)
     artifacts: dict[str, dict[str, Any]] | None = Field(default=None, sa_type=JSONColumn)
     mlflow_run_id: str | None = Field(default=None, max_length=64, description="The task's nested MLflow run.")
+    # What the attempt used of its GPUs (issue 10 item 4; controller/gpu_usage.py): GPUs, GPU-seconds, utilisation
+    # mean and peak, peak memory, the idle flag. Written by the GPU usage sampler while the attempt runs and once
+    # more when it ends; NULL for tasks that never had a GPU sampled.
+    gpu_usage: dict[str, Any] | None = Field(default=None, sa_type=JSONColumn)
 
 
 class Event(SQLModel, table=True):

@@ -53,6 +53,7 @@ class TaskRow:
     results: dict[str, Any] = field(default_factory=dict)  # declared results of the succeeded attempt (issue 11)
     artifacts: dict[str, dict[str, Any]] = field(default_factory=dict)  # {path, location, type, size, digest}
     mlflow_run_id: str | None = None  # the task's nested MLflow run (issue 11, item 7)
+    gpu_usage: dict[str, Any] | None = None  # what the attempt used of its GPUs (controller/gpu_usage.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +226,7 @@ def get_run(db: DbEngine, run_id: str) -> RunRow | None:
                 results=t.results or {},
                 artifacts=t.artifacts or {},
                 mlflow_run_id=t.mlflow_run_id,
+                gpu_usage=t.gpu_usage,
             )
             for t in tasks
         ],

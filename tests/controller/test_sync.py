@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from odin.controller.git.edit import Author, commit_file
 from odin.controller.git.mirror import Mirror
 from odin.controller.store.db import transaction
 from odin.controller.store.models import COMMITS
@@ -259,6 +260,35 @@ def test_poll_and_webhook_racing_create_one_run(repo: Repo) -> None:
         t.join(30)
     assert sum(len(r) for r in results) == 1
     assert len(repo.runs()) == 1
+
+
+def test_a_commit_written_through_odin_keeps_its_author_when_the_poll_finds_it_first(repo: Repo) -> None:
+    """The API writes a file, pushes it, then requests a sync on the writer's behalf; the regular poll can fetch the
+    pushed commit first. The attribution registered before the push decides who started the run, whichever sync
+    serves it (this raced in CI: the run said "poller")."""
+    repo.sync.sync()
+    done = commit_file(
+        repo.mirror, pipeline="hello", path="notes.txt", content=b"v2\n",
+        author=Author("meg", "meg@example.com"), committer=Author("Odin", "odin@example.com"),
+        before_push=lambda sha: repo.sync.expect(sha, SyncRequest(trigger=Trigger.POLL, by="meg")),
+    )  # fmt: skip
+    assert done.changed
+    out = repo.sync.sync(SyncRequest(trigger=Trigger.POLL, by="poller"))  # the timer's tick, before the request
+    [run] = [r for r in repo.runs() if r.id in out.runs]
+    assert (run.commit_sha, run.triggered_by) == (done.sha, "meg")
+    # the attribution is used once: a later commit found by the poll is the poller's
+    repo.remote.pull()
+    repo.remote.commit({"hello/x": "2"})
+    out = repo.sync.sync(SyncRequest(trigger=Trigger.POLL, by="poller"))
+    assert [r.triggered_by for r in repo.runs() if r.id in out.runs] == ["poller"]
+
+
+def test_attributions_for_pushes_that_never_arrive_are_bounded(repo: Repo) -> None:
+    for i in range(1000):
+        repo.sync.expect(f"{i:040x}", SyncRequest(by="someone"))
+    assert len(repo.sync._expected) <= 256
+    repo.sync.forget(f"{999:040x}")
+    assert f"{999:040x}" not in repo.sync._expected
 
 
 def test_a_new_sync_object_resumes_from_the_store(repo: Repo, tmp_path: Path) -> None:

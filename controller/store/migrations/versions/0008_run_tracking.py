@@ -6,7 +6,7 @@ links to them without asking MLflow. `runs.mlflow_status` is the status last mir
 KILLED): NULL on a finished run with an MLflow run means "still to close" (the tracking worker's restart sweep).
 
 Revision ID: 0008
-Revises: 0005
+Revises: 0010 (the head when this branch merged main; the lead re-chains migrations at merge time)
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0008"
-down_revision: str | None = "0005"
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

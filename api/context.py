@@ -7,7 +7,14 @@ from dataclasses import dataclass, field
 from odin.api.auth.api_tokens import ApiTokenVerifier
 from odin.api.auth.ratelimit import RateLimiter
 from odin.api.auth.tokens import TokenKeys
-from odin.controller.facade import ArtifactReader, Controller, FollowedRepo, Validator, artifact_reader
+from odin.controller.facade import (
+    ArtifactReader,
+    Controller,
+    FollowedRepo,
+    TrackingSettings,
+    Validator,
+    artifact_reader,
+)
 from odin.controller.settings import Settings
 from odin.controller.store.db import DbEngine
 
@@ -31,6 +38,7 @@ class AppContext:
     api_tokens: ApiTokenVerifier | None = field(default=None)
     validator: Validator | None = None  # the controller's (worker processes); its own without one
     artifacts: ArtifactReader | None = None  # reads recorded artifacts back; built from the settings when not given
+    mlflow_ui: str | None = field(default_factory=lambda: TrackingSettings().ui_base)  # links to MLflow runs
 
     def __post_init__(self) -> None:
         if self.validator is None:

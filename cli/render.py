@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
@@ -214,6 +215,18 @@ def run_header(run: RunDetail) -> list[str]:
     for c in run.conditions:
         if c.get("type") == "Rerun":
             lines.append(f"[dim]{c.get('message')}[/]")
+    return lines + tracking_lines(run)
+
+
+def tracking_lines(run: RunDetail) -> list[str]:
+    """Where the run and its tasks are tracked in MLflow (issue 11, item 7): links when the server knows the UI's
+    URL, run ids otherwise. Nothing for a run that is not tracked."""
+    if run.tracking is None:
+        return []
+    lines = [f"mlflow {escape(run.tracking.url or 'run ' + run.tracking.run_id)}"]
+    for t in run.tasks:
+        if t.tracking is not None:
+            lines.append(f"  {escape(t.name)}: {escape(t.tracking.url or 'run ' + t.tracking.run_id)}")
     return lines
 
 

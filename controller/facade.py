@@ -20,6 +20,7 @@ The surface, by what is asked:
 - what a run produced (`artifact_reader`, `ArtifactReader`, `FileSource`, `DirectoryFile`, `tar_stream`, and the
   artifact errors `ArtifactError`, `ArtifactNotFound`, `UnsafeArtifactPath`, `ArtifactStoreUnavailable`): reading
   recorded artifacts back from the attempt's files or the artifact store, by range, never whole;
+- links to a run's MLflow runs (`mlflow_run_url`, with `TrackingSettings` saying where the UI is);
 - the requests and results they exchange (`StartRequest`, `RerunRequest`, `SyncRequest`, `SyncOutcome`, `Created`,
   `PipelineAt`, `Author`, `FileCommit`) and the errors they map to answers (the `RunRejected` and `GitError` trees).
 
@@ -66,6 +67,8 @@ from odin.controller.service import Controller, FollowedRepo
 from odin.controller.settings import Settings
 from odin.controller.store.runs import Created
 from odin.controller.sync import SyncOutcome, SyncRequest
+from odin.controller.tracking.links import run_url as mlflow_run_url
+from odin.controller.tracking.settings import TrackingSettings
 from odin.controller.validation import Validator
 from odin.controller.vocabulary import Trigger
 
@@ -111,6 +114,7 @@ __all__ = [
     "StartRequest",
     "SyncOutcome",
     "SyncRequest",
+    "TrackingSettings",
     "UnsafeArtifactPath",
     "UnsupportedEntry",
     "Validator",
@@ -119,6 +123,7 @@ __all__ = [
     "commit_file",
     "has_commit",
     "list_pipelines",
+    "mlflow_run_url",
     "pipeline_file_path",
     "read_file",
     "read_pipeline",

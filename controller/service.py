@@ -38,6 +38,7 @@ from odin.controller.store.db import DbEngine, StoreError, create_db_engine, mig
 from odin.controller.store.repositories import follow_repository
 from odin.controller.store.runs import Created, load_runs, request_cancel, run_events
 from odin.controller.sync import RepoSync, SyncRequest
+from odin.controller.tracking import TrackingSettings, open_run_tracking
 from odin.controller.validation import Validator
 
 log = logging.getLogger(__name__)
@@ -133,6 +134,8 @@ class Controller:
         self.bus = EventBus()
         self.bus.subscribe(TaskDurations())
         self.executor = executor or make_executor(settings, task_user, self.gpus)
+        # MLflow (ODIN_MLFLOW_*): None when off. It mirrors the bus's events on its own thread, on the leader only.
+        self.tracking = open_run_tracking(self.db, self.bus, TrackingSettings())
         self.engine = Engine(
             self.db,
             self.executor,
@@ -141,6 +144,7 @@ class Controller:
             max_active_tasks=settings.max_active_tasks,
             default_parallelism=settings.parallelism,
             outputs_present=store_outputs_present(_store_opener(settings)),
+            task_env=self.tracking.task_env if self.tracking is not None else None,
         )
         self.gpu_sampler: GpuSampler | None = None
         if gpu_samples is not None and settings.executor == "local":
@@ -190,6 +194,8 @@ class Controller:
         if self._elector is not None:
             self._elector.join(10)
         self._stop_scheduling()
+        if self.tracking is not None:
+            self.tracking.stop()
         self.executor.shutdown()
         self.validator.close()
         self._lock.release()
@@ -213,6 +219,8 @@ class Controller:
                 self._stop_scheduling()
 
     def _start_scheduling(self) -> None:
+        if self.tracking is not None:
+            self.tracking.start()  # subscribed before the engine publishes anything
         self.engine.start()
         self.engine.wait_ready(60)
         if self.gpu_sampler is not None:

@@ -81,7 +81,7 @@ async def list_runs(
     responses=errors(404),
 )
 def get_run(ctx: Ctx, run_id: RunId) -> RunDetail:
-    return service.get_run(ctx.db, run_id)
+    return service.get_run(ctx.db, run_id, mlflow_ui=ctx.mlflow_ui)
 
 
 @post(

@@ -52,10 +52,12 @@ from odin.api.schemas.runs import (
     RunDetail,
     RunPage,
     RunSummary,
+    RunTracking,
     StartRun,
     TaskEvents,
     TaskGpuOut,
     TaskOut,
+    TaskTracking,
 )
 
 __all__ = [
@@ -93,11 +95,13 @@ __all__ = [
     "RunDetail",
     "RunPage",
     "RunSummary",
+    "RunTracking",
     "StartRun",
     "TaskEvents",
     "TaskGpuOut",
     "TaskNode",
     "TaskOut",
+    "TaskTracking",
     "TokenRequest",
     "TokenResponse",
     "UserCreate",

@@ -21,6 +21,22 @@ class ArtifactOut(msgspec.Struct, kw_only=True):
     digest: str  # sha256:<hex> (a directory: of its sorted manifest of paths, sizes and digests)
 
 
+class TaskTracking(msgspec.Struct, kw_only=True):
+    """A task's nested MLflow run."""
+
+    run_id: str
+    url: str | None = None  # the MLflow UI's page of the run (ODIN_MLFLOW_UI_URL, else the tracking URI)
+
+
+class RunTracking(msgspec.Struct, kw_only=True):
+    """Where the run is tracked in MLflow (issue 11, item 7); absent when it is not."""
+
+    run_id: str
+    experiment_id: str | None
+    url: str | None = None
+    status: str | None = None  # the status mirrored to MLflow once the run ended (FINISHED, FAILED, KILLED)
+
+
 class TaskGpuOut(msgspec.Struct, kw_only=True):
     """A GPU the attempt ran on."""
 
@@ -72,6 +88,7 @@ class TaskOut(msgspec.Struct, kw_only=True):
     results: dict[str, Any] = msgspec.field(default_factory=dict)  # declared results of the succeeded attempt
     artifacts: dict[str, ArtifactOut] = msgspec.field(default_factory=dict)
     cache_key: str | None = None  # a task with `cache: true`: what a later run's lookup matches (docs/artifacts.md)
+    tracking: TaskTracking | None = None
     gpu_usage: GpuUsageOut | None = None  # what the latest sampled attempt used of its GPUs; null if none sampled
     gpu_idle: bool = False  # that attempt held its GPUs idle for ODIN_GPU_IDLE_AFTER seconds (the flag stays)
 
@@ -100,6 +117,7 @@ class RunDetail(RunSummary, kw_only=True):
     absorbed_commits: list[str]
     conditions: list[dict[str, Any]]
     tasks: list[TaskOut]
+    tracking: RunTracking | None = None
 
 
 class RunPage(msgspec.Struct, kw_only=True):

@@ -11,9 +11,21 @@ from typing import Any
 
 import msgspec
 
-from odin.api.schemas import ArtifactOut, EventOut, EventPage, GpuUsageOut, RunDetail, RunPage, RunSummary, TaskOut
+from odin.api.schemas import (
+    ArtifactOut,
+    EventOut,
+    EventPage,
+    GpuUsageOut,
+    RunDetail,
+    RunPage,
+    RunSummary,
+    RunTracking,
+    TaskOut,
+    TaskTracking,
+)
 from odin.api.services.errors import InvalidRequest, NotFound
 from odin.api.services.pagination import decode_cursor, encode_cursor
+from odin.controller.facade import mlflow_run_url
 from odin.controller.store import run_queries as store
 from odin.controller.store.db import DbEngine
 from odin.controller.vocabulary import REUSED, RunStatus, Trigger
@@ -121,11 +133,13 @@ def runs_of_commit(db: DbEngine, sha: str) -> list[RunSummary]:
     return [summary(r) for r in store.runs_of_commit(db, sha, limit=500)]
 
 
-def get_run(db: DbEngine, run_id: str) -> RunDetail:
+def get_run(db: DbEngine, run_id: str, *, mlflow_ui: str | None = None) -> RunDetail:
+    """The run with its tasks; `mlflow_ui` is where links to its MLflow runs point (None: ids without links)."""
     r = store.get_run(db, run_id)
     if r is None:
         raise NotFound(f"no run {run_id!r}")
     s = summary(r.summary)
+    experiment = r.mlflow_experiment_id
     return RunDetail(
         **{f: getattr(s, f) for f in s.__struct_fields__},
         params=r.params,
@@ -152,11 +166,24 @@ def get_run(db: DbEngine, run_id: str) -> RunDetail:
                 results=t.results,
                 artifacts={name: msgspec.convert(a, ArtifactOut) for name, a in t.artifacts.items()},
                 cache_key=t.cache_key,
+                tracking=TaskTracking(
+                    run_id=t.mlflow_run_id, url=mlflow_run_url(mlflow_ui, experiment, t.mlflow_run_id)
+                )
+                if t.mlflow_run_id
+                else None,
                 gpu_usage=gpu_usage(t.gpu_usage),
                 gpu_idle=bool(t.gpu_usage and t.gpu_usage.get("idle")),
             )
             for t in r.tasks
         ],
+        tracking=RunTracking(
+            run_id=r.mlflow_run_id,
+            experiment_id=experiment,
+            url=mlflow_run_url(mlflow_ui, experiment, r.mlflow_run_id),
+            status=r.mlflow_status,
+        )
+        if r.mlflow_run_id
+        else None,
     )
 
 

@@ -30,8 +30,8 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 
 from odin.controller.backoff import Backoff
 from odin.controller.bus import EventBus
@@ -54,7 +54,7 @@ from odin.controller.executors.base import Executor, OutputsUnsupported
 from odin.controller.store.cache_queries import cached_tasks
 from odin.controller.store.db import DbEngine, StoreUnavailable
 from odin.controller.store.runs import LoadedRun, cancel_requested_ids, load_runs, request_cancel
-from odin.controller.vocabulary import CACHED, ActiveAttempt, Failure, Observation, RunStatus, TaskStatus
+from odin.controller.vocabulary import CACHED, ActiveAttempt, Failure, Observation, RunStatus, TaskLaunch, TaskStatus
 from odin.schema.model import TaskSpec
 
 log = logging.getLogger(__name__)
@@ -107,9 +107,14 @@ class Engine:
         coalesce: float = 0.02,
         clock: Callable[[], float] = time.time,
         outputs_present: OutputsPresent = local_outputs_present,
+        task_env: Callable[[TaskLaunch], Mapping[str, str]] | None = None,
     ) -> None:
+        """`task_env`: variables added to every attempt's environment just before it starts, where the task's own
+        `env` does not set them (MLflow tracking's nested run, `odin.controller.tracking.worker`); it bounds its own
+        time and never raises for an outage."""
         self.db = db
         self.outputs_present = outputs_present  # whether a cache hit's artifacts still exist (engine/cache.py)
+        self.task_env = task_env
         self.executor = executor
         self.bus = bus or EventBus()
         self.policy = policy or RetryPolicy()
@@ -431,7 +436,7 @@ class Engine:
 
         def start() -> None:
             try:
-                self.executor.start(launch)
+                self.executor.start(self._with_env(launch))
             except Exception as e:  # an executor bug must become a task status, not a dead engine
                 log.exception("run %s task %s: executor failed to start it", launch.run.run_id, launch.task)
                 self.report(
@@ -484,6 +489,17 @@ class Engine:
             )
         )
         return True
+
+    def _with_env(self, launch: TaskLaunch) -> TaskLaunch:
+        """The launch with `task_env`'s variables; the task's own `env` wins over them."""
+        if self.task_env is None:
+            return launch
+        try:
+            extra = self.task_env(launch)
+        except Exception:  # an optional integration must never keep a task from starting
+            log.exception("run %s task %s: task_env failed; starting without it", launch.run.run_id, launch.task)
+            return launch
+        return replace(launch, env={**extra, **launch.env}) if extra else launch
 
     def _fail_launch(self, run: ActiveRun, spec: TaskSpec, attempt: int, reason: str, message: str) -> None:
         """The attempt cannot be launched as written: a PERMANENT failure (retrying the same spec cannot help)."""

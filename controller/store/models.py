@@ -103,6 +103,11 @@ class Run(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     started_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # Its MLflow run (issue 11, item 7; migration 0008): ids kept so a restart finishes what it opened, and
+    # `mlflow_status` the status mirrored to MLflow once the run ended (NULL: not closed there yet).
+    mlflow_run_id: str | None = Field(default=None, max_length=64)
+    mlflow_experiment_id: str | None = Field(default=None, max_length=64)
+    mlflow_status: str | None = Field(default=None, max_length=16)
     artifacts_expired_at: datetime | None = Field(
         default=None, sa_type=UTCDateTime, description="When retention let this run's artifacts go."
     )
@@ -144,6 +149,7 @@ class TaskRun(SQLModel, table=True):
     # The task's cache key (sha256 hex, `engine/cache.py`) when it has `cache: true`: recorded hit or miss, looked up
     # by (cache_key, status = succeeded) to reuse an earlier run's outputs (migration 0007).
     cache_key: str | None = Field(default=None, max_length=64)
+    mlflow_run_id: str | None = Field(default=None, max_length=64, description="The task's nested MLflow run.")
     # What the attempt used of its GPUs (issue 10 item 4; controller/gpu_usage.py): GPUs, GPU-seconds, utilisation
     # mean and peak, peak memory, the idle flag. Written by the GPU usage sampler while the attempt runs and once
     # more when it ends; NULL for tasks that never had a GPU sampled.

@@ -53,6 +53,7 @@ class TaskRow:
     results: dict[str, Any] = field(default_factory=dict)  # declared results of the succeeded attempt (issue 11)
     artifacts: dict[str, dict[str, Any]] = field(default_factory=dict)  # {path, location, type, size, digest}
     cache_key: str | None = None  # for a task with `cache: true` (engine/cache.py)
+    mlflow_run_id: str | None = None  # the task's nested MLflow run (issue 11, item 7)
     gpu_usage: dict[str, Any] | None = None  # what the attempt used of its GPUs (controller/gpu_usage.py)
 
 
@@ -69,6 +70,9 @@ class RunRow:
     absorbed_commits: list[str]
     conditions: list[dict[str, Any]]
     tasks: list[TaskRow]
+    mlflow_run_id: str | None = None
+    mlflow_experiment_id: str | None = None
+    mlflow_status: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,10 +229,14 @@ def get_run(db: DbEngine, run_id: str) -> RunRow | None:
                 results=t.results or {},
                 artifacts=t.artifacts or {},
                 cache_key=t.cache_key,
+                mlflow_run_id=t.mlflow_run_id,
                 gpu_usage=t.gpu_usage,
             )
             for t in tasks
         ],
+        mlflow_run_id=r.mlflow_run_id,
+        mlflow_experiment_id=r.mlflow_experiment_id,
+        mlflow_status=r.mlflow_status,
     )
 
 

@@ -23,13 +23,14 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Literal, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.exceptions import MlflowException, RestException
 from mlflow.tracking import MlflowClient
 
 from odin.controller.backoff import Backoff
+from odin.controller.tracking.links import redact
+from odin.controller.tracking.links import run_url as link_to_run
 from odin.controller.tracking.records import TrackedRun, TrackingWarning
 from odin.controller.tracking.settings import TrackingSettings
 
@@ -41,14 +42,6 @@ KEY_UNSAFE = re.compile(r"[^A-Za-z0-9_\-. /]")
 PARAM_VALUE_LIMIT = 6000
 TAG_VALUE_LIMIT = 5000
 BATCH_METRICS, BATCH_PARAMS, BATCH_TAGS = 1000, 100, 100
-
-
-def redact(uri: str) -> str:
-    """`uri` without the user-info part (`https://user:pass@host` -> `https://***@host`)."""
-    parts = urlsplit(uri)
-    if "@" not in parts.netloc:
-        return uri
-    return urlunsplit(parts._replace(netloc="***@" + parts.netloc.rpartition("@")[2]))
 
 
 def mlflow_key(name: str) -> str:
@@ -94,17 +87,26 @@ class MlflowTracker:
         branch: str | None = None,
         repository_url: str | None = None,
         trigger: str | None = None,
+        triggered_by: str | None = None,
         params: Mapping[str, object] | None = None,
+        created: str | None = None,
     ) -> TrackedRun | TrackingWarning:
-        """The MLflow run of Odin run `odin_run_id` (found again if it exists), in its pipeline's experiment."""
+        """The MLflow run of Odin run `odin_run_id` (found again if it exists), in its pipeline's experiment.
+
+        `created` (the Odin run's creation time) is part of what finds it again: run ids repeat across Odin
+        installations sharing one MLflow server, or after a store was reset (`train-abc1234-1` again), and such a run
+        must get its own MLflow run, not append to an old one."""
+        identity = {"odin.kind": "run", "odin.run_id": str(odin_run_id)} | (
+            {"odin.created": created} if created else {}
+        )
         tags = {
-            "odin.kind": "run",
-            "odin.run_id": str(odin_run_id),
+            **identity,
             "odin.repository": repository,
             "odin.pipeline": pipeline,
             "odin.commit": commit,
             "odin.branch": branch or "",
             "odin.trigger": trigger or "",
+            "odin.triggered_by": triggered_by or "",
             # MLflow's own source tags: its UI shows the commit and links the repository.
             "mlflow.source.git.commit": commit,
             "mlflow.source.git.branch": branch or "",
@@ -115,7 +117,7 @@ class MlflowTracker:
 
         def call() -> TrackedRun:
             experiment_id = self._experiment_id(repository, pipeline)
-            found = self._find(experiment_id, {"odin.kind": "run", "odin.run_id": str(odin_run_id)})
+            found = self._find(experiment_id, identity)
             if found is not None:
                 return TrackedRun(found, experiment_id)
             run = self.client.create_run(
@@ -129,19 +131,27 @@ class MlflowTracker:
         return self._attempt("start_run", call)
 
     def start_task(
-        self, parent: TrackedRun, *, task: str, params: Mapping[str, object] | None = None
+        self,
+        parent: TrackedRun,
+        *,
+        task: str,
+        params: Mapping[str, object] | None = None,
+        tags: Mapping[str, str] | None = None,
     ) -> TrackedRun | TrackingWarning:
-        """The nested run of `task` under `parent` (found again if it exists), with `params` logged."""
+        """The nested run of `task` under `parent` (found again if it exists), with `params` logged. `tags` (e.g. the
+        attempt) are set on it whether it was created or found, so a retried task's run says which attempt ran."""
 
         def call() -> TrackedRun:
             found = self._find(
                 parent.experiment_id, {"odin.kind": "task", "odin.task": task, "mlflow.parentRunId": parent.run_id}
             )
             if found is not None:
+                if tags:
+                    self.client.log_batch(found, tags=[RunTag(k, str(v)[:TAG_VALUE_LIMIT]) for k, v in tags.items()])
                 return TrackedRun(found, parent.experiment_id, parent.run_id)
             run = self.client.create_run(
                 parent.experiment_id,
-                tags={"odin.kind": "task", "odin.task": task, "mlflow.parentRunId": parent.run_id},
+                tags={**(tags or {}), "odin.kind": "task", "odin.task": task, "mlflow.parentRunId": parent.run_id},
                 run_name=task,
             )
             tracked = TrackedRun(run.info.run_id, parent.experiment_id, parent.run_id)
@@ -176,10 +186,7 @@ class MlflowTracker:
 
     def run_url(self, run: TrackedRun) -> str | None:
         """A link to the run in the MLflow UI (for the API and `odinctl show`), when the UI has an http(s) URL."""
-        base = self.settings.ui_url or self.tracking_uri
-        if not base.startswith(("http://", "https://")):
-            return None
-        return f"{redact(base).rstrip('/')}/#/experiments/{run.experiment_id}/runs/{run.run_id}"
+        return link_to_run(self.settings.ui_url or self.tracking_uri, run.experiment_id, run.run_id)
 
     # -- internals -----------------------------------------------------------------------------------------------
 

@@ -31,6 +31,23 @@ class TrackingSettings(BaseSettings):
     retry_initial: float = Field(default=0.5, ge=0, description="First retry delay, seconds (then doubled, jittered).")
     retry_max: float = Field(default=5.0, ge=0, description="Longest retry delay, seconds.")
 
+    start_timeout: float = Field(
+        default=5.0,
+        gt=0,
+        description="Seconds a task's start waits for its nested MLflow run; past it the task starts without the "
+        "MLFLOW_* variables (and a warning on the run).",
+    )
+    outage_cooldown: float = Field(
+        default=30.0,
+        ge=0,
+        description="After a task start found MLflow down, seconds during which further starts do not wait for it.",
+    )
+
+    @property
+    def ui_base(self) -> str | None:
+        """Where links to runs point: the UI's URL, else the tracking server's."""
+        return self.ui_url or self.tracking_uri
+
     @property
     def enabled(self) -> bool:
         return bool(self.tracking_uri)

@@ -5,8 +5,8 @@ pipeline, keep runs younger than N days; NULL: that rule is off). `runs.artifact
 run's artifacts go (its task runs' artifact records are marked `gone` in the same transaction), so each sweep only
 considers runs it has not expired yet, and the API can say why a download is missing.
 
-Revision ID: 0010
-Revises: 0006 (the head on main when this branch merged it; the lead re-chains)
+Revision ID: 0009
+Revises: 0008
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0010"
-down_revision: str | None = "0007"
+revision: str = "0009"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

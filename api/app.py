@@ -21,6 +21,7 @@ from litestar.middleware.base import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.spec import Components, Parameter, SecurityScheme, Tag
 
+from odin.api import console
 from odin.api.access import access_log
 from odin.api.auth.keys import token_keys
 from odin.api.auth.middleware import Authenticator, BearerAuthMiddleware
@@ -98,7 +99,13 @@ def create_app(ctx: AppContext) -> Litestar:
     services = _services(ctx)
     query_names: QueryNames = {}
     app = Litestar(
-        route_handlers=[*ROUTES, webhook_router(db=ctx.db, settings=ctx.settings, controller=ctx.controller)],
+        route_handlers=[
+            *ROUTES,
+            webhook_router(db=ctx.db, settings=ctx.settings, controller=ctx.controller),
+            console.console_router(ctx),
+            console.static_router(),
+        ],
+        template_config=console.template_config(),
         before_request=_query_check(query_names),
         dependencies=_dependencies(ctx, services),
         middleware=[access_log, DefineMiddleware(BearerAuthMiddleware, authenticator=services.authenticator)],

@@ -79,9 +79,9 @@ async def _viewer(request: Request[Any, Any, Any], authenticator: Authenticator)
     return Viewer(principal, token)
 
 
-def _page(ctx: AppContext, viewer: Viewer | None, name: str, status: int = 200, **values: Any) -> Template:
+def _page(ctx: AppContext, viewer: Viewer | None, name: str, code: int = 200, **values: Any) -> Template:
     context = {"base": base_path(ctx), "viewer": viewer, "csrf": viewer.csrf if viewer else "", **values}
-    return Template(template_name=name, context=context, status_code=status, headers=_NO_STORE)
+    return Template(template_name=name, context=context, status_code=code, headers=_NO_STORE)
 
 
 # Pages hold a CSRF token and live data: never cached, never framed, and only this site's scripts and styles run.

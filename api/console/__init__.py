@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from litestar import Request, Response, Router
-from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.datastructures import CacheControlHeader
+from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 

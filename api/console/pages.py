@@ -1,4 +1,4 @@
-"""The console's pages: log in and out, the commit timeline, a run. Server-rendered (Jinja2), no build step.
+"""The console's pages: log in and out, the commit timeline, a run, pipelines, GPUs. Server-rendered (Jinja2).
 
 Every page authenticates from the session cookie (`odin.api.auth.cookies`) with the API's own `Authenticator`, so a
 logout, a disabled user or a changed role applies to the console at once, exactly as to the API. A browser without a
@@ -34,7 +34,10 @@ from odin.api.console import views
 from odin.api.context import AppContext
 from odin.api.deps import Ctx, in_thread
 from odin.api.errors import classify
+from odin.api.services import pipelines as pipeline_service
+from odin.api.services.gpus import GpuService
 from odin.api.services.sessions import log_in
+from odin.controller.facade import MAIN_FILE
 
 log = logging.getLogger(__name__)
 
@@ -252,6 +255,52 @@ async def run_page(
     )
 
 
+@get("/console/pipelines", include_in_schema=False)
+async def pipelines_page(
+    ctx: Ctx, request: Request[Any, Any, Any], authenticator: NamedDependency[Authenticator]
+) -> Template:
+    viewer = await _viewer(request, authenticator)
+    listed = await in_thread(pipeline_service.list_pipelines, ctx.repo(), None)
+    rows = await in_thread(views.pipelines, ctx.db, listed)
+    return _page(ctx, viewer, "pipelines.html", listed=listed, rows=rows, url_name=views.url_name)
+
+
+@get("/console/pipelines/{name:str}", include_in_schema=False)
+async def pipeline_page(
+    ctx: Ctx,
+    request: Request[Any, Any, Any],
+    authenticator: NamedDependency[Authenticator],
+    name: Annotated[str, PathParameter(max_length=500)],
+) -> Template:
+    viewer = await _viewer(request, authenticator)
+    repo = ctx.repo()
+    detail = await in_thread(pipeline_service.pipeline_detail, repo, name, None)
+    main = await in_thread(pipeline_service.read_file, repo, name, MAIN_FILE, detail.sha)
+    runs = await in_thread(views.recent_runs, ctx.db, detail.name)
+    return _page(
+        ctx,
+        viewer,
+        "pipeline.html",
+        p=detail,
+        main=main,
+        runs=runs,
+        rate=views.success_rate(runs),
+        url_name=views.url_name,
+    )
+
+
+@get("/console/gpus", include_in_schema=False)
+async def gpus_page(
+    ctx: Ctx,
+    request: Request[Any, Any, Any],
+    authenticator: NamedDependency[Authenticator],
+    gpus: NamedDependency[GpuService],
+) -> Template:
+    viewer = await _viewer(request, authenticator)
+    listed = await gpus.gpus(free=None, node=None, model=None, run=None)
+    return _page(ctx, viewer, "gpus.html", gpus=listed, gib=views.gib)
+
+
 def _repository(ctx: AppContext) -> str | None:
     """The followed repository's address as the settings name it (credentials never appear in settings URLs)."""
     repo = getattr(ctx.settings, "repo", None)
@@ -281,4 +330,15 @@ def error_page(ctx: AppContext, request: Request[Any, Any, Any], e: Exception) -
     return _page(ctx, None, "error.html", status, status=status, detail=detail)
 
 
-PAGES = [root, console_root, login_page, login_submit, logout_submit, commits_page, run_page]
+PAGES = [
+    root,
+    console_root,
+    login_page,
+    login_submit,
+    logout_submit,
+    commits_page,
+    run_page,
+    pipelines_page,
+    pipeline_page,
+    gpus_page,
+]

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from odin.api.console.dag import Layout, dependencies, layout
-from odin.api.schemas import RunDetail, RunSummary
+from odin.api.schemas import PipelineList, RunDetail, RunSummary
 from odin.api.services import runs as run_service
 from odin.api.services.commits import VALIDATIONS
 from odin.api.services.errors import InvalidRequest
@@ -120,3 +120,47 @@ def duration(start: datetime | None, end: datetime | None, now: datetime) -> str
     if seconds >= 60:
         return f"{seconds // 60}m{seconds % 60:02d}s"
     return f"{seconds}s"
+
+
+# -- pipelines ----------------------------------------------------------------------------------------------------
+
+RECENT = 20  # runs per pipeline the success rate is computed over
+FINISHED = frozenset({"succeeded", "failed", "cancelled", "error"})
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineRow:
+    name: str
+    valid: bool
+    problem_count: int
+    task_count: int
+    runs: list[RunSummary]  # newest first, at most RECENT
+    success_rate: float | None  # of the finished ones among them; None when none finished
+
+
+def recent_runs(db: DbEngine, pipeline: str, limit: int = RECENT) -> list[RunSummary]:
+    rows = run_queries.list_runs(db, run_queries.RunQuery(pipeline=pipeline), limit=limit)
+    return [run_service.summary(r) for r in rows]
+
+
+def success_rate(runs: list[RunSummary]) -> float | None:
+    done = [r for r in runs if r.status in FINISHED]
+    return sum(r.status == "succeeded" for r in done) / len(done) if done else None
+
+
+def pipelines(db: DbEngine, listed: PipelineList) -> list[PipelineRow]:
+    """Every pipeline at the listed commit with its recent runs (one small query each: pipelines are few)."""
+    rows = []
+    for p in listed.items:
+        runs = recent_runs(db, p.name)
+        rows.append(PipelineRow(p.name, p.valid, p.problem_count, p.task_count, runs, success_rate(runs)))
+    return rows
+
+
+def url_name(pipeline: str) -> str:
+    """A nested pipeline directory in one URL segment, as the API writes it (`vision:detector`)."""
+    return pipeline.replace("/", ":")
+
+
+def gib(n: int | None) -> str:
+    return "" if n is None else f"{n / 2**30:.1f} GiB"

@@ -19,6 +19,16 @@ CHROMIUM = os.environ.get("ODIN_TEST_CHROMIUM", "/usr/bin/chromium")
 PASSWORD = "correct-horse-battery"
 VIEWER_PASSWORD = "viewer-horse-battery"
 HELLO = "name: hello\ntasks:\n  - {name: hi, image: busybox, command: [echo, hi]}\n"
+TUNE = """\
+name: tune
+params:
+  mode: {default: fast, choices: [fast, slow]}
+  epochs: {type: integer, default: 2}
+tasks:
+  - name: fit
+    image: busybox
+    command: [sh, -c, 'echo fitting ${params.mode} for ${params.epochs}']
+"""
 
 
 @pytest.fixture(scope="session")
@@ -41,7 +51,7 @@ def shots(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def console_server(db_url: str, git_remote: GitRemote, tmp_path: Path) -> Iterator[OdinServer]:
-    git_remote.commit({"hello/main.yml": HELLO}, "add hello")
+    git_remote.commit({"hello/main.yml": HELLO, "tune/main.yml": TUNE}, "add hello")
     env = {
         "ODIN_REPO": git_remote.file_url,
         "ODIN_DATABASE_URL": db_url,

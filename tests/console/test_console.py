@@ -164,3 +164,29 @@ def test_a_viewer_sees_no_buttons(
 
 
 HELLO_2 = "name: hello\ntasks:\n  - {name: hi, image: busybox, command: [echo, hello again]}\n"
+
+
+def test_pipelines_run_now_and_gpus(console_server: OdinServer, page: Page, shots: Path) -> None:
+    log_in(page, console_server)
+    page.get_by_role("link", name="Pipelines").click()
+    expect(page.locator("tr[data-pipeline]")).to_have_count(2)
+    page.get_by_role("link", name="tune", exact=True).click()
+    expect(page.locator("pre.source")).to_contain_text("choices: [fast, slow]")
+    # The form is generated from the declared parameters: a choice is a select, an integer a number field.
+    page.get_by_label("mode").select_option("slow")
+    epochs = page.get_by_label("epochs")
+    assert epochs.get_attribute("type") == "number" and epochs.get_attribute("step") == "1"
+    epochs.fill("7")
+    page.screenshot(path=shots / "pipeline.png", full_page=True)
+    page.get_by_role("button", name="Run tune").click()
+    page.wait_for_url("**/console/runs/**")
+    expect(page.locator("#run-status")).to_have_text("succeeded")
+    expect(page.locator("table.params")).to_contain_text("slow")
+    page.get_by_role("button", name="fit", exact=True).click()
+    expect(page.locator("#log")).to_contain_text("fitting slow for 7")
+    expect(page.locator(".provenance")).to_contain_text("api by admin")
+    page.get_by_role("link", name="Pipelines").click()
+    expect(page.locator('tr[data-pipeline="tune"]')).to_contain_text("100%")
+    page.get_by_role("link", name="GPUs").click()
+    expect(page.locator("#no-gpus")).to_contain_text("not configured")
+    page.screenshot(path=shots / "gpus.png", full_page=True)

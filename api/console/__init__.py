@@ -16,8 +16,10 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
-from odin.api.console.pages import PAGES, LoginRequired, error_page, login_redirect
+from odin.api.console.pages import PAGES, LoginRequired, base_path, error_page, login_redirect
 from odin.api.context import AppContext
+
+__all__ = ["base_path", "console_router", "static_router", "template_config"]
 
 HERE = Path(__file__).parent
 TEMPLATES = HERE / "templates"

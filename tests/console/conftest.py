@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.support.git import GitRemote
 from tests.support.server import OdinServer, odinctl
@@ -18,6 +18,10 @@ from tests.support.wait import wait_until
 CHROMIUM = os.environ.get("ODIN_TEST_CHROMIUM", "/usr/bin/chromium")
 PASSWORD = "correct-horse-battery"
 VIEWER_PASSWORD = "viewer-horse-battery"
+# Assertions wait for the page up to this long: a loaded two-core CI machine renders the API docs' 200 kB document
+# in seconds, not the default 5 s. A passing assertion returns as soon as it holds.
+expect.set_options(timeout=30_000)
+
 HELLO = "name: hello\ntasks:\n  - {name: hi, image: busybox, command: [echo, hi]}\n"
 TUNE = """\
 name: tune

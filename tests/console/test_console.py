@@ -3,10 +3,11 @@ failed part, see a bad commit's problems, and a viewer who sees no buttons. Scre
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import httpx
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Route, expect
 
 from tests.console.conftest import PASSWORD, VIEWER_PASSWORD, keep, log_in
 from tests.support.git import GitRemote
@@ -67,9 +68,9 @@ def test_root_login_logout_and_the_api_alongside(console_server: OdinServer, pag
     refused = page.request.post(f"{console_server.url}/v1/runs", data={"pipeline": "hello"})
     assert refused.status == 403 and "X-CSRF-Token" in refused.json()["detail"]
     # Bearer tokens keep working as before.
-    token = httpx.post(
-        f"{console_server.url}/v1/auth/token", json={"username": "admin", "password": PASSWORD}
-    ).json()["access_token"]
+    token = httpx.post(f"{console_server.url}/v1/auth/token", json={"username": "admin", "password": PASSWORD}).json()[
+        "access_token"
+    ]
     assert httpx.get(f"{console_server.url}/v1/runs", headers={"Authorization": f"Bearer {token}"}).status_code == 200
 
     page.get_by_role("button", name="Log out").click()
@@ -144,9 +145,7 @@ def test_bad_commit_shows_its_problems(console_server: OdinServer, git_remote: G
     expect(page.locator(".error")).to_contain_text("7 to 40 hexadecimal")
 
 
-def test_a_viewer_sees_no_buttons(
-    console_server: OdinServer, git_remote: GitRemote, page: Page, shots: Path
-) -> None:
+def test_a_viewer_sees_no_buttons(console_server: OdinServer, git_remote: GitRemote, page: Page, shots: Path) -> None:
     sha = git_remote.commit({"hello/main.yml": HELLO_2}, "say hello again")
     log_in(page, console_server, "vera", VIEWER_PASSWORD)
     open_run_of(page, console_server, sha)
@@ -157,9 +156,7 @@ def test_a_viewer_sees_no_buttons(
     # Hidden buttons are not the protection: the API refuses the viewer even with the page's CSRF token.
     csrf = page.locator('meta[name="csrf-token"]').get_attribute("content") or ""
     run_id = page.locator("#run").get_attribute("data-run")
-    res = page.request.post(
-        f"{console_server.url}/v1/runs/{run_id}/rerun", data={}, headers={"X-CSRF-Token": csrf}
-    )
+    res = page.request.post(f"{console_server.url}/v1/runs/{run_id}/rerun", data={}, headers={"X-CSRF-Token": csrf})
     assert res.status == 403 and "member" in res.json()["detail"]
 
 
@@ -190,3 +187,20 @@ def test_pipelines_run_now_and_gpus(console_server: OdinServer, page: Page, shot
     page.get_by_role("link", name="GPUs").click()
     expect(page.locator("#no-gpus")).to_contain_text("not configured")
     page.screenshot(path=shots / "gpus.png", full_page=True)
+
+    # The API docs render offline: every request that would leave this server is refused and recorded.
+    outside: list[str] = []
+
+    def only_local(route: Route) -> None:
+        if route.request.url.startswith(console_server.url):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_local)
+    page.get_by_role("link", name="API docs").click()
+    expect(page.get_by_role("heading", name=re.compile("Odin API"))).to_be_visible()
+    expect(page.get_by_text("Find runs, newest first").first).to_be_attached()
+    page.screenshot(path=shots / "api-docs.png")
+    assert outside == []

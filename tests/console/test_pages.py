@@ -152,3 +152,12 @@ def test_the_package_ships_the_console() -> None:
     root = Path(__file__).resolve().parents[2] / "api" / "console"
     shipped = {p for pattern in data for p in root.glob(pattern)}
     assert shipped == {p for p in root.rglob("*") if p.is_file() and p.suffix != ".py" and "__pycache__" not in p.parts}
+
+
+def test_api_docs_are_served_locally(prefixed: OdinServer) -> None:
+    """/schema (Redoc) loads its script from this server under the prefix, and nothing from anywhere else."""
+    page = httpx.get(prefixed.url + "/schema").text
+    assert f'<script src="{PREFIX}/console/static/redoc/redoc.standalone.js"' in page
+    assert not re.search(r"(?:src|href)=['\"]https?://", page), "the API docs must not load anything from a CDN"
+    bundle = httpx.get(prefixed.url + "/console/static/redoc/redoc.standalone.js")
+    assert bundle.status_code == 200 and len(bundle.content) > 500_000

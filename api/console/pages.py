@@ -10,7 +10,6 @@ a reverse proxy that serves Odin under `/odin/`.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -240,7 +239,8 @@ async def run_page(
     run_id: Annotated[str, PathParameter(max_length=100)],
 ) -> Template:
     viewer = await _viewer(request, authenticator)
-    view = await in_thread(views.run_view, ctx.db, run_id)
+    now = datetime.now(UTC)
+    view = await in_thread(views.run_view, ctx.db, run_id, now)
     return _page(
         ctx,
         viewer,
@@ -248,9 +248,8 @@ async def run_page(
         view=view,
         run=view.run,
         dag=view.dag,
-        now=datetime.now(UTC),
+        now=now,
         duration=views.duration,
-        spec_json=json.dumps(view.run.spec, indent=2, sort_keys=False),
         repository=_repository(ctx),
     )
 

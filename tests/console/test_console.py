@@ -94,7 +94,7 @@ def test_push_watch_log_and_rerun_failed(
     expect(page.locator("#run-status")).to_have_text("failed")
     expect(page.locator('#dag a[data-task="train"]')).to_have_class("node s-failed")
     expect(page.locator('#dag a[data-task="report"]')).to_have_class("node s-skipped")
-    expect(page.locator('tr[data-task="train"] .exit')).to_have_text("3")
+    expect(page.locator("#t-train td").nth(4)).to_have_text("3")  # the exit code
     page.get_by_role("button", name="train", exact=True).click()
     expect(page.locator("#log")).to_contain_text("boom: no data")
     page.get_by_label("Search").fill("boom")
@@ -106,7 +106,7 @@ def test_push_watch_log_and_rerun_failed(
     page.get_by_role("button", name="Rerun failed").click()
     page.wait_for_url(lambda url: url != failed_url and "/console/runs/" in url)
     # The rerun is watched live: train runs (waiting for the gate), its log follows, then it all succeeds.
-    expect(page.locator('tr[data-task="train"] .badge')).to_have_text("running")
+    expect(page.locator("#t-train .badge")).to_have_text("running")
     expect(page.locator('#dag a[data-task="train"]')).to_have_class("node s-running")
     page.get_by_role("button", name="train", exact=True).click()
     expect(page.locator("#log")).to_contain_text("training")

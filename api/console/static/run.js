@@ -15,28 +15,29 @@ function badge(status) {
   return span;
 }
 
+// A task's row is `#t-<name>`; its cells, in order: status, attempt, started, duration, exit code, message, results.
+const CELL = { status: 1, attempt: 2, started: 3, duration: 4, exit: 5, msg: 6, results: 7 };
+const rowOf = (name) => document.getElementById(`t-${name}`);
+const cell = (row, which) => row.cells[CELL[which]];
+
 function setTask(name, data, time) {
-  const row = document.querySelector(`tr[data-task="${CSS.escape(name)}"]`);
+  const row = rowOf(name);
   const node = document.querySelector(`#dag a[data-task="${CSS.escape(name)}"]`);
   const status = data.status;
   if (node && status) {
     node.setAttribute("class", `node s-${status}`);
-    node.querySelector("title").textContent = `${name}: ${status}`;
     node.querySelector("text.st").textContent = status;
   }
   if (!row) return;
-  if (status) row.querySelector(".status").replaceChildren(badge(status));
-  if (data.attempt) row.querySelector(".attempt").textContent = data.attempt;
-  if ("exit_code" in data) row.querySelector(".exit").textContent = data.exit_code ?? "";
-  if (data.message || data.reason) row.querySelector(".msg").textContent = data.message || data.reason;
-  const dur = row.querySelector(".duration");
+  if (status) cell(row, "status").replaceChildren(badge(status));
+  if (data.attempt) cell(row, "attempt").textContent = data.attempt;
+  if ("exit_code" in data) cell(row, "exit").textContent = data.exit_code ?? "";
+  if (data.message || data.reason) cell(row, "msg").textContent = data.message || data.reason;
+  const dur = cell(row, "duration");
   if (status === "running" && time) {
     dur.dataset.start = time;
     delete dur.dataset.end;
-    const started = document.createElement("time");
-    started.dateTime = time;
-    started.textContent = new Date(time).toISOString().slice(11, 19);
-    row.querySelector(".started").replaceChildren(started);
+    cell(row, "started").textContent = new Date(time).toISOString().slice(11, 19);
   }
   if (FINISHED.has(status) && time && dur.dataset.start) dur.dataset.end = time;
   tickDurations(row);
@@ -66,23 +67,24 @@ async function refresh() {
   const run = await res.json();
   for (const t of run.tasks) {
     setTask(t.name, { status: t.status, attempt: t.attempt, exit_code: t.exit_code, message: t.message, reason: t.reason });
-    const row = document.querySelector(`tr[data-task="${CSS.escape(t.name)}"]`);
-    const dur = row?.querySelector(".duration");
-    if (dur && t.started_at) dur.dataset.start = t.started_at;
-    if (dur && t.finished_at) dur.dataset.end = t.finished_at;
-    const cell = row?.querySelector(".results");
-    if (cell) {
-      cell.replaceChildren();
+    const row = rowOf(t.name);
+    if (!row) continue;
+    const dur = cell(row, "duration");
+    if (t.started_at) dur.dataset.start = t.started_at;
+    if (t.finished_at) dur.dataset.end = t.finished_at;
+    const results = cell(row, "results");
+    {
+      results.replaceChildren();
       for (const [k, v] of Object.entries(t.results || {})) {
         const div = document.createElement("div");
         div.textContent = `${k} = ${typeof v === "string" ? v : JSON.stringify(v)}`;
-        cell.append(div);
+        results.append(div);
       }
       for (const [k, a] of Object.entries(t.artifacts || {})) {
         const div = document.createElement("div");
         div.textContent = `${k}: ${a.path} (${a.type}, ${a.size} B)`;
         div.title = a.digest;
-        cell.append(div);
+        results.append(div);
       }
     }
   }
@@ -145,7 +147,7 @@ async function openLog(task) {
   document.getElementById("log-title").textContent = `Log of ${task}`;
   logState.textContent = "loading…";
   renderLog();
-  const status = document.querySelector(`tr[data-task="${CSS.escape(task)}"] .badge`)?.textContent;
+  const status = rowOf(task)?.querySelector(".badge")?.textContent;
   const follow = !FINISHED.has(status);
   const path = `/v1/runs/${encodeURIComponent(runId)}/tasks/${encodeURIComponent(task)}/logs?tail=1000${follow ? "&follow=true" : ""}`;
   try {
@@ -171,12 +173,21 @@ async function openLog(task) {
 }
 
 document.addEventListener("click", (ev) => {
-  const button = ev.target.closest("[data-log]");
-  if (button) { openLog(button.dataset.log); return; }
+  const button = ev.target.closest("#tasks th button");
+  if (button) { openLog(button.closest("tr").id.slice(2)); return; }
   const node = ev.target.closest("#dag a[data-task]");
-  if (node) { ev.preventDefault(); openLog(node.dataset.task); }
+  if (node) { openLog(node.dataset.task); rowOf(node.dataset.task)?.querySelector("button").focus(); }
 });
 search.addEventListener("input", renderLog);
+
+// -- the frozen spec, fetched when opened (a 1,000-task spec would double the page's weight) ---------------------
+document.getElementById("spec").addEventListener("toggle", async (ev) => {
+  const pre = document.getElementById("spec-text");
+  if (!ev.target.open || pre.dataset.loaded) return;
+  const res = await api(`/v1/runs/${encodeURIComponent(runId)}`);
+  pre.textContent = res.ok ? JSON.stringify((await res.json()).spec, null, 2) : await errorText(res);
+  pre.dataset.loaded = "yes";
+});
 
 // -- actions ----------------------------------------------------------------------------------------------------
 async function act(action) {

@@ -106,6 +106,7 @@ def test_push_watch_log_and_rerun_failed(
     page.get_by_role("button", name="Rerun failed").click()
     page.wait_for_url(lambda url: url != failed_url and "/console/runs/" in url)
     # The rerun is watched live: train runs (waiting for the gate), its log follows, then it all succeeds.
+    expect(page.locator("#run")).to_have_attribute("data-live", "yes")  # subscribed over the WebSocket
     expect(page.locator("#t-train .badge")).to_have_text("running")
     expect(page.locator('#dag a[data-task="train"]')).to_have_class("node s-running")
     page.get_by_role("button", name="train", exact=True).click()

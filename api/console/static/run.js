@@ -44,7 +44,7 @@ function setTask(name, data, time) {
   if (logTask === name && FINISHED.has(status)) logState.textContent = `${name}: ${status}`;
 }
 
-function setRun(status, message, time) {
+function showRun(status, message) {
   root.dataset.status = status;
   document.getElementById("run-status").replaceChildren(badge(status));
   if (message !== undefined) document.getElementById("action-message").textContent = message || "";
@@ -54,17 +54,28 @@ function setRun(status, message, time) {
   show('[data-action="rerun"]', finished);
   show('[data-action="rerun-failed"]', ["failed", "error", "cancelled"].includes(status));
   show(".from-task", finished);
-  const dur = document.getElementById("run-duration");
-  if (status === "running" && time && !dur.dataset.start) dur.dataset.start = time;
-  if (finished && time) dur.dataset.end = time;
-  if (finished) refresh();
 }
 
-/** After the run ends: exit codes, results and artifacts as the API lists them. */
+function setRun(status, message, time) {
+  const was = root.dataset.status;
+  showRun(status, message);
+  const dur = document.getElementById("run-duration");
+  if (status === "running" && time && !dur.dataset.start) dur.dataset.start = time;
+  if (RUN_FINISHED.has(status) && time) dur.dataset.end = time;
+  if (RUN_FINISHED.has(status) && !RUN_FINISHED.has(was)) refresh();
+}
+
+/** The run as the API has it now: exit codes, results and artifacts after the end, and a safety net for live
+ * events the WebSocket cannot promise (docs/websocket.md: on Postgres, an event committed more than a second after
+ * its id was taken is stored but not pushed). */
 async function refresh() {
   const res = await api(`/v1/runs/${encodeURIComponent(runId)}`);
   if (!res.ok) return;
   const run = await res.json();
+  showRun(run.status, run.message);
+  const rdur = document.getElementById("run-duration");
+  if (run.started_at) rdur.dataset.start = run.started_at;
+  if (run.finished_at) rdur.dataset.end = run.finished_at;
   for (const t of run.tasks) {
     setTask(t.name, { status: t.status, attempt: t.attempt, exit_code: t.exit_code, message: t.message, reason: t.reason });
     const row = rowOf(t.name);
@@ -107,7 +118,8 @@ function connect() {
   const ws = new WebSocket(`${scheme}://${location.host}${base}/v1/ws`, ["odin.v1"]);
   ws.onmessage = (msg) => {
     const m = JSON.parse(msg.data);
-    if (m.type === "welcome") {
+    if (m.type === "subscribed") refresh();  // what changed between the page's rendering and the subscription
+    else if (m.type === "welcome") {
       delay = 500;
       ws.send(JSON.stringify({ type: "subscribe", id: "run", run: runId, since: lastEvent }));
       root.dataset.live = "yes";
@@ -211,4 +223,5 @@ root.addEventListener("click", (ev) => {
 
 tickDurations();
 setInterval(tickDurations, 1000);
+setInterval(() => { if (!RUN_FINISHED.has(root.dataset.status)) refresh(); }, 5000);
 connect();

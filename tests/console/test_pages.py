@@ -7,12 +7,16 @@ stay where they are while every URL it writes into a page starts with the prefix
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect as ws_connect
+from websockets.typing import Subprotocol
 
 from tests.console.conftest import HELLO, PASSWORD
 from tests.support.git import GitRemote
@@ -161,3 +165,23 @@ def test_api_docs_are_served_locally(prefixed: OdinServer) -> None:
     assert not re.search(r"(?:src|href)=['\"]https?://", page), "the API docs must not load anything from a CDN"
     bundle = httpx.get(prefixed.url + "/console/static/redoc/redoc.standalone.js")
     assert bundle.status_code == 200 and len(bundle.content) > 500_000
+
+
+def test_the_websocket_takes_the_cookie_only_from_this_site(prefixed: OdinServer, http: httpx.Client) -> None:
+    """The console's pages subscribe with their cookie; a page of another site cannot (cross-site WebSocket
+    hijacking): without a token of its own it must authenticate first, and is closed with 4401."""
+    cookie = "odin_session=" + next(c.value or "" for c in http.cookies.jar if c.name == "odin_session")
+    ws_url = prefixed.url.replace("http://", "ws://") + "/v1/ws"
+    host = prefixed.url.removeprefix("http://")
+    with ws_connect(ws_url, subprotocols=[Subprotocol("odin.v1")],
+                    additional_headers={"Cookie": cookie, "Origin": f"http://{host}"}) as ws:  # fmt: skip
+        welcome = json.loads(ws.recv(timeout=30))
+        assert welcome["type"] == "welcome" and welcome["user"] == "admin"
+    with ws_connect(ws_url, subprotocols=[Subprotocol("odin.v1")],
+                    additional_headers={"Cookie": cookie, "Origin": "https://evil.example"}) as ws:  # fmt: skip
+        ws.send(json.dumps({"type": "subscribe", "all": True}))
+        refused = json.loads(ws.recv(timeout=30))
+        assert refused["type"] == "error" and refused["status"] == 4401
+        with pytest.raises(ConnectionClosed) as closed:
+            ws.recv(timeout=30)
+        assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401

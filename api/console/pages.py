@@ -34,6 +34,7 @@ from odin.api.context import AppContext
 from odin.api.deps import Ctx, in_thread
 from odin.api.errors import classify
 from odin.api.services import pipelines as pipeline_service
+from odin.api.services.commits import VALIDATIONS
 from odin.api.services.gpus import GpuService
 from odin.api.services.sessions import log_in
 from odin.controller.facade import MAIN_FILE
@@ -224,7 +225,7 @@ async def commits_page(
         "commits.html",
         page=page,
         filters=f,
-        statuses=views.VALIDATIONS,
+        statuses=VALIDATIONS,
         next_link=next_link,
         first_page=bool(cursor),
         now=datetime.now(UTC),

@@ -75,8 +75,8 @@ def list_commits(
     """Most recently seen first, at most `limit`; `after` (seen_at, id) continues after that commit.
 
     The pipeline filter looks inside a JSON list, which SQL cannot index portably: it is applied here, reading
-    pages of rows until `limit` match. `author` matches a name or an
-    e-mail address whole (any case), `sha_prefix` the start of the SHA (lower-case hex). The scan is bounded; when it stops early, `resume` continues it.
+    pages of rows until `limit` match. The scan is bounded; when it stops early, `resume` continues it. `author`
+    matches a name or an e-mail address whole (any case), `sha_prefix` the start of the SHA (lower-case hex).
     """
     q = sa.select(COMMITS)
     if branch:

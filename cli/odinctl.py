@@ -64,6 +64,9 @@ ServerOpt = Annotated[str | None, typer.Option("--server", "-s", help="API URL [
 OutputOpt = Annotated[Output, typer.Option("--output", "-o", help="table, json or yaml")]
 ParamOpt = Annotated[list[str] | None, typer.Option("--param", "-p", help="Parameter as key=value; repeatable")]
 WaitOpt = Annotated[bool, typer.Option("--wait", "-w", help="Follow the run to its end; exit 1 unless it succeeds")]
+NoCacheOpt = Annotated[
+    bool, typer.Option("--no-cache", help="Run tasks with `cache: true` instead of reusing earlier outputs")
+]
 TimeoutOpt = Annotated[float | None, typer.Option(help="With --wait: give up after this many seconds (exit 1)")]
 
 
@@ -392,8 +395,9 @@ def show(
     server: ServerOpt = None,
     output: OutputOpt = Output.TABLE,
 ) -> None:
-    """One run: its commit, parameters, every task's state and what it produced. Exit 1 when the run failed."""
-    from odin.cli.render import dag_table, outputs_table, run_header
+    """One run: its commit, parameters, every task's state, what it produced and what it used of its GPUs (with
+    the IDLE GPU flag). Exit 1 when the run failed."""
+    from odin.cli.render import dag_table, gpu_usage_table, outputs_table, run_header
 
     with client(server) as c:
         run = call(c.run, run_id)
@@ -404,6 +408,9 @@ def show(
         produced = outputs_table(run)
         if produced is not None:
             out.print(produced)
+        used = gpu_usage_table(run)
+        if used is not None:
+            out.print(used)
     if run.status in ("failed", "error", "cancelled"):
         raise typer.Exit(EXIT_FAILED)
 
@@ -507,6 +514,7 @@ def run_pipeline(
         str | None, typer.Option("--ref", "-r", help="Branch, tag or commit (default: followed branch)")
     ] = None,
     param: ParamOpt = None,
+    no_cache: NoCacheOpt = False,
     wait: WaitOpt = False,
     timeout: TimeoutOpt = None,
     server: ServerOpt = None,
@@ -515,7 +523,7 @@ def run_pipeline(
     """Start a pipeline at a ref with parameters. With --wait, follow it and exit with its outcome."""
     params = parse_params(param, err)
     with client(server) as c:
-        started = call(c.start, pipeline, ref=ref, params=params)
+        started = call(c.start, pipeline, ref=ref, params=params, no_cache=no_cache)
     if wait:
         if output == Output.TABLE:
             out.print(f"started [bold]{started.id}[/] at {(started.commit_sha or '-')[:12]}")
@@ -531,6 +539,7 @@ def rerun(
     task: Annotated[str | None, typer.Option("--task", "-t", help="Rerun this task and its descendants")] = None,
     latest: Annotated[bool, typer.Option(help="At the branch's newest commit instead of the run's own")] = False,
     param: ParamOpt = None,
+    no_cache: NoCacheOpt = False,
     wait: WaitOpt = False,
     timeout: TimeoutOpt = None,
     server: ServerOpt = None,
@@ -539,7 +548,9 @@ def rerun(
     """Run a finished run again: its commit and parameters by default."""
     params = parse_params(param, err) or None
     with client(server) as c:
-        started = call(c.rerun, run_id, latest=latest, failed_only=failed_only, task=task, params=params)
+        started = call(
+            c.rerun, run_id, latest=latest, failed_only=failed_only, task=task, params=params, no_cache=no_cache
+        )
     if wait:
         if output == Output.TABLE:
             out.print(f"started [bold]{started.id}[/] (rerun of {run_id})")

@@ -244,6 +244,22 @@ class Settings(BaseSettings):
     kube_trainjob_runtime: str = Field(
         default="torch-distributed", description="ClusterTrainingRuntime that TrainJob tasks reference."
     )
+    kube_odin_image: str = Field(
+        default="ghcr.io/odin-ml/odin:latest",
+        description="Odin's own image: the init and upload containers that move artifacts with an S3 artifact store "
+        "(ODIN_ARTIFACTS_BACKEND=s3) run it.",
+    )
+    kube_artifacts_secret: str | None = Field(
+        default=None,
+        description="Secret (in each task namespace) with keys access_key_id and secret_access_key that the "
+        "artifact containers read by reference. Unset: the pods use boto3's own chain (IRSA, workload identity).",
+    )
+    kube_gpu_admission: bool = Field(
+        default=True,
+        description="Refuse a run when created if one of its tasks asks for more GPUs, or a GPU model (node_selector), "
+        "than any Node has (needs get/list nodes). Turn off where GPU node pools scale up from zero: their nodes do "
+        "not exist until a pod asks.",
+    )
 
     # -- Midgard: GPU aggregation (docs/midgard-aggregation.md) ---------------------------------------------------
     midgard_agents: Annotated[list[str], NoDecode] = Field(
@@ -285,6 +301,27 @@ class Settings(BaseSettings):
     )
     midgard_discovery_interval: float = Field(
         default=30.0, gt=0, description="Seconds between listings of the Service's EndpointSlices."
+    )
+
+    # -- what a task used of its GPUs (docs/midgard.md) ----------------------------------------------------------
+    gpu_sample_interval: float = Field(
+        default=5.0,
+        gt=0,
+        le=3600,
+        description="Seconds between samples of running tasks' GPUs (utilisation, memory): the resolution of each "
+        "task's GPU usage summary and of the idle flag. One NVML pass per sample for all tasks.",
+    )
+    gpu_idle_utilization: float = Field(
+        default=5.0,
+        ge=0,
+        le=100,
+        description="A task whose GPUs all stay at or under this utilisation (percent) for gpu_idle_after seconds "
+        "is flagged idle (event task.gpu_idle, shown by the API and odinctl). It is never killed.",
+    )
+    gpu_idle_after: float = Field(
+        default=600.0,
+        ge=0,
+        description="Seconds at or under gpu_idle_utilization before a task is flagged as holding idle GPUs.",
     )
 
     # -- API ----------------------------------------------------------------------------------------------------

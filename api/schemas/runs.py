@@ -21,6 +21,41 @@ class ArtifactOut(msgspec.Struct, kw_only=True):
     digest: str  # sha256:<hex> (a directory: of its sorted manifest of paths, sizes and digests)
 
 
+class TaskGpuOut(msgspec.Struct, kw_only=True):
+    """A GPU the attempt ran on."""
+
+    uuid: str
+    index: int  # NVML index on its node
+    model: str  # product name, e.g. "NVIDIA H100 80GB HBM3"
+
+
+class GpuIdleOut(msgspec.Struct, kw_only=True):
+    """The attempt held its GPUs at or under `threshold_percent` utilisation for `after_seconds` (never killed)."""
+
+    since: datetime  # when the idle stretch that raised the flag began
+    flagged_at: datetime
+    active: bool  # still idle at the latest sample
+    threshold_percent: float
+    after_seconds: float
+
+
+class GpuUsageOut(msgspec.Struct, kw_only=True):
+    """What the attempt used of its GPUs, sampled every ODIN_GPU_SAMPLE_INTERVAL seconds (docs/midgard.md)."""
+
+    attempt: int
+    running: bool  # still sampled (the figures grow); false once the attempt ended
+    node: str | None
+    gpus: list[TaskGpuOut]
+    samples: int
+    gpu_seconds: float
+    utilization_mean_percent: float | None
+    utilization_peak_percent: int | None
+    memory_peak_bytes: int | None  # peak memory in use on any one of its GPUs
+    first_sample_at: datetime | None
+    last_sample_at: datetime | None
+    idle: GpuIdleOut | None = None
+
+
 class TaskOut(msgspec.Struct, kw_only=True):
     name: str
     status: str
@@ -36,6 +71,9 @@ class TaskOut(msgspec.Struct, kw_only=True):
     finished_at: datetime | None
     results: dict[str, Any] = msgspec.field(default_factory=dict)  # declared results of the succeeded attempt
     artifacts: dict[str, ArtifactOut] = msgspec.field(default_factory=dict)
+    cache_key: str | None = None  # a task with `cache: true`: what a later run's lookup matches (docs/artifacts.md)
+    gpu_usage: GpuUsageOut | None = None  # what the latest sampled attempt used of its GPUs; null if none sampled
+    gpu_idle: bool = False  # that attempt held its GPUs idle for ODIN_GPU_IDLE_AFTER seconds (the flag stays)
 
 
 class RunSummary(msgspec.Struct, kw_only=True):
@@ -58,6 +96,7 @@ class RunDetail(RunSummary, kw_only=True):
     spec: dict[str, Any]
     work_tree: str | None
     run_path_id: str | None
+    no_cache: bool = False  # started with --no-cache: cached tasks ran without a lookup
     absorbed_commits: list[str]
     conditions: list[dict[str, Any]]
     tasks: list[TaskOut]
@@ -73,6 +112,7 @@ class StartRun(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     ref: Annotated[str, msgspec.Meta(min_length=1, max_length=255)] | None = msgspec.field(default=None)
     params: ParamMap = msgspec.field(default_factory=dict)
     parallelism: Annotated[int, msgspec.Meta(ge=1, le=10_000)] | None = None
+    no_cache: bool = msgspec.field(default=False)  # run tasks with `cache: true` without looking up earlier runs
 
 
 class Rerun(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -80,6 +120,7 @@ class Rerun(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     failed_only: bool = False
     task: Annotated[str, msgspec.Meta(min_length=1, max_length=63)] | None = None
     params: ParamMap | None = None
+    no_cache: bool = False  # run tasks with `cache: true` without looking up earlier runs
 
 
 class EventOut(msgspec.Struct, kw_only=True):

@@ -37,7 +37,8 @@ import signal
 import socket
 import subprocess
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,12 +46,13 @@ from typing import Any
 
 import psutil
 
+from odin.controller.admission import GpuAsk
 from odin.controller.executors import outputs
 from odin.controller.executors.base import Executor
 from odin.controller.executors.outputs import AttemptDirs, OutputProblem
 from odin.controller.executors.reaper import Reaper
 from odin.controller.executors.task_user import TaskUser
-from odin.controller.gpus import GpuProbe, LocalGpus
+from odin.controller.gpus import GpuHolding, GpuProbe, LocalGpus, gpu_shortfall
 from odin.controller.vocabulary import (
     ActiveAttempt,
     Failure,
@@ -132,6 +134,7 @@ class LocalExecutor(Executor):
         self._gpu_probe = gpus
         self._gpu_inventory: LocalGpus | None = None
         self._gpus_held: dict[tuple[str, str, int], tuple[int, ...]] = {}
+        self._gpus_since: dict[tuple[str, str, int], float] = {}  # when each was given (epoch s), for GPU-seconds
         self._gpu_queue: list[TaskLaunch] = []
 
     # -- contract -----------------------------------------------------------------------------------------------
@@ -189,6 +192,12 @@ class LocalExecutor(Executor):
             self._gpu_inventory = inventory
         return self._gpu_inventory
 
+    def gpu_shortfall(self, asks: Sequence[GpuAsk]) -> str | None:
+        """This machine is the only node: a task asking for more GPUs than it has can never start. Node selectors
+        mean nothing here (no labels), so only the counts are judged; without a probe, nothing is."""
+        wanted = {a.task: a.gpus for a in asks if a.gpus > 0}
+        return gpu_shortfall(wanted, self.gpu_inventory()) if wanted else None
+
     def _start_with_gpus(self, launch: TaskLaunch) -> None:
         inventory = self.gpu_inventory()
         assert inventory is not None
@@ -223,6 +232,7 @@ class LocalExecutor(Executor):
                 wanted = launch.spec.num_gpus
                 given, free = tuple(free[:wanted]), free[wanted:]
                 self._gpus_held[(launch.run.run_id, launch.task, launch.attempt)] = given
+                self._gpus_since[(launch.run.run_id, launch.task, launch.attempt)] = time.time()
                 ready.append((launch, given))
         for launch, given in ready:
             log.info("run %s task %s attempt %d: GPUs %s", launch.run.run_id, launch.task, launch.attempt, given)
@@ -234,8 +244,16 @@ class LocalExecutor(Executor):
     def _release_gpus(self, run_id: str, task: str, attempt: int, *, admit: bool = True) -> None:
         with self._lock:
             released = self._gpus_held.pop((run_id, task, attempt), None)
+            self._gpus_since.pop((run_id, task, attempt), None)
         if released is not None and admit:
             self._admit_gpu_tasks()
+
+    def gpu_holdings(self) -> list[GpuHolding]:
+        with self._lock:
+            return [
+                GpuHolding(run_id, task, attempt, indices, self._gpus_since.get((run_id, task, attempt), 0.0))
+                for (run_id, task, attempt), indices in self._gpus_held.items()
+            ]
 
     def _unqueue(self, run_id: str, task: str, attempt: int) -> bool:
         """Remove a launch still waiting for GPUs (killed before it started); True if it was waiting."""
@@ -349,6 +367,7 @@ class LocalExecutor(Executor):
                     self._attempts[(run_id, task)] = record
                     if gpus:  # it keeps the GPUs it was given: no new task gets them while it runs
                         self._gpus_held[(run_id, task, a.attempt)] = gpus
+                        self._gpus_since[(run_id, task, a.attempt)] = time.time()
                 self.report(Observation(run_id, task, a.attempt, TaskStatus.RUNNING, resource={"pid": int(pid)}))
                 self._reaper.watch(int(pid), lambda r=record: self._adopted_exited(r))  # type: ignore[misc]
                 continue

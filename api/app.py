@@ -19,8 +19,10 @@ from litestar.di import Provide
 from litestar.exceptions import ValidationException
 from litestar.middleware.base import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import RedocRenderPlugin
 from litestar.openapi.spec import Components, Parameter, SecurityScheme, Tag
 
+from odin.api import console
 from odin.api.access import access_log
 from odin.api.auth.keys import token_keys
 from odin.api.auth.middleware import Authenticator, BearerAuthMiddleware
@@ -103,7 +105,13 @@ def create_app(ctx: AppContext) -> Litestar:
     services = _services(ctx)
     query_names: QueryNames = {}
     app = Litestar(
-        route_handlers=[*ROUTES, webhook_router(db=ctx.db, settings=ctx.settings, controller=ctx.controller)],
+        route_handlers=[
+            *ROUTES,
+            webhook_router(db=ctx.db, settings=ctx.settings, controller=ctx.controller),
+            console.console_router(ctx),
+            console.static_router(),
+        ],
+        template_config=console.template_config(),
         before_request=_query_check(query_names),
         dependencies=_dependencies(ctx, services),
         middleware=[access_log, DefineMiddleware(BearerAuthMiddleware, authenticator=services.authenticator)],
@@ -111,7 +119,7 @@ def create_app(ctx: AppContext) -> Litestar:
         on_startup=[services.hub.start],
         on_shutdown=[services.hub.stop, services.gpus.aclose],
         request_max_body_size=ctx.settings.max_body_bytes,
-        openapi_config=_openapi_config(),
+        openapi_config=_openapi_config(console.base_path(ctx)),
         debug=False,
         logging_config=None,  # Odin configures logging once (odin.cli.logs); Litestar must not replace it
     )
@@ -205,7 +213,9 @@ def _query_names(app: Litestar) -> QueryNames:
     return found
 
 
-def _openapi_config() -> OpenAPIConfig:
+def _openapi_config(base: str) -> OpenAPIConfig:
+    """`base`: the external path prefix. The docs UI (Redoc) is the copy the console ships, never a CDN's, and without
+    Google Fonts, so /schema works offline."""
     return OpenAPIConfig(
         title="Odin API",
         version=API_VERSION,
@@ -228,6 +238,13 @@ def _openapi_config() -> OpenAPIConfig:
         security=[{"bearer": []}],
         tags=TAGS,
         use_handler_docstrings=False,
+        render_plugins=[
+            RedocRenderPlugin(
+                js_url=f"{base}/console/static/redoc/redoc.standalone.js",
+                google_fonts=False,
+                favicon="<link rel='icon' href='data:,'>",  # Litestar's default icon is a CDN's
+            )
+        ],
     )
 
 

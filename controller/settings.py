@@ -419,8 +419,9 @@ class Settings(BaseSettings):
     )
     public_url: str | None = Field(default=None, description="URL users reach the API at (links in notifications).")
     run_url_template: str = Field(
-        default="{public_url}/v1/runs/{run_id}",
-        description="Link to a run in commit statuses; {public_url}, {run_id}, {pipeline} and {commit} are replaced.",
+        default="{public_url}/console/runs/{run_id}",
+        description="Link to a run in commit statuses (the run's console page); {public_url}, {run_id}, {pipeline} "
+        "and {commit} are replaced.",
     )
 
     @field_validator("repo_aliases", "trusted_proxies", "midgard_agents", mode="before")

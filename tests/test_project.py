@@ -94,6 +94,12 @@ def test_wheel_installs_everything_under_the_odin_namespace(tmp_path: Path) -> N
         "odin/cli/odinctl.py",
         "odin/testing/kube/fake_apiserver.py",
         "odin/testing/kube/crds/kubeflow.org_pytorchjobs.yaml",
+        # The web console, whole: `pip install .` serves it offline (docs/console.md).
+        "odin/api/console/templates/run.html",
+        "odin/api/console/static/run.js",
+        "odin/api/console/static/console.css",
+        "odin/api/console/static/redoc/redoc.standalone.js",
+        "odin/api/console/static/redoc/LICENSE",
     ):
         assert expected in names
     assert not any(n.startswith("odin/__init__") for n in names), "odin is a namespace: no package owns it"

@@ -1,5 +1,9 @@
 """Authenticates every HTTP request to `/v1` from its bearer token; public routes opt out by name.
 
+Browsers using the console send the same JWT in the HttpOnly session cookie instead (`odin.api.auth.cookies`): it is
+accepted when no `Authorization` header is sent, from this site only, and with the CSRF token on requests that change
+something.
+
 Handlers that must stay open (login, health, readiness, metrics, webhooks with their own signatures) set
 `exclude_from_auth=True` in their route decorator; everything else requires a valid token. Roles are enforced by
 guards (`require(Role.MEMBER)`), not here: authentication says who, guards say what.
@@ -28,6 +32,7 @@ from litestar.middleware import AbstractAuthenticationMiddleware, Authentication
 from litestar.types import ASGIApp, Guard
 
 from odin.api.auth.api_tokens import ApiTokenVerifier, is_api_token
+from odin.api.auth.cookies import CSRF_HEADER, SAFE_METHODS, cookie_token, csrf_ok, same_origin
 from odin.api.auth.standing import Standings
 from odin.api.auth.tokens import LEEWAY_SECONDS, Claims, TokenInvalid, TokenKeys, bearer_challenge, verify
 from odin.api.auth.users import Role, Standing
@@ -105,12 +110,17 @@ def _judge(claims: Claims, user: Standing | None) -> Role:
 
 class BearerAuthMiddleware(AbstractAuthenticationMiddleware):
     def __init__(self, app: ASGIApp, authenticator: Authenticator) -> None:
-        super().__init__(app, exclude=["^/schema"], scopes={ScopeType.HTTP})
+        # The console's pages authenticate from the session cookie themselves (and send a browser to the login page
+        # instead of answering 401): see `odin.api.console`.
+        super().__init__(app, exclude=["^/schema", "^/console", "^/$"], scopes={ScopeType.HTTP})
         self.authenticator = authenticator
 
     async def authenticate_request(self, connection: ASGIConnection) -> AuthenticationResult:  # type: ignore[type-arg]
         header = connection.headers.get("authorization", "")
         scheme, _, token = header.partition(" ")
+        if not header and (session := cookie_token(connection.cookies)) is not None:
+            _check_cookie_request(connection, session)
+            scheme, token = "bearer", session
         if scheme.lower() != "bearer" or not token.strip():
             raise NotAuthorizedException(
                 "missing bearer token: log in (`odinctl login`) or send an API token",
@@ -121,6 +131,20 @@ class BearerAuthMiddleware(AbstractAuthenticationMiddleware):
         except TokenInvalid as e:
             raise NotAuthorizedException(str(e), headers={"WWW-Authenticate": bearer_challenge(str(e))}) from e
         return AuthenticationResult(user=principal, auth=principal)
+
+
+def _check_cookie_request(connection: ASGIConnection, session: str) -> None:  # type: ignore[type-arg]
+    """A request authenticated by the console's cookie: from this site, and with the CSRF token when it changes
+    something (see `odin.api.auth.cookies`)."""
+    if not same_origin(connection.headers):
+        raise PermissionDeniedException("cross-origin request refused: the session cookie only works from Odin's pages")
+    if connection.scope.get("method", "GET") not in SAFE_METHODS and not csrf_ok(
+        session, connection.headers.get(CSRF_HEADER)
+    ):
+        raise PermissionDeniedException(
+            "missing or wrong X-CSRF-Token header: requests made with the console's cookie must carry the page's "
+            "CSRF token (or use an Authorization: Bearer token)"
+        )
 
 
 def principal_of(connection: ASGIConnection) -> Principal:  # type: ignore[type-arg]

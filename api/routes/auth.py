@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from datetime import timedelta
 from typing import Annotated, Any
 
 from litestar import Request, delete, get, post
 from litestar.di import NamedDependency
-from litestar.exceptions import NotAuthorizedException, PermissionDeniedException, TooManyRequestsException
+from litestar.exceptions import PermissionDeniedException
 from litestar.params import JSONBody, PathParameter, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
@@ -19,8 +18,8 @@ from odin.api.auth.api_tokens import (
     revoke_api_token,
 )
 from odin.api.auth.middleware import Authenticator, principal_of
-from odin.api.auth.tokens import LEEWAY_SECONDS, issue
-from odin.api.auth.users import Role, authenticate, end_session, end_sessions
+from odin.api.auth.tokens import LEEWAY_SECONDS
+from odin.api.auth.users import Role, end_session, end_sessions
 from odin.api.deps import Ctx, in_thread
 from odin.api.errors import errors
 from odin.api.schemas import (
@@ -32,6 +31,7 @@ from odin.api.schemas import (
     TokenResponse,
     WhoAmI,
 )
+from odin.api.services.sessions import log_in
 from odin.controller.store.types import utcnow
 
 
@@ -50,31 +50,9 @@ from odin.controller.store.types import utcnow
 )
 def create_token(data: JSONBody[TokenRequest], ctx: Ctx, request: Request[Any, Any, Any]) -> TokenResponse:
     address = request.client.host if request.client else "unknown"
-    assert ctx.login_limiter is not None and ctx.login_ip_limiter is not None
-    assert ctx.login_account_limiter is not None
-    wait = (
-        ctx.login_ip_limiter.acquire(address)
-        or ctx.login_limiter.acquire((data.username, address))
-        or ctx.login_account_limiter.acquire(data.username)
-    )
-    if wait is not None:
-        raise TooManyRequestsException(
-            "too many login attempts; wait before trying again", headers={"Retry-After": str(math.ceil(wait))}
-        )
-    found = authenticate(ctx.db, data.username, data.password)
-    if found is None:
-        raise NotAuthorizedException("wrong username or password")
-    ctx.login_account_limiter.refund(data.username)  # only failures count against the account
-    token, _claims = issue(
-        ctx.keys,
-        subject=found.username,
-        role=found.role.value,
-        ttl=ctx.settings.token_ttl,
-        user_id=found.user_id,
-        generation=found.generation,
-    )
+    session = log_in(ctx, data.username, data.password, address)
     return TokenResponse(
-        access_token=token, token_type="bearer", expires_in=ctx.settings.token_ttl, role=found.role.value
+        access_token=session.token, token_type="bearer", expires_in=session.expires_in, role=session.role.value
     )
 
 

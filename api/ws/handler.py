@@ -1,13 +1,13 @@
 """One WebSocket connection: authenticate, then serve subscriptions and commands until either side closes.
 
-Authentication happens here, not in the HTTP middleware: browsers cannot put headers on a WebSocket handshake, so
-the token comes as a subprotocol (`bearer.<token>`, offered next to `odin.v1`), as an `Authorization` header
-(other clients), or in a first `{"type": "auth"}` message within `ws_auth_timeout` seconds. A connection lives no
-longer than its token's authority: it is closed (4401) when the token expires, and the token is checked again
-against the store — at once when this server changes its user (disabled, logged out, new password), every
-`RECHECK_SESSION` seconds for a login session otherwise (changes made through another replica), every
-`RECHECK_API_TOKEN` seconds for an API token (revocations). Each command is authorised by the user's role at that
-moment, so a demotion applies to the next command.
+Authentication happens here, not in the HTTP middleware: browsers cannot put headers on a WebSocket handshake, so the
+token comes as a subprotocol (`bearer.<token>`, offered next to `odin.v1`), as an `Authorization` header (other
+clients), as the console's session cookie (from a page of this site), or in a first `{"type": "auth"}` message within
+`ws_auth_timeout` seconds. A connection lives no longer than its token's authority: it is closed (4401) when the token
+expires, and the token is checked again against the store — at once when this server changes its user (disabled,
+logged out, new password), every `RECHECK_SESSION` seconds for a login session otherwise (changes made through another
+replica), every `RECHECK_API_TOKEN` seconds for an API token (revocations). Each command is authorised by the user's
+role at that moment, so a demotion applies to the next command.
 
 Commands run one at a time per connection, in worker threads (they read git and write the store); events keep
 flowing meanwhile, from the hub through the connection's queue, which is the only writer to the socket.
@@ -29,6 +29,7 @@ from litestar.di import NamedDependency
 from litestar.exceptions import WebSocketDisconnect
 from litestar.types.asgi_types import WebSocketSendEvent
 
+from odin.api.auth.cookies import cookie_token, same_origin
 from odin.api.auth.middleware import Authenticator, Principal
 from odin.api.auth.tokens import TokenInvalid
 from odin.api.auth.users import Role
@@ -50,7 +51,14 @@ def _token_from_handshake(socket: WebSocket[Any, Any, Any]) -> str | None:
         if offered.startswith(p.BEARER_PREFIX):
             return offered[len(p.BEARER_PREFIX) :]
     scheme, _, token = socket.headers.get("authorization", "").partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
+    if scheme.lower() == "bearer" and token.strip():
+        return token.strip()
+    # The console's pages: their session cookie, from a page of this very site (browsers always send Origin on a
+    # WebSocket handshake; one from another site is not trusted with the cookie).
+    session = cookie_token(socket.cookies)
+    if session is not None and socket.headers.get("origin") and same_origin(socket.headers):
+        return session
+    return None
 
 
 async def _send(socket: WebSocket[Any, Any, Any], message: p.ServerMessage) -> None:

@@ -69,17 +69,25 @@ def list_commits(
     pipeline: str | None,
     limit: int,
     after: tuple[datetime, int] | None = None,
+    author: str | None = None,
+    sha_prefix: str | None = None,
 ) -> CommitScan:
     """Most recently seen first, at most `limit`; `after` (seen_at, id) continues after that commit.
 
     The pipeline filter looks inside a JSON list, which SQL cannot index portably: it is applied here, reading
-    pages of rows until `limit` match. The scan is bounded; when it stops early, `resume` continues it.
+    pages of rows until `limit` match. The scan is bounded; when it stops early, `resume` continues it. `author`
+    matches a name or an e-mail address whole (any case), `sha_prefix` the start of the SHA (lower-case hex).
     """
     q = sa.select(COMMITS)
     if branch:
         q = q.where(COMMITS.c.branch == branch)
     if validation:
         q = q.where(COMMITS.c.validation == validation)
+    if author:  # a name or an e-mail address, whole, in any case
+        who = author.lower()
+        q = q.where(sa.or_(sa.func.lower(COMMITS.c.author_name) == who, sa.func.lower(COMMITS.c.author_email) == who))
+    if sha_prefix:
+        q = q.where(sha_match(COMMITS.c.sha, sha_prefix))
     if after is not None:
         q = q.where(_before(*after))
     q = q.order_by(COMMITS.c.seen_at.desc(), COMMITS.c.id.desc())

@@ -190,6 +190,20 @@ def runs_of_commit(db: DbEngine, sha: str, *, limit: int = 500) -> list[RunSumma
         return [_summary(r) for r in conn.execute(q.limit(limit))]
 
 
+def runs_of_commits(db: DbEngine, shas: list[str], *, limit: int = 2000) -> dict[str, list[RunSummaryRow]]:
+    """The runs of several commits (full SHAs) in one query, newest first per commit: a page of the console's
+    commit timeline costs one query for its runs, not one per commit."""
+    if not shas:
+        return {}
+    q = sa.select(*_SUMMARY).where(RUNS.c.commit_sha.in_(shas)).order_by(RUNS.c.created_at.desc(), RUNS.c.id.desc())
+    found: dict[str, list[RunSummaryRow]] = {}
+    with reading(db) as conn:
+        for r in conn.execute(q.limit(limit)):
+            row = _summary(r)
+            found.setdefault(row.commit_sha or "", []).append(row)
+    return found
+
+
 def run_summary(db: DbEngine, run_id: str) -> RunSummaryRow | None:
     with reading(db) as conn:
         r = conn.execute(sa.select(*_SUMMARY).where(RUNS.c.id == run_id)).first()

@@ -98,7 +98,7 @@ def test_a_run_posts_pending_then_its_outcome_with_a_link(
         # Queued, running, succeeded, in that order — a state still unsent when a newer one comes is replaced by it.
         assert is_subsequence([r.body["state"] for r in posted], states) and posted[-1].body["state"] == "success"
         assert all(r.path == "/api" + path.format(sha=sha) and r.headers[header] == value for r in posted)
-        assert {r.body["target_url"] for r in posted} == {f"{PUBLIC}/v1/runs/{run.id}"}
+        assert {r.body["target_url"] for r in posted} == {f"{PUBLIC}/console/runs/{run.id}"}
         assert posted[-1].body["description"].startswith(f"run {run.id} succeeded")
         # Statuses of different contexts are posted independently: no order between them is promised.
         wait_until(lambda: provider.states("odin/validation") == ["success"], 30, message="validation status posted")

@@ -62,7 +62,7 @@ def test_odin_serve_runs_a_pushed_commit_from_its_webhook_and_reports_back(
         assert run["trigger"] == "webhook" and run["pipeline"] == "train"
         wait_until(lambda: provider.states("odin/train")[-1:] == ["success"], 30)
         final = [r for r in provider.received if r.body.get("context") == "odin/train"][-1]
-        assert final.body["target_url"] == f"https://odin.acme.example/v1/runs/{run['id']}"
+        assert final.body["target_url"] == f"https://odin.acme.example/console/runs/{run['id']}"
         assert final.headers["authorization"] == "Bearer ghs_statustoken"
         log = server.log()
         assert (

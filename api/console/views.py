@@ -1,0 +1,214 @@
+"""What each console page shows, read from the store and the API's services: plain values for the templates.
+
+The pages read through the same services as the JSON API (so a run looks the same in both), plus two batched reads
+of their own: a page of the commit timeline fetches its commits' runs in one query, and carries each commit's
+problems, which the API's list leaves to the commit's own endpoint.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from odin.api.console.dag import Layout, dependencies, layout
+from odin.api.schemas import PipelineList, RunDetail, RunSummary
+from odin.api.services import runs as run_service
+from odin.api.services.commits import VALIDATIONS
+from odin.api.services.errors import InvalidRequest
+from odin.api.services.pagination import decode_cursor, encode_cursor
+from odin.controller.store import commit_queries, run_queries
+from odin.controller.store.db import DbEngine
+
+PAGE_SIZE = 50
+
+
+@dataclass(frozen=True, slots=True)
+class CommitFilter:
+    pipeline: str | None = None
+    status: str | None = None  # the validation outcome: valid, invalid, skipped, absorbed, baseline
+    author: str | None = None
+    sha: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineEntry:
+    sha: str
+    subject: str
+    author: str
+    author_email: str
+    committed_at: datetime | None
+    validation: str
+    problems: list[dict[str, Any]]
+    pipelines_changed: list[str]
+    absorbed_by: str | None
+    runs: list[RunSummary]
+
+
+@dataclass(frozen=True, slots=True)
+class Timeline:
+    items: list[TimelineEntry]
+    next_cursor: str | None
+    filters: CommitFilter
+    pipelines: list[str] = field(default_factory=list)
+
+
+def timeline(db: DbEngine, f: CommitFilter, *, cursor: str | None, limit: int = PAGE_SIZE) -> Timeline:
+    """A page of the commit timeline, most recently seen first; `InvalidRequest` for a filter that cannot match."""
+    if f.status and f.status not in VALIDATIONS:
+        raise InvalidRequest(f"unknown status {f.status!r}; one of: {', '.join(VALIDATIONS)}")
+    sha = run_service.commit_prefix(f.sha) if f.sha else None
+    after: tuple[datetime, int] | None = None
+    if cursor:
+        at, key = decode_cursor(cursor)
+        if not key.isdigit():
+            raise InvalidRequest("invalid page link: go back to the first page")
+        after = (at, int(key))
+    scan = commit_queries.list_commits(
+        db,
+        branch=None,
+        validation=f.status,
+        pipeline=f.pipeline,
+        limit=limit,
+        after=after,
+        author=f.author,
+        sha_prefix=sha,
+    )
+    runs = run_queries.runs_of_commits(db, [c.sha for c in scan.items])
+    items = [
+        TimelineEntry(
+            sha=c.sha,
+            subject=(c.message.strip().split("\n", 1)[0] if c.message else "")[:500],
+            author=c.author_name,
+            author_email=c.author_email,
+            committed_at=c.committed_at,
+            validation=c.validation,
+            problems=list(c.problems),
+            pipelines_changed=list(c.pipelines_changed),
+            absorbed_by=c.absorbed_by,
+            runs=[run_service.summary(r) for r in runs.get(c.sha, [])],
+        )
+        for c in scan.items
+    ]
+    resume = scan.resume
+    return Timeline(items, encode_cursor(resume.seen_at, str(resume.id)) if resume is not None else None, f)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskLine:
+    """A task's row, already formatted: a 1,000-task page spends its time in the template's lookups otherwise."""
+
+    name: str
+    status: str
+    attempt: int
+    started: str  # HH:MM:SS (UTC) or ''
+    start_iso: str  # for the ticking duration, or ''
+    end_iso: str
+    duration: str
+    exit_code: str
+    message: str
+    results: list[tuple[str, str]]
+    artifacts: list[tuple[str, str]]  # (name, "path (type, size B)")
+
+
+@dataclass(frozen=True, slots=True)
+class NodeLine:
+    name: str
+    label: str  # the name, shortened to fit the box
+    status: str
+    x: int
+    y: int
+
+
+@dataclass(frozen=True, slots=True)
+class RunView:
+    run: RunDetail
+    dag: Layout
+    nodes: list[NodeLine]
+    tasks: list[TaskLine]
+
+
+def run_view(db: DbEngine, run_id: str, now: datetime) -> RunView:
+    """A run with its tasks and its DAG's layout; `NotFound` when there is no such run."""
+    run = run_service.get_run(db, run_id)
+    depends = dependencies(run.spec)
+    dag = layout([t.name for t in run.tasks], depends)
+    statuses = {t.name: t.status for t in run.tasks}
+    nodes = [
+        NodeLine(n.name, n.name if len(n.name) <= 15 else n.name[:14] + "…", statuses[n.name], n.x, n.y)
+        for n in dag.nodes
+    ]
+    tasks = [
+        TaskLine(
+            name=t.name,
+            status=t.status,
+            attempt=t.attempt,
+            started=t.started_at.strftime("%H:%M:%S") if t.started_at else "",
+            start_iso=t.started_at.isoformat(timespec="seconds") if t.started_at else "",
+            end_iso=t.finished_at.isoformat(timespec="seconds") if t.finished_at else "",
+            duration=duration(t.started_at, t.finished_at, now),
+            exit_code="" if t.exit_code is None else str(t.exit_code),
+            message=t.message or t.reason or "",
+            results=[(k, v if isinstance(v, str) else json.dumps(v)) for k, v in t.results.items()],
+            artifacts=[(k, f"{a.path} ({a.type}, {a.size} B)") for k, a in t.artifacts.items()],
+        )
+        for t in run.tasks
+    ]
+    return RunView(run, dag, nodes, tasks)
+
+
+def duration(start: datetime | None, end: datetime | None, now: datetime) -> str:
+    """`1h02m`, `3m05s`, `12s`, or an empty string before the start."""
+    if start is None:
+        return ""
+    seconds = max(0, int(((end or now) - start).total_seconds()))
+    if seconds >= 3600:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    if seconds >= 60:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds}s"
+
+
+# -- pipelines ----------------------------------------------------------------------------------------------------
+
+RECENT = 20  # runs per pipeline the success rate is computed over
+FINISHED = frozenset({"succeeded", "failed", "cancelled", "error"})
+
+
+@dataclass(frozen=True, slots=True)
+class PipelineRow:
+    name: str
+    valid: bool
+    problem_count: int
+    task_count: int
+    runs: list[RunSummary]  # newest first, at most RECENT
+    success_rate: float | None  # of the finished ones among them; None when none finished
+
+
+def recent_runs(db: DbEngine, pipeline: str, limit: int = RECENT) -> list[RunSummary]:
+    rows = run_queries.list_runs(db, run_queries.RunQuery(pipeline=pipeline), limit=limit)
+    return [run_service.summary(r) for r in rows]
+
+
+def success_rate(runs: list[RunSummary]) -> float | None:
+    done = [r for r in runs if r.status in FINISHED]
+    return sum(r.status == "succeeded" for r in done) / len(done) if done else None
+
+
+def pipelines(db: DbEngine, listed: PipelineList) -> list[PipelineRow]:
+    """Every pipeline at the listed commit with its recent runs (one small query each: pipelines are few)."""
+    rows = []
+    for p in listed.items:
+        runs = recent_runs(db, p.name)
+        rows.append(PipelineRow(p.name, p.valid, p.problem_count, p.task_count, runs, success_rate(runs)))
+    return rows
+
+
+def url_name(pipeline: str) -> str:
+    """A nested pipeline directory in one URL segment, as the API writes it (`vision:detector`)."""
+    return pipeline.replace("/", ":")
+
+
+def gib(n: int | None) -> str:
+    return "" if n is None else f"{n / 2**30:.1f} GiB"

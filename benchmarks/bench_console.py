@@ -1,0 +1,155 @@
+"""The web console's budgets (issue 12) against a real `odin serve` on a seeded store.
+
+Budgets: the run page of a 1,000-task run renders in <= 1 s; a page of the commit timeline of 10,000 commits in
+<= 200 ms (first and deep pages, following the "Older commits" links); a page with everything it loads weighs
+<= 500 kB uncompressed (the API docs aside).
+
+What it does: creates a store (SQLite by default, or --db-url), seeds --commits commits (a tenth of them invalid with
+problems, each with a run) and one run of --tasks tasks in 10 layers, starts `odin serve` on it (no repository
+followed), logs in through the console's form, then times sequential keep-alive GETs.
+
+    .venv/bin/python benchmarks/bench_console.py [--commits 10000] [--tasks 1000] [--repeat 20] [--db-url URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import statistics
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import sqlalchemy as sa
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from odin.controller.store.db import create_db_engine, migrate
+from odin.controller.store.models import COMMITS, REPOSITORIES, RUNS, TASK_RUNS
+from tests.support.server import OdinServer
+
+PASSWORD = "benchmark-password"
+
+
+def seed(url: str, commits: int, tasks: int) -> str:
+    engine = create_db_engine(url)
+    migrate(engine)
+    start = datetime.now(UTC) - timedelta(days=100)
+    with engine.begin() as conn:
+        repo_id = conn.execute(
+            sa.insert(REPOSITORIES)
+            .values(name="default", url="file:///bench", branch="main", poll_interval=30, run_policy="latest")
+            .returning(REPOSITORIES.c.id)
+        ).scalar_one()
+        rows, runs = [], []
+        for i in range(commits):
+            sha = f"{i:040x}"
+            invalid = i % 10 == 0
+            at = start + timedelta(seconds=i * 60)
+            problems = (
+                [{"file": "p/main.yml", "line": 3, "column": 5, "message": "unknown task 'x'"}] if invalid else []
+            )
+            rows.append(
+                dict(repo_id=repo_id, sha=sha, parents=[], author_name=f"dev{i % 7}", author_email=f"dev{i % 7}@x",
+                     message=f"change {i}\n\nbody", seen_at=at, committed_at=at, branch="main",
+                     validation="invalid" if invalid else "valid", problems=problems, pipelines_changed=["p"])
+            )  # fmt: skip
+            if not invalid:
+                runs.append(
+                    dict(id=f"p-{sha[:7]}-{i}", repo_id=repo_id, pipeline="p", commit_sha=sha, branch="main",
+                         trigger="poll", params={}, spec={"name": "p", "tasks": [{"name": "t"}]}, status="succeeded",
+                         created_at=at, started_at=at, finished_at=at + timedelta(seconds=30))
+                )  # fmt: skip
+        conn.execute(sa.insert(COMMITS), rows)
+        conn.execute(sa.insert(RUNS), runs)
+        names = [f"task-{i:04d}" for i in range(tasks)]
+        layer = max(1, tasks // 10)
+        spec_tasks = [{"name": n, "depends": [names[i - layer]] if i >= layer else []} for i, n in enumerate(names)]
+        big = "big-0000000-1"
+        conn.execute(
+            sa.insert(RUNS).values(id=big, repo_id=repo_id, pipeline="big", commit_sha=f"{0:040x}", branch="main",
+                                   trigger="api", params={"lr": "0.1"}, spec={"name": "big", "tasks": spec_tasks},
+                                   status="running", created_at=start, started_at=start)
+        )  # fmt: skip
+        statuses = ["succeeded", "running", "pending", "failed"]
+        conn.execute(
+            sa.insert(TASK_RUNS),
+            [dict(run_id=big, name=n, status=statuses[i % 4], attempt=1, user_failures=0, infra_failures=0, gpus=[],
+                  started_at=start) for i, n in enumerate(names)],
+        )  # fmt: skip
+    engine.dispose()
+    return big
+
+
+def timed(http: httpx.Client, path: str) -> tuple[float, httpx.Response]:
+    t = time.perf_counter()
+    res = http.get(path)
+    elapsed = time.perf_counter() - t
+    assert res.status_code == 200, (path, res.status_code, res.text[:300])
+    return elapsed, res
+
+
+def report(name: str, samples: list[float], budget: float) -> bool:
+    samples = sorted(samples)
+    p50 = statistics.median(samples)
+    p95 = samples[min(len(samples) - 1, int(len(samples) * 0.95))]
+    ok = p95 <= budget
+    print(f"{name}: n={len(samples)} p50={p50 * 1000:.0f} ms p95={p95 * 1000:.0f} ms max={samples[-1] * 1000:.0f} ms "
+          f"(budget {budget * 1000:.0f} ms: {'ok' if ok else 'OVER'})")  # fmt: skip
+    return ok
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--commits", type=int, default=10_000)
+    ap.add_argument("--tasks", type=int, default=1_000)
+    ap.add_argument("--repeat", type=int, default=20)
+    ap.add_argument("--db-url", default=None)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        url = args.db_url or f"sqlite:///{tmp}/bench.db"
+        t = time.perf_counter()
+        run_id = seed(url, args.commits, args.tasks)
+        print(
+            f"seeded {args.commits} commits and a {args.tasks}-task run in {time.perf_counter() - t:.1f} s "
+            f"({url.split(':')[0]})"
+        )
+        env = {"ODIN_DATABASE_URL": url, "ODIN_ADMIN_PASSWORD": PASSWORD, "ODIN_LOG_LEVEL": "WARNING"}
+        with OdinServer(Path(tmp) / "state", env) as server, httpx.Client(base_url=server.url, timeout=30) as http:
+            res = http.post("/console/login", data={"username": "admin", "password": PASSWORD})
+            assert res.status_code == 303, res.text
+            ok = True
+            samples, weight = [], 0
+            for _ in range(args.repeat):
+                elapsed, page = timed(http, f"/console/runs/{run_id}")
+                samples.append(elapsed)
+            assets = set(re.findall(r'(?:href|src)="(/console/static/[^"]+)"', page.text))
+            weight = len(page.content) + sum(len(http.get(a).content) for a in assets)
+            ok &= report(f"run page, {args.tasks} tasks", samples, 1.0)
+            print(f"run page weight with its assets: {weight / 1000:.0f} kB (budget 500 kB: "
+                  f"{'ok' if weight <= 500_000 else 'OVER'})")  # fmt: skip
+            ok &= weight <= 500_000
+            samples, path, pages = [], "/console/commits", 0
+            while path and pages < args.repeat * 5:
+                elapsed, page = timed(http, path)
+                samples.append(elapsed)
+                pages += 1
+                found = re.search(r'href="([^"]+)" rel="next"', page.text)
+                path = "/console/commits" + found.group(1).replace("&amp;", "&") if found else ""
+            ok &= report(f"commit timeline pages ({args.commits} commits, 50 a page, {pages} pages in order)",
+                         samples, 0.2)  # fmt: skip
+            samples = [timed(http, "/console/commits?status=invalid&author=dev3")[0] for _ in range(args.repeat)]
+            ok &= report("commit timeline, filtered (status + author)", samples, 0.2)
+            samples = [
+                timed(http, "/console/commits?sha=00000000000000000000000000000000000012")[0]
+                for _ in range(args.repeat)
+            ]
+            ok &= report("commit timeline, SHA prefix search", samples, 0.2)
+        return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -69,7 +69,10 @@ def serve(
 @app.command("run")
 def run_once(
     directory: Annotated[Path, typer.Argument(help="A pipeline directory, or its main.yml")],
-    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="Parameter as key=value; repeatable")] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", "-p", metavar="KEY=VALUE", help="Parameter as key=value; repeatable"),
+    ] = None,
     parallelism: Annotated[int | None, typer.Option(help="Tasks running at once (default 8)")] = None,
     data_dir: Annotated[
         Path | None, typer.Option(help="Where runs, logs and the run record go (default: a temp dir)")

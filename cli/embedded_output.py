@@ -46,7 +46,7 @@ def pipeline_directory(given: Path) -> Path:
             raise NotAPipeline(f"{given} is not a {MAIN_FILE}: pass a pipeline directory or its {MAIN_FILE}")
         return given.parent
     if not given.exists():
-        raise NotAPipeline(f"{given}: no such file or directory")
+        raise NotAPipeline(f"{given}: no such file or directory, so no main.yml to run")
     return given
 
 

@@ -63,6 +63,11 @@ class Output(StrEnum):
     JSON = "json"
     YAML = "yaml"
 
+    @property
+    def human(self) -> bool:
+        """A table for people (`table`, `wide`): progress and explanations may go to stdout."""
+        return self in (Output.TABLE, Output.WIDE)
+
 
 ServerOpt = Annotated[str | None, typer.Option("--server", "-s", metavar="URL", help="API URL [env: ODIN_SERVER]")]
 OutputOpt = Annotated[
@@ -127,7 +132,7 @@ def report_api_error(e: Any) -> NoReturn:
 def emit(obj: Any, output: Output) -> bool:
     """Print `obj` as JSON/YAML, or its identifiers (`-o name`), when asked; False means the caller prints its human
     form (`table` or `wide`)."""
-    if output in (Output.TABLE, Output.WIDE):
+    if output.human:
         return False
     if output == Output.NAME:
         from odin.cli.render import names
@@ -231,7 +236,7 @@ def validate(
             results.append({"file": str(file), "ok": answer.valid, "problems": msgspec.to_builtins(answer.problems)})
             if output == Output.NAME and not answer.valid:
                 sys.stdout.write(f"{file}\n")
-            elif output in (Output.TABLE, Output.WIDE):
+            elif output.human:
                 for p in answer.problems:
                     out.print(f"{p.file}:{p.line}:{p.column}: {p.message}", markup=False)
     if output in (Output.JSON, Output.YAML):
@@ -323,7 +328,7 @@ def show_repeatedly(
             out.print(render(data))
         return
     try:
-        if output != Output.TABLE or not out.is_terminal:
+        if not output.human or not out.is_terminal:
             while True:
                 data = call(fetch)
                 if not emit(data, output):
@@ -504,7 +509,7 @@ def _follow(server: str | None, run_id: str, output: Output, timeout: float | No
     from odin.cli.watch import watch_run
 
     url = resolve_server(server)
-    console = Console(highlight=False, stderr=output != Output.TABLE)
+    console = Console(highlight=False, stderr=not output.human)
     try:
         final = asyncio.run(
             watch_run(
@@ -512,7 +517,7 @@ def _follow(server: str | None, run_id: str, output: Output, timeout: float | No
                 token_for(url),
                 run_id,
                 console=console,
-                live=console.is_terminal and output == Output.TABLE,
+                live=console.is_terminal and output.human,
                 timeout=timeout,
             )
         )
@@ -529,7 +534,7 @@ def _follow(server: str | None, run_id: str, output: Output, timeout: float | No
         out.print(f"run [bold]{final.id}[/]: {styled(final.status)}  {final.message or ''}")
     if final.status == "succeeded":
         raise typer.Exit(0)
-    _report_failure(server, final, console if output in (Output.TABLE, Output.WIDE) else err)
+    _report_failure(server, final, console if output.human else err)
     raise typer.Exit(EXIT_FAILED)
 
 
@@ -583,7 +588,7 @@ def run_pipeline(
     with client(server) as c:
         started = call(c.start, pipeline, ref=ref, params=params)
     if wait:
-        if output == Output.TABLE:
+        if output.human:
             out.print(f"started [bold]{started.id}[/] at {(started.commit_sha or '-')[:12]}")
         _follow(server, started.id, output, timeout)
     if not emit(started, output):
@@ -607,7 +612,7 @@ def rerun(
     with client(server) as c:
         started = call(c.rerun, run_id, latest=latest, failed_only=failed_only, task=task, params=params)
     if wait:
-        if output == Output.TABLE:
+        if output.human:
             out.print(f"started [bold]{started.id}[/] (rerun of {run_id})")
         _follow(server, started.id, output, timeout)
     if not emit(started, output):

@@ -18,7 +18,7 @@ EXIT_OK = 0
 EXIT_PROBLEMS = 1
 EXIT_USAGE = 2
 # The names `odinctl -o` uses everywhere (kubectl's): `table` and `wide` are the text report, `name` the files with
-# problems, one a line; `text` is kept for hooks written before.
+# problems, one a line; `text` (the former name, and this function's default) is the same report.
 OUTPUT_FORMATS = ("table", "wide", "name", "json", "yaml", "text")
 
 

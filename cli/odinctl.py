@@ -438,8 +438,9 @@ def show(
     server: ServerOpt = None,
     output: OutputOpt = Output.TABLE,
 ) -> None:
-    """One run: its commit, parameters, every task's state and what it produced. Exit 1 when the run failed."""
-    from odin.cli.render import dag_table, outputs_table, run_header
+    """One run: its commit, parameters, every task's state, what it produced and what it used of its GPUs (with
+    the IDLE GPU flag). Exit 1 when the run failed."""
+    from odin.cli.render import dag_table, gpu_usage_table, outputs_table, run_header
 
     with client(server) as c:
         run = call(c.run, run_id)
@@ -450,6 +451,9 @@ def show(
         produced = outputs_table(run)
         if produced is not None:
             out.print(produced)
+        used = gpu_usage_table(run)
+        if used is not None:
+            out.print(used)
     if run.status in ("failed", "error", "cancelled"):
         raise typer.Exit(EXIT_FAILED)
 

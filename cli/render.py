@@ -15,6 +15,7 @@ from odin.api.schemas import (
     CommitDetail,
     CommitSummary,
     EventOut,
+    GpuUsageOut,
     PipelineDetail,
     PipelineSummary,
     RunDetail,
@@ -157,9 +158,39 @@ def dag_table(run: RunDetail, tasks: Mapping[str, TaskOut] | None = None) -> Tab
             "-" if t is None or t.exit_code is None else str(t.exit_code),
             duration(t.started_at, t.finished_at) if t else "-",
             ", ".join(deps.get(name, [])) or "-",
-            Text((t.message or t.reason or "") if t else ""),
+            Text(("IDLE GPU  " if t and t.gpu_idle else "") + ((t.message or t.reason or "") if t else "")),
         )
     return table
+
+
+def gpu_usage_line(u: GpuUsageOut) -> str:
+    """One attempt's GPU usage for people, on one line: how many GPUs of which model, GPU-seconds, utilisation
+    mean and peak, peak memory (e.g. `2x H100 80GB HBM3  GPU-s 1234  util mean 73% peak 99%  mem peak 61.2 GiB`,
+    printed with a multiplication sign and a middle dot)."""
+    models = sorted({g.model.removeprefix("NVIDIA ") for g in u.gpus})
+    parts = [f"{len(u.gpus)}× {', '.join(models) or 'GPU'}", f"GPU·s {u.gpu_seconds:.0f}"]  # noqa: RUF001
+    if u.utilization_mean_percent is not None:
+        parts.append(f"util mean {u.utilization_mean_percent:.0f}% peak {u.utilization_peak_percent}%")
+    if u.memory_peak_bytes is not None:
+        parts.append(f"mem peak {size(u.memory_peak_bytes)}")
+    return "  ".join(parts)
+
+
+def gpu_usage_table(run: RunDetail) -> Table | None:
+    """What each task's latest sampled attempt used of its GPUs, with the idle flag. None when no task was sampled."""
+    table = _table("TASK", "ATTEMPT", "GPU USAGE", "FLAG")
+    rows = 0
+    for t in run.tasks:
+        u = t.gpu_usage
+        if u is None:
+            continue
+        flag = ""
+        if u.idle is not None:
+            flag = f"IDLE GPU since {when(u.idle.since)}" + ("" if u.idle.active else " (busy again)")
+        line = gpu_usage_line(u) + ("  (sampling)" if u.running else "")
+        table.add_row(t.name, str(u.attempt), Text(line), Text(flag, style="bold yellow" if flag else ""))
+        rows += 1
+    return table if rows else None
 
 
 def outputs_table(run: RunDetail) -> Table | None:

@@ -15,9 +15,11 @@ from odin.api.app import build_context, create_app
 from odin.api.auth.keys import KeyConfigError
 from odin.api.auth.passwords import WeakPassword
 from odin.api.auth.users import ensure_admin
+from odin.cli.cluster_gpus import cluster_gpu_sampler
 from odin.cli.http_guard import GuardLimits, guarded_protocol
-from odin.cli.local_gpus import local_gpu_probe
+from odin.cli.local_gpus import local_gpu_probe, local_gpu_sampler
 from odin.controller.executors.task_user import TaskUserError
+from odin.controller.gpus import GpuSampleSource
 from odin.controller.secrecy import mark_undumpable, withhold_secrets
 from odin.controller.service import Controller
 from odin.controller.settings import Settings
@@ -88,10 +90,18 @@ def protect_secrets(settings: Settings) -> None:
         log.info("secret-bearing variables read and removed from the environment: %s", ", ".join(names))
 
 
+def gpu_sample_source(settings: Settings) -> GpuSampleSource:
+    """Where the GPU usage sampler reads running tasks' GPUs: this machine's NVML on the embedded default, the
+    Midgard agents (a static list, or the Service's on Kubernetes) when they are configured."""
+    if settings.midgard_mode() == "embedded":
+        return local_gpu_sampler()
+    return cluster_gpu_sampler(settings)
+
+
 def run_server(settings: Settings) -> int:
     protect_secrets(settings)
     try:
-        controller = Controller(settings, gpus=local_gpu_probe())
+        controller = Controller(settings, gpus=local_gpu_probe(), gpu_samples=gpu_sample_source(settings))
     except StoreUnavailable as e:
         log.error("%s", e)
         return 1

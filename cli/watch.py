@@ -61,12 +61,18 @@ class _State:
         return changed
 
     def apply(self, event: EventOut) -> TaskOut | None:
-        """Fold an event in; returns the task when a task's status changed."""
+        """Fold an event in; returns the task when a task's status changed (or it was flagged as holding idle GPUs)."""
         if event.kind == "run.status" and "status" in event.data:
             self.run = msgspec.structs.replace(
                 self.run, status=str(event.data["status"]), message=event.data.get("message", self.run.message)
             )
             return None
+        if event.kind == "task.gpu_idle" and event.task in self.tasks:
+            flagged = self.tasks[event.task]
+            if flagged.gpu_idle or int(event.data.get("attempt") or 0) != flagged.attempt:
+                return None
+            self.tasks[event.task] = flagged = msgspec.structs.replace(flagged, gpu_idle=True)
+            return flagged
         if event.kind != "task.status" or event.task is None:
             return None
         data = event.data
@@ -85,6 +91,7 @@ class _State:
             exit_code=data.get("exit_code", old.exit_code),
             started_at=event.time if running and old.status not in ("running", "starting") else old.started_at,
             finished_at=None if running else event.time,
+            gpu_idle=old.gpu_idle and (attempt or old.attempt) == old.attempt,  # a new attempt is not flagged yet
         )
         self.tasks[event.task] = new
         return new
@@ -96,6 +103,7 @@ def _line(console: Console, task: TaskOut, at: datetime | None = None) -> None:
     console.print(
         f"{stamp} {MARKS.get(task.status, '?')} {task.name} {styled(task.status)}"
         + (f" (attempt {task.attempt})" if task.attempt > 1 else "")
+        + ("  [bold yellow]IDLE GPU[/]" if task.gpu_idle and task.status == "running" else "")
         + (f"  [dim]{detail}[/]" if detail else ""),
         highlight=False,
     )

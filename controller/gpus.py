@@ -49,3 +49,50 @@ def gpu_shortfall(tasks: dict[str, int], inventory: LocalGpus | None) -> str | N
         if wanted > largest:
             return f"task {name} asks for {wanted} GPUs; the largest node has {inventory.describe()}"
     return None
+
+
+# -- sampling what a task uses (docs/midgard.md, "What a task used") --------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class GpuHolder:
+    """An Odin task attempt a process on a GPU belongs to (Midgard's attribution from the process's ODIN_* env)."""
+
+    run_id: str
+    task: str
+    attempt: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GpuReading:
+    """One GPU at one instant: what the usage summary of the tasks on it is built from."""
+
+    index: int
+    uuid: str
+    name: str
+    utilization_percent: int | None  # None: NVML cannot tell (MIG mode)
+    memory_used_bytes: int | None
+    holders: tuple[GpuHolder, ...] = ()  # tasks whose processes run on it
+    node: str | None = None  # the node it is on, when read through Midgard agents (None: this machine)
+
+
+@dataclass(frozen=True, slots=True)
+class GpuSample:
+    """Every GPU of this machine at one instant (lost GPUs left out); empty with NVML unreadable."""
+
+    gpus: tuple[GpuReading, ...] = ()
+
+
+GpuSampleSource = Callable[[], GpuSample]
+"""One NVML pass with attribution, given by whoever builds the controller (the controller may not import Midgard)."""
+
+
+@dataclass(frozen=True, slots=True)
+class GpuHolding:
+    """GPUs an executor gave a running attempt (the local executor's CUDA_VISIBLE_DEVICES), since `since` (epoch s)."""
+
+    run_id: str
+    task: str
+    attempt: int
+    indices: tuple[int, ...]
+    since: float

@@ -20,7 +20,9 @@ from odin.controller.git.credentials import Credentials
 from odin.controller.git.mirror import Mirror
 from odin.controller.git.models import WorkLimits
 from odin.controller.git.urls import redact_url
-from odin.controller.gpus import GpuProbe
+from odin.controller.gpu_sampler import GpuSampler
+from odin.controller.gpu_usage import IdlePolicy
+from odin.controller.gpus import GpuProbe, GpuSampleSource
 from odin.controller.launcher import RerunRequest, RunLauncher, RunNotFound, RunRejected, StartRequest
 from odin.controller.leader import LeaderLock, leader_lock_for
 from odin.controller.metrics import TaskDurations
@@ -104,9 +106,12 @@ class Controller:
         executor: Executor | None = None,
         db: DbEngine | None = None,
         gpus: GpuProbe | None = None,
+        gpu_samples: GpuSampleSource | None = None,
     ) -> None:
         """`gpus`: this machine's GPUs (Midgard's in-process collection, given by `odin serve`): the local executor
-        allocates them and runs are admitted against them. None: GPU-unaware, `num_gpus` ignored locally."""
+        allocates them and runs are admitted against them. None: GPU-unaware, `num_gpus` ignored locally.
+        `gpu_samples`: readings of those GPUs with their processes' tasks: running tasks' GPU usage is sampled
+        (`gpu_sampler.py`) on the leader. None: no usage is recorded."""
         self.settings = settings
         # Admission at run creation knows only this machine's GPUs (the local executor's); on Kubernetes the
         # cluster's inventory is the API's (Midgard aggregation), not reachable from here yet.
@@ -131,6 +136,16 @@ class Controller:
             max_active_tasks=settings.max_active_tasks,
             default_parallelism=settings.parallelism,
         )
+        self.gpu_sampler: GpuSampler | None = None
+        if gpu_samples is not None and settings.executor == "local":
+            self.gpu_sampler = GpuSampler(
+                self.db,
+                self.executor,
+                gpu_samples,
+                interval=settings.gpu_sample_interval,
+                policy=IdlePolicy(settings.gpu_idle_utilization, settings.gpu_idle_after),
+                publish=self.bus.publish,
+            )
         self.validator = Validator(workers=settings.validation_workers, budget=settings.validation_timeout)
         self.repos: dict[str, FollowedRepo] = {}
         if settings.repo:
@@ -193,6 +208,8 @@ class Controller:
     def _start_scheduling(self) -> None:
         self.engine.start()
         self.engine.wait_ready(60)
+        if self.gpu_sampler is not None:
+            self.gpu_sampler.start()
         for repo in self.repos.values():
             repo.poller.start()
         self._leading.set()
@@ -202,6 +219,8 @@ class Controller:
             return
         for repo in self.repos.values():
             repo.poller.stop()
+        if self.gpu_sampler is not None:
+            self.gpu_sampler.stop()
         self.engine.stop()
         self._leading.clear()
 

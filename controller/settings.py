@@ -287,6 +287,27 @@ class Settings(BaseSettings):
         default=30.0, gt=0, description="Seconds between listings of the Service's EndpointSlices."
     )
 
+    # -- what a task used of its GPUs (docs/midgard.md) ----------------------------------------------------------
+    gpu_sample_interval: float = Field(
+        default=5.0,
+        gt=0,
+        le=3600,
+        description="Seconds between samples of running tasks' GPUs (utilisation, memory): the resolution of each "
+        "task's GPU usage summary and of the idle flag. One NVML pass per sample for all tasks.",
+    )
+    gpu_idle_utilization: float = Field(
+        default=5.0,
+        ge=0,
+        le=100,
+        description="A task whose GPUs all stay at or under this utilisation (percent) for gpu_idle_after seconds "
+        "is flagged idle (event task.gpu_idle, shown by the API and odinctl). It is never killed.",
+    )
+    gpu_idle_after: float = Field(
+        default=600.0,
+        ge=0,
+        description="Seconds at or under gpu_idle_utilization before a task is flagged as holding idle GPUs.",
+    )
+
     # -- API ----------------------------------------------------------------------------------------------------
     host: str = Field(default="127.0.0.1", description="Address the API binds to.")
     port: int = Field(default=9003, ge=0, le=65535, description="Port of the API.")

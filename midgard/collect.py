@@ -106,6 +106,11 @@ class Collector:
             agent_version=_agent_version(),
         )
 
+    def collect_gpus(self) -> list[GpuReport]:
+        """Only the GPUs with their processes' attribution: what sampling a running task needs, without the system
+        report's disk and CPU readings (the controller's GPU usage sampler calls this every few seconds)."""
+        return [self._attribute(gpu, {}) for gpu in self.nvml.read().gpus]
+
     def _attribute(self, gpu: GpuReport, allocations: Mapping[str, list[Attribution]]) -> GpuReport:
         if not gpu.processes and not allocations:
             return gpu

@@ -37,6 +37,8 @@ from odin.api.schemas.runs import (
     ArtifactOut,
     EventOut,
     EventPage,
+    GpuIdleOut,
+    GpuUsageOut,
     ParamMap,
     Rerun,
     RunDetail,
@@ -44,6 +46,7 @@ from odin.api.schemas.runs import (
     RunSummary,
     StartRun,
     TaskEvents,
+    TaskGpuOut,
     TaskOut,
 )
 
@@ -62,6 +65,8 @@ __all__ = [
     "FileOut",
     "FileWrite",
     "FileWritten",
+    "GpuIdleOut",
+    "GpuUsageOut",
     "Health",
     "ParamMap",
     "ParamOut",
@@ -76,6 +81,7 @@ __all__ = [
     "RunSummary",
     "StartRun",
     "TaskEvents",
+    "TaskGpuOut",
     "TaskNode",
     "TaskOut",
     "TokenRequest",

@@ -21,6 +21,41 @@ class ArtifactOut(msgspec.Struct, kw_only=True):
     digest: str  # sha256:<hex> (a directory: of its sorted manifest of paths, sizes and digests)
 
 
+class TaskGpuOut(msgspec.Struct, kw_only=True):
+    """A GPU the attempt ran on."""
+
+    uuid: str
+    index: int  # NVML index on its node
+    model: str  # product name, e.g. "NVIDIA H100 80GB HBM3"
+
+
+class GpuIdleOut(msgspec.Struct, kw_only=True):
+    """The attempt held its GPUs at or under `threshold_percent` utilisation for `after_seconds` (never killed)."""
+
+    since: datetime  # when the idle stretch that raised the flag began
+    flagged_at: datetime
+    active: bool  # still idle at the latest sample
+    threshold_percent: float
+    after_seconds: float
+
+
+class GpuUsageOut(msgspec.Struct, kw_only=True):
+    """What the attempt used of its GPUs, sampled every ODIN_GPU_SAMPLE_INTERVAL seconds (docs/midgard.md)."""
+
+    attempt: int
+    running: bool  # still sampled (the figures grow); false once the attempt ended
+    node: str | None
+    gpus: list[TaskGpuOut]
+    samples: int
+    gpu_seconds: float
+    utilization_mean_percent: float | None
+    utilization_peak_percent: int | None
+    memory_peak_bytes: int | None  # peak memory in use on any one of its GPUs
+    first_sample_at: datetime | None
+    last_sample_at: datetime | None
+    idle: GpuIdleOut | None = None
+
+
 class TaskOut(msgspec.Struct, kw_only=True):
     name: str
     status: str
@@ -36,6 +71,8 @@ class TaskOut(msgspec.Struct, kw_only=True):
     finished_at: datetime | None
     results: dict[str, Any] = msgspec.field(default_factory=dict)  # declared results of the succeeded attempt
     artifacts: dict[str, ArtifactOut] = msgspec.field(default_factory=dict)
+    gpu_usage: GpuUsageOut | None = None  # what the latest sampled attempt used of its GPUs; null if none sampled
+    gpu_idle: bool = False  # that attempt held its GPUs idle for ODIN_GPU_IDLE_AFTER seconds (the flag stays)
 
 
 class RunSummary(msgspec.Struct, kw_only=True):

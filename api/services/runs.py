@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -10,12 +11,14 @@ from typing import Any
 
 import msgspec
 
-from odin.api.schemas import ArtifactOut, EventOut, EventPage, RunDetail, RunPage, RunSummary, TaskOut
+from odin.api.schemas import ArtifactOut, EventOut, EventPage, GpuUsageOut, RunDetail, RunPage, RunSummary, TaskOut
 from odin.api.services.errors import InvalidRequest, NotFound
 from odin.api.services.pagination import decode_cursor, encode_cursor
 from odin.controller.store import run_queries as store
 from odin.controller.store.db import DbEngine
 from odin.controller.vocabulary import REUSED, RunStatus, Trigger
+
+log = logging.getLogger(__name__)
 
 _HEX = re.compile(r"^[0-9a-f]{7,40}$")
 
@@ -147,10 +150,24 @@ def get_run(db: DbEngine, run_id: str) -> RunDetail:
                 finished_at=t.finished_at,
                 results=t.results,
                 artifacts={name: msgspec.convert(a, ArtifactOut) for name, a in t.artifacts.items()},
+                gpu_usage=gpu_usage(t.gpu_usage),
+                gpu_idle=bool(t.gpu_usage and t.gpu_usage.get("idle")),
             )
             for t in r.tasks
         ],
     )
+
+
+def gpu_usage(stored: dict[str, Any] | None) -> GpuUsageOut | None:
+    """The stored summary as served; one this version cannot read (a newer writer, a damaged row) is left out rather
+    than failing the whole run's answer."""
+    if not stored:
+        return None
+    try:
+        return msgspec.convert(stored, GpuUsageOut, strict=False)
+    except msgspec.ValidationError:
+        log.warning("unreadable gpu_usage left out: %s", stored)
+        return None
 
 
 def run_summary(db: DbEngine, run_id: str) -> RunSummary:

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from odin.controller.executors.outputs import AttemptDirs
+from odin.controller.gpus import GpuHolding
 from odin.controller.vocabulary import ActiveAttempt, Observation, RunContext, TaskLaunch, TaskPaths
 
 Report = Callable[[Observation], None]
@@ -91,6 +92,11 @@ class Executor(abc.ABC):
     def events(self, run_id: str, task: str) -> list[dict[str, Any]]:
         """Platform events about the task's resources (Kubernetes events), oldest first: each a dict with at least
         `time`, `type`, `reason`, `message`, `object`. Executors without such events return []."""
+        return []
+
+    def gpu_holdings(self) -> list[GpuHolding]:
+        """The GPUs this executor gave each running attempt, for the GPU usage sampler (`controller/gpu_sampler.py`).
+        None known by default: the sampler then finds a task's GPUs only through the attribution of its processes."""
         return []
 
     def end_follows(self) -> None:  # noqa: B027 (optional hook)

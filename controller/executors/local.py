@@ -37,6 +37,7 @@ import signal
 import socket
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -50,7 +51,7 @@ from odin.controller.executors.base import Executor
 from odin.controller.executors.outputs import AttemptDirs, OutputProblem
 from odin.controller.executors.reaper import Reaper
 from odin.controller.executors.task_user import TaskUser
-from odin.controller.gpus import GpuProbe, LocalGpus
+from odin.controller.gpus import GpuHolding, GpuProbe, LocalGpus
 from odin.controller.vocabulary import (
     ActiveAttempt,
     Failure,
@@ -132,6 +133,7 @@ class LocalExecutor(Executor):
         self._gpu_probe = gpus
         self._gpu_inventory: LocalGpus | None = None
         self._gpus_held: dict[tuple[str, str, int], tuple[int, ...]] = {}
+        self._gpus_since: dict[tuple[str, str, int], float] = {}  # when each was given (epoch s), for GPU-seconds
         self._gpu_queue: list[TaskLaunch] = []
 
     # -- contract -----------------------------------------------------------------------------------------------
@@ -223,6 +225,7 @@ class LocalExecutor(Executor):
                 wanted = launch.spec.num_gpus
                 given, free = tuple(free[:wanted]), free[wanted:]
                 self._gpus_held[(launch.run.run_id, launch.task, launch.attempt)] = given
+                self._gpus_since[(launch.run.run_id, launch.task, launch.attempt)] = time.time()
                 ready.append((launch, given))
         for launch, given in ready:
             log.info("run %s task %s attempt %d: GPUs %s", launch.run.run_id, launch.task, launch.attempt, given)
@@ -234,8 +237,16 @@ class LocalExecutor(Executor):
     def _release_gpus(self, run_id: str, task: str, attempt: int, *, admit: bool = True) -> None:
         with self._lock:
             released = self._gpus_held.pop((run_id, task, attempt), None)
+            self._gpus_since.pop((run_id, task, attempt), None)
         if released is not None and admit:
             self._admit_gpu_tasks()
+
+    def gpu_holdings(self) -> list[GpuHolding]:
+        with self._lock:
+            return [
+                GpuHolding(run_id, task, attempt, indices, self._gpus_since.get((run_id, task, attempt), 0.0))
+                for (run_id, task, attempt), indices in self._gpus_held.items()
+            ]
 
     def _unqueue(self, run_id: str, task: str, attempt: int) -> bool:
         """Remove a launch still waiting for GPUs (killed before it started); True if it was waiting."""
@@ -349,6 +360,7 @@ class LocalExecutor(Executor):
                     self._attempts[(run_id, task)] = record
                     if gpus:  # it keeps the GPUs it was given: no new task gets them while it runs
                         self._gpus_held[(run_id, task, a.attempt)] = gpus
+                        self._gpus_since[(run_id, task, a.attempt)] = time.time()
                 self.report(Observation(run_id, task, a.attempt, TaskStatus.RUNNING, resource={"pid": int(pid)}))
                 self._reaper.watch(int(pid), lambda r=record: self._adopted_exited(r))  # type: ignore[misc]
                 continue

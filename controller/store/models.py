@@ -130,6 +130,10 @@ class TaskRun(SQLModel, table=True):
     # digest}. NULL until a task with declared outputs succeeds; cleared when a new attempt starts.
     results: dict[str, Any] | None = Field(default=None, sa_type=JSONColumn)
     artifacts: dict[str, dict[str, Any]] | None = Field(default=None, sa_type=JSONColumn)
+    # What the attempt used of its GPUs (issue 10 item 4; controller/gpu_usage.py): GPUs, GPU-seconds, utilisation
+    # mean and peak, peak memory, the idle flag. Written by the GPU usage sampler while the attempt runs and once
+    # more when it ends; NULL for tasks that never had a GPU sampled.
+    gpu_usage: dict[str, Any] | None = Field(default=None, sa_type=JSONColumn)
 
 
 class Event(SQLModel, table=True):

@@ -52,6 +52,7 @@ class TaskRow:
     finished_at: datetime | None
     results: dict[str, Any] = field(default_factory=dict)  # declared results of the succeeded attempt (issue 11)
     artifacts: dict[str, dict[str, Any]] = field(default_factory=dict)  # {path, location, type, size, digest}
+    gpu_usage: dict[str, Any] | None = None  # what the attempt used of its GPUs (controller/gpu_usage.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,6 +221,7 @@ def get_run(db: DbEngine, run_id: str) -> RunRow | None:
                 finished_at=t.finished_at,
                 results=t.results or {},
                 artifacts=t.artifacts or {},
+                gpu_usage=t.gpu_usage,
             )
             for t in tasks
         ],

@@ -1,11 +1,11 @@
 """Many Midgard agents on loopback, real HTTP, few processes: for aggregation tests and the benchmark.
 
-`python -m tests.support.agents --count N [--stall] [--token T] [--gpus G]` listens on N ephemeral ports in one
-process (asyncio, one server per port) and prints their ports as one JSON line. Each answers `GET /v1/report` with a
-report in the agent's own format (`odin.midgard.report`), node `agent-<port>`, G GPUs (GPU 0 held by a process
-attributed to run `run-<port>`), and 401 without the token. `--stall` accepts connections and never answers: a slow
-node. Killing the process is a dead node (connection refused). The real agent (`midgard serve`) is tested in
-tests/midgard; this stand-in lets one test start a hundred agents on a 2-core machine.
+`python -m tests.support.agents --count N [--stall] [--token T] [--gpus G] [--run R]` listens on N ephemeral ports in
+one process (asyncio, one server per port) and prints their ports as one JSON line. Each answers `GET /v1/report` with
+a report in the agent's own format (`odin.midgard.report`), node `agent-<port>`, G GPUs (GPU 0 held by a process
+attributed to task `train`, attempt 1, of run `run-<port>` or R), and 401 without the token. `--stall` accepts
+connections and never answers: a slow node. Killing the process is a dead node (connection refused). The real agent
+(`midgard serve`) is tested in tests/midgard; this stand-in lets one test start a hundred agents on a 2-core machine.
 """
 
 from __future__ import annotations
@@ -25,13 +25,17 @@ from odin.midgard.report import Attribution, GpuReport, NodeReport, ProcessRepor
 GIB = 1024**3
 
 
-def report_for(port: int, gpus: int) -> NodeReport:
+def report_for(port: int, gpus: int, run: str | None = None) -> NodeReport:
     items = []
     for i in range(gpus):
         processes = []
         if i == 0:
             attribution = Attribution(
-                source="environ", odin_run=f"run-{port}", odin_task="train", odin_commit="c0ffee" * 6 + "abcd"
+                source="environ",
+                odin_run=run or f"run-{port}",
+                odin_task="train",
+                odin_commit="c0ffee" * 6 + "abcd",
+                odin_attempt=1,
             )
             processes.append(ProcessReport(pid=1000 + i, used_memory_bytes=30 * GIB, attribution=attribution))
         items.append(
@@ -54,7 +58,7 @@ def report_for(port: int, gpus: int) -> NodeReport:
     )
 
 
-async def serve(count: int, *, stall: bool, token: str | None, gpus: int) -> None:
+async def serve(count: int, *, stall: bool, token: str | None, gpus: int, run: str | None = None) -> None:
     servers = []
     bodies: dict[int, bytes] = {}
 
@@ -84,7 +88,7 @@ async def serve(count: int, *, stall: bool, token: str | None, gpus: int) -> Non
     for _ in range(count):
         server = await asyncio.start_server(handle, "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
-        bodies[port] = encode_report(report_for(port, gpus))
+        bodies[port] = encode_report(report_for(port, gpus, run))
         servers.append(server)
     sys.stdout.write(json.dumps(sorted(bodies)) + "\n")
     sys.stdout.flush()
@@ -111,7 +115,9 @@ class AgentGroup:
 
 
 @contextmanager
-def agent_group(count: int, *, stall: bool = False, token: str | None = None, gpus: int = 2) -> Iterator[AgentGroup]:
+def agent_group(
+    count: int, *, stall: bool = False, token: str | None = None, gpus: int = 2, run: str | None = None
+) -> Iterator[AgentGroup]:
     import subprocess
 
     args = [sys.executable, "-m", "tests.support.agents", "--count", str(count), "--gpus", str(gpus)]
@@ -119,6 +125,8 @@ def agent_group(count: int, *, stall: bool = False, token: str | None = None, gp
         args.append("--stall")
     if token:
         args += ["--token", token]
+    if run:
+        args += ["--run", run]
     process = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
     try:
         assert process.stdout is not None
@@ -141,8 +149,9 @@ def main() -> None:
     parser.add_argument("--gpus", type=int, default=2)
     parser.add_argument("--stall", action="store_true")
     parser.add_argument("--token")
+    parser.add_argument("--run", help="the run GPU 0's process belongs to (default run-<port>)")
     ns = parser.parse_args()
-    asyncio.run(serve(ns.count, stall=ns.stall, token=ns.token, gpus=ns.gpus))
+    asyncio.run(serve(ns.count, stall=ns.stall, token=ns.token, gpus=ns.gpus, run=ns.run))
 
 
 if __name__ == "__main__":

@@ -78,6 +78,9 @@ ParamOpt = Annotated[
     typer.Option("--param", "-p", metavar="KEY=VALUE", help="Parameter as key=value; repeatable"),
 ]
 WaitOpt = Annotated[bool, typer.Option("--wait", "-w", help="Follow the run to its end; exit 1 unless it succeeds")]
+NoCacheOpt = Annotated[
+    bool, typer.Option("--no-cache", help="Run tasks with `cache: true` instead of reusing earlier outputs")
+]
 TimeoutOpt = Annotated[float | None, typer.Option(help="With --wait: give up after this many seconds (exit 1)")]
 
 
@@ -582,6 +585,7 @@ def run_pipeline(
         str | None, typer.Option("--ref", "-r", help="Branch, tag or commit (default: followed branch)")
     ] = None,
     param: ParamOpt = None,
+    no_cache: NoCacheOpt = False,
     wait: WaitOpt = False,
     timeout: TimeoutOpt = None,
     server: ServerOpt = None,
@@ -590,7 +594,7 @@ def run_pipeline(
     """Start a pipeline at a ref with parameters. With --wait, follow it and exit with its outcome."""
     params = parse_params(param, err)
     with client(server) as c:
-        started = call(c.start, pipeline, ref=ref, params=params)
+        started = call(c.start, pipeline, ref=ref, params=params, no_cache=no_cache)
     if wait:
         if output.human:
             out.print(f"started [bold]{started.id}[/] at {(started.commit_sha or '-')[:12]}")
@@ -606,6 +610,7 @@ def rerun(
     task: Annotated[str | None, typer.Option("--task", "-t", help="Rerun this task and its descendants")] = None,
     latest: Annotated[bool, typer.Option(help="At the branch's newest commit instead of the run's own")] = False,
     param: ParamOpt = None,
+    no_cache: NoCacheOpt = False,
     wait: WaitOpt = False,
     timeout: TimeoutOpt = None,
     server: ServerOpt = None,
@@ -614,7 +619,9 @@ def rerun(
     """Run a finished run again: its commit and parameters by default."""
     params = parse_params(param, err) or None
     with client(server) as c:
-        started = call(c.rerun, run_id, latest=latest, failed_only=failed_only, task=task, params=params)
+        started = call(
+            c.rerun, run_id, latest=latest, failed_only=failed_only, task=task, params=params, no_cache=no_cache
+        )
     if wait:
         if output.human:
             out.print(f"started [bold]{started.id}[/] (rerun of {run_id})")

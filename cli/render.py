@@ -229,6 +229,8 @@ def run_header(run: RunDetail) -> list[str]:
     ]
     if run.params:
         lines.append("params " + " ".join(f"{k}={v}" for k, v in sorted(run.params.items())))
+    if run.no_cache:
+        lines.append("[dim]started with --no-cache: tasks with `cache: true` ran without reusing earlier outputs[/]")
     for c in run.conditions:
         if c.get("type") == "Rerun":
             lines.append(f"[dim]{c.get('message')}[/]")

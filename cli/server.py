@@ -18,6 +18,7 @@ from odin.api.auth.users import ensure_admin
 from odin.cli.cluster_gpus import cluster_gpu_sampler
 from odin.cli.http_guard import GuardLimits, guarded_protocol
 from odin.cli.local_gpus import local_gpu_probe, local_gpu_sampler
+from odin.controller.artifacts.settings import current_settings
 from odin.controller.executors.task_user import TaskUserError
 from odin.controller.gpus import GpuSampleSource
 from odin.controller.secrecy import mark_undumpable, withhold_secrets
@@ -85,6 +86,7 @@ def protect_secrets(settings: Settings) -> None:
     ]
     if settings.status_token is not None:
         references.append(settings.status_token.get_secret_value())
+    references += current_settings().references()  # the variables `env:` credential references name
     names = withhold_secrets(references)
     if names:
         log.info("secret-bearing variables read and removed from the environment: %s", ", ".join(names))

@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from odin.controller.admission import GpuCheck, judge
 from odin.controller.git.errors import AmbiguousRef, GitError, InvalidRef, RefNotFound
 from odin.controller.git.mirror import Mirror
-from odin.controller.gpus import GpuProbe, gpu_shortfall
 from odin.controller.pipelines import PipelineAt, materialize, read_pipeline
 from odin.controller.reruns import RerunPlan, RerunRefused, plan_rerun
 from odin.controller.store.db import DbEngine, transaction
@@ -86,6 +86,7 @@ class StartRequest:
     trigger: Trigger = Trigger.MANUAL
     by: str | None = None
     parallelism: int | None = None
+    no_cache: bool = False  # run tasks with `cache: true` without looking up earlier runs (keys still recorded)
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,7 @@ class RerunRequest:
     params: Mapping[str, str] | None = None  # overrides on top of the parent's parameters
     by: str | None = None
     parallelism: int | None = None
+    no_cache: bool = False  # run tasks with `cache: true` without looking up earlier runs (keys still recorded)
 
 
 class RunLauncher:
@@ -112,7 +114,7 @@ class RunLauncher:
         trees_dir: Path,
         submit: Callable[[str], None],
         validator: Validator | None = None,
-        gpus: GpuProbe | None = None,
+        admission: GpuCheck | None = None,
     ) -> None:
         self.db = db
         self.repo_id = repo_id
@@ -121,7 +123,7 @@ class RunLauncher:
         self.trees_dir = trees_dir
         self.submit = submit
         self.validator = validator
-        self.gpus = gpus  # this machine's GPUs (local executor): runs asking for more are rejected when created
+        self.admission = admission  # the executor's `gpu_shortfall`: runs that can never fit are refused (422)
 
     def resolve(self, ref: str | None) -> str:
         """A ref to a full sha; the followed branch (the default) is fetched first so "latest" means latest. Other
@@ -177,6 +179,7 @@ class RunLauncher:
             work_tree=at.tree,
             work_path=work_path,
             parallelism=request.parallelism,
+            no_cache=request.no_cache,
         )
         with transaction(self.db) as conn:
             created = create_run(conn, new)
@@ -208,14 +211,10 @@ class RunLauncher:
         return created
 
     def admit(self, spec: PipelineSpec, *, skip: Collection[str] = ()) -> None:
-        """`RunRejected` when a task asks for more GPUs than any node has (here: this machine), naming what exists,
-        rather than a run whose task waits for ever. Tasks a rerun reuses are not run again, so not judged."""
-        if self.gpus is None:
-            return
-        wanted = {t.name: t.num_gpus for t in spec.tasks if t.num_gpus > 0 and t.name not in skip}
-        if not wanted:
-            return
-        problem = gpu_shortfall(wanted, self.gpus())
+        """`RunRejected` when a task asks for more GPUs, or a GPU model, than any node has, naming what exists,
+        rather than a run whose task waits for ever (`odin.controller.admission`, the same step sync takes for runs
+        a push starts). Tasks a rerun reuses are not run again, so not judged."""
+        problem = judge(self.admission, spec, skip=skip)
         if problem is not None:
             raise RunRejected(problem)
 
@@ -305,6 +304,7 @@ class RunLauncher:
             parallelism=request.parallelism or run.get("parallelism"),
             initial_tasks=plan.initial_tasks,
             conditions=[condition],
+            no_cache=request.no_cache,
         )
 
 

@@ -101,6 +101,7 @@ def plan_rerun(
             # wrote them; the local executor never reuses another run's output directories).
             "results": row.get("results"),
             "artifacts": row.get("artifacts"),
+            "cache_key": row.get("cache_key"),
         }
     for n in left_out:
         initial[n] = {

@@ -8,10 +8,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from odin.controller.artifacts.retention import RetentionPolicy
+from odin.controller.artifacts.settings import current_settings, open_store
+from odin.controller.artifacts.store import ArtifactStore
 from odin.controller.bus import EventBus
+from odin.controller.engine.cache import store_outputs_present
 from odin.controller.engine.decide import RetryPolicy
 from odin.controller.engine.loop import Engine
 from odin.controller.executors.base import Executor
@@ -27,6 +31,7 @@ from odin.controller.launcher import RerunRequest, RunLauncher, RunNotFound, Run
 from odin.controller.leader import LeaderLock, leader_lock_for
 from odin.controller.metrics import TaskDurations
 from odin.controller.poller import RepoPoller
+from odin.controller.retention import RetentionSweeper
 from odin.controller.secrecy import create_private_file, secure_data_dir
 from odin.controller.settings import Settings
 from odin.controller.store.db import DbEngine, StoreError, create_db_engine, migrate
@@ -113,8 +118,8 @@ class Controller:
         `gpu_samples`: readings of those GPUs with their processes' tasks: running tasks' GPU usage is sampled
         (`gpu_sampler.py`) on the leader. None: no usage is recorded."""
         self.settings = settings
-        # Admission at run creation knows only this machine's GPUs (the local executor's); on Kubernetes the
-        # cluster's inventory is the API's (Midgard aggregation), not reachable from here yet.
+        # This machine's GPUs matter to the local executor only; admission asks the executor in either case
+        # (`Executor.gpu_shortfall`: this machine, or the cluster's Node objects).
         self.gpus = gpus if settings.executor == "local" else None
         # Raises TaskUserError (a clear start-up error) for a task user Odin cannot switch to.
         task_user = resolve_task_user(settings.local_task_user) if settings.executor == "local" else None
@@ -135,6 +140,7 @@ class Controller:
             policy=RetryPolicy(base=settings.retry_backoff, maximum=settings.retry_backoff_max),
             max_active_tasks=settings.max_active_tasks,
             default_parallelism=settings.parallelism,
+            outputs_present=store_outputs_present(_store_opener(settings)),
         )
         self.gpu_sampler: GpuSampler | None = None
         if gpu_samples is not None and settings.executor == "local":
@@ -150,6 +156,7 @@ class Controller:
         self.repos: dict[str, FollowedRepo] = {}
         if settings.repo:
             self.repos[settings.repo_name] = self._follow(settings)
+        self.retention = _retention_sweeper(self.db, settings)
         self._lock: LeaderLock = leader_lock_for(self.db, settings.data_dir)
         self._leading = threading.Event()
         self._stopping = threading.Event()
@@ -212,6 +219,7 @@ class Controller:
             self.gpu_sampler.start()
         for repo in self.repos.values():
             repo.poller.start()
+        self.retention.start()
         self._leading.set()
 
     def _stop_scheduling(self) -> None:
@@ -219,6 +227,7 @@ class Controller:
             return
         for repo in self.repos.values():
             repo.poller.stop()
+        self.retention.stop()
         if self.gpu_sampler is not None:
             self.gpu_sampler.stop()
         self.engine.stop()
@@ -248,6 +257,7 @@ class Controller:
             on_runs_created=self._submit_runs,
             publish=self.bus.publish,
             validator=self.validator,
+            admission=self.executor.gpu_shortfall,
         )
         poller = RepoPoller(sync, interval=settings.poll_interval)
         launcher = RunLauncher(
@@ -258,7 +268,7 @@ class Controller:
             trees_dir=settings.trees_dir,
             submit=self._submit_run,
             validator=self.validator,
-            gpus=self.gpus,
+            admission=self.executor.gpu_shortfall,
         )
         return FollowedRepo(
             repo_id, settings.repo_name, url, settings.branch, mirror, sync, poller, launcher, self.validator
@@ -273,6 +283,8 @@ class Controller:
             poll_interval=settings.poll_interval,
             run_policy=settings.run_policy,
             credentials_ref=credentials_ref(settings),
+            retention_keep_runs=current_settings().keep_runs,
+            retention_keep_days=current_settings().keep_days,
         )
         if followed.reset:
             name, branch = settings.repo_name, settings.branch
@@ -344,3 +356,28 @@ class Controller:
             return
         for event in events:
             self.bus.publish(event)
+
+
+def _store_opener(settings: Settings) -> Callable[[], ArtifactStore]:
+    """The configured artifact store, opened on first use (most controllers never need it)."""
+    artifacts = current_settings()
+    opened: list[ArtifactStore] = []
+
+    def store() -> ArtifactStore:
+        if not opened:
+            opened.append(open_store(artifacts, settings.data_dir))
+        return opened[0]
+
+    return store
+
+
+def _retention_sweeper(db: DbEngine, settings: Settings) -> RetentionSweeper:
+    """The leader's artifact retention (`ODIN_ARTIFACTS_KEEP_RUNS` / `_KEEP_DAYS` are the default repository's
+    policy and that of runs of no repository; each repository row may hold its own)."""
+    artifacts = current_settings()
+    store = _store_opener(settings)
+
+    return RetentionSweeper(
+        db, store, RetentionPolicy(artifacts.keep_runs, artifacts.keep_days),
+        interval=artifacts.retention_interval, outputs_dir=settings.data_dir / "outputs",
+    )  # fmt: skip

@@ -244,6 +244,22 @@ class Settings(BaseSettings):
     kube_trainjob_runtime: str = Field(
         default="torch-distributed", description="ClusterTrainingRuntime that TrainJob tasks reference."
     )
+    kube_odin_image: str = Field(
+        default="ghcr.io/odin-ml/odin:latest",
+        description="Odin's own image: the init and upload containers that move artifacts with an S3 artifact store "
+        "(ODIN_ARTIFACTS_BACKEND=s3) run it.",
+    )
+    kube_artifacts_secret: str | None = Field(
+        default=None,
+        description="Secret (in each task namespace) with keys access_key_id and secret_access_key that the "
+        "artifact containers read by reference. Unset: the pods use boto3's own chain (IRSA, workload identity).",
+    )
+    kube_gpu_admission: bool = Field(
+        default=True,
+        description="Refuse a run when created if one of its tasks asks for more GPUs, or a GPU model (node_selector), "
+        "than any Node has (needs get/list nodes). Turn off where GPU node pools scale up from zero: their nodes do "
+        "not exist until a pod asks.",
+    )
 
     # -- Midgard: GPU aggregation (docs/midgard-aggregation.md) ---------------------------------------------------
     midgard_agents: Annotated[list[str], NoDecode] = Field(

@@ -16,6 +16,10 @@ A `[skip ci]`/`[skip odin]` marker on a commit (on the tip, for `latest`) starts
 
 Which of the changed pipelines run is decided by the commit's `.odin.yml` branch and path filters, when it has one
 (`odin.controller.filters`); an invalid one is recorded as the commit's problems and starts nothing.
+
+Each run goes through the same admission as a run started on request (`odin.controller.admission`): one whose task
+can never fit (more GPUs, or a GPU model, than any node has) is recorded failed with the reason `Rejected` and the
+message, its tasks skipped, and is not handed to the engine; the commit's other pipelines run as usual.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from odin.controller.admission import GpuCheck, judge
 from odin.controller.bus import EventDict
 from odin.controller.filters import select_pipelines
 from odin.controller.git.errors import GitError
@@ -56,6 +61,7 @@ class SyncOutcome:
     tip: str | None = None
     commits: list[str] = field(default_factory=list)
     runs: list[str] = field(default_factory=list)
+    rejected: list[str] = field(default_factory=list)  # of `runs`: recorded failed by admission, never started
     error: GitError | None = None
     changed: bool = False
 
@@ -91,6 +97,7 @@ class RepoSync:
         limits: Limits | None = None,
         publish: Callable[[EventDict], None] = lambda _event: None,
         validator: Validator | None = None,
+        admission: GpuCheck | None = None,
     ) -> None:
         self.db = db
         self.repo_id = repo_id
@@ -103,6 +110,7 @@ class RepoSync:
         self.limits = limits or Limits()
         self.publish = publish  # committed events (commit.seen, run.created) go to the controller's bus
         self.validator = validator  # None: in this thread (tests); the controller's validates in worker processes
+        self.admission = admission  # the executor's `gpu_shortfall`: runs that can never fit are recorded rejected
         self._lock = threading.Lock()
         self._last_seen: str | None = None
         self._loaded = False
@@ -165,8 +173,9 @@ class RepoSync:
             elif commits:
                 change = self.mirror.changed_pipelines(last, fetched.tip)
                 self._process(commits[-1], change, commits[:-1], request, outcome)
-        if outcome.runs:
-            self.on_runs_created(outcome.runs)
+        started = [r for r in outcome.runs if r not in outcome.rejected]
+        if started:
+            self.on_runs_created(started)
         return outcome
 
     def _baseline(self, tip: str, request: SyncRequest, outcome: SyncOutcome) -> None:
@@ -201,7 +210,8 @@ class RepoSync:
         validation = _validation(skip, results, selection.problems)
         created = self._record(commit, absorbed, results, selection, validation, new_runs)
         outcome.commits.extend([*(c.sha for c in absorbed), commit.sha])
-        outcome.runs.extend(created)
+        outcome.runs.extend(run_id for run_id, _ in created)
+        outcome.rejected.extend(run_id for run_id, rejected in created if rejected is not None)
         self._log_processed(commit, skip, results, created)
 
     def _select(self, commit: CommitInfo, change: ChangeSet) -> _Selection:
@@ -224,7 +234,8 @@ class RepoSync:
         request: SyncRequest,
         problems: list[Problem],
     ) -> list[NewRun]:
-        """A run for each valid pipeline that can start on its own; why one cannot is added to `problems`."""
+        """A run for each valid pipeline that can start on its own; why one cannot is added to `problems`. A run
+        admission refuses is still made, `rejected`: the run, not the commit, is what a user looks at."""
         new_runs: list[NewRun] = []
         for r in results:
             if not r.ok or r.spec is None:
@@ -251,6 +262,7 @@ class RepoSync:
                     work_tree=r.tree,
                     work_path=str(work_path),
                     absorbed_commits=[c.sha for c in absorbed],
+                    rejected=judge(self.admission, r.spec),
                 )
             )
         return new_runs
@@ -263,10 +275,11 @@ class RepoSync:
         selection: _Selection,
         validation: str,
         new_runs: Sequence[NewRun],
-    ) -> list[str]:
+    ) -> list[tuple[str, str | None]]:
         """Record the absorbed commits, the commit, its runs and the new `last_seen_sha` in ONE transaction (the
-        crash-safety argument of this module), then publish the events; returns the ids of the runs created."""
-        created: list[str] = []
+        crash-safety argument of this module), then publish the events. Returns the runs created: (id, why admission
+        refused it or None)."""
+        created: list[tuple[str, str | None]] = []
         events: list[dict[str, Any]] = []
         with transaction(self.db) as conn:
             for c in absorbed:
@@ -285,14 +298,14 @@ class RepoSync:
             for new in new_runs:
                 res = create_run(conn, new)
                 if res.created:
-                    created.append(res.run_id)
-            events.extend(run_created_events(conn, created))
+                    created.append((res.run_id, new.rejected))
+            events.extend(run_created_events(conn, [run_id for run_id, _ in created]))
             self._advance(conn, commit.sha)
         self._publish(events)
         return created
 
     def _log_processed(
-        self, commit: CommitInfo, skip: bool, results: Sequence[PipelineAt], created: Sequence[str]
+        self, commit: CommitInfo, skip: bool, results: Sequence[PipelineAt], created: Sequence[tuple[str, str | None]]
     ) -> None:
         if skip:
             log.info("repo %s: commit %s asks to be skipped; nothing started", self.repo_id, commit.sha[:12])
@@ -306,8 +319,11 @@ class RepoSync:
                 commit.sha[:12],
                 len(problems) - LOGGED_PROBLEMS,
             )
-        for run_id in created:
-            log.info("repo %s commit %s: created run %s", self.repo_id, commit.sha[:12], run_id)
+        for run_id, rejected in created:
+            if rejected is None:
+                log.info("repo %s commit %s: created run %s", self.repo_id, commit.sha[:12], run_id)
+            else:
+                log.warning("repo %s commit %s: run %s rejected: %s", self.repo_id, commit.sha[:12], run_id, rejected)
 
     def _read(self, sha: str, pipeline: str) -> PipelineAt:
         return read_pipeline(self.mirror, sha, pipeline, limits=self.limits, validator=self.validator)

@@ -65,6 +65,10 @@ _TERMINAL_TASK = {TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.SKIPPED, T
 REUSED = "Reused"
 """The reason of a task a rerun did not run again: it took the parent run's succeeded outcome (and its outputs)."""
 
+CACHED = "Cached"
+"""The reason of a task with `cache: true` that was not run: an earlier run's task with the same cache key succeeded
+and its outputs still exist, so they were reused (the message says which run and commit)."""
+
 
 class Trigger(StrEnum):
     """What started a run (or asked for a sync)."""
@@ -127,6 +131,19 @@ class TaskPaths:
 
 
 @dataclass(frozen=True, slots=True)
+class InputArtifact:
+    """An artifact of an earlier task that this attempt references (`${tasks.T.artifacts.A}`), as it was recorded:
+    an executor whose tasks cannot read the producer's files (Kubernetes) fetches it into the task first."""
+
+    task: str
+    name: str
+    path: str  # relative to the producer's ${OUTPUT_PATH}
+    digest: str
+    location: str  # as recorded: a local path, or a URI (s3://bucket/key)
+    tree: bool = False  # a directory, stored as a tree
+
+
+@dataclass(frozen=True, slots=True)
 class TaskLaunch:
     """One attempt of one task, fully resolved: variables substituted, environment complete."""
 
@@ -137,6 +154,7 @@ class TaskLaunch:
     args: tuple[str, ...]
     env: Mapping[str, str]
     paths: TaskPaths
+    inputs: tuple[InputArtifact, ...] = ()
 
     @property
     def task(self) -> str:

@@ -161,6 +161,7 @@ class TaskSpec:
     image_pull_secrets: tuple[str, ...] = ()
     tolerations: tuple[dict[str, Any], ...] = ()
     elastic: dict[str, Any] | None = None  # {min_replicas, max_replicas, max_restarts, rdzv_backend} for elastic jobs
+    cache: bool = False  # reuse the outputs of an earlier run with the same cache key (the task's or the pipeline's)
 
     def to_dict(self) -> dict[str, Any]:
         """Only the fields that differ from their defaults (plus the identifying ones): a wide fan-out's frozen

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from . import shellwords
@@ -111,7 +112,10 @@ def build_spec(
         if skip(("tasks", i)) or not isinstance(raw_task, dict):
             complete = False
             continue
-        tasks.append((("tasks", i), _task(ctx, ("tasks", i), raw_task)))
+        task = _task(ctx, ("tasks", i), raw_task)
+        if root.get("cache") is True and "cache" not in raw_task:
+            task = replace(task, cache=True)  # the pipeline's default; a task's own `cache: false` wins
+        tasks.append((("tasks", i), task))
     if not complete or ctx.problems or not tasks:
         return None, ctx.problems
     resolved = resolve_references(tasks)
@@ -537,5 +541,6 @@ _TASK_FIELDS: dict[str, tuple[str, _Convert]] = {
     "image_pull_secrets": ("image_pull_secrets", _strings),
     "tolerations": ("tolerations", _tolerations),
     "elastic": ("elastic", _elastic),
+    "cache": ("cache", _same),
 }
 """main.yml task key → (TaskSpec field, converter). Legacy spellings map onto the same field."""

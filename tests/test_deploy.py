@@ -50,3 +50,14 @@ def test_the_role_grants_every_handler_what_the_executor_does() -> None:
     assert granted[("", "events")] == {"list"}
     assert granted[("", "configmaps")] == {"create", "list", "delete"}
     assert ("", "secrets") not in granted, "Odin references Secrets; it never reads them"
+
+
+def test_the_controller_may_read_nodes_and_nothing_else_cluster_wide() -> None:
+    """GPU admission lists Nodes (cluster-scoped): a read-only ClusterRole bound to the controller's account."""
+    roles = [d for _, d in documents() if d["kind"] == "ClusterRole" and d["metadata"]["name"] == "odin-node-reader"]
+    [role] = roles
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["get", "list"]}]
+    bindings = [d for _, d in documents() if d["kind"] == "ClusterRoleBinding"]
+    [binding] = [d for d in bindings if d["metadata"]["name"] == "odin-node-reader"]
+    assert binding["roleRef"]["name"] == "odin-node-reader"
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "odin-controller", "namespace": "odin-system"}]

@@ -176,9 +176,17 @@ class AsyncOdinClient:
         return await self.send(calls.run(run_id))
 
     async def start(
-        self, pipeline: str, *, ref: str | None = None, params: Params | None = None, parallelism: int | None = None
+        self,
+        pipeline: str,
+        *,
+        ref: str | None = None,
+        params: Params | None = None,
+        parallelism: int | None = None,
+        no_cache: bool = False,
     ) -> RunSummary:
-        return await self.send(calls.start(pipeline, ref=ref, params=params, parallelism=parallelism))
+        return await self.send(
+            calls.start(pipeline, ref=ref, params=params, parallelism=parallelism, no_cache=no_cache)
+        )
 
     async def rerun(
         self,
@@ -188,8 +196,11 @@ class AsyncOdinClient:
         failed_only: bool = False,
         task: str | None = None,
         params: Params | None = None,
+        no_cache: bool = False,
     ) -> RunSummary:
-        return await self.send(calls.rerun(run_id, latest=latest, failed_only=failed_only, task=task, params=params))
+        return await self.send(
+            calls.rerun(run_id, latest=latest, failed_only=failed_only, task=task, params=params, no_cache=no_cache)
+        )
 
     async def cancel(self, run_id: str) -> RunSummary:
         return await self.send(calls.cancel(run_id))

@@ -173,9 +173,16 @@ def run(run_id: str) -> Call[RunDetail]:
 
 
 def start(
-    pipeline: str, *, ref: str | None = None, params: Params | None = None, parallelism: int | None = None
+    pipeline: str,
+    *,
+    ref: str | None = None,
+    params: Params | None = None,
+    parallelism: int | None = None,
+    no_cache: bool = False,
 ) -> Call[RunSummary]:
     body: dict[str, Any] = {"pipeline": pipeline, "params": dict(params or {})}
+    if no_cache:
+        body["no_cache"] = True
     if ref is not None:
         body["ref"] = ref
     if parallelism is not None:
@@ -190,8 +197,11 @@ def rerun(
     failed_only: bool = False,
     task: str | None = None,
     params: Params | None = None,
+    no_cache: bool = False,
 ) -> Call[RunSummary]:
     body: dict[str, Any] = {"latest": latest, "failed_only": failed_only}
+    if no_cache:
+        body["no_cache"] = True
     if task is not None:
         body["task"] = task
     if params is not None:

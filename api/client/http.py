@@ -182,9 +182,15 @@ class OdinClient:
         return self.send(calls.run(run_id))
 
     def start(
-        self, pipeline: str, *, ref: str | None = None, params: Params | None = None, parallelism: int | None = None
+        self,
+        pipeline: str,
+        *,
+        ref: str | None = None,
+        params: Params | None = None,
+        parallelism: int | None = None,
+        no_cache: bool = False,
     ) -> RunSummary:
-        return self.send(calls.start(pipeline, ref=ref, params=params, parallelism=parallelism))
+        return self.send(calls.start(pipeline, ref=ref, params=params, parallelism=parallelism, no_cache=no_cache))
 
     def rerun(
         self,
@@ -194,8 +200,11 @@ class OdinClient:
         failed_only: bool = False,
         task: str | None = None,
         params: Params | None = None,
+        no_cache: bool = False,
     ) -> RunSummary:
-        return self.send(calls.rerun(run_id, latest=latest, failed_only=failed_only, task=task, params=params))
+        return self.send(
+            calls.rerun(run_id, latest=latest, failed_only=failed_only, task=task, params=params, no_cache=no_cache)
+        )
 
     def cancel(self, run_id: str) -> RunSummary:
         return self.send(calls.cancel(run_id))

@@ -92,7 +92,8 @@ def get_run(ctx: Ctx, run_id: RunId) -> RunDetail:
     operation_id="startRun",
     summary="Start a pipeline at a branch, tag or commit, with parameters",
     description="The ref defaults to the followed branch (fetched first, so it means its newest commit). The run "
-    "records trigger `api` and you as `triggered_by`.",
+    "records trigger `api` and you as `triggered_by`. `no_cache` runs tasks with `cache: true` without looking up "
+    "earlier runs (their cache keys are still recorded).",
     tags=["runs"],
     responses=errors(403, 404, 413, 422),
 )
@@ -104,6 +105,7 @@ def start_run(data: JSONBody[StartRun], ctx: Ctx, request: Request[Any, Any, Any
         ref=data.ref,
         params=data.params,
         parallelism=data.parallelism,
+        no_cache=data.no_cache,
     )
     return Response(run, status_code=HTTP_201_CREATED, headers={"Location": f"/v1/runs/{run.id}"})
 
@@ -116,7 +118,8 @@ def start_run(data: JSONBody[StartRun], ctx: Ctx, request: Request[Any, Any, Any
     operation_id="rerunRun",
     summary="Run a finished run again: at its commit with its parameters (default), or at the branch's tip",
     description="`failed_only` reuses the parent's succeeded tasks; `task` reruns one task and its descendants, "
-    "reusing the rest. A run still going answers 409.",
+    "reusing the rest; `no_cache` runs tasks with `cache: true` without looking up earlier runs. A run still going "
+    "answers 409.",
     tags=["runs"],
     responses=errors(403, 404, 409, 413, 422),
 )
@@ -132,6 +135,7 @@ def rerun_run(
         failed_only=body.failed_only,
         task=body.task,
         params=body.params,
+        no_cache=body.no_cache,
     )
     return Response(run, status_code=HTTP_201_CREATED, headers={"Location": f"/v1/runs/{run.id}"})
 

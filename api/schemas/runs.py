@@ -71,6 +71,7 @@ class TaskOut(msgspec.Struct, kw_only=True):
     finished_at: datetime | None
     results: dict[str, Any] = msgspec.field(default_factory=dict)  # declared results of the succeeded attempt
     artifacts: dict[str, ArtifactOut] = msgspec.field(default_factory=dict)
+    cache_key: str | None = None  # a task with `cache: true`: what a later run's lookup matches (docs/artifacts.md)
     gpu_usage: GpuUsageOut | None = None  # what the latest sampled attempt used of its GPUs; null if none sampled
     gpu_idle: bool = False  # that attempt held its GPUs idle for ODIN_GPU_IDLE_AFTER seconds (the flag stays)
 
@@ -95,6 +96,7 @@ class RunDetail(RunSummary, kw_only=True):
     spec: dict[str, Any]
     work_tree: str | None
     run_path_id: str | None
+    no_cache: bool = False  # started with --no-cache: cached tasks ran without a lookup
     absorbed_commits: list[str]
     conditions: list[dict[str, Any]]
     tasks: list[TaskOut]
@@ -110,6 +112,7 @@ class StartRun(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     ref: Annotated[str, msgspec.Meta(min_length=1, max_length=255)] | None = msgspec.field(default=None)
     params: ParamMap = msgspec.field(default_factory=dict)
     parallelism: Annotated[int, msgspec.Meta(ge=1, le=10_000)] | None = None
+    no_cache: bool = msgspec.field(default=False)  # run tasks with `cache: true` without looking up earlier runs
 
 
 class Rerun(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -117,6 +120,7 @@ class Rerun(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     failed_only: bool = False
     task: Annotated[str, msgspec.Meta(min_length=1, max_length=63)] | None = None
     params: ParamMap | None = None
+    no_cache: bool = False  # run tasks with `cache: true` without looking up earlier runs
 
 
 class EventOut(msgspec.Struct, kw_only=True):

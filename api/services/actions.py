@@ -30,6 +30,7 @@ def start(
     ref: str | None,
     params: ParamInput | None,
     parallelism: int | None = None,
+    no_cache: bool = False,
 ) -> RunSummary:
     created = ctx.require_controller().start_run(
         StartRequest(
@@ -39,6 +40,7 @@ def start(
             trigger=Trigger.API,
             by=by,
             parallelism=parallelism,
+            no_cache=no_cache,
         )
     )
     return run_summary(ctx.db, created.run_id)
@@ -53,6 +55,7 @@ def rerun(
     failed_only: bool = False,
     task: str | None = None,
     params: ParamInput | None = None,
+    no_cache: bool = False,
 ) -> RunSummary:
     created = ctx.require_controller().rerun(
         RerunRequest(
@@ -62,6 +65,7 @@ def rerun(
             task=task,
             params=param_strings(params) if params is not None else None,
             by=by,
+            no_cache=no_cache,
         )
     )
     return run_summary(ctx.db, created.run_id)

@@ -132,6 +132,7 @@ def get_run(db: DbEngine, run_id: str) -> RunDetail:
         spec=r.spec,
         work_tree=r.work_tree,
         run_path_id=r.run_path_id,
+        no_cache=r.no_cache,
         absorbed_commits=r.absorbed_commits,
         conditions=r.conditions,
         tasks=[
@@ -150,6 +151,7 @@ def get_run(db: DbEngine, run_id: str) -> RunDetail:
                 finished_at=t.finished_at,
                 results=t.results,
                 artifacts={name: msgspec.convert(a, ArtifactOut) for name, a in t.artifacts.items()},
+                cache_key=t.cache_key,
                 gpu_usage=gpu_usage(t.gpu_usage),
                 gpu_idle=bool(t.gpu_usage and t.gpu_usage.get("idle")),
             )

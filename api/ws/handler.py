@@ -348,7 +348,9 @@ class _Session:
         if isinstance(m, p.Start):
 
             def call() -> RunSummary:
-                return actions.start(self.ctx, by=by, pipeline=m.pipeline, ref=m.ref, params=m.params)
+                return actions.start(
+                    self.ctx, by=by, pipeline=m.pipeline, ref=m.ref, params=m.params, no_cache=m.no_cache
+                )
 
         elif isinstance(m, p.Rerun):
 
@@ -361,6 +363,7 @@ class _Session:
                     failed_only=m.failed_only,
                     task=m.task,
                     params=m.params,
+                    no_cache=m.no_cache,
                 )
 
         else:

@@ -51,6 +51,7 @@ class Start(_Client, tag="start"):
     pipeline: Annotated[str, msgspec.Meta(min_length=1, max_length=500)]
     ref: Annotated[str, msgspec.Meta(min_length=1, max_length=255)] | None = None
     params: Params = msgspec.field(default_factory=dict)
+    no_cache: bool = False  # run tasks with `cache: true` without looking up earlier runs
 
 
 class Rerun(_Client, tag="rerun"):
@@ -59,6 +60,7 @@ class Rerun(_Client, tag="rerun"):
     failed_only: bool = False
     task: Annotated[str, msgspec.Meta(min_length=1, max_length=63)] | None = None
     params: Params | None = None
+    no_cache: bool = False  # run tasks with `cache: true` without looking up earlier runs
 
 
 class Cancel(_Client, tag="cancel"):

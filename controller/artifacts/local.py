@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import BinaryIO
 
 from odin.controller.artifacts.digest import ALGORITHM, CHUNK, digest_of_key, object_key
-from odin.controller.artifacts.errors import ArtifactNotFound
-from odin.controller.artifacts.store import ArtifactStore, Blob, staged_file, verify_file
+from odin.controller.artifacts.errors import ArtifactNotFound, CorruptArtifact
+from odin.controller.artifacts.store import ArtifactStore, Blob, check_record_key, staged_file, verify_file
 
 
 class LocalStore(ArtifactStore):
@@ -60,6 +60,26 @@ class LocalStore(ArtifactStore):
             return Blob(digest, size)
         finally:
             tmp.unlink(missing_ok=True)
+
+    def uri(self, digest: str) -> str:
+        return str(self._path(digest))
+
+    def put_record(self, key: str, data: bytes) -> None:
+        path = self.root / "records" / check_record_key(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with staged_file(path) as tmp:
+            tmp.write_bytes(data)
+
+    def get_record(self, key: str, limit: int) -> bytes | None:
+        path = self.root / "records" / check_record_key(key)
+        try:
+            with path.open("rb") as f:
+                data = f.read(limit + 1)
+        except FileNotFoundError:
+            return None
+        if len(data) > limit:
+            raise CorruptArtifact(f"record {key} is larger than the {limit} bytes expected")
+        return data
 
     def get_file(self, digest: str, dest: Path, *, verify: bool = True) -> Blob:
         source = self._path(digest)

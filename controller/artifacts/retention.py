@@ -41,7 +41,7 @@ class RunArtifacts:
     """One run as retention sees it: pipeline, when it was created, whether it is over, and every digest it
     references (its artifacts, the files of its trees, its inputs)."""
 
-    run_id: int
+    run_id: str
     pipeline: str
     created_at: datetime
     digests: frozenset[str]
@@ -53,9 +53,9 @@ class RunArtifacts:
 class RetentionPlan:
     """What the policy lets go: the runs whose artifacts expire, and the digests no kept run references."""
 
-    expired_runs: tuple[int, ...]
+    expired_runs: tuple[str, ...]
     deletable: frozenset[str]
-    kept_runs: tuple[int, ...]
+    kept_runs: tuple[str, ...]
 
 
 def plan_retention(runs: Iterable[RunArtifacts], policy: RetentionPolicy, now: datetime) -> RetentionPlan:

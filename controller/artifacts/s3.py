@@ -30,7 +30,7 @@ from botocore.config import Config
 
 from odin.controller.artifacts.digest import ALGORITHM, CHUNK, digest_of_key, hash_file, object_key
 from odin.controller.artifacts.errors import ArtifactError, ArtifactNotFound, CorruptArtifact, StoreUnavailable
-from odin.controller.artifacts.store import ArtifactStore, Blob, staged_file
+from odin.controller.artifacts.store import ArtifactStore, Blob, check_record_key, staged_file
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -107,6 +107,32 @@ class S3Store(ArtifactStore):
 
     def _key(self, digest: str) -> str:
         return f"{self.prefix}{object_key(digest)}"
+
+    def uri(self, digest: str) -> str:
+        return f"s3://{self.bucket}/{self._key(digest)}"
+
+    def _record_key(self, key: str) -> str:
+        return f"{self.prefix}records/{check_record_key(key)}"
+
+    def put_record(self, key: str, data: bytes) -> None:
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=self._record_key(key), Body=data,
+                                   ContentType="application/json")  # fmt: skip
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as e:
+            raise translate(e, f"writing record {key}") from e
+
+    def get_record(self, key: str, limit: int) -> bytes | None:
+        try:
+            answer = self.client.get_object(Bucket=self.bucket, Key=self._record_key(key))
+            data: bytes = answer["Body"].read(limit + 1)
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as e:
+            error = translate(e, f"reading record {key}")
+            if isinstance(error, ArtifactNotFound):
+                return None
+            raise error from e
+        if len(data) > limit:
+            raise CorruptArtifact(f"record {key} is larger than the {limit} bytes expected")
+        return data
 
     # -- writes ---------------------------------------------------------------------------------------------------
 

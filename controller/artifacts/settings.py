@@ -85,6 +85,14 @@ class ArtifactSettings(BaseSettings):
     multipart_chunk_mb: int = Field(default=64, ge=5, description="Size of each uploaded or downloaded part, MiB.")
     max_concurrency: int = Field(default=8, ge=1, le=64, description="Parts and tree files in flight at once.")
     verify: bool = Field(default=True, description="Hash every downloaded blob against its digest.")
+    keep_runs: int | None = Field(
+        default=None, ge=0, description="Retention of the repository the settings name: keep the last N runs of each "
+        "pipeline (and any run younger than keep_days). Unset with keep_days unset: keep everything.",
+    )  # fmt: skip
+    keep_days: float | None = Field(default=None, ge=0, description="Retention: keep runs younger than N days.")
+    retention_interval: float = Field(
+        default=3600.0, gt=0, description="Seconds between the leader's retention sweeps."
+    )
 
     @field_validator("prefix")
     @classmethod
@@ -131,6 +139,20 @@ class ArtifactSettings(BaseSettings):
             }
         )
         return env
+
+
+def current_settings() -> ArtifactSettings:
+    """`ArtifactSettings` from the environment, credentials included even after `secrecy.withhold_secrets` moved
+    `ODIN_ARTIFACTS_ACCESS_KEY_ID` / `_SECRET_ACCESS_KEY` out of it (what the server does at start)."""
+    from odin.controller.secrecy import withheld
+
+    given: dict[str, SecretStr] = {}
+    for name in ("access_key_id", "secret_access_key"):
+        variable = f"ODIN_ARTIFACTS_{name.upper()}"
+        value = None if variable in os.environ else withheld(variable)
+        if value:
+            given[name] = SecretStr(value)
+    return ArtifactSettings(**given)  # type: ignore[arg-type]
 
 
 def open_store(settings: ArtifactSettings, data_dir: Path | None = None) -> ArtifactStore:

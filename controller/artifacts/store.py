@@ -71,6 +71,20 @@ class ArtifactStore(ABC):
     def list(self) -> Iterator[Blob]:
         """Every blob in the store, in no particular order (for retention's sweep and for audits)."""
 
+    @abstractmethod
+    def uri(self, digest: str) -> str:
+        """Where blob `digest` lives, as a user or another tool names it (`s3://bucket/key`, a local path)."""
+
+    @abstractmethod
+    def put_record(self, key: str, data: bytes) -> None:
+        """Store a small named object under `records/<key>` (replaced when it exists). Records are the one thing not
+        addressed by digest: a pod writes its outputs record under a key the controller knows in advance
+        (`runs/<run>/<task>/<attempt>`), because the controller cannot learn a digest from a pod that ended."""
+
+    @abstractmethod
+    def get_record(self, key: str, limit: int) -> bytes | None:
+        """A record's bytes, None when there is none; `CorruptArtifact` when it is larger than `limit`."""
+
     # -- conveniences over the primitives above ------------------------------------------------------------------
 
     def exists(self, digest: str) -> bool:
@@ -112,6 +126,14 @@ def staged_file(dest: Path) -> Iterator[Path]:
     except BaseException:
         path.unlink(missing_ok=True)
         raise
+
+
+def check_record_key(key: str) -> str:
+    """A record key is a relative path of plain segments (it becomes a file path or an object key)."""
+    parts = key.split("/")
+    if not key or any(p in ("", ".", "..") or "\\" in p for p in parts):
+        raise ValueError(f"not a record key: {key!r}")
+    return key
 
 
 def verify_file(path: Path, digest: str) -> Blob:

@@ -19,7 +19,16 @@ from odin.controller.engine.state import Dag, RunState, TaskState
 from odin.controller.executors.base import Executor
 from odin.controller.executors.outputs import AttemptDirs
 from odin.controller.store.runs import LoadedRun, datetime_to_epoch
-from odin.controller.vocabulary import ActiveAttempt, Failure, RunContext, RunStatus, TaskLaunch, TaskPaths, TaskStatus
+from odin.controller.vocabulary import (
+    ActiveAttempt,
+    Failure,
+    InputArtifact,
+    RunContext,
+    RunStatus,
+    TaskLaunch,
+    TaskPaths,
+    TaskStatus,
+)
 from odin.schema import substitute
 from odin.schema.model import PipelineSpec, TaskSpec
 
@@ -45,6 +54,7 @@ class ActiveRun:
     recorded: RecordedOutputs = field(default_factory=RecordedOutputs)  # succeeded tasks' outputs, for references
     gated: frozenset[str] = frozenset()  # tasks with a `when`
     producers: dict[str, tuple[TaskSpec, ...]] = field(default_factory=dict)  # cache of spec.producers(name)
+    no_cache: bool = False  # started with --no-cache: cached tasks run (their keys are still recorded)
 
 
 def run_context(loaded: LoadedRun) -> RunContext:
@@ -99,6 +109,7 @@ def active_run(loaded: LoadedRun, ctx: RunContext, executor: Executor, *, defaul
         paths=paths,
         variables=variables,
         gated=frozenset(t.name for t in spec.tasks if t.when is not None),
+        no_cache=bool(r.get("no_cache")),
     )
     for row in loaded.tasks:  # outputs of tasks that succeeded before a restart, or were reused by a rerun
         if row["status"] == TaskStatus.SUCCEEDED:
@@ -136,8 +147,16 @@ def task_variables(run: ActiveRun, spec: TaskSpec) -> dict[str, str]:
     return {**run.variables, "TASK_ID": f"{run.ctx.run_id}--{spec.name}", "TASK_NAME": spec.name}
 
 
-def resolve(run: ActiveRun, spec: TaskSpec) -> dict[str, Any]:
-    """The values of the task's references (issue 11), from what its producers recorded; raises `Unresolved`."""
+def resolve(
+    run: ActiveRun,
+    spec: TaskSpec,
+    locate: references.Locate | None = None,
+    inputs: list[InputArtifact] | None = None,
+    artifact_field: str = "location",
+) -> dict[str, Any]:
+    """The values of the task's references (issue 11), from what its producers recorded; raises `Unresolved`.
+    Artifacts resolve to where the executor's task sees them (`locate`), or to another field of their record when
+    `artifact_field` names one (the digest a cache key hashes)."""
     if not spec.references:
         return {}
 
@@ -150,7 +169,7 @@ def resolve(run: ActiveRun, spec: TaskSpec) -> dict[str, Any]:
     def succeeded(name: str) -> bool:
         return run.state[name].status == TaskStatus.SUCCEEDED
 
-    return references.resolve(run.spec, spec, run.recorded, succeeded, producers)
+    return references.resolve(run.spec, spec, run.recorded, succeeded, producers, locate, inputs, artifact_field)
 
 
 def gates(run: ActiveRun) -> dict[str, Gate]:
@@ -170,14 +189,21 @@ def gates(run: ActiveRun) -> dict[str, Gate]:
     return found
 
 
-def task_launch(run: ActiveRun, spec: TaskSpec, attempt: int, dirs: AttemptDirs | None = None) -> TaskLaunch:
+def task_launch(
+    run: ActiveRun,
+    spec: TaskSpec,
+    attempt: int,
+    dirs: AttemptDirs | None = None,
+    locate: references.Locate | None = None,
+) -> TaskLaunch:
     """What the executor is asked to start: the command, arguments and environment with the run's variables
     substituted, the attempt's `${OUTPUT_PATH}`/`${RESULTS_PATH}` (`dirs`) and the values of its references. Raises
     for a task whose substitution fails, `Unresolved` for a reference (the engine fails the task, permanently)."""
     variables = task_variables(run, spec)
     produced = {"OUTPUT_PATH": dirs.output_path, "RESULTS_PATH": dirs.results_path} if dirs is not None else {}
     variables.update(produced)
-    variables.update(references.texts(resolve(run, spec)))
+    inputs: list[InputArtifact] = []
+    variables.update(references.texts(resolve(run, spec, locate, inputs)))
     env = {**produced, **{k: substitute(v, variables) for k, v in spec.env.items()}}
     env.update(
         ODIN_RUN=run.ctx.run_id,
@@ -199,4 +225,5 @@ def task_launch(run: ActiveRun, spec: TaskSpec, attempt: int, dirs: AttemptDirs 
         args=tuple(substitute(a, variables) for a in spec.args),
         env=env,
         paths=run.paths,
+        inputs=tuple(dict.fromkeys(inputs)),
     )

@@ -44,15 +44,17 @@ from odin.controller.engine.adoption import (
     run_context,
     task_launch,
 )
+from odin.controller.engine.cache import OutputsPresent, cache_key, choose, local_outputs_present
 from odin.controller.engine.decide import FinishRun, KillTask, RetryPolicy, StartTask, TaskAction, decide
 from odin.controller.engine.recording import Recorder
 from odin.controller.engine.references import Unresolved
 from odin.controller.engine.state import TaskState
 from odin.controller.engine.transitions import apply_action, apply_observation
 from odin.controller.executors.base import Executor, OutputsUnsupported
+from odin.controller.store.cache_queries import cached_tasks
 from odin.controller.store.db import DbEngine, StoreUnavailable
 from odin.controller.store.runs import LoadedRun, cancel_requested_ids, load_runs, request_cancel
-from odin.controller.vocabulary import ActiveAttempt, Failure, Observation, RunStatus, TaskStatus
+from odin.controller.vocabulary import CACHED, ActiveAttempt, Failure, Observation, RunStatus, TaskStatus
 from odin.schema.model import TaskSpec
 
 log = logging.getLogger(__name__)
@@ -104,8 +106,10 @@ class Engine:
         rescan_interval: float = 3.0,
         coalesce: float = 0.02,
         clock: Callable[[], float] = time.time,
+        outputs_present: OutputsPresent = local_outputs_present,
     ) -> None:
         self.db = db
+        self.outputs_present = outputs_present  # whether a cache hit's artifacts still exist (engine/cache.py)
         self.executor = executor
         self.bus = bus or EventBus()
         self.policy = policy or RetryPolicy()
@@ -415,12 +419,14 @@ class Engine:
                 self._fail_launch(run, spec, attempt, "OutputsUnsupported", str(e))
                 return
         try:
-            launch = task_launch(run, spec, attempt, dirs)
+            launch = task_launch(run, spec, attempt, dirs, self.executor.input_location)
         except Unresolved as e:
             self._fail_launch(run, spec, attempt, "UnresolvedReference", str(e))
             return
         except Exception as e:
             self._fail_launch(run, spec, attempt, "InvalidTask", str(e))
+            return
+        if spec.cache and self._cached(run, spec, attempt):
             return
 
         def start() -> None:
@@ -441,6 +447,43 @@ class Engine:
                 )
 
         self._recorder.effect(start)
+
+    def _cached(self, run: ActiveRun, spec: TaskSpec, attempt: int) -> bool:
+        """Record the task's cache key; on a hit (engine/cache.py), report the attempt succeeded with the earlier
+        run's outputs instead of starting it, and return True. Caching only ever saves work: a key that cannot be
+        computed or a store that cannot be asked is a miss, logged, and the task runs."""
+        if run.ctx.work_tree is None:
+            return False  # files from a plain directory (`odin run`): nothing proves they are unchanged, never cached
+        try:
+            key = cache_key(run, spec)
+        except Exception:
+            log.exception("run %s task %s: no cache key; running it", run.ctx.run_id, spec.name)
+            return False
+        self._recorder.task_values(run.ctx, spec.name, cache_key=key)
+        if run.no_cache:
+            return False
+        try:
+            hit = choose(cached_tasks(self.db, key), self.outputs_present)
+        except StoreUnavailable as e:
+            log.warning("run %s task %s: cache lookup failed (%s); running it", run.ctx.run_id, spec.name, e)
+            return False
+        if hit is None:
+            return False
+        source = hit.source
+        log.info("run %s task %s: %s", run.ctx.run_id, spec.name, hit.message)
+        self.report(
+            Observation(
+                run.ctx.run_id,
+                spec.name,
+                attempt,
+                TaskStatus.SUCCEEDED,
+                exit_code=0 if source.exit_code is None else source.exit_code,
+                reason=CACHED,
+                message=hit.message,
+                resource={"results": source.results, "artifacts": source.artifacts},
+            )
+        )
+        return True
 
     def _fail_launch(self, run: ActiveRun, spec: TaskSpec, attempt: int, reason: str, message: str) -> None:
         """The attempt cannot be launched as written: a PERMANENT failure (retrying the same spec cannot help)."""

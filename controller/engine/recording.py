@@ -75,6 +75,7 @@ class Recorder:
         if new.status == TaskStatus.STARTING:
             values.update(exit_code=None, finished_at=None, pid=None, reason=None, message=None, failure=None)
             values.update(results=None, artifacts=None)  # a new attempt: the last one's outputs no longer stand
+            values.update(cache_key=None)  # recorded again by the launch (engine/cache.py) when the task is cached
         if new.status.terminal or (new.status == TaskStatus.RETRYING and before.status != TaskStatus.RETRYING):
             values["finished_at"] = utcnow()
         if exit_code is not None:
@@ -106,6 +107,10 @@ class Recorder:
                     status,
                     f" ({new.reason}: {new.message})" if new.message else "",
                 )
+
+    def task_values(self, ctx: RunContext, task: str, **values: Any) -> None:
+        """Columns of a task's row to record with the rest of this turn, with no event (e.g. its cache key)."""
+        self._batch.task(ctx.run_id, task, **values)
 
     def run_started(self, ctx: RunContext) -> None:
         self._batch.run(ctx.run_id, status=RunStatus.RUNNING.value, started_at=utcnow())

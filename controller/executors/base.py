@@ -13,9 +13,10 @@ so nothing finished runs twice and nothing hangs.
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
+from odin.controller.admission import GpuAsk
 from odin.controller.executors.outputs import AttemptDirs
 from odin.controller.gpus import GpuHolding
 from odin.controller.vocabulary import ActiveAttempt, Observation, RunContext, TaskLaunch, TaskPaths
@@ -55,6 +56,12 @@ class Executor(abc.ABC):
             f"outputs on {self.name.capitalize()} need the artifact store, not configured yet (issue 11 item 4)"
         )
 
+    def input_location(self, task: str, record: Mapping[str, Any]) -> str:
+        """What `${tasks.<task>.artifacts.<name>}` becomes in a task's command, args and env, given the artifact's
+        record: where the consuming task can read it. Here, the recorded location (a local path); an executor whose
+        tasks fetch their inputs first (Kubernetes) names the path it fetches to."""
+        return str(record["location"])
+
     @abc.abstractmethod
     def start(self, launch: TaskLaunch) -> None:
         """Begin an attempt. Report RUNNING when it is, then SUCCEEDED or FAILED. Never raise for task problems."""
@@ -93,6 +100,13 @@ class Executor(abc.ABC):
         """Platform events about the task's resources (Kubernetes events), oldest first: each a dict with at least
         `time`, `type`, `reason`, `message`, `object`. Executors without such events return []."""
         return []
+
+    def gpu_shortfall(self, asks: Sequence[GpuAsk]) -> str | None:
+        """Why one of these GPU tasks can never be placed where this executor runs them (more GPUs, or a GPU model,
+        than any node has), naming what exists; None when they can. Admission asks this when a run is created
+        (`odin.controller.admission`), so it must answer quickly: an executor that cannot tell answers None (admit)
+        rather than wait. Executors that know nothing of GPUs admit everything."""
+        return None
 
     def gpu_holdings(self) -> list[GpuHolding]:
         """The GPUs this executor gave each running attempt, for the GPU usage sampler (`controller/gpu_sampler.py`).

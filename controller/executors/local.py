@@ -38,7 +38,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,12 +46,13 @@ from typing import Any
 
 import psutil
 
+from odin.controller.admission import GpuAsk
 from odin.controller.executors import outputs
 from odin.controller.executors.base import Executor
 from odin.controller.executors.outputs import AttemptDirs, OutputProblem
 from odin.controller.executors.reaper import Reaper
 from odin.controller.executors.task_user import TaskUser
-from odin.controller.gpus import GpuHolding, GpuProbe, LocalGpus
+from odin.controller.gpus import GpuHolding, GpuProbe, LocalGpus, gpu_shortfall
 from odin.controller.vocabulary import (
     ActiveAttempt,
     Failure,
@@ -190,6 +191,12 @@ class LocalExecutor(Executor):
                 inventory = LocalGpus(unavailable_reason=f"reading the GPUs failed: {e}")
             self._gpu_inventory = inventory
         return self._gpu_inventory
+
+    def gpu_shortfall(self, asks: Sequence[GpuAsk]) -> str | None:
+        """This machine is the only node: a task asking for more GPUs than it has can never start. Node selectors
+        mean nothing here (no labels), so only the counts are judged; without a probe, nothing is."""
+        wanted = {a.task: a.gpus for a in asks if a.gpus > 0}
+        return gpu_shortfall(wanted, self.gpu_inventory()) if wanted else None
 
     def _start_with_gpus(self, launch: TaskLaunch) -> None:
         inventory = self.gpu_inventory()

@@ -18,6 +18,7 @@ import json
 import os
 import shutil
 import stat
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,13 +64,24 @@ def declares_outputs(spec: TaskSpec) -> bool:
 
 def collect(spec: TaskSpec, dirs: AttemptDirs) -> dict[str, Any]:
     """`{"results": {name: value}, "artifacts": {name: record}}` for the declared outputs, or `OutputProblem`."""
-    return {"results": _results(spec, Path(dirs.results_path)), "artifacts": _artifacts(spec, Path(dirs.output_path))}
+    return collect_declared([(a.name, a.path) for a in spec.artifacts], [r.name for r in spec.results], dirs)
 
 
-def _results(spec: TaskSpec, root: Path) -> dict[str, Any]:
-    if not spec.results:
+def collect_declared(
+    artifacts: Sequence[tuple[str, str]], results: Sequence[str], dirs: AttemptDirs, *, digests: bool = True
+) -> dict[str, Any]:
+    """`collect` from the declared (name, path) artifacts and result names alone: what a pod's upload step knows.
+    `digests=False` checks and classifies the artifacts without hashing them (the upload step's store hashes each
+    byte once as it stores it; hashing here too would read a checkpoint twice)."""
+    return {
+        "results": _results(results, Path(dirs.results_path)),
+        "artifacts": _artifacts(artifacts, Path(dirs.output_path), digests),
+    }
+
+
+def _results(declared: Sequence[str], root: Path) -> dict[str, Any]:
+    if not declared:
         return {}
-    declared = [r.name for r in spec.results]
     files: dict[str, str] = {}
     for name in declared:
         text = _read_small(root / name, MAX_RESULT_BYTES, f"result `{name}`")
@@ -124,10 +136,10 @@ def _read_small(path: Path, limit: int, what: str) -> str | None:
     return data.decode("utf-8", errors="replace")
 
 
-def _artifacts(spec: TaskSpec, root: Path) -> dict[str, dict[str, Any]]:
+def _artifacts(declared: Sequence[tuple[str, str]], root: Path, digests: bool = True) -> dict[str, dict[str, Any]]:
     records: dict[str, dict[str, Any]] = {}
-    for artifact in spec.artifacts:
-        path = _inside(root, artifact.path)
+    for name, relative in declared:
+        path = _inside(root, relative)
         try:
             info = os.lstat(path) if path is not None else None
         except FileNotFoundError:
@@ -135,12 +147,11 @@ def _artifacts(spec: TaskSpec, root: Path) -> dict[str, dict[str, Any]]:
         if info is None or path is None:
             raise OutputProblem(
                 "MissingArtifact",
-                f"the task succeeded but did not write its declared artifact `{artifact.name}` at "
-                f"${{OUTPUT_PATH}}/{artifact.path}",
+                f"the task succeeded but did not write its declared artifact `{name}` at ${{OUTPUT_PATH}}/{relative}",
             )
-        kind, size, digest = _measure(path, info)
-        records[artifact.name] = {
-            "path": artifact.path,
+        kind, size, digest = _measure(path, info) if digests else _kind(path, info)
+        records[name] = {
+            "path": relative,
             "location": str(path),
             "type": kind,
             "size": size,
@@ -161,6 +172,15 @@ def _inside(root: Path, relative: str) -> Path | None:
         except FileNotFoundError:
             return None
     return path / parts[-1]
+
+
+def _kind(path: Path, info: os.stat_result) -> tuple[str, int, str]:
+    """(type, size of a file, no digest): `_measure` without reading the bytes."""
+    if stat.S_ISLNK(info.st_mode):
+        return "link", 0, ""
+    if stat.S_ISREG(info.st_mode):
+        return "file", info.st_size, ""
+    return ("directory" if stat.S_ISDIR(info.st_mode) else "other"), 0, ""
 
 
 def _measure(path: Path, info: os.stat_result) -> tuple[str, int, str]:

@@ -39,6 +39,10 @@ class Repository(SQLModel, table=True):
     conditions: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSONColumn)
     last_fetch_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # Artifact retention (docs/artifacts.md): keep the last N runs of each pipeline / runs younger than N days; NULL
+    # turns a rule off, both NULL keep everything.
+    retention_keep_runs: int | None = None
+    retention_keep_days: float | None = None
 
 
 class Commit(SQLModel, table=True):
@@ -86,6 +90,7 @@ class Run(SQLModel, table=True):
     message: str | None = Field(default=None, sa_type=sa.Text)
     parallelism: int | None = None
     cancel_requested: bool = False
+    no_cache: bool = Field(default=False, description="Started with --no-cache: cached tasks run, no lookup.")
     parent_run: str | None = Field(default=None, max_length=100, index=True)
     run_path_id: str | None = Field(
         default=None,
@@ -98,11 +103,17 @@ class Run(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     started_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    artifacts_expired_at: datetime | None = Field(
+        default=None, sa_type=UTCDateTime, description="When retention let this run's artifacts go."
+    )
 
 
 class TaskRun(SQLModel, table=True):
     __tablename__ = "task_runs"
-    __table_args__ = (sa.UniqueConstraint("run_id", "name", name="uq_task_runs_run_name"),)
+    __table_args__ = (
+        sa.UniqueConstraint("run_id", "name", name="uq_task_runs_run_name"),
+        sa.Index("ix_task_runs_cache_key_status", "cache_key", "status"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     run_id: str = Field(foreign_key="runs.id", max_length=100, index=True)
@@ -130,6 +141,9 @@ class TaskRun(SQLModel, table=True):
     # digest}. NULL until a task with declared outputs succeeds; cleared when a new attempt starts.
     results: dict[str, Any] | None = Field(default=None, sa_type=JSONColumn)
     artifacts: dict[str, dict[str, Any]] | None = Field(default=None, sa_type=JSONColumn)
+    # The task's cache key (sha256 hex, `engine/cache.py`) when it has `cache: true`: recorded hit or miss, looked up
+    # by (cache_key, status = succeeded) to reuse an earlier run's outputs (migration 0007).
+    cache_key: str | None = Field(default=None, max_length=64)
     # What the attempt used of its GPUs (issue 10 item 4; controller/gpu_usage.py): GPUs, GPU-seconds, utilisation
     # mean and peak, peak memory, the idle flag. Written by the GPU usage sampler while the attempt runs and once
     # more when it ends; NULL for tasks that never had a GPU sampled.

@@ -52,6 +52,7 @@ class TaskRow:
     finished_at: datetime | None
     results: dict[str, Any] = field(default_factory=dict)  # declared results of the succeeded attempt (issue 11)
     artifacts: dict[str, dict[str, Any]] = field(default_factory=dict)  # {path, location, type, size, digest}
+    cache_key: str | None = None  # for a task with `cache: true` (engine/cache.py)
     gpu_usage: dict[str, Any] | None = None  # what the attempt used of its GPUs (controller/gpu_usage.py)
 
 
@@ -64,6 +65,7 @@ class RunRow:
     spec: dict[str, Any]
     work_tree: str | None
     run_path_id: str | None
+    no_cache: bool
     absorbed_commits: list[str]
     conditions: list[dict[str, Any]]
     tasks: list[TaskRow]
@@ -203,6 +205,7 @@ def get_run(db: DbEngine, run_id: str) -> RunRow | None:
         spec=r.spec or {},
         work_tree=r.work_tree,
         run_path_id=r.run_path_id,
+        no_cache=bool(r.no_cache),
         absorbed_commits=r.absorbed_commits or [],
         conditions=r.conditions or [],
         tasks=[
@@ -221,6 +224,7 @@ def get_run(db: DbEngine, run_id: str) -> RunRow | None:
                 finished_at=t.finished_at,
                 results=t.results or {},
                 artifacts=t.artifacts or {},
+                cache_key=t.cache_key,
                 gpu_usage=t.gpu_usage,
             )
             for t in tasks

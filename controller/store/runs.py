@@ -201,6 +201,12 @@ class NewRun:
     absorbed_commits: Sequence[str] = ()
     initial_tasks: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # task -> column values (reruns)
     conditions: Sequence[Mapping[str, Any]] = ()  # e.g. how a rerun chose its commit
+    no_cache: bool = False  # tasks with `cache: true` run without a lookup (engine/cache.py)
+    rejected: str | None = None  # why it can never start (admission): recorded failed, its tasks skipped, not run
+
+    @property
+    def status(self) -> RunStatus:
+        return RunStatus.FAILED if self.rejected is not None else RunStatus.PENDING
 
     @property
     def dedupe_key(self) -> str | None:
@@ -216,7 +222,15 @@ class Created:
 
 
 def create_run(conn: Connection, new: NewRun, *, max_attempts: int = 50) -> Created:
-    """Insert a run and its tasks inside the caller's transaction. Idempotent for automatic triggers."""
+    """Insert a run and its tasks inside the caller's transaction. Idempotent for automatic triggers.
+
+    A `rejected` run (a push-started run admission refused) is recorded finished: failed with the reason and message,
+    its tasks skipped, and a `run.status` event after `run.created`, so it shows up like any failed run and nothing
+    waits on it."""
+    now = utcnow()
+    ended: dict[str, Any] = (
+        {"reason": REJECTED_REASON, "message": new.rejected, "finished_at": now} if new.rejected is not None else {}
+    )
     prefix = run_id_prefix(new.pipeline, new.commit_sha)
     seq = _next_seq(conn, prefix)
     for _ in range(max_attempts):
@@ -236,15 +250,17 @@ def create_run(conn: Connection, new: NewRun, *, max_attempts: int = 50) -> Crea
                         spec=new.spec.to_dict(),
                         work_tree=new.work_tree,
                         work_path=new.work_path,
-                        status=RunStatus.PENDING.value,
+                        status=new.status.value,
                         parallelism=new.parallelism,
                         cancel_requested=False,
+                        no_cache=new.no_cache,
                         parent_run=new.parent_run,
                         run_path_id=new.run_path_id,
                         dedupe_key=new.dedupe_key,
                         absorbed_commits=list(new.absorbed_commits),
                         conditions=[dict(c) for c in new.conditions],
-                        created_at=utcnow(),
+                        created_at=now,
+                        **ended,
                     )
                 )
         except IntegrityError:
@@ -265,6 +281,7 @@ def create_run(conn: Connection, new: NewRun, *, max_attempts: int = 50) -> Crea
                 "infra_failures": 0,
                 "gpus": [],
                 **new.initial_tasks.get(t.name, {}),
+                **(_SKIPPED_REJECTED if new.rejected is not None else {}),
             }
             for t in new.spec.tasks
         ]
@@ -288,8 +305,24 @@ def create_run(conn: Connection, new: NewRun, *, max_attempts: int = 50) -> Crea
                 },
             )
         )
+        if new.rejected is not None:
+            conn.execute(
+                EVENTS.insert().values(
+                    kind="run.status", run_id=run_id, repo_id=new.repo_id, commit_sha=new.commit_sha, time=utcnow(),
+                    data={"status": RunStatus.FAILED.value, "reason": REJECTED_REASON, "message": new.rejected,
+                          "pipeline": new.pipeline},
+                )
+            )  # fmt: skip
         return Created(run_id, created=True)
     raise StoreUnavailable(f"could not allocate a run id for {prefix} after {max_attempts} attempts")
+
+
+REJECTED_REASON = "Rejected"
+_SKIPPED_REJECTED = {
+    "status": TaskStatus.SKIPPED.value,
+    "reason": REJECTED_REASON,
+    "message": "not started: the run was rejected when created",
+}
 
 
 def _next_seq(conn: Connection, prefix: str) -> int:
@@ -310,13 +343,12 @@ def datetime_to_epoch(d: datetime | None) -> float | None:
 
 
 def run_created_events(conn: Connection, run_ids: Sequence[str]) -> list[dict[str, Any]]:
-    """The `run.created` events of these runs, in the order they were recorded, read inside the caller's
-    transaction (sync publishes them with the commit that created the runs)."""
+    """The `run.created` events of these runs (and the `run.status` of those created rejected), in the order they
+    were recorded, read inside the caller's transaction (sync publishes them with the commit that created the runs)."""
     if not run_ids:
         return []
-    rows = conn.execute(
-        sa.select(EVENTS).where(EVENTS.c.kind == "run.created", EVENTS.c.run_id.in_(list(run_ids)))
-    ).all()
+    kinds = ("run.created", "run.status")
+    rows = conn.execute(sa.select(EVENTS).where(EVENTS.c.kind.in_(kinds), EVENTS.c.run_id.in_(list(run_ids)))).all()
     return [dict(r._mapping) for r in sorted(rows, key=lambda r: r.id)]
 
 

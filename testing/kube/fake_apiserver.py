@@ -55,6 +55,7 @@ import socket
 import threading
 import time
 import traceback
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -69,7 +70,7 @@ import yaml
 from odin.testing.kube.crd_schemas import crd_versions, structural_schemas
 from odin.testing.kube.fake_controllers import JobController, KubeflowController
 from odin.testing.kube.fake_faults import Fault, Faults, RecordedRequest, RequestInfo, RequestLog, reason_for
-from odin.testing.kube.fake_resources import BUILTIN_KINDS, JOBS, NAMESPACES, PODS, ResourceKind, custom_kind
+from odin.testing.kube.fake_resources import BUILTIN_KINDS, JOBS, NAMESPACES, NODES, PODS, ResourceKind, custom_kind
 from odin.testing.kube.fake_selectors import FieldSelector, LabelSelector, SelectorError
 from odin.testing.kube.fake_store import (
     TERMINAL_POD_PHASES,
@@ -452,6 +453,45 @@ class FakeApiServer:
         if found is None:
             raise KeyError(f"no such kind: {group}/{version} {plural}")
         return found
+
+    def add_node(
+        self,
+        name: str,
+        *,
+        gpus: int = 0,
+        labels: Mapping[str, str] | None = None,
+        cpu: str = "16",
+        memory: str = "64Gi",
+    ) -> JsonObj:
+        """Register a Node as a kubelet does (its standard labels, capacity, a Ready condition), with `gpus`
+        advertised as the NVIDIA device plugin does (``nvidia.com/gpu`` in capacity; allocatable is defaulted from
+        capacity by the store, as the apiserver does). `labels` add to the kubelet's, e.g. GPU feature discovery's
+        ``nvidia.com/gpu.product``."""
+        capacity = {"cpu": cpu, "memory": memory, "pods": "110"}
+        if gpus:
+            capacity["nvidia.com/gpu"] = str(gpus)
+        node = {
+            "metadata": {
+                "name": name,
+                "labels": {
+                    "kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "kubernetes.io/arch": "amd64",
+                    **(labels or {}),
+                },
+            },
+            "spec": {},
+            "status": {
+                "capacity": capacity,
+                "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}],
+                "nodeInfo": {
+                    "architecture": "amd64", "bootID": str(uuid.uuid5(uuid.NAMESPACE_DNS, f"boot.{name}")),
+                    "containerRuntimeVersion": "containerd://2.0.0", "kernelVersion": "6.8.0",
+                    "kubeProxyVersion": "", "kubeletVersion": self.git_version,
+                    "machineID": uuid.uuid5(uuid.NAMESPACE_DNS, name).hex, "operatingSystem": "linux",
+                    "osImage": "Ubuntu 24.04 LTS", "systemUUID": str(uuid.uuid5(uuid.NAMESPACE_DNS, f"system.{name}")),
+                },
+            },
+        }  # fmt: skip
+        return self.store.create(NODES, None, node)
 
     def get_object(self, kind: ResourceKind, namespace: str | None, name: str) -> JsonObj | None:
         """Peek at the stored object (no request recorded); prefer the API in tests that could run on a cluster."""

@@ -207,6 +207,19 @@ NAMESPACES = ResourceKind(
     has_generation=False,
     name_is_label=True,
 )
+# Nodes are cluster-scoped, carry no `generation`, and have a /status subresource (the kubelet's heartbeat); the only
+# extra field selector is `spec.unschedulable`. DELETE answers a Status, as for most kinds.
+NODES = ResourceKind(
+    "",
+    "v1",
+    "nodes",
+    "Node",
+    namespaced=False,
+    subresources=frozenset({"status"}),
+    field_labels=frozenset({"spec.unschedulable"}),
+    short_names=("no",),
+    has_generation=False,
+)
 SERVICEACCOUNTS = ResourceKind(
     "", "v1", "serviceaccounts", "ServiceAccount", short_names=("sa",), has_generation=False, return_deleted_object=True
 )
@@ -259,6 +272,7 @@ BUILTIN_KINDS: tuple[ResourceKind, ...] = (
     PVCS,
     SERVICES,
     NAMESPACES,
+    NODES,
     SERVICEACCOUNTS,
     RESOURCEQUOTAS,
     JOBS,

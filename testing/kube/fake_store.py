@@ -62,6 +62,7 @@ from odin.testing.kube.fake_resources import (
     CONFIGMAPS,
     JOBS,
     NAMESPACES,
+    NODES,
     PODS,
     RESOURCEQUOTAS,
     SECRETS,
@@ -216,6 +217,16 @@ def _required(field: str, detail: str = "") -> Cause:
 
 
 _ADDRESS_TYPES = ("IPv4", "IPv6", "FQDN")
+
+
+def _default_node_status(node: JsonObj) -> None:
+    """The apiserver's defaulting of a Node (``SetDefaults_NodeStatus``): no ``allocatable`` means all the capacity."""
+    status = node.get("status")
+    if not isinstance(status, dict):
+        node["status"] = status = {}
+    capacity = status.get("capacity")
+    if status.get("allocatable") is None and isinstance(capacity, dict):
+        status["allocatable"] = dict(capacity)
 
 
 def _validate_endpoint_slice(obj: JsonObj) -> list[Cause]:
@@ -670,6 +681,8 @@ class Store:
         old_meta = _meta(old)
         if subresource == "status":
             new = _status_write(kind, old, new)
+            if kind.key == NODES.key:
+                _default_node_status(new)  # defaulting runs on every write, as the kubelet's status updates see
         elif subresource is not None:
             raise ApiError(405, f"{subresource} does not support this method", reason="MethodNotAllowed")
         elif "status" in kind.subresources:
@@ -1039,6 +1052,9 @@ class Store:
             obj["metadata"].setdefault("labels", {})["kubernetes.io/metadata.name"] = obj["metadata"]["name"]
             obj["spec"] = {"finalizers": ["kubernetes"]}
             obj["status"] = {"phase": "Active"}
+            return []
+        if kind.key == NODES.key:
+            _default_node_status(obj)
             return []
         if kind.plural == "persistentvolumeclaims" and not kind.group:
             obj.setdefault("spec", {}).setdefault("volumeMode", "Filesystem")

@@ -283,3 +283,40 @@ def test_a_run_shows_what_its_tasks_produced(served: Served) -> None:
     assert model["digest"].startswith("sha256:") and model["location"].endswith("/artifacts/model")
     assert (tasks["use"]["results"], tasks["use"]["artifacts"]) == ({}, {})
     assert served.get(f"/v1/runs/{run['id']}/tasks/use/logs").text == "0.9\n"
+
+
+CACHED_PIPELINE = """
+tasks:
+  - name: make
+    image: busybox
+    cache: true
+    command: [sh, -c, 'echo 7 > "$RESULTS_PATH/n"']
+    outputs: {results: [n]}
+"""
+
+
+def test_cached_tasks_over_http_and_no_cache_on_start_and_rerun(served: Served) -> None:
+    """A second run reuses the cached task (reason `Cached`, its key and results in the API); `no_cache` on
+    `POST /v1/runs` and on a rerun runs it again, still recording the key."""
+    sha = served.remote.commit({"cached/main.yml": CACHED_PIPELINE}, message="Add a cached pipeline")
+    # The push itself starts the first run (the server follows the repository).
+    [auto] = wait_until(lambda: served.get("/v1/runs", params={"commit": sha}).json()["items"], 30)
+    first = served.wait_run(auto["id"])
+    [made] = first["tasks"]
+    assert made["reason"] != "Cached" and len(made["cache_key"]) == 64 and made["results"] == {"n": 7}
+
+    second = served.wait_run(served.start("cached", ref=sha)["id"])
+    [hit] = second["tasks"]
+    assert (hit["status"], hit["reason"], hit["cache_key"], hit["results"]) == (
+        "succeeded", "Cached", made["cache_key"], {"n": 7},
+    )  # fmt: skip
+    assert hit["message"] == f"cached from run {first['id']} (commit {sha[:12]})" and second["no_cache"] is False
+
+    bypassed = served.wait_run(served.start("cached", ref=sha, no_cache=True)["id"])
+    assert bypassed["no_cache"] is True and bypassed["tasks"][0]["reason"] != "Cached"
+    rerun = served.post(f"/v1/runs/{first['id']}/rerun", json={"no_cache": True}).json()
+    again = served.wait_run(rerun["id"])
+    assert again["no_cache"] is True and again["tasks"][0]["reason"] != "Cached"
+    assert again["tasks"][0]["cache_key"] == made["cache_key"]
+    plain = served.wait_run(served.post(f"/v1/runs/{first['id']}/rerun").json()["id"])
+    assert plain["tasks"][0]["reason"] == "Cached"

@@ -72,3 +72,24 @@ def test_open_store_from_settings_reaches_the_server(
     assert isinstance(store, S3Store)
     blob = store.put_bytes(b"configured from the environment")
     assert store.exists(blob.digest)
+
+
+def test_current_settings_still_have_the_credentials_after_the_server_withheld_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`odin serve` moves `ODIN_*KEY*` variables out of its environment at start; the store still opens with them."""
+    from odin.controller import secrecy
+    from odin.controller.artifacts.settings import current_settings
+
+    monkeypatch.setattr(secrecy, "_withheld", {})
+    monkeypatch.setenv("ODIN_ARTIFACTS_BACKEND", "s3")
+    monkeypatch.setenv("ODIN_ARTIFACTS_BUCKET", "models")
+    monkeypatch.setenv("ODIN_ARTIFACTS_ACCESS_KEY_ID", "AKIAEXAMPLE")
+    monkeypatch.setenv("ODIN_ARTIFACTS_SECRET_ACCESS_KEY", "env:S3_SECRET")
+    monkeypatch.setenv("S3_SECRET", "the-secret")
+    withheld = secrecy.withhold_secrets(current_settings().references())
+    assert {"ODIN_ARTIFACTS_ACCESS_KEY_ID", "ODIN_ARTIFACTS_SECRET_ACCESS_KEY", "S3_SECRET"} <= set(withheld)
+    settings = current_settings()
+    assert settings.access_key_id is not None and settings.access_key_id.get_secret_value() == "AKIAEXAMPLE"
+    assert resolve_secret(settings.secret_access_key) == "the-secret"
+    assert "the-secret" not in repr(settings) and "AKIAEXAMPLE" not in str(settings.pod_env())

@@ -154,3 +154,22 @@ def test_s3_prefixes_isolate_stores(s3_endpoint: S3Endpoint, test_prefix: str) -
     assert not two.exists(blob.digest)
     assert [b.digest for b in one.list()] == [blob.digest]
     assert list(two.list()) == []
+
+
+def test_records_are_named_objects_beside_the_blobs(store: ArtifactStore) -> None:
+    assert store.get_record("runs/r1/train/1/outputs.json", 100) is None
+    store.put_record("runs/r1/train/1/outputs.json", b'{"a": 1}')
+    store.put_record("runs/r1/train/1/outputs.json", b'{"a": 2}')  # replaced, as a retried upload step does
+    assert store.get_record("runs/r1/train/1/outputs.json", 100) == b'{"a": 2}'
+    with pytest.raises(CorruptArtifact):
+        store.get_record("runs/r1/train/1/outputs.json", 3)
+    with pytest.raises(ValueError):
+        store.put_record("runs/../../escape", b"x")
+    assert list(store.list()) == []  # records are not blobs: retention's sweep never sees them
+
+
+def test_uri_names_the_blob_where_it_lives(store: ArtifactStore) -> None:
+    blob = store.put_bytes(b"model")
+    uri = store.uri(blob.digest)
+    assert uri.endswith(blob.digest.partition(":")[2])
+    assert uri.startswith("s3://") if store.kind == "s3" else Path(uri).read_bytes() == b"model"

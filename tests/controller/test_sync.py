@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,12 +12,13 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from odin.controller.admission import GpuAsk
 from odin.controller.git.edit import Author, commit_file
 from odin.controller.git.mirror import Mirror
 from odin.controller.store.db import transaction
 from odin.controller.store.models import COMMITS
 from odin.controller.store.repositories import REPOS
-from odin.controller.store.runs import EVENTS, RUNS
+from odin.controller.store.runs import EVENTS, RUNS, TASKS
 from odin.controller.sync import RepoSync, SyncRequest
 from odin.controller.vocabulary import Trigger
 from odin.schema.model import PipelineSpec
@@ -315,3 +317,43 @@ def test_a_commit_full_of_problems_stores_and_logs_a_bounded_number(
     assert sum(p["message"] == "and 300 more problems" for p in stored) == 3
     lines = [r.getMessage() for r in caplog.records if r.name == "odin.controller.sync"]
     assert len(lines) == 101 and lines[-1].endswith("and 203 more problems (all are on the commit)")
+
+
+def test_a_run_admission_refuses_is_recorded_failed_and_the_others_start(
+    db: Engine, git_remote: GitRemote, tmp_path: Path
+) -> None:
+    """Runs a push starts go through the same admission as those started on request (issue 10 item 5)."""
+    git_remote.commit({"hello/main.yml": HELLO})
+    r = Repo(db, git_remote, tmp_path)
+    asked: list[list[tuple[str, int]]] = []
+
+    def admission(asks: Sequence[GpuAsk]) -> str | None:
+        asked.append([(a.task, a.gpus) for a in asks])
+        return "task train asks for 16 GPUs; the largest node has 8 (node-a)" if asks[0].gpus > 8 else None
+
+    published: list[dict[str, Any]] = []
+    r.sync.admission, r.sync.publish = admission, published.append
+    r.sync.sync()
+    big = (
+        "name: big\ntasks:\n  - {name: prep, image: x, command: ['true']}\n"
+        "  - {name: train, image: x, command: ['true'], num_gpus: 16}\n"
+    )
+    small = "name: small\ntasks:\n  - {name: train, image: x, command: ['true'], num_gpus: 2}\n"
+    sha = git_remote.commit({"big/main.yml": big, "small/main.yml": small, "hello/main.yml": HELLO + "# v2\n"})
+    out = r.sync.sync()
+
+    assert sorted(asked) == [[("train", 2)], [("train", 16)]], "only GPU tasks are judged; hello has none"
+    runs = {row.pipeline: row for row in r.runs()}
+    assert set(runs) == {"big", "small", "hello"} and len(out.runs) == 3
+    assert out.rejected == [runs["big"].id]
+    assert sorted(r.created) == sorted([runs["small"].id, runs["hello"].id]), "the refused run is never started"
+    big_run = runs["big"]
+    assert (big_run.status, big_run.reason) == ("failed", "Rejected")
+    assert big_run.message == "task train asks for 16 GPUs; the largest node has 8 (node-a)"
+    assert big_run.finished_at is not None and runs["small"].status == "pending"
+    with db.connect() as conn:
+        tasks = conn.execute(sa.select(TASKS.c.name, TASKS.c.status).where(TASKS.c.run_id == big_run.id)).all()
+    assert sorted(tasks) == [("prep", "skipped"), ("train", "skipped")]
+    assert r.commit_row(sha).validation == "valid", "the pipeline is valid; the run says why it did not start"
+    statuses = [e for e in published if e["kind"] == "run.status"]
+    assert [(e["run_id"], e["data"]["status"]) for e in statuses] == [(big_run.id, "failed")]

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from odin.cli.local_gpus import local_gpu_probe
+from odin.controller.executors.local import LocalExecutor
 from odin.controller.launcher import RunLauncher, RunRejected
 from odin.schema.model import PipelineSpec
 from odin.testing.nvml import fake_gpu, write_fake_gpus
@@ -97,12 +98,17 @@ def test_no_nvml_fails_a_gpu_task_permanently_with_the_reason(tmp_path: Path) ->
 
 def test_admission_rejects_more_gpus_than_the_largest_node(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(os.environ, "MIDGARD_FAKE_NVML", str(_fake(tmp_path, 2)))
-    launcher = RunLauncher.__new__(RunLauncher)
-    launcher.gpus = local_gpu_probe()
-    spec = PipelineSpec.from_dict(
-        {"name": "p", "tasks": [{"name": "train", "image": "x", "command": ["true"], "num_gpus": 4}]}
-    )
-    with pytest.raises(RunRejected) as e:
-        launcher.admit(spec)
-    assert e.value.message == "task train asks for 4 GPUs; the largest node has 2 (NVIDIA A100-SXM4-80GB)"
-    launcher.admit(spec, skip={"train"})  # a rerun reusing it does not run it again
+    executor = LocalExecutor(tmp_path / "data", gpus=local_gpu_probe())
+    try:
+        launcher = RunLauncher.__new__(RunLauncher)
+        launcher.admission = executor.gpu_shortfall
+        spec = PipelineSpec.from_dict(
+            {"name": "p", "tasks": [{"name": "train", "image": "x", "command": ["true"], "num_gpus": 4}]}
+        )
+        with pytest.raises(RunRejected) as e:
+            launcher.admit(spec)
+        assert e.value.message == "task train asks for 4 GPUs; the largest node has 2 (NVIDIA A100-SXM4-80GB)"
+        assert e.value.status == 422
+        launcher.admit(spec, skip={"train"})  # a rerun reusing it does not run it again
+    finally:
+        executor.shutdown()

@@ -282,6 +282,29 @@ class KubeApi:
             if not token:
                 return items, version
 
+    def list_nodes(self, *, timeout: float, page_size: int = 500) -> list[Json]:
+        """Every Node of the cluster (admission's inventory), within `timeout` seconds in all and never retried:
+        a run's creation waits on this, so a slow or failing API is the caller's cue to admit, not to wait."""
+        deadline = time.monotonic() + timeout
+        items: list[Json] = []
+        token: str | None = None
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise Unavailable(f"list nodes: no answer within {timeout:g}s", reason="Timeout")
+            kwargs: dict[str, Any] = {"limit": page_size, "_preload_content": False, "_request_timeout": (left, left)}
+            if token:
+                kwargs["_continue"] = token
+
+            def request(kw: dict[str, Any] = kwargs) -> Json:
+                return _json(self.core.list_node(**kw))
+
+            page = self.call("list nodes", request, retry=False)
+            items.extend(page.get("items") or [])
+            token = (page.get("metadata") or {}).get("continue") or None
+            if not token:
+                return items
+
     def delete(self, kind: Kind, namespace: str, name: str, *, propagation: str = "Background") -> bool:
         """Delete one object and its dependents; False if it was already gone."""
         typed = self._typed(kind)

@@ -42,6 +42,7 @@ class RunRecord:
     namespace: str
     ready: threading.Event = field(default_factory=threading.Event)
     work: WorkTree | None = None
+    work_digest: str | None = None  # the directory as a tree in the artifact store, when too large for ConfigMaps
     problem: Blocker | None = None
 
 

@@ -24,6 +24,7 @@ import kubernetes.client
 import kubernetes.config
 from urllib3.util.retry import Retry
 
+from odin.controller.artifacts.settings import ArtifactSettings, current_settings
 from odin.controller.executors.kubernetes.failures import Deadlines
 
 if TYPE_CHECKING:
@@ -59,6 +60,12 @@ class KubeOptions:
     trainjob_runtime: str = "torch-distributed"
     repo_url: str | None = None
     sweep_interval: float = 300.0
+    artifacts: ArtifactSettings | None = None  # an S3 store pods reach: outputs, inputs and large work trees move
+    odin_image: str = "ghcr.io/odin-ml/odin:latest"
+    artifacts_secret: str | None = None
+    gpu_admission: bool = True  # refuse runs whose GPU tasks no node can ever hold (nodes.py)
+    node_cache_ttl: float = 30.0  # seconds the Node list is reused by admission
+    node_read_timeout: float = 3.0  # seconds run creation may wait for the Node list; then it admits
 
     def namespace_for(self, pipeline: str, run_namespace: str | None) -> str:
         """The namespace of a run's objects: the first `pipeline_namespaces` glob matching the pipeline path, else
@@ -145,4 +152,14 @@ def options_from_settings(settings: Settings, *, implied_namespace: str | None) 
         trainjob_runtime=settings.kube_trainjob_runtime,
         repo_url=redact_url(settings.repo) if settings.repo else None,
         sweep_interval=settings.kube_sweep_interval,
+        artifacts=_pod_store(),
+        odin_image=settings.kube_odin_image,
+        artifacts_secret=settings.kube_artifacts_secret,
+        gpu_admission=settings.kube_gpu_admission,
     )
+
+
+def _pod_store() -> ArtifactSettings | None:
+    """The artifact store when pods can reach it (S3-compatible); a local directory is the controller's alone."""
+    artifacts = current_settings()
+    return artifacts if artifacts.backend == "s3" else None

@@ -24,14 +24,18 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 import kubernetes.client
 
-from odin.controller.executors.base import Executor
-from odin.controller.executors.kubernetes import names
+from odin.controller.admission import GpuAsk
+from odin.controller.artifacts.errors import ArtifactError
+from odin.controller.artifacts.settings import MissingCredential
+from odin.controller.executors.base import Executor, OutputsUnsupported
+from odin.controller.executors.kubernetes import names, transfer
 from odin.controller.executors.kubernetes.api import PODS, ApiRetry, KubeApi
 from odin.controller.executors.kubernetes.attempts import Attempt, AttemptKey, AttemptTable, Blocker
 from odin.controller.executors.kubernetes.cleanup import Janitor
@@ -43,12 +47,22 @@ from odin.controller.executors.kubernetes.journal import Journal
 from odin.controller.executors.kubernetes.log_reader import LogReader
 from odin.controller.executors.kubernetes.logs import LogStore
 from odin.controller.executors.kubernetes.manifests import DATA_MOUNT, ROOT_MOUNT, RUN_MOUNT
+from odin.controller.executors.kubernetes.nodes import NodeInventory
 from odin.controller.executors.kubernetes.submit import WORK_COMPONENT, Submitter, api_blocker
 from odin.controller.executors.kubernetes.timers import Timers
 from odin.controller.executors.kubernetes.tracking import Tracker
 from odin.controller.executors.kubernetes.watch import WatchKey
 from odin.controller.executors.kubernetes.workdir import MOUNT_PATH as WORK_MOUNT
-from odin.controller.vocabulary import ActiveAttempt, RunContext, TaskLaunch, TaskPaths
+from odin.controller.executors.outputs import AttemptDirs
+from odin.controller.vocabulary import (
+    ActiveAttempt,
+    Failure,
+    Observation,
+    RunContext,
+    TaskLaunch,
+    TaskPaths,
+    TaskStatus,
+)
 
 if TYPE_CHECKING:
     from odin.controller.settings import Settings
@@ -81,19 +95,22 @@ class KubernetesExecutor(Executor):
         self.timers = Timers()
         self.pool = ThreadPoolExecutor(max_workers=options.workers, thread_name_prefix="odin-kube")
         self.table = AttemptTable()
+        self.store = transfer.LazyStore(options.artifacts) if options.artifacts is not None else None
         self.tracker = Tracker(
             self.table, self.api, options, registry=self.registry, timers=self.timers, pool=self.pool,
-            log_path=lambda key: str(self.log_store.path(*key)), report=self.report, ended=self._ended,
+            log_path=lambda key: str(self.log_store.path(*key)), report=self._observed, ended=self._ended,
             on_watch_error=self._on_watch_error,
         )  # fmt: skip
         self.submitter = Submitter(
             self.table, self.api, options, registry=self.registry, journal=self.journal, tracker=self.tracker,
             timers=self.timers, pool=self.pool, report=self.report, stopping=self._stopping,
+            work_trees=transfer.WorkTrees(self.store) if self.store is not None else None,
         )  # fmt: skip
         self.reader = LogReader(self.table, self.api, self.log_store, pod_selector=self.tracker.pod_selector)
         self.selector = self.tracker.selector
         self.watches = self.tracker.watches
         self.janitor = Janitor(self)
+        self.nodes = NodeInventory(self.api, ttl=options.node_cache_ttl, timeout=options.node_read_timeout)
         self.started_at = time.time()
         self.janitor.start()
 
@@ -110,6 +127,23 @@ class KubernetesExecutor(Executor):
         else:
             run_path, root_path = RUN_MOUNT, ROOT_MOUNT
         return TaskPaths(work_path=WORK_MOUNT if run.work_path else run_path, run_path=run_path, root_path=root_path)
+
+    def attempt_dirs(self, run: RunContext, task: str, attempt: int) -> AttemptDirs:
+        """In the pod's shared `/odin/outputs` emptyDir, uploaded after the task (`transfer.py`): needs a store pods
+        can reach."""
+        if self.options.artifacts is None:
+            raise OutputsUnsupported(
+                "outputs on Kubernetes need an S3-compatible artifact store (ODIN_ARTIFACTS_BACKEND=s3, "
+                "ODIN_ARTIFACTS_BUCKET, ODIN_ARTIFACTS_ENDPOINT_URL...; docs/artifacts.md): pods share no volume"
+            )
+        return transfer.output_dirs()
+
+    def input_location(self, task: str, record: Mapping[str, Any]) -> str:
+        """An artifact in the store is read where the pod's `odin-inputs` step downloads it."""
+        location = str(record["location"])
+        if self.options.artifacts is not None and location.startswith("s3://"):
+            return transfer.input_path(task, record)
+        return location
 
     def namespace_of(self, run: RunContext) -> str:
         return self.submitter.namespace_of(run)
@@ -129,6 +163,11 @@ class KubernetesExecutor(Executor):
 
     def recover(self, attempts: list[ActiveAttempt]) -> None:
         self.submitter.recover(attempts)
+
+    # -- contract: admission -----------------------------------------------------------------------------------
+    def gpu_shortfall(self, asks: Sequence[GpuAsk]) -> str | None:
+        """Judged against the cluster's Node objects (`nodes.py`); `ODIN_KUBE_GPU_ADMISSION=false` admits all."""
+        return self.nodes.shortfall(asks) if self.options.gpu_admission else None
 
     # -- contract: logs and events -----------------------------------------------------------------------------
     def logs(
@@ -150,6 +189,36 @@ class KubernetesExecutor(Executor):
         return self.reader.events(run_id, task)
 
     # -- where the parts meet ----------------------------------------------------------------------------------
+    def _observed(self, obs: Observation) -> None:
+        """Report what the tracker concluded; an attempt that succeeded with declared outputs is reported once its
+        outputs record is read back from the store (on the pool: the tracker's thread never waits on the network)."""
+        if obs.status != TaskStatus.SUCCEEDED or self.store is None:
+            self.report(obs)
+            return
+        record = self.table.get((obs.run_id, obs.task, obs.attempt))
+        spec = record.spec if record is not None else None
+        if spec is None or not (spec.artifacts or spec.results):
+            self.report(obs)
+            return
+        self.pool.submit(self._report_outputs, obs)
+
+    def _report_outputs(self, obs: Observation) -> None:
+        assert self.store is not None
+        try:
+            found = transfer.read_record(self.store.get(), obs.run_id, obs.task, obs.attempt)
+        except (transfer.OutputsLost, ArtifactError, MissingCredential) as e:
+            message = getattr(e, "message", None) or str(e)
+            self.report(replace(obs, status=TaskStatus.FAILED, reason="OutputsLost", message=message,
+                                failure=Failure.INFRA))  # fmt: skip
+            return
+        problem = found.get("problem")
+        if problem:
+            self.report(replace(obs, status=TaskStatus.FAILED, reason=str(problem.get("reason") or "InvalidOutputs"),
+                                message=str(problem.get("message") or ""), failure=Failure.PERMANENT))  # fmt: skip
+            return
+        resource = {**obs.resource, "results": found.get("results") or {}, "artifacts": found.get("artifacts") or {}}
+        self.report(replace(obs, resource=resource))
+
     def _ended(self, record: Attempt, verdict: Verdict) -> None:
         """An attempt reached a final status: delete a stuck object now, then save its logs and clean up."""
         if verdict.delete and record.exists:

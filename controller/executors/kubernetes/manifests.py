@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from odin.controller.executors.kubernetes import names
+from odin.controller.executors.kubernetes import names, transfer
 from odin.controller.executors.kubernetes.api import Json
 from odin.controller.executors.kubernetes.config import KubeOptions
 from odin.controller.executors.kubernetes.workdir import MOUNT_PATH as WORK_MOUNT
@@ -61,6 +61,7 @@ class BuildContext:
     namespace: str
     options: KubeOptions
     work: WorkTree | None = None
+    work_digest: str | None = None  # the pipeline directory as a stored tree, when over the ConfigMap limit
     extra_labels: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -235,7 +236,7 @@ def container(
     security = _security(spec, _CONTAINER_SECURITY)
     if security:
         out["securityContext"] = security
-    if ctx.work is not None:
+    if ctx.work is not None or ctx.work_digest is not None:
         out["workingDir"] = WORK_MOUNT
     out["terminationMessagePolicy"] = "FallbackToLogsOnError"
     return out
@@ -257,8 +258,10 @@ def pod_spec(
     restart_policy: str = "Never",
     command: bool = True,
     gpus: bool = True,
+    upload: str | None = "",
 ) -> Json:
-    """A complete PodSpec running the task."""
+    """A complete PodSpec running the task. With an artifact store, `upload` says which pod stores the outputs
+    (`transfer.apply`): "" this one, None none, a suffix the replica whose pod name ends with it."""
     spec, options = ctx.spec, ctx.options
     volumes, mounts = volumes_and_mounts(ctx)
     out: Json = {
@@ -282,6 +285,11 @@ def pod_spec(
     security = _security(spec, _POD_SECURITY)
     if security:
         out["securityContext"] = security
+    if options.artifacts is not None:
+        transfer.apply(
+            out, ctx.launch, options.artifacts, image=options.odin_image, secret=options.artifacts_secret,
+            work_digest=ctx.work_digest, work_mount=WORK_MOUNT, upload=upload if command else None, wrap=command,
+        )  # fmt: skip
     return out
 
 

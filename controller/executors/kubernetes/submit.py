@@ -19,7 +19,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from odin.controller.executors.kubernetes import names
+from odin.controller.executors.kubernetes import names, transfer
 from odin.controller.executors.kubernetes.api import CONFIGMAPS, PODS, Json, Kind, KubeApi
 from odin.controller.executors.kubernetes.attempts import (
     Attempt,
@@ -37,6 +37,7 @@ from odin.controller.executors.kubernetes.journal import Journal
 from odin.controller.executors.kubernetes.manifests import BuildContext, run_labels
 from odin.controller.executors.kubernetes.timers import Timers
 from odin.controller.executors.kubernetes.tracking import Tracker
+from odin.controller.executors.kubernetes.transfer import WorkTreeUploadFailed
 from odin.controller.executors.kubernetes.workdir import WorkTreeError, collect
 from odin.controller.vocabulary import ActiveAttempt, Failure, Observation, RunContext, TaskLaunch, TaskStatus
 
@@ -74,7 +75,9 @@ class Submitter:
         pool: ThreadPoolExecutor,
         report: Callable[[Observation], None],
         stopping: threading.Event,
+        work_trees: transfer.WorkTrees | None = None,
     ) -> None:
+        self.work_trees = work_trees
         self.table, self.api, self.options, self.registry, self.journal = table, api, options, registry, journal
         self.tracker, self.timers, self.pool = tracker, timers, pool
         self._report, self._stopping = report, stopping
@@ -109,12 +112,17 @@ class Submitter:
             self.tracker.watch(namespace, None)
             work = None
             if ctx.work_path:
-                work = collect(
-                    Path(ctx.work_path),
-                    name=names.dns_name(ctx.run_id, "work", max_length=253),
-                    tree=ctx.work_tree,
-                    max_bytes=self.options.work_max_bytes,
-                )
+                try:
+                    work = collect(
+                        Path(ctx.work_path),
+                        name=names.dns_name(ctx.run_id, "work", max_length=253),
+                        tree=ctx.work_tree,
+                        max_bytes=self.options.work_max_bytes,
+                    )
+                except WorkTreeError as e:
+                    if e.reason != "WorkTreeTooLarge" or self.work_trees is None:
+                        raise
+                    record.work_digest = self.work_trees.digest(Path(ctx.work_path), ctx.work_tree)
                 labels = {
                     **run_labels(ctx.run_id, ctx.pipeline, ctx.commit_sha, self.options.instance),
                     names.LABEL_COMPONENT: WORK_COMPONENT,
@@ -122,12 +130,14 @@ class Submitter:
                 annotations = {names.ANNOTATION_PIPELINE: ctx.pipeline}
                 if ctx.work_tree:
                     annotations[names.ANNOTATION_TREE] = ctx.work_tree
-                for body in work.config_maps(labels, annotations):
+                for body in work.config_maps(labels, annotations) if work is not None else ():
                     with contextlib.suppress(AlreadyExists):
                         self.api.create(CONFIGMAPS, namespace, body)
             record.work, record.problem = work, None
         except WorkTreeError as e:
             record.problem = Blocker(e.reason, str(e), Failure.PERMANENT)
+        except WorkTreeUploadFailed as e:
+            record.problem = Blocker("WorkTreeUnavailable", str(e), Failure.INFRA)
         except KubeApiError as e:
             record.problem = api_blocker(e, namespace)
         except Exception as e:  # a bug here must fail the run's tasks with a reason, not hang them
@@ -166,7 +176,7 @@ class Submitter:
         except UnknownResourceType as e:
             self.fail_now(key, "UnknownResourceType", str(e), Failure.PERMANENT)
             return
-        problem = handler.validate(launch.spec, self.options)
+        problem = handler.validate(launch.spec, self.options) or self._transfer_problem(handler, launch)
         if problem is not None:
             self.fail_now(key, "InvalidTask", problem, Failure.PERMANENT)
             return
@@ -181,6 +191,19 @@ class Submitter:
             record = self.table.claim(key, namespace, name, handler, launch.run, launch.spec, rename=True)
             record.launch = launch
         self.pool.submit(self._create, key)
+
+    def _transfer_problem(self, handler: ResourceHandler, launch: TaskLaunch) -> str | None:
+        """Why the artifact steps cannot be added to this task's pods (None when they can or are not needed)."""
+        if self.options.artifacts is None or not (launch.inputs or transfer.declares_outputs(launch)):
+            return None
+        if not handler.moves_artifacts:
+            return f"{handler.resource_type} tasks cannot declare or read artifacts and results on Kubernetes yet"
+        if transfer.declares_outputs(launch) and not launch.command:
+            return (
+                "a task with outputs needs a `command` on Kubernetes: its command is wrapped so that its outputs are "
+                "uploaded when it exits (the image's entrypoint cannot be)"
+            )
+        return None
 
     def fail_now(self, key: AttemptKey, reason: str, message: str, failure: Failure) -> None:
         """Report an attempt failed that never had a record (it cannot be run at all)."""
@@ -232,7 +255,7 @@ class Submitter:
         assert handler is not None and launch is not None
         self.tracker.watch(record.namespace, handler)
         ctx = BuildContext(launch, record.name, record.namespace, self.options, work=run.work,
-                           extra_labels=handler.extra_labels)  # fmt: skip
+                           work_digest=run.work_digest, extra_labels=handler.extra_labels)  # fmt: skip
         return handler.build(ctx)
 
     def submit(self, record: Attempt, kind: Kind, manifest: Json) -> None:

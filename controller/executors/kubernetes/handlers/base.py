@@ -84,6 +84,7 @@ class ResourceHandler(abc.ABC):
     # Pods that do not carry Odin's labels (their template is not ours): the label that names the owning object.
     foreign_pod_label: ClassVar[str | None] = None
     extra_labels: ClassVar[Mapping[str, str]] = {}
+    moves_artifacts: ClassVar[bool] = True  # its pods can carry the artifact steps (`transfer.py`)
 
     def validate(self, spec: TaskSpec, options: KubeOptions) -> str | None:
         """A reason this task cannot run as this kind (a PERMANENT failure), or None."""

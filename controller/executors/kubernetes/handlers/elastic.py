@@ -34,7 +34,7 @@ class ElasticJobHandler(ResourceHandler):
                 "Worker": {
                     "replicas": workers,
                     "restartPolicy": "ExitCode",
-                    "template": pod_template(ctx, "elasticjob-worker"),
+                    "template": pod_template(ctx, "elasticjob-worker", upload="-worker-0"),
                 }
             },
         }

@@ -34,8 +34,22 @@ def run_policy(ctx: BuildContext) -> Json:
     return policy
 
 
-def replica(ctx: BuildContext, container: str, replicas: int, *, restart: str = "Never", **kwargs: bool) -> Json:
-    return {"replicas": replicas, "restartPolicy": restart, "template": pod_template(ctx, container, **kwargs)}
+FIRST_WORKER = "-worker-0"  # the pod of a replica type's index 0: rank 0 where there is no Master or Launcher
+
+
+def replica(
+    ctx: BuildContext,
+    container: str,
+    replicas: int,
+    *,
+    restart: str = "Never",
+    upload: str | None = None,
+    **kwargs: bool,
+) -> Json:
+    """A replica spec; `upload` says whether its pods store the task's outputs (see `transfer.apply`): only one
+    replica of a distributed task does, the rest of them leave no upload container."""
+    template = pod_template(ctx, container, upload=upload, **kwargs)
+    return {"replicas": replicas, "restartPolicy": restart, "template": template}
 
 
 class KubeflowHandler(ResourceHandler):
@@ -66,10 +80,12 @@ class PyTorchJobHandler(KubeflowHandler):
                 policy["maxRestarts"] = int(elastic["max_restarts"])
             policy["rdzvBackend"] = str(elastic.get("rdzv_backend") or "c10d")
             spec["elasticPolicy"] = policy
-            spec["pytorchReplicaSpecs"] = {"Worker": replica(ctx, "pytorch", workers, restart="OnFailure")}
+            spec["pytorchReplicaSpecs"] = {
+                "Worker": replica(ctx, "pytorch", workers, restart="OnFailure", upload=FIRST_WORKER)
+            }
         else:
             spec["pytorchReplicaSpecs"] = {
-                "Master": replica(ctx, "pytorch", 1),
+                "Master": replica(ctx, "pytorch", 1, upload=""),
                 "Worker": replica(ctx, "pytorch", workers),
             }
         return self.manifest(ctx, spec)
@@ -82,7 +98,7 @@ class TFJobHandler(KubeflowHandler):
     def build(self, ctx: BuildContext) -> Json:
         spec: Json = {
             "runPolicy": run_policy(ctx),
-            "tfReplicaSpecs": {"Worker": replica(ctx, "tensorflow", ctx.spec.num_workers)},
+            "tfReplicaSpecs": {"Worker": replica(ctx, "tensorflow", ctx.spec.num_workers, upload=FIRST_WORKER)},
         }
         return self.manifest(ctx, spec)
 
@@ -96,7 +112,7 @@ class MPIJobHandler(KubeflowHandler):
             "runPolicy": run_policy(ctx),
             "slotsPerWorker": max(1, ctx.spec.num_gpus),
             "mpiReplicaSpecs": {
-                "Launcher": replica(ctx, "mpi", 1, gpus=False),
+                "Launcher": replica(ctx, "mpi", 1, gpus=False, upload=""),
                 "Worker": replica(ctx, "mpi", ctx.spec.num_workers, command=False),
             },
         }

@@ -37,6 +37,8 @@ class TrainJobHandler(ResourceHandler):
     multi_worker = True
     max_name_length = 50
     foreign_pod_label = "jobset.sigs.k8s.io/jobset-name"
+    # Trainer's pod overrides cannot add containers to the runtime's pods: no upload step, so no outputs (yet).
+    moves_artifacts = False
 
     def build(self, ctx: BuildContext) -> Json:
         spec, launch = ctx.spec, ctx.launch

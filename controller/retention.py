@@ -1,0 +1,168 @@
+"""The retention sweep: the leader lets go of the artifacts its repositories' policies no longer keep.
+
+Once per `ODIN_ARTIFACTS_RETENTION_INTERVAL` the leader, for each repository (and the runs of none), reads every run
+and the artifact records of its tasks (`store/retention.py`), asks the pure `plan_retention` which runs expire and
+which references no kept run holds, deletes those from the artifact store, and marks the expired runs (their
+`artifacts_expired_at`, and `gone: true` on each of their artifact records) in one transaction.
+
+What a run references is every artifact record of its tasks: the digest (for a directory, the tree manifest and every
+file it lists), or for the local executor's records, which live in the run's own outputs directory and not in the
+store, the recorded path. A task reused by a rerun, or taken from the cache, carries the very records of the run it
+came from, so a kept run keeps them: nothing a kept run (or its cache entries) references is ever deleted, however
+old the run that produced it. A directory that cannot be read back (its manifest is missing) is treated as
+referencing nothing more than itself; a store that fails mid-sweep leaves the runs unmarked, and the next sweep tries
+again (deleting is idempotent).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from odin.controller.artifacts.errors import ArtifactError
+from odin.controller.artifacts.retention import RetentionPolicy, RunArtifacts, plan_retention
+from odin.controller.artifacts.store import ArtifactStore
+from odin.controller.artifacts.trees import read_tree
+from odin.controller.store import retention as rows
+from odin.controller.store.db import DbEngine
+
+log = logging.getLogger(__name__)
+PATH = "path:"  # a local executor's record: its file under <data>/outputs, not a blob
+
+
+@dataclass(frozen=True, slots=True)
+class SweepReport:
+    expired_runs: tuple[str, ...]
+    deleted: int
+
+
+def references(store: ArtifactStore | None, artifacts: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> set[str]:
+    """Every blob (and local path) one run's artifact records reference; records already gone reference nothing."""
+    found: set[str] = set()
+    for records in artifacts.values():
+        for record in records.values():
+            if record.get("gone"):
+                continue
+            location = str(record.get("location") or "")
+            if "://" not in location and location:
+                found.add(PATH + location)
+                continue
+            digest = str(record.get("digest") or "")
+            if not digest:
+                continue
+            found.add(digest)
+            if record.get("tree") and store is not None:
+                try:
+                    found |= read_tree(store, digest).digests()
+                except ArtifactError as e:
+                    log.warning("retention: cannot read tree %s (%s); keeping only the manifest", digest, e)
+    return found
+
+
+def sweep_once(
+    db: DbEngine,
+    store: ArtifactStore | None,
+    default: RetentionPolicy,
+    *,
+    outputs_dir: Path | None = None,
+    now: datetime | None = None,
+) -> SweepReport:
+    """One sweep over every repository (see the module docstring)."""
+    now = now or datetime.now(UTC)
+    policies = {p.repo_id: p for p in rows.policies(db)}
+    expired: list[str] = []
+    deleted = 0
+    for repo_id in [*policies, None]:
+        found = policies.get(repo_id)
+        policy = RetentionPolicy(found.keep_runs, found.keep_days) if found is not None else default
+        if found is not None and found.keep_runs is None and found.keep_days is None:
+            policy = default
+        if policy.keeps_everything:
+            continue
+        runs = rows.run_outputs(db, repo_id)
+        plan = plan_retention(_as_retention(store, runs), policy, now)
+        fresh = {r.run_id for r in runs if not r.expired}
+        newly = [run_id for run_id in plan.expired_runs if run_id in fresh]
+        if not newly and not plan.deletable:
+            continue
+        deleted += _delete(store, plan.deletable, outputs_dir)
+        rows.mark_expired(db, newly, now)
+        expired += newly
+        if newly:
+            log.info("retention: artifacts of %d run(s) let go (repository %s)", len(newly), repo_id)
+    return SweepReport(tuple(expired), deleted)
+
+
+def _as_retention(store: ArtifactStore | None, runs: Iterable[rows.RunOutputs]) -> list[RunArtifacts]:
+    return [
+        RunArtifacts(
+            run_id=r.run_id,
+            pipeline=r.pipeline,
+            created_at=r.created_at,
+            digests=frozenset(references(store, r.artifacts)),
+            finished=r.finished,
+        )
+        for r in runs
+    ]
+
+
+def _delete(store: ArtifactStore | None, deletable: Iterable[str], outputs_dir: Path | None) -> int:
+    count = 0
+    for item in sorted(deletable):
+        if item.startswith(PATH):
+            path = Path(item[len(PATH) :])
+            # Only what the local executor wrote under its outputs directory, never a path a record merely names.
+            if outputs_dir is None or not path.resolve().is_relative_to(outputs_dir.resolve()):
+                continue
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+            count += 1
+        elif store is not None:
+            store.delete(item)
+            count += 1
+    return count
+
+
+class RetentionSweeper:
+    """Runs `sweep_once` every `interval` seconds on its own thread while this replica leads."""
+
+    def __init__(
+        self,
+        db: DbEngine,
+        store: Callable[[], ArtifactStore | None],
+        default: RetentionPolicy,
+        *,
+        interval: float,
+        outputs_dir: Path | None = None,
+    ) -> None:
+        """`store` opens the artifact store on the first sweep (boto3 loads only on a replica that leads)."""
+        self.db, self.open_store, self.default, self.interval = db, store, default, interval
+        self.outputs_dir = outputs_dir
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._loop, name="odin-retention", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+            self._thread = None
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                sweep_once(self.db, self.open_store(), self.default, outputs_dir=self.outputs_dir)
+            except Exception:  # a failed sweep must not end the thread: the next one tries again
+                log.exception("retention: the sweep failed; trying again in %.0f s", self.interval)

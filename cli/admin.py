@@ -21,6 +21,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
 )
 users_app = typer.Typer(help="Manage users (admin, member, viewer).", no_args_is_help=True)
 app.add_typer(users_app, name="users")
@@ -67,8 +68,11 @@ def serve(
 
 @app.command("run")
 def run_once(
-    directory: Annotated[Path, typer.Argument(help="A pipeline directory (with main.yml)")],
-    param: Annotated[list[str] | None, typer.Option("--param", "-p", help="Parameter as key=value; repeatable")] = None,
+    directory: Annotated[Path, typer.Argument(help="A pipeline directory, or its main.yml")],
+    param: Annotated[
+        list[str] | None,
+        typer.Option("--param", "-p", metavar="KEY=VALUE", help="Parameter as key=value; repeatable"),
+    ] = None,
     parallelism: Annotated[int | None, typer.Option(help="Tasks running at once (default 8)")] = None,
     data_dir: Annotated[
         Path | None, typer.Option(help="Where runs, logs and the run record go (default: a temp dir)")
@@ -166,7 +170,9 @@ def users_create(
 
 
 def main() -> None:
-    app()
+    from odin.cli.help_style import run
+
+    run(app)
 
 
 if __name__ == "__main__":

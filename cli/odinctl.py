@@ -4,7 +4,9 @@ Every command talks to the server through `odin.api.client` (the same clients Py
 from `--server`, then `ODIN_SERVER`, then the last server logged in to, then http://127.0.0.1:9003; the token from
 `ODIN_TOKEN` (an API token, for CI), then the credentials file written by `odinctl login` (mode 0600).
 
-Output is a human table by default; `-o json` / `-o yaml` print the API's objects for scripts.
+Output is a human table by default, as kubectl's: `-o wide` adds columns where there are more to show, `-o name`
+prints one identifier a line (run ids, commit SHAs, pipeline names...) to pipe into another command, and `-o json` /
+`-o yaml` print the API's objects for scripts.
 
 Exit codes (a CI job can rely on them):
   0  success (for `run --wait`, `rerun --wait`, `watch`: the run succeeded)
@@ -56,13 +58,25 @@ T = TypeVar("T")
 
 class Output(StrEnum):
     TABLE = "table"
+    WIDE = "wide"
+    NAME = "name"
     JSON = "json"
     YAML = "yaml"
 
+    @property
+    def human(self) -> bool:
+        """A table for people (`table`, `wide`): progress and explanations may go to stdout."""
+        return self in (Output.TABLE, Output.WIDE)
 
-ServerOpt = Annotated[str | None, typer.Option("--server", "-s", help="API URL [env: ODIN_SERVER]")]
-OutputOpt = Annotated[Output, typer.Option("--output", "-o", help="table, json or yaml")]
-ParamOpt = Annotated[list[str] | None, typer.Option("--param", "-p", help="Parameter as key=value; repeatable")]
+
+ServerOpt = Annotated[str | None, typer.Option("--server", "-s", metavar="URL", help="API URL [env: ODIN_SERVER]")]
+OutputOpt = Annotated[
+    Output, typer.Option("--output", "-o", help="table, wide (more columns), name (identifiers only), json or yaml")
+]
+ParamOpt = Annotated[
+    list[str] | None,
+    typer.Option("--param", "-p", metavar="KEY=VALUE", help="Parameter as key=value; repeatable"),
+]
 WaitOpt = Annotated[bool, typer.Option("--wait", "-w", help="Follow the run to its end; exit 1 unless it succeeds")]
 NoCacheOpt = Annotated[
     bool, typer.Option("--no-cache", help="Run tasks with `cache: true` instead of reusing earlier outputs")
@@ -119,9 +133,15 @@ def report_api_error(e: Any) -> NoReturn:
 
 
 def emit(obj: Any, output: Output) -> bool:
-    """Print `obj` as JSON/YAML when asked; False means the caller prints its human form."""
-    if output == Output.TABLE:
+    """Print `obj` as JSON/YAML, or its identifiers (`-o name`), when asked; False means the caller prints its human
+    form (`table` or `wide`)."""
+    if output.human:
         return False
+    if output == Output.NAME:
+        from odin.cli.render import names
+
+        sys.stdout.writelines(name + "\n" for name in names(obj))
+        return True
     data = msgspec.to_builtins(obj)
     if output == Output.JSON:
         sys.stdout.write(json.dumps(data, indent=2) + "\n")
@@ -192,17 +212,18 @@ def whoami(server: ServerOpt = None, output: OutputOpt = Output.TABLE) -> None:
 @app.command()
 def validate(
     paths: Annotated[list[str], typer.Argument(help="main.yml files, pipeline directories or a repository")],
-    output: Annotated[str, typer.Option("--output", "-o", help="text or json")] = "text",
+    output: OutputOpt = Output.TABLE,
     remote: Annotated[
         bool, typer.Option(help="Validate with the server (POST /v1/validate) instead of locally")
     ] = False,
     server: ServerOpt = None,
 ) -> None:
-    """Validate pipelines (offline by default). Exit 0 when valid, 1 on problems: usable as a pre-commit hook."""
+    """Validate pipelines (offline by default). Exit 0 when valid, 1 on problems: usable as a pre-commit hook.
+    `-o name` prints the files with problems."""
     if not remote:
         from odin.schema.cli import validate_main
 
-        raise typer.Exit(validate_main(paths, output=output))
+        raise typer.Exit(validate_main(paths, output=output.value))
     ok = True
     results = []
     with client(server) as c:
@@ -216,11 +237,13 @@ def validate(
             answer = call(c.validate, text, str(file))
             ok = ok and answer.valid
             results.append({"file": str(file), "ok": answer.valid, "problems": msgspec.to_builtins(answer.problems)})
-            if output != "json":
+            if output == Output.NAME and not answer.valid:
+                sys.stdout.write(f"{file}\n")
+            elif output.human:
                 for p in answer.problems:
                     out.print(f"{p.file}:{p.line}:{p.column}: {p.message}", markup=False)
-    if output == "json":
-        sys.stdout.write(json.dumps({"pipelines": results}, indent=2) + "\n")
+    if output in (Output.JSON, Output.YAML):
+        emit({"pipelines": results}, output)
     raise typer.Exit(0 if ok else EXIT_FAILED)
 
 
@@ -275,7 +298,8 @@ def commits(
         if sha is None:
             page = call(c.commits, branch=branch, validation=validation, pipeline=pipeline, limit=limit)
             if not emit(page, output):
-                out.print(commits_table(page.items) if page.items else "no commits recorded")
+                wide = output == Output.WIDE
+                out.print(commits_table(page.items, wide=wide) if page.items else "no commits recorded")
             return
         detail = call(c.commit, sha)
     if emit(detail, output):
@@ -284,7 +308,7 @@ def commits(
         out.print(line)
     for p in detail.problems:
         out.print(f"  {p.file}:{p.line}:{p.column}: {p.message}", markup=False)
-    out.print(runs_table(detail.runs) if detail.runs else "[dim]no runs[/]")
+    out.print(runs_table(detail.runs, wide=output == Output.WIDE) if detail.runs else "[dim]no runs[/]")
     raise typer.Exit(EXIT_FAILED if detail.validation == "invalid" else 0)
 
 
@@ -307,7 +331,7 @@ def show_repeatedly(
             out.print(render(data))
         return
     try:
-        if output != Output.TABLE or not out.is_terminal:
+        if not output.human or not out.is_terminal:
             while True:
                 data = call(fetch)
                 if not emit(data, output):
@@ -374,19 +398,41 @@ def runs(
     server: ServerOpt = None,
     output: OutputOpt = Output.TABLE,
 ) -> None:
-    """List runs, newest first; filter by commit to see what a commit started."""
+    """List runs, newest first; filter by commit to see what a commit started (and, when it started nothing, why).
+
+    Finding nothing is not an error: exit 0, whatever the reason printed."""
     from odin.cli.render import runs_table
 
     with client(server) as c:
         page = call(
             c.runs, commit=commit, pipeline=pipeline, status=status, branch=branch, trigger=trigger, limit=limit
         )
-    if emit(page, output):
-        return
-    if not page.items:
-        err.print("no runs" + (f" for commit {commit}" if commit else ""))
-        return
-    out.print(runs_table(page.items))
+        if emit(page, output):
+            return
+        if not page.items:
+            for line in _why_no_runs(c, commit):
+                err.print(line, markup=False, highlight=False)
+            return
+    out.print(runs_table(page.items, wide=output == Output.WIDE))
+
+
+def _why_no_runs(c: Any, commit: str | None) -> list[str]:
+    """What a person needs when a commit started nothing: that Odin never saw it, or its validation verdict."""
+    from odin.api.client import ApiError
+    from odin.cli.render import no_runs_lines
+
+    if commit is None:
+        return ["no runs"]
+    try:
+        detail = c.commit(commit)
+    except ApiError as e:
+        if e.status != 404:
+            report_api_error(e)
+        return [
+            f"no runs: Odin has not recorded commit {commit} (not fetched yet, or not on a followed branch; "
+            "`odinctl commits` lists the commits it has seen)"
+        ]
+    return no_runs_lines(detail)
 
 
 @app.command()
@@ -470,7 +516,7 @@ def _follow(server: str | None, run_id: str, output: Output, timeout: float | No
     from odin.cli.watch import watch_run
 
     url = resolve_server(server)
-    console = Console(highlight=False, stderr=output != Output.TABLE)
+    console = Console(highlight=False, stderr=not output.human)
     try:
         final = asyncio.run(
             watch_run(
@@ -478,7 +524,7 @@ def _follow(server: str | None, run_id: str, output: Output, timeout: float | No
                 token_for(url),
                 run_id,
                 console=console,
-                live=console.is_terminal and output == Output.TABLE,
+                live=console.is_terminal and output.human,
                 timeout=timeout,
             )
         )
@@ -493,7 +539,32 @@ def _follow(server: str | None, run_id: str, output: Output, timeout: float | No
         raise typer.Exit(130) from None
     if not emit(final, output):
         out.print(f"run [bold]{final.id}[/]: {styled(final.status)}  {final.message or ''}")
-    raise typer.Exit(0 if final.status == "succeeded" else EXIT_FAILED)
+    if final.status == "succeeded":
+        raise typer.Exit(0)
+    _report_failure(server, final, console if output.human else err)
+    raise typer.Exit(EXIT_FAILED)
+
+
+def _report_failure(server: str | None, run: Any, console: Console) -> None:
+    """The failing tasks' last log lines and the command for the rest (on stderr when stdout carries -o json|yaml)."""
+    from odin.api.client import ApiError, ServerUnreachable
+    from odin.cli.failure import FAILED, LAST_LINES, FailedTask, failure_report
+
+    failed = [
+        FailedTask(t.name, t.attempt, t.exit_code, t.message or t.reason) for t in run.tasks if t.status in FAILED
+    ]
+    if not failed:
+        return
+    with client(server) as c:
+
+        def read_log(task: str) -> str | None:
+            try:
+                return str(c.logs(run.id, task, tail=LAST_LINES))
+            except (ApiError, ServerUnreachable):
+                return None
+
+        for line in failure_report(failed, read_log, lambda task: f"odinctl logs {run.id} {task}"):
+            console.print(line)
 
 
 @app.command()
@@ -525,7 +596,7 @@ def run_pipeline(
     with client(server) as c:
         started = call(c.start, pipeline, ref=ref, params=params, no_cache=no_cache)
     if wait:
-        if output == Output.TABLE:
+        if output.human:
             out.print(f"started [bold]{started.id}[/] at {(started.commit_sha or '-')[:12]}")
         _follow(server, started.id, output, timeout)
     if not emit(started, output):
@@ -552,7 +623,7 @@ def rerun(
             c.rerun, run_id, latest=latest, failed_only=failed_only, task=task, params=params, no_cache=no_cache
         )
     if wait:
-        if output == Output.TABLE:
+        if output.human:
             out.print(f"started [bold]{started.id}[/] (rerun of {run_id})")
         _follow(server, started.id, output, timeout)
     if not emit(started, output):
@@ -783,7 +854,9 @@ def tokens_revoke(
 
 
 def main() -> None:
-    app()
+    from odin.cli.help_style import run
+
+    run(app)
 
 
 if __name__ == "__main__":

@@ -70,25 +70,54 @@ def duration(start: datetime | None, end: datetime | None) -> str:
     return f"{hours}h{minutes:02d}m" if hours else (f"{minutes}m{secs:02d}s" if minutes else f"{secs}s")
 
 
+# Identifiers a person copies into the next command: never wrapped, whatever the terminal's width (the other
+# columns give way; a narrow terminal scrolls rather than split an id over two lines).
+IDENTIFIER_COLUMNS = frozenset({"RUN", "COMMIT", "ID", "PARENT"})
+
+
 def _table(*columns: str) -> Table:
     table = Table(box=None, pad_edge=False, highlight=False)
     for col in columns:
-        table.add_column(col, overflow="fold")
+        if col in IDENTIFIER_COLUMNS:
+            table.add_column(col, no_wrap=True, overflow="ignore")
+        else:
+            table.add_column(col, overflow="fold")
     return table
 
 
-def runs_table(runs: Iterable[RunSummary]) -> Table:
-    table = _table("RUN", "PIPELINE", "COMMIT", "TRIGGER", "BY", "STATUS", "CREATED", "DURATION")
+def names(obj: Any) -> list[str]:
+    """`-o name`: one identifier per object of a listing (an object with `items`) or of one object -- the id of a
+    run, event or token, the SHA of a commit, the name of a pipeline, user or node, `node/index` of a GPU."""
+    items = obj.items if hasattr(obj, "items") and isinstance(obj.items, list) else [obj]
+    return [_name(item) for item in items]
+
+
+def _name(item: Any) -> str:
+    if hasattr(item, "node") and hasattr(item, "index"):
+        return f"{item.node}/{item.index}"
+    for attr in ("id", "sha", "username", "name", "node"):
+        value = getattr(item, attr, None)
+        if value is not None:
+            return str(value)
+    return str(item)
+
+
+def runs_table(runs: Iterable[RunSummary], *, wide: bool = False) -> Table:
+    """Runs, one a row; `wide` adds the branch and the message, and shows commits whole."""
+    extra = ("BRANCH", "MESSAGE") if wide else ()
+    table = _table("RUN", "PIPELINE", "COMMIT", "TRIGGER", "BY", "STATUS", "CREATED", "DURATION", *extra)
     for r in runs:
+        more = (r.branch or "-", Text(r.message or "")) if wide else ()
         table.add_row(
             r.id,
             r.pipeline,
-            (r.commit_sha or "-")[:12],
+            (r.commit_sha or "-") if wide else (r.commit_sha or "-")[:12],
             r.trigger,
             r.triggered_by or "-",
             styled(r.status),
             when(r.created_at),
             duration(r.started_at, r.finished_at),
+            *more,
         )
     return table
 
@@ -230,17 +259,21 @@ def tracking_lines(run: RunDetail) -> list[str]:
     return lines
 
 
-def commits_table(commits: Iterable[CommitSummary]) -> Table:
-    table = _table("COMMIT", "BRANCH", "VALIDATION", "PIPELINES", "AUTHOR", "SEEN", "SUBJECT")
+def commits_table(commits: Iterable[CommitSummary], *, wide: bool = False) -> Table:
+    """Commits, one a row; `wide` adds the author's e-mail and the absorbing commit, and shows SHAs whole."""
+    extra = ("EMAIL", "ABSORBED BY") if wide else ()
+    table = _table("COMMIT", "BRANCH", "VALIDATION", "PIPELINES", "AUTHOR", "SEEN", "SUBJECT", *extra)
     for c in commits:
+        more = (c.author_email, c.absorbed_by or "-") if wide else ()
         table.add_row(
-            c.sha[:12],
+            c.sha if wide else c.sha[:12],
             c.branch or "-",
             styled(c.validation) + (f" ({c.problem_count})" if c.problem_count else ""),
             ", ".join(c.pipelines_changed[:5]) + (" …" if len(c.pipelines_changed) > 5 else ""),
             c.author_name,
             when(c.seen_at),
             Text(c.subject),
+            *more,
         )
     return table
 
@@ -254,6 +287,30 @@ def commit_lines(c: CommitDetail) -> list[str]:
     if c.absorbed_by:
         lines.append(f"absorbed by {c.absorbed_by} (its runs cover this commit)")
     return lines
+
+
+def no_runs_lines(c: CommitDetail) -> list[str]:
+    """Why a commit Odin recorded has no runs, in plain lines (`odinctl runs --commit`): its validation problems, the
+    commit that absorbed it, or the marker that skipped it."""
+    sha = c.sha[:12]
+    if c.validation == "invalid":
+        found = f"{len(c.problems)} problem" + ("s" if len(c.problems) != 1 else "")
+        lines = [f"no runs: commit {sha} is invalid ({found}); nothing was started:"]
+        lines += [f"  {p.file}:{p.line}:{p.column}: {p.message}" for p in c.problems]
+        return lines
+    if c.validation == "absorbed" or c.absorbed_by:
+        by = c.absorbed_by or "a later commit"
+        return [
+            f"no runs: commit {sha} was absorbed by {by} (pushed together; the runs of the newest commit cover it)",
+            f"  see them: odinctl runs --commit {by}",
+        ]
+    if c.validation == "skipped":
+        return [f"no runs: commit {sha} asked to be skipped ([skip ci] or [skip odin] in its message)"]
+    if c.validation == "baseline":
+        return [f"no runs: commit {sha} is where Odin started following the branch; it runs commits after it"]
+    if not c.pipelines_changed:
+        return [f"no runs: commit {sha} changed no pipeline"]
+    return [f"no runs for commit {sha} (pipelines changed: {', '.join(c.pipelines_changed)})"]
 
 
 def pipelines_table(items: Iterable[PipelineSummary]) -> Table:

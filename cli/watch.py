@@ -3,8 +3,9 @@
 Live state comes over the WebSocket: subscribe to the run first, then read its current state over HTTP, then apply
 every event that follows — subscribing first means no change can fall between the snapshot and the stream. If the
 WebSocket cannot be opened or drops, the watch carries on by polling the HTTP API, so a CI job never hangs on a
-proxy that does not pass WebSockets. In a terminal the DAG is redrawn in place; otherwise (CI logs) each task
-change is printed as one line.
+proxy that does not pass WebSockets. In a terminal the DAG is redrawn in place, at least every `TICK` seconds so that
+running tasks' durations count up, with the last lines of each running task's log under it (read over HTTP at most
+every `TICK` seconds, for at most `LOG_TASKS` tasks); otherwise (CI logs) each task change is printed as one line.
 """
 
 from __future__ import annotations
@@ -13,16 +14,20 @@ import asyncio
 from datetime import datetime
 
 import msgspec
-from rich.console import Console, Group
+from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.text import Text
 
 from odin.api.client import TERMINAL, ApiError, AsyncOdinClient, ConnectionLost, OdinWebSocket, ServerUnreachable
 from odin.api.schemas import EventOut, RunDetail, TaskOut
+from odin.cli.failure import last_lines
 from odin.cli.render import MARKS, dag_table, run_header, styled
 
 POLL_INTERVAL = 2.0
 SAFETY_REFRESH = 30.0  # re-read the run this often even while events flow, in case one was lost
+TICK = 1.0  # the live view is redrawn at least this often: durations tick, log tails move
+LOG_LINES = 5  # the live view's tail of each running task's log
+LOG_TASKS = 3  # at most this many running tasks' logs are read (and shown) at once
 
 # Within one attempt a task only moves forward; a later attempt starts again from `starting`.
 _RANK = {"pending": 0, "starting": 1, "running": 2, "retrying": 3}
@@ -33,6 +38,20 @@ class _State:
     def __init__(self, run: RunDetail) -> None:
         self.run = run
         self.tasks: dict[str, TaskOut] = {t.name: t for t in run.tasks}
+        self.tails: dict[str, list[str]] = {}  # running task -> its log's last lines (live view only)
+
+    def running(self) -> list[str]:
+        return [name for name, t in self.tasks.items() if t.status == "running"][:LOG_TASKS]
+
+    async def read_tails(self, client: AsyncOdinClient) -> None:
+        """The last lines of each running task's log; a task whose log cannot be read keeps what it had."""
+        tails: dict[str, list[str]] = {}
+        for name in self.running():
+            try:
+                tails[name] = last_lines(await client.logs(self.run.id, name, tail=LOG_LINES), LOG_LINES)
+            except (ApiError, ServerUnreachable):
+                tails[name] = self.tails.get(name, [])
+        self.tails = tails
 
     def reset(self, run: RunDetail) -> list[TaskOut]:
         """Take a fresh snapshot; returns the tasks whose status changed."""
@@ -128,13 +147,20 @@ async def watch_run(
                         _line(console, t, t.finished_at or t.started_at)
             try:
                 refreshed = loop.time()
+                drawn = loop.time()
                 while state.run.status not in TERMINAL:
                     remaining = None if deadline is None else deadline - loop.time()
                     if remaining is not None and remaining <= 0:
                         raise TimeoutError(f"run {run_id} is still {state.run.status} after {timeout:g}s")
                     changed: list[TaskOut] = []
+                    if display is not None and loop.time() - drawn >= TICK:
+                        await state.read_tails(client)
+                        display.update(_view(state), refresh=True)
+                        drawn = loop.time()
                     if ws is not None and loop.time() - refreshed < SAFETY_REFRESH:
                         wait = SAFETY_REFRESH if remaining is None else min(SAFETY_REFRESH, remaining)
+                        if display is not None:
+                            wait = min(wait, max(TICK - (loop.time() - drawn), 0.05))
                         try:
                             event = await ws.next_event(timeout=wait)
                         except TimeoutError:
@@ -149,7 +175,8 @@ async def watch_run(
                             state.reset(await client.run(run_id))
                     else:
                         if ws is None:
-                            await asyncio.sleep(POLL_INTERVAL if remaining is None else min(POLL_INTERVAL, remaining))
+                            pause = POLL_INTERVAL if display is None else min(POLL_INTERVAL, TICK)
+                            await asyncio.sleep(pause if remaining is None else min(pause, remaining))
                         changed = state.reset(await client.run(run_id))
                         refreshed = loop.time()
                     if display is not None:
@@ -171,4 +198,11 @@ async def watch_run(
 
 
 def _view(state: _State) -> Group:
-    return Group(Text.from_markup("\n".join(run_header(state.run))), dag_table(state.run, state.tasks))
+    header = Text.from_markup("\n".join(run_header(state.run)))
+    parts: list[RenderableType] = [header, dag_table(state.run, state.tasks)]
+    for name in state.running():
+        lines = state.tails.get(name)
+        if lines:
+            parts.append(Text(f"── {name}: last lines of its log ──", style="dim"))
+            parts.extend(Text("  " + line, no_wrap=True, overflow="ellipsis") for line in lines)
+    return Group(*parts)

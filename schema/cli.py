@@ -17,7 +17,9 @@ from .validate import validate_path
 EXIT_OK = 0
 EXIT_PROBLEMS = 1
 EXIT_USAGE = 2
-OUTPUT_FORMATS = ("text", "json")
+# The names `odinctl -o` uses everywhere (kubectl's): `table` and `wide` are the text report, `name` the files with
+# problems, one a line; `text` (the former name, and this function's default) is the same report.
+OUTPUT_FORMATS = ("table", "wide", "name", "json", "yaml", "text")
 
 
 def validate_main(
@@ -25,8 +27,9 @@ def validate_main(
 ) -> int:
     """Validate `paths` (main.yml files, pipeline directories or a repository; the current directory when empty).
 
-    Text output: one `file:line:col: message` per problem on stdout, `N pipelines, M problems` on stderr.
-    JSON output: `{"pipelines": [{"file", "ok", "problems": [...]}]}` on stdout.
+    Text output (`table`, `wide`, `text`): one `file:line:col: message` per problem on stdout, `N pipelines, M problems`
+    on stderr. `name`: the files with problems, one a line. JSON (YAML) output: `{"pipelines": [{"file", "ok",
+    "problems": [...]}]}` on stdout.
     Returns 0 when every pipeline is valid, 1 when any has problems, 2 for a usage error (unknown output format, a
     missing path, nothing to validate).
     """
@@ -50,6 +53,12 @@ def validate_main(
     if output == "json":
         json.dump(results_to_json(results), out, indent=2)
         out.write("\n")
+    elif output == "yaml":
+        import yaml
+
+        out.write(yaml.safe_dump(results_to_json(results), sort_keys=False))
+    elif output == "name":
+        out.writelines(f"{path}\n" for path, result in results if not result.ok)
     else:
         for _, result in results:
             if result.problems:

@@ -54,6 +54,12 @@ def pipelines(marks: Path) -> dict[str, str]:
             " done; echo released']}\n"
             "  - {name: after, image: busybox, command: [sh, -c, 'echo after'], depends: hold}\n"
         ),
+        "talky/main.yml": (
+            "name: talky\n"
+            "tasks:\n"
+            "  - {name: talk, image: busybox, command: [sh, -c, 'for i in 1 2 3 4 5 6 7 8; do echo line $i; done;"
+            f" while [ ! -e {marks}/go-$ODIN_RUN ]; do sleep 0.05; done; echo bye; exit 3']}}\n"
+        ),
         "vision/detector/main.yml": "name: detector\ntasks:\n  - {name: t, image: busybox, command: [echo, nested]}\n",
         "made/main.yml": (
             "name: made\n"

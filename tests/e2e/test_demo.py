@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 from pathlib import Path
 
@@ -48,6 +49,10 @@ def test_demo_follows_the_seeded_repository(tmp_path: Path) -> None:
         assert (demo_dir / "admin-password").stat().st_mode & 0o777 == 0o600
         output = (tmp_path / "demo.log").read_text()
         assert password in output and "odinctl login" in output, "the demo tells the newcomer what to do"
+        for main in (demo_dir / "workspace").rglob("main.yml"):  # editors find the schema the comment names
+            comment = main.read_text().splitlines()[0]
+            assert comment.startswith("# yaml-language-server: $schema="), main
+            assert (main.parent / comment.split("=", 1)[1]).resolve().is_file(), comment
         config = tmp_path / "config"
         env_ctl = {"ODIN_SERVER": server}
         res = odinctl("login", "--password-stdin", config_dir=config, stdin=password + "\n", env=env_ctl)
@@ -79,3 +84,19 @@ def test_demo_follows_the_seeded_repository(tmp_path: Path) -> None:
         code = proc.wait(30)
         log.close()
     assert code == 0, (tmp_path / "demo.log").read_text()[-2000:]
+
+
+def test_demo_on_a_taken_port_says_so_before_any_password(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ODIN_")}
+        res = subprocess.run(
+            [str(BIN / "odin"), "demo", "--dir", str(tmp_path / "demo"), "--port", str(port)],
+            cwd=ROOT, env={**env, "NO_COLOR": "1"}, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert f"port {port} on 127.0.0.1 is in use" in res.stderr and "--port" in res.stderr
+    assert "password" not in (res.stdout + res.stderr).lower(), "no password for a server that cannot start"
+    assert not (tmp_path / "demo").exists(), "nothing seeded"

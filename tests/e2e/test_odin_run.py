@@ -33,6 +33,21 @@ def test_local_samples_run_for_real(sample: str, code: int, tmp_path: Path) -> N
     assert f"run {sample}-local-1: {'succeeded' if code == 0 else 'failed'}" in res.stdout
 
 
+def test_a_main_yml_path_runs_its_directory_and_a_failure_shows_the_log(tmp_path: Path) -> None:
+    res = odin_run(str(SAMPLES / "failing" / "main.yml"), data=tmp_path)
+    assert res.returncode == 1, res.stdout + res.stderr
+    log = tmp_path / "tasks" / "failing-local-1" / "flaky.2.log"
+    assert "✗ flaky failed (attempt 2, exit 3)" in res.stdout
+    assert "│ " + log.read_text().splitlines()[-1] in res.stdout, "the failing attempt's last log lines"
+    assert f"more: less {log}" in res.stdout
+    other = tmp_path / "pipeline.yml"
+    other.write_text("name: x\n")
+    res = odin_run(str(other), data=tmp_path / "other")
+    assert res.returncode == 2 and "is not a main.yml: pass a pipeline directory or its main.yml" in res.stderr
+    res = odin_run(str(tmp_path / "missing"), data=tmp_path / "other")
+    assert res.returncode == 2 and "no such file or directory" in res.stderr
+
+
 def test_train_sample_produces_an_exported_model(tmp_path: Path) -> None:
     result = run_pipeline(SAMPLES / "train", params={"epochs": "50"}, data_dir=tmp_path, parallelism=3)
     assert result.ok, result.tasks

@@ -135,7 +135,11 @@ def test_json_output_for_valid_pipelines_exits_zero(repo: Path) -> None:
     ("paths", "output", "message"),
     [
         (["missing-dir"], "text", "odinctl validate: no such file or directory: missing-dir\n"),
-        (["."], "yaml", "odinctl validate: unknown output format 'yaml' (expected one of: text, json)\n"),
+        (
+            ["."],
+            "xml",
+            "odinctl validate: unknown output format 'xml' (expected one of: table, wide, name, json, yaml, text)\n",
+        ),
         (["notes"], "text", "odinctl validate: no main.yml found under notes\n"),
     ],
 )

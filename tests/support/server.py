@@ -69,7 +69,8 @@ def odinctl(
     env: Mapping[str, str] = {},
 ) -> subprocess.CompletedProcess[str]:
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("ODIN_")}
-    full_env.update(ODIN_CONFIG_DIR=str(config_dir), NO_COLOR="1", COLUMNS="200", **env)
+    full_env.update({"ODIN_CONFIG_DIR": str(config_dir), "NO_COLOR": "1", "COLUMNS": "200"})
+    full_env.update(env)  # a test may narrow COLUMNS
     if server is not None:
         full_env["ODIN_SERVER"] = server.url
     return subprocess.run(

@@ -35,8 +35,11 @@ tasks:
 """
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """One browser per test module, closed when the module ends: Playwright's sync API keeps an asyncio event loop
+    running on the main thread while it is open, and every later test calling `asyncio.run()` would fail with
+    "cannot be called from a running event loop" (a session-scoped browser broke every test after tests/console)."""
     if not Path(CHROMIUM).exists():
         pytest.fail(f"no browser at {CHROMIUM}: install Debian's chromium (apt-get install -y chromium)")
     with sync_playwright() as p:

@@ -185,4 +185,3 @@ def test_the_websocket_takes_the_cookie_only_from_this_site(prefixed: OdinServer
         with pytest.raises(ConnectionClosed) as closed:
             ws.recv(timeout=30)
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 4401
-

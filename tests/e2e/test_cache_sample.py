@@ -13,9 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.support.server import BIN, free_port, odinctl
 from tests.support.wait import wait_until
+
+pytestmark = pytest.mark.slow  # trains the sample three times (about 80 s)
 
 ROOT = Path(__file__).resolve().parents[2]
 TASKS = ["prepare", "train-lr-0-1", "train-lr-0-03", "train-lr-0-01", "evaluate", "export"]

@@ -25,6 +25,7 @@ from odin.cli.render import MARKS, dag_table, run_header, styled
 
 POLL_INTERVAL = 2.0
 SAFETY_REFRESH = 30.0  # re-read the run this often even while events flow, in case one was lost
+LIVE_SAFETY_REFRESH = 5.0  # the same for a person watching the live view: a lost event must not freeze it long
 TICK = 1.0  # the live view is redrawn at least this often: durations tick, log tails move
 LOG_LINES = 5  # the live view's tail of each running task's log
 LOG_TASKS = 3  # at most this many running tasks' logs are read (and shown) at once
@@ -157,8 +158,9 @@ async def watch_run(
                         await state.read_tails(client)
                         display.update(_view(state), refresh=True)
                         drawn = loop.time()
-                    if ws is not None and loop.time() - refreshed < SAFETY_REFRESH:
-                        wait = SAFETY_REFRESH if remaining is None else min(SAFETY_REFRESH, remaining)
+                    safety = LIVE_SAFETY_REFRESH if display is not None else SAFETY_REFRESH
+                    if ws is not None and loop.time() - refreshed < safety:
+                        wait = safety if remaining is None else min(safety, remaining)
                         if display is not None:
                             wait = min(wait, max(TICK - (loop.time() - drawn), 0.05))
                         try:

@@ -6,11 +6,19 @@ reveal which user names exist.
 
 from __future__ import annotations
 
+import functools
+
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
 _hasher = PasswordHasher()
-_DUMMY_HASH = _hasher.hash("odin-dummy-password-for-timing")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Made on first use, not at import: one argon2 hash is ~150 ms of every process that imports this module."""
+    return _hasher.hash("odin-dummy-password-for-timing")
+
 
 MIN_PASSWORD_LENGTH = 8
 
@@ -38,7 +46,7 @@ def verify_password(password_hash: str, password: str) -> bool:
 
 def verify_dummy(password: str) -> None:
     """Spend the time a real verification would, for a user that does not exist."""
-    verify_password(_DUMMY_HASH, password)
+    verify_password(_dummy_hash(), password)
 
 
 def needs_rehash(password_hash: str) -> bool:

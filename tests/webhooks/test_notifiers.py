@@ -3,8 +3,10 @@ run; failures are retried with backoff; and a provider that is down or hangs nev
 
 from __future__ import annotations
 
+import gc
 import socket
 import time
+import warnings
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
@@ -176,6 +178,7 @@ def test_a_dead_provider_never_holds_up_runs(odin_factory: OdinFactory, dead: st
     if dead == "refused":
         listener.close()
     odin, notifier = notified_odin(odin_factory, "github", f"http://127.0.0.1:{port}")
+    notifier.client.close()
     notifier.client = httpx.Client(timeout=2)
     try:
         started = time.monotonic()
@@ -185,6 +188,34 @@ def test_a_dead_provider_never_holds_up_runs(odin_factory: OdinFactory, dead: st
         assert time.monotonic() - started < 20, "every status post to the dead provider times out, runs do not wait"
     finally:
         notifier.stop(timeout=1)
+        listener.close()
+
+
+def test_stopping_while_a_post_hangs_leaves_no_socket_behind(odin_factory: OdinFactory) -> None:
+    """`stop` returns on time; the post in flight ends by its own timeout and its connection is closed, not left to
+    the garbage collector (an unclosed socket's ResourceWarning, seen as a flaky failure in CI)."""
+    listener = hanging_server()
+    odin, notifier = notified_odin(odin_factory, "github", f"http://127.0.0.1:{listener.getsockname()[1]}")
+    notifier.client.close()
+    notifier.client = httpx.Client(timeout=1)
+    try:
+        push_via_webhook(odin, {"train/main.yml": HELLO.format(name="train", marker="hang")})
+        listener.settimeout(30)
+        conn, _ = listener.accept()  # the notifier's pending post has connected
+        started = time.monotonic()
+        notifier.stop(timeout=0.1)
+        assert time.monotonic() - started < 1.5, "stop does not wait for a provider that never answers"
+        thread = notifier._thread
+        assert thread is not None
+        wait_until(lambda: not thread.is_alive(), 10, message="the sending thread ends once its post times out")
+        assert notifier.client.is_closed
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            gc.collect()
+        assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []
+        conn.close()
+    finally:
+        notifier.stop(timeout=0.1)
         listener.close()
 
 

@@ -122,6 +122,7 @@ class CommitStatusNotifier:
         self._runs: OrderedDict[str, tuple[str, str | None, int | None]] = OrderedDict()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._stop_timeout = 5.0  # how long statuses already due are still sent once stopping (see `stop`)
         self._unsubscribe: Callable[[], None] | None = None
         self._dropped_logged = 0.0
         self._paused_until = 0.0  # the provider said "too many requests": nothing is sent before then
@@ -137,10 +138,14 @@ class CommitStatusNotifier:
         """Stop following events; statuses already due are sent for up to `timeout` seconds, the rest dropped."""
         if self._unsubscribe is not None:
             self._unsubscribe()
+        self._stop_timeout = timeout
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout + 1)
-        self.client.close()
+        if self._thread is None:
+            self.client.close()
+            return
+        self._thread.join(timeout + 1)
+        # A post still in flight (a provider that never answers) ends by the client's own timeout; the sending thread
+        # closes the client then. Closing it from here would leave that connection's socket to the garbage collector.
 
     # -- the bus side: never blocks ---------------------------------------------------------------------------------
     def on_event(self, event: EventDict) -> None:
@@ -157,10 +162,16 @@ class CommitStatusNotifier:
 
     # -- the worker -----------------------------------------------------------------------------------------------
     def _main(self) -> None:
+        try:
+            self._send_until_stopped()
+        finally:
+            self.client.close()
+
+    def _send_until_stopped(self) -> None:
         deadline: float | None = None
         while True:
             if self._stop.is_set() and deadline is None:
-                deadline = time.monotonic() + 5.0
+                deadline = time.monotonic() + self._stop_timeout
             timeout = self._wait_time()
             try:
                 event = self._inbox.get(timeout=timeout if deadline is None else min(timeout, 0.05))

@@ -57,17 +57,23 @@ NOT_FOR_HELP = {
     "asyncio",
 }
 
+# What a list command of `odinctl` does not need: the server's side, and the asynchronous clients of `watch`.
+NOT_FOR_A_LIST = NOT_FOR_HELP - {"rich", "msgspec", "httpx", "pydantic"} | {"websockets"}
+
 # What `odin run` of a local pipeline does not need: the API, the cluster, the optional integrations, git.
 NOT_FOR_LOCAL_RUN = {"litestar", "uvicorn", "jinja2", "kubernetes", "urllib3", "boto3", "botocore", "mlflow", "pygit2"}
 
 
-def imported_by(tmp_path: Path, script: str, *args: str) -> tuple[set[str], subprocess.CompletedProcess[str]]:
+def imported_by(
+    tmp_path: Path, script: str, *args: str, env: dict[str, str] | None = None
+) -> tuple[set[str], subprocess.CompletedProcess[str]]:
     record = tmp_path / f"imported-{script}.json"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ODIN_")}
-    env.update({"ODIN_TEST_IMPORTED": str(record), "ODIN_DATA_DIR": str(tmp_path / "data"), "NO_COLOR": "1"})
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("ODIN_")}
+    full_env.update({"ODIN_TEST_IMPORTED": str(record), "ODIN_DATA_DIR": str(tmp_path / "data"), "NO_COLOR": "1"})
+    full_env.update(env or {})
     done = subprocess.run(
         [sys.executable, "-c", PROBE, str(BIN / script), *args],
-        env=env,
+        env=full_env,
         capture_output=True,
         text=True,
         timeout=120,
@@ -93,6 +99,16 @@ def test_a_usage_error_imports_nothing_heavy(tmp_path: Path) -> None:
     assert done.returncode == 2
     assert "No such command" in done.stderr
     assert imported & (NOT_FOR_HELP - {"pydantic"}) == set()
+
+
+def test_a_list_command_imports_the_client_but_no_server_or_websockets(tmp_path: Path) -> None:
+    """`odinctl runs` against a server that is not there: the whole command path is imported (client, table), and
+    the answer is the exit code of an unreachable server."""
+    env = {"ODIN_SERVER": "http://127.0.0.1:9", "ODIN_TOKEN": "odin_x", "ODIN_CONFIG_DIR": str(tmp_path / "config")}
+    imported, done = imported_by(tmp_path, "odinctl", "runs", env=env)
+    assert done.returncode == 3, done.stdout + done.stderr
+    assert "httpx" in imported, "the probe saw the HTTP client"
+    assert imported & NOT_FOR_A_LIST == set(), f"`odinctl runs` imported {sorted(imported & NOT_FOR_A_LIST)}"
 
 
 @pytest.mark.slow  # a few seconds: the run's store is created and migrated

@@ -14,7 +14,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import pytest
+
+from tests.support.server import OdinServer
 
 BIN = Path(sys.executable).parent
 
@@ -121,3 +124,24 @@ def test_odin_run_of_a_local_pipeline_imports_no_server_cluster_or_integrations(
     assert "succeeded" in done.stdout + done.stderr, "the run really ran"
     assert {"sqlalchemy", "odin"} <= imported, "the probe saw the store the run is recorded in"
     assert imported & NOT_FOR_LOCAL_RUN == set(), f"`odin run` imported {sorted(imported & NOT_FOR_LOCAL_RUN)}"
+
+
+# What `odin serve` with the defaults (local executor, local artifacts, no MLflow, no Midgard agents) does not load.
+NOT_FOR_A_LOCAL_SERVER = {"kubernetes", "urllib3", "boto3", "botocore", "mlflow", "grpc"}
+
+
+@pytest.mark.slow  # `odin serve` up, healthy and stopped: several seconds on a busy machine
+def test_odin_serve_with_the_defaults_loads_no_optional_integration(tmp_path: Path) -> None:
+    record = tmp_path / "imported-serve.json"
+    server = OdinServer(
+        tmp_path / "data",
+        {"ODIN_TEST_IMPORTED": str(record), "ODIN_LOG_LEVEL": "WARNING"},
+        command=[sys.executable, "-c", PROBE, str(BIN / "odin")],
+    )
+    with server:
+        assert httpx.get(f"{server.url}/readyz", timeout=10).status_code == 200
+    assert server.proc is not None and server.proc.returncode == 0, server.log()
+    imported = set(json.loads(record.read_text()))
+    assert {"litestar", "sqlalchemy"} <= imported, "the probe saw the server's own stack"
+    loaded = imported & NOT_FOR_A_LOCAL_SERVER
+    assert loaded == set(), f"`odin serve` loaded {sorted(loaded)}"

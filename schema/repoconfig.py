@@ -22,16 +22,18 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.resources import files
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jsonschema import Draft202012Validator, ValidationError
-from pathspec import GitIgnoreSpec
 
 from .limits import Limits
 from .located import LocatedDocument, format_path
 from .problems import Problem, cap_problems
 from .suggest import did_you_mean, suggestion_budget
 from .yamlload import load_yaml
+
+if TYPE_CHECKING:
+    from pathspec import GitIgnoreSpec
 
 REPO_CONFIG_FILE = ".odin.yml"
 REPO_SCHEMA_FILE = "repo.schema.json"
@@ -151,6 +153,8 @@ _BACKEND = "re2"  # linear-time matching; pathspec raises at once if google-re2 
 
 @functools.lru_cache(maxsize=256)
 def _spec(patterns: tuple[str, ...]) -> GitIgnoreSpec:
+    from pathspec import GitIgnoreSpec  # on first use: `odin run` and the CLIs' start-up never match patterns
+
     return GitIgnoreSpec.from_lines(patterns, backend=_BACKEND)
 
 
@@ -193,6 +197,8 @@ def _message(error: ValidationError, path: Sequence[str | int]) -> str:
 
 def _pattern_problems(doc: LocatedDocument, file: str) -> list[Problem]:
     """Patterns that gitignore syntax cannot compile (`[z-a]`, a lone `\\`), located at the pattern itself."""
+    from pathspec import GitIgnoreSpec
+
     out: list[Problem] = []
     root: dict[str, Any] = doc.value
     sections: list[tuple[tuple[str | int, ...], Mapping[str, Any]]] = []

@@ -24,11 +24,16 @@ BUILTIN_VARIABLES: tuple[str, ...] = (
     "COMMIT_SHA",
     "OUTPUT_PATH",
     "RESULTS_PATH",
+    "DATA_PATH",
+    "TASK_PATH",
+    "TASK_IDS",
 )
 """`${NAME}` variables substituted in command, args and env; `${params.X}` names a declared parameter, `${matrix.X}`
 a sweep's value (substituted at normalisation) and `${tasks.T.results.R}` / `${tasks.T.artifacts.A}` an ancestor's
 output (see `TaskReference`). `OUTPUT_PATH` and `RESULTS_PATH` are the task's own directories for its declared
-artifacts and results: one pair per task attempt, chosen by the executor."""
+artifacts and results: one pair per task attempt, chosen by the executor. `DATA_PATH`, `TASK_PATH` and `TASK_IDS`
+are the original Odin's (docs/migrating-from-odin.md): `${ROOT_PATH}`, `${RUN_PATH}/<task name>` and the JSON list of
+every task's `${TASK_ID}`."""
 
 MatrixValue = str | int | float | bool
 """One value of a `matrix:` list, as YAML typed it (so the JSON of a sweep's results says `0.1`, not `"0.1"`)."""
@@ -162,6 +167,12 @@ class TaskSpec:
     tolerations: tuple[dict[str, Any], ...] = ()
     elastic: dict[str, Any] | None = None  # {min_replicas, max_replicas, max_restarts, rdzv_backend} for elastic jobs
     cache: bool = False  # reuse the outputs of an earlier run with the same cache key (the task's or the pipeline's)
+
+    def uses_variable(self, name: str) -> bool:
+        """Whether `command`, `args` or an `env` value uses `${name}` (an executor prepares `${TASK_PATH}` only for
+        the tasks that use it)."""
+        wanted = f"${{{name}}}"
+        return any(wanted in text for text in (*self.command, *self.args, *self.env.values()))
 
     def to_dict(self) -> dict[str, Any]:
         """Only the fields that differ from their defaults (plus the identifying ones): a wide fan-out's frozen

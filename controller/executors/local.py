@@ -284,6 +284,8 @@ class LocalExecutor(Executor):
         try:
             owner = (user.uid, user.gid) if user is not None else None
             outputs.prepare(self.attempt_dirs(launch.run, task, attempt), owner)
+            if launch.spec.uses_variable("TASK_PATH"):  # the original Odin's per-task directory: <RUN_PATH>/<task>
+                _make_dir(Path(launch.paths.run_path) / task, owner)
             if gpus is not None:  # before the task exists: a restart must never see it running without its GPUs
                 Path(f"{prefix}.gpus").write_text(",".join(str(i) for i in gpus) + "\n")
             with Path(log_path).open("ab") as log_file:
@@ -566,3 +568,10 @@ def _read_log(prefix: Path, *, follow: bool, tail: int | None, closing: threadin
                 yield from f  # the wrapper is gone without an exit code: killed (cancel, timeout), so it ended
                 return
             closing.wait(0.2)
+
+
+def _make_dir(directory: Path, owner: tuple[int, int] | None) -> None:
+    """Create `directory` (kept across attempts, as the original kept `${TASK_PATH}`), owned by the task user."""
+    directory.mkdir(parents=True, exist_ok=True)
+    if owner is not None:
+        os.chown(directory, *owner)

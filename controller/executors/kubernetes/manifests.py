@@ -177,11 +177,16 @@ def volumes_and_mounts(ctx: BuildContext) -> tuple[list[Json], list[Json]]:
         # before the first task writes to it.
         run_dir = f"runs/{ctx.launch.run.storage_id}"
         mounts.append({"name": "odin-data", "mountPath": f"{DATA_MOUNT}/{run_dir}", "subPath": run_dir})
+        if spec.uses_variable("TASK_PATH"):  # the original Odin's per-task directory, made the same way
+            task_dir = f"{run_dir}/{spec.name}"
+            mounts.append({"name": "odin-data", "mountPath": f"{DATA_MOUNT}/{task_dir}", "subPath": task_dir})
     else:
         volumes.append({"name": "odin-run", "emptyDir": {}})
         volumes.append({"name": "odin-root", "emptyDir": {}})
         mounts.append({"name": "odin-run", "mountPath": RUN_MOUNT})
         mounts.append({"name": "odin-root", "mountPath": ROOT_MOUNT})
+        if spec.uses_variable("TASK_PATH"):
+            mounts.append({"name": "odin-run", "mountPath": f"{RUN_MOUNT}/{spec.name}", "subPath": spec.name})
     for i, m in enumerate(spec.mounts):
         volumes.append({"name": f"pvc-{i}", "persistentVolumeClaim": {"claimName": m.claim, "readOnly": m.read_only}})
         mount: Json = {"name": f"pvc-{i}", "mountPath": m.path, "readOnly": m.read_only}

@@ -21,7 +21,10 @@ tasks:
   command: sh
   args:
   - "-c"
-  - "echo prepared > ${TASK_PATH}/marker && echo '${TASK_IDS}' > ${RUN_PATH}/ids.json && echo ${DATA_PATH} > ${RUN_PATH}/data.txt"
+  - >-
+    echo prepared > ${TASK_PATH}/marker &&
+    echo '${TASK_IDS}' > ${RUN_PATH}/ids.json &&
+    echo ${DATA_PATH} > ${RUN_PATH}/data.txt
   mount: *data
   inputs: null
   outputs: null

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
+import pytest
+
 from odin.controller.embedded import run_pipeline
+from odin.schema.problems import PipelineInvalid
+from tests.support.server import BIN
 
 ANCHORED = """\
 name: legacy-anchors
@@ -58,3 +63,46 @@ def test_an_anchored_pipeline_with_nulls_and_ids_runs_with_the_original_variable
     assert ids == [f"{result.run_id}--prepare", f"{result.run_id}--train"]
     assert (run_path / "data.txt").read_text().strip() == str(tmp_path / "data" / "root")
     assert (run_path / "train" / "seen").read_text().splitlines() == ["prepared", f"{result.run_id}--train"]
+
+
+TEMPLATED = """\
+name: legacy-template
+base: &base
+  image: busybox:1.36
+  command: sh
+  num_workers: null
+tasks:
+{% for lang in langs.split(",") %}
+- <<: *base
+  name: tokenize-{{ lang }}
+  id: {{ lang }}-1
+  args: ["-c", "echo {{ lang }} > ${TASK_PATH}/lang"]
+{% endfor %}
+- <<: *base
+  name: report
+  args: ["-c", "cat {% for lang in langs.split(',') %}${RUN_PATH}/tokenize-{{ lang }}/lang {% endfor %}> ${RUN_PATH}/all"]
+  depends: [{% for lang in langs.split(",") %}tokenize-{{ lang }}{{ "," if not loop.last }}{% endfor %}]
+"""
+
+
+def test_a_jinja2_template_renders_from_the_run_parameters_and_runs(tmp_path: Path) -> None:
+    pipeline = tmp_path / "repo" / "legacy-template"
+    pipeline.mkdir(parents=True)
+    (pipeline / "main.yml.jinja2").write_text(TEMPLATED)
+    res = subprocess.run(
+        [str(BIN / "odin"), "run", str(pipeline), "-p", "langs=en,de,fr", "--data-dir", str(tmp_path / "data")],
+        capture_output=True, text=True, timeout=120, check=False, env={"NO_COLOR": "1", "PATH": "/usr/bin:/bin"},
+    )  # fmt: skip
+    assert res.returncode == 0, res.stdout + res.stderr
+    run_path = tmp_path / "data" / "runs" / "legacy-template-local-1"
+    assert (run_path / "all").read_text().split() == ["en", "de", "fr"]
+
+
+def test_a_template_missing_its_parameter_is_refused_with_the_template_line(tmp_path: Path) -> None:
+    pipeline = write_pipeline(tmp_path / "repo", "legacy-template", "")
+    (pipeline / "main.yml").unlink()
+    (pipeline / "main.yml.jinja2").write_text(TEMPLATED)
+    with pytest.raises(PipelineInvalid) as raised:
+        run_pipeline(pipeline, data_dir=tmp_path / "data")
+    assert [p.line for p in raised.value.problems] == [7]
+    assert raised.value.problems[0].message == "undefined variable: 'langs' is undefined"

@@ -91,6 +91,18 @@ class Mount:
 
 
 @dataclass(frozen=True, slots=True)
+class EphemeralVolume:
+    """A volume living as long as the task's pod: a Kubernetes `emptyDir` (`medium: Memory` is a tmpfs), locally a
+    temporary directory per attempt. The original Odin's `ephem_volumes`, mounted at `paths` by the task's `mounts`
+    entries of the same name that have no `claim`."""
+
+    name: str
+    paths: tuple[str, ...] = ()
+    medium: str | None = None
+    size_limit: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class SecretMount:
     """A Kubernetes Secret mounted as files (by reference: Odin never reads its content)."""
 
@@ -143,6 +155,7 @@ class TaskSpec:
     depends: tuple[str, ...] = ()
     env: dict[str, str] = field(default_factory=dict)
     mounts: tuple[Mount, ...] = ()
+    ephem_volumes: tuple[EphemeralVolume, ...] = ()
     secrets: tuple[SecretMount, ...] = ()
     config_maps: tuple[ConfigMapMount, ...] = ()
     num_gpus: int = 0
@@ -200,6 +213,9 @@ class TaskSpec:
         d["matrix"] = dict(d.get("matrix", {}))
         d["tolerations"] = tuple(dict(t) for t in d.get("tolerations", ()))
         d["mounts"] = tuple(Mount(**m) for m in d.get("mounts", ()))
+        d["ephem_volumes"] = tuple(
+            EphemeralVolume(**{**v, "paths": tuple(v.get("paths", ()))}) for v in d.get("ephem_volumes", ())
+        )
         d["secrets"] = tuple(SecretMount(**s) for s in d.get("secrets", ()))
         d["config_maps"] = tuple(ConfigMapMount(**c) for c in d.get("config_maps", ()))
         d["cpu"] = Resources(**d["cpu"]) if d.get("cpu") else None

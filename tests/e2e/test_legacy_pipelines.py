@@ -106,3 +106,36 @@ def test_a_template_missing_its_parameter_is_refused_with_the_template_line(tmp_
         run_pipeline(pipeline, data_dir=tmp_path / "data")
     assert [p.line for p in raised.value.problems] == [7]
     assert raised.value.problems[0].message == "undefined variable: 'langs' is undefined"
+
+
+EPHEMERAL = """\
+name: legacy-ephemeral
+tasks:
+- name: shm
+  image: blah:800000.6
+  command: sh
+  args:
+  - "-c"
+  - 'echo scratch > "$ODIN_EPHEM_DSHM/f" && cat "$ODIN_EPHEM_DSHM/f" && echo "$ODIN_EPHEM_DSHM" > ${RUN_PATH}/where'
+  mounts:
+   - name: data
+     path: "/data"
+     claim: "myclaim"
+   - path: /dev/shm
+     name: dshm
+  ephem_volumes:
+   - name: dshm
+     type: emptyDir
+     medium: Memory
+"""
+
+
+def test_ephemeral_volumes_are_a_temporary_directory_per_attempt_removed_after(tmp_path: Path) -> None:
+    pipeline = write_pipeline(tmp_path / "repo", "legacy-ephemeral", EPHEMERAL)
+    result = run_pipeline(pipeline, data_dir=tmp_path / "data")
+    assert result.ok, result.tasks
+    where = Path((result.run_path / "where").read_text().strip())
+    assert where == tmp_path / "data" / "tasks" / result.run_id / "shm.1.ephem" / "dshm"
+    assert not where.parent.exists(), "removed when the attempt ended"
+    [task] = result.tasks
+    assert task.log_path is not None and "scratch" in Path(task.log_path).read_text()

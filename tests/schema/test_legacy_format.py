@@ -90,3 +90,41 @@ def test_null_top_level_fields_are_absent() -> None:
           - {name: t, image: busybox, command: "echo ${DATA_PATH}", inputs: null}
     """)
     assert pipeline.description is None and pipeline.params == ()
+
+
+def test_ephemeral_volumes_are_mounted_by_claimless_mounts_of_their_name() -> None:
+    pipeline = spec("""
+        tasks:
+          - name: shm
+            image: busybox
+            command: "true"
+            mounts:
+              - {name: data, path: /data, claim: myclaim}
+              - {name: dshm, path: /dev/shm}
+            ephem_volumes:
+              - {name: dshm, type: emptyDir, medium: Memory, size_limit: 2Gi}
+    """)
+    [task] = pipeline.tasks
+    assert [m.name for m in task.mounts] == ["data"]
+    assert [(v.name, v.paths, v.medium, v.size_limit) for v in task.ephem_volumes] == [
+        ("dshm", ("/dev/shm",), "Memory", "2Gi")
+    ]
+    assert type(task).from_dict(task.to_dict()) == task
+
+
+def test_a_claimless_mount_without_its_volume_and_an_unmounted_volume_are_problems() -> None:
+    assert problems("""
+        tasks:
+          - name: t
+            image: busybox
+            command: "true"
+            mount: {name: dshm, path: /dev/shm}
+            ephem_volumes: [{name: scratch}]
+    """) == [
+        "5:5: mount `dshm` has no `claim`: name a PersistentVolumeClaim, or declare `dshm` under `ephem_volumes`",
+        "6:21: ephemeral volume `scratch` is not mounted: add `{name: scratch, path: /...}` to `mounts`",
+    ]
+    assert problems("""
+        tasks:
+          - {name: t, image: busybox, command: "true", ephem_volumes: [{name: scratch, type: hostPath}]}
+    """) == ["2:86: `ephem_volumes[0].type` must be one of emptyDir, not `hostPath`"]

@@ -193,6 +193,14 @@ def volumes_and_mounts(ctx: BuildContext) -> tuple[list[Json], list[Json]]:
         if m.sub_path:
             mount["subPath"] = m.sub_path
         mounts.append(mount)
+    for i, e in enumerate(spec.ephem_volumes):  # the original Odin's `ephem_volumes`: emptyDir, as long as the pod
+        empty_dir: Json = {}
+        if e.medium:
+            empty_dir["medium"] = e.medium
+        if e.size_limit:
+            empty_dir["sizeLimit"] = e.size_limit
+        volumes.append({"name": f"ephem-{i}", "emptyDir": empty_dir})
+        mounts.extend({"name": f"ephem-{i}", "mountPath": path} for path in e.paths)
     for i, s in enumerate(spec.secrets):
         secret: Json = {"secretName": s.name}
         if s.mode is not None:

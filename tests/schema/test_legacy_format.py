@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import io
+from pathlib import Path
+
+from odin.schema.cli import validate_main
 from tests.schema.helpers import load, problems, spec
 
 GENERATED = """
@@ -128,3 +132,13 @@ def test_a_claimless_mount_without_its_volume_and_an_unmounted_volume_are_proble
         tasks:
           - {name: t, image: busybox, command: "true", ephem_volumes: [{name: scratch, type: hostPath}]}
     """) == ["2:86: `ephem_volumes[0].type` must be one of emptyDir, not `hostPath`"]
+
+
+def test_odinctl_validate_prints_the_note_and_passes(tmp_path: Path) -> None:
+    pipeline = tmp_path / "sst2"
+    pipeline.mkdir()
+    (pipeline / "main.yml").write_text(GENERATED.lstrip("\n"))
+    out, err = io.StringIO(), io.StringIO()
+    assert validate_main([str(tmp_path)], stdout=out, stderr=err) == 0
+    assert out.getvalue() == ""
+    assert f"{pipeline / 'main.yml'}:6:3: note: task field `id` `sst2-train-1` is ignored" in err.getvalue()

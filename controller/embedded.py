@@ -87,7 +87,8 @@ def run_pipeline(
     result, rendered_with = _load(pipeline_dir, given)
     if result.spec is None or result.problems:
         raise PipelineInvalid(result.problems)
-    resolved = {**rendered_with, **resolve_params(result.spec, {k: v for k, v in given.items() if k not in rendered_with})}
+    own = {k: v for k, v in given.items() if k not in rendered_with}  # the rest: the rendered pipeline's `params:`
+    resolved = {**rendered_with, **resolve_params(result.spec, own)}
     base = Path(data_dir) if data_dir is not None else Path(tempfile.mkdtemp(prefix="odin-run-"))
     base.mkdir(parents=True, exist_ok=True)
     db = create_db_engine(f"sqlite:///{base / 'odin.db'}")

@@ -21,11 +21,12 @@ line produced it (the line of the template statement that wrote that output, rea
 from __future__ import annotations
 
 import time
-from bisect import bisect_right
 import traceback
+from bisect import bisect_right
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from types import GeneratorType
+from typing import Any, cast
 
 from jinja2 import StrictUndefined, Template, TemplateSyntaxError, meta
 from jinja2.exceptions import SecurityError, TemplateError, UndefinedError
@@ -59,7 +60,7 @@ class _BoundedEnvironment(SandboxedEnvironment):
         if time.monotonic() > self.deadline:
             raise _OverTime
 
-    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805 (Jinja's signature)
+    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         __self._tick()
         return super().call(__context, __obj, *args, **kwargs)
 
@@ -97,8 +98,8 @@ def render_template(
     """Render `source` with `params` as its variables; never raises for a bad template: problems are values."""
     limits = limits or DEFAULT_LIMITS
     if len(source) > limits.max_bytes:
-        return None, [Problem(file, 1, 1, f"template is {format_size(len(source))}; the limit is "
-                              f"{format_size(limits.max_bytes)}")]  # fmt: skip
+        message = f"template is {format_size(len(source))}; the limit is {format_size(limits.max_bytes)}"
+        return None, [Problem(file, 1, 1, message)]
     try:
         text = source.decode("utf-8")
     except UnicodeDecodeError as e:
@@ -113,15 +114,18 @@ def render_template(
     origins: list[int] = []
     starts = _line_starts(text)
     size = 0
-    generator = template.root_render_func(template.new_context(dict(params or {})))
+    # The compiled render function is a generator: its suspended frame says which template line wrote each chunk.
+    context = template.new_context(dict(params or {}))
+    generator = cast("GeneratorType[str, None, None]", template.root_render_func(context))
     try:
         for chunk in generator:
             frame = generator.gi_frame
             line = template.get_corresponding_lineno(frame.f_lineno) if frame is not None else 0
             size += len(chunk.encode("utf-8"))
             if size > limits.max_bytes:
-                return None, [Problem(file, line or 1, 1, f"the rendered pipeline passes "
-                                      f"{format_size(limits.max_bytes)}, the limit of a main.yml; rendering stopped")]  # fmt: skip
+                limit = format_size(limits.max_bytes)
+                message = f"the rendered pipeline passes {limit}, the limit of a main.yml; rendering stopped"
+                return None, [Problem(file, line or 1, 1, message)]
             _record_origins(origins, chunk, _literal_line(text, starts, chunk, line))
             chunks.append(chunk)
     except _OverTime as e:
@@ -195,8 +199,8 @@ def load_template_pipeline(
     rendered, problems = render_template(source, file=file, params=params, limits=limits)
     if rendered is None:
         return None, ValidationResult(None, problems)
-    result = load_pipeline(rendered.text.encode("utf-8"), file=f"{file} (rendered)", default_name=default_name,
-                           limits=limits)  # fmt: skip
+    text = rendered.text.encode("utf-8")
+    result = load_pipeline(text, file=f"{file} (rendered)", default_name=default_name, limits=limits)
     return rendered, ValidationResult(
         result.spec,
         [_with_origin(p, rendered, file) for p in result.problems],

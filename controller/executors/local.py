@@ -31,10 +31,10 @@ exists. Tasks with `num_gpus: 0` get neither variable (their environment is as b
 from __future__ import annotations
 
 import contextlib
-import re
-import shutil
 import logging
 import os
+import re
+import shutil
 import signal
 import socket
 import subprocess

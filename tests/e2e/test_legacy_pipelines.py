@@ -80,7 +80,9 @@ tasks:
 {% endfor %}
 - <<: *base
   name: report
-  args: ["-c", "cat {% for lang in langs.split(',') %}${RUN_PATH}/tokenize-{{ lang }}/lang {% endfor %}> ${RUN_PATH}/all"]
+  args:
+  - "-c"
+  - "cat {% for lang in langs.split(',') %}${RUN_PATH}/tokenize-{{ lang }}/lang {% endfor %}> ${RUN_PATH}/all"
   depends: [{% for lang in langs.split(",") %}tokenize-{{ lang }}{{ "," if not loop.last }}{% endfor %}]
 """
 

@@ -87,6 +87,7 @@ tasks:
 """
 
 
+@pytest.mark.slow  # a real `odin run` subprocess: ~8 s on a 2-core machine
 def test_a_jinja2_template_renders_from_the_run_parameters_and_runs(tmp_path: Path) -> None:
     pipeline = tmp_path / "repo" / "legacy-template"
     pipeline.mkdir(parents=True)

@@ -37,11 +37,11 @@ from odin.controller.settings import Settings
 from odin.controller.store.db import DbEngine, StoreError, create_db_engine, migrate
 from odin.controller.store.repositories import follow_repository
 from odin.controller.store.runs import Created, load_runs, request_cancel, run_events
+from odin.controller.store.wakeups import WakeListener, WakeSender, supports_wakeups
 from odin.controller.sync import RepoSync, SyncRequest
 from odin.controller.tracking import TrackingSettings, open_run_tracking
 from odin.controller.validation import Validator
 from odin.controller.vocabulary import Trigger
-from odin.controller.wakeup import WakeListener, WakeSender, supports_wakeups
 
 log = logging.getLogger(__name__)
 
@@ -367,10 +367,8 @@ class Controller:
                 log.warning("wake-up for repository %s, which this replica does not follow", repo_id)
                 return
             trigger, by = message.get("trigger"), message.get("by")
-            known = trigger in set(Trigger)
-            request = SyncRequest(
-                trigger=Trigger(trigger) if known else Trigger.POLL, by=by if isinstance(by, str) else None
-            )
+            known = Trigger(trigger) if isinstance(trigger, str) and trigger in set(Trigger) else Trigger.POLL
+            request = SyncRequest(trigger=known, by=by if isinstance(by, str) else None)
             followed.poller.request(request)
         elif isinstance(run_id, str):
             self.engine.submit(run_id)

@@ -123,7 +123,31 @@ def build_spec(
     if ctx.problems or expanded is None:
         return None, ctx.problems
     description = root.get("description")
-    return PipelineSpec(name=name, tasks=expanded, params=tuple(params), description=description), ctx.problems
+    notify = _notify(ctx, root.get("notify"))
+    if ctx.problems:
+        return None, ctx.problems
+    spec = PipelineSpec(name=name, tasks=expanded, params=tuple(params), description=description, notify=notify)
+    return spec, ctx.problems
+
+
+NOTIFY_CHANNELS = ("slack", "webhook", "email")
+
+
+def _notify(ctx: _Context, raw: Any) -> tuple[dict[str, Any], ...]:
+    """`notify:` entries (their shape checked by the JSON Schema), each with exactly one channel."""
+    entries: list[dict[str, Any]] = []
+    for i, entry in enumerate(raw if isinstance(raw, list) else []):
+        if not isinstance(entry, dict):
+            continue
+        channels = [c for c in NOTIFY_CHANNELS if c in entry]
+        if len(channels) != 1:
+            named = " and ".join(f"`{c}`" for c in channels) if channels else "none"
+            ctx.report(
+                ("notify", i), f"a notification names exactly one channel (`slack`, `webhook` or `email`), not {named}"
+            )
+            continue
+        entries.append(dict(entry))
+    return tuple(entries)
 
 
 def _pipeline_name(ctx: _Context, root: dict[str, Any], default_name: str) -> str:

@@ -27,7 +27,7 @@ DEFAULT_TEMPLATE = """\
 HEADLINES = {
     "success": "succeeded",
     "failure": "failed",
-    "first_failure": "failed (it succeeded last time)",
+    "first_failure": "started failing",
     "recovery": "succeeded again (it failed last time)",
 }
 

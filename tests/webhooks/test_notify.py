@@ -163,14 +163,14 @@ def test_a_hanging_slack_never_delays_a_run(
 ) -> None:
     listener = hanging_server()
     monkeypatch.setenv("ODIN_NOTIFY_SLACK", f"http://127.0.0.1:{listener.getsockname()[1]}/hook")
-    odin, notifier = notifying_odin(odin_factory, notify_timeout=3.0)
+    odin, notifier = notifying_odin(odin_factory, notify_timeout=2.0)
     notifier.max_attempts = 1
     try:
         started = time.monotonic()
         sha = push_via_webhook(odin, {"train/main.yml": pipeline(FAIL, SLACK_ON_FAILURE_AND_RECOVERY)})
         run = finished(odin, sha, "failed")
-        assert time.monotonic() - started < 3.0 or not notify_events(odin, run.id), "the run ended before Slack did"
-        assert run.status == "failed" and notify_events(odin, run.id) == []
+        # Seen failed while the notification still waits on Slack: the run's end did not wait for it.
+        assert notify_events(odin, run.id) == [] and time.monotonic() - started < 30
         wait_until(lambda: notify_events(odin, run.id), 30, message="the timeout recorded")
         [(kind, data)] = notify_events(odin, run.id)
         assert kind == "notify.failed" and "did not answer (ReadTimeout)" in data["reason"]

@@ -148,7 +148,7 @@ def run_server(settings: Settings) -> int:
     controller.start()
     if status_notifier is not None:
         status_notifier.start(controller.bus)
-    run_notifier = notify.from_settings(settings, controller.db).start(controller.bus)
+    run_notifier = notify.from_settings(settings, controller).start(controller.bus)
     server: _Server | None = None
     try:
         config = uvicorn.Config(

@@ -31,6 +31,7 @@ from .model import (
     SecretMount,
     TaskSpec,
 )
+from .notify import notify_entries
 from .outputs import RESULTS_FILE, artifact_path
 from .params import coerce, in_choices, infer_type
 from .problems import Problem
@@ -130,23 +131,14 @@ def build_spec(
     return spec, ctx.problems
 
 
-NOTIFY_CHANNELS = ("slack", "webhook", "email")
-
-
 def _notify(ctx: _Context, raw: Any) -> tuple[dict[str, Any], ...]:
     """`notify:` entries (their shape checked by the JSON Schema), each with exactly one channel."""
     entries: list[dict[str, Any]] = []
-    for i, entry in enumerate(raw if isinstance(raw, list) else []):
-        if not isinstance(entry, dict):
-            continue
-        channels = [c for c in NOTIFY_CHANNELS if c in entry]
-        if len(channels) != 1:
-            named = " and ".join(f"`{c}`" for c in channels) if channels else "none"
-            ctx.report(
-                ("notify", i), f"a notification names exactly one channel (`slack`, `webhook` or `email`), not {named}"
-            )
-            continue
-        entries.append(dict(entry))
+    for i, entry, problem in notify_entries(raw):
+        if problem is not None:
+            ctx.report(("notify", i), problem)
+        else:
+            entries.append(entry)
     return tuple(entries)
 
 

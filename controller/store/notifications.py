@@ -39,6 +39,7 @@ class NotifiedRunRow:
 
     id: str
     pipeline: str
+    repo_id: int | None
     repository: str
     branch: str | None
     trigger: str
@@ -103,6 +104,7 @@ def notified_run(db: DbEngine, run_id: str) -> NotifiedRunRow | None:
     return NotifiedRunRow(
         id=r["id"],
         pipeline=r["pipeline"],
+        repo_id=r["repo_id"],
         repository=r["repository"] or "local",
         branch=r["branch"],
         trigger=r["trigger"],

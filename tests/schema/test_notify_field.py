@@ -1,8 +1,9 @@
-"""`notify:` in main.yml (issue 13 item 6): kept in the frozen spec; secrets only by reference; every mistake located."""
+"""`notify:` in main.yml and .odin.yml (issue 13 item 6): kept in the frozen spec; secrets only by reference; every
+mistake located."""
 
 from __future__ import annotations
 
-from odin.schema import load_pipeline
+from odin.schema import load_pipeline, load_repo_config
 from odin.schema.model import PipelineSpec
 
 TASKS = "tasks:\n  - {name: a, image: busybox, command: echo}\n"
@@ -73,7 +74,26 @@ def test_wrong_outcomes_urls_addresses_and_channels_are_located() -> None:
   - {on: [failure]}
 """
     )
+    one_channel = "a notification names exactly one channel (`slack`, `webhook` or `email`)"
     assert problems == [
-        "main.yml:4:5: a notification names exactly one channel (`slack`, `webhook` or `email`), not `slack` and `email`",
-        "main.yml:7:5: a notification names exactly one channel (`slack`, `webhook` or `email`), not none",
+        f"main.yml:4:5: {one_channel}, not `slack` and `email`",
+        f"main.yml:7:5: {one_channel}, not none",
+    ]
+
+
+def test_odin_yml_carries_notifications_for_every_pipeline() -> None:
+    result = load_repo_config(b"notify:\n  - on: [failure]\n    slack: {webhook: env:ODIN_NOTIFY_SLACK}\n")
+    assert result.problems == [] and result.config is not None
+    assert result.config.notify == ({"on": ["failure"], "slack": {"webhook": "env:ODIN_NOTIFY_SLACK"}},)
+    assert result.config.is_default, "notifications filter nothing"
+
+    result = load_repo_config(b"notify:\n  - on: [failure]\n    webhook: {url: https://x.example, secret: hunter2}\n")
+    assert [str(p) for p in result.problems] == [
+        ".odin.yml:3:47: `notify[0].webhook.secret`: `hunter2` must be a reference to a secret, "
+        "`env:ODIN_NOTIFY_<NAME>`, set in the server's environment: a secret written in the repository is readable "
+        "by everyone who can read it"
+    ]
+    result = load_repo_config(b"notify:\n  - on: [success]\n")
+    assert [str(p) for p in result.problems] == [
+        ".odin.yml:2:5: a notification names exactly one channel (`slack`, `webhook` or `email`), not none"
     ]

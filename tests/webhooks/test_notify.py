@@ -57,7 +57,7 @@ def receiver(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeReceiver]:
 
 def notifying_odin(factory: OdinFactory, **overrides: Any) -> tuple[Odin, notify.RunNotifier]:
     odin = factory(public_url=PUBLIC, **overrides)
-    notifier = notify.from_settings(odin.settings, odin.controller.db)
+    notifier = notify.from_settings(odin.settings, odin.controller)
     notifier.backoff = replace(notifier.backoff, initial=0.05, maximum=0.2)
     notifier.start(odin.controller.bus)
     return odin, notifier
@@ -158,9 +158,7 @@ def test_slack_rate_limits_are_waited_out_and_refusals_recorded(odin_factory: Od
         notifier.stop()
 
 
-def test_a_hanging_slack_never_delays_a_run(
-    odin_factory: OdinFactory, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_hanging_slack_never_delays_a_run(odin_factory: OdinFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     listener = hanging_server()
     monkeypatch.setenv("ODIN_NOTIFY_SLACK", f"http://127.0.0.1:{listener.getsockname()[1]}/hook")
     odin, notifier = notifying_odin(odin_factory, notify_timeout=2.0)
@@ -229,5 +227,20 @@ def test_an_unset_secret_reference_is_recorded_not_fatal(odin_factory: OdinFacto
         wait_until(lambda: notify_events(odin, run.id), 30)
         [(kind, data)] = notify_events(odin, run.id)
         assert kind == "notify.failed" and "ODIN_NOTIFY_NOWHERE" in data["reason"]
+    finally:
+        notifier.stop()
+
+
+def test_the_repositorys_odin_yml_notifies_for_every_pipeline(odin_factory: OdinFactory, slack: FakeSlack) -> None:
+    odin, notifier = notifying_odin(odin_factory)
+    try:
+        plain = "name: train\ntasks:\n  - {name: fit, image: busybox, command: [sh, -c, 'exit 1'], retries: 0}\n"
+        config = "notify:\n  - on: [failure]\n    slack: {webhook: env:ODIN_NOTIFY_SLACK}\n"
+        sha = push_via_webhook(odin, {"train/main.yml": plain, ".odin.yml": config})
+        run = finished(odin, sha, "failed")
+        wait_until(lambda: notify_events(odin, run.id), 30)
+        [(kind, data)] = notify_events(odin, run.id)
+        assert kind == "notify.sent" and data["channel"] == "slack"
+        assert slack.hits[0].body["text"].startswith(f"train: run {run.id} failed")
     finally:
         notifier.stop()

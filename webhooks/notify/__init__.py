@@ -3,17 +3,20 @@ starts."""
 
 from __future__ import annotations
 
-from odin.controller.facade import resolve_secret_ref
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from odin.controller.facade import Controller, FileMissing, read_file, resolve_secret_ref
 from odin.controller.settings import Settings
-from odin.controller.store.db import DbEngine
+from odin.schema import REPO_CONFIG_FILE, Limits, load_repo_config
 from odin.webhooks.notify.channels import SmtpSettings
 from odin.webhooks.notify.notifier import FAILED_EVENT, SENT_EVENT, RunNotifier
 
 __all__ = ["FAILED_EVENT", "SENT_EVENT", "RunNotifier", "SmtpSettings", "from_settings"]
 
 
-def from_settings(settings: Settings, db: DbEngine) -> RunNotifier:
-    """The notifier, not yet started. It sends nothing for pipelines without `notify:`."""
+def from_settings(settings: Settings, controller: Controller) -> RunNotifier:
+    """The notifier, not yet started. It sends nothing for pipelines without `notify:` (theirs or `.odin.yml`'s)."""
     smtp = None
     if settings.smtp_host and settings.smtp_from:
         smtp = SmtpSettings(
@@ -32,4 +35,21 @@ def from_settings(settings: Settings, db: DbEngine) -> RunNotifier:
             public_url=settings.public_url.rstrip("/"), run_id=run_id, pipeline=pipeline, commit=sha
         )
 
-    return RunNotifier(db, secret=resolve_secret_ref, run_url=run_url, smtp=smtp, timeout=settings.notify_timeout)
+    def repo_notify(repo_id: int, sha: str) -> Sequence[Mapping[str, Any]]:
+        """`.odin.yml`'s `notify:` at the commit; an invalid file started nothing, so it notifies nothing either."""
+        try:
+            repo = controller.repo(repo_id)
+            data = read_file(repo, sha, REPO_CONFIG_FILE, max_size=Limits().max_bytes)
+        except (KeyError, FileMissing):
+            return ()
+        config = load_repo_config(data).config
+        return config.notify if config is not None else ()
+
+    return RunNotifier(
+        controller.db,
+        secret=resolve_secret_ref,
+        run_url=run_url,
+        smtp=smtp,
+        repo_notify=repo_notify,
+        timeout=settings.notify_timeout,
+    )

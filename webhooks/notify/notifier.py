@@ -15,7 +15,7 @@ import queue
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -58,6 +58,7 @@ class RunNotifier:
         secret: Callable[[str], str],
         run_url: Callable[[str, str, str], str | None] = lambda _run, _pipeline, _sha: None,
         smtp: SmtpSettings | None = None,
+        repo_notify: Callable[[int, str], Sequence[Mapping[str, Any]]] = lambda _repo, _sha: (),
         timeout: float = 10.0,
         max_attempts: int = 6,
         backoff: Backoff | None = None,
@@ -67,6 +68,7 @@ class RunNotifier:
         self.db = db
         self.secret = secret
         self.run_url = run_url
+        self.repo_notify = repo_notify
         self.smtp = smtp if smtp is None else replace(smtp, timeout=timeout)
         self.max_attempts = max_attempts
         self.max_pending = max_pending
@@ -132,7 +134,7 @@ class RunNotifier:
             return
         if run is None:
             return
-        rules = rules_of(run.spec)
+        rules = rules_of(run.spec.get("notify")) + self._repo_rules(run)
         if not rules:
             return
         happened = outcomes(run.status, run.previous_status)
@@ -150,6 +152,16 @@ class RunNotifier:
                 self._record(run, FAILED_EVENT, rule.channel, event, attempts=0, reason="too many notifications unsent")
                 continue
             self._pending.append(_Delivery(run, rule, event, message, context))
+
+    def _repo_rules(self, run: NotifiedRunRow) -> list[Rule]:
+        """The `notify:` of `.odin.yml` at the run's commit (none for runs without a repository or commit)."""
+        if run.repo_id is None or not run.commit_sha:
+            return []
+        try:
+            return rules_of(self.repo_notify(run.repo_id, run.commit_sha))
+        except Exception as e:  # git trouble: the pipeline's own entries are still sent
+            log.warning("run %s: cannot read .odin.yml's notifications (%s)", run.id, e)
+            return []
 
     def _context(self, run: NotifiedRunRow, event: str) -> dict[str, Any]:
         failed = run.failed_task

@@ -53,7 +53,7 @@ class Rule:
         return next((o for o in _SPECIFIC_FIRST if o in happened and o in self.on), None)
 
 
-def rules_of(spec: Mapping[str, Any]) -> list[Rule]:
-    entries = spec.get("notify")
-    rules = (Rule.from_entry(e) for e in entries if isinstance(e, Mapping)) if isinstance(entries, list) else ()
+def rules_of(entries: Any) -> list[Rule]:
+    """The rules of a `notify:` list (a frozen spec's, or `.odin.yml`'s)."""
+    rules = (Rule.from_entry(e) for e in entries if isinstance(e, Mapping)) if isinstance(entries, list | tuple) else ()
     return [r for r in rules if r is not None]

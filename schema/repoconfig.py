@@ -193,7 +193,7 @@ def _message(error: ValidationError, path: Sequence[str | int]) -> str:
         return f"{label} must not be empty"
     if keyword == "pattern" and schema.get("patternErrorMessage"):
         return f"{label}: `{error.instance}` {schema['patternErrorMessage']}"
-    if keyword == "enum":
+    if keyword == "enum" and isinstance(error.validator_value, list):
         return f"{label} must be one of {', '.join(map(str, error.validator_value))}, not `{error.instance}`"
     if "propertyNames" in error.absolute_schema_path:
         hint = schema.get("patternErrorMessage") or "is not allowed here"

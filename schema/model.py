@@ -233,6 +233,8 @@ class PipelineSpec:
     tasks: tuple[TaskSpec, ...]
     params: tuple[ParamSpec, ...] = ()
     description: str | None = None
+    notify: tuple[dict[str, Any], ...] = ()
+    """`notify:` entries as validated by the JSON Schema (plain JSON): read by the notifier when a run ends."""
 
     def task(self, name: str) -> TaskSpec:
         for t in self.tasks:
@@ -252,12 +254,15 @@ class PipelineSpec:
         raise KeyError(name)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        spec = {
             "name": self.name,
             "description": self.description,
             "params": [_jsonable(asdict(p)) for p in self.params],
             "tasks": [t.to_dict() for t in self.tasks],
         }
+        if self.notify:  # only when present: frozen specs of pipelines without notifications stay as they were
+            spec["notify"] = _jsonable(self.notify)
+        return spec
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PipelineSpec:
@@ -266,6 +271,7 @@ class PipelineSpec:
             description=data.get("description"),
             params=tuple(ParamSpec(**{**p, "choices": tuple(p.get("choices", ()))}) for p in data.get("params", ())),
             tasks=tuple(TaskSpec.from_dict(t) for t in data["tasks"]),
+            notify=tuple(dict(n) for n in data.get("notify", ())),
         )
 
 

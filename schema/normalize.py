@@ -32,6 +32,7 @@ from .model import (
     SecretMount,
     TaskSpec,
 )
+from .notify import notify_entries
 from .outputs import RESULTS_FILE, artifact_path
 from .params import coerce, in_choices, infer_type
 from .problems import Problem
@@ -124,7 +125,22 @@ def build_spec(
     if ctx.problems or expanded is None:
         return None, ctx.problems
     description = root.get("description")
-    return PipelineSpec(name=name, tasks=expanded, params=tuple(params), description=description), ctx.problems
+    notify = _notify(ctx, root.get("notify"))
+    if ctx.problems:
+        return None, ctx.problems
+    spec = PipelineSpec(name=name, tasks=expanded, params=tuple(params), description=description, notify=notify)
+    return spec, ctx.problems
+
+
+def _notify(ctx: _Context, raw: Any) -> tuple[dict[str, Any], ...]:
+    """`notify:` entries (their shape checked by the JSON Schema), each with exactly one channel."""
+    entries: list[dict[str, Any]] = []
+    for i, entry, problem in notify_entries(raw):
+        if problem is not None:
+            ctx.report(("notify", i), problem)
+        else:
+            entries.append(entry)
+    return tuple(entries)
 
 
 def _pipeline_name(ctx: _Context, root: dict[str, Any], default_name: str) -> str:

@@ -30,7 +30,6 @@ from odin.controller.store.runs import NewRun, create_run, task_rows
 from odin.controller.vocabulary import RunStatus, Trigger
 from odin.schema import ValidationResult, load_pipeline, resolve_params
 from odin.schema.problems import PipelineInvalid
-from odin.schema.template import TEMPLATE_FILE, load_template_pipeline
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +148,8 @@ def _load(pipeline_dir: Path, params: Mapping[str, str]) -> tuple[ValidationResu
     main = pipeline_dir / "main.yml"
     if main.is_file():
         return load_pipeline(main.read_bytes(), file=str(main), default_name=pipeline_dir.name), {}
+    from odin.schema.template import TEMPLATE_FILE, load_template_pipeline  # jinja2 only for a template's run
+
     template = pipeline_dir / TEMPLATE_FILE
     if not template.is_file():
         raise FileNotFoundError(f"{main}: no main.yml (nor {TEMPLATE_FILE}) in this directory")

@@ -121,6 +121,8 @@ def test_an_rbac_denial_stays_permanent_beside_a_quota(kube: KubeEnv, h: KubeHar
     [
         ('pods "x" is forbidden: exceeded quota: compute, requested: pods=1, used: pods=1, limited: pods=1',
          QuotaExceeded, "QuotaExceeded", Failure.INFRA),
+        ('pods "x" is forbidden: status unknown for quota: compute, resources: pods', QuotaExceeded, "QuotaExceeded",
+         Failure.INFRA),
         ('pods "x" is forbidden: failed quota: compute: must specify limits.cpu', Forbidden, "Forbidden",
          Failure.PERMANENT),
         ('pods "x" is forbidden: error looking up service account ns/trainer: serviceaccount "trainer" not found',

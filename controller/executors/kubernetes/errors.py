@@ -5,8 +5,8 @@
      ├── AlreadyExists           409 on create: the caller adopts the existing object
      ├── Forbidden               403: RBAC does not allow it (PERMANENT: retrying cannot grant a permission), or
      │                           admission refused a pod naming a missing ServiceAccount (`ServiceAccountNotFound`)
-     ├── QuotaExceeded           403 "exceeded quota": a ResourceQuota is used up for now (INFRA: the submitter waits
-     │                           and tries again, as a slot frees when another pod ends)
+     ├── QuotaExceeded           403 "exceeded quota" (or not counted yet): a ResourceQuota is full for now (INFRA:
+     │                           the submitter waits and tries again, as a slot frees when another pod ends)
      ├── Invalid                 400/422: the apiserver rejected the object (PERMANENT)
      ├── Expired                 410: a watch's resourceVersion is too old; list again
      └── Unavailable             429/5xx/connection failures that outlasted the retry deadline (INFRA)
@@ -110,15 +110,16 @@ def status_reason(body: str | bytes | None) -> str | None:
 
 # What kube-apiserver's admission plugins write into a 403's message (plugin/pkg/admission/resourcequota and
 # serviceaccount): `pods "x" is forbidden: exceeded quota: compute, requested: pods=1, used: pods=1, limited: pods=1`,
-# and `pods "x" is forbidden: error looking up service account ns/name: serviceaccount "name" not found`. A
-# "failed quota" (a quota that demands limits the pod lacks) is a permanent mistake, not a wait.
-_QUOTA_EXHAUSTED = "exceeded quota: "
+# and `pods "x" is forbidden: error looking up service account ns/name: serviceaccount "name" not found`. A quota
+# whose usage the quota controller has not counted yet ("status unknown for quota", just after it is created) is a
+# wait too; a "failed quota" (a quota that demands limits the pod lacks) is a permanent mistake.
+_QUOTA_WAITS = ("exceeded quota: ", "status unknown for quota: ")
 _SERVICE_ACCOUNT_MISSING = "error looking up service account "
 
 
 def _forbidden(text: str, message: str, status: int) -> KubeApiError:
     """A 403, told apart by what admission said: a quota used up, a missing ServiceAccount, or RBAC."""
-    if _QUOTA_EXHAUSTED in message:
+    if any(wait in message for wait in _QUOTA_WAITS):
         return QuotaExceeded(text, status=status)
     if _SERVICE_ACCOUNT_MISSING in message:
         return Forbidden(text, status=status, reason="ServiceAccountNotFound")

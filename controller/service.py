@@ -367,10 +367,8 @@ class Controller:
                 log.warning("wake-up for repository %s, which this replica does not follow", repo_id)
                 return
             trigger, by = message.get("trigger"), message.get("by")
-            known = trigger in set(Trigger)
-            request = SyncRequest(
-                trigger=Trigger(trigger) if known else Trigger.POLL, by=by if isinstance(by, str) else None
-            )
+            known = Trigger(trigger) if isinstance(trigger, str) and trigger in set(Trigger) else Trigger.POLL
+            request = SyncRequest(trigger=known, by=by if isinstance(by, str) else None)
             followed.poller.request(request)
         elif isinstance(run_id, str):
             self.engine.submit(run_id)

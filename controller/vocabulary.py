@@ -69,6 +69,11 @@ CACHED = "Cached"
 """The reason of a task with `cache: true` that was not run: an earlier run's task with the same cache key succeeded
 and its outputs still exist, so they were reused (the message says which run and commit)."""
 
+WAITING_FOR_QUOTA = "WaitingForQuota"
+"""The reason of a task still `starting` because the cluster refused its pod for now (an exhausted ResourceQuota): the
+executor tries again with backoff, and the message says which quota. An executor reports it as an observation with
+status STARTING, the one non-terminal note the engine records on a task that has not started yet."""
+
 
 class Trigger(StrEnum):
     """What started a run (or asked for a sync)."""
@@ -174,7 +179,8 @@ class ActiveAttempt:
 
 @dataclass(frozen=True, slots=True)
 class Observation:
-    """Something an executor saw happen to an attempt. `status` is RUNNING, SUCCEEDED or FAILED."""
+    """Something an executor saw happen to an attempt. `status` is RUNNING, SUCCEEDED or FAILED, or STARTING for a
+    note on an attempt that is not running yet (`WAITING_FOR_QUOTA`: its reason and message go on the task)."""
 
     run_id: str
     task: str

@@ -18,7 +18,7 @@ from odin.controller.engine.state import TaskState
 from odin.controller.store.db import DbEngine, StoreUnavailable, Writer
 from odin.controller.store.runs import WriteBatch, epoch_to_datetime, write_batch
 from odin.controller.store.types import utcnow
-from odin.controller.vocabulary import RunContext, RunStatus, TaskStatus
+from odin.controller.vocabulary import WAITING_FOR_QUOTA, RunContext, RunStatus, TaskStatus
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,13 @@ class Recorder:
             "not_before": epoch_to_datetime(new.not_before),
             "started_at": epoch_to_datetime(new.started_at),
         }
-        if new.status == TaskStatus.STARTING:
+        # A note on an attempt not running yet (the executor waits for quota): its reason and message, and an event.
+        noted = (
+            new.status == before.status == TaskStatus.STARTING
+            and new.attempt == before.attempt
+            and new.reason == WAITING_FOR_QUOTA
+        )
+        if new.status == TaskStatus.STARTING and not noted:
             values.update(exit_code=None, finished_at=None, pid=None, reason=None, message=None, failure=None)
             values.update(results=None, artifacts=None)  # a new attempt: the last one's outputs no longer stand
             values.update(cache_key=None)  # recorded again by the launch (engine/cache.py) when the task is cached
@@ -85,7 +91,8 @@ class Recorder:
         self._batch.task(ctx.run_id, task, **values)
         if new.undecided:
             return  # an attempt failed; the decision taken in this same step (retry or fail) is the event
-        if new.status != before.status or new.attempt != before.attempt or before.undecided:
+        changed = new.status != before.status or new.attempt != before.attempt or before.undecided
+        if changed or (noted and (new.reason, new.message) != (before.reason, before.message)):
             status = new.status.value
             self._batch.event(
                 "task.status",

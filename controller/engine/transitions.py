@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from odin.controller.engine.decide import FailTask, KillTask, RetryTask, SkipTask, StartTask, TaskAction
 from odin.controller.engine.state import RunState, TaskState
-from odin.controller.vocabulary import Failure, Observation, TaskStatus
+from odin.controller.vocabulary import WAITING_FOR_QUOTA, Failure, Observation, TaskStatus
 
 
 def apply_observation(state: RunState, obs: Observation) -> TaskState | None:
@@ -17,10 +17,15 @@ def apply_observation(state: RunState, obs: Observation) -> TaskState | None:
     st = state.tasks.get(obs.task)
     if st is None or obs.attempt != st.attempt or not st.status.active:
         return None
+    if obs.status == TaskStatus.STARTING:  # a note on an attempt not running yet ("waiting for quota")
+        if st.status != TaskStatus.STARTING or (st.reason, st.message) == (obs.reason, obs.message):
+            return None
+        return state.update(obs.task, reason=obs.reason, message=obs.message)
     if obs.status == TaskStatus.RUNNING:
         if st.status == TaskStatus.RUNNING:
             return None
-        return state.update(obs.task, status=TaskStatus.RUNNING, started_at=obs.time)
+        waited = {"reason": None, "message": None} if st.reason == WAITING_FOR_QUOTA else {}
+        return state.update(obs.task, status=TaskStatus.RUNNING, started_at=obs.time, **waited)
     if obs.status == TaskStatus.SUCCEEDED:
         return state.update(
             obs.task,

@@ -70,6 +70,7 @@ class Attempt:
     events_checked: dict[str, float] = field(default_factory=dict)
     terminal_at: float | None = None
     verdict: Verdict | None = None
+    quota_waits: int = 0  # creates refused so far by an exhausted ResourceQuota (the submitter's backoff)
     pods_refreshed: bool = False  # pods re-listed once because the top-level object ended before their events
 
     @property

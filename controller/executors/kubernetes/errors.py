@@ -3,7 +3,10 @@
     KubeApiError                 a call failed for good; carries `reason`, `failure` (USER/INFRA/PERMANENT), `status`
      ├── NotFound                404: the object, its namespace, or the resource itself (a CRD not installed)
      ├── AlreadyExists           409 on create: the caller adopts the existing object
-     ├── Forbidden               403: RBAC does not allow it (PERMANENT: retrying cannot grant a permission)
+     ├── Forbidden               403: RBAC does not allow it (PERMANENT: retrying cannot grant a permission), or
+     │                           admission refused a pod naming a missing ServiceAccount (`ServiceAccountNotFound`)
+     ├── QuotaExceeded           403 "exceeded quota" (or not counted yet): a ResourceQuota is full for now (INFRA:
+     │                           the submitter waits and tries again, as a slot frees when another pod ends)
      ├── Invalid                 400/422: the apiserver rejected the object (PERMANENT)
      ├── Expired                 410: a watch's resourceVersion is too old; list again
      └── Unavailable             429/5xx/connection failures that outlasted the retry deadline (INFRA)
@@ -56,6 +59,13 @@ class Forbidden(KubeApiError):
     default_failure = Failure.PERMANENT
 
 
+class QuotaExceeded(KubeApiError):
+    """A create refused because a ResourceQuota is used up: routine, and temporary (unlike an RBAC denial)."""
+
+    default_reason = "QuotaExceeded"
+    default_failure = Failure.INFRA
+
+
 class Invalid(KubeApiError):
     default_reason = "Invalid"
     default_failure = Failure.PERMANENT
@@ -98,6 +108,24 @@ def status_reason(body: str | bytes | None) -> str | None:
     return reason if isinstance(reason, str) and reason else None
 
 
+# What kube-apiserver's admission plugins write into a 403's message (plugin/pkg/admission/resourcequota and
+# serviceaccount): `pods "x" is forbidden: exceeded quota: compute, requested: pods=1, used: pods=1, limited: pods=1`,
+# and `pods "x" is forbidden: error looking up service account ns/name: serviceaccount "name" not found`. A quota
+# whose usage the quota controller has not counted yet ("status unknown for quota", just after it is created) is a
+# wait too; a "failed quota" (a quota that demands limits the pod lacks) is a permanent mistake.
+_QUOTA_WAITS = ("exceeded quota: ", "status unknown for quota: ")
+_SERVICE_ACCOUNT_MISSING = "error looking up service account "
+
+
+def _forbidden(text: str, message: str, status: int) -> KubeApiError:
+    """A 403, told apart by what admission said: a quota used up, a missing ServiceAccount, or RBAC."""
+    if any(wait in message for wait in _QUOTA_WAITS):
+        return QuotaExceeded(text, status=status)
+    if _SERVICE_ACCOUNT_MISSING in message:
+        return Forbidden(text, status=status, reason="ServiceAccountNotFound")
+    return Forbidden(text, status=status)
+
+
 def translate(status: int | None, body: str | bytes | None, what: str) -> KubeApiError:
     """A final (non-retried) API answer as an error of the tree; `what` says what was attempted."""
     message = status_message(body, f"HTTP {status}")
@@ -109,7 +137,7 @@ def translate(status: int | None, body: str | bytes | None, what: str) -> KubeAp
             return AlreadyExists(text, status=status)
         return KubeApiError(text, status=status, reason="Conflict", failure=Failure.INFRA)
     if status == 403:
-        return Forbidden(text, status=status)
+        return _forbidden(text, message, status)
     if status in (400, 422):
         return Invalid(text, status=status, reason="Invalid" if status == 422 else "BadRequest")
     if status == 410:

@@ -6,7 +6,9 @@ manifest to the journal (`journal.py`), creates the object (409: adopt it if its
 starts the namespace's watches. `recover` (after a restart) adopts every attempt whose object the watches list,
 re-creates those the journal says were being submitted, and reports the rest lost (INFRA: the engine retries them).
 `kill` deletes the object. Whatever cannot be submitted becomes a FAILED observation with a reason and a failure
-kind, never an exception in the engine.
+kind, never an exception in the engine -- except a create refused by an exhausted ResourceQuota: that is routine (two
+parallel tasks under `pods: 1`), so the attempt waits, the task says "waiting for quota" (a STARTING observation,
+`WAITING_FOR_QUOTA`), and the create is tried again with backoff until a slot frees or the attempt is killed.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from odin.controller.backoff import Backoff
 from odin.controller.executors.kubernetes import names, transfer
 from odin.controller.executors.kubernetes.api import CONFIGMAPS, PODS, Json, Kind, KubeApi
 from odin.controller.executors.kubernetes.attempts import (
@@ -30,7 +33,7 @@ from odin.controller.executors.kubernetes.attempts import (
     key_from_labels,
 )
 from odin.controller.executors.kubernetes.config import KubeOptions
-from odin.controller.executors.kubernetes.errors import AlreadyExists, KubeApiError
+from odin.controller.executors.kubernetes.errors import AlreadyExists, KubeApiError, QuotaExceeded
 from odin.controller.executors.kubernetes.handlers.base import ResourceHandler
 from odin.controller.executors.kubernetes.handlers.registry import HandlerRegistry, UnknownResourceType
 from odin.controller.executors.kubernetes.journal import Journal
@@ -39,17 +42,34 @@ from odin.controller.executors.kubernetes.timers import Timers
 from odin.controller.executors.kubernetes.tracking import Tracker
 from odin.controller.executors.kubernetes.transfer import WorkTreeUploadFailed
 from odin.controller.executors.kubernetes.workdir import WorkTreeError, collect
-from odin.controller.vocabulary import ActiveAttempt, Failure, Observation, RunContext, TaskLaunch, TaskStatus
+from odin.controller.vocabulary import (
+    WAITING_FOR_QUOTA,
+    ActiveAttempt,
+    Failure,
+    Observation,
+    RunContext,
+    TaskLaunch,
+    TaskStatus,
+)
 
 log = logging.getLogger(__name__)
 
 WORK_COMPONENT = "odin-work"
 
+# Between tries of a create refused by an exhausted ResourceQuota: soon at first (a pod of the same run may be about
+# to end), then every half minute at most. The quota controller frees a slot within a second of a pod's end.
+QUOTA_BACKOFF = Backoff(initial=0.5, maximum=30.0)
+
 
 def api_blocker(e: KubeApiError, namespace: str) -> Blocker:
     """An API error as a task status, with the fix for the two a deployment most often meets."""
     message = e.message
-    if e.reason == "Forbidden":
+    if e.reason == "ServiceAccountNotFound":
+        message += (
+            f" (create that ServiceAccount in namespace {namespace}, or name another in ODIN_KUBE_SERVICE_ACCOUNT; "
+            "not retried)"
+        )
+    elif e.reason == "Forbidden":
         message += (
             f" (Odin's ServiceAccount needs the Role of deploy/base/rbac.yaml in namespace {namespace}; "
             "see docs/kubernetes.md)"
@@ -227,7 +247,7 @@ class Submitter:
                 return
             manifest = self._build(record, run)
             self.journal.write(*key, record.namespace, record.handler.kind, manifest)
-            self.submit(record, record.handler.kind, manifest)
+            self._submit_or_wait(record, record.handler.kind, manifest)
         except KubeApiError as e:
             if e.reason == "Shutdown":
                 return  # the journal keeps the intent: a restart submits it
@@ -285,6 +305,40 @@ class Submitter:
             self.delete(record)
         self.tracker.reconcile(key)
 
+    def _submit_or_wait(self, record: Attempt, kind: Kind, manifest: Json) -> None:
+        """`submit`; when a ResourceQuota is used up, say so on the task and try again later (the journal keeps the
+        manifest meanwhile, so a restart resubmits it)."""
+        try:
+            self.submit(record, kind, manifest)
+        except QuotaExceeded as e:
+            with self.table.lock:
+                tries = record.quota_waits
+                record.quota_waits += 1
+            delay = QUOTA_BACKOFF.delay(tries)
+            if tries == 0:
+                log.info("run %s task %s attempt %d: waiting for quota: %s", *record.key, e.message)
+                self._report(Observation(*record.key, TaskStatus.STARTING, reason=WAITING_FOR_QUOTA,
+                                         message=f"waiting for quota: {e.message}"))  # fmt: skip
+            retry = lambda: self.pool.submit(self._retry_after_quota, record, kind, manifest)  # noqa: E731
+            self.timers.call_at(time.time() + delay, ("quota", record.key), retry)
+
+    def _retry_after_quota(self, record: Attempt, kind: Kind, manifest: Json) -> None:
+        if self._stopping.is_set():
+            return  # the journal keeps the intent: a restart submits it
+        if record.killed:
+            self.finish(record, "Killed", f"killed while waiting for quota ({record.killed})", Failure.INFRA)
+            return
+        try:
+            self._submit_or_wait(record, kind, manifest)
+        except KubeApiError as e:
+            if e.reason == "Shutdown":
+                return
+            problem = api_blocker(e, record.namespace)
+            self.finish(record, problem.reason, problem.message, problem.failure)
+        except Exception as e:
+            log.exception("run %s task %s attempt %d: submitting it failed", *record.key)
+            self.finish(record, "ExecutorError", f"submitting the task failed: {e}", Failure.INFRA)
+
     def finish(self, record: Attempt, reason: str, message: str, failure: Failure) -> None:
         """Report an attempt failed that has (or will have) no object to watch."""
         with self.table.lock:
@@ -311,6 +365,10 @@ class Submitter:
             return
         if submitted:
             self.pool.submit(self.delete, record)
+        elif record.quota_waits:  # waiting for quota: end the wait now rather than at the next try
+            self.timers.cancel(("quota", key))
+            self.pool.submit(self.finish, record, "Killed", f"killed while waiting for quota ({reason})",
+                             Failure.INFRA)  # fmt: skip
 
     def delete(self, record: Attempt) -> None:
         handler = record.handler
@@ -386,7 +444,7 @@ class Submitter:
         pending = self.journal.read(*record.key)
         if pending is not None:
             try:
-                self.submit(record, pending[1], pending[2])
+                self._submit_or_wait(record, pending[1], pending[2])
             except KubeApiError as e:
                 problem = api_blocker(e, namespace)
                 self.finish(record, problem.reason, problem.message, problem.failure)

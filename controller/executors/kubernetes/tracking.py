@@ -150,6 +150,15 @@ def _observation(record: Attempt, verdict: Verdict, states: Sequence[PodState], 
     return None
 
 
+def outcome_detail(observation: Observation) -> str:
+    """The "(reason: message)" of a log line, without a "None" where a success has no message."""
+    if observation.reason and observation.message:
+        return f" ({observation.reason}: {observation.message})"
+    if observation.reason or observation.message:
+        return f" ({observation.reason or observation.message})"
+    return ""
+
+
 def resource_fields(record: Attempt, states: Sequence[PodState], log_path: str) -> dict[str, Any]:
     """What the task run records about where the attempt ran: its object, nodes, GPUs and saved log."""
     assert record.handler is not None
@@ -330,8 +339,8 @@ class Tracker:
         observation = evaluation.observation
         if observation is not None:
             if observation.status.terminal:
-                log.info("run %s task %s attempt %d: %s (%s: %s)", *record.key, observation.status,
-                         observation.reason, observation.message)  # fmt: skip
+                log.info("run %s task %s attempt %d: %s%s", *record.key, observation.status,
+                         outcome_detail(observation))  # fmt: skip
             self._report(observation)
         for pod_name in evaluation.check_events:
             self.pool.submit(self._check_events, record.key, pod_name)

@@ -34,8 +34,8 @@ from odin.api.console import source, views
 from odin.api.context import AppContext
 from odin.api.deps import Ctx, in_thread
 from odin.api.errors import classify
-from odin.api.services import pipelines as pipeline_service
 from odin.api.services import commits as commit_service
+from odin.api.services import pipelines as pipeline_service
 from odin.api.services.commits import VALIDATIONS
 from odin.api.services.gpus import GpuService
 from odin.api.services.sessions import log_in
@@ -255,7 +255,8 @@ async def commit_page(
     viewer = await _viewer(request, authenticator)
     commit = await in_thread(commit_service.get_commit, ctx.db, sha)
     repo = ctx.repo()
-    problems = await in_thread(source.problem_sources, repo, commit.sha, [msgspec.to_builtins(p) for p in commit.problems])
+    listed = [msgspec.to_builtins(p) for p in commit.problems]
+    problems = await in_thread(source.problem_sources, repo, commit.sha, listed)
     changes = await in_thread(source.changes, repo, commit.sha)
     return _page(ctx, viewer, "commit.html", c=commit, problems=problems, changes=changes)
 

@@ -132,7 +132,7 @@ class GpuLine:
     attempt: int
     running: bool
     node: str
-    gpus: str  # "2 × NVIDIA H100 80GB HBM3" or the distinct models
+    gpus: str  # "2 x NVIDIA H100 80GB HBM3" or the distinct models
     gpu_seconds: str
     mean: str
     peak: str
@@ -201,7 +201,7 @@ def size(n: int) -> str:
 
 def gpu_line(task: str, u: GpuUsageOut) -> GpuLine:
     models = sorted({g.model for g in u.gpus})
-    gpus = f"{len(u.gpus)} × {models[0]}" if len(models) == 1 else ", ".join(models) or "none seen"
+    gpus = f"{len(u.gpus)} x {models[0]}" if len(models) == 1 else ", ".join(models) or "none seen"
     idle = ""
     if u.idle is not None:
         state = "idle now" if u.idle.active else "was idle"
@@ -278,7 +278,9 @@ def compare(db: DbEngine, a: str, b: str, now: datetime) -> Comparison:
     if a == b:
         raise InvalidRequest("pick two different runs to compare")
     left, right = run_service.get_run(db, a), run_service.get_run(db, b)
-    params = _side_by_side({k: _value(v) for k, v in left.params.items()}, {k: _value(v) for k, v in right.params.items()})
+    params = _side_by_side(
+        {k: _value(v) for k, v in left.params.items()}, {k: _value(v) for k, v in right.params.items()}
+    )
     results = _side_by_side(_results(left.tasks), _results(right.tasks))
     lt, rt = {t.name: t for t in left.tasks}, {t.name: t for t in right.tasks}
     tasks = []

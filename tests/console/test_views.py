@@ -39,9 +39,7 @@ def produce(acc: str) -> str:
 
 def api(server: OdinServer) -> httpx.Client:
     token = httpx.post(f"{server.url}/v1/auth/token", json={"username": "admin", "password": PASSWORD}).json()
-    return httpx.Client(
-        base_url=server.url, headers={"Authorization": f"Bearer {token['access_token']}"}, timeout=30
-    )
+    return httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token['access_token']}"}, timeout=30)
 
 
 def finished_run_of(http: httpx.Client, sha: str, pipeline: str) -> dict[str, Any]:
@@ -133,7 +131,7 @@ def test_run_page_downloads_events_and_gpu_usage(
     expect(page.locator("#run-status")).to_have_text("succeeded")
     gpu = page.locator("#gpu-usage tbody tr")
     expect(gpu).to_have_count(1)
-    for text in ("2 × NVIDIA H100 80GB HBM3", "3,600", "4%", "71%", "12.0 GiB", "was idle", "gpu-node-1"):
+    for text in ("2 x NVIDIA H100 80GB HBM3", "3,600", "4%", "71%", "12.0 GiB", "was idle", "gpu-node-1"):
         expect(gpu).to_contain_text(text)
 
     # The artifact's link downloads it with the session cookie alone.

@@ -5,17 +5,19 @@ compared. Screenshots go to each test's tmp dir."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
 import httpx
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Browser, Page, expect
 
 from odin.controller.store.db import create_db_engine
 from odin.controller.store.gpu_usage import UsageUpdate, record_gpu_usage
-from tests.console.conftest import PASSWORD, log_in
+from tests.console.conftest import HELLO, PASSWORD, log_in
 from tests.support.git import GitRemote
-from tests.support.server import OdinServer
+from tests.support.prefix_proxy import PrefixProxy
+from tests.support.server import OdinServer, free_port
 from tests.support.wait import wait_until
 
 BAD = "name: bad\ntasks:\n  - name: a\n    image: busybox\n    command: [echo]\n    depends: nowhere\n"
@@ -179,3 +181,64 @@ def test_compare_two_runs(console_server: OdinServer, git_remote: GitRemote, pag
     # By URL too; the same run twice is a page saying what to do.
     page.goto(f"{console_server.url}/console/compare?a={a['id']}&b={a['id']}")
     expect(page.locator(".error")).to_contain_text("two different runs")
+
+
+def test_behind_a_path_prefix(
+    db_url: str, git_remote: GitRemote, browser: Browser, tmp_path: Path, shots: Path
+) -> None:
+    """Odin served at http://127.0.0.1:<port>/odin/ by a reverse proxy stripping the prefix (docs/console.md):
+    log in, the commits, a run watched live over the WebSocket, its log, its download; nothing asked outside it."""
+    git_remote.commit({"hello/main.yml": HELLO}, "add hello")
+    upstream = free_port()
+    with PrefixProxy("/odin", upstream) as proxy:
+        env = {
+            "ODIN_REPO": git_remote.file_url,
+            "ODIN_DATABASE_URL": db_url,
+            "ODIN_POLL_INTERVAL": "0.2",
+            "ODIN_ADMIN_PASSWORD": PASSWORD,
+            "ODIN_PUBLIC_URL": f"{proxy.url}/odin/",
+        }
+        with OdinServer(tmp_path / "state", env, port=upstream) as server:
+            wait_until(lambda: "first sync" in server.log(), 30, message="the server's first sync")
+            context = browser.new_context(viewport={"width": 1360, "height": 900})
+            context.set_default_timeout(30_000)
+            page = context.new_page()
+            try:
+                page.goto(f"{proxy.url}/odin/")
+                expect(page).to_have_url(f"{proxy.url}/odin/console/login?next=/odin/console/commits")
+                page.get_by_label("User name").fill("admin")
+                page.get_by_label("Password").fill(PASSWORD)
+                page.get_by_role("button", name="Log in").click()
+                page.wait_for_url(f"{proxy.url}/odin/console/commits")
+                cookie = next(c for c in context.cookies() if c["name"] == "odin_session")
+                assert cookie["path"] == "/odin/"
+
+                sha = git_remote.commit({"produce/main.yml": produce("0.5")}, "add produce")
+                link = page.locator(f'li[data-sha="{sha}"] .runs a')
+
+                def listed() -> bool:
+                    page.get_by_role("link", name="Commits").click()
+                    page.wait_for_url(f"{proxy.url}/odin/console/commits")
+                    return link.count() > 0
+
+                wait_until(listed, 30, interval=0.3, message="the pushed commit's run on the commits page")
+                link.first.click()
+                page.wait_for_url(f"{proxy.url}/odin/console/runs/**")
+                expect(page.locator("#run")).to_have_attribute("data-live", "yes")  # the WebSocket under /odin
+                expect(page.locator("#run-status")).to_have_text("succeeded")
+                page.get_by_role("button", name="train", exact=True).click()
+                expect(page.locator("#log-state")).to_have_text(re.compile("end of log|the log is empty"))
+                expect(page.locator("#events")).to_contain_text("task.status")
+                model = page.get_by_role("link", name="model", exact=True)
+                assert (model.get_attribute("href") or "").startswith("/odin/v1/runs/")
+                with page.expect_download() as download:
+                    model.click()
+                assert Path(download.value.path()).read_bytes() == b"weights-0.5"
+                page.screenshot(path=shots / "prefixed-run.png", full_page=True)
+                page.get_by_role("link", name=sha[:10]).click()  # the commit's page: what it changed
+                page.wait_for_url(f"{proxy.url}/odin/console/commits/{sha}")
+                expect(page.locator("table.changes tr.ch-added")).to_contain_text("produce/main.yml")
+            finally:
+                context.close()
+    assert proxy.refused == [], proxy.refused
+    assert any(" /odin/v1/ws " in r for r in proxy.requests)

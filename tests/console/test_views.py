@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from odin.controller.store.db import create_db_engine
@@ -183,6 +184,7 @@ def test_compare_two_runs(console_server: OdinServer, git_remote: GitRemote, pag
     expect(page.locator(".error")).to_contain_text("two different runs")
 
 
+@pytest.mark.slow  # a server of its own, a run and a download through the proxy: ~25 s on a loaded two-core machine
 def test_behind_a_path_prefix(
     db_url: str, git_remote: GitRemote, browser: Browser, tmp_path: Path, shots: Path
 ) -> None:

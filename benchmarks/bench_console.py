@@ -270,7 +270,8 @@ def main() -> int:
                 report(f"run page, {args.tasks} tasks, in Chromium: load event (not budgeted)", load, float("inf"))
         if not args.no_browser:
             samples = live_latency(Path(tmp), args.live_tasks)
-            ok &= report(f"live task state, engine commit to the run page's DOM ({len(samples)} changes)", samples, 0.25)
+            name = f"live task state, engine commit to the run page's DOM ({len(samples)} changes)"
+            ok &= report(name, samples, 0.25)
         return 0 if ok else 1
 
 

@@ -8,6 +8,7 @@ ways until a side closes: no HTTP parsing beyond the request line and headers, w
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from types import TracebackType
@@ -30,9 +31,7 @@ class PrefixProxy:
         threading.Thread(target=self._accept, name="prefix-proxy", daemon=True).start()
         return self
 
-    def __exit__(
-        self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
         self._closed = True
         self._listener.close()
 
@@ -80,12 +79,8 @@ class PrefixProxy:
 
 def _pipe(source: socket.socket, sink: socket.socket) -> None:
     """Copy until `source` ends, then tell `sink` nothing more is coming."""
-    try:
+    with contextlib.suppress(OSError):
         while chunk := source.recv(65536):
             sink.sendall(chunk)
-    except OSError:
-        pass
-    try:
+    with contextlib.suppress(OSError):
         sink.shutdown(socket.SHUT_WR)
-    except OSError:
-        pass

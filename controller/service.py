@@ -37,11 +37,11 @@ from odin.controller.settings import Settings
 from odin.controller.store.db import DbEngine, StoreError, create_db_engine, migrate
 from odin.controller.store.repositories import follow_repository
 from odin.controller.store.runs import Created, load_runs, request_cancel, run_events
+from odin.controller.store.wakeups import WakeListener, WakeSender, supports_wakeups
 from odin.controller.sync import RepoSync, SyncRequest
 from odin.controller.tracking import TrackingSettings, open_run_tracking
 from odin.controller.validation import Validator
 from odin.controller.vocabulary import Trigger
-from odin.controller.wakeup import WakeListener, WakeSender, supports_wakeups
 
 log = logging.getLogger(__name__)
 

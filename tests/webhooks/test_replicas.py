@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from odin.controller.wakeup import WakeListener, WakeSender
+from odin.controller.store.wakeups import WakeListener, WakeSender
 from tests.support.git_fixtures import GitRemote
 from tests.support.wait import wait_until
 from tests.webhooks.support import HELLO, Odin, load, point_at, settings_for, signed

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 
+from odin.cli.consoles import lazy_console
 from odin.cli.logs import setup_logging
 
 app = typer.Typer(
@@ -25,8 +25,9 @@ app = typer.Typer(
 )
 users_app = typer.Typer(help="Manage users (admin, member, viewer).", no_args_is_help=True)
 app.add_typer(users_app, name="users")
-console = Console(stderr=True, soft_wrap=True)
-out = Console(soft_wrap=True)
+# Built on first use: `odin --help` must not import rich (docs/architecture.md, "Start-up").
+console = lazy_console(stderr=True, soft_wrap=True)
+out = lazy_console(soft_wrap=True)
 
 
 def _settings(**overrides: Any) -> Any:

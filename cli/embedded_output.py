@@ -42,7 +42,7 @@ def pipeline_directory(given: Path) -> Path:
     """The pipeline directory `odin run` was pointed at: the directory itself, or the one holding the `main.yml`
     given (as `odinctl validate` accepts either)."""
     if given.is_file():
-        if given.name != MAIN_FILE:
+        if given.name not in (MAIN_FILE, f"{MAIN_FILE}.jinja2"):
             raise NotAPipeline(f"{given} is not a {MAIN_FILE}: pass a pipeline directory or its {MAIN_FILE}")
         return given.parent
     if not given.exists():

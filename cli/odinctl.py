@@ -19,7 +19,6 @@ Shell completion: `odinctl --install-completion` (bash, zsh, fish, PowerShell).
 
 from __future__ import annotations
 
-import asyncio
 import getpass
 import json
 import os
@@ -27,15 +26,19 @@ import sys
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
-import msgspec
 import typer
-import yaml
-from rich.console import Console
 
 from odin.cli import credentials
+from odin.cli.consoles import lazy_console
 from odin.cli.params import parse_params
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+# Lazy imports: `odinctl --help` and the commands that do not print through rich, YAML or msgspec must not import
+# them (start-up time; docs/architecture.md, "Start-up"). Heavy modules are imported inside the command that uses them.
 
 app = typer.Typer(
     name="odinctl",
@@ -49,8 +52,8 @@ tokens_app = typer.Typer(help="Your API tokens, for CI jobs and tools.", no_args
 app.add_typer(users_app, name="users")
 app.add_typer(tokens_app, name="tokens")
 
-out = Console(highlight=False, soft_wrap=False)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+out = lazy_console(highlight=False, soft_wrap=False)
+err = lazy_console(stderr=True, highlight=False, soft_wrap=True)
 
 EXIT_FAILED, EXIT_USAGE, EXIT_SERVER = 1, 2, 3
 T = TypeVar("T")
@@ -142,10 +145,14 @@ def emit(obj: Any, output: Output) -> bool:
 
         sys.stdout.writelines(name + "\n" for name in names(obj))
         return True
+    import msgspec
+
     data = msgspec.to_builtins(obj)
     if output == Output.JSON:
         sys.stdout.write(json.dumps(data, indent=2) + "\n")
     else:
+        import yaml
+
         sys.stdout.write(yaml.safe_dump(data, sort_keys=False))
     return True
 
@@ -224,6 +231,8 @@ def validate(
         from odin.schema.cli import validate_main
 
         raise typer.Exit(validate_main(paths, output=output.value))
+    import msgspec
+
     ok = True
     results = []
     with client(server) as c:
@@ -511,6 +520,10 @@ def events(
 
 def _follow(server: str | None, run_id: str, output: Output, timeout: float | None) -> NoReturn:
     """Watch a run to its end; exit 0 if it succeeded, 1 otherwise."""
+    import asyncio
+
+    from rich.console import Console
+
     from odin.api.client import ApiError, ServerUnreachable
     from odin.cli.render import styled
     from odin.cli.watch import watch_run

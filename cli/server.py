@@ -25,7 +25,7 @@ from odin.controller.secrecy import mark_undumpable, withhold_secrets
 from odin.controller.service import Controller
 from odin.controller.settings import Settings
 from odin.controller.store.db import StoreUnavailable, redact_db_url
-from odin.webhooks import notifiers
+from odin.webhooks import notifiers, notify
 
 log = logging.getLogger("odin.server")
 
@@ -148,6 +148,7 @@ def run_server(settings: Settings) -> int:
     controller.start()
     if status_notifier is not None:
         status_notifier.start(controller.bus)
+    run_notifier = notify.from_settings(settings, controller).start(controller.bus)
     server: _Server | None = None
     try:
         config = uvicorn.Config(
@@ -178,4 +179,5 @@ def run_server(settings: Settings) -> int:
         controller.stop()
         if status_notifier is not None:
             status_notifier.stop()
+        run_notifier.stop()
     return 0

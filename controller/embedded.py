@@ -28,8 +28,9 @@ from odin.controller.gpus import GpuProbe
 from odin.controller.store.db import DbEngine, create_db_engine, migrate, transaction
 from odin.controller.store.runs import NewRun, create_run, task_rows
 from odin.controller.vocabulary import RunStatus, Trigger
-from odin.schema import load_pipeline, resolve_params
+from odin.schema import ValidationResult, load_pipeline, resolve_params
 from odin.schema.problems import PipelineInvalid
+from odin.schema.template import TEMPLATE_FILE, load_template_pipeline
 
 log = logging.getLogger(__name__)
 
@@ -74,20 +75,20 @@ def run_pipeline(
     timeout: float | None = None,
     gpus: GpuProbe | None = None,
 ) -> RunResult:
-    """Validate `directory/main.yml`, run it to the end, and return the outcome.
+    """Validate `directory/main.yml` (or render `directory/main.yml.jinja2` with `params`, as the original Odin's
+    `odin-run --x:key value` did), run it to the end, and return the outcome.
 
     Raises `PipelineInvalid` (with located problems) for an invalid pipeline and `ParamError` for bad parameters;
     task failures are not exceptions, they are in the result. `on_event` receives every state change as it is
     recorded (the same events the API streams). `KeyboardInterrupt` cancels the run before propagating.
     """
     pipeline_dir = Path(directory).resolve()
-    main = pipeline_dir / "main.yml"
-    if not main.is_file():
-        raise FileNotFoundError(f"{main}: no main.yml in this directory")
-    result = load_pipeline(main.read_bytes(), file=str(main), default_name=pipeline_dir.name)
+    given = dict(params or {})
+    result, rendered_with = _load(pipeline_dir, given)
     if result.spec is None or result.problems:
         raise PipelineInvalid(result.problems)
-    resolved = resolve_params(result.spec, dict(params or {}))
+    own = {k: v for k, v in given.items() if k not in rendered_with}  # the rest: the rendered pipeline's `params:`
+    resolved = {**rendered_with, **resolve_params(result.spec, own)}
     base = Path(data_dir) if data_dir is not None else Path(tempfile.mkdtemp(prefix="odin-run-"))
     base.mkdir(parents=True, exist_ok=True)
     db = create_db_engine(f"sqlite:///{base / 'odin.db'}")
@@ -140,6 +141,22 @@ def run_pipeline(
         )
     finally:
         db.dispose()
+
+
+def _load(pipeline_dir: Path, params: Mapping[str, str]) -> tuple[ValidationResult, dict[str, str]]:
+    """The validated pipeline, and the parameters a template consumed (a `main.yml.jinja2` reads its variables from
+    the run's parameters; the rest go to the rendered pipeline's own `params:`)."""
+    main = pipeline_dir / "main.yml"
+    if main.is_file():
+        return load_pipeline(main.read_bytes(), file=str(main), default_name=pipeline_dir.name), {}
+    template = pipeline_dir / TEMPLATE_FILE
+    if not template.is_file():
+        raise FileNotFoundError(f"{main}: no main.yml (nor {TEMPLATE_FILE}) in this directory")
+    rendered, result = load_template_pipeline(
+        template.read_bytes(), file=str(template), default_name=pipeline_dir.name, params=params
+    )
+    used = rendered.variables if rendered is not None else frozenset()
+    return result, {k: v for k, v in params.items() if k in used}
 
 
 def _task_outcomes(db: DbEngine, run_id: str) -> list[TaskOutcome]:

@@ -104,6 +104,17 @@ class Settings(BaseSettings):
         default="odin", min_length=1, max_length=100, description="Prefix of the status names (`odin/<pipeline>`)."
     )
 
+    # -- run notifications (docs/notifications.md) -----------------------------------------------------------------
+    notify_timeout: float = Field(
+        default=10.0, gt=0, description="Seconds one notification (Slack, webhook, SMTP) may take before it is retried."
+    )
+    smtp_host: str | None = Field(default=None, description="SMTP server for `notify: email` (e-mail is off if unset).")
+    smtp_port: int = Field(default=587, ge=1, le=65535, description="SMTP server port.")
+    smtp_user: str | None = Field(default=None, description="SMTP login (none if unset).")
+    smtp_password: SecretStr | None = Field(default=None, description="SMTP password.")
+    smtp_from: str | None = Field(default=None, description="Sender address of notification e-mails.")
+    smtp_starttls: bool = Field(default=True, description="Upgrade the SMTP connection with STARTTLS.")
+
     # -- execution --------------------------------------------------------------------------------------------
     executor: Literal["local", "kubernetes"] = Field(default="local", description="Where tasks run.")
     parallelism: int = Field(default=8, ge=1, description="Tasks running at once per run (local executor default).")

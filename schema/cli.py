@@ -63,5 +63,7 @@ def validate_main(
         for _, result in results:
             if result.problems:
                 print(format_problems(result.problems), file=out)
+            for note in result.notes:  # never a failure: what Odin ignored of the original Odin's format
+                print(f"{note.file}:{note.line}:{note.column}: note: {note.message}", file=err)
         print(summary(results), file=err)
     return EXIT_OK if all(result.ok for _, result in results) else EXIT_PROBLEMS

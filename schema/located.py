@@ -42,6 +42,7 @@ class LocatedDocument:
         "_mark_list",
         "_text_index",
         "_texts",
+        "aliased_roots",
         "text",
         "value",
     )
@@ -53,8 +54,11 @@ class LocatedDocument:
         marks: list[MarkEntry],
         key_marks: list[MarkEntry],
         texts: list[tuple[JsonPath, str]] | None = None,
+        *,
+        aliased_roots: frozenset[str] = frozenset(),
     ) -> None:
         self.value = value
+        self.aliased_roots = aliased_roots  # top-level keys holding an anchor that an alias uses (`image: &gpu ...`)
         self.text = text
         self._texts = texts or []
         self._text_index: dict[JsonPath, str] | None = None

@@ -24,11 +24,16 @@ BUILTIN_VARIABLES: tuple[str, ...] = (
     "COMMIT_SHA",
     "OUTPUT_PATH",
     "RESULTS_PATH",
+    "DATA_PATH",
+    "TASK_PATH",
+    "TASK_IDS",
 )
 """`${NAME}` variables substituted in command, args and env; `${params.X}` names a declared parameter, `${matrix.X}`
 a sweep's value (substituted at normalisation) and `${tasks.T.results.R}` / `${tasks.T.artifacts.A}` an ancestor's
 output (see `TaskReference`). `OUTPUT_PATH` and `RESULTS_PATH` are the task's own directories for its declared
-artifacts and results: one pair per task attempt, chosen by the executor."""
+artifacts and results: one pair per task attempt, chosen by the executor. `DATA_PATH`, `TASK_PATH` and `TASK_IDS`
+are the original Odin's (docs/migrating-from-odin.md): `${ROOT_PATH}`, `${RUN_PATH}/<task name>` and the JSON list of
+every task's `${TASK_ID}`."""
 
 MatrixValue = str | int | float | bool
 """One value of a `matrix:` list, as YAML typed it (so the JSON of a sweep's results says `0.1`, not `"0.1"`)."""
@@ -86,6 +91,18 @@ class Mount:
 
 
 @dataclass(frozen=True, slots=True)
+class EphemeralVolume:
+    """A volume living as long as the task's pod: a Kubernetes `emptyDir` (`medium: Memory` is a tmpfs), locally a
+    temporary directory per attempt. The original Odin's `ephem_volumes`, mounted at `paths` by the task's `mounts`
+    entries of the same name that have no `claim`."""
+
+    name: str
+    paths: tuple[str, ...] = ()
+    medium: str | None = None
+    size_limit: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class SecretMount:
     """A Kubernetes Secret mounted as files (by reference: Odin never reads its content)."""
 
@@ -138,6 +155,7 @@ class TaskSpec:
     depends: tuple[str, ...] = ()
     env: dict[str, str] = field(default_factory=dict)
     mounts: tuple[Mount, ...] = ()
+    ephem_volumes: tuple[EphemeralVolume, ...] = ()
     secrets: tuple[SecretMount, ...] = ()
     config_maps: tuple[ConfigMapMount, ...] = ()
     num_gpus: int = 0
@@ -162,6 +180,12 @@ class TaskSpec:
     tolerations: tuple[dict[str, Any], ...] = ()
     elastic: dict[str, Any] | None = None  # {min_replicas, max_replicas, max_restarts, rdzv_backend} for elastic jobs
     cache: bool = False  # reuse the outputs of an earlier run with the same cache key (the task's or the pipeline's)
+
+    def uses_variable(self, name: str) -> bool:
+        """Whether `command`, `args` or an `env` value uses `${name}` (an executor prepares `${TASK_PATH}` only for
+        the tasks that use it)."""
+        wanted = f"${{{name}}}"
+        return any(wanted in text for text in (*self.command, *self.args, *self.env.values()))
 
     def to_dict(self) -> dict[str, Any]:
         """Only the fields that differ from their defaults (plus the identifying ones): a wide fan-out's frozen
@@ -189,6 +213,9 @@ class TaskSpec:
         d["matrix"] = dict(d.get("matrix", {}))
         d["tolerations"] = tuple(dict(t) for t in d.get("tolerations", ()))
         d["mounts"] = tuple(Mount(**m) for m in d.get("mounts", ()))
+        d["ephem_volumes"] = tuple(
+            EphemeralVolume(**{**v, "paths": tuple(v.get("paths", ()))}) for v in d.get("ephem_volumes", ())
+        )
         d["secrets"] = tuple(SecretMount(**s) for s in d.get("secrets", ()))
         d["config_maps"] = tuple(ConfigMapMount(**c) for c in d.get("config_maps", ()))
         d["cpu"] = Resources(**d["cpu"]) if d.get("cpu") else None
@@ -206,6 +233,8 @@ class PipelineSpec:
     tasks: tuple[TaskSpec, ...]
     params: tuple[ParamSpec, ...] = ()
     description: str | None = None
+    notify: tuple[dict[str, Any], ...] = ()
+    """`notify:` entries as validated by the JSON Schema (plain JSON): read by the notifier when a run ends."""
 
     def task(self, name: str) -> TaskSpec:
         for t in self.tasks:
@@ -225,12 +254,15 @@ class PipelineSpec:
         raise KeyError(name)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        spec = {
             "name": self.name,
             "description": self.description,
             "params": [_jsonable(asdict(p)) for p in self.params],
             "tasks": [t.to_dict() for t in self.tasks],
         }
+        if self.notify:  # only when present: frozen specs of pipelines without notifications stay as they were
+            spec["notify"] = _jsonable(self.notify)
+        return spec
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PipelineSpec:
@@ -239,6 +271,7 @@ class PipelineSpec:
             description=data.get("description"),
             params=tuple(ParamSpec(**{**p, "choices": tuple(p.get("choices", ()))}) for p in data.get("params", ())),
             tasks=tuple(TaskSpec.from_dict(t) for t in data["tasks"]),
+            notify=tuple(dict(n) for n in data.get("notify", ())),
         )
 
 

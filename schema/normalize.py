@@ -22,6 +22,7 @@ from .located import JsonPath, LocatedDocument
 from .model import (
     Artifact,
     ConfigMapMount,
+    EphemeralVolume,
     MatrixValue,
     Mount,
     ParamSpec,
@@ -31,6 +32,7 @@ from .model import (
     SecretMount,
     TaskSpec,
 )
+from .notify import notify_entries
 from .outputs import RESULTS_FILE, artifact_path
 from .params import coerce, in_choices, infer_type
 from .problems import Problem
@@ -123,7 +125,22 @@ def build_spec(
     if ctx.problems or expanded is None:
         return None, ctx.problems
     description = root.get("description")
-    return PipelineSpec(name=name, tasks=expanded, params=tuple(params), description=description), ctx.problems
+    notify = _notify(ctx, root.get("notify"))
+    if ctx.problems:
+        return None, ctx.problems
+    spec = PipelineSpec(name=name, tasks=expanded, params=tuple(params), description=description, notify=notify)
+    return spec, ctx.problems
+
+
+def _notify(ctx: _Context, raw: Any) -> tuple[dict[str, Any], ...]:
+    """`notify:` entries (their shape checked by the JSON Schema), each with exactly one channel."""
+    entries: list[dict[str, Any]] = []
+    for i, entry, problem in notify_entries(raw):
+        if problem is not None:
+            ctx.report(("notify", i), problem)
+        else:
+            entries.append(entry)
+    return tuple(entries)
 
 
 def _pipeline_name(ctx: _Context, root: dict[str, Any], default_name: str) -> str:
@@ -210,6 +227,8 @@ def _task(ctx: _Context, path: JsonPath, raw: dict[str, Any]) -> TaskSpec:
         ctx.matrices[path] = matrix
     if "mounts" in fields or "secrets" in fields or "config_maps" in fields:
         _check_volumes(ctx, path, raw, fields)
+    if "mounts" in fields or "ephem_volumes" in fields:
+        _attach_ephemeral(ctx, path, raw, fields)
     if fields.get("timeout", 0.0) is None:
         del fields["timeout"]
     return TaskSpec(**fields)
@@ -266,7 +285,7 @@ def _mounts(ctx: _Context, path: JsonPath, raw: Any) -> tuple[Mount, ...]:
             Mount(
                 name=m["name"],
                 path=m["path"],
-                claim=m["claim"],
+                claim=m.get("claim", ""),  # none: an ephemeral volume's mount (`_attach_ephemeral`)
                 read_only=bool(m.get("read_only", False)),
                 sub_path=m.get("sub_path"),
             )
@@ -316,6 +335,58 @@ def _check_volumes(ctx: _Context, path: JsonPath, raw: dict[str, Any], fields: d
         if mount.name in names:
             ctx.report((*path, key, j, "name"), f"mount name `{mount.name}` is used twice in this task")
         names.add(mount.name)
+
+
+def _ephem_volumes(ctx: _Context, path: JsonPath, raw: Any) -> tuple[EphemeralVolume, ...]:
+    return tuple(
+        EphemeralVolume(
+            name=v["name"],
+            medium=v.get("medium") or None,
+            size_limit=None if v.get("size_limit") is None else stringify(v["size_limit"]),
+        )
+        for v in raw
+    )
+
+
+def _attach_ephemeral(ctx: _Context, path: JsonPath, raw: dict[str, Any], fields: dict[str, Any]) -> None:
+    """The original Odin's ephemeral volumes: a `mounts` entry without `claim` mounts the `ephem_volumes` entry of
+    its name. Each such mount moves to its volume's `paths`; a claim-less mount naming no volume, and a volume no
+    mount uses, are problems (one would fail at run time, the other does nothing)."""
+    volumes: dict[str, EphemeralVolume] = {}
+    for j, volume in enumerate(fields.get("ephem_volumes", ())):
+        if volume.name in volumes:
+            ctx.report((*path, "ephem_volumes", j, "name"), f"ephemeral volume `{volume.name}` is declared twice")
+        volumes[volume.name] = volume
+    key = "mounts" if "mounts" in raw else "mount"
+    single = not isinstance(raw.get(key), list)
+    paths: dict[str, list[str]] = {name: [] for name in volumes}
+    kept: list[Mount] = []
+    for j, mount in enumerate(fields.get("mounts", ())):
+        if mount.claim:
+            kept.append(mount)
+        elif mount.name in paths:
+            paths[mount.name].append(mount.path)
+        else:
+            where: JsonPath = (*path, key) if single else (*path, key, j)
+            ctx.report(
+                where,
+                f"mount `{mount.name}` has no `claim`: name a PersistentVolumeClaim, or declare `{mount.name}` "
+                "under `ephem_volumes`",
+                at_key=True,
+            )
+    for j, volume in enumerate(fields.get("ephem_volumes", ())):
+        if not paths.get(volume.name):
+            ctx.report(
+                (*path, "ephem_volumes", j),
+                f"ephemeral volume `{volume.name}` is not mounted: add `{{name: {volume.name}, path: /...}}` to "
+                "`mounts`",
+            )
+    if "mounts" in fields:
+        fields["mounts"] = tuple(kept)
+    if volumes:
+        fields["ephem_volumes"] = tuple(
+            EphemeralVolume(v.name, tuple(paths.get(v.name, ())), v.medium, v.size_limit) for v in volumes.values()
+        )
 
 
 def _resources(ctx: _Context, path: JsonPath, raw: dict[str, Any]) -> Resources:
@@ -518,6 +589,7 @@ _TASK_FIELDS: dict[str, tuple[str, _Convert]] = {
     "env": ("env", _string_map),
     "mounts": ("mounts", _mounts),
     "mount": ("mounts", _mounts),
+    "ephem_volumes": ("ephem_volumes", _ephem_volumes),
     "secrets": ("secrets", _secrets),
     "secret": ("secrets", _secrets),
     "config_maps": ("config_maps", _config_maps),

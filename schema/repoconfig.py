@@ -22,16 +22,19 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib.resources import files
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jsonschema import Draft202012Validator, ValidationError
-from pathspec import GitIgnoreSpec
 
 from .limits import Limits
 from .located import LocatedDocument, format_path
+from .notify import notify_entries
 from .problems import Problem, cap_problems
 from .suggest import did_you_mean, suggestion_budget
 from .yamlload import load_yaml
+
+if TYPE_CHECKING:
+    from pathspec import GitIgnoreSpec
 
 REPO_CONFIG_FILE = ".odin.yml"
 REPO_SCHEMA_FILE = "repo.schema.json"
@@ -67,6 +70,8 @@ class RepoConfig:
 
     defaults: PipelineFilters = field(default_factory=PipelineFilters)
     pipelines: Mapping[str, Mapping[str, tuple[str, ...]]] = field(default_factory=dict)
+    notify: tuple[dict[str, Any], ...] = ()
+    """Notifications for every pipeline's runs (docs/notifications.md); no part of the filters (`is_default`)."""
 
     def filters_for(self, pipeline: str) -> PipelineFilters:
         """The pipeline's filters: its own keys, and the defaults for the keys it does not set."""
@@ -113,6 +118,8 @@ def _load(data: bytes, file: str, limits: Limits) -> RepoConfigResult:
     problems.extend(_schema_problems(doc, file))
     if not problems:
         problems.extend(_pattern_problems(doc, file))
+        notify = notify_entries(root.get("notify"))
+        problems.extend(doc.problem(file, ("notify", i), message) for i, _, message in notify if message)
     if problems:
         return RepoConfigResult(None, sorted(set(problems)))
     defaults = root.get("defaults") or {}
@@ -126,6 +133,7 @@ def _load(data: bytes, file: str, limits: Limits) -> RepoConfigResult:
             name: {key: tuple(value) for key, value in (entry or {}).items()}
             for name, entry in (root.get("pipelines") or {}).items()
         },
+        notify=tuple(entry for _, entry, _ in notify),
     )
     return RepoConfigResult(config)
 
@@ -151,6 +159,8 @@ _BACKEND = "re2"  # linear-time matching; pathspec raises at once if google-re2 
 
 @functools.lru_cache(maxsize=256)
 def _spec(patterns: tuple[str, ...]) -> GitIgnoreSpec:
+    from pathspec import GitIgnoreSpec  # on first use: `odin run` and the CLIs' start-up never match patterns
+
     return GitIgnoreSpec.from_lines(patterns, backend=_BACKEND)
 
 
@@ -185,6 +195,10 @@ def _message(error: ValidationError, path: Sequence[str | int]) -> str:
         return f"{label} lists the same pattern twice"
     if keyword == "minLength":
         return f"{label} must not be empty"
+    if keyword == "pattern" and schema.get("patternErrorMessage"):
+        return f"{label}: `{error.instance}` {schema['patternErrorMessage']}"
+    if keyword == "enum" and isinstance(error.validator_value, list):
+        return f"{label} must be one of {', '.join(map(str, error.validator_value))}, not `{error.instance}`"
     if "propertyNames" in error.absolute_schema_path:
         hint = schema.get("patternErrorMessage") or "is not allowed here"
         return f"`{error.instance}` {hint}"
@@ -193,6 +207,8 @@ def _message(error: ValidationError, path: Sequence[str | int]) -> str:
 
 def _pattern_problems(doc: LocatedDocument, file: str) -> list[Problem]:
     """Patterns that gitignore syntax cannot compile (`[z-a]`, a lone `\\`), located at the pattern itself."""
+    from pathspec import GitIgnoreSpec
+
     out: list[Problem] = []
     root: dict[str, Any] = doc.value
     sections: list[tuple[tuple[str | int, ...], Mapping[str, Any]]] = []

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .checks import check_pipeline
+from .legacy import accept_legacy
 from .limits import DEFAULT_LIMITS, Limits, size_message
 from .located import JsonPath
 from .model import PipelineSpec
@@ -28,10 +29,13 @@ PIPELINE_FILE = "main.yml"
 
 @dataclass(frozen=True, slots=True)
 class ValidationResult:
-    """The outcome for one file: the normalised spec when it is valid, else the problems (sorted by position)."""
+    """The outcome for one file: the normalised spec when it is valid, else the problems (sorted by position).
+
+    `notes` never make a file invalid: they say what Odin ignored of the original Odin's format (`schema/legacy.py`)."""
 
     spec: PipelineSpec | None
     problems: list[Problem] = field(default_factory=list)
+    notes: list[Problem] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -45,14 +49,18 @@ def load_pipeline(data: bytes, *, file: str, default_name: str, limits: Limits |
     `default_name` is the pipeline name used when the file has no `name:` (the directory's name).
     """
     limits = limits or DEFAULT_LIMITS
+    notes: list[Problem] = []
     with suggestion_budget():
-        spec, problems, incomplete = _load(data, file, default_name, limits)
+        spec, problems, incomplete = _load(data, file, default_name, limits, notes)
+    notes = cap_problems(notes, limits.max_problems)
     if problems:
-        return ValidationResult(None, cap_problems(problems, limits.max_problems, incomplete=incomplete))
-    return ValidationResult(spec, [])
+        return ValidationResult(None, cap_problems(problems, limits.max_problems, incomplete=incomplete), notes)
+    return ValidationResult(spec, [], notes)
 
 
-def _load(data: bytes, file: str, default_name: str, limits: Limits) -> tuple[PipelineSpec | None, list[Problem], bool]:
+def _load(
+    data: bytes, file: str, default_name: str, limits: Limits, notes: list[Problem]
+) -> tuple[PipelineSpec | None, list[Problem], bool]:
     doc, problems = load_yaml(data, file=file, limits=limits)
     if doc is None:
         return None, problems, False
@@ -63,6 +71,7 @@ def _load(data: bytes, file: str, default_name: str, limits: Limits) -> tuple[Pi
         kind = "a list" if isinstance(root, list) else "a single value"
         message = f"the top level must be a mapping with `tasks:`, not {kind}"
         return None, [*problems, doc.problem(file, (), message)], False
+    notes.extend(accept_legacy(doc, file))
     invalid: set[JsonPath] = set()
     incomplete = False
     if not fast_check()(root):

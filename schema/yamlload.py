@@ -105,7 +105,10 @@ def load_yaml(data: bytes, *, file: str, limits: Limits | None = None) -> tuple[
     finally:
         loader.dispose()
     problems = [_at_mark(file, mark, message) for mark, message in builder.problems]
-    return LocatedDocument(value, text, builder.marks, builder.key_marks, builder.texts), problems
+    document = LocatedDocument(
+        value, text, builder.marks, builder.key_marks, builder.texts, aliased_roots=frozenset(builder.aliased_roots)
+    )
+    return document, problems
 
 
 class _Builder:
@@ -129,6 +132,7 @@ class _Builder:
         self.key_marks: list[MarkEntry] = []
         self.texts: list[tuple[JsonPath, str]] = []
         self.problems: list[tuple[Mark | None, str]] = []
+        self.aliased_roots: set[str] = set()  # top-level keys holding an anchor that some alias uses
 
     def document(self) -> Any:
         next_event = self._next
@@ -296,6 +300,8 @@ class _Builder:
                 raise _Abort(event.start_mark, f"alias `*{name}` is inside its own anchor (a recursive structure)")
             raise _Abort(event.start_mark, f"alias `*{name}` refers to no anchor `&{name}` defined before it")
         self._expanded_alias = True
+        if anchor.path and isinstance(anchor.path[0], str):
+            self.aliased_roots.add(anchor.path[0])
         if len(self.marks) + anchor.end[0] - anchor.start[0] > self._max_nodes:
             raise _Abort(event.start_mark, self._too_many_nodes())
         self._chars += anchor.chars

@@ -8,6 +8,7 @@ A task that ran while the engine was down is thus adopted, never started twice.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -93,6 +94,8 @@ def active_run(loaded: LoadedRun, ctx: RunContext, executor: Executor, *, defaul
         "RUN_PATH": paths.run_path,
         "WORK_PATH": paths.work_path,
         "ROOT_PATH": paths.root_path,
+        "DATA_PATH": paths.root_path,  # the original Odin's shared data directory (docs/migrating-from-odin.md)
+        "TASK_IDS": json.dumps([task_id(ctx.run_id, t.name) for t in spec.tasks]),
         "PIPE_ID": ctx.run_id,
         "COMMIT_SHA": ctx.commit_sha or "",
         **{f"params.{k}": v for k, v in params.items()},
@@ -143,8 +146,23 @@ def task_state(row: Mapping[str, Any]) -> TaskState:
     )
 
 
+def task_id(run_id: str, task: str) -> str:
+    """`${TASK_ID}`: unique for each task of each run."""
+    return f"{run_id}--{task}"
+
+
+def task_path(paths: TaskPaths, task: str) -> str:
+    """`${TASK_PATH}`, the original Odin's per-task directory: `<RUN_PATH>/<task name>` (the executor creates it)."""
+    return f"{paths.run_path}/{task}"
+
+
 def task_variables(run: ActiveRun, spec: TaskSpec) -> dict[str, str]:
-    return {**run.variables, "TASK_ID": f"{run.ctx.run_id}--{spec.name}", "TASK_NAME": spec.name}
+    return {
+        **run.variables,
+        "TASK_ID": task_id(run.ctx.run_id, spec.name),
+        "TASK_NAME": spec.name,
+        "TASK_PATH": task_path(run.paths, spec.name),
+    }
 
 
 def resolve(

@@ -54,7 +54,19 @@ log = logging.getLogger(__name__)
 KEY_VERSION = 1
 """Part of the key: bumped when what the key covers changes, so old keys stop matching instead of meaning less."""
 
-PER_RUN = ("RUN_PATH", "PIPE_ID", "TASK_ID", "OUTPUT_PATH", "RESULTS_PATH", "COMMIT_SHA", "WORK_PATH", "ROOT_PATH")
+PER_RUN = (
+    "RUN_PATH",
+    "PIPE_ID",
+    "TASK_ID",
+    "OUTPUT_PATH",
+    "RESULTS_PATH",
+    "COMMIT_SHA",
+    "WORK_PATH",
+    "ROOT_PATH",
+    "DATA_PATH",
+    "TASK_PATH",
+    "TASK_IDS",
+)
 """Variables whose values differ between runs of the same inputs: hashed as their own `${NAME}`."""
 
 OutputsPresent = Callable[[Mapping[str, Mapping[str, Any]]], bool]

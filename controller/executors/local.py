@@ -33,6 +33,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -284,6 +286,9 @@ class LocalExecutor(Executor):
         try:
             owner = (user.uid, user.gid) if user is not None else None
             outputs.prepare(self.attempt_dirs(launch.run, task, attempt), owner)
+            if launch.spec.uses_variable("TASK_PATH"):  # the original Odin's per-task directory: <RUN_PATH>/<task>
+                _make_dir(Path(launch.paths.run_path) / task, owner)
+            env.update(_make_ephemeral(prefix, launch.spec, owner))
             if gpus is not None:  # before the task exists: a restart must never see it running without its GPUs
                 Path(f"{prefix}.gpus").write_text(",".join(str(i) for i in gpus) + "\n")
             with Path(log_path).open("ab") as log_file:
@@ -466,6 +471,7 @@ class LocalExecutor(Executor):
         adopted: bool,
         outputs_of: tuple[RunContext, TaskSpec] | None = None,
     ) -> Observation:
+        _remove_ephemeral(self.attempt_prefix(run_id, task, attempt))
         note = " (finished while the controller was down)" if adopted else ""
         if code == 0:
             produced: dict[str, Any] = {}
@@ -566,3 +572,41 @@ def _read_log(prefix: Path, *, follow: bool, tail: int | None, closing: threadin
                 yield from f  # the wrapper is gone without an exit code: killed (cancel, timeout), so it ended
                 return
             closing.wait(0.2)
+
+
+def _make_dir(directory: Path, owner: tuple[int, int] | None) -> None:
+    """Create `directory` (kept across attempts, as the original kept `${TASK_PATH}`), owned by the task user."""
+    directory.mkdir(parents=True, exist_ok=True)
+    if owner is not None:
+        os.chown(directory, *owner)
+
+
+EPHEMERAL_SUFFIX = ".ephem"
+"""`<tasks>/<run>/<task>.<attempt>.ephem/<volume>`: an attempt's ephemeral volumes, removed when it ends."""
+
+
+def ephemeral_env_name(volume: str) -> str:
+    """`ODIN_EPHEM_<NAME>` (`dshm` → `ODIN_EPHEM_DSHM`): where a local task finds an ephemeral volume's directory,
+    since a process has no mount namespace to put it at the pod's mount path."""
+    return "ODIN_EPHEM_" + re.sub(r"[^A-Za-z0-9]", "_", volume).upper()
+
+
+def _make_ephemeral(prefix: Path, spec: TaskSpec, owner: tuple[int, int] | None) -> dict[str, str]:
+    """A fresh directory per ephemeral volume of the attempt, and the environment naming them."""
+    env: dict[str, str] = {}
+    if not spec.ephem_volumes:
+        return env
+    base = Path(f"{prefix}{EPHEMERAL_SUFFIX}")
+    shutil.rmtree(base, ignore_errors=True)  # a re-start of the same attempt after a lost start
+    for volume in spec.ephem_volumes:
+        directory = base / volume.name
+        _make_dir(directory, owner)
+        env[ephemeral_env_name(volume.name)] = str(directory)
+    return env
+
+
+def _remove_ephemeral(prefix: Path) -> None:
+    """Ephemeral volumes live as long as the attempt (an `emptyDir` as long as its pod)."""
+    base = Path(f"{prefix}{EPHEMERAL_SUFFIX}")
+    if base.exists():
+        shutil.rmtree(base, ignore_errors=True)

@@ -12,7 +12,7 @@ import pytest
 from odin.controller.executors.kubernetes import BuildContext, HandlerRegistry, KubeOptions, names
 from odin.controller.executors.kubernetes.workdir import WorkTreeError, collect
 from odin.controller.vocabulary import RunContext, TaskLaunch, TaskPaths
-from odin.schema.model import ConfigMapMount, Mount, Resources, SecretMount, TaskSpec
+from odin.schema.model import ConfigMapMount, EphemeralVolume, Mount, Resources, SecretMount, TaskSpec
 from odin.testing.kube.crd_schemas import validate_core, validate_custom, validate_manifest
 
 pytestmark = pytest.mark.kube
@@ -347,3 +347,27 @@ def test_work_tree_splits_into_chunks_and_refuses_what_etcd_cannot_carry(tmp_pat
     (root / "huge.bin").write_bytes(b"\0" * 1_100_000)
     with pytest.raises(WorkTreeError, match=r"huge\.bin is 1,100,000 bytes"):
         collect(root, name="r-work", tree=None, max_bytes=8 << 20)
+
+
+@pytest.mark.parametrize("resource_type", ["Pod", "Job", "PyTorchJob"])
+def test_the_original_odins_ephemeral_volumes_and_task_path_are_mounted(resource_type: str, tmp_path: Path) -> None:
+    spec = rich_task(
+        resource_type,
+        num_workers=1 if resource_type != "PyTorchJob" else 2,
+        args=("--out", "${TASK_PATH}/model"),
+        ephem_volumes=(
+            EphemeralVolume("dshm", ("/dev/shm",), medium="Memory", size_limit="8Gi"),
+            EphemeralVolume("scratch", ("/scratch", "/tmp/scratch")),
+        ),
+    )
+    obj, _ = build(spec, tmp_path)
+    validate_manifest(obj)
+    for template in pod_templates(obj):
+        volumes = {v["name"]: v for v in template["spec"]["volumes"]}
+        assert volumes["ephem-0"]["emptyDir"] == {"medium": "Memory", "sizeLimit": "8Gi"}
+        assert volumes["ephem-1"]["emptyDir"] == {}
+        mounts = {m["mountPath"]: m for m in template["spec"]["containers"][0]["volumeMounts"]}
+        assert mounts["/dev/shm"] == {"name": "ephem-0", "mountPath": "/dev/shm"}
+        assert mounts["/scratch"]["name"] == mounts["/tmp/scratch"]["name"] == "ephem-1"
+        # ${TASK_PATH} is <RUN_PATH>/<task>: a subPath of the run's volume, which the kubelet creates
+        assert mounts["/odin/run/train"] == {"name": "odin-run", "mountPath": "/odin/run/train", "subPath": "train"}

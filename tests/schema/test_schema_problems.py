@@ -182,7 +182,10 @@ def test_task_field_problems(body: str, expected: str | None) -> None:
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
-        ("command: c\nmounts: [{name: m, path: /m}]", "5:14: missing required field `claim` in `mounts[0]`"),
+        (  # without `claim`, a mount names one of the task's ephem_volumes (the original Odin's format)
+            "command: c\nmounts: [{name: m, path: /m}]",
+            "5:14: mount `m` has no `claim`: name a PersistentVolumeClaim, or declare `m` under `ephem_volumes`",
+        ),
         (
             "command: c\nmounts: {name: m, path: m, claim: c}",
             "5:29: `mounts.path`: `m` must be an absolute path (starting with `/`)",

@@ -14,6 +14,7 @@ from tests.support.git import GitRemote
 from tests.support.server import OdinServer
 from tests.support.wait import wait_until
 from tests.webhooks.fake_provider import FakeProvider
+from tests.webhooks.fake_receivers import FakeSlack
 from tests.webhooks.support import ALIASES, HELLO, SECRET, load, point_at, signed
 
 PASSWORD = "correct-horse-battery"
@@ -73,3 +74,41 @@ def test_odin_serve_runs_a_pushed_commit_from_its_webhook_and_reports_back(
         schema = httpx.get(f"{server.url}/schema/openapi.json").json()
         assert {"/webhooks/github", "/webhooks/generic"} <= set(schema["paths"])
         assert json.dumps(schema).count("webhookGithub") == 1
+
+
+@pytest.mark.slow  # a real `odin serve` and a poll: some 20 s on a loaded machine
+def test_odin_serve_sends_a_runs_notifications_and_shows_them_as_run_events(
+    seeded_remote: GitRemote, tmp_path: Path
+) -> None:
+    slack = FakeSlack().start()
+    env = {
+        "ODIN_REPO": seeded_remote.url,
+        "ODIN_POLL_INTERVAL": "1",
+        "ODIN_ADMIN_PASSWORD": PASSWORD,
+        "ODIN_NOTIFY_SLACK": slack.url,
+        "ODIN_PUBLIC_URL": "https://odin.acme.example",
+    }
+    try:
+        with OdinServer(tmp_path / "state", env) as server:
+            wait_until(lambda: "first sync" in server.log(), 30)
+            notify = "notify:\n  - on: [success]\n    slack: {webhook: env:ODIN_NOTIFY_SLACK}\n"
+            sha = seeded_remote.commit({"train/main.yml": HELLO.format(name="train", marker="notify") + notify})
+            token = httpx.post(f"{server.url}/v1/auth/token", json={"username": "admin", "password": PASSWORD}).json()
+            auth = {"Authorization": f"Bearer {token['access_token']}"}
+
+            def runs() -> list[dict[str, object]]:
+                return list(httpx.get(f"{server.url}/v1/runs", params={"commit": sha}, headers=auth).json()["items"])
+
+            [run] = wait_until(runs, 30, message="the pushed commit's run")
+            wait_until(lambda: slack.hits, 30, message="Slack notified")
+            assert slack.hits[0].body["text"].startswith(f"train: run {run['id']} succeeded")
+
+            def notify_events() -> list[dict[str, object]]:
+                found = httpx.get(f"{server.url}/v1/runs/{run['id']}/events", headers=auth).json()["items"]
+                return [e for e in found if str(e["kind"]).startswith("notify.")]
+
+            [event] = wait_until(notify_events, 15, message="the notification recorded")
+            assert event["kind"] == "notify.sent" and event["data"]["channel"] == "slack"
+            assert slack.url not in server.log()
+    finally:
+        slack.stop()

@@ -31,6 +31,8 @@ from odin.controller.bus import EventBus, EventDict
 from odin.controller.store.db import DbEngine, StoreUnavailable
 from odin.controller.store.run_queries import run_origin
 from odin.webhooks.metrics import STATUS_PENDING, STATUS_POSTS
+from odin.webhooks.outbound import retry_after as _retry_after
+from odin.webhooks.outbound import retryable as _retryable
 
 log = logging.getLogger("odin.webhooks.status")
 
@@ -332,20 +334,3 @@ class CommitStatusNotifier:
             response.text[:300].replace("\n", " "),
         )
         return None
-
-
-def _retryable(response: httpx.Response) -> bool:
-    if response.status_code in (408, 425, 429) or response.status_code >= 500:
-        return True
-    # GitHub's secondary rate limits answer 403 with Retry-After or an exhausted X-RateLimit-Remaining.
-    return response.status_code == 403 and (
-        "retry-after" in response.headers or response.headers.get("x-ratelimit-remaining") == "0"
-    )
-
-
-def _retry_after(response: httpx.Response) -> float:
-    value = str(response.headers.get("retry-after", ""))
-    try:
-        return float(value)
-    except ValueError:
-        return 0.0

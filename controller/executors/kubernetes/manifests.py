@@ -177,17 +177,30 @@ def volumes_and_mounts(ctx: BuildContext) -> tuple[list[Json], list[Json]]:
         # before the first task writes to it.
         run_dir = f"runs/{ctx.launch.run.storage_id}"
         mounts.append({"name": "odin-data", "mountPath": f"{DATA_MOUNT}/{run_dir}", "subPath": run_dir})
+        if spec.uses_variable("TASK_PATH"):  # the original Odin's per-task directory, made the same way
+            task_dir = f"{run_dir}/{spec.name}"
+            mounts.append({"name": "odin-data", "mountPath": f"{DATA_MOUNT}/{task_dir}", "subPath": task_dir})
     else:
         volumes.append({"name": "odin-run", "emptyDir": {}})
         volumes.append({"name": "odin-root", "emptyDir": {}})
         mounts.append({"name": "odin-run", "mountPath": RUN_MOUNT})
         mounts.append({"name": "odin-root", "mountPath": ROOT_MOUNT})
+        if spec.uses_variable("TASK_PATH"):
+            mounts.append({"name": "odin-run", "mountPath": f"{RUN_MOUNT}/{spec.name}", "subPath": spec.name})
     for i, m in enumerate(spec.mounts):
         volumes.append({"name": f"pvc-{i}", "persistentVolumeClaim": {"claimName": m.claim, "readOnly": m.read_only}})
         mount: Json = {"name": f"pvc-{i}", "mountPath": m.path, "readOnly": m.read_only}
         if m.sub_path:
             mount["subPath"] = m.sub_path
         mounts.append(mount)
+    for i, e in enumerate(spec.ephem_volumes):  # the original Odin's `ephem_volumes`: emptyDir, as long as the pod
+        empty_dir: Json = {}
+        if e.medium:
+            empty_dir["medium"] = e.medium
+        if e.size_limit:
+            empty_dir["sizeLimit"] = e.size_limit
+        volumes.append({"name": f"ephem-{i}", "emptyDir": empty_dir})
+        mounts.extend({"name": f"ephem-{i}", "mountPath": path} for path in e.paths)
     for i, s in enumerate(spec.secrets):
         secret: Json = {"secretName": s.name}
         if s.mode is not None:

@@ -53,6 +53,7 @@ from odin.controller.git.errors import (
     SecretUnavailable,
     UnsupportedEntry,
 )
+from odin.controller.git.models import FileChange, FileChanges
 from odin.controller.git.refs import check_ref
 from odin.controller.launcher import (
     InvalidPipeline,
@@ -91,6 +92,8 @@ __all__ = [
     "Created",
     "DirectoryFile",
     "EditConflict",
+    "FileChange",
+    "FileChanges",
     "FileCommit",
     "FileMissing",
     "FileSource",
@@ -121,6 +124,7 @@ __all__ = [
     "artifact_reader",
     "check_ref",
     "commit_file",
+    "files_changed",
     "has_commit",
     "list_pipelines",
     "mlflow_run_url",
@@ -154,6 +158,11 @@ def read_pipeline(repo: FollowedRepo, sha: str, pipeline: str) -> PipelineAt:
 def read_file(repo: FollowedRepo, sha: str, path: str, *, max_size: int) -> bytes:
     """A file's bytes at a commit (`FileMissing`, `FileTooLarge`...)."""
     return repo.mirror.read_file(sha, path, max_size=max_size)
+
+
+def files_changed(repo: FollowedRepo, sha: str, base: str | None = None, *, limit: int = 1000) -> FileChanges:
+    """The files a commit changed against its first parent, or against `base` (another commit: comparing runs)."""
+    return repo.mirror.files_changed(sha, base, limit=limit)
 
 
 def commit_file(

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 from urllib.parse import quote, urlsplit
 
+import msgspec
 from litestar import Request, Response, get, post
 from litestar.datastructures import Cookie
 from litestar.di import NamedDependency
@@ -29,10 +30,11 @@ from odin.api.auth.cookies import COOKIE, CSRF_FIELD, cookie_token, csrf_ok, csr
 from odin.api.auth.middleware import Authenticator, Principal
 from odin.api.auth.tokens import LEEWAY_SECONDS, TokenInvalid
 from odin.api.auth.users import Role, end_session
-from odin.api.console import views
+from odin.api.console import source, views
 from odin.api.context import AppContext
 from odin.api.deps import Ctx, in_thread
 from odin.api.errors import classify
+from odin.api.services import commits as commit_service
 from odin.api.services import pipelines as pipeline_service
 from odin.api.services.commits import VALIDATIONS
 from odin.api.services.gpus import GpuService
@@ -214,6 +216,7 @@ async def commits_page(
         pipeline or None, status or None, (author or "").strip() or None, (sha or "").strip() or None
     )
     page = await in_thread(views.timeline, ctx.db, f, cursor=cursor)
+    sources = await in_thread(_problem_sources, ctx, page)
     given = (("pipeline", f.pipeline), ("status", f.status), ("author", f.author), ("sha", f.sha))
     query = {k: v for k, v in given if v}
     next_link = None
@@ -228,8 +231,53 @@ async def commits_page(
         statuses=VALIDATIONS,
         next_link=next_link,
         first_page=bool(cursor),
+        sources=sources,
         now=datetime.now(UTC),
     )
+
+
+def _problem_sources(ctx: AppContext, page: views.Timeline) -> dict[str, list[source.ProblemSource]]:
+    """The offending lines of every problem on the page, from each commit's own tree (invalid commits are few)."""
+    if ctx.controller is None or not ctx.controller.repos:
+        return {}
+    repo = ctx.repo()
+    return {c.sha: source.problem_sources(repo, c.sha, c.problems) for c in page.items if c.problems}
+
+
+@get("/console/commits/{sha:str}", include_in_schema=False)
+async def commit_page(
+    ctx: Ctx,
+    request: Request[Any, Any, Any],
+    authenticator: NamedDependency[Authenticator],
+    sha: Annotated[str, PathParameter(max_length=40)],
+) -> Template:
+    """One commit: its problems with the lines they point at, the files it changed against its parent, its runs."""
+    viewer = await _viewer(request, authenticator)
+    commit = await in_thread(commit_service.get_commit, ctx.db, sha)
+    repo = ctx.repo()
+    listed = [msgspec.to_builtins(p) for p in commit.problems]
+    problems = await in_thread(source.problem_sources, repo, commit.sha, listed)
+    changes = await in_thread(source.changes, repo, commit.sha)
+    return _page(ctx, viewer, "commit.html", c=commit, problems=problems, changes=changes)
+
+
+@get("/console/compare", include_in_schema=False)
+async def compare_page(
+    ctx: Ctx,
+    request: Request[Any, Any, Any],
+    authenticator: NamedDependency[Authenticator],
+    a: Annotated[str, QueryParameter(max_length=100)],
+    b: Annotated[str, QueryParameter(max_length=100)],
+) -> Template:
+    """Two runs side by side: parameters, results, tasks, and the files changed between their commits."""
+    viewer = await _viewer(request, authenticator)
+    now = datetime.now(UTC)
+    view = await in_thread(views.compare, ctx.db, a.strip(), b.strip(), now)
+    changes = None
+    left, right = view.left.commit_sha, view.right.commit_sha
+    if left and right and left != right and ctx.controller is not None and ctx.controller.repos:
+        changes = await in_thread(source.changes, ctx.repo(), right, left)
+    return _page(ctx, viewer, "compare.html", view=view, changes=changes)
 
 
 @get("/console/runs/{run_id:str}", include_in_schema=False)
@@ -337,6 +385,8 @@ PAGES = [
     login_submit,
     logout_submit,
     commits_page,
+    commit_page,
+    compare_page,
     run_page,
     pipelines_page,
     pipeline_page,

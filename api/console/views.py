@@ -14,7 +14,9 @@ from typing import Any
 
 from odin.api.console.dag import Layout, dependencies, layout
 from odin.api.schemas import PipelineList, RunDetail, RunSummary
+from odin.api.schemas.runs import GpuUsageOut, TaskOut
 from odin.api.services import runs as run_service
+from odin.api.services.artifacts import artifact_url
 from odin.api.services.commits import VALIDATIONS
 from odin.api.services.errors import InvalidRequest
 from odin.api.services.pagination import decode_cursor, encode_cursor
@@ -109,7 +111,33 @@ class TaskLine:
     exit_code: str
     message: str
     results: list[tuple[str, str]]
-    artifacts: list[tuple[str, str]]  # (name, "path (type, size B)")
+    artifacts: list[Download]
+
+
+@dataclass(frozen=True, slots=True)
+class Download:
+    """An artifact with its download link (the artifacts API, path without the prefix: the template adds it)."""
+
+    name: str
+    label: str  # "path (type, size)"
+    url: str
+    digest: str
+
+
+@dataclass(frozen=True, slots=True)
+class GpuLine:
+    """A task's GPU usage, formatted (task_runs.gpu_usage as the API gives it)."""
+
+    task: str
+    attempt: int
+    running: bool
+    node: str
+    gpus: str  # "2 x NVIDIA H100 80GB HBM3" or the distinct models
+    gpu_seconds: str
+    mean: str
+    peak: str
+    memory_peak: str
+    idle: str  # "" or what the flag says
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +155,7 @@ class RunView:
     dag: Layout
     nodes: list[NodeLine]
     tasks: list[TaskLine]
+    gpus: list[GpuLine] = field(default_factory=list)
 
 
 def run_view(db: DbEngine, run_id: str, now: datetime) -> RunView:
@@ -151,11 +180,122 @@ def run_view(db: DbEngine, run_id: str, now: datetime) -> RunView:
             exit_code="" if t.exit_code is None else str(t.exit_code),
             message=t.message or t.reason or "",
             results=[(k, v if isinstance(v, str) else json.dumps(v)) for k, v in t.results.items()],
-            artifacts=[(k, f"{a.path} ({a.type}, {a.size} B)") for k, a in t.artifacts.items()],
+            artifacts=[
+                Download(k, f"{a.path} ({a.type}, {size(a.size)})", artifact_url(run.id, t.name, k), a.digest)
+                for k, a in t.artifacts.items()
+            ],
         )
         for t in run.tasks
     ]
-    return RunView(run, dag, nodes, tasks)
+    gpus = [gpu_line(t.name, t.gpu_usage) for t in run.tasks if t.gpu_usage is not None]
+    return RunView(run, dag, nodes, tasks, gpus)
+
+
+def size(n: int) -> str:
+    """Bytes for a person: `512 B`, `12.3 kB`, `4.1 MB`, `2.0 GB` (decimal, as download tools show)."""
+    for unit, scale in (("GB", 10**9), ("MB", 10**6), ("kB", 10**3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} B"
+
+
+def gpu_line(task: str, u: GpuUsageOut) -> GpuLine:
+    models = sorted({g.model for g in u.gpus})
+    gpus = f"{len(u.gpus)} x {models[0]}" if len(models) == 1 else ", ".join(models) or "none seen"
+    idle = ""
+    if u.idle is not None:
+        state = "idle now" if u.idle.active else "was idle"
+        idle = f"{state}: ≤ {u.idle.threshold_percent:g}% for {u.idle.after_seconds:g} s since {u.idle.since:%H:%M:%S}"
+    return GpuLine(
+        task=task,
+        attempt=u.attempt,
+        running=u.running,
+        node=u.node or "",
+        gpus=gpus,
+        gpu_seconds=f"{u.gpu_seconds:,.0f}",
+        mean="" if u.utilization_mean_percent is None else f"{u.utilization_mean_percent:.0f}%",
+        peak="" if u.utilization_peak_percent is None else f"{u.utilization_peak_percent}%",
+        memory_peak=gib(u.memory_peak_bytes),
+        idle=idle,
+    )
+
+
+# -- comparing two runs -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Difference:
+    """One line of a comparison: a parameter, a task's result, or a task's state; `differs` highlights it."""
+
+    name: str
+    left: str
+    right: str
+
+    @property
+    def differs(self) -> bool:
+        return self.left != self.right
+
+
+@dataclass(frozen=True, slots=True)
+class TaskPair:
+    name: str
+    left_status: str
+    right_status: str
+    left_duration: str
+    right_duration: str
+
+    @property
+    def differs(self) -> bool:
+        return self.left_status != self.right_status
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    left: RunDetail
+    right: RunDetail
+    params: list[Difference]
+    results: list[Difference]
+    tasks: list[TaskPair]
+
+
+def _value(v: Any) -> str:
+    return v if isinstance(v, str) else json.dumps(v)
+
+
+def _side_by_side(left: dict[str, str], right: dict[str, str]) -> list[Difference]:
+    """Every name of either side in order (left's first), `—` where a side lacks it."""
+    names = list(left) + [n for n in right if n not in left]
+    return [Difference(n, left.get(n, "—"), right.get(n, "—")) for n in names]
+
+
+def _results(tasks: list[TaskOut]) -> dict[str, str]:
+    return {f"{t.name}.{k}": _value(v) for t in tasks for k, v in t.results.items()}
+
+
+def compare(db: DbEngine, a: str, b: str, now: datetime) -> Comparison:
+    """Runs `a` and `b` side by side; `NotFound` for a missing run. Runs of different pipelines compare too (the
+    page says so): a person comparing a fork of a pipeline with the original wants exactly that."""
+    if a == b:
+        raise InvalidRequest("pick two different runs to compare")
+    left, right = run_service.get_run(db, a), run_service.get_run(db, b)
+    params = _side_by_side(
+        {k: _value(v) for k, v in left.params.items()}, {k: _value(v) for k, v in right.params.items()}
+    )
+    results = _side_by_side(_results(left.tasks), _results(right.tasks))
+    lt, rt = {t.name: t for t in left.tasks}, {t.name: t for t in right.tasks}
+    tasks = []
+    for name in list(lt) + [n for n in rt if n not in lt]:
+        x, y = lt.get(name), rt.get(name)
+        tasks.append(
+            TaskPair(
+                name,
+                x.status if x else "—",
+                y.status if y else "—",
+                duration(x.started_at, x.finished_at, now) if x else "",
+                duration(y.started_at, y.finished_at, now) if y else "",
+            )
+        )
+    return Comparison(left, right, params, results, tasks)
 
 
 def duration(start: datetime | None, end: datetime | None, now: datetime) -> str:

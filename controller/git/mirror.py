@@ -55,7 +55,7 @@ from odin.controller.git.errors import (
     UnsupportedEntry,
     WorkTreeTooLarge,
 )
-from odin.controller.git.models import ChangeSet, CommitInfo, FetchResult, WorkLimits
+from odin.controller.git.models import ChangeSet, CommitInfo, FetchResult, FileChange, FileChanges, WorkLimits
 from odin.controller.git.paths import normalize_repo_path
 from odin.controller.git.refs import MissedRefs, check_ref
 from odin.controller.git.urls import RemoteUrl, cache_name, parse_remote_url
@@ -64,6 +64,7 @@ from odin.schema.problems import Problem
 __all__ = ["Mirror"]
 
 _PIPELINES_CACHE_SIZE = 64
+_DELTA_WORDS = {"A": "added", "M": "modified", "D": "deleted", "R": "renamed", "T": "typechange", "C": "added"}
 
 
 class Mirror:
@@ -347,6 +348,29 @@ class Mirror:
 
         changed, deleted = pipelines_touched(base_tree, new_tree, paths)
         return ChangeSet(changed=changed, deleted=deleted, files=sorted(paths))
+
+    def files_changed(self, sha: str, base: str | None = None, *, limit: int = 1000) -> FileChanges:
+        """The files `sha` changed against `base` (default: its first parent; a root commit against an empty tree):
+        what a person reviewing the commit, or comparing two runs' commits, wants to see. Renames are detected
+        (similarity, as `git diff -M`), binary content is never read beyond what libgit2 needs to compare."""
+        repo = self._repo()
+        new_tree = self._commit(repo, sha).tree
+        if base is None:
+            parents = self._commit(repo, sha).parents
+            base = str(parents[0].id) if parents else None
+        if base is None:
+            diff = new_tree.diff_to_tree(swap=True)
+        else:
+            diff = self._commit(repo, base).tree.diff_to_tree(new_tree)
+        diff.find_similar()
+        files: list[FileChange] = []
+        for delta in diff.deltas:
+            status = delta.status_char()
+            word = _DELTA_WORDS.get(status, "modified")
+            old = delta.old_file.path if word == "renamed" else None
+            files.append(FileChange(word, delta.new_file.path, old))
+        files.sort(key=lambda f: f.path)
+        return FileChanges(base, files[:limit], truncated=len(files) > limit)
 
     # --- reading files -----------------------------------------------------------------------------------------------
 

@@ -56,6 +56,26 @@ class FetchResult:
 
 
 @dataclass(frozen=True, slots=True)
+class FileChange:
+    """One file a commit changed against its base: `status` is added, modified, deleted, renamed or typechange
+    (git's words); `old_path` is set for a rename. Paths are posix and repository-relative."""
+
+    status: str
+    path: str
+    old_path: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FileChanges:
+    """Files changed between two commits, sorted by path; at most `limit` of them, `truncated` when there were more.
+    `base` is the commit compared with (None: a root commit, compared with an empty tree)."""
+
+    base: str | None
+    files: list[FileChange] = field(default_factory=list)
+    truncated: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class ChangeSet:
     """What a range of commits did to the pipelines of a repository. All lists are sorted, paths posix and
     repository-relative.

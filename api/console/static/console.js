@@ -47,3 +47,9 @@ export function tickDurations(root = document) {
     if (!Number.isNaN(start)) el.textContent = formatDuration(end - start);
   }
 }
+
+/** Bytes for a person, as the server renders them: `512 B`, `12.3 kB`, `4.1 MB`, `2.0 GB`. */
+export function formatSize(n) {
+  for (const [unit, scale] of [["GB", 1e9], ["MB", 1e6], ["kB", 1e3]]) if (n >= scale) return `${(n / scale).toFixed(1)} ${unit}`;
+  return `${n} B`;
+}

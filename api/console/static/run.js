@@ -1,7 +1,7 @@
 // The run page's live parts: task states over the WebSocket (docs/websocket.md), ticking durations, a task's log
 // (tail, then followed while it runs, with a line filter), and the rerun / cancel buttons (shown only to roles that
 // may use them; the API decides anyway).
-import { api, base, errorText, tickDurations } from "./console.js";
+import { api, base, errorText, formatSize, tickDurations } from "./console.js";
 
 const root = document.getElementById("run");
 const runId = root.dataset.run;
@@ -93,8 +93,15 @@ async function refresh() {
       }
       for (const [k, a] of Object.entries(t.artifacts || {})) {
         const div = document.createElement("div");
-        div.textContent = `${k}: ${a.path} (${a.type}, ${a.size} B)`;
-        div.title = a.digest;
+        div.className = "downloads";
+        const link = document.createElement("a");
+        link.href = `${base}/v1/runs/${encodeURIComponent(runId)}/artifacts/${encodeURIComponent(t.name)}/${encodeURIComponent(k)}`;
+        link.download = "";
+        link.title = a.digest;
+        link.textContent = k;
+        const code = document.createElement("code");
+        code.textContent = `${a.path} (${a.type}, ${formatSize(a.size)})`;
+        div.append(link, " ", code);
         results.append(div);
       }
     }
@@ -159,6 +166,7 @@ async function openLog(task) {
   document.getElementById("log-title").textContent = `Log of ${task}`;
   logState.textContent = "loading…";
   renderLog();
+  loadEvents(task);
   const status = rowOf(task)?.querySelector(".badge")?.textContent;
   const follow = !FINISHED.has(status);
   const path = `/v1/runs/${encodeURIComponent(runId)}/tasks/${encodeURIComponent(task)}/logs?tail=1000${follow ? "&follow=true" : ""}`;
@@ -182,6 +190,36 @@ async function openLog(task) {
   } catch (e) {
     if (e.name !== "AbortError") logState.textContent = `cannot read the log: ${e.message}`;
   }
+}
+
+// -- a task's events: Odin's state changes, and Kubernetes events when the executor is Kubernetes ---------------
+const eventsTable = document.getElementById("events");
+const eventsState = document.getElementById("events-state");
+
+function eventRow(time, source, kind, object, message) {
+  const tr = document.createElement("tr");
+  for (const text of [time ? new Date(time).toISOString().replace("T", " ").slice(0, 19) : "", source, kind, object, message]) {
+    const td = document.createElement("td");
+    td.textContent = text ?? "";
+    tr.append(td);
+  }
+  return tr;
+}
+
+async function loadEvents(task) {
+  eventsTable.hidden = true;
+  eventsState.textContent = "loading events…";
+  const res = await api(`/v1/runs/${encodeURIComponent(runId)}/tasks/${encodeURIComponent(task)}/events`);
+  if (logTask !== task) return;
+  if (!res.ok) { eventsState.textContent = await errorText(res); return; }
+  const body = await res.json();
+  const rows = [
+    ...(body.platform || []).map((e) => [e.time, "Kubernetes", `${e.type ?? ""} ${e.reason ?? ""}`.trim(), e.object, `${e.message ?? ""}${e.count > 1 ? ` (×${e.count})` : ""}`]),
+    ...body.events.map((e) => [e.time, "Odin", e.kind, e.task, [e.data.status, e.data.reason, e.data.message].filter(Boolean).join(": ")]),
+  ].sort((a, b) => String(a[0]).localeCompare(String(b[0])));
+  eventsTable.tBodies[0].replaceChildren(...rows.map((r) => eventRow(...r)));
+  eventsTable.hidden = rows.length === 0;
+  eventsState.textContent = rows.length === 0 ? "no events" : (body.platform || []).length ? "" : "Odin's events (no Kubernetes events for this task)";
 }
 
 document.addEventListener("click", (ev) => {

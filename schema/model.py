@@ -198,14 +198,35 @@ class TaskSpec:
         return cls(**d)
 
 
+CATCHUP_POLICIES: tuple[str, ...] = ("none", "latest", "all")
+"""What a schedule does with the slots it missed while no leader ran: start none, the most recent, or each."""
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """One `schedule:` entry: a valid cron expression read in an IANA time zone, and its catch-up policy."""
+
+    cron: str
+    timezone: str = "UTC"
+    catchup: str = "none"
+
+    @property
+    def key(self) -> str:
+        """How the store tells this schedule's fired slots from another's of the same pipeline."""
+        return f"{self.cron}@{self.timezone}"
+
+
 @dataclass(frozen=True, slots=True)
 class PipelineSpec:
-    """A validated pipeline: its tasks in file order, its declared parameters."""
+    """A validated pipeline: its tasks in file order, its declared parameters, when it starts on its own
+    (`schedules`) and how long a run may take (`timeout`, seconds)."""
 
     name: str
     tasks: tuple[TaskSpec, ...]
     params: tuple[ParamSpec, ...] = ()
     description: str | None = None
+    schedules: tuple[Schedule, ...] = ()
+    timeout: float | None = None
 
     def task(self, name: str) -> TaskSpec:
         for t in self.tasks:
@@ -225,12 +246,18 @@ class PipelineSpec:
         raise KeyError(name)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        """`schedules` and `timeout` only when set, so frozen specs of pipelines without them read as before."""
+        result: dict[str, Any] = {
             "name": self.name,
             "description": self.description,
             "params": [_jsonable(asdict(p)) for p in self.params],
             "tasks": [t.to_dict() for t in self.tasks],
         }
+        if self.schedules:
+            result["schedules"] = [_jsonable(asdict(s)) for s in self.schedules]
+        if self.timeout is not None:
+            result["timeout"] = self.timeout
+        return result
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PipelineSpec:
@@ -239,6 +266,8 @@ class PipelineSpec:
             description=data.get("description"),
             params=tuple(ParamSpec(**{**p, "choices": tuple(p.get("choices", ()))}) for p in data.get("params", ())),
             tasks=tuple(TaskSpec.from_dict(t) for t in data["tasks"]),
+            schedules=tuple(Schedule(**s) for s in data.get("schedules", ())),
+            timeout=data.get("timeout"),
         )
 
 

@@ -98,6 +98,7 @@ class ScheduledStart:
     pipeline: str
     schedule: str
     slot: datetime
+    at: PipelineAt | None = None  # the pipeline as the scheduler read it at the tip (saves reading it again)
 
 
 @dataclass(frozen=True)
@@ -230,7 +231,7 @@ class RunLauncher:
 
     def _scheduled_run(self, sha: str, due: ScheduledStart) -> NewRun:
         pipeline = due.pipeline.strip("/")
-        at = self.read_valid(sha, pipeline)
+        at = due.at if due.at is not None and due.at.sha == sha and due.at.ok else self.read_valid(sha, pipeline)
         assert at.spec is not None
         params = _resolve(at.spec, {})
         self.admit(at.spec)

@@ -28,7 +28,7 @@ from datetime import datetime, timedelta
 from odin.controller.git.errors import GitError
 from odin.controller.git.mirror import Mirror
 from odin.controller.launcher import RunLauncher, ScheduledStart
-from odin.controller.pipelines import read_pipeline
+from odin.controller.pipelines import PipelineAt, read_pipeline
 from odin.controller.store.db import DbEngine, StoreError
 from odin.controller.store.runs import Created
 from odin.controller.store.schedules import last_slots
@@ -51,6 +51,7 @@ class _Entry:
     schedule: Schedule
     since: datetime  # every slot at or before this was considered
     next: datetime  # the first slot after `since`
+    at: PipelineAt | None = None  # the valid pipeline at the tip
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +127,7 @@ class Scheduler:
             slots = due_slots(entry.schedule, entry.since, now, grace=self.grace, max_catchup=self.max_catchup)
             if not slots:
                 log.info("schedule %s of %s: missed slot(s) not started", entry.schedule.key, entry.pipeline)
-            starts.extend(ScheduledStart(entry.pipeline, entry.schedule.key, slot) for slot in slots)
+            starts.extend(ScheduledStart(entry.pipeline, entry.schedule.key, slot, entry.at) for slot in slots)
             entry.since = now
             entry.next = next_slot(entry.schedule, now)
         if not starts:
@@ -169,10 +170,10 @@ class Scheduler:
                 key = (pipeline, schedule.key)
                 entry = self._entries.get(key)
                 if entry is not None:
-                    entries[key] = _Entry(pipeline, schedule, entry.since, entry.next)  # catch-up may have changed
+                    entries[key] = _Entry(pipeline, schedule, entry.since, entry.next, at)  # catch-up may have changed
                     continue
                 since = self._stored.get(key) or now - timedelta(seconds=self.grace)
-                entries[key] = _Entry(pipeline, schedule, since, next_slot(schedule, since))
+                entries[key] = _Entry(pipeline, schedule, since, next_slot(schedule, since), at)
         self._entries = entries
         self._tip = sha
         return sha

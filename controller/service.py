@@ -38,9 +38,11 @@ from odin.controller.settings import Settings
 from odin.controller.store.db import DbEngine, StoreError, create_db_engine, migrate
 from odin.controller.store.repositories import follow_repository
 from odin.controller.store.runs import Created, load_runs, request_cancel, run_events
+from odin.controller.store.wakeups import WakeListener, WakeSender, supports_wakeups
 from odin.controller.sync import RepoSync, SyncRequest
 from odin.controller.tracking import TrackingSettings, open_run_tracking
 from odin.controller.validation import Validator
+from odin.controller.vocabulary import Trigger
 
 log = logging.getLogger(__name__)
 
@@ -164,6 +166,9 @@ class Controller:
             self.repos[settings.repo_name] = self._follow(settings)
         self.retention = _retention_sweeper(self.db, settings)
         self._lock: LeaderLock = leader_lock_for(self.db, settings.data_dir)
+        # Replicas that do not lead wake the one that does (Postgres LISTEN/NOTIFY; nothing to wake on SQLite).
+        self._wake_sender = WakeSender(self.db) if supports_wakeups(self.db) else None
+        self.wake_listener = WakeListener(self.db, self._on_wake) if self._wake_sender is not None else None
         self._leading = threading.Event()
         self._stopping = threading.Event()
         self._elector: threading.Thread | None = None
@@ -231,11 +236,15 @@ class Controller:
             repo.poller.start()
             repo.scheduler.start()
         self.retention.start()
+        if self.wake_listener is not None:
+            self.wake_listener.start()
         self._leading.set()
 
     def _stop_scheduling(self) -> None:
         if not self._leading.is_set():
             return
+        if self.wake_listener is not None:
+            self.wake_listener.stop()
         for repo in self.repos.values():
             repo.scheduler.stop()
             repo.poller.stop()
@@ -343,13 +352,38 @@ class Controller:
 
     def request_sync(self, repo: str | int | None = None, request: SyncRequest | None = None) -> bool:
         """Ask for a sync now (webhooks, `odinctl`). Runs on the leader's poller thread; False on a replica that is
-        not the leader (its pollers are stopped; the leader's poll picks the change up)."""
-        return self.repo(repo).poller.request(request)
+        not the leader: its pollers are stopped, so it wakes the leader instead (on Postgres), whose sync then runs at
+        once, without `on_done`; the leader's next poll is the fallback."""
+        followed = self.repo(repo)
+        if followed.poller.request(request):
+            return True
+        if self._wake_sender is not None and not self._leading.is_set():
+            wanted = request or SyncRequest()
+            self._wake_sender.sync(followed.id, trigger=str(wanted.trigger), by=wanted.by)
+        return False
+
+    def _on_wake(self, message: dict[str, object]) -> None:
+        """A follower's wake-up (on the listener's thread): sync a repository, or look at a run, now."""
+        repo_id, run_id = message.get("sync"), message.get("run")
+        if isinstance(repo_id, int):
+            try:
+                followed = self.repo(repo_id)
+            except KeyError:
+                log.warning("wake-up for repository %s, which this replica does not follow", repo_id)
+                return
+            trigger, by = message.get("trigger"), message.get("by")
+            known = Trigger(trigger) if isinstance(trigger, str) and trigger in set(Trigger) else Trigger.POLL
+            request = SyncRequest(trigger=known, by=by if isinstance(by, str) else None)
+            followed.poller.request(request)
+        elif isinstance(run_id, str):
+            self.engine.submit(run_id)
 
     def _submit_run(self, run_id: str) -> None:
         """A run was created on request (API, rerun): announce it, then hand it to the engine."""
         self._announce(run_id, "run.created")
         self.engine.submit(run_id)
+        if self._wake_sender is not None and not self._leading.is_set():
+            self._wake_sender.run(run_id)  # the leader's engine, not this replica's idle one, runs it
 
     def _submit_runs(self, run_ids: Sequence[str]) -> None:
         """The sync created these runs (and has already published its committed events): hand them to the engine."""

@@ -259,8 +259,8 @@ class WebhookReceiver:
         detail = (
             f"a sync of {repo.name} was requested; runs follow from the commits it finds"
             if queued
-            else "recorded; this replica does not schedule (it is not the leader): the leader's next poll picks the "
-            "commit up"
+            else "recorded; this replica does not schedule (it is not the leader): the leader is woken to sync now "
+            "(on Postgres), or its next poll picks the commit up"
         )
         body: dict[str, Any] = {"status": "accepted", "detail": detail, "delivery": delivery_id}
         body.update(repository=repo.name, ref=update.ref, commit=update.after)

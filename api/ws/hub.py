@@ -10,8 +10,10 @@ id up to which everything has been dispatched, and two sources tell it about row
 
 An event arriving above a gap (ids are allocated before commit, so on Postgres a slower transaction can commit a lower
 id after a higher one) waits until the gap is filled from the store; a gap still open after `gap_timeout` seconds is
-taken as ids that will never appear (a rolled-back transaction, a sequence jump after a crash) and passed. The tail
-runs whether or not a socket is open, so the position is "now" when the next client arrives.
+taken as ids that will never appear (a rolled-back transaction, a sequence jump after a crash) and passed. The ids
+passed are still looked for, at each tail, for `LATE_WINDOW` seconds: one that commits late after all (a transaction
+stalled on a loaded machine) is pushed then, out of id order, rather than never. The tail runs whether or not a socket
+is open, so the position is "now" when the next client arrives.
 
 A subscription starts from the store too: with `since`, the handler first brings the position up to the store's last
 committed id (`catch_up`), then replays the stored events in (since, position] while live events above the position
@@ -54,6 +56,9 @@ REPLAY_LIMIT = 10_000
 # transaction committing seconds after it took its id is not, on a loaded machine (1 s lost task updates in CI:
 # a live view showed a running task as `starting` until its 30 s safety re-read).
 GAP_TIMEOUT = 5.0
+# Seconds ids passed over by a gap are still looked for (each tail reads them by id), and how many at most.
+LATE_WINDOW = 120.0
+_LATE_MAX = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +211,7 @@ class EventHub:
         self.position: int | None = None  # every event id up to here has been dispatched (None: store not read yet)
         self._pending: dict[int, Mapping[str, Any]] = {}  # arrived above a gap, waiting for it to fill
         self._gap: tuple[int, float] | None = None  # (position, monotonic time) when the current gap was seen
+        self._late: dict[int, float] = {}  # ids passed as never coming -> when; looked for until LATE_WINDOW
         self._wake = asyncio.Event()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._unsubscribe: Callable[[], None] | None = None
@@ -289,8 +295,21 @@ class EventHub:
             lowest - 1,
             self.gap_timeout,
         )
+        now = time.monotonic()
+        for missing in range(self.position + 1, min(lowest, self.position + 1 + _LATE_MAX)):
+            self._late[missing] = now
+        while len(self._late) > _LATE_MAX:
+            del self._late[next(iter(self._late))]
         self.position = lowest - 1
         self._advance()
+
+    def _arrive_late(self, rows: list[dict[str, Any]]) -> None:
+        """Events whose ids were passed as never coming, found committed after all: pushed now, out of id order
+        (each connection still sends an id once)."""
+        for row in rows:
+            if self._late.pop(int(row["id"]), None) is not None:
+                log.info("websocket hub: event %d committed late; pushed out of id order", row["id"])
+                self.dispatch(row)
 
     def dispatch(self, event: Mapping[str, Any]) -> None:
         if not self.connections:
@@ -326,6 +345,11 @@ class EventHub:
             self.arrive(row)
         if self._gap is not None and time.monotonic() - self._gap[1] >= self.gap_timeout:
             self._pass_gap()
+        if self._late:
+            expired = time.monotonic() - LATE_WINDOW
+            self._late = {i: t for i, t in self._late.items() if t > expired}
+            if self._late:
+                self._arrive_late(await anyio.to_thread.run_sync(self._read_ids, tuple(self._late)))
         if len(rows) == _TAIL_BATCH and self._gap is None:
             self._wake.set()  # more to read (above a gap the same rows would come back: wait for it instead)
 
@@ -339,6 +363,9 @@ class EventHub:
 
     def _read_after(self, after: int) -> list[dict[str, Any]]:
         return store.events_after(self.db, after, limit=_TAIL_BATCH)
+
+    def _read_ids(self, ids: tuple[int, ...]) -> list[dict[str, Any]]:
+        return store.events_with_ids(self.db, ids)
 
     def replay(self, subscription: Subscription, since: int, upto: int) -> tuple[list[dict[str, Any]], bool]:
         """Stored events matching `subscription` with since < id <= upto, oldest first (at most REPLAY_LIMIT; the

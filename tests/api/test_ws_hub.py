@@ -2,7 +2,7 @@
 
 On Postgres an event id is taken from a sequence before its transaction commits, so a slow transaction can make id
 N visible after N+1: the Postgres case holds a real transaction open to show the hub waiting for it, and passing a
-gap that never fills (a rollback) after `gap_timeout`.
+gap that never fills (a rollback) after `gap_timeout`; an id passed that way and committed later is pushed then.
 """
 
 from __future__ import annotations
@@ -91,7 +91,35 @@ def test_a_gap_that_never_fills_is_passed_after_the_gap_timeout(db: Engine) -> N
             started = time.monotonic()
             assert await received(conn, 1) == [later["id"]]
             assert time.monotonic() - started >= 0.5, "it waited for the missing ids first"
-            insert(db, event_id=first["id"] + 1)  # committed too late to be pushed in order: not pushed at all
+            late = insert(db, event_id=first["id"] + 1)  # committed too late to go in order: pushed late, once
+            assert await received(conn, 1) == [late["id"]]
+            hub.arrive(late)  # the bus reporting it too changes nothing
+            await nothing_more(conn, hub)
+        finally:
+            await hub.stop()
+
+    run(scenario())
+
+
+def test_ids_passed_over_are_looked_for_only_within_the_late_window(
+    db: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(hub_module, "LATE_WINDOW", 0.2)
+
+    async def scenario() -> None:
+        hub = EventHub(db, None, poll_interval=0.05, gap_timeout=0.1)
+        await hub.start()
+        try:
+            conn = hub.connect(100)
+            conn.subscriptions["a"] = Subscription("a", all=True)
+            first = insert(db)
+            later = insert(db, event_id=first["id"] + 2)
+            assert await received(conn, 2) == [first["id"], later["id"]]
+            deadline = time.monotonic() + 10
+            while hub._late and time.monotonic() < deadline:
+                await asyncio.sleep(0.05)
+            assert not hub._late, "forgotten after the window"
+            insert(db, event_id=first["id"] + 1)  # far too late: readable with `since`, not pushed
             await nothing_more(conn, hub)
         finally:
             await hub.stop()

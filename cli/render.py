@@ -314,9 +314,20 @@ def no_runs_lines(c: CommitDetail) -> list[str]:
 
 
 def pipelines_table(items: Iterable[PipelineSummary]) -> Table:
-    table = _table("PIPELINE", "VALID", "TASKS", "PROBLEMS")
+    table = _table("PIPELINE", "VALID", "TASKS", "PROBLEMS", "SCHEDULE", "NEXT", "LAST")
     for p in items:
-        table.add_row(p.name, styled("valid" if p.valid else "invalid"), str(p.task_count), str(p.problem_count))
+        schedule = "\n".join(s.cron + ("" if s.timezone == "UTC" else f" ({s.timezone})") for s in p.schedules)
+        next_ = "\n".join(when(s.next_slot) for s in p.schedules)
+        last = "\n".join(when(s.last_slot) for s in p.schedules)
+        table.add_row(
+            p.name,
+            styled("valid" if p.valid else "invalid"),
+            str(p.task_count),
+            str(p.problem_count),
+            schedule or "-",
+            next_ or "-",
+            last or "-",
+        )
     return table
 
 

@@ -8,8 +8,9 @@ Errors are `RunRejected` subclasses carrying a user-facing message; the API maps
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from odin.controller.pipelines import PipelineAt, materialize, read_pipeline
 from odin.controller.reruns import RerunPlan, RerunRefused, plan_rerun
 from odin.controller.store.db import DbEngine, transaction
 from odin.controller.store.runs import Created, LoadedRun, NewRun, create_run
+from odin.controller.store.schedules import SlotKey, attach_run, claim_slot
 from odin.controller.store.types import utcnow
 from odin.controller.validation import Validator
 from odin.controller.vocabulary import RunStatus, Trigger
@@ -87,6 +89,16 @@ class StartRequest:
     by: str | None = None
     parallelism: int | None = None
     no_cache: bool = False  # run tasks with `cache: true` without looking up earlier runs (keys still recorded)
+
+
+@dataclass(frozen=True)
+class ScheduledStart:
+    """A due slot of a pipeline's schedule: which pipeline, which schedule (`<cron>@<zone>`), which instant."""
+
+    pipeline: str
+    schedule: str
+    slot: datetime
+    at: PipelineAt | None = None  # the pipeline as the scheduler read it at the tip (saves reading it again)
 
 
 @dataclass(frozen=True)
@@ -186,6 +198,65 @@ class RunLauncher:
         log.info("run %s started by %s (%s) at %s", created.run_id, request.by, request.trigger, sha[:12])
         self.submit(created.run_id)
         return created
+
+    def start_slots(self, sha: str, slots: Sequence[ScheduledStart]) -> list[tuple[ScheduledStart, Created]]:
+        """Start the pipelines of due schedule slots at `sha` (the followed branch's tip), each slot at most once.
+
+        Every slot is claimed (`store.schedules.claim_slot`) in the transaction that creates its run, so a slot a
+        replica or an earlier leader already started is left alone, and a crash between the two leaves neither. One
+        transaction for all the slots of a tick: a thousand schedules due at once cost one commit, not a thousand.
+        A pipeline that is invalid at `sha`, or that admission refuses, is logged and skipped; the slot is not
+        claimed (nothing ran), and the next slot tries again. Returns the runs created, with their slots."""
+        prepared: list[tuple[ScheduledStart, NewRun]] = []
+        for due in slots:
+            try:
+                prepared.append((due, self._scheduled_run(sha, due)))
+            except RunRejected as e:
+                log.warning("schedule %s of %s: slot %s not started: %s", due.schedule, due.pipeline, due.slot, e)
+        if not prepared:
+            return []
+        created: list[tuple[ScheduledStart, Created]] = []
+        with transaction(self.db) as conn:
+            for due, new in prepared:
+                key = SlotKey(self.repo_id, self.branch, new.pipeline, due.slot)
+                if not claim_slot(conn, key, schedule=due.schedule):
+                    continue
+                run = create_run(conn, new)
+                attach_run(conn, key, run.run_id)
+                created.append((due, run))
+        for due, run in created:
+            log.info("run %s started by schedule %s (slot %s) at %s", run.run_id, due.schedule, due.slot, sha[:12])
+            self.submit(run.run_id)
+        return created
+
+    def _scheduled_run(self, sha: str, due: ScheduledStart) -> NewRun:
+        pipeline = due.pipeline.strip("/")
+        at = due.at if due.at is not None and due.at.sha == sha and due.at.ok else self.read_valid(sha, pipeline)
+        assert at.spec is not None
+        params = _resolve(at.spec, {})
+        self.admit(at.spec)
+        slot = due.slot.isoformat()
+        condition = {
+            "type": "Scheduled",
+            "status": "True",
+            "reason": "ScheduleSlot",
+            "message": f"slot {slot} of schedule `{due.schedule}`",
+            "slot": slot,
+            "schedule": due.schedule,
+            "time": utcnow().isoformat(),
+        }
+        return NewRun(
+            pipeline=pipeline,
+            spec=at.spec,
+            trigger=Trigger.SCHEDULE,
+            params=params,
+            commit_sha=sha,
+            branch=self.branch,
+            repo_id=self.repo_id,
+            work_tree=at.tree,
+            work_path=self._materialize(sha, pipeline),
+            conditions=[condition],
+        )
 
     def rerun(self, parent: LoadedRun, request: RerunRequest) -> Created:
         """A new run from a finished one (see `odin.controller.reruns` for what is reused). Raises `RunRejected`."""

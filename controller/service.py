@@ -32,6 +32,7 @@ from odin.controller.leader import LeaderLock, leader_lock_for
 from odin.controller.metrics import TaskDurations
 from odin.controller.poller import RepoPoller
 from odin.controller.retention import RetentionSweeper
+from odin.controller.scheduler import Scheduler
 from odin.controller.secrecy import create_private_file, secure_data_dir
 from odin.controller.settings import Settings
 from odin.controller.store.db import DbEngine, StoreError, create_db_engine, migrate
@@ -104,6 +105,7 @@ class FollowedRepo:
     poller: RepoPoller
     launcher: RunLauncher
     validator: Validator
+    scheduler: Scheduler
 
 
 class Controller:
@@ -232,6 +234,7 @@ class Controller:
             self.gpu_sampler.start()
         for repo in self.repos.values():
             repo.poller.start()
+            repo.scheduler.start()
         self.retention.start()
         if self.wake_listener is not None:
             self.wake_listener.start()
@@ -243,6 +246,7 @@ class Controller:
         if self.wake_listener is not None:
             self.wake_listener.stop()
         for repo in self.repos.values():
+            repo.scheduler.stop()
             repo.poller.stop()
         self.retention.stop()
         if self.gpu_sampler is not None:
@@ -287,8 +291,9 @@ class Controller:
             validator=self.validator,
             admission=self.executor.gpu_shortfall,
         )
+        scheduler = Scheduler(self.db, repo_id, mirror, launcher, branch=settings.branch, validator=self.validator)
         return FollowedRepo(
-            repo_id, settings.repo_name, url, settings.branch, mirror, sync, poller, launcher, self.validator
+            repo_id, settings.repo_name, url, settings.branch, mirror, sync, poller, launcher, self.validator, scheduler
         )
 
     def _upsert_repo(self, settings: Settings, url: str) -> int:

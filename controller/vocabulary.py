@@ -83,6 +83,7 @@ class Trigger(StrEnum):
     MANUAL = "manual"
     RERUN = "rerun"
     API = "api"
+    SCHEDULE = "schedule"  # a slot of the pipeline's `schedule:` (controller/scheduler.py)
 
     @property
     def automatic(self) -> bool:

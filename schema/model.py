@@ -225,9 +225,28 @@ class TaskSpec:
         return cls(**d)
 
 
+CATCHUP_POLICIES: tuple[str, ...] = ("none", "latest", "all")
+"""What a schedule does with the slots it missed while no leader ran: start none, the most recent, or each."""
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """One `schedule:` entry: a valid cron expression read in an IANA time zone, and its catch-up policy."""
+
+    cron: str
+    timezone: str = "UTC"
+    catchup: str = "none"
+
+    @property
+    def key(self) -> str:
+        """How the store tells this schedule's fired slots from another's of the same pipeline."""
+        return f"{self.cron}@{self.timezone}"
+
+
 @dataclass(frozen=True, slots=True)
 class PipelineSpec:
-    """A validated pipeline: its tasks in file order, its declared parameters."""
+    """A validated pipeline: its tasks in file order, its declared parameters, when it starts on its own
+    (`schedules`) and how long a run may take (`timeout`, seconds)."""
 
     name: str
     tasks: tuple[TaskSpec, ...]
@@ -235,6 +254,8 @@ class PipelineSpec:
     description: str | None = None
     notify: tuple[dict[str, Any], ...] = ()
     """`notify:` entries as validated by the JSON Schema (plain JSON): read by the notifier when a run ends."""
+    schedules: tuple[Schedule, ...] = ()
+    timeout: float | None = None
 
     def task(self, name: str) -> TaskSpec:
         for t in self.tasks:
@@ -254,15 +275,20 @@ class PipelineSpec:
         raise KeyError(name)
 
     def to_dict(self) -> dict[str, Any]:
-        spec = {
+        """`schedules` and `timeout` only when set, so frozen specs of pipelines without them read as before."""
+        result: dict[str, Any] = {
             "name": self.name,
             "description": self.description,
             "params": [_jsonable(asdict(p)) for p in self.params],
             "tasks": [t.to_dict() for t in self.tasks],
         }
         if self.notify:  # only when present: frozen specs of pipelines without notifications stay as they were
-            spec["notify"] = _jsonable(self.notify)
-        return spec
+            result["notify"] = _jsonable(self.notify)
+        if self.schedules:
+            result["schedules"] = [_jsonable(asdict(s)) for s in self.schedules]
+        if self.timeout is not None:
+            result["timeout"] = self.timeout
+        return result
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PipelineSpec:
@@ -272,6 +298,8 @@ class PipelineSpec:
             params=tuple(ParamSpec(**{**p, "choices": tuple(p.get("choices", ()))}) for p in data.get("params", ())),
             tasks=tuple(TaskSpec.from_dict(t) for t in data["tasks"]),
             notify=tuple(dict(n) for n in data.get("notify", ())),
+            schedules=tuple(Schedule(**s) for s in data.get("schedules", ())),
+            timeout=data.get("timeout"),
         )
 
 

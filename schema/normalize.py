@@ -29,6 +29,7 @@ from .model import (
     PipelineSpec,
     Resources,
     Result,
+    Schedule,
     SecretMount,
     TaskSpec,
 )
@@ -36,6 +37,7 @@ from .notify import notify_entries
 from .outputs import RESULTS_FILE, artifact_path
 from .params import coerce, in_choices, infer_type
 from .problems import Problem
+from .schedules import cron_problem, timezone_problem
 from .units import parse_duration, parse_quantity, stringify
 
 SECRETS_DIR = "/etc/odin/secrets"
@@ -118,6 +120,9 @@ def build_spec(
         if root.get("cache") is True and "cache" not in raw_task:
             task = replace(task, cache=True)  # the pipeline's default; a task's own `cache: false` wins
         tasks.append((("tasks", i), task))
+    schedules = () if skip(("schedule",)) else _schedules(ctx, root.get("schedule"))
+    raw_timeout = root.get("timeout")
+    timeout = None if raw_timeout is None or skip(("timeout",)) else _timeout(ctx, ("timeout",), raw_timeout)
     if not complete or ctx.problems or not tasks:
         return None, ctx.problems
     resolved = resolve_references(tasks)
@@ -128,7 +133,15 @@ def build_spec(
     notify = _notify(ctx, root.get("notify"))
     if ctx.problems:
         return None, ctx.problems
-    spec = PipelineSpec(name=name, tasks=expanded, params=tuple(params), description=description, notify=notify)
+    spec = PipelineSpec(
+        name=name,
+        tasks=expanded,
+        params=tuple(params),
+        description=description,
+        notify=notify,
+        schedules=schedules,
+        timeout=timeout,
+    )
     return spec, ctx.problems
 
 
@@ -421,6 +434,36 @@ def _timeout(ctx: _Context, path: JsonPath, raw: str | float) -> float | None:
         ctx.report(path, f"`timeout` must be more than 0 seconds and less than a year, not `{raw}`")
         return None
     return seconds
+
+
+def _schedules(ctx: _Context, raw: Any) -> tuple[Schedule, ...]:
+    """`schedule:` as written (a string, a mapping, or a list of them) → `Schedule`s; a cron expression croniter
+    cannot read, or a time zone zoneinfo does not know, is a problem at the value."""
+    if raw is None:
+        return ()
+    entries: list[tuple[JsonPath, Any]] = (
+        [(("schedule", i), entry) for i, entry in enumerate(raw)] if isinstance(raw, list) else [(("schedule",), raw)]
+    )
+    found: list[Schedule] = []
+    for path, written in entries:
+        if isinstance(written, str):
+            entry, cron_path = {"cron": written}, path
+        elif isinstance(written, dict) and isinstance(written.get("cron"), str):
+            entry, cron_path = written, (*path, "cron")
+        else:
+            continue  # the schema reported it
+        problem = cron_problem(entry["cron"])
+        if problem is not None:
+            ctx.report(cron_path, problem)
+            continue
+        zone = entry.get("timezone", "UTC")
+        problem = timezone_problem(zone) if isinstance(zone, str) else None
+        if problem is not None:
+            ctx.report((*path, "timezone"), problem)
+            continue
+        cron = " ".join(entry["cron"].split())
+        found.append(Schedule(cron=cron, timezone=zone, catchup=entry.get("catchup", "none")))
+    return tuple(found)
 
 
 def _snake_case(ctx: _Context, path: JsonPath, raw: dict[str, Any]) -> dict[str, Any]:

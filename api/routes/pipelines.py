@@ -45,7 +45,7 @@ FilePath = Annotated[str, PathParameter(description="Path inside the pipeline di
     responses=errors(404, 502),
 )
 def list_pipelines(ctx: Ctx, ref: Ref = None) -> PipelineList:
-    return service.list_pipelines(ctx.repo(), ref)
+    return service.list_pipelines(ctx.repo(), ref, ctx.db)
 
 
 @get(

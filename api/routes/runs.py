@@ -48,7 +48,9 @@ async def list_runs(
     pipeline: Annotated[str | None, QueryParameter(description="Pipeline directory", max_length=500)] = None,
     branch: Annotated[str | None, QueryParameter(max_length=255)] = None,
     status: Annotated[list[str] | None, QueryParameter(description="Run status; repeat for several")] = None,
-    trigger: Annotated[list[str] | None, QueryParameter(description="poll, webhook, manual, rerun, api")] = None,
+    trigger: Annotated[
+        list[str] | None, QueryParameter(description="poll, webhook, manual, rerun, api, schedule")
+    ] = None,
     triggered_by: Annotated[str | None, QueryParameter(description="User who started the run", max_length=255)] = None,
     parent_run: Annotated[str | None, QueryParameter(description="Reruns of this run", max_length=100)] = None,
     created_after: Annotated[str | None, Timestamp] = None,

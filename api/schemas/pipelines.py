@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
@@ -11,12 +12,25 @@ from odin.api.schemas.common import ProblemOut
 Encoding = Literal["utf-8", "base64"]
 
 
+class ScheduleOut(msgspec.Struct, kw_only=True):
+    """One `schedule:` entry, its next slot, and the last slot the followed branch started (by any leader)."""
+
+    cron: str
+    timezone: str
+    catchup: str
+    next_slot: datetime
+    last_slot: datetime | None = None
+    last_run: str | None = None
+
+
 class PipelineSummary(msgspec.Struct, kw_only=True):
     name: str
     valid: bool
     problem_count: int
     task_count: int
     tree: str | None
+    schedules: list[ScheduleOut] = msgspec.field(default_factory=list)
+    timeout: float | None = None  # the whole run's limit, seconds
 
 
 class PipelineList(msgspec.Struct, kw_only=True):

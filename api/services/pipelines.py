@@ -9,6 +9,8 @@ from __future__ import annotations
 import base64
 import binascii
 import posixpath
+from collections.abc import Mapping
+from datetime import UTC, datetime
 
 from odin.api.schemas import (
     FileOut,
@@ -19,6 +21,7 @@ from odin.api.schemas import (
     PipelineList,
     PipelineSummary,
     ProblemOut,
+    ScheduleOut,
     TaskNode,
     ValidateRequest,
     ValidateResponse,
@@ -26,8 +29,12 @@ from odin.api.schemas import (
 from odin.api.services.errors import InvalidRequest
 from odin.controller import facade
 from odin.controller.facade import MAIN_FILE, Author, FollowedRepo, PipelineAt, Validator, pipeline_file_path
+from odin.controller.store.db import DbEngine
+from odin.controller.store.schedules import LastSlot, last_slots
 from odin.controller.vocabulary import Trigger
+from odin.schema.model import Schedule
 from odin.schema.problems import Problem
+from odin.schema.schedules import next_slot
 
 MAX_FILE_BYTES = 10 * 1024 * 1024
 
@@ -45,21 +52,42 @@ def _problems(problems: list[Problem]) -> list[ProblemOut]:
     return [ProblemOut(file=p.file, line=p.line, column=p.column, message=p.message) for p in problems]
 
 
-def list_pipelines(repo: FollowedRepo, ref: str | None) -> PipelineList:
+def list_pipelines(repo: FollowedRepo, ref: str | None, db: DbEngine | None = None) -> PipelineList:
+    """The pipelines at `ref`; with `db`, each schedule's last started slot on the followed branch (one query)."""
     wanted, sha = facade.resolve_ref(repo, ref)
-    items = []
-    for name in facade.list_pipelines(repo, sha):
-        at = facade.read_pipeline(repo, sha, name)
-        items.append(
-            PipelineSummary(
-                name=name,
-                valid=at.ok,
-                problem_count=len(at.problems),
-                task_count=len(at.spec.tasks) if at.spec else 0,
-                tree=at.tree,
-            )
+    found = [facade.read_pipeline(repo, sha, name) for name in facade.list_pipelines(repo, sha)]
+    scheduled = [at.pipeline for at in found if at.spec is not None and at.spec.schedules]
+    last: dict[tuple[str, str], LastSlot] = {}
+    if db is not None and scheduled:
+        last = {(s.pipeline, s.schedule): s for s in last_slots(db, repo.id, repo.branch, scheduled)}
+    now = datetime.now(UTC)
+    items = [
+        PipelineSummary(
+            name=at.pipeline,
+            valid=at.ok,
+            problem_count=len(at.problems),
+            task_count=len(at.spec.tasks) if at.spec else 0,
+            tree=at.tree,
+            schedules=[_schedule(s, at.pipeline, last, now) for s in (at.spec.schedules if at.spec else ())],
+            timeout=at.spec.timeout if at.spec else None,
         )
+        for at in found
+    ]
     return PipelineList(ref=wanted, sha=sha, items=items)
+
+
+def _schedule(
+    schedule: Schedule, pipeline: str, last: Mapping[tuple[str, str], LastSlot], now: datetime
+) -> ScheduleOut:
+    started = last.get((pipeline, schedule.key))
+    return ScheduleOut(
+        cron=schedule.cron,
+        timezone=schedule.timezone,
+        catchup=schedule.catchup,
+        next_slot=next_slot(schedule, now),
+        last_slot=started.slot if started else None,
+        last_run=started.run_id if started else None,
+    )
 
 
 def _at(repo: FollowedRepo, name: str, ref: str | None) -> tuple[str, PipelineAt]:

@@ -88,7 +88,9 @@ def active_run(loaded: LoadedRun, ctx: RunContext, executor: Executor, *, defaul
         paths = executor.paths(ctx)
     except Exception as e:
         raise CannotDrive(str(e)) from e
-    state = RunState.new(dag, states, cancel_requested=bool(r["cancel_requested"]))
+    created = datetime_to_epoch(r.get("created_at"))
+    deadline = created + spec.timeout if spec.timeout is not None and created is not None else None
+    state = RunState.new(dag, states, cancel_requested=bool(r["cancel_requested"]), deadline=deadline)
     params = dict(r["params"] or {})
     variables = {
         "RUN_PATH": paths.run_path,

@@ -14,6 +14,8 @@ Rules:
   skipped, and independent branches run to completion; then the run fails.
 - A running task past its `timeout` is killed once; the resulting failure is a USER failure (retried per `retries`).
 - Cancellation kills active tasks once, skips the rest, and finishes the run as cancelled when nothing is active.
+- A run past its pipeline's `timeout` (its `deadline`, counted from its creation) is ended the same way, and
+  finishes failed with reason `TimedOut`; its killed tasks fail with reason `RunTimedOut`, never retried.
 - A ready task with a `when` condition starts only if its `Gate` (the condition's outcome, evaluated by the loop from
   the values it holds, so this stays pure) lets it: a false condition skips it (reason `ConditionFalse`; its
   dependents are then skipped as after any skip), a condition that cannot be evaluated fails it, never retried.
@@ -93,6 +95,11 @@ class KillTask:
 class FinishRun:
     status: RunStatus
     message: str
+    reason: str | None = None  # TimedOut
+
+
+RUN_TIMEOUT = "RunTimeout"
+"""The kill reason of a task killed because its run's `timeout` passed."""
 
 
 TaskAction = StartTask | RetryTask | FailTask | SkipTask | KillTask
@@ -123,6 +130,10 @@ def decide(
 
     if state.cancel_requested:
         return _decide_cancel(state)
+    if state.deadline is not None:
+        if state.deadline <= now:
+            return _decide_timed_out(dag, state)
+        wake.append(state.deadline)
 
     for name in sorted(state.undecided, key=dag.index.__getitem__):
         actions.append(_after_failure(dag, state, name, now, policy))
@@ -197,6 +208,42 @@ def _after_failure(dag: Dag, state: RunState, name: str, now: float, policy: Ret
     if allowed:
         return FailTask(name, f"{detail}; no retries left ({allowed} used)")
     return FailTask(name, detail)
+
+
+def _decide_timed_out(dag: Dag, state: RunState) -> Decision:
+    """The run's `timeout` passed: kill what runs (once), fail what waited on a retry decision, skip the rest; finish
+    failed once nothing is active."""
+    actions: list[Action] = []
+    for name in sorted(state.active, key=dag.index.__getitem__):
+        if state[name].kill_reason is None:
+            actions.append(KillTask(name, RUN_TIMEOUT))
+    limit = format_seconds(dag.run_timeout) if dag.run_timeout is not None else "its timeout"
+    for name in dag.names:
+        st = state[name]
+        if st.undecided:
+            detail = st.message or st.reason or "failed"
+            actions.append(FailTask(name, f"{detail}; not retried: the run timed out after {limit}"))
+        elif st.status in (TaskStatus.PENDING, TaskStatus.RETRYING):
+            actions.append(SkipTask(name, "RunTimedOut", f"the run timed out after {limit} before the task started"))
+    if not actions and state.active_count == 0:
+        return Decision((FinishRun(RunStatus.FAILED, f"timed out after {limit}", reason="TimedOut"),), None)
+    return Decision(tuple(actions), None)
+
+
+def format_seconds(seconds: float) -> str:
+    """`7200` → `2h`, `5400` → `1h30m`, `90.5` → `1m30.5s`: a duration as `timeout:` is written."""
+    if seconds <= 0:
+        return "0s"
+    parts: list[str] = []
+    rest = seconds
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        count = int(rest // size)
+        if count:
+            parts.append(f"{count}{unit}")
+            rest -= count * size
+    if rest > 1e-9:
+        parts.append(f"{rest:g}s")
+    return "".join(parts)
 
 
 def _decide_cancel(state: RunState) -> Decision:

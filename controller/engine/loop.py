@@ -513,7 +513,7 @@ class Engine:
     def _finish(self, run: ActiveRun, action: FinishRun) -> None:
         run_id = run.ctx.run_id
         log.info("run %s (commit %s) finished: %s (%s)", run_id, run.ctx.commit_sha, action.status, action.message)
-        self._recorder.run_finished(run.ctx, action.status, action.message)
+        self._recorder.run_finished(run.ctx, action.status, action.message, reason=action.reason)
         del self._runs[run_id]
         self._starved.discard(run_id)
         ctx = run.ctx

@@ -123,8 +123,10 @@ class Recorder:
         self._batch.run(ctx.run_id, status=RunStatus.RUNNING.value, started_at=utcnow())
         self._batch.event("run.status", run_id=ctx.run_id, commit_sha=ctx.commit_sha, status=RunStatus.RUNNING.value)
 
-    def run_finished(self, ctx: RunContext, status: RunStatus, message: str | None) -> None:
-        self._batch.run(ctx.run_id, status=status.value, message=message, finished_at=utcnow(), reason=None)
+    def run_finished(
+        self, ctx: RunContext, status: RunStatus, message: str | None, *, reason: str | None = None
+    ) -> None:
+        self._batch.run(ctx.run_id, status=status.value, message=message, finished_at=utcnow(), reason=reason)
         self._batch.event(
             "run.status",
             run_id=ctx.run_id,

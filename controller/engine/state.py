@@ -25,6 +25,7 @@ class Dag:
     dependents: Mapping[str, tuple[str, ...]]
     retries: Mapping[str, int]
     timeouts: Mapping[str, float | None]
+    run_timeout: float | None = None  # the pipeline's `timeout` (seconds): the whole run's limit
 
     @classmethod
     def from_spec(cls, spec: PipelineSpec) -> Dag:
@@ -40,6 +41,7 @@ class Dag:
             dependents={n: tuple(v) for n, v in dependents.items()},
             retries={t.name: t.retries for t in spec.tasks},
             timeouts={t.name: t.timeout for t in spec.tasks},
+            run_timeout=spec.timeout,
         )
 
     @classmethod
@@ -49,6 +51,7 @@ class Dag:
         *,
         retries: Mapping[str, int] | None = None,
         timeouts: Mapping[str, float | None] | None = None,
+        run_timeout: float | None = None,
     ) -> Dag:
         """For tests and tools: a DAG from `{task: [dependencies]}` in insertion order."""
         names = tuple(deps)
@@ -63,6 +66,7 @@ class Dag:
             dependents={n: tuple(v) for n, v in dependents.items()},
             retries={n: (retries or {}).get(n, 0) for n in names},
             timeouts={n: (timeouts or {}).get(n) for n in names},
+            run_timeout=run_timeout,
         )
 
 
@@ -94,6 +98,7 @@ class RunState:
 
     dag: Dag
     cancel_requested: bool = False
+    deadline: float | None = None  # the run's `timeout` passes at this time (epoch seconds); None: no limit
     tasks: dict[str, TaskState] = field(default_factory=dict)
     _unmet: dict[str, int] = field(default_factory=dict)  # dependencies not (yet) succeeded
     _failed_deps: dict[str, int] = field(default_factory=dict)  # dependencies failed, skipped or cancelled
@@ -106,9 +111,16 @@ class RunState:
     _failed: int = 0
 
     @classmethod
-    def new(cls, dag: Dag, tasks: Mapping[str, TaskState] | None = None, *, cancel_requested: bool = False) -> RunState:
+    def new(
+        cls,
+        dag: Dag,
+        tasks: Mapping[str, TaskState] | None = None,
+        *,
+        cancel_requested: bool = False,
+        deadline: float | None = None,
+    ) -> RunState:
         """Build the state and its indexes from scratch (a new run, or one resumed from the store)."""
-        state = cls(dag=dag, cancel_requested=cancel_requested)
+        state = cls(dag=dag, cancel_requested=cancel_requested, deadline=deadline)
         given = tasks or {}
         state.tasks = {n: given.get(n, TaskState()) for n in dag.names}
         for n in dag.names:

@@ -7,7 +7,7 @@ the engine has already replaced (a retry) or a task that is already terminal; th
 
 from __future__ import annotations
 
-from odin.controller.engine.decide import FailTask, KillTask, RetryTask, SkipTask, StartTask, TaskAction
+from odin.controller.engine.decide import RUN_TIMEOUT, FailTask, KillTask, RetryTask, SkipTask, StartTask, TaskAction
 from odin.controller.engine.state import RunState, TaskState
 from odin.controller.vocabulary import WAITING_FOR_QUOTA, Failure, Observation, TaskStatus
 
@@ -39,6 +39,14 @@ def apply_observation(state: RunState, obs: Observation) -> TaskState | None:
         return None
     if st.kill_reason == "Cancelled":
         return state.update(obs.task, status=TaskStatus.CANCELLED, reason="Cancelled", message="killed: run cancelled")
+    if st.kill_reason == RUN_TIMEOUT:
+        return state.update(
+            obs.task,
+            status=TaskStatus.FAILED,
+            reason="RunTimedOut",
+            message="killed: the run's timeout passed",
+            failure=Failure.USER,
+        )
     reason, message, failure = obs.reason or "Failed", obs.message, obs.failure or Failure.USER
     if st.kill_reason == "Timeout":
         reason, failure = "DeadlineExceeded", Failure.USER

@@ -255,6 +255,31 @@ class RevokedSession(SQLModel, table=True):
     expires_at: datetime = Field(sa_type=UTCDateTime)
 
 
+class ScheduledSlot(SQLModel, table=True):
+    """A slot of a pipeline's schedule that was started: the record that makes "once per slot" true.
+
+    UNIQUE (repo_id, branch, pipeline, slot) is the slot's key, as `runs.dedupe_key` is a commit's: two replicas, or
+    a leader restarted mid-tick, racing to start one slot insert one row, and only the one that inserted it creates
+    the run (in the same transaction). `schedule` says which of the pipeline's schedules it was (its cron and zone),
+    so each schedule's catch-up starts from its own last slot.
+    """
+
+    __tablename__ = "scheduled_slots"
+    __table_args__ = (
+        sa.UniqueConstraint("repo_id", "branch", "pipeline", "slot", name="uq_scheduled_slots_key"),
+        sa.Index("ix_scheduled_slots_schedule", "repo_id", "branch", "pipeline", "schedule", "slot"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    repo_id: int = Field(foreign_key="repositories.id")
+    branch: str = Field(max_length=255)
+    pipeline: str = Field(max_length=500)
+    slot: datetime = Field(sa_type=UTCDateTime, description="The slot's instant, as its cron expression names it.")
+    schedule: str = Field(max_length=300, description="`<cron>@<time zone>` of the schedule that named the slot.")
+    run_id: str | None = Field(default=None, max_length=100, description="The run started for the slot.")
+    fired_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
 def table_of(model: type[SQLModel]) -> sa.Table:
     """The Core table behind a model, typed (SQLModel's `__table__` is invisible to type checkers)."""
     return SQLModel.metadata.tables[str(model.__tablename__)]
@@ -268,4 +293,5 @@ EVENTS = table_of(Event)
 USERS = table_of(User)
 WEBHOOK_DELIVERIES = table_of(WebhookDelivery)
 API_TOKENS = table_of(ApiToken)
+SCHEDULED_SLOTS = table_of(ScheduledSlot)
 REVOKED_SESSIONS = table_of(RevokedSession)

@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 import pygit2
 import pytest
+import sqlalchemy as sa
+from rich.console import Console
 
+from odin.controller.store.db import create_db_engine, transaction
+from odin.controller.store.models import REPOSITORIES
+from odin.controller.store.schedules import SlotKey, claim_slot
 from tests.api.conftest import Served
 from tests.support.git import Executable, Symlink
 from tests.support.wait import wait_until
@@ -258,3 +265,46 @@ def test_a_hostile_main_yml_is_validated_with_a_bounded_report(served: Served) -
     assert not body["valid"] and 1 <= len(body["problems"]) <= 101
     assert "unterminated `${`" in body["problems"][-1]["message"]
     assert served.get("/healthz").status_code == 200
+
+
+SCHEDULED = """\
+schedule: {cron: "0 3 29 2 *", timezone: Europe/Berlin, catchup: latest}
+timeout: 2h
+tasks:
+  - {name: a, image: busybox, command: [echo]}
+"""
+
+
+def test_the_listing_shows_each_schedule_with_its_next_and_last_slot(served: Served) -> None:
+    sha = served.remote.commit({"leap/main.yml": SCHEDULED}, message="Schedule it")
+    listing = served.get("/v1/pipelines", params={"ref": sha}).json()
+    leap = {p["name"]: p for p in listing["items"]}["leap"]
+    assert leap["timeout"] == 7200.0
+    [schedule] = leap["schedules"]
+    assert (schedule["cron"], schedule["timezone"], schedule["catchup"]) == ("0 3 29 2 *", "Europe/Berlin", "latest")
+    assert schedule["next_slot"].endswith(("-02-29T02:00:00Z", "-02-29T02:00:00+00:00"))  # 03:00 in Berlin, winter
+    assert schedule["last_slot"] is None and schedule["last_run"] is None
+    # A slot the leader started (as `RunLauncher.start_slots` records it) shows up as the last one.
+    db = create_db_engine(served.db_url)
+    try:
+        with transaction(db) as conn:
+            repo_id = conn.execute(sa.select(REPOSITORIES.c.id)).scalar_one()
+            key = SlotKey(repo_id, "main", "leap", datetime(2024, 2, 29, 2, tzinfo=UTC))
+            assert claim_slot(conn, key, schedule="0 3 29 2 *@Europe/Berlin")
+    finally:
+        db.dispose()
+    [schedule] = {p["name"]: p for p in served.get("/v1/pipelines", params={"ref": sha}).json()["items"]}["leap"][
+        "schedules"
+    ]
+    assert schedule["last_slot"].startswith("2024-02-29T02:00:00")
+    assert "0 3 29 2 *" in ok_table(served, sha)
+
+
+def ok_table(served: Served, sha: str) -> str:
+    from odin.api.schemas import PipelineList
+    from odin.cli.render import pipelines_table
+
+    listing = msgspec.json.decode(served.get("/v1/pipelines", params={"ref": sha}).content, type=PipelineList)
+    console = Console(width=200, record=True)
+    console.print(pipelines_table(listing.items))
+    return console.export_text()

@@ -15,6 +15,7 @@ from odin.controller.engine.decide import (
     SkipTask,
     StartTask,
     decide,
+    format_seconds,
 )
 from odin.controller.engine.state import Dag, RunState, TaskState
 from odin.controller.engine.transitions import apply_action, apply_observation
@@ -213,6 +214,34 @@ def test_timeout_kills_once_and_counts_as_user_failure() -> None:
     sim.step()
     assert sim.state["a"].reason == "DeadlineExceeded"
     assert sim.state["a"].status == TaskStatus.FAILED
+
+
+def test_run_timeout_kills_what_runs_skips_the_rest_and_fails_the_run_timed_out() -> None:
+    sim = Sim(Dag.from_edges({"a": [], "b": ["a"], "c": []}, run_timeout=7200.0, retries={"a": 3}), parallelism=1)
+    sim.state.deadline = sim.now + 7200
+    d = sim.step()
+    assert d.wake_at == pytest.approx(sim.now + 7200), "the engine wakes up at the deadline"
+    sim.run("a")
+    sim.now += 7200
+    sim.step()
+    assert [a for a in sim.log if isinstance(a, KillTask)] == [KillTask("a", "RunTimeout")]
+    assert sim.state["b"].status == sim.state["c"].status == TaskStatus.SKIPPED
+    assert sim.state["c"].reason == "RunTimedOut"
+    assert sim.finished is None, "the run waits for its killed task to end"
+    sim.fail("a")
+    sim.step()
+    assert (sim.state["a"].status, sim.state["a"].reason) == (TaskStatus.FAILED, "RunTimedOut"), "never retried"
+    assert sim.finished == FinishRun(RunStatus.FAILED, "timed out after 2h", reason="TimedOut")
+
+
+def test_format_seconds_writes_durations_as_timeout_does() -> None:
+    assert [format_seconds(s) for s in (7200, 5400, 90.5, 86400 + 1, 0.25)] == [
+        "2h",
+        "1h30m",
+        "1m30.5s",
+        "1d1s",
+        "0.25s",
+    ]
 
 
 def test_cancel_kills_active_skips_pending_and_finishes_when_nothing_runs() -> None:

@@ -17,7 +17,7 @@ from odin.controller.engine.decide import RetryPolicy
 from odin.controller.engine.loop import Engine
 from odin.controller.executors.local import LocalExecutor
 from odin.controller.store.db import transaction
-from odin.controller.store.runs import EVENTS, TASKS, NewRun, create_run
+from odin.controller.store.runs import EVENTS, RUNS, TASKS, NewRun, create_run
 from odin.controller.vocabulary import RunStatus, Trigger
 from odin.schema.model import PipelineSpec, TaskSpec
 from tests.support.wait import wait_until
@@ -151,6 +151,25 @@ def test_timeout_kills_the_task(harness: Harness) -> None:
     assert time.monotonic() - started < 10
     t = harness.tasks(run_id)["slow"]
     assert t.reason == "DeadlineExceeded" and "timeout of 0.5s" in t.message
+
+
+def test_run_timeout_kills_what_is_left_and_marks_the_run_timed_out(harness: Harness) -> None:
+    engine = harness.start()
+    pipeline = PipelineSpec(
+        name="p",
+        tasks=(sh("quick", "true"), sh("slow", "sleep 30", depends=("quick",)), sh("after", "true", depends=("slow",))),
+        timeout=1.5,
+    )
+    run_id = harness.create(pipeline)
+    started = time.monotonic()
+    assert engine.wait(run_id, 20) == RunStatus.FAILED
+    assert time.monotonic() - started < 10, "the sleeping task was killed, not waited for"
+    t = harness.tasks(run_id)
+    assert (t["quick"].status, t["slow"].status, t["after"].status) == ("succeeded", "failed", "skipped")
+    assert (t["slow"].reason, t["after"].reason) == ("RunTimedOut", "RunTimedOut")
+    with harness.db.connect() as conn:
+        run = conn.execute(sa.select(RUNS.c.reason, RUNS.c.message).where(RUNS.c.id == run_id)).one()
+    assert (run.reason, run.message) == ("TimedOut", "timed out after 1.5s")
 
 
 def test_cancel_kills_running_and_skips_pending(harness: Harness) -> None:

@@ -1,0 +1,151 @@
+"""The leader's scheduler, driven by an injected clock: slots start on time, once, with the catch-up users expect."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from odin.controller.git.mirror import Mirror
+from odin.controller.launcher import RunLauncher
+from odin.controller.scheduler import Scheduler, due_slots
+from odin.controller.store.db import transaction
+from odin.controller.store.models import REPOSITORIES, RUNS, SCHEDULED_SLOTS
+from odin.schema.model import Schedule
+from tests.support.git import GitRemote
+
+
+def pipe(schedule: str) -> str:
+    return f"schedule: {schedule}\ntasks:\n  - {{name: t, image: x, command: [echo, hi]}}\n"
+
+
+class FakeClock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+def at(text: str) -> datetime:
+    return datetime.fromisoformat(text).replace(tzinfo=UTC)
+
+
+@pytest.fixture
+def world(db: Engine, git_remote: GitRemote, tmp_path: Path) -> tuple[Mirror, RunLauncher, list[str]]:
+    with transaction(db) as conn:
+        repo_id = conn.execute(
+            REPOSITORIES.insert().values(name="r", url="u", branch="main", conditions=[]).returning(REPOSITORIES.c.id)
+        ).scalar_one()
+    git_remote.commit({"readme": "x"})
+    mirror = Mirror(git_remote.url, tmp_path / "cache", branch="main")
+    submitted: list[str] = []
+    launcher = RunLauncher(db, repo_id, mirror, branch="main", trees_dir=tmp_path / "trees", submit=submitted.append)
+    return mirror, launcher, submitted
+
+
+def scheduler(db: Engine, world: tuple[Mirror, RunLauncher, list[str]], clock: FakeClock) -> Scheduler:
+    mirror, launcher, _ = world
+    return Scheduler(db, launcher.repo_id, mirror, launcher, branch="main", clock=clock)
+
+
+def runs(db: Engine) -> list[sa.Row[tuple[object, ...]]]:
+    with db.connect() as conn:
+        return list(conn.execute(sa.select(RUNS).order_by(RUNS.c.created_at)).all())
+
+
+def test_a_slot_starts_once_at_the_tip_and_records_trigger_and_slot(
+    db: Engine, world: tuple[Mirror, RunLauncher, list[str]], git_remote: GitRemote
+) -> None:
+    mirror, _, submitted = world
+    sha = git_remote.commit({"nightly/main.yml": pipe('"0 3 * * *"')})
+    mirror.fetch()
+    clock = FakeClock(at("2026-01-05T02:59:00"))
+    first = scheduler(db, world, clock)
+    assert first.tick().starts == ()
+    clock.now = at("2026-01-05T03:00:00.200")
+    due = first.tick()
+    assert [s.slot for s in due.starts] == [at("2026-01-05T03:00:00")]
+    assert len(due.created) == 1 and submitted == [due.created[0].run_id]
+    assert first.tick().starts == (), "a slot is considered once"
+    # Another replica (or a restarted leader) that has not heard of the slot does not start it again.
+    other = scheduler(db, world, FakeClock(at("2026-01-05T03:00:30")))
+    assert other.tick().created == ()
+    (row,) = runs(db)
+    assert (row.trigger, row.commit_sha, row.branch, row.pipeline) == ("schedule", sha, "main", "nightly")
+    assert row.conditions[0]["type"] == "Scheduled" and row.conditions[0]["slot"] == "2026-01-05T03:00:00+00:00"
+    with db.connect() as conn:
+        slot = conn.execute(sa.select(SCHEDULED_SLOTS)).one()
+    assert (slot.run_id, slot.schedule, slot.slot) == (row.id, "0 3 * * *@UTC", at("2026-01-05T03:00:00"))
+
+
+@pytest.mark.parametrize(
+    ("catchup", "started"),
+    [
+        ("none", []),
+        ("latest", ["2026-01-05T05:00:00"]),
+        ("all", ["2026-01-05T02:00:00", "2026-01-05T03:00:00", "2026-01-05T04:00:00", "2026-01-05T05:00:00"]),
+    ],
+)
+def test_catch_up_after_a_restart(
+    db: Engine,
+    world: tuple[Mirror, RunLauncher, list[str]],
+    git_remote: GitRemote,
+    catchup: str,
+    started: list[str],
+) -> None:
+    mirror, _, _ = world
+    git_remote.commit({"hourly/main.yml": pipe(f'{{cron: "0 * * * *", catchup: {catchup}}}')})
+    mirror.fetch()
+    clock = FakeClock(at("2026-01-05T01:00:10"))
+    assert len(scheduler(db, world, clock).tick().created) == 1  # the 01:00 slot, on time
+    # Down from 01:00:20 to 05:30: the 02:00 ... 05:00 slots were missed. A new leader reads the last slot back.
+    clock.now = at("2026-01-05T05:30:00")
+    due = scheduler(db, world, clock).tick()
+    assert [s.slot for s in due.starts] == [at(t) for t in started]
+    assert len(due.created) == len(started)
+
+
+def test_schedules_follow_the_time_zone_and_its_daylight_saving() -> None:
+    berlin = Schedule("0 3 * * *", "Europe/Berlin", "all")
+    winter = due_slots(berlin, at("2026-01-05T00:00:00"), at("2026-01-06T00:00:00"), grace=60, max_catchup=10)
+    summer = due_slots(berlin, at("2026-07-05T00:00:00"), at("2026-07-06T00:00:00"), grace=60, max_catchup=10)
+    assert winter == [at("2026-01-05T02:00:00")] and summer == [at("2026-07-05T01:00:00")]
+    # 02:30 does not exist on 2026-03-29 in Berlin (02:00 -> 03:00): it starts once, after the change (03:30 CEST).
+    gap = Schedule("30 2 * * *", "Europe/Berlin", "all")
+    spring = due_slots(gap, at("2026-03-28T12:00:00"), at("2026-03-30T12:00:00"), grace=60, max_catchup=10)
+    assert spring == [at("2026-03-29T01:30:00"), at("2026-03-30T00:30:00")]
+    # 02:30 happens twice on 2026-10-25 (03:00 -> 02:00): it starts once.
+    autumn = due_slots(gap, at("2026-10-24T12:00:00"), at("2026-10-25T12:00:00"), grace=60, max_catchup=10)
+    assert autumn == [at("2026-10-25T00:30:00")]
+
+
+def test_a_slot_more_than_grace_late_is_missed_without_catch_up() -> None:
+    daily = Schedule("0 3 * * *")
+    since = at("2026-01-05T02:00:00")
+    assert due_slots(daily, since, at("2026-01-05T03:00:59"), grace=60, max_catchup=1) == [at("2026-01-05T03:00:00")]
+    assert due_slots(daily, since, at("2026-01-05T03:01:01"), grace=60, max_catchup=1) == []
+    every = Schedule("* * * * *", catchup="all")
+    assert len(due_slots(every, since, at("2026-01-06T02:00:00"), grace=60, max_catchup=5)) == 5
+
+
+def test_a_new_tip_changes_the_schedules_and_invalid_pipelines_are_left_alone(
+    db: Engine, world: tuple[Mirror, RunLauncher, list[str]], git_remote: GitRemote
+) -> None:
+    mirror, _, _ = world
+    git_remote.commit({"a/main.yml": pipe('"0 3 * * *"'), "broken/main.yml": "schedule: '0 3 * * *'\ntasks: []\n"})
+    mirror.fetch()
+    clock = FakeClock(at("2026-01-05T02:00:00"))
+    sched = scheduler(db, world, clock)
+    sched.tick()
+    assert list(sched.upcoming()) == ["a"]
+    git_remote.commit({"a/main.yml": pipe('"30 2 * * *"')})
+    mirror.fetch()
+    clock.now = at("2026-01-05T02:30:01")
+    assert [s.schedule for s in sched.tick().starts] == ["30 2 * * *@UTC"]
+    assert sched.upcoming()["a"] == [("30 2 * * *@UTC", at("2026-01-06T02:30:00"))]
+    clock.now += timedelta(hours=1)
+    assert sched.tick().starts == (), "the old schedule is gone with its commit"

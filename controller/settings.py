@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 GITHUB_PAYLOAD_CAP = 25 * 1024 * 1024
@@ -28,7 +28,7 @@ def default_data_dir() -> Path:
 class Settings(BaseSettings):
     """Everything `odin serve` needs. Field names map to `ODIN_<NAME>` environment variables."""
 
-    model_config = SettingsConfigDict(env_prefix="ODIN_", extra="ignore", validate_default=True)
+    model_config = SettingsConfigDict(env_prefix="ODIN_", extra="ignore", validate_default=True, populate_by_name=True)
 
     data_dir: Path = Field(default_factory=default_data_dir, description="Root of all local state (db, caches, runs).")
     database_url: str | None = Field(
@@ -428,7 +428,13 @@ class Settings(BaseSettings):
         default="users.odin.invalid",
         description="API commits are authored by the user; users without an e-mail get <name>@<this domain>.",
     )
-    public_url: str | None = Field(default=None, description="URL users reach the API at (links in notifications).")
+    public_url: str | None = Field(
+        default=None,
+        # ODIN_EXTERNAL_URL: the name reverse-proxy users look for (the console's path prefix comes from its path).
+        validation_alias=AliasChoices("ODIN_PUBLIC_URL", "ODIN_EXTERNAL_URL"),
+        description="URL users reach the API at (links in notifications and commit statuses; its path is the "
+        "console's prefix behind a reverse proxy). Also read from ODIN_EXTERNAL_URL.",
+    )
     run_url_template: str = Field(
         default="{public_url}/console/runs/{run_id}",
         description="Link to a run in commit statuses (the run's console page); {public_url}, {run_id}, {pipeline} "

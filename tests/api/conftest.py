@@ -200,3 +200,16 @@ def served(module_db: tuple[str, str], tmp_path_factory: pytest.TempPathFactory)
     finally:
         s.release_all()
         s.server.stop()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Schemathesis makes one item per API operation, named `test_x[GET /v1/runs]`, but under pytest 9 every one of
+    # them gets the node id of the bare function. pytest-xdist keys results by node id, so it reported 1 of each 41
+    # (and `-k`/`--lf` could not pick one operation). Give each the node id its name says.
+    for item in items:
+        expected = f"{item.parent.nodeid}::{item.name}" if item.parent is not None else item.nodeid
+        if type(item).__name__ == "SchemathesisFunction" and item.nodeid != expected:
+            if hasattr(item, "_id"):  # pytest >= 9.2 keeps the node id as a structured NodeId
+                item._id = type(item._id).parse(expected)
+            else:
+                item._nodeid = expected

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from odin.controller.executors.kubernetes import names
 from odin.controller.store.db import create_db_engine, migrate, transaction
-from odin.controller.store.runs import TASKS
+from odin.controller.store.runs import EVENTS, TASKS
 from odin.controller.vocabulary import RunStatus
 from odin.schema.model import TaskSpec
 from odin.testing.kube.environment import KubeEnv
@@ -186,9 +186,21 @@ def test_an_api_down_past_the_retry_deadline_fails_the_attempt_as_infrastructure
     h.start(api_retry_deadline=0.5)
     run_id = h.create(pipeline(task("a")))
     wait_for(lambda: h.task_row(run_id, "a").infra_failures >= 1, 20)
-    row = h.task_row(run_id, "a")
-    assert row.reason == "ApiUnavailable" and "still failing after" in row.message
+    # The failure as recorded when it happened (the row itself may already be on its next attempt).
+    with h.db.connect() as conn:
+        recorded = [
+            dict(r.data)
+            for r in conn.execute(
+                sa.select(EVENTS.c.data).where(
+                    EVENTS.c.run_id == run_id, EVENTS.c.task == "a", EVENTS.c.kind == "task.status"
+                )
+            )
+        ]
+    assert any(
+        e.get("reason") == "ApiUnavailable" and "still failing after" in str(e.get("message")) for e in recorded
+    ), recorded
     fake.faults.remove(outage)
+    row = h.task_row(run_id, "a")
     kube.kubelet.succeed(h.wait_pod(run_id, "a", attempt=row.attempt + 1 if row.status == "retrying" else row.attempt))
     assert h.wait(run_id) == RunStatus.SUCCEEDED
 

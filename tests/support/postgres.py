@@ -11,7 +11,6 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import socket
 import tempfile
 import uuid
 from collections.abc import Iterator
@@ -20,6 +19,8 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+
+from tests.support.ports import free_port
 
 DEFAULT_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 
@@ -48,12 +49,6 @@ def _pg_ctl() -> str | None:
     return candidates[0] if candidates else None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def postgres_server(tmp_dir: Path) -> Iterator[str]:
     """Yield an admin URL (database `postgres`) of a running server, starting a private one if needed."""
@@ -78,7 +73,7 @@ def postgres_server(tmp_dir: Path) -> Iterator[str]:
         return
     from pytest_postgresql.executor import PostgreSQLExecutor
 
-    port = _free_port()
+    port = free_port()
     datadir = tmp_dir / "pgdata"
     executor = PostgreSQLExecutor(
         executable=pg_ctl,
@@ -134,7 +129,7 @@ def private_server_as_postgres_user(bin_dir: Path, tmp_dir: Path) -> Iterator[st
         pytest.skip(message)
     base = Path(tempfile.mkdtemp(prefix="odin-pg-"))
     os.chown(base, pg_user.pw_uid, pg_user.pw_gid)
-    datadir, port = base / "data", _free_port()
+    datadir, port = base / "data", free_port()
     as_pg = ["runuser", "-u", "postgres", "--"]
     try:
         subprocess.run(

@@ -108,6 +108,21 @@ def test_a_run_posts_pending_then_its_outcome_with_a_link(
         notifier.stop()
 
 
+def test_the_validation_status_counts_warnings_apart_from_problems(
+    odin_factory: OdinFactory, provider: FakeProvider
+) -> None:
+    odin, notifier = notified_odin(odin_factory, "github", provider.url)
+    elastic = "tasks:\n  - {name: t, image: busybox, command: [echo], resource_type: ElasticJob, depends: ghost}\n"
+    try:
+        sha = push_via_webhook(odin, {"elastic/main.yml": elastic})
+        wait_until(lambda: any(r.path.endswith(sha) for r in provider.received), 30)
+        [posted] = [r for r in provider.received if r.path.endswith(sha)]
+        assert posted.body["state"] == "failure"
+        assert posted.body["description"] == "1 problem in the pipeline files: nothing runs for this commit (1 warning)"
+    finally:
+        notifier.stop()
+
+
 def test_a_failed_run_and_an_invalid_commit_are_failures(odin_factory: OdinFactory, provider: FakeProvider) -> None:
     odin, notifier = notified_odin(odin_factory, "github", provider.url)
     try:

@@ -18,7 +18,7 @@ from odin.webhooks import notifiers
 from odin.webhooks.notifiers.base import CommitStatusNotifier
 from tests.support.wait import wait_until
 from tests.webhooks.conftest import OdinFactory
-from tests.webhooks.fake_provider import FakeProvider
+from tests.webhooks.fake_receivers import FakeProvider
 from tests.webhooks.support import HELLO, Odin, load, point_at, signed
 
 FAILING = "name: train\ntasks:\n  - {name: boom, image: busybox, command: [sh, -c, 'exit 3'], retries: 0}\n"

@@ -157,6 +157,10 @@ def test_a_warning_is_listed_apart_from_the_errors(
     assert sorted(cls for cls, _ in items) == ["problem", "problem warning"]
     [warned] = [text for cls, text in items if cls == "problem warning"]
     assert warned.startswith('<strong class="sev">warning:</strong> resource_type ElasticJob is deprecated')
+    # The commits list and the pipeline's page list them the same way.
+    for url in ("/console/commits?status=invalid", "/console/pipelines/elastic"):
+        listed = re.findall(r'<li class="(problem[^"]*)"><code>elastic/main\.yml:', http.get(url).text)
+        assert sorted(listed) == ["problem", "problem warning"], url
 
 
 def test_page_weight_within_budget(prefixed: OdinServer, http: httpx.Client) -> None:

@@ -9,7 +9,6 @@ from typing import Any, Literal
 Severity = Literal["error", "warning"]
 """An `error` makes a pipeline invalid (nothing of it runs); a `warning` is shown wherever problems are, and never
 fails validation or blocks a run (a deprecated resource type that still works, say)."""
-SEVERITIES: tuple[Severity, ...] = ("error", "warning")
 
 MAX_MESSAGE = 1000
 """Longest problem message kept: messages quote the user's values, which may be long."""

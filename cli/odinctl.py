@@ -249,8 +249,10 @@ def validate(
             if output == Output.NAME and not answer.valid:
                 sys.stdout.write(f"{file}\n")
             elif output.human:
-                for p in answer.problems:
-                    out.print(f"{p.file}:{p.line}:{p.column}: {p.message}", markup=False)
+                from odin.cli.render import problem_line
+
+                for p in answer.problems:  # warnings included, as `warning:` lines; only errors fail
+                    out.print(problem_line(p), markup=False)
     if output in (Output.JSON, Output.YAML):
         emit({"pipelines": results}, output)
     raise typer.Exit(0 if ok else EXIT_FAILED)
@@ -266,7 +268,7 @@ def pipelines(
     output: OutputOpt = Output.TABLE,
 ) -> None:
     """The pipelines at a ref, or one pipeline's DAG, parameters and problems."""
-    from odin.cli.render import pipeline_table, pipelines_table, styled
+    from odin.cli.render import pipeline_table, pipelines_table, problem_line, styled
 
     with client(server) as c:
         if name is None:
@@ -286,7 +288,7 @@ def pipelines(
             out.print(f"  param {p.name}: {p.type}, {default}" + (f", one of {p.choices}" if p.choices else ""))
         out.print(pipeline_table(detail))
         for prob in detail.problems:
-            out.print(f"{prob.file}:{prob.line}:{prob.column}: {prob.message}", markup=False)
+            out.print(problem_line(prob), markup=False)
     raise typer.Exit(0 if detail.valid else EXIT_FAILED)
 
 
@@ -301,7 +303,7 @@ def commits(
     output: OutputOpt = Output.TABLE,
 ) -> None:
     """Commits Odin has seen, or one commit with its validation problems and runs."""
-    from odin.cli.render import commit_lines, commits_table, runs_table
+    from odin.cli.render import commit_lines, commits_table, problem_line, runs_table
 
     with client(server) as c:
         if sha is None:
@@ -316,7 +318,7 @@ def commits(
     for line in commit_lines(detail):
         out.print(line)
     for p in detail.problems:
-        out.print(f"  {p.file}:{p.line}:{p.column}: {p.message}", markup=False)
+        out.print(f"  {problem_line(p)}", markup=False)
     out.print(runs_table(detail.runs, wide=output == Output.WIDE) if detail.runs else "[dim]no runs[/]")
     raise typer.Exit(EXIT_FAILED if detail.validation == "invalid" else 0)
 

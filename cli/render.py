@@ -20,6 +20,7 @@ from odin.api.schemas import (
     GpuUsageOut,
     PipelineDetail,
     PipelineSummary,
+    ProblemOut,
     RunDetail,
     RunSummary,
     TaskOut,
@@ -51,6 +52,13 @@ MARKS = {
     "skipped": "-",
     "cancelled": "⊘",
 }
+
+
+def problem_line(p: ProblemOut) -> str:
+    """`file:line:col: message`, or `file:line:col: warning: message` for a warning (as `odinctl validate` prints
+    offline): plain text, printed with `markup=False`."""
+    prefix = "warning: " if p.severity == "warning" else ""
+    return f"{p.file}:{p.line}:{p.column}: {prefix}{p.message}"
 
 
 def styled(status: str) -> str:
@@ -294,9 +302,10 @@ def no_runs_lines(c: CommitDetail) -> list[str]:
     commit that absorbed it, or the marker that skipped it."""
     sha = c.sha[:12]
     if c.validation == "invalid":
-        found = f"{len(c.problems)} problem" + ("s" if len(c.problems) != 1 else "")
+        errors = sum(1 for p in c.problems if p.severity != "warning")
+        found = f"{errors} problem" + ("s" if errors != 1 else "")
         lines = [f"no runs: commit {sha} is invalid ({found}); nothing was started:"]
-        lines += [f"  {p.file}:{p.line}:{p.column}: {p.message}" for p in c.problems]
+        lines += [f"  {problem_line(p)}" for p in c.problems]
         return lines
     if c.validation == "absorbed" or c.absorbed_by:
         by = c.absorbed_by or "a later commit"

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import socket
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -28,6 +27,7 @@ from typing import Any
 from odin.controller.executors.base import Executor
 from odin.controller.gpu_usage import IdlePolicy, UsageTracker
 from odin.controller.gpus import GpuHolding, GpuReading, GpuSample, GpuSampleSource
+from odin.controller.periodic import PeriodicWorker
 from odin.controller.store.db import DbEngine, StoreUnavailable
 from odin.controller.store.gpu_usage import UsageUpdate, record_gpu_usage, recorded_gpu_usage
 
@@ -67,31 +67,22 @@ class GpuSampler:
         self._unseen: dict[Key, int] = {}  # attribution-only attempts: ticks since last seen
         self._given: set[Key] = set()  # attempts the executor gave GPUs to
         self._pending_events: list[dict[str, Any]] = []  # kept across a store outage
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._failures = 0
+        # A sampler problem must never reach the tasks or the engine: failures are logged (rate-limited) and retried.
+        self._worker = PeriodicWorker(
+            "odin-gpu-sampler",
+            self.sample_once,
+            interval=interval,
+            pause=lambda: self.interval,
+            logger=log,
+            what="GPU usage sampling",
+        )
 
     # -- lifecycle ------------------------------------------------------------------------------------------------
     def start(self) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="odin-gpu-sampler", daemon=True)
-        self._thread.start()
+        self._worker.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(10)
-            self._thread = None
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                self.sample_once()
-                self._failures = 0
-            except Exception as e:  # a sampler problem must never reach the tasks or the engine
-                self._failures += 1
-                if self._failures in (1, 10) or self._failures % 100 == 0:
-                    log.warning("GPU usage sampling failed (%s); trying again next interval", e, exc_info=True)
+        self._worker.stop(10)
 
     # -- one tick -------------------------------------------------------------------------------------------------
     def sample_once(self) -> None:

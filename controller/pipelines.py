@@ -29,10 +29,16 @@ class PipelineAt:
     spec: PipelineSpec | None
     problems: list[Problem] = field(default_factory=list)
     tree: str | None = None  # git tree oid of the directory: the content address of ${WORK_PATH}
+    warnings: list[Problem] = field(default_factory=list)  # never make it invalid; shown with the problems
 
     @property
     def ok(self) -> bool:
         return self.spec is not None and not self.problems
+
+    @property
+    def shown(self) -> list[Problem]:
+        """The errors then the warnings: what the commit and the API list."""
+        return [*self.problems, *self.warnings]
 
 
 def main_file(pipeline: str) -> str:
@@ -53,9 +59,9 @@ def read_pipeline(
     try:
         tree = mirror.pipeline_tree_id(sha, pipeline)
         key = (pipeline, tree, limits)
-        cached: tuple[PipelineSpec | None, list[Problem]] | None = validator.cache.get(key)
+        cached: tuple[PipelineSpec | None, list[Problem], list[Problem]] | None = validator.cache.get(key)
         if cached is not None:
-            return PipelineAt(pipeline, sha, cached[0], list(cached[1]), tree)
+            return PipelineAt(pipeline, sha, cached[0], list(cached[1]), tree, list(cached[2]))
         problems = list(mirror.check_pipeline_dir(sha, pipeline))
         data = mirror.read_file(sha, path, max_size=limits.max_bytes)
     except FileTooLarge as e:
@@ -68,8 +74,8 @@ def read_pipeline(
     result = validator.validate(data, file=path, default_name=default_name, limits=limits)
     problems = cap_problems([*problems, *result.problems], limits.max_problems) if problems else result.problems
     spec = result.spec if not problems else None
-    validator.cache.put(key, (spec, problems), len(data) + 1024)
-    return PipelineAt(pipeline, sha, spec, list(problems), tree)
+    validator.cache.put(key, (spec, problems, result.warnings), len(data) + 1024)
+    return PipelineAt(pipeline, sha, spec, list(problems), tree, list(result.warnings))
 
 
 def materialize(mirror: Mirror, sha: str, pipeline: str, trees_dir: Path) -> Path:

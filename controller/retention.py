@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -29,6 +28,7 @@ from odin.controller.artifacts.errors import ArtifactError
 from odin.controller.artifacts.retention import RetentionPolicy, RunArtifacts, plan_retention
 from odin.controller.artifacts.store import ArtifactStore
 from odin.controller.artifacts.trees import read_tree
+from odin.controller.periodic import PeriodicWorker
 from odin.controller.store import retention as rows
 from odin.controller.store.db import DbEngine
 
@@ -146,23 +146,20 @@ class RetentionSweeper:
         """`store` opens the artifact store on the first sweep (boto3 loads only on a replica that leads)."""
         self.db, self.open_store, self.default, self.interval = db, store, default, interval
         self.outputs_dir = outputs_dir
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._worker = PeriodicWorker(
+            "odin-retention",
+            self._sweep,
+            interval=interval,
+            pause=lambda: self.interval,
+            logger=log,
+            what="retention: the sweep",
+        )
 
     def start(self) -> None:
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name="odin-retention", daemon=True)
-        self._thread.start()
+        self._worker.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(10)
-            self._thread = None
+        self._worker.stop(10)
 
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                sweep_once(self.db, self.open_store(), self.default, outputs_dir=self.outputs_dir)
-            except Exception:  # a failed sweep must not end the thread: the next one tries again
-                log.exception("retention: the sweep failed; trying again in %.0f s", self.interval)
+    def _sweep(self) -> None:
+        sweep_once(self.db, self.open_store(), self.default, outputs_dir=self.outputs_dir)

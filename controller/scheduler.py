@@ -19,7 +19,6 @@ directory's tree id), so a tick that finds nothing due costs a ref lookup and a 
 from __future__ import annotations
 
 import logging
-import threading
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from datetime import datetime, timedelta
 from odin.controller.git.errors import GitError
 from odin.controller.git.mirror import Mirror
 from odin.controller.launcher import RunLauncher, ScheduledStart
+from odin.controller.periodic import PeriodicWorker
 from odin.controller.pipelines import PipelineAt, read_pipeline
 from odin.controller.store.db import DbEngine, StoreError
 from odin.controller.store.runs import Created
@@ -106,8 +106,15 @@ class Scheduler:
         self._entries: dict[tuple[str, str], _Entry] = {}
         self._tip: str | None = None
         self._stored: dict[tuple[str, str], datetime] | None = None  # last started slots, read once per leadership
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._worker = PeriodicWorker(
+            f"odin-scheduler-{repo_id}",
+            self.tick,
+            interval=interval,
+            pause=self._pause,
+            first_wait=False,
+            logger=log,
+            what="scheduler: a tick",
+        )
 
     # -- one pass ----------------------------------------------------------------------------------------------------
     def tick(self) -> Due:
@@ -182,23 +189,10 @@ class Scheduler:
     def start(self) -> None:
         """Tick every `interval` seconds on its own thread, from what the store says (a new leader reads it anew)."""
         self._entries, self._tip, self._stored = {}, None, None
-        self._stop.clear()
-        self._thread = threading.Thread(target=self._loop, name=f"odin-scheduler-{self.repo_id}", daemon=True)
-        self._thread.start()
+        self._worker.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(10)
-            self._thread = None
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self.tick()
-            except Exception:  # a failed tick must not end the thread
-                log.exception("scheduler: a tick failed; trying again")
-            self._stop.wait(self._pause())
+        self._worker.stop(10)
 
     def _pause(self) -> float:
         """Until the next slot, at most `interval`: a slot starts within milliseconds of its instant."""

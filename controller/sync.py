@@ -309,7 +309,7 @@ class RepoSync:
     ) -> None:
         if skip:
             log.info("repo %s: commit %s asks to be skipped; nothing started", self.repo_id, commit.sha[:12])
-        problems = [p for r in results for p in r.problems]
+        problems = [p for r in results for p in r.shown]
         for p in problems[:LOGGED_PROBLEMS]:
             log.warning("repo %s commit %s: %s", self.repo_id, commit.sha[:12], p)
         if len(problems) > LOGGED_PROBLEMS:
@@ -342,7 +342,7 @@ class RepoSync:
         filtered: Sequence[str] = (),
     ) -> dict[str, Any]:
         """Record the commit's row and its `commit.seen` event (`store.commits`); returns the event as stored."""
-        problems = [p.to_dict() for r in results for p in r.problems] + [p.to_dict() for p in extra]
+        problems = [p.to_dict() for r in results for p in r.shown] + [p.to_dict() for p in extra]
         seen = SeenCommit(
             repo_id=self.repo_id,
             sha=info.sha,

@@ -26,6 +26,12 @@ PER_VALUE = 20
 PER_FILE = 1000
 """Variable problems located and explained per file (ten times what a file's report shows); the rest are counted."""
 ELASTIC_TYPES = ("ElasticJob", "PyTorchJob")
+ELASTICJOB_DEPRECATED = (
+    "resource_type ElasticJob is deprecated: its CRD (apiextensions.k8s.io/v1beta1) cannot be installed on "
+    "Kubernetes 1.22 or later; use resource_type PyTorchJob with `elastic:` (the training operator's elasticPolicy) "
+    "or TrainJob instead"
+)
+"""A warning, not an error: the handler still runs ElasticJobs on the clusters that have the CRD (issue 14)."""
 
 
 def check_pipeline(doc: LocatedDocument, file: str) -> list[Problem]:
@@ -245,6 +251,9 @@ def _strongly_connected(edges: dict[int, list[tuple[int, JsonPath]]]) -> list[li
 
 def _workers(doc: LocatedDocument, file: str, i: int, task: dict[str, Any], problems: list[Problem]) -> None:
     resource_type = task.get("resource_type", "Pod")
+    if resource_type == "ElasticJob":
+        path = ("tasks", i, "resource_type")
+        problems.append(doc.problem(file, path, ELASTICJOB_DEPRECATED, severity="warning"))
     workers = task.get("num_workers")
     if (
         isinstance(workers, int)

@@ -27,11 +27,12 @@ def validate_main(
 ) -> int:
     """Validate `paths` (main.yml files, pipeline directories or a repository; the current directory when empty).
 
-    Text output (`table`, `wide`, `text`): one `file:line:col: message` per problem on stdout, `N pipelines, M problems`
-    on stderr. `name`: the files with problems, one a line. JSON (YAML) output: `{"pipelines": [{"file", "ok",
-    "problems": [...]}]}` on stdout.
-    Returns 0 when every pipeline is valid, 1 when any has problems, 2 for a usage error (unknown output format, a
-    missing path, nothing to validate).
+    Text output (`table`, `wide`, `text`): one `file:line:col: message` per problem on stdout, then one
+    `file:line:col: warning: message` per warning; `N pipelines, M problems` on stderr. `name`: the files with
+    problems, one a line. JSON (YAML) output: `{"pipelines": [{"file", "ok", "problems": [...]}]}` on stdout, each
+    problem with its `severity`.
+    Returns 0 when every pipeline is valid (warnings alone never fail), 1 when any has problems, 2 for a usage error
+    (unknown output format, a missing path, nothing to validate).
     """
     out = stdout or sys.stdout
     err = stderr or sys.stderr
@@ -61,8 +62,8 @@ def validate_main(
         out.writelines(f"{path}\n" for path, result in results if not result.ok)
     else:
         for _, result in results:
-            if result.problems:
-                print(format_problems(result.problems), file=out)
+            if result.shown:
+                print(format_problems(result.shown), file=out)
             for note in result.notes:  # never a failure: what Odin ignored of the original Odin's format
                 print(f"{note.file}:{note.line}:{note.column}: note: {note.message}", file=err)
         print(summary(results), file=err)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Protocol
 
-from .problems import Problem
+from .problems import Problem, Severity
 
 JsonPath = tuple[str | int, ...]
 """Keys and list indices from the document root to a value, as jsonschema's `absolute_path` spells them."""
@@ -102,9 +102,11 @@ class LocatedDocument:
             self._lines = self.text.splitlines()
         return self._lines[line - 1] if 0 < line <= len(self._lines) else ""
 
-    def problem(self, file: str, path: Sequence[str | int], message: str, *, at_key: bool = False) -> Problem:
+    def problem(
+        self, file: str, path: Sequence[str | int], message: str, *, at_key: bool = False, severity: Severity = "error"
+    ) -> Problem:
         line, column = self.key_position(path) if at_key else self.position(path)
-        return Problem(file, line, column, message)
+        return Problem(file, line, column, message, severity)
 
 
 def _nearest(index: dict[JsonPath, Mark | None], path: JsonPath) -> tuple[int, int]:

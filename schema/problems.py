@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Literal
+
+Severity = Literal["error", "warning"]
+"""An `error` makes a pipeline invalid (nothing of it runs); a `warning` is shown wherever problems are, and never
+fails validation or blocks a run (a deprecated resource type that still works, say)."""
 
 MAX_MESSAGE = 1000
 """Longest problem message kept: messages quote the user's values, which may be long."""
@@ -15,22 +19,46 @@ class Problem:
     """One thing wrong with a file, pointing at the YAML node (1-based line and column, like compilers print).
 
     `file` is the path as the user knows it (repository-relative at a commit, or as given on the command line).
+    `severity` is `error` unless a check says the file still works as written (see `Severity`).
     """
 
     file: str
     line: int
     column: int
     message: str
+    severity: Severity = "error"
 
     def __str__(self) -> str:
-        return f"{self.file}:{self.line}:{self.column}: {self.message}"
+        prefix = "warning: " if self.severity == "warning" else ""
+        return f"{self.file}:{self.line}:{self.column}: {prefix}{self.message}"
+
+    @property
+    def is_error(self) -> bool:
+        return self.severity == "error"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Problem:
-        return cls(file=data["file"], line=int(data["line"]), column=int(data["column"]), message=data["message"])
+        """Also reads what was stored before problems had a severity (all errors then)."""
+        severity: Severity = "warning" if data.get("severity") == "warning" else "error"
+        return cls(
+            file=data["file"],
+            line=int(data["line"]),
+            column=int(data["column"]),
+            message=data["message"],
+            severity=severity,
+        )
+
+
+def errors_and_warnings(problems: Iterable[Problem]) -> tuple[list[Problem], list[Problem]]:
+    """`problems` split by severity, each list in the order given."""
+    errors: list[Problem] = []
+    warnings: list[Problem] = []
+    for problem in problems:
+        (errors if problem.is_error else warnings).append(problem)
+    return errors, warnings
 
 
 class PipelineInvalid(Exception):
@@ -62,15 +90,15 @@ def cap_problems(problems: Iterable[Problem], limit: int, *, incomplete: bool = 
         noun = "problem" if left_out == 1 else "problems"
         count = f"at least {left_out}" if incomplete else str(left_out)
         message = f"and {count} more {noun}" + (" (checking stopped early)" if incomplete else "")
-        shown.append(Problem(where.file, where.line, where.column, message))
+        shown.append(Problem(where.file, where.line, where.column, message, where.severity))
     return shown
 
 
-def _order(problem: Problem) -> tuple[str, int, int, str]:
-    return problem.file, problem.line, problem.column, problem.message
+def _order(problem: Problem) -> tuple[str, int, int, str, str]:
+    return problem.file, problem.line, problem.column, problem.message, problem.severity
 
 
 def _bounded(problem: Problem) -> Problem:
     if len(problem.message) <= MAX_MESSAGE:
         return problem
-    return Problem(problem.file, problem.line, problem.column, shorten(problem.message, MAX_MESSAGE))
+    return replace(problem, message=shorten(problem.message, MAX_MESSAGE))

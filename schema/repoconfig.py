@@ -28,7 +28,7 @@ from jsonschema import Draft202012Validator, ValidationError
 
 from .limits import Limits
 from .located import LocatedDocument, format_path
-from .notify import notify_entries
+from .notify import SECRET_REFERENCE_PATTERN, literal_secret_problem, notify_entries
 from .problems import Problem, cap_problems
 from .suggest import did_you_mean, suggestion_budget
 from .yamlload import load_yaml
@@ -195,6 +195,8 @@ def _message(error: ValidationError, path: Sequence[str | int]) -> str:
         return f"{label} lists the same pattern twice"
     if keyword == "minLength":
         return f"{label} must not be empty"
+    if keyword == "pattern" and error.validator_value == SECRET_REFERENCE_PATTERN:
+        return literal_secret_problem(label, error.instance)
     if keyword == "pattern" and schema.get("patternErrorMessage"):
         return f"{label}: `{error.instance}` {schema['patternErrorMessage']}"
     if keyword == "enum" and isinstance(error.validator_value, list):

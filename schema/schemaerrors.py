@@ -18,6 +18,7 @@ from typing import Any, cast
 from jsonschema import ValidationError
 
 from .located import JsonPath, LocatedDocument, field_label
+from .notify import SECRET_REFERENCE_PATTERN, literal_secret_problem
 from .problems import Problem
 from .schemafile import validator
 from .suggest import did_you_mean
@@ -144,6 +145,8 @@ def _explain(error: ValidationError, path: JsonPath) -> list[tuple[JsonPath, boo
         if value is None:
             return [(path, False, f"{subject} is empty; it must be {expected}")]
         return [(path, False, f"{subject} must be {expected}, not {_describe(value)}")]
+    if keyword == "pattern" and error.validator_value == SECRET_REFERENCE_PATTERN:
+        return [(path, False, literal_secret_problem(subject, value))]
     if keyword == "pattern":
         hint = schema.get("patternErrorMessage") or f"does not match `{error.validator_value}`"
         return [(path, False, f"{subject}: `{value}` {hint}{_label_suggestion(error, value)}")]

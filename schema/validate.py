@@ -18,7 +18,7 @@ from .limits import DEFAULT_LIMITS, Limits, size_message
 from .located import JsonPath
 from .model import PipelineSpec
 from .normalize import build_spec
-from .problems import Problem, cap_problems
+from .problems import Problem, cap_problems, errors_and_warnings
 from .schemaerrors import schema_problems
 from .schemafile import fast_check
 from .suggest import suggestion_budget
@@ -31,15 +31,23 @@ PIPELINE_FILE = "main.yml"
 class ValidationResult:
     """The outcome for one file: the normalised spec when it is valid, else the problems (sorted by position).
 
-    `notes` never make a file invalid: they say what Odin ignored of the original Odin's format (`schema/legacy.py`)."""
+    `problems` are the errors. `warnings` (severity `warning`) never make a file invalid or block a run, but are shown
+    wherever problems are, valid file or not. `notes` never make a file invalid either: they say what Odin ignored
+    of the original Odin's format (`schema/legacy.py`) and are only printed by `odinctl validate`."""
 
     spec: PipelineSpec | None
     problems: list[Problem] = field(default_factory=list)
     notes: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return self.spec is not None and not self.problems
+
+    @property
+    def shown(self) -> list[Problem]:
+        """The errors then the warnings: what the commit, the API and `odinctl validate` list."""
+        return [*self.problems, *self.warnings]
 
 
 def load_pipeline(data: bytes, *, file: str, default_name: str, limits: Limits | None = None) -> ValidationResult:
@@ -53,9 +61,11 @@ def load_pipeline(data: bytes, *, file: str, default_name: str, limits: Limits |
     with suggestion_budget():
         spec, problems, incomplete = _load(data, file, default_name, limits, notes)
     notes = cap_problems(notes, limits.max_problems)
-    if problems:
-        return ValidationResult(None, cap_problems(problems, limits.max_problems, incomplete=incomplete), notes)
-    return ValidationResult(spec, [], notes)
+    errors, warned = errors_and_warnings(problems)
+    warnings = cap_problems(warned, limits.max_problems)
+    if errors:
+        return ValidationResult(None, cap_problems(errors, limits.max_problems, incomplete=incomplete), notes, warnings)
+    return ValidationResult(spec, [], notes, warnings)
 
 
 def _load(

@@ -14,6 +14,10 @@ def test_every_sample_pipeline_validates() -> None:
     assert len(results) >= 10
     problems = {str(path): [str(p) for p in result.problems] for path, result in results if not result.ok}
     assert problems == {}
+    warned = {path.parent.name: [w.message.split(":")[0] for w in result.warnings] for path, result in results}
+    assert {name: w for name, w in warned.items() if w} == {
+        "torchelastic": ["resource_type ElasticJob is deprecated"]
+    }, "only the legacy ElasticJob sample has a warning"
 
 
 def test_every_resource_type_has_a_sample() -> None:

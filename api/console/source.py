@@ -37,6 +37,7 @@ class ProblemSource:
     message: str
     lines: list[SourceLine] = field(default_factory=list)
     unavailable: str | None = None
+    severity: str = "error"  # or "warning": listed, styled apart, never what made the commit invalid
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +85,8 @@ def problem_sources(repo: FollowedRepo, sha: str, problems: list[dict[str, Any]]
         read = files[path]
         lines = excerpt(read, line, column) if isinstance(read, list) else []
         why = read if isinstance(read, str) else (None if lines else f"line {line} is not in {path}")
-        out.append(ProblemSource(path, line, column, str(p.get("message", "")), lines, why))
+        severity = "warning" if p.get("severity") == "warning" else "error"
+        out.append(ProblemSource(path, line, column, str(p.get("message", "")), lines, why, severity))
     return out
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 
@@ -16,12 +16,15 @@ class ErrorBody(msgspec.Struct, kw_only=True):
 
 
 class ProblemOut(msgspec.Struct, kw_only=True):
-    """One thing wrong with a pipeline file, located like a compiler error (1-based line and column)."""
+    """One thing wrong with a pipeline file, located like a compiler error (1-based line and column).
+
+    `severity`: an `error` makes the pipeline invalid; a `warning` (a deprecated resource type, say) never does."""
 
     file: str
     line: int
     column: int
     message: str
+    severity: Literal["error", "warning"] = "error"
 
 
 class Health(msgspec.Struct, kw_only=True):

@@ -29,7 +29,7 @@ def _summary(r: store.CommitRow) -> CommitSummary:
         seen_at=r.seen_at,
         validation=r.validation,
         pipelines_changed=list(r.pipelines_changed),
-        problem_count=len(r.problems),
+        problem_count=sum(1 for p in r.problems if p.get("severity") != "warning"),  # errors; warnings are listed
         absorbed_by=r.absorbed_by,
     )
 

@@ -49,7 +49,9 @@ def pipeline_from_url(name: str) -> str:
 
 
 def _problems(problems: list[Problem]) -> list[ProblemOut]:
-    return [ProblemOut(file=p.file, line=p.line, column=p.column, message=p.message) for p in problems]
+    return [
+        ProblemOut(file=p.file, line=p.line, column=p.column, message=p.message, severity=p.severity) for p in problems
+    ]
 
 
 def list_pipelines(repo: FollowedRepo, ref: str | None, db: DbEngine | None = None) -> PipelineList:
@@ -108,7 +110,7 @@ def pipeline_detail(repo: FollowedRepo, name: str, ref: str | None) -> PipelineD
         sha=at.sha,
         tree=at.tree,
         valid=at.ok,
-        problems=_problems(at.problems),
+        problems=_problems(at.shown),
         params=[
             ParamOut(
                 name=p.name,
@@ -223,6 +225,6 @@ def validate(validator: Validator, body: ValidateRequest) -> ValidateResponse:
     result = validator.validate(_utf8(body.content), file=body.file, default_name=parent)
     return ValidateResponse(
         valid=result.ok,
-        problems=_problems(list(result.problems)),
+        problems=_problems(result.shown),
         spec=result.spec.to_dict() if result.spec and result.ok else None,
     )

@@ -69,11 +69,14 @@ def record_commit(conn: Connection, seen: SeenCommit) -> dict[str, Any]:
             update=("validation", "problems", "pipelines_changed", "absorbed_by"),
         )
     )
+    warnings = sum(1 for p in values["problems"] if p.get("severity") == "warning")
     data: dict[str, Any] = {
         "validation": seen.validation,
         "pipelines": values["pipelines_changed"],
-        "problems": len(values["problems"]),
+        "problems": len(values["problems"]) - warnings,  # the errors: what made it invalid
     }
+    if warnings:
+        data["warnings"] = warnings
     if seen.filtered:
         data["filtered"] = list(seen.filtered)
     return append_event(conn, seen.repo_id, "commit.seen", data, commit_sha=seen.sha)

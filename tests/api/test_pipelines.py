@@ -235,6 +235,33 @@ def test_validate_a_main_yml(served: Served) -> None:
     assert served.post("/v1/validate", json={"text": "x"}).status_code == 400
 
 
+ELASTIC = "name: elastic\ntasks:\n  - name: t\n    image: x\n    command: [echo]\n    resource_type: ElasticJob\n"
+
+
+def test_a_warning_is_listed_with_its_severity_and_never_makes_a_pipeline_invalid(served: Served) -> None:
+    checked = served.post("/v1/validate", json={"content": ELASTIC, "file": "elastic/main.yml"}).json()
+    assert checked["valid"] and checked["spec"] is not None
+    [warning] = checked["problems"]
+    assert warning["severity"] == "warning" and warning["line"] == 6 and "deprecated" in warning["message"]
+    # At a ref off the followed branch (nothing runs): valid, the warning listed, no problem counted.
+    sha = served.remote.commit({"elastic/main.yml": ELASTIC}, message="Elastic", branch="elastic-warning")
+    served.remote.tag("elastic-warning", sha)
+    detail = served.get("/v1/pipelines/elastic", params={"ref": "elastic-warning"}).json()
+    assert detail["valid"] and [p["severity"] for p in detail["problems"]] == ["warning"]
+    listed = {p["name"]: p for p in served.get("/v1/pipelines", params={"ref": "elastic-warning"}).json()["items"]}
+    assert listed["elastic"]["valid"] and listed["elastic"]["problem_count"] == 0
+
+
+def test_a_commits_problems_carry_their_severity(served: Served) -> None:
+    both = ELASTIC + "    depends: ghost\n"
+    sha = served.remote.commit({"elastic-broken/main.yml": both}, message="Elastic and broken")
+    assert wait_until(lambda: served.get(f"/v1/commits/{sha}").json().get("validation") == "invalid", 30)
+    detail = served.get(f"/v1/commits/{sha}").json()
+    assert sorted(p["severity"] for p in detail["problems"]) == ["error", "warning"]
+    [summary] = [c for c in served.get("/v1/commits", params={"limit": 50}).json()["items"] if c["sha"] == sha]
+    assert summary["problem_count"] == 1, "the warning is listed, not counted as a problem"
+
+
 def _validations(served: Served) -> float:
     """odin_pipeline_validations_total summed over outcomes, from /metrics."""
     text = served.get("/metrics").text

@@ -27,15 +27,23 @@ PREFIX = "/odin"
 
 
 @pytest.fixture(scope="module")
-def prefixed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OdinServer]:
-    tmp = tmp_path_factory.mktemp("console-prefix")
-    remote = GitRemote.create(tmp / "remote")
+def prefixed_remote(tmp_path_factory: pytest.TempPathFactory) -> GitRemote:
+    remote = GitRemote.create(tmp_path_factory.mktemp("console-prefix-remote") / "remote")
     remote.commit({"hello/main.yml": HELLO}, "add hello")
+    return remote
+
+
+@pytest.fixture(scope="module")
+def prefixed(tmp_path_factory: pytest.TempPathFactory, prefixed_remote: GitRemote) -> Iterator[OdinServer]:
+    tmp = tmp_path_factory.mktemp("console-prefix")
+    remote = prefixed_remote
     env = {
         "ODIN_REPO": remote.file_url,
         "ODIN_POLL_INTERVAL": "0.2",
         "ODIN_ADMIN_PASSWORD": PASSWORD,
         "ODIN_PUBLIC_URL": f"https://odin.example.com{PREFIX}/",
+        # Every test logs in afresh (and one tries the form a few times): more than the default 10 a minute.
+        "ODIN_LOGIN_ATTEMPTS_PER_MINUTE": "100",
     }
     with OdinServer(tmp / "state", env) as server:
         wait_until(lambda: "first sync" in server.log(), 30, message="the server's first sync")
@@ -135,6 +143,24 @@ def test_errors_are_pages_with_the_apis_message(prefixed: OdinServer, http: http
     assert res.status_code == 400 and "unknown status" in res.text and "valid, invalid" in res.text
     res = http.get("/console/commits", params={"cursor": "garbage"})
     assert res.status_code == 400
+
+
+def test_a_warning_is_listed_apart_from_the_errors(
+    prefixed: OdinServer, prefixed_remote: GitRemote, http: httpx.Client
+) -> None:
+    both = "tasks:\n  - {name: t, image: busybox, command: [echo], resource_type: ElasticJob, depends: ghost}\n"
+    sha = prefixed_remote.commit({"elastic/main.yml": both}, "elastic and broken")
+    page = wait_until(
+        lambda: (res := http.get(f"/console/commits/{sha}")).status_code == 200 and res.text, 30, interval=0.2
+    )
+    items = re.findall(r'<li class="(problem[^"]*)"><code>elastic/main\.yml:[^<]*</code> (.*)', page)
+    assert sorted(cls for cls, _ in items) == ["problem", "problem warning"]
+    [warned] = [text for cls, text in items if cls == "problem warning"]
+    assert warned.startswith('<strong class="sev">warning:</strong> resource_type ElasticJob is deprecated')
+    # The commits list and the pipeline's page list them the same way.
+    for url in ("/console/commits?status=invalid", "/console/pipelines/elastic"):
+        listed = re.findall(r'<li class="(problem[^"]*)"><code>elastic/main\.yml:', http.get(url).text)
+        assert sorted(listed) == ["problem", "problem warning"], url
 
 
 def test_page_weight_within_budget(prefixed: OdinServer, http: httpx.Client) -> None:

@@ -116,6 +116,7 @@ def test_json_output(repo: Path) -> None:
                         "line": 2,
                         "column": 49,
                         "message": "unknown field `depend` in task (did you mean `depends`?)",
+                        "severity": "error",
                     }
                 ],
             },

@@ -88,12 +88,52 @@ def test_odin_yml_carries_notifications_for_every_pipeline() -> None:
     assert result.config.is_default, "notifications filter nothing"
 
     result = load_repo_config(b"notify:\n  - on: [failure]\n    webhook: {url: https://x.example, secret: hunter2}\n")
-    assert [str(p) for p in result.problems] == [
-        ".odin.yml:3:47: `notify[0].webhook.secret`: `hunter2` must be a reference to a secret, "
-        "`env:ODIN_NOTIFY_<NAME>`, set in the server's environment: a secret written in the repository is readable "
-        "by everyone who can read it"
-    ]
+    [problem] = result.problems
+    assert (problem.line, problem.column) == (3, 47) and "hunter2" not in problem.message
+    assert problem.message.startswith("`notify[0].webhook.secret` holds its secret written in the file")
     result = load_repo_config(b"notify:\n  - on: [success]\n")
     assert [str(p) for p in result.problems] == [
         ".odin.yml:2:5: a notification names exactly one channel (`slack`, `webhook` or `email`), not none"
     ]
+
+
+SLACK_URL = "https://hooks.slack.com/services/T0AAAAAAA/B0BBBBBBB/0123456789abcdefABCDEF"
+HMAC_KEY = "s3cr3t-hmac-key-do-not-share"
+
+
+def test_a_literal_secret_is_never_quoted_in_its_problem() -> None:
+    """Problems are shown on the commit, in logs, commit statuses and the API: quoting the secret would spread it."""
+    text = (
+        TASKS
+        + f"""notify:
+  - on: [failure]
+    slack: {{webhook: "{SLACK_URL}"}}
+  - on: [failure]
+    webhook: {{url: https://hooks.acme.example/odin, secret: {HMAC_KEY}}}
+"""
+    )
+    result = load_pipeline(text.encode(), file="main.yml", default_name="p")
+    messages = [p.message for p in result.problems]
+    assert len(messages) == 2
+    for message, field in zip(messages, ("notify[0].slack.webhook", "notify[1].webhook.secret"), strict=True):
+        assert field in message and "`env:ODIN_NOTIFY_<NAME>`" in message
+        assert SLACK_URL not in message and HMAC_KEY not in message
+        assert "hooks.slack.com" not in message and "s3cr3t" not in message
+    repo = load_repo_config(f"notify:\n  - on: [failure]\n    slack: {{webhook: '{SLACK_URL}'}}\n".encode())
+    assert [SLACK_URL in str(p) for p in repo.problems] == [False]
+
+
+def test_a_mistyped_reference_is_quoted_since_it_holds_no_secret() -> None:
+    _, problems = load(TASKS + "notify:\n  - on: [failure]\n    slack: {webhook: env:ODIN_NOTIFY_my-hook}\n")
+    assert problems == [
+        "main.yml:5:22: `notify[0].slack.webhook`: `env:ODIN_NOTIFY_my-hook` must be `env:ODIN_NOTIFY_<NAME>` "
+        "(letters, digits, `_` after the prefix)"
+    ]
+
+
+def test_the_secret_pattern_is_the_schemas() -> None:
+    from odin.schema import pipeline_schema, repo_schema
+    from odin.schema.notify import SECRET_REFERENCE_PATTERN
+
+    for schema in (pipeline_schema(), repo_schema()):
+        assert schema["$defs"]["notifySecret"]["pattern"] == SECRET_REFERENCE_PATTERN

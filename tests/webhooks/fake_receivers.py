@@ -1,6 +1,10 @@
-"""Local servers shaped like the places run notifications go: Slack's incoming webhooks, a generic receiver that
-checks Odin's HMAC signature, and a real SMTP server (aiosmtpd). Loopback only.
+"""Local servers shaped like the places Odin posts to: GitHub's, GitLab's or Gitea's commit status API, Slack's
+incoming webhooks, a generic receiver that checks Odin's HMAC signature, and a real SMTP server (aiosmtpd). Loopback
+only. The HTTP ones share one recording server (`_Server`): every request is kept as a `Hit` (path, headers, raw body,
+when, the status answered), and answers come from a script first (`answer_next`, `fail_next`), then from the kind's
+own judgement, then its success answer.
 
+`FakeProvider` answers 201 with a JSON id, or from a script (`fail_next(500, 500)`, a 429 with `Retry-After`).
 `FakeSlack` answers as Slack does: 200 `ok`, or from a script (`answer_next(400, "invalid_payload")`, 404
 `no_service`, 429 with `Retry-After`). `FakeReceiver` answers 200 only to a body whose `X-Odin-Signature` matches.
 """
@@ -33,7 +37,7 @@ class Hit:
 
     @property
     def body(self) -> dict[str, Any]:
-        parsed: dict[str, Any] = json.loads(self.raw)
+        parsed: dict[str, Any] = json.loads(self.raw or b"{}")
         return parsed
 
 
@@ -41,6 +45,8 @@ class Hit:
 class _Server:
     ok_status: int = 200
     ok_text: str = "ok"
+    content_type: str = "text/plain"
+    path: str = "/hook"
     hits: list[Hit] = field(default_factory=list)
     script: list[tuple[int, str, dict[str, str]]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -49,7 +55,7 @@ class _Server:
     @property
     def url(self) -> str:
         assert self.server is not None
-        return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        return f"http://127.0.0.1:{self.server.server_address[1]}{self.path}"
 
     def answer_next(self, status: int, text: str, headers: dict[str, str] | None = None) -> None:
         with self.lock:
@@ -57,6 +63,10 @@ class _Server:
 
     def judge(self, headers: dict[str, str], raw: bytes) -> tuple[int, str, dict[str, str]] | None:
         return None
+
+    def ok_answer(self) -> str:
+        """The body of a success answer (called with `lock` held)."""
+        return self.ok_text
 
     def start(self) -> _Server:
         fake = self
@@ -67,15 +77,15 @@ class _Server:
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 with fake.lock:
                     answer = fake.script.pop(0) if fake.script else None
-                answer = answer or fake.judge(headers, raw) or (fake.ok_status, fake.ok_text, {})
-                status, text, extra = answer
+                answer = answer or fake.judge(headers, raw)
                 with fake.lock:
+                    status, text, extra = answer or (fake.ok_status, fake.ok_answer(), {})
                     fake.hits.append(Hit(self.path, headers, raw, time.monotonic(), status))
                 payload = text.encode()
                 self.send_response(status)
                 for k, v in extra.items():
                     self.send_header(k, v)
-                self.send_header("Content-Type", "text/plain")
+                self.send_header("Content-Type", fake.content_type)
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)
@@ -91,6 +101,37 @@ class _Server:
         if self.server is not None:
             self.server.shutdown()
             self.server.server_close()
+
+
+@dataclass
+class FakeProvider(_Server):
+    """GitHub's, GitLab's or Gitea's commit status API: 201 with a JSON id to every POST, unless scripted."""
+
+    ok_status: int = 201
+    content_type: str = "application/json"
+    path: str = ""
+
+    @property
+    def received(self) -> list[Hit]:
+        """Every request so far, in order (the live list)."""
+        return self.hits
+
+    def ok_answer(self) -> str:
+        return json.dumps({"id": len(self.hits) + 1})
+
+    def fail_next(self, *statuses: int, headers: dict[str, str] | None = None) -> None:
+        """The next requests are answered with `statuses`, in order (with `headers`, a `Retry-After` say)."""
+        with self.lock:
+            self.script.extend((status, "{}", headers or {}) for status in statuses)
+
+    def states(self, context: str) -> list[str]:
+        """The states of `context` that were accepted (answered 2xx), in order."""
+        with self.lock:
+            return [
+                h.body["state"]
+                for h in self.hits
+                if h.body.get("context", h.body.get("name")) == context and h.answered < 300
+            ]
 
 
 class FakeSlack(_Server):

@@ -18,7 +18,7 @@ from odin.webhooks import notifiers
 from odin.webhooks.notifiers.base import CommitStatusNotifier
 from tests.support.wait import wait_until
 from tests.webhooks.conftest import OdinFactory
-from tests.webhooks.fake_provider import FakeProvider
+from tests.webhooks.fake_receivers import FakeProvider
 from tests.webhooks.support import HELLO, Odin, load, point_at, signed
 
 FAILING = "name: train\ntasks:\n  - {name: boom, image: busybox, command: [sh, -c, 'exit 3'], retries: 0}\n"
@@ -104,6 +104,21 @@ def test_a_run_posts_pending_then_its_outcome_with_a_link(
         assert posted[-1].body["description"].startswith(f"run {run.id} succeeded")
         # Statuses of different contexts are posted independently: no order between them is promised.
         wait_until(lambda: provider.states("odin/validation") == ["success"], 30, message="validation status posted")
+    finally:
+        notifier.stop()
+
+
+def test_the_validation_status_counts_warnings_apart_from_problems(
+    odin_factory: OdinFactory, provider: FakeProvider
+) -> None:
+    odin, notifier = notified_odin(odin_factory, "github", provider.url)
+    elastic = "tasks:\n  - {name: t, image: busybox, command: [echo], resource_type: ElasticJob, depends: ghost}\n"
+    try:
+        sha = push_via_webhook(odin, {"elastic/main.yml": elastic})
+        wait_until(lambda: any(r.path.endswith(sha) for r in provider.received), 30)
+        [posted] = [r for r in provider.received if r.path.endswith(sha)]
+        assert posted.body["state"] == "failure"
+        assert posted.body["description"] == "1 problem in the pipeline files: nothing runs for this commit (1 warning)"
     finally:
         notifier.stop()
 

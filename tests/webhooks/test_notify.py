@@ -158,6 +158,33 @@ def test_slack_rate_limits_are_waited_out_and_refusals_recorded(odin_factory: Od
         notifier.stop()
 
 
+def test_stopping_sends_what_is_queued_and_records_what_it_could_not(
+    odin_factory: OdinFactory, slack: FakeSlack
+) -> None:
+    odin = odin_factory(public_url=PUBLIC)
+    sha = push_via_webhook(odin, {"train/main.yml": pipeline(FAIL, SLACK_ON_FAILURE_AND_RECOVERY)})
+    run = finished(odin, sha, "failed")  # no notifier yet: its end is handed over below, then stopped at once
+    ended = {"kind": "run.status", "run_id": run.id, "data": {"status": "failed"}}
+
+    # Slack asks to wait longer than stopping allows: recorded as not sent, with why, when stop returns.
+    slack.answer_next(429, "rate_limited", {"Retry-After": "60"})
+    notifier = notify.from_settings(odin.settings, odin.controller).start(odin.controller.bus)
+    notifier.on_event(ended)
+    started = time.monotonic()
+    notifier.stop(timeout=1)
+    assert time.monotonic() - started < 5
+    [(kind, data)] = notify_events(odin, run.id)
+    assert kind == "notify.failed" and data["attempts"] == 1
+    assert data["reason"] == "not sent: the server stopped before it could be sent (after 1 failed attempt)"
+
+    # A run queued when stopping is still notified before stop returns.
+    notifier = notify.from_settings(odin.settings, odin.controller).start(odin.controller.bus)
+    notifier.on_event(ended)
+    notifier.stop(timeout=10)
+    assert [kind for kind, _ in notify_events(odin, run.id)] == ["notify.failed", "notify.sent"]
+    assert [h.answered for h in slack.hits] == [429, 200]
+
+
 def test_a_hanging_slack_never_delays_a_run(odin_factory: OdinFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     listener = hanging_server()
     monkeypatch.setenv("ODIN_NOTIFY_SLACK", f"http://127.0.0.1:{listener.getsockname()[1]}/hook")

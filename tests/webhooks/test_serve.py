@@ -13,8 +13,7 @@ import pytest
 from tests.support.git import GitRemote
 from tests.support.server import OdinServer
 from tests.support.wait import wait_until
-from tests.webhooks.fake_provider import FakeProvider
-from tests.webhooks.fake_receivers import FakeSlack
+from tests.webhooks.fake_receivers import FakeProvider, FakeSlack
 from tests.webhooks.support import ALIASES, HELLO, SECRET, load, point_at, signed
 
 PASSWORD = "correct-horse-battery"

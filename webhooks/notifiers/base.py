@@ -225,13 +225,15 @@ class CommitStatusNotifier:
                 return None
             validation = data.get("validation")
             problems = int(data.get("problems") or 0)
+            warnings = int(data.get("warnings") or 0)  # never fail the status; counted so they are not missed
+            also = f" ({warnings} warning{'s' if warnings != 1 else ''})" if warnings else ""
             if validation == "invalid":
                 noun = "problem" if problems == 1 else "problems"
-                text = f"{problems} {noun} in the pipeline files: nothing runs for this commit"
+                text = f"{problems} {noun} in the pipeline files: nothing runs for this commit{also}"
                 return CommitStatus(sha, f"{self.prefix}/validation", State.FAILURE, text)
             if validation == "valid" and data.get("pipelines"):
                 count = len(data["pipelines"])
-                text = f"{count} pipeline{'s' if count != 1 else ''} valid"
+                text = f"{count} pipeline{'s' if count != 1 else ''} valid{also}"
                 return CommitStatus(sha, f"{self.prefix}/validation", State.SUCCESS, text)
             return None
         run_id = event.get("run_id")

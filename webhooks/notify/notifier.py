@@ -80,6 +80,7 @@ class RunNotifier:
         self._unsubscribe: Callable[[], None] | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._drain_until: float | None = None  # once stopping: when what is still unsent is recorded as failed
 
     # -- lifecycle --------------------------------------------------------------------------------------------------
     def start(self, bus: EventBus) -> RunNotifier:
@@ -90,14 +91,18 @@ class RunNotifier:
         return self
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop following events; what is unsent is dropped (logged). A send in flight ends by the client's timeout."""
+        """Stop following events, and drain: for up to `timeout` seconds the runs already queued are planned and
+        their notifications sent (retries included, when their backoff ends in time); whatever is still unsent then
+        is recorded as `notify.failed` with the reason, so nothing is lost silently. A send in flight at the deadline
+        ends by the client's own timeout; the worker closes the client then."""
         if self._unsubscribe is not None:
             self._unsubscribe()
+        self._drain_until = time.monotonic() + timeout
         self._stop.set()
         if self._thread is None:
             self.client.close()
             return
-        self._thread.join(timeout)
+        self._thread.join(timeout + 1)
 
     # -- the bus side: never blocks -------------------------------------------------------------------------------
     def on_event(self, event: EventDict) -> None:
@@ -116,10 +121,34 @@ class RunNotifier:
                 with contextlib.suppress(queue.Empty):
                     self._plan(self._inbox.get(timeout=self._wait_time()))
                 self._send_due()
-            if self._pending:
-                log.warning("stopping with %d notifications unsent", len(self._pending))
+            self._drain()
         finally:
             self.client.close()
+
+    def _drain(self) -> None:
+        """Once stopping: plan every run still queued (a store read each, so each is recorded one way or the other),
+        send what can be sent before the deadline, then record the rest as failed."""
+        deadline = self._drain_until if self._drain_until is not None else time.monotonic()
+        while True:
+            try:
+                self._plan(self._inbox.get_nowait())
+            except queue.Empty:
+                break
+        while self._pending and time.monotonic() < deadline:
+            self._send_due(deadline)
+            if self._pending:
+                wait = min(d.not_before for d in self._pending) - time.monotonic()
+                time.sleep(max(0.0, min(wait, deadline - time.monotonic(), 0.5)))
+        if self._pending:
+            log.warning("stopping with %d notifications unsent: recorded as failed", len(self._pending))
+        for delivery in self._pending:
+            reason = "not sent: the server stopped before it could be sent"
+            if delivery.attempts:
+                reason += f" (after {delivery.attempts} failed attempt{'s' if delivery.attempts != 1 else ''})"
+            self._record(
+                delivery.run, FAILED_EVENT, delivery.rule.channel, delivery.event, delivery.attempts, reason=reason
+            )
+        self._pending.clear()
 
     def _wait_time(self) -> float:
         if not self._pending:
@@ -196,10 +225,11 @@ class RunNotifier:
             "run_url": self.run_url(run.id, run.pipeline, run.commit_sha or ""),
         }
 
-    def _send_due(self) -> None:
+    def _send_due(self, deadline: float | None = None) -> None:
+        """Send the deliveries that are due; until `deadline` when draining, else until asked to stop."""
         now = time.monotonic()
         for delivery in [d for d in self._pending if d.not_before <= now]:
-            if self._stop.is_set():
+            if (self._stop.is_set() and deadline is None) or (deadline is not None and time.monotonic() >= deadline):
                 return
             result = self._send(delivery)
             delivery.attempts += 1

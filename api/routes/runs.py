@@ -84,8 +84,15 @@ async def list_runs(
     tags=["runs"],
     responses=errors(404),
 )
-def get_run(ctx: Ctx, run_id: RunId) -> RunDetail:
-    return service.get_run(ctx.db, run_id, mlflow_ui=ctx.mlflow_ui)
+def get_run(
+    ctx: Ctx,
+    run_id: RunId,
+    tasks: Annotated[
+        int,
+        QueryParameter(description="Embed at most this many tasks (0: none, only their counts)", ge=0, le=1000),
+    ] = service.EMBEDDED_TASKS,
+) -> RunDetail:
+    return service.get_run(ctx.db, run_id, mlflow_ui=ctx.mlflow_ui, task_limit=tasks)
 
 
 @get(

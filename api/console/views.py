@@ -242,8 +242,8 @@ def run_view(db: DbEngine, run_id: str, now: datetime, tasks: TaskFilter | None 
 
 
 def _group_label(g: Group) -> str:
-    """`shard-* ×1000` (the box is 15 characters wide); a group of one is its task's name."""
-    return _short(f"{g.prefix}* ×{g.members}" if g.members > 1 else g.name)
+    """`shard-* (1,000)` (the box is 15 characters wide); a group of one is its task's name."""
+    return _short(f"{g.prefix}* ({g.members:,})" if g.members > 1 else g.name)
 
 
 def _short(name: str) -> str:

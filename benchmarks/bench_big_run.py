@@ -75,11 +75,11 @@ def measure(n: int, parallelism: int, tmp: Path) -> tuple[float, float]:
 TRACE = """
 import sys, tempfile, threading, time, tracemalloc
 from odin.controller.embedded import run_pipeline
-tracemalloc.start(8)
+tracemalloc.start(1)
 best = [0, None]
 done = threading.Event()
 def sample():
-    while not done.wait(3):
+    while not done.wait(10):
         current, _ = tracemalloc.get_traced_memory()
         if current > best[0]:
             best[0], best[1] = current, tracemalloc.take_snapshot()

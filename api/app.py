@@ -58,6 +58,7 @@ ROUTES = [
     users.update_user_route,
     runs.list_runs,
     runs.get_run,
+    runs.list_run_tasks,
     runs.start_run,
     runs.rerun_run,
     runs.cancel_run,

@@ -20,6 +20,7 @@ event's `time` is taken inside the engine's transaction, just before it commits:
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import statistics
 import sys
@@ -224,6 +225,14 @@ def main() -> int:
     ap.add_argument("--live-tasks", type=int, default=20)
     ap.add_argument("--no-browser", action="store_true", help="skip the Chromium measurements")
     args = ap.parse_args()
+    print("load average before: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
+    try:
+        return measure(args)
+    finally:
+        print("load average after: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
+
+
+def measure(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         url = args.db_url or f"sqlite:///{tmp}/bench.db"
         t = time.perf_counter()
@@ -243,7 +252,13 @@ def main() -> int:
                 samples.append(elapsed)
             assets = set(re.findall(r'(?:href|src)="(/console/static/[^"]+)"', page.text))
             weight = len(page.content) + sum(len(http.get(a).content) for a in assets)
-            ok &= report(f"run page, {args.tasks} tasks", samples, 1.0)
+            ok &= report(f"run page, {args.tasks} tasks (served)", samples, 1.0)
+            for name, path in (
+                ("run page, failed tasks only", f"/console/runs/{run_id}?status=failed"),
+                ("GET /v1/runs/{id}?tasks=0 (counts only)", f"/v1/runs/{run_id}?tasks=0"),
+                ("GET /v1/runs/{id}/tasks (a page of 100)", f"/v1/runs/{run_id}/tasks"),
+            ):
+                report(name, [timed(http, path)[0] for _ in range(args.repeat)], 1.0)
             print(f"run page weight with its assets: {weight / 1000:.0f} kB (budget 500 kB: "
                   f"{'ok' if weight <= 500_000 else 'OVER'})")  # fmt: skip
             ok &= weight <= 500_000

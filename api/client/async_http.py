@@ -36,6 +36,7 @@ from odin.api.schemas import (
     RunPage,
     RunSummary,
     TaskEvents,
+    TaskPage,
     TokenResponse,
     UserList,
     UserOut,
@@ -173,7 +174,20 @@ class AsyncOdinClient:
             cursor = page.next_cursor
 
     async def run(self, run_id: str) -> RunDetail:
+        """The run; a run of more than 1,000 tasks embeds only the first 1,000 (see `run_tasks`)."""
         return await self.send(calls.run(run_id))
+
+    async def run_tasks(
+        self,
+        run_id: str,
+        *,
+        status: list[str] | None = None,
+        prefix: str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> TaskPage:
+        """A page of the run's tasks in creation order, with the counts of all of them by status."""
+        return await self.send(calls.run_tasks(run_id, status=status, prefix=prefix, limit=limit, cursor=cursor))
 
     async def start(
         self,

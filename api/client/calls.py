@@ -32,6 +32,7 @@ from odin.api.schemas import (
     RunPage,
     RunSummary,
     TaskEvents,
+    TaskPage,
     TokenResponse,
     UserList,
     UserOut,
@@ -236,6 +237,22 @@ def cancel(run_id: str) -> Call[RunSummary]:
 
 def events(run_id: str, *, task: str | None = None, since: int | None = None, limit: int = 1000) -> Call[EventPage]:
     return Call("GET", f"/v1/runs/{seg(run_id)}/events", EventPage, query=_q(task=task, since=since, limit=limit))
+
+
+def run_tasks(
+    run_id: str,
+    *,
+    status: list[str] | None = None,
+    prefix: str | None = None,
+    limit: int = 100,
+    cursor: str | None = None,
+) -> Call[TaskPage]:
+    return Call(
+        "GET",
+        f"/v1/runs/{seg(run_id)}/tasks",
+        TaskPage,
+        query=_q(status=status, prefix=prefix, limit=limit, cursor=cursor),
+    )
 
 
 def task_events(run_id: str, task: str) -> Call[TaskEvents]:

@@ -286,15 +286,22 @@ async def run_page(
     request: Request[Any, Any, Any],
     authenticator: NamedDependency[Authenticator],
     run_id: Annotated[str, PathParameter(max_length=100)],
+    status: Annotated[str | None, QueryParameter(max_length=20)] = None,
+    prefix: Annotated[str | None, QueryParameter(max_length=63)] = None,
+    cursor: Annotated[str | None, QueryParameter(max_length=100)] = None,
 ) -> Template:
+    """A run: its tasks' counts, one page of its task table (filtered by status or name prefix), its DAG."""
     viewer = await _viewer(request, authenticator)
     now = datetime.now(UTC)
-    view = await in_thread(views.run_view, ctx.db, run_id, now)
+    tasks = views.TaskFilter(status or None, (prefix or "").strip() or None, cursor or None)
+    view = await in_thread(views.run_view, ctx.db, run_id, now, tasks)
     return _page(
         ctx,
         viewer,
         "run.html",
         view=view,
+        statuses=views.TASK_STATUSES,
+        page_size=views.TASK_PAGE,
         run=view.run,
         dag=view.dag,
         now=now,

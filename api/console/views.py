@@ -11,8 +11,9 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlencode
 
-from odin.api.console.dag import Layout, dependencies, layout
+from odin.api.console.dag import DRAWN_NODES, DRAWN_TASKS, Group, Layout, collapse, dependencies, layout
 from odin.api.schemas import PipelineList, RunDetail, RunSummary
 from odin.api.schemas.runs import GpuUsageOut, TaskOut
 from odin.api.services import runs as run_service
@@ -142,11 +143,29 @@ class GpuLine:
 
 @dataclass(frozen=True, slots=True)
 class NodeLine:
-    name: str
+    name: str  # the task, or the group (`shard-[00000..00999]`)
     label: str  # the name, shortened to fit the box
-    status: str
+    status: str  # the task's, or the most urgent of the group's
     x: int
     y: int
+    group: Group | None = None  # a collapsed fan-out: its members' counts
+
+
+TASK_PAGE = 100  # rows of the task table per page
+TASK_STATUSES = run_service.TASK_STATUSES
+
+
+@dataclass(frozen=True, slots=True)
+class TaskFilter:
+    """The task table's filters and page, as the page's query string gives them."""
+
+    status: str | None = None
+    prefix: str | None = None
+    cursor: str | None = None
+
+    @property
+    def active(self) -> bool:
+        return bool(self.status or self.prefix or self.cursor)
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,39 +175,98 @@ class RunView:
     nodes: list[NodeLine]
     tasks: list[TaskLine]
     gpus: list[GpuLine] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)  # every task by status
+    total: int = 0
+    filters: TaskFilter = TaskFilter()
+    next_cursor: str | None = None  # the task table's next page
+    grouped: bool = False  # the DAG shows fan-outs as group nodes
+    undrawn: str = ""  # why there is no DAG drawing, when there is none
+
+    @property
+    def query(self) -> str:
+        """This page's task filters and cursor as a query string (what the live refresh asks the API for)."""
+        return _query(self.filters.status, self.filters.prefix, self.filters.cursor)
+
+    @property
+    def first_query(self) -> str:
+        return _query(self.filters.status, self.filters.prefix, None)
+
+    @property
+    def next_query(self) -> str:
+        return _query(self.filters.status, self.filters.prefix, self.next_cursor)
 
 
-def run_view(db: DbEngine, run_id: str, now: datetime) -> RunView:
-    """A run with its tasks and its DAG's layout; `NotFound` when there is no such run."""
-    run = run_service.get_run(db, run_id)
+def _query(status: str | None, prefix: str | None, cursor: str | None) -> str:
+    return urlencode([(k, v) for k, v in (("status", status), ("prefix", prefix), ("cursor", cursor)) if v])
+
+
+def run_view(db: DbEngine, run_id: str, now: datetime, tasks: TaskFilter | None = None) -> RunView:
+    """A run with one page of its tasks (`TASK_PAGE` rows, filtered), their counts by status, and its DAG's layout
+    (fan-outs collapsed into group nodes past `DRAWN_TASKS` tasks); `NotFound` when there is no such run.
+
+    What it reads is bounded by the page, not the run: the run without its tasks, a page of tasks, one aggregate
+    query for the counts, and for the drawing only the tasks' names and statuses."""
+    f = tasks or TaskFilter()
+    run = run_service.get_run(db, run_id, task_limit=0)
+    page = run_service.run_tasks(
+        db,
+        run_id,
+        run_service.task_query((f.status,) if f.status else (), f.prefix),
+        limit=TASK_PAGE,
+        cursor=f.cursor,
+    )
+    states = run_queries.task_states(db, run_id)
     depends = dependencies(run.spec)
-    dag = layout([t.name for t in run.tasks], depends)
-    statuses = {t.name: t.status for t in run.tasks}
-    nodes = [
-        NodeLine(n.name, n.name if len(n.name) <= 15 else n.name[:14] + "…", statuses[n.name], n.x, n.y)
-        for n in dag.nodes
-    ]
-    tasks = [
-        TaskLine(
-            name=t.name,
-            status=t.status,
-            attempt=t.attempt,
-            started=t.started_at.strftime("%H:%M:%S") if t.started_at else "",
-            start_iso=t.started_at.isoformat(timespec="seconds") if t.started_at else "",
-            end_iso=t.finished_at.isoformat(timespec="seconds") if t.finished_at else "",
-            duration=duration(t.started_at, t.finished_at, now),
-            exit_code="" if t.exit_code is None else str(t.exit_code),
-            message=t.message or t.reason or "",
-            results=[(k, v if isinstance(v, str) else json.dumps(v)) for k, v in t.results.items()],
-            artifacts=[
-                Download(k, f"{a.path} ({a.type}, {size(a.size)})", artifact_url(run.id, t.name, k), a.digest)
-                for k, a in t.artifacts.items()
-            ],
-        )
-        for t in run.tasks
-    ]
-    gpus = [gpu_line(t.name, t.gpu_usage) for t in run.tasks if t.gpu_usage is not None]
-    return RunView(run, dag, nodes, tasks, gpus)
+    statuses = {t.name: t.status for t in states}
+    order = [t.name for t in states]
+    grouped, undrawn = len(order) > DRAWN_TASKS, ""
+    if grouped:
+        c = collapse(order, depends, statuses)
+        if len(c.order) > DRAWN_NODES:
+            dag, nodes = Layout([], [], 0, 0), []
+            undrawn = f"{len(order):,} tasks in {len(c.order):,} groups: too many to draw; the table lists them."
+        else:
+            dag = layout(c.order, c.depends)
+            nodes = [
+                NodeLine(n.name, _group_label(c.groups[n.name]), c.groups[n.name].status, n.x, n.y, c.groups[n.name])
+                for n in dag.nodes
+            ]
+    else:
+        dag = layout(order, depends)
+        nodes = [NodeLine(n.name, _short(n.name), statuses[n.name], n.x, n.y) for n in dag.nodes]
+    lines = [task_line(run.id, t, now) for t in page.items]
+    gpus = [gpu_line(t.name, t.gpu_usage) for t in page.items if t.gpu_usage is not None]
+    return RunView(
+        run, dag, nodes, lines, gpus, page.counts, sum(page.counts.values()), f, page.next_cursor, grouped, undrawn
+    )
+
+
+def _group_label(g: Group) -> str:
+    """`shard-* (1,000)` (the box is 15 characters wide); a group of one is its task's name."""
+    return _short(f"{g.prefix}* ({g.members:,})" if g.members > 1 else g.name)
+
+
+def _short(name: str) -> str:
+    return name if len(name) <= 15 else name[:14] + "…"
+
+
+def task_line(run_id: str, t: TaskOut, now: datetime) -> TaskLine:
+    return TaskLine(
+        name=t.name,
+        status=t.status,
+        attempt=t.attempt,
+        started=t.started_at.strftime("%H:%M:%S") if t.started_at else "",
+        start_iso=t.started_at.isoformat(timespec="seconds") if t.started_at else "",
+        end_iso=t.finished_at.isoformat(timespec="seconds") if t.finished_at else "",
+        duration=duration(t.started_at, t.finished_at, now),
+        exit_code="" if t.exit_code is None else str(t.exit_code),
+        message=t.message or t.reason or "",
+        results=[(k, v if isinstance(v, str) else json.dumps(v)) for k, v in t.results.items()],
+        artifacts=[
+            Download(k, f"{a.path} ({a.type}, {size(a.size)})", artifact_url(run_id, t.name, k), a.digest)
+            for k, a in t.artifacts.items()
+        ],
+    )
 
 
 def size(n: int) -> str:

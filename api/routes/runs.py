@@ -18,7 +18,7 @@ from odin.api.auth.middleware import principal_of, require
 from odin.api.auth.users import Role
 from odin.api.deps import Ctx, in_thread
 from odin.api.errors import errors
-from odin.api.schemas import EventPage, Rerun, RunDetail, RunPage, RunSummary, StartRun, TaskEvents
+from odin.api.schemas import EventPage, Rerun, RunDetail, RunPage, RunSummary, StartRun, TaskEvents, TaskPage
 from odin.api.services import actions
 from odin.api.services import runs as service
 from odin.controller.vocabulary import TaskStatus
@@ -79,11 +79,46 @@ async def list_runs(
     sync_to_thread=True,
     operation_id="getRun",
     summary="A run with its tasks, frozen spec, parameters and conditions",
+    description="`task_counts` counts every task by status. A run of more than 1,000 tasks embeds only its first "
+    "1,000 (in creation order) and sets `tasks_next_cursor`: GET /v1/runs/{id}/tasks with it as `cursor` continues.",
     tags=["runs"],
     responses=errors(404),
 )
-def get_run(ctx: Ctx, run_id: RunId) -> RunDetail:
-    return service.get_run(ctx.db, run_id, mlflow_ui=ctx.mlflow_ui)
+def get_run(
+    ctx: Ctx,
+    run_id: RunId,
+    tasks: Annotated[
+        int,
+        QueryParameter(description="Embed at most this many tasks (0: none, only their counts)", ge=0, le=1000),
+    ] = service.EMBEDDED_TASKS,
+) -> RunDetail:
+    return service.get_run(ctx.db, run_id, mlflow_ui=ctx.mlflow_ui, task_limit=tasks)
+
+
+@get(
+    "/v1/runs/{run_id:str}/tasks",
+    sync_to_thread=True,
+    operation_id="listRunTasks",
+    summary="A page of a run's tasks in creation order, by status or name prefix, with counts by status",
+    description="Keyset paging: pass `next_cursor` back as `cursor` for the next page (null on the last). `counts` "
+    "counts all the run's tasks by status, whatever the filters.",
+    tags=["runs"],
+    responses=errors(404),
+)
+def list_run_tasks(
+    ctx: Ctx,
+    run_id: RunId,
+    status: Annotated[
+        list[str] | None, QueryParameter(description="Task status; repeat for several (any of them)")
+    ] = None,
+    prefix: Annotated[str | None, QueryParameter(description="Only tasks whose name starts so", max_length=63)] = None,
+    limit: Annotated[int, QueryParameter(ge=1, le=service.MAX_TASK_PAGE)] = 100,
+    cursor: Annotated[
+        str | None, QueryParameter(description="next_cursor of the previous page", max_length=100)
+    ] = None,
+) -> TaskPage:
+    query = service.task_query(status or (), prefix)
+    return service.run_tasks(ctx.db, run_id, query, limit=limit, cursor=cursor, mlflow_ui=ctx.mlflow_ui)
 
 
 @post(

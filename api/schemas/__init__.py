@@ -58,6 +58,7 @@ from odin.api.schemas.runs import (
     TaskEvents,
     TaskGpuOut,
     TaskOut,
+    TaskPage,
     TaskTracking,
 )
 
@@ -103,6 +104,7 @@ __all__ = [
     "TaskGpuOut",
     "TaskNode",
     "TaskOut",
+    "TaskPage",
     "TaskTracking",
     "TokenRequest",
     "TokenResponse",

@@ -116,8 +116,18 @@ class RunDetail(RunSummary, kw_only=True):
     no_cache: bool = False  # started with --no-cache: cached tasks ran without a lookup
     absorbed_commits: list[str]
     conditions: list[dict[str, Any]]
-    tasks: list[TaskOut]
+    tasks: list[TaskOut]  # every task, or the first 1,000 of a bigger run: then tasks_next_cursor continues
     tracking: RunTracking | None = None
+    task_counts: dict[str, int] = msgspec.field(default_factory=dict)  # every task of the run, by status
+    task_total: int = 0
+    # Set when `tasks` is only the first page: pass it as `cursor` to GET /v1/runs/{id}/tasks for the rest.
+    tasks_next_cursor: str | None = None
+
+
+class TaskPage(msgspec.Struct, kw_only=True):
+    items: list[TaskOut]
+    next_cursor: str | None
+    counts: dict[str, int]  # every task of the run by status, whatever the filters
 
 
 class RunPage(msgspec.Struct, kw_only=True):

@@ -27,3 +27,19 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
     if parsed.tzinfo is None:
         raise InvalidRequest("invalid cursor: pass back the next_cursor of a previous page unchanged")
     return parsed, key
+
+
+def encode_key_cursor(key: int) -> str:
+    """A cursor over rows ordered by an integer key alone (a run's tasks, in creation order)."""
+    return base64.urlsafe_b64encode(f"k|{key}".encode()).decode().rstrip("=")
+
+
+def decode_key_cursor(cursor: str) -> int:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        tag, key = raw.split("|", 1)
+        if tag != "k" or not key.isdigit():
+            raise ValueError(raw)
+        return int(key)
+    except (ValueError, UnicodeDecodeError, binascii.Error) as e:
+        raise InvalidRequest("invalid cursor: pass back the next_cursor of a previous page unchanged") from e

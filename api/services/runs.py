@@ -21,14 +21,15 @@ from odin.api.schemas import (
     RunSummary,
     RunTracking,
     TaskOut,
+    TaskPage,
     TaskTracking,
 )
 from odin.api.services.errors import InvalidRequest, NotFound
-from odin.api.services.pagination import decode_cursor, encode_cursor
+from odin.api.services.pagination import decode_cursor, decode_key_cursor, encode_cursor, encode_key_cursor
 from odin.controller.facade import mlflow_run_url
 from odin.controller.store import run_queries as store
 from odin.controller.store.db import DbEngine
-from odin.controller.vocabulary import REUSED, RunStatus, Trigger
+from odin.controller.vocabulary import REUSED, RunStatus, TaskStatus, Trigger
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +37,13 @@ _HEX = re.compile(r"^[0-9a-f]{7,40}$")
 
 RUN_STATUSES = tuple(s.value for s in RunStatus)
 TRIGGERS = tuple(t.value for t in Trigger)
+TASK_STATUSES = tuple(t.value for t in TaskStatus)
+
+# A run's answer embeds at most this many tasks: a 100,000-task run's answer would be tens of megabytes, built in
+# memory at once. Below it (nearly every run) the answer is whole, as clients have always read it; above it,
+# `tasks_next_cursor` continues through GET /v1/runs/{id}/tasks.
+EMBEDDED_TASKS = 1000
+MAX_TASK_PAGE = 1000
 
 
 def commit_prefix(commit: str) -> str:
@@ -133,9 +141,12 @@ def runs_of_commit(db: DbEngine, sha: str) -> list[RunSummary]:
     return [summary(r) for r in store.runs_of_commit(db, sha, limit=500)]
 
 
-def get_run(db: DbEngine, run_id: str, *, mlflow_ui: str | None = None) -> RunDetail:
-    """The run with its tasks; `mlflow_ui` is where links to its MLflow runs point (None: ids without links)."""
-    r = store.get_run(db, run_id)
+def get_run(
+    db: DbEngine, run_id: str, *, mlflow_ui: str | None = None, task_limit: int | None = EMBEDDED_TASKS
+) -> RunDetail:
+    """The run with its tasks (the first `task_limit`; None: all) and their counts by status; `mlflow_ui` is where
+    links to its MLflow runs point (None: ids without links)."""
+    r = store.get_run(db, run_id, task_limit=task_limit)
     if r is None:
         raise NotFound(f"no run {run_id!r}")
     s = summary(r.summary)
@@ -149,33 +160,7 @@ def get_run(db: DbEngine, run_id: str, *, mlflow_ui: str | None = None) -> RunDe
         no_cache=r.no_cache,
         absorbed_commits=r.absorbed_commits,
         conditions=r.conditions,
-        tasks=[
-            TaskOut(
-                name=t.name,
-                status=t.status,
-                attempt=t.attempt,
-                reason=t.reason,
-                message=t.message,
-                exit_code=t.exit_code,
-                resource_kind=t.resource_kind,
-                resource_name=t.resource_name,
-                namespace=t.namespace,
-                node=t.node,
-                started_at=t.started_at,
-                finished_at=t.finished_at,
-                results=t.results,
-                artifacts={name: msgspec.convert(a, ArtifactOut) for name, a in t.artifacts.items()},
-                cache_key=t.cache_key,
-                tracking=TaskTracking(
-                    run_id=t.mlflow_run_id, url=mlflow_run_url(mlflow_ui, experiment, t.mlflow_run_id)
-                )
-                if t.mlflow_run_id
-                else None,
-                gpu_usage=gpu_usage(t.gpu_usage),
-                gpu_idle=bool(t.gpu_usage and t.gpu_usage.get("idle")),
-            )
-            for t in r.tasks
-        ],
+        tasks=[task_out(t, mlflow_ui, experiment) for t in r.tasks],
         tracking=RunTracking(
             run_id=r.mlflow_run_id,
             experiment_id=experiment,
@@ -184,7 +169,64 @@ def get_run(db: DbEngine, run_id: str, *, mlflow_ui: str | None = None) -> RunDe
         )
         if r.mlflow_run_id
         else None,
+        task_counts=r.task_counts,
+        task_total=sum(r.task_counts.values()),
+        tasks_next_cursor=encode_key_cursor(r.tasks[-1].key) if r.more_tasks and r.tasks else None,
     )
+
+
+def task_out(t: store.TaskRow, mlflow_ui: str | None, experiment: str | None) -> TaskOut:
+    return TaskOut(
+        name=t.name,
+        status=t.status,
+        attempt=t.attempt,
+        reason=t.reason,
+        message=t.message,
+        exit_code=t.exit_code,
+        resource_kind=t.resource_kind,
+        resource_name=t.resource_name,
+        namespace=t.namespace,
+        node=t.node,
+        started_at=t.started_at,
+        finished_at=t.finished_at,
+        results=t.results,
+        artifacts={name: msgspec.convert(a, ArtifactOut) for name, a in t.artifacts.items()},
+        cache_key=t.cache_key,
+        tracking=TaskTracking(run_id=t.mlflow_run_id, url=mlflow_run_url(mlflow_ui, experiment, t.mlflow_run_id))
+        if t.mlflow_run_id
+        else None,
+        gpu_usage=gpu_usage(t.gpu_usage),
+        gpu_idle=bool(t.gpu_usage and t.gpu_usage.get("idle")),
+    )
+
+
+def task_query(status: Sequence[str] = (), prefix: str | None = None) -> store.TaskQuery:
+    """The store's filter on a run's tasks; `InvalidRequest` names an unknown status."""
+    if status:
+        _check_values("status", status, TASK_STATUSES)
+    return store.TaskQuery(status=tuple(status), prefix=prefix or None)
+
+
+def run_tasks(
+    db: DbEngine,
+    run_id: str,
+    query: store.TaskQuery,
+    *,
+    limit: int,
+    cursor: str | None,
+    mlflow_ui: str | None = None,
+) -> TaskPage:
+    """A page of the run's tasks in creation order (keyset: `next_cursor` continues after its last task), with the
+    counts of all its tasks by status from one aggregate query."""
+    after = decode_key_cursor(cursor) if cursor else None
+    rows = store.run_tasks(db, run_id, query, after=after, limit=limit + 1)
+    counts = store.task_counts(db, run_id)
+    if rows is None or counts is None:
+        raise NotFound(f"no run {run_id!r}")
+    experiment = store.mlflow_experiment(db, run_id) if any(t.mlflow_run_id for t in rows) else None
+    items = [task_out(t, mlflow_ui, experiment) for t in rows[:limit]]
+    more = len(rows) > limit
+    return TaskPage(items=items, next_cursor=encode_key_cursor(rows[limit - 1].key) if more else None, counts=counts)
 
 
 def gpu_usage(stored: dict[str, Any] | None) -> GpuUsageOut | None:

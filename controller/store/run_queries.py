@@ -55,6 +55,7 @@ class TaskRow:
     cache_key: str | None = None  # for a task with `cache: true` (engine/cache.py)
     mlflow_run_id: str | None = None  # the task's nested MLflow run (issue 11, item 7)
     gpu_usage: dict[str, Any] | None = None  # what the attempt used of its GPUs (controller/gpu_usage.py)
+    key: int = 0  # task_runs.id: creation order, and the keyset cursor of a page of tasks
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +74,8 @@ class RunRow:
     mlflow_run_id: str | None = None
     mlflow_experiment_id: str | None = None
     mlflow_status: str | None = None
+    task_counts: dict[str, int] = field(default_factory=dict)  # every task of the run, by status
+    more_tasks: bool = False  # `tasks` is the first page only (get_run's task_limit)
 
 
 @dataclass(frozen=True, slots=True)
@@ -210,13 +213,23 @@ def run_summary(db: DbEngine, run_id: str) -> RunSummaryRow | None:
     return None if r is None else _summary(r)
 
 
-def get_run(db: DbEngine, run_id: str) -> RunRow | None:
-    """The run with its tasks; None when there is no such run."""
+def get_run(db: DbEngine, run_id: str, *, task_limit: int | None = None) -> RunRow | None:
+    """The run with its tasks (the first `task_limit` of them in creation order, when given: `more_tasks` says
+    whether others follow) and its task counts by status; None when there is no such run."""
     with reading(db) as conn:
         r = conn.execute(sa.select(RUNS).where(RUNS.c.id == run_id)).first()
         if r is None:
             return None
-        tasks = conn.execute(sa.select(TASK_RUNS).where(TASK_RUNS.c.run_id == run_id).order_by(TASK_RUNS.c.id)).all()
+        q = sa.select(TASK_RUNS).where(TASK_RUNS.c.run_id == run_id).order_by(TASK_RUNS.c.id)
+        tasks = conn.execute(q if task_limit is None else q.limit(task_limit + 1)).all()
+        more = task_limit is not None and len(tasks) > task_limit
+        if more:
+            counts = _task_counts(conn, run_id)
+            tasks = tasks[:task_limit]
+        else:
+            counts = {}
+            for t in tasks:
+                counts[t.status] = counts.get(t.status, 0) + 1
     return RunRow(
         summary=_summary_of_run(r),
         params=r.params or {},
@@ -226,32 +239,97 @@ def get_run(db: DbEngine, run_id: str) -> RunRow | None:
         no_cache=bool(r.no_cache),
         absorbed_commits=r.absorbed_commits or [],
         conditions=r.conditions or [],
-        tasks=[
-            TaskRow(
-                name=t.name,
-                status=t.status,
-                attempt=t.attempt,
-                reason=t.reason,
-                message=t.message,
-                exit_code=t.exit_code,
-                resource_kind=t.resource_kind,
-                resource_name=t.resource_name,
-                namespace=t.namespace,
-                node=t.node,
-                started_at=t.started_at,
-                finished_at=t.finished_at,
-                results=t.results or {},
-                artifacts=t.artifacts or {},
-                cache_key=t.cache_key,
-                mlflow_run_id=t.mlflow_run_id,
-                gpu_usage=t.gpu_usage,
-            )
-            for t in tasks
-        ],
+        tasks=[_task(t) for t in tasks],
         mlflow_run_id=r.mlflow_run_id,
         mlflow_experiment_id=r.mlflow_experiment_id,
         mlflow_status=r.mlflow_status,
+        task_counts=counts,
+        more_tasks=more,
     )
+
+
+def _task(t: Any) -> TaskRow:
+    """From a row with all of task_runs' columns."""
+    return TaskRow(
+        name=t.name,
+        status=t.status,
+        attempt=t.attempt,
+        reason=t.reason,
+        message=t.message,
+        exit_code=t.exit_code,
+        resource_kind=t.resource_kind,
+        resource_name=t.resource_name,
+        namespace=t.namespace,
+        node=t.node,
+        started_at=t.started_at,
+        finished_at=t.finished_at,
+        results=t.results or {},
+        artifacts=t.artifacts or {},
+        cache_key=t.cache_key,
+        mlflow_run_id=t.mlflow_run_id,
+        gpu_usage=t.gpu_usage,
+        key=t.id,
+    )
+
+
+def _task_counts(conn: Connection, run_id: str) -> dict[str, int]:
+    rows = conn.execute(
+        sa.select(TASK_RUNS.c.status, sa.func.count()).where(TASK_RUNS.c.run_id == run_id).group_by(TASK_RUNS.c.status)
+    ).all()
+    return {status: int(n) for status, n in rows}
+
+
+def task_counts(db: DbEngine, run_id: str) -> dict[str, int] | None:
+    """How many of the run's tasks are in each status (statuses without tasks are absent), in one aggregate query;
+    None when there is no such run."""
+    with reading(db) as conn:
+        if conn.execute(sa.select(RUNS.c.id).where(RUNS.c.id == run_id)).first() is None:
+            return None
+        return _task_counts(conn, run_id)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskQuery:
+    """Which of a run's tasks to page through: any of `status` (all when empty), and names starting with `prefix`."""
+
+    status: Sequence[str] = ()
+    prefix: str | None = None
+
+
+def run_tasks(db: DbEngine, run_id: str, query: TaskQuery, *, after: int | None, limit: int) -> list[TaskRow] | None:
+    """A page of the run's tasks in creation order: at most `limit`, after the task whose `key` is `after` (keyset:
+    a page costs the same at task 10 and task 100,000); None when there is no such run."""
+    q = sa.select(TASK_RUNS).where(TASK_RUNS.c.run_id == run_id)
+    if query.status:
+        q = q.where(TASK_RUNS.c.status.in_(list(query.status)))
+    if query.prefix:
+        q = q.where(TASK_RUNS.c.name.startswith(query.prefix, autoescape=True))
+    if after is not None:
+        q = q.where(TASK_RUNS.c.id > after)
+    with reading(db) as conn:
+        if conn.execute(sa.select(RUNS.c.id).where(RUNS.c.id == run_id)).first() is None:
+            return None
+        return [_task(t) for t in conn.execute(q.order_by(TASK_RUNS.c.id).limit(limit))]
+
+
+def mlflow_experiment(db: DbEngine, run_id: str) -> str | None:
+    """The MLflow experiment of the run's tracking (what links to its tasks' MLflow runs need)."""
+    with reading(db) as conn:
+        return conn.execute(sa.select(RUNS.c.mlflow_experiment_id).where(RUNS.c.id == run_id)).scalar()
+
+
+@dataclass(frozen=True, slots=True)
+class TaskState:
+    name: str
+    status: str
+
+
+def task_states(db: DbEngine, run_id: str) -> list[TaskState]:
+    """Every task's name and status in creation order, and nothing else: what a run's DAG drawing needs, cheap
+    enough for a 100,000-task run (two narrow columns, no JSON)."""
+    q = sa.select(TASK_RUNS.c.name, TASK_RUNS.c.status).where(TASK_RUNS.c.run_id == run_id).order_by(TASK_RUNS.c.id)
+    with reading(db) as conn:
+        return [TaskState(r.name, r.status) for r in conn.execute(q)]
 
 
 def run_exists(db: DbEngine, run_id: str) -> bool:

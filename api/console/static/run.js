@@ -65,18 +65,58 @@ function setRun(status, message, time) {
   if (RUN_FINISHED.has(status) && !RUN_FINISHED.has(was)) refresh();
 }
 
-/** The run as the API has it now: exit codes, results and artifacts after the end, and a safety net for live
- * events the WebSocket cannot promise (docs/websocket.md: on Postgres, an event committed more than a second after
- * its id was taken is stored but not pushed). */
+// The task table shows one page of the run's tasks (the page's filters and cursor in `data-query`); the counts
+// above it are of every task, kept live by asking the API again at most once a second while states change.
+const tasksTable = document.getElementById("tasks");
+const PAGE_LIMIT = 100;
+
+function showCounts(counts) {
+  const box = document.getElementById("task-counts");
+  const total = Object.values(counts).reduce((a, b) => a + b, 0);
+  const all = document.createElement("a");
+  all.href = "?";
+  all.dataset.status = "";
+  all.textContent = `${total.toLocaleString("en")} task${total === 1 ? "" : "s"}`;
+  const parts = [all];
+  for (const status of Object.keys(counts).sort()) {
+    const link = document.createElement("a");
+    link.href = `?status=${encodeURIComponent(status)}`;
+    link.dataset.status = status;
+    const n = document.createElement("span");
+    n.className = "n";
+    n.textContent = counts[status].toLocaleString("en");
+    link.append(badge(status), " ", n);
+    parts.push(" ", link);
+  }
+  box.replaceChildren(...parts);
+}
+
+let countsStale = false;
+async function refreshCounts() {
+  if (!countsStale) return;
+  countsStale = false;
+  const res = await api(`/v1/runs/${encodeURIComponent(runId)}/tasks?limit=1`);
+  if (res.ok) showCounts((await res.json()).counts);
+}
+
+/** The run and this page's tasks as the API has them now: exit codes, results and artifacts after the end, and a
+ * safety net for live events the WebSocket cannot promise (docs/websocket.md: on Postgres, an event committed more
+ * than a second after its id was taken is stored but not pushed). Bounded by the page, not the run's size. */
 async function refresh() {
-  const res = await api(`/v1/runs/${encodeURIComponent(runId)}`);
-  if (!res.ok) return;
-  const run = await res.json();
+  const query = tasksTable.dataset.query;
+  const [runRes, pageRes] = await Promise.all([
+    api(`/v1/runs/${encodeURIComponent(runId)}?tasks=0`),
+    api(`/v1/runs/${encodeURIComponent(runId)}/tasks?limit=${PAGE_LIMIT}${query ? `&${query}` : ""}`),
+  ]);
+  if (!runRes.ok || !pageRes.ok) return;
+  const run = await runRes.json();
+  const page = await pageRes.json();
   showRun(run.status, run.message);
+  showCounts(page.counts);
   const rdur = document.getElementById("run-duration");
   if (run.started_at) rdur.dataset.start = run.started_at;
   if (run.finished_at) rdur.dataset.end = run.finished_at;
-  for (const t of run.tasks) {
+  for (const t of page.items) {
     setTask(t.name, { status: t.status, attempt: t.attempt, exit_code: t.exit_code, message: t.message, reason: t.reason });
     const row = rowOf(t.name);
     if (!row) continue;
@@ -116,7 +156,7 @@ let delay = 500;
 function apply(e) {
   if (e.id <= lastEvent || e.run_id !== runId) return;
   lastEvent = e.id;
-  if (e.kind === "task.status" && e.task) setTask(e.task, e.data, e.time);
+  if (e.kind === "task.status" && e.task) { setTask(e.task, e.data, e.time); countsStale = true; }
   else if (e.kind === "run.status") setRun(e.data.status, e.data.message, e.time);
 }
 
@@ -234,7 +274,7 @@ search.addEventListener("input", renderLog);
 document.getElementById("spec").addEventListener("toggle", async (ev) => {
   const pre = document.getElementById("spec-text");
   if (!ev.target.open || pre.dataset.loaded) return;
-  const res = await api(`/v1/runs/${encodeURIComponent(runId)}`);
+  const res = await api(`/v1/runs/${encodeURIComponent(runId)}?tasks=0`);
   pre.textContent = res.ok ? JSON.stringify((await res.json()).spec, null, 2) : await errorText(res);
   pre.dataset.loaded = "yes";
 });
@@ -262,4 +302,5 @@ root.addEventListener("click", (ev) => {
 tickDurations();
 setInterval(tickDurations, 1000);
 setInterval(() => { if (!RUN_FINISHED.has(root.dataset.status)) refresh(); }, 5000);
+setInterval(refreshCounts, 1000);
 connect();

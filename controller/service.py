@@ -21,7 +21,8 @@ from odin.controller.engine.decide import RetryPolicy
 from odin.controller.engine.loop import Engine
 from odin.controller.executors.base import Executor
 from odin.controller.executors.task_user import TaskUser, check_reachable, resolve_task_user
-from odin.controller.git.credentials import Credentials, SecretUnavailable
+from odin.controller.git.credentials import Credentials
+from odin.controller.git.errors import SecretUnavailable
 from odin.controller.git.mirror import Mirror
 from odin.controller.git.models import WorkLimits
 from odin.controller.git.urls import UrlKind, parse_remote_url, redact_url
@@ -419,8 +420,9 @@ class Controller:
                 try:
                     followed = self._follow_record(record)
                 except (SecretUnavailable, ValueError) as e:
-                    self._not_ready(record, "CredentialsUnavailable" if isinstance(e, SecretUnavailable) else "Invalid",
-                                    str(e))  # fmt: skip
+                    unusable = isinstance(e, SecretUnavailable)
+                    message = e.message if isinstance(e, SecretUnavailable) else str(e)
+                    self._not_ready(record, "CredentialsUnavailable" if unusable else "Invalid", message)
                     continue
                 current[record.name] = followed
                 if self._polling:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Request, delete, get, patch, post
-from litestar.params import JSONBody, Parameter, PathParameter
+from litestar.params import JSONBody, PathParameter, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from odin.api.auth.middleware import principal_of, require
@@ -17,6 +17,7 @@ from odin.api.services import repos
 
 ADMIN = [require(Role.ADMIN)]
 Name = Annotated[str, PathParameter(max_length=100)]
+Removed = Annotated[bool, QueryParameter(description="Include removed repositories")]
 
 
 @get(
@@ -28,7 +29,9 @@ Name = Annotated[str, PathParameter(max_length=100)]
     tags=["repos"],
     responses=errors(403),
 )
-async def list_repos_route(ctx: Ctx, removed: Annotated[bool, Parameter(query="removed")] = False) -> RepoList:
+async def list_repos_route(
+    ctx: Ctx, removed: Annotated[bool, QueryParameter(description="Include removed repositories")] = False
+) -> RepoList:
     return RepoList(items=await in_thread(repos.list_repos, ctx, include_removed=removed))
 
 

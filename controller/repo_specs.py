@@ -21,7 +21,7 @@ NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 WILDCARDS = frozenset("*?[")
 MAX_PATTERNS = 50
 RUN_POLICIES = ("latest", "each")
-MIN_POLL_INTERVAL = 1.0
+MIN_POLL_INTERVAL = 0.1
 MAX_POLL_INTERVAL = 86400.0
 
 

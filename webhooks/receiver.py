@@ -125,7 +125,7 @@ class WebhookReceiver:
         publish = controller.bus.publish if controller is not None else (lambda _event: None)
         self.verifier = ShaVerifier(db, publish)
         self._index_lock = threading.Lock()
-        self._index: tuple[tuple[int, ...], RepoIndex] | None = None
+        self._index: tuple[tuple[tuple[int, str], ...], RepoIndex] | None = None
         self._warned_no_secret = False
 
     # -- entry point ----------------------------------------------------------------------------------------------
@@ -449,7 +449,7 @@ class WebhookReceiver:
     # -- repositories -------------------------------------------------------------------------------------------------
     def repo_index(self) -> RepoIndex:
         repos = self._repos()
-        ids = tuple(r.id for r in repos)
+        ids = tuple((r.id, r.url) for r in repos)  # rebuilt when a repository is added, removed or moves
         with self._index_lock:
             if self._index is None or self._index[0] != ids:
                 aliases = self.settings.repo_aliases

@@ -400,8 +400,8 @@ class Controller:
         """Follow the repositories registered through the API as the store has them now: start the new and the
         changed ones (on the leader), stop the changed, disabled and removed ones. A registration whose credentials
         do not resolve is reported on the repository (Ready=False) and tried again at the next refresh."""
-        records = {r.id: r for r in registered(self.db)}
-        with self._repos_lock:
+        with self._repos_lock:  # the read too: an older snapshot applied after a newer one would undo a change
+            records = {r.id: r for r in registered(self.db)}
             current = dict(self.repos)
             for name, followed in list(current.items()):
                 if followed.origin != "api":

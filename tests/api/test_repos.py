@@ -129,6 +129,8 @@ def test_an_unreachable_remote_or_missing_credentials_show_as_not_ready(served: 
     assert r.status_code == 201, r.text
     cond = wait_until(lambda: (c := ready(served, "gone")) and c["status"] == "False" and c, 30, message="not ready")
     assert cond["reason"] == "RemoteUnreachable" and "does not exist" in cond["message"]
+    readiness = served.get("/readyz")  # a mistyped registration does not take the API out of service
+    assert readiness.status_code == 200 and readiness.json()["checks"]["repo:gone"].startswith("unavailable")
 
     body = {"name": "locked", "url": "https://git.example.invalid/acme/ml.git", "credentials_ref": "env:NO_SUCH_TOK"}
     assert served.post("/v1/repos", json=body).status_code == 201

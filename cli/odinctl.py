@@ -601,6 +601,7 @@ def run_pipeline(
     ] = None,
     param: ParamOpt = None,
     no_cache: NoCacheOpt = False,
+    repo: Annotated[str | None, typer.Option(help="Followed repository (default: ODIN_REPO's)")] = None,
     wait: WaitOpt = False,
     timeout: TimeoutOpt = None,
     server: ServerOpt = None,
@@ -609,7 +610,7 @@ def run_pipeline(
     """Start a pipeline at a ref with parameters. With --wait, follow it and exit with its outcome."""
     params = parse_params(param, err)
     with client(server) as c:
-        started = call(c.start, pipeline, ref=ref, params=params, no_cache=no_cache)
+        started = call(c.start, pipeline, ref=ref, params=params, no_cache=no_cache, repository=repo)
     if wait:
         if output.human:
             out.print(f"started [bold]{started.id}[/] at {(started.commit_sha or '-')[:12]}")

@@ -224,8 +224,11 @@ def start(
     params: Params | None = None,
     parallelism: int | None = None,
     no_cache: bool = False,
+    repository: str | None = None,
 ) -> Call[RunSummary]:
     body: dict[str, Any] = {"pipeline": pipeline, "params": dict(params or {})}
+    if repository is not None:
+        body["repository"] = repository
     if no_cache:
         body["no_cache"] = True
     if ref is not None:

@@ -228,8 +228,12 @@ class OdinClient:
         params: Params | None = None,
         parallelism: int | None = None,
         no_cache: bool = False,
+        repository: str | None = None,
     ) -> RunSummary:
-        return self.send(calls.start(pipeline, ref=ref, params=params, parallelism=parallelism, no_cache=no_cache))
+        call = calls.start(
+            pipeline, ref=ref, params=params, parallelism=parallelism, no_cache=no_cache, repository=repository
+        )
+        return self.send(call)
 
     def rerun(
         self,

@@ -82,6 +82,13 @@ def test_a_registered_repository_is_followed_on_every_branch_its_patterns_match(
     assert runs[on_main]["branch"] == "main"
     assert on_feature not in runs
 
+    # a manual run in the registered repository, named by the request; an unknown name is a 404
+    r = served.post("/v1/runs", json={"pipeline": "second", "repository": "second"})
+    assert r.status_code == 201, r.text
+    assert (r.json()["commit_sha"], r.json()["branch"]) == (on_main, "main")
+    r = served.post("/v1/runs", json={"pipeline": "second", "repository": "nowhere"})
+    assert r.status_code == 404 and "nowhere" in r.json()["detail"]
+
     # the repository ODIN_REPO names is still followed, listed beside it, and changed only through the settings
     listed = {r["name"]: r for r in served.get("/v1/repos").json()["items"]}
     assert listed["second"]["origin"] == "api"

@@ -477,8 +477,29 @@ class Controller:
         raise KeyError(name_or_id)
 
     def start_run(self, request: StartRequest, repo: str | int | None = None) -> Created:
-        """Start a pipeline at a ref on request (API, odinctl, generic webhook). Raises `RunRejected`."""
-        return self.repo(repo).launcher.start(request)
+        """Start a pipeline at a ref on request (API, odinctl, generic webhook). Raises `RunRejected`. A ref that
+        names a further branch the repository follows (`release/1`) starts there, and the run records it."""
+        followed = self.repo(repo)
+        return self._launcher_for(followed, request.ref).start(request)
+
+    def _launcher_for(self, followed: FollowedRepo, ref: str | None) -> RunLauncher:
+        """The repository's launcher, or one on the further branch `ref` names (built on demand: cheap)."""
+        if ref is None or followed.followers is None:
+            return followed.launcher
+        name = ref.strip().removeprefix("refs/heads/").removeprefix("origin/")
+        poller = followed.followers.poller(name) if name != followed.branch else None
+        if poller is None:
+            return followed.launcher
+        return RunLauncher(
+            self.db,
+            followed.id,
+            poller.sync.mirror,
+            branch=name,
+            trees_dir=self.settings.trees_dir,
+            submit=self._submit_run,
+            validator=self.validator,
+            admission=self.executor.gpu_shortfall,
+        )
 
     def rerun(self, request: RerunRequest) -> Created:
         """Run a finished run again (see `RerunRequest`). Raises `RunRejected` (404 for an unknown run)."""

@@ -86,6 +86,9 @@ def test_a_registered_repository_is_followed_on_every_branch_its_patterns_match(
     r = served.post("/v1/runs", json={"pipeline": "second", "repository": "second"})
     assert r.status_code == 201, r.text
     assert (r.json()["commit_sha"], r.json()["branch"]) == (on_main, "main")
+    r = served.post("/v1/runs", json={"pipeline": "second", "repository": "second", "ref": "release/1"})
+    assert r.status_code == 201, r.text  # a further branch by name: its tip, and the run records the branch
+    assert (r.json()["commit_sha"], r.json()["branch"]) == (on_release, "release/1")
     r = served.post("/v1/runs", json={"pipeline": "second", "repository": "nowhere"})
     assert r.status_code == 404 and "nowhere" in r.json()["detail"]
 

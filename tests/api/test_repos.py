@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from odin.controller.store.db import create_db_engine
 from odin.controller.store.models import EVENTS
+from odin.controller.store.repo_records import insert_record
 from tests.api.conftest import PASSWORD, Served
 from tests.support.git import GitRemote
 from tests.support.server import odinctl
@@ -203,3 +204,19 @@ def test_odinctl_manages_repositories(served: Served, tmp_path: Path) -> None:
     assert shown["branches"] == ["main"] and shown["credentials_ref"] is None
     assert "removed vision" in ctl("repos", "remove", "vision")
     assert "no followed repository" in ctl("repos", "remove", "vision", code=1)
+
+
+def test_a_registration_written_by_another_replica_is_picked_up_without_a_restart(
+    served: Served, tmp_path: Path
+) -> None:
+    remote = GitRemote.create(tmp_path / "fourth")
+    remote.commit({"fourth/main.yml": pipeline("fourth", "one")}, message="first")
+    engine = create_db_engine(served.db_url)  # as another replica's API would: straight into the store
+    try:
+        values = {"url": remote.file_url, "branch": "main", "branches": ["main"], "poll_interval": 0.2}
+        insert_record(engine, "fourth", values, by="elsewhere")
+    finally:
+        engine.dispose()
+    wait_until(lambda: repo(served, "fourth")["last_seen_sha"] == remote.remote_tip("main"), 30,
+               message="the leader's periodic refresh follows it")  # fmt: skip
+    assert repo(served, "fourth")["followed_branches"] == ["main"]

@@ -32,7 +32,7 @@ from odin.api.errors import EXCEPTION_HANDLERS
 from odin.api.inputs import reject_bad_characters
 from odin.api.metrics import Metrics, StoreCollector
 from odin.api.openapi import overlapping_unions_as_any_of, strict_bodies_closed
-from odin.api.routes import artifacts, auth, commits, gpus, health, pipelines, runs, users
+from odin.api.routes import artifacts, auth, commits, gpus, health, pipelines, repos, runs, users
 from odin.api.services.gpus import GpuService
 from odin.api.version import API_VERSION
 from odin.api.ws.asyncapi import ws_schema
@@ -56,6 +56,11 @@ ROUTES = [
     users.create_user_route,
     users.get_user_route,
     users.update_user_route,
+    repos.list_repos_route,
+    repos.add_repo_route,
+    repos.get_repo_route,
+    repos.update_repo_route,
+    repos.remove_repo_route,
     runs.list_runs,
     runs.get_run,
     runs.list_run_tasks,
@@ -95,6 +100,7 @@ TAGS = [
     Tag(name="pipelines", description="Pipelines at any ref; validation; editing files as commits"),
     Tag(name="gpus", description="Nodes and GPUs of the cluster, and the run holding each GPU (Midgard)"),
     Tag(name="users", description="User management (admin)"),
+    Tag(name="repos", description="Followed repositories and their branch patterns (admin)"),
     Tag(name="operations", description="Health, readiness, metrics and the WebSocket schema (no token)"),
     Tag(name="webhooks", description="Push notifications from git providers and CI systems (signed, no token)"),
 ]

@@ -39,6 +39,7 @@ from odin.controller.facade import (
     GitError,
     InvalidPipeline,
     InvalidRef,
+    InvalidRepoSpec,
     NotAPipeline,
     PathEscapes,
     RefNotFound,
@@ -47,6 +48,7 @@ from odin.controller.facade import (
     UnsupportedEntry,
 )
 from odin.controller.store.db import InvalidText, is_unavailable
+from odin.controller.store.repo_records import RepoExists, RepoManagedBySettings, RepoNotFound
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +124,10 @@ _SIMPLE: dict[type[Exception], int] = {
     UserNotFound: 404,
     TokenNotFound: 404,
     UserExists: 409,
+    RepoNotFound: 404,
+    RepoExists: 409,
+    RepoManagedBySettings: 409,
+    InvalidRepoSpec: 422,
     LastAdmin: 409,
     WeakPassword: 422,
     InvalidUsername: 422,

@@ -49,7 +49,9 @@ app = typer.Typer(
 )
 users_app = typer.Typer(help="Manage users (admin).", no_args_is_help=True)
 tokens_app = typer.Typer(help="Your API tokens, for CI jobs and tools.", no_args_is_help=True)
+repos_app = typer.Typer(help="Followed repositories and their branch patterns (admin).", no_args_is_help=True)
 app.add_typer(users_app, name="users")
+app.add_typer(repos_app, name="repos")
 app.add_typer(tokens_app, name="tokens")
 
 out = lazy_console(highlight=False, soft_wrap=False)
@@ -601,6 +603,7 @@ def run_pipeline(
     ] = None,
     param: ParamOpt = None,
     no_cache: NoCacheOpt = False,
+    repo: Annotated[str | None, typer.Option(help="Followed repository (default: ODIN_REPO's)")] = None,
     wait: WaitOpt = False,
     timeout: TimeoutOpt = None,
     server: ServerOpt = None,
@@ -609,7 +612,7 @@ def run_pipeline(
     """Start a pipeline at a ref with parameters. With --wait, follow it and exit with its outcome."""
     params = parse_params(param, err)
     with client(server) as c:
-        started = call(c.start, pipeline, ref=ref, params=params, no_cache=no_cache)
+        started = call(c.start, pipeline, ref=ref, params=params, no_cache=no_cache, repository=repo)
     if wait:
         if output.human:
             out.print(f"started [bold]{started.id}[/] at {(started.commit_sha or '-')[:12]}")
@@ -820,6 +823,121 @@ def users_update(
         user = call(c.update_user, username, role=role, disabled=disable, password=password, email=email)
     if not emit(user, output):
         out.print(f"{user.username}: {user.role}{' (disabled)' if user.disabled else ''}")
+
+
+# -- repositories ---------------------------------------------------------------------------------------------------
+BranchOpt = Annotated[
+    list[str] | None,
+    typer.Option("--branch", "-b", metavar="PATTERN", help="Branch or fnmatch pattern (release/*); repeatable"),
+]
+DefaultBranchOpt = Annotated[
+    str | None, typer.Option(help="The branch manual runs and schedules use (default: the first without wildcards)")
+]
+PollOpt = Annotated[float | None, typer.Option(help="Seconds between fetches")]
+PolicyOpt = Annotated[str | None, typer.Option(help="latest (the tip of a push) or each (every commit)")]
+NamespaceOpt = Annotated[str | None, typer.Option(help="Kubernetes namespace of its runs")]
+CredentialsOpt = Annotated[
+    str | None, typer.Option(help="Git credentials by reference: env:NAME or file:/path (a token, or an SSH key)")
+]
+WebhookSecretOpt = Annotated[str | None, typer.Option(help="Webhook secret by reference: env:NAME or file:/path")]
+
+
+@repos_app.command("add")
+def repos_add(
+    url: Annotated[str, typer.Argument(help="Remote URL (https, ssh, git@host:org/repo, or a path)")],
+    name: Annotated[str, typer.Option(help="Name of the repository in Odin")],
+    branch: BranchOpt = None,
+    default_branch: DefaultBranchOpt = None,
+    poll_interval: PollOpt = None,
+    run_policy: PolicyOpt = None,
+    namespace: NamespaceOpt = None,
+    credentials_ref: CredentialsOpt = None,
+    webhook_secret_ref: WebhookSecretOpt = None,
+    disabled: Annotated[bool, typer.Option(help="Register it without following it yet")] = False,
+    server: ServerOpt = None,
+    output: OutputOpt = Output.TABLE,
+) -> None:
+    """Follow a repository: its branches (patterns too), credentials and webhook secret by reference."""
+    fields: dict[str, Any] = {"branches": branch or None, "default_branch": default_branch}
+    fields.update(poll_interval=poll_interval, run_policy=run_policy, namespace=namespace)
+    fields.update(credentials_ref=credentials_ref, webhook_secret_ref=webhook_secret_ref, enabled=not disabled)
+    with client(server) as c:
+        repo = call(c.add_repo, name, url, **fields)
+    if not emit(repo, output):
+        out.print(f"following {repo.name}: {repo.url} ({', '.join(repo.branches)})", markup=False)
+
+
+@repos_app.command("list")
+def repos_list(
+    removed: Annotated[bool, typer.Option(help="Include removed repositories")] = False,
+    server: ServerOpt = None,
+    output: OutputOpt = Output.TABLE,
+) -> None:
+    """Every followed repository (and the removed ones with --removed)."""
+    from odin.cli.render import repos_table
+
+    with client(server) as c:
+        found = call(c.repos, removed=removed)
+    if not emit(found, output):
+        out.print(repos_table(found.items, wide=output == Output.WIDE))
+
+
+@repos_app.command("show")
+def repos_show(
+    name: Annotated[str, typer.Argument(help="Repository name")],
+    server: ServerOpt = None,
+    output: OutputOpt = Output.TABLE,
+) -> None:
+    """One repository: its settings and conditions (why it is not ready)."""
+    from odin.cli.render import repo_detail
+
+    with client(server) as c:
+        repo = call(c.repo, name)
+    if not emit(repo, output):
+        out.print(repo_detail(repo), markup=False, highlight=False)
+
+
+@repos_app.command("update")
+def repos_update(
+    name: Annotated[str, typer.Argument(help="Repository name")],
+    url: Annotated[str | None, typer.Option(help="New remote URL")] = None,
+    branch: BranchOpt = None,
+    default_branch: DefaultBranchOpt = None,
+    poll_interval: PollOpt = None,
+    run_policy: PolicyOpt = None,
+    namespace: NamespaceOpt = None,
+    credentials_ref: CredentialsOpt = None,
+    webhook_secret_ref: WebhookSecretOpt = None,
+    disable: Annotated[bool | None, typer.Option("--disable/--enable", help="Stop (or resume) following it")] = None,
+    server: ServerOpt = None,
+    output: OutputOpt = Output.TABLE,
+) -> None:
+    """Change a repository's settings; --branch replaces its patterns. An empty reference ('') clears it."""
+    given: dict[str, Any] = {"url": url, "branches": branch or None, "default_branch": default_branch}
+    given.update(poll_interval=poll_interval, run_policy=run_policy, namespace=namespace)
+    given.update(credentials_ref=credentials_ref, webhook_secret_ref=webhook_secret_ref)
+    given.update(enabled=None if disable is None else not disable)
+    changes = {k: (None if v == "" else v) for k, v in given.items() if v is not None}
+    if not changes:
+        fail(EXIT_USAGE, "nothing to change: give at least one option (odinctl repos update --help)")
+    with client(server) as c:
+        repo = call(c.update_repo, name, **changes)
+    if not emit(repo, output):
+        out.print(f"{repo.name}: {repo.url} ({', '.join(repo.branches)}){'' if repo.enabled else ' (disabled)'}",
+                  markup=False)  # fmt: skip
+
+
+@repos_app.command("remove")
+def repos_remove(
+    name: Annotated[str, typer.Argument(help="Repository name")],
+    server: ServerOpt = None,
+    output: OutputOpt = Output.TABLE,
+) -> None:
+    """Stop following a repository for good; its runs, commits and events stay readable."""
+    with client(server) as c:
+        repo = call(c.remove_repo, name)
+    if not emit(repo, output):
+        out.print(f"removed {repo.name}; its history stays (odinctl repos list --removed)", markup=False)
 
 
 # -- API tokens -------------------------------------------------------------------------------------------------------

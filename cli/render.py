@@ -26,6 +26,7 @@ from odin.api.schemas import (
     TaskOut,
     UserOut,
 )
+from odin.api.schemas.repos import RepoOut
 
 STATUS_STYLE = {
     "succeeded": "green",
@@ -387,3 +388,38 @@ def users_table(users: Iterable[UserOut]) -> Table:
     for u in users:
         table.add_row(u.username, u.role, "yes" if u.disabled else "no", u.email or "-", when(u.created_at))
     return table
+
+
+def repos_table(repos: Iterable[RepoOut], *, wide: bool = False) -> Table:
+    """Followed repositories, one a row; `wide` adds the poll interval, run policy and the branches followed now."""
+    extra = ("POLL", "POLICY", "FOLLOWING") if wide else ()
+    table = _table("NAME", "URL", "BRANCHES", "ENABLED", "READY", "LAST SEEN", *extra)
+    for r in repos:
+        state = "removed" if r.removed_at is not None else ("yes" if r.enabled else "no")
+        ready = "-" if r.ready is None else ("True" if r.ready else "False")
+        more = (f"{r.poll_interval:g}s", r.run_policy, ", ".join(r.followed_branches) or "-") if wide else ()
+        table.add_row(r.name, r.url, ", ".join(r.branches), state, ready, (r.last_seen_sha or "-")[:12], *more)
+    return table
+
+
+def repo_detail(r: RepoOut) -> str:
+    """One repository as `odinctl repos show` prints it: settings, then conditions (why it is not ready)."""
+    lines = [
+        f"name:         {r.name} ({'from ODIN_REPO' if r.origin == 'settings' else 'registered'})",
+        f"url:          {r.url}",
+        f"branch:       {r.default_branch}",
+        f"branches:     {', '.join(r.branches)}",
+        f"following:    {', '.join(r.followed_branches) or '-'}",
+        f"poll:         every {r.poll_interval:g}s, run policy {r.run_policy}",
+        f"namespace:    {r.namespace or '-'}",
+        f"credentials:  {r.credentials_ref or '-'}",
+        f"webhook:      {r.webhook_secret_ref or '-'}",
+        f"enabled:      {'removed ' + when(r.removed_at) if r.removed_at else ('yes' if r.enabled else 'no')}",
+        f"last seen:    {r.last_seen_sha or '-'}",
+    ]
+    for c in r.conditions:
+        lines.append(f"condition:    {c.get('type')}={c.get('status')} {c.get('reason')}: {c.get('message')}")
+    for branch, conditions in r.branch_conditions.items():
+        for c in conditions:
+            lines.append(f"  {branch}: {c.get('type')}={c.get('status')} {c.get('reason')}: {c.get('message')}")
+    return "\n".join(lines)

@@ -64,6 +64,9 @@ from odin.controller.launcher import (
 )
 from odin.controller.pipelines import MAIN_FILE, PipelineAt
 from odin.controller.pipelines import read_pipeline as _read_pipeline
+from odin.controller.repo_specs import InvalidRepoSpec, matches_branch
+from odin.controller.repo_specs import check_name as check_repo_name
+from odin.controller.repo_specs import check_spec as check_repo_spec
 from odin.controller.service import Controller, FollowedRepo
 from odin.controller.settings import Settings
 from odin.controller.store.runs import Created
@@ -102,6 +105,7 @@ __all__ = [
     "GitError",
     "InvalidPipeline",
     "InvalidRef",
+    "InvalidRepoSpec",
     "KubeApiError",
     "MidgardDiscovery",
     "NotAPipeline",
@@ -123,10 +127,13 @@ __all__ = [
     "Validator",
     "artifact_reader",
     "check_ref",
+    "check_repo_name",
+    "check_repo_spec",
     "commit_file",
     "files_changed",
     "has_commit",
     "list_pipelines",
+    "matches_branch",
     "mlflow_run_url",
     "pipeline_file_path",
     "read_file",

@@ -17,6 +17,7 @@ import logging
 import random
 import threading
 import time
+from collections.abc import Callable
 
 from odin.controller.store.db import StoreUnavailable
 from odin.controller.sync import RepoSync, SyncOutcome, SyncRequest
@@ -28,8 +29,18 @@ MAX_BACKOFF = 600.0
 
 
 class RepoPoller:
-    def __init__(self, sync: RepoSync, *, interval: float, jitter: float = 0.1) -> None:
+    def __init__(
+        self,
+        sync: RepoSync,
+        *,
+        interval: float,
+        jitter: float = 0.1,
+        after_sync: Callable[[SyncOutcome | None], None] | None = None,
+    ) -> None:
+        """`after_sync`: called on the poller's thread after each sync (a repository with branch patterns looks
+        for the branches they match then, `odin.controller.branches`); its failures are logged, never fatal."""
         self.sync = sync
+        self.after_sync = after_sync
         self.interval = interval
         self.jitter = jitter
         self._wake = threading.Condition()
@@ -122,6 +133,11 @@ class RepoPoller:
                         served.on_done(outcome)
                     except Exception:
                         log.exception("repo %s: a sync request's callback failed", self.sync.repo_id)
+            if self.after_sync is not None:
+                try:
+                    self.after_sync(outcome)
+                except Exception:
+                    log.exception("repo %s: looking for the branches its patterns match failed", self.sync.repo_id)
             with self._done:
                 self.syncs += 1
                 self._done.notify_all()

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from odin.controller.artifacts.retention import RetentionPolicy
 from odin.controller.artifacts.settings import current_settings, open_store
 from odin.controller.artifacts.store import ArtifactStore
+from odin.controller.branches import BranchFollowers
 from odin.controller.bus import EventBus
 from odin.controller.engine.cache import store_outputs_present
 from odin.controller.engine.decide import RetryPolicy
@@ -21,9 +22,10 @@ from odin.controller.engine.loop import Engine
 from odin.controller.executors.base import Executor
 from odin.controller.executors.task_user import TaskUser, check_reachable, resolve_task_user
 from odin.controller.git.credentials import Credentials
+from odin.controller.git.errors import SecretUnavailable
 from odin.controller.git.mirror import Mirror
 from odin.controller.git.models import WorkLimits
-from odin.controller.git.urls import redact_url
+from odin.controller.git.urls import UrlKind, parse_remote_url, redact_url
 from odin.controller.gpu_sampler import GpuSampler
 from odin.controller.gpu_usage import IdlePolicy
 from odin.controller.gpus import GpuProbe, GpuSampleSource
@@ -36,8 +38,10 @@ from odin.controller.scheduler import Scheduler
 from odin.controller.secrecy import create_private_file, secure_data_dir
 from odin.controller.settings import Settings
 from odin.controller.store.db import DbEngine, StoreError, create_db_engine, migrate
-from odin.controller.store.repositories import follow_repository
+from odin.controller.store.repo_records import RepoRecord, registered
+from odin.controller.store.repositories import follow_repository, record_condition
 from odin.controller.store.runs import Created, load_runs, request_cancel, run_events
+from odin.controller.store.types import utcnow
 from odin.controller.store.wakeups import WakeListener, WakeSender, supports_wakeups
 from odin.controller.sync import RepoSync, SyncRequest
 from odin.controller.tracking import TrackingSettings, open_run_tracking
@@ -45,6 +49,10 @@ from odin.controller.validation import Validator
 from odin.controller.vocabulary import Trigger
 
 log = logging.getLogger(__name__)
+
+REPOS_REFRESH = 5.0
+"""Seconds between reads of the registered repositories: added, changed, disabled and removed ones are picked up
+within this (at once on the replica that served the API request)."""
 
 
 def make_executor(settings: Settings, task_user: TaskUser | None = None, gpus: GpuProbe | None = None) -> Executor:
@@ -94,6 +102,22 @@ def git_credentials(settings: Settings) -> Credentials | None:
     return Credentials.from_refs(ssh_key_ref=ref) if ref else None
 
 
+def record_credentials(url: str, ref: str | None) -> Credentials | None:
+    """Credentials of a registered repository from its reference: an SSH key for ssh and scp-like URLs, a token
+    otherwise. Raises `SecretUnavailable` (the reference does not resolve now) or `ValueError`."""
+    if ref is None:
+        return None
+    if parse_remote_url(url).kind in (UrlKind.SSH, UrlKind.SCP):
+        return Credentials.from_refs(ssh_key_ref=ref)
+    return Credentials.from_refs(token_ref=ref)
+
+
+def _fingerprint(record: RepoRecord) -> tuple[object, ...]:
+    """What a followed repository is built from: a change to any of it rebuilds its mirror, sync and poller."""
+    return (record.url, record.branch, record.branches, record.credentials_ref, record.webhook_secret_ref,
+            record.poll_interval, record.run_policy, record.namespace)  # fmt: skip
+
+
 @dataclass
 class FollowedRepo:
     id: int
@@ -106,6 +130,11 @@ class FollowedRepo:
     launcher: RunLauncher
     validator: Validator
     scheduler: Scheduler
+    branches: tuple[str, ...] = ()  # the branch patterns followed (the own `branch` among them)
+    webhook_secret_ref: str | None = None
+    origin: str = "settings"  # or "api": registered through /v1/repos (refreshed from the store)
+    followers: BranchFollowers | None = None  # the further branches the patterns match; None: only `branch`
+    fingerprint: tuple[object, ...] = ()
 
 
 class Controller:
@@ -161,9 +190,14 @@ class Controller:
                 publish=self.bus.publish,
             )
         self.validator = Validator(workers=settings.validation_workers, budget=settings.validation_timeout)
+        # Replaced whole, never changed in place, so readers may iterate it without the lock.
         self.repos: dict[str, FollowedRepo] = {}
+        self._repos_lock = threading.RLock()
+        self._polling = False  # the repositories' pollers run (this replica leads); guarded by _repos_lock
         if settings.repo:
             self.repos[settings.repo_name] = self._follow(settings)
+        self._refresher: threading.Thread | None = None
+        self.refresh_repositories()
         self.retention = _retention_sweeper(self.db, settings)
         self._lock: LeaderLock = leader_lock_for(self.db, settings.data_dir)
         # Replicas that do not lead wake the one that does (Postgres LISTEN/NOTIFY; nothing to wake on SQLite).
@@ -177,6 +211,8 @@ class Controller:
     def start(self) -> None:
         self._elector = threading.Thread(target=self._elect, name="odin-leader", daemon=True)
         self._elector.start()
+        self._refresher = threading.Thread(target=self._refresh_loop, name="odin-repos", daemon=True)
+        self._refresher.start()
 
     def wait_leading(self, timeout: float | None = None) -> bool:
         return self._leading.wait(timeout)
@@ -200,6 +236,8 @@ class Controller:
         self._stopping.set()
         if self._elector is not None:
             self._elector.join(10)
+        if self._refresher is not None:
+            self._refresher.join(10)
         self._stop_scheduling()
         if self.tracking is not None:
             self.tracking.stop()
@@ -232,9 +270,10 @@ class Controller:
         self.engine.wait_ready(60)
         if self.gpu_sampler is not None:
             self.gpu_sampler.start()
-        for repo in self.repos.values():
-            repo.poller.start()
-            repo.scheduler.start()
+        with self._repos_lock:
+            for repo in self.repos.values():
+                _start_repo(repo)
+            self._polling = True
         self.retention.start()
         if self.wake_listener is not None:
             self.wake_listener.start()
@@ -245,9 +284,10 @@ class Controller:
             return
         if self.wake_listener is not None:
             self.wake_listener.stop()
-        for repo in self.repos.values():
-            repo.scheduler.stop()
-            repo.poller.stop()
+        with self._repos_lock:
+            self._polling = False
+            for repo in self.repos.values():
+                _stop_repo(repo)
         self.retention.stop()
         if self.gpu_sampler is not None:
             self.gpu_sampler.stop()
@@ -256,45 +296,160 @@ class Controller:
 
     # -- repositories ------------------------------------------------------------------------------------------
     def _follow(self, settings: Settings) -> FollowedRepo:
+        """The repository `ODIN_REPO` names, registered (or updated) in the store under `ODIN_REPO_NAME`."""
         assert settings.repo is not None
         url = redact_url(settings.repo)
-        credentials = git_credentials(settings)
         repo_id = self._upsert_repo(settings, url)
-        mirror = Mirror(
-            settings.repo,
-            settings.git_cache_dir,
-            branch=settings.branch,
-            credentials=credentials,
-            work_limits=work_limits(settings),
-        )
-        sync = RepoSync(
-            self.db,
+        return self._build(
             repo_id,
-            mirror,
+            settings.repo_name,
+            settings.repo,
             branch=settings.branch,
-            trees_dir=settings.trees_dir,
+            credentials=git_credentials(settings),
+            poll_interval=settings.poll_interval,
             run_policy=settings.run_policy,
-            run_on_first_sync=settings.run_on_first_sync,
-            on_runs_created=self._submit_runs,
-            publish=self.bus.publish,
-            validator=self.validator,
-            admission=self.executor.gpu_shortfall,
         )
-        poller = RepoPoller(sync, interval=settings.poll_interval)
+
+    def _follow_record(self, record: RepoRecord) -> FollowedRepo:
+        """A repository registered through the API. Raises `SecretUnavailable` or `ValueError`."""
+        followed = self._build(
+            record.id,
+            record.name,
+            record.url,
+            branch=record.branch,
+            credentials=record_credentials(record.url, record.credentials_ref),
+            poll_interval=record.poll_interval,
+            run_policy=record.run_policy,
+            patterns=record.branches,
+        )
+        followed.webhook_secret_ref = record.webhook_secret_ref
+        followed.origin = "api"
+        followed.fingerprint = _fingerprint(record)
+        return followed
+
+    def _build(
+        self,
+        repo_id: int,
+        name: str,
+        remote: str,
+        *,
+        branch: str,
+        credentials: Credentials | None,
+        poll_interval: float,
+        run_policy: str,
+        patterns: tuple[str, ...] = (),
+    ) -> FollowedRepo:
+        """The mirror, sync, poller, launcher and scheduler of one repository (and of the further branches its
+        patterns match, found as its poller goes)."""
+        settings = self.settings
+
+        def mirror_of(on: str) -> Mirror:
+            return Mirror(remote, settings.git_cache_dir, branch=on, credentials=credentials,
+                          work_limits=work_limits(settings))  # fmt: skip
+
+        def sync_of(on: str, mirror: Mirror, *, further: bool) -> RepoSync:
+            return RepoSync(
+                self.db,
+                repo_id,
+                mirror,
+                branch=on,
+                trees_dir=settings.trees_dir,
+                run_policy=run_policy,
+                run_on_first_sync=settings.run_on_first_sync,
+                on_runs_created=self._submit_runs,
+                publish=self.bus.publish,
+                validator=self.validator,
+                admission=self.executor.gpu_shortfall,
+                further=further,
+            )
+
+        mirror = mirror_of(branch)
+        followers: BranchFollowers | None = None
+        if any(p != branch for p in patterns):
+            followers = BranchFollowers(
+                repo_id=repo_id,
+                primary=branch,
+                patterns=patterns,
+                mirror=mirror,
+                make=lambda on: RepoPoller(sync_of(on, mirror_of(on), further=True), interval=poll_interval),
+            )
+        poller = RepoPoller(
+            sync_of(branch, mirror, further=False),
+            interval=poll_interval,
+            after_sync=followers.discover if followers is not None else None,
+        )
         launcher = RunLauncher(
             self.db,
             repo_id,
             mirror,
-            branch=settings.branch,
+            branch=branch,
             trees_dir=settings.trees_dir,
             submit=self._submit_run,
             validator=self.validator,
             admission=self.executor.gpu_shortfall,
         )
-        scheduler = Scheduler(self.db, repo_id, mirror, launcher, branch=settings.branch, validator=self.validator)
-        return FollowedRepo(
-            repo_id, settings.repo_name, url, settings.branch, mirror, sync, poller, launcher, self.validator, scheduler
-        )
+        scheduler = Scheduler(self.db, repo_id, mirror, launcher, branch=branch, validator=self.validator)
+        url = redact_url(remote)
+        followed = FollowedRepo(repo_id, name, url, branch, mirror, poller.sync, poller, launcher, self.validator,
+                                scheduler)  # fmt: skip
+        followed.branches = tuple(patterns) or (branch,)
+        followed.followers = followers
+        return followed
+
+    def refresh_repositories(self) -> None:
+        """Follow the repositories registered through the API as the store has them now: start the new and the
+        changed ones (on the leader), stop the changed, disabled and removed ones. A registration whose credentials
+        do not resolve is reported on the repository (Ready=False) and tried again at the next refresh."""
+        with self._repos_lock:  # the read too: an older snapshot applied after a newer one would undo a change
+            records = {r.id: r for r in registered(self.db)}
+            current = dict(self.repos)
+            for name, followed in list(current.items()):
+                if followed.origin != "api":
+                    continue
+                record = records.get(followed.id)
+                if record is None or _fingerprint(record) != followed.fingerprint:
+                    _stop_repo(followed)
+                    del current[name]
+                    log.info(
+                        "repository %s: %s", name, "changed; following it anew" if record else "no longer followed"
+                    )
+            known = {f.id for f in current.values()}
+            for record in records.values():
+                if record.id in known:
+                    continue
+                try:
+                    followed = self._follow_record(record)
+                except (SecretUnavailable, ValueError) as e:
+                    unusable = isinstance(e, SecretUnavailable)
+                    message = e.message if isinstance(e, SecretUnavailable) else str(e)
+                    self._not_ready(record, "CredentialsUnavailable" if unusable else "Invalid", message)
+                    continue
+                current[record.name] = followed
+                if self._polling:
+                    _start_repo(followed)
+                log.info("repository %s: following %s (%s)", record.name, record.url, ", ".join(record.branches))
+            self.repos = current
+
+    def _not_ready(self, record: RepoRecord, reason: str, message: str) -> None:
+        ready = next((c for c in record.conditions if c.get("type") == "Ready"), None)
+        if ready is not None and (ready.get("status"), ready.get("reason"), ready.get("message")) == (
+            "False",
+            reason,
+            message,
+        ):
+            return
+        log.warning("repository %s cannot be followed: %s", record.name, message)
+        cond = {"type": "Ready", "status": "False", "reason": reason, "message": message}
+        self.bus.publish(record_condition(self.db, record.id, {**cond, "time": utcnow().isoformat()}))
+
+    def _refresh_loop(self) -> None:
+        while not self._stopping.wait(REPOS_REFRESH):
+            try:
+                self.refresh_repositories()
+            except StoreError as e:
+                log.warning("cannot read the registered repositories (%s); retrying", e)
+            except Exception:
+                log.exception("refreshing the followed repositories failed; retrying")
 
     def _upsert_repo(self, settings: Settings, url: str) -> int:
         followed = follow_repository(
@@ -322,8 +477,29 @@ class Controller:
         raise KeyError(name_or_id)
 
     def start_run(self, request: StartRequest, repo: str | int | None = None) -> Created:
-        """Start a pipeline at a ref on request (API, odinctl, generic webhook). Raises `RunRejected`."""
-        return self.repo(repo).launcher.start(request)
+        """Start a pipeline at a ref on request (API, odinctl, generic webhook). Raises `RunRejected`. A ref that
+        names a further branch the repository follows (`release/1`) starts there, and the run records it."""
+        followed = self.repo(repo)
+        return self._launcher_for(followed, request.ref).start(request)
+
+    def _launcher_for(self, followed: FollowedRepo, ref: str | None) -> RunLauncher:
+        """The repository's launcher, or one on the further branch `ref` names (built on demand: cheap)."""
+        if ref is None or followed.followers is None:
+            return followed.launcher
+        name = ref.strip().removeprefix("refs/heads/").removeprefix("origin/")
+        poller = followed.followers.poller(name) if name != followed.branch else None
+        if poller is None:
+            return followed.launcher
+        return RunLauncher(
+            self.db,
+            followed.id,
+            poller.sync.mirror,
+            branch=name,
+            trees_dir=self.settings.trees_dir,
+            submit=self._submit_run,
+            validator=self.validator,
+            admission=self.executor.gpu_shortfall,
+        )
 
     def rerun(self, request: RerunRequest) -> Created:
         """Run a finished run again (see `RerunRequest`). Raises `RunRejected` (404 for an unknown run)."""
@@ -350,12 +526,18 @@ class Controller:
             self.engine.cancel_flagged(run_id)
         return flagged
 
-    def request_sync(self, repo: str | int | None = None, request: SyncRequest | None = None) -> bool:
+    def request_sync(
+        self, repo: str | int | None = None, request: SyncRequest | None = None, *, branch: str | None = None
+    ) -> bool:
         """Ask for a sync now (webhooks, `odinctl`). Runs on the leader's poller thread; False on a replica that is
         not the leader: its pollers are stopped, so it wakes the leader instead (on Postgres), whose sync then runs at
         once, without `on_done`; the leader's next poll is the fallback."""
         followed = self.repo(repo)
-        if followed.poller.request(request):
+        poller = followed.poller
+        if branch is not None and branch != followed.branch and followed.followers is not None:
+            # a further branch: its own poller, or (not followed yet) the own one, whose sync then looks for it
+            poller = followed.followers.poller(branch) or followed.poller
+        if poller.request(request):
             return True
         if self._wake_sender is not None and not self._leading.is_set():
             wanted = request or SyncRequest()
@@ -403,6 +585,20 @@ class Controller:
             return
         for event in events:
             self.bus.publish(event)
+
+
+def _start_repo(repo: FollowedRepo) -> None:
+    if repo.followers is not None:
+        repo.followers.resume()
+    repo.poller.start()
+    repo.scheduler.start()
+
+
+def _stop_repo(repo: FollowedRepo) -> None:
+    repo.scheduler.stop()
+    repo.poller.stop()
+    if repo.followers is not None:
+        repo.followers.stop()
 
 
 def _store_opener(settings: Settings) -> Callable[[], ArtifactStore]:

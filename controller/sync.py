@@ -98,8 +98,12 @@ class RepoSync:
         publish: Callable[[EventDict], None] = lambda _event: None,
         validator: Validator | None = None,
         admission: GpuCheck | None = None,
+        further: bool = False,
     ) -> None:
+        """`further`: `branch` is one the repository's patterns match besides its own branch; where its sync left
+        off and its condition are kept per branch (`repo_branches`) instead of on the repository's row."""
         self.db = db
+        self.further = further
         self.repo_id = repo_id
         self.mirror = mirror
         self.branch = branch
@@ -369,11 +373,18 @@ class RepoSync:
                 log.exception("repo %s: publishing %s failed", self.repo_id, event.get("kind"))
 
     def _advance(self, conn: Connection, sha: str) -> None:
-        repositories.advance(conn, self.repo_id, sha)
+        if self.further:
+            repositories.advance_branch(conn, self.repo_id, self.branch, sha)
+        else:
+            repositories.advance(conn, self.repo_id, sha)
         self._last_seen = sha
 
     def _load_state(self) -> None:
-        state = repositories.sync_state(self.db, self.repo_id)
+        if self.further:
+            repositories.ensure_branch(self.db, self.repo_id, self.branch)
+            state = repositories.branch_sync_state(self.db, self.repo_id, self.branch)
+        else:
+            state = repositories.sync_state(self.db, self.repo_id)
         self._last_seen = state.last_seen_sha
         ready = next((c for c in state.conditions if c.get("type") == "Ready"), None)
         if ready:
@@ -389,7 +400,10 @@ class RepoSync:
         elif self._condition is not None and self._condition[0] == "False":
             log.info("repo %s: reachable again (%s)", self.repo_id, message)
         cond = {"type": "Ready", "status": status, "reason": reason, "message": message, "time": utcnow().isoformat()}
-        event = repositories.record_condition(self.db, self.repo_id, cond)
+        if self.further:
+            event = repositories.record_branch_condition(self.db, self.repo_id, self.branch, cond)
+        else:
+            event = repositories.record_condition(self.db, self.repo_id, cond)
         self._condition = (status, reason, message)
         self._publish([event])
 

@@ -38,6 +38,7 @@ from odin.controller.facade import (
     RunRejected,
     StartRequest,
     SyncRequest,
+    matches_branch,
 )
 from odin.controller.settings import Settings
 from odin.controller.store import deliveries
@@ -83,7 +84,10 @@ def secret_sources(settings: Settings, controller: Controller | None) -> Callabl
         if controller is None:
             return {}
         configured = [s.get_secret_value() for s in (settings.webhook_secret, settings.webhook_secret_previous) if s]
-        return {r.id: configured for r in controller.repos.values() if r.name == settings.repo_name and configured}
+        sources = {r.id: configured for r in controller.repos.values() if r.name == settings.repo_name and configured}
+        # Repositories registered through the API name their own secret, by reference (resolved in WebhookSecrets).
+        sources.update({r.id: [r.webhook_secret_ref] for r in controller.repos.values() if r.webhook_secret_ref})
+        return sources
 
     return sources
 
@@ -121,7 +125,7 @@ class WebhookReceiver:
         publish = controller.bus.publish if controller is not None else (lambda _event: None)
         self.verifier = ShaVerifier(db, publish)
         self._index_lock = threading.Lock()
-        self._index: tuple[tuple[int, ...], RepoIndex] | None = None
+        self._index: tuple[tuple[tuple[int, str], ...], RepoIndex] | None = None
         self._warned_no_secret = False
 
     # -- entry point ----------------------------------------------------------------------------------------------
@@ -215,21 +219,29 @@ class WebhookReceiver:
 
     # -- pushes ---------------------------------------------------------------------------------------------------
     def _push(self, provider: Provider, delivery_id: str, event: PushEvent, repo: FollowedRepo) -> Answer:
-        followed = f"refs/heads/{repo.branch}"
-        update = next((u for u in event.updates if u.ref == followed), None)
+        update = next((u for u in event.updates if u.branch is not None and _follows(repo, u.branch)), None)
         if update is None:
             other = event.updates[0] if event.updates else None
-            return self._ignored(provider, delivery_id, event, repo.id, _not_followed(other, repo.branch), other)
+            return self._ignored(
+                provider,
+                delivery_id,
+                event,
+                repo.id,
+                _not_followed(other, ", ".join(repo.branches) or repo.branch),
+                other,
+            )
         by = f"{provider.name}:{delivery_id}"[:255]
         if update.deleted:
             reason = (
-                f"the followed branch {repo.branch} was deleted: nothing runs, and the repository is reported not "
+                f"the followed branch {update.branch} was deleted: nothing runs, and the repository is reported not "
                 "ready until the branch is pushed again"
             )
             answer = self._ignored(provider, delivery_id, event, repo.id, reason, update)
             if answer.body["status"] == "ignored":
                 self._request_sync(repo, SyncRequest(trigger=Trigger.WEBHOOK, by=by))  # records the condition now
             return answer
+        if update.branch != repo.branch:
+            return self._further(provider, delivery_id, event, repo, update, by)
         recorded = self._record(provider, delivery_id, event, repo.id, Outcome.ACCEPTED, update)
         if isinstance(recorded, Answer):
             return recorded
@@ -261,6 +273,29 @@ class WebhookReceiver:
             if queued
             else "recorded; this replica does not schedule (it is not the leader): the leader is woken to sync now "
             "(on Postgres), or its next poll picks the commit up"
+        )
+        body: dict[str, Any] = {"status": "accepted", "detail": detail, "delivery": delivery_id}
+        body.update(repository=repo.name, ref=update.ref, commit=update.after)
+        return Answer(202, body)
+
+    def _further(
+        self, provider: Provider, delivery_id: str, event: PushEvent, repo: FollowedRepo, update: RefUpdate, by: str
+    ) -> Answer:
+        """A push to a branch one of the repository's patterns matches: a sync of that branch (or, for a branch not
+        followed yet, of the repository's own, which then finds it)."""
+        recorded = self._record(provider, delivery_id, event, repo.id, Outcome.ACCEPTED, update)
+        if isinstance(recorded, Answer):
+            return recorded
+        if recorded.duplicate_of is not None:
+            return self._duplicate(provider, delivery_id, recorded)
+        assert self.controller is not None
+        request = SyncRequest(trigger=Trigger.WEBHOOK, by=by)
+        queued = self.controller.request_sync(repo.id, request, branch=update.branch)
+        DELIVERIES.labels(provider.name, "accepted").inc()
+        detail = (
+            f"a sync of {repo.name} branch {update.branch} was requested; runs follow from the commits it finds"
+            if queued
+            else "recorded; this replica does not schedule (it is not the leader): its next poll picks it up"
         )
         body: dict[str, Any] = {"status": "accepted", "detail": detail, "delivery": delivery_id}
         body.update(repository=repo.name, ref=update.ref, commit=update.after)
@@ -414,7 +449,7 @@ class WebhookReceiver:
     # -- repositories -------------------------------------------------------------------------------------------------
     def repo_index(self) -> RepoIndex:
         repos = self._repos()
-        ids = tuple(r.id for r in repos)
+        ids = tuple((r.id, r.url) for r in repos)  # rebuilt when a repository is added, removed or moves
         with self._index_lock:
             if self._index is None or self._index[0] != ids:
                 aliases = self.settings.repo_aliases
@@ -428,6 +463,11 @@ class WebhookReceiver:
     def _followed(self, repo_id: int) -> FollowedRepo:
         assert self.controller is not None
         return self.controller.repo(repo_id)
+
+
+def _follows(repo: FollowedRepo, branch: str) -> bool:
+    """Is `branch` the repository's own or one its patterns match?"""
+    return branch == repo.branch or matches_branch(repo.branches, branch)
 
 
 def _not_followed(update: RefUpdate | None, branch: str) -> str:

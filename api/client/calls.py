@@ -40,6 +40,7 @@ from odin.api.schemas import (
     WhoAmI,
 )
 from odin.api.schemas.gpus import GpuList, NodeList
+from odin.api.schemas.repos import RepoList, RepoOut
 
 T = TypeVar("T")
 
@@ -109,6 +110,29 @@ def tokens(all_users: bool = False) -> Call[ApiTokenList]:
 
 def revoke_token(token_id: int) -> Call[ApiTokenOut]:
     return Call("DELETE", f"/v1/auth/tokens/{int(token_id)}", ApiTokenOut)
+
+
+def repos(removed: bool = False) -> Call[RepoList]:
+    return Call("GET", "/v1/repos", RepoList, query=_q(removed=removed or None))
+
+
+def repo(name: str) -> Call[RepoOut]:
+    return Call("GET", f"/v1/repos/{seg(name)}", RepoOut)
+
+
+def add_repo(name: str, url: str, **fields: Any) -> Call[RepoOut]:
+    """`fields`: those of `RepoCreate` besides name and url; None ones are left to the server's defaults."""
+    body = {"name": name, "url": url, **{k: v for k, v in fields.items() if v is not None}}
+    return Call("POST", "/v1/repos", RepoOut, json=body)
+
+
+def update_repo(name: str, **changes: Any) -> Call[RepoOut]:
+    """`changes`: the `RepoUpdate` fields to change (a None value clears a reference or the namespace)."""
+    return Call("PATCH", f"/v1/repos/{seg(name)}", RepoOut, json=dict(changes))
+
+
+def remove_repo(name: str) -> Call[RepoOut]:
+    return Call("DELETE", f"/v1/repos/{seg(name)}", RepoOut)
 
 
 def users() -> Call[UserList]:
@@ -201,8 +225,11 @@ def start(
     params: Params | None = None,
     parallelism: int | None = None,
     no_cache: bool = False,
+    repository: str | None = None,
 ) -> Call[RunSummary]:
     body: dict[str, Any] = {"pipeline": pipeline, "params": dict(params or {})}
+    if repository is not None:
+        body["repository"] = repository
     if no_cache:
         body["no_cache"] = True
     if ref is not None:

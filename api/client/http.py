@@ -51,6 +51,7 @@ from odin.api.schemas import (
     WhoAmI,
 )
 from odin.api.schemas.gpus import GpuList, NodeList
+from odin.api.schemas.repos import RepoList, RepoOut
 
 __all__ = ["DEFAULT_SERVER", "TERMINAL", "ApiError", "DigestMismatch", "Downloaded", "OdinClient", "ServerUnreachable"]
 
@@ -140,6 +141,21 @@ class OdinClient:
     def revoke_token(self, token_id: int) -> ApiTokenOut:
         return self.send(calls.revoke_token(token_id))
 
+    def repos(self, *, removed: bool = False) -> RepoList:
+        return self.send(calls.repos(removed))
+
+    def repo(self, name: str) -> RepoOut:
+        return self.send(calls.repo(name))
+
+    def add_repo(self, name: str, url: str, **fields: Any) -> RepoOut:
+        return self.send(calls.add_repo(name, url, **fields))
+
+    def update_repo(self, name: str, **changes: Any) -> RepoOut:
+        return self.send(calls.update_repo(name, **changes))
+
+    def remove_repo(self, name: str) -> RepoOut:
+        return self.send(calls.remove_repo(name))
+
     def users(self) -> UserList:
         return self.send(calls.users())
 
@@ -226,8 +242,12 @@ class OdinClient:
         params: Params | None = None,
         parallelism: int | None = None,
         no_cache: bool = False,
+        repository: str | None = None,
     ) -> RunSummary:
-        return self.send(calls.start(pipeline, ref=ref, params=params, parallelism=parallelism, no_cache=no_cache))
+        call = calls.start(
+            pipeline, ref=ref, params=params, parallelism=parallelism, no_cache=no_cache, repository=repository
+        )
+        return self.send(call)
 
     def rerun(
         self,

@@ -33,6 +33,7 @@ def healthz() -> Health:
 )
 def readyz(ctx: Ctx) -> Response[Health]:
     checks: dict[str, str] = {}
+    informative: set[str] = set()  # reported, but not what readiness hangs on
     error = ping(ctx.db)
     checks["database"] = "ok" if error is None else f"unavailable: {error}"
     if ctx.controller is not None:
@@ -42,7 +43,11 @@ def readyz(ctx: Ctx) -> Response[Health]:
                 checks[f"repo:{repo.name}"] = f"unavailable: {outcome.error.message}"
             else:
                 checks[f"repo:{repo.name}"] = "ok" if outcome is not None else "not synced yet"
-    ok = all(v in {"ok", "not synced yet"} for v in checks.values())
+            if repo.origin == "api":
+                # A registered repository someone mistyped must not take the API out of service: its condition
+                # says what is wrong (GET /v1/repos/{name}); ODIN_REPO's repository still decides readiness.
+                informative.add(f"repo:{repo.name}")
+    ok = all(v in {"ok", "not synced yet"} for k, v in checks.items() if k not in informative)
     return Response(
         Health(status="ok" if ok else "unavailable", checks=checks),
         status_code=HTTP_200_OK if ok else HTTP_503_SERVICE_UNAVAILABLE,

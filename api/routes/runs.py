@@ -143,6 +143,7 @@ def start_run(data: JSONBody[StartRun], ctx: Ctx, request: Request[Any, Any, Any
         params=data.params,
         parallelism=data.parallelism,
         no_cache=data.no_cache,
+        repository=data.repository,
     )
     return Response(run, status_code=HTTP_201_CREATED, headers={"Location": f"/v1/runs/{run.id}"})
 

@@ -141,6 +141,8 @@ class StartRun(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     params: ParamMap = msgspec.field(default_factory=dict)
     parallelism: Annotated[int, msgspec.Meta(ge=1, le=10_000)] | None = None
     no_cache: bool = msgspec.field(default=False)  # run tasks with `cache: true` without looking up earlier runs
+    # The followed repository (by name, `odinctl repos list`); default: the one ODIN_REPO names (or the first).
+    repository: Annotated[str, msgspec.Meta(min_length=1, max_length=100)] | None = None
 
 
 class Rerun(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):

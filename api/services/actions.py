@@ -6,6 +6,7 @@ from collections.abc import Mapping
 
 from odin.api.context import AppContext
 from odin.api.schemas import RunSummary
+from odin.api.services.errors import NotFound
 from odin.api.services.runs import run_summary
 from odin.controller.facade import RerunRequest, RunConflict, StartRequest
 from odin.controller.store.runs import request_cancel
@@ -31,8 +32,13 @@ def start(
     params: ParamInput | None,
     parallelism: int | None = None,
     no_cache: bool = False,
+    repository: str | None = None,
 ) -> RunSummary:
-    created = ctx.require_controller().start_run(
+    """`repository`: a followed repository's name (None: the default one)."""
+    controller = ctx.require_controller()
+    if repository is not None and not any(r.name == repository for r in controller.repos.values()):
+        raise NotFound(f"no followed repository named {repository!r} (odinctl repos list shows them)")
+    created = controller.start_run(
         StartRequest(
             pipeline=pipeline,
             ref=ref,
@@ -41,7 +47,8 @@ def start(
             by=by,
             parallelism=parallelism,
             no_cache=no_cache,
-        )
+        ),
+        repository,
     )
     return run_summary(ctx.db, created.run_id)
 

@@ -92,6 +92,12 @@ def fetch(repo: pygit2.Repository, source: Source) -> FetchResult:
     )
 
 
+def remote_branches(repo: pygit2.Repository, source: Source) -> list[str]:
+    """The names of the branches the remote advertises (one round trip, nothing downloaded)."""
+    _remote, advertised = _connect(repo, source)
+    return sorted(name.removeprefix("refs/heads/") for name in advertised if name.startswith("refs/heads/"))
+
+
 def _connect(repo: pygit2.Repository, source: Source) -> tuple[pygit2.Remote, dict[str, str]]:
     """Connect, and read what the remote advertises (reference name -> sha)."""
     url = source.url

@@ -170,6 +170,11 @@ class Mirror:
         with self._fetch_lock, self._file_lock():
             return _fetch.fetch(self._repo(), self._source)
 
+    def remote_branches(self) -> list[str]:
+        """The branches the remote has now (names without `refs/heads/`; one round trip, nothing fetched), for
+        following branches by pattern. Raises what `fetch` raises when the remote cannot be reached."""
+        return _fetch.remote_branches(self._repo(), self._source)
+
     def tip(self) -> str | None:
         """The branch tip as of the last successful fetch (no network); None before the first one."""
         return _fetch.ref_target(self._repo(), self._tracking_ref)

@@ -43,6 +43,31 @@ class Repository(SQLModel, table=True):
     # turns a rule off, both NULL keep everything.
     retention_keep_runs: int | None = None
     retention_keep_days: float | None = None
+    # Repositories as data (issue 13, migration 0011; docs/repositories.md): the branch patterns followed (NULL: the
+    # one `branch`), the webhook secret by reference, whether it is followed now, when it was removed (its row and
+    # history stay), and where it came from (`settings`: ODIN_REPO, imported at start; `api`: /v1/repos).
+    branches: list[str] | None = Field(default=None, sa_type=JSONColumn)
+    webhook_secret_ref: str | None = Field(
+        default=None, max_length=500, description="env:NAME or file:/path, never a secret"
+    )
+    enabled: bool = Field(default=True, sa_column_kwargs={"server_default": sa.true()})
+    removed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    origin: str = Field(default="settings", max_length=16, sa_column_kwargs={"server_default": "settings"})
+
+
+class RepoBranch(SQLModel, table=True):
+    """Where sync left off on a further branch a repository's patterns match (its own `branch` uses the
+    repository's `last_seen_sha`), and that branch's Ready condition."""
+
+    __tablename__ = "repo_branches"
+    __table_args__ = (sa.UniqueConstraint("repo_id", "branch", name="uq_repo_branches_repo_branch"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    repo_id: int = Field(foreign_key="repositories.id")
+    branch: str = Field(max_length=255)
+    last_seen_sha: str | None = Field(default=None, max_length=40)
+    conditions: list[dict[str, Any]] = Field(default_factory=list, sa_type=JSONColumn)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
 class Commit(SQLModel, table=True):
@@ -286,6 +311,7 @@ def table_of(model: type[SQLModel]) -> sa.Table:
 
 
 REPOSITORIES = table_of(Repository)
+REPO_BRANCHES = table_of(RepoBranch)
 COMMITS = table_of(Commit)
 RUNS = table_of(Run)
 TASK_RUNS = table_of(TaskRun)

@@ -14,10 +14,10 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from odin.controller.store.db import DbEngine, StoreUnavailable, transaction
-from odin.controller.store.models import EVENTS, REPOSITORIES
+from odin.controller.store.models import EVENTS, REPO_BRANCHES, REPOSITORIES
 from odin.controller.store.types import utcnow
 
 REPOS = REPOSITORIES
@@ -75,6 +75,61 @@ def record_condition(engine: DbEngine, repo_id: int, condition: Mapping[str, Any
             return append_event(conn, repo_id, "repo.condition", dict(condition))
     except OperationalError as e:
         raise StoreUnavailable(f"cannot record repository status: {e.orig}") from e
+
+
+# -- further branches (a pattern's matches besides the repository's own branch; repo_branches) -----------------------
+def ensure_branch(engine: DbEngine, repo_id: int, branch: str) -> None:
+    """Make sure the branch has its row (where its sync left off); a second caller's insert is a no-op."""
+    with engine.connect() as conn:
+        exists = conn.execute(
+            sa.select(REPO_BRANCHES.c.id).where(REPO_BRANCHES.c.repo_id == repo_id, REPO_BRANCHES.c.branch == branch)
+        ).first()
+    if exists is not None:
+        return
+    try:
+        with transaction(engine) as conn:
+            conn.execute(
+                REPO_BRANCHES.insert().values(repo_id=repo_id, branch=branch, conditions=[], updated_at=utcnow())
+            )
+    except IntegrityError:
+        pass  # inserted by another replica meanwhile
+
+
+def branch_sync_state(engine: DbEngine, repo_id: int, branch: str) -> SyncState:
+    """Where sync left off on a further branch (`ensure_branch` first)."""
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.select(REPO_BRANCHES.c.last_seen_sha, REPO_BRANCHES.c.conditions).where(
+                REPO_BRANCHES.c.repo_id == repo_id, REPO_BRANCHES.c.branch == branch
+            )
+        ).first()
+    return SyncState(None, []) if row is None else SyncState(row.last_seen_sha, row.conditions or [])
+
+
+def advance_branch(conn: Connection, repo_id: int, branch: str, sha: str) -> None:
+    """Sync has recorded `sha` on a further branch (inside the caller's transaction)."""
+    where = (REPO_BRANCHES.c.repo_id == repo_id) & (REPO_BRANCHES.c.branch == branch)
+    conn.execute(REPO_BRANCHES.update().where(where).values(last_seen_sha=sha, updated_at=utcnow()))
+
+
+def record_branch_condition(
+    engine: DbEngine, repo_id: int, branch: str, condition: Mapping[str, Any]
+) -> dict[str, Any]:
+    """A further branch's Ready condition, with a `repo.condition` event naming the branch; returns the event."""
+    where = (REPO_BRANCHES.c.repo_id == repo_id) & (REPO_BRANCHES.c.branch == branch)
+    try:
+        with transaction(engine) as conn:
+            conn.execute(REPO_BRANCHES.update().where(where).values(conditions=[dict(condition)], updated_at=utcnow()))
+            return append_event(conn, repo_id, "repo.condition", {**condition, "branch": branch})
+    except OperationalError as e:
+        raise StoreUnavailable(f"cannot record repository status: {e.orig}") from e
+
+
+def branch_conditions(engine: DbEngine, repo_id: int) -> dict[str, list[dict[str, Any]]]:
+    """Each further branch's conditions (for the API's view of a repository)."""
+    query = sa.select(REPO_BRANCHES.c.branch, REPO_BRANCHES.c.conditions).where(REPO_BRANCHES.c.repo_id == repo_id)
+    with engine.connect() as conn:
+        return {row.branch: list(row.conditions or []) for row in conn.execute(query.order_by(REPO_BRANCHES.c.branch))}
 
 
 def record_event(engine: DbEngine, repo_id: int, kind: str, data: dict[str, Any]) -> dict[str, Any]:

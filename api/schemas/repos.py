@@ -1,0 +1,70 @@
+"""Followed repositories (issue 13 items 1-2): what an admin registers and changes, and what the API shows.
+
+Secrets are named by reference only (`env:NAME`, `file:/path`); the values are read where they are used and never
+pass through the API or reach the database.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+RepoName = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+Pattern = Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
+Reference = Annotated[str, msgspec.Meta(max_length=500)]
+RunPolicy = Literal["latest", "each"]
+
+
+class RepoCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    name: RepoName
+    url: Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
+    branches: Annotated[list[Pattern], msgspec.Meta(max_length=50)] = msgspec.field(default_factory=list)
+    default_branch: Pattern | None = None
+    poll_interval: float | None = None
+    run_policy: RunPolicy | None = None
+    namespace: Annotated[str, msgspec.Meta(max_length=63)] | None = None
+    credentials_ref: Reference | None = None
+    webhook_secret_ref: Reference | None = None
+    enabled: bool = True
+
+
+class RepoUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
+    """Only the fields given change; `null` clears a reference or the namespace."""
+
+    url: Annotated[str, msgspec.Meta(min_length=1, max_length=2000)] | msgspec.UnsetType = msgspec.UNSET
+    branches: Annotated[list[Pattern], msgspec.Meta(max_length=50)] | msgspec.UnsetType = msgspec.UNSET
+    default_branch: Pattern | msgspec.UnsetType = msgspec.UNSET
+    poll_interval: float | msgspec.UnsetType = msgspec.UNSET
+    run_policy: RunPolicy | msgspec.UnsetType = msgspec.UNSET
+    namespace: Annotated[str, msgspec.Meta(max_length=63)] | msgspec.UnsetType | None = msgspec.UNSET
+    credentials_ref: Reference | msgspec.UnsetType | None = msgspec.UNSET
+    webhook_secret_ref: Reference | msgspec.UnsetType | None = msgspec.UNSET
+    enabled: bool | msgspec.UnsetType = msgspec.UNSET
+
+
+class RepoOut(msgspec.Struct, kw_only=True):
+    name: str
+    url: str
+    default_branch: str
+    branches: list[str]
+    followed_branches: list[str]  # the branches followed now (the patterns' matches seen on the remote)
+    poll_interval: float
+    run_policy: str
+    namespace: str | None
+    credentials_ref: str | None
+    webhook_secret_ref: str | None
+    enabled: bool
+    removed_at: datetime | None
+    origin: str  # "settings": ODIN_REPO (change it there); "api": registered through /v1/repos
+    ready: bool | None  # None: not synced yet
+    conditions: list[dict[str, Any]]
+    branch_conditions: dict[str, list[dict[str, Any]]]
+    last_seen_sha: str | None
+    last_fetch_at: datetime | None
+    created_at: datetime
+
+
+class RepoList(msgspec.Struct, kw_only=True):
+    items: list[RepoOut]

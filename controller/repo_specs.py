@@ -1,0 +1,134 @@
+"""What a repository registration may say, checked before anything is stored (issue 13 items 1-2).
+
+Every message names the field and says what to send instead. Secrets are accepted **by reference only**
+(`env:NAME`, `file:/path`, resolved when used): a value that is not a reference is refused, so no plain secret ever
+reaches the database. Branches are fnmatch-style patterns (`main`, `release/*`); the repository's own branch (the one
+manual runs and schedules use when no ref is given) is the first pattern without wildcards unless named.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from odin.controller.git.credentials import parse_secret_ref
+from odin.controller.git.urls import InvalidRemoteUrl, parse_remote_url
+
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+WILDCARDS = frozenset("*?[")
+MAX_PATTERNS = 50
+RUN_POLICIES = ("latest", "each")
+MIN_POLL_INTERVAL = 0.1
+MAX_POLL_INTERVAL = 86400.0
+
+
+_BAD_IN_REF = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]|\.\.|//|@\{")
+
+
+def valid_branch_name(name: str) -> bool:
+    """git's rules for a branch name (check-ref-format), enough to refuse what no remote can have."""
+    if not name or _BAD_IN_REF.search(name) or name.startswith(("/", "-", ".")) or name.endswith(("/", ".", ".lock")):
+        return False
+    return all(part and not part.startswith(".") for part in name.split("/"))
+
+
+class InvalidRepoSpec(ValueError):
+    """A registration Odin cannot follow as given (answered 422); the message says what to change."""
+
+
+def check_name(name: str) -> str:
+    if not NAME.match(name):
+        raise InvalidRepoSpec(
+            f"name {name!r}: use 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit"
+        )
+    return name
+
+
+def is_pattern(branch: str) -> bool:
+    return any(c in WILDCARDS for c in branch)
+
+
+def matches_branch(patterns: Sequence[str], branch: str) -> bool:
+    """Does `branch` match one of the fnmatch-style patterns (case-sensitive, `*` also crosses `/`)?"""
+    return any(fnmatch.fnmatchcase(branch, p) for p in patterns)
+
+
+matches = matches_branch
+
+
+def check_spec(values: Mapping[str, Any], *, current: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The columns to store for `values` (a new registration, or the changes to `current`'s). Raises
+    `InvalidRepoSpec`."""
+    out: dict[str, Any] = {}
+    if "url" in values:
+        try:
+            out["url"] = parse_remote_url(str(values["url"])).redacted
+        except InvalidRemoteUrl as e:
+            raise InvalidRepoSpec(f"url: {e}") from None
+    if "branches" in values or "branch" in values:
+        patterns = list(values.get("branches") or (current or {}).get("branches") or [])
+        default = values.get("branch")
+        out.update(_branches(patterns, default))
+    for field in ("credentials_ref", "webhook_secret_ref"):
+        if field in values:
+            out[field] = _reference(field, values[field])
+    if values.get("poll_interval") is not None:
+        interval = float(values["poll_interval"])
+        if not MIN_POLL_INTERVAL <= interval <= MAX_POLL_INTERVAL:
+            raise InvalidRepoSpec(
+                f"poll_interval: {interval:g} s is out of range ({MIN_POLL_INTERVAL:g} to {MAX_POLL_INTERVAL:g})"
+            )
+        out["poll_interval"] = interval
+    if values.get("run_policy") is not None:
+        if values["run_policy"] not in RUN_POLICIES:
+            raise InvalidRepoSpec(f"run_policy: {values['run_policy']!r} is not one of {', '.join(RUN_POLICIES)}")
+        out["run_policy"] = values["run_policy"]
+    if "namespace" in values:
+        namespace = values["namespace"]
+        if namespace is not None and not NAMESPACE.match(namespace):
+            raise InvalidRepoSpec(f"namespace: {namespace!r} is not a Kubernetes namespace name (a DNS-1123 label)")
+        out["namespace"] = namespace
+    if values.get("enabled") is not None:
+        out["enabled"] = bool(values["enabled"])
+    return out
+
+
+def _branches(patterns: list[str], default: str | None) -> dict[str, Any]:
+    if not patterns:
+        patterns = [default] if default else ["main"]
+    if len(patterns) > MAX_PATTERNS:
+        raise InvalidRepoSpec(f"branches: {len(patterns)} patterns; at most {MAX_PATTERNS}")
+    for p in patterns:
+        literal = p.replace("*", "x").replace("?", "x").replace("[", "x").replace("]", "x")
+        if not p or len(p) > 255 or not valid_branch_name(literal):
+            raise InvalidRepoSpec(f"branches: {p!r} is not a branch name or pattern (e.g. main, release/*)")
+    if default is None:
+        default = next((p for p in patterns if not is_pattern(p)), None)
+        if default is None:
+            raise InvalidRepoSpec(
+                "branches: every pattern has wildcards; name the repository's own branch too (e.g. --branch main "
+                "--branch 'release/*'): manual runs and schedules use it"
+            )
+    if is_pattern(default) or not valid_branch_name(default):
+        raise InvalidRepoSpec(f"branch: {default!r} is not a branch name")
+    if not matches(patterns, default):
+        patterns = [default, *patterns]
+    return {"branch": default, "branches": list(dict.fromkeys(patterns))}
+
+
+def _reference(field: str, value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    text = str(value)
+    if not text.startswith(("env:", "file:")):
+        raise InvalidRepoSpec(
+            f"{field}: give a reference to the secret, env:NAME or file:/path, not the secret itself (Odin never "
+            "stores secrets; it reads the reference when it needs the value)"
+        )
+    try:
+        return str(parse_secret_ref(text))
+    except ValueError as e:
+        raise InvalidRepoSpec(f"{field}: {e}") from None

@@ -292,7 +292,7 @@ class PipelineSpec:
         raise KeyError(name)
 
     def to_dict(self) -> dict[str, Any]:
-        """`schedules`, `timeout`, `concurrency` and `priority` only when set, so frozen specs of pipelines without them read as before."""
+        """`schedules`, `timeout`, `concurrency`, `priority` only when set: frozen specs without them read as before."""
         result: dict[str, Any] = {
             "name": self.name,
             "description": self.description,

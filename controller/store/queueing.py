@@ -155,10 +155,10 @@ def finish_queued(conn: Connection, run_id: str, status: RunStatus, reason: str,
     return True
 
 
-def promote(conn: Connection, max_active: int | None) -> list[str]:
+def promote(conn: Connection, max_active: int | None, *, new_run: str | None = None) -> list[str]:
     """Start the queued runs that fit (under `lock`, taken here): highest priority first, then oldest first, each
     within its pipeline's limit and the controller's `max_active`. The others get the reason they wait for. Returns
-    the runs now pending, for the engine to drive."""
+    the runs now pending, for the engine to drive. `new_run`, being created, was never seen queued: no event for it."""
     lock(conn)
     queued = conn.execute(
         sa.select(
@@ -203,6 +203,8 @@ def promote(conn: Connection, max_active: int | None) -> list[str]:
         conn.execute(
             RUNS.update().where(RUNS.c.id == run_id).values(status=RunStatus.PENDING.value, reason=None, message=None)
         )
+        if run_id == new_run:
+            continue
         row = by_id[run_id]
         conn.execute(
             EVENTS.insert().values(

@@ -376,7 +376,7 @@ def _settle(
         )  # fmt: skip
         return
     queueing.replace_runs(conn, admission.replaces, by_run=run_id)
-    if run_id in queueing.promote(conn, queueing.max_active_runs(conn.engine)):
+    if run_id in queueing.promote(conn, queueing.max_active_runs(conn.engine), new_run=run_id):
         return
     row = conn.execute(sa.select(RUNS.c.reason, RUNS.c.message).where(RUNS.c.id == run_id)).one()
     conn.execute(

@@ -13,7 +13,7 @@ from sqlalchemy.engine import Engine
 
 from odin.controller.store import queueing
 from odin.controller.store.db import transaction
-from odin.controller.store.models import REPOSITORIES, RUNS, TASK_RUNS
+from odin.controller.store.models import EVENTS, REPOSITORIES, RUNS, TASK_RUNS
 from odin.controller.store.runs import NewRun, create_run, request_cancel
 from odin.controller.vocabulary import RunStatus, Trigger
 from odin.schema.model import Concurrency, PipelineSpec, TaskSpec
@@ -44,6 +44,12 @@ def create(db: Engine, repo_id: int, pipeline: PipelineSpec) -> str:
 def row(db: Engine, run_id: str) -> sa.Row[tuple[object, ...]]:
     with db.connect() as conn:
         return conn.execute(sa.select(RUNS).where(RUNS.c.id == run_id)).one()
+
+
+def events(db: Engine, run_id: str) -> list[str]:
+    with db.connect() as conn:
+        q = sa.select(EVENTS.c.kind).where(EVENTS.c.run_id == run_id).order_by(EVENTS.c.id)
+        return list(conn.execute(q).scalars())
 
 
 def finish(db: Engine, run_id: str) -> None:
@@ -110,6 +116,8 @@ def test_the_global_limit_starts_the_highest_priority_first_then_the_oldest(db: 
     high = create(db, repo_id, spec("d", priority=5))
     assert [row(db, r).status for r in (first, low_old, low_new, high)] == ["pending", "queued", "queued", "queued"]
     assert row(db, high).reason == queueing.GLOBAL_LIMIT
+    assert events(db, first) == ["run.created"], "a run that starts at once was never queued"
+    assert events(db, high) == ["run.created", "run.status"]
     order = []
     current = first
     for _ in range(3):

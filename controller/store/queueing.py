@@ -58,8 +58,8 @@ def max_active_runs(db: DbEngine) -> int | None:
 
 @dataclass(frozen=True, slots=True)
 class Admission:
-    """What a new run does: `status` queued, pending or skipped (with `reason` and `message`), and which older runs
-    of its pipeline it replaces."""
+    """What a new run does: `status` queued (inserted so, and started at once by `promote` when it fits) or skipped
+    (with `reason` and `message`), and which older runs of its pipeline it replaces."""
 
     status: RunStatus
     reason: str | None = None
@@ -81,10 +81,10 @@ def governed(db: DbEngine, limit: int | None) -> bool:
 def admit(conn: Connection, *, repo_id: int | None, pipeline: str, limit: int | None, policy: str) -> Admission:
     """The new run's admission, decided under `lock` (taken here) before it is inserted."""
     lock(conn)
-    if limit is None:
-        return Admission(RunStatus.QUEUED)
+    if limit is None or policy == "queue":
+        return Admission(RunStatus.QUEUED)  # `promote` decides, in order with the runs already waiting
     live = _live_runs(conn, repo_id, pipeline)
-    if len(live) < limit or policy == "queue":
+    if len(live) < limit:
         return Admission(RunStatus.QUEUED)
     if policy == "skip":
         holder = live[0]

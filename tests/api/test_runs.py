@@ -339,3 +339,6 @@ def test_a_run_beyond_its_pipelines_concurrency_is_queued_visibly_and_starts_whe
     assert served.wait_run(second["id"])["status"] == "succeeded"
     events = served.get(f"/v1/runs/{second['id']}/events").json()["items"]
     assert [e["data"]["status"] for e in events if e["kind"] == "run.status"][:2] == ["queued", "pending"]
+    listing = {p["name"]: p for p in served.get("/v1/pipelines").json()["items"]}
+    assert listing["serial"]["concurrency"] == {"limit": 1, "policy": "queue"} and listing["serial"]["priority"] == 0
+    assert listing["ok"]["concurrency"] is None

@@ -185,13 +185,10 @@ def promote(conn: Connection, max_active: int | None, *, new_run: str | None = N
             if key not in active:
                 active[key] = _count(conn, *_pipeline_active(row.repo_id, row.pipeline))
             if active[key] >= row.concurrency_limit:
-                waiting[row.id] = (
-                    PIPELINE_LIMIT,
-                    f"waiting: {active[key]} of {row.concurrency_limit} run(s) of pipeline {row.pipeline} active",
-                )
+                waiting[row.id] = _pipeline_wait(active[key], row.concurrency_limit, row.pipeline)
                 continue
         if max_active is not None and total >= max_active:
-            waiting[row.id] = (GLOBAL_LIMIT, f"waiting: {total} of {max_active} run(s) active (ODIN_MAX_ACTIVE_RUNS)")
+            waiting[row.id] = _global_wait(total, max_active)
             continue
         started.append(row.id)
         total += 1
@@ -216,6 +213,38 @@ def promote(conn: Connection, max_active: int | None, *, new_run: str | None = N
         if (by_id[run_id].reason, by_id[run_id].message) != (reason, message):  # say why it waits, written on change
             conn.execute(RUNS.update().where(RUNS.c.id == run_id).values(reason=reason, message=message))
     return started
+
+
+def place(
+    conn: Connection, run_id: str, *, repo_id: int | None, pipeline: str, limit: int | None, max_active: int | None
+) -> tuple[str, str] | None:
+    """Where a run just inserted `queued` goes, under `lock`: None when it started (it is `pending`), else why it
+    waits, written on it. When its pipeline or the controller is full it cannot start whatever else waits, so a
+    long queue is not read for each new run; only with a slot free does `promote` order it among the others."""
+    wait: tuple[str, str] | None = None
+    if limit is not None:
+        active = _count(conn, *_pipeline_active(repo_id, pipeline))
+        if active >= limit:
+            wait = _pipeline_wait(active, limit, pipeline)
+    if wait is None and max_active is not None:
+        total = _count(conn, RUNS.c.status.in_(_ACTIVE))
+        if total >= max_active:
+            wait = _global_wait(total, max_active)
+    if wait is None:
+        if run_id in promote(conn, max_active, new_run=run_id):
+            return None
+        row = conn.execute(sa.select(RUNS.c.reason, RUNS.c.message).where(RUNS.c.id == run_id)).one()
+        return str(row.reason), str(row.message)
+    conn.execute(RUNS.update().where(RUNS.c.id == run_id).values(reason=wait[0], message=wait[1]))
+    return wait
+
+
+def _pipeline_wait(active: int, limit: int, pipeline: str) -> tuple[str, str]:
+    return PIPELINE_LIMIT, f"waiting: {active} of {limit} run(s) of pipeline {pipeline} active"
+
+
+def _global_wait(total: int, max_active: int) -> tuple[str, str]:
+    return GLOBAL_LIMIT, f"waiting: {total} of {max_active} run(s) active (ODIN_MAX_ACTIVE_RUNS)"
 
 
 def _pipeline_active(repo_id: int | None, pipeline: str) -> tuple[sa.ColumnElement[bool], ...]:

@@ -364,7 +364,7 @@ def _settle(
     conn: Connection, new: NewRun, run_id: str, admission: queueing.Admission, ended: Mapping[str, Any]
 ) -> None:
     """After a governed run's insert: a skipped run's `run.status` event; or the runs it replaces cancelled, and the
-    queue promoted (the new run among the others, in order), with a `run.status` event if it stays queued."""
+    new run placed (`queueing.place`: started, or in order behind the others), with a `run.status` event if it waits."""
     status = admission.status
     if status == RunStatus.SKIPPED:
         conn.execute(
@@ -376,14 +376,21 @@ def _settle(
         )  # fmt: skip
         return
     queueing.replace_runs(conn, admission.replaces, by_run=run_id)
-    if run_id in queueing.promote(conn, queueing.max_active_runs(conn.engine), new_run=run_id):
+    concurrency = new.spec.concurrency
+    wait = queueing.place(
+        conn,
+        run_id,
+        repo_id=new.repo_id,
+        pipeline=new.pipeline,
+        limit=concurrency.limit if concurrency else None,
+        max_active=queueing.max_active_runs(conn.engine),
+    )
+    if wait is None:
         return
-    row = conn.execute(sa.select(RUNS.c.reason, RUNS.c.message).where(RUNS.c.id == run_id)).one()
     conn.execute(
         EVENTS.insert().values(
             kind="run.status", run_id=run_id, repo_id=new.repo_id, commit_sha=new.commit_sha, time=utcnow(),
-            data={"status": RunStatus.QUEUED.value, "reason": row.reason, "message": row.message,
-                  "pipeline": new.pipeline},
+            data={"status": RunStatus.QUEUED.value, "reason": wait[0], "message": wait[1], "pipeline": new.pipeline},
         )
     )  # fmt: skip
 

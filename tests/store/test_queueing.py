@@ -144,3 +144,14 @@ def test_a_queued_run_is_cancelled_at_once(db: Engine, repo_id: int) -> None:
     cancelled = row(db, waiting)
     assert (cancelled.status, cancelled.message) == ("cancelled", "cancelled by alice while queued")
     assert not request_cancel(db, waiting), "a finished run cannot be cancelled again"
+
+
+def test_replace_ends_an_older_run_still_queued_at_once(db: Engine, repo_id: int) -> None:
+    queueing.configure(db, max_active_runs=1)
+    create(db, repo_id, spec("other"))
+    older = create(db, repo_id, spec(limit=1, policy="replace"))
+    assert row(db, older).status == "queued"
+    newer = create(db, repo_id, spec(limit=1, policy="replace"))
+    replaced = row(db, older)
+    assert (replaced.status, replaced.reason, replaced.message) == ("cancelled", "Replaced", f"replaced by run {newer}")
+    assert (row(db, newer).status, row(db, newer).reason) == ("queued", queueing.GLOBAL_LIMIT)

@@ -470,7 +470,7 @@ def show(
         used = gpu_usage_table(run)
         if used is not None:
             out.print(used)
-    if run.status in ("failed", "error", "cancelled"):
+    if run.status in ("failed", "error", "cancelled", "skipped"):
         raise typer.Exit(EXIT_FAILED)
 
 

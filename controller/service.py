@@ -37,6 +37,7 @@ from odin.controller.retention import RetentionSweeper
 from odin.controller.scheduler import Scheduler
 from odin.controller.secrecy import create_private_file, secure_data_dir
 from odin.controller.settings import Settings
+from odin.controller.store import queueing
 from odin.controller.store.db import DbEngine, StoreError, create_db_engine, migrate
 from odin.controller.store.repo_records import RepoRecord, registered
 from odin.controller.store.repositories import follow_repository, record_condition
@@ -164,6 +165,7 @@ class Controller:
             create_private_file(settings.data_dir / "odin.db")  # before SQLite creates it world-readable
         self.db = db or create_db_engine(settings.effective_database_url())
         migrate(self.db)
+        queueing.configure(self.db, max_active_runs=settings.max_active_runs)  # every path creating runs obeys it
         self.bus = EventBus()
         self.bus.subscribe(TaskDurations())
         self.executor = executor or make_executor(settings, task_user, self.gpus)

@@ -119,6 +119,12 @@ class Settings(BaseSettings):
     executor: Literal["local", "kubernetes"] = Field(default="local", description="Where tasks run.")
     parallelism: int = Field(default=8, ge=1, description="Tasks running at once per run (local executor default).")
     max_active_tasks: int = Field(default=64, ge=1, description="Tasks running at once across all runs.")
+    max_active_runs: int | None = Field(
+        default=None,
+        ge=1,
+        description="Runs active at once across all pipelines and repositories; more wait Queued and start by their "
+        "pipeline's `priority`, then oldest first. Unset (or `none`): unlimited.",
+    )
     retry_backoff: float = Field(default=10.0, ge=0, description="Seconds before the first retry; doubles each time.")
     retry_backoff_max: float = Field(default=600.0, ge=0, description="Upper bound of a retry delay, seconds.")
     kill_grace: float = Field(default=10.0, ge=0, description="Seconds between SIGTERM and SIGKILL on cancel/timeout.")
@@ -449,7 +455,12 @@ class Settings(BaseSettings):
         return v
 
     @field_validator(
-        "kube_cleanup_ttl", "http_header_timeout", "http_body_timeout", "http_max_connections", mode="before"
+        "kube_cleanup_ttl",
+        "http_header_timeout",
+        "http_body_timeout",
+        "http_max_connections",
+        "max_active_runs",
+        mode="before",
     )
     @classmethod
     def _never(cls, v: object) -> object:

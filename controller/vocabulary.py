@@ -25,19 +25,21 @@ if TYPE_CHECKING:
 
 
 class RunStatus(StrEnum):
+    QUEUED = "queued"  # waiting for a slot: its pipeline's `concurrency` limit or ODIN_MAX_ACTIVE_RUNS (`reason` says)
     PENDING = "pending"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELLED = "cancelled"
     ERROR = "error"  # Odin could not run it at all (e.g. the commit's files could not be materialised)
+    SKIPPED = "skipped"  # never started: its pipeline already had `concurrency.limit` runs (`policy: skip`)
 
     @property
     def terminal(self) -> bool:
         return self in _TERMINAL_RUN
 
 
-_TERMINAL_RUN = {RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.ERROR}
+_TERMINAL_RUN = {RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.ERROR, RunStatus.SKIPPED}
 
 
 class TaskStatus(StrEnum):
@@ -73,6 +75,11 @@ WAITING_FOR_QUOTA = "WaitingForQuota"
 """The reason of a task still `starting` because the cluster refused its pod for now (an exhausted ResourceQuota): the
 executor tries again with backoff, and the message says which quota. An executor reports it as an observation with
 status STARTING, the one non-terminal note the engine records on a task that has not started yet."""
+
+
+REPLACED = "Replaced"
+"""The reason of a run cancelled because a newer run of its pipeline replaced it (`concurrency.policy: replace`); the
+message names the newer run."""
 
 
 class Trigger(StrEnum):

@@ -243,6 +243,20 @@ class Schedule:
         return f"{self.cron}@{self.timezone}"
 
 
+CONCURRENCY_POLICIES: tuple[str, ...] = ("queue", "replace", "skip")
+"""What a run started while its pipeline's `concurrency.limit` runs are active does: wait Queued for a slot, cancel
+the oldest active run(s) and start, or be recorded as skipped."""
+
+
+@dataclass(frozen=True, slots=True)
+class Concurrency:
+    """`concurrency:` of a pipeline: at most `limit` runs of it active at once per repository, and the `policy` of a
+    run started beyond that."""
+
+    limit: int = 1
+    policy: str = "queue"
+
+
 @dataclass(frozen=True, slots=True)
 class PipelineSpec:
     """A validated pipeline: its tasks in file order, its declared parameters, when it starts on its own
@@ -256,6 +270,9 @@ class PipelineSpec:
     """`notify:` entries as validated by the JSON Schema (plain JSON): read by the notifier when a run ends."""
     schedules: tuple[Schedule, ...] = ()
     timeout: float | None = None
+    concurrency: Concurrency | None = None
+    priority: int = 0
+    """Order in the controller's global queue (ODIN_MAX_ACTIVE_RUNS): higher starts first, then oldest first."""
 
     def task(self, name: str) -> TaskSpec:
         for t in self.tasks:
@@ -275,7 +292,7 @@ class PipelineSpec:
         raise KeyError(name)
 
     def to_dict(self) -> dict[str, Any]:
-        """`schedules` and `timeout` only when set, so frozen specs of pipelines without them read as before."""
+        """`schedules`, `timeout`, `concurrency`, `priority` only when set: frozen specs without them read as before."""
         result: dict[str, Any] = {
             "name": self.name,
             "description": self.description,
@@ -288,6 +305,10 @@ class PipelineSpec:
             result["schedules"] = [_jsonable(asdict(s)) for s in self.schedules]
         if self.timeout is not None:
             result["timeout"] = self.timeout
+        if self.concurrency is not None:
+            result["concurrency"] = asdict(self.concurrency)
+        if self.priority:
+            result["priority"] = self.priority
         return result
 
     @classmethod
@@ -300,6 +321,8 @@ class PipelineSpec:
             notify=tuple(dict(n) for n in data.get("notify", ())),
             schedules=tuple(Schedule(**s) for s in data.get("schedules", ())),
             timeout=data.get("timeout"),
+            concurrency=Concurrency(**data["concurrency"]) if data.get("concurrency") else None,
+            priority=int(data.get("priority", 0)),
         )
 
 

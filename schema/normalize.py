@@ -21,6 +21,7 @@ from .limits import DEFAULT_LIMITS, Limits
 from .located import JsonPath, LocatedDocument
 from .model import (
     Artifact,
+    Concurrency,
     ConfigMapMount,
     EphemeralVolume,
     MatrixValue,
@@ -123,6 +124,14 @@ def build_spec(
     schedules = () if skip(("schedule",)) else _schedules(ctx, root.get("schedule"))
     raw_timeout = root.get("timeout")
     timeout = None if raw_timeout is None or skip(("timeout",)) else _timeout(ctx, ("timeout",), raw_timeout)
+    raw_concurrency = root.get("concurrency")
+    concurrency = (
+        Concurrency(limit=raw_concurrency.get("limit", 1), policy=raw_concurrency.get("policy", "queue"))
+        if isinstance(raw_concurrency, dict) and not skip(("concurrency",))
+        else None
+    )
+    raw_priority = root.get("priority")
+    priority = raw_priority if isinstance(raw_priority, int) and not skip(("priority",)) else 0
     if not complete or ctx.problems or not tasks:
         return None, ctx.problems
     resolved = resolve_references(tasks)
@@ -141,6 +150,8 @@ def build_spec(
         notify=notify,
         schedules=schedules,
         timeout=timeout,
+        concurrency=concurrency,
+        priority=priority,
     )
     return spec, ctx.problems
 

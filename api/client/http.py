@@ -57,7 +57,7 @@ __all__ = ["DEFAULT_SERVER", "TERMINAL", "ApiError", "DigestMismatch", "Download
 
 T = TypeVar("T")
 
-TERMINAL = frozenset({"succeeded", "failed", "cancelled", "error"})
+TERMINAL = frozenset({"succeeded", "failed", "cancelled", "error", "skipped"})
 
 
 def decode(call: Call[T], response: httpx.Response) -> T:

@@ -391,7 +391,7 @@ def duration(start: datetime | None, end: datetime | None, now: datetime) -> str
 # -- pipelines ----------------------------------------------------------------------------------------------------
 
 RECENT = 20  # runs per pipeline the success rate is computed over
-FINISHED = frozenset({"succeeded", "failed", "cancelled", "error"})
+FINISHED = frozenset({"succeeded", "failed", "cancelled", "error", "skipped"})
 
 
 @dataclass(frozen=True, slots=True)

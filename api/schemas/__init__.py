@@ -30,6 +30,7 @@ from odin.api.schemas.auth import (
 from odin.api.schemas.commits import CommitDetail, CommitPage, CommitSummary
 from odin.api.schemas.common import ErrorBody, Health, ProblemOut
 from odin.api.schemas.pipelines import (
+    ConcurrencyOut,
     FileOut,
     FileWrite,
     FileWritten,
@@ -73,6 +74,7 @@ __all__ = [
     "CommitDetail",
     "CommitPage",
     "CommitSummary",
+    "ConcurrencyOut",
     "DirectoryFileOut",
     "DirectoryListing",
     "ErrorBody",

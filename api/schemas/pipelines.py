@@ -23,6 +23,13 @@ class ScheduleOut(msgspec.Struct, kw_only=True):
     last_run: str | None = None
 
 
+class ConcurrencyOut(msgspec.Struct, kw_only=True):
+    """A pipeline's `concurrency:` (docs/pipeline-format.md#concurrency-and-priority)."""
+
+    limit: int
+    policy: str  # queue | replace | skip
+
+
 class PipelineSummary(msgspec.Struct, kw_only=True):
     name: str
     valid: bool
@@ -31,6 +38,8 @@ class PipelineSummary(msgspec.Struct, kw_only=True):
     tree: str | None
     schedules: list[ScheduleOut] = msgspec.field(default_factory=list)
     timeout: float | None = None  # the whole run's limit, seconds
+    concurrency: ConcurrencyOut | None = None  # runs of it active at once, and what a run beyond that does
+    priority: int = 0  # order in the controller's queue (ODIN_MAX_ACTIVE_RUNS)
 
 
 class PipelineList(msgspec.Struct, kw_only=True):

@@ -102,6 +102,7 @@ class RunSummary(msgspec.Struct, kw_only=True):
     triggered_by: str | None
     status: str
     message: str | None
+    reason: str | None = None  # why it is `queued` (ConcurrencyLimit, MaxActiveRuns), or why it ended so (Replaced...)
     parent_run: str | None
     created_at: datetime
     started_at: datetime | None

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 
 from odin.api.schemas import (
+    ConcurrencyOut,
     FileOut,
     FileWrite,
     FileWritten,
@@ -32,7 +33,7 @@ from odin.controller.facade import MAIN_FILE, Author, FollowedRepo, PipelineAt, 
 from odin.controller.store.db import DbEngine
 from odin.controller.store.schedules import LastSlot, last_slots
 from odin.controller.vocabulary import Trigger
-from odin.schema.model import Schedule
+from odin.schema.model import Concurrency, Schedule
 from odin.schema.problems import Problem
 from odin.schema.schedules import next_slot
 
@@ -72,10 +73,16 @@ def list_pipelines(repo: FollowedRepo, ref: str | None, db: DbEngine | None = No
             tree=at.tree,
             schedules=[_schedule(s, at.pipeline, last, now) for s in (at.spec.schedules if at.spec else ())],
             timeout=at.spec.timeout if at.spec else None,
+            concurrency=_concurrency(at.spec.concurrency) if at.spec and at.spec.concurrency else None,
+            priority=at.spec.priority if at.spec else 0,
         )
         for at in found
     ]
     return PipelineList(ref=wanted, sha=sha, items=items)
+
+
+def _concurrency(concurrency: Concurrency) -> ConcurrencyOut:
+    return ConcurrencyOut(limit=concurrency.limit, policy=concurrency.policy)
 
 
 def _schedule(

@@ -118,6 +118,7 @@ def summary(r: store.RunSummaryRow) -> RunSummary:
         triggered_by=r.triggered_by,
         status=r.status,
         message=r.message,
+        reason=r.reason,
         parent_run=r.parent_run,
         created_at=r.created_at,
         started_at=r.started_at,

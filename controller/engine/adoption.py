@@ -21,6 +21,7 @@ from odin.controller.executors.base import Executor
 from odin.controller.executors.outputs import AttemptDirs
 from odin.controller.store.runs import LoadedRun, datetime_to_epoch
 from odin.controller.vocabulary import (
+    REPLACED,
     ActiveAttempt,
     Failure,
     InputArtifact,
@@ -91,6 +92,8 @@ def active_run(loaded: LoadedRun, ctx: RunContext, executor: Executor, *, defaul
     created = datetime_to_epoch(r.get("created_at"))
     deadline = created + spec.timeout if spec.timeout is not None and created is not None else None
     state = RunState.new(dag, states, cancel_requested=bool(r["cancel_requested"]), deadline=deadline)
+    if r["cancel_requested"] and r.get("reason") == REPLACED:
+        state.cancel_message = r.get("message")
     params = dict(r["params"] or {})
     variables = {
         "RUN_PATH": paths.run_path,

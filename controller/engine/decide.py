@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from odin.controller.engine.state import Dag, RunState
-from odin.controller.vocabulary import Failure, RunStatus, TaskStatus
+from odin.controller.vocabulary import REPLACED, Failure, RunStatus, TaskStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,5 +258,7 @@ def _decide_cancel(state: RunState) -> Decision:
         elif st.status in (TaskStatus.PENDING, TaskStatus.RETRYING):
             actions.append(SkipTask(name, "Cancelled", "run cancelled before the task started"))
     if not actions and state.active_count == 0:
+        if state.cancel_message is not None:  # replaced by a newer run of its pipeline (`concurrency.policy`)
+            return Decision((FinishRun(RunStatus.CANCELLED, state.cancel_message, reason=REPLACED),), None)
         return Decision((FinishRun(RunStatus.CANCELLED, "cancelled"),), None)
     return Decision(tuple(actions), None)

@@ -53,7 +53,8 @@ from odin.controller.engine.transitions import apply_action, apply_observation
 from odin.controller.executors.base import Executor, OutputsUnsupported
 from odin.controller.store.cache_queries import cached_tasks
 from odin.controller.store.db import DbEngine, StoreUnavailable
-from odin.controller.store.runs import LoadedRun, cancel_requested_ids, load_runs, request_cancel
+from odin.controller.store.queueing import promote_queued
+from odin.controller.store.runs import LoadedRun, cancel_requests, load_runs, request_cancel
 from odin.controller.vocabulary import CACHED, ActiveAttempt, Failure, Observation, RunStatus, TaskLaunch, TaskStatus
 from odin.schema.model import TaskSpec
 
@@ -308,6 +309,8 @@ class Engine:
                 for loaded in loaded_runs:
                     if loaded.run["status"] in (RunStatus.PENDING, RunStatus.RUNNING):
                         self._adopt(loaded, recovering=False)
+                        if loaded.run.get("concurrency_limit") is not None:
+                            self._note_replaced(str(loaded.run["pipeline"]), touched)
             touched.add(m.run_id)
         elif isinstance(m, _Cancel):
             run = self._runs.get(m.run_id)
@@ -316,25 +319,53 @@ class Engine:
                 log.info("run %s: cancellation requested", m.run_id)
             touched.add(m.run_id)
 
-    def _rescan(self, touched: set[str]) -> None:
-        """Pick up what other processes did: runs created by another replica's API, cancel flags."""
+    def _note_replaced(self, pipeline: str, touched: set[str]) -> None:
+        """A run of a pipeline with `concurrency` was accepted: the older runs it replaces (`policy: replace`) were
+        flagged in the same transaction that created it; cancel them now rather than at the next rescan."""
+        same = [run_id for run_id, run in self._runs.items() if run.ctx.pipeline == pipeline]
         try:
+            requests = cancel_requests(self.db, same)
+        except StoreUnavailable as e:
+            log.warning("pipeline %s: cannot read cancel requests yet (%s); the next rescan will", pipeline, e)
+            return
+        self._flag_cancelled(requests, touched)
+
+    def _flag_cancelled(self, requests: Mapping[str, str | None], touched: set[str]) -> None:
+        for run_id, replaced in requests.items():
+            run = self._runs.get(run_id)
+            if run is not None and not run.state.cancel_requested:
+                run.state.cancel_requested = True
+                run.state.cancel_message = replaced
+                log.info("run %s: cancellation requested%s", run_id, f" ({replaced})" if replaced else "")
+                touched.add(run_id)
+
+    def _promote(self) -> None:
+        """Start the queued runs that now fit (`store.queueing`): a run ended, or a rescan is due."""
+        for run_id in promote_queued(self.db):
+            log.info("run %s left the queue", run_id)
+            self.submit(run_id)
+
+    def _rescan(self, touched: set[str]) -> None:
+        """Pick up what other processes did: runs created by another replica's API, cancel flags; and start queued
+        runs a slot is free for (after a restart, or when promoting after a run's end failed)."""
+        try:
+            if not self._draining.is_set():
+                self._promote()
             for loaded in load_runs(self.db):
                 if loaded.run["id"] not in self._runs:
                     self._adopt(loaded, recovering=True)
                     touched.add(loaded.run["id"])
-            for run_id in cancel_requested_ids(self.db, self._runs):
-                run = self._runs[run_id]
-                if not run.state.cancel_requested:
-                    run.state.cancel_requested = True
-                    touched.add(run_id)
+            self._flag_cancelled(cancel_requests(self.db, self._runs), touched)
         except StoreUnavailable as e:
             log.warning("engine rescan skipped: %s", e)
 
     # -- loading runs -------------------------------------------------------------------------------------------
     def _recover(self) -> None:
         """At start: adopt every active run, and hand the attempts the store believes active back to the executor
-        (it re-attaches to those still running and reports what became of the others)."""
+        (it re-attaches to those still running and reports what became of the others). Queued runs that fit are
+        started first: a queued run survives a restart and starts afterwards."""
+        if not self._draining.is_set():
+            promote_queued(self.db)
         loaded = load_runs(self.db)
         attempts: list[ActiveAttempt] = []
         for lr in loaded:
@@ -523,6 +554,11 @@ class Engine:
             with self._finished_cond:
                 self._finished[run_id] = action.status
                 self._finished_cond.notify_all()
+            if not self._draining.is_set():
+                try:
+                    self._promote()  # after the commit that ended the run: its slot is free in the store
+                except StoreUnavailable as e:
+                    log.warning("run %s ended; starting queued runs waits for the next rescan: %s", run_id, e)
 
         self._recorder.effect(done)
 

@@ -98,6 +98,7 @@ class RunState:
 
     dag: Dag
     cancel_requested: bool = False
+    cancel_message: str | None = None  # what the cancelled run records when a newer run replaced it, not a user
     deadline: float | None = None  # the run's `timeout` passes at this time (epoch seconds); None: no limit
     tasks: dict[str, TaskState] = field(default_factory=dict)
     _unmet: dict[str, int] = field(default_factory=dict)  # dependencies not (yet) succeeded

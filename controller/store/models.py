@@ -136,6 +136,10 @@ class Run(SQLModel, table=True):
     artifacts_expired_at: datetime | None = Field(
         default=None, sa_type=UTCDateTime, description="When retention let this run's artifacts go."
     )
+    # Queueing (issue 13 item 5; migration 0012): copied from the frozen spec, so the queue is ordered and limited
+    # in SQL without reading specs. NULL `concurrency_limit`: the pipeline has no `concurrency:`.
+    priority: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
+    concurrency_limit: int | None = None
 
 
 class TaskRun(SQLModel, table=True):

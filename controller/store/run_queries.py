@@ -34,6 +34,7 @@ class RunSummaryRow:
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    reason: str | None = None  # why a run is queued (ConcurrencyLimit, MaxActiveRuns) or ended as it did
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +140,7 @@ _SUMMARY = (
     RUNS.c.created_at,
     RUNS.c.started_at,
     RUNS.c.finished_at,
+    RUNS.c.reason,
 )
 
 
@@ -170,6 +172,7 @@ def _summary_of_run(r: Any) -> RunSummaryRow:
         created_at=r.created_at,
         started_at=r.started_at,
         finished_at=r.finished_at,
+        reason=r.reason,
     )
 
 

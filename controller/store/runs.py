@@ -22,10 +22,11 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.engine import Engine as DbEngine
 from sqlalchemy.exc import IntegrityError, OperationalError
 
+from odin.controller.store import queueing
 from odin.controller.store.db import StoreError, StoreUnavailable, Writer, reading, transaction
 from odin.controller.store.models import EVENTS, REPOSITORIES, RUNS, TASK_RUNS
 from odin.controller.store.types import utcnow
-from odin.controller.vocabulary import RunStatus, TaskStatus, Trigger
+from odin.controller.vocabulary import REPLACED, RunStatus, TaskStatus, Trigger
 from odin.schema.model import PipelineSpec
 
 TASKS = TASK_RUNS
@@ -143,19 +144,27 @@ def load_runs(engine: DbEngine, run_ids: Iterable[str] | None = None) -> list[Lo
     return [LoadedRun(r, by_run[r["id"]]) for r in runs]
 
 
-def cancel_requested_ids(engine: DbEngine, run_ids: Iterable[str]) -> set[str]:
-    """Which of these runs have been asked to cancel (possibly by another process)."""
+def cancel_requests(engine: DbEngine, run_ids: Iterable[str]) -> dict[str, str | None]:
+    """Which of these runs have been asked to cancel (possibly by another process), each with the message its end
+    records when a newer run replaced it (`policy: replace`), else None."""
     ids = list(run_ids)
     if not ids:
-        return set()
+        return {}
     with reading(engine) as conn:
-        q = sa.select(RUNS.c.id).where(RUNS.c.id.in_(ids), RUNS.c.cancel_requested.is_(True))
-        return set(conn.execute(q).scalars())
+        q = sa.select(RUNS.c.id, RUNS.c.reason, RUNS.c.message).where(
+            RUNS.c.id.in_(ids), RUNS.c.cancel_requested.is_(True)
+        )
+        return {r.id: r.message if r.reason == REPLACED else None for r in conn.execute(q)}
 
 
 def request_cancel(engine: DbEngine, run_id: str, *, by: str | None = None) -> bool:
-    """Flag a run for cancellation; False if it does not exist or is already finished."""
+    """Flag a run for cancellation; False if it does not exist or is already finished. A queued run never started:
+    it is cancelled at once (under the queue's lock, so it cannot be promoted meanwhile)."""
     with transaction(engine) as conn:
+        queueing.lock(conn)
+        by_whom = f" by {by}" if by else ""
+        if queueing.finish_queued(conn, run_id, RunStatus.CANCELLED, "Cancelled", f"cancelled{by_whom} while queued"):
+            return True
         res = conn.execute(
             RUNS.update()
             .where(RUNS.c.id == run_id, RUNS.c.status.in_(ACTIVE_RUN_STATUSES))
@@ -231,6 +240,20 @@ def create_run(conn: Connection, new: NewRun, *, max_attempts: int = 50) -> Crea
     ended: dict[str, Any] = (
         {"reason": REJECTED_REASON, "message": new.rejected, "finished_at": now} if new.rejected is not None else {}
     )
+    status = new.status
+    concurrency = new.spec.concurrency
+    admission: queueing.Admission | None = None
+    if new.rejected is None and queueing.governed(conn.engine, concurrency.limit if concurrency else None):
+        admission = queueing.admit(
+            conn,
+            repo_id=new.repo_id,
+            pipeline=new.pipeline,
+            limit=concurrency.limit if concurrency else None,
+            policy=concurrency.policy if concurrency else "queue",
+        )
+        status = admission.status
+        if status == RunStatus.SKIPPED:
+            ended = {"reason": admission.reason, "message": admission.message, "finished_at": now}
     prefix = run_id_prefix(new.pipeline, new.commit_sha)
     seq = _next_seq(conn, prefix)
     for _ in range(max_attempts):
@@ -250,7 +273,9 @@ def create_run(conn: Connection, new: NewRun, *, max_attempts: int = 50) -> Crea
                         spec=new.spec.to_dict(),
                         work_tree=new.work_tree,
                         work_path=new.work_path,
-                        status=new.status.value,
+                        status=status.value,
+                        priority=new.spec.priority,
+                        concurrency_limit=concurrency.limit if concurrency else None,
                         parallelism=new.parallelism,
                         cancel_requested=False,
                         no_cache=new.no_cache,
@@ -282,6 +307,7 @@ def create_run(conn: Connection, new: NewRun, *, max_attempts: int = 50) -> Crea
                 "gpus": [],
                 **new.initial_tasks.get(t.name, {}),
                 **(_SKIPPED_REJECTED if new.rejected is not None else {}),
+                **(_SKIPPED_CONCURRENCY if status == RunStatus.SKIPPED else {}),
             }
             for t in new.spec.tasks
         ]
@@ -313,6 +339,8 @@ def create_run(conn: Connection, new: NewRun, *, max_attempts: int = 50) -> Crea
                           "pipeline": new.pipeline},
                 )
             )  # fmt: skip
+        if admission is not None:
+            _settle(conn, new, run_id, admission, ended)
         return Created(run_id, created=True)
     raise StoreUnavailable(f"could not allocate a run id for {prefix} after {max_attempts} attempts")
 
@@ -323,6 +351,48 @@ _SKIPPED_REJECTED = {
     "reason": REJECTED_REASON,
     "message": "not started: the run was rejected when created",
 }
+
+
+_SKIPPED_CONCURRENCY = {
+    "status": TaskStatus.SKIPPED.value,
+    "reason": queueing.PIPELINE_LIMIT,
+    "message": "not started: the pipeline already had as many runs as its `concurrency.limit`",
+}
+
+
+def _settle(
+    conn: Connection, new: NewRun, run_id: str, admission: queueing.Admission, ended: Mapping[str, Any]
+) -> None:
+    """After a governed run's insert: a skipped run's `run.status` event; or the runs it replaces cancelled, and the
+    new run placed (`queueing.place`: started, or in order behind the others), with a `run.status` event if it waits."""
+    status = admission.status
+    if status == RunStatus.SKIPPED:
+        conn.execute(
+            EVENTS.insert().values(
+                kind="run.status", run_id=run_id, repo_id=new.repo_id, commit_sha=new.commit_sha, time=utcnow(),
+                data={"status": status.value, "reason": ended["reason"], "message": ended["message"],
+                      "pipeline": new.pipeline},
+            )
+        )  # fmt: skip
+        return
+    queueing.replace_runs(conn, admission.replaces, by_run=run_id)
+    concurrency = new.spec.concurrency
+    wait = queueing.place(
+        conn,
+        run_id,
+        repo_id=new.repo_id,
+        pipeline=new.pipeline,
+        limit=concurrency.limit if concurrency else None,
+        max_active=queueing.max_active_runs(conn.engine),
+    )
+    if wait is None:
+        return
+    conn.execute(
+        EVENTS.insert().values(
+            kind="run.status", run_id=run_id, repo_id=new.repo_id, commit_sha=new.commit_sha, time=utcnow(),
+            data={"status": RunStatus.QUEUED.value, "reason": wait[0], "message": wait[1], "pipeline": new.pipeline},
+        )
+    )  # fmt: skip
 
 
 def _next_seq(conn: Connection, prefix: str) -> int:

@@ -54,6 +54,7 @@ RUN_STATUS: dict[str, MlflowStatus] = {
     RunStatus.FAILED: "FAILED",
     RunStatus.ERROR: "FAILED",
     RunStatus.CANCELLED: "KILLED",
+    RunStatus.SKIPPED: "KILLED",  # never started, so never tracked; mapped so that no terminal status is missing
 }
 TASK_STATUS: dict[str, MlflowStatus] = {
     TaskStatus.SUCCEEDED: "FINISHED",

@@ -60,6 +60,13 @@ def pipelines(marks: Path) -> dict[str, str]:
             "  - {name: talk, image: busybox, command: [sh, -c, 'for i in 1 2 3 4 5 6 7 8; do echo line $i; done;"
             f" while [ ! -e {marks}/go-$ODIN_RUN ]; do sleep 0.05; done; echo bye; exit 3']}}\n"
         ),
+        "serial/main.yml": (
+            "name: serial\n"
+            "concurrency: {limit: 1}\n"
+            "tasks:\n"
+            f"  - {{name: hold, image: busybox, command: [sh, -c, 'while [ ! -e {marks}/go-$ODIN_RUN ]; do sleep 0.05;"
+            " done']}\n"
+        ),
         "vision/detector/main.yml": "name: detector\ntasks:\n  - {name: t, image: busybox, command: [echo, nested]}\n",
         "made/main.yml": (
             "name: made\n"

@@ -285,3 +285,19 @@ def test_show_lists_results_and_artifacts(served: Served, config: Path) -> None:
     shown = ok(ctl(served, config, "show", run_id))
     assert "results.acc" in shown and "0.9" in shown
     assert "artifacts.model" in shown and "file 1 B" in shown
+
+
+def test_a_queued_run_shows_as_queued_with_why_it_waits(served: Served, config: Path) -> None:
+    first = served.start("serial")
+    second = served.start("serial")
+    try:
+        wide = ("runs", "--pipeline", "serial", "--status", "queued", "-o", "wide")
+        table = ok(ctl(served, config, *wide, COLUMNS="250"))
+        assert second["id"] in table and "queued" in table and first["id"] not in table
+        assert "waiting: 1 of 1 run(s) of pipeline serial active" in table
+        assert "waiting: 1 of 1" in ok(ctl(served, config, "show", second["id"], COLUMNS="250"))
+    finally:
+        served.release(first["id"])
+        served.release(second["id"])  # before it starts: its task then ends at once
+        served.wait_run(first["id"])
+        served.wait_run(second["id"])

@@ -320,3 +320,25 @@ def test_cached_tasks_over_http_and_no_cache_on_start_and_rerun(served: Served) 
     assert again["tasks"][0]["cache_key"] == made["cache_key"]
     plain = served.wait_run(served.post(f"/v1/runs/{first['id']}/rerun").json()["id"])
     assert plain["tasks"][0]["reason"] == "Cached"
+
+
+def test_a_run_beyond_its_pipelines_concurrency_is_queued_visibly_and_starts_when_the_slot_frees(
+    served: Served,
+) -> None:
+    first = served.start("serial")
+    second = served.start("serial")
+    assert (second["status"], second["reason"]) == ("queued", "ConcurrencyLimit"), second
+    assert second["message"] == "waiting: 1 of 1 run(s) of pipeline serial active"
+    listed = served.get("/v1/runs", params={"status": "queued", "pipeline": "serial"}).json()
+    assert ids(listed) == [second["id"]] and listed["items"][0]["reason"] == "ConcurrencyLimit"
+    served.release(first["id"])
+    assert served.wait_run(first["id"])["status"] == "succeeded"
+    wait_until(lambda: served.get(f"/v1/runs/{second['id']}").json()["status"] in ("pending", "running"), 30)
+    assert served.get(f"/v1/runs/{second['id']}").json()["reason"] is None, "no longer waiting"
+    served.release(second["id"])
+    assert served.wait_run(second["id"])["status"] == "succeeded"
+    events = served.get(f"/v1/runs/{second['id']}/events").json()["items"]
+    assert [e["data"]["status"] for e in events if e["kind"] == "run.status"][:2] == ["queued", "pending"]
+    listing = {p["name"]: p for p in served.get("/v1/pipelines").json()["items"]}
+    assert listing["serial"]["concurrency"] == {"limit": 1, "policy": "queue"} and listing["serial"]["priority"] == 0
+    assert listing["ok"]["concurrency"] is None

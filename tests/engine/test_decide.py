@@ -259,6 +259,18 @@ def test_cancel_kills_active_skips_pending_and_finishes_when_nothing_runs() -> N
     assert sim.finished == FinishRun(RunStatus.CANCELLED, "cancelled")
 
 
+def test_a_run_replaced_by_a_newer_one_finishes_cancelled_saying_so() -> None:
+    sim = Sim(Dag.from_edges({"a": []}), parallelism=1)
+    sim.step()
+    sim.run("a")
+    sim.state.cancel_requested = True
+    sim.state.cancel_message = "replaced by run p-abc-2"
+    sim.step()
+    sim.fail("a", Failure.USER, "Error")
+    sim.step()
+    assert sim.finished == FinishRun(RunStatus.CANCELLED, "replaced by run p-abc-2", reason="Replaced")
+
+
 def test_stale_observations_change_nothing() -> None:
     sim = Sim(Dag.from_edges({"a": []}, retries={"a": 1}))
     sim.step()

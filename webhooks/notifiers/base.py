@@ -82,11 +82,13 @@ class _Pending:
 
 
 _RUN_STATES = {
+    "queued": (State.PENDING, "queued"),  # waiting for a slot (concurrency, ODIN_MAX_ACTIVE_RUNS); the message says why
     "running": (State.RUNNING, "running"),
     "succeeded": (State.SUCCESS, "succeeded"),
     "failed": (State.FAILURE, "failed"),
     "cancelled": (State.CANCELLED, "cancelled"),
     "error": (State.ERROR, "could not run"),
+    "skipped": (State.CANCELLED, "skipped"),  # `concurrency.policy: skip`: never started
 }
 
 

@@ -6,7 +6,7 @@ import { api, base, errorText, formatSize, tickDurations } from "./console.js";
 const root = document.getElementById("run");
 const runId = root.dataset.run;
 const FINISHED = new Set(["succeeded", "failed", "cancelled", "error", "skipped"]);
-const RUN_FINISHED = new Set(["succeeded", "failed", "cancelled", "error"]);
+const RUN_FINISHED = new Set(["succeeded", "failed", "cancelled", "error", "skipped"]);
 
 function badge(status) {
   const span = document.createElement("span");

@@ -36,6 +36,7 @@ from odin.controller.scheduler import Scheduler
 from odin.controller.secrecy import create_private_file, secure_data_dir
 from odin.controller.settings import Settings
 from odin.controller.store.db import DbEngine, StoreError, create_db_engine, migrate
+from odin.controller.store.leadership import Fence
 from odin.controller.store.repositories import follow_repository
 from odin.controller.store.runs import Created, load_runs, request_cancel, run_events
 from odin.controller.store.wakeups import WakeListener, WakeSender, supports_wakeups
@@ -149,6 +150,7 @@ class Controller:
             default_parallelism=settings.parallelism,
             outputs_present=store_outputs_present(_store_opener(settings)),
             task_env=self.tracking.task_env if self.tracking is not None else None,
+            fence=self._fence,
         )
         self.gpu_sampler: GpuSampler | None = None
         if gpu_samples is not None and settings.executor == "local":
@@ -165,7 +167,7 @@ class Controller:
         if settings.repo:
             self.repos[settings.repo_name] = self._follow(settings)
         self.retention = _retention_sweeper(self.db, settings)
-        self._lock: LeaderLock = leader_lock_for(self.db, settings.data_dir)
+        self._lock: LeaderLock = leader_lock_for(self.db, settings.data_dir, lease=settings.leader_lease)
         # Replicas that do not lead wake the one that does (Postgres LISTEN/NOTIFY; nothing to wake on SQLite).
         self._wake_sender = WakeSender(self.db) if supports_wakeups(self.db) else None
         self.wake_listener = WakeListener(self.db, self._on_wake) if self._wake_sender is not None else None
@@ -208,22 +210,33 @@ class Controller:
         self._lock.release()
         self.db.dispose()
 
+    def _fence(self) -> Fence | None:
+        """The leadership epoch the engine's, the sync's and the scheduler's writes are conditional on."""
+        return self._lock.fence
+
     def _elect(self) -> None:
+        """Follow: try to lead every `retry` seconds. Lead: renew the lease every third of it, and step down when it
+        is lost or the store refused a write of this leadership (the engine is fenced)."""
+        lease = self.settings.leader_lease
+        retry, renew = min(2.0, lease / 4), lease / 3
         while not self._stopping.is_set():
-            try:
-                got = self._lock.try_acquire()
-            except Exception as e:
-                log.warning("leader election: cannot reach the store (%s); retrying", e)
-                got = False
-            if got and not self._leading.is_set():
-                log.info("this replica is the leader: starting the engine and the pollers")
-                self._start_scheduling()
-            elif not got and self._leading.is_set():
-                log.error("leadership lost: stopping the engine and the pollers")
-                self._stop_scheduling()
-            self._stopping.wait(2.0 if not self._leading.is_set() else 5.0)
-            if self._leading.is_set() and not self._lock.held():
-                self._stop_scheduling()
+            if self._leading.is_set():
+                if self.engine.fenced or not self._lock.held():
+                    log.error("leadership lost: stopping the engine and the pollers")
+                    self._stop_scheduling()
+                    self._lock.release()
+            else:
+                try:
+                    got = self._lock.try_acquire()
+                except Exception as e:
+                    log.warning("leader election: cannot reach the store (%s); retrying", e)
+                    got = False
+                if got and not self._stopping.is_set():
+                    fence = self._lock.fence
+                    epoch = fence.epoch if fence is not None else 0
+                    log.info("this replica is the leader (epoch %d): starting the engine and the pollers", epoch)
+                    self._start_scheduling()
+            self._stopping.wait(renew if self._leading.is_set() else retry)
 
     def _start_scheduling(self) -> None:
         if self.tracking is not None:
@@ -279,6 +292,7 @@ class Controller:
             publish=self.bus.publish,
             validator=self.validator,
             admission=self.executor.gpu_shortfall,
+            fence=self._fence,
         )
         poller = RepoPoller(sync, interval=settings.poll_interval)
         launcher = RunLauncher(
@@ -290,6 +304,7 @@ class Controller:
             submit=self._submit_run,
             validator=self.validator,
             admission=self.executor.gpu_shortfall,
+            fence=self._fence,
         )
         scheduler = Scheduler(self.db, repo_id, mirror, launcher, branch=settings.branch, validator=self.validator)
         return FollowedRepo(

@@ -19,6 +19,11 @@ starts nothing, no new task, retry or run, but still records what running tasks 
 runs whose tasks have all ended. `stop` then ends the loop. Between the two, `wait_idle` lets the caller give running
 tasks a grace period to end with their outcome recorded.
 
+On a leader every commit is fenced (`store.leadership`): it is made only while the leadership epoch the engine runs
+under is current. A refused commit (another replica leads) drops its changes and their side effects, so nothing the
+loop decided after the last accepted commit happens; the loop ends, and the controller steps down. Started again for
+a new leadership, the engine forgets its in-memory runs and recovers from the store.
+
 The loop itself is the scheduling: messages, `decide`, actions. What it decides and what waits on the commit are
 kept by `engine.recording.Recorder`; how a run read from the store becomes one the loop drives, and what is handed
 back to the executor after a restart, is `engine.adoption`.
@@ -232,8 +237,6 @@ class Engine:
             while not self._retry_recover():
                 pass
         self._ready.set()
-        if self._recorder.fenced:
-            return
         next_rescan = self.clock() + self.rescan_interval
         # Every recovered run is stepped once: one with nothing active (still pending, or only retrying tasks) gets
         # no observation that would wake it otherwise.

@@ -182,6 +182,18 @@ class Engine:
         return self._recorder.fenced
 
     def _forget(self) -> None:
+        # A `_Stop` left by `stop` after the loop had already ended (fenced) must not end the next loop; the rest
+        # (submits, the executor's observations) still stands.
+        kept: list[_Message] = []
+        while True:
+            try:
+                message = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if not isinstance(message, _Stop):
+                kept.append(message)
+        for message in kept:
+            self._queue.put(message)
         self._runs.clear()
         self._starved.clear()
         self._active_total = 0

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -217,8 +218,7 @@ class Controller:
     def _elect(self) -> None:
         """Follow: try to lead every `retry` seconds. Lead: renew the lease every third of it, and step down when it
         is lost or the store refused a write of this leadership (the engine is fenced)."""
-        lease = self.settings.leader_lease
-        retry, renew = min(2.0, lease / 4), lease / 3
+        retry, renew = self._lease_intervals()
         while not self._stopping.is_set():
             if self._leading.is_set():
                 if self.engine.fenced or not self._lock.held():
@@ -238,11 +238,21 @@ class Controller:
                     self._start_scheduling()
             self._stopping.wait(renew if self._leading.is_set() else retry)
 
+    def _lease_intervals(self) -> tuple[float, float]:
+        """(how often a follower tries to lead, how often the leader renews its lease), from `ODIN_LEADER_LEASE`."""
+        lease = self.settings.leader_lease
+        return min(2.0, lease / 4), lease / 3
+
     def _start_scheduling(self) -> None:
         if self.tracking is not None:
             self.tracking.start()  # subscribed before the engine publishes anything
         self.engine.start()
-        self.engine.wait_ready(60)
+        # The engine's recovery can outlast the lease (many runs, a slow store): keep renewing while it reads.
+        _, renew = self._lease_intervals()
+        deadline = time.monotonic() + 60
+        while not self.engine.wait_ready(renew) and time.monotonic() < deadline:
+            if not self._lock.held():
+                break  # the elector's next check stops what was started; the fence refuses its writes meanwhile
         if self.gpu_sampler is not None:
             self.gpu_sampler.start()
         for repo in self.repos.values():

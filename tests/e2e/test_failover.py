@@ -1,7 +1,9 @@
 """Two `odin serve` replicas on one Postgres: failover, graceful hand-over, and fencing (issue 14 items 4 and 5).
 
-Each test starts real server processes (`tests.support.server.OdinServer`) on a database of its own, with a lease of
-2 s (`ODIN_LEADER_LEASE`) so that the slow path, a leader that stops renewing, stays within seconds. Every replica
+Each test starts real server processes (`tests.support.server.OdinServer`) on a database of its own. The default
+lease (10 s) is kept where it does not matter (a dead leader's connection is gone, a stopping one releases its lease),
+so that a loaded machine does not delay a renewal into a takeover; the SIGSTOP test, which waits for the lease to
+expire, shortens it to 3 s. Every replica
 runs tasks with the local executor in its own data directory, so where an attempt's files are (`tasks/<run>/<task>.
 <attempt>.*`) says which replica started it.
 
@@ -97,7 +99,6 @@ def replicas(tmp_path: Path, postgres_admin_url: str) -> Iterator[Replicas]:
             "ODIN_REPO": remote.file_url,
             "ODIN_POLL_INTERVAL": "0.5",
             "ODIN_RUN_ON_FIRST_SYNC": "true",
-            "ODIN_LEADER_LEASE": "2",
             "ODIN_RETRY_BACKOFF": "0.1",
             "ODIN_SHUTDOWN_GRACE": "10",
         }
@@ -166,12 +167,13 @@ def test_sigterm_hands_the_rest_of_the_run_to_the_follower(replicas: Replicas) -
 
 
 def test_a_leader_paused_past_its_lease_creates_nothing_when_it_wakes(replicas: Replicas) -> None:
+    replicas.env["ODIN_LEADER_LEASE"] = "3"
     leader, follower = _lead(replicas)
     assert leader.proc is not None
     epoch = replicas.epoch()
     leader.proc.send_signal(signal.SIGSTOP)
     try:
-        # The paused leader's connections stay open: the follower takes over only once the 2 s lease has expired.
+        # The paused leader's connections stay open: the follower takes over only once the 3 s lease has expired.
         wait_until(lambda: LEADS in follower.log(), 20, interval=0.05, message="the follower takes over")
         assert replicas.epoch() == epoch + 1
         # The follower retries `first` (the paused leader's attempt is not its to adopt); `go` ends both attempts,

@@ -164,6 +164,7 @@ class EpochLease:
         self._conn: Connection | None = None
         self._fence: Fence | None = None
         self._holding = False
+        self._row_ensured = False
 
     @property
     def fence(self) -> Fence | None:
@@ -178,8 +179,10 @@ class EpochLease:
             return self.held()
         try:
             conn = self._connection()
-            with conn.begin():
-                _ensure_row(conn, self.name)
+            if not self._row_ensured:
+                with conn.begin():
+                    _ensure_row(conn, self.name)
+                self._row_ensured = True
             with conn.begin():
                 # A paused leader's open transaction may share-lock the row: do not wait on it here (it is ended by
                 # its idle timeout, and the next try gets through).

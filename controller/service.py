@@ -137,6 +137,8 @@ class Controller:
             create_private_file(settings.data_dir / "odin.db")  # before SQLite creates it world-readable
         self.db = db or create_db_engine(settings.effective_database_url())
         migrate(self.db)
+        # Before anything that writes under its fence (`_fence`): the engine, the sync and the scheduler.
+        self._lock: LeaderLock = leader_lock_for(self.db, settings.data_dir, lease=settings.leader_lease)
         self.bus = EventBus()
         self.bus.subscribe(TaskDurations())
         self.executor = executor or make_executor(settings, task_user, self.gpus)
@@ -168,7 +170,6 @@ class Controller:
         if settings.repo:
             self.repos[settings.repo_name] = self._follow(settings)
         self.retention = _retention_sweeper(self.db, settings)
-        self._lock: LeaderLock = leader_lock_for(self.db, settings.data_dir, lease=settings.leader_lease)
         # Replicas that do not lead wake the one that does (Postgres LISTEN/NOTIFY; nothing to wake on SQLite).
         self._wake_sender = WakeSender(self.db) if supports_wakeups(self.db) else None
         self.wake_listener = WakeListener(self.db, self._on_wake) if self._wake_sender is not None else None

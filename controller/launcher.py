@@ -20,6 +20,7 @@ from odin.controller.git.mirror import Mirror
 from odin.controller.pipelines import PipelineAt, materialize, read_pipeline
 from odin.controller.reruns import RerunPlan, RerunRefused, plan_rerun
 from odin.controller.store.db import DbEngine, transaction
+from odin.controller.store.leadership import Fence, hold
 from odin.controller.store.runs import Created, LoadedRun, NewRun, create_run
 from odin.controller.store.schedules import SlotKey, attach_run, claim_slot
 from odin.controller.store.types import utcnow
@@ -127,8 +128,12 @@ class RunLauncher:
         submit: Callable[[str], None],
         validator: Validator | None = None,
         admission: GpuCheck | None = None,
+        fence: Callable[[], Fence | None] = lambda: None,
     ) -> None:
+        """`fence`: the leader's epoch, which the scheduler's runs (`start_slots`, the leader's work) are created
+        under; runs started on request (any replica's API) are not fenced."""
         self.db = db
+        self.fence = fence
         self.repo_id = repo_id
         self.mirror = mirror
         self.branch = branch
@@ -217,6 +222,7 @@ class RunLauncher:
             return []
         created: list[tuple[ScheduledStart, Created]] = []
         with transaction(self.db) as conn:
+            hold(conn, self.fence())  # LeadershipLost: another replica leads and schedules; nothing is claimed
             for due, new in prepared:
                 key = SlotKey(self.repo_id, self.branch, new.pipeline, due.slot)
                 if not claim_slot(conn, key, schedule=due.schedule):

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 
 from odin.controller.store.db import StoreUnavailable
+from odin.controller.store.leadership import LeadershipLost
 from odin.controller.sync import RepoSync, SyncOutcome, SyncRequest
 from odin.controller.vocabulary import Trigger
 
@@ -118,6 +119,10 @@ class RepoPoller:
                 outcome = self.sync.sync(request)
             except StoreUnavailable as e:
                 log.error("repo %s: sync could not be recorded (%s); retrying", self.sync.repo_id, e)
+                outcome = None
+                self._failures += 1
+            except LeadershipLost as e:  # another replica leads: nothing was recorded; the elector stops this poller
+                log.error("repo %s: sync not recorded: %s", self.sync.repo_id, e)
                 outcome = None
                 self._failures += 1
             except Exception:

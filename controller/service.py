@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -39,6 +40,7 @@ from odin.controller.secrecy import create_private_file, secure_data_dir
 from odin.controller.settings import Settings
 from odin.controller.store import queueing
 from odin.controller.store.db import DbEngine, StoreError, create_db_engine, migrate
+from odin.controller.store.leadership import Fence
 from odin.controller.store.repo_records import RepoRecord, registered
 from odin.controller.store.repositories import follow_repository, record_condition
 from odin.controller.store.runs import Created, load_runs, request_cancel, run_events
@@ -165,6 +167,8 @@ class Controller:
             create_private_file(settings.data_dir / "odin.db")  # before SQLite creates it world-readable
         self.db = db or create_db_engine(settings.effective_database_url())
         migrate(self.db)
+        # Before anything that writes under its fence (`_fence`): the engine, the sync and the scheduler.
+        self._lock: LeaderLock = leader_lock_for(self.db, settings.data_dir, lease=settings.leader_lease)
         queueing.configure(self.db, max_active_runs=settings.max_active_runs)  # every path creating runs obeys it
         self.bus = EventBus()
         self.bus.subscribe(TaskDurations())
@@ -180,6 +184,7 @@ class Controller:
             default_parallelism=settings.parallelism,
             outputs_present=store_outputs_present(_store_opener(settings)),
             task_env=self.tracking.task_env if self.tracking is not None else None,
+            fence=self._fence,
         )
         self.gpu_sampler: GpuSampler | None = None
         if gpu_samples is not None and settings.executor == "local":
@@ -201,7 +206,6 @@ class Controller:
         self._refresher: threading.Thread | None = None
         self.refresh_repositories()
         self.retention = _retention_sweeper(self.db, settings)
-        self._lock: LeaderLock = leader_lock_for(self.db, settings.data_dir)
         # Replicas that do not lead wake the one that does (Postgres LISTEN/NOTIFY; nothing to wake on SQLite).
         self._wake_sender = WakeSender(self.db) if supports_wakeups(self.db) else None
         self.wake_listener = WakeListener(self.db, self._on_wake) if self._wake_sender is not None else None
@@ -248,28 +252,48 @@ class Controller:
         self._lock.release()
         self.db.dispose()
 
+    def _fence(self) -> Fence | None:
+        """The leadership epoch the engine's, the sync's and the scheduler's writes are conditional on."""
+        return self._lock.fence
+
     def _elect(self) -> None:
+        """Follow: try to lead every `retry` seconds. Lead: renew the lease every third of it, and step down when it
+        is lost or the store refused a write of this leadership (the engine is fenced)."""
+        retry, renew = self._lease_intervals()
         while not self._stopping.is_set():
-            try:
-                got = self._lock.try_acquire()
-            except Exception as e:
-                log.warning("leader election: cannot reach the store (%s); retrying", e)
-                got = False
-            if got and not self._leading.is_set():
-                log.info("this replica is the leader: starting the engine and the pollers")
-                self._start_scheduling()
-            elif not got and self._leading.is_set():
-                log.error("leadership lost: stopping the engine and the pollers")
-                self._stop_scheduling()
-            self._stopping.wait(2.0 if not self._leading.is_set() else 5.0)
-            if self._leading.is_set() and not self._lock.held():
-                self._stop_scheduling()
+            if self._leading.is_set():
+                if self.engine.fenced or not self._lock.held():
+                    log.error("leadership lost: stopping the engine and the pollers")
+                    self._stop_scheduling()
+                    self._lock.release()
+            else:
+                try:
+                    got = self._lock.try_acquire()
+                except Exception as e:
+                    log.warning("leader election: cannot reach the store (%s); retrying", e)
+                    got = False
+                if got and not self._stopping.is_set():
+                    fence = self._lock.fence
+                    epoch = fence.epoch if fence is not None else 0
+                    log.info("this replica is the leader (epoch %d): starting the engine and the pollers", epoch)
+                    self._start_scheduling()
+            self._stopping.wait(renew if self._leading.is_set() else retry)
+
+    def _lease_intervals(self) -> tuple[float, float]:
+        """(how often a follower tries to lead, how often the leader renews its lease), from `ODIN_LEADER_LEASE`."""
+        lease = self.settings.leader_lease
+        return min(2.0, lease / 4), lease / 3
 
     def _start_scheduling(self) -> None:
         if self.tracking is not None:
             self.tracking.start()  # subscribed before the engine publishes anything
         self.engine.start()
-        self.engine.wait_ready(60)
+        # The engine's recovery can outlast the lease (many runs, a slow store): keep renewing while it reads.
+        _, renew = self._lease_intervals()
+        deadline = time.monotonic() + 60
+        while not self.engine.wait_ready(renew) and time.monotonic() < deadline:
+            if not self._lock.held():
+                break  # the elector's next check stops what was started; the fence refuses its writes meanwhile
         if self.gpu_sampler is not None:
             self.gpu_sampler.start()
         with self._repos_lock:
@@ -363,6 +387,7 @@ class Controller:
                 validator=self.validator,
                 admission=self.executor.gpu_shortfall,
                 further=further,
+                fence=self._fence,
             )
 
         mirror = mirror_of(branch)
@@ -389,6 +414,7 @@ class Controller:
             submit=self._submit_run,
             validator=self.validator,
             admission=self.executor.gpu_shortfall,
+            fence=self._fence,
         )
         scheduler = Scheduler(self.db, repo_id, mirror, launcher, branch=branch, validator=self.validator)
         url = redact_url(remote)

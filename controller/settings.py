@@ -128,6 +128,14 @@ class Settings(BaseSettings):
     retry_backoff: float = Field(default=10.0, ge=0, description="Seconds before the first retry; doubles each time.")
     retry_backoff_max: float = Field(default=600.0, ge=0, description="Upper bound of a retry delay, seconds.")
     kill_grace: float = Field(default=10.0, ge=0, description="Seconds between SIGTERM and SIGKILL on cancel/timeout.")
+    leader_lease: float = Field(
+        default=10.0,
+        ge=1.0,
+        le=300.0,
+        description="Seconds a leader's lease lasts on Postgres without renewal (renewed every third of it). A "
+        "follower takes over a leader that died at its next try (every 2 s at most); one that stopped renewing "
+        "(paused, cut off) after this long. A leader that comes back later has its writes refused (fencing).",
+    )
     shutdown_grace: float = Field(
         default=10.0,
         ge=0,

@@ -41,6 +41,7 @@ from odin.controller.pipelines import PipelineAt, materialize, read_pipeline
 from odin.controller.store import repositories
 from odin.controller.store.commits import SeenCommit, record_commit
 from odin.controller.store.db import Connection, DbEngine, transaction
+from odin.controller.store.leadership import Fence, hold
 from odin.controller.store.runs import NewRun, create_run, run_created_events
 from odin.controller.store.types import utcnow
 from odin.controller.validation import Validator
@@ -99,11 +100,13 @@ class RepoSync:
         validator: Validator | None = None,
         admission: GpuCheck | None = None,
         further: bool = False,
+        fence: Callable[[], Fence | None] = lambda: None,
     ) -> None:
         """`further`: `branch` is one the repository's patterns match besides its own branch; where its sync left
         off and its condition are kept per branch (`repo_branches`) instead of on the repository's row."""
         self.db = db
         self.further = further
+        self.fence = fence  # the leader's epoch: runs are created only while it is current (store/leadership.py)
         self.repo_id = repo_id
         self.mirror = mirror
         self.branch = branch
@@ -286,6 +289,7 @@ class RepoSync:
         created: list[tuple[str, str | None]] = []
         events: list[dict[str, Any]] = []
         with transaction(self.db) as conn:
+            hold(conn, self.fence())  # LeadershipLost: another replica leads; nothing recorded, nothing created
             for c in absorbed:
                 events.append(self._record_commit(conn, c, [], validation="absorbed", absorbed_by=commit.sha))
             events.append(

@@ -19,6 +19,11 @@ starts nothing, no new task, retry or run, but still records what running tasks 
 runs whose tasks have all ended. `stop` then ends the loop. Between the two, `wait_idle` lets the caller give running
 tasks a grace period to end with their outcome recorded.
 
+On a leader every commit is fenced (`store.leadership`): it is made only while the leadership epoch the engine runs
+under is current. A refused commit (another replica leads) drops its changes and their side effects, so nothing the
+loop decided after the last accepted commit happens; the loop ends, and the controller steps down. Started again for
+a new leadership, the engine forgets its in-memory runs and recovers from the store.
+
 The loop itself is the scheduling: messages, `decide`, actions. What it decides and what waits on the commit are
 kept by `engine.recording.Recorder`; how a run read from the store becomes one the loop drives, and what is handed
 back to the executor after a restart, is `engine.adoption`.
@@ -53,6 +58,7 @@ from odin.controller.engine.transitions import apply_action, apply_observation
 from odin.controller.executors.base import Executor, OutputsUnsupported
 from odin.controller.store.cache_queries import cached_tasks
 from odin.controller.store.db import DbEngine, StoreUnavailable
+from odin.controller.store.leadership import Fence
 from odin.controller.store.queueing import promote_queued
 from odin.controller.store.runs import LoadedRun, cancel_requests, load_runs, request_cancel
 from odin.controller.vocabulary import CACHED, ActiveAttempt, Failure, Observation, RunStatus, TaskLaunch, TaskStatus
@@ -109,10 +115,12 @@ class Engine:
         clock: Callable[[], float] = time.time,
         outputs_present: OutputsPresent = local_outputs_present,
         task_env: Callable[[TaskLaunch], Mapping[str, str]] | None = None,
+        fence: Callable[[], Fence | None] = lambda: None,
     ) -> None:
         """`task_env`: variables added to every attempt's environment just before it starts, where the task's own
         `env` does not set them (MLflow tracking's nested run, `odin.controller.tracking.worker`); it bounds its own
-        time and never raises for an outage."""
+        time and never raises for an outage. `fence`: the leadership every commit is conditional on (the
+        controller's leader lock); once the store refuses a commit for it, the loop stops acting and ends."""
         self.db = db
         self.outputs_present = outputs_present  # whether a cache hit's artifacts still exist (engine/cache.py)
         self.task_env = task_env
@@ -124,7 +132,8 @@ class Engine:
         self.rescan_interval = rescan_interval
         self.coalesce = coalesce
         self.clock = clock
-        self._recorder = Recorder(db, self.bus, coalesce=coalesce)
+        self._recorder = Recorder(db, self.bus, coalesce=coalesce, fence=fence)
+        self._started_before = False
         self._queue: queue.SimpleQueue[_Message] = queue.SimpleQueue()
         self._runs: dict[str, ActiveRun] = {}
         self._active_total = 0
@@ -140,8 +149,13 @@ class Engine:
 
     # -- public, thread-safe --------------------------------------------------------------------------------
     def start(self) -> None:
-        if self._thread is not None:
+        """Start the loop. A loop started again (a new leadership) forgets what the last one held in memory and
+        reads the store afresh: another leader may have changed everything since."""
+        if self._thread is not None and self._thread.is_alive():
             return
+        if self._started_before:
+            self._forget()
+        self._started_before = True
         self._thread = threading.Thread(target=self._main, name="odin-engine", daemon=True)
         self._thread.start()
 
@@ -162,6 +176,33 @@ class Engine:
         sets an event no other code waits on and queues a wake-up (SimpleQueue.put is reentrant)."""
         self._draining.set()
         self._queue.put(_Wake())
+
+    @property
+    def fenced(self) -> bool:
+        """Whether the store refused this engine's writes for a lost leadership (its loop has ended)."""
+        return self._recorder.fenced
+
+    def _forget(self) -> None:
+        # A `_Stop` left by `stop` after the loop had already ended (fenced) must not end the next loop; the rest
+        # (submits, the executor's observations) still stands.
+        kept: list[_Message] = []
+        while True:
+            try:
+                message = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if not isinstance(message, _Stop):
+                kept.append(message)
+        for message in kept:
+            self._queue.put(message)
+        self._runs.clear()
+        self._starved.clear()
+        self._active_total = 0
+        self._idle.set()
+        self._ready.clear()
+        self._recorder.discard()
+        self._recorder.fenced = False
+        self._recorder.store_failures = 0
 
     @property
     def draining(self) -> bool:
@@ -228,6 +269,9 @@ class Engine:
                 log.exception("engine turn failed; continuing")
                 self._recorder.store_failures += 1
             recovered = set()
+            if self._recorder.fenced:
+                log.error("engine stopped: this replica no longer leads (its last changes were refused)")
+                return
 
     def _turn(self, messages: list[_Message], next_rescan: float, touched: set[str]) -> float:
         """One pass: apply messages, decide for the touched runs, commit, act. Returns the next rescan time."""

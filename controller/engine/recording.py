@@ -16,6 +16,7 @@ from typing import Any
 from odin.controller.bus import EventBus
 from odin.controller.engine.state import TaskState
 from odin.controller.store.db import DbEngine, StoreUnavailable, Writer
+from odin.controller.store.leadership import Fence, LeadershipLost
 from odin.controller.store.runs import WriteBatch, epoch_to_datetime, write_batch
 from odin.controller.store.types import utcnow
 from odin.controller.vocabulary import WAITING_FOR_QUOTA, RunContext, RunStatus, TaskStatus
@@ -28,12 +29,20 @@ class Recorder:
 
     `store_failures` counts the store failures in a row (flushes, and the engine's own reads at start); the engine
     reads it to back off while the store is down.
+
+    `fence` gives the leadership epoch every commit is conditional on (None: not fenced). Once the store refuses a
+    commit for a lost leadership, `fenced` is set, the refused changes and their effects are dropped (never
+    performed), and so is everything recorded after: the engine stops acting.
     """
 
-    def __init__(self, db: DbEngine, bus: EventBus, *, coalesce: float) -> None:
+    def __init__(
+        self, db: DbEngine, bus: EventBus, *, coalesce: float, fence: Callable[[], Fence | None] = lambda: None
+    ) -> None:
         self.db = db
         self.bus = bus
         self.coalesce = coalesce
+        self.fence = fence
+        self.fenced = False
         self.store_failures = 0
         self.flush_due: float | None = None
         self._writer = Writer(db)
@@ -155,9 +164,17 @@ class Recorder:
         """Commit pending changes, then perform their side effects. On store failure keep both for later."""
         batch, effects = self._batch, self._effects
         self.flush_due = None
+        if self.fenced:
+            self.discard()
+            return
         if batch:
             try:
-                stored = write_batch(self.db, batch, writer=self._writer)
+                stored = write_batch(self.db, batch, writer=self._writer, fence=self.fence())
+            except LeadershipLost as e:
+                log.error("%s (%d change(s) and %d action(s) dropped)", e, len(batch.events), len(effects))
+                self.fenced = True
+                self.discard()
+                return
             except StoreUnavailable as e:
                 self.store_failures += 1
                 if self.store_failures in (1, 10) or self.store_failures % 100 == 0:
@@ -171,6 +188,11 @@ class Recorder:
         self._batch, self._effects = WriteBatch(), []
         for effect in effects:
             effect()
+
+    def discard(self) -> None:
+        """Forget what is pending (a lost leadership, or a new one that reads the store afresh)."""
+        self._batch, self._effects = WriteBatch(), []
+        self.flush_due = None
 
     def close(self) -> None:
         self._writer.close()

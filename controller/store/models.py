@@ -309,6 +309,26 @@ class ScheduledSlot(SQLModel, table=True):
     fired_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
+class Leadership(SQLModel, table=True):
+    """Who schedules, and since which leadership: the row the leader's writes are fenced on.
+
+    Every acquisition adds one to `epoch`; the engine's writes that start or change work check, in their own
+    transaction, that the epoch they were decided under is still the row's (`store.leadership.Fence`). A leader
+    paused past `expires_at` (SIGSTOP, a long GC, a partition) finds on waking that another replica moved the epoch
+    on, and its writes are refused. `backend_pid` is the Postgres backend of the leader's lease connection: when it
+    is gone (the leader died), a follower need not wait for `expires_at`.
+    """
+
+    __tablename__ = "leadership"
+
+    name: str = Field(primary_key=True, max_length=100)
+    epoch: int = Field(default=0, sa_type=sa.BigInteger)
+    holder: str | None = Field(default=None, max_length=300, description="host:pid of the leader, for people.")
+    backend_pid: int | None = Field(default=None)
+    acquired_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
 def table_of(model: type[SQLModel]) -> sa.Table:
     """The Core table behind a model, typed (SQLModel's `__table__` is invisible to type checkers)."""
     return SQLModel.metadata.tables[str(model.__tablename__)]
@@ -325,3 +345,4 @@ WEBHOOK_DELIVERIES = table_of(WebhookDelivery)
 API_TOKENS = table_of(ApiToken)
 SCHEDULED_SLOTS = table_of(ScheduledSlot)
 REVOKED_SESSIONS = table_of(RevokedSession)
+LEADERSHIP = table_of(Leadership)

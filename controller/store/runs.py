@@ -24,6 +24,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from odin.controller.store import queueing
 from odin.controller.store.db import StoreError, StoreUnavailable, Writer, reading, transaction
+from odin.controller.store.leadership import Fence, hold
 from odin.controller.store.models import EVENTS, REPOSITORIES, RUNS, TASK_RUNS
 from odin.controller.store.types import utcnow
 from odin.controller.vocabulary import REPLACED, RunStatus, TaskStatus, Trigger
@@ -71,8 +72,13 @@ class WriteBatch:
         return bool(self.task_updates or self.run_updates or self.events)
 
 
-def write_batch(engine: DbEngine, batch: WriteBatch, *, writer: Writer | None = None) -> list[dict[str, Any]]:
+def write_batch(
+    engine: DbEngine, batch: WriteBatch, *, writer: Writer | None = None, fence: Fence | None = None
+) -> list[dict[str, Any]]:
     """Commit a batch; returns the events as stored (with id and time) for publishing.
+
+    With a `fence` (the engine on a leader), the batch is written only if its leadership epoch is still current:
+    `LeadershipLost` otherwise, with nothing written (`store.leadership`).
 
     Updates that set the same columns are sent as one executemany with a statement built once per column set, so
     the engine's hot path pays neither statement construction nor compilation per row.
@@ -81,6 +87,7 @@ def write_batch(engine: DbEngine, batch: WriteBatch, *, writer: Writer | None = 
     stored: list[dict[str, Any]] = []
     try:
         with writer.transaction() if writer is not None else transaction(engine) as conn:
+            hold(conn, fence)
             for stmt, rows in _grouped(batch.task_updates, _task_update, ("_run_id", "_name")):
                 conn.execute(stmt, rows)
             for stmt, rows in _grouped({(k,): v for k, v in batch.run_updates.items()}, _run_update, ("_id",)):

@@ -13,6 +13,7 @@ from odin.controller.git.mirror import Mirror
 from odin.controller.launcher import RunLauncher
 from odin.controller.scheduler import Scheduler, due_slots
 from odin.controller.store.db import transaction
+from odin.controller.store.leadership import SCHEDULER, Fence, advance_epoch
 from odin.controller.store.models import REPOSITORIES, RUNS, SCHEDULED_SLOTS
 from odin.schema.model import Schedule
 from tests.support.git import GitRemote
@@ -149,3 +150,22 @@ def test_a_new_tip_changes_the_schedules_and_invalid_pipelines_are_left_alone(
     assert sched.upcoming()["a"] == [("30 2 * * *@UTC", at("2026-01-06T02:30:00"))]
     clock.now += timedelta(hours=1)
     assert sched.tick().starts == (), "the old schedule is gone with its commit"
+
+
+def test_a_stale_leader_claims_no_slot_and_the_next_tick_of_the_leader_does(
+    db: Engine, world: tuple[Mirror, RunLauncher, list[str]], git_remote: GitRemote
+) -> None:
+    """Fencing (issue 14 item 4): a slot is claimed, and its run created, only under the current leadership epoch."""
+    mirror, launcher, submitted = world
+    git_remote.commit({"nightly/main.yml": pipe('"0 3 * * *"')})
+    mirror.fetch()
+    stale = Fence(SCHEDULER, advance_epoch(db, SCHEDULER, holder="old"))
+    advance_epoch(db, SCHEDULER, holder="new")
+    launcher.fence = lambda: stale
+    clock = FakeClock(at("2026-01-05T03:00:00.200"))
+    due = scheduler(db, world, clock).tick()
+    assert len(due.starts) == 1 and due.created == (), "refused: nothing claimed, nothing created"
+    assert runs(db) == [] and submitted == []
+    current = Fence(SCHEDULER, advance_epoch(db, SCHEDULER, holder="next"))
+    launcher.fence = lambda: current
+    assert len(scheduler(db, world, clock).tick().created) == 1, "the leader starts the slot"

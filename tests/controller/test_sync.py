@@ -16,6 +16,7 @@ from odin.controller.admission import GpuAsk
 from odin.controller.git.edit import Author, commit_file
 from odin.controller.git.mirror import Mirror
 from odin.controller.store.db import transaction
+from odin.controller.store.leadership import SCHEDULER, Fence, LeadershipLost, advance_epoch
 from odin.controller.store.models import COMMITS
 from odin.controller.store.repositories import REPOS
 from odin.controller.store.runs import EVENTS, RUNS, TASKS
@@ -357,3 +358,22 @@ def test_a_run_admission_refuses_is_recorded_failed_and_the_others_start(
     assert r.commit_row(sha).validation == "valid", "the pipeline is valid; the run says why it did not start"
     statuses = [e for e in published if e["kind"] == "run.status"]
     assert [(e["run_id"], e["data"]["status"]) for e in statuses] == [(big_run.id, "failed")]
+
+
+def test_a_sync_under_a_lost_leadership_records_and_creates_nothing(repo: Repo) -> None:
+    """Fencing (issue 14 item 4): the commit, its runs and `last_seen_sha` are written only while the leadership
+    epoch the sync runs under is current; a stale leader's sync writes none of them, and the next leader's finds
+    the commit as new."""
+    repo.sync.sync()
+    stale = Fence(SCHEDULER, advance_epoch(repo.db, SCHEDULER, holder="old"))
+    advance_epoch(repo.db, SCHEDULER, holder="new")
+    repo.sync.fence = lambda: stale
+    sha = repo.remote.commit({"train/fit.py": "print('v2')\n"})
+    with pytest.raises(LeadershipLost):
+        repo.sync.sync()
+    assert repo.runs() == [] and repo.created == []
+    with repo.db.connect() as conn:
+        assert conn.execute(sa.select(COMMITS).where(COMMITS.c.sha == sha)).first() is None
+    current = Fence(SCHEDULER, advance_epoch(repo.db, SCHEDULER, holder="next"))
+    repo.sync.fence = lambda: current
+    assert len(repo.sync.sync().runs) == 1, "the next leader creates the run"

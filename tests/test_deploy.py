@@ -1,7 +1,11 @@
-"""deploy/: every manifest is valid Kubernetes, and the executor's Role grants what each resource handler needs."""
+"""deploy/: every manifest is valid Kubernetes, every kustomization renders to valid objects, the production overlay
+runs two replicas that share no disk, and the executor's Role grants what each resource handler needs."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +16,9 @@ import yaml
 from odin.controller.executors.kubernetes import HandlerRegistry
 
 DEPLOY = Path(__file__).resolve().parents[1] / "deploy"
+KUBERNETES_VERSION = "1.31"
+KUSTOMIZATIONS = ["base", "overlays/local", "overlays/production", "midgard"]
+PLACEHOLDER_SECRETS = DEPLOY / "overlays" / "production" / "secrets.example.yaml"
 
 
 def documents() -> list[tuple[str, dict[str, Any]]]:
@@ -25,15 +32,130 @@ def documents() -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
-@pytest.mark.parametrize(("where", "doc"), documents(), ids=[w for w, _ in documents()])
+def complete_documents() -> list[tuple[str, dict[str, Any]]]:
+    """Whole objects: a strategic-merge patch (`*-patch.yaml`) is only the fields it changes."""
+    return [(w, d) for w, d in documents() if "-patch.yaml:" not in w]
+
+
+@cache
+def rendered(kustomization: str) -> list[dict[str, Any]]:
+    """`kubectl kustomize` of a directory of deploy/: what `kubectl apply -k` would send, offline."""
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        pytest.skip("kubectl is not installed: the kustomizations cannot be rendered (the files are still validated)")
+    out = subprocess.run(
+        [kubectl, "kustomize", str(DEPLOY / kustomization)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert out.returncode == 0, f"kubectl kustomize deploy/{kustomization}: {out.stderr}"
+    return [d for d in yaml.safe_load_all(out.stdout) if d]
+
+
+def one(objects: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    [found] = [o for o in objects if o["kind"] == kind and o["metadata"]["name"] == name]
+    return found
+
+
+@pytest.mark.parametrize(("where", "doc"), complete_documents(), ids=[w for w, _ in complete_documents()])
 def test_manifest_is_valid(where: str, doc: dict[str, Any]) -> None:
-    kubernetes_validate.validate(doc, "1.31", strict=True)
+    kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+
+
+@pytest.mark.parametrize("kustomization", KUSTOMIZATIONS)
+def test_every_rendered_object_is_valid(kustomization: str) -> None:
+    objects = rendered(kustomization)
+    assert objects
+    for obj in objects:
+        kubernetes_validate.validate(obj, KUBERNETES_VERSION, strict=True)
 
 
 def test_kustomizations_list_existing_files() -> None:
     for kustomization in DEPLOY.rglob("kustomization.yaml"):
-        for resource in yaml.safe_load(kustomization.read_text()).get("resources", []):
+        spec = yaml.safe_load(kustomization.read_text())
+        listed = [*spec.get("resources", []), *(p["path"] for p in spec.get("patches", []) if "path" in p)]
+        for resource in listed:
             assert (kustomization.parent / resource).exists(), f"{kustomization}: {resource}"
+
+
+def test_production_runs_two_replicas_with_probes_and_a_disruption_budget() -> None:
+    objects = rendered("overlays/production")
+    deployment = one(objects, "Deployment", "odin")
+    spec = deployment["spec"]
+    assert spec["replicas"] == 2
+    assert spec["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}}
+    pod = spec["template"]["spec"]
+    [odin] = pod["containers"]
+    assert odin["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert odin["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert odin["resources"]["requests"]["cpu"] and odin["resources"]["limits"]["memory"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert odin["securityContext"] == {
+        "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "capabilities": {"drop": ["ALL"]}
+    }  # fmt: skip
+    assert pod["affinity"]["podAntiAffinity"] and pod["topologySpreadConstraints"]
+    pdb = one(objects, "PodDisruptionBudget", "odin")
+    assert pdb["spec"]["minAvailable"] == 1
+    assert pdb["spec"]["selector"] == spec["selector"]
+
+
+@pytest.mark.parametrize("kustomization", ["base", "overlays/local", "overlays/production"])
+def test_the_replicas_share_no_volume(kustomization: str) -> None:
+    """No PersistentVolumeClaim: ODIN_DATA_DIR is each pod's own emptyDir; state is in Postgres and the store."""
+    objects = rendered(kustomization)
+    pod = one(objects, "Deployment", "odin")["spec"]["template"]["spec"]
+    assert all("persistentVolumeClaim" not in v for v in pod["volumes"]), pod["volumes"]
+    env = {e["name"]: e for e in pod["containers"][0]["env"]}
+    data_dir = env["ODIN_DATA_DIR"]["value"]
+    [data] = [m for m in pod["containers"][0]["volumeMounts"] if data_dir.startswith(m["mountPath"] + "/")]
+    assert "emptyDir" in next(v for v in pod["volumes"] if v["name"] == data["name"])
+    # Both replicas sign and check tokens with one secret, not one each generated into their own data directory.
+    assert env["ODIN_JWT_SECRET"]["valueFrom"]["secretKeyRef"] == {"name": "odin-secrets", "key": "jwt-secret"}
+    assert not [o for o in objects if o["kind"] == "PersistentVolumeClaim"]
+
+
+def test_production_holds_no_secret_value_and_requires_the_s3_store() -> None:
+    objects = rendered("overlays/production")
+    assert not [o for o in objects if o["kind"] == "Secret"], "production Secrets are created by the user"
+    [config] = [o for o in objects if o["kind"] == "ConfigMap" and o["metadata"]["name"].startswith("odin-config")]
+    assert config["data"]["ODIN_ARTIFACTS_BACKEND"] == "s3"
+    assert config["data"]["ODIN_KUBE_ARTIFACTS_SECRET"] == "odin-s3"
+    deployment = one(objects, "Deployment", "odin")
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["envFrom"] == [
+        {"configMapRef": {"name": config["metadata"]["name"], "optional": True}}
+    ]
+    assert one(objects, "DaemonSet", "midgard")
+    assert (
+        one(objects, "Ingress", "odin")["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"] == "odin"
+    )
+
+
+def test_the_secret_templates_hold_placeholders_and_are_not_applied() -> None:
+    """`kubectl apply -k` must never overwrite a user's Secret with a placeholder, so the template is not listed."""
+    spec = yaml.safe_load((PLACEHOLDER_SECRETS.parent / "kustomization.yaml").read_text())
+    assert PLACEHOLDER_SECRETS.name not in spec.get("resources", [])
+    secrets = [d for d in yaml.safe_load_all(PLACEHOLDER_SECRETS.read_text()) if d]
+    for secret in secrets:
+        assert secret["kind"] == "Secret"
+        for key, value in secret["stringData"].items():
+            assert "<" in value and ">" in value, f"{secret['metadata']['name']}/{key} is not a placeholder"
+    deployment = one(rendered("overlays/production"), "Deployment", "odin")
+    referenced = {
+        (e["valueFrom"]["secretKeyRef"]["name"], e["valueFrom"]["secretKeyRef"]["key"])
+        for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+        if "secretKeyRef" in e.get("valueFrom", {})
+    }
+    templated = {
+        (s["metadata"]["name"], key)
+        for s in secrets
+        if s["metadata"]["namespace"] == "odin-system"
+        for key in s["stringData"]
+    }
+    assert referenced <= templated, referenced - templated
+
+
+def test_the_network_policy_admits_only_the_http_port() -> None:
+    policy = one(rendered("overlays/production"), "NetworkPolicy", "odin")
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    assert policy["spec"]["ingress"] == [{"ports": [{"protocol": "TCP", "port": "http"}]}]
 
 
 def test_the_role_grants_every_handler_what_the_executor_does() -> None:
@@ -61,3 +183,14 @@ def test_the_controller_may_read_nodes_and_nothing_else_cluster_wide() -> None:
     [binding] = [d for d in bindings if d["metadata"]["name"] == "odin-node-reader"]
     assert binding["roleRef"]["name"] == "odin-node-reader"
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "odin-controller", "namespace": "odin-system"}]
+
+
+def test_no_rendered_role_grants_everything() -> None:
+    """Least privilege across every overlay: no `*` verb, resource or group, and no binding to cluster-admin."""
+    for kustomization in KUSTOMIZATIONS:
+        for obj in rendered(kustomization):
+            if obj["kind"] in ("Role", "ClusterRole"):
+                for rule in obj["rules"]:
+                    assert "*" not in [*rule["verbs"], *rule["resources"], *rule["apiGroups"]], (kustomization, obj)
+            if obj["kind"] in ("RoleBinding", "ClusterRoleBinding"):
+                assert obj["roleRef"]["name"] != "cluster-admin", (kustomization, obj)

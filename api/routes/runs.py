@@ -261,6 +261,9 @@ def task_logs(
             # Nothing to show before the first attempt starts: wait for it rather than end at once.
             while service.task_row(ctx.db, source, task).status in _NOT_STARTED:
                 time.sleep(0.5)
-        yield from executor.logs(source, task, follow=follow, tail=tail, attempt=attempt)
+        # The latest attempt as the store knows it: a replica that did not run the task (or restarted since) has no
+        # log on its disk to tell it, and the Kubernetes executor fetches the saved log from the artifact store.
+        chosen = attempt if attempt is not None else (service.task_row(ctx.db, source, task).attempt or None)
+        yield from executor.logs(source, task, follow=follow, tail=tail, attempt=chosen)
 
     return Stream(lines(), media_type=MediaType.TEXT)

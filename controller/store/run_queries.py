@@ -88,6 +88,8 @@ class TaskRef:
     status: str
     reason: str | None
     parent_run: str | None
+    attempt: int = 0
+    """The latest attempt (0 before the first): what a log reader asks for when its own disk has no log to go by."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -360,11 +362,20 @@ def find_task(db: DbEngine, run_id: str, task: str) -> TaskRef | None:
     """The task `task` of run `run_id`; None when the run or the task does not exist (see `run_exists`)."""
     with reading(db) as conn:
         row = conn.execute(
-            sa.select(TASK_RUNS.c.run_id, TASK_RUNS.c.name, TASK_RUNS.c.status, TASK_RUNS.c.reason, RUNS.c.parent_run)
+            sa.select(
+                TASK_RUNS.c.run_id,
+                TASK_RUNS.c.name,
+                TASK_RUNS.c.status,
+                TASK_RUNS.c.reason,
+                RUNS.c.parent_run,
+                TASK_RUNS.c.attempt,
+            )
             .join(RUNS, RUNS.c.id == TASK_RUNS.c.run_id)
             .where(TASK_RUNS.c.run_id == run_id, TASK_RUNS.c.name == task)
         ).first()
-    return None if row is None else TaskRef(row.run_id, row.name, row.status, row.reason, row.parent_run)
+    if row is None:
+        return None
+    return TaskRef(row.run_id, row.name, row.status, row.reason, row.parent_run, row.attempt or 0)
 
 
 @contextmanager

@@ -26,9 +26,12 @@ from sqlalchemy.engine import Engine as DbEngine
 
 from odin.controller.artifacts.settings import ArtifactSettings
 from odin.controller.executors.kubernetes import BuildContext, HandlerRegistry, KubeOptions, names
-from odin.controller.executors.kubernetes.transfer import OUTPUTS_MOUNT
+from odin.controller.executors.kubernetes.executor import KubernetesExecutor
+from odin.controller.executors.kubernetes.logs import LogStore
+from odin.controller.executors.kubernetes.transfer import OUTPUTS_MOUNT, LazyStore
 from odin.controller.executors.pod_outputs import WRAPPER
 from odin.controller.store.db import transaction
+from odin.controller.store.run_queries import find_task
 from odin.controller.store.runs import NewRun, create_run
 from odin.controller.vocabulary import InputArtifact, RunStatus, TaskLaunch, Trigger
 from odin.schema import load_pipeline
@@ -322,3 +325,41 @@ def test_the_wrapper_beats_while_the_task_runs_and_leaves_its_exit_code(tmp_path
     done = subprocess.run(command, env={"ODIN_EXIT_FILE": str(exit_file), "PATH": "/usr/bin:/bin"}, timeout=30,
                           check=False)  # fmt: skip
     assert done.returncode == 7 and exit_file.read_text() == "7\n"
+
+
+def test_a_saved_log_is_served_by_another_replica_with_an_empty_data_dir(h: KubeHarness) -> None:
+    """Two replicas share no disk (deploy/): the log the leader saved reaches the other replica's API through the
+    store, and the attempt to ask for comes from the database, not from a file the other replica never had."""
+    h.start(cleanup_ttl=0.3)
+    run_id = h.create(pipeline(task("talk")))
+    pod = h.wait_pod(run_id, "talk")
+    h.kube.kubelet.start(pod)
+    h.kube.kubelet.set_log(pod, "epoch 1 loss 0.5\nepoch 2 loss 0.25\n")
+    h.kube.kubelet.succeed(pod)
+    assert h.wait(run_id) == RunStatus.SUCCEEDED
+    wait_for(lambda: not h.pods(f"odin.dev/run={run_id}"), 10, message="the TTL clean-up did not delete the pod")
+    assert (h.data_dir / "tasks" / run_id / "talk.1.log").exists()
+
+    other_dir = h.tmp / "other-replica"
+    other = KubernetesExecutor(h.kube.api_client, h.options(data_dir=other_dir))
+    try:
+        assert other.log_store.attempts(run_id, "talk") == []  # nothing on its disk to find the attempt by
+        row = find_task(h.db, run_id, "talk")
+        assert row is not None and row.attempt == 1
+        assert list(other.logs(run_id, "talk", attempt=row.attempt)) == ["epoch 1 loss 0.5\n", "epoch 2 loss 0.25\n"]
+        assert list(other.logs(run_id, "talk", attempt=row.attempt, tail=1)) == ["epoch 2 loss 0.25\n"]
+        assert (other_dir / "tasks" / run_id / "talk.1.log").read_text() == "epoch 1 loss 0.5\nepoch 2 loss 0.25\n"
+        assert list(other.logs(run_id, "talk", attempt=2)) == []  # an attempt never saved anywhere: no log
+    finally:
+        other.shutdown()
+
+
+def test_a_log_is_kept_on_disk_when_the_store_refuses_it(tmp_path: Path, s3: S3Endpoint) -> None:
+    """The store's copy is a second copy: a store that fails loses it, never the attempt or the local log."""
+    broken = store_settings(s3).model_copy(update={"secret_access_key": SecretStr("not-the-key")})
+    logs = LogStore(tmp_path, LazyStore(broken).get)
+    path = logs.path("r1", "talk", 1)
+    logs.save(path, b"kept\n")
+    assert list(logs.read(path, tail=None)) == ["kept\n"]
+    elsewhere = LogStore(tmp_path / "elsewhere", LazyStore(broken).get)
+    assert not elsewhere.exists(elsewhere.path("r1", "talk", 1))  # the store's failure reads as "no saved log"

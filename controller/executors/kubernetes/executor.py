@@ -90,12 +90,13 @@ class KubernetesExecutor(Executor):
         self._client = clone_client(api_client, pool_size=options.workers + 64)
         self.api = KubeApi(self._client, retry=ApiRetry(deadline=options.api_retry_deadline), stopping=self._stopping)
         self.registry = registry or HandlerRegistry.load()
-        self.log_store = LogStore(options.data_dir)
         self.journal = Journal(options.data_dir)
         self.timers = Timers()
         self.pool = ThreadPoolExecutor(max_workers=options.workers, thread_name_prefix="odin-kube")
         self.table = AttemptTable()
         self.store = transfer.LazyStore(options.artifacts) if options.artifacts is not None else None
+        # Saved logs go to the store too: another replica's API, or this one after a restart, serves them from there.
+        self.log_store = LogStore(options.data_dir, self.store.get if self.store is not None else None)
         self.tracker = Tracker(
             self.table, self.api, options, registry=self.registry, timers=self.timers, pool=self.pool,
             log_path=lambda key: str(self.log_store.path(*key)), report=self._observed, ended=self._ended,

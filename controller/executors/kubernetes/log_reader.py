@@ -7,7 +7,6 @@ saved logs live and how a pod's log is streamed or fetched, and nothing here cha
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,8 @@ log = logging.getLogger(__name__)
 
 
 class LogReader:
-    """Logs and events of attempts, by (run, task, attempt); `save_logs` keeps an ended attempt's logs on disk."""
+    """Logs and events of attempts, by (run, task, attempt); `save_logs` keeps an ended attempt's logs (on disk, and
+    in the artifact store when there is one: `logs.py`)."""
 
     def __init__(
         self, table: AttemptTable, api: KubeApi, log_store: LogStore, *, pod_selector: Callable[[Attempt], str]
@@ -73,9 +73,11 @@ class LogReader:
         in its name), and a pod's first container's without the container's name."""
         if replica is not None and replica in PRIMARY_REPLICAS:
             own = self.log_store.path(*key, replica=replica)
-            replica = replica if own.exists() else None
+            replica = replica if self.log_store.exists(own) else None
         named = self.log_store.path(*key, replica=replica, container=container)
-        return named if container is None or named.exists() else self.log_store.path(*key, replica=replica)
+        return (
+            named if container is None or self.log_store.exists(named) else self.log_store.path(*key, replica=replica)
+        )
 
     def _live_log(
         self, namespace: str, pod: Json, saved: Path, *, container: str | None, follow: bool, tail: int | None
@@ -88,7 +90,7 @@ class LogReader:
         except KubeApiError as e:
             if e.status == 400:  # not started yet (ContainerCreating, ImagePullBackOff): no log
                 return
-            if not saved.exists():
+            if not self.log_store.exists(saved):
                 raise
             log.info("log of pod %s/%s from its saved copy (%s)", namespace, name, e.message)
             yield from self.log_store.read(saved, tail=tail)
@@ -148,8 +150,4 @@ class LogReader:
                     log.warning("run %s task %s attempt %d: cannot save the log of %s/%s: %s", *record.key,
                                 pod_name, container, e.message)  # fmt: skip
                     continue
-                path.parent.mkdir(parents=True, exist_ok=True)
-                # Whole or not at all: a reader that finds the file (the API, a test) never sees it half written.
-                partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
-                partial.write_bytes(data)
-                partial.replace(path)
+                self.log_store.save(path, data)

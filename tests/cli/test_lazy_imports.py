@@ -64,7 +64,18 @@ NOT_FOR_HELP = {
 NOT_FOR_A_LIST = NOT_FOR_HELP - {"rich", "msgspec", "httpx", "pydantic"} | {"websockets"}
 
 # What `odin run` of a local pipeline does not need: the API, the cluster, the optional integrations, git.
-NOT_FOR_LOCAL_RUN = {"litestar", "uvicorn", "jinja2", "kubernetes", "urllib3", "boto3", "botocore", "mlflow", "pygit2"}
+NOT_FOR_LOCAL_RUN = {
+    "alembic",
+    "litestar",
+    "uvicorn",
+    "jinja2",
+    "kubernetes",
+    "urllib3",
+    "boto3",
+    "botocore",
+    "mlflow",
+    "pygit2",
+}
 
 
 def imported_by(

@@ -63,7 +63,9 @@ NOT_FOR_HELP = {
 # What a list command of `odinctl` does not need: the server's side, and the asynchronous clients of `watch`.
 NOT_FOR_A_LIST = NOT_FOR_HELP - {"rich", "msgspec", "httpx", "pydantic"} | {"websockets"}
 
-# What `odin run` of a local pipeline does not need: the API, the cluster, the optional integrations, git.
+# What `odin run` of a local pipeline does not need: the API, the cluster, the optional integrations, git; nor Alembic
+# (its new store is made from the models), jsonschema (a valid pipeline passes the compiled check alone) or croniter
+# (no schedule).
 NOT_FOR_LOCAL_RUN = {
     "alembic",
     "litestar",

@@ -21,6 +21,7 @@ from litestar.middleware.base import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import RedocRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme, Tag
+from litestar.plugins import PluginProtocol
 from litestar.routes import HTTPRoute
 
 from odin.api import console
@@ -100,6 +101,23 @@ TAGS = [
 ]
 
 
+class OdinLitestar(Litestar):
+    """Litestar without the plugins it adds by itself when their libraries are installed.
+
+    Litestar appends its Pydantic plugins (importing `pydantic.v1` on the way) and its attrs schema plugin to every
+    app whose environment has pydantic or attrs, about a tenth of `odin serve`'s start-up; both are installed here for
+    other reasons (settings, jsonschema), but no handler takes or returns a pydantic model or an attrs class: bodies
+    and answers are msgspec structs (`odin.api.schemas`). So only the msgspec dependency plugin Litestar always adds
+    is kept. tests/api/test_lazy_openapi.py checks that the plugins stay out and the OpenAPI document is unchanged
+    for it."""
+
+    @staticmethod
+    def _get_default_plugins(plugins: list[PluginProtocol]) -> list[PluginProtocol]:
+        from litestar.plugins.core import MsgspecDIPlugin
+
+        return [*plugins, MsgspecDIPlugin()]
+
+
 def create_app(ctx: AppContext) -> Litestar:
     """The API over `ctx`, in steps: the services the handlers share, the app that hands them out, then the query
     parameters each route takes (for the unknown-parameter check). The OpenAPI document is not built here: Litestar
@@ -107,7 +125,7 @@ def create_app(ctx: AppContext) -> Litestar:
     time otherwise, on `odin serve`'s way to ready)."""
     services = _services(ctx)
     query_names: QueryNames = {}
-    app = Litestar(
+    app = OdinLitestar(
         route_handlers=[
             *ROUTES,
             webhook_router(db=ctx.db, settings=ctx.settings, controller=ctx.controller),

@@ -60,3 +60,10 @@ def test_the_lazily_built_document_carries_the_corrections(app: Litestar) -> Non
     assert isinstance(token_request, Schema) and token_request.additional_properties is False
     params = schemas["StartRun"].properties["params"]  # type: ignore[union-attr,index]
     assert "anyOf" in str(params.to_schema()) and "oneOf" not in str(params.to_schema())  # type: ignore[union-attr]
+
+
+def test_no_plugin_litestar_would_add_for_pydantic_or_attrs(app: Litestar) -> None:
+    """Litestar adds them whenever pydantic or attrs is installed (pydantic.v1 and attrs imported on the way); no
+    handler uses either, so the app does without them."""
+    modules = {type(plugin).__module__ for plugin in app.plugins}
+    assert not {m for m in modules if m.startswith(("litestar.plugins.pydantic", "litestar.plugins.attrs"))}

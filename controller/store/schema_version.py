@@ -79,7 +79,7 @@ def create_fresh_schema(conn: Connection) -> None:
     import odin.controller.store.models  # noqa: F401  (registers the tables on SQLModel.metadata)
 
     (head,) = head_revisions()
-    SQLModel.metadata.create_all(conn)
+    SQLModel.metadata.create_all(conn, checkfirst=False)  # EMPTY, under the write lock: nothing to check
     # The table Alembic itself makes, with its constraint name, so a later `alembic upgrade` finds what it expects.
     version = sa.Table(
         VERSION_TABLE,

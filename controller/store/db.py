@@ -243,9 +243,11 @@ def migrate(engine: DbEngine) -> None:
     (the models' tables, stamped with the head revision); everything else is Alembic's `upgrade head`.
     """
     try:
+        if engine.dialect.name == "sqlite" and _is_current(engine):
+            return  # the usual start: one read, and no wait for the write lock another process may hold
         with engine.connect() as conn:
             # SQLite: take the write lock up front, so two processes opening one new file queue instead of both
-            # reading "empty" and deadlocking on their first write.
+            # reading "empty" and deadlocking on their first write (the state is read again under the lock).
             conn.execution_options(**{IMMEDIATE_OPTION: True})
             with conn.begin():
                 if conn.dialect.name == "postgresql":
@@ -260,6 +262,11 @@ def migrate(engine: DbEngine) -> None:
                 upgrade_with_alembic(engine, conn)
     except OperationalError as e:
         raise StoreUnavailable(f"cannot migrate {redact_db_url(str(engine.url))}: {_first_line(e)}") from e
+
+
+def _is_current(engine: DbEngine) -> bool:
+    with engine.connect() as conn, conn.begin():
+        return schema_state(conn) is SchemaState.CURRENT
 
 
 def upgrade_with_alembic(engine: DbEngine, conn: Connection) -> None:

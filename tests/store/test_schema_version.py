@@ -128,3 +128,33 @@ def test_opening_a_new_or_current_sqlite_store_does_not_import_alembic(tmp_path:
     with engine.connect() as conn:
         assert schema_state(conn) is SchemaState.CURRENT, "the store was really made"
     engine.dispose()
+
+
+def test_opening_a_current_sqlite_store_does_not_wait_for_another_writer(tmp_path: Path) -> None:
+    """The usual start is a read: a second process opening the store while the first holds SQLite's write lock (an
+    engine mid-transaction) is not held up by it."""
+    import sqlite3
+    import threading
+
+    path = tmp_path / "odin.db"
+    engine = create_db_engine(f"sqlite:///{path}")
+    migrate(engine)
+    engine.dispose()
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # the write lock, held until the end of the test
+    opened = threading.Event()
+
+    def open_store() -> None:
+        second = create_db_engine(f"sqlite:///{path}")
+        migrate(second)
+        second.dispose()
+        opened.set()
+
+    opener = threading.Thread(target=open_store, daemon=True)
+    opener.start()
+    try:
+        assert opened.wait(10), "migrate waited for the write lock to check a current store"
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+        opener.join(40)

@@ -20,7 +20,9 @@ from litestar.exceptions import ValidationException
 from litestar.middleware.base import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import RedocRenderPlugin
-from litestar.openapi.spec import Components, Parameter, SecurityScheme, Tag
+from litestar.openapi.spec import Components, SecurityScheme, Tag
+from litestar.plugins import PluginProtocol
+from litestar.routes import HTTPRoute
 
 from odin.api import console
 from odin.api.access import access_log
@@ -31,7 +33,7 @@ from odin.api.context import AppContext
 from odin.api.errors import EXCEPTION_HANDLERS
 from odin.api.inputs import reject_bad_characters
 from odin.api.metrics import Metrics, StoreCollector
-from odin.api.openapi import overlapping_unions_as_any_of, strict_bodies_closed
+from odin.api.openapi import correct_when_built
 from odin.api.routes import artifacts, auth, commits, gpus, health, pipelines, repos, runs, users
 from odin.api.services.gpus import GpuService
 from odin.api.version import API_VERSION
@@ -106,12 +108,31 @@ TAGS = [
 ]
 
 
+class OdinLitestar(Litestar):
+    """Litestar without the plugins it adds by itself when their libraries are installed.
+
+    Litestar appends its Pydantic plugins (importing `pydantic.v1` on the way) and its attrs schema plugin to every
+    app whose environment has pydantic or attrs, about a tenth of `odin serve`'s start-up; both are installed here for
+    other reasons (settings, jsonschema), but no handler takes or returns a pydantic model or an attrs class: bodies
+    and answers are msgspec structs (`odin.api.schemas`). So only the msgspec dependency plugin Litestar always adds
+    is kept. tests/api/test_lazy_openapi.py checks that the plugins stay out and the OpenAPI document is unchanged
+    for it."""
+
+    @staticmethod
+    def _get_default_plugins(plugins: list[PluginProtocol]) -> list[PluginProtocol]:
+        from litestar.plugins.core import MsgspecDIPlugin
+
+        return [*plugins, MsgspecDIPlugin()]
+
+
 def create_app(ctx: AppContext) -> Litestar:
-    """The API over `ctx`, in steps: the services the handlers share, the app that hands them out, then the OpenAPI
-    document finished and read back for the query-parameter check."""
+    """The API over `ctx`, in steps: the services the handlers share, the app that hands them out, then the query
+    parameters each route takes (for the unknown-parameter check). The OpenAPI document is not built here: Litestar
+    builds it on the first request for /schema, and `correct_when_built` finishes it then (half of this function's
+    time otherwise, on `odin serve`'s way to ready)."""
     services = _services(ctx)
     query_names: QueryNames = {}
-    app = Litestar(
+    app = OdinLitestar(
         route_handlers=[
             *ROUTES,
             webhook_router(db=ctx.db, settings=ctx.settings, controller=ctx.controller),
@@ -130,7 +151,7 @@ def create_app(ctx: AppContext) -> Litestar:
         debug=False,
         logging_config=None,  # Odin configures logging once (odin.cli.logs); Litestar must not replace it
     )
-    strict_bodies_closed(overlapping_unions_as_any_of(app.openapi_schema))
+    correct_when_built(app)
     query_names.update(_query_names(app))
     return app
 
@@ -207,16 +228,17 @@ def _query_check(query_names: QueryNames) -> Callable[[Request[Any, Any, Any]], 
 
 
 def _query_names(app: Litestar) -> QueryNames:
-    """The query parameters each operation declares, as the OpenAPI document says."""
+    """The query parameters each operation of the OpenAPI document declares, read from what the document is made
+    of without building it: the routes it includes, and the parameters Litestar parses for each handler (its own,
+    and its dependencies'). tests/api/test_lazy_openapi.py checks this against the built document."""
     found: QueryNames = {}
-    for path, item in (app.openapi_schema.paths or {}).items():
-        for method in ("get", "put", "post", "delete", "patch"):
-            operation = getattr(item, method, None)
-            if operation is not None:
-                names = frozenset(
-                    p.name for p in operation.parameters or () if isinstance(p, Parameter) and p.param_in == "query"
-                )
-                found[(method.upper(), path)] = names
+    for route in app.routes:
+        if not isinstance(route, HTTPRoute):
+            continue
+        for method, (handler, kwargs_model) in route.route_handler_map.items():
+            if handler.resolve_include_in_schema():
+                names = frozenset(p.field_alias for p in kwargs_model.expected_query_params)
+                found[(str(method), route.path_format or "/")] = names
     return found
 
 

@@ -8,6 +8,10 @@ because `oneOf` demands exactly one match. Such unions are rewritten as `anyOf`,
 Litestar also leaves out that request bodies forbid unknown fields (msgspec's `forbid_unknown_fields`): their
 schemas get `additionalProperties: false`, so a generated client or a validator refuses a misspelt field before the
 server does.
+
+Both corrections are applied where Litestar builds the document (`correct_when_built`), not after `create_app`: the
+document takes about half of the app's construction (schemas of every struct of every route), so it is built on the
+first request for /schema (or `odin openapi`), never on `odin serve`'s way to ready (issue 15, start-up).
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ import dataclasses
 from typing import Any
 
 import msgspec
+from litestar import Litestar
+from litestar._openapi.plugin import OpenAPIPlugin
 from litestar.openapi.spec import OpenAPI, OpenAPIType, Schema
 
 from odin.api import schemas
@@ -71,3 +77,23 @@ def strict_bodies_closed(document: OpenAPI) -> OpenAPI:
         if name in strict and isinstance(schema, Schema):
             schema.additional_properties = False
     return document
+
+
+class _CorrectedOpenAPIPlugin(OpenAPIPlugin):
+    """Litestar's own OpenAPI plugin (which builds the document on first use and keeps it), with Odin's corrections
+    applied to each document it builds."""
+
+    __slots__ = ()
+
+    def _build_openapi(self) -> OpenAPI:
+        return strict_bodies_closed(overlapping_unions_as_any_of(super()._build_openapi()))
+
+
+def correct_when_built(app: Litestar) -> None:
+    """Make `app` apply both corrections whenever it builds its OpenAPI document (lazily: on the first read of
+    `app.openapi_schema` or request for /schema). Litestar makes its plugin itself and has no hook after the build,
+    so the plugin it made becomes the subclass above (no state of its own: the same slots, the same object)."""
+    plugin = app.plugins.get(OpenAPIPlugin)
+    if plugin._openapi is not None:
+        raise RuntimeError("the OpenAPI document was built before its corrections were installed")
+    plugin.__class__ = _CorrectedOpenAPIPlugin

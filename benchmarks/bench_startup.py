@@ -3,7 +3,9 @@
 Each command is started as a user starts it (the installed `odin` / `odinctl` scripts beside this interpreter), once
 to write the bytecode caches (the numbers assume them: a first run after an install compiles every module and is
 several times slower), then `--repeat` times; the median and p90 wall times are printed against the target, with the
-number of modules the process imported (`-X importtime`, one extra run).
+median CPU time (user + system, the process and its children: on a shared, loaded machine the wall time mostly
+measures the neighbours, the CPU time much less so) and the number of modules the process imported (`-X importtime`,
+one extra run). The load average is printed before and after, so a figure taken on a busy machine says so.
 
 - `odinctl --help`                                target 150 ms
 - `odin --help`                                   (no target of its own; the same rule as odinctl)
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import socket
 import statistics
 import subprocess
@@ -38,7 +41,7 @@ PASSWORD = "bench-startup-password-1"
 class Case:
     name: str
     target: float | None  # seconds
-    run: Callable[[], float]  # one whole-process run; its wall time
+    run: Callable[[], tuple[float, float]]  # one whole-process run: (wall time, CPU time)
     argv: Sequence[str]  # for the import count (a process that exits by itself)
     env: dict[str, str]
 
@@ -49,13 +52,25 @@ def clean_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def timed(argv: Sequence[str], env: dict[str, str], stdin: str | None = None) -> float:
+def children_cpu() -> float:
+    """User + system seconds of every child process waited for so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def load_average() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def timed(argv: Sequence[str], env: dict[str, str], stdin: str | None = None) -> tuple[float, float]:
+    """(wall, CPU) seconds of one run of `argv` to its exit."""
+    cpu = children_cpu()
     start = time.perf_counter()
     done = subprocess.run(argv, env=env, input=stdin, capture_output=True, text=True, check=False)
     elapsed = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(argv)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
-    return elapsed
+    return elapsed, children_cpu() - cpu
 
 
 def free_port() -> int:
@@ -72,9 +87,9 @@ def ready(url: str) -> bool:
         return False
 
 
-def serve_until_ready(work: Path, python_flags: Sequence[str] = ()) -> tuple[float, str]:
-    """(wall time from `Popen` of `odin serve` (a fresh data directory) to its first 200 from /readyz, its stderr
-    once stopped by SIGTERM)."""
+def serve_until_ready(work: Path, python_flags: Sequence[str] = ()) -> tuple[float, float, str]:
+    """(wall time from `Popen` of `odin serve` (a fresh data directory) to its first 200 from /readyz, its CPU time
+    to that moment (from /proc: the process is still running), its stderr once stopped by SIGTERM)."""
     data = Path(tempfile.mkdtemp(prefix="serve-", dir=work))
     port = free_port()
     env = clean_env(ODIN_DATA_DIR=str(data), ODIN_PORT=str(port), ODIN_LOG_LEVEL="WARNING")
@@ -93,11 +108,21 @@ def serve_until_ready(work: Path, python_flags: Sequence[str] = ()) -> tuple[flo
                 raise SystemExit("odin serve not ready after 60 s")
             time.sleep(0.005)  # polling granularity, not a guess at readiness
         elapsed = time.perf_counter() - start
+        cpu = process_cpu(proc.pid)
     finally:
         proc.terminate()
         proc.wait(30)
     errors.seek(0)
-    return elapsed, errors.read()
+    return elapsed, cpu, errors.read()
+
+
+def process_cpu(pid: int) -> float:
+    """User + system seconds of a running process (Linux /proc; NaN elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class ListServer:
@@ -189,31 +214,36 @@ def main() -> None:
                 ["odin", "run", str(main_yml)],
                 run_env,
             ),
-            Case("odin-serve-ready", 1.5, lambda: serve_until_ready(work)[0], ["odin", "serve"], base),
+            Case("odin-serve-ready", 1.5, lambda: serve_until_ready(work)[:2], ["odin", "serve"], base),
         ]
-        print(f"{'command':<18} {'median':>8} {'p90':>8} {'target':>8}  {'modules':>7}")
+        print(f"load average before: {load_average()}  (1, 5, 15 min; {os.cpu_count()} CPUs)")
+        print(f"{'command':<18} {'median':>8} {'p90':>8} {'target':>8} {'cpu med':>8}  {'modules':>7}")
         try:
             for case in cases:
                 if only and case.name not in only:
                     continue
                 case.run()  # writes the bytecode caches of everything it imports
-                times = sorted(case.run() for _ in range(args.repeat))
+                runs = [case.run() for _ in range(args.repeat)]
+                times = sorted(wall for wall, _ in runs)
+                cpu = statistics.median(cpu for _, cpu in runs)
                 median = statistics.median(times)
                 p90 = times[min(len(times) - 1, round(0.9 * (len(times) - 1)))]
                 if case.name == "odin-serve-ready":  # never exits by itself: counted up to ready
-                    modules, tops = parse_importtime(serve_until_ready(work, ["-X", "importtime"])[1])
+                    modules, tops = parse_importtime(serve_until_ready(work, ["-X", "importtime"])[2])
                 else:
                     modules, tops = module_count(script(case.argv[0]) + list(case.argv[1:]), case.env)
                 target = f"{case.target * 1000:.0f} ms" if case.target else "-"
                 verdict = "" if case.target is None else ("  ok" if p90 <= case.target else "  OVER")
                 print(
-                    f"{case.name:<18} {median * 1000:>5.0f} ms {p90 * 1000:>5.0f} ms {target:>8}  {modules:>7}{verdict}"
+                    f"{case.name:<18} {median * 1000:>5.0f} ms {p90 * 1000:>5.0f} ms {target:>8} "
+                    f"{cpu * 1000:>5.0f} ms  {modules:>7}{verdict}"
                 )
                 for micros, name in tops[: args.top]:
                     print(f"    {micros / 1000:>7.1f} ms  {name}")
         finally:
             if list_server is not None:
                 list_server.stop()
+            print(f"load average after:  {load_average()}")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from odin.cli.consoles import lazy_console
+from odin.cli.importing import gc_paused
 from odin.cli.logs import setup_logging
 
 app = typer.Typer(
@@ -52,17 +53,18 @@ def serve(
 ) -> None:
     """Start the controller and the API (default http://127.0.0.1:9003)."""
     setup_logging(log_level)
-    settings = _settings(
-        repo=repo,
-        branch=branch,
-        data_dir=data_dir,
-        database_url=database_url,
-        executor=executor,
-        poll_interval=poll_interval,
-        host=host,
-        port=port,
-    )
-    from odin.cli.server import run_server
+    with gc_paused():
+        settings = _settings(
+            repo=repo,
+            branch=branch,
+            data_dir=data_dir,
+            database_url=database_url,
+            executor=executor,
+            poll_interval=poll_interval,
+            host=host,
+            port=port,
+        )
+        from odin.cli.server import run_server
 
     raise typer.Exit(run_server(settings))
 
@@ -82,8 +84,9 @@ def run_once(
 ) -> None:
     """Run one pipeline directory once on this machine, without a server or repository."""
     setup_logging(log_level)
-    from odin.cli.embedded_output import run_and_report
-    from odin.cli.params import parse_params
+    with gc_paused():
+        from odin.cli.embedded_output import run_and_report
+        from odin.cli.params import parse_params
 
     raise typer.Exit(run_and_report(directory, parse_params(param, console), parallelism, data_dir))
 

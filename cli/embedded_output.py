@@ -51,8 +51,11 @@ def pipeline_directory(given: Path) -> Path:
 
 
 def run_and_report(directory: Path, params: dict[str, str], parallelism: int | None, data_dir: Path | None) -> int:
-    from odin.cli.local_gpus import local_gpu_probe
-    from odin.controller.embedded import run_pipeline
+    from odin.cli.importing import gc_paused
+
+    with gc_paused():
+        from odin.cli.local_gpus import local_gpu_probe
+        from odin.controller.embedded import run_pipeline
 
     out = Console(highlight=False, soft_wrap=True)
     err = Console(stderr=True, highlight=False, soft_wrap=True)

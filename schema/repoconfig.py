@@ -24,8 +24,6 @@ from dataclasses import dataclass, field
 from importlib.resources import files
 from typing import TYPE_CHECKING, Any
 
-from jsonschema import Draft202012Validator, ValidationError
-
 from .limits import Limits
 from .located import LocatedDocument, format_path
 from .notify import SECRET_REFERENCE_PATTERN, literal_secret_problem, notify_entries
@@ -34,6 +32,7 @@ from .suggest import did_you_mean, suggestion_budget
 from .yamlload import load_yaml
 
 if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator, ValidationError
     from pathspec import GitIgnoreSpec
 
 REPO_CONFIG_FILE = ".odin.yml"
@@ -151,6 +150,8 @@ def _schema() -> dict[str, Any]:
 
 @functools.cache
 def _validator() -> Draft202012Validator:
+    from jsonschema import Draft202012Validator  # on first use: `odin run` never reads a `.odin.yml`
+
     return Draft202012Validator(_schema(), format_checker=None)
 
 

@@ -15,8 +15,6 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
-
 from .model import Schedule
 
 _ALIASES = ("@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly")
@@ -35,6 +33,8 @@ def cron_problem(expression: str) -> str | None:
             f"a cron expression has five fields (minute hour day-of-month month day-of-week), "
             f"`{text}` has {len(fields)}"
         )
+    from croniter import croniter  # (and dateutil) only for a pipeline or repository that has schedules
+
     try:
         croniter(text, datetime(2000, 1, 1))
     except (ValueError, KeyError, TypeError) as error:  # croniter's errors are ValueErrors, and a few of these
@@ -70,6 +70,8 @@ def _instant(wall: datetime, zone: ZoneInfo) -> datetime:
 
 def slots_after(schedule: Schedule, after: datetime) -> Iterator[datetime]:
     """The schedule's slots strictly after `after` (aware), in order, as UTC instants; endless."""
+    from croniter import croniter
+
     zone = _zone(schedule.timezone)
     # Start a minute back on the wall clock: in autumn's repeated hour, wall time goes back, and a slot between
     # the two readings would otherwise be skipped. Slots at or before `after` are filtered out below.
@@ -89,6 +91,8 @@ def next_slot(schedule: Schedule, after: datetime) -> datetime:
 
 def latest_slot(schedule: Schedule, at_or_before: datetime) -> datetime:
     """The most recent slot at or before `at_or_before` (aware), as a UTC instant."""
+    from croniter import croniter
+
     zone = _zone(schedule.timezone)
     walls = croniter(schedule.cron.strip(), _wall(at_or_before, zone) + timedelta(seconds=1))
     while True:

@@ -13,15 +13,16 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from typing import Any, cast
-
-from jsonschema import ValidationError
+from typing import TYPE_CHECKING, Any, cast
 
 from .located import JsonPath, LocatedDocument, field_label
 from .notify import SECRET_REFERENCE_PATTERN, literal_secret_problem
 from .problems import Problem
 from .schemafile import validator
 from .suggest import did_you_mean
+
+if TYPE_CHECKING:
+    from jsonschema import ValidationError  # only named: the errors come from `validator()`, which imports it
 
 _TYPE_WORDS = {
     "string": "a string",

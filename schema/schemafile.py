@@ -13,9 +13,10 @@ from functools import cache
 from importlib.metadata import entry_points
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from jsonschema import Draft202012Validator
+if TYPE_CHECKING:
+    from jsonschema import Draft202012Validator
 
 from .fastcheck import Check, compile_schema
 from .model import RESOURCE_TYPES
@@ -59,7 +60,12 @@ def pipeline_schema() -> dict[str, Any]:
 
 @cache
 def validator() -> Draft202012Validator:
-    """The reference validator; it explains why a document is invalid. `format` is not asserted (as in 2020-12)."""
+    """The reference validator; it explains why a document is invalid. `format` is not asserted (as in 2020-12).
+
+    jsonschema (with attrs, referencing and rpds) is imported here, on the first invalid document: a valid one passes
+    `fast_check` alone, so `odin run` and the server's sync of valid pipelines never load it (issue 15, start-up)."""
+    from jsonschema import Draft202012Validator
+
     return Draft202012Validator(_schema(), format_checker=None)
 
 

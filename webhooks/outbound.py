@@ -4,7 +4,10 @@ worth retrying and how long the other side asked us to wait. The retry schedule 
 
 from __future__ import annotations
 
-import httpx
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import httpx  # named only: `odin serve` imports httpx when a sender first sends (issue 15, start-up)
 
 
 def retryable(response: httpx.Response) -> bool:

@@ -2,7 +2,9 @@
 
 SQLite is opened in WAL mode with a busy timeout so the API's readers never block the engine's writer; foreign keys
 are switched on (SQLite leaves them off by default). Migrations are Alembic scripts shipped inside the package and
-applied on start, so `pip install odin && odin serve` needs no separate step.
+applied on start, so `pip install odin && odin serve` needs no separate step; Alembic itself is imported only when
+there is a migration to apply (`schema_version.py`: an up-to-date store is told by one query, a brand-new SQLite file
+is created from the models).
 """
 
 from __future__ import annotations
@@ -15,15 +17,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import event
 from sqlalchemy.engine import Connection as SaConnection
 from sqlalchemy.engine import Engine as SaEngine
 from sqlalchemy.exc import InterfaceError, OperationalError
+
+from odin.controller.store.schema_version import SchemaState, create_fresh_schema, schema_state
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 # Re-exported: the API and webhooks annotate with the store's engine type without importing SQLAlchemy themselves.
 __all__ = ["DbEngine"]
@@ -221,6 +226,8 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def alembic_config(engine: DbEngine) -> Config:
+    from alembic.config import Config
+
     script_location = str(resources.files("odin.controller.store") / "migrations")
     cfg = Config()
     cfg.set_main_option("script_location", script_location)
@@ -230,17 +237,46 @@ def alembic_config(engine: DbEngine) -> Config:
 
 
 def migrate(engine: DbEngine) -> None:
-    """Bring the schema to the newest revision. Safe to call on every start and from several processes."""
+    """Bring the schema to the newest revision. Safe to call on every start and from several processes.
+
+    Cheap when there is nothing to apply (one query; Alembic is not even imported) and for a brand-new SQLite file
+    (the models' tables, stamped with the head revision); everything else is Alembic's `upgrade head`.
+    """
     try:
-        with engine.begin() as conn:
-            if conn.dialect.name == "postgresql":
-                # Two replicas starting together must not both run the same migration.
-                conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
-            cfg = alembic_config(engine)
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "head")
+        if engine.dialect.name == "sqlite" and _is_current(engine):
+            return  # the usual start: one read, and no wait for the write lock another process may hold
+        with engine.connect() as conn:
+            # SQLite: take the write lock up front, so two processes opening one new file queue instead of both
+            # reading "empty" and deadlocking on their first write (the state is read again under the lock).
+            conn.execution_options(**{IMMEDIATE_OPTION: True})
+            with conn.begin():
+                if conn.dialect.name == "postgresql":
+                    # Two replicas starting together must not both run the same migration.
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+                state = schema_state(conn)
+                if state is SchemaState.CURRENT:
+                    return
+                if state is SchemaState.EMPTY:
+                    create_fresh_schema(conn)
+                    return
+                upgrade_with_alembic(engine, conn)
     except OperationalError as e:
         raise StoreUnavailable(f"cannot migrate {redact_db_url(str(engine.url))}: {_first_line(e)}") from e
+
+
+def _is_current(engine: DbEngine) -> bool:
+    with engine.connect() as conn, conn.begin():
+        return schema_state(conn) is SchemaState.CURRENT
+
+
+def upgrade_with_alembic(engine: DbEngine, conn: Connection) -> None:
+    """Alembic's `upgrade head` in `conn`'s transaction: every migration script in turn (what `migrate` falls back
+    to, and what the tests use to compare the migrations with the models)."""
+    from alembic import command
+
+    cfg = alembic_config(engine)
+    cfg.attributes["connection"] = conn
+    command.upgrade(cfg, "head")
 
 
 def _first_line(e: BaseException) -> str:

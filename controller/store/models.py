@@ -115,7 +115,11 @@ class Run(SQLModel, table=True):
     message: str | None = Field(default=None, sa_type=sa.Text)
     parallelism: int | None = None
     cancel_requested: bool = False
-    no_cache: bool = Field(default=False, description="Started with --no-cache: cached tasks run, no lookup.")
+    no_cache: bool = Field(
+        default=False,
+        description="Started with --no-cache: cached tasks run, no lookup.",
+        sa_column_kwargs={"server_default": sa.false()},  # as migration 0007 made it (rows that predate the column)
+    )
     parent_run: str | None = Field(default=None, max_length=100, index=True)
     run_path_id: str | None = Field(
         default=None,

@@ -63,8 +63,21 @@ NOT_FOR_HELP = {
 # What a list command of `odinctl` does not need: the server's side, and the asynchronous clients of `watch`.
 NOT_FOR_A_LIST = NOT_FOR_HELP - {"rich", "msgspec", "httpx", "pydantic"} | {"websockets"}
 
-# What `odin run` of a local pipeline does not need: the API, the cluster, the optional integrations, git.
-NOT_FOR_LOCAL_RUN = {"litestar", "uvicorn", "jinja2", "kubernetes", "urllib3", "boto3", "botocore", "mlflow", "pygit2"}
+# What `odin run` of a local pipeline does not need: the API, the cluster, the optional integrations, git; nor Alembic
+# (its new store is made from the models), jsonschema (a valid pipeline passes the compiled check alone) or croniter
+# (no schedule).
+NOT_FOR_LOCAL_RUN = {
+    "alembic",
+    "litestar",
+    "uvicorn",
+    "jinja2",
+    "kubernetes",
+    "urllib3",
+    "boto3",
+    "botocore",
+    "mlflow",
+    "pygit2",
+}
 
 
 def imported_by(
@@ -126,8 +139,14 @@ def test_odin_run_of_a_local_pipeline_imports_no_server_cluster_or_integrations(
     assert imported & NOT_FOR_LOCAL_RUN == set(), f"`odin run` imported {sorted(imported & NOT_FOR_LOCAL_RUN)}"
 
 
-# What `odin serve` with the defaults (local executor, local artifacts, no MLflow, no Midgard agents) does not load.
-NOT_FOR_A_LOCAL_SERVER = {"kubernetes", "urllib3", "boto3", "botocore", "mlflow", "grpc"}
+# What `odin serve` with the defaults (local executor, local artifacts, no MLflow, no Midgard agents) does not load;
+# nor, on its way to ready, Alembic (a new store is made from the models, a current one is told by one query), the
+# outbound HTTP client and what it drags in (httpx, rich, pygments: made by the first notification sent), jsonschema
+# (a valid pipeline passes the compiled check) or attrs (Litestar's implicit attrs plugin is left out).
+NOT_FOR_A_LOCAL_SERVER = {
+    "kubernetes", "urllib3", "boto3", "botocore", "mlflow", "grpc",
+    "alembic", "httpx", "rich", "pygments", "jsonschema", "attr",
+}  # fmt: skip
 
 
 @pytest.mark.slow  # `odin serve` up, healthy and stopped: several seconds on a busy machine

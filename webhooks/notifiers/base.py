@@ -22,9 +22,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
-from typing import Any, Protocol
-
-import httpx
+from typing import TYPE_CHECKING, Any, Protocol
 
 from odin.controller.backoff import Backoff
 from odin.controller.bus import EventBus, EventDict
@@ -33,6 +31,9 @@ from odin.controller.store.run_queries import run_origin
 from odin.webhooks.metrics import STATUS_PENDING, STATUS_POSTS
 from odin.webhooks.outbound import retry_after as _retry_after
 from odin.webhooks.outbound import retryable as _retryable
+
+if TYPE_CHECKING:
+    import httpx  # imported by the notifier that is made: `odin serve` without commit statuses never loads it
 
 log = logging.getLogger("odin.webhooks.status")
 
@@ -116,7 +117,11 @@ class CommitStatusNotifier:
         self.repo_id = repo_id
         self.prefix = context_prefix
         self.run_url = run_url
-        self.client = client or httpx.Client(timeout=timeout, headers={"User-Agent": "odin-commit-status"})
+        if client is None:
+            import httpx
+
+            client = httpx.Client(timeout=timeout, headers={"User-Agent": "odin-commit-status"})
+        self.client = client
         self.max_pending = max_pending
         self.max_attempts = max_attempts
         # Equal jitter (half fixed, half random); a rate limit's Retry-After counts up to five minutes.
@@ -301,6 +306,8 @@ class CommitStatusNotifier:
 
     def _send(self, status: CommitStatus) -> float | None:
         """Post one status. None: done (sent, or given up as hopeless); a number: retry, no sooner than that."""
+        import httpx  # loaded already (the client is one): the name of its errors
+
         try:
             request = self.api.request(status, self.token())
             response = self.client.post(request.url, json=request.json, headers=dict(request.headers))

@@ -14,13 +14,14 @@ import smtplib
 import ssl
 from dataclasses import dataclass
 from email.message import EmailMessage
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
-
-import httpx
 
 from odin.webhooks.notify.message import Message
 from odin.webhooks.outbound import retry_after, retryable
+
+if TYPE_CHECKING:
+    import httpx  # the senders get a client; its errors are imported where they are caught
 
 SIGNATURE_HEADER = "X-Odin-Signature"
 DELIVERY_HEADER = "X-Odin-Delivery"
@@ -52,6 +53,8 @@ def slack_body(message: Message, run_url: str | None) -> dict[str, Any]:
 
 
 def send_slack(client: httpx.Client, webhook_url: str, body: dict[str, Any]) -> Result:
+    import httpx
+
     try:
         response = client.post(webhook_url, json=body)
     except httpx.HTTPError as e:
@@ -76,6 +79,8 @@ def send_webhook(
         EVENT_HEADER: event,
     }
     host = urlsplit(url).netloc.rsplit("@", 1)[-1]
+    import httpx
+
     try:
         response = client.post(url, content=body, headers=headers)
     except httpx.HTTPError as e:

@@ -18,9 +18,7 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from odin.controller.backoff import Backoff
 from odin.controller.bus import EventBus, EventDict
@@ -29,6 +27,9 @@ from odin.controller.store.notifications import NotifiedRunRow, notified_run, re
 from odin.webhooks.notify.channels import Result, SmtpSettings, send_email, send_slack, send_webhook, slack_body
 from odin.webhooks.notify.message import Message, render
 from odin.webhooks.notify.rules import Rule, outcomes, rules_of
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger("odin.webhooks.notify")
 
@@ -73,7 +74,8 @@ class RunNotifier:
         self.max_attempts = max_attempts
         self.max_pending = max_pending
         self.backoff = backoff or Backoff(initial=1.0, maximum=120.0, max_retry_after=300.0)
-        self.client = httpx.Client(timeout=timeout, headers={"User-Agent": "odin-notify"})
+        self._timeout = timeout
+        self._client: httpx.Client | None = None  # made on the first send: most servers never send one
         self._inbox: queue.Queue[str] = queue.Queue(maxsize=inbox_size)
         self._pending: list[_Delivery] = []
         self._bus: EventBus | None = None
@@ -81,6 +83,24 @@ class RunNotifier:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._drain_until: float | None = None  # once stopping: when what is still unsent is recorded as failed
+
+    @property
+    def client(self) -> httpx.Client:
+        """The HTTP client of the Slack and webhook channels, made on first use: `odin serve` always makes a notifier
+        and httpx (with what it imports) is a noticeable share of its start-up (issue 15)."""
+        if self._client is None:
+            import httpx
+
+            self._client = httpx.Client(timeout=self._timeout, headers={"User-Agent": "odin-notify"})
+        return self._client
+
+    @client.setter
+    def client(self, client: httpx.Client) -> None:
+        self._client = client
+
+    def _close_client(self) -> None:
+        if self._client is not None:
+            self._client.close()
 
     # -- lifecycle --------------------------------------------------------------------------------------------------
     def start(self, bus: EventBus) -> RunNotifier:
@@ -100,7 +120,7 @@ class RunNotifier:
         self._drain_until = time.monotonic() + timeout
         self._stop.set()
         if self._thread is None:
-            self.client.close()
+            self._close_client()
             return
         self._thread.join(timeout + 1)
 
@@ -123,7 +143,7 @@ class RunNotifier:
                 self._send_due()
             self._drain()
         finally:
-            self.client.close()
+            self._close_client()
 
     def _drain(self) -> None:
         """Once stopping: plan every run still queued (a store read each, so each is recorded one way or the other),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import socket
 from pathlib import Path
 
 import pytest
@@ -133,18 +134,19 @@ def test_s3_wrong_credentials_are_unavailable_not_missing(s3_endpoint: S3Endpoin
 
 
 def test_s3_unreachable_is_unavailable(tmp_path: Path) -> None:
-    from tests.support.server import free_port
-
-    store = S3Store(
-        bucket="b",
-        endpoint_url=f"http://127.0.0.1:{free_port()}",
-        region="us-east-1",
-        access_key_id="a",
-        secret_access_key="s",
-        connect_timeout=1,
-    )
-    with pytest.raises(StoreUnavailable):
-        store.exists(hash_bytes(b"x"))
+    with socket.socket() as held:
+        # Bound and never listening: every connection is refused, and no other server can take the port meanwhile.
+        held.bind(("127.0.0.1", 0))
+        store = S3Store(
+            bucket="b",
+            endpoint_url=f"http://127.0.0.1:{held.getsockname()[1]}",
+            region="us-east-1",
+            access_key_id="a",
+            secret_access_key="s",
+            connect_timeout=1,
+        )
+        with pytest.raises(StoreUnavailable):
+            store.exists(hash_bytes(b"x"))
 
 
 def test_s3_prefixes_isolate_stores(s3_endpoint: S3Endpoint, test_prefix: str) -> None:

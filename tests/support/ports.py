@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import itertools
 import os
+import random
 import socket
 
 BASE = 20_000
 BLOCK = 1_000  # ports per worker: workers gw0..gw11 fit below 32768
-_drawn = itertools.count()
+# Where in its block this process starts: two test sessions running at once (two checkouts on one machine) then
+# rarely walk the same ports in step.
+_drawn = itertools.count(random.randrange(BLOCK))
 
 
 def worker_index() -> int:

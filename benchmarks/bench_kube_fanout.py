@@ -4,8 +4,8 @@
    Reports the time from submitting the run until the N-th pod was created (target: <= 10 s), the API requests the
    executor made per task over the whole run -- create, its share of list/watch, the run's ConfigMap, log saving
    and the pod's deletion once it ended (clean-up on, `ODIN_KUBE_CLEANUP_TTL=0`: the run counts as done when every
-   pod is gone, as a user's namespace would be; target: <= 3) -- and the requests made while every pod sat Running for a few seconds (target: none: watches,
-   not polling).
+   pod is gone, as a user's namespace would be; target: <= 3) -- and the requests made while every pod sat Running
+   for a few seconds (target: none: watches, not polling).
 2. Reaction: a chain of tasks; each time a pod is marked Succeeded, the time until the next task's pod create reaches
    the API server (target: median <= 50 ms).
 

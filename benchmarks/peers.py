@@ -10,7 +10,8 @@ Runners, each timed as a fresh process from spawn to exit (start-up included, as
 * `luigi`   -- `luigi.build(..., workers=P, local_scheduler=True)`, one `LocalTarget` per task (Luigi's own way to
   know a task is done);
 * `prefect` -- a `@flow` with `ThreadPoolTaskRunner(max_workers=P)`, tasks submitted with `wait_for` their
-  dependencies (Prefect's ephemeral local server, as `python flow.py` uses it with no server configured).
+  dependencies (Prefect's ephemeral local server, started by each process as `python flow.py` does with no server
+  configured; its database is made by an untimed warm-up flow first).
 
 DAGs: `fan` (N independent tasks joined by one fan-in task) and `chain` (N tasks one after another).
 Prints wall seconds, overhead per task over the thread pool, and each runner's ratio to Odin, plus the load average
@@ -189,16 +190,21 @@ def runners(
         out.mkdir(parents=True)
         return timed([str(peers["luigi"]), "-c", LUIGI, json.dumps(dag), str(parallelism), str(out)])
 
+    prefect_env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    prefect_env.update(
+        PREFECT_HOME=str(tmp / "prefect-home"),  # one home, as on a user's machine: its database already made
+        PREFECT_LOGGING_LEVEL="WARNING",
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="300",
+    )
+
     def prefect(name: str, dag: Dag) -> tuple[float | None, str]:
-        home = tmp / "prefect" / name
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-        env.update(
-            PREFECT_HOME=str(home),
-            PREFECT_LOGGING_LEVEL="WARNING",
-            PREFECT_SERVER_ANALYTICS_ENABLED="false",
-            PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="120",
-        )
-        return timed([str(peers["prefect"]), "-c", PREFECT, json.dumps(dag), str(parallelism)], env)
+        return timed([str(peers["prefect"]), "-c", PREFECT, json.dumps(dag), str(parallelism)], prefect_env)
+
+    if "prefect" in peers:  # untimed: the first flow creates and migrates Prefect's database
+        _, note = prefect("warm-up", chain(1))
+        if note:
+            print(f"prefect warm-up {note}")
 
     table: dict[str, Callable[[str, Dag], tuple[float | None, str]]] = {"threads": threads, "odin": odin}
     if "luigi" in peers:

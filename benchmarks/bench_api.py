@@ -16,8 +16,8 @@ What it does:
    errors.
 The load average is printed before and after: on a shared machine the figures move with it.
 
-    .venv/bin/python benchmarks/bench_api.py [--runs 100000] [--tasks-per-run 10] [--rate 1000] [--duration 15]
-        [--connections 32] [--processes 2] [--wrk] [--keep] [--log-level WARNING]
+    .venv/bin/python benchmarks/bench_api.py [--runs 100000] [--tasks-per-run 10] [--rate 1000[,500...]]
+        [--duration 15] [--connections 32] [--processes 2] [--wrk] [--keep] [--log-level WARNING]
         [--admin-url postgresql+psycopg2://postgres@127.0.0.1:5432/postgres]
 """
 
@@ -414,7 +414,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=100_000)
     parser.add_argument("--tasks-per-run", type=int, default=10)
-    parser.add_argument("--rate", type=float, default=1000, help="requests per second offered (open loop)")
+    parser.add_argument(
+        "--rate",
+        default="1000",
+        help="requests per second offered (open loop); several, comma-separated, one after another",
+    )
     parser.add_argument("--duration", type=int, default=15)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--processes", type=int, default=2, help="client processes sharing the load")
@@ -440,7 +444,8 @@ def main() -> None:
         token = api_token(base)
         print(f"server: odin serve, 1 process (uvicorn + uvloop + httptools), log level {args.log_level}")
         print(f"load average {load_average()} before the load")
-        load(port, token, shas, args.rate, args.duration, args.connections, args.processes)
+        for rate in (float(r) for r in args.rate.split(",")):
+            load(port, token, shas, rate, args.duration, args.connections, args.processes)
         if args.wrk and shutil.which("wrk"):
             load_wrk(base, token, shas, args.duration, args.connections, tmp)
         elif args.wrk:

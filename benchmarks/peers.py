@@ -13,11 +13,13 @@ Runners, each timed as a fresh process from spawn to exit (start-up included, as
   dependencies (Prefect's ephemeral local server, started by each process as `python flow.py` does with no server
   configured; its database is made by an untimed warm-up flow first).
 
-DAGs: `fan` (N independent tasks joined by one fan-in task) and `chain` (N tasks one after another).
-Prints wall seconds, overhead per task over the thread pool, and each runner's ratio to Odin, plus the load average
-before and after (the machine may be shared: compare figures from one invocation only).
+DAGs: `one` (a single task: the runner's start-up), `fan` (N independent tasks joined by one fan-in task) and
+`chain` (N tasks one after another). Prints wall seconds, overhead per task over the thread pool (start-up spread over
+the tasks), cost per task after start-up (wall minus the runner's `one`), each runner's ratio to the thread pool and
+to Odin, and the load average before and after (the machine may be shared: compare figures from one invocation).
 
-    .venv/bin/python benchmarks/peers.py [--tasks 200] [--chain 50] [--parallelism 2] [--peers luigi,prefect]
+    .venv/bin/python benchmarks/peers.py [--tasks 200] [--chain 50] [--parallelism 2] [--repeat 1]
+        [--peers luigi,prefect]
         [--venvs /tmp/odin-peers] [--fresh]
 """
 
@@ -28,6 +30,7 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -215,7 +218,13 @@ def runners(
 
 
 def report(results: list[Result]) -> None:
-    print(f"\n{'dag':<12} {'runner':<8} {'wall s':>8} {'overhead/task':>14} {'x threads':>10} {'x odin':>8}")
+    """The table: wall time; overhead per task over the thread pool (start-up included, spread over the tasks); cost
+    per task once started (wall minus the same runner's one-task DAG, over the other tasks); ratios."""
+    single = {r.runner: r.seconds for r in results if r.dag == "one"}
+    print(
+        f"\n{'dag':<12} {'runner':<8} {'wall s':>8} {'overhead/task':>14} {'per task after start-up':>24} "
+        f"{'x threads':>10} {'x odin':>8}"
+    )
     for dag in dict.fromkeys(r.dag for r in results):
         rows = {r.runner: r for r in results if r.dag == dag}
         floor = rows["threads"].seconds
@@ -225,9 +234,14 @@ def report(results: list[Result]) -> None:
                 print(f"{dag:<12} {r.runner:<8} {'-':>8}  {r.note}")
                 continue
             per_task = f"{(r.seconds - floor) / r.tasks * 1000:.1f} ms" if floor is not None else "-"
+            base = single.get(r.runner)
+            marginal = "-"
+            if base and r.tasks > 1:
+                cost = (r.seconds - base) / (r.tasks - 1) * 1000
+                marginal = f"{cost:.1f} ms" if cost >= 0 else "noise"  # start-up varied more than the tasks cost
             vs_floor = f"{r.seconds / floor:.2f}" if floor else "-"
             vs_odin = f"{r.seconds / odin:.2f}" if odin else "-"
-            print(f"{dag:<12} {r.runner:<8} {r.seconds:8.2f} {per_task:>14} {vs_floor:>10} {vs_odin:>8}")
+            print(f"{dag:<12} {r.runner:<8} {r.seconds:8.2f} {per_task:>14} {marginal:>24} {vs_floor:>10} {vs_odin:>8}")
 
 
 def load_average() -> str:
@@ -242,6 +256,7 @@ def main() -> None:
     parser.add_argument("--peers", default="luigi,prefect", help="comma-separated; empty for Odin and threads only")
     parser.add_argument("--venvs", type=Path, default=Path(tempfile.gettempdir()) / "odin-peers",
                         help="where the throwaway virtual environments go (reused between invocations)")  # fmt: skip
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each DAG by each runner; the median is shown")
     parser.add_argument("--fresh", action="store_true", help="reinstall the peers")
     args = parser.parse_args()
 
@@ -259,7 +274,7 @@ def main() -> None:
             ).stdout.strip()  # fmt: skip
             peers[peer] = python
         print(f"{peer}: {version or 'skipped'} ({note})")
-    dags = {f"fan-{args.tasks}": fan(args.tasks)}
+    dags = {"one": chain(1), f"fan-{args.tasks}": fan(args.tasks)}  # `one`: each runner's start-up and one task
     if args.chain:
         dags[f"chain-{args.chain}"] = chain(args.chain)
     print(f"load average {load_average()} before; parallelism {args.parallelism}; every task is /bin/true")
@@ -268,7 +283,14 @@ def main() -> None:
         table = runners(peers, Path(d), args.parallelism)
         for dag_name, dag in dags.items():
             for runner, run in table.items():
-                seconds, note = run(dag_name, dag)
+                times: list[float] = []
+                note = ""
+                for i in range(args.repeat):
+                    seconds, note = run(f"{dag_name}-{i}", dag)
+                    if seconds is None:
+                        break
+                    times.append(seconds)
+                seconds = statistics.median(times) if len(times) == args.repeat else None
                 results.append(Result(runner, dag_name, len(dag), seconds, note))
                 shown = f"{seconds:.2f} s" if seconds is not None else note
                 print(f"  {dag_name} {runner}: {shown}", flush=True)

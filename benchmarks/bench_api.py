@@ -6,19 +6,25 @@ p99 <= 15 ms and >= 1,000 authenticated requests/s on the 2-core development mac
 What it does:
 1. creates a scratch Postgres database and seeds it with COPY (runs spread over a year and ~33,000 commits, ten task
    runs each), then ANALYZE, and prints the query plan of the commit lookup;
-2. starts `odin serve` on it (no repository followed: the engine and API only) with a JWT secret, logs in;
-3. latency: sequential keep-alive requests for random commits (full SHAs and 7-digit prefixes), p50/p90/p99;
-4. throughput: `wrk` (Debian package `wrk`) with a Lua script rotating commits and the bearer token, from another
-   process, for --duration seconds at --connections; without wrk, a Python fallback (several processes).
+2. starts `odin serve` on it (no repository followed: the engine and API only) with a JWT secret, logs in and
+   creates an API token (`odin_...`, what CI uses: a store lookup on every request, not a cached JWT);
+3. load: --rate requests/s for random commits (full SHAs and 7-digit prefixes), open loop from --processes client
+   processes over --connections keep-alive connections; the latency percentiles are those of the requests of that
+   load, each from its scheduled time (so queueing counts), and every non-200 answer, socket error and timeout
+   (no answer 2 s after the scheduled time) is an error;
+4. with --wrk (Debian package `wrk`): closed-loop saturation as well, its own latency distribution and socket
+   errors.
+The load average is printed before and after: on a shared machine the figures move with it.
 
-    .venv/bin/python benchmarks/bench_api.py [--runs 100000] [--tasks-per-run 10] [--duration 20]
-        [--connections 32] [--admin-url postgresql+psycopg2://postgres@127.0.0.1:5432/postgres] [--keep]
-        [--log-level WARNING]
+    .venv/bin/python benchmarks/bench_api.py [--runs 100000] [--tasks-per-run 10] [--rate 1000[,500...]]
+        [--duration 15] [--connections 32] [--processes 2] [--wrk] [--keep] [--log-level WARNING]
+        [--admin-url postgresql+psycopg2://postgres@127.0.0.1:5432/postgres]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import csv
 import io
 import json
@@ -32,8 +38,10 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import sqlalchemy as sa
@@ -44,6 +52,7 @@ BIN = Path(sys.executable).parent
 SECRET = "benchmark-secret-that-is-long-enough-0123456789"
 PASSWORD = "benchmark-password"
 STATUSES = ["succeeded"] * 80 + ["failed"] * 12 + ["cancelled"] * 4 + ["running"] * 3 + ["pending"]
+REQUEST_TIMEOUT = 2.0  # seconds; a slower answer is an error, as a client with a deadline sees it
 TRIGGERS = ["poll"] * 70 + ["webhook"] * 20 + ["api"] * 7 + ["rerun"] * 3
 
 
@@ -196,26 +205,167 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def latency(base: str, token: str, shas: list[str], requests: int) -> None:
-    rng = random.Random(11)
-    samples: list[float] = []
-    found = 0
-    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}) as client:
-        for i in range(requests + 200):
-            sha = rng.choice(shas)
-            commit = sha if i % 2 else sha[:7]
-            t0 = time.perf_counter()
-            r = client.get("/v1/runs", params={"commit": commit})
-            elapsed = time.perf_counter() - t0
-            assert r.status_code == 200, r.text
-            if i >= 200:  # warm-up
-                samples.append(elapsed * 1000)
-                found += len(r.json()["items"])
-    print(
-        f"latency GET /v1/runs?commit=<sha or 7-digit prefix>, {requests} sequential requests "
-        f"({found / requests:.1f} runs per answer): p50 {percentile(samples, 0.5):.2f} ms, "
-        f"p90 {percentile(samples, 0.9):.2f} ms, p99 {percentile(samples, 0.99):.2f} ms, max {max(samples):.2f} ms"
+def api_token(base: str) -> str:
+    """A long-lived API token (`odin_...`), as CI holds: each request is checked against the store, unlike a login
+    JWT whose verification the server caches."""
+    login = httpx.post(f"{base}/v1/auth/token", json={"username": "admin", "password": PASSWORD}, timeout=30)
+    login.raise_for_status()
+    jwt = login.json()["access_token"]
+    created = httpx.post(
+        f"{base}/v1/auth/tokens", json={"name": "bench"}, headers={"Authorization": f"Bearer {jwt}"}, timeout=30
     )
+    created.raise_for_status()
+    token = str(created.json()["token"])
+    assert token.startswith("odin_"), token
+    return token
+
+
+@dataclass
+class Sample:
+    """One load process's view: latency of every request from its scheduled time, and what went wrong."""
+
+    latencies_ms: list[float] = field(default_factory=list)
+    statuses: dict[int, int] = field(default_factory=dict)
+    socket_errors: int = 0
+    timeouts: int = 0
+    runs_found: int = 0
+    elapsed: float = 0.0
+
+
+def _request(port: int, token: str, commit: str) -> bytes:
+    return (
+        f"GET /v1/runs?commit={commit} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"Authorization: Bearer {token}\r\nAccept: application/json\r\n\r\n"
+    ).encode()
+
+
+async def _read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head.split(b" ", 2)[1])
+    length = next(
+        (int(line.split(b":", 1)[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")),
+        0,
+    )
+    return status, await reader.readexactly(length)
+
+
+async def _load(port: int, token: str, shas: list[str], rate: float, seconds: float, connections: int) -> Sample:
+    """Open-loop load: request i is due at start + i / rate whether or not earlier ones were answered, and its latency
+    counts from that moment (a stall shows in the percentiles instead of slowing the load down). A lean HTTP/1.1
+    client on keep-alive connections: on two cores a general-purpose client's CPU would show up as server latency."""
+    rng = random.Random(os.getpid())
+    requests = [_request(port, token, sha if i % 2 else sha[:7]) for i, sha in enumerate(rng.sample(shas, 2000))]
+    sample = Sample()
+    idle: asyncio.Queue[tuple[asyncio.StreamReader, asyncio.StreamWriter] | None] = asyncio.Queue()
+    for _ in range(connections):
+        idle.put_nowait(None)  # opened on first use, and again after an error
+    loop = asyncio.get_running_loop()
+    total = int(rate * seconds)
+    start = loop.time() + 0.2
+
+    async def one(i: int) -> None:
+        due = start + i / rate
+        await asyncio.sleep(max(0.0, due - loop.time()))
+        conn = None
+        taken = False  # whether this request holds one of the connection slots
+        try:
+            async with asyncio.timeout_at(due + REQUEST_TIMEOUT):  # a client's deadline, queueing included
+                conn = await idle.get()
+                taken = True
+                if conn is None:
+                    conn = await asyncio.open_connection("127.0.0.1", port)
+                reader, writer = conn
+                writer.write(requests[i % len(requests)])
+                status, body = await _read_response(reader)
+        except TimeoutError:
+            sample.timeouts += 1
+            if taken:  # the connection's state is unknown: closed, and its slot reopens on next use
+                _close(conn)
+                idle.put_nowait(None)
+            return
+        except (OSError, asyncio.IncompleteReadError, ValueError, IndexError):
+            sample.socket_errors += 1
+            _close(conn)
+            idle.put_nowait(None)
+            return
+        sample.latencies_ms.append((loop.time() - due) * 1000)
+        sample.statuses[status] = sample.statuses.get(status, 0) + 1
+        if status == 200 and i % 50 == 0:
+            sample.runs_found += len(json.loads(body)["items"])
+        idle.put_nowait(conn)
+
+    await asyncio.gather(*(one(i) for i in range(total)))
+    sample.elapsed = loop.time() - start
+    while not idle.empty():
+        _close(idle.get_nowait())
+    return sample
+
+
+def _close(conn: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None) -> None:
+    if conn is not None:
+        conn[1].close()
+
+
+def _load_process(
+    port: int, token: str, shas: list[str], rate: float, seconds: float, connections: int, out: Any
+) -> None:
+    out.put(asdict(asyncio.run(_load(port, token, shas, rate, seconds, connections))))  # plain data across processes
+
+
+def load(port: int, token: str, shas: list[str], rate: float, seconds: float, connections: int, processes: int) -> None:
+    """Offers `rate` requests/s from `processes` client processes (each its share of the rate and connections) after
+    a short warm-up, and prints throughput, latency percentiles under that load, and every error."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    out = ctx.Queue()
+    per = max(1, connections // processes)
+    warm = [ctx.Process(target=_load_process, args=(port, token, shas, 50, 2, per, out))]
+    procs = [
+        ctx.Process(target=_load_process, args=(port, token, shas, rate / processes, seconds, per, out))
+        for _ in range(processes)
+    ]
+    for p in warm:
+        p.start()
+    out.get(timeout=120)  # the warm-up's figures are dropped
+    for p in warm:
+        p.join(30)
+    for p in procs:
+        p.start()
+    samples = [Sample(**out.get(timeout=seconds + 300)) for _ in procs]
+    for p in procs:
+        p.join(30)
+    latencies = [v for s in samples for v in s.latencies_ms]
+    statuses: dict[int, int] = {}
+    for s in samples:
+        for code, n in s.statuses.items():
+            statuses[code] = statuses.get(code, 0) + n
+    offered = int(rate / processes * seconds) * processes
+    ok = statuses.get(200, 0)
+    elapsed = max(s.elapsed for s in samples)
+    socket_errors = sum(s.socket_errors for s in samples)
+    timeouts = sum(s.timeouts for s in samples)
+    errors = offered - ok
+    print(
+        f"load: {rate:,.0f} requests/s offered for {seconds:.0f} s, open loop, from {processes} client processes over "
+        f"{per * processes} keep-alive connections, API token (a store lookup per request)"
+    )
+    print(f"  throughput: {ok / elapsed:,.0f} answered 200 per second ({ok:,} of {offered:,} requests)")
+    if latencies:
+        print(
+            f"  latency under the load, from each request's scheduled time: p50 {percentile(latencies, 0.5):.2f} ms, "
+            f"p90 {percentile(latencies, 0.9):.2f} ms, p99 {percentile(latencies, 0.99):.2f} ms, "
+            f"max {max(latencies):.2f} ms"
+        )
+    found = sum(s.runs_found for s in samples)
+    print(
+        f"  errors: {errors:,} (statuses {dict(sorted(statuses.items()))}, socket errors {socket_errors}, "
+        f"timeouts {timeouts}: no answer {REQUEST_TIMEOUT:.0f} s after the scheduled time); "
+        f"~{50 * found / max(ok, 1):.1f} runs per answer"
+    )
+    p99 = percentile(latencies, 0.99) if latencies else float("inf")
+    met = ok / elapsed >= 1000 and p99 <= 15 and errors == 0
+    print(f"  target >= 1,000 requests/s at p99 <= 15 ms, no errors: {'met' if met else 'NOT met'}")
 
 
 LUA = """
@@ -231,7 +381,9 @@ end
 """
 
 
-def throughput_wrk(base: str, token: str, shas: list[str], duration: int, connections: int, tmp: Path) -> None:
+def load_wrk(base: str, token: str, shas: list[str], duration: int, connections: int, tmp: Path) -> None:
+    """Closed-loop saturation with wrk: its latency distribution is its own, measured under its load; socket errors
+    (connect, read, write) and timeouts count as errors."""
     (tmp / "shas.txt").write_text("\n".join(shas[:20000]) + "\n")
     (tmp / "bench.lua").write_text(LUA % {"file": tmp / "shas.txt", "token": token})
     threads = 2
@@ -242,50 +394,35 @@ def throughput_wrk(base: str, token: str, shas: list[str], duration: int, connec
     )  # fmt: skip
     text = out.stdout
     rps = re.search(r"Requests/sec:\s+([\d.]+)", text)
-    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    non2xx = int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses: (\d+)", text)) else 0
+    sock = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+    socket_errors = sum(int(g) for g in sock.groups()) if sock else 0
     lat = {m.group(1): m.group(2) for m in re.finditer(r"^\s+(50|75|90|99)%\s+(\S+)", text, re.M)}
     print(
-        f"throughput (wrk, {threads} threads, {connections} connections, {duration}s, authenticated): "
-        f"{float(rps.group(1)) if rps else 0:,.0f} requests/s; latency under load p50 {lat.get('50')}, "
-        f"p99 {lat.get('99')}; non-2xx: {non2xx.group(1) if non2xx else 0}"
+        f"wrk ({threads} threads, {connections} connections, {duration}s, closed loop, API token): "
+        f"{float(rps.group(1)) if rps else 0:,.0f} requests/s; latency under its load p50 {lat.get('50')}, "
+        f"p90 {lat.get('90')}, p99 {lat.get('99')}; errors {non2xx + socket_errors} (non-2xx {non2xx}, "
+        f"socket errors and timeouts {sock.group(0) if sock else 0})"
     )
 
 
-def _worker(base: str, token: str, shas: list[str], seconds: float, result: object) -> None:
-    done = 0
-    deadline = time.monotonic() + seconds
-    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}) as client:
-        i = 0
-        while time.monotonic() < deadline:
-            sha = shas[i % len(shas)]
-            client.get("/v1/runs", params={"commit": sha})
-            done += 1
-            i += 1
-    result.value = done  # type: ignore[attr-defined]
-
-
-def throughput_python(base: str, token: str, shas: list[str], duration: int, processes: int) -> None:
-    import multiprocessing
-
-    values = [multiprocessing.Value("i", 0) for _ in range(processes)]
-    procs = [
-        multiprocessing.Process(target=_worker, args=(base, token, shas, duration, values[i])) for i in range(processes)
-    ]
-    for p in procs:
-        p.start()
-    for p in procs:
-        p.join()
-    total = sum(v.value for v in values)
-    print(f"throughput (python fallback, {processes} processes): {total / duration:,.0f} requests/s")
+def load_average() -> str:
+    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=100_000)
     parser.add_argument("--tasks-per-run", type=int, default=10)
-    parser.add_argument("--requests", type=int, default=3000)
-    parser.add_argument("--duration", type=int, default=20)
+    parser.add_argument(
+        "--rate",
+        default="1000",
+        help="requests per second offered (open loop); several, comma-separated, one after another",
+    )
+    parser.add_argument("--duration", type=int, default=15)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--processes", type=int, default=2, help="client processes sharing the load")
+    parser.add_argument("--wrk", action="store_true", help="also saturate the server with wrk (closed loop)")
     parser.add_argument("--admin-url", default="postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--log-level", default="WARNING", help="server log level (INFO writes one line per request)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
@@ -304,15 +441,16 @@ def main() -> None:
         port = 20000 + random.randrange(20000)
         proc = start_server(url, tmp, port, args.log_level)
         base = f"http://127.0.0.1:{port}"
-        token = httpx.post(f"{base}/v1/auth/token", json={"username": "admin", "password": PASSWORD}).json()[
-            "access_token"
-        ]
+        token = api_token(base)
         print(f"server: odin serve, 1 process (uvicorn + uvloop + httptools), log level {args.log_level}")
-        latency(base, token, shas, args.requests)
-        if shutil.which("wrk"):
-            throughput_wrk(base, token, shas, args.duration, args.connections, tmp)
-        else:
-            throughput_python(base, token, shas, args.duration, 2)
+        print(f"load average {load_average()} before the load")
+        for rate in (float(r) for r in args.rate.split(",")):
+            load(port, token, shas, rate, args.duration, args.connections, args.processes)
+        if args.wrk and shutil.which("wrk"):
+            load_wrk(base, token, shas, args.duration, args.connections, tmp)
+        elif args.wrk:
+            print("wrk: not installed (Debian package `wrk`); skipped")
+        print(f"load average {load_average()} after")
     finally:
         if proc is not None:
             proc.terminate()

@@ -6,14 +6,19 @@ task <= 1 s at p50.
 1. **Answer latency.** Signed GitHub push deliveries (the recorded payload from tests/webhooks/data, ~8 KB), each
    with its own delivery id, sent open-loop at `--rate` per second for `--seconds`: a request is sent at its
    scheduled time whether or not earlier ones were answered, and its latency counts from that time, so a stall
-   shows up in the figures instead of slowing the load down (no coordinated omission). Every delivery is verified,
-   recorded and requests a sync — the whole path, not a stub.
+   shows up in the figures instead of slowing the load down (no coordinated omission). Every delivery names a new
+   commit that changes the pipeline (prepared beforehand; the remote's branch is moved to it just before the
+   delivery is sent, as a push would), so the load verifies, records, syncs and starts runs -- the whole path a
+   busy repository takes, not a stub. Afterwards it prints how many runs the load started and how long the server
+   took to finish them.
 2. **Push to first task started.** `--pushes` times: commit a change to a pipeline, push it to the bare remote, send
    the webhook, and wait for the run's first task to be reported running. Measured from just before the webhook is
    sent to the `task.status running` event's time in the store (both clocks are this machine's). The poll interval
    is an hour, so only the webhook can start the work.
 
-    .venv/bin/python benchmarks/bench_webhooks.py [--rate 200] [--seconds 20] [--pushes 10]
+The load average is printed before and after: on a shared machine the figures move with it.
+
+    .venv/bin/python benchmarks/bench_webhooks.py [--rate 200] [--seconds 10] [--pushes 10] [--drain 60]
                                                   [--database-url postgresql+psycopg2://postgres@127.0.0.1/bench]
 """
 
@@ -81,6 +86,30 @@ class Remote:
         self.work.remotes["origin"].push(["+refs/heads/main:refs/heads/main"])
         return str(oid)
 
+    def prepare(self, count: int) -> list[str]:
+        """`count` commits after the remote's tip, each changing the pipeline, in the remote but not yet on its
+        branch: `advance` moves the branch to one of them, which is what the server sees of a push."""
+        tip = self.work.references["refs/heads/main"].target
+        shas: list[str] = []
+        parent = tip
+        for i in range(count):
+            index = pygit2.Index()
+            index.read_tree(self.work[parent].peel(pygit2.Commit).tree)
+            text = PIPELINE.format(marker=f"load-{i}")
+            index.add(
+                pygit2.IndexEntry("train/main.yml", self.work.create_blob(text.encode()), pygit2.enums.FileMode.BLOB)
+            )
+            sig = pygit2.Signature("bench", "bench@odin.invalid", 1_700_100_000 + i, 0)
+            parent = self.work.create_commit(None, sig, sig, f"load {i}", index.write_tree(self.work), [parent])
+            shas.append(str(parent))
+        self.work.references.create("refs/heads/load", parent, force=True)
+        self.work.remotes["origin"].push(["+refs/heads/load:refs/heads/load"])
+        self.work.references["refs/heads/main"].set_target(parent)  # later `commit`s continue from the load's tip
+        return shas
+
+    def advance(self, sha: str) -> None:
+        self.bare.references["refs/heads/main"].set_target(pygit2.Oid(hex=sha))
+
 
 def sign(body: bytes) -> str:
     return "sha256=" + hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
@@ -99,11 +128,14 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
-async def answer_latency(port: int, template: dict[str, Any], sha: str, rate: float, seconds: float) -> None:
+async def answer_latency(
+    port: int, template: dict[str, Any], remote: Remote, warm: str, shas: list[str], rate: float, seconds: float
+) -> None:
     """Open-loop load over keep-alive connections with a lean HTTP/1.1 client: on a small machine, a general-purpose
     client's own CPU use would show up as server latency."""
-    total = int(rate * seconds)
-    requests = [_http_request(*delivery(template, sha, f"bench-{os.getpid()}-{i}")) for i in range(total)]
+    total = len(shas)
+    requests = [_http_request(*delivery(template, sha, f"bench-{os.getpid()}-{i}")) for i, sha in enumerate(shas)]
+    pushed = [-1]
     scheduled_lat: list[float] = []
     service_lat: list[float] = []
     statuses: dict[int, int] = {}
@@ -111,13 +143,16 @@ async def answer_latency(port: int, template: dict[str, Any], sha: str, rate: fl
     for _ in range(32):
         idle.put_nowait(await asyncio.open_connection("127.0.0.1", port))
     for i in range(20):  # warm-up: the first sync, lazily started threads
-        await _exchange(idle, _http_request(*delivery(template, sha, f"warm-{os.getpid()}-{i}")))
+        await _exchange(idle, _http_request(*delivery(template, warm, f"warm-{os.getpid()}-{i}")))
     loop = asyncio.get_running_loop()
     start = loop.time() + 0.1
 
     async def one(i: int) -> None:
         due = start + i / rate
         await asyncio.sleep(max(0.0, due - loop.time()))
+        if i > pushed[0]:  # the push this delivery announces (never moving the branch backwards)
+            remote.advance(shas[i])
+            pushed[0] = i
         sent = loop.time()
         status = await _exchange(idle, requests[i])
         done = loop.time()
@@ -139,6 +174,39 @@ async def answer_latency(port: int, template: dict[str, Any], sha: str, rate: fl
         )
     p99 = percentile([v * 1000 for v in scheduled_lat], 99)
     print(f"   target p99 <= 20 ms: {'met' if p99 <= 20 else 'NOT met'} ({p99:.2f} ms)")
+    errors = total - statuses.get(202, 0)
+    print(f"   errors (answers other than 202): {errors}")
+
+
+def runs_started(db_url: str, shas: list[str], deadline_s: float) -> None:
+    """How many runs the load started (the run policy may absorb commits into a later run), and how long after the
+    last delivery the server had synced the last pushed commit and finished every run; waits on the store."""
+    db = sa.create_engine(db_url)
+    started = time.monotonic()
+    wanted = set(shas)
+    final = ("succeeded", "failed", "cancelled", "skipped")
+    synced_s: float | None = None
+    try:
+        while True:
+            with db.connect() as conn:
+                rows = conn.execute(sa.select(RUNS.c.commit_sha, RUNS.c.status)).all()
+            ours = [r for r in rows if r.commit_sha in wanted]
+            waited = time.monotonic() - started
+            if synced_s is None and any(r.commit_sha == shas[-1] for r in ours):
+                synced_s = waited
+            open_runs = [r for r in ours if r.status not in final]
+            if (synced_s is not None and not open_runs) or waited > deadline_s:
+                break
+            time.sleep(0.2)
+    finally:
+        db.dispose()
+    by_status: dict[str, int] = {}
+    for r in ours:
+        by_status[r.status] = by_status.get(r.status, 0) + 1
+    print(f"   runs started by the load: {len(ours)} for {len(shas)} pushed commits {dict(sorted(by_status.items()))}")
+    synced = f"{synced_s:.1f} s" if synced_s is not None else f"not within {deadline_s:.0f} s"
+    state = "all finished" if synced_s is not None and not open_runs else f"{len(open_runs)} open (gave up waiting)"
+    print(f"   after the load: a run for the last pushed commit {synced}; {state} {waited:.1f} s after the load")
 
 
 def _http_request(body: bytes, headers: dict[str, str]) -> bytes:
@@ -217,7 +285,8 @@ def push_to_task(url: str, db_url: str, remote: Remote, template: dict[str, Any]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rate", type=float, default=200)
-    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--seconds", type=float, default=10)
+    parser.add_argument("--drain", type=float, default=60, help="how long to wait for the load's runs to finish")
     parser.add_argument("--pushes", type=int, default=10)
     parser.add_argument("--database-url", default=None, help="default: SQLite in a temporary data directory")
     args = parser.parse_args()
@@ -259,13 +328,17 @@ def main() -> None:
         print(f"odin serve on {url} (database {'SQLite' if args.database_url is None else args.database_url})")
         load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
         print(f"machine: {os.cpu_count()} CPUs, load average {load} before the run; python {sys.version.split()[0]}")
+        warm = remote.commit({"README.md": "warm-up\n"})  # pushed before the load's commits, which descend from it
+        shas = remote.prepare(int(args.rate * args.seconds))
         cpu = psutil.Process(server.pid)
         before = cpu.cpu_times()
-        asyncio.run(answer_latency(port, template, remote.commit({"README.md": "tip\n"}), args.rate, args.seconds))
+        asyncio.run(answer_latency(port, template, remote, warm, shas, args.rate, args.seconds))
         after = cpu.cpu_times()
         used = (after.user + after.system) - (before.user + before.system)
-        print(f"   server CPU       : {used:.1f} s over the run ({100 * used / args.seconds:.0f}% of one core)")
+        print(f"   server CPU       : {used:.1f} s over the load ({100 * used / args.seconds:.0f}% of one core)")
+        runs_started(db_url, shas, args.drain)
         push_to_task(url, db_url, remote, template, args.pushes)
+        print(f"load average {', '.join(f'{x:.2f}' for x in os.getloadavg())} after")
     finally:
         server.send_signal(signal.SIGTERM)
         try:

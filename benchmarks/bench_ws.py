@@ -6,8 +6,9 @@ Target (issue: the API, odinctl and the clients): a state change reaches WebSock
 A real `odin serve` (Postgres by default) follows a local repository with a fan-out pipeline of quick tasks. Client
 processes (separate from the server) open --subscribers connections, each subscribed to everything; then runs are
 started over HTTP. Every event carries the time the engine recorded it; latency is the time each subscriber received
-it minus that time (same machine, same clock), over every (event, subscriber) pair. It also checks that every
-subscriber received every event exactly once.
+it minus that time (same machine, same clock), over every (event, subscriber) pair. It then checks delivery against
+the store: every subscriber must have received every event the store recorded for those runs exactly once (none
+missing, none twice, none the store does not have). The load average is printed before and after.
 
     .venv/bin/python benchmarks/bench_ws.py [--subscribers 200] [--runs 10] [--tasks 10] [--processes 4]
         [--admin-url postgresql+psycopg2://postgres@127.0.0.1:5432/postgres | --sqlite]
@@ -38,6 +39,7 @@ import sqlalchemy as sa
 from websockets.asyncio.client import connect
 
 from odin.controller.git.seed import seed_repository
+from odin.controller.store.models import EVENTS
 
 BIN = Path(sys.executable).parent
 PASSWORD = "benchmark-password"
@@ -133,6 +135,7 @@ def main() -> None:
     parser.add_argument("--sqlite", action="store_true", help="use SQLite instead of Postgres")
     args = parser.parse_args()
 
+    print(f"machine: {os.cpu_count()} CPUs, load average {load_average()} before")
     tmp = Path(tempfile.mkdtemp(prefix="odin-bench-ws-"))
     (tmp / "samples" / "fan").mkdir(parents=True)
     (tmp / "samples" / "fan" / "main.yml").write_text(pipeline(args.tasks))
@@ -183,6 +186,7 @@ def main() -> None:
             results.extend(out.get(timeout=300))
         for p in procs:
             p.join(30)
+        store_ids = recorded_event_ids(db_url)
     finally:
         if proc is not None:
             proc.terminate()
@@ -194,19 +198,48 @@ def main() -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
     latencies = [lat * 1000 for rows in results for _, lat in rows]
-    ids = [sorted(i for i, _ in rows) for rows in results]
-    complete = all(i == ids[0] for i in ids) and all(len(set(i)) == len(i) for i in ids)
+    missing, twice, unknown = check_delivery(store_ids, [[i for i, _ in rows] for rows in results])
+    exact = not (missing or twice or unknown) and len(results) == args.subscribers
     backend = "SQLite" if args.sqlite else "Postgres"
     print(
-        f"websocket fan-out ({backend}): {len(results)} subscribers x {len(ids[0])} events "
-        f"({args.runs} runs of {args.tasks} tasks) = {len(latencies):,} deliveries; every subscriber got every "
-        f"event exactly once: {complete}"
+        f"websocket fan-out ({backend}): {len(results)} subscribers x {len(store_ids)} events in the store "
+        f"({args.runs} runs of {args.tasks} tasks) = {len(latencies):,} deliveries"
+    )
+    print(
+        f"checked against the store, per subscriber: missing {missing}, received twice {twice}, not in the store "
+        f"{unknown} (summed over subscribers); every subscriber got every stored event exactly once: {exact}"
     )
     p50, p90, p99 = (percentile(latencies, q) for q in (0.5, 0.9, 0.99))
     print(
         "latency from the engine recording a change to a subscriber receiving it: "
         f"p50 {p50:.1f} ms, p90 {p90:.1f} ms, p99 {p99:.1f} ms, max {max(latencies):.1f} ms"
     )
+    print(f"load average {load_average()} after")
+
+
+def recorded_event_ids(db_url: str) -> set[int]:
+    """The ids of every event the store holds for a run: what each subscriber must have received once."""
+    engine = sa.create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            return set(conn.execute(sa.select(EVENTS.c.id).where(EVENTS.c.run_id.is_not(None))).scalars())
+    finally:
+        engine.dispose()
+
+
+def check_delivery(store_ids: set[int], received: list[list[int]]) -> tuple[int, int, int]:
+    """(missing, duplicated, unknown) deliveries summed over subscribers, each against the store's events."""
+    missing = twice = unknown = 0
+    for ids in received:
+        got = set(ids)
+        missing += len(store_ids - got)
+        twice += len(ids) - len(got)
+        unknown += len(got - store_ids)
+    return missing, twice, unknown
+
+
+def load_average() -> str:
+    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 if __name__ == "__main__":

@@ -2,7 +2,9 @@
 
 1. A fan-out of N tasks running `/bin/true`, parallelism 2, through `odin.controller.embedded.run_pipeline` (the
    same engine `odin serve` uses, recording every transition to SQLite), against the same N processes started from
-   a plain 2-thread pool. The difference divided by N is what Odin adds per task (target: <= 3 ms).
+   a plain 2-thread pool, measured in the same run. The difference divided by N is what Odin adds per task (target:
+   <= 3 ms); the ratio of the two wall times is issue 15's target (<= 1.5x). The machine's load average is printed
+   before and after: on a shared machine the figures only compare within one run.
 2. Peak RSS of a process running a 10,000-task fan-out joined by one fan-in task (target: <= 150 MB), measured in a
    fresh subprocess; its duration also shows that a wide fan-in is driven in linear time.
 
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -92,6 +95,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     args = parser.parse_args()
 
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="odin-bench-pipes-") as tmp:
         pipeline = write_pipeline(Path(tmp) / "fanout", args.tasks)
         odin_run(pipeline, args.parallelism)  # warm-up: imports, page cache
@@ -107,6 +111,7 @@ def main() -> None:
         steady_ms = (steady - pool) / args.tasks * 1000
         wide = write_pipeline(Path(tmp) / "wide", args.wide, join=True)
         rss_mib, wide_seconds = peak_rss_child(wide, args.parallelism)
+    load_after = os.getloadavg()
 
     figures = {
         "tasks": args.tasks,
@@ -114,12 +119,15 @@ def main() -> None:
         "plain_pool_seconds": round(pool, 3),
         "odin_seconds": round(odin, 3),
         "odin_overhead_ms_per_task": round(overhead_ms, 3),
+        "odin_to_pool_ratio": round(odin / pool, 2),
         "odin_steady_seconds": round(steady, 3),
         "odin_steady_overhead_ms_per_task": round(steady_ms, 3),
         "wide_tasks": args.wide,
         "wide_seconds": round(wide_seconds, 2),
         "wide_peak_rss_mib": round(rss_mib, 1),
         "self_peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "load_before": [round(v, 2) for v in load_before],
+        "load_after": [round(v, 2) for v in load_after],
     }
     if args.json:
         print(json.dumps(figures))
@@ -128,11 +136,17 @@ def main() -> None:
     print(f"  plain thread pool : {pool:7.3f} s  ({pool / args.tasks * 1000:.3f} ms/task)")
     print(f"  odin run          : {odin:7.3f} s  ({odin / args.tasks * 1000:.3f} ms/task)")
     print(f"  engine overhead   : {overhead_ms:7.3f} ms/task   (target <= 3 ms; whole call, set-up included)")
+    print(f"  odin / pool       : {odin / pool:7.2f} x        (target <= 1.5x, issue 15)")
     print(f"  run start -> end  : {steady:7.3f} s  -> {steady_ms:.3f} ms/task over the pool (steady state)")
     print(
         f"{args.wide}-task fan-out + fan-in: {wide_seconds:.1f} s, peak RSS {rss_mib:.1f} MiB"
         f" = {rss_mib * 1.048576:.1f} MB   (target <= 150 MB)"
     )
+    print("load average (1, 5, 15 min): before " + _load(load_before) + ", after " + _load(load_after))
+
+
+def _load(averages: tuple[float, float, float]) -> str:
+    return " ".join(f"{v:.2f}" for v in averages)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,9 @@
    same engine `odin serve` uses, recording every transition to SQLite), against the same N processes started from
    a plain 2-thread pool, measured in the same run. The difference divided by N is what Odin adds per task (target:
    <= 3 ms); the ratio of the two wall times is issue 15's target (<= 1.5x). The machine's load average is printed
-   before and after: on a shared machine the figures only compare within one run.
+   before and after: on a shared machine the figures only compare within one run. CPU seconds are printed too, split
+   into this process (the engine, or the pool's threads) and its children (the tasks, with the engine's `sh` wrapper):
+   on a loaded machine they are steadier than wall time and say where the time goes.
 2. Peak RSS of a process running a 10,000-task fan-out joined by one fan-in task (target: <= 150 MB), measured in a
    fresh subprocess; its duration also shows that a wide fan-in is driven in linear time.
 
@@ -22,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
@@ -37,6 +40,20 @@ def write_pipeline(directory: Path, n: int, *, join: bool = False) -> Path:
         lines += [f"      - t{i}" for i in range(n)]
     (directory / "main.yml").write_text("\n".join(lines) + "\n")
     return directory
+
+
+def cpu_seconds() -> tuple[float, float]:
+    """(CPU seconds of this process, of its reaped children): user + system."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime, children.ru_utime + children.ru_stime
+
+
+def measured(action: Callable[[], object]) -> tuple[float, float]:
+    """Run `action`; return the CPU seconds it cost (this process, its children)."""
+    own, children = cpu_seconds()
+    action()
+    own_after, children_after = cpu_seconds()
+    return own_after - own, children_after - children
 
 
 def plain_pool(n: int, workers: int) -> float:
@@ -71,6 +88,12 @@ def odin_run(pipeline: Path, parallelism: int) -> tuple[float, float]:
     return elapsed, (finished - started).total_seconds()
 
 
+def _append_run(pipeline: Path, parallelism: int, walls: list[float], steadies: list[float]) -> None:
+    wall, steady = odin_run(pipeline, parallelism)
+    walls.append(wall)
+    steadies.append(steady)
+
+
 def peak_rss_child(pipeline: Path, parallelism: int) -> tuple[float, float]:
     """Run the pipeline in a fresh interpreter; return (peak RSS MiB of that process, seconds)."""
     code = (
@@ -99,14 +122,18 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="odin-bench-pipes-") as tmp:
         pipeline = write_pipeline(Path(tmp) / "fanout", args.tasks)
         odin_run(pipeline, args.parallelism)  # warm-up: imports, page cache
-        pool_times, odin_times, steady_times = [], [], []
+        pool_times: list[float] = []
+        odin_times: list[float] = []
+        steady_times: list[float] = []
+        pool_cpu: list[tuple[float, float]] = []
+        odin_cpu: list[tuple[float, float]] = []
         for _ in range(args.repeat):
-            pool_times.append(plain_pool(args.tasks, args.parallelism))
-            wall, steady = odin_run(pipeline, args.parallelism)
-            odin_times.append(wall)
-            steady_times.append(steady)
+            pool_cpu.append(measured(lambda: pool_times.append(plain_pool(args.tasks, args.parallelism))))
+            odin_cpu.append(measured(lambda: _append_run(pipeline, args.parallelism, odin_times, steady_times)))
         pool, odin = statistics.median(pool_times), statistics.median(odin_times)
         steady = statistics.median(steady_times)
+        pool_own, pool_children = (statistics.median(c[i] for c in pool_cpu) for i in (0, 1))
+        odin_own, odin_children = (statistics.median(c[i] for c in odin_cpu) for i in (0, 1))
         overhead_ms = (odin - pool) / args.tasks * 1000
         steady_ms = (steady - pool) / args.tasks * 1000
         wide = write_pipeline(Path(tmp) / "wide", args.wide, join=True)
@@ -121,6 +148,8 @@ def main() -> None:
         "odin_overhead_ms_per_task": round(overhead_ms, 3),
         "odin_to_pool_ratio": round(odin / pool, 2),
         "odin_steady_seconds": round(steady, 3),
+        "plain_pool_cpu_seconds": {"self": round(pool_own, 3), "children": round(pool_children, 3)},
+        "odin_cpu_seconds": {"self": round(odin_own, 3), "children": round(odin_children, 3)},
         "odin_steady_overhead_ms_per_task": round(steady_ms, 3),
         "wide_tasks": args.wide,
         "wide_seconds": round(wide_seconds, 2),
@@ -138,6 +167,11 @@ def main() -> None:
     print(f"  engine overhead   : {overhead_ms:7.3f} ms/task   (target <= 3 ms; whole call, set-up included)")
     print(f"  odin / pool       : {odin / pool:7.2f} x        (target <= 1.5x, issue 15)")
     print(f"  run start -> end  : {steady:7.3f} s  -> {steady_ms:.3f} ms/task over the pool (steady state)")
+    per_task = 1000 / args.tasks
+    print(
+        f"  CPU ms/task       : pool {pool_own * per_task:.3f} + tasks {pool_children * per_task:.3f};"
+        f" odin {odin_own * per_task:.3f} + tasks (sh wrapper included) {odin_children * per_task:.3f}"
+    )
     print(
         f"{args.wide}-task fan-out + fan-in: {wide_seconds:.1f} s, peak RSS {rss_mib:.1f} MiB"
         f" = {rss_mib * 1.048576:.1f} MB   (target <= 150 MB)"

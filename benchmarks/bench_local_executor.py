@@ -6,7 +6,8 @@
    <= 3 ms); the ratio of the two wall times is issue 15's target (<= 1.5x). The machine's load average is printed
    before and after: on a shared machine the figures only compare within one run. CPU seconds are printed too, split
    into this process (the engine, or the pool's threads) and its children (the tasks, with the engine's `sh` wrapper):
-   on a loaded machine they are steadier than wall time and say where the time goes.
+   on a loaded machine they are steadier than wall time and say where the time goes. The same processes are also run
+   from the pool under the executor's `sh` wrapper, which splits Odin's cost into the wrapper's and the engine's.
 2. Peak RSS of a process running a 10,000-task fan-out joined by one fan-in task (target: <= 150 MB), measured in a
    fresh subprocess; its duration also shows that a wide fan-in is driven in linear time.
 
@@ -66,6 +67,24 @@ def plain_pool(n: int, workers: int) -> float:
     return time.perf_counter() - start
 
 
+def wrapped_pool(n: int, workers: int) -> float:
+    """The same processes from the same pool, each under the local executor's `sh` wrapper (its own session, its
+    pid and exit files): the pool-to-wrapped difference is the wrapper's, the wrapped-to-odin difference the engine's.
+    """
+    from odin.controller.executors.local import _WRAPPER
+
+    with tempfile.TemporaryDirectory(prefix="odin-bench-wrapped-") as state:
+
+        def one(i: int) -> int:
+            argv = ["/bin/sh", "-c", _WRAPPER, f"{state}/t{i}.1", "/bin/true"]
+            return subprocess.run(argv, check=False, start_new_session=True).returncode
+
+        start = time.perf_counter()
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(one, range(n)))
+        return time.perf_counter() - start
+
+
 def odin_run(pipeline: Path, parallelism: int) -> tuple[float, float]:
     """(wall time of the whole `run_pipeline` call, time from the run's start to its end as recorded in the store).
 
@@ -122,6 +141,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="odin-bench-pipes-") as tmp:
         pipeline = write_pipeline(Path(tmp) / "fanout", args.tasks)
         odin_run(pipeline, args.parallelism)  # warm-up: imports, page cache
+        wrapped_times: list[float] = []
         pool_times: list[float] = []
         odin_times: list[float] = []
         steady_times: list[float] = []
@@ -129,8 +149,10 @@ def main() -> None:
         odin_cpu: list[tuple[float, float]] = []
         for _ in range(args.repeat):
             pool_cpu.append(measured(lambda: pool_times.append(plain_pool(args.tasks, args.parallelism))))
+            wrapped_times.append(wrapped_pool(args.tasks, args.parallelism))
             odin_cpu.append(measured(lambda: _append_run(pipeline, args.parallelism, odin_times, steady_times)))
         pool, odin = statistics.median(pool_times), statistics.median(odin_times)
+        wrapped = statistics.median(wrapped_times)
         steady = statistics.median(steady_times)
         pool_own, pool_children = (statistics.median(c[i] for c in pool_cpu) for i in (0, 1))
         odin_own, odin_children = (statistics.median(c[i] for c in odin_cpu) for i in (0, 1))
@@ -144,6 +166,7 @@ def main() -> None:
         "tasks": args.tasks,
         "parallelism": args.parallelism,
         "plain_pool_seconds": round(pool, 3),
+        "wrapped_pool_seconds": round(wrapped, 3),
         "odin_seconds": round(odin, 3),
         "odin_overhead_ms_per_task": round(overhead_ms, 3),
         "odin_to_pool_ratio": round(odin / pool, 2),
@@ -163,6 +186,10 @@ def main() -> None:
         return
     print(f"{args.tasks}-task fan-out of /bin/true, parallelism {args.parallelism} (median of {args.repeat}):")
     print(f"  plain thread pool : {pool:7.3f} s  ({pool / args.tasks * 1000:.3f} ms/task)")
+    print(
+        f"  pool, sh wrapper  : {wrapped:7.3f} s  ({wrapped / args.tasks * 1000:.3f} ms/task;"
+        f" {wrapped / pool:.2f}x the pool: the wrapper's share)"
+    )
     print(f"  odin run          : {odin:7.3f} s  ({odin / args.tasks * 1000:.3f} ms/task)")
     print(f"  engine overhead   : {overhead_ms:7.3f} ms/task   (target <= 3 ms; whole call, set-up included)")
     print(f"  odin / pool       : {odin / pool:7.2f} x        (target <= 1.5x, issue 15)")

@@ -457,7 +457,7 @@ class Engine:
             )
             if not decision.actions:
                 run.wake_at = decision.wake_at
-                if free <= 0 and run.state.ready:
+                if free <= 0 and run.state.has_ready:
                     self._starved.add(run.ctx.run_id)
                 return
             for action in decision.actions:

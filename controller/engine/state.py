@@ -141,6 +141,11 @@ class RunState:
         names = self.dag.names
         return [names[i] for i in self._ready]
 
+    @property
+    def has_ready(self) -> bool:
+        """Whether any task is ready, without listing them (asked once per step: a wide fan-out must not pay O(n))."""
+        return bool(self._ready)
+
     def first_ready(self, limit: int) -> list[str]:
         names = self.dag.names
         return [names[i] for i in self._ready[:limit]]

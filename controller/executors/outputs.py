@@ -49,11 +49,14 @@ def prepare(dirs: AttemptDirs, owner: tuple[int, int] | None = None) -> None:
     `owner` (uid, gid) when tasks run as another user. Their parents stay Odin's, so a task cannot swap them."""
     for directory in (dirs.output_path, dirs.results_path):
         path = Path(directory)
-        if path.is_symlink() or path.is_file():
-            path.unlink()
-        elif path.exists():
-            shutil.rmtree(path)
-        path.mkdir(parents=True)
+        try:  # the common case, a first start: one mkdir, no stat of what is not there (issue 15: per-task cost)
+            path.mkdir(parents=True)
+        except FileExistsError:
+            if path.is_symlink() or not path.is_dir():
+                path.unlink()
+            else:
+                shutil.rmtree(path)
+            path.mkdir()
         if owner is not None:
             os.chown(path, *owner, follow_symlinks=False)
 

@@ -94,6 +94,15 @@ def test_parallelism_limits_active_tasks_and_keeps_pipeline_order() -> None:
     assert sim.state.active_count == 2
 
 
+def test_has_ready_follows_the_ready_list_as_tasks_start_and_end() -> None:
+    sim = Sim(Dag.from_edges({"a": [], "b": ["a"]}), parallelism=1)
+    assert sim.state.has_ready and sim.state.ready == ["a"]
+    sim.step()
+    assert not sim.state.has_ready  # a started; b waits for it
+    sim.ok("a")
+    assert sim.state.has_ready and sim.state.ready == ["b"]
+
+
 def test_free_slots_bound_starts_across_runs() -> None:
     state = RunState.new(Dag.from_edges({"a": [], "b": [], "c": []}))
     d = decide(state.dag, state, now=0, parallelism=10, free_slots=1)

@@ -100,6 +100,7 @@ class ScheduledStart:
     schedule: str
     slot: datetime
     at: PipelineAt | None = None  # the pipeline as the scheduler read it at the tip (saves reading it again)
+    params: tuple[tuple[str, str], ...] = ()  # the schedule's own parameters; the others take their defaults
 
 
 @dataclass(frozen=True)
@@ -224,8 +225,8 @@ class RunLauncher:
         with transaction(self.db) as conn:
             hold(conn, self.fence())  # LeadershipLost: another replica leads and schedules; nothing is claimed
             for due, new in prepared:
-                key = SlotKey(self.repo_id, self.branch, new.pipeline, due.slot)
-                if not claim_slot(conn, key, schedule=due.schedule):
+                key = SlotKey(self.repo_id, self.branch, new.pipeline, due.schedule, due.slot)
+                if not claim_slot(conn, key):
                     continue
                 run = create_run(conn, new)
                 attach_run(conn, key, run.run_id)
@@ -239,7 +240,7 @@ class RunLauncher:
         pipeline = due.pipeline.strip("/")
         at = due.at if due.at is not None and due.at.sha == sha and due.at.ok else self.read_valid(sha, pipeline)
         assert at.spec is not None
-        params = _resolve(at.spec, {})
+        params = _resolve(at.spec, dict(due.params))
         self.admit(at.spec)
         slot = due.slot.isoformat()
         condition = {

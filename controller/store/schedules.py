@@ -21,24 +21,28 @@ from odin.controller.store.upsert import insert_on_conflict
 
 @dataclass(frozen=True, slots=True)
 class SlotKey:
+    """A slot of one schedule: two schedules of one pipeline (say two `.odin.yml` entries that differ only in their
+    parameters) may name the same instant, and each starts its own run."""
+
     repo_id: int
     branch: str
     pipeline: str
+    schedule: str
     slot: datetime
 
 
-def claim_slot(conn: Connection, key: SlotKey, *, schedule: str) -> bool:
+def claim_slot(conn: Connection, key: SlotKey) -> bool:
     """Record the slot as started, in the caller's transaction; False when it already was (by anyone)."""
     stmt = insert_on_conflict(
         SCHEDULED_SLOTS,
         conn.dialect.name,
-        conflict=("repo_id", "branch", "pipeline", "slot"),
+        conflict=("repo_id", "branch", "pipeline", "schedule", "slot"),
         values={
             "repo_id": key.repo_id,
             "branch": key.branch,
             "pipeline": key.pipeline,
             "slot": key.slot,
-            "schedule": schedule,
+            "schedule": key.schedule,
             "fired_at": utcnow(),
         },
     )
@@ -54,6 +58,7 @@ def attach_run(conn: Connection, key: SlotKey, run_id: str) -> None:
             table.c.repo_id == key.repo_id,
             table.c.branch == key.branch,
             table.c.pipeline == key.pipeline,
+            table.c.schedule == key.schedule,
             table.c.slot == key.slot,
         )
         .values(run_id=run_id)

@@ -316,8 +316,8 @@ def test_the_listing_shows_each_schedule_with_its_next_and_last_slot(served: Ser
     try:
         with transaction(db) as conn:
             repo_id = conn.execute(sa.select(REPOSITORIES.c.id)).scalar_one()
-            key = SlotKey(repo_id, "main", "leap", datetime(2024, 2, 29, 2, tzinfo=UTC))
-            assert claim_slot(conn, key, schedule="0 3 29 2 *@Europe/Berlin")
+            key = SlotKey(repo_id, "main", "leap", "0 3 29 2 *@Europe/Berlin", datetime(2024, 2, 29, 2, tzinfo=UTC))
+            assert claim_slot(conn, key)
     finally:
         db.dispose()
     [schedule] = {p["name"]: p for p in served.get("/v1/pipelines", params={"ref": sha}).json()["items"]}["leap"][

@@ -1,0 +1,61 @@
+"""The schedules of a commit: each valid pipeline's own `schedule:` and the `.odin.yml` `schedules:` entries.
+
+A `.odin.yml` entry names a pipeline and gives its runs' parameters, which only that pipeline's `params:` can judge,
+so an entry is resolved here, against the pipeline read from the same commit: a pipeline that is missing or invalid,
+or a parameter it does not declare or whose value does not fit, is a problem at its line of `.odin.yml` (recorded on
+the commit by the sync) and that entry starts nothing; the other entries and every `main.yml` schedule still do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from odin.controller.pipelines import PipelineAt
+from odin.schema import RepoConfig
+from odin.schema.model import Schedule
+from odin.schema.problems import Problem
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduledPipeline:
+    """One schedule of one valid pipeline at a commit."""
+
+    pipeline: str
+    schedule: Schedule
+    at: PipelineAt
+
+
+@dataclass(frozen=True, slots=True)
+class CommitSchedules:
+    schedules: list[ScheduledPipeline] = field(default_factory=list)
+    problems: list[Problem] = field(default_factory=list)  # on `.odin.yml`
+
+
+def commit_schedules(
+    pipelines: Iterable[PipelineAt], config: RepoConfig | None, read: Callable[[str], PipelineAt | None]
+) -> CommitSchedules:
+    """Every schedule of the valid `pipelines` (their `main.yml`), then `config`'s entries, each resolved against
+    the pipeline `read` returns for its directory (None: no pipeline there). Two entries that come to the same
+    schedule (same cron, zone and parameters) are one schedule: its slots start once."""
+    found: list[ScheduledPipeline] = []
+    seen: set[tuple[str, str]] = set()
+
+    def add(pipeline: str, schedule: Schedule, at: PipelineAt) -> None:
+        if (pipeline, schedule.key) not in seen:
+            seen.add((pipeline, schedule.key))
+            found.append(ScheduledPipeline(pipeline, schedule, at))
+
+    for at in pipelines:
+        if at.ok and at.spec is not None:
+            for schedule in at.spec.schedules:
+                add(at.pipeline, schedule, at)
+    problems: list[Problem] = []
+    for entry in config.schedules if config is not None else ():
+        at = read(entry.pipeline)
+        spec = at.spec if at is not None and at.ok else None
+        schedule, entry_problems = entry.resolve(spec.params if spec is not None else None)
+        problems.extend(entry_problems)
+        if schedule is not None and at is not None:
+            add(entry.pipeline, schedule, at)
+    return CommitSchedules(found, problems)

@@ -327,6 +327,17 @@ def test_the_listing_shows_each_schedule_with_its_next_and_last_slot(served: Ser
     assert "0 3 29 2 *" in ok_table(served, sha)
 
 
+def test_the_listing_shows_odin_yml_schedules_with_their_params(served: Served) -> None:
+    pipeline = "params:\n  epochs: 1\ntasks:\n  - {name: a, image: busybox, command: [echo]}\n"
+    odin_yml = 'schedules:\n  - {pipeline: fit, cron: "0 3 * * *", params: {epochs: 10}}\n'
+    sha = served.remote.commit({"fit/main.yml": pipeline, ".odin.yml": odin_yml}, message="Schedule it")
+    [schedule] = {p["name"]: p for p in served.get("/v1/pipelines", params={"ref": sha}).json()["items"]}["fit"][
+        "schedules"
+    ]
+    assert (schedule["cron"], schedule["params"], schedule["source"]) == ("0 3 * * *", {"epochs": "10"}, ".odin.yml")
+    assert "0 3 * * * epochs=10 [.odin.yml]" in ok_table(served, sha)
+
+
 def ok_table(served: Served, sha: str) -> str:
     from odin.api.schemas import PipelineList
     from odin.cli.render import pipelines_table

@@ -20,10 +20,10 @@ from odin.api.schemas import (
     GpuUsageOut,
     PipelineDetail,
     PipelineSummary,
-    ScheduleOut,
     ProblemOut,
     RunDetail,
     RunSummary,
+    ScheduleOut,
     TaskOut,
     UserOut,
 )

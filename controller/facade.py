@@ -36,6 +36,7 @@ from odin.controller.artifacts.errors import ArtifactError, ArtifactNotFound, Un
 from odin.controller.artifacts.errors import StoreUnavailable as ArtifactStoreUnavailable
 from odin.controller.artifacts.reading import ArtifactReader, DirectoryFile, FileSource
 from odin.controller.artifacts.tarstream import tar_stream
+from odin.controller.filters import read_repo_config as _read_repo_config
 from odin.controller.git.credentials import resolve_secret_ref
 from odin.controller.git.edit import Author, EditConflict, FileCommit, NotAPipeline, pipeline_file_path
 from odin.controller.git.edit import commit_file as _commit_file
@@ -62,13 +63,12 @@ from odin.controller.launcher import (
     RunRejected,
     StartRequest,
 )
-from odin.controller.filters import read_repo_config as _read_repo_config
 from odin.controller.pipelines import MAIN_FILE, PipelineAt
 from odin.controller.pipelines import read_pipeline as _read_pipeline
 from odin.controller.repo_specs import InvalidRepoSpec, matches_branch
-from odin.controller.schedule_sources import ScheduledPipeline, commit_schedules
 from odin.controller.repo_specs import check_name as check_repo_name
 from odin.controller.repo_specs import check_spec as check_repo_spec
+from odin.controller.schedule_sources import ScheduledPipeline, commit_schedules
 from odin.controller.service import Controller, FollowedRepo
 from odin.controller.settings import Settings
 from odin.controller.store.runs import Created
@@ -114,13 +114,13 @@ __all__ = [
     "NotAPipeline",
     "PathEscapes",
     "PipelineAt",
-    "ScheduledPipeline",
     "PodProvenance",
     "RefNotFound",
     "RepositoryNotFound",
     "RerunRequest",
     "RunConflict",
     "RunRejected",
+    "ScheduledPipeline",
     "SecretUnavailable",
     "StartRequest",
     "SyncOutcome",

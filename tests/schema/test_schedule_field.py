@@ -59,7 +59,8 @@ PARAM_TASKS = 'tasks:\n  - {name: t, image: x, command: [echo, "${params.epochs}
 def test_a_schedule_takes_params_checked_against_the_pipelines_and_they_make_its_key() -> None:
     text = (
         PARAMS
-        + 'schedule:\n  - {cron: "0 3 * * *", params: {epochs: 10, lr: 0.1}}\n  - {cron: "0 3 * * *", params: {lr: 1}}\n'
+        + 'schedule:\n  - {cron: "0 3 * * *", params: {epochs: 10, lr: 0.1}}\n'
+        + '  - {cron: "0 3 * * *", params: {lr: 1}}\n'
     )
     result = load_pipeline((text + PARAM_TASKS).encode(), file="p/main.yml", default_name="p")
     assert result.problems == [] and result.spec is not None
@@ -73,7 +74,8 @@ def test_a_schedule_takes_params_checked_against_the_pipelines_and_they_make_its
 def test_a_bad_schedule_param_is_a_problem_at_its_line() -> None:
     text = (
         PARAMS
-        + 'schedule:\n  - {cron: "0 3 * * *", params: {lr: 1}}\n  - cron: "0 4 * * *"\n    params: {epoch: 3, lr: x}\n  - "0 5 * * *"\n'
+        + 'schedule:\n  - {cron: "0 3 * * *", params: {lr: 1}}\n'
+        + '  - cron: "0 4 * * *"\n    params: {epoch: 3, lr: x}\n  - "0 5 * * *"\n'
     )
     result = load_pipeline((text + PARAM_TASKS).encode(), file="p/main.yml", default_name="p")
     found = [(p.line, p.column, p.message) for p in result.problems]

@@ -52,10 +52,10 @@ def commit_schedules(
                 add(at.pipeline, schedule, at)
     problems: list[Problem] = []
     for entry in config.schedules if config is not None else ():
-        at = read(entry.pipeline)
-        spec = at.spec if at is not None and at.ok else None
-        schedule, entry_problems = entry.resolve(spec.params if spec is not None else None)
+        target = read(entry.pipeline)
+        spec = target.spec if target is not None and target.ok else None
+        resolved, entry_problems = entry.resolve(spec.params if spec is not None else None)
         problems.extend(entry_problems)
-        if schedule is not None and at is not None:
-            add(entry.pipeline, schedule, at)
+        if resolved is not None and target is not None:
+            add(entry.pipeline, resolved, target)
     return CommitSchedules(found, problems)

@@ -459,7 +459,8 @@ def _schedules(ctx: _Context, raw: Any, declared: Sequence[ParamSpec]) -> tuple[
     found: list[Schedule] = []
     for path, written in entries:
         if isinstance(written, str):
-            entry, cron_path = {"cron": written}, path
+            entry: dict[str, Any] = {"cron": written}
+            cron_path = path
         elif isinstance(written, dict) and isinstance(written.get("cron"), str):
             entry, cron_path = written, (*path, "cron")
         else:
@@ -473,14 +474,14 @@ def _schedules(ctx: _Context, raw: Any, declared: Sequence[ParamSpec]) -> tuple[
         if problem is not None:
             ctx.report((*path, "timezone"), problem)
             continue
-        given = entry.get("params") or {}
+        given: dict[str, Any] = entry.get("params") or {}
         values, param_problems = check_given(declared, given)
-        for problem in param_problems:
-            if problem.name is None:
-                ctx.report((*path, "params") if "params" in entry else path, problem.message)
+        for bad in param_problems:
+            if bad.name is None:
+                ctx.report((*path, "params") if "params" in entry else path, bad.message)
             else:
-                unknown = all(p.name != problem.name for p in declared)
-                ctx.report((*path, "params", problem.name), problem.message, at_key=unknown)
+                unknown = all(p.name != bad.name for p in declared)
+                ctx.report((*path, "params", bad.name), bad.message, at_key=unknown)
         if param_problems:
             continue
         cron = " ".join(entry["cron"].split())

@@ -17,7 +17,7 @@ from typing import Any
 from odin.controller.admission import GpuCheck, judge
 from odin.controller.git.errors import AmbiguousRef, GitError, InvalidRef, RefNotFound
 from odin.controller.git.mirror import Mirror
-from odin.controller.pipelines import PipelineAt, materialize, read_pipeline
+from odin.controller.pipelines import PipelineAt, materialize, read_pipeline, render_with
 from odin.controller.reruns import RerunPlan, RerunRefused, plan_rerun
 from odin.controller.store.db import DbEngine, transaction
 from odin.controller.store.leadership import Fence, hold
@@ -164,11 +164,22 @@ class RunLauncher:
     def read_valid(self, sha: str, pipeline: str) -> PipelineAt:
         """The pipeline at `sha`, or `PipelineNotFound` / `InvalidPipeline` with its problems."""
         if pipeline not in self.mirror.list_pipelines(sha):
-            raise PipelineNotFound(f"no pipeline {pipeline!r} at {sha[:12]} (a directory with a main.yml)")
+            raise PipelineNotFound(
+                f"no pipeline {pipeline!r} at {sha[:12]} (a directory with a main.yml or main.yml.jinja2)"
+            )
         at = read_pipeline(self.mirror, sha, pipeline, validator=self.validator)
         if at.spec is None or at.problems:
             raise InvalidPipeline(f"pipeline {pipeline!r} is invalid at {sha[:12]}", at.problems)
         return at
+
+    def _with_params(self, at: PipelineAt, given: Mapping[str, str]) -> tuple[PipelineAt, dict[str, str]]:
+        """The pipeline a run with `given` parameters runs, and the run's parameters: a `main.yml.jinja2` is rendered
+        anew with those it reads (recorded on the run), the rest resolve against the rendered pipeline's `params:`."""
+        at, consumed = render_with(self.mirror, at, given, validator=self.validator)
+        if at.spec is None or at.problems:
+            raise InvalidPipeline(f"pipeline {at.pipeline!r} does not render with these parameters", at.problems)
+        rest = {name: value for name, value in given.items() if name not in consumed}
+        return at, {**consumed, **_resolve(at.spec, rest)}
 
     def _materialize(self, sha: str, pipeline: str) -> str:
         try:
@@ -180,9 +191,8 @@ class RunLauncher:
     def start(self, request: StartRequest) -> Created:
         sha = self.resolve(request.ref)
         pipeline = request.pipeline.strip("/")
-        at = self.read_valid(sha, pipeline)
+        at, params = self._with_params(self.read_valid(sha, pipeline), request.params)
         assert at.spec is not None
-        params = _resolve(at.spec, request.params)
         self.admit(at.spec)
         work_path = self._materialize(sha, pipeline)
         new = NewRun(
@@ -239,8 +249,8 @@ class RunLauncher:
     def _scheduled_run(self, sha: str, due: ScheduledStart) -> NewRun:
         pipeline = due.pipeline.strip("/")
         at = due.at if due.at is not None and due.at.sha == sha and due.at.ok else self.read_valid(sha, pipeline)
+        at, params = self._with_params(at, dict(due.params))
         assert at.spec is not None
-        params = _resolve(at.spec, dict(due.params))
         self.admit(at.spec)
         slot = due.slot.isoformat()
         condition = {

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from odin.controller.pipelines import PipelineAt
 from odin.schema import RepoConfig
-from odin.schema.model import Schedule
+from odin.schema.model import ParamSpec, Schedule
 from odin.schema.problems import Problem
 
 
@@ -54,8 +54,16 @@ def commit_schedules(
     for entry in config.schedules if config is not None else ():
         target = read(entry.pipeline)
         spec = target.spec if target is not None and target.ok else None
-        resolved, entry_problems = entry.resolve(spec.params if spec is not None else None)
+        declared = None if spec is None or target is None else (*spec.params, *_template_params(target))
+        resolved, entry_problems = entry.resolve(declared)
         problems.extend(entry_problems)
         if resolved is not None and target is not None:
             add(entry.pipeline, resolved, target)
     return CommitSchedules(found, problems)
+
+
+def _template_params(at: PipelineAt) -> tuple[ParamSpec, ...]:
+    """A `main.yml.jinja2`'s variables, as optional string parameters a schedule may give (the launcher renders the
+    template with them); the rendered pipeline's own `params:` are declared as usual."""
+    own = {p.name for p in at.spec.params} if at.spec is not None else set()
+    return tuple(ParamSpec(name, default="") for name in sorted(at.variables - own))

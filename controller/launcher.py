@@ -22,7 +22,7 @@ from odin.controller.reruns import RerunPlan, RerunRefused, plan_rerun
 from odin.controller.store.db import DbEngine, transaction
 from odin.controller.store.leadership import Fence, hold
 from odin.controller.store.runs import Created, LoadedRun, NewRun, create_run
-from odin.controller.store.schedules import SlotKey, attach_run, claim_slot
+from odin.controller.store.schedules import SlotKey, attach_runs, claim_slots
 from odin.controller.store.types import utcnow
 from odin.controller.validation import Validator
 from odin.controller.vocabulary import RunStatus, Trigger
@@ -234,13 +234,17 @@ class RunLauncher:
         created: list[tuple[ScheduledStart, Created]] = []
         with transaction(self.db) as conn:
             hold(conn, self.fence())  # LeadershipLost: another replica leads and schedules; nothing is claimed
-            for due, new in prepared:
-                key = SlotKey(self.repo_id, self.branch, new.pipeline, due.schedule, due.slot)
-                if not claim_slot(conn, key):
+            keyed = [(SlotKey(self.repo_id, self.branch, new.pipeline, due.schedule, due.slot), due, new)
+                     for due, new in prepared]  # fmt: skip
+            claimed = claim_slots(conn, [key for key, _, _ in keyed])
+            attached: list[tuple[SlotKey, str]] = []
+            for key, due, new in keyed:
+                if key not in claimed:
                     continue
                 run = create_run(conn, new)
-                attach_run(conn, key, run.run_id)
+                attached.append((key, run.run_id))
                 created.append((due, run))
+            attach_runs(conn, attached)
         for due, run in created:
             log.info("run %s started by schedule %s (slot %s) at %s", run.run_id, due.schedule, due.slot, sha[:12])
             self.submit(run.run_id)

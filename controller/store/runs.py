@@ -267,8 +267,9 @@ def create_run(conn: Connection, new: NewRun, *, max_attempts: int = 50) -> Crea
         run_id = f"{prefix}-{seq}"
         try:
             with conn.begin_nested():
-                conn.execute(
-                    RUNS.insert().values(
+                conn.execute(  # parameters, not .values(): no statement to build and key per run
+                    RUNS.insert(),
+                    dict(
                         id=run_id,
                         repo_id=new.repo_id,
                         pipeline=new.pipeline,
@@ -293,7 +294,7 @@ def create_run(conn: Connection, new: NewRun, *, max_attempts: int = 50) -> Crea
                         conditions=[dict(c) for c in new.conditions],
                         created_at=now,
                         **ended,
-                    )
+                    ),
                 )
         except IntegrityError:
             key = new.dedupe_key
@@ -324,7 +325,8 @@ def create_run(conn: Connection, new: NewRun, *, max_attempts: int = 50) -> Crea
         for start in range(0, len(rows), 1000):  # bounded parameter batches: a 10,000-task run stays small
             conn.execute(TASKS.insert(), rows[start : start + 1000])
         conn.execute(
-            EVENTS.insert().values(
+            EVENTS.insert(),
+            dict(
                 kind="run.created",
                 run_id=run_id,
                 repo_id=new.repo_id,
@@ -336,7 +338,7 @@ def create_run(conn: Connection, new: NewRun, *, max_attempts: int = 50) -> Crea
                     "by": new.triggered_by,
                     **({"parent_run": new.parent_run} if new.parent_run else {}),
                 },
-            )
+            ),
         )
         if new.rejected is not None:
             conn.execute(

@@ -4,9 +4,10 @@ Target (issue 13): 1,000 schedules fire within 1 s of their slot. The scheduler'
 slot, so a slot's lateness is what one tick takes at that instant: validating nothing (the schedules were read when the
 tip was first seen), claiming every slot and creating every run in one transaction, and handing the runs to the engine
 (here a list). A tick's slots are claimed in one multi-row INSERT ... ON CONFLICT DO NOTHING RETURNING and their runs
-attached in one executemany, all in the one transaction that creates the runs. The clock is injected, so the benchmark does not wait for 03:00; the figures are wall-clock times of
-the tick at the slot. The first slot also writes each pipeline's files (content-addressed, once per tree); later
-slots reuse them.
+attached in one executemany, all in the one transaction that creates the runs. The clock is injected, so the
+benchmark does not wait for 03:00; the figures are wall-clock times of the tick at the slot, with the CPU time this
+process spent in it (on a shared machine the wall time is mostly waiting for a CPU: the load average is printed).
+The first slot also writes each pipeline's files (content-addressed, once per tree); later slots reuse them.
 
     .venv/bin/python benchmarks/bench_schedules.py [--pipelines 1000]
                                                    [--database-url postgresql+psycopg2://postgres@127.0.0.1/bench]

@@ -23,6 +23,7 @@ from odin.api.schemas import (
     ProblemOut,
     RunDetail,
     RunSummary,
+    ScheduleOut,
     TaskOut,
     UserOut,
 )
@@ -325,10 +326,18 @@ def no_runs_lines(c: CommitDetail) -> list[str]:
     return [f"no runs for commit {sha} (pipelines changed: {', '.join(c.pipelines_changed)})"]
 
 
+def schedule_label(schedule: ScheduleOut) -> str:
+    """`0 3 * * * (Europe/Berlin) epochs=10 [.odin.yml]`: when, with which parameters, and where it is written."""
+    label = schedule.cron + ("" if schedule.timezone == "UTC" else f" ({schedule.timezone})")
+    if schedule.params:
+        label += " " + " ".join(f"{name}={value}" for name, value in sorted(schedule.params.items()))
+    return label + (f" [{schedule.source}]" if schedule.source != "main.yml" else "")
+
+
 def pipelines_table(items: Iterable[PipelineSummary]) -> Table:
     table = _table("PIPELINE", "VALID", "TASKS", "PROBLEMS", "SCHEDULE", "NEXT", "LAST")
     for p in items:
-        schedule = "\n".join(s.cron + ("" if s.timezone == "UTC" else f" ({s.timezone})") for s in p.schedules)
+        schedule = "\n".join(schedule_label(s) for s in p.schedules)
         next_ = "\n".join(when(s.next_slot) for s in p.schedules)
         last = "\n".join(when(s.last_slot) for s in p.schedules)
         table.add_row(

@@ -29,13 +29,14 @@ The functions are thin on purpose: they name an operation and hide which part of
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from odin.controller.artifacts.errors import ArtifactError, ArtifactNotFound, UnsafeArtifactPath
 from odin.controller.artifacts.errors import StoreUnavailable as ArtifactStoreUnavailable
 from odin.controller.artifacts.reading import ArtifactReader, DirectoryFile, FileSource
 from odin.controller.artifacts.tarstream import tar_stream
+from odin.controller.filters import read_repo_config as _read_repo_config
 from odin.controller.git.credentials import resolve_secret_ref
 from odin.controller.git.edit import Author, EditConflict, FileCommit, NotAPipeline, pipeline_file_path
 from odin.controller.git.edit import commit_file as _commit_file
@@ -67,6 +68,7 @@ from odin.controller.pipelines import read_pipeline as _read_pipeline
 from odin.controller.repo_specs import InvalidRepoSpec, matches_branch
 from odin.controller.repo_specs import check_name as check_repo_name
 from odin.controller.repo_specs import check_spec as check_repo_spec
+from odin.controller.schedule_sources import ScheduledPipeline, commit_schedules
 from odin.controller.service import Controller, FollowedRepo
 from odin.controller.settings import Settings
 from odin.controller.store.runs import Created
@@ -75,6 +77,7 @@ from odin.controller.tracking.links import run_url as mlflow_run_url
 from odin.controller.tracking.settings import TrackingSettings
 from odin.controller.validation import Validator
 from odin.controller.vocabulary import Trigger
+from odin.schema import Limits
 
 if TYPE_CHECKING:
     from odin.controller.artifacts.store import ArtifactStore
@@ -117,6 +120,7 @@ __all__ = [
     "RerunRequest",
     "RunConflict",
     "RunRejected",
+    "ScheduledPipeline",
     "SecretUnavailable",
     "StartRequest",
     "SyncOutcome",
@@ -160,6 +164,14 @@ def list_pipelines(repo: FollowedRepo, sha: str) -> list[str]:
 def read_pipeline(repo: FollowedRepo, sha: str, pipeline: str) -> PipelineAt:
     """One pipeline at a commit, validated in the controller's validator (cached by the directory's tree id)."""
     return _read_pipeline(repo.mirror, sha, pipeline, validator=repo.validator)
+
+
+def pipeline_schedules(repo: FollowedRepo, sha: str, found: Sequence[PipelineAt]) -> list[ScheduledPipeline]:
+    """The schedules at a commit of the pipelines `found` there: their `main.yml`'s, then the `.odin.yml` entries
+    naming them (an invalid entry is left out: the sync recorded its problem on the commit)."""
+    by_name = {at.pipeline: at for at in found}
+    config, _ = _read_repo_config(repo.mirror, sha, limits=Limits())
+    return commit_schedules(found, config, by_name.get).schedules
 
 
 def read_file(repo: FollowedRepo, sha: str, path: str, *, max_size: int) -> bytes:

@@ -17,12 +17,12 @@ from typing import Any
 from odin.controller.admission import GpuCheck, judge
 from odin.controller.git.errors import AmbiguousRef, GitError, InvalidRef, RefNotFound
 from odin.controller.git.mirror import Mirror
-from odin.controller.pipelines import PipelineAt, materialize, read_pipeline
+from odin.controller.pipelines import PipelineAt, materialize, read_pipeline, render_with
 from odin.controller.reruns import RerunPlan, RerunRefused, plan_rerun
 from odin.controller.store.db import DbEngine, transaction
 from odin.controller.store.leadership import Fence, hold
 from odin.controller.store.runs import Created, LoadedRun, NewRun, create_run
-from odin.controller.store.schedules import SlotKey, attach_run, claim_slot
+from odin.controller.store.schedules import SlotKey, attach_runs, claim_slots
 from odin.controller.store.types import utcnow
 from odin.controller.validation import Validator
 from odin.controller.vocabulary import RunStatus, Trigger
@@ -100,6 +100,7 @@ class ScheduledStart:
     schedule: str
     slot: datetime
     at: PipelineAt | None = None  # the pipeline as the scheduler read it at the tip (saves reading it again)
+    params: tuple[tuple[str, str], ...] = ()  # the schedule's own parameters; the others take their defaults
 
 
 @dataclass(frozen=True)
@@ -163,11 +164,22 @@ class RunLauncher:
     def read_valid(self, sha: str, pipeline: str) -> PipelineAt:
         """The pipeline at `sha`, or `PipelineNotFound` / `InvalidPipeline` with its problems."""
         if pipeline not in self.mirror.list_pipelines(sha):
-            raise PipelineNotFound(f"no pipeline {pipeline!r} at {sha[:12]} (a directory with a main.yml)")
+            raise PipelineNotFound(
+                f"no pipeline {pipeline!r} at {sha[:12]} (a directory with a main.yml or main.yml.jinja2)"
+            )
         at = read_pipeline(self.mirror, sha, pipeline, validator=self.validator)
         if at.spec is None or at.problems:
             raise InvalidPipeline(f"pipeline {pipeline!r} is invalid at {sha[:12]}", at.problems)
         return at
+
+    def _with_params(self, at: PipelineAt, given: Mapping[str, str]) -> tuple[PipelineAt, dict[str, str]]:
+        """The pipeline a run with `given` parameters runs, and the run's parameters: a `main.yml.jinja2` is rendered
+        anew with those it reads (recorded on the run), the rest resolve against the rendered pipeline's `params:`."""
+        at, consumed = render_with(self.mirror, at, given, validator=self.validator)
+        if at.spec is None or at.problems:
+            raise InvalidPipeline(f"pipeline {at.pipeline!r} does not render with these parameters", at.problems)
+        rest = {name: value for name, value in given.items() if name not in consumed}
+        return at, {**consumed, **_resolve(at.spec, rest)}
 
     def _materialize(self, sha: str, pipeline: str) -> str:
         try:
@@ -179,9 +191,8 @@ class RunLauncher:
     def start(self, request: StartRequest) -> Created:
         sha = self.resolve(request.ref)
         pipeline = request.pipeline.strip("/")
-        at = self.read_valid(sha, pipeline)
+        at, params = self._with_params(self.read_valid(sha, pipeline), request.params)
         assert at.spec is not None
-        params = _resolve(at.spec, request.params)
         self.admit(at.spec)
         work_path = self._materialize(sha, pipeline)
         new = NewRun(
@@ -223,13 +234,17 @@ class RunLauncher:
         created: list[tuple[ScheduledStart, Created]] = []
         with transaction(self.db) as conn:
             hold(conn, self.fence())  # LeadershipLost: another replica leads and schedules; nothing is claimed
-            for due, new in prepared:
-                key = SlotKey(self.repo_id, self.branch, new.pipeline, due.slot)
-                if not claim_slot(conn, key, schedule=due.schedule):
+            keyed = [(SlotKey(self.repo_id, self.branch, new.pipeline, due.schedule, due.slot), due, new)
+                     for due, new in prepared]  # fmt: skip
+            claimed = claim_slots(conn, [key for key, _, _ in keyed])
+            attached: list[tuple[SlotKey, str]] = []
+            for key, due, new in keyed:
+                if key not in claimed:
                     continue
                 run = create_run(conn, new)
-                attach_run(conn, key, run.run_id)
+                attached.append((key, run.run_id))
                 created.append((due, run))
+            attach_runs(conn, attached)
         for due, run in created:
             log.info("run %s started by schedule %s (slot %s) at %s", run.run_id, due.schedule, due.slot, sha[:12])
             self.submit(run.run_id)
@@ -238,8 +253,8 @@ class RunLauncher:
     def _scheduled_run(self, sha: str, due: ScheduledStart) -> NewRun:
         pipeline = due.pipeline.strip("/")
         at = due.at if due.at is not None and due.at.sha == sha and due.at.ok else self.read_valid(sha, pipeline)
+        at, params = self._with_params(at, dict(due.params))
         assert at.spec is not None
-        params = _resolve(at.spec, {})
         self.admit(at.spec)
         slot = due.slot.isoformat()
         condition = {

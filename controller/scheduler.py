@@ -1,7 +1,9 @@
 """The leader's scheduler: starts pipelines whose `schedule:` names a slot that has come, at the followed branch's tip.
 
 Each tick reads the clock it was given (tests inject one, so no test waits for a minute to pass), looks at the tip the
-poller last fetched, and, for every schedule of every valid pipeline there, starts the slots that are due:
+poller last fetched, and, for every schedule there (each valid pipeline's own `schedule:`, and the `.odin.yml`
+`schedules:` entries, each with its runs' parameters: `odin.controller.schedule_sources`), starts the slots that are
+due:
 
 - a slot is *on time* until `grace` seconds after its instant; later it is *missed* (no leader ran: a restart, an
   outage), and the schedule's `catchup` decides: `none` starts no missed slot, `latest` the most recent one, `all`
@@ -24,16 +26,19 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from odin.controller.filters import read_repo_config
 from odin.controller.git.errors import GitError
 from odin.controller.git.mirror import Mirror
 from odin.controller.launcher import RunLauncher, ScheduledStart
 from odin.controller.periodic import PeriodicWorker
 from odin.controller.pipelines import PipelineAt, read_pipeline
+from odin.controller.schedule_sources import commit_schedules
 from odin.controller.store.db import DbEngine, StoreError
 from odin.controller.store.runs import Created
 from odin.controller.store.schedules import last_slots
 from odin.controller.store.types import utcnow
 from odin.controller.validation import Validator
+from odin.schema import REPO_CONFIG_FILE, Limits
 from odin.schema.model import Schedule
 from odin.schema.schedules import latest_slot, next_slot, slots_after
 
@@ -134,7 +139,10 @@ class Scheduler:
             slots = due_slots(entry.schedule, entry.since, now, grace=self.grace, max_catchup=self.max_catchup)
             if not slots:
                 log.info("schedule %s of %s: missed slot(s) not started", entry.schedule.key, entry.pipeline)
-            starts.extend(ScheduledStart(entry.pipeline, entry.schedule.key, slot, entry.at) for slot in slots)
+            starts.extend(
+                ScheduledStart(entry.pipeline, entry.schedule.key, slot, entry.at, entry.schedule.params)
+                for slot in slots
+            )
             entry.since = now
             entry.next = next_slot(entry.schedule, now)
         if not starts:
@@ -169,18 +177,23 @@ class Scheduler:
         if self._stored is None:
             self._stored = {(s.pipeline, s.schedule): s.slot for s in last_slots(self.db, self.repo_id, self.branch)}
         entries: dict[tuple[str, str], _Entry] = {}
-        for pipeline in self.mirror.list_pipelines(sha):
-            at = read_pipeline(self.mirror, sha, pipeline, validator=self.validator)
-            if at.spec is None or at.problems:
+        listed = self.mirror.list_pipelines(sha)
+        read = {pipeline: read_pipeline(self.mirror, sha, pipeline, validator=self.validator) for pipeline in listed}
+        config, config_problems = read_repo_config(self.mirror, sha, limits=Limits())
+        if config_problems:
+            log.warning("scheduler: %s at %s is invalid; its schedules wait for a fix", REPO_CONFIG_FILE, sha[:12])
+        found = commit_schedules(read.values(), config, read.get)
+        for problem in found.problems:
+            log.warning("scheduler: %s at %s: %s", REPO_CONFIG_FILE, sha[:12], problem)
+        for scheduled in found.schedules:
+            pipeline, schedule, at = scheduled.pipeline, scheduled.schedule, scheduled.at
+            key = (pipeline, schedule.key)
+            entry = self._entries.get(key)
+            if entry is not None:
+                entries[key] = _Entry(pipeline, schedule, entry.since, entry.next, at)  # catch-up may have changed
                 continue
-            for schedule in at.spec.schedules:
-                key = (pipeline, schedule.key)
-                entry = self._entries.get(key)
-                if entry is not None:
-                    entries[key] = _Entry(pipeline, schedule, entry.since, entry.next, at)  # catch-up may have changed
-                    continue
-                since = self._stored.get(key) or now - timedelta(seconds=self.grace)
-                entries[key] = _Entry(pipeline, schedule, since, next_slot(schedule, since), at)
+            since = self._stored.get(key) or now - timedelta(seconds=self.grace)
+            entries[key] = _Entry(pipeline, schedule, since, next_slot(schedule, since), at)
         self._entries = entries
         self._tip = sha
         return sha

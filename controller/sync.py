@@ -33,11 +33,12 @@ from typing import Any
 
 from odin.controller.admission import GpuCheck, judge
 from odin.controller.bus import EventDict
-from odin.controller.filters import select_pipelines
+from odin.controller.filters import read_repo_config, select_pipelines
 from odin.controller.git.errors import GitError
 from odin.controller.git.mirror import Mirror
 from odin.controller.git.models import ChangeSet, CommitInfo
 from odin.controller.pipelines import PipelineAt, materialize, read_pipeline
+from odin.controller.schedule_sources import commit_schedules
 from odin.controller.store import repositories
 from odin.controller.store.commits import SeenCommit, record_commit
 from odin.controller.store.db import Connection, DbEngine, transaction
@@ -231,7 +232,24 @@ class RepoSync:
                 commit.sha[:12],
                 ", ".join(selection.filtered),
             )
-        return _Selection(selection.pipelines, selection.filtered, list(selection.problems))
+        problems = list(selection.problems)
+        if not problems:
+            problems.extend(self._schedule_problems(commit.sha))
+        return _Selection(selection.pipelines, selection.filtered, problems)
+
+    def _schedule_problems(self, sha: str) -> list[Problem]:
+        """What is wrong with the commit's `.odin.yml` `schedules:` (a pipeline missing or invalid, parameters it
+        refuses), so a bad schedule is a `file:line:col` problem on the commit that wrote it, not a silent no-op.
+        Reads only the pipelines the entries name (each cached by its tree id)."""
+        config, _ = read_repo_config(self.mirror, sha, limits=self.limits)
+        if config is None or not config.schedules:
+            return []
+        listed = set(self.mirror.list_pipelines(sha))
+
+        def read(pipeline: str) -> PipelineAt | None:
+            return self._read(sha, pipeline) if pipeline in listed else None
+
+        return commit_schedules((), config, read).problems
 
     def _new_runs(
         self,

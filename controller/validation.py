@@ -22,7 +22,7 @@ import signal
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Hashable, Mapping
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
@@ -110,6 +110,14 @@ _READY = "ready"
 _START_TIMEOUT = 60.0
 
 
+@dataclass(frozen=True, slots=True)
+class TemplateResult:
+    """A rendered and validated `main.yml.jinja2`, and the variables it reads (the parameters a run gives it)."""
+
+    result: ValidationResult
+    variables: frozenset[str]
+
+
 class WorkerUnavailable(Exception):
     """A worker process could not be started."""
 
@@ -175,6 +183,28 @@ class Validator:
             result, outcome = self._in_worker(_Request(data, file, default_name, limits, self.budget))
         VALIDATIONS.labels(outcome or ("valid" if result.ok else "invalid")).inc()
         return result
+
+    def validate_template(
+        self,
+        data: bytes,
+        *,
+        file: str,
+        default_name: str,
+        params: Mapping[str, str] | None = None,
+        limits: Limits | None = None,
+    ) -> TemplateResult:
+        """Render a `main.yml.jinja2` with `params` (none: the defaults the template itself gives, `| default(...)`)
+        and validate what it produced, in this thread: the renderer bounds its own time (2 s) and output (the size of
+        a `main.yml`), so a template that loops or writes 100 MB is a problem, never a hung sync."""
+        from odin.schema.template import load_template_pipeline  # jinja2 only for a repository with templates
+
+        with self._lock:
+            self.validated += 1
+        rendered, result = load_template_pipeline(
+            data, file=file, default_name=default_name, params=params, limits=limits or Limits()
+        )
+        VALIDATIONS.labels("valid" if result.ok else "invalid").inc()
+        return TemplateResult(result, rendered.variables if rendered is not None else frozenset())
 
     def _in_worker(self, request: _Request) -> tuple[ValidationResult, str | None]:
         """The result, and "timeout" or "failed" when it is not the file's own."""

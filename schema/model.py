@@ -8,6 +8,8 @@ what makes a run reproducible without going back to git.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import MISSING, Field, asdict, dataclass, field, fields, is_dataclass
 from typing import Any
 
@@ -236,11 +238,41 @@ class Schedule:
     cron: str
     timezone: str = "UTC"
     catchup: str = "none"
+    params: tuple[tuple[str, str], ...] = ()
+    """The run's parameters, sorted by name (each checked against the pipeline's `params:`); the rest take defaults."""
+    source: str = "main.yml"
+    """Where the schedule is written: the pipeline's `main.yml`, or the repository's `.odin.yml`."""
 
     @property
     def key(self) -> str:
-        """How the store tells this schedule's fired slots from another's of the same pipeline."""
-        return f"{self.cron}@{self.timezone}"
+        """How the store tells this schedule's slots from another's of the same pipeline: `<cron>@<zone>`, and a
+        digest of the parameters when there are any, so two schedules of one pipeline that differ only in their
+        parameters (a nightly `epochs: 10` and a weekly `epochs: 100`) each start their own slot. The source is no
+        part of it: moving a schedule from `main.yml` to `.odin.yml` keeps its history."""
+        if not self.params:
+            return f"{self.cron}@{self.timezone}"
+        digest = hashlib.sha256(json.dumps(self.params).encode()).hexdigest()[:12]
+        return f"{self.cron}@{self.timezone}#{digest}"
+
+    def to_dict(self) -> dict[str, Any]:
+        """`params` and `source` only when set: frozen specs of schedules without them read as before."""
+        result: dict[str, Any] = {"cron": self.cron, "timezone": self.timezone, "catchup": self.catchup}
+        if self.params:
+            result["params"] = dict(self.params)
+        if self.source != "main.yml":
+            result["source"] = self.source
+        return result
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Schedule:
+        params = tuple(sorted((str(k), str(v)) for k, v in dict(data.get("params") or {}).items()))
+        return cls(
+            cron=data["cron"],
+            timezone=data.get("timezone", "UTC"),
+            catchup=data.get("catchup", "none"),
+            params=params,
+            source=data.get("source", "main.yml"),
+        )
 
 
 CONCURRENCY_POLICIES: tuple[str, ...] = ("queue", "replace", "skip")
@@ -302,7 +334,7 @@ class PipelineSpec:
         if self.notify:  # only when present: frozen specs of pipelines without notifications stay as they were
             result["notify"] = _jsonable(self.notify)
         if self.schedules:
-            result["schedules"] = [_jsonable(asdict(s)) for s in self.schedules]
+            result["schedules"] = [s.to_dict() for s in self.schedules]
         if self.timeout is not None:
             result["timeout"] = self.timeout
         if self.concurrency is not None:
@@ -319,7 +351,7 @@ class PipelineSpec:
             params=tuple(ParamSpec(**{**p, "choices": tuple(p.get("choices", ()))}) for p in data.get("params", ())),
             tasks=tuple(TaskSpec.from_dict(t) for t in data["tasks"]),
             notify=tuple(dict(n) for n in data.get("notify", ())),
-            schedules=tuple(Schedule(**s) for s in data.get("schedules", ())),
+            schedules=tuple(Schedule.from_dict(s) for s in data.get("schedules", ())),
             timeout=data.get("timeout"),
             concurrency=Concurrency(**data["concurrency"]) if data.get("concurrency") else None,
             priority=int(data.get("priority", 0)),

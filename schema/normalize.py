@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -36,7 +36,7 @@ from .model import (
 )
 from .notify import notify_entries
 from .outputs import RESULTS_FILE, artifact_path
-from .params import coerce, in_choices, infer_type
+from .params import check_given, coerce, in_choices, infer_type
 from .problems import Problem
 from .schedules import cron_problem, timezone_problem
 from .units import parse_duration, parse_quantity, stringify
@@ -121,7 +121,7 @@ def build_spec(
         if root.get("cache") is True and "cache" not in raw_task:
             task = replace(task, cache=True)  # the pipeline's default; a task's own `cache: false` wins
         tasks.append((("tasks", i), task))
-    schedules = () if skip(("schedule",)) else _schedules(ctx, root.get("schedule"))
+    schedules = () if skip(("schedule",)) else _schedules(ctx, root.get("schedule"), params)
     raw_timeout = root.get("timeout")
     timeout = None if raw_timeout is None or skip(("timeout",)) else _timeout(ctx, ("timeout",), raw_timeout)
     raw_concurrency = root.get("concurrency")
@@ -447,9 +447,10 @@ def _timeout(ctx: _Context, path: JsonPath, raw: str | float) -> float | None:
     return seconds
 
 
-def _schedules(ctx: _Context, raw: Any) -> tuple[Schedule, ...]:
+def _schedules(ctx: _Context, raw: Any, declared: Sequence[ParamSpec]) -> tuple[Schedule, ...]:
     """`schedule:` as written (a string, a mapping, or a list of them) → `Schedule`s; a cron expression croniter
-    cannot read, or a time zone zoneinfo does not know, is a problem at the value."""
+    cannot read, a time zone zoneinfo does not know, or a `params:` value the pipeline's `params:` refuses is a
+    problem at the value."""
     if raw is None:
         return ()
     entries: list[tuple[JsonPath, Any]] = (
@@ -458,7 +459,8 @@ def _schedules(ctx: _Context, raw: Any) -> tuple[Schedule, ...]:
     found: list[Schedule] = []
     for path, written in entries:
         if isinstance(written, str):
-            entry, cron_path = {"cron": written}, path
+            entry: dict[str, Any] = {"cron": written}
+            cron_path = path
         elif isinstance(written, dict) and isinstance(written.get("cron"), str):
             entry, cron_path = written, (*path, "cron")
         else:
@@ -472,8 +474,19 @@ def _schedules(ctx: _Context, raw: Any) -> tuple[Schedule, ...]:
         if problem is not None:
             ctx.report((*path, "timezone"), problem)
             continue
+        given: dict[str, Any] = entry.get("params") or {}
+        values, param_problems = check_given(declared, given)
+        for bad in param_problems:
+            if bad.name is None:
+                ctx.report((*path, "params") if "params" in entry else path, bad.message)
+            else:
+                unknown = all(p.name != bad.name for p in declared)
+                ctx.report((*path, "params", bad.name), bad.message, at_key=unknown)
+        if param_problems:
+            continue
         cron = " ".join(entry["cron"].split())
-        found.append(Schedule(cron=cron, timezone=zone, catchup=entry.get("catchup", "none")))
+        params = tuple(sorted(values.items()))
+        found.append(Schedule(cron=cron, timezone=zone, catchup=entry.get("catchup", "none"), params=params))
     return tuple(found)
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from .model import ParamSpec, PipelineSpec
@@ -122,3 +123,50 @@ def resolve_params(spec: PipelineSpec, given: Mapping[str, str]) -> dict[str, st
     if errors:
         raise ParamError("; ".join(errors), tuple(bad))
     return values
+
+
+def given_text(value: Any) -> str | None:
+    """A parameter value written in YAML (`epochs: 10`, `fast: true`) as a user would type it on a command line;
+    None for a value that is not a scalar (a list, a mapping, null)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float, str)):
+        return str(value)
+    return None
+
+
+def check_given(declared: Sequence[ParamSpec], given: Mapping[str, Any]) -> tuple[dict[str, str], list[ParamProblem]]:
+    """Values written in a file for a run (a schedule's `params:`) against the pipeline's declared parameters: the
+    canonical values, and one problem per bad name (`name` None: the mapping as a whole, for a missing required
+    parameter), so each can point at its own line."""
+    known = {p.name: p for p in declared}
+    values: dict[str, str] = {}
+    problems: list[ParamProblem] = []
+    for name, raw in given.items():
+        param = known.get(name)
+        if param is None:
+            hint = did_you_mean(name, known) if known else ""
+            listed = f"; declared: {', '.join(known)}" if known and not hint else ""
+            none = " (the pipeline declares no parameters)" if not known else ""
+            problems.append(ParamProblem(name, f"unknown parameter `{name}`{hint}{listed}{none}"))
+            continue
+        text = given_text(raw)
+        if text is None:
+            problems.append(ParamProblem(name, f"parameter `{name}` must be a string, a number or a boolean"))
+            continue
+        try:
+            values[name] = check_value(param, text)
+        except ValueError as error:
+            problems.append(ParamProblem(name, str(error)))
+    for name, param in known.items():
+        if name not in given and param.default is None:
+            problems.append(ParamProblem(None, f"missing required parameter `{name}`"))
+    return values, problems
+
+
+@dataclass(frozen=True, slots=True)
+class ParamProblem:
+    """What is wrong with one given parameter (`name`), or with the given set (`name` None)."""
+
+    name: str | None
+    message: str

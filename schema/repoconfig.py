@@ -26,8 +26,11 @@ from typing import TYPE_CHECKING, Any
 
 from .limits import Limits
 from .located import LocatedDocument, format_path
+from .model import ParamSpec, Schedule
 from .notify import SECRET_REFERENCE_PATTERN, literal_secret_problem, notify_entries
+from .params import check_given
 from .problems import Problem, cap_problems
+from .schedules import cron_problem, timezone_problem
 from .suggest import did_you_mean, suggestion_budget
 from .yamlload import load_yaml
 
@@ -64,6 +67,42 @@ class PipelineFilters:
 
 
 @dataclass(frozen=True, slots=True)
+class RepoSchedule:
+    """One entry of `.odin.yml`'s `schedules:`, its cron and zone checked. Its `params` can only be checked against
+    the pipeline they start, which the controller reads from the same commit (`resolve`); the positions of the entry
+    and of each parameter are kept so that a bad parameter is a problem at its own line of `.odin.yml`."""
+
+    pipeline: str
+    cron: str
+    timezone: str = "UTC"
+    catchup: str = "none"
+    params: Mapping[str, Any] = field(default_factory=dict)
+    file: str = REPO_CONFIG_FILE
+    at: tuple[int, int] = (1, 1)  # the entry
+    pipeline_at: tuple[int, int] = (1, 1)
+    params_at: Mapping[str, tuple[tuple[int, int], tuple[int, int]]] = field(default_factory=dict)  # (key, value)
+
+    def resolve(self, declared: Sequence[ParamSpec] | None) -> tuple[Schedule | None, list[Problem]]:
+        """The schedule for a pipeline declaring `declared` parameters (None: no valid pipeline there), or the
+        problems on `.odin.yml` that keep it from starting."""
+        if declared is None:
+            line, column = self.pipeline_at
+            message = f"schedule for `{self.pipeline}`: no valid pipeline in that directory at this commit"
+            return None, [Problem(self.file, line, column, message)]
+        values, param_problems = check_given(declared, self.params)
+        if param_problems:
+            problems: list[Problem] = []
+            for problem in param_problems:
+                key_at, value_at = self.params_at.get(problem.name or "", (self.at, self.at))
+                unknown = all(p.name != problem.name for p in declared)
+                line, column = key_at if unknown else value_at
+                problems.append(Problem(self.file, line, column, f"schedule for `{self.pipeline}`: {problem.message}"))
+            return None, problems
+        params = tuple(sorted(values.items()))
+        return Schedule(self.cron, self.timezone, self.catchup, params, source=self.file), []
+
+
+@dataclass(frozen=True, slots=True)
 class RepoConfig:
     """A valid `.odin.yml`. `pipelines` keys are pipeline directories."""
 
@@ -71,6 +110,11 @@ class RepoConfig:
     pipelines: Mapping[str, Mapping[str, tuple[str, ...]]] = field(default_factory=dict)
     notify: tuple[dict[str, Any], ...] = ()
     """Notifications for every pipeline's runs (docs/notifications.md); no part of the filters (`is_default`)."""
+    schedules: tuple[RepoSchedule, ...] = ()
+    """Schedules of pipelines (`schedules:`); no part of the filters (`is_default`)."""
+
+    def schedules_for(self, pipeline: str) -> tuple[RepoSchedule, ...]:
+        return tuple(s for s in self.schedules if s.pipeline == pipeline)
 
     def filters_for(self, pipeline: str) -> PipelineFilters:
         """The pipeline's filters: its own keys, and the defaults for the keys it does not set."""
@@ -119,6 +163,8 @@ def _load(data: bytes, file: str, limits: Limits) -> RepoConfigResult:
         problems.extend(_pattern_problems(doc, file))
         notify = notify_entries(root.get("notify"))
         problems.extend(doc.problem(file, ("notify", i), message) for i, _, message in notify if message)
+        schedules, schedule_problems = _schedules(doc, file)
+        problems.extend(schedule_problems)
     if problems:
         return RepoConfigResult(None, sorted(set(problems)))
     defaults = root.get("defaults") or {}
@@ -133,8 +179,45 @@ def _load(data: bytes, file: str, limits: Limits) -> RepoConfigResult:
             for name, entry in (root.get("pipelines") or {}).items()
         },
         notify=tuple(entry for _, entry, _ in notify),
+        schedules=schedules,
     )
     return RepoConfigResult(config)
+
+
+def _schedules(doc: LocatedDocument, file: str) -> tuple[tuple[RepoSchedule, ...], list[Problem]]:
+    """`schedules:` entries (their shape checked by the JSON Schema) with their cron and zone checked."""
+    found: list[RepoSchedule] = []
+    problems: list[Problem] = []
+    for i, entry in enumerate(doc.value.get("schedules") or ()):
+        path = ("schedules", i)
+        cron = " ".join(entry["cron"].split())
+        problem = cron_problem(cron)
+        if problem is not None:
+            problems.append(doc.problem(file, (*path, "cron"), problem))
+            continue
+        zone = entry.get("timezone", "UTC")
+        problem = timezone_problem(zone)
+        if problem is not None:
+            problems.append(doc.problem(file, (*path, "timezone"), problem))
+            continue
+        params = dict(entry.get("params") or {})
+        found.append(
+            RepoSchedule(
+                pipeline=entry["pipeline"],
+                cron=cron,
+                timezone=zone,
+                catchup=entry.get("catchup", "none"),
+                params=params,
+                file=file,
+                at=doc.position(path),
+                pipeline_at=doc.position((*path, "pipeline")),
+                params_at={
+                    name: (doc.key_position((*path, "params", name)), doc.position((*path, "params", name)))
+                    for name in params
+                },
+            )
+        )
+    return tuple(found), problems
 
 
 def repo_schema() -> dict[str, Any]:

@@ -205,6 +205,7 @@ def load_template_pipeline(
         result.spec,
         [_with_origin(p, rendered, file) for p in result.problems],
         [_with_origin(n, rendered, file) for n in result.notes],
+        [_with_origin(w, rendered, file) for w in result.warnings],
     )
 
 

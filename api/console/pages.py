@@ -39,7 +39,7 @@ from odin.api.services import pipelines as pipeline_service
 from odin.api.services.commits import VALIDATIONS
 from odin.api.services.gpus import GpuService
 from odin.api.services.sessions import log_in
-from odin.controller.facade import MAIN_FILE
+from odin.controller.facade import MAIN_FILE, FileMissing
 
 log = logging.getLogger(__name__)
 
@@ -330,7 +330,10 @@ async def pipeline_page(
     viewer = await _viewer(request, authenticator)
     repo = ctx.repo()
     detail = await in_thread(pipeline_service.pipeline_detail, repo, name, None)
-    main = await in_thread(pipeline_service.read_file, repo, name, MAIN_FILE, detail.sha)
+    try:
+        main = await in_thread(pipeline_service.read_file, repo, name, MAIN_FILE, detail.sha)
+    except FileMissing:  # a `main.yml.jinja2` pipeline: show the template
+        main = await in_thread(pipeline_service.read_file, repo, name, f"{MAIN_FILE}.jinja2", detail.sha)
     runs = await in_thread(views.recent_runs, ctx.db, detail.name)
     return _page(
         ctx,

@@ -13,11 +13,14 @@ Encoding = Literal["utf-8", "base64"]
 
 
 class ScheduleOut(msgspec.Struct, kw_only=True):
-    """One `schedule:` entry, its next slot, and the last slot the followed branch started (by any leader)."""
+    """One schedule (a `main.yml` `schedule:` or an `.odin.yml` `schedules:` entry), its next slot, and the last slot
+    the followed branch started (by any leader)."""
 
     cron: str
     timezone: str
     catchup: str
+    params: dict[str, str] = msgspec.field(default_factory=dict)  # the runs' own parameters; the rest are defaults
+    source: str = "main.yml"  # main.yml | .odin.yml
     next_slot: datetime
     last_slot: datetime | None = None
     last_run: str | None = None

@@ -59,10 +59,12 @@ def list_pipelines(repo: FollowedRepo, ref: str | None, db: DbEngine | None = No
     """The pipelines at `ref`; with `db`, each schedule's last started slot on the followed branch (one query)."""
     wanted, sha = facade.resolve_ref(repo, ref)
     found = [facade.read_pipeline(repo, sha, name) for name in facade.list_pipelines(repo, sha)]
-    scheduled = [at.pipeline for at in found if at.spec is not None and at.spec.schedules]
+    schedules: dict[str, list[Schedule]] = {}
+    for scheduled in facade.pipeline_schedules(repo, sha, found):
+        schedules.setdefault(scheduled.pipeline, []).append(scheduled.schedule)
     last: dict[tuple[str, str], LastSlot] = {}
-    if db is not None and scheduled:
-        last = {(s.pipeline, s.schedule): s for s in last_slots(db, repo.id, repo.branch, scheduled)}
+    if db is not None and schedules:
+        last = {(s.pipeline, s.schedule): s for s in last_slots(db, repo.id, repo.branch, list(schedules))}
     now = datetime.now(UTC)
     items = [
         PipelineSummary(
@@ -71,7 +73,7 @@ def list_pipelines(repo: FollowedRepo, ref: str | None, db: DbEngine | None = No
             problem_count=len(at.problems),
             task_count=len(at.spec.tasks) if at.spec else 0,
             tree=at.tree,
-            schedules=[_schedule(s, at.pipeline, last, now) for s in (at.spec.schedules if at.spec else ())],
+            schedules=[_schedule(s, at.pipeline, last, now) for s in schedules.get(at.pipeline, ())],
             timeout=at.spec.timeout if at.spec else None,
             concurrency=_concurrency(at.spec.concurrency) if at.spec and at.spec.concurrency else None,
             priority=at.spec.priority if at.spec else 0,
@@ -93,6 +95,8 @@ def _schedule(
         cron=schedule.cron,
         timezone=schedule.timezone,
         catchup=schedule.catchup,
+        params=dict(schedule.params),
+        source=schedule.source,
         next_slot=next_slot(schedule, now),
         last_slot=started.slot if started else None,
         last_run=started.run_id if started else None,

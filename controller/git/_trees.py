@@ -14,7 +14,7 @@ import pygit2
 from pygit2.enums import FileMode
 
 from odin.controller.git.models import WorkLimits
-from odin.controller.git.paths import PIPELINE_FILE, ancestors, is_hidden, symlink_problem, valid_entry_name
+from odin.controller.git.paths import PIPELINE_FILES, ancestors, is_hidden, symlink_problem, valid_entry_name
 
 S_IFMT = 0o170000
 S_IFREG = 0o100000
@@ -51,7 +51,9 @@ class PipelineProbe:
     def __call__(self, directory: str) -> bool:
         known = self._known.get(directory)
         if known is None:
-            known = not is_hidden(directory) and is_regular_file(self._tree, f"{directory}/{PIPELINE_FILE}")
+            known = not is_hidden(directory) and any(
+                is_regular_file(self._tree, f"{directory}/{name}") for name in PIPELINE_FILES
+            )
             self._known[directory] = known
         return known
 
@@ -65,6 +67,8 @@ def is_regular_file(tree: pygit2.Tree, path: str) -> bool:
 
 
 def collect_pipelines(tree: pygit2.Tree, prefix: str, out: list[str]) -> None:
+    """Directories holding a regular `main.yml` or `main.yml.jinja2` (each once)."""
+    found = False
     for entry in tree:
         name = entry.name
         if name is None:  # pragma: no cover - tree entries always have names
@@ -73,7 +77,8 @@ def collect_pipelines(tree: pygit2.Tree, prefix: str, out: list[str]) -> None:
         if mode == FileMode.TREE:
             if not name.startswith("."):
                 collect_pipelines(cast(pygit2.Tree, entry), f"{prefix}{name}/", out)
-        elif prefix and name == PIPELINE_FILE and mode & S_IFMT == S_IFREG:
+        elif prefix and not found and name in PIPELINE_FILES and mode & S_IFMT == S_IFREG:
+            found = True
             out.append(prefix[:-1])
 
 

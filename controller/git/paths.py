@@ -14,6 +14,8 @@ from odin.controller.git.errors import PathEscapes
 
 __all__ = [
     "PIPELINE_FILE",
+    "PIPELINE_FILES",
+    "TEMPLATE_FILE",
     "ancestors",
     "is_hidden",
     "normalize_repo_path",
@@ -22,6 +24,10 @@ __all__ = [
 ]
 
 PIPELINE_FILE = "main.yml"
+TEMPLATE_FILE = "main.yml.jinja2"
+"""The original Odin's templated pipeline: a directory holding it (and no `main.yml`) is a pipeline too, rendered
+with its own defaults to be validated (`odin.controller.pipelines`)."""
+PIPELINE_FILES = (PIPELINE_FILE, TEMPLATE_FILE)
 
 # Linux gives up after 40 symlink hops (ELOOP); so do we.
 _MAX_SYMLINK_HOPS = 40

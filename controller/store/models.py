@@ -291,16 +291,18 @@ class RevokedSession(SQLModel, table=True):
 class ScheduledSlot(SQLModel, table=True):
     """A slot of a pipeline's schedule that was started: the record that makes "once per slot" true.
 
-    UNIQUE (repo_id, branch, pipeline, slot) is the slot's key, as `runs.dedupe_key` is a commit's: two replicas, or
-    a leader restarted mid-tick, racing to start one slot insert one row, and only the one that inserted it creates
-    the run (in the same transaction). `schedule` says which of the pipeline's schedules it was (its cron and zone),
-    so each schedule's catch-up starts from its own last slot.
+    UNIQUE (repo_id, branch, pipeline, schedule, slot) is the slot's key, as `runs.dedupe_key` is a commit's: two
+    replicas, or a leader restarted mid-tick, racing to start one slot insert one row, and only the one that inserted
+    it creates the run (in the same transaction). `schedule` says which of the pipeline's schedules it was (its cron,
+    zone and a digest of its parameters), so two schedules of one pipeline due at one instant each start their run,
+    and each schedule's catch-up starts from its own last slot.
     """
 
     __tablename__ = "scheduled_slots"
     __table_args__ = (
-        sa.UniqueConstraint("repo_id", "branch", "pipeline", "slot", name="uq_scheduled_slots_key"),
-        sa.Index("ix_scheduled_slots_schedule", "repo_id", "branch", "pipeline", "schedule", "slot"),
+        sa.UniqueConstraint(
+            "repo_id", "branch", "pipeline", "schedule", "slot", name="uq_scheduled_slots_schedule_slot"
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -308,7 +310,10 @@ class ScheduledSlot(SQLModel, table=True):
     branch: str = Field(max_length=255)
     pipeline: str = Field(max_length=500)
     slot: datetime = Field(sa_type=UTCDateTime, description="The slot's instant, as its cron expression names it.")
-    schedule: str = Field(max_length=300, description="`<cron>@<time zone>` of the schedule that named the slot.")
+    schedule: str = Field(
+        max_length=300,
+        description="`<cron>@<time zone>` (and `#<digest of its params>`) of the schedule that named the slot.",
+    )
     run_id: str | None = Field(default=None, max_length=100, description="The run started for the slot.")
     fired_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 

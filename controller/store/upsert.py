@@ -20,14 +20,14 @@ def insert_on_conflict(
     dialect: str,
     *,
     conflict: Sequence[str],
-    values: Mapping[str, Any],
+    values: Mapping[str, Any] | Sequence[Mapping[str, Any]],
     update: Sequence[str] = (),
 ) -> sa.Insert:
     """`INSERT INTO table (values) ON CONFLICT (conflict) DO UPDATE SET <update>` — or `DO NOTHING` when `update` is
     empty. `dialect` is the connection's `dialect.name` ("postgresql" or "sqlite"); `values` may hold bind parameters
-    so the statement can be built once and executed many times."""
+    so the statement can be built once and executed many times, or be a list of rows (one multi-row INSERT)."""
     insert = pg_insert(table) if dialect == "postgresql" else sqlite_insert(table)
-    stmt = insert.values(dict(values))
+    stmt = insert.values(dict(values) if isinstance(values, Mapping) else [dict(row) for row in values])
     if not update:
         return stmt.on_conflict_do_nothing(index_elements=list(conflict))
     return stmt.on_conflict_do_update(

@@ -316,8 +316,8 @@ def test_the_listing_shows_each_schedule_with_its_next_and_last_slot(served: Ser
     try:
         with transaction(db) as conn:
             repo_id = conn.execute(sa.select(REPOSITORIES.c.id)).scalar_one()
-            key = SlotKey(repo_id, "main", "leap", datetime(2024, 2, 29, 2, tzinfo=UTC))
-            assert claim_slot(conn, key, schedule="0 3 29 2 *@Europe/Berlin")
+            key = SlotKey(repo_id, "main", "leap", "0 3 29 2 *@Europe/Berlin", datetime(2024, 2, 29, 2, tzinfo=UTC))
+            assert claim_slot(conn, key)
     finally:
         db.dispose()
     [schedule] = {p["name"]: p for p in served.get("/v1/pipelines", params={"ref": sha}).json()["items"]}["leap"][
@@ -325,6 +325,17 @@ def test_the_listing_shows_each_schedule_with_its_next_and_last_slot(served: Ser
     ]
     assert schedule["last_slot"].startswith("2024-02-29T02:00:00")
     assert "0 3 29 2 *" in ok_table(served, sha)
+
+
+def test_the_listing_shows_odin_yml_schedules_with_their_params(served: Served) -> None:
+    pipeline = "params:\n  epochs: 1\ntasks:\n  - {name: a, image: busybox, command: [echo]}\n"
+    odin_yml = 'schedules:\n  - {pipeline: fit, cron: "0 3 * * *", params: {epochs: 10}}\n'
+    sha = served.remote.commit({"fit/main.yml": pipeline, ".odin.yml": odin_yml}, message="Schedule it")
+    [schedule] = {p["name"]: p for p in served.get("/v1/pipelines", params={"ref": sha}).json()["items"]}["fit"][
+        "schedules"
+    ]
+    assert (schedule["cron"], schedule["params"], schedule["source"]) == ("0 3 * * *", {"epochs": "10"}, ".odin.yml")
+    assert "0 3 * * * epochs=10 [.odin.yml]" in ok_table(served, sha)
 
 
 def ok_table(served: Served, sha: str) -> str:

@@ -163,6 +163,17 @@ def test_a_warning_is_listed_apart_from_the_errors(
         assert sorted(listed) == ["problem", "problem warning"], url
 
 
+def test_a_template_pipelines_page_shows_the_template(
+    prefixed: OdinServer, prefixed_remote: GitRemote, http: httpx.Client
+) -> None:
+    template = "name: tpl\ntasks:\n  - {name: t, image: busybox, command: [echo, '{{ word | default(\"hi\") }}']}\n"
+    prefixed_remote.commit({"tpl/main.yml.jinja2": template}, "a template")
+    page = wait_until(
+        lambda: (res := http.get("/console/pipelines/tpl")).status_code == 200 and res.text, 30, interval=0.2
+    )
+    assert "word | default" in page
+
+
 def test_page_weight_within_budget(prefixed: OdinServer, http: httpx.Client) -> None:
     """Issue 12's budget: a page and everything it loads, uncompressed, at most 500 kB (the API docs aside)."""
     page = http.get("/console/commits").text

@@ -94,6 +94,23 @@ def test_an_invalid_config_starts_nothing_and_says_where(repo: Repo) -> None:
     assert "unknown field `pathz`" in problem["message"] and "paths" in problem["message"]
 
 
+def test_a_bad_odin_yml_schedule_is_a_located_problem_on_the_commit(repo: Repo) -> None:
+    """A schedule in `.odin.yml` whose params the pipeline refuses is recorded where it is written; a good one is not
+    a problem."""
+    good = CONFIG + 'schedules:\n  - {pipeline: train, cron: "0 3 * * *", params: {lr: 0.5}}\n'
+    sha = repo.remote.commit({".odin.yml": good})
+    repo.sync.sync()
+    assert repo.commit_row(sha).problems == []
+    bad = good + '  - {pipeline: train, cron: "0 4 * * *", params: {lr: 1, epochs: 3}}\n'
+    sha = repo.remote.commit({".odin.yml": bad})
+    repo.sync.sync()
+    row = repo.commit_row(sha)
+    assert row.validation == "invalid"
+    [problem] = row.problems
+    assert (problem["file"], problem["line"], problem["column"]) == (".odin.yml", 12, 58)
+    assert "unknown parameter `epochs`" in problem["message"]
+
+
 def test_without_a_config_everything_changed_runs(db: Engine, git_remote: GitRemote, tmp_path: Path) -> None:
     git_remote.commit({"hello/main.yml": HELLO, "train/main.yml": TRAIN})
     r = Repo(db, git_remote, tmp_path)

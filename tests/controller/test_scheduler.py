@@ -169,3 +169,65 @@ def test_a_stale_leader_claims_no_slot_and_the_next_tick_of_the_leader_does(
     current = Fence(SCHEDULER, advance_epoch(db, SCHEDULER, holder="next"))
     launcher.fence = lambda: current
     assert len(scheduler(db, world, clock).tick().created) == 1, "the leader starts the slot"
+
+
+TRAIN = """\
+params:
+  epochs: 1
+  lr: {type: number, default: 0.1}
+tasks:
+  - {name: t, image: x, command: [echo, "${params.epochs}"]}
+"""
+
+
+def test_odin_yml_schedules_start_each_with_its_own_params_once_per_slot(
+    db: Engine, world: tuple[Mirror, RunLauncher, list[str]], git_remote: GitRemote
+) -> None:
+    """Two `.odin.yml` entries of one pipeline due at the same instant (and the pipeline's own `schedule:` with its
+    params) are three schedules: each starts its run, with its parameters, once."""
+    mirror, _, _ = world
+    odin_yml = """\
+schedules:
+  - {pipeline: train, cron: "0 3 * * *", params: {epochs: 10}}
+  - {pipeline: train, cron: "0 3 * * *", params: {epochs: 100, lr: 0.01}}
+"""
+    own = TRAIN.replace("tasks:", 'schedule: {cron: "0 3 * * *", params: {epochs: 5}}\ntasks:')
+    git_remote.commit({".odin.yml": odin_yml, "train/main.yml": own})
+    mirror.fetch()
+    clock = FakeClock(at("2026-01-05T02:59:00"))
+    first = scheduler(db, world, clock)
+    assert first.tick().starts == ()
+    upcoming = first.upcoming()["train"]
+    assert len({key for key, _ in upcoming}) == 3 and {slot for _, slot in upcoming} == {at("2026-01-05T03:00:00")}
+    clock.now = at("2026-01-05T03:00:00.100")
+    due = first.tick()
+    assert len(due.created) == 3
+    params = sorted((r.params["epochs"], r.params["lr"]) for r in runs(db))
+    assert params == [("10", "0.1"), ("100", "0.01"), ("5", "0.1")]
+    # A second replica that did not see the slots start finds all three claimed.
+    assert scheduler(db, world, FakeClock(at("2026-01-05T03:00:20"))).tick().created == ()
+    with db.connect() as conn:
+        keys = conn.execute(sa.select(SCHEDULED_SLOTS.c.schedule)).scalars().all()
+    assert len(set(keys)) == 3
+
+
+def test_an_odin_yml_schedule_with_a_bad_param_starts_nothing_and_the_others_still_run(
+    db: Engine, world: tuple[Mirror, RunLauncher, list[str]], git_remote: GitRemote
+) -> None:
+    mirror, _, _ = world
+    odin_yml = """\
+schedules:
+  - {pipeline: train, cron: "0 3 * * *", params: {epoch: 10}}
+  - {pipeline: train, cron: "0 4 * * *", params: {epochs: 2}}
+  - {pipeline: missing, cron: "0 3 * * *"}
+"""
+    git_remote.commit({".odin.yml": odin_yml, "train/main.yml": TRAIN})
+    mirror.fetch()
+    clock = FakeClock(at("2026-01-05T02:59:00"))
+    sched = scheduler(db, world, clock)
+    sched.tick()
+    assert [key.split("@")[0] for key, _ in sched.upcoming()["train"]] == ["0 4 * * *"]
+    clock.now = at("2026-01-05T04:00:00.100")
+    assert len(sched.tick().created) == 1
+    (row,) = runs(db)
+    assert row.params == {"epochs": "2", "lr": "0.1"}

@@ -6,6 +6,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from odin.schema import PipelineFilters, RepoConfig, load_repo_config, repo_schema
+from odin.schema.model import ParamSpec
 
 
 def test_the_published_schema_is_valid_json_schema() -> None:
@@ -63,3 +64,48 @@ def test_patterns_are_gitignore_patterns() -> None:
     assert f.counts("train/fit.py", owned=True) and not f.counts("train/README.md", owned=True)
     assert not f.counts("shared/README.md", owned=False), "ignore_paths wins over paths"
     assert PipelineFilters(branches=()).runs_on("main") is False
+
+
+ODIN_SCHEDULES = b"""\
+schedules:
+  - {pipeline: train, cron: "0 3 * * *", timezone: Europe/Berlin, catchup: latest, params: {epochs: 10}}
+  - pipeline: train
+    cron: "0 4 * * 0"
+    params: {epoch: 100, lr: x}
+  - {pipeline: gone, cron: "@daily"}
+"""
+
+
+def test_odin_yml_schedules_are_resolved_against_the_pipeline_with_located_problems() -> None:
+    result = load_repo_config(ODIN_SCHEDULES)
+    assert result.problems == [] and result.config is not None and result.config.is_default
+    nightly, weekly, gone = result.config.schedules
+    declared = (ParamSpec("epochs", default="1", type="integer"), ParamSpec("lr", default="0.1", type="number"))
+    schedule, problems = nightly.resolve(declared)
+    assert problems == [] and schedule is not None
+    assert (schedule.timezone, schedule.catchup, schedule.params, schedule.source) == (
+        "Europe/Berlin", "latest", (("epochs", "10"),), ".odin.yml",
+    )  # fmt: skip
+    schedule, problems = weekly.resolve(declared)
+    assert schedule is None
+    assert [(p.file, p.line, p.column, p.message) for p in problems] == [
+        (".odin.yml", 5, 14, "schedule for `train`: unknown parameter `epoch` (did you mean `epochs`?)"),
+        (".odin.yml", 5, 30, "schedule for `train`: parameter `lr`: `x` is not a number"),
+    ]
+    schedule, problems = gone.resolve(None)
+    assert schedule is None and [(p.line, p.column) for p in problems] == [(6, 16)]
+    assert "no valid pipeline" in problems[0].message
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "column", "words"),
+    [
+        (b"schedules:\n  - {pipeline: t, cron: '0 3 * *'}\n", 2, 25, "has five fields"),
+        (b"schedules:\n  - {pipeline: t, cron: '@daily', timezone: Mars/Base}\n", 2, 45, "unknown time zone"),
+        (b"schedules:\n  - {pipeline: t, cron: '@daily', catchup: some}\n", 2, 44, "must be one of"),
+        (b"schedules:\n  - {pipeline: t, crom: '@daily'}\n", 2, 19, "did you mean `cron`"),
+    ],
+)
+def test_a_bad_odin_yml_schedule_is_a_located_problem(text: bytes, line: int, column: int, words: str) -> None:
+    problems = load_repo_config(text).problems
+    assert any((p.line, p.column) == (line, column) and words in p.message for p in problems), problems

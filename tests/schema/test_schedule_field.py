@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from odin.schema.model import PipelineSpec, Schedule
+from odin.schema.validate import load_pipeline
 from tests.schema.helpers import problems, spec
 
 TASKS = "tasks:\n  - {name: t, image: busybox, command: echo}\n"
@@ -49,3 +50,37 @@ def test_a_pipeline_timeout_must_be_a_duration() -> None:
         "1:10: `timeout`: `soon` is not a duration (e.g. `90s`, `30m`, `2h`, `1h30m`, `1d`)"
     ]
     assert problems("timeout: 0\n" + TASKS) == ["1:10: `timeout` must be more than 0, not 0"]
+
+
+PARAMS = "params:\n  epochs: 5\n  lr: {type: number}\n"
+PARAM_TASKS = 'tasks:\n  - {name: t, image: x, command: [echo, "${params.epochs}"]}\n'
+
+
+def test_a_schedule_takes_params_checked_against_the_pipelines_and_they_make_its_key() -> None:
+    text = (
+        PARAMS
+        + 'schedule:\n  - {cron: "0 3 * * *", params: {epochs: 10, lr: 0.1}}\n'
+        + '  - {cron: "0 3 * * *", params: {lr: 1}}\n'
+    )
+    result = load_pipeline((text + PARAM_TASKS).encode(), file="p/main.yml", default_name="p")
+    assert result.problems == [] and result.spec is not None
+    nightly, other = result.spec.schedules
+    assert nightly.params == (("epochs", "10"), ("lr", "0.1")) and other.params == (("lr", "1"),)
+    assert nightly.key != other.key and nightly.key.startswith("0 3 * * *@UTC#")
+    assert Schedule("0 3 * * *").key == "0 3 * * *@UTC", "a schedule without params keeps its key (and its history)"
+    assert PipelineSpec.from_dict(result.spec.to_dict()) == result.spec
+
+
+def test_a_bad_schedule_param_is_a_problem_at_its_line() -> None:
+    text = (
+        PARAMS
+        + 'schedule:\n  - {cron: "0 3 * * *", params: {lr: 1}}\n'
+        + '  - cron: "0 4 * * *"\n    params: {epoch: 3, lr: x}\n  - "0 5 * * *"\n'
+    )
+    result = load_pipeline((text + PARAM_TASKS).encode(), file="p/main.yml", default_name="p")
+    found = [(p.line, p.column, p.message) for p in result.problems]
+    assert found == [
+        (7, 14, "unknown parameter `epoch` (did you mean `epochs`?)"),
+        (7, 28, "parameter `lr`: `x` is not a number"),
+        (8, 5, "missing required parameter `lr`"),
+    ]

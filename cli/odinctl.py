@@ -840,6 +840,12 @@ CredentialsOpt = Annotated[
     str | None, typer.Option(help="Git credentials by reference: env:NAME or file:/path (a token, or an SSH key)")
 ]
 WebhookSecretOpt = Annotated[str | None, typer.Option(help="Webhook secret by reference: env:NAME or file:/path")]
+KeepRunsOpt = Annotated[
+    int | None, typer.Option(min=0, help="Artifact retention: the newest N finished runs keep their artifacts (0: all)")
+]
+KeepDaysOpt = Annotated[
+    float | None, typer.Option(min=0, help="Artifact retention: runs of the last D days keep their artifacts (0: all)")
+]
 
 
 @repos_app.command("add")
@@ -853,6 +859,8 @@ def repos_add(
     namespace: NamespaceOpt = None,
     credentials_ref: CredentialsOpt = None,
     webhook_secret_ref: WebhookSecretOpt = None,
+    keep_runs: KeepRunsOpt = None,
+    keep_days: KeepDaysOpt = None,
     disabled: Annotated[bool, typer.Option(help="Register it without following it yet")] = False,
     server: ServerOpt = None,
     output: OutputOpt = Output.TABLE,
@@ -861,6 +869,7 @@ def repos_add(
     fields: dict[str, Any] = {"branches": branch or None, "default_branch": default_branch}
     fields.update(poll_interval=poll_interval, run_policy=run_policy, namespace=namespace)
     fields.update(credentials_ref=credentials_ref, webhook_secret_ref=webhook_secret_ref, enabled=not disabled)
+    fields.update(keep_runs=keep_runs or None, keep_days=keep_days or None)
     with client(server) as c:
         repo = call(c.add_repo, name, url, **fields)
     if not emit(repo, output):
@@ -908,6 +917,8 @@ def repos_update(
     namespace: NamespaceOpt = None,
     credentials_ref: CredentialsOpt = None,
     webhook_secret_ref: WebhookSecretOpt = None,
+    keep_runs: KeepRunsOpt = None,
+    keep_days: KeepDaysOpt = None,
     disable: Annotated[bool | None, typer.Option("--disable/--enable", help="Stop (or resume) following it")] = None,
     server: ServerOpt = None,
     output: OutputOpt = Output.TABLE,
@@ -918,6 +929,9 @@ def repos_update(
     given.update(credentials_ref=credentials_ref, webhook_secret_ref=webhook_secret_ref)
     given.update(enabled=None if disable is None else not disable)
     changes = {k: (None if v == "" else v) for k, v in given.items() if v is not None}
+    for field, value in (("keep_runs", keep_runs), ("keep_days", keep_days)):
+        if value is not None:
+            changes[field] = value or None  # 0: keep every run's artifacts again
     if not changes:
         fail(EXIT_USAGE, "nothing to change: give at least one option (odinctl repos update --help)")
     with client(server) as c:

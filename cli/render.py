@@ -423,6 +423,7 @@ def repo_detail(r: RepoOut) -> str:
         f"following:    {', '.join(r.followed_branches) or '-'}",
         f"poll:         every {r.poll_interval:g}s, run policy {r.run_policy}",
         f"namespace:    {r.namespace or '-'}",
+        f"retention:    {_retention(r.keep_runs, r.keep_days)}",
         f"credentials:  {r.credentials_ref or '-'}",
         f"webhook:      {r.webhook_secret_ref or '-'}",
         f"enabled:      {'removed ' + when(r.removed_at) if r.removed_at else ('yes' if r.enabled else 'no')}",
@@ -434,3 +435,10 @@ def repo_detail(r: RepoOut) -> str:
         for c in conditions:
             lines.append(f"  {branch}: {c.get('type')}={c.get('status')} {c.get('reason')}: {c.get('message')}")
     return "\n".join(lines)
+
+
+def _retention(keep_runs: int | None, keep_days: float | None) -> str:
+    """How long a repository's runs keep their artifacts, as `odinctl repos show` says it."""
+    kept = [f"newest {keep_runs} runs"] if keep_runs else []
+    kept += [f"last {keep_days:g} days"] if keep_days else []
+    return " or ".join(kept) + " keep their artifacts" if kept else "every run keeps its artifacts"

@@ -93,6 +93,18 @@ def check_spec(values: Mapping[str, Any], *, current: Mapping[str, Any] | None =
         out["namespace"] = namespace
     if values.get("enabled") is not None:
         out["enabled"] = bool(values["enabled"])
+    # Artifact retention (docs/artifacts.md, Retention): how many finished runs, or how many days, of this
+    # repository keep their artifacts; None keeps everything (a run's record and provenance are always kept).
+    if "retention_keep_runs" in values:
+        keep_runs = values["retention_keep_runs"]
+        if keep_runs is not None and int(keep_runs) < 1:
+            raise InvalidRepoSpec(f"keep_runs: {keep_runs} keeps no run at all; give 1 or more, or null for all")
+        out["retention_keep_runs"] = None if keep_runs is None else int(keep_runs)
+    if "retention_keep_days" in values:
+        keep_days = values["retention_keep_days"]
+        if keep_days is not None and float(keep_days) <= 0:
+            raise InvalidRepoSpec(f"keep_days: {keep_days} keeps nothing; give more than 0, or null for all")
+        out["retention_keep_days"] = None if keep_days is None else float(keep_days)
     return out
 
 

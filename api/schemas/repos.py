@@ -28,6 +28,9 @@ class RepoCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     credentials_ref: Reference | None = None
     webhook_secret_ref: Reference | None = None
     enabled: bool = True
+    # Artifact retention: the newest N finished runs, or D days, keep their artifacts (null: all of them).
+    keep_runs: Annotated[int, msgspec.Meta(ge=1)] | None = None
+    keep_days: Annotated[float, msgspec.Meta(gt=0)] | None = None
 
 
 class RepoUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -42,6 +45,8 @@ class RepoUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     credentials_ref: Reference | msgspec.UnsetType | None = msgspec.UNSET
     webhook_secret_ref: Reference | msgspec.UnsetType | None = msgspec.UNSET
     enabled: bool | msgspec.UnsetType = msgspec.UNSET
+    keep_runs: Annotated[int, msgspec.Meta(ge=1)] | msgspec.UnsetType | None = msgspec.UNSET
+    keep_days: Annotated[float, msgspec.Meta(gt=0)] | msgspec.UnsetType | None = msgspec.UNSET
 
 
 class RepoOut(msgspec.Struct, kw_only=True):
@@ -56,6 +61,8 @@ class RepoOut(msgspec.Struct, kw_only=True):
     credentials_ref: str | None
     webhook_secret_ref: str | None
     enabled: bool
+    keep_runs: int | None  # artifact retention (null: every run keeps its artifacts)
+    keep_days: float | None
     removed_at: datetime | None
     origin: str  # "settings": ODIN_REPO (change it there); "api": registered through /v1/repos
     ready: bool | None  # None: not synced yet

@@ -35,6 +35,8 @@ def _out(ctx: AppContext, record: RepoRecord) -> RepoOut:
         credentials_ref=record.credentials_ref,
         webhook_secret_ref=record.webhook_secret_ref,
         enabled=record.enabled,
+        keep_runs=record.retention_keep_runs,
+        keep_days=record.retention_keep_days,
         removed_at=record.removed_at,
         origin=record.origin,
         ready=None if ready is None else ready.get("status") == "True",
@@ -85,7 +87,11 @@ def remove_repo(ctx: AppContext, name: str, *, by: str) -> RepoOut:
 def _given(data: msgspec.Struct) -> dict[str, Any]:
     """The fields the client sent (UNSET left out)."""
     fields: Mapping[str, Any] = msgspec.structs.asdict(data)
-    return {k: v for k, v in fields.items() if v is not msgspec.UNSET and k not in ("name",)}
+    given = {k: v for k, v in fields.items() if v is not msgspec.UNSET and k not in ("name",)}
+    for field in ("keep_runs", "keep_days"):  # the store's names for retention's two settings
+        if field in given:
+            given[f"retention_{field}"] = given.pop(field)
+    return given
 
 
 def _refresh(ctx: AppContext) -> None:

@@ -38,6 +38,8 @@ EDITABLE = frozenset(
         "run_policy",
         "namespace",
         "enabled",
+        "retention_keep_runs",
+        "retention_keep_days",
     }
 )
 """The columns a registration sets and an update may change."""
@@ -68,6 +70,8 @@ class RepoRecord:
     run_policy: str
     namespace: str | None
     enabled: bool
+    retention_keep_runs: int | None
+    retention_keep_days: float | None
     removed_at: datetime | None
     origin: str
     conditions: Sequence[Mapping[str, Any]]
@@ -93,6 +97,8 @@ def _record(row: Any) -> RepoRecord:
         run_policy=row.run_policy,
         namespace=row.namespace,
         enabled=bool(row.enabled),
+        retention_keep_runs=row.retention_keep_runs,
+        retention_keep_days=row.retention_keep_days,
         removed_at=row.removed_at,
         origin=row.origin,
         conditions=row.conditions or [],

@@ -12,8 +12,9 @@ import pytest
 import sqlalchemy as sa
 
 from odin.controller.store.db import create_db_engine
-from odin.controller.store.models import EVENTS
+from odin.controller.store.models import EVENTS, REPOSITORIES
 from odin.controller.store.repo_records import insert_record
+from odin.controller.store.retention import policies
 from tests.api.conftest import PASSWORD, Served
 from tests.support.git import GitRemote
 from tests.support.server import odinctl
@@ -128,6 +129,33 @@ def test_bad_registrations_are_refused_with_what_to_change(served: Served, body:
     assert says in r.json()["detail"]
 
 
+def test_artifact_retention_is_set_per_repository(served: Served) -> None:
+    """What the retention sweep reads for a registered repository is what the admin set (issue 11, Retention)."""
+    body = {"name": "kept", "url": "https://git.example.com/kept.git", "keep_runs": 5, "enabled": False}
+    r = served.post("/v1/repos", json=body)
+    assert r.status_code == 201, r.text
+    assert (r.json()["keep_runs"], r.json()["keep_days"]) == (5, None)
+
+    def policy() -> tuple[int | None, float | None]:
+        engine = create_db_engine(served.db_url)
+        try:
+            with engine.connect() as conn:
+                repo_id = conn.execute(sa.select(REPOSITORIES.c.id).where(REPOSITORIES.c.name == "kept")).scalar_one()
+            [found] = [p for p in policies(engine) if p.repo_id == repo_id]
+            return found.keep_runs, found.keep_days
+        finally:
+            engine.dispose()
+
+    assert policy() == (5, None)
+    for bad in ({"keep_runs": 0}, {"keep_days": -1}):  # keeping nothing is refused; null keeps every run's
+        r = served.request("PATCH", "/v1/repos/kept", json=bad)
+        assert r.status_code == 400 and next(iter(bad)) in r.json()["detail"], r.text
+    r = served.request("PATCH", "/v1/repos/kept", json={"keep_runs": None, "keep_days": 30})
+    assert r.status_code == 200, r.text
+    assert policy() == (None, 30.0)
+    assert audit(served, "kept")[-1]["retention_keep_days"] == 30.0
+
+
 def test_only_admins_manage_repositories(served: Served) -> None:
     member = served.user("repo-member", "member")
     assert served.get("/v1/repos", token=member).status_code == 403
@@ -202,6 +230,10 @@ def test_odinctl_manages_repositories(served: Served, tmp_path: Path) -> None:
     ctl("repos", "update", "vision", "--branch", "main", "--credentials-ref", "")
     shown = json.loads(ctl("repos", "show", "vision", "-o", "json"))
     assert shown["branches"] == ["main"] and shown["credentials_ref"] is None
+    ctl("repos", "update", "vision", "--keep-runs", "10", "--keep-days", "14")
+    assert "newest 10 runs or last 14 days keep their artifacts" in ctl("repos", "show", "vision")
+    ctl("repos", "update", "vision", "--keep-runs", "0")
+    assert json.loads(ctl("repos", "show", "vision", "-o", "json"))["keep_runs"] is None
     assert "removed vision" in ctl("repos", "remove", "vision")
     assert "no followed repository" in ctl("repos", "remove", "vision", code=1)
 

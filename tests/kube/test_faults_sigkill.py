@@ -22,6 +22,7 @@ from odin.controller.store.runs import RUNS, TASKS
 from odin.testing.kube.environment import KubeEnv
 from tests.kube.autokubelet import AutoKubelet
 from tests.support.git import GitRemote
+from tests.support.postgres import scratch_database
 from tests.support.seed import fault_seed
 from tests.support.server import OdinServer
 from tests.support.wait import wait_until
@@ -90,7 +91,7 @@ def test_sigkill_at_random_points_submits_no_pod_twice(kube: KubeEnv, tmp_path: 
                 server = OdinServer(state, env, port=server.port).start()
             context = f"seed {seed}, kills after {kills}"
             try:
-                wait_until(lambda: len(s := statuses()) == RUNS_WANTED and set(s.values()) == {"succeeded"}, 90)
+                wait_until(lambda: len(s := statuses()) == RUNS_WANTED and set(s.values()) == {"succeeded"}, 120)
             except AssertionError as e:
                 raise AssertionError(
                     f"not every run succeeded ({context}): {statuses()}\n{server.log()[-4000:]}"
@@ -111,5 +112,70 @@ def test_sigkill_at_random_points_submits_no_pod_twice(kube: KubeEnv, tmp_path: 
     # An attempt recorded as starting whose create never reached the API is reported lost and retried (attempt 2,
     # still one pod); the one pod of each task is the attempt the store recorded.
     labels = [p.metadata.labels for p in pods]
+    pod_attempts = {(x["odin.dev/run"], x["odin.dev/task"]): int(x["odin.dev/attempt"]) for x in labels}
+    assert pod_attempts == attempts, f"each pod is the attempt the store recorded ({context})"
+
+
+@pytest.mark.postgres
+def test_sigkill_of_the_leader_at_random_points_fails_over_without_submitting_twice(
+    kube: KubeEnv, tmp_path: Path, postgres_admin_url: str
+) -> None:
+    """Two replicas on one Postgres, each with a data directory of its own (so the new leader has none of the old
+    one's journal): the leader is killed at random points and started again as a follower; the other takes over
+    and adopts the pods by their names and labels."""
+    fake = kube.require_fake("counts the creates of every pod")
+    seed = fault_seed()
+    rng = random.Random(seed)
+    names = [f"p{i:02d}" for i in range(RUNS_WANTED)]
+    remote = GitRemote.create(tmp_path / "repo")
+    remote.commit({f"{n}/main.yml": PIPELINE.format(name=n) for n in names})
+    kills: list[str] = []
+    context = f"seed {seed}"
+    with scratch_database(postgres_admin_url) as url, AutoKubelet(kube, hold=1.5):  # longer: two replicas start
+        env = {**kube_env(kube, remote), "ODIN_DATABASE_URL": url}
+        db = sa.create_engine(url)
+
+        def statuses() -> dict[str, str]:
+            with db.connect() as conn:
+                try:
+                    return {r.pipeline: r.status for r in conn.execute(sa.select(RUNS.c.pipeline, RUNS.c.status))}
+                except sa.exc.ProgrammingError:  # the schema is not there yet
+                    return {}
+
+        def leader() -> OdinServer | None:
+            with db.connect() as conn:
+                holder = conn.execute(sa.text("SELECT holder FROM leadership WHERE name = 'scheduler'")).scalar()
+            pid = int(str(holder).rsplit(":", 1)[-1]) if holder else None
+            return next((s for s in servers if s.proc is not None and s.proc.pid == pid), None)
+
+        servers = [OdinServer(tmp_path / "a", env).start(), OdinServer(tmp_path / "b", env).start()]
+        try:
+            while len(kills) < KILLS and set(statuses().values()) != {"succeeded"}:
+                delay = rng.uniform(0.3, 2.5)
+                time.sleep(delay)  # a random kill point, not a wait for a condition
+                killed = wait_until(leader, 30, message="a replica leads")
+                kills.append(f"{delay:.2f}s ({sum(s == 'succeeded' for s in statuses().values())} runs done)")
+                killed.kill()
+                servers[servers.index(killed)] = OdinServer(killed.data_dir, env, port=killed.port).start()
+            context = f"seed {seed}, kills after {kills}"
+            try:
+                wait_until(lambda: len(s := statuses()) == RUNS_WANTED and set(s.values()) == {"succeeded"}, 120)
+            except AssertionError as e:
+                logs = "\n".join(s.log()[-3000:] for s in servers)
+                raise AssertionError(f"not every run succeeded ({context}): {statuses()}\n{logs}") from e
+            with db.connect() as conn:
+                attempts = {(r.run_id, r.name): r.attempt for r in conn.execute(sa.select(TASKS))}
+        finally:
+            for server in servers:
+                server.stop()
+            db.dispose()
+    print(f"kills after {kills}")
+    creates = fake.requests.count(verb="create", resource="pods", status=201, predicate=lambda r: r.subresource is None)
+    pods = kube.core.list_namespaced_pod(kube.namespace, label_selector="app.kubernetes.io/managed-by=odin").items
+    labels = [p.metadata.labels for p in pods]
+    assert Counter((x["odin.dev/run"], x["odin.dev/task"]) for x in labels) == Counter(attempts), (
+        f"one pod per task ({context})"
+    )
+    assert creates == 2 * RUNS_WANTED, f"each pod created once, never again by the next leader ({context}): {creates}"
     pod_attempts = {(x["odin.dev/run"], x["odin.dev/task"]): int(x["odin.dev/attempt"]) for x in labels}
     assert pod_attempts == attempts, f"each pod is the attempt the store recorded ({context})"

@@ -82,7 +82,7 @@ def test_sigkill_at_random_points_loses_no_run_and_starts_no_task_twice(tmp_path
             time.sleep(delay)  # a random kill point, not a wait for a condition
             kills.append(f"{delay:.2f}s ({sum(s == 'succeeded' for s in statuses().values())} runs done)")
             server.kill()
-            server = OdinServer(state, env, port=server.port).start()
+            server = OdinServer(state, env).start()  # a fresh port: another process may hold the old one
         context = f"seed {seed}, kills after {kills}"
         try:
             wait_until(

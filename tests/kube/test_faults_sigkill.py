@@ -88,7 +88,7 @@ def test_sigkill_at_random_points_submits_no_pod_twice(kube: KubeEnv, tmp_path: 
                 time.sleep(delay)  # a random kill point, not a wait for a condition
                 kills.append(f"{delay:.2f}s ({sum(s == 'succeeded' for s in statuses().values())} runs done)")
                 server.kill()
-                server = OdinServer(state, env, port=server.port).start()
+                server = OdinServer(state, env).start()  # a fresh port: another process may hold the old one
             context = f"seed {seed}, kills after {kills}"
             try:
                 wait_until(lambda: len(s := statuses()) == RUNS_WANTED and set(s.values()) == {"succeeded"}, 120)
@@ -156,7 +156,7 @@ def test_sigkill_of_the_leader_at_random_points_fails_over_without_submitting_tw
                 killed = wait_until(leader, 30, message="a replica leads")
                 kills.append(f"{delay:.2f}s ({sum(s == 'succeeded' for s in statuses().values())} runs done)")
                 killed.kill()
-                servers[servers.index(killed)] = OdinServer(killed.data_dir, env, port=killed.port).start()
+                servers[servers.index(killed)] = OdinServer(killed.data_dir, env).start()
             context = f"seed {seed}, kills after {kills}"
             try:
                 wait_until(lambda: len(s := statuses()) == RUNS_WANTED and set(s.values()) == {"succeeded"}, 120)

@@ -321,14 +321,22 @@ class EventHub:
                 conn.offer(event, data)
 
     async def _tail(self) -> None:
+        # The tail runs every poll interval (a quarter second): during a database outage a warning each time would
+        # bury every other line of the log, so the outage is reported once when it starts and once when it ends.
+        failures = 0
         while True:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.poll_interval)
             self._wake.clear()
             try:
                 await self._read_store()
+                if failures:
+                    log.info("websocket hub: reading new events again (after %d failed reads)", failures)
+                    failures = 0
             except StoreUnavailable as e:
-                log.warning("websocket hub: cannot read new events (%s)", e)
+                failures += 1
+                level = logging.WARNING if failures == 1 else logging.DEBUG
+                log.log(level, "websocket hub: cannot read new events (%s); retrying quietly until it can", e)
             except Exception:
                 log.exception("websocket hub: reading new events failed")
 

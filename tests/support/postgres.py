@@ -169,3 +169,94 @@ def private_server_as_postgres_user(bin_dir: Path, tmp_dir: Path) -> Iterator[st
             capture_output=True,
         )
         shutil.rmtree(base, ignore_errors=True)
+
+
+class PrivatePostgres:
+    """A PostgreSQL server of the test's own (initdb + pg_ctl), which the test may stop and start again.
+
+    Only a private server may be stopped: the machine's shared one serves every other test. As root, the server
+    runs as the `postgres` system user (PostgreSQL refuses root). The port stays the same across restarts, so
+    clients reconnect to the same URL, as they would to a database that came back after an outage.
+    """
+
+    def __init__(self) -> None:
+        pg_ctl = _pg_ctl()
+        if pg_ctl is None:
+            message = "no PostgreSQL server binaries (pg_ctl) are installed to start a private server"
+            if in_ci():
+                pytest.fail(message)
+            pytest.skip(message)
+        self.bin_dir = Path(pg_ctl).parent
+        self.base = Path(tempfile.mkdtemp(prefix="odin-pg-"))
+        self.datadir = self.base / "data"
+        self.port = free_port()
+        self.as_user: list[str] = []
+        if os.geteuid() == 0:
+            import pwd
+
+            try:
+                pg_user = pwd.getpwnam("postgres")
+            except KeyError:
+                message = "running as root and there is no `postgres` system user to start a private PostgreSQL as"
+                if in_ci():
+                    pytest.fail(message)
+                pytest.skip(message)
+            os.chown(self.base, pg_user.pw_uid, pg_user.pw_gid)
+            self.as_user = ["runuser", "-u", "postgres", "--"]
+        self.admin_url = f"postgresql+psycopg2://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, *args: str) -> None:
+        import subprocess
+
+        try:
+            subprocess.run([*self.as_user, *args], check=True, capture_output=True, timeout=60)
+        except (subprocess.CalledProcessError, FileNotFoundError) as e:
+            detail = (getattr(e, "stderr", b"") or b"").decode(errors="replace")[-500:]
+            message = f"private PostgreSQL: {' '.join(args[:1])} failed: {e} {detail}"
+            if in_ci():
+                pytest.fail(message)
+            pytest.skip(message)
+
+    def init(self) -> PrivatePostgres:
+        self._run(str(self.bin_dir / "initdb"), "-D", str(self.datadir), "-U", "postgres", "--auth=trust", "-E", "UTF8")
+        return self.start()
+
+    def start(self) -> PrivatePostgres:
+        options = f"-p {self.port} -k {self.base} -c listen_addresses=127.0.0.1 -c fsync=off -c full_page_writes=off"
+        pg_ctl = str(self.bin_dir / "pg_ctl")
+        self._run(pg_ctl, "-D", str(self.datadir), "-o", options, "-l", str(self.base / "log"), "-w", "start")
+        return self
+
+    def create_database(self, name: str) -> str:
+        """A new database on this server (removed with the server): its URL."""
+        admin = sa.create_engine(self.admin_url, isolation_level="AUTOCOMMIT")
+        try:
+            with admin.connect() as conn:
+                conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        finally:
+            admin.dispose()
+        return sa.make_url(self.admin_url).set(database=name).render_as_string(hide_password=False)
+
+    def stop(self, mode: str = "fast") -> None:
+        """`fast`: connections are closed, as when the server is shut down or its node is drained."""
+        import subprocess
+
+        subprocess.run(
+            [*self.as_user, str(self.bin_dir / "pg_ctl"), "-D", str(self.datadir), "-m", mode, "-w", "stop"],
+            check=False,
+            capture_output=True,
+            timeout=60,
+        )
+
+    def remove(self) -> None:
+        self.stop("immediate")
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+@contextmanager
+def private_postgres() -> Iterator[PrivatePostgres]:
+    server = PrivatePostgres().init()
+    try:
+        yield server
+    finally:
+        server.remove()

@@ -120,7 +120,7 @@ def test_sigkill_mid_run_then_restart_finishes_without_rerunning(
     finally:
         first.kill()
     (marks / "go").touch()  # the running task finishes while no Odin is up
-    second = OdinServer(tmp_path / "state", server_env, port=first.port).start()
+    second = OdinServer(tmp_path / "state", server_env, port=first.port).start()  # odinctl logged in to this URL
     try:
         wait_until(lambda: runs_for(second, config, sha)[0]["status"] == "succeeded", 60)
     finally:

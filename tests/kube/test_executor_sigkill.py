@@ -71,7 +71,7 @@ def test_sigkill_mid_run_then_restart_finishes_without_submitting_twice(
         first.kill()
     kube.kubelet.succeed(waiting)  # finishes while no Odin is up
 
-    second = OdinServer(state, env, port=first.port).start()
+    second = OdinServer(state, env).start()  # a fresh port: the old one may be taken meanwhile
     try:
         kube.kubelet.succeed(wait_until(lambda: pod("last"), 60, message=f"last pod ({second.log()[-3000:]})"))
         wait_until(lambda: run_status() == "succeeded", 60, message=lambda: second.log()[-3000:])  # type: ignore[arg-type]

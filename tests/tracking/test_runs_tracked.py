@@ -99,7 +99,7 @@ def test_a_restart_finishes_the_mlflow_run_it_opened(
     finally:
         first.kill()
     go.touch()  # the task ends while no Odin is up
-    with OdinServer(tmp_path / "state", env, port=first.port) as second, Api(second) as api:
+    with OdinServer(tmp_path / "state", env) as second, Api(second) as api:  # a fresh port: the old may be taken
         assert api.finished(run_id)["status"] == "succeeded"
         tracking = wait_until(lambda: (t := api.run(run_id)["tracking"]) and t["status"] == "FINISHED" and t, 60)
     assert tracking["run_id"] == opened["tracking"]["run_id"]

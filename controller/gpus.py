@@ -8,8 +8,10 @@ the local executor, as before.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+
+from odin.controller.admission import PRODUCT_LABEL, GpuAsk
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +50,29 @@ def gpu_shortfall(tasks: dict[str, int], inventory: LocalGpus | None) -> str | N
     for name, wanted in tasks.items():
         if wanted > largest:
             return f"task {name} asks for {wanted} GPUs; the largest node has {inventory.describe()}"
+    return None
+
+
+def product_label(model: str) -> str:
+    """NVML's model name as NVIDIA's GPU feature discovery writes it in `nvidia.com/gpu.product` on a node
+    ("NVIDIA H100 80GB HBM3" -> "NVIDIA-H100-80GB-HBM3"), so one `node_selector` means the same locally and on a
+    cluster."""
+    return "-".join(model.split())
+
+
+def model_shortfall(asks: Sequence[GpuAsk], inventory: LocalGpus | None) -> str | None:
+    """Why a task asking for a GPU model (`node_selector: {nvidia.com/gpu.product: ...}`) can never start on this
+    machine, or None. Other labels mean nothing here (a machine has none); an unread machine is not judged."""
+    if inventory is None or not inventory.gpus:
+        return None
+    here = {product_label(g.name) for g in inventory.gpus}
+    for ask in asks:
+        wanted = ask.node_selector.get(PRODUCT_LABEL)
+        if wanted is not None and wanted not in here:
+            return (
+                f"task {ask.task} asks for a {wanted} GPU ({PRODUCT_LABEL} in node_selector); this machine has "
+                f"{inventory.describe()}, labelled {', '.join(sorted(here))}"
+            )
     return None
 
 

@@ -54,7 +54,7 @@ from odin.controller.executors.base import Executor
 from odin.controller.executors.outputs import AttemptDirs, OutputProblem
 from odin.controller.executors.reaper import Reaper
 from odin.controller.executors.task_user import TaskUser
-from odin.controller.gpus import GpuHolding, GpuProbe, LocalGpus, gpu_shortfall
+from odin.controller.gpus import GpuHolding, GpuProbe, LocalGpus, gpu_shortfall, model_shortfall
 from odin.controller.vocabulary import (
     ActiveAttempt,
     Failure,
@@ -195,10 +195,12 @@ class LocalExecutor(Executor):
         return self._gpu_inventory
 
     def gpu_shortfall(self, asks: Sequence[GpuAsk]) -> str | None:
-        """This machine is the only node: a task asking for more GPUs than it has can never start. Node selectors
-        mean nothing here (no labels), so only the counts are judged; without a probe, nothing is."""
+        """This machine is the only node: a task asking for more GPUs than it has, or for a GPU model it does not
+        have (`nvidia.com/gpu.product` in `node_selector`, as GPU feature discovery labels a node), can never start.
+        Other labels mean nothing here; without a probe, nothing is judged."""
+        inventory = self.gpu_inventory()
         wanted = {a.task: a.gpus for a in asks if a.gpus > 0}
-        return gpu_shortfall(wanted, self.gpu_inventory()) if wanted else None
+        return (gpu_shortfall(wanted, inventory) if wanted else None) or model_shortfall(asks, inventory)
 
     def _start_with_gpus(self, launch: TaskLaunch) -> None:
         inventory = self.gpu_inventory()

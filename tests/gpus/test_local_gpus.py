@@ -110,5 +110,19 @@ def test_admission_rejects_more_gpus_than_the_largest_node(tmp_path: Path, monke
         assert e.value.message == "task train asks for 4 GPUs; the largest node has 2 (NVIDIA A100-SXM4-80GB)"
         assert e.value.status == 422
         launcher.admit(spec, skip={"train"})  # a rerun reusing it does not run it again
+
+        def asking_for(product: str) -> PipelineSpec:
+            task = {"name": "train", "image": "x", "command": ["true"], "num_gpus": 1,
+                    "node_selector": {"nvidia.com/gpu.product": product}}  # fmt: skip
+            return PipelineSpec.from_dict({"name": "p", "tasks": [task]})
+
+        # A GPU model is named as GPU feature discovery labels a node: the same selector works on a cluster.
+        launcher.admit(asking_for("NVIDIA-A100-SXM4-80GB"))
+        with pytest.raises(RunRejected) as e:
+            launcher.admit(asking_for("NVIDIA-H100-80GB-HBM3"))
+        assert e.value.message == (
+            "task train asks for a NVIDIA-H100-80GB-HBM3 GPU (nvidia.com/gpu.product in node_selector); this machine "
+            "has 2 (NVIDIA A100-SXM4-80GB), labelled NVIDIA-A100-SXM4-80GB"
+        )
     finally:
         executor.shutdown()

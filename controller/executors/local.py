@@ -492,7 +492,7 @@ class LocalExecutor(Executor):
                     )  # fmt: skip
             return Observation(
                 run_id, task, attempt, TaskStatus.SUCCEEDED, exit_code=0, reason="Completed",
-                message=note.strip() or None, resource=produced,
+                message="finished while the controller was down" if adopted else None, resource=produced,
             )  # fmt: skip
         reason, failure, message = _classify_exit(code)
         return Observation(

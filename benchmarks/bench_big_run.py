@@ -2,10 +2,10 @@
 `odin run` (the whole process: engine, local executor, SQLite store recording every transition), printing the
 process's peak RSS and wall time at each size, and the slope between sizes (MB per 1,000 tasks).
 
-Target: 100,000 tasks in <= 600 MB peak RSS. A pipeline holds at most 50,000 tasks after its sweeps are expanded
+Target: 100,000 tasks in <= 600 MB peak RSS. A pipeline holds at most 100,000 tasks after its sweeps are expanded
 (`schema/limits.py`: `max_tasks`) and a file without sweeps about 28,000 (the 1 MiB file limit), so the pipeline here
 is a sweep: `prep`, then `ceil(N / 256)` tasks `shard-K` with a 256-value `matrix` each, then `merge` depending on all
-of them. Sizes above 50,000 are refused by validation; the slope measured below it says what 100,000 would take.
+of them. Sizes above 100,000 are refused by validation.
 
 `--tracemalloc` runs the largest size once more in-process under tracemalloc (slower), sampling the traced memory
 every few seconds and printing the biggest allocation sites of the fullest sample: what holds per-task memory.
@@ -36,10 +36,13 @@ def write_pipeline(directory: Path, n: int) -> int:
     while left > 0:
         size = min(SWEEP, left)
         name = f"shard-{len(sweeps)}"
-        values = ", ".join(str(i) for i in range(size))
-        lines.append(
-            f"  - {{name: {name}, image: busybox, command: /bin/true, depends: prep, matrix: {{i: [{values}]}}}}"
-        )
+        # A full sweep is two axes of 16 (256 members from 32 values: a file of 100,000 written-out values would
+        # pass the YAML node limit before the task limit); the last, partial one is one axis.
+        if size == SWEEP:
+            axes = "{i: [" + ", ".join(map(str, range(16))) + "], j: [" + ", ".join(map(str, range(16))) + "]}"
+        else:
+            axes = "{i: [" + ", ".join(str(i) for i in range(size)) + "]}"
+        lines.append(f"  - {{name: {name}, image: busybox, command: /bin/true, depends: prep, matrix: {axes}}}")
         sweeps.append(name)
         left -= size
     lines += ["  - name: merge", "    image: busybox", "    command: /bin/true", "    depends:"]
@@ -103,7 +106,7 @@ def trace(n: int, parallelism: int, tmp: Path) -> None:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sizes", default="10000,30000", help="fan-out widths, comma-separated (at most 49,998)")
+    ap.add_argument("--sizes", default="10000,30000", help="fan-out widths, comma-separated (at most 99,998)")
     ap.add_argument("--parallelism", type=int, default=2)
     ap.add_argument("--tracemalloc", action="store_true", help="also trace the largest size's allocations")
     args = ap.parse_args()

@@ -44,7 +44,9 @@ class Tagged:
             return list(conn.execute(query))
 
 
-def test_tags_run_once_per_tag_and_commit_from_their_baseline(db: Engine, git_remote: GitRemote, tmp_path: Path) -> None:
+def test_tags_run_once_per_tag_and_commit_from_their_baseline(
+    db: Engine, git_remote: GitRemote, tmp_path: Path
+) -> None:
     first = git_remote.commit({"hello/main.yml": HELLO.format(word="one"), "other/main.yml": HELLO.format(word="o")})
     git_remote.tag("v0.1")
     repo = Tagged(db, git_remote, tmp_path)

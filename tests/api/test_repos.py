@@ -256,11 +256,11 @@ def test_odinctl_manages_repositories(served: Served, tmp_path: Path) -> None:
         return res.stdout + res.stderr
 
     url = "https://git.example.com/acme/vision.git"
-    add = ("repos", "add", url, "--name", "vision", "--branch", "main", "--branch", "release/*")
+    add = ("repos", "add", url, "--name", "vision", "--branch", "main", "--branch", "release/*", "--tag", "v*")
     flags = ("--poll-interval", "60", "--run-policy", "each", "--credentials-ref", "env:VISION_TOKEN", "--disabled")
     assert "following vision" in ctl(*add, *flags)
     shown = json.loads(ctl("repos", "show", "vision", "-o", "json"))
-    assert shown["branches"] == ["main", "release/*"] and shown["run_policy"] == "each"
+    assert shown["branches"] == ["main", "release/*"] and shown["run_policy"] == "each" and shown["tags"] == ["v*"]
     assert shown["credentials_ref"] == "env:VISION_TOKEN" and shown["enabled"] is False
     assert "vision" in ctl("repos", "list", "-o", "name").split()
     assert "release/*" in ctl("repos", "list")
@@ -268,6 +268,10 @@ def test_odinctl_manages_repositories(served: Served, tmp_path: Path) -> None:
     ctl("repos", "update", "vision", "--branch", "main", "--credentials-ref", "")
     shown = json.loads(ctl("repos", "show", "vision", "-o", "json"))
     assert shown["branches"] == ["main"] and shown["credentials_ref"] is None
+    ctl("repos", "update", "vision", "--tag", "v*", "--tag", "rc-*")
+    assert "tags:         v*, rc-*" in ctl("repos", "show", "vision")
+    ctl("repos", "update", "vision", "--tag", "")
+    assert json.loads(ctl("repos", "show", "vision", "-o", "json"))["tags"] == []
     ctl("repos", "update", "vision", "--keep-runs", "10", "--keep-days", "14")
     assert "newest 10 runs or last 14 days keep their artifacts" in ctl("repos", "show", "vision")
     ctl("repos", "update", "vision", "--keep-runs", "0")

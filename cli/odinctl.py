@@ -830,6 +830,11 @@ BranchOpt = Annotated[
     list[str] | None,
     typer.Option("--branch", "-b", metavar="PATTERN", help="Branch or fnmatch pattern (release/*); repeatable"),
 ]
+TagOpt = Annotated[
+    list[str] | None,
+    typer.Option("--tag", "-t", metavar="PATTERN",
+                 help="Tag or fnmatch pattern (v*): a new or moved tag runs its commit's pipelines; repeatable"),
+]  # fmt: skip
 DefaultBranchOpt = Annotated[
     str | None, typer.Option(help="The branch manual runs and schedules use (default: the first without wildcards)")
 ]
@@ -854,6 +859,7 @@ def repos_add(
     name: Annotated[str, typer.Option(help="Name of the repository in Odin")],
     branch: BranchOpt = None,
     default_branch: DefaultBranchOpt = None,
+    tag: TagOpt = None,
     poll_interval: PollOpt = None,
     run_policy: PolicyOpt = None,
     namespace: NamespaceOpt = None,
@@ -866,7 +872,7 @@ def repos_add(
     output: OutputOpt = Output.TABLE,
 ) -> None:
     """Follow a repository: its branches (patterns too), credentials and webhook secret by reference."""
-    fields: dict[str, Any] = {"branches": branch or None, "default_branch": default_branch}
+    fields: dict[str, Any] = {"branches": branch or None, "default_branch": default_branch, "tags": tag or None}
     fields.update(poll_interval=poll_interval, run_policy=run_policy, namespace=namespace)
     fields.update(credentials_ref=credentials_ref, webhook_secret_ref=webhook_secret_ref, enabled=not disabled)
     fields.update(keep_runs=keep_runs or None, keep_days=keep_days or None)
@@ -912,6 +918,7 @@ def repos_update(
     url: Annotated[str | None, typer.Option(help="New remote URL")] = None,
     branch: BranchOpt = None,
     default_branch: DefaultBranchOpt = None,
+    tag: TagOpt = None,
     poll_interval: PollOpt = None,
     run_policy: PolicyOpt = None,
     namespace: NamespaceOpt = None,
@@ -923,7 +930,8 @@ def repos_update(
     server: ServerOpt = None,
     output: OutputOpt = Output.TABLE,
 ) -> None:
-    """Change a repository's settings; --branch replaces its patterns. An empty reference ('') clears it."""
+    """Change a repository's settings; --branch and --tag replace its patterns (--tag '' follows no tag). An empty
+    reference ('') clears it."""
     given: dict[str, Any] = {"url": url, "branches": branch or None, "default_branch": default_branch}
     given.update(poll_interval=poll_interval, run_policy=run_policy, namespace=namespace)
     given.update(credentials_ref=credentials_ref, webhook_secret_ref=webhook_secret_ref)
@@ -932,6 +940,8 @@ def repos_update(
     for field, value in (("keep_runs", keep_runs), ("keep_days", keep_days)):
         if value is not None:
             changes[field] = value or None  # 0: keep every run's artifacts again
+    if tag is not None:
+        changes["tags"] = [t for t in tag if t]
     if not changes:
         fail(EXIT_USAGE, "nothing to change: give at least one option (odinctl repos update --help)")
     with client(server) as c:

@@ -421,6 +421,7 @@ def repo_detail(r: RepoOut) -> str:
         f"branch:       {r.default_branch}",
         f"branches:     {', '.join(r.branches)}",
         f"following:    {', '.join(r.followed_branches) or '-'}",
+        f"tags:         {', '.join(r.tags) or '-'}",
         f"poll:         every {r.poll_interval:g}s, run policy {r.run_policy}",
         f"namespace:    {r.namespace or '-'}",
         f"retention:    {_retention(r.keep_runs, r.keep_days)}",

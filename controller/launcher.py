@@ -250,6 +250,46 @@ class RunLauncher:
             self.submit(run.run_id)
         return created
 
+    def start_tagged(self, tag: str, sha: str) -> list[Created]:
+        """Start every pipeline at `sha`, the commit a new or moved tag names, each once per (tag, commit): the run's
+        `dedupe_key` is the tag's, so a replica or an earlier leader that started it already answers instead, and a
+        crash between listing the tag and recording it as seen starts nothing twice. A pipeline that is invalid at
+        `sha`, or that admission refuses, is logged and skipped. Returns the runs, those started before included."""
+        if not self.mirror.has_commit(sha):
+            self.resolve(sha)  # the tag was pushed after the last fetch: one fetch brings it (RunRejected if not)
+        prepared: list[NewRun] = []
+        for pipeline in self.mirror.list_pipelines(sha):
+            try:
+                at, params = self._with_params(self.read_valid(sha, pipeline), {})
+                assert at.spec is not None
+                self.admit(at.spec)
+                prepared.append(
+                    NewRun(
+                        pipeline=pipeline,
+                        spec=at.spec,
+                        trigger=Trigger.TAG,
+                        params=params,
+                        commit_sha=sha,
+                        tag=tag,
+                        repo_id=self.repo_id,
+                        triggered_by=f"tag:{tag}",
+                        work_tree=at.tree,
+                        work_path=self._materialize(sha, pipeline),
+                    )
+                )
+            except RunRejected as e:
+                log.warning("tag %s: pipeline %s not started at %s: %s", tag, pipeline, sha[:12], e)
+        if not prepared:
+            return []
+        with transaction(self.db) as conn:
+            hold(conn, self.fence())  # LeadershipLost: another replica leads and starts the tag's runs
+            created = [create_run(conn, new) for new in prepared]
+        for run in created:
+            if run.created:
+                log.info("run %s started by tag %s at %s", run.run_id, tag, sha[:12])
+                self.submit(run.run_id)
+        return created
+
     def _scheduled_run(self, sha: str, due: ScheduledStart) -> NewRun:
         pipeline = due.pipeline.strip("/")
         at = due.at if due.at is not None and due.at.sha == sha and due.at.ok else self.read_valid(sha, pipeline)

@@ -72,6 +72,8 @@ def check_spec(values: Mapping[str, Any], *, current: Mapping[str, Any] | None =
         patterns = list(values.get("branches") or (current or {}).get("branches") or [])
         default = values.get("branch")
         out.update(_branches(patterns, default))
+    if "tags" in values:
+        out["tags"] = _tags(list(values["tags"] or []))
     for field in ("credentials_ref", "webhook_secret_ref"):
         if field in values:
             out[field] = _reference(field, values[field])
@@ -129,6 +131,17 @@ def _branches(patterns: list[str], default: str | None) -> dict[str, Any]:
     if not matches(patterns, default):
         patterns = [default, *patterns]
     return {"branch": default, "branches": list(dict.fromkeys(patterns))}
+
+
+def _tags(patterns: list[str]) -> list[str] | None:
+    """The tag patterns to store (None: no tag is followed); each must be a tag name or pattern git could have."""
+    if len(patterns) > MAX_PATTERNS:
+        raise InvalidRepoSpec(f"tags: {len(patterns)} patterns; at most {MAX_PATTERNS}")
+    for p in patterns:
+        literal = p.replace("*", "x").replace("?", "x").replace("[", "x").replace("]", "x")
+        if not p or len(p) > 255 or not valid_branch_name(literal):
+            raise InvalidRepoSpec(f"tags: {p!r} is not a tag name or pattern (e.g. v*, release-[0-9]*)")
+    return list(dict.fromkeys(patterns)) or None
 
 
 def _reference(field: str, value: Any) -> str | None:

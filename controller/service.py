@@ -46,7 +46,8 @@ from odin.controller.store.repositories import follow_repository, record_conditi
 from odin.controller.store.runs import Created, load_runs, request_cancel, run_events
 from odin.controller.store.types import utcnow
 from odin.controller.store.wakeups import WakeListener, WakeSender, supports_wakeups
-from odin.controller.sync import RepoSync, SyncRequest
+from odin.controller.sync import RepoSync, SyncOutcome, SyncRequest
+from odin.controller.tags import TagFollower
 from odin.controller.tracking import TrackingSettings, open_run_tracking
 from odin.controller.validation import Validator
 from odin.controller.vocabulary import Trigger
@@ -118,7 +119,7 @@ def record_credentials(url: str, ref: str | None) -> Credentials | None:
 def _fingerprint(record: RepoRecord) -> tuple[object, ...]:
     """What a followed repository is built from: a change to any of it rebuilds its mirror, sync and poller."""
     return (record.url, record.branch, record.branches, record.credentials_ref, record.webhook_secret_ref,
-            record.poll_interval, record.run_policy, record.namespace)  # fmt: skip
+            record.poll_interval, record.run_policy, record.namespace, record.tags)  # fmt: skip
 
 
 @dataclass
@@ -136,6 +137,7 @@ class FollowedRepo:
     branches: tuple[str, ...] = ()  # the branch patterns followed (the own `branch` among them)
     webhook_secret_ref: str | None = None
     origin: str = "settings"  # or "api": registered through /v1/repos (refreshed from the store)
+    tag_patterns: tuple[str, ...] = ()  # the tag patterns followed (controller/tags.py); () follows no tag
     followers: BranchFollowers | None = None  # the further branches the patterns match; None: only `branch`
     fingerprint: tuple[object, ...] = ()
 
@@ -347,6 +349,7 @@ class Controller:
             poll_interval=record.poll_interval,
             run_policy=record.run_policy,
             patterns=record.branches,
+            tag_patterns=record.tags,
         )
         followed.webhook_secret_ref = record.webhook_secret_ref
         followed.origin = "api"
@@ -364,6 +367,7 @@ class Controller:
         poll_interval: float,
         run_policy: str,
         patterns: tuple[str, ...] = (),
+        tag_patterns: tuple[str, ...] = (),
     ) -> FollowedRepo:
         """The mirror, sync, poller, launcher and scheduler of one repository (and of the further branches its
         patterns match, found as its poller goes)."""
@@ -400,11 +404,6 @@ class Controller:
                 mirror=mirror,
                 make=lambda on: RepoPoller(sync_of(on, mirror_of(on), further=True), interval=poll_interval),
             )
-        poller = RepoPoller(
-            sync_of(branch, mirror, further=False),
-            interval=poll_interval,
-            after_sync=followers.discover if followers is not None else None,
-        )
         launcher = RunLauncher(
             self.db,
             repo_id,
@@ -416,12 +415,19 @@ class Controller:
             admission=self.executor.gpu_shortfall,
             fence=self._fence,
         )
+        tags = TagFollower(self.db, repo_id, patterns=tag_patterns, mirror=mirror, launcher=launcher)
+        poller = RepoPoller(
+            sync_of(branch, mirror, further=False),
+            interval=poll_interval,
+            after_sync=_after_sync(followers, tags if tag_patterns else None),
+        )
         scheduler = Scheduler(self.db, repo_id, mirror, launcher, branch=branch, validator=self.validator)
         url = redact_url(remote)
         followed = FollowedRepo(repo_id, name, url, branch, mirror, poller.sync, poller, launcher, self.validator,
                                 scheduler)  # fmt: skip
         followed.branches = tuple(patterns) or (branch,)
         followed.followers = followers
+        followed.tag_patterns = tuple(tag_patterns)
         return followed
 
     def refresh_repositories(self) -> None:
@@ -613,6 +619,22 @@ class Controller:
             return
         for event in events:
             self.bus.publish(event)
+
+
+def _after_sync(
+    followers: BranchFollowers | None, tags: TagFollower | None
+) -> Callable[[SyncOutcome | None], None] | None:
+    """What the own branch's poller does after each sync: follow the branches, then the tags, its patterns match."""
+    if followers is None and tags is None:
+        return None
+
+    def after(outcome: SyncOutcome | None) -> None:
+        if followers is not None:
+            followers.discover(outcome)
+        if tags is not None:
+            tags.check(outcome)
+
+    return after
 
 
 def _start_repo(repo: FollowedRepo) -> None:

@@ -91,6 +91,7 @@ class Trigger(StrEnum):
     RERUN = "rerun"
     API = "api"
     SCHEDULE = "schedule"  # a slot of the pipeline's `schedule:` (controller/scheduler.py)
+    TAG = "tag"  # a new or moved tag a repository's tag patterns match (controller/tags.py)
 
     @property
     def automatic(self) -> bool:

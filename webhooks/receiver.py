@@ -220,6 +220,9 @@ class WebhookReceiver:
     # -- pushes ---------------------------------------------------------------------------------------------------
     def _push(self, provider: Provider, delivery_id: str, event: PushEvent, repo: FollowedRepo) -> Answer:
         update = next((u for u in event.updates if u.branch is not None and _follows(repo, u.branch)), None)
+        tagged = next((u for u in event.updates if _follows_tag(repo, u)), None)
+        if update is None and tagged is not None:
+            return self._tag(provider, delivery_id, event, repo, tagged)
         if update is None:
             other = event.updates[0] if event.updates else None
             return self._ignored(
@@ -296,6 +299,29 @@ class WebhookReceiver:
             f"a sync of {repo.name} branch {update.branch} was requested; runs follow from the commits it finds"
             if queued
             else "recorded; this replica does not schedule (it is not the leader): its next poll picks it up"
+        )
+        body: dict[str, Any] = {"status": "accepted", "detail": detail, "delivery": delivery_id}
+        body.update(repository=repo.name, ref=update.ref, commit=update.after)
+        return Answer(202, body)
+
+    def _tag(
+        self, provider: Provider, delivery_id: str, event: PushEvent, repo: FollowedRepo, update: RefUpdate
+    ) -> Answer:
+        """A push of a tag one of the repository's tag patterns matches: a sync of its own branch, after which it
+        lists the remote's tags and starts the runs of the new or moved ones (controller/tags.py)."""
+        recorded = self._record(provider, delivery_id, event, repo.id, Outcome.ACCEPTED, update)
+        if isinstance(recorded, Answer):
+            return recorded
+        if recorded.duplicate_of is not None:
+            return self._duplicate(provider, delivery_id, recorded)
+        by = f"{provider.name}:{delivery_id}"[:255]
+        queued = self._request_sync(repo, SyncRequest(trigger=Trigger.WEBHOOK, by=by))
+        DELIVERIES.labels(provider.name, "accepted").inc()
+        detail = (
+            f"tag {update.tag}: a sync of {repo.name} was requested; the tag's pipelines run once at its commit"
+            if queued
+            else "recorded; this replica does not schedule (it is not the leader): the leader is woken to sync now "
+            "(on Postgres), or its next poll picks the tag up"
         )
         body: dict[str, Any] = {"status": "accepted", "detail": detail, "delivery": delivery_id}
         body.update(repository=repo.name, ref=update.ref, commit=update.after)
@@ -470,13 +496,18 @@ def _follows(repo: FollowedRepo, branch: str) -> bool:
     return branch == repo.branch or matches_branch(repo.branches, branch)
 
 
+def _follows_tag(repo: FollowedRepo, update: RefUpdate) -> bool:
+    """Is `update` a new or moved tag one of the repository's tag patterns matches?"""
+    return update.tag is not None and not update.deleted and matches_branch(repo.tag_patterns, update.tag)
+
+
 def _not_followed(update: RefUpdate | None, branch: str) -> str:
     if update is None:
         return "the push moved no ref"
     if update.tag is not None:
         return (
-            f"tag push ({update.tag}): tags start nothing; Odin runs the commits of {branch} "
-            f"(start a run at a tag with `odinctl run PIPELINE --ref {update.tag}`)"
+            f"tag push ({update.tag}): no tag pattern of this repository matches it (`odinctl repos update NAME "
+            f"--tag PATTERN` follows tags); start a run at it with `odinctl run PIPELINE --ref {update.tag}`"
         )
     if update.branch is not None:
         return f"branch {update.branch} is not followed (this repository follows {branch})"

@@ -22,6 +22,8 @@ class RepoCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     url: Annotated[str, msgspec.Meta(min_length=1, max_length=2000)]
     branches: Annotated[list[Pattern], msgspec.Meta(max_length=50)] = msgspec.field(default_factory=list)
     default_branch: Pattern | None = None
+    # Tag patterns (`v*`): a new or moved tag they match runs the pipelines at its commit, once (docs/repositories.md).
+    tags: Annotated[list[Pattern], msgspec.Meta(max_length=50)] = msgspec.field(default_factory=list)
     poll_interval: float | None = None
     run_policy: RunPolicy | None = None
     namespace: Annotated[str, msgspec.Meta(max_length=63)] | None = None
@@ -39,6 +41,7 @@ class RepoUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     url: Annotated[str, msgspec.Meta(min_length=1, max_length=2000)] | msgspec.UnsetType = msgspec.UNSET
     branches: Annotated[list[Pattern], msgspec.Meta(max_length=50)] | msgspec.UnsetType = msgspec.UNSET
     default_branch: Pattern | msgspec.UnsetType = msgspec.UNSET
+    tags: Annotated[list[Pattern], msgspec.Meta(max_length=50)] | msgspec.UnsetType = msgspec.UNSET
     poll_interval: float | msgspec.UnsetType = msgspec.UNSET
     run_policy: RunPolicy | msgspec.UnsetType = msgspec.UNSET
     namespace: Annotated[str, msgspec.Meta(max_length=63)] | msgspec.UnsetType | None = msgspec.UNSET
@@ -55,6 +58,7 @@ class RepoOut(msgspec.Struct, kw_only=True):
     default_branch: str
     branches: list[str]
     followed_branches: list[str]  # the branches followed now (the patterns' matches seen on the remote)
+    tags: list[str]  # the tag patterns followed ([]: none)
     poll_interval: float
     run_policy: str
     namespace: str | None

@@ -98,6 +98,7 @@ class RunSummary(msgspec.Struct, kw_only=True):
     pipeline: str
     commit_sha: str | None
     branch: str | None
+    tag: str | None = None  # the tag a `tag`-triggered run ran for (its ref; docs/repositories.md)
     trigger: str
     triggered_by: str | None
     status: str

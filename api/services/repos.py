@@ -29,6 +29,7 @@ def _out(ctx: AppContext, record: RepoRecord) -> RepoOut:
         default_branch=record.branch,
         branches=list(record.branches),
         followed_branches=followed,
+        tags=list(record.tags),
         poll_interval=record.poll_interval,
         run_policy=record.run_policy,
         namespace=record.namespace,

@@ -114,6 +114,7 @@ def summary(r: store.RunSummaryRow) -> RunSummary:
         pipeline=r.pipeline,
         commit_sha=r.commit_sha,
         branch=r.branch,
+        tag=r.tag,
         trigger=r.trigger,
         triggered_by=r.triggered_by,
         status=r.status,

@@ -98,6 +98,16 @@ def remote_branches(repo: pygit2.Repository, source: Source) -> list[str]:
     return sorted(name.removeprefix("refs/heads/") for name in advertised if name.startswith("refs/heads/"))
 
 
+def remote_tags(repo: pygit2.Repository, source: Source) -> dict[str, str]:
+    """The tags the remote advertises, name -> the commit each names (an annotated tag is peeled to its commit)."""
+    _remote, advertised = _connect(repo, source)
+    return {
+        name.removeprefix("refs/tags/"): advertised.get(f"{name}^{{}}", sha)
+        for name, sha in sorted(advertised.items())
+        if name.startswith("refs/tags/") and not name.endswith("^{}")
+    }
+
+
 def _connect(repo: pygit2.Repository, source: Source) -> tuple[pygit2.Remote, dict[str, str]]:
     """Connect, and read what the remote advertises (reference name -> sha)."""
     url = source.url

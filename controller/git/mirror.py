@@ -175,6 +175,11 @@ class Mirror:
         following branches by pattern. Raises what `fetch` raises when the remote cannot be reached."""
         return _fetch.remote_branches(self._repo(), self._source)
 
+    def remote_tags(self) -> dict[str, str]:
+        """The tags the remote has now, name -> commit (one round trip, nothing fetched), for following tags by
+        pattern. Raises what `fetch` raises when the remote cannot be reached."""
+        return _fetch.remote_tags(self._repo(), self._source)
+
     def tip(self) -> str | None:
         """The branch tip as of the last successful fetch (no network); None before the first one."""
         return _fetch.ref_target(self._repo(), self._tracking_ref)

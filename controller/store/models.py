@@ -53,6 +53,10 @@ class Repository(SQLModel, table=True):
     enabled: bool = Field(default=True, sa_column_kwargs={"server_default": sa.true()})
     removed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     origin: str = Field(default="settings", max_length=16, sa_column_kwargs={"server_default": "settings"})
+    # Tag patterns (issue 13 item 2, migration 0015): the tags followed (NULL: none), and every tag of the remote at
+    # the last listing, name -> commit (NULL: never listed; the next listing is the baseline).
+    tags: list[str] | None = Field(default=None, sa_type=JSONColumn)
+    tags_seen: dict[str, str] | None = Field(default=None, sa_type=JSONColumn)
 
 
 class RepoBranch(SQLModel, table=True):
@@ -104,6 +108,7 @@ class Run(SQLModel, table=True):
     pipeline: str = Field(max_length=500, description="Directory of the pipeline, repository-relative.")
     commit_sha: str | None = Field(default=None, max_length=40, index=True)
     branch: str | None = Field(default=None, max_length=255)
+    tag: str | None = Field(default=None, max_length=255, description="The tag a tag-triggered run ran for.")
     trigger: str = Field(max_length=16)
     triggered_by: str | None = Field(default=None, max_length=255)
     params: dict[str, str] = Field(default_factory=dict, sa_type=JSONColumn)

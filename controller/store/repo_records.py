@@ -40,6 +40,7 @@ EDITABLE = frozenset(
         "enabled",
         "retention_keep_runs",
         "retention_keep_days",
+        "tags",
     }
 )
 """The columns a registration sets and an update may change."""
@@ -64,6 +65,7 @@ class RepoRecord:
     url: str
     branch: str
     branches: tuple[str, ...]
+    tags: tuple[str, ...]
     credentials_ref: str | None
     webhook_secret_ref: str | None
     poll_interval: float
@@ -91,6 +93,7 @@ def _record(row: Any) -> RepoRecord:
         url=row.url,
         branch=row.branch,
         branches=tuple(row.branches or [row.branch]),
+        tags=tuple(row.tags or ()),
         credentials_ref=row.credentials_ref,
         webhook_secret_ref=row.webhook_secret_ref,
         poll_interval=float(row.poll_interval),
@@ -161,6 +164,8 @@ def update_record(engine: DbEngine, name: str, changes: Mapping[str, Any], *, by
             values = dict(changed)
             if "url" in changed or "branch" in changed:
                 values["last_seen_sha"] = None
+            if "url" in changed or "tags" in changed:
+                values["tags_seen"] = None  # the next listing of the remote's tags is a baseline
             conn.execute(REPOS.update().where(REPOS.c.id == row.id).values(**values))
             append_event(conn, int(row.id), "repo.updated", {"by": by, "name": name, **_audited(changed)})
     return get_record(engine, name)
@@ -174,6 +179,18 @@ def remove_record(engine: DbEngine, name: str, *, by: str | None) -> RepoRecord:
         conn.execute(REPOS.update().where(REPOS.c.id == row.id).values(enabled=False, removed_at=utcnow()))
         append_event(conn, int(row.id), "repo.removed", {"by": by, "name": name})
     return get_record(engine, name)
+
+
+def tags_seen(engine: DbEngine, repo_id: int) -> dict[str, str] | None:
+    """The remote's tags at the last listing, name -> commit; None when they were never listed (a baseline next)."""
+    with reading(engine) as conn:
+        seen = conn.execute(sa.select(REPOS.c.tags_seen).where(REPOS.c.id == repo_id)).scalar()
+    return None if seen is None else dict(seen)
+
+
+def record_tags_seen(engine: DbEngine, repo_id: int, tags: Mapping[str, str]) -> None:
+    with transaction(engine) as conn:
+        conn.execute(REPOS.update().where(REPOS.c.id == repo_id).values(tags_seen=dict(tags)))
 
 
 def _editable_row(conn: sa.Connection, name: str) -> Any:

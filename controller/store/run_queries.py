@@ -35,6 +35,7 @@ class RunSummaryRow:
     started_at: datetime | None
     finished_at: datetime | None
     reason: str | None = None  # why a run is queued (ConcurrencyLimit, MaxActiveRuns) or ended as it did
+    tag: str | None = None  # the tag a tag-triggered run ran for
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +144,7 @@ _SUMMARY = (
     RUNS.c.started_at,
     RUNS.c.finished_at,
     RUNS.c.reason,
+    RUNS.c.tag,
 )
 
 
@@ -175,6 +177,7 @@ def _summary_of_run(r: Any) -> RunSummaryRow:
         started_at=r.started_at,
         finished_at=r.finished_at,
         reason=r.reason,
+        tag=r.tag,
     )
 
 

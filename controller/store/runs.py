@@ -207,6 +207,7 @@ class NewRun:
     params: Mapping[str, str]
     commit_sha: str | None = None
     branch: str | None = None
+    tag: str | None = None  # the tag a tag-triggered run ran for
     repo_id: int | None = None
     triggered_by: str | None = None
     work_tree: str | None = None
@@ -226,6 +227,9 @@ class NewRun:
 
     @property
     def dedupe_key(self) -> str | None:
+        if self.trigger is Trigger.TAG and self.commit_sha is not None:
+            # Once per (repository, tag, commit, pipeline): a moved tag runs again only at a new commit.
+            return f"{self.repo_id}:tag:{self.tag}:{self.commit_sha}:{self.pipeline}"
         if not self.trigger.automatic or self.commit_sha is None:
             return None
         return f"{self.repo_id}:{self.commit_sha}:{self.pipeline}"
@@ -275,6 +279,7 @@ def create_run(conn: Connection, new: NewRun, *, max_attempts: int = 50) -> Crea
                         pipeline=new.pipeline,
                         commit_sha=new.commit_sha,
                         branch=new.branch,
+                        tag=new.tag,
                         trigger=new.trigger.value,
                         triggered_by=new.triggered_by,
                         params=dict(new.params),

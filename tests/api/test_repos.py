@@ -104,6 +104,44 @@ def test_a_registered_repository_is_followed_on_every_branch_its_patterns_match(
     assert audit(served, "second")[0]["by"] == "admin"
 
 
+def seen_tags(served: Served, name: str) -> dict[str, str] | None:
+    """The remote's tags at the repository's last listing, read from the store (None: not listed yet)."""
+    engine = create_db_engine(served.db_url)
+    try:
+        with engine.connect() as conn:
+            seen = conn.execute(sa.select(REPOSITORIES.c.tags_seen).where(REPOSITORIES.c.name == name)).scalar()
+            return None if seen is None else dict(seen)
+    finally:
+        engine.dispose()
+
+
+def test_a_new_tag_a_pattern_matches_runs_its_commit_once(served: Served, tmp_path: Path) -> None:
+    remote = GitRemote.create(tmp_path / "tagged")
+    released = remote.commit({"tagged/main.yml": pipeline("tagged", "one")}, message="first")
+    remote.tag("v0.9")  # there before the pattern: the baseline
+    body = {"name": "tagged", "url": remote.file_url, "tags": ["v*"], "poll_interval": 0.2}
+    r = served.post("/v1/repos", json=body)
+    assert r.status_code == 201, r.text
+    assert r.json()["tags"] == ["v*"]
+    wait_until(lambda: seen_tags(served, "tagged") == {"v0.9": released}, 30, message="the tags' baseline")
+    assert released not in runs_of(served, "tagged")  # the baseline commit's own run would be a poll's: none
+
+    tagged = remote.commit({"tagged/main.yml": pipeline("tagged", "two")}, message="second", branch="side")
+    remote.tag("v1.0", tagged, message="release")
+    remote.tag("rc-1", tagged)  # no pattern matches it
+    runs = wait_until(lambda: (found := runs_of(served, "tagged")) and tagged in found and found, 60,
+                      message="the tag's run")  # fmt: skip
+    assert (runs[tagged]["tag"], runs[tagged]["trigger"], runs[tagged]["branch"]) == ("v1.0", "tag", None)
+    wait_until(lambda: (seen_tags(served, "tagged") or {}).get("rc-1") == tagged, 30, message="listed again")
+    items = served.get("/v1/runs", params={"limit": 500}).json()["items"]
+    assert [r["id"] for r in items if r["tag"]] == [runs[tagged]["id"]]  # one run for the tag, none for rc-1
+
+    r = served.request("PATCH", "/v1/repos/tagged", json={"tags": []})
+    assert r.status_code == 200 and r.json()["tags"] == [], r.text
+    r = served.post("/v1/repos", json={"name": "badtag", "url": remote.file_url, "tags": ["v 1"]})
+    assert r.status_code == 422 and "not a tag name" in r.json()["detail"]
+
+
 @pytest.mark.parametrize("field", ["credentials_ref", "webhook_secret_ref"])
 def test_a_secret_is_refused_unless_given_by_reference(served: Served, field: str) -> None:
     body = {"name": f"leaky-{field[:4]}", "url": "https://git.example.com/acme/ml.git", field: "ghp_plainsecret"}
@@ -218,11 +256,11 @@ def test_odinctl_manages_repositories(served: Served, tmp_path: Path) -> None:
         return res.stdout + res.stderr
 
     url = "https://git.example.com/acme/vision.git"
-    add = ("repos", "add", url, "--name", "vision", "--branch", "main", "--branch", "release/*")
+    add = ("repos", "add", url, "--name", "vision", "--branch", "main", "--branch", "release/*", "--tag", "v*")
     flags = ("--poll-interval", "60", "--run-policy", "each", "--credentials-ref", "env:VISION_TOKEN", "--disabled")
     assert "following vision" in ctl(*add, *flags)
     shown = json.loads(ctl("repos", "show", "vision", "-o", "json"))
-    assert shown["branches"] == ["main", "release/*"] and shown["run_policy"] == "each"
+    assert shown["branches"] == ["main", "release/*"] and shown["run_policy"] == "each" and shown["tags"] == ["v*"]
     assert shown["credentials_ref"] == "env:VISION_TOKEN" and shown["enabled"] is False
     assert "vision" in ctl("repos", "list", "-o", "name").split()
     assert "release/*" in ctl("repos", "list")
@@ -230,6 +268,10 @@ def test_odinctl_manages_repositories(served: Served, tmp_path: Path) -> None:
     ctl("repos", "update", "vision", "--branch", "main", "--credentials-ref", "")
     shown = json.loads(ctl("repos", "show", "vision", "-o", "json"))
     assert shown["branches"] == ["main"] and shown["credentials_ref"] is None
+    ctl("repos", "update", "vision", "--tag", "v*", "--tag", "rc-*")
+    assert "tags:         v*, rc-*" in ctl("repos", "show", "vision")
+    ctl("repos", "update", "vision", "--tag", "")
+    assert json.loads(ctl("repos", "show", "vision", "-o", "json"))["tags"] == []
     ctl("repos", "update", "vision", "--keep-runs", "10", "--keep-days", "14")
     assert "newest 10 runs or last 14 days keep their artifacts" in ctl("repos", "show", "vision")
     ctl("repos", "update", "vision", "--keep-runs", "0")

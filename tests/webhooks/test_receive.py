@@ -121,9 +121,9 @@ def test_a_delivery_signed_for_one_repository_cannot_name_another(odin: Odin) ->
         ("bitbucket", "server_ping", "pong"),
         ("github", "pull_request", "start nothing"),
         ("gitlab", "merge_request", "start nothing"),
-        ("github", "tag_push", "tags start nothing"),
-        ("gitlab", "tag_push", "tags start nothing"),
-        ("gitea", "tag_push", "tags start nothing"),
+        ("github", "tag_push", "no tag pattern"),
+        ("gitlab", "tag_push", "no tag pattern"),
+        ("gitea", "tag_push", "no tag pattern"),
         ("github", "other_branch", "feature/bigger-model is not followed"),
         ("github", "branch_delete", "was deleted"),
         ("gitlab", "branch_delete", "was deleted"),
@@ -143,6 +143,20 @@ def test_authenticated_events_odin_does_not_act_on_get_a_2xx_saying_why(
     if "deleted" not in expected:
         assert odin.syncs() == syncs, "nothing to sync for"
     assert odin.runs() == []
+
+
+@pytest.mark.parametrize("provider", ["github", "gitlab", "gitea"])
+def test_a_tag_push_a_tag_pattern_matches_requests_a_sync(odin: Odin, provider: str) -> None:
+    """The sync lists the remote's tags and starts the new tag's runs (controller/tags.py; tests/api/test_repos.py
+    runs one end to end): the receiver's part is to accept the push and ask for it."""
+    odin.controller.repo().tag_patterns = ("v1.*",)  # as a registration with `tags: ['v1.*']` builds it
+    syncs = odin.syncs()
+    res = send(odin, provider, "tag_push", after=odin.remote.head)
+    assert res.status_code == 202, res.text
+    assert res.json()["status"] == "accepted" and res.json()["ref"] == "refs/tags/v1.2.0"
+    wait_until(lambda: odin.syncs() > syncs, 15, message="the sync the tag push asked for")
+    [row] = odin.deliveries()
+    assert row.outcome == "accepted"
 
 
 def test_a_push_of_a_tag_and_the_branch_together_runs_the_branch(odin: Odin) -> None:

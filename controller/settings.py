@@ -85,13 +85,20 @@ class Settings(BaseSettings):
     )
 
     # -- commit statuses (docs/webhooks.md#commit-status) -----------------------------------------------------------
-    status_provider: Literal["github", "gitlab", "gitea"] | None = Field(
+    status_provider: Literal["github", "gitlab", "gitea", "bitbucket"] | None = Field(
         default=None, description="Post run and validation outcomes as commit statuses to this provider (off if unset)."
     )
     status_api_url: str | None = Field(
         default=None,
-        description="The provider's API root. Default: https://api.github.com, https://gitlab.com/api/v4; "
-        "required for Gitea/Forgejo (https://gitea.example.com/api/v1) and self-hosted GitHub/GitLab.",
+        description="The provider's API root. Default: https://api.github.com, https://gitlab.com/api/v4, "
+        "https://api.bitbucket.org/2.0; required for Gitea/Forgejo (https://gitea.example.com/api/v1) and "
+        "self-hosted GitHub/GitLab.",
+    )
+    status_checks: bool = Field(
+        default=True,
+        description="Besides statuses, show problems at file:line and run summaries where the provider can: GitHub "
+        "check runs (needs a GitHub App installation token; falls back to statuses when refused), GitLab merge-request "
+        "notes, Bitbucket Code Insights reports (docs/webhooks.md#checks-and-annotations). false: statuses only.",
     )
     status_token: SecretStr | None = Field(
         default=None, description="API token allowed to set commit statuses, or a reference (env:NAME, file:/path)."

@@ -33,6 +33,7 @@ def provider() -> Iterator[FakeProvider]:
 
 
 def notified_odin(factory: OdinFactory, kind: str, api_url: str, **overrides: Any) -> tuple[Odin, CommitStatusNotifier]:
+    overrides.setdefault("status_checks", False)  # plain statuses: test_checks.py has the checks and annotations
     odin = factory(
         status_provider=kind,
         status_api_url=api_url,

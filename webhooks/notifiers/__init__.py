@@ -2,29 +2,48 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 
 from odin.controller.facade import Controller, resolve_secret_ref
 from odin.controller.settings import Settings
 from odin.webhooks.matching import repo_key
-from odin.webhooks.notifiers.base import CommitStatus, CommitStatusNotifier, State, StatusApi, StatusRequest
+from odin.webhooks.notifiers.base import (
+    CommitStatus,
+    CommitStatusNotifier,
+    Sender,
+    State,
+    StatusApi,
+    StatusPoster,
+    StatusRequest,
+)
+from odin.webhooks.notifiers.bitbucket import BitbucketReports
 from odin.webhooks.notifiers.gitea import GiteaStatuses
 from odin.webhooks.notifiers.github import GitHubStatuses
+from odin.webhooks.notifiers.github_checks import GitHubChecks
 from odin.webhooks.notifiers.gitlab import GitLabStatuses
 from odin.webhooks.secrets import is_reference
 
 log = logging.getLogger("odin.webhooks.status")
 
-DEFAULT_API_URLS = {"github": "https://api.github.com", "gitlab": "https://gitlab.com/api/v4"}
+DEFAULT_API_URLS = {
+    "github": "https://api.github.com",
+    "gitlab": "https://gitlab.com/api/v4",
+    "bitbucket": "https://api.bitbucket.org/2.0",
+}
+LOG_LINES = 20
+"""Last lines of a failed task's log shown in its run's check."""
 
 __all__ = [
     "CommitStatus",
     "CommitStatusNotifier",
     "NotifierConfigError",
+    "Sender",
     "State",
     "StatusApi",
     "StatusRequest",
     "from_settings",
+    "sender",
     "status_api",
 ]
 
@@ -41,6 +60,18 @@ def status_api(provider: str, api_url: str, repository: str) -> StatusApi:
     if provider == "gitea":
         return GiteaStatuses(api_url, repository)
     raise NotifierConfigError(f"unknown commit status provider {provider!r} (github, gitlab or gitea)")
+
+
+def sender(provider: str, api_url: str, repository: str, *, checks: bool) -> Sender:
+    """What shows a commit's statuses at `provider`: with `checks`, also its problems at file:line and run summaries
+    where the provider can (docs/webhooks.md, "Checks and annotations")."""
+    if provider == "github":
+        return GitHubChecks(api_url, repository) if checks else StatusPoster(GitHubStatuses(api_url, repository))
+    if provider == "gitlab":
+        return GitLabStatuses(api_url, repository, notes=checks)
+    if provider == "bitbucket":
+        return BitbucketReports(api_url, repository, reports=checks)
+    return StatusPoster(status_api(provider, api_url, repository))
 
 
 def from_settings(settings: Settings, controller: Controller) -> CommitStatusNotifier | None:
@@ -74,14 +105,23 @@ def from_settings(settings: Settings, controller: Controller) -> CommitStatusNot
             public_url=settings.public_url.rstrip("/"), run_id=run_id, pipeline=pipeline, commit=sha
         )
 
+    def commit_url(sha: str) -> str | None:
+        return None if settings.public_url is None else f"{settings.public_url.rstrip('/')}/console/commits/{sha}"
+
+    def read_log(run_id: str, task: str) -> list[str]:
+        lines = controller.executor.logs(run_id, task, tail=LOG_LINES)
+        return [line.rstrip("\r\n")[:500] for line in itertools.islice(lines, LOG_LINES)]
+
     log.info("commit statuses for %s go to %s (%s)", repo.name, provider, repository)
     return CommitStatusNotifier(
-        status_api(provider, api_url, repository),
+        sender(provider, api_url, repository, checks=settings.status_checks),
         controller.db,
         token=token,
         repo_id=repo.id,
         context_prefix=settings.status_context,
         run_url=run_url,
+        commit_url=commit_url,
+        read_log=read_log,
     )
 
 

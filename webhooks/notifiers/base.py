@@ -9,7 +9,14 @@ delay a task. A worker thread turns events into statuses and posts them:
 - Failures that may pass (connection errors, 5xx, 429, GitHub's rate-limit 403) are retried with exponential backoff
   and jitter, honouring `Retry-After`; others (401, 404, 422: a wrong token or repository) are logged and dropped.
 - Everything is bounded: the inbox, the pending statuses, the attempts per status. What is dropped is counted in
-  `odin_commit_status_posts_total{result="dropped"}` and logged.
+  `odin_commit_status_posts_total{result="dropped"}` and logged; a status refused or given up is also recorded as a
+  `report.failed` event on its run (or commit).
+
+A status may carry a `Report` (`report.py`): the problems at `file:line` for the validation check, a run's tasks and
+failed task for a run's check. A `Sender` turns it into its provider's calls: one POST for a plain status, or the
+look-up, create and batched updates of a GitHub check run (`github_checks.py`), a merge-request note (`gitlab.py`), a
+Bitbucket Code Insights report (`bitbucket.py`). Senders are idempotent, so a report retried or sent again after a
+restart updates what is there.
 """
 
 from __future__ import annotations
@@ -22,15 +29,16 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from odin.controller.backoff import Backoff
 from odin.controller.bus import EventBus, EventDict
 from odin.controller.store.db import DbEngine, StoreUnavailable
+from odin.controller.store.reports import ReportedRun, commit_problems, record_report_failure, reported_run
 from odin.controller.store.run_queries import run_origin
 from odin.webhooks.metrics import STATUS_PENDING, STATUS_POSTS
-from odin.webhooks.outbound import retry_after as _retry_after
-from odin.webhooks.outbound import retryable as _retryable
+from odin.webhooks.notifiers.http import ProviderHttp, Refused, RetryLater
+from odin.webhooks.notifiers.report import Report, run_report, validation_report
 
 if TYPE_CHECKING:
     import httpx  # imported by the notifier that is made: `odin serve` without commit statuses never loads it
@@ -49,6 +57,8 @@ class State(StrEnum):
     FAILURE = "failure"
     ERROR = "error"
     CANCELLED = "cancelled"
+    TIMED_OUT = "timed_out"  # the run's `timeout` ended it
+    SKIPPED = "skipped"  # `concurrency.policy: skip`: never started
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +68,12 @@ class CommitStatus:
     state: State
     description: str
     target_url: str | None = None
+    report: Report | None = None  # what a check shows besides its state (None: a plain status)
+    run_id: str | None = None  # the run it is about (None: the commit's validation)
+
+    @property
+    def final(self) -> bool:
+        return self.state not in (State.PENDING, State.RUNNING)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +91,33 @@ class StatusApi(Protocol):
     def request(self, status: CommitStatus, token: str) -> StatusRequest: ...
 
 
+class Sender(Protocol):
+    """One provider's way of showing a status (and its report, if it can): any number of calls through `http`,
+    which raises `RetryLater` or `Refused`. Sending the same status twice must not show it twice."""
+
+    provider: str
+
+    def send(self, status: CommitStatus, token: str, http: ProviderHttp) -> None: ...
+
+
+def _as_sender(api: StatusApi | Sender) -> Sender:
+    if callable(getattr(api, "send", None)):
+        return cast(Sender, api)
+    return StatusPoster(cast(StatusApi, api))
+
+
+class StatusPoster:
+    """A `StatusApi` as a `Sender`: the status is one POST, its report is not shown."""
+
+    def __init__(self, api: StatusApi) -> None:
+        self.api = api
+        self.provider = api.provider
+
+    def send(self, status: CommitStatus, token: str, http: ProviderHttp) -> None:
+        request = self.api.request(status, token)
+        http.call("POST", request.url, json=request.json, headers=request.headers)
+
+
 @dataclass(frozen=True, slots=True)
 class _Pending:
     status: CommitStatus
@@ -89,20 +132,23 @@ _RUN_STATES = {
     "failed": (State.FAILURE, "failed"),
     "cancelled": (State.CANCELLED, "cancelled"),
     "error": (State.ERROR, "could not run"),
-    "skipped": (State.CANCELLED, "skipped"),  # `concurrency.policy: skip`: never started
+    "skipped": (State.SKIPPED, "skipped"),  # `concurrency.policy: skip`: never started
 }
+_TIMED_OUT = "TimedOut"  # the reason of a run its `timeout` ended (engine/decide.py)
 
 
 class CommitStatusNotifier:
     def __init__(
         self,
-        api: StatusApi,
+        api: StatusApi | Sender,
         db: DbEngine,
         *,
         token: Callable[[], str],
         repo_id: int,
         context_prefix: str = "odin",
         run_url: Callable[[str, str, str], str | None] = lambda _run, _pipeline, _sha: None,
+        commit_url: Callable[[str], str | None] = lambda _sha: None,
+        read_log: Callable[[str, str], list[str]] = lambda _run, _task: [],
         client: httpx.Client | None = None,
         inbox_size: int = 10_000,
         max_pending: int = 10_000,
@@ -111,12 +157,14 @@ class CommitStatusNotifier:
         max_delay: float = 120.0,
         timeout: float = 10.0,
     ) -> None:
-        self.api = api
+        self.api = _as_sender(api)
         self.db = db
         self.token = token
         self.repo_id = repo_id
         self.prefix = context_prefix
         self.run_url = run_url
+        self.commit_url = commit_url
+        self.read_log = read_log
         if client is None:
             import httpx
 
@@ -133,11 +181,13 @@ class CommitStatusNotifier:
         self._thread: threading.Thread | None = None
         self._stop_timeout = 5.0  # how long statuses already due are still sent once stopping (see `stop`)
         self._unsubscribe: Callable[[], None] | None = None
+        self._bus: EventBus | None = None
         self._dropped_logged = 0.0
         self._paused_until = 0.0  # the provider said "too many requests": nothing is sent before then
 
     # -- lifecycle ------------------------------------------------------------------------------------------------
     def start(self, bus: EventBus) -> CommitStatusNotifier:
+        self._bus = bus
         self._unsubscribe = bus.subscribe(self.on_event)
         self._thread = threading.Thread(target=self._main, name=f"odin-status-{self.api.provider}", daemon=True)
         self._thread.start()
@@ -234,15 +284,20 @@ class CommitStatusNotifier:
             problems = int(data.get("problems") or 0)
             warnings = int(data.get("warnings") or 0)  # never fail the status; counted so they are not missed
             also = f" ({warnings} warning{'s' if warnings != 1 else ''})" if warnings else ""
+            pipelines = list(data.get("pipelines") or [])
             if validation == "invalid":
                 noun = "problem" if problems == 1 else "problems"
                 text = f"{problems} {noun} in the pipeline files: nothing runs for this commit{also}"
-                return CommitStatus(sha, f"{self.prefix}/validation", State.FAILURE, text)
-            if validation == "valid" and data.get("pipelines"):
-                count = len(data["pipelines"])
+                state = State.FAILURE
+            elif validation == "valid" and pipelines:
+                count = len(pipelines)
                 text = f"{count} pipeline{'s' if count != 1 else ''} valid{also}"
-                return CommitStatus(sha, f"{self.prefix}/validation", State.SUCCESS, text)
-            return None
+                state = State.SUCCESS
+            else:
+                return None
+            found = commit_problems(self.db, self.repo_id, str(sha)) if problems or warnings else []
+            checked = validation_report(found, pipelines)
+            return CommitStatus(str(sha), f"{self.prefix}/validation", state, text, self.commit_url(str(sha)), checked)
         run_id = event.get("run_id")
         if not run_id:
             return None
@@ -252,14 +307,31 @@ class CommitStatusNotifier:
         url = self.run_url(str(run_id), pipeline, sha)
         context = f"{self.prefix}/{pipeline}"
         if kind == "run.created":
-            return CommitStatus(sha, context, State.PENDING, f"run {run_id} queued", url)
-        mapped = _RUN_STATES.get(str(data.get("status")))
-        if mapped is None:
-            return None
-        state, word = mapped
-        message = data.get("message")
+            state, word, message = State.PENDING, "queued", None
+        else:
+            mapped = _RUN_STATES.get(str(data.get("status")))
+            if mapped is None:
+                return None
+            state, word = mapped
+            message = data.get("message")
+        run = reported_run(self.db, str(run_id))
+        if state is State.FAILURE and run is not None and run.reason == _TIMED_OUT:
+            state, word = State.TIMED_OUT, "timed out"
         text = f"run {run_id} {word}" + (f": {message}" if message and state is not State.SUCCESS else "")
-        return CommitStatus(sha, context, state, text[:DESCRIPTION_LIMIT], url)
+        report = None if run is None else self._run_report(run, state, word)
+        return CommitStatus(sha, context, state, text[:DESCRIPTION_LIMIT], url, report, str(run_id))
+
+    def _run_report(self, run: ReportedRun, state: State, word: str) -> Report:
+        run_id = run.id
+        lines: list[str] = []
+        if state in (State.FAILURE, State.TIMED_OUT, State.ERROR):
+            failed = [t for t in run.tasks if t.status in ("failed", "error")]
+            if failed:
+                try:
+                    lines = self.read_log(run_id, failed[0].name)
+                except Exception as e:  # an executor that cannot read the log: the report goes without it
+                    log.info("run %s: last log lines of %s unavailable (%s)", run_id, failed[0].name, e)
+        return run_report(run, word, lines)
 
     def _run(self, run_id: str) -> tuple[str, str | None, int | None]:
         cached = self._runs.get(run_id)
@@ -294,6 +366,7 @@ class CommitStatusNotifier:
                     item.status.sha[:12],
                     attempts,
                 )
+                self._record_failure(item.status, f"given up after {attempts} attempts", attempts)
                 continue
             delay = self.backoff.next_delay(attempts - 1, retry_after)
             if retry_after > 0:  # a rate limit is the provider's, not this status's: hold every status
@@ -305,43 +378,52 @@ class CommitStatusNotifier:
                 self._pending[key] = replace(current, not_before=now + delay)
 
     def _send(self, status: CommitStatus) -> float | None:
-        """Post one status. None: done (sent, or given up as hopeless); a number: retry, no sooner than that."""
-        import httpx  # loaded already (the client is one): the name of its errors
-
+        """Send one status (with its report). None: done (sent, or given up as hopeless); a number: retry, no
+        sooner than that."""
+        provider = self.api.provider
         try:
-            request = self.api.request(status, self.token())
-            response = self.client.post(request.url, json=request.json, headers=dict(request.headers))
-        except httpx.HTTPError as e:
-            STATUS_POSTS.labels(self.api.provider, "retried").inc()
-            log.warning(
-                "commit status %s for %s: %s (%s); will retry", status.context, status.sha[:12], type(e).__name__, e
-            )
-            return 0.0
-        except Exception as e:  # a secret reference that stopped resolving, a bug: never kill the worker
-            STATUS_POSTS.labels(self.api.provider, "failed").inc()
-            log.error("commit status %s for %s not sent: %s", status.context, status.sha[:12], e)
-            return None
-        if response.status_code < 300:
-            STATUS_POSTS.labels(self.api.provider, "ok").inc()
-            log.debug("commit status %s=%s posted for %s", status.context, status.state, status.sha[:12])
-            return None
-        if _retryable(response):
-            STATUS_POSTS.labels(self.api.provider, "retried").inc()
-            log.warning(
-                "commit status %s for %s: %s answered %d; will retry",
+            self.api.send(status, self.token(), ProviderHttp(self.client, provider))
+        except RetryLater as e:
+            STATUS_POSTS.labels(provider, "retried").inc()
+            log.warning("commit status %s for %s: %s; will retry", status.context, status.sha[:12], e)
+            return self.backoff.retry_after(e.after)
+        except Refused as e:
+            STATUS_POSTS.labels(provider, "failed").inc()
+            log.error(
+                "commit status %s for %s refused by %s (%d): %s",
                 status.context,
                 status.sha[:12],
-                self.api.provider,
-                response.status_code,
+                provider,
+                e.status_code,
+                e.text,
             )
-            return self.backoff.retry_after(_retry_after(response))
-        STATUS_POSTS.labels(self.api.provider, "failed").inc()
-        log.error(
-            "commit status %s for %s refused by %s (%d): %s",
-            status.context,
-            status.sha[:12],
-            self.api.provider,
-            response.status_code,
-            response.text[:300].replace("\n", " "),
-        )
+            self._record_failure(status, f"refused by {provider} ({e.status_code}): {e.text}", 1)
+            return None
+        except Exception as e:  # a secret reference that stopped resolving, a bug: never kill the worker
+            STATUS_POSTS.labels(provider, "failed").inc()
+            log.error("commit status %s for %s not sent: %s", status.context, status.sha[:12], e)
+            self._record_failure(status, f"not sent: {e}"[:500], 1)
+            return None
+        STATUS_POSTS.labels(provider, "ok").inc()
+        log.debug("commit status %s=%s posted for %s", status.context, status.state, status.sha[:12])
         return None
+
+    def _record_failure(self, status: CommitStatus, reason: str, attempts: int) -> None:
+        """A `report.failed` event: a refused or abandoned status is visible beside the run, not only in the log."""
+        try:
+            event = record_report_failure(
+                self.db,
+                repo_id=self.repo_id,
+                sha=status.sha,
+                run_id=status.run_id,
+                provider=self.api.provider,
+                context=status.context,
+                state=status.state.value,
+                attempts=attempts,
+                reason=reason,
+            )
+        except StoreUnavailable as e:
+            log.warning("failed commit status %s for %s not recorded (%s)", status.context, status.sha[:12], e)
+            return
+        if self._bus is not None:
+            self._bus.publish(event)

@@ -1,7 +1,7 @@
 """GitHub commit statuses: `POST /repos/{owner}/{repo}/statuses/{sha}` (states error, failure, pending, success).
 
-The token needs "Commit statuses: write" (fine-grained) or `repo:status` (classic). Check runs would need a GitHub
-App; statuses work with any token and show the same way on commits and pull requests.
+The token needs "Commit statuses: write" (fine-grained) or `repo:status` (classic). Check runs, with annotations,
+need a GitHub App's installation token (`github_checks.py`), which falls back to these statuses when refused.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ _STATES = {
     State.FAILURE: "failure",
     State.ERROR: "error",
     State.CANCELLED: "error",
+    State.TIMED_OUT: "failure",
+    State.SKIPPED: "error",
 }
 
 
@@ -29,7 +31,7 @@ class GitHubStatuses:
 
     def request(self, status: CommitStatus, token: str) -> StatusRequest:
         body: dict[str, object] = {"state": _STATES[status.state], "context": status.context}
-        body["description"] = status.description
+        body["description"] = self.description(status)
         if status.target_url:
             body["target_url"] = status.target_url
         return StatusRequest(
@@ -37,6 +39,9 @@ class GitHubStatuses:
             json=body,
             headers=self.headers(token),
         )
+
+    def description(self, status: CommitStatus) -> str:
+        return status.description
 
     def headers(self, token: str) -> dict[str, str]:
         return {

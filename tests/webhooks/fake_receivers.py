@@ -34,6 +34,7 @@ class Hit:
     raw: bytes
     at: float
     answered: int
+    method: str = "POST"
 
     @property
     def body(self) -> dict[str, Any]:
@@ -64,6 +65,12 @@ class _Server:
     def judge(self, headers: dict[str, str], raw: bytes) -> tuple[int, str, dict[str, str]] | None:
         return None
 
+    def respond(
+        self, method: str, path: str, headers: dict[str, str], raw: bytes
+    ) -> tuple[int, str, dict[str, str]] | None:
+        """The answer of a stateful fake (an API with resources, `fake_forges.py`); by default `judge`'s."""
+        return self.judge(headers, raw)
+
     def ok_answer(self) -> str:
         """The body of a success answer (called with `lock` held)."""
         return self.ok_text
@@ -72,15 +79,15 @@ class _Server:
         fake = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
+            def handle_any(self) -> None:
                 raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 with fake.lock:
                     answer = fake.script.pop(0) if fake.script else None
-                answer = answer or fake.judge(headers, raw)
+                answer = answer or fake.respond(self.command, self.path, headers, raw)
                 with fake.lock:
                     status, text, extra = answer or (fake.ok_status, fake.ok_answer(), {})
-                    fake.hits.append(Hit(self.path, headers, raw, time.monotonic(), status))
+                    fake.hits.append(Hit(self.path, headers, raw, time.monotonic(), status, self.command))
                 payload = text.encode()
                 self.send_response(status)
                 for k, v in extra.items():
@@ -89,6 +96,8 @@ class _Server:
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)
+
+            do_POST = do_GET = do_PUT = do_PATCH = handle_any
 
             def log_message(self, format: str, *args: Any) -> None:
                 pass

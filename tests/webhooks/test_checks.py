@@ -156,6 +156,20 @@ def test_github_run_check_ends_with_its_conclusion_tasks_and_failed_task_log(
         notifier.stop()
 
 
+def test_github_a_run_past_its_timeout_concludes_timed_out(odin_factory: OdinFactory, github: FakeGitHubChecks) -> None:
+    odin, notifier = reporting_odin(odin_factory, "github", github.url)
+    slow = "name: slow\ntimeout: 1s\ntasks:\n  - {name: nap, image: busybox, command: [sleep, '30']}\n"
+    try:
+        sha = push(odin, {"slow/main.yml": slow})
+        wait_until(lambda: [c.get("conclusion") for c in github.named("odin/slow")] == ["timed_out"], 30)
+    finally:
+        notifier.stop()
+    [run] = odin.runs(sha)
+    [check] = github.named("odin/slow", sha)
+    assert run.reason == "TimedOut" and check["status"] == "completed"
+    assert check["output"]["title"].startswith(f"run {run.id} timed out in ")
+
+
 def test_a_restarted_notifier_finishes_a_check_without_duplicating_it(
     odin_factory: OdinFactory, github: FakeGitHubChecks
 ) -> None:

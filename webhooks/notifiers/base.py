@@ -93,7 +93,10 @@ class StatusApi(Protocol):
 
 class Sender(Protocol):
     """One provider's way of showing a status (and its report, if it can): any number of calls through `http`,
-    which raises `RetryLater` or `Refused`. Sending the same status twice must not show it twice."""
+    which raises `RetryLater` or `Refused`. Sending the same status twice must not show it twice.
+
+    A sender with a true `run_reports` attribute shows a run's tasks and failed task; only then does the notifier
+    read them for each run event (validation reports are always made: they cost one query per commit)."""
 
     provider: str
 
@@ -158,6 +161,7 @@ class CommitStatusNotifier:
         timeout: float = 10.0,
     ) -> None:
         self.api = _as_sender(api)
+        self.run_reports = bool(getattr(self.api, "run_reports", False))
         self.db = db
         self.token = token
         self.repo_id = repo_id
@@ -314,11 +318,12 @@ class CommitStatusNotifier:
                 return None
             state, word = mapped
             message = data.get("message")
-        run = reported_run(self.db, str(run_id))
+        # The run's row: for a report, or to tell a timed-out run (its reason) from another failure.
+        run = reported_run(self.db, str(run_id)) if self.run_reports or state is State.FAILURE else None
         if state is State.FAILURE and run is not None and run.reason == _TIMED_OUT:
             state, word = State.TIMED_OUT, "timed out"
         text = f"run {run_id} {word}" + (f": {message}" if message and state is not State.SUCCESS else "")
-        report = None if run is None else self._run_report(run, state, word)
+        report = None if run is None or not self.run_reports else self._run_report(run, state, word)
         return CommitStatus(sha, context, state, text[:DESCRIPTION_LIMIT], url, report, str(run_id))
 
     def _run_report(self, run: ReportedRun, state: State, word: str) -> Report:

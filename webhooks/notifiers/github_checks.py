@@ -65,6 +65,7 @@ def annotation_body(a: Annotation) -> dict[str, Any]:
 
 class GitHubChecks:
     provider = "github"
+    run_reports = True
 
     def __init__(self, api_url: str, repository: str) -> None:
         self.api_url = api_url.rstrip("/")

@@ -71,7 +71,9 @@ def sender(provider: str, api_url: str, repository: str, *, checks: bool) -> Sen
         return GitLabStatuses(api_url, repository, notes=checks)
     if provider == "bitbucket":
         return BitbucketReports(api_url, repository, reports=checks)
-    return StatusPoster(status_api(provider, api_url, repository))
+    if provider == "gitea":
+        return StatusPoster(GiteaStatuses(api_url, repository))
+    raise NotifierConfigError(f"unknown commit status provider {provider!r} (github, gitlab, gitea or bitbucket)")
 
 
 def from_settings(settings: Settings, controller: Controller) -> CommitStatusNotifier | None:

@@ -94,6 +94,15 @@ class Settings(BaseSettings):
         "https://api.bitbucket.org/2.0; required for Gitea/Forgejo (https://gitea.example.com/api/v1) and "
         "self-hosted GitHub/GitLab.",
     )
+    status_github_app_id: int | None = Field(
+        default=None,
+        ge=1,
+        description="GitHub App id: with status_github_app_key, Odin mints the App's installation tokens for check "
+        "runs itself (instead of ODIN_STATUS_TOKEN).",
+    )
+    status_github_app_key: SecretStr | None = Field(
+        default=None, description="The GitHub App's private key (PEM), or a reference (env:NAME, file:/path)."
+    )
     status_checks: bool = Field(
         default=True,
         description="Besides statuses, show problems at file:line and run summaries where the provider can: GitHub "

@@ -3,7 +3,8 @@ keeping what they were sent as resources, so tests can assert both the exact req
 
 Each answers as its provider documents: `FakeGitHubChecks` creates and updates check runs (at most 50 annotations
 per request, appended by each update, `output.annotations_count` reported back), lists a commit's check runs by
-name, takes commit statuses, and can refuse checks with the 403 a token without Checks permission gets.
+name, takes commit statuses, can refuse checks with the 403 a token without Checks permission gets, and with
+`app_id` authenticates as a GitHub App does (a JWT for the installation and its access tokens, then those tokens).
 `FakeGitLab` takes commit statuses and lists the merge requests of a commit and their notes (paginated), creating
 and editing notes. `FakeBitbucket` upserts build statuses by key, reports by id and annotations by `external_id`
 (at most 100 per request). All check the token in their own header; `refuse(method, pattern, status)` makes chosen
@@ -17,6 +18,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+import jwt
 
 from tests.webhooks.fake_receivers import FakeProvider, Hit
 
@@ -37,7 +40,7 @@ class _Forge(FakeProvider):
         with self.lock:
             self.refusals.extend([(method, pattern, status, message)] * times)
 
-    def authorised(self, headers: dict[str, str]) -> bool:
+    def authorised(self, headers: dict[str, str], path: str) -> bool:
         raise NotImplementedError
 
     def route(self, method: str, path: str, query: dict[str, str], body: Any) -> Answer:
@@ -50,7 +53,7 @@ class _Forge(FakeProvider):
                 if m == method and re.search(pattern, parts.path):
                     del self.refusals[i]
                     return _json(status, {"message": message})
-            if not self.authorised(headers):
+            if not self.authorised(headers, parts.path):
                 return _json(401, {"message": "Bad credentials"})
             query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
             body = json.loads(raw) if raw else None
@@ -74,10 +77,31 @@ class FakeGitHubChecks(_Forge):
     checks: dict[int, dict[str, Any]] = field(default_factory=dict)
     statuses: list[dict[str, Any]] = field(default_factory=list)
 
-    def authorised(self, headers: dict[str, str]) -> bool:
-        return headers.get("authorization") == f"Bearer {self.token}"
+    # A GitHub App (`app_id` set): its JWT, signed with the private key of `app_public_key`, finds the installation
+    # and mints installation tokens; every other call takes the current installation token only.
+    app_id: int | None = None
+    app_public_key: Any = None
+    installation_id: int = 42
+    minted: list[str] = field(default_factory=list)
+
+    def authorised(self, headers: dict[str, str], path: str) -> bool:
+        bearer = headers.get("authorization", "").removeprefix("Bearer ")
+        if self.app_id is None:
+            return bearer == self.token
+        if path.endswith("/installation") or path.startswith("/app/"):
+            try:
+                claims = jwt.decode(bearer, self.app_public_key, algorithms=["RS256"])
+            except jwt.PyJWTError:
+                return False
+            return claims.get("iss") == str(self.app_id) and claims["exp"] - claims["iat"] <= 600
+        return bool(self.minted) and bearer == self.minted[-1]
 
     def route(self, method: str, path: str, query: dict[str, str], body: Any) -> Answer:
+        if self.app_id is not None and re.search(r"/repos/[^/]+/[^/]+/installation$", path) and method == "GET":
+            return _json(200, {"id": self.installation_id, "app_id": self.app_id})
+        if path == f"/app/installations/{self.installation_id}/access_tokens" and method == "POST":
+            self.minted.append(f"ghs_installation_{len(self.minted) + 1}")
+            return _json(201, {"token": self.minted[-1], "expires_at": "2099-01-01T00:00:00Z"})
         if m := re.search(r"/repos/[^/]+/[^/]+/statuses/([0-9a-f]{40})$", path):
             if method != "POST":
                 return _json(405, {"message": "Method not allowed"})
@@ -162,7 +186,7 @@ class FakeGitLab(_Forge):
     statuses: list[dict[str, Any]] = field(default_factory=list)
     notes: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
 
-    def authorised(self, headers: dict[str, str]) -> bool:
+    def authorised(self, headers: dict[str, str], path: str) -> bool:
         return headers.get("private-token") == self.token
 
     def route(self, method: str, path: str, query: dict[str, str], body: Any) -> Answer:
@@ -202,7 +226,7 @@ class FakeBitbucket(_Forge):
     statuses: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     reports: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
 
-    def authorised(self, headers: dict[str, str]) -> bool:
+    def authorised(self, headers: dict[str, str], path: str) -> bool:
         return headers.get("authorization") == f"Bearer {self.token}"
 
     def route(self, method: str, path: str, query: dict[str, str], body: Any) -> Answer:

@@ -11,9 +11,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from odin.controller.store.models import EVENTS
 from odin.webhooks import notifiers
@@ -200,6 +203,36 @@ def test_a_restarted_notifier_finishes_a_check_without_duplicating_it(
     resumed, again = (h.body for h in github.calls("PATCH", r"/check-runs/\d+$"))
     assert [a["start_line"] for a in resumed["output"]["annotations"]] == list(range(52, 62))
     assert "annotations" not in again["output"] and again["conclusion"] == "failure"
+
+
+def test_a_github_app_mints_its_installation_token_once(
+    odin_factory: OdinFactory, github: FakeGitHubChecks, tmp_path: Path
+) -> None:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    (tmp_path / "app.pem").write_bytes(pem)
+    github.app_id, github.app_public_key = 321, key.public_key()
+    odin = odin_factory(
+        status_provider="github",
+        status_api_url=github.url,
+        status_github_app_id=321,
+        status_github_app_key=f"file:{tmp_path / 'app.pem'}",
+        status_repo="acme/ml",
+        public_url=PUBLIC,
+    )
+    notifier = started(odin)
+    try:
+        sha = push(odin, {"train/main.yml": HELLO.format(name="train", marker="app")})
+        wait_until(lambda: [c.get("conclusion") for c in github.named("odin/train")] == ["success"], 30)
+        wait_until(lambda: [c.get("conclusion") for c in github.named("odin/validation")] == ["success"], 30)
+    finally:
+        notifier.stop()
+    assert github.minted == ["ghs_installation_1"], "one installation token, kept for every report"
+    checks = [h for h in github.hits if "check-runs" in h.path]
+    assert checks and all(h.headers["authorization"] == "Bearer ghs_installation_1" for h in checks)
+    assert all(h.answered < 300 for h in github.hits)
+    assert [h.path for h in github.hits[:2]] == ["/repos/acme/ml/installation", "/app/installations/42/access_tokens"]
+    assert {c["head_sha"] for c in github.checks.values()} == {sha}
 
 
 def test_checks_refused_fall_back_to_statuses_said_once(

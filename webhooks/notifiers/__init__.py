@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import itertools
 import logging
+from collections.abc import Callable
+
+from pydantic import SecretStr
 
 from odin.controller.facade import Controller, resolve_secret_ref
 from odin.controller.settings import Settings
@@ -20,6 +23,7 @@ from odin.webhooks.notifiers.base import (
 from odin.webhooks.notifiers.bitbucket import BitbucketReports
 from odin.webhooks.notifiers.gitea import GiteaStatuses
 from odin.webhooks.notifiers.github import GitHubStatuses
+from odin.webhooks.notifiers.github_app import GitHubAppTokens
 from odin.webhooks.notifiers.github_checks import GitHubChecks
 from odin.webhooks.notifiers.gitlab import GitLabStatuses
 from odin.webhooks.secrets import is_reference
@@ -81,7 +85,8 @@ def from_settings(settings: Settings, controller: Controller) -> CommitStatusNot
     provider = settings.status_provider
     if provider is None or not controller.repos:
         return None
-    if settings.status_token is None:
+    app = settings.status_github_app_id is not None or settings.status_github_app_key is not None
+    if settings.status_token is None and not app:
         raise NotifierConfigError("ODIN_STATUS_PROVIDER is set but ODIN_STATUS_TOKEN is not")
     api_url = settings.status_api_url or DEFAULT_API_URLS.get(provider)
     if api_url is None:
@@ -95,10 +100,7 @@ def from_settings(settings: Settings, controller: Controller) -> CommitStatusNot
         raise NotifierConfigError(
             f"cannot tell the repository's path from {repo.url} or ODIN_REPO_ALIASES; set ODIN_STATUS_REPO (owner/name)"
         )
-    secret = settings.status_token.get_secret_value()
-
-    def token() -> str:
-        return resolve_secret_ref(secret) if is_reference(secret) else secret
+    token = _token_source(settings, provider, api_url, repository)
 
     def run_url(run_id: str, pipeline: str, sha: str) -> str | None:
         if settings.public_url is None:
@@ -125,6 +127,29 @@ def from_settings(settings: Settings, controller: Controller) -> CommitStatusNot
         commit_url=commit_url,
         read_log=read_log,
     )
+
+
+def _resolved(secret: SecretStr) -> Callable[[], str]:
+    """The secret's value, read again at each call when it is a reference (a rotated file needs no restart)."""
+    value = secret.get_secret_value()
+
+    def read() -> str:
+        return resolve_secret_ref(value) if is_reference(value) else value
+
+    return read
+
+
+def _token_source(settings: Settings, provider: str, api_url: str, repository: str) -> Callable[[], str]:
+    """`ODIN_STATUS_TOKEN`, or installation tokens minted for the GitHub App (`ODIN_STATUS_GITHUB_APP_*`)."""
+    app_id, app_key = settings.status_github_app_id, settings.status_github_app_key
+    if app_id is None and app_key is None:
+        assert settings.status_token is not None  # checked by the caller
+        return _resolved(settings.status_token)
+    if provider != "github":
+        raise NotifierConfigError("ODIN_STATUS_GITHUB_APP_ID and ODIN_STATUS_GITHUB_APP_KEY are for github only")
+    if app_id is None or app_key is None:
+        raise NotifierConfigError("a GitHub App needs both ODIN_STATUS_GITHUB_APP_ID and ODIN_STATUS_GITHUB_APP_KEY")
+    return GitHubAppTokens(api_url, repository, app_id, _resolved(app_key))
 
 
 def _repository_path(url: str) -> str | None:

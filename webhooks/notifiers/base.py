@@ -229,6 +229,9 @@ class CommitStatusNotifier:
             self._send_until_stopped()
         finally:
             self.client.close()
+            close = getattr(self.token, "close", None)  # a token source with a client of its own (GitHub App)
+            if callable(close):
+                close()
 
     def _send_until_stopped(self) -> None:
         deadline: float | None = None

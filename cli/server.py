@@ -84,8 +84,9 @@ def protect_secrets(settings: Settings) -> None:
         )
         if secret is not None
     ]
-    if settings.status_token is not None:
-        references.append(settings.status_token.get_secret_value())
+    for status_secret in (settings.status_token, settings.status_github_app_key):
+        if status_secret is not None:
+            references.append(status_secret.get_secret_value())
     references += current_settings().references()  # the variables `env:` credential references name
     names = withhold_secrets(references)
     if names:

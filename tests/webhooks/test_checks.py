@@ -347,3 +347,15 @@ def test_bitbucket_build_statuses_and_a_code_insights_report_with_annotations(od
     }
     assert (sha, "odin-train") not in bitbucket.reports, "reports are for validation problems only"
     assert all(h.headers["authorization"] == f"Bearer {TOKEN}" for h in bitbucket.hits)
+
+
+def test_github_app_settings_errors_are_clear(odin_factory: OdinFactory) -> None:
+    odin = odin_factory(status_provider="gitlab", status_github_app_id=321, status_github_app_key="file:/nonexistent")
+    with pytest.raises(notifiers.NotifierConfigError, match="for github only"):
+        notifiers.from_settings(odin.settings, odin.controller)
+    odin.settings.status_provider = "github"
+    odin.settings.status_github_app_key = None
+    with pytest.raises(
+        notifiers.NotifierConfigError, match="both ODIN_STATUS_GITHUB_APP_ID and ODIN_STATUS_GITHUB_APP_KEY"
+    ):
+        notifiers.from_settings(odin.settings, odin.controller)

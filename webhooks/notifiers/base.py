@@ -71,10 +71,6 @@ class CommitStatus:
     report: Report | None = None  # what a check shows besides its state (None: a plain status)
     run_id: str | None = None  # the run it is about (None: the commit's validation)
 
-    @property
-    def final(self) -> bool:
-        return self.state not in (State.PENDING, State.RUNNING)
-
 
 @dataclass(frozen=True, slots=True)
 class StatusRequest:
@@ -303,7 +299,11 @@ class CommitStatusNotifier:
             else:
                 return None
             found = commit_problems(self.db, self.repo_id, str(sha)) if problems or warnings else []
-            checked = validation_report(found, pipelines)
+            try:
+                checked: Report | None = validation_report(found, pipelines)
+            except Exception as e:  # a problem stored in a shape not understood: the status still goes
+                log.error("commit %s: validation report not made (%s: %s)", str(sha)[:12], type(e).__name__, e)
+                checked = None
             return CommitStatus(str(sha), f"{self.prefix}/validation", state, text, self.commit_url(str(sha)), checked)
         run_id = event.get("run_id")
         if not run_id:
@@ -326,7 +326,12 @@ class CommitStatusNotifier:
         if state is State.FAILURE and run is not None and run.reason == _TIMED_OUT:
             state, word = State.TIMED_OUT, "timed out"
         text = f"run {run_id} {word}" + (f": {message}" if message and state is not State.SUCCESS else "")
-        report = None if run is None or not self.run_reports else self._run_report(run, state, word)
+        report = None
+        if run is not None and self.run_reports:
+            try:
+                report = self._run_report(run, state, word)
+            except Exception as e:  # never lose the status for its summary
+                log.error("run %s: check summary not made (%s: %s)", run_id, type(e).__name__, e)
         return CommitStatus(sha, context, state, text[:DESCRIPTION_LIMIT], url, report, str(run_id))
 
     def _run_report(self, run: ReportedRun, state: State, word: str) -> Report:

@@ -1,5 +1,5 @@
 """The whole path in a real `odin serve` process: a GitHub push delivery starts the run at once (no poll), and the
-commit gets its statuses from the notifier `odin serve` starts."""
+commit gets its check runs from the notifier `odin serve` starts."""
 
 from __future__ import annotations
 
@@ -13,21 +13,22 @@ import pytest
 from tests.support.git import GitRemote
 from tests.support.server import OdinServer
 from tests.support.wait import wait_until
-from tests.webhooks.fake_receivers import FakeProvider, FakeSlack
+from tests.webhooks.fake_forges import FakeGitHubChecks
+from tests.webhooks.fake_receivers import FakeSlack
 from tests.webhooks.support import ALIASES, HELLO, SECRET, load, point_at, signed
 
 PASSWORD = "correct-horse-battery"
 
 
 @pytest.fixture
-def provider() -> Iterator[FakeProvider]:
-    fake = FakeProvider().start()
+def provider() -> Iterator[FakeGitHubChecks]:
+    fake = FakeGitHubChecks(token="ghs_statustoken").start()
     yield fake
     fake.stop()
 
 
 def test_odin_serve_runs_a_pushed_commit_from_its_webhook_and_reports_back(
-    seeded_remote: GitRemote, provider: FakeProvider, tmp_path: Path
+    seeded_remote: GitRemote, provider: FakeGitHubChecks, tmp_path: Path
 ) -> None:
     env = {
         "ODIN_REPO": seeded_remote.url,
@@ -60,10 +61,11 @@ def test_odin_serve_runs_a_pushed_commit_from_its_webhook_and_reports_back(
 
         [run] = wait_until(runs, 15, message="the pushed commit's run")
         assert run["trigger"] == "webhook" and run["pipeline"] == "train"
-        wait_until(lambda: provider.states("odin/train")[-1:] == ["success"], 30)
-        final = [r for r in provider.received if r.body.get("context") == "odin/train"][-1]
-        assert final.body["target_url"] == f"https://odin.acme.example/console/runs/{run['id']}"
-        assert final.headers["authorization"] == "Bearer ghs_statustoken"
+        wait_until(lambda: [c.get("conclusion") for c in provider.named("odin/train")] == ["success"], 30)
+        [check] = provider.named("odin/train", sha)
+        assert check["details_url"] == f"https://odin.acme.example/console/runs/{run['id']}"
+        assert check["external_id"] == run["id"] and "| `hi` | succeeded | 1 |" in check["output"]["summary"]
+        assert provider.hits and all(h.headers["authorization"] == "Bearer ghs_statustoken" for h in provider.hits)
         log = server.log()
         assert (
             "webhook github delivery d9a5b0a0-12c1-11ef-8f0e-3e1a2b4c5d6e from 127.0.0.1 rejected (bad_signature)"

@@ -1,0 +1,177 @@
+"""`ODIN_LOCAL_SANDBOX`: a local task cannot read Odin's data directory, even as Odin's own user (issue 8 item 2).
+
+The data directory holds what a task must never read: `odin.db` (users, token hashes, every run), `jwt-secret` (with
+it anyone forges an admin token), the git mirror of every followed repository, and the files of every other run. A
+task running as Odin's user passes every permission check on them, so file modes cannot keep it out; Landlock can.
+
+Landlock is an allow-list of hierarchies: what no rule allows is denied. To leave the rest of the machine as it was
+and close only the data directory, the rules walk from `/` down to it and, at each level, allow every entry except
+the next component on the way (`/` allows `/usr`, `/etc`, ... but not `/var`; `/var` allows `/var/log`, ... but not
+`/var/lib`; and so on); inside the data directory only what the task is given is allowed: its working tree (read
+only), `${RUN_PATH}`, `${ROOT_PATH}`, its attempt's `${OUTPUT_PATH}`/`${RESULTS_PATH}`, its ephemeral volumes, the
+artifacts of earlier tasks it references (read only, wherever they are: a cache hit's are another run's), and the
+attempt's state files that its wrapper writes. The price of the walk: the directories *on* the way (`/`, `/var`,
+`/var/lib` for `/var/lib/odin`) are not listed and nothing is created or removed directly in them, since any rule
+on one of them would cover the data directory too. Existing entries in them, and everything below those, are as
+before. Landlock also stops a task from signalling (ABI 6) or ptracing processes outside its domain, Odin included.
+
+Where it is applied: the rules are prepared (paths opened `O_PATH`) in the launcher thread; a fresh thread restricts
+itself (Landlock restricts the calling thread) and starts the task's wrapper with `subprocess.Popen`, which the
+child inherits, and then ends. So no code runs between fork and exec (no `preexec_fn`: unsafe with threads, and it
+would cost `vfork`), and Odin's own threads are never restricted.
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+import os
+import stat
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from odin.controller.executors import landlock
+from odin.controller.executors.landlock import Access
+
+T = TypeVar("T")
+
+READ = landlock.READ
+"""A working tree or a referenced artifact: read and run, nothing changed."""
+STATE_FILES = Access.MAKE_REG | Access.WRITE_FILE | Access.TRUNCATE
+"""The attempt's state directory (`<data>/tasks/<run>/`): the wrapper creates `.pid` and `.exit` there, and a task
+that reopens `/dev/stdout` or `/dev/stderr` opens its log there. Nothing is read or removed."""
+EVERYTHING = Access(~0 & 0xFFFF)
+"""Whatever the kernel knows (cut to the handled rights when the rules are made)."""
+
+
+class SandboxMode(enum.StrEnum):
+    AUTO = "auto"  # Landlock when the kernel has it, else a warning at start
+    LANDLOCK = "landlock"  # Landlock or no start
+    OFF = "off"
+
+
+class SandboxUnavailable(RuntimeError):
+    """`ODIN_LOCAL_SANDBOX=landlock` on a machine without Landlock: a start-up error, with the reason."""
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """A path a task is given, and how: `READ`, `STATE_FILES`, or `EVERYTHING`."""
+
+    path: str
+    access: Access
+
+
+class Sandbox:
+    """Starts tasks with Odin's data directory closed to them except the paths each is granted."""
+
+    def __init__(self, data_dir: Path, abi: int) -> None:
+        self.data_dir = Path(os.path.realpath(data_dir))
+        self.abi = abi
+        self._handled = landlock.handled(abi)
+
+    def describe(self) -> str:
+        return f"Landlock (ABI {self.abi})"
+
+    def spawn(self, grants: Iterable[Grant], start: Callable[[], T]) -> T:
+        """`start()` (which starts a process) on a fresh thread restricted to everything outside the data directory
+        and `grants` inside it; its result, or its exception. Raises `landlock.LandlockError` (an `OSError`) when
+        the restriction cannot be made: the task is never started without it."""
+        rules = self.rules(grants)
+        outcome: list[T] = []
+        failure: list[BaseException] = []
+
+        def restricted() -> None:
+            try:
+                landlock.restrict_thread(rules, self.abi)
+                outcome.append(start())
+            except BaseException as e:  # handed to the launcher thread, which reports it
+                failure.append(e)
+
+        try:
+            thread = threading.Thread(target=restricted, name="odin-sandboxed-start", daemon=True)
+            thread.start()
+            thread.join()
+        finally:
+            for fd, _ in rules:
+                os.close(fd)
+        if failure:
+            raise failure[0]
+        return outcome[0]
+
+    def rules(self, grants: Iterable[Grant]) -> list[tuple[int, Access]]:
+        """(O_PATH descriptor, rights) for every entry beside the way from `/` to the data directory, then for each
+        grant inside it. The caller closes the descriptors."""
+        rules: list[tuple[int, Access]] = []
+        try:
+            chain = [Path("/"), *reversed(self.data_dir.parents[:-1]), self.data_dir] if self.data_dir.parents else []
+            on_the_way = {_identity(p) for p in chain}
+            for level, below in itertools.pairwise(chain):
+                self._siblings(level, below.name, on_the_way, rules)
+            for grant in grants:
+                self._grant(grant, rules)
+        except BaseException:
+            for fd, _ in rules:
+                os.close(fd)
+            raise
+        return rules
+
+    def _siblings(
+        self, directory: Path, skip: str, on_the_way: set[tuple[int, int]], rules: list[tuple[int, Access]]
+    ) -> None:
+        """Everything in `directory` but `skip`, with every right. Symbolic links are left out (their targets are
+        allowed or not where they are), and so is any entry that *is* a directory on the way (a bind mount of `/`
+        at `/host`, say: a rule on it would cover the data directory)."""
+        with os.scandir(directory) as entries:
+            for entry in entries:
+                if entry.name == skip:
+                    continue
+                try:
+                    fd = os.open(entry.path, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+                except OSError:  # gone since it was listed, or not ours to open: left closed
+                    continue
+                info = os.fstat(fd)
+                if stat.S_ISLNK(info.st_mode) or (info.st_dev, info.st_ino) in on_the_way:
+                    os.close(fd)
+                    continue
+                rules.append((fd, self._fit(info, EVERYTHING)))
+
+    def _grant(self, grant: Grant, rules: list[tuple[int, Access]]) -> None:
+        """A path inside the data directory (one outside it is open already; one that holds it is never opened)."""
+        path = Path(os.path.realpath(grant.path))
+        if not path.is_relative_to(self.data_dir) or path == self.data_dir:
+            return
+        try:
+            fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+        except FileNotFoundError:  # an artifact since removed: the task finds it missing, as it is
+            return
+        rules.append((fd, self._fit(os.fstat(fd), grant.access)))
+
+    def _fit(self, info: os.stat_result, access: Access) -> Access:
+        """`access` as the kernel takes it: only handled rights, and on a file only those that apply to a file."""
+        allowed = access & self._handled
+        return allowed if stat.S_ISDIR(info.st_mode) else allowed & landlock.FILE_RIGHTS
+
+
+def _identity(path: Path) -> tuple[int, int]:
+    info = path.stat()
+    return info.st_dev, info.st_ino
+
+
+def resolve_sandbox(mode: SandboxMode, data_dir: Path) -> tuple[Sandbox | None, str]:
+    """The sandbox `mode` asks for on this machine, or (None, why there is none: "" when off). `landlock` without
+    Landlock raises `SandboxUnavailable` naming why."""
+    if mode == SandboxMode.OFF:
+        return None, ""
+    abi, why = landlock.abi_version()
+    if abi > 0:
+        return Sandbox(data_dir, abi), ""
+    if mode == SandboxMode.LANDLOCK:
+        raise SandboxUnavailable(
+            f"ODIN_LOCAL_SANDBOX=landlock, but {why}; use a kernel with Landlock, or set ODIN_LOCAL_SANDBOX=auto "
+            "(tasks can then read the data directory unless ODIN_LOCAL_TASK_USER is set)"
+        )
+    return None, why

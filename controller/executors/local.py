@@ -19,7 +19,8 @@ Layout under the data directory:
 Tasks get a clean environment: a few harmless variables from the server (PATH, HOME, LANG...), the task's `env`, and
 the ODIN_* variables of the task. The server's own environment is never passed through, since it holds secrets; with
 `task_user` (ODIN_LOCAL_TASK_USER) tasks run as that user, with its HOME, and own their run's directories. What a
-task can and cannot reach is in docs/local-executor.md.
+task can and cannot reach is in docs/local-executor.md. With a `Sandbox` (ODIN_LOCAL_SANDBOX, `sandbox.py`), each
+wrapper starts in a Landlock domain where the data directory is closed but for what the attempt is given (`_grants`).
 
 GPUs (`num_gpus`): given a `GpuProbe` (this machine's GPUs, from Midgard's in-process collection), the executor gives
 each task asking for N GPUs N indices of this machine that no other running attempt holds, as `CUDA_VISIBLE_DEVICES`
@@ -438,6 +439,8 @@ class LocalExecutor(Executor):
         self._closing.set()
         self._launcher.shutdown(wait=True)
         self._reaper.stop()
+        if self.sandbox is not None:
+            self.sandbox.close()
 
     # -- exits ------------------------------------------------------------------------------------------------------
     def _child_exited(self, record: _Attempt) -> None:

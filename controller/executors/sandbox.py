@@ -28,6 +28,7 @@ import itertools
 import os
 import stat
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,8 @@ READ = landlock.READ
 STATE_FILES = Access.MAKE_REG | Access.WRITE_FILE | Access.TRUNCATE
 """The attempt's state directory (`<data>/tasks/<run>/`): the wrapper creates `.pid` and `.exit` there, and a task
 that reopens `/dev/stdout` or `/dev/stderr` opens its log there. Nothing is read or removed."""
+RECENT_NS = 2_000_000_000
+"""A directory on the way modified this recently (ns) is read again at the next start (see `_beside_the_way`)."""
 EVERYTHING = Access(~0 & 0xFFFF)
 """Whatever the kernel knows (cut to the handled rights when the rules are made)."""
 
@@ -72,6 +75,12 @@ class Sandbox:
         self.data_dir = Path(os.path.realpath(data_dir))
         self.abi = abi
         self._handled = landlock.handled(abi)
+        parents = list(reversed(self.data_dir.parents))  # `/` first
+        if not parents:
+            raise ValueError("the data directory cannot be `/`")
+        self._chain = [*parents, self.data_dir]
+        self._levels: dict[Path, tuple[tuple[int, int, int], list[tuple[int, Access]]]] = {}  # kept per level
+        self._lock = threading.Lock()
 
     def describe(self) -> str:
         return f"Landlock (ABI {self.abi})"
@@ -96,8 +105,7 @@ class Sandbox:
             thread.start()
             thread.join()
         finally:
-            for fd, _ in rules:
-                os.close(fd)
+            _close(rules)
         if failure:
             raise failure[0]
         return outcome[0]
@@ -105,39 +113,76 @@ class Sandbox:
     def rules(self, grants: Iterable[Grant]) -> list[tuple[int, Access]]:
         """(O_PATH descriptor, rights) for every entry beside the way from `/` to the data directory, then for each
         grant inside it. The caller closes the descriptors."""
-        rules: list[tuple[int, Access]] = []
+        rules = self._beside_the_way()
         try:
-            chain = [Path("/"), *reversed(self.data_dir.parents[:-1]), self.data_dir] if self.data_dir.parents else []
-            on_the_way = {_identity(p) for p in chain}
-            for level, below in itertools.pairwise(chain):
-                self._siblings(level, below.name, on_the_way, rules)
             for grant in grants:
                 self._grant(grant, rules)
         except BaseException:
-            for fd, _ in rules:
-                os.close(fd)
+            _close(rules)
             raise
         return rules
 
-    def _siblings(
-        self, directory: Path, skip: str, on_the_way: set[tuple[int, int]], rules: list[tuple[int, Access]]
-    ) -> None:
+    def close(self) -> None:
+        """Close the descriptors kept between starts."""
+        with self._lock:
+            for _, kept in self._levels.values():
+                _close(kept)
+            self._levels.clear()
+
+    def _beside_the_way(self) -> list[tuple[int, Access]]:
+        """The entries beside the way, as copies (`dup`) of descriptors kept per directory on the way: a directory is
+        read again only when it changed (its identity or modification time), so a start costs a few `stat`s and
+        `dup`s rather than an `open` per entry. A directory modified within `RECENT_NS` of being read may change
+        again unseen within the filesystem's timestamp granularity: its reading is used once and not kept."""
+        chain = self._chain
+        stamps = [_stamp(directory) for directory in chain]
+        on_the_way = {(dev, ino) for dev, ino, _ in stamps}
+        now = time.time_ns()
+        copies: list[tuple[int, Access]] = []
+        with self._lock:
+            try:
+                for (level, below), stamp in zip(itertools.pairwise(chain), stamps, strict=False):
+                    kept = self._levels.pop(level, None)
+                    if kept is not None and kept[0] == stamp:
+                        copies += [(os.dup(fd), access) for fd, access in kept[1]]
+                        self._levels[level] = kept
+                        continue
+                    if kept is not None:
+                        _close(kept[1])
+                    fresh = self._siblings(level, below.name, on_the_way)
+                    if now - stamp[2] < RECENT_NS:
+                        copies += fresh  # handed over, not kept
+                        continue
+                    self._levels[level] = (stamp, fresh)
+                    copies += [(os.dup(fd), access) for fd, access in fresh]
+            except BaseException:
+                _close(copies)
+                raise
+        return copies
+
+    def _siblings(self, directory: Path, skip: str, on_the_way: set[tuple[int, int]]) -> list[tuple[int, Access]]:
         """Everything in `directory` but `skip`, with every right. Symbolic links are left out (their targets are
         allowed or not where they are), and so is any entry that *is* a directory on the way (a bind mount of `/`
         at `/host`, say: a rule on it would cover the data directory)."""
-        with os.scandir(directory) as entries:
-            for entry in entries:
-                if entry.name == skip:
-                    continue
-                try:
-                    fd = os.open(entry.path, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
-                except OSError:  # gone since it was listed, or not ours to open: left closed
-                    continue
-                info = os.fstat(fd)
-                if stat.S_ISLNK(info.st_mode) or (info.st_dev, info.st_ino) in on_the_way:
-                    os.close(fd)
-                    continue
-                rules.append((fd, self._fit(info, EVERYTHING)))
+        found: list[tuple[int, Access]] = []
+        try:
+            with os.scandir(directory) as entries:
+                for entry in entries:
+                    if entry.name == skip:
+                        continue
+                    try:
+                        fd = os.open(entry.path, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC)
+                    except OSError:  # gone since it was listed, or not ours to open: left closed
+                        continue
+                    info = os.fstat(fd)
+                    if stat.S_ISLNK(info.st_mode) or (info.st_dev, info.st_ino) in on_the_way:
+                        os.close(fd)
+                        continue
+                    found.append((fd, self._fit(info, EVERYTHING)))
+        except BaseException:
+            _close(found)
+            raise
+        return found
 
     def _grant(self, grant: Grant, rules: list[tuple[int, Access]]) -> None:
         """A path inside the data directory (one outside it is open already; one that holds it is never opened)."""
@@ -156,9 +201,14 @@ class Sandbox:
         return allowed if stat.S_ISDIR(info.st_mode) else allowed & landlock.FILE_RIGHTS
 
 
-def _identity(path: Path) -> tuple[int, int]:
+def _stamp(path: Path) -> tuple[int, int, int]:
     info = path.stat()
-    return info.st_dev, info.st_ino
+    return info.st_dev, info.st_ino, info.st_mtime_ns
+
+
+def _close(rules: list[tuple[int, Access]]) -> None:
+    for fd, _ in rules:
+        os.close(fd)
 
 
 def resolve_sandbox(mode: SandboxMode, data_dir: Path) -> tuple[Sandbox | None, str]:

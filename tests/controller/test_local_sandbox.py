@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import subprocess
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -137,6 +138,7 @@ def test_what_start_raises_reaches_the_caller_and_no_descriptor_is_left(data_dir
 
     with pytest.raises(FileNotFoundError):
         sandbox.spawn(grants(data_dir), start)
+    sandbox.close()
     assert len(os.listdir("/proc/self/fd")) == before
 
 
@@ -172,3 +174,22 @@ def test_the_setting_chooses_the_sandbox(tmp_path: Path, monkeypatch: pytest.Mon
     assert resolve_sandbox(SandboxMode.AUTO, tmp_path) == (None, "this kernel (5.4.0) has no Landlock")
     with pytest.raises(SandboxUnavailable, match=r"ODIN_LOCAL_SANDBOX=landlock, but this kernel \(5.4.0\) has no"):
         resolve_sandbox(SandboxMode.LANDLOCK, tmp_path)
+
+
+def test_entries_made_beside_the_way_between_starts_are_the_next_tasks(data_dir: Path) -> None:
+    """The entries beside the way are kept between starts while their directory is unchanged (here: its time set an
+    hour back, as for `/var/lib` in production); a new entry changes it, and the next task has that entry too."""
+    parent = data_dir.parent
+    hour_ago = time.time_ns() - 3600 * 10**9
+    os.utime(parent, ns=(hour_ago, hour_ago))
+    sandbox = Sandbox(data_dir, ABI)
+    before = len(os.listdir("/proc/self/fd"))
+    assert run(sandbox, "neighbour cat ../neighbour/file", data_dir, []) == {"neighbour": 0}
+    assert run(sandbox, "neighbour cat ../neighbour/file\nlater cat ../later/file", data_dir, []) == {
+        "neighbour": 0, "later": 1,
+    }  # fmt: skip
+    (parent / "later").mkdir()
+    (parent / "later/file").write_text("new")
+    assert run(sandbox, "later cat ../later/file\nsecret cat jwt-secret", data_dir, []) == {"later": 0, "secret": 1}
+    sandbox.close()
+    assert len(os.listdir("/proc/self/fd")) == before, "descriptors left open"

@@ -18,7 +18,9 @@ before. Landlock also stops a task from signalling (ABI 6) or ptracing processes
 Where it is applied: the rules are prepared (paths opened `O_PATH`) in the launcher thread; a fresh thread restricts
 itself (Landlock restricts the calling thread) and starts the task's wrapper with `subprocess.Popen`, which the
 child inherits, and then ends. So no code runs between fork and exec (no `preexec_fn`: unsafe with threads, and it
-would cost `vfork`), and Odin's own threads are never restricted.
+would cost `vfork`: 44 ms a start for a 150 MB process, against a few ms here, `benchmarks/bench_sandbox.py`), and
+Odin's own threads are never restricted. The thread runs nothing but `Popen`; should Python collect garbage there,
+a finalizer touching the data directory would be refused (closing a file never is).
 """
 
 from __future__ import annotations

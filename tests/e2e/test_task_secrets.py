@@ -443,3 +443,54 @@ def test_a_task_of_the_same_user_is_closed_out_of_the_data_directory(base: Path,
         assert first["database"].startswith("ok:SQLite format 3")
         assert first["other_run"] == first["other_output"] == "ok:theirs\n"
         assert "with no sandbox (ODIN_LOCAL_SANDBOX=off)" in log and "ODIN_LOCAL_TASK_USER" in log
+
+
+def _without_landlock() -> None:
+    """preexec_fn: a seccomp filter that answers ENOSYS to `landlock_create_ruleset`, as a kernel without Landlock
+    does (the real `odin serve` then finds none; nothing in Odin is patched)."""
+    import ctypes
+
+    class Filter(ctypes.Structure):
+        _fields_ = [("code", ctypes.c_uint16), ("jt", ctypes.c_uint8), ("jf", ctypes.c_uint8), ("k", ctypes.c_uint32)]
+
+    class Program(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(Filter))]
+
+    enosys = 38
+    program = (Filter * 4)(
+        Filter(0x20, 0, 0, 0),  # load the system call number
+        Filter(0x15, 0, 1, 444),  # landlock_create_ruleset?
+        Filter(0x06, 0, 0, 0x00050000 | enosys),  # then fail with ENOSYS
+        Filter(0x06, 0, 0, 0x7FFF0000),  # else allow
+    )
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(38, 1, 0, 0, 0) or libc.prctl(22, 2, ctypes.byref(Program(4, program)), 0, 0):
+        raise OSError(ctypes.get_errno(), "seccomp")
+
+
+def test_without_landlock_auto_warns_and_landlock_refuses_to_start(tmp_path: Path) -> None:
+    if not sys.platform.startswith("linux"):
+        pytest.skip("seccomp is Linux's")
+    data_dir = tmp_path / "state"
+    with OdinServer(data_dir, {}, popen_kwargs={"preexec_fn": _without_landlock}) as server:
+        log = server.log()
+    assert "local tasks run as Odin's own user with no sandbox (this kernel" in log and "has no Landlock" in log
+    assert "ODIN_LOCAL_TASK_USER" in log
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("ODIN_")},
+        "ODIN_DATA_DIR": str(data_dir),
+        "ODIN_PORT": str(free_port()),
+        "ODIN_LOCAL_SANDBOX": "landlock",
+    }
+    done = subprocess.run(
+        [str(BIN / "odin"), "serve"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        preexec_fn=_without_landlock,
+    )
+    text = done.stdout + done.stderr
+    assert done.returncode == 2, text
+    assert "cannot start: ODIN_LOCAL_SANDBOX=landlock, but this kernel" in text and "Traceback" not in text

@@ -348,7 +348,7 @@ class LocalExecutor(Executor):
         grants = [
             Grant(launch.paths.work_path, READ),
             Grant(launch.paths.run_path, EVERYTHING),
-            Grant(launch.paths.root_path, EVERYTHING),
+            Grant(os.path.realpath(launch.paths.root_path), EVERYTHING),  # Odin's setting: a link there is meant
             Grant(dirs.output_path, EVERYTHING),
             Grant(dirs.results_path, EVERYTHING),
             Grant(str(prefix.parent), STATE_FILES),

@@ -187,14 +187,27 @@ class Sandbox:
         return found
 
     def _grant(self, grant: Grant, rules: list[tuple[int, Access]]) -> None:
-        """A path inside the data directory (one outside it is open already; one that holds it is never opened)."""
-        path = Path(os.path.realpath(grant.path))
+        """A path inside the data directory (one outside it is open already; one that holds it is never opened).
+        Symbolic links are never followed: a task writes what its `${OUTPUT_PATH}` holds, so an artifact that is a
+        link (or lies below one) to `jwt-secret` must not give its consumer `jwt-secret`."""
+        path = Path(os.path.abspath(grant.path))  # noqa: PTH100 (normalises `..` without following links)
         if not path.is_relative_to(self.data_dir) or path == self.data_dir:
             return
+        fd = os.open(self.data_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
-            fd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+            for part in path.relative_to(self.data_dir).parts:
+                below = os.open(part, os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+                os.close(fd)
+                fd = below
+                if stat.S_ISLNK(os.fstat(fd).st_mode):
+                    os.close(fd)
+                    return
         except FileNotFoundError:  # an artifact since removed: the task finds it missing, as it is
+            os.close(fd)
             return
+        except BaseException:
+            os.close(fd)
+            raise
         rules.append((fd, self._fit(os.fstat(fd), grant.access)))
 
     def _fit(self, info: os.stat_result, access: Access) -> Access:

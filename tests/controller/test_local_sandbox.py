@@ -193,3 +193,14 @@ def test_entries_made_beside_the_way_between_starts_are_the_next_tasks(data_dir:
     assert run(sandbox, "later cat ../later/file\nsecret cat jwt-secret", data_dir, []) == {"later": 0, "secret": 1}
     sandbox.close()
     assert len(os.listdir("/proc/self/fd")) == before, "descriptors left open"
+
+
+def test_an_artifact_that_is_a_link_does_not_give_its_target(data_dir: Path) -> None:
+    """A producer controls its `${OUTPUT_PATH}`: an artifact that is a link to `jwt-secret`, or a file below a
+    directory link to the data directory, is no grant of what it points to."""
+    artifacts = data_dir / "outputs/r0/a/1/artifacts"
+    (artifacts / "key").symlink_to(data_dir / "jwt-secret")
+    (artifacts / "all").symlink_to(data_dir)
+    given = [Grant(str(artifacts / "key"), READ), Grant(str(artifacts / "all" / "odin.db"), READ)]
+    codes = run(Sandbox(data_dir, ABI), "key cat outputs/r0/a/1/artifacts/key\ndb cat odin.db", data_dir, given)
+    assert codes == {"key": 1, "db": 1}

@@ -19,6 +19,7 @@ from odin.cli.cluster_gpus import cluster_gpu_sampler
 from odin.cli.http_guard import GuardLimits, guarded_protocol
 from odin.cli.local_gpus import local_gpu_probe, local_gpu_sampler
 from odin.controller.artifacts.settings import current_settings
+from odin.controller.executors.sandbox import SandboxUnavailable
 from odin.controller.executors.task_user import TaskUserError
 from odin.controller.gpus import GpuSampleSource
 from odin.controller.secrecy import mark_undumpable, withhold_secrets
@@ -93,6 +94,32 @@ def protect_secrets(settings: Settings) -> None:
         log.info("secret-bearing variables read and removed from the environment: %s", ", ".join(names))
 
 
+def log_task_isolation(settings: Settings, controller: Controller) -> None:
+    """Say at start what keeps local tasks out of the data directory, and warn when nothing does."""
+    data_dir = settings.data_dir
+    user = f"as {settings.local_task_user}" if settings.local_task_user else "as Odin's own user"
+    if controller.sandbox is not None:
+        log.info(
+            "local tasks run %s in a %s sandbox: the data directory %s is closed to them except their own paths "
+            "(ODIN_LOCAL_SANDBOX=%s)",
+            user, controller.sandbox.describe(), data_dir, settings.local_sandbox,
+        )  # fmt: skip
+        return
+    if settings.local_task_user:
+        missing = f": {controller.sandbox_missing}" if controller.sandbox_missing else ""
+        log.info(
+            "local tasks run %s, without a sandbox (ODIN_LOCAL_SANDBOX=%s%s): they can read other runs' files",
+            user, settings.local_sandbox, missing,
+        )  # fmt: skip
+        return
+    why = controller.sandbox_missing or "ODIN_LOCAL_SANDBOX=off"
+    log.warning(
+        "local tasks run as Odin's own user with no sandbox (%s): they can read its data directory %s, the database "
+        "and jwt-secret included; use a kernel with Landlock, or run Odin as root with ODIN_LOCAL_TASK_USER=<user>",
+        why, data_dir,
+    )  # fmt: skip
+
+
 def gpu_sample_source(settings: Settings) -> GpuSampleSource:
     """Where the GPU usage sampler reads running tasks' GPUs: this machine's NVML on the embedded default, the
     Midgard agents (a static list, or the Service's on Kubernetes) when they are configured."""
@@ -108,15 +135,11 @@ def run_server(settings: Settings) -> int:
     except StoreUnavailable as e:
         log.error("%s", e)
         return 1
-    except TaskUserError as e:
+    except (TaskUserError, SandboxUnavailable) as e:
         log.error("cannot start: %s", e)
         return 2
-    if settings.executor == "local" and settings.local_task_user is None:
-        log.info(
-            "local tasks run as Odin's own user: they can read its data directory (%s); set ODIN_LOCAL_TASK_USER "
-            "(Odin as root) to keep them out",
-            settings.data_dir,
-        )
+    if settings.executor == "local":
+        log_task_isolation(settings, controller)
     try:
         context = build_context(settings, controller)
         admin_password = first_admin_password(settings)

@@ -15,8 +15,8 @@ server's secrets, all applied once at start, before the first task exists:
   in it (the SQLite database, `jwt-secret`) are 0600; looser modes left by older versions are tightened with a
   warning.
 
-Files readable by the server's uid stay readable to a task of the same uid: only `ODIN_LOCAL_TASK_USER` (tasks as
-another user) or the Kubernetes executor separate those.
+File modes cannot keep out a task of the server's own uid: the Landlock sandbox does (`executors.sandbox`,
+`ODIN_LOCAL_SANDBOX`), and so do `ODIN_LOCAL_TASK_USER` (tasks as another user) and the Kubernetes executor.
 """
 
 from __future__ import annotations

@@ -21,6 +21,7 @@ from odin.controller.engine.cache import store_outputs_present
 from odin.controller.engine.decide import RetryPolicy
 from odin.controller.engine.loop import Engine
 from odin.controller.executors.base import Executor
+from odin.controller.executors.sandbox import Sandbox, SandboxMode, resolve_sandbox
 from odin.controller.executors.task_user import TaskUser, check_reachable, resolve_task_user
 from odin.controller.git.credentials import Credentials
 from odin.controller.git.errors import SecretUnavailable
@@ -59,8 +60,14 @@ REPOS_REFRESH = 5.0
 within this (at once on the replica that served the API request)."""
 
 
-def make_executor(settings: Settings, task_user: TaskUser | None = None, gpus: GpuProbe | None = None) -> Executor:
-    """The executor named by `ODIN_EXECUTOR`; the local one allocates this machine's GPUs from `gpus`."""
+def make_executor(
+    settings: Settings,
+    task_user: TaskUser | None = None,
+    gpus: GpuProbe | None = None,
+    sandbox: Sandbox | None = None,
+) -> Executor:
+    """The executor named by `ODIN_EXECUTOR`; the local one allocates this machine's GPUs from `gpus` and starts
+    its tasks in `sandbox` (`ODIN_LOCAL_SANDBOX`)."""
     if settings.executor == "kubernetes":
         from odin.controller.executors.kubernetes import KubernetesExecutor
 
@@ -73,6 +80,7 @@ def make_executor(settings: Settings, task_user: TaskUser | None = None, gpus: G
         kill_grace=settings.kill_grace,
         task_user=task_user,
         gpus=gpus,
+        sandbox=sandbox,
     )
 
 
@@ -165,6 +173,11 @@ class Controller:
         secure_data_dir(settings.data_dir, traversable=task_user is not None)
         if task_user is not None:
             check_reachable(task_user, settings.data_dir)
+        # Raises SandboxUnavailable for ODIN_LOCAL_SANDBOX=landlock without Landlock (a start-up error).
+        self.sandbox: Sandbox | None = None
+        self.sandbox_missing = ""  # why there is no sandbox when `auto` found none ("" when off or in force)
+        if settings.executor == "local":
+            self.sandbox, self.sandbox_missing = resolve_sandbox(SandboxMode(settings.local_sandbox), settings.data_dir)
         if db is None and settings.database_url is None:
             create_private_file(settings.data_dir / "odin.db")  # before SQLite creates it world-readable
         self.db = db or create_db_engine(settings.effective_database_url())
@@ -174,7 +187,7 @@ class Controller:
         queueing.configure(self.db, max_active_runs=settings.max_active_runs)  # every path creating runs obeys it
         self.bus = EventBus()
         self.bus.subscribe(TaskDurations())
-        self.executor = executor or make_executor(settings, task_user, self.gpus)
+        self.executor = executor or make_executor(settings, task_user, self.gpus, self.sandbox)
         # MLflow (ODIN_MLFLOW_*): None when off. It mirrors the bus's events on its own thread, on the leader only.
         self.tracking = open_run_tracking(self.db, self.bus, TrackingSettings())
         self.engine = Engine(

@@ -165,6 +165,12 @@ class Settings(BaseSettings):
         description="Run local tasks as this user (name or uid) instead of Odin's own, so they cannot read Odin's "
         "data directory (database, JWT secret). Needs Odin to run as root; see docs/local-executor.md.",
     )
+    local_sandbox: Literal["auto", "landlock", "off"] = Field(
+        default="auto",
+        description="Close Odin's data directory (database, JWT secret, git mirror, other runs) to local tasks with "
+        "Linux Landlock, leaving each task only its own paths: `auto` when the kernel has it (else a warning at "
+        "start), `landlock` to refuse to start without it, `off`. See docs/local-executor.md.",
+    )
     local_work_max_files: int = Field(
         default=10_000,
         ge=1,

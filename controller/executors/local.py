@@ -19,7 +19,8 @@ Layout under the data directory:
 Tasks get a clean environment: a few harmless variables from the server (PATH, HOME, LANG...), the task's `env`, and
 the ODIN_* variables of the task. The server's own environment is never passed through, since it holds secrets; with
 `task_user` (ODIN_LOCAL_TASK_USER) tasks run as that user, with its HOME, and own their run's directories. What a
-task can and cannot reach is in docs/local-executor.md.
+task can and cannot reach is in docs/local-executor.md. With a `Sandbox` (ODIN_LOCAL_SANDBOX, `sandbox.py`), each
+wrapper starts in a Landlock domain where the data directory is closed but for what the attempt is given (`_grants`).
 
 GPUs (`num_gpus`): given a `GpuProbe` (this machine's GPUs, from Midgard's in-process collection), the executor gives
 each task asking for N GPUs N indices of this machine that no other running attempt holds, as `CUDA_VISIBLE_DEVICES`
@@ -53,6 +54,7 @@ from odin.controller.executors import outputs
 from odin.controller.executors.base import Executor
 from odin.controller.executors.outputs import AttemptDirs, OutputProblem
 from odin.controller.executors.reaper import Reaper
+from odin.controller.executors.sandbox import EVERYTHING, READ, STATE_FILES, Grant, Sandbox
 from odin.controller.executors.task_user import TaskUser
 from odin.controller.gpus import GpuHolding, GpuProbe, LocalGpus, gpu_shortfall, model_shortfall
 from odin.controller.vocabulary import (
@@ -112,6 +114,7 @@ class LocalExecutor(Executor):
         launchers: int = 4,
         task_user: TaskUser | None = None,
         gpus: GpuProbe | None = None,
+        sandbox: Sandbox | None = None,
     ) -> None:
         super().__init__()
         self.data_dir = data_dir
@@ -121,6 +124,7 @@ class LocalExecutor(Executor):
         self.root_path = root_path or data_dir / "root"
         self.kill_grace = kill_grace
         self.task_user = task_user
+        self.sandbox = sandbox  # None: tasks reach whatever Odin's user (or the task user) can
         self._base_env = {k: os.environ[k] for k in passthrough_env if k in os.environ}
         if task_user is not None:
             self._base_env.update(HOME=task_user.home, USER=task_user.name, LOGNAME=task_user.name)
@@ -294,17 +298,21 @@ class LocalExecutor(Executor):
             if gpus is not None:  # before the task exists: a restart must never see it running without its GPUs
                 Path(f"{prefix}.gpus").write_text(",".join(str(i) for i in gpus) + "\n")
             with Path(log_path).open("ab") as log_file:
-                popen = subprocess.Popen(
-                    ["/bin/sh", "-c", _WRAPPER, str(prefix), *argv],
-                    cwd=cwd,
-                    env=env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log_file,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                    close_fds=True,
-                    **as_user,
-                )
+
+                def start() -> subprocess.Popen[bytes]:
+                    return subprocess.Popen(
+                        ["/bin/sh", "-c", _WRAPPER, str(prefix), *argv],
+                        cwd=cwd,
+                        env=env,
+                        stdin=subprocess.DEVNULL,
+                        stdout=log_file,
+                        stderr=subprocess.STDOUT,
+                        start_new_session=True,
+                        close_fds=True,
+                        **as_user,
+                    )
+
+                popen = start() if self.sandbox is None else self.sandbox.spawn(self._grants(launch, env), start)
         except OSError as e:
             self._release_gpus(run_id, task, attempt)
             self.report(
@@ -330,6 +338,24 @@ class LocalExecutor(Executor):
         if killed_early is not None:
             log.info("run %s task %s attempt %d: killed as it started (%s)", run_id, task, attempt, killed_early)
             self.kill(run_id, task, attempt, killed_early)
+
+    def _grants(self, launch: TaskLaunch, env: dict[str, str]) -> list[Grant]:
+        """What of the data directory the attempt is given (docs/local-executor.md, "What a task can reach"): its
+        run's directories and the shared root path, its own output directories and ephemeral volumes, its working
+        tree and the artifacts it references (read only), and its state directory for the wrapper's files."""
+        dirs = self.attempt_dirs(launch.run, launch.task, launch.attempt)
+        prefix = self.attempt_prefix(launch.run.run_id, launch.task, launch.attempt)
+        grants = [
+            Grant(launch.paths.work_path, READ),
+            Grant(launch.paths.run_path, EVERYTHING),
+            Grant(os.path.realpath(launch.paths.root_path), EVERYTHING),  # Odin's setting: a link there is meant
+            Grant(dirs.output_path, EVERYTHING),
+            Grant(dirs.results_path, EVERYTHING),
+            Grant(str(prefix.parent), STATE_FILES),
+        ]
+        grants += [Grant(env[ephemeral_env_name(v.name)], EVERYTHING) for v in launch.spec.ephem_volumes]
+        grants += [Grant(i.location, READ) for i in launch.inputs if i.location.startswith("/")]
+        return grants
 
     def kill(self, run_id: str, task: str, attempt: int, reason: str) -> None:
         if self._unqueue(run_id, task, attempt):
@@ -413,6 +439,8 @@ class LocalExecutor(Executor):
         self._closing.set()
         self._launcher.shutdown(wait=True)
         self._reaper.stop()
+        if self.sandbox is not None:
+            self.sandbox.close()
 
     # -- exits ------------------------------------------------------------------------------------------------------
     def _child_exited(self, record: _Attempt) -> None:

@@ -33,16 +33,18 @@ def pipelines(marks: Path) -> dict[str, str]:
             "name: ok\n"
             "params:\n  who: {default: world}\n  n: {type: integer, default: 1}\n"
             "tasks:\n"
-            "  - {name: prep, image: busybox, command: [sh, -c, 'echo prep ${params.who}; echo data > $RUN_PATH/d']}\n"
-            "  - {name: train, image: busybox, command: [sh, -c, 'cat $RUN_PATH/d; echo trained'], depends: prep}\n"
+            "  - {name: prep, image: busybox,"
+            " command: [sh, -c, 'echo prep ${params.who}; echo data > ${RUN_PATH}/d']}\n"
+            "  - {name: train, image: busybox, command: [sh, -c, 'cat ${RUN_PATH}/d; echo trained'], depends: prep}\n"
             "  - {name: report, image: busybox, command: [sh, -c, 'echo report'], depends: prep}\n"
         ),
         "ok/helper.sh": "echo helper\n",
         "flaky/main.yml": (
             "name: flaky\n"
             "tasks:\n"
-            f"  - {{name: a, image: busybox, command: [sh, -c, 'echo a >> {marks}/flaky-a; echo out > $RUN_PATH/a']}}\n"
-            f"  - {{name: b, image: busybox, command: [sh, -c, 'cat $RUN_PATH/a && test -e {marks}/flaky-ok'],"
+            f"  - {{name: a, image: busybox,"
+            f" command: [sh, -c, 'echo a >> {marks}/flaky-a; echo out > ${{RUN_PATH}}/a']}}\n"
+            f"  - {{name: b, image: busybox, command: [sh, -c, 'cat ${{RUN_PATH}}/a && test -e {marks}/flaky-ok'],"
             " depends: a}\n"
             "  - {name: c, image: busybox, command: [sh, -c, 'echo c'], depends: b}\n"
             "  - {name: side, image: busybox, command: [sh, -c, 'echo side']}\n"

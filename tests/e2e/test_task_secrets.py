@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.support.git import GitRemote
@@ -273,3 +274,223 @@ def test_a_task_user_without_root_is_a_clear_start_error(base: Path) -> None:
     assert proc.returncode == 2, text
     assert "ODIN_LOCAL_TASK_USER=nobody needs Odin to run as root" in text
     assert "Traceback" not in text
+
+
+# -- the data directory, closed by ODIN_LOCAL_SANDBOX (Landlock) ------------------------------------------------------
+
+SANDBOX_PROBE = r"""
+import errno, json, os, sys, time
+
+targets_file, artifact = sys.argv[1], sys.argv[2]
+
+
+def attempt(op, path):
+    try:
+        if op == "read":
+            with open(path, "rb") as f:
+                return "ok:" + f.read(200).decode("latin-1")
+        if op == "list":
+            os.listdir(path)
+        elif op == "write":
+            with open(path, "w") as f:
+                f.write("written")
+        elif op == "signal":
+            os.kill(int(path), 0)
+        return "ok"
+    except OSError as e:
+        return errno.errorcode.get(e.errno, str(e.errno))
+
+
+deadline = time.monotonic() + 60
+while not os.path.exists(targets_file) and time.monotonic() < deadline:
+    time.sleep(0.05)
+with open(targets_file) as f:
+    targets = json.load(f)
+server = int(open(f"/proc/{os.getppid()}/stat").read().rsplit(")", 1)[1].split()[1])
+env = os.environ
+targets.update({
+    "server_environ": ["read", f"/proc/{server}/environ"],
+    "server_mem": ["read", f"/proc/{server}/mem"],
+    "signal_server": ["signal", str(server)],
+    "own_tree": ["read", os.path.join(env["ODIN_WORK_PATH"], "probe.py")],
+    "own_run": ["write", os.path.join(env["ODIN_RUN_PATH"], "written-by-probe")],
+    "own_task_path": ["write", os.path.join(sys.argv[3], "x")],
+    "own_root": ["write", os.path.join(env["ODIN_ROOT_PATH"], "written-by-probe")],
+    "own_output": ["write", os.path.join(env["OUTPUT_PATH"], "x")],
+    "own_results": ["write", os.path.join(env["RESULTS_PATH"], "x")],
+    "own_ephemeral": ["write", os.path.join(env["ODIN_EPHEM_SCRATCH"], "x")],
+    "artifact": ["read", artifact],
+})
+print("PROBE " + json.dumps({"artifact_path": artifact, **{k: attempt(*v) for k, v in targets.items()}}), flush=True)
+"""
+
+REFUSED_BY_THE_SANDBOX = (
+    "jwt_secret", "database", "git_mirror", "list_git", "list_data", "list_runs", "plant", "other_run",
+    "other_output", "other_tree",
+)  # fmt: skip
+CLOSED_ANYWAY = ("server_environ", "server_mem")  # non-dumpable
+OWN = ("own_tree", "own_run", "own_task_path", "own_root", "own_output", "own_results", "own_ephemeral", "artifact")
+
+
+def _sandbox_repo(base: Path) -> GitRemote:
+    """`victim` leaves files in its run and outputs; `probe` (after `made`, cached) tries the data directory."""
+    remote = GitRemote.create(base / "repo")
+    victim = {
+        "name": "victim",
+        "tasks": [{
+            "name": "keep", "image": "sh",
+            "command": ["sh", "-c", "echo theirs > $ODIN_RUN_PATH/secret && echo theirs > $OUTPUT_PATH/secret"],
+            "outputs": {"artifacts": ["secret"]},
+        }],
+    }  # fmt: skip
+    probe = {
+        "name": "probe",
+        "tasks": [
+            {"name": "made", "image": "sh", "cache": True, "command": ["sh", "-c", "echo made > $OUTPUT_PATH/made"],
+             "outputs": {"artifacts": ["made"]}},
+            {"name": "probe", "image": "python", "depends": "made",
+             "command": ["python3", "probe.py", str(base / "given" / "targets.json"), "${tasks.made.artifacts.made}",
+                         "${TASK_PATH}"],
+             "ephem_volumes": [{"name": "scratch", "type": "emptyDir"}], "mounts": [{"name": "scratch", "path": "/s"}]},
+        ],
+    }  # fmt: skip
+    remote.commit({
+        "victim/main.yml": json.dumps(victim), "probe/main.yml": json.dumps(probe), "probe/probe.py": SANDBOX_PROBE,
+    })  # fmt: skip
+    return remote
+
+
+def _probe_results(data_dir: Path, server: OdinServer, count: int) -> dict[str, dict[str, Any]]:
+    """Each finished probe's result, by run id, once `count` have finished."""
+
+    def results() -> dict[str, dict[str, Any]] | str | None:
+        found = {}
+        for log in (data_dir / "tasks").glob("*/probe.1.log"):
+            if not log.with_name("probe.1.exit").exists():
+                return None
+            lines = [line for line in log.read_text(errors="replace").splitlines() if line.startswith("PROBE ")]
+            if not lines:
+                return f"the probe ended without a result:\n{log.read_text()}\n{server.log()}"
+            found[log.parent.name] = json.loads(lines[0][len("PROBE ") :])
+        return found if len(found) == count else None
+
+    found = wait_until(results, 90, interval=0.1, message=f"{count} probe runs (server log: {server.log_path})")
+    assert isinstance(found, dict), found
+    return found
+
+
+@pytest.mark.parametrize("mode", ["auto", "off"])
+def test_a_task_of_the_same_user_is_closed_out_of_the_data_directory(base: Path, mode: str) -> None:
+    """With the sandbox (the default) a task reaches only its own paths in the data directory and the artifacts
+    it references, a cache hit's (another run's) included; with `off`, the same task reads Odin's secrets and
+    other runs' files: the sandbox is what closes them."""
+    data_dir = base / "state"
+    remote = _sandbox_repo(base)
+    (base / "given").mkdir()  # beside the data directory, before the tasks start (what is made directly in `base`
+    # afterwards is not theirs: only its entries as they start are, docs/local-executor.md)
+    password = _secret("admin-pw")
+    env = {
+        "ODIN_REPO": remote.file_url,
+        "ODIN_POLL_INTERVAL": "0.2",
+        "ODIN_RUN_ON_FIRST_SYNC": "true",
+        "ODIN_ADMIN_PASSWORD": password,
+        "ODIN_LOCAL_SANDBOX": mode,
+    }
+    command, as_user = _unprivileged(base, data_dir)
+    if as_user:
+        env.update(NOBODY_ENV)
+    with OdinServer(data_dir, env, command=command, popen_kwargs=as_user) as server:
+        [victim_exit] = wait_until(lambda: list((data_dir / "tasks").glob("*/keep.1.exit")), 60, message="victim ran")
+        [victim_output] = (data_dir / "outputs" / victim_exit.parent.name).glob("keep/1/artifacts/secret")
+        [victim_run_file] = (data_dir / "runs").glob("*/secret")
+        [victim_tree] = [p for p in (data_dir / "trees").glob("*/main.yml") if "victim" in p.read_text()]
+        mirror_file = next(p for p in sorted((data_dir / "git").rglob("*")) if p.is_file())
+        targets = {
+            "jwt_secret": ["read", str(data_dir / "jwt-secret")],
+            "database": ["read", str(data_dir / "odin.db")],
+            "git_mirror": ["read", str(mirror_file)],
+            "list_git": ["list", str(data_dir / "git")],
+            "list_data": ["list", str(data_dir)],
+            "list_runs": ["list", str(data_dir / "runs")],
+            "plant": ["write", str(data_dir / "planted")],
+            "other_run": ["read", str(victim_run_file)],
+            "other_output": ["read", str(victim_output)],
+            "other_tree": ["read", str(victim_tree)],
+        }
+        (base / "given" / "targets.json").write_text(json.dumps(targets))
+        [first] = _probe_results(data_dir, server, 1).values()
+        # A second run of the same commit: `made` is a cache hit, its artifact is the first run's.
+        token = httpx.post(f"{server.url}/v1/auth/token", json={"username": "admin", "password": password}).json()
+        headers = {"Authorization": f"Bearer {token['access_token']}"}
+        created = httpx.post(f"{server.url}/v1/runs", json={"pipeline": "probe"}, headers=headers)
+        assert created.status_code == 201, created.text
+        second = _probe_results(data_dir, server, 2)[created.json()["id"]]
+        log = server.log()
+    for probe in (first, second):
+        assert {k: probe[k] for k in OWN if not probe[k].startswith("ok")} == {}, "a task lost its own paths"
+        assert probe["artifact"] == "ok:made\n"
+        assert {k: probe[k] for k in CLOSED_ANYWAY if probe[k] != "EACCES"} == {}
+    assert first["artifact_path"] == second["artifact_path"], "the cache hit reads the first run's artifact"
+    assert not second["artifact_path"].startswith(str(data_dir / "outputs" / created.json()["id"]))
+    if mode == "auto":
+        for probe in (first, second):
+            assert {k: probe[k] for k in REFUSED_BY_THE_SANDBOX if probe[k] != "EACCES"} == {}, "the sandbox leaked"
+            assert probe["signal_server"] == "EPERM"
+        assert not (data_dir / "planted").exists()
+        assert "in a Landlock (ABI" in log and "the data directory" in log and "ODIN_LOCAL_SANDBOX=auto" in log
+    else:
+        assert first["jwt_secret"] == "ok:" + (data_dir / "jwt-secret").read_text(encoding="latin-1")[:200]
+        assert first["database"].startswith("ok:SQLite format 3")
+        assert first["other_run"] == first["other_output"] == "ok:theirs\n"
+        assert "with no sandbox (ODIN_LOCAL_SANDBOX=off)" in log and "ODIN_LOCAL_TASK_USER" in log
+
+
+def _without_landlock() -> None:
+    """preexec_fn: a seccomp filter that answers ENOSYS to `landlock_create_ruleset`, as a kernel without Landlock
+    does (the real `odin serve` then finds none; nothing in Odin is patched)."""
+    import ctypes
+
+    class Filter(ctypes.Structure):
+        _fields_ = [("code", ctypes.c_uint16), ("jt", ctypes.c_uint8), ("jf", ctypes.c_uint8), ("k", ctypes.c_uint32)]
+
+    class Program(ctypes.Structure):
+        _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.POINTER(Filter))]
+
+    enosys = 38
+    program = (Filter * 4)(
+        Filter(0x20, 0, 0, 0),  # load the system call number
+        Filter(0x15, 0, 1, 444),  # landlock_create_ruleset?
+        Filter(0x06, 0, 0, 0x00050000 | enosys),  # then fail with ENOSYS
+        Filter(0x06, 0, 0, 0x7FFF0000),  # else allow
+    )
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(38, 1, 0, 0, 0) or libc.prctl(22, 2, ctypes.byref(Program(4, program)), 0, 0):
+        raise OSError(ctypes.get_errno(), "seccomp")
+
+
+def test_without_landlock_auto_warns_and_landlock_refuses_to_start(tmp_path: Path) -> None:
+    if not sys.platform.startswith("linux"):
+        pytest.skip("seccomp is Linux's")
+    data_dir = tmp_path / "state"
+    with OdinServer(data_dir, {}, popen_kwargs={"preexec_fn": _without_landlock}) as server:
+        log = server.log()
+    assert "local tasks run as Odin's own user with no sandbox (this kernel" in log and "has no Landlock" in log
+    assert "ODIN_LOCAL_TASK_USER" in log
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("ODIN_")},
+        "ODIN_DATA_DIR": str(data_dir),
+        "ODIN_PORT": str(free_port()),
+        "ODIN_LOCAL_SANDBOX": "landlock",
+    }
+    done = subprocess.run(
+        [str(BIN / "odin"), "serve"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        preexec_fn=_without_landlock,
+    )
+    text = done.stdout + done.stderr
+    assert done.returncode == 2, text
+    assert "cannot start: ODIN_LOCAL_SANDBOX=landlock, but this kernel" in text and "Traceback" not in text

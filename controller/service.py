@@ -34,6 +34,7 @@ from odin.controller.launcher import RerunRequest, RunLauncher, RunNotFound, Run
 from odin.controller.leader import LeaderLock, leader_lock_for
 from odin.controller.metrics import TaskDurations
 from odin.controller.poller import RepoPoller
+from odin.controller.pulls import PullOutcome, PullRequest, PullRequests
 from odin.controller.retention import RetentionSweeper
 from odin.controller.scheduler import Scheduler
 from odin.controller.secrecy import create_private_file, secure_data_dir
@@ -119,7 +120,8 @@ def record_credentials(url: str, ref: str | None) -> Credentials | None:
 def _fingerprint(record: RepoRecord) -> tuple[object, ...]:
     """What a followed repository is built from: a change to any of it rebuilds its mirror, sync and poller."""
     return (record.url, record.branch, record.branches, record.credentials_ref, record.webhook_secret_ref,
-            record.poll_interval, record.run_policy, record.namespace, record.tags)  # fmt: skip
+            record.poll_interval, record.run_policy, record.namespace, record.tags, record.pull_requests,
+            record.pr_approvers)  # fmt: skip
 
 
 @dataclass
@@ -140,6 +142,10 @@ class FollowedRepo:
     tag_patterns: tuple[str, ...] = ()  # the tag patterns followed (controller/tags.py); () follows no tag
     followers: BranchFollowers | None = None  # the further branches the patterns match; None: only `branch`
     fingerprint: tuple[object, ...] = ()
+    pull_requests: str = "off"  # which pull requests run: off, same-repo, all (controller/pulls.py)
+    pr_approvers: tuple[str, ...] = ()  # provider logins whose `/retest` comments are obeyed
+    run_policy: str = "latest"  # `latest`: a pull request's new head cancels its older head's runs
+    pulls: PullRequests | None = None  # runs the pipelines of its pull requests' heads
 
 
 class Controller:
@@ -328,7 +334,7 @@ class Controller:
         assert settings.repo is not None
         url = redact_url(settings.repo)
         repo_id = self._upsert_repo(settings, url)
-        return self._build(
+        followed = self._build(
             repo_id,
             settings.repo_name,
             settings.repo,
@@ -337,6 +343,9 @@ class Controller:
             poll_interval=settings.poll_interval,
             run_policy=settings.run_policy,
         )
+        followed.pull_requests = settings.pull_requests
+        followed.pr_approvers = tuple(settings.pr_approvers)
+        return followed
 
     def _follow_record(self, record: RepoRecord) -> FollowedRepo:
         """A repository registered through the API. Raises `SecretUnavailable` or `ValueError`."""
@@ -352,6 +361,8 @@ class Controller:
             tag_patterns=record.tags,
         )
         followed.webhook_secret_ref = record.webhook_secret_ref
+        followed.pull_requests = record.pull_requests
+        followed.pr_approvers = record.pr_approvers
         followed.origin = "api"
         followed.fingerprint = _fingerprint(record)
         return followed
@@ -426,6 +437,19 @@ class Controller:
         followed = FollowedRepo(repo_id, name, url, branch, mirror, poller.sync, poller, launcher, self.validator,
                                 scheduler)  # fmt: skip
         followed.branches = tuple(patterns) or (branch,)
+        followed.run_policy = run_policy
+        followed.pulls = PullRequests(
+            self.db,
+            repo_id,
+            mirror,
+            trees_dir=settings.trees_dir,
+            run_policy=run_policy,
+            submit=self._submit_run,
+            cancel=lambda run_id, by: self.cancel(run_id, by=by),
+            publish=self.bus.publish,
+            validator=self.validator,
+            admission=self.executor.gpu_shortfall,
+        )
         followed.followers = followers
         followed.tag_patterns = tuple(tag_patterns)
         return followed
@@ -551,6 +575,22 @@ class Controller:
                 f"run {request.run_id} was not started from a repository this server follows; it cannot be rerun here"
             )
         return repo.launcher.rerun(parent, request)
+
+    def pull_request(
+        self,
+        repo: str | int,
+        pr: PullRequest,
+        *,
+        by: str,
+        withheld: bool,
+        retest: bool = False,
+        pipeline: str | None = None,
+    ) -> PullOutcome:
+        """Run a pull request's head (webhooks; controller/pulls.py). Raises `PullRequestRejected` or
+        `PullRequestUnavailable`. Like a run started through the API, on any replica (the leader's engine is woken)."""
+        followed = self.repo(repo)
+        assert followed.pulls is not None
+        return followed.pulls.run(pr, by=by, retest=retest, pipeline=pipeline, withheld=withheld)
 
     def cancel(self, run_id: str, *, by: str | None = None) -> bool:
         """Ask a run to stop; False when it does not exist or is already finished."""

@@ -26,7 +26,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from odin.controller import facade
@@ -46,7 +46,7 @@ from odin.controller.settings import Settings
 from odin.controller.store import deliveries
 from odin.controller.store.db import DbEngine, StoreUnavailable
 from odin.controller.store.deliveries import Delivery, Outcome, Recorded
-from odin.controller.store.pulls import last_seen_fork
+from odin.controller.store.pulls import last_seen
 from odin.controller.vocabulary import Trigger
 from odin.webhooks.audit import RejectionLog, printable
 from odin.webhooks.events import (
@@ -349,20 +349,32 @@ class WebhookReceiver:
     ) -> Answer:
         """A pull request's new head, or a `/retest` on it: checked against the repository's `pull_requests` policy,
         its branch patterns and (for a comment) who may ask, then fetched, validated and run (controller/pulls.py)."""
-        pull = event.pull
         retest = isinstance(event, PullRequestComment)
         refusal = _pull_request_refusal(repo, event)
-        fork = pull.fork
-        if refusal is None and fork is None:
+        if refusal is None and (event.pull.fork is None or event.pull.base_branch is None):
+            # A GitHub or Gitea comment names neither: what the pull request's last run recorded, else (never run
+            # here) a fork, against the repository's own branch.
             try:
-                fork = last_seen_fork(self.db, repo.id, pull.provider, pull.number)
+                seen = last_seen(self.db, repo.id, event.pull.provider, event.pull.number)
             except StoreUnavailable as e:
                 return self._unavailable(provider, delivery_id, e)
-            if fork is None and repo.pull_requests == "same-repo":
-                refusal = (
-                    f"pull request #{pull.number} never ran here, and the comment does not say whether it comes from "
-                    "a fork; push to it (or reopen it) to run it first"
-                )
+            fork_seen: bool | None = seen[0] if seen is not None else None
+            base_seen = seen[1] if seen is not None else None
+            event = replace(
+                event,
+                pull=replace(
+                    event.pull,
+                    fork=event.pull.fork if event.pull.fork is not None else fork_seen,
+                    base_branch=event.pull.base_branch or base_seen or repo.branch,
+                ),
+            )
+        pull = event.pull
+        fork = pull.fork
+        if refusal is None and fork is None and repo.pull_requests == "same-repo":
+            refusal = (
+                f"pull request #{pull.number} never ran here, and the comment does not say whether it comes from a "
+                "fork; push to it (or reopen it) to run it first"
+            )
         update = RefUpdate(ref=pull.source_ref if pull.head_ref or pull.provider != "bitbucket" else "", before=None,
                            after=pull.head_sha if pull.head_sha and len(pull.head_sha) == 40 else None)  # fmt: skip
         if refusal is not None:

@@ -1,8 +1,10 @@
 """Pull requests' runs as the store knows them (issue 13 item 3; controller/pulls.py): the runs of a pull request's
-older heads still going (a new head supersedes them under the `latest` run policy), and whether a pull request was
-last seen coming from a fork (a `/retest` comment on GitHub or Gitea does not say)."""
+older heads still going (a new head supersedes them under the `latest` run policy), and what a pull request's last run
+recorded of it: from a fork or not, and its base branch (a `/retest` comment on GitHub or Gitea says neither)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -26,10 +28,11 @@ def older_heads_active(conn: Connection, repo_id: int, provider: str, number: in
     return list(conn.execute(query.order_by(RUNS.c.created_at, RUNS.c.id)).scalars())
 
 
-def last_seen_fork(engine: DbEngine, repo_id: int, provider: str, number: int) -> bool | None:
-    """Whether the pull request's newest run withheld secrets (it came from a fork); None when it never ran."""
+def last_seen(engine: DbEngine, repo_id: int, provider: str, number: int) -> tuple[bool, str | None] | None:
+    """What the pull request's newest run recorded: whether it withheld secrets (it came from a fork) and the base
+    branch (from its `PullRequest` condition); None when it never ran."""
     query = (
-        sa.select(RUNS.c.secrets_withheld)
+        sa.select(RUNS.c.secrets_withheld, RUNS.c.conditions)
         .where(
             RUNS.c.repo_id == repo_id,
             RUNS.c.trigger == Trigger.PULL_REQUEST.value,
@@ -40,5 +43,9 @@ def last_seen_fork(engine: DbEngine, repo_id: int, provider: str, number: int) -
         .limit(1)
     )
     with reading(engine) as conn:
-        value = conn.execute(query).scalar()
-    return None if value is None else bool(value)
+        row = conn.execute(query).first()
+    if row is None:
+        return None
+    condition: dict[str, Any] = next((c for c in row.conditions or [] if c.get("type") == "PullRequest"), {})
+    base = condition.get("base_branch")
+    return bool(row.secrets_withheld), base if isinstance(base, str) else None

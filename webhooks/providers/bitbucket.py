@@ -133,7 +133,7 @@ def _pull(data: dict[str, Any], what: str) -> PullRequest:
     return PullRequest(
         provider="bitbucket",
         number=pulls.number(pr, "id", what),
-        head_sha=pulls.head_sha(obj(obj(source, "commit"), "hash"), what, short=True),
+        head_sha=pulls.head_sha(obj(source, "commit").get("hash"), what, short=True),
         head_ref=text(obj(source, "branch"), "name"),
         head_repo=head_name,
         head_url=text(obj(obj(head_repo, "links"), "html"), "href"),

@@ -96,8 +96,8 @@ def test_a_github_pull_request_runs_its_head_once(odin_factory: OdinFactory) -> 
     assert [r.id for r in odin.runs(sha)] == [run_id]
 
 
-def test_a_new_head_supersedes_the_runs_of_the_older_one(odin_factory: OdinFactory) -> None:
-    odin = odin_factory(pull_requests="same-repo")  # run policy `latest`
+def test_a_new_head_supersedes_the_runs_of_the_older_one(odin_factory: OdinFactory, db_url: str) -> None:
+    odin = odin_factory(db_url, pull_requests="same-repo")  # run policy `latest`; SQLite and Postgres
     first = head(odin.remote, "refs/pull/42/head", {"hello/main.yml": SLOW})
     status, body = send(odin, "github", github_pr(first))
     assert status == 202, body
@@ -173,8 +173,8 @@ def test_bad_pull_request_input_gets_a_clear_answer_and_loses_nothing(odin_facto
     assert status == 202 and len(body["runs"]) == 1, body
 
 
-def test_github_retest_is_obeyed_for_members_and_ignored_for_others(odin_factory: OdinFactory) -> None:
-    odin = odin_factory(pull_requests="same-repo")
+def test_github_retest_is_obeyed_for_members_and_ignored_for_others(odin_factory: OdinFactory, db_url: str) -> None:
+    odin = odin_factory(db_url, pull_requests="same-repo")  # SQLite and Postgres
     sha = head(odin.remote, "refs/pull/42/head", {"hello/main.yml": HELLO.format(name="hello", marker="retest")})
     status, body = send(odin, "github", github_pr(sha))
     first = body["runs"][0]

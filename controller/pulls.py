@@ -107,6 +107,7 @@ class PullOutcome:
     superseded: list[str] = field(default_factory=list)
     validation: str = "valid"
     pipelines: list[str] = field(default_factory=list)
+    withheld: bool = True  # its runs get none of the repository's secrets
 
 
 class PullRequests:
@@ -141,11 +142,29 @@ class PullRequests:
         self.limits = limits or Limits()
 
     def run(
-        self, pr: PullRequest, *, by: str, retest: bool = False, pipeline: str | None = None, withheld: bool = True
+        self,
+        pr: PullRequest,
+        *,
+        by: str,
+        retest: bool = False,
+        pipeline: str | None = None,
+        withheld: bool = True,
+        forks: bool = False,
     ) -> PullOutcome:
         """Fetch the head, validate what it changed and start its runs. `retest`: run again (new runs, not deduped);
-        `pipeline`: only that one. Raises `PullRequestRejected`, `PullRequestUnavailable`."""
-        sha, base = self._fetch(pr)
+        `pipeline`: only that one; `withheld`: a fork's (or one not known to be the repository's); `forks`: the
+        repository runs forks' pull requests too. Raises `PullRequestRejected`, `PullRequestUnavailable`."""
+        sha, base, verified = self._fetch(pr, same_repo=not withheld)
+        if not withheld and not verified:
+            # The payload says the head is a branch of the repository, but that branch does not have it: a fork's
+            # pull request as far as secrets go (the payload's word is not enough to hand them out).
+            if not forks:
+                raise PullRequestRejected(
+                    f"pull request #{pr.number} names branch {pr.head_ref!r} of the repository as its head, but that "
+                    f"branch does not have {sha[:12]}: it is treated as a fork's, and this repository runs only "
+                    "pull requests from its own branches"
+                )
+            withheld = True
         change = self.mirror.changed_pipelines(base, sha)
         selection = select_pipelines(self.mirror, sha, change, branch=pr.base_branch or "", limits=self.limits)
         problems = list(selection.problems)
@@ -160,6 +179,7 @@ class PullRequests:
         new_runs = self._new_runs(pr, sha, results, problems, by=by, retest=retest, withheld=withheld)
         invalid = any(r.problems for r in results) or problems
         outcome = PullOutcome(sha=sha, validation="invalid" if invalid else "valid", pipelines=pipelines)
+        outcome.withheld = withheld
         events: list[EventDict] = []
         info = self.mirror.commit_info(sha)
         with transaction(self.db) as conn:
@@ -208,20 +228,27 @@ class PullRequests:
         return outcome
 
     # -- steps ----------------------------------------------------------------------------------------------------
-    def _fetch(self, pr: PullRequest) -> tuple[str, str | None]:
-        """The head commit (from the provider's own ref) and the merge base with the base branch (None: unknown,
-        so every pipeline counts as changed)."""
+    def _fetch(self, pr: PullRequest, *, same_repo: bool) -> tuple[str, str | None, bool]:
+        """The head commit (from the provider's own ref), the merge base with the base branch (None: unknown, so every
+        pipeline counts as changed), and, for a pull request said to come from the repository itself, whether its
+        head branch there has that commit."""
         base_ref = f"refs/odin/pull-bases/{pr.provider}/{pr.number}"
+        own_ref = f"refs/odin/pull-heads/{pr.provider}/{pr.number}"
         url = self._fork_url(pr)
+        check_own = same_repo and pr.provider != "bitbucket" and bool(pr.head_ref)  # Bitbucket's head IS the branch
         try:
             if url is None:
                 pairs = [(pr.source_ref, pr.cache_ref)]
                 if pr.base_branch:
                     pairs.append((f"refs/heads/{pr.base_branch}", base_ref))
+                if check_own:
+                    pairs.append((f"refs/heads/{pr.head_ref}", own_ref))
                 fetched = self.mirror.fetch_refs(pairs)
             else:
                 fetched = self.mirror.fetch_refs([(f"refs/heads/{pr.base_branch}", base_ref)])
                 fetched |= self.mirror.fetch_refs([(pr.source_ref, pr.cache_ref)], url=url)
+        except ValueError as e:
+            raise PullRequestRejected(f"pull request #{pr.number} names a ref git refuses: {e}") from None
         except GitError as e:
             if e.transient:
                 raise PullRequestUnavailable(f"cannot fetch pull request #{pr.number}: {e.message}") from e
@@ -233,7 +260,11 @@ class PullRequests:
             )
         sha = self._head(pr, tip)
         base_tip = fetched.get(base_ref)
-        return sha, self.mirror.merge_base(base_tip, sha) if base_tip is not None else None
+        base = self.mirror.merge_base(base_tip, sha) if base_tip is not None else None
+        if not check_own:
+            return sha, base, same_repo
+        own = fetched.get(own_ref)
+        return sha, base, own is not None and (own == sha or self._reaches(own, sha))
 
     def _head(self, pr: PullRequest, tip: str) -> str:
         """The payload's head commit when the pull request's ref reaches it (a newer push gets its own event), else

@@ -583,6 +583,7 @@ class Controller:
         *,
         by: str,
         withheld: bool,
+        forks: bool = False,
         retest: bool = False,
         pipeline: str | None = None,
     ) -> PullOutcome:
@@ -590,7 +591,7 @@ class Controller:
         `PullRequestUnavailable`. Like a run started through the API, on any replica (the leader's engine is woken)."""
         followed = self.repo(repo)
         assert followed.pulls is not None
-        return followed.pulls.run(pr, by=by, retest=retest, pipeline=pipeline, withheld=withheld)
+        return followed.pulls.run(pr, by=by, retest=retest, pipeline=pipeline, withheld=withheld, forks=forks)
 
     def cancel(self, run_id: str, *, by: str | None = None) -> bool:
         """Ask a run to stop; False when it does not exist or is already finished."""

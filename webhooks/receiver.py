@@ -15,7 +15,11 @@ The order is the security argument:
    remote and runs what it finds; one run per (repository, commit, pipeline) is the store's promise. Afterwards the
    payload's commit is checked against the remote (`verifier.py`).
 
-Events Odin does not act on (pings, other branches, tags, issue comments) are answered 2xx with the reason: GitLab
+Pull requests (`PullRequestEvent`, a `/retest` `PullRequestComment`) take steps 1-4 alike, then the repository's
+`pull_requests` policy, its branch patterns and (for a comment) who may ask decide; what passes is fetched, validated
+and run at once by the controller (controller/pulls.py), and answered 202 with the runs.
+
+Events Odin does not act on (pings, other branches, tags, other comments) are answered 2xx with the reason: GitLab
 disables hooks that keep failing, and a provider's delivery log is where a user looks first.
 """
 
@@ -390,7 +394,13 @@ class WebhookReceiver:
         pipeline = event.pipeline if isinstance(event, PullRequestComment) else None
         try:
             done = self.controller.pull_request(
-                repo.id, pull, by=by, withheld=fork is not False, retest=retest, pipeline=pipeline
+                repo.id,
+                pull,
+                by=by,
+                withheld=fork is not False,
+                forks=repo.pull_requests == "all",
+                retest=retest,
+                pipeline=pipeline,
             )
         except PullRequestUnavailable as e:
             return self._run_unavailable(provider, delivery_id, recorded.id, str(e))
@@ -409,7 +419,7 @@ class WebhookReceiver:
             f"{what} pull request #{pull.number} at {done.sha[:12]}: {len(done.created)} run(s) started"
             + (f", {len(done.existing)} already existed" if done.existing else "")
             + (f", {len(done.superseded)} of older heads cancelled" if done.superseded else "")
-            + ("; secrets are withheld (a fork)" if fork is not False else "")
+            + ("; secrets are withheld (a fork)" if done.withheld else "")
             + ("; the commit has problems (see the commit)" if done.validation == "invalid" else "")
         )
         body: dict[str, Any] = {"status": "accepted", "detail": detail, "delivery": delivery_id}

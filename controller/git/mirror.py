@@ -185,9 +185,11 @@ class Mirror:
         `refs/pull/7/head`; with `url`, from that repository instead (a Bitbucket fork; no credentials are sent to it).
         Returns dst -> commit for the refs the remote has. Raises what `fetch` raises, and `ValueError` for a `url`
         Odin does not accept."""
-        for _src, dst in pairs:
+        for src, dst in pairs:
             if not dst.startswith("refs/odin/") or not pygit2.reference_is_valid_name(dst):
                 raise ValueError(f"{dst!r} is not a reference under refs/odin/")
+            if not src.startswith("refs/") or not pygit2.reference_is_valid_name(src):
+                raise ValueError(f"{src!r} is not a reference name")
         source = parse_remote_url(url) if url is not None else None
         with self._fetch_lock, self._file_lock():
             return _fetch.fetch_refs(self._repo(), self._source, pairs, source)

@@ -25,11 +25,13 @@ SECRET_TASK = (
 SLOW = "name: hello\ntasks:\n  - {name: hi, image: busybox, command: [sh, -c, 'sleep 60']}\n"
 
 
-def head(remote: GitRemote, ref: str, files: dict[str, str], message: str = "PR change") -> str:
-    """Commit `files` on the feature branch (from main the first time), not pushed as a branch, and publish it at
-    `ref`, as the provider does for a pull request's head."""
+def head(remote: GitRemote, ref: str, files: dict[str, str], message: str = "PR change", *, fork: bool = False) -> str:
+    """Commit `files` on the feature branch (from main the first time) and publish it at `ref`, as the provider does
+    for a pull request's head; the branch is pushed to the repository too unless the pull request is a fork's."""
     first = remote.local_tip(FEATURE) is None
     remote.commit(files, message, branch=FEATURE, parents=[remote.head] if first else None, push=False)
+    if not fork:
+        remote.push(FEATURE, force=True)
     return remote.publish(FEATURE, ref)
 
 
@@ -116,7 +118,7 @@ def test_a_forks_pull_request_runs_without_secrets_and_never_starts_a_task_that_
 ) -> None:
     odin = odin_factory(pull_requests="all")
     files = {"hello/main.yml": SECRET_TASK, "train/main.yml": HELLO.format(name="train", marker="from-a-fork")}
-    sha = head(odin.remote, "refs/pull/43/head", files)
+    sha = head(odin.remote, "refs/pull/43/head", files, fork=True)
     status, body = send(odin, "github", github_pr(sha, action="synchronize", fork=True))
     assert status == 202 and "secrets are withheld" in body["detail"], body
     runs = {run_of(odin, r).pipeline: finished(odin, r) for r in body["runs"]}
@@ -130,13 +132,30 @@ def test_a_forks_pull_request_runs_without_secrets_and_never_starts_a_task_that_
 
 def test_forks_are_ignored_unless_the_repository_runs_them(odin_factory: OdinFactory) -> None:
     odin = odin_factory(pull_requests="same-repo")
-    sha = head(odin.remote, "refs/pull/43/head", {"hello/main.yml": HELLO.format(name="hello", marker="fork")})
+    sha = head(odin.remote, "refs/pull/43/head", {"hello/main.yml": HELLO.format(name="hello", marker="fork")},
+               fork=True)  # fmt: skip
     status, body = send(odin, "github", github_pr(sha, fork=True))
     assert (status, body["status"]) == (200, "ignored"), body
     assert "comes from a fork (mallory/ml)" in body["detail"] and "--pull-requests all" in body["detail"]
     [row] = odin.deliveries()
     assert row.outcome == "ignored" and "fork" in row.reason
     assert odin.runs() == []
+
+
+def test_a_pull_request_claiming_a_branch_that_lacks_its_head_is_a_forks(odin_factory: OdinFactory) -> None:
+    """The payload's word that the head is the repository's own branch is not enough to hand out secrets: that
+    branch must have the commit (a signed but lying payload, or a fork's branch of the same name)."""
+    odin = odin_factory(pull_requests="same-repo")
+    sha = head(odin.remote, "refs/pull/42/head", {"hello/main.yml": SECRET_TASK}, fork=True)
+    status, body = send(odin, "github", github_pr(sha))
+    assert status == 422 and "treated as a fork's" in body["detail"], body
+    assert odin.runs() == []
+
+    odin = odin_factory(pull_requests="all")  # the same remote: refs/pull/42/head still names the commit
+    status, body = send(odin, "github", github_pr(sha))
+    assert status == 202 and "secrets are withheld" in body["detail"], body
+    run = finished(odin, body["runs"][0])
+    assert (run.status, run.reason, run.secrets_withheld) == ("failed", "SecretsWithheld", True)
 
 
 def test_bad_pull_request_input_gets_a_clear_answer_and_loses_nothing(odin_factory: OdinFactory) -> None:

@@ -444,7 +444,7 @@ class Controller:
             mirror,
             trees_dir=settings.trees_dir,
             run_policy=run_policy,
-            submit=self._submit_run,
+            submit=self._submit_published,
             cancel=lambda run_id, by: self.cancel(run_id, by=by),
             publish=self.bus.publish,
             validator=self.validator,
@@ -641,6 +641,13 @@ class Controller:
         self.engine.submit(run_id)
         if self._wake_sender is not None and not self._leading.is_set():
             self._wake_sender.run(run_id)  # the leader's engine, not this replica's idle one, runs it
+
+    def _submit_published(self, run_id: str) -> None:
+        """A run created (and its events published) on request, on any replica (a pull request's): hand it to the
+        engine that runs it."""
+        self.engine.submit(run_id)
+        if self._wake_sender is not None and not self._leading.is_set():
+            self._wake_sender.run(run_id)
 
     def _submit_runs(self, run_ids: Sequence[str]) -> None:
         """The sync created these runs (and has already published its committed events): hand them to the engine."""

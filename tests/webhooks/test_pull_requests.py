@@ -190,6 +190,7 @@ def test_bad_pull_request_input_gets_a_clear_answer_and_loses_nothing(odin_facto
     # Nothing was lost: the same head, properly announced, still runs.
     status, body = send(odin, "github", github_pr(sha))
     assert status == 202 and len(body["runs"]) == 1, body
+    assert finished(odin, body["runs"][0]).status == "succeeded"
 
 
 def test_github_retest_is_obeyed_for_members_and_ignored_for_others(odin_factory: OdinFactory, db_url: str) -> None:

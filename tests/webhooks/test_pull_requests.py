@@ -11,10 +11,14 @@ import secrets
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from odin.controller.store.models import TASK_RUNS
+from odin.webhooks import notify
 from tests.support.git import GitRemote
 from tests.support.wait import wait_until
 from tests.webhooks.conftest import OdinFactory
+from tests.webhooks.fake_receivers import FakeSlack
 from tests.webhooks.support import HELLO, Odin, Recorded, load
 
 FEATURE = "feature/bigger-model"
@@ -303,3 +307,32 @@ def test_a_bitbucket_pull_request_from_a_fork_is_fetched_from_the_fork(
     elsewhere.body["pullrequest"]["source"]["commit"]["hash"] = sha[:12]  # the fixture's fork on bitbucket.org
     status, body = send(odin, "bitbucket", elsewhere)
     assert status == 422 and "not on the host of the followed repository" in body["detail"], body
+
+
+def test_a_forks_runs_send_no_notifications(odin_factory: OdinFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`notify:` entries name the server's secrets (a Slack webhook URL by `env:`): a fork's runs send none, the
+    same pipeline from the repository's own branch does."""
+    slack = FakeSlack().start()
+    monkeypatch.setenv("ODIN_NOTIFY_SLACK", slack.url)
+    odin = odin_factory(pull_requests="all")
+    notifier = notify.from_settings(odin.settings, odin.controller)
+    notifier.start(odin.controller.bus)
+    failing = (
+        "name: train\ntasks:\n  - {name: fit, image: busybox, command: [sh, -c, 'exit 3']}\n"
+        "notify:\n  - on: [failure]\n    slack: {webhook: env:ODIN_NOTIFY_SLACK}\n"
+    )
+    try:
+        sha = head(odin.remote, "refs/pull/43/head", {"train/main.yml": failing}, fork=True)
+        _, body = send(odin, "github", github_pr(sha, fork=True))
+        fork_run = finished(odin, body["runs"][0])
+        assert (fork_run.status, fork_run.secrets_withheld) == ("failed", True)
+
+        own = head(odin.remote, "refs/pull/42/head", {"train/main.yml": failing + "# own\n"})
+        _, body = send(odin, "github", github_pr(own))
+        own_run = finished(odin, body["runs"][0])
+        assert own_run.status == "failed"
+        wait_until(lambda: slack.hits, 30, message="the repository's own run notifies")
+        assert [own_run.id in hit.body["text"] for hit in slack.hits] == [True], "one message, for the own run"
+    finally:
+        notifier.stop()
+        slack.stop()

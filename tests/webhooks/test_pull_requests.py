@@ -303,6 +303,19 @@ def test_a_bitbucket_pull_request_from_a_fork_is_fetched_from_the_fork(
     assert status == 202, body
     assert finished(odin, body["runs"][0]).secrets_withheld is True
 
+    # A pull request from a branch of the repository itself: its source branch, fetched from the repository.
+    own = head(upstream, "refs/heads/" + FEATURE, {"hello/main.yml": HELLO.format(name="hello", marker="bb-own")})
+    same = fresh(load("bitbucket", "pullrequest_created"), "bitbucket")
+    same.headers["X-Event-Key"] = "pullrequest:updated"
+    pull = same.body["pullrequest"]
+    pull["id"] = 6
+    pull["source"]["commit"]["hash"] = own[:12]
+    pull["source"]["repository"] = pull["destination"]["repository"]
+    status, body = send(odin, "bitbucket", same)
+    assert (status, body["commit"], body["pull_request"]) == (202, own, 6), body
+    run = finished(odin, body["runs"][0])
+    assert (run.pipeline, run.secrets_withheld, run.status) == ("hello", False, "succeeded")
+
     elsewhere = fresh(load("bitbucket", "pullrequest_created"), "bitbucket")
     elsewhere.body["pullrequest"]["source"]["commit"]["hash"] = sha[:12]  # the fixture's fork on bitbucket.org
     status, body = send(odin, "bitbucket", elsewhere)

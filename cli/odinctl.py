@@ -835,6 +835,17 @@ TagOpt = Annotated[
     typer.Option("--tag", "-t", metavar="PATTERN",
                  help="Tag or fnmatch pattern (v*): a new or moved tag runs its commit's pipelines; repeatable"),
 ]  # fmt: skip
+PullRequestsOpt = Annotated[
+    str | None,
+    typer.Option("--pull-requests", metavar="off|same-repo|all",
+                 help="Run pull requests' pipelines: off, same-repo (head in this repository) or all (forks too, "
+                 "never with secrets)"),
+]  # fmt: skip
+ApproverOpt = Annotated[
+    list[str] | None,
+    typer.Option("--pr-approver", metavar="LOGIN",
+                 help="A provider login whose /retest comments are obeyed; repeatable (update: '' clears)"),
+]  # fmt: skip
 DefaultBranchOpt = Annotated[
     str | None, typer.Option(help="The branch manual runs and schedules use (default: the first without wildcards)")
 ]
@@ -860,6 +871,8 @@ def repos_add(
     branch: BranchOpt = None,
     default_branch: DefaultBranchOpt = None,
     tag: TagOpt = None,
+    pull_requests: PullRequestsOpt = None,
+    pr_approver: ApproverOpt = None,
     poll_interval: PollOpt = None,
     run_policy: PolicyOpt = None,
     namespace: NamespaceOpt = None,
@@ -876,6 +889,7 @@ def repos_add(
     fields.update(poll_interval=poll_interval, run_policy=run_policy, namespace=namespace)
     fields.update(credentials_ref=credentials_ref, webhook_secret_ref=webhook_secret_ref, enabled=not disabled)
     fields.update(keep_runs=keep_runs or None, keep_days=keep_days or None)
+    fields.update(pull_requests=pull_requests, pr_approvers=pr_approver or None)
     with client(server) as c:
         repo = call(c.add_repo, name, url, **fields)
     if not emit(repo, output):
@@ -919,6 +933,8 @@ def repos_update(
     branch: BranchOpt = None,
     default_branch: DefaultBranchOpt = None,
     tag: TagOpt = None,
+    pull_requests: PullRequestsOpt = None,
+    pr_approver: ApproverOpt = None,
     poll_interval: PollOpt = None,
     run_policy: PolicyOpt = None,
     namespace: NamespaceOpt = None,
@@ -930,8 +946,8 @@ def repos_update(
     server: ServerOpt = None,
     output: OutputOpt = Output.TABLE,
 ) -> None:
-    """Change a repository's settings; --branch and --tag replace its patterns (--tag '' follows no tag). An empty
-    reference ('') clears it."""
+    """Change a repository's settings; --branch and --tag replace its patterns (--tag '' follows no tag), and
+    --pr-approver the logins ('' for none). An empty reference ('') clears it."""
     given: dict[str, Any] = {"url": url, "branches": branch or None, "default_branch": default_branch}
     given.update(poll_interval=poll_interval, run_policy=run_policy, namespace=namespace)
     given.update(credentials_ref=credentials_ref, webhook_secret_ref=webhook_secret_ref)
@@ -942,6 +958,10 @@ def repos_update(
             changes[field] = value or None  # 0: keep every run's artifacts again
     if tag is not None:
         changes["tags"] = [t for t in tag if t]
+    if pull_requests is not None:
+        changes["pull_requests"] = pull_requests
+    if pr_approver is not None:
+        changes["pr_approvers"] = [login for login in pr_approver if login]
     if not changes:
         fail(EXIT_USAGE, "nothing to change: give at least one option (odinctl repos update --help)")
     with client(server) as c:

@@ -422,6 +422,8 @@ def repo_detail(r: RepoOut) -> str:
         f"branches:     {', '.join(r.branches)}",
         f"following:    {', '.join(r.followed_branches) or '-'}",
         f"tags:         {', '.join(r.tags) or '-'}",
+        f"pull requests: {r.pull_requests}"
+        + (f" (/retest also by {', '.join(r.pr_approvers)})" if r.pr_approvers else ""),
         f"poll:         every {r.poll_interval:g}s, run policy {r.run_policy}",
         f"namespace:    {r.namespace or '-'}",
         f"retention:    {_retention(r.keep_runs, r.keep_days)}",

@@ -65,6 +65,7 @@ from odin.controller.launcher import (
 )
 from odin.controller.pipelines import MAIN_FILE, PipelineAt
 from odin.controller.pipelines import read_pipeline as _read_pipeline
+from odin.controller.pulls import PullOutcome, PullRequest, PullRequestRejected, PullRequestUnavailable
 from odin.controller.repo_specs import InvalidRepoSpec, matches_branch
 from odin.controller.repo_specs import check_name as check_repo_name
 from odin.controller.repo_specs import check_spec as check_repo_spec
@@ -115,6 +116,10 @@ __all__ = [
     "PathEscapes",
     "PipelineAt",
     "PodProvenance",
+    "PullOutcome",
+    "PullRequest",
+    "PullRequestRejected",
+    "PullRequestUnavailable",
     "RefNotFound",
     "RepositoryNotFound",
     "RerunRequest",

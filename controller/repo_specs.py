@@ -21,6 +21,10 @@ NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 WILDCARDS = frozenset("*?[")
 MAX_PATTERNS = 50
 RUN_POLICIES = ("latest", "each")
+PULL_REQUESTS = ("off", "same-repo", "all")
+"""Which pull requests run: none; those whose head is in the repository itself; forks too (never with secrets)."""
+MAX_APPROVERS = 200
+_LOGIN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]{0,99}$")
 MIN_POLL_INTERVAL = 0.1
 MAX_POLL_INTERVAL = 86400.0
 
@@ -74,6 +78,14 @@ def check_spec(values: Mapping[str, Any], *, current: Mapping[str, Any] | None =
         out.update(_branches(patterns, default))
     if "tags" in values:
         out["tags"] = _tags(list(values["tags"] or []))
+    if values.get("pull_requests") is not None:
+        if values["pull_requests"] not in PULL_REQUESTS:
+            raise InvalidRepoSpec(
+                f"pull_requests: {values['pull_requests']!r} is not one of {', '.join(PULL_REQUESTS)}"
+            )
+        out["pull_requests"] = values["pull_requests"]
+    if "pr_approvers" in values:
+        out["pr_approvers"] = _approvers(list(values["pr_approvers"] or []))
     for field in ("credentials_ref", "webhook_secret_ref"):
         if field in values:
             out[field] = _reference(field, values[field])
@@ -142,6 +154,16 @@ def _tags(patterns: list[str]) -> list[str] | None:
         if not p or len(p) > 255 or not valid_branch_name(literal):
             raise InvalidRepoSpec(f"tags: {p!r} is not a tag name or pattern (e.g. v*, release-[0-9]*)")
     return list(dict.fromkeys(patterns)) or None
+
+
+def _approvers(logins: list[str]) -> list[str] | None:
+    """The provider logins to store (None: none); each as the provider spells it (`octocat`, `jane.doe`)."""
+    if len(logins) > MAX_APPROVERS:
+        raise InvalidRepoSpec(f"pr_approvers: {len(logins)} logins; at most {MAX_APPROVERS}")
+    for login in logins:
+        if not _LOGIN.match(login):
+            raise InvalidRepoSpec(f"pr_approvers: {login!r} is not a provider login (letters, digits, '.', '_', '-')")
+    return list(dict.fromkeys(logins)) or None
 
 
 def _reference(field: str, value: Any) -> str | None:

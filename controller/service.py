@@ -35,6 +35,7 @@ from odin.controller.launcher import RerunRequest, RunLauncher, RunNotFound, Run
 from odin.controller.leader import LeaderLock, leader_lock_for
 from odin.controller.metrics import TaskDurations
 from odin.controller.poller import RepoPoller
+from odin.controller.pulls import PullOutcome, PullRequest, PullRequests
 from odin.controller.retention import RetentionSweeper
 from odin.controller.scheduler import Scheduler
 from odin.controller.secrecy import create_private_file, secure_data_dir
@@ -127,7 +128,8 @@ def record_credentials(url: str, ref: str | None) -> Credentials | None:
 def _fingerprint(record: RepoRecord) -> tuple[object, ...]:
     """What a followed repository is built from: a change to any of it rebuilds its mirror, sync and poller."""
     return (record.url, record.branch, record.branches, record.credentials_ref, record.webhook_secret_ref,
-            record.poll_interval, record.run_policy, record.namespace, record.tags)  # fmt: skip
+            record.poll_interval, record.run_policy, record.namespace, record.tags, record.pull_requests,
+            record.pr_approvers)  # fmt: skip
 
 
 @dataclass
@@ -148,6 +150,10 @@ class FollowedRepo:
     tag_patterns: tuple[str, ...] = ()  # the tag patterns followed (controller/tags.py); () follows no tag
     followers: BranchFollowers | None = None  # the further branches the patterns match; None: only `branch`
     fingerprint: tuple[object, ...] = ()
+    pull_requests: str = "off"  # which pull requests run: off, same-repo, all (controller/pulls.py)
+    pr_approvers: tuple[str, ...] = ()  # provider logins whose `/retest` comments are obeyed
+    run_policy: str = "latest"  # `latest`: a pull request's new head cancels its older head's runs
+    pulls: PullRequests | None = None  # runs the pipelines of its pull requests' heads
 
 
 class Controller:
@@ -341,7 +347,7 @@ class Controller:
         assert settings.repo is not None
         url = redact_url(settings.repo)
         repo_id = self._upsert_repo(settings, url)
-        return self._build(
+        followed = self._build(
             repo_id,
             settings.repo_name,
             settings.repo,
@@ -350,6 +356,9 @@ class Controller:
             poll_interval=settings.poll_interval,
             run_policy=settings.run_policy,
         )
+        followed.pull_requests = settings.pull_requests
+        followed.pr_approvers = tuple(settings.pr_approvers)
+        return followed
 
     def _follow_record(self, record: RepoRecord) -> FollowedRepo:
         """A repository registered through the API. Raises `SecretUnavailable` or `ValueError`."""
@@ -365,6 +374,8 @@ class Controller:
             tag_patterns=record.tags,
         )
         followed.webhook_secret_ref = record.webhook_secret_ref
+        followed.pull_requests = record.pull_requests
+        followed.pr_approvers = record.pr_approvers
         followed.origin = "api"
         followed.fingerprint = _fingerprint(record)
         return followed
@@ -439,6 +450,19 @@ class Controller:
         followed = FollowedRepo(repo_id, name, url, branch, mirror, poller.sync, poller, launcher, self.validator,
                                 scheduler)  # fmt: skip
         followed.branches = tuple(patterns) or (branch,)
+        followed.run_policy = run_policy
+        followed.pulls = PullRequests(
+            self.db,
+            repo_id,
+            mirror,
+            trees_dir=settings.trees_dir,
+            run_policy=run_policy,
+            submit=self._submit_published,
+            cancel=lambda run_id, by: self.cancel(run_id, by=by),
+            publish=self.bus.publish,
+            validator=self.validator,
+            admission=self.executor.gpu_shortfall,
+        )
         followed.followers = followers
         followed.tag_patterns = tuple(tag_patterns)
         return followed
@@ -565,6 +589,23 @@ class Controller:
             )
         return repo.launcher.rerun(parent, request)
 
+    def pull_request(
+        self,
+        repo: str | int,
+        pr: PullRequest,
+        *,
+        by: str,
+        withheld: bool,
+        forks: bool = False,
+        retest: bool = False,
+        pipeline: str | None = None,
+    ) -> PullOutcome:
+        """Run a pull request's head (webhooks; controller/pulls.py). Raises `PullRequestRejected` or
+        `PullRequestUnavailable`. Like a run started through the API, on any replica (the leader's engine is woken)."""
+        followed = self.repo(repo)
+        assert followed.pulls is not None
+        return followed.pulls.run(pr, by=by, retest=retest, pipeline=pipeline, withheld=withheld, forks=forks)
+
     def cancel(self, run_id: str, *, by: str | None = None) -> bool:
         """Ask a run to stop; False when it does not exist or is already finished."""
         flagged = request_cancel(self.db, run_id, by=by)
@@ -613,6 +654,13 @@ class Controller:
         self.engine.submit(run_id)
         if self._wake_sender is not None and not self._leading.is_set():
             self._wake_sender.run(run_id)  # the leader's engine, not this replica's idle one, runs it
+
+    def _submit_published(self, run_id: str) -> None:
+        """A run created (and its events published) on request, on any replica (a pull request's): hand it to the
+        engine that runs it."""
+        self.engine.submit(run_id)
+        if self._wake_sender is not None and not self._leading.is_set():
+            self._wake_sender.run(run_id)
 
     def _submit_runs(self, run_ids: Sequence[str]) -> None:
         """The sync created these runs (and has already published its committed events): hand them to the engine."""

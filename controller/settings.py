@@ -53,6 +53,16 @@ class Settings(BaseSettings):
         default=False,
         description="When Odin first sees a repository, run the pipelines at its tip (default: record it as baseline).",
     )
+    pull_requests: Literal["off", "same-repo", "all"] = Field(
+        default="off",
+        description="Pull / merge requests against `branch` run their pipelines: off, same-repo (head in `repo` "
+        "itself) or all (forks too, never with secrets). docs/webhooks.md#pull-requests",
+    )
+    pr_approvers: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Provider logins, comma-separated, whose `/retest` comments on a pull request of `repo` are "
+        "obeyed (besides GitHub's owners, members and collaborators).",
+    )
     repo_aliases: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Other URLs of `repo`, comma-separated: webhooks naming any of them are for `repo` (e.g. when "
@@ -477,7 +487,7 @@ class Settings(BaseSettings):
         "and {commit} are replaced.",
     )
 
-    @field_validator("repo_aliases", "trusted_proxies", "midgard_agents", mode="before")
+    @field_validator("repo_aliases", "pr_approvers", "trusted_proxies", "midgard_agents", mode="before")
     @classmethod
     def _comma_separated(cls, v: object) -> object:
         if isinstance(v, str):

@@ -92,6 +92,7 @@ class Trigger(StrEnum):
     API = "api"
     SCHEDULE = "schedule"  # a slot of the pipeline's `schedule:` (controller/scheduler.py)
     TAG = "tag"  # a new or moved tag a repository's tag patterns match (controller/tags.py)
+    PULL_REQUEST = "pull_request"  # a pull / merge request's head commit, or a `/retest` on it (controller/pulls.py)
 
     @property
     def automatic(self) -> bool:
@@ -128,6 +129,7 @@ class RunContext:
     work_path: str | None  # host directory holding those files (local executor)
     namespace: str | None = None
     run_path_id: str | None = None  # the run whose ${RUN_PATH} this one uses (reruns reusing outputs); default: itself
+    secrets_withheld: bool = False  # a fork's pull request: no secret the server holds or names reaches its tasks
 
     @property
     def storage_id(self) -> str:

@@ -6,8 +6,11 @@ them to pick the repository and decide whether to ask for a sync, and the sync i
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+
+from odin.controller.facade import PullRequest
 
 ZERO_SHA = "0" * 40
 """What providers put in `before`/`after` for a ref that did not exist before, or does not exist any more."""
@@ -82,7 +85,44 @@ class Ignored:
     repo_urls: tuple[str, ...] = ()
 
 
-ParsedEvent = PushEvent | RunRequest | Ping | Ignored
+@dataclass(frozen=True, slots=True)
+class PullRequestEvent:
+    """A pull / merge request was opened, got new commits or was reopened: its head should run. `repo_urls` are the
+    base repository's (the one Odin follows)."""
+
+    event: str
+    repo_urls: tuple[str, ...]
+    action: str
+    pull: PullRequest
+
+
+@dataclass(frozen=True, slots=True)
+class PullRequestComment:
+    """A `/retest` comment on a pull request. `pull` carries what the payload says of the pull request (a GitHub or
+    Gitea comment names only its number); `association` is GitHub's author_association of the commenter."""
+
+    event: str
+    repo_urls: tuple[str, ...]
+    pull: PullRequest
+    commenter: str | None
+    pipeline: str | None = None  # `/retest PIPELINE`: only that one
+    association: str | None = None
+
+
+ParsedEvent = PushEvent | RunRequest | Ping | Ignored | PullRequestEvent | PullRequestComment
+
+_RETEST = re.compile(r"^/retest(?:[ \t]+(?P<pipeline>[^\s]+))?[ \t]*$", re.MULTILINE)
+
+
+def retest_command(body: object) -> tuple[bool, str | None]:
+    """Does a comment ask for a retest (a line `/retest` or `/retest PIPELINE`, as Prow and Tekton's
+    Pipelines-as-Code read it), and of which pipeline (None: the pull request's)?"""
+    if not isinstance(body, str):
+        return False, None
+    found = _RETEST.search(body.replace("\r\n", "\n"))
+    if found is None:
+        return False, None
+    return True, found.group("pipeline")
 
 
 def sha_or_none(value: object) -> str | None:
@@ -105,6 +145,12 @@ def nul_field(event: ParsedEvent, delivery_id: str) -> str | None:
     fields += [("repository URL", url) for url in event.repo_urls]
     if isinstance(event, PushEvent):
         fields += [("ref", u.ref) for u in event.updates]
+    elif isinstance(event, PullRequestEvent | PullRequestComment):
+        pull = event.pull
+        fields += [("head ref", pull.head_ref), ("base branch", pull.base_branch), ("head URL", pull.head_url)]
+        fields += [("author", pull.author), ("head repository", pull.head_repo)]
+        if isinstance(event, PullRequestComment):
+            fields += [("commenter", event.commenter), ("pipeline", event.pipeline)]
     elif isinstance(event, RunRequest):
         fields += [("pipeline", event.pipeline), ("ref", event.ref)]
         fields += [(f"params.{name}", f"{name}{value}") for name, value in event.params.items()]

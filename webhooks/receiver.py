@@ -15,7 +15,11 @@ The order is the security argument:
    remote and runs what it finds; one run per (repository, commit, pipeline) is the store's promise. Afterwards the
    payload's commit is checked against the remote (`verifier.py`).
 
-Events Odin does not act on (pings, other branches, tags, issue comments) are answered 2xx with the reason: GitLab
+Pull requests (`PullRequestEvent`, a `/retest` `PullRequestComment`) take steps 1-4 alike, then the repository's
+`pull_requests` policy, its branch patterns and (for a comment) who may ask decide; what passes is fetched, validated
+and run at once by the controller (controller/pulls.py), and answered 202 with the runs.
+
+Events Odin does not act on (pings, other branches, tags, other comments) are answered 2xx with the reason: GitLab
 disables hooks that keep failing, and a provider's delivery log is where a user looks first.
 """
 
@@ -26,7 +30,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from odin.controller import facade
@@ -35,6 +39,8 @@ from odin.controller.facade import (
     FollowedRepo,
     GitError,
     InvalidPipeline,
+    PullRequestRejected,
+    PullRequestUnavailable,
     RunRejected,
     StartRequest,
     SyncRequest,
@@ -44,6 +50,7 @@ from odin.controller.settings import Settings
 from odin.controller.store import deliveries
 from odin.controller.store.db import DbEngine, StoreUnavailable
 from odin.controller.store.deliveries import Delivery, Outcome, Recorded
+from odin.controller.store.pulls import last_seen
 from odin.controller.vocabulary import Trigger
 from odin.webhooks.audit import RejectionLog, printable
 from odin.webhooks.events import (
@@ -51,6 +58,8 @@ from odin.webhooks.events import (
     MalformedPayload,
     ParsedEvent,
     Ping,
+    PullRequestComment,
+    PullRequestEvent,
     PushEvent,
     RefUpdate,
     RunRequest,
@@ -215,6 +224,8 @@ class WebhookReceiver:
         repo = self._followed(repo_id)
         if isinstance(event, RunRequest):
             return self._run(provider, delivery_id, event, repo, client)
+        if isinstance(event, PullRequestEvent | PullRequestComment):
+            return self._pull_request(provider, delivery_id, event, repo, client)
         return self._push(provider, delivery_id, event, repo)
 
     # -- pushes ---------------------------------------------------------------------------------------------------
@@ -330,6 +341,93 @@ class WebhookReceiver:
     def _request_sync(self, repo: FollowedRepo, request: SyncRequest) -> bool:
         assert self.controller is not None
         return self.controller.request_sync(repo.id, request)
+
+    # -- pull requests (docs/webhooks.md#pull-requests) ----------------------------------------------------------------
+    def _pull_request(
+        self,
+        provider: Provider,
+        delivery_id: str,
+        event: PullRequestEvent | PullRequestComment,
+        repo: FollowedRepo,
+        client: str | None,
+    ) -> Answer:
+        """A pull request's new head, or a `/retest` on it: checked against the repository's `pull_requests` policy,
+        its branch patterns and (for a comment) who may ask, then fetched, validated and run (controller/pulls.py)."""
+        retest = isinstance(event, PullRequestComment)
+        refusal = _pull_request_refusal(repo, event)
+        if refusal is None and (event.pull.fork is None or event.pull.base_branch is None):
+            # A GitHub or Gitea comment names neither: what the pull request's last run recorded, else (never run
+            # here) a fork, against the repository's own branch.
+            try:
+                seen = last_seen(self.db, repo.id, event.pull.provider, event.pull.number)
+            except StoreUnavailable as e:
+                return self._unavailable(provider, delivery_id, e)
+            fork_seen: bool | None = seen[0] if seen is not None else None
+            base_seen = seen[1] if seen is not None else None
+            event = replace(
+                event,
+                pull=replace(
+                    event.pull,
+                    fork=event.pull.fork if event.pull.fork is not None else fork_seen,
+                    base_branch=event.pull.base_branch or base_seen or repo.branch,
+                ),
+            )
+        pull = event.pull
+        fork = pull.fork
+        if refusal is None and fork is None and repo.pull_requests == "same-repo":
+            refusal = (
+                f"pull request #{pull.number} never ran here, and the comment does not say whether it comes from a "
+                "fork; push to it (or reopen it) to run it first"
+            )
+        update = RefUpdate(ref=pull.source_ref if pull.head_ref or pull.provider != "bitbucket" else "", before=None,
+                           after=pull.head_sha if pull.head_sha and len(pull.head_sha) == 40 else None)  # fmt: skip
+        if refusal is not None:
+            return self._ignored(provider, delivery_id, event, repo.id, refusal, update)
+        recorded = self._record(provider, delivery_id, event, repo.id, Outcome.ACCEPTED, update)
+        if isinstance(recorded, Answer):
+            return recorded
+        if recorded.duplicate_of is not None:
+            return self._duplicate(provider, delivery_id, recorded)
+        assert self.controller is not None
+        commenter = event.commenter if isinstance(event, PullRequestComment) else None
+        by = (f"{provider.name}:retest:{commenter}" if retest else f"{provider.name}:{delivery_id}")[:255]
+        pipeline = event.pipeline if isinstance(event, PullRequestComment) else None
+        try:
+            done = self.controller.pull_request(
+                repo.id,
+                pull,
+                by=by,
+                withheld=fork is not False,
+                forks=repo.pull_requests == "all",
+                retest=retest,
+                pipeline=pipeline,
+            )
+        except PullRequestUnavailable as e:
+            return self._run_unavailable(provider, delivery_id, recorded.id, str(e))
+        except PullRequestRejected as e:
+            return self._run_rejected(provider, delivery_id, recorded.id, 422, str(e), client)
+        except StoreUnavailable as e:
+            return self._unavailable(provider, delivery_id, e)
+        with contextlib.suppress(StoreUnavailable):
+            runs = done.created or done.existing
+            deliveries.update(self.db, recorded.id, sha=done.sha, sha_verified=True, run_id=runs[0] if runs else None)
+        DELIVERIES.labels(provider.name, "accepted").inc()
+        what = "retest of" if retest else "head of"
+        log.info("webhook %s delivery %s: %s pull request #%s at %s: runs %s", provider.name, printable(delivery_id),
+                 what, pull.number, done.sha[:12], ", ".join(done.created) or "none new")  # fmt: skip
+        detail = (
+            f"{what} pull request #{pull.number} at {done.sha[:12]}: {len(done.created)} run(s) started"
+            + (f", {len(done.existing)} already existed" if done.existing else "")
+            + (f", {len(done.superseded)} of older heads cancelled" if done.superseded else "")
+            + ("; secrets are withheld (a fork)" if done.withheld else "")
+            + ("; the commit has problems (see the commit)" if done.validation == "invalid" else "")
+        )
+        body: dict[str, Any] = {"status": "accepted", "detail": detail, "delivery": delivery_id}
+        body.update(repository=repo.name, pull_request=pull.number, commit=done.sha, runs=done.created)
+        body.update(existing=done.existing, superseded=done.superseded, validation=done.validation)
+        if done.created:
+            body["run_id"] = done.created[0]
+        return Answer(202, body)
 
     # -- generic run requests ---------------------------------------------------------------------------------------
     def _run(
@@ -494,6 +592,43 @@ class WebhookReceiver:
 def _follows(repo: FollowedRepo, branch: str) -> bool:
     """Is `branch` the repository's own or one its patterns match?"""
     return branch == repo.branch or matches_branch(repo.branches, branch)
+
+
+AUTHORISED_ASSOCIATIONS = frozenset({"OWNER", "MEMBER", "COLLABORATOR"})
+"""GitHub's `author_association` values whose `/retest` is obeyed: the repository's owner, its organisation's members
+and its collaborators (not CONTRIBUTOR, FIRST_TIMER, NONE...)."""
+
+
+def _pull_request_refusal(repo: FollowedRepo, event: PullRequestEvent | PullRequestComment) -> str | None:
+    """Why the pull request event starts nothing here (the answer's `ignored` reason), or None."""
+    pull = event.pull
+    if repo.pull_requests == "off":
+        return (
+            f"pull requests do not run for repository {repo.name} (odinctl repos update {repo.name} "
+            "--pull-requests same-repo, or ODIN_PULL_REQUESTS for the ODIN_REPO one)"
+        )
+    if isinstance(event, PullRequestComment):
+        allowed = event.commenter is not None and event.commenter in repo.pr_approvers
+        if pull.provider == "github" and (event.association or "").upper() in AUTHORISED_ASSOCIATIONS:
+            allowed = True
+        if not allowed:
+            who = event.commenter or "an unnamed user"
+            role = f" ({event.association})" if event.association else ""
+            return (
+                f"/retest by {who}{role} on pull request #{pull.number} ignored: not authorised (GitHub: owners, "
+                "members and collaborators; everywhere: the repository's pr_approvers)"
+            )
+    if pull.base_branch is not None and not _follows(repo, pull.base_branch):
+        return (
+            f"pull request #{pull.number} targets {pull.base_branch}, which this repository does not follow (it "
+            f"follows {', '.join(repo.branches) or repo.branch})"
+        )
+    if pull.fork and repo.pull_requests != "all":
+        return (
+            f"pull request #{pull.number} comes from a fork ({pull.head_repo or 'unknown'}); repository {repo.name} "
+            "runs only pull requests from its own branches (--pull-requests all runs forks too, without secrets)"
+        )
+    return None
 
 
 def _follows_tag(repo: FollowedRepo, update: RefUpdate) -> bool:

@@ -46,7 +46,8 @@ _ANSWERS = {
     401: "Missing or wrong signature, or no secret configured (same answer for all)",
     404: "Correctly signed, but for a repository Odin does not follow",
     413: "Body over the cap (ODIN_WEBHOOK_MAX_BODY)",
-    422: "Generic endpoint: the run cannot start as asked (pipeline, ref or parameters)",
+    422: "Generic endpoint: the run cannot start as asked (pipeline, ref or parameters); a pull request's head is not "
+    "on its pull request ref, or its /retest names a pipeline it lacks",
     503: "The store cannot record the delivery now, or too many large bodies are being received; retry (Retry-After)",
 }
 RESPONSES = {
@@ -55,10 +56,12 @@ RESPONSES = {
 }
 
 _SUMMARIES = {
-    "github": "GitHub push and ping events (X-Hub-Signature-256)",
-    "gitlab": "GitLab Push Hook and Tag Push Hook events (X-Gitlab-Token)",
-    "gitea": "Gitea and Forgejo push events (X-Gitea-Signature / X-Forgejo-Signature)",
-    "bitbucket": "Bitbucket Cloud repo:push and Bitbucket Server repo:refs_changed events (X-Hub-Signature)",
+    "github": "GitHub push, pull_request, issue_comment (/retest) and ping events (X-Hub-Signature-256)",
+    "gitlab": "GitLab Push Hook, Tag Push Hook, Merge Request Hook and Note Hook (/retest) events (X-Gitlab-Token)",
+    "gitea": "Gitea and Forgejo push, pull_request and issue_comment (/retest) events (X-Gitea-Signature / "
+    "X-Forgejo-Signature)",
+    "bitbucket": "Bitbucket Cloud repo:push and pullrequest:created|updated|comment_created, and Bitbucket Server "
+    "repo:refs_changed events (X-Hub-Signature)",
     "generic": "Any CI/CD system: a push notification, or a run of one pipeline at a commit (X-Odin-Signature)",
 }
 
@@ -104,7 +107,8 @@ def _handler(name: str, receiver: WebhookReceiver, limits: BodyLimits, slots: La
         status_code=HTTP_202_ACCEPTED,
         operation_id=f"webhook{name.capitalize()}",
         summary=_SUMMARIES[name],
-        description="Answers 202 (accepted: a sync was requested), 201 (generic run started), 200 (ignored or "
+        description="Answers 202 (accepted: a sync was requested, or a pull request's runs started), 201 (generic run "
+        "started), 200 (ignored or "
         "duplicate, with the reason), 400, 401, 404, 413, 422 or 503 (retry later). See docs/webhooks.md.",
         tags=["webhooks"],
         security=[],

@@ -15,6 +15,8 @@ RepoName = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
 Pattern = Annotated[str, msgspec.Meta(min_length=1, max_length=255)]
 Reference = Annotated[str, msgspec.Meta(max_length=500)]
 RunPolicy = Literal["latest", "each"]
+PullRequests = Literal["off", "same-repo", "all"]
+Login = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
 
 
 class RepoCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -24,6 +26,12 @@ class RepoCreate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     default_branch: Pattern | None = None
     # Tag patterns (`v*`): a new or moved tag they match runs the pipelines at its commit, once (docs/repositories.md).
     tags: Annotated[list[Pattern], msgspec.Meta(max_length=50)] = msgspec.field(default_factory=list)
+    # Pull / merge requests whose base branch the patterns match run their pipelines: `off` (default), `same-repo`
+    # (head in this repository), `all` (forks too, never with secrets). docs/webhooks.md#pull-requests
+    pull_requests: PullRequests = "off"
+    # Provider logins whose `/retest` comments are obeyed besides the provider's own roles (GitHub: owners, members,
+    # collaborators); on GitLab, Gitea and Bitbucket, only these.
+    pr_approvers: Annotated[list[Login], msgspec.Meta(max_length=200)] = msgspec.field(default_factory=list)
     poll_interval: float | None = None
     run_policy: RunPolicy | None = None
     namespace: Annotated[str, msgspec.Meta(max_length=63)] | None = None
@@ -42,6 +50,8 @@ class RepoUpdate(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     branches: Annotated[list[Pattern], msgspec.Meta(max_length=50)] | msgspec.UnsetType = msgspec.UNSET
     default_branch: Pattern | msgspec.UnsetType = msgspec.UNSET
     tags: Annotated[list[Pattern], msgspec.Meta(max_length=50)] | msgspec.UnsetType = msgspec.UNSET
+    pull_requests: PullRequests | msgspec.UnsetType = msgspec.UNSET
+    pr_approvers: Annotated[list[Login], msgspec.Meta(max_length=200)] | msgspec.UnsetType = msgspec.UNSET
     poll_interval: float | msgspec.UnsetType = msgspec.UNSET
     run_policy: RunPolicy | msgspec.UnsetType = msgspec.UNSET
     namespace: Annotated[str, msgspec.Meta(max_length=63)] | msgspec.UnsetType | None = msgspec.UNSET
@@ -59,6 +69,8 @@ class RepoOut(msgspec.Struct, kw_only=True):
     branches: list[str]
     followed_branches: list[str]  # the branches followed now (the patterns' matches seen on the remote)
     tags: list[str]  # the tag patterns followed ([]: none)
+    pull_requests: str = "off"  # off | same-repo | all
+    pr_approvers: list[str] = msgspec.field(default_factory=list)
     poll_interval: float
     run_policy: str
     namespace: str | None

@@ -99,6 +99,8 @@ class RunSummary(msgspec.Struct, kw_only=True):
     commit_sha: str | None
     branch: str | None
     tag: str | None = None  # the tag a `tag`-triggered run ran for (its ref; docs/repositories.md)
+    pull_request: int | None = None  # the pull request a `pull_request` run ran for (docs/webhooks.md#pull-requests)
+    pr_provider: str | None = None  # where that number is: github, gitlab, gitea or bitbucket
     trigger: str
     triggered_by: str | None
     status: str

@@ -30,6 +30,8 @@ def _out(ctx: AppContext, record: RepoRecord) -> RepoOut:
         branches=list(record.branches),
         followed_branches=followed,
         tags=list(record.tags),
+        pull_requests=record.pull_requests,
+        pr_approvers=list(record.pr_approvers),
         poll_interval=record.poll_interval,
         run_policy=record.run_policy,
         namespace=record.namespace,

@@ -115,6 +115,8 @@ def summary(r: store.RunSummaryRow) -> RunSummary:
         commit_sha=r.commit_sha,
         branch=r.branch,
         tag=r.tag,
+        pull_request=r.pull_request,
+        pr_provider=r.pr_provider,
         trigger=r.trigger,
         triggered_by=r.triggered_by,
         status=r.status,

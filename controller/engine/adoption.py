@@ -71,6 +71,7 @@ def run_context(loaded: LoadedRun) -> RunContext:
         work_path=r["work_path"],
         namespace=r.get("repo_namespace"),
         run_path_id=r.get("run_path_id"),
+        secrets_withheld=bool(r.get("secrets_withheld")),
     )
 
 

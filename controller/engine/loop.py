@@ -566,8 +566,9 @@ class Engine:
         return True
 
     def _with_env(self, launch: TaskLaunch) -> TaskLaunch:
-        """The launch with `task_env`'s variables; the task's own `env` wins over them."""
-        if self.task_env is None:
+        """The launch with `task_env`'s variables; the task's own `env` wins over them. A fork's pull request gets
+        none: they may carry credentials (an MLflow tracking URI with a token)."""
+        if self.task_env is None or launch.run.secrets_withheld:
             return launch
         try:
             extra = self.task_env(launch)

@@ -148,3 +148,32 @@ def _download(remote: pygit2.Remote, source: Source) -> None:
         )
     except NETWORK_ERRORS as e:
         raise translate_error(e, source.url, source.credentials) from e
+
+
+def fetch_refs(
+    repo: pygit2.Repository, source: Source, pairs: list[tuple[str, str]], url: RemoteUrl | None
+) -> dict[str, str]:
+    """Fetch each advertised `src` of `pairs` into its local `dst` (forced), from the source's remote or from `url`
+    (a pull request's fork, fetched without the repository's credentials). Returns dst -> the commit fetched, for the
+    refs the remote advertised; a `dst` whose `src` is not advertised is deleted, so it never names a stale commit."""
+    target = url or source.url
+    credentials = source.credentials if url is None else None
+    fork = Source(target, credentials, source.proxy, source.branch)
+    remote, advertised = _connect(repo, fork)
+    present = [(src, dst) for src, dst in pairs if src in advertised]
+    for src, dst in pairs:
+        if src not in advertised:
+            with contextlib.suppress(KeyError):
+                repo.references.delete(dst)
+    if present:
+        try:
+            remote.fetch(
+                [f"+{src}:{dst}" for src, dst in present],
+                callbacks=OdinCallbacks(credentials, target),
+                prune=FetchPrune.NO_PRUNE,
+                proxy=source.proxy,
+            )
+        except NETWORK_ERRORS as e:
+            raise translate_error(e, target, credentials) from e
+    fetched = {dst: ref_target(repo, dst) for _src, dst in present}
+    return {dst: sha for dst, sha in fetched.items() if sha is not None}

@@ -180,6 +180,30 @@ class Mirror:
         pattern. Raises what `fetch` raises when the remote cannot be reached."""
         return _fetch.remote_tags(self._repo(), self._source)
 
+    def fetch_refs(self, pairs: list[tuple[str, str]], *, url: str | None = None) -> dict[str, str]:
+        """Fetch the remote's refs `src` into the cache's `dst` (under `refs/odin/`), e.g. a pull request's
+        `refs/pull/7/head`; with `url`, from that repository instead (a Bitbucket fork; no credentials are sent to it).
+        Returns dst -> commit for the refs the remote has. Raises what `fetch` raises, and `ValueError` for a `url`
+        Odin does not accept."""
+        for src, dst in pairs:
+            if not dst.startswith("refs/odin/") or not pygit2.reference_is_valid_name(dst):
+                raise ValueError(f"{dst!r} is not a reference under refs/odin/")
+            if not src.startswith("refs/") or not pygit2.reference_is_valid_name(src):
+                raise ValueError(f"{src!r} is not a reference name")
+        source = parse_remote_url(url) if url is not None else None
+        with self._fetch_lock, self._file_lock():
+            return _fetch.fetch_refs(self._repo(), self._source, pairs, source)
+
+    def ref_tip(self, name: str) -> str | None:
+        """The commit a reference of the cache names (no network); None when there is no such reference."""
+        return _fetch.ref_target(self._repo(), name)
+
+    def merge_base(self, one: str, other: str) -> str | None:
+        """The best common ancestor of two commits of the cache (git merge-base); None when they share none."""
+        repo = self._repo()
+        base = repo.merge_base(self._commit(repo, one).id, self._commit(repo, other).id)
+        return None if base is None else str(base)
+
     def tip(self) -> str | None:
         """The branch tip as of the last successful fetch (no network); None before the first one."""
         return _fetch.ref_target(self._repo(), self._tracking_ref)

@@ -57,6 +57,10 @@ class Repository(SQLModel, table=True):
     # the last listing, name -> commit (NULL: never listed; the next listing is the baseline).
     tags: list[str] | None = Field(default=None, sa_type=JSONColumn)
     tags_seen: dict[str, str] | None = Field(default=None, sa_type=JSONColumn)
+    # Pull requests (issue 13 item 3, migration 0016; docs/repositories.md): which run (`off`, `same-repo`, `all`),
+    # and the provider logins whose `/retest` comments are obeyed besides the provider's own roles (NULL: none).
+    pull_requests: str = Field(default="off", max_length=16, sa_column_kwargs={"server_default": "off"})
+    pr_approvers: list[str] | None = Field(default=None, sa_type=JSONColumn)
 
 
 class RepoBranch(SQLModel, table=True):
@@ -149,6 +153,11 @@ class Run(SQLModel, table=True):
     # in SQL without reading specs. NULL `concurrency_limit`: the pipeline has no `concurrency:`.
     priority: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     concurrency_limit: int | None = None
+    # Pull requests (issue 13 item 3; migration 0016): the pull request a `pull_request` run ran for (its number at
+    # `pr_provider`), and whether it came from a fork: then none of the repository's secrets reach its tasks.
+    pull_request: int | None = None
+    pr_provider: str | None = Field(default=None, max_length=16)
+    secrets_withheld: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
 
 
 class TaskRun(SQLModel, table=True):

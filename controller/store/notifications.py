@@ -57,6 +57,7 @@ class NotifiedRunRow:
     previous_status: str | None
     """The previous finished (succeeded, failed, error) run's status of this pipeline on this branch; None if none."""
     failed_task: FailedTaskRow | None
+    secrets_withheld: bool = False  # a fork's pull request: its `notify:` entries are never sent (they name secrets)
 
 
 def notified_run(db: DbEngine, run_id: str) -> NotifiedRunRow | None:
@@ -121,4 +122,5 @@ def notified_run(db: DbEngine, run_id: str) -> NotifiedRunRow | None:
         author_email=commit.author_email if commit else "",
         previous_status=previous,
         failed_task=FailedTaskRow(failed.name, failed.reason, failed.message, failed.log_path) if failed else None,
+        secrets_withheld=bool(r["secrets_withheld"]),
     )

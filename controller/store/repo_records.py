@@ -41,6 +41,8 @@ EDITABLE = frozenset(
         "retention_keep_runs",
         "retention_keep_days",
         "tags",
+        "pull_requests",
+        "pr_approvers",
     }
 )
 """The columns a registration sets and an update may change."""
@@ -80,6 +82,8 @@ class RepoRecord:
     last_seen_sha: str | None
     last_fetch_at: datetime | None
     created_at: datetime
+    pull_requests: str = "off"
+    pr_approvers: tuple[str, ...] = ()
 
     @property
     def followed(self) -> bool:
@@ -108,6 +112,8 @@ def _record(row: Any) -> RepoRecord:
         last_seen_sha=row.last_seen_sha,
         last_fetch_at=row.last_fetch_at,
         created_at=row.created_at,
+        pull_requests=row.pull_requests,
+        pr_approvers=tuple(row.pr_approvers or ()),
     )
 
 

@@ -36,6 +36,8 @@ class RunSummaryRow:
     finished_at: datetime | None
     reason: str | None = None  # why a run is queued (ConcurrencyLimit, MaxActiveRuns) or ended as it did
     tag: str | None = None  # the tag a tag-triggered run ran for
+    pull_request: int | None = None  # the pull request a `pull_request` run ran for, at `pr_provider`
+    pr_provider: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +147,8 @@ _SUMMARY = (
     RUNS.c.finished_at,
     RUNS.c.reason,
     RUNS.c.tag,
+    RUNS.c.pull_request,
+    RUNS.c.pr_provider,
 )
 
 
@@ -178,6 +182,8 @@ def _summary_of_run(r: Any) -> RunSummaryRow:
         finished_at=r.finished_at,
         reason=r.reason,
         tag=r.tag,
+        pull_request=r.pull_request,
+        pr_provider=r.pr_provider,
     )
 
 

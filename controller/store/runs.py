@@ -220,6 +220,11 @@ class NewRun:
     conditions: Sequence[Mapping[str, Any]] = ()  # e.g. how a rerun chose its commit
     no_cache: bool = False  # tasks with `cache: true` run without a lookup (engine/cache.py)
     rejected: str | None = None  # why it can never start (admission): recorded failed, its tasks skipped, not run
+    pull_request: int | None = None  # the pull request a `pull_request` run ran for (its number at `pr_provider`)
+    pr_provider: str | None = None
+    secrets_withheld: bool = False  # from a fork: none of the repository's secrets reach its tasks
+    retest: bool = False  # a `/retest`: a new run of a head that ran already (no dedupe key)
+    rejected_reason: str | None = None  # the reason recorded with `rejected` (default `Rejected`)
 
     @property
     def status(self) -> RunStatus:
@@ -230,6 +235,10 @@ class NewRun:
         if self.trigger is Trigger.TAG and self.commit_sha is not None:
             # Once per (repository, tag, commit, pipeline): a moved tag runs again only at a new commit.
             return f"{self.repo_id}:tag:{self.tag}:{self.commit_sha}:{self.pipeline}"
+        if self.trigger is Trigger.PULL_REQUEST and self.commit_sha is not None:
+            # Once per (repository, head commit, pipeline), apart from a push's run of the same commit; a `/retest`
+            # asks for a run again, so it has none.
+            return None if self.retest else f"{self.repo_id}:pr:{self.commit_sha}:{self.pipeline}"
         if not self.trigger.automatic or self.commit_sha is None:
             return None
         return f"{self.repo_id}:{self.commit_sha}:{self.pipeline}"
@@ -249,7 +258,9 @@ def create_run(conn: Connection, new: NewRun, *, max_attempts: int = 50) -> Crea
     waits on it."""
     now = utcnow()
     ended: dict[str, Any] = (
-        {"reason": REJECTED_REASON, "message": new.rejected, "finished_at": now} if new.rejected is not None else {}
+        {"reason": new.rejected_reason or REJECTED_REASON, "message": new.rejected, "finished_at": now}
+        if new.rejected is not None
+        else {}
     )
     status = new.status
     concurrency = new.spec.concurrency
@@ -280,6 +291,9 @@ def create_run(conn: Connection, new: NewRun, *, max_attempts: int = 50) -> Crea
                         commit_sha=new.commit_sha,
                         branch=new.branch,
                         tag=new.tag,
+                        pull_request=new.pull_request,
+                        pr_provider=new.pr_provider,
+                        secrets_withheld=new.secrets_withheld,
                         trigger=new.trigger.value,
                         triggered_by=new.triggered_by,
                         params=dict(new.params),

@@ -194,6 +194,22 @@ def test_artifact_retention_is_set_per_repository(served: Served) -> None:
     assert audit(served, "kept")[-1]["retention_keep_days"] == 30.0
 
 
+def test_pull_requests_are_opted_into_per_repository(served: Served) -> None:
+    """Off by default; `same-repo` or `all`, and the logins whose /retest is obeyed (docs/webhooks.md#pull-requests)."""
+    r = served.post("/v1/repos", json={"name": "prs", "url": "https://git.example.com/prs.git", "enabled": False})
+    assert r.status_code == 201, r.text
+    assert (r.json()["pull_requests"], r.json()["pr_approvers"]) == ("off", [])
+    r = served.request("PATCH", "/v1/repos/prs", json={"pull_requests": "all", "pr_approvers": ["alice", "bob.b"]})
+    assert r.status_code == 200, r.text
+    assert (r.json()["pull_requests"], r.json()["pr_approvers"]) == ("all", ["alice", "bob.b"])
+    assert audit(served, "prs")[-1]["pull_requests"] == "all"
+    r = served.request("PATCH", "/v1/repos/prs", json={"pull_requests": "forks"})
+    assert r.status_code == 400 and "pull_requests" in r.json()["detail"], r.text
+    r = served.request("PATCH", "/v1/repos/prs", json={"pr_approvers": ["not a login"]})
+    assert r.status_code == 422 and "pr_approvers" in r.json()["detail"], r.text
+    assert served.get("/v1/repos/prs").json()["pr_approvers"] == ["alice", "bob.b"], "nothing half-applied"
+
+
 def test_only_admins_manage_repositories(served: Served) -> None:
     member = served.user("repo-member", "member")
     assert served.get("/v1/repos", token=member).status_code == 403
@@ -272,6 +288,12 @@ def test_odinctl_manages_repositories(served: Served, tmp_path: Path) -> None:
     assert "tags:         v*, rc-*" in ctl("repos", "show", "vision")
     ctl("repos", "update", "vision", "--tag", "")
     assert json.loads(ctl("repos", "show", "vision", "-o", "json"))["tags"] == []
+    ctl("repos", "update", "vision", "--pull-requests", "same-repo", "--pr-approver", "alice")
+    shown = json.loads(ctl("repos", "show", "vision", "-o", "json"))
+    assert (shown["pull_requests"], shown["pr_approvers"]) == ("same-repo", ["alice"])
+    assert "pull requests: same-repo (/retest also by alice)" in ctl("repos", "show", "vision")
+    ctl("repos", "update", "vision", "--pr-approver", "")
+    assert json.loads(ctl("repos", "show", "vision", "-o", "json"))["pr_approvers"] == []
     ctl("repos", "update", "vision", "--keep-runs", "10", "--keep-days", "14")
     assert "newest 10 runs or last 14 days keep their artifacts" in ctl("repos", "show", "vision")
     ctl("repos", "update", "vision", "--keep-runs", "0")

@@ -266,6 +266,14 @@ class GitRemote:
         if push:
             self.push(name, force=True)
 
+    def publish(self, branch: str, ref: str) -> str:
+        """Set the remote's `ref` to the working clone's `branch`, as a provider keeps a pull request's head
+        (`refs/pull/7/head`, `refs/merge-requests/7/head`). Returns the commit."""
+        self._push(f"+refs/heads/{branch}:{ref}")
+        tip = self.local_tip(branch)
+        assert tip is not None
+        return tip
+
     def delete_remote_branch(self, name: str) -> None:
         """Delete `name` on the remote (the working clone keeps its copy, so it can be pushed back)."""
         self._push(f":refs/heads/{name}")

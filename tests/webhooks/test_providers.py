@@ -10,7 +10,17 @@ from typing import Any
 
 import pytest
 
-from odin.webhooks.events import Ignored, MalformedPayload, Ping, PushEvent, RefUpdate, RunRequest
+from odin.controller.facade import PullRequest
+from odin.webhooks.events import (
+    Ignored,
+    MalformedPayload,
+    Ping,
+    PullRequestComment,
+    PullRequestEvent,
+    PushEvent,
+    RefUpdate,
+    RunRequest,
+)
 from odin.webhooks.providers import PROVIDERS
 from odin.webhooks.providers import base as provider_base
 from tests.webhooks.support import OLD_SECRET, SECRET, load, signature_headers
@@ -172,8 +182,14 @@ def test_bitbucket_server_deletion_and_a_push_of_several_refs() -> None:
     [
         ("github", "ping", Ping),
         ("bitbucket", "server_ping", Ping),
-        ("github", "pull_request", Ignored),
-        ("gitlab", "merge_request", Ignored),
+        ("github", "pull_request", PullRequestEvent),
+        ("gitlab", "merge_request", PullRequestEvent),
+        ("github", "issue_comment", PullRequestComment),
+        ("gitlab", "note", PullRequestComment),
+        ("gitea", "pull_request", PullRequestEvent),
+        ("gitea", "issue_comment", PullRequestComment),
+        ("bitbucket", "pullrequest_created", PullRequestEvent),
+        ("bitbucket", "pullrequest_comment_created", PullRequestComment),
     ],
 )
 def test_pings_and_other_events_are_recognised(provider: str, name: str, kind: type) -> None:
@@ -240,3 +256,102 @@ def test_generic_run_requests_need_an_id_and_valid_fields() -> None:
 def test_ref_updates_know_branches_from_tags() -> None:
     assert RefUpdate("refs/heads/release/1", None, "a" * 40).branch == "release/1"
     assert RefUpdate("refs/tags/v1", "a" * 40, None).deleted
+
+
+HEAD = "0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c"
+
+
+@pytest.mark.parametrize(
+    ("provider", "name", "expected"),
+    [
+        ("github", "pull_request", PullRequest("github", 42, HEAD, "feature/bigger-model", "acme/ml",
+                                               "https://github.com/acme/ml.git", "main", False, "octocat")),
+        ("github", "pull_request_fork", PullRequest("github", 43, HEAD, "patch-1", "mallory/ml",
+                                                    "https://github.com/mallory/ml.git", "main", True, "mallory")),
+        ("gitlab", "merge_request", PullRequest("gitlab", 7, HEAD, "feature/bigger-model", "acme/ml",
+                                                "https://gitlab.example.com/acme/ml.git", "main", False, "jmon")),
+        ("gitea", "pull_request", PullRequest("gitea", 12, HEAD, "feature/bigger-model", "acme/ml",
+                                              "https://gitea.example.com/acme/ml.git", "main", False, "octo")),
+        ("bitbucket", "pullrequest_created", PullRequest("bitbucket", 5, HEAD[:12], "feature/bigger-model",
+                                                         "mallory/ml", "https://bitbucket.org/mallory/ml", "main", True,
+                                                         "mallory")),
+    ],
+)  # fmt: skip
+def test_pull_request_events_normalise_to_one_shape(provider: str, name: str, expected: PullRequest) -> None:
+    headers, raw = signed(provider, name)
+    event = PROVIDERS[provider].parse(headers, raw)
+    assert isinstance(event, PullRequestEvent), event
+    assert event.pull == expected
+    assert event.repo_urls, "the base repository, which Odin matches"
+
+
+@pytest.mark.parametrize(
+    ("provider", "name", "commenter", "pipeline", "number"),
+    [
+        ("github", "issue_comment", "octocat", None, 42),
+        ("gitlab", "note", "maintainer", None, 7),
+        ("gitea", "issue_comment", "maintainer", "train", 12),
+        ("bitbucket", "pullrequest_comment_created", "alex", None, 5),
+    ],
+)
+def test_retest_comments_name_the_commenter_and_the_pipeline(
+    provider: str, name: str, commenter: str, pipeline: str | None, number: int
+) -> None:
+    headers, raw = signed(provider, name)
+    event = PROVIDERS[provider].parse(headers, raw)
+    assert isinstance(event, PullRequestComment), event
+    assert (event.commenter, event.pipeline, event.pull.number) == (commenter, pipeline, number)
+    assert event.association == ("MEMBER" if provider == "github" else None)
+
+
+@pytest.mark.parametrize(
+    ("provider", "name", "change", "expected"),
+    [
+        ("github", "pull_request", {"action": "closed"}, "action `closed` starts nothing"),
+        ("github", "pull_request", {"action": "labeled"}, "only opened, synchronize, reopened run the head"),
+        ("gitea", "pull_request", {"action": "edited"}, "action `edited` starts nothing"),
+        ("github", "issue_comment", {"action": "edited"}, "only new comments"),
+        ("github", "issue_comment", {"comment.body": "LGTM, thanks"}, "without `/retest`"),
+        ("github", "issue_comment", {"comment.body": "please /retest"}, "without `/retest`"),
+        ("gitlab", "merge_request", {"object_attributes.oldrev": None}, "without new commits"),
+        ("gitlab", "merge_request", {"object_attributes.action": "merge"}, "action `merge` starts nothing"),
+        ("gitlab", "note", {"object_attributes.noteable_type": "Issue"}, "note on a Issue"),
+        ("gitea", "issue_comment", {"is_pull": False, "issue.pull_request": None}, "not a pull request"),
+    ],
+)
+def test_pull_request_actions_that_run_nothing_are_ignored_saying_why(
+    provider: str, name: str, change: dict[str, Any], expected: str
+) -> None:
+    delivery = load(provider, name)
+    for path, value in change.items():
+        *parents, key = path.split(".")
+        target = delivery.body
+        for part in parents:
+            target = target[part]
+        target[key] = value
+    raw = json.dumps(delivery.body).encode()
+    event = PROVIDERS[provider].parse(lower(delivery.headers), raw)
+    assert isinstance(event, Ignored) and expected in event.reason, event
+
+
+@pytest.mark.parametrize(
+    ("provider", "name", "path", "value", "expected"),
+    [
+        ("github", "pull_request", "pull_request.number", "42", "`number` must be the pull request's number"),
+        ("github", "pull_request", "pull_request.head.sha", "main", "the head commit must be a commit id"),
+        ("gitlab", "merge_request", "object_attributes.iid", -1, "`iid` must be"),
+        ("bitbucket", "pullrequest_created", "pullrequest.source.commit.hash", "abc", "must be a commit id"),
+        ("github", "issue_comment", "issue.number", None, "`number` must be"),
+    ],
+)
+def test_malformed_pull_requests_are_malformed_payloads(
+    provider: str, name: str, path: str, value: Any, expected: str
+) -> None:
+    delivery = load(provider, name)
+    *parents, key = path.split(".")
+    target = delivery.body
+    for part in parents:
+        target = target[part]
+    target[key] = value
+    with pytest.raises(MalformedPayload, match=re.escape(expected)):
+        PROVIDERS[provider].parse(lower(delivery.headers), json.dumps(delivery.body).encode())

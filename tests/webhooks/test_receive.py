@@ -119,8 +119,8 @@ def test_a_delivery_signed_for_one_repository_cannot_name_another(odin: Odin) ->
     [
         ("github", "ping", "pong"),
         ("bitbucket", "server_ping", "pong"),
-        ("github", "pull_request", "start nothing"),
-        ("gitlab", "merge_request", "start nothing"),
+        ("github", "pull_request", "pull requests do not run"),
+        ("gitlab", "merge_request", "pull requests do not run"),
         ("github", "tag_push", "no tag pattern"),
         ("gitlab", "tag_push", "no tag pattern"),
         ("gitea", "tag_push", "no tag pattern"),

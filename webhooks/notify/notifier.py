@@ -183,6 +183,9 @@ class RunNotifier:
             return
         if run is None:
             return
+        if run.secrets_withheld:  # a fork's pull request: its entries name the server's secrets (webhook URLs...)
+            log.info("run %s not notified: it comes from a fork's pull request, whose runs get no secrets", run_id)
+            return
         rules = rules_of(run.spec.get("notify")) + self._repo_rules(run)
         if not rules:
             return

@@ -9,6 +9,13 @@ Both sign with `X-Hub-Signature: sha256=<HMAC-SHA256 hex of the raw body>` and n
   `diagnostics:ping`.
 
 One push may move several refs; each becomes a `RefUpdate`.
+
+Pull requests, Bitbucket Cloud (docs/webhooks.md#pull-requests): `pullrequest:created` and `pullrequest:updated` run
+`pullrequest.source.commit.hash` (12 hex digits: the fetched branch's tip must start with them). Bitbucket keeps no
+pull request refs, so the head is `source.branch.name`, fetched from the repository itself or, for a fork (its
+`source.repository.full_name` is not `destination.repository.full_name`), from the fork's URL
+(`source.repository.links.html.href`), on the same host only. `pullrequest:comment_created` with `/retest` in
+`comment.content.raw` is obeyed for the repository's `pr_approvers` (`actor.nickname`) only.
 """
 
 from __future__ import annotations
@@ -16,7 +23,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from odin.controller.facade import PullRequest
 from odin.webhooks.events import Ignored, MalformedPayload, ParsedEvent, Ping, PushEvent, RefUpdate, sha_or_none
+from odin.webhooks.providers import pulls
 from odin.webhooks.providers.base import (
     BodyCheck,
     Headers,
@@ -66,6 +75,14 @@ class Bitbucket:
         if event == "repo:refs_changed":
             changes = data.get("changes")
             return PushEvent(event, self._required(repo_urls), tuple(_server_update(c) for c in _list(changes)))
+        if event in ("pullrequest:created", "pullrequest:updated"):
+            pull = _pull(data, event)
+            return pulls.acted(event, "Bitbucket", event.split(":", 1)[1], ("created", "updated"), repo_urls, pull)
+        if event == "pullrequest:comment_created":
+            pull = _pull(data, event)
+            note = obj(obj(data, "comment"), "content")
+            commenter = pulls.login(obj(data, "actor"), "nickname")
+            return pulls.comment(event, "Bitbucket", note.get("raw"), repo_urls, pull, commenter)
         return Ignored(event, f"Bitbucket `{event}` events start nothing", repo_urls)
 
     @staticmethod
@@ -105,4 +122,22 @@ def _server_update(change: dict[str, Any]) -> RefUpdate:
         ref=ref,
         before=sha_or_none(change.get("fromHash")),
         after=None if deleted else sha_or_none(change.get("toHash")),
+    )
+
+
+def _pull(data: dict[str, Any], what: str) -> PullRequest:
+    pr = obj(data, "pullrequest")
+    source, destination = obj(pr, "source"), obj(pr, "destination")
+    head_repo, base_repo = obj(source, "repository"), obj(destination, "repository")
+    head_name, base_name = text(head_repo, "full_name"), text(base_repo, "full_name")
+    return PullRequest(
+        provider="bitbucket",
+        number=pulls.number(pr, "id", what),
+        head_sha=pulls.head_sha(obj(source, "commit").get("hash"), what, short=True),
+        head_ref=text(obj(source, "branch"), "name"),
+        head_repo=head_name,
+        head_url=text(obj(obj(head_repo, "links"), "html"), "href"),
+        base_branch=text(obj(destination, "branch"), "name"),
+        fork=head_name is None or base_name is None or head_name.lower() != base_name.lower(),
+        author=pulls.login(obj(pr, "author"), "nickname"),
     )

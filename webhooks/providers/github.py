@@ -4,13 +4,21 @@ Signature: `X-Hub-Signature-256: sha256=<HMAC-SHA256 hex of the raw body>` (the 
 accepted). Event: `X-GitHub-Event` (`push`, `ping`; everything else is ignored). Delivery id: `X-GitHub-Delivery`, a
 GUID that stays the same when a delivery is redelivered. One `push` delivery per ref; `deleted`/`created`/`forced`
 flags say what happened to it.
+
+Pull requests (docs/webhooks.md#pull-requests): `pull_request` with `action` opened, synchronize or reopened runs the
+head (`pull_request.head.sha`, fetched from `refs/pull/N/head`); it comes from a fork when `head.repo.full_name` is
+not `base.repo.full_name`. `issue_comment` (`created`) on an issue that has a `pull_request` key is a comment on a pull
+request: `/retest` there, with the commenter's `author_association` (OWNER, MEMBER, COLLABORATOR are authorised).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
+from odin.controller.facade import PullRequest
 from odin.webhooks.events import Ignored, MalformedPayload, ParsedEvent, Ping, PushEvent, RefUpdate, sha_or_none
+from odin.webhooks.providers import pulls
 from odin.webhooks.providers.base import (
     BodyCheck,
     Headers,
@@ -20,6 +28,7 @@ from odin.webhooks.providers.base import (
     load_payload,
     obj,
     required_text,
+    text,
     urls,
     verify_whole,
 )
@@ -49,6 +58,12 @@ class GitHub:
         repo_urls = urls(repository.get("clone_url"), repository.get("ssh_url"), repository.get("html_url"))
         if event == "ping":
             return Ping(event, repo_urls)
+        if event == "pull_request":
+            pull = pulls.github_like_pull(self.name, obj(data, "pull_request"), "pull_request event")
+            runs = ("opened", "synchronize", "reopened")
+            return pulls.acted(event, "GitHub", str(data.get("action") or ""), runs, repo_urls, pull)
+        if event == "issue_comment":
+            return _comment(event, data, repo_urls)
         if event != "push":
             return Ignored(
                 event or "(none)", f"GitHub `{event or '(no X-GitHub-Event)'}` events start nothing", repo_urls
@@ -64,3 +79,15 @@ class GitHub:
             forced=forced if isinstance(forced, bool) else None,
         )
         return PushEvent(event, repo_urls, (update,))
+
+
+def _comment(event: str, data: dict[str, Any], repo_urls: tuple[str, ...]) -> ParsedEvent:
+    issue, note = obj(data, "issue"), obj(data, "comment")
+    if "pull_request" not in issue:
+        return Ignored(event, "GitHub comment on an issue (not a pull request) starts nothing", repo_urls)
+    if data.get("action") != "created":
+        return Ignored(event, f"GitHub comment `{data.get('action')}` starts nothing (only new comments)", repo_urls)
+    pull = PullRequest(provider="github", number=pulls.number(issue, "number", "issue_comment event"))
+    association = text(note, "author_association")
+    commenter = pulls.login(obj(note, "user"), "login")
+    return pulls.comment(event, "GitHub", note.get("body"), repo_urls, pull, commenter, association)

@@ -201,7 +201,9 @@ def volumes_and_mounts(ctx: BuildContext) -> tuple[list[Json], list[Json]]:
             empty_dir["sizeLimit"] = e.size_limit
         volumes.append({"name": f"ephem-{i}", "emptyDir": empty_dir})
         mounts.extend({"name": f"ephem-{i}", "mountPath": path} for path in e.paths)
-    for i, s in enumerate(spec.secrets):
+    # A fork's pull request never mounts a secret (controller/pulls.py refuses such a run before it starts; this is
+    # the second lock).
+    for i, s in enumerate(() if ctx.launch.run.secrets_withheld else spec.secrets):
         secret: Json = {"secretName": s.name}
         if s.mode is not None:
             secret["defaultMode"] = s.mode
@@ -284,10 +286,13 @@ def pod_spec(
     }
     if options.scheduler_name:
         out["schedulerName"] = options.scheduler_name
-    account = spec.service_account or options.service_account
+    withheld = ctx.launch.run.secrets_withheld  # a fork's pull request: nothing the server holds or names
+    account = (None if withheld else spec.service_account) or options.service_account
     if account:
         out["serviceAccountName"] = account
-    pull_secrets = list(dict.fromkeys([*spec.image_pull_secrets, *options.image_pull_secrets]))
+    if withheld:
+        out["automountServiceAccountToken"] = False
+    pull_secrets = [] if withheld else list(dict.fromkeys([*spec.image_pull_secrets, *options.image_pull_secrets]))
     if pull_secrets:
         out["imagePullSecrets"] = [{"name": s} for s in pull_secrets]
     if spec.node_selector:
@@ -300,7 +305,8 @@ def pod_spec(
         out["securityContext"] = security
     if options.artifacts is not None:
         transfer.apply(
-            out, ctx.launch, options.artifacts, image=options.odin_image, secret=options.artifacts_secret,
+            out, ctx.launch, options.artifacts, image=options.odin_image,
+            secret=None if withheld else options.artifacts_secret,
             work_digest=ctx.work_digest, work_mount=WORK_MOUNT, upload=upload if command else None, wrap=command,
         )  # fmt: skip
     return out

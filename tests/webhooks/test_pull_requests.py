@@ -1,0 +1,351 @@
+"""Pull / merge requests run their pipelines (issue 13 item 3), for GitHub, GitLab, Gitea and Bitbucket Cloud.
+
+Deliveries shaped like the providers' own (tests/webhooks/data) go over real HTTP to an in-process Odin following a
+real bare repository; the test plays the provider by publishing each pull request's head where that provider keeps it
+(`refs/pull/N/head`, `refs/merge-requests/N/head`, a fork's branch for Bitbucket), and Odin fetches it from there.
+"""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from odin.controller.store.models import TASK_RUNS
+from odin.webhooks import notify
+from tests.support.git import GitRemote
+from tests.support.wait import wait_until
+from tests.webhooks.conftest import OdinFactory
+from tests.webhooks.fake_receivers import FakeSlack
+from tests.webhooks.support import HELLO, Odin, Recorded, load
+
+FEATURE = "feature/bigger-model"
+SECRET_TASK = (
+    "name: hello\ntasks:\n  - name: hi\n    image: busybox\n    command: [sh, -c, 'cat /etc/creds/token']\n"
+    "    secrets: [{name: db-creds, path: /etc/creds}]\n"
+)
+SLOW = "name: hello\ntasks:\n  - {name: hi, image: busybox, command: [sh, -c, 'sleep 60']}\n"
+
+
+def head(remote: GitRemote, ref: str, files: dict[str, str], message: str = "PR change", *, fork: bool = False) -> str:
+    """Commit `files` on the feature branch (from main the first time) and publish it at `ref`, as the provider does
+    for a pull request's head; the branch is pushed to the repository too unless the pull request is a fork's."""
+    first = remote.local_tip(FEATURE) is None
+    remote.commit(files, message, branch=FEATURE, parents=[remote.head] if first else None, push=False)
+    if not fork:
+        remote.push(FEATURE, force=True)
+    return remote.publish(FEATURE, ref)
+
+
+def fresh(delivery: Recorded, provider: str) -> Recorded:
+    """The delivery under a new delivery id (another event, not the provider's retry of this one)."""
+    names = {
+        "github": ["X-GitHub-Delivery"],
+        "gitlab": ["X-Gitlab-Event-UUID", "Idempotency-Key"],
+        "gitea": ["X-Gitea-Delivery", "X-GitHub-Delivery", "X-Gogs-Delivery"],
+        "bitbucket": ["X-Request-UUID"],
+    }[provider]
+    new = secrets.token_hex(16)
+    for name in names:
+        if name in delivery.headers:
+            delivery.headers[name] = new
+    return delivery
+
+
+def github_pr(sha: str, *, action: str = "opened", fork: bool = False) -> Recorded:
+    delivery = fresh(load("github", "pull_request_fork" if fork else "pull_request"), "github")
+    delivery.body["action"] = action
+    delivery.body["pull_request"]["head"]["sha"] = sha
+    return delivery
+
+
+def send(odin: Odin, provider: str, delivery: Recorded) -> tuple[int, dict[str, Any]]:
+    res = odin.send(provider, delivery)
+    return res.status_code, res.json()
+
+
+def run_of(odin: Odin, run_id: str) -> Any:
+    [row] = [r for r in odin.runs() if r.id == run_id]
+    return row
+
+
+def finished(odin: Odin, run_id: str, timeout: float = 30) -> Any:
+    terminal = {"succeeded", "failed", "cancelled", "error", "skipped"}
+
+    def done() -> Any:
+        row = run_of(odin, run_id)
+        return row if row.status in terminal else None
+
+    return wait_until(done, timeout, message=f"run {run_id} finishes")
+
+
+def test_a_github_pull_request_runs_its_head_once(odin_factory: OdinFactory) -> None:
+    odin = odin_factory(pull_requests="same-repo")
+    sha = head(odin.remote, "refs/pull/42/head", {"hello/main.yml": HELLO.format(name="hello", marker="pr42")})
+    delivery = github_pr(sha)
+    status, body = send(odin, "github", delivery)
+    assert (status, body["status"], body["commit"], body["pull_request"]) == (202, "accepted", sha, 42), body
+    [run_id] = body["runs"]
+    run = finished(odin, run_id)
+    assert (run.pipeline, run.trigger, run.pull_request, run.pr_provider) == ("hello", "pull_request", 42, "github")
+    assert (run.status, run.secrets_withheld, run.commit_sha) == ("succeeded", False, sha)
+    assert run.triggered_by.startswith("github:")
+    assert odin.commit_row(sha).validation == "valid", "validated and recorded on the commit, as for a push"
+
+    # The provider's retry of the same delivery, and another delivery about the same head: one run.
+    status, body = send(odin, "github", delivery)
+    assert (status, body["status"]) == (200, "duplicate"), body
+    status, body = send(odin, "github", github_pr(sha, action="reopened"))
+    assert (status, body["runs"], body["existing"]) == (202, [], [run_id]), body
+    assert [r.id for r in odin.runs(sha)] == [run_id]
+
+
+def test_a_new_head_supersedes_the_runs_of_the_older_one(odin_factory: OdinFactory, db_url: str) -> None:
+    odin = odin_factory(db_url, pull_requests="same-repo")  # run policy `latest`; SQLite and Postgres
+    first = head(odin.remote, "refs/pull/42/head", {"hello/main.yml": SLOW})
+    status, body = send(odin, "github", github_pr(first))
+    assert status == 202, body
+    [older] = body["runs"]
+    wait_until(lambda: run_of(odin, older).status == "running", 30, message="the first head's run starts")
+
+    second = head(odin.remote, "refs/pull/42/head", {"hello/main.yml": HELLO.format(name="hello", marker="pr42b")})
+    status, body = send(odin, "github", github_pr(second, action="synchronize"))
+    assert (status, body["superseded"]) == (202, [older]), body
+    assert finished(odin, older).status == "cancelled"
+    assert finished(odin, body["runs"][0]).status == "succeeded"
+
+
+def test_a_forks_pull_request_runs_without_secrets_and_never_starts_a_task_that_asks_for_one(
+    odin_factory: OdinFactory, tmp_path: Path
+) -> None:
+    odin = odin_factory(pull_requests="all")
+    files = {"hello/main.yml": SECRET_TASK, "train/main.yml": HELLO.format(name="train", marker="from-a-fork")}
+    sha = head(odin.remote, "refs/pull/43/head", files, fork=True)
+    status, body = send(odin, "github", github_pr(sha, action="synchronize", fork=True))
+    assert status == 202 and "secrets are withheld" in body["detail"], body
+    runs = {run_of(odin, r).pipeline: finished(odin, r) for r in body["runs"]}
+    hello, train = runs["hello"], runs["train"]
+    assert (hello.status, hello.reason) == ("failed", "SecretsWithheld")
+    assert "secrets are withheld from pull requests from forks" in hello.message and "db-creds" in hello.message
+    [task] = odin.rows(TASK_RUNS, TASK_RUNS.c.run_id == hello.id)
+    assert (task.status, task.attempt, task.started_at) == ("skipped", 0, None), "the task never started"
+    assert (train.status, train.secrets_withheld, train.pull_request) == ("succeeded", True, 43)
+
+
+def test_forks_are_ignored_unless_the_repository_runs_them(odin_factory: OdinFactory) -> None:
+    odin = odin_factory(pull_requests="same-repo")
+    sha = head(odin.remote, "refs/pull/43/head", {"hello/main.yml": HELLO.format(name="hello", marker="fork")},
+               fork=True)  # fmt: skip
+    status, body = send(odin, "github", github_pr(sha, fork=True))
+    assert (status, body["status"]) == (200, "ignored"), body
+    assert "comes from a fork (mallory/ml)" in body["detail"] and "--pull-requests all" in body["detail"]
+    [row] = odin.deliveries()
+    assert row.outcome == "ignored" and "fork" in row.reason
+    assert odin.runs() == []
+
+
+def test_a_pull_request_claiming_a_branch_that_lacks_its_head_is_a_forks(odin_factory: OdinFactory) -> None:
+    """The payload's word that the head is the repository's own branch is not enough to hand out secrets: that
+    branch must have the commit (a signed but lying payload, or a fork's branch of the same name)."""
+    odin = odin_factory(pull_requests="same-repo")
+    sha = head(odin.remote, "refs/pull/42/head", {"hello/main.yml": SECRET_TASK}, fork=True)
+    status, body = send(odin, "github", github_pr(sha))
+    assert status == 422 and "treated as a fork's" in body["detail"], body
+    assert odin.runs() == []
+
+    odin = odin_factory(pull_requests="all")  # the same remote: refs/pull/42/head still names the commit
+    status, body = send(odin, "github", github_pr(sha))
+    assert status == 202 and "secrets are withheld" in body["detail"], body
+    run = finished(odin, body["runs"][0])
+    assert (run.status, run.reason, run.secrets_withheld) == ("failed", "SecretsWithheld", True)
+
+
+def test_bad_pull_request_input_gets_a_clear_answer_and_loses_nothing(odin_factory: OdinFactory) -> None:
+    odin = odin_factory(pull_requests="all")
+    sha = head(odin.remote, "refs/pull/42/head", {"hello/main.yml": HELLO.format(name="hello", marker="bad")})
+
+    status, body = send(odin, "github", github_pr(sha, action="closed"))
+    assert (status, body["status"]) == (200, "ignored") and "action `closed` starts nothing" in body["detail"]
+
+    other_base = github_pr(sha)
+    other_base.body["pull_request"]["base"]["ref"] = "develop"
+    status, body = send(odin, "github", other_base)
+    assert (status, body["status"]) == (200, "ignored") and "targets develop" in body["detail"], body
+
+    malformed = github_pr(sha)
+    malformed.body["pull_request"]["number"] = "42"
+    status, body = send(odin, "github", malformed)
+    assert status == 400 and "number" in body["detail"], body
+
+    not_the_head = github_pr("f" * 40)
+    status, body = send(odin, "github", not_the_head)
+    assert (status, body["status"]) == (422, "rejected") and "is not on pull request #42" in body["detail"], body
+
+    no_ref = github_pr(sha)
+    no_ref.body["pull_request"]["number"] = 99
+    status, body = send(odin, "github", no_ref)
+    assert status == 422 and "refs/pull/99/head" in body["detail"], body
+
+    assert odin.runs() == []
+    outcomes = sorted(r.outcome for r in odin.deliveries())
+    assert outcomes == ["ignored", "ignored", "rejected", "rejected"], "each answered delivery is recorded"
+    # Nothing was lost: the same head, properly announced, still runs.
+    status, body = send(odin, "github", github_pr(sha))
+    assert status == 202 and len(body["runs"]) == 1, body
+    assert finished(odin, body["runs"][0]).status == "succeeded"
+
+
+def test_github_retest_is_obeyed_for_members_and_ignored_for_others(odin_factory: OdinFactory, db_url: str) -> None:
+    odin = odin_factory(db_url, pull_requests="same-repo")  # SQLite and Postgres
+    sha = head(odin.remote, "refs/pull/42/head", {"hello/main.yml": HELLO.format(name="hello", marker="retest")})
+    status, body = send(odin, "github", github_pr(sha))
+    first = body["runs"][0]
+    finished(odin, first)
+
+    stranger = fresh(load("github", "issue_comment"), "github")
+    stranger.body["comment"]["author_association"] = "CONTRIBUTOR"
+    stranger.body["comment"]["user"]["login"] = "passer-by"
+    status, body = send(odin, "github", stranger)
+    assert (status, body["status"]) == (200, "ignored"), body
+    assert "/retest by passer-by (CONTRIBUTOR)" in body["detail"] and "not authorised" in body["detail"]
+
+    status, body = send(odin, "github", fresh(load("github", "issue_comment"), "github"))
+    assert (status, body["status"], body["commit"]) == (202, "accepted", sha), body
+    [again] = body["runs"]
+    assert again != first
+    run = finished(odin, again)
+    assert (run.trigger, run.triggered_by, run.status) == ("pull_request", "github:retest:octocat", "succeeded")
+    assert [r.outcome for r in odin.deliveries()] == ["accepted", "ignored", "accepted"]
+
+
+def test_a_gitlab_merge_request_runs_and_approvers_may_retest(odin_factory: OdinFactory) -> None:
+    odin = odin_factory(pull_requests="same-repo", pr_approvers=["maintainer"])
+    sha = head(odin.remote, "refs/merge-requests/7/head", {"hello/main.yml": HELLO.format(name="hello", marker="mr")})
+    delivery = fresh(load("gitlab", "merge_request"), "gitlab")
+    delivery.body["object_attributes"]["last_commit"]["id"] = sha
+    status, body = send(odin, "gitlab", delivery)
+    assert (status, body["pull_request"]) == (202, 7), body
+    run = finished(odin, body["runs"][0])
+    assert (run.pr_provider, run.pull_request, run.status) == ("gitlab", 7, "succeeded")
+
+    note = fresh(load("gitlab", "note"), "gitlab")
+    note.body["merge_request"]["last_commit"]["id"] = sha
+    note.body["user"]["username"] = "jmon"
+    status, body = send(odin, "gitlab", note)
+    assert (status, body["status"]) == (200, "ignored") and "not authorised" in body["detail"], body
+
+    note = fresh(load("gitlab", "note"), "gitlab")
+    note.body["merge_request"]["last_commit"]["id"] = sha
+    status, body = send(odin, "gitlab", note)
+    assert status == 202, body
+    assert finished(odin, body["runs"][0]).triggered_by == "gitlab:retest:maintainer"
+    assert len(odin.runs(sha)) == 2
+
+
+def test_a_gitea_pull_request_runs_and_retest_names_one_pipeline(odin_factory: OdinFactory) -> None:
+    odin = odin_factory(pull_requests="same-repo", pr_approvers=["maintainer"])
+    files = {
+        "hello/main.yml": HELLO.format(name="hello", marker="gitea"),
+        "train/main.yml": HELLO.format(name="train", marker="gitea"),
+    }
+    sha = head(odin.remote, "refs/pull/12/head", files)
+    delivery = fresh(load("gitea", "pull_request"), "gitea")
+    delivery.body["pull_request"]["head"]["sha"] = sha
+    status, body = send(odin, "gitea", delivery)
+    assert status == 202 and len(body["runs"]) == 2, body
+    for run_id in body["runs"]:
+        finished(odin, run_id)
+
+    # "/retest train" from an approver: the comment names no commit or fork; Odin fetches the head and remembers
+    # the pull request came from the repository itself.
+    status, body = send(odin, "gitea", fresh(load("gitea", "issue_comment"), "gitea"))
+    assert status == 202, body
+    [run_id] = body["runs"]
+    run = finished(odin, run_id)
+    assert (run.pipeline, run.commit_sha, run.secrets_withheld) == ("train", sha, False)
+
+    unknown = fresh(load("gitea", "issue_comment"), "gitea")
+    unknown.body["comment"]["body"] = "/retest nosuch"
+    status, body = send(odin, "gitea", unknown)
+    assert status == 422 and "no pipeline 'nosuch'" in body["detail"], body
+
+
+def test_a_bitbucket_pull_request_from_a_fork_is_fetched_from_the_fork(
+    odin_factory: OdinFactory, tmp_path: Path
+) -> None:
+    odin = odin_factory(pull_requests="all", pr_approvers=["alex"])
+    upstream = odin.remote
+    fork = GitRemote.create(tmp_path / "fork")
+    fork.work.remotes.create("upstream", upstream.url).fetch(["+refs/heads/main:refs/heads/main"])
+    fork.push("main")  # the fork starts as a copy of the repository
+    sha = fork.commit(
+        {"train/main.yml": HELLO.format(name="train", marker="bitbucket-fork")},
+        "From a fork",
+        branch=FEATURE,
+        parents=[upstream.head],
+    )
+    assert upstream.bare.get(sha) is None, "the commit is only in the fork"
+    delivery = fresh(load("bitbucket", "pullrequest_created"), "bitbucket")
+    source = delivery.body["pullrequest"]["source"]
+    source["commit"]["hash"] = sha[:12]
+    source["repository"]["links"]["html"]["href"] = fork.url
+    status, body = send(odin, "bitbucket", delivery)
+    assert (status, body["commit"]) == (202, sha), body
+    run = finished(odin, body["runs"][0])
+    assert (run.pipeline, run.pr_provider, run.secrets_withheld, run.status) == ("train", "bitbucket", True,
+                                                                                 "succeeded")  # fmt: skip
+
+    comment = fresh(load("bitbucket", "pullrequest_comment_created"), "bitbucket")
+    comment.body["pullrequest"] = delivery.body["pullrequest"]
+    status, body = send(odin, "bitbucket", comment)
+    assert status == 202, body
+    assert finished(odin, body["runs"][0]).secrets_withheld is True
+
+    # A pull request from a branch of the repository itself: its source branch, fetched from the repository.
+    own = head(upstream, "refs/heads/" + FEATURE, {"hello/main.yml": HELLO.format(name="hello", marker="bb-own")})
+    same = fresh(load("bitbucket", "pullrequest_created"), "bitbucket")
+    same.headers["X-Event-Key"] = "pullrequest:updated"
+    pull = same.body["pullrequest"]
+    pull["id"] = 6
+    pull["source"]["commit"]["hash"] = own[:12]
+    pull["source"]["repository"] = pull["destination"]["repository"]
+    status, body = send(odin, "bitbucket", same)
+    assert (status, body["commit"], body["pull_request"]) == (202, own, 6), body
+    run = finished(odin, body["runs"][0])
+    assert (run.pipeline, run.secrets_withheld, run.status) == ("hello", False, "succeeded")
+
+    elsewhere = fresh(load("bitbucket", "pullrequest_created"), "bitbucket")
+    elsewhere.body["pullrequest"]["source"]["commit"]["hash"] = sha[:12]  # the fixture's fork on bitbucket.org
+    status, body = send(odin, "bitbucket", elsewhere)
+    assert status == 422 and "not on the host of the followed repository" in body["detail"], body
+
+
+def test_a_forks_runs_send_no_notifications(odin_factory: OdinFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`notify:` entries name the server's secrets (a Slack webhook URL by `env:`): a fork's runs send none, the
+    same pipeline from the repository's own branch does."""
+    slack = FakeSlack().start()
+    monkeypatch.setenv("ODIN_NOTIFY_SLACK", slack.url)
+    odin = odin_factory(pull_requests="all")
+    notifier = notify.from_settings(odin.settings, odin.controller)
+    notifier.start(odin.controller.bus)
+    failing = (
+        "name: train\ntasks:\n  - {name: fit, image: busybox, command: [sh, -c, 'exit 3']}\n"
+        "notify:\n  - on: [failure]\n    slack: {webhook: env:ODIN_NOTIFY_SLACK}\n"
+    )
+    try:
+        sha = head(odin.remote, "refs/pull/43/head", {"train/main.yml": failing}, fork=True)
+        _, body = send(odin, "github", github_pr(sha, fork=True))
+        fork_run = finished(odin, body["runs"][0])
+        assert (fork_run.status, fork_run.secrets_withheld) == ("failed", True)
+
+        own = head(odin.remote, "refs/pull/42/head", {"train/main.yml": failing + "# own\n"})
+        _, body = send(odin, "github", github_pr(own))
+        own_run = finished(odin, body["runs"][0])
+        assert own_run.status == "failed"
+        wait_until(lambda: slack.hits, 30, message="the repository's own run notifies")
+        assert [own_run.id in hit.body["text"] for hit in slack.hits] == [True], "one message, for the own run"
+    finally:
+        notifier.stop()
+        slack.stop()

@@ -51,10 +51,15 @@ def make_file(path: Path, size: int) -> None:
             left -= n
 
 
-def timed(fn) -> float:  # type: ignore[no-untyped-def]
-    t = time.perf_counter()
+CPU: dict[str, list[float]] = {}  # this process's CPU seconds (every thread) per operation, beside the wall times
+
+
+def timed(fn, label: str = "") -> float:  # type: ignore[no-untyped-def]
+    c, t = time.process_time(), time.perf_counter()
     fn()
-    return time.perf_counter() - t
+    wall = time.perf_counter() - t
+    CPU.setdefault(label, []).append(time.process_time() - c)
+    return wall
 
 
 def main() -> None:
@@ -69,6 +74,7 @@ def main() -> None:
 
     def record(label: str, seconds: float) -> None:
         samples.setdefault(label, []).append(seconds)
+        CPU.setdefault(label, []).append(CPU.pop("")[-1])  # the CPU time of the `timed` call just made
 
     with tempfile.TemporaryDirectory(prefix="odin-bench-artifacts-") as tmp:
         work = Path(tmp)
@@ -157,6 +163,10 @@ def main() -> None:
     print(
         f"download without verification (ODIN_ARTIFACTS_VERIFY=false): {rate('store down unverified'):.1f} MiB/s "
         f"({rate('store down unverified') / rate('plain down') * 100:.1f} % of plain boto3)"
+    )
+    print(
+        "client CPU seconds (this process, all threads; medians): "
+        + ", ".join(f"{label} {statistics.median(CPU[label]):.2f}" for label in samples)
     )
     again = statistics.median(samples["store again"])
     print(f"identical artifact stored again (hash + HEAD, no upload): median {again:.2f} s")

@@ -8,6 +8,9 @@ import csv
 import hashlib
 import io
 import json
+import os
+import subprocess
+import sys
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -308,6 +311,15 @@ def test_odinctl_results_limit_all_yaml_and_usage(served: Served, produced: Prod
     for wrong in (["--limit", "0"], ["--limit", "x"], ["-o", "xml"], ["--bogus"], []):
         res = ctl(served, config, "results", *(["-p", "produce"] if wrong else []), *wrong)
         assert res.returncode == 2, (wrong, res.stdout, res.stderr)
+    # typer's own `results` command (`python -m odin.cli.odinctl`, no short path) prints the same bytes.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ODIN_")}
+    env.update(ODIN_SERVER=served.server.url, ODIN_CONFIG_DIR=str(config), NO_COLOR="1")
+    for args in (["-o", "json"], ["--all", "-o", "csv"], []):
+        command = ["results", "-p", "produce", "--limit", "1", *args]
+        typer_way = subprocess.run(
+            [sys.executable, "-m", "odin.cli.odinctl", *command], env=env, capture_output=True, text=True, check=False
+        )
+        assert ok(typer_way) == ok(ctl(served, config, *command)), args
     res = ctl(served, config, "results", "-p", "produce", "--server", "http://127.0.0.1:9")
     assert res.returncode == 3 and "not logged in to http://127.0.0.1:9" in res.stderr
     res = odinctl("results", "-p", "produce", "-s", "http://127.0.0.1:9", config_dir=config, env={"ODIN_TOKEN": "x"})

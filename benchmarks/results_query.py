@@ -26,6 +26,7 @@ import contextlib
 import json
 import os
 import random
+import resource
 import subprocess
 import sys
 import tempfile
@@ -93,17 +94,23 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def timed(label: str, fn: Callable[[], object], repeat: int, warmup: int = 3) -> tuple[float, float]:
+def timed(label: str, fn: Callable[[], object], repeat: int, warmup: int = 3) -> tuple[float, float, float]:
+    """p50 and p95 wall milliseconds of `fn`, and the median CPU milliseconds of the processes it ran (user + system
+    of its children: what the command costs whatever the neighbours do; 0 for in-process calls)."""
     for _ in range(warmup):
         fn()
-    samples = []
+    samples, cpu = [], []
     for _ in range(repeat):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
         fn()
         samples.append((time.perf_counter() - t0) * 1000)
-    p50, p95 = percentile(samples, 0.5), percentile(samples, 0.95)
-    print(f"  {label}: p50 {p50:.1f} ms, p95 {p95:.1f} ms ({repeat} runs)", flush=True)
-    return p50, p95
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu.append((after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime) * 1000)
+    p50, p95, cpu50 = percentile(samples, 0.5), percentile(samples, 0.95), percentile(cpu, 0.5)
+    spent = f", CPU {cpu50:.0f} ms" if cpu50 else ""
+    print(f"  {label}: p50 {p50:.1f} ms, p95 {p95:.1f} ms{spent} ({repeat} runs)", flush=True)
+    return p50, p95, cpu50
 
 
 @contextlib.contextmanager
@@ -146,9 +153,9 @@ def server(url: str, data_dir: Path, port: int) -> Iterator[str]:
         proc.wait(30)
 
 
-def bench_backend(backend: str, args: argparse.Namespace) -> dict[str, tuple[float, float]]:
+def bench_backend(backend: str, args: argparse.Namespace) -> dict[str, tuple[float, float, float]]:
     """Seed a store on `backend`, then time the store, the API and the command; the command's figures by view."""
-    figures: dict[str, tuple[float, float]] = {}
+    figures: dict[str, tuple[float, float, float]] = {}
     print(f"backend {backend}:", flush=True)
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
@@ -181,6 +188,12 @@ def bench_backend(backend: str, args: argparse.Namespace) -> dict[str, tuple[flo
                         )
                 env = {k: v for k, v in os.environ.items() if not k.startswith("ODIN_")}
                 env.update(ODIN_SERVER=base, ODIN_TOKEN=token, ODIN_CONFIG_DIR=str(tmp / "cfg"), COLUMNS="200")
+                figures["python -c pass"] = timed(
+                    "python -c pass (the interpreter's start alone, for reference)",
+                    lambda: subprocess.run([sys.executable, "-c", "pass"], env=env, check=True, capture_output=True),
+                    args.cli_repeat,
+                    warmup=2,
+                )
                 figures["--help"] = timed(
                     "odinctl --help (Python start and typer, no request)",
                     lambda: subprocess.run([str(BIN / "odinctl"), "--help"], env=env, check=True, capture_output=True),
@@ -224,9 +237,9 @@ def main() -> None:
     summary = {backend: bench_backend(backend, args) for backend in backends}
     print(f"\nodinctl results over {args.runs:,} runs, whole process (target: default view <= 100 ms):")
     for backend, figures in summary.items():
-        for view, (p50, p95) in figures.items():
+        for view, (p50, p95, cpu) in figures.items():
             verdict = "" if view != "default" else ("  ok" if p50 <= 100 else "  ABOVE TARGET")
-            print(f"  {backend:8} {view:14} p50 {p50:6.1f} ms  p95 {p95:6.1f} ms{verdict}")
+            print(f"  {backend:8} {view:14} p50 {p50:6.1f} ms  p95 {p95:6.1f} ms  CPU {cpu:6.1f} ms{verdict}")
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 

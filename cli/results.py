@@ -139,16 +139,19 @@ def resolve_server(server: str | None) -> str:
 
 def _tls_context(url: str) -> Any:
     """For https, the CAs httpx would trust (the other commands' client): `SSL_CERT_FILE`/`SSL_CERT_DIR`, else
-    certifi's bundle."""
+    certifi's bundle (installed with httpx), else the system's."""
     if not url.startswith("https:"):
         return None
     import ssl
 
     cafile, capath = os.environ.get("SSL_CERT_FILE"), os.environ.get("SSL_CERT_DIR")
     if not cafile and not capath:
-        import certifi
+        try:  # httpx's bundle (it depends on certifi); without it, the system's CAs
+            import certifi
 
-        cafile = certifi.where()
+            cafile = certifi.where()
+        except ImportError:
+            pass
     return ssl.create_default_context(cafile=cafile or None, capath=capath or None)
 
 

@@ -1,5 +1,5 @@
-"""How the S3 store moves bytes (issue 11, speed): multipart and ranged parts at their boundaries, a failed part retried,
-a damaged download refused, and no second hash of each body for its signature.
+"""How the S3 store moves bytes (issue 11, speed): multipart and ranged parts at their boundaries, a failed part
+retried, a damaged download refused, and no second hash of each body for its signature.
 
 Against the real SeaweedFS server, through `tests.support.s3_proxy`, which sees every request and fails the ones a
 test asks for. Parts are 5 MiB here (S3's smallest), so a few MiB already take the multipart paths.

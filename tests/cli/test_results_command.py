@@ -94,3 +94,17 @@ def test_table_lines_up_columns_and_names_results_short_when_unique() -> None:
     assert header.index("TRAIN.ACC") == first.index("0.9") == second.index("0.95"), "columns line up"
     coloured = results.table(["train.acc"], [item(1)], colour=True)
     assert "\x1b[32msucceeded\x1b[0m" in coloured and "\x1b[1mCOMMIT\x1b[0m" in coloured
+
+
+def test_https_verifies_the_server_as_httpx_would(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    import ssl
+
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    assert results._tls_context("http://127.0.0.1:9003") is None
+    context = results._tls_context("https://odin.example.com")
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+    assert context.cert_store_stats()["x509_ca"] > 0, "certifi's CAs loaded"
+    monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "missing.pem"))
+    with pytest.raises(FileNotFoundError):  # fetch reports it as `cannot reach` (exit 3)
+        results._tls_context("https://odin.example.com")

@@ -74,7 +74,7 @@ def s3_proxy(upstream: str) -> Iterator[S3Proxy]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (the base class's name)
+        def log_message(self, format: str, *args: object) -> None:
             pass
 
         def _forward(self) -> None:

@@ -2,27 +2,31 @@
 
 Target (issue 11, "Speed"): `odinctl results` over 10,000 runs answers in <= 100 ms.
 
-What it does:
-1. seeds a fresh store (SQLite by default, the embedded install's; `--backend postgres` for a scratch Postgres
-   database) with `--runs` runs of pipeline `train` spread over the last 30 days, plus as many runs of 9 other
-   pipelines (noise the query must not read), each with 3 task runs; two tasks of each `train` run record results
-   (`accuracy`, `loss`; `auc`);
-2. times `run_queries.results_by_run` in this process (the store alone);
-3. starts `odin serve` on the store (no repository: API only), logs in, and times
-   `GET /v1/results?pipeline=train&since=30d` over keep-alive HTTP (default limit 100, and `limit=10000`: every run);
-4. times `odinctl results --pipeline train --since 30d` as a real subprocess (table and `-o json`), which includes
-   starting Python and importing the client: the number a user waits for.
+What it does, on SQLite (the embedded install's store) and on a scratch Postgres database (`--backend` for one):
+1. seeds a fresh store with `--runs` runs of pipeline `train` spread over the last 30 days, plus as many runs of 9
+   other pipelines (noise the query must not read), each with 3 task runs; two tasks of each `train` run record
+   results (`accuracy`, `loss`; `auc`);
+2. times `run_queries.results_by_run` in this process (the store alone): the default page (50) and every run;
+3. starts `odin serve` on the store (no repository: API only), logs in, and times the server over keep-alive HTTP:
+   `GET /v1/results?pipeline=train&since=30d` (the default page of 50) and the first page of `--all` (2,000 runs,
+   `all_columns`), with the size of each answer;
+4. times `odinctl` as a real subprocess, the number a user waits for (Python's start, imports, the request, the
+   printing): `--help` for reference, then `results --pipeline train --since 30d` as a table (the default view), as
+   `-o json`, and with `--all -o json` / `--all -o csv` (all 10,000 runs streamed page by page), p50/p95 each;
+5. prints the summary and the load average before and after.
 
-    .venv/bin/python benchmarks/results_query.py [--runs 10000] [--repeat 50] [--cli-repeat 15]
-        [--backend sqlite|postgres] [--admin-url postgresql+psycopg2://postgres@127.0.0.1:5432/postgres]
+    .venv/bin/python benchmarks/results_query.py [--runs 10000] [--repeat 30] [--cli-repeat 15]
+        [--backend both|sqlite|postgres] [--admin-url postgresql+psycopg2://postgres@127.0.0.1:5432/postgres]
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import random
+import resource
 import subprocess
 import sys
 import tempfile
@@ -90,15 +94,23 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def timed(label: str, fn: Callable[[], object], repeat: int, warmup: int = 3) -> None:
+def timed(label: str, fn: Callable[[], object], repeat: int, warmup: int = 3) -> tuple[float, float, float]:
+    """p50 and p95 wall milliseconds of `fn`, and the median CPU milliseconds of the processes it ran (user + system
+    of its children: what the command costs whatever the neighbours do; 0 for in-process calls)."""
     for _ in range(warmup):
         fn()
-    samples = []
+    samples, cpu = [], []
     for _ in range(repeat):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
         fn()
         samples.append((time.perf_counter() - t0) * 1000)
-    print(f"{label}: p50 {percentile(samples, 0.5):.1f} ms, p95 {percentile(samples, 0.95):.1f} ms ({repeat} runs)")
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu.append((after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime) * 1000)
+    p50, p95, cpu50 = percentile(samples, 0.5), percentile(samples, 0.95), percentile(cpu, 0.5)
+    spent = f", CPU {cpu50:.0f} ms" if cpu50 else ""
+    print(f"  {label}: p50 {p50:.1f} ms, p95 {p95:.1f} ms{spent} ({repeat} runs)", flush=True)
+    return p50, p95, cpu50
 
 
 @contextlib.contextmanager
@@ -141,22 +153,17 @@ def server(url: str, data_dir: Path, port: int) -> Iterator[str]:
         proc.wait(30)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=10_000)
-    parser.add_argument("--repeat", type=int, default=50)
-    parser.add_argument("--cli-repeat", type=int, default=15)
-    parser.add_argument("--backend", choices=["sqlite", "postgres"], default="sqlite")
-    parser.add_argument("--admin-url", default="postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
-    args = parser.parse_args()
-    print(f"load average: {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; backend {args.backend}")
+def bench_backend(backend: str, args: argparse.Namespace) -> dict[str, tuple[float, float, float]]:
+    """Seed a store on `backend`, then time the store, the API and the command; the command's figures by view."""
+    figures: dict[str, tuple[float, float, float]] = {}
+    print(f"backend {backend}:", flush=True)
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        with database(args.backend, args.admin_url, tmp) as url:
+        with database(backend, args.admin_url, tmp) as url:
             seed(url, args.runs)
             engine = create_db_engine(url)
             since = datetime.now(UTC) - timedelta(days=30)
-            for limit in (100, args.runs):
+            for limit in (50, args.runs):
                 rows = run_queries.results_by_run(engine, "train", since=since, limit=limit)
                 timed(
                     f"store: results_by_run(train, 30d, limit={limit}) -> {len(rows):,} runs",
@@ -169,30 +176,71 @@ def main() -> None:
                     "access_token"
                 ]
                 with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}) as http:
-                    for limit in (100, args.runs):
-                        params = {"pipeline": "train", "since": "30d", "limit": limit}
-                        n = len(http.get("/v1/results", params=params).json()["items"])
+                    for limit, extra in ((50, {}), (2000, {"all_columns": "true"})):
+                        params = {"pipeline": "train", "since": "30d", "limit": limit, **extra}
+                        answer = http.get("/v1/results", params=params)
+                        n = len(answer.json()["items"])
                         timed(
-                            f"API: GET /v1/results?pipeline=train&since=30d&limit={limit} -> {n:,} runs",
+                            f"server: GET /v1/results?{'&'.join(f'{k}={v}' for k, v in params.items())} -> {n:,} "
+                            f"runs, {len(answer.content) / 1024:,.0f} KiB",
                             lambda params=params: http.get("/v1/results", params=params).raise_for_status(),
                             args.repeat,
                         )
                 env = {k: v for k, v in os.environ.items() if not k.startswith("ODIN_")}
                 env.update(ODIN_SERVER=base, ODIN_TOKEN=token, ODIN_CONFIG_DIR=str(tmp / "cfg"), COLUMNS="200")
-                timed(
-                    "baseline: odinctl --help (Python start and imports, no request)",
+                figures["python -c pass"] = timed(
+                    "python -c pass (the interpreter's start alone, for reference)",
+                    lambda: subprocess.run([sys.executable, "-c", "pass"], env=env, check=True, capture_output=True),
+                    args.cli_repeat,
+                    warmup=2,
+                )
+                figures["--help"] = timed(
+                    "odinctl --help (Python start and typer, no request)",
                     lambda: subprocess.run([str(BIN / "odinctl"), "--help"], env=env, check=True, capture_output=True),
                     args.cli_repeat,
                     warmup=2,
                 )
-                for extra in ((), ("-o", "json"), ("--limit", str(args.runs), "-o", "json")):
+                views = [("default", ()), ("-o json", ("-o", "json")), ("--all -o json", ("--all", "-o", "json")),
+                         ("--all -o csv", ("--all", "-o", "csv"))]  # fmt: skip
+                for view, extra in views:
                     command = [str(BIN / "odinctl"), "results", "--pipeline", "train", "--since", "30d", *extra]
+                    printed = subprocess.run(command, env=env, check=True, capture_output=True).stdout
+                    rows = (
+                        len(json.loads(printed)["items"])
+                        if "json" in extra
+                        else printed.count(b"\n") - 1  # header line
+                    )
 
                     def run_cli(command: list[str] = command) -> None:
                         subprocess.run(command, env=env, check=True, capture_output=True)
 
-                    timed(f"odinctl results --pipeline train --since 30d {' '.join(extra)} (process end to end)",
-                          run_cli, args.cli_repeat, warmup=2)  # fmt: skip
+                    figures[view] = timed(
+                        f"odinctl results --pipeline train --since 30d {' '.join(extra)} -> {rows:,} runs, "
+                        f"{len(printed) / 1024:,.0f} KiB (whole process)",
+                        run_cli,
+                        args.cli_repeat,
+                        warmup=2,
+                    )
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=10_000)
+    parser.add_argument("--repeat", type=int, default=30)
+    parser.add_argument("--cli-repeat", type=int, default=15)
+    parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
+    parser.add_argument("--admin-url", default="postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
+    args = parser.parse_args()
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} cores")
+    backends = ["sqlite", "postgres"] if args.backend == "both" else [args.backend]
+    summary = {backend: bench_backend(backend, args) for backend in backends}
+    print(f"\nodinctl results over {args.runs:,} runs, whole process (target: default view <= 100 ms):")
+    for backend, figures in summary.items():
+        for view, (p50, p95, cpu) in figures.items():
+            verdict = "" if view != "default" else ("  ok" if p50 <= 100 else "  ABOVE TARGET")
+            print(f"  {backend:8} {view:14} p50 {p50:6.1f} ms  p95 {p95:6.1f} ms  CPU {cpu:6.1f} ms{verdict}")
+    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
 @contextlib.contextmanager

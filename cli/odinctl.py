@@ -756,7 +756,10 @@ class ResultsOutput(StrEnum):
 def results(
     pipeline: Annotated[str, typer.Option("--pipeline", "-p", help="Pipeline (its directory)")],
     since: Annotated[str | None, typer.Option(help="30d, 12h, 2w, 90m, or a time like 2024-05-01T12:00:00Z")] = None,
-    limit: Annotated[int, typer.Option(help="At most this many runs, newest first")] = 100,
+    limit: Annotated[int, typer.Option(min=1, max=10_000, help="At most this many runs, newest first")] = 50,
+    all_runs: Annotated[
+        bool, typer.Option("--all", help="Every run since --since, streamed page by page (ignores --limit)")
+    ] = False,
     server: ServerOpt = None,
     output: Annotated[ResultsOutput, typer.Option("--output", "-o", help="table, json, yaml or csv")] = (
         ResultsOutput.TABLE
@@ -764,18 +767,12 @@ def results(
 ) -> None:
     """Results per commit of a pipeline's runs, newest first: one column per result (did this commit improve
     accuracy?)."""
-    from odin.cli.results import results_csv, results_table
+    # The same code as the short path odin.cli.entry takes for a well-formed command line (standard library only).
+    from odin.cli.results import Options, run
 
-    with client(server) as c:
-        page = call(c.results, pipeline, since=since, limit=limit)
-    if output == ResultsOutput.CSV:
-        sys.stdout.write(results_csv(page))
-    elif output != ResultsOutput.TABLE:
-        emit(page, Output(output.value))
-    elif not page.items:
-        err.print(f"no runs of {pipeline}" + (f" since {since}" if since else ""))
-    else:
-        out.print(results_table(page))
+    code = run(Options(pipeline, since, limit, all_runs, server, output.value))
+    if code:
+        raise typer.Exit(code)
 
 
 # -- users ------------------------------------------------------------------------------------------------------------

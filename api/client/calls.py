@@ -214,8 +214,16 @@ def artifact_files(run_id: str, task: str, name: str) -> Call[DirectoryListing]:
     return Call("GET", f"{artifact_path(run_id, task, name)}/files", DirectoryListing)
 
 
-def results(pipeline: str, *, since: str | None = None, limit: int = 100) -> Call[ResultsPage]:
-    return Call("GET", "/v1/results", ResultsPage, query=_q(pipeline=pipeline, since=since, limit=limit))
+def results(
+    pipeline: str,
+    *,
+    since: str | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+    all_columns: bool = False,
+) -> Call[ResultsPage]:
+    query = _q(pipeline=pipeline, since=since, limit=limit, cursor=cursor, all_columns=all_columns or None)
+    return Call("GET", "/v1/results", ResultsPage, query=query)
 
 
 def start(

@@ -307,8 +307,17 @@ class OdinClient:
     def artifact_files(self, run_id: str, task: str, name: str) -> DirectoryListing:
         return self.send(calls.artifact_files(run_id, task, name))
 
-    def results(self, pipeline: str, *, since: str | None = None, limit: int = 100) -> ResultsPage:
-        return self.send(calls.results(pipeline, since=since, limit=limit))
+    def results(
+        self,
+        pipeline: str,
+        *,
+        since: str | None = None,
+        limit: int = 50,
+        cursor: str | None = None,
+        all_columns: bool = False,
+    ) -> ResultsPage:
+        """A page of `pipeline`'s runs with their results, newest first; pass `next_cursor` back for the next."""
+        return self.send(calls.results(pipeline, since=since, limit=limit, cursor=cursor, all_columns=all_columns))
 
     def iter_artifact(self, run_id: str, task: str, name: str, *, file: str | None = None) -> Iterator[bytes]:
         """An artifact's bytes (a directory: its tar stream), chunk by chunk, as they arrive."""

@@ -135,6 +135,16 @@ def list_results(
     since: Annotated[
         str | None, QueryParameter(description="30d, 12h, 2w, 90m, or an RFC 3339 time", max_length=64)
     ] = None,
-    limit: Annotated[int, QueryParameter(description="At most this many runs", ge=1, le=10_000)] = 100,
+    limit: Annotated[int, QueryParameter(description="At most this many runs", ge=1, le=10_000)] = 50,
+    cursor: Annotated[
+        str | None, QueryParameter(description="next_cursor of the previous page: the runs after it", max_length=300)
+    ] = None,
+    all_columns: Annotated[
+        bool,
+        QueryParameter(
+            description="columns names the results of every run since `since`, not only of this page's (a client "
+            "streaming all pages as CSV writes its header first)"
+        ),
+    ] = False,
 ) -> ResultsPage:
-    return results_service.results(ctx.db, pipeline, since=since, limit=limit)
+    return results_service.results(ctx.db, pipeline, since=since, limit=limit, cursor=cursor, all_columns=all_columns)

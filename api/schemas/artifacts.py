@@ -54,9 +54,11 @@ class ResultRow(msgspec.Struct, kw_only=True):
 
 
 class ResultsPage(msgspec.Struct, kw_only=True):
-    """Runs of one pipeline with results, newest first; `columns` names each result once, as `task.result`."""
+    """Runs of one pipeline with results, newest first; `columns` names each result once, as `task.result`;
+    `next_cursor` asks for the next (older) page, None on the last."""
 
     pipeline: str
     since: datetime | None
     columns: list[str]
     items: list[ResultRow]
+    next_cursor: str | None = None

@@ -2,12 +2,19 @@
 
 A blob is the object `<prefix>sha256/ab/<hex>`. A put hashes the file first (one sequential read, from the page cache
 when the task just wrote it), asks whether that key exists, and only then uploads, with boto3's managed transfer:
-multipart above `multipart_threshold`, parts sent on `max_concurrency` threads, an aborted multipart upload cleaned up
-on failure. Hashing first is what makes identical outputs free and lets the key be final from the first byte (no
-upload to a temporary key and a server-side copy, which would move every byte twice). A reader that is not a file is
-spooled to a temporary file while hashed. A get downloads into a temporary file beside the destination with
-parallel ranged GETs, hashing the parts in order as they land, and renames it into place only when the digest
-matches (`verify`).
+multipart above `multipart_threshold`, parts of `multipart_chunksize` sent on `max_concurrency` threads (boto3's own
+defaults: 8 MiB, 10), an aborted multipart upload cleaned up on failure. Hashing first is what makes identical
+outputs free and lets the key be final from the first byte (no upload to a temporary key and a server-side copy,
+which would move every byte twice). A reader that is not a file is spooled to a temporary file while hashed. A get
+downloads into a temporary file beside the destination with parallel ranged GETs of `multipart_chunksize`, hashing
+the parts in order as they land, and renames it into place only when the digest matches (`verify`).
+
+Why a transfer costs about what a plain boto3 one does (issue 11: >= 80 % of its throughput, benchmarks/
+bench_artifacts.py): the bytes are hashed once each way, by Odin, for the digest; boto3's own per-request work on the
+same bytes is turned off, because the digest already is the integrity check, verified on every get. By default
+botocore SHA-256s every part again to sign it over plain http (and on https too when, as here, no CRC header is
+sent), and boto3 >= 1.36 adds a CRC of every part (`checksums`). `payload_signing=True` restores the signed body
+for a store that demands it.
 
 Only this module imports boto3 (an import-linter contract); its exceptions become `errors.*` here.
 """
@@ -36,7 +43,6 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 MiB = 1024 * 1024
-DOWNLOAD_PART = 16 * MiB
 NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
 
 
@@ -68,9 +74,10 @@ class S3Store(ArtifactStore):
         session_token: str | None = None,
         addressing_style: Literal["auto", "path", "virtual"] = "auto",
         checksums: Literal["when_supported", "when_required"] = "when_required",
-        multipart_threshold: int = 64 * MiB,
-        multipart_chunksize: int = 64 * MiB,
-        max_concurrency: int = 8,
+        multipart_threshold: int = 8 * MiB,
+        multipart_chunksize: int = 8 * MiB,
+        max_concurrency: int = 10,
+        payload_signing: bool = False,
         spool_dir: Path | None = None,
         connect_timeout: float = 10.0,
         read_timeout: float = 60.0,
@@ -87,7 +94,9 @@ class S3Store(ArtifactStore):
             region_name=region,
         )
         config = Config(
-            s3={"addressing_style": addressing_style},
+            # Unsigned bodies (`UNSIGNED-PAYLOAD`): the request is still signed, its body is not hashed a second
+            # time for the signature; what protects the bytes is the digest they are stored under (module doc).
+            s3={"addressing_style": addressing_style, "payload_signing_enabled": payload_signing},
             retries={"mode": "standard", "max_attempts": 5},
             connect_timeout=connect_timeout,
             read_timeout=read_timeout,
@@ -194,9 +203,9 @@ class S3Store(ArtifactStore):
         hashes the parts in order as they land (read back from the page cache). The hash overlaps the download, so
         verifying costs next to nothing; s3transfer's `download_file` would need a second pass over the file."""
         concurrency = self.transfer.max_request_concurrency
-        # Parts no larger than DOWNLOAD_PART: the hash can only start once the first part is complete, and what is
-        # left to hash after the last part lands is at most one part per thread.
-        part = min(self.transfer.multipart_chunksize, DOWNLOAD_PART)
+        # Small parts (8 MiB by default): the hash can only start once the first part is complete, and what is left
+        # to hash after the last part lands is at most one part per thread.
+        part = self.transfer.multipart_chunksize
         ranges = [(offset, min(part, size - offset)) for offset in range(0, size, part)]
         h = hashlib.sha256()
         fd = os.open(path, os.O_RDWR)

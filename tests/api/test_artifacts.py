@@ -8,6 +8,9 @@ import csv
 import hashlib
 import io
 import json
+import os
+import subprocess
+import sys
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -207,6 +210,20 @@ def test_results_per_commit_newest_first(served: Served, produced: Produced, vie
     assert served.get("/v1/results").status_code == 400, "pipeline is required"
 
 
+def test_results_pages_with_a_cursor(served: Served, produced: Produced, viewer: str) -> None:
+    first = served.get("/v1/results", token=viewer, params={"pipeline": "produce", "limit": 1}).json()
+    assert [i["run_id"] for i in first["items"]] == [produced.second["id"]] and first["next_cursor"]
+    params = {"pipeline": "produce", "limit": 1, "cursor": first["next_cursor"]}
+    second = served.get("/v1/results", token=viewer, params=params).json()
+    assert [i["run_id"] for i in second["items"]] == [produced.first["id"]]
+    assert second["next_cursor"] is None, "the last page says so"
+    everything = served.get("/v1/results", params={"pipeline": "produce", "limit": 1, "all_columns": "true"}).json()
+    assert everything["columns"] == ["train.acc", "train.loss", "eval.acc"]
+    r = served.get("/v1/results", params={"pipeline": "produce", "cursor": "bm90IGEgY3Vyc29y"})
+    assert r.status_code == 400 and "cursor" in r.json()["detail"]
+    assert served.get("/v1/results", params={"pipeline": "produce", "limit": 0}).status_code == 400
+
+
 def ctl(served: Served, config: Path, *args: str) -> Any:
     return odinctl(*args, server=served.server, config_dir=config)
 
@@ -273,3 +290,68 @@ def test_odinctl_results_table_json_csv(served: Served, produced: Produced, conf
     ]
     res = ctl(served, config, "results", "-p", "produce", "--since", "soon")
     assert res.returncode == 1 and "30d" in res.stderr
+
+
+def test_odinctl_results_limit_all_yaml_and_usage(served: Served, produced: Produced, config: Path) -> None:
+    res = ctl(served, config, "results", "-p", "produce", "--limit", "1")
+    _, *lines = [line for line in ok(res).splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith(produced.second["commit_sha"][:7])
+    assert "--all" in res.stderr, "a cut-off table says how to see more"
+    rows = list(
+        csv.DictReader(io.StringIO(ok(ctl(served, config, "results", "-p", "produce", "--all", "--output=csv"))))
+    )
+    assert [r["run_id"] for r in rows] == [produced.second["id"], produced.first["id"]]
+    listed = json.loads(ok(ctl(served, config, "results", "--pipeline=produce", "--all", "-ojson")))
+    assert [i["run_id"] for i in listed["items"]] == [produced.second["id"], produced.first["id"]]
+    assert listed["next_cursor"] is None
+    document = yaml.safe_load(ok(ctl(served, config, "results", "-p", "produce", "-o", "yaml", "--limit", "1")))
+    assert document["columns"] == ["train.acc", "train.loss", "eval.acc"] and document["next_cursor"]
+    # What the short path does not take, typer answers as for any command: help, usage errors.
+    assert "--all" in ok(ctl(served, config, "results", "--help"))
+    for wrong in (["--limit", "0"], ["--limit", "x"], ["-o", "xml"], ["--bogus"], []):
+        res = ctl(served, config, "results", *(["-p", "produce"] if wrong else []), *wrong)
+        assert res.returncode == 2, (wrong, res.stdout, res.stderr)
+    # typer's own `results` command (`python -m odin.cli.odinctl`, no short path) prints the same bytes.
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ODIN_")}
+    env.update(ODIN_SERVER=served.server.url, ODIN_CONFIG_DIR=str(config), NO_COLOR="1")
+    for args in (["-o", "json"], ["--all", "-o", "csv"], []):
+        command = ["results", "-p", "produce", "--limit", "1", *args]
+        typer_way = subprocess.run(
+            [sys.executable, "-m", "odin.cli.odinctl", *command], env=env, capture_output=True, text=True, check=False
+        )
+        assert ok(typer_way) == ok(ctl(served, config, *command)), args
+    res = ctl(served, config, "results", "-p", "produce", "--server", "http://127.0.0.1:9")
+    assert res.returncode == 3 and "not logged in to http://127.0.0.1:9" in res.stderr
+    res = odinctl("results", "-p", "produce", "-s", "http://127.0.0.1:9", config_dir=config, env={"ODIN_TOKEN": "x"})
+    assert res.returncode == 3 and "cannot reach http://127.0.0.1:9" in res.stderr
+    res = odinctl("results", "-p", "produce", server=served.server, config_dir=config, env={"ODIN_TOKEN": "odin_x"})
+    assert res.returncode == 3 and "odinctl login" in res.stderr, "a rejected token: exit 3, as every command"
+
+
+def test_odinctl_results_all_streams_every_page_as_one_document(
+    served: Served,
+    produced: Produced,
+    config: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """In this process, with pages of one run: what `--all` writes page by page is byte for byte the document of a
+    single page holding every run."""
+    from odin.cli import results
+
+    monkeypatch.setattr(results, "ALL_PAGE", 1)
+    monkeypatch.setenv("ODIN_SERVER", served.server.url)
+    monkeypatch.setenv("ODIN_CONFIG_DIR", str(config))
+    monkeypatch.delenv("ODIN_TOKEN", raising=False)
+    whole = served.get("/v1/results", params={"pipeline": "produce", "limit": 100}).json()
+    assert results.run(results.Options("produce", all=True, output="json")) == 0
+    assert capsys.readouterr().out == json.dumps(whole, indent=2) + "\n"
+    assert results.run(results.Options("produce", all=True, output="csv")) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [(r["run_id"], r["train.acc"]) for r in rows] == [
+        (produced.second["id"], "0.95"),
+        (produced.first["id"], "0.91"),
+    ]
+    assert results.run(results.Options("nothing-here", all=True, output="json")) == 0
+    empty = capsys.readouterr().out
+    assert empty == json.dumps({**json.loads(empty), "items": []}, indent=2) + "\n" and json.loads(empty)["items"] == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -93,3 +94,21 @@ def test_current_settings_still_have_the_credentials_after_the_server_withheld_t
     assert settings.access_key_id is not None and settings.access_key_id.get_secret_value() == "AKIAEXAMPLE"
     assert resolve_secret(settings.secret_access_key) == "the-secret"
     assert "the-secret" not in repr(settings) and "AKIAEXAMPLE" not in str(settings.pod_env())
+
+
+def test_transfer_defaults_are_boto3s_and_payload_signing_reaches_the_pod_and_the_client(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in [n for n in os.environ if n.startswith("ODIN_ARTIFACTS_")]:
+        monkeypatch.delenv(name)
+    defaults = ArtifactSettings(backend="s3", bucket="b")
+    assert (defaults.multipart_threshold_mb, defaults.multipart_chunk_mb, defaults.max_concurrency) == (8, 8, 10)
+    assert defaults.payload_signing is False
+    unsigned = open_store(defaults)
+    assert isinstance(unsigned, S3Store) and unsigned.client.meta.config.s3["payload_signing_enabled"] is False
+    env = ArtifactSettings(backend="s3", bucket="b", payload_signing=True).pod_env()
+    assert env["ODIN_ARTIFACTS_PAYLOAD_SIGNING"] == "true"
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    signed = open_store(ArtifactSettings())
+    assert isinstance(signed, S3Store) and signed.client.meta.config.s3["payload_signing_enabled"] is True

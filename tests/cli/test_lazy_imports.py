@@ -164,3 +164,14 @@ def test_odin_serve_with_the_defaults_loads_no_optional_integration(tmp_path: Pa
     assert {"litestar", "sqlalchemy"} <= imported, "the probe saw the server's own stack"
     loaded = imported & NOT_FOR_A_LOCAL_SERVER
     assert loaded == set(), f"`odin serve` loaded {sorted(loaded)}"
+
+
+def test_results_takes_the_short_path_without_typer_or_the_client_stack(tmp_path: Path) -> None:
+    """`odinctl results` (issue 11: 100 ms, whole process) runs on the standard library: not even typer, whose
+    command-line validation imports pydantic, nor httpx, msgspec or rich."""
+    env = {"ODIN_SERVER": "http://127.0.0.1:9", "ODIN_TOKEN": "odin_x", "ODIN_CONFIG_DIR": str(tmp_path / "config")}
+    imported, done = imported_by(tmp_path, "odinctl", "results", "-p", "train", "--since", "30d", env=env)
+    assert done.returncode == 3 and "cannot reach http://127.0.0.1:9" in done.stderr, done.stdout + done.stderr
+    assert "odin" in imported, "the probe saw the command line's own modules"
+    heavy = imported & (NOT_FOR_HELP | {"typer", "click", "certifi"})
+    assert heavy == set(), f"`odinctl results` imported {sorted(heavy)}"

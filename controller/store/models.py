@@ -76,7 +76,11 @@ class RepoBranch(SQLModel, table=True):
 
 class Commit(SQLModel, table=True):
     __tablename__ = "commits"
-    __table_args__ = (sa.UniqueConstraint("repo_id", "sha", name="uq_commits_repo_sha"),)
+    __table_args__ = (
+        sa.UniqueConstraint("repo_id", "sha", name="uq_commits_repo_sha"),
+        # The timeline's order and keyset (migration 0022).
+        sa.Index("ix_commits_seen_at_id", "seen_at", "id"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     repo_id: int = Field(foreign_key="repositories.id", index=True)
@@ -156,10 +160,12 @@ class TaskRun(SQLModel, table=True):
     __table_args__ = (
         sa.UniqueConstraint("run_id", "name", name="uq_task_runs_run_name"),
         sa.Index("ix_task_runs_cache_key_status", "cache_key", "status"),
+        # A run's tasks in creation order, a page at a time (migration 0022; replaced the run_id index).
+        sa.Index("ix_task_runs_run_id_id", "run_id", "id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    run_id: str = Field(foreign_key="runs.id", max_length=100, index=True)
+    run_id: str = Field(foreign_key="runs.id", max_length=100)
     name: str = Field(max_length=63)
     status: str = Field(default=TaskStatus.PENDING, max_length=16)
     attempt: int = 0

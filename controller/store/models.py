@@ -153,6 +153,10 @@ class Run(SQLModel, table=True):
     # in SQL without reading specs. NULL `concurrency_limit`: the pipeline has no `concurrency:`.
     priority: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     concurrency_limit: int | None = None
+    # Retention of events and logs (issue 15 item 5; migration 0023): when the sweep last deleted events of this run
+    # (`ODIN_EVENTS_KEEP_DAYS`) and when it deleted its task logs (`ODIN_LOGS_KEEP_DAYS`). NULL: nothing removed.
+    events_pruned_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    logs_pruned_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class TaskRun(SQLModel, table=True):

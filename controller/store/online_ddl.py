@@ -13,10 +13,18 @@ to wait for (a migration holds its single write lock anyway), so there it is the
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
+
+LOCK_TIMEOUT = "1s"
+"""How long an ALTER TABLE waits for its lock before it gives up and tries again. ALTER TABLE needs the table to
+itself (ACCESS EXCLUSIVE) for an instant, but while it *waits* for that lock every later reader and writer queues
+behind it: one long transaction in the way would stall the engine for as long as it lasts."""
+LOCK_ATTEMPTS = 30
 
 GROWING_TABLES = frozenset({"runs", "task_runs", "events", "commits", "webhook_deliveries", "scheduled_slots"})
 """Tables that grow with every push and every run: a year of use puts millions of rows in them."""
@@ -45,6 +53,32 @@ def drop_index(name: str, table: str) -> None:
         return
     with op.get_context().autocommit_block():
         op.execute(f'DROP INDEX CONCURRENTLY IF EXISTS "{name}"')
+
+
+def add_nullable_columns(table: str, columns: Sequence[sa.Column[Any]]) -> None:
+    """ALTER TABLE `table` ADD COLUMN for each of `columns`, which must be nullable without a default (Postgres then
+    changes only its catalogue: no rewrite, no scan). On Postgres the lock is waited for `LOCK_TIMEOUT` at most, in a
+    savepoint retried with a growing pause, so the statement never holds a queue of writers behind it for long."""
+    for column in columns:
+        if not column.nullable or column.server_default is not None:
+            raise ValueError(f"{table}.{column.name}: only nullable columns without a default are added online")
+    if not _postgres():
+        with op.batch_alter_table(table, schema=None) as batch_op:
+            for column in columns:
+                batch_op.add_column(column)
+        return
+    bind = op.get_bind()
+    for attempt in range(LOCK_ATTEMPTS):
+        try:
+            with bind.begin_nested():
+                bind.execute(sa.text(f"SET LOCAL lock_timeout = '{LOCK_TIMEOUT}'"))
+                for column in columns:
+                    op.add_column(table, column)
+            return
+        except sa.exc.OperationalError as e:
+            if getattr(e.orig, "pgcode", None) != "55P03" or attempt == LOCK_ATTEMPTS - 1:  # lock_not_available
+                raise
+            time.sleep(min(5.0, 0.1 * 2**attempt))
 
 
 def _drop_if_invalid(name: str) -> None:

@@ -4,7 +4,8 @@
 `runs.logs_pruned_at`: when it deleted the run's task logs (`ODIN_LOGS_KEEP_DAYS`). NULL: nothing removed. A run's
 page reads them to say what is gone instead of showing an empty history as if nothing had happened.
 
-Both are nullable without a default: adding them changes only the catalogue on Postgres, never rewrites the table.
+Both are nullable without a default: adding them changes only the catalogue on Postgres, never rewrites the table,
+and the ALTER waits at most a second for its lock at a time (`online_ddl.add_nullable_columns`).
 
 Revision ID: 0023
 Revises: 0022
@@ -17,6 +18,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+from odin.controller.store.online_ddl import add_nullable_columns
+
 # Types are spelled out rather than imported from the models (see 0001).
 UTC_DATETIME = sa.DateTime(timezone=True)
 
@@ -27,9 +30,13 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("runs", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("events_pruned_at", UTC_DATETIME, nullable=True))
-        batch_op.add_column(sa.Column("logs_pruned_at", UTC_DATETIME, nullable=True))
+    add_nullable_columns(
+        "runs",
+        [
+            sa.Column("events_pruned_at", UTC_DATETIME, nullable=True),
+            sa.Column("logs_pruned_at", UTC_DATETIME, nullable=True),
+        ],
+    )
 
 
 def downgrade() -> None:

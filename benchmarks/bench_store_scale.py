@@ -21,11 +21,13 @@ What it does:
 3. prints `EXPLAIN (ANALYZE, BUFFERS)` of the statements behind any measurement over its target (`--explain all`:
    of every measured path);
 4. migrates to head while a writer keeps recording transitions (the online index builds of migration 0022), prints
-   how long the migration took and the writer's slowest commit during it, and measures everything again ("after").
+   how long the migration took and the writer's slowest commit during it, and measures everything again ("after");
+5. runs the events retention (keep 180 days: about half of the events go) for `--retention-seconds`, as the
+   leader's worker does, and measures the engine's write path meanwhile.
 The load average is printed before and after each phase: on a shared machine the figures move with it.
 
     .venv/bin/python benchmarks/bench_store_scale.py [--runs 1000000] [--samples 300] [--before 0015]
-        [--explain slow|all|none] [--keep]
+        [--explain slow|all|none] [--retention-seconds 30] [--keep]
 A quick check: `--runs 20000` (about a minute); the figures printed say which scale they come from.
 """
 
@@ -53,6 +55,7 @@ import sqlalchemy as sa
 from odin.api.console import views
 from odin.api.services import runs as run_service
 from odin.api.services.pagination import encode_cursor
+from odin.controller.history_retention import HistoryPolicy, PruneReport, prune_once
 from odin.controller.store.db import alembic_config, create_db_engine, migrate
 from odin.controller.store.runs import NewRun, WriteBatch, create_run, write_batch
 from odin.controller.vocabulary import Trigger
@@ -464,6 +467,31 @@ def migrate_online(engine: sa.Engine, url: str) -> None:
     )
 
 
+def retention_under_writes(engine: sa.Engine, keep_days: float, seconds: float, rng: random.Random) -> None:
+    """The events retention (`history_retention.prune_once`, as the leader's worker runs it) deleting what is older
+    than `keep_days` for `seconds`, while the engine's write path is measured beside it."""
+    report: list[PruneReport] = []
+    started = time.perf_counter()
+    pruner = threading.Thread(
+        target=lambda: report.append(
+            prune_once(engine, HistoryPolicy(events_keep_days=keep_days), tasks_dir=None, budget=seconds)
+        ),
+        daemon=True,
+    )
+    pruner.start()
+    times: list[float] = []
+    while pruner.is_alive():
+        times += one_run_of_transitions(engine, f"{rng.getrandbits(160):040x}")[1:]
+    took = time.perf_counter() - started
+    deleted = report[0].events_deleted if report else 0
+    print(
+        f"  events retention (keep {keep_days:g} days): {deleted:,} events deleted in {took:.1f} s"
+        f" ({deleted / took:,.0f}/s); meanwhile the engine's commits p50 {statistics.median(times):.2f} ms,"
+        f" p99 {sorted(times)[int(len(times) * 0.99)]:.2f} ms, max {max(times):.2f} ms ({len(times)} commits)",
+        flush=True,
+    )
+
+
 def report(engine: sa.Engine, figures: list[Figure], mode: str) -> None:
     for f in figures:
         if mode == "all" or (mode == "slow" and f.target is not None and f.p99 > f.target):
@@ -477,6 +505,9 @@ def main() -> None:
     parser.add_argument("--write-runs", type=int, default=20, help="runs of transitions for the write path")
     parser.add_argument("--before", default="0015", help="revision to fill at (before this issue's indexes)")
     parser.add_argument("--explain", choices=("slow", "all", "none"), default="slow")
+    parser.add_argument(
+        "--retention-seconds", type=float, default=30, help="run the events retention (keep 180 days) this long"
+    )
     parser.add_argument("--keep", action="store_true", help="leave the server's directory (printed) behind")
     args = parser.parse_args()
     rng = random.Random(15)
@@ -524,6 +555,9 @@ def main() -> None:
         write_path(empty, "empty store", args.write_runs, rng)
         write_path(engine, "big store", args.write_runs, rng)
         report(engine, after, args.explain)
+        if args.retention_seconds > 0:
+            print(f"\nretention; load average {load_average()}")
+            retention_under_writes(engine, 180, args.retention_seconds, rng)
         print(f"\nscale: {args.runs:,} runs; load average {load_average()}")
         engine.dispose()
         empty.dispose()

@@ -6,7 +6,7 @@ one), and the engine's write path (a run's transitions) costing what it costs on
 
 What it does:
 1. starts a **private** PostgreSQL from the installed binaries in a temporary directory (never the shared server),
-   creates the schema with the real migrations up to `--before` (default 0015, the revision before this issue's
+   creates the schema with the real migrations up to `--before` (default 0022, the revision before this issue's
    indexes), and fills it server-side (`INSERT ... SELECT generate_series`) with a year of realistic shapes: 20
    repositories, 500 pipelines of which a few are hot (a cubed uniform draw picks the pipeline), a commit per three
    runs spread over 365 days, 1 to 19 tasks per run (10 on average), 3 events per run and 4-5 per task. The
@@ -20,13 +20,13 @@ What it does:
    store and on an empty database of the same server;
 3. prints `EXPLAIN (ANALYZE, BUFFERS)` of the statements behind any measurement over its target (`--explain all`:
    of every measured path);
-4. migrates to head while a writer keeps recording transitions (the online index builds of migration 0022), prints
+4. migrates to head while a writer keeps recording transitions (the online index builds of migration 0023), prints
    how long the migration took and the writer's slowest commit during it, and measures everything again ("after");
 5. runs the events retention (keep 180 days: about half of the events go) for `--retention-seconds`, as the
    leader's worker does, and measures the engine's write path meanwhile.
 The load average is printed before and after each phase: on a shared machine the figures move with it.
 
-    .venv/bin/python benchmarks/bench_store_scale.py [--runs 1000000] [--samples 300] [--before 0015]
+    .venv/bin/python benchmarks/bench_store_scale.py [--runs 1000000] [--samples 300] [--before 0022]
         [--explain slow|all|none] [--retention-seconds 30] [--keep]
 A quick check: `--runs 20000` (about a minute); the figures printed say which scale they come from.
 """
@@ -503,7 +503,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=1_000_000, help="runs to fill (10 task runs, 50 events each)")
     parser.add_argument("--samples", type=int, default=300, help="calls per measured path")
     parser.add_argument("--write-runs", type=int, default=20, help="runs of transitions for the write path")
-    parser.add_argument("--before", default="0015", help="revision to fill at (before this issue's indexes)")
+    parser.add_argument("--before", default="0022", help="revision to fill at (before this issue's indexes)")
     parser.add_argument("--explain", choices=("slow", "all", "none"), default="slow")
     parser.add_argument(
         "--retention-seconds", type=float, default=30, help="run the events retention (keep 180 days) this long"

@@ -78,7 +78,7 @@ class Commit(SQLModel, table=True):
     __tablename__ = "commits"
     __table_args__ = (
         sa.UniqueConstraint("repo_id", "sha", name="uq_commits_repo_sha"),
-        # The timeline's order and keyset (migration 0022).
+        # The timeline's order and keyset (migration 0023).
         sa.Index("ix_commits_seen_at_id", "seen_at", "id"),
     )
 
@@ -153,7 +153,7 @@ class Run(SQLModel, table=True):
     # in SQL without reading specs. NULL `concurrency_limit`: the pipeline has no `concurrency:`.
     priority: int = Field(default=0, sa_column_kwargs={"server_default": "0"})
     concurrency_limit: int | None = None
-    # Retention of events and logs (issue 15 item 5; migration 0023): when the sweep last deleted events of this run
+    # Retention of events and logs (issue 15 item 5; migration 0022): when the sweep last deleted events of this run
     # (`ODIN_EVENTS_KEEP_DAYS`) and when it deleted its task logs (`ODIN_LOGS_KEEP_DAYS`). NULL: nothing removed.
     events_pruned_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     logs_pruned_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
@@ -164,7 +164,7 @@ class TaskRun(SQLModel, table=True):
     __table_args__ = (
         sa.UniqueConstraint("run_id", "name", name="uq_task_runs_run_name"),
         sa.Index("ix_task_runs_cache_key_status", "cache_key", "status"),
-        # A run's tasks in creation order, a page at a time (migration 0022; replaced the run_id index).
+        # A run's tasks in creation order, a page at a time (migration 0023; replaced the run_id index).
         sa.Index("ix_task_runs_run_id_id", "run_id", "id"),
     )
 

@@ -33,7 +33,7 @@ from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.postgres
 
-BEFORE = "0015"  # the revision before this migrations
+BEFORE = "0022"  # the revision before the index migration
 SPEC = PipelineSpec(name="p", tasks=(TaskSpec("a", "x", ("true",)), TaskSpec("b", "x", ("true",), depends=("a",))))
 WRITER_LOCK_TIMEOUT = "500ms"
 

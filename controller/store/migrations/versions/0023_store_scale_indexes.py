@@ -9,8 +9,8 @@ of the run; the table keeps the same number of indexes, so the engine's writes c
 Every statement is online on Postgres (`online_ddl`: CREATE/DROP INDEX CONCURRENTLY, outside a transaction): the
 engine keeps writing while a table of 10 million task runs is indexed.
 
-Revision ID: 0022
-Revises: 0015 (re-chained at merge after whatever precedes it)
+Revision ID: 0023
+Revises: 0022
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from collections.abc import Sequence
 
 from odin.controller.store.online_ddl import create_index, drop_index
 
-revision: str = "0022"
-down_revision: str | None = "0015"
+revision: str = "0023"
+down_revision: str | None = "0022"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -7,8 +7,8 @@ page reads them to say what is gone instead of showing an empty history as if no
 Both are nullable without a default: adding them changes only the catalogue on Postgres, never rewrites the table,
 and the ALTER waits at most a second for its lock at a time (`online_ddl.add_nullable_columns`).
 
-Revision ID: 0023
-Revises: 0022
+Revision ID: 0022
+Revises: 0015 (re-chained at merge after whatever precedes it)
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from odin.controller.store.online_ddl import add_nullable_columns
 # Types are spelled out rather than imported from the models (see 0001).
 UTC_DATETIME = sa.DateTime(timezone=True)
 
-revision: str = "0023"
-down_revision: str | None = "0022"
+revision: str = "0022"
+down_revision: str | None = "0015"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

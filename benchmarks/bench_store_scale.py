@@ -9,8 +9,8 @@ What it does:
    creates the schema with the real migrations up to `--before` (default 0022, the revision before this issue's
    indexes), and fills it server-side (`INSERT ... SELECT generate_series`) with a year of realistic shapes: 20
    repositories, 500 pipelines of which a few are hot (a cubed uniform draw picks the pipeline), a commit per three
-   runs spread over 365 days, 1 to 19 tasks per run (10 on average), 3 events per run and 4-5 per task. The
-   secondary indexes are dropped during the fill and rebuilt from their own definitions afterwards (same schema,
+   runs spread over 365 days, 1 to 19 tasks per run (10 on average), 3 events per run and 4-5 per task, in time order.
+   The secondary indexes are dropped during the fill and rebuilt from their own definitions afterwards (same schema,
    a faster fill), then VACUUM ANALYZE;
 2. measures through the real functions the API and the console call (`api.services.runs.list_runs` with a full SHA
    and a 7-digit prefix, `runs_of_commit`, `get_run` + `run_tasks` as `GET /v1/runs/{id}` and `/tasks` answer, the
@@ -174,17 +174,23 @@ FILL = [
               '/data/tasks/' || r.id || '/t' || t || '.1.log', r.started_at + t * interval '1 minute',
               r.started_at + (t + 1) * interval '1 minute'
        FROM runs r, generate_series(1, 1 + (abs(hashtext(r.id)) % 19)) t""",
-    # events, in time order like the engine writes them: 3 per run, then 4 or 5 per task
+    # events, in time order like the engine writes them (ids follow time, which retention relies on): per run, in the
+    # runs' order, its creation and start, 4 or 5 per task (the tasks counted as above, from the run's id), its end
     """INSERT INTO events (time, kind, repo_id, commit_sha, run_id, task, data)
-       SELECT r.created_at + k * interval '1 second',
-              CASE k WHEN 0 THEN 'run.created' ELSE 'run.status' END, r.repo_id, r.commit_sha, r.id, NULL,
-              jsonb_build_object('status', r.status, 'pipeline', r.pipeline)
-       FROM runs r, generate_series(0, 2) k""",
-    """INSERT INTO events (time, kind, repo_id, commit_sha, run_id, task, data)
-       SELECT t.started_at + k * interval '5 seconds', 'task.status', NULL, NULL, t.run_id, t.name,
-              jsonb_build_object('status', (ARRAY['pending', 'starting', 'running', 'succeeded', 'succeeded'])[k + 1],
-                                 'attempt', 1, 'node', 'node-' || (t.id % 40))
-       FROM task_runs t, generate_series(0, 3 + (t.id % 2)) k""",
+       SELECT e.time, e.kind, r.repo_id, r.commit_sha, r.id, e.task, e.data
+       FROM runs r CROSS JOIN LATERAL (
+         SELECT r.created_at + k * interval '1 second' AS time,
+                CASE k WHEN 0 THEN 'run.created' ELSE 'run.status' END AS kind, NULL::varchar AS task,
+                jsonb_build_object('status', 'running', 'pipeline', r.pipeline) AS data
+         FROM generate_series(0, 1) k
+         UNION ALL
+         SELECT r.started_at + t * interval '1 minute' + k * interval '5 seconds', 'task.status', 't' || t,
+                jsonb_build_object('status', (ARRAY['pending', 'starting', 'running', 'succeeded', 'succeeded'])[k + 1],
+                                   'attempt', 1, 'node', 'node-' || (t % 40))
+         FROM generate_series(1, 1 + (abs(hashtext(r.id)) % 19)) t, generate_series(0, 3 + (t % 2)) k
+         UNION ALL
+         SELECT r.finished_at, 'run.status', NULL, jsonb_build_object('status', r.status, 'pipeline', r.pipeline)
+       ) e""",
 ]
 
 

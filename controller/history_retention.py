@@ -4,9 +4,10 @@
 It runs beside the artifact sweep on the retention worker (`controller/retention.py`), on the leader only. Each tick
 works for at most `budget` seconds: events go in batches of `store.history.BATCH`, each its own short transaction
 (`store/history.py` says why no lock lasts), and logs a run directory at a time. When the budget runs out the
-tick says so and the worker comes back at once rather than after its interval, so a first sweep over a year of
-events finishes in minutes of background work, never as one long statement, and a stop request waits for one
-batch at most. What is kept and how a run says its history is gone is in `store/history.py`.
+tick says so, with where it stopped (`Progress`), and the worker comes back at once from there rather than after
+its interval, so a first sweep over a year of events finishes in minutes of background work, never as one long
+statement, and a stop request waits for one batch at most. What is kept and how a run says its history is gone is
+in `store/history.py`.
 
 Logs are files on this replica's data directory: `<data>/tasks/<run id>/` holds a run's task logs and the local
 executor's records of its attempts (pid, exit code). A directory is deleted only when the store knows its run and
@@ -47,10 +48,20 @@ class HistoryPolicy:
 
 
 @dataclass(slots=True)
+class Progress:
+    """Where a pass that ran out of budget stopped, so the next tick goes on from there rather than over what it
+    already looked at (rows it kept, dead rows not vacuumed yet, directories of runs still young)."""
+
+    events_after: int = 0  # the last event id looked at
+    logs_after: str = ""  # the last run directory looked at, in name order
+
+
+@dataclass(slots=True)
 class PruneReport:
     events_deleted: int = 0
     log_dirs_deleted: int = 0
-    more: bool = False  # the budget ran out with work left: tick again soon
+    more: bool = False  # the budget ran out with work left: tick again soon, from `progress`
+    progress: Progress = field(default_factory=Progress)
     runs_with_logs_pruned: list[str] = field(default_factory=list)
 
 
@@ -63,20 +74,23 @@ def prune_once(
     budget: float = 5.0,
     batch: int = history.BATCH,
     clock: Callable[[], float] = time.monotonic,
+    resume: Progress | None = None,
 ) -> PruneReport:
-    """Delete what the policy no longer keeps, for at most `budget` seconds (at least one batch of each kind)."""
+    """Delete what the policy no longer keeps, for at most `budget` seconds (at least one batch), from `resume` (the
+    `progress` of a report that said `more`) or from the start."""
     now = now or datetime.now(UTC)
-    report = PruneReport()
+    start = resume or Progress()
+    report = PruneReport(progress=Progress(start.events_after, start.logs_after))
     deadline = clock() + budget
-    if policy.events_keep_days is not None:
+    if policy.events_keep_days is not None and report.progress.events_after >= 0:
         before = now - timedelta(days=policy.events_keep_days)
-        after = 0
         while True:
-            done = history.prune_events(db, before, now, after=after, batch=batch)
+            done = history.prune_events(db, before, now, after=report.progress.events_after, batch=batch)
             report.events_deleted += done.deleted
             if done.resume_after is None:
+                report.progress.events_after = -1  # this pass is through the events
                 break
-            after = done.resume_after
+            report.progress.events_after = done.resume_after
             if clock() >= deadline:
                 report.more = True
                 break
@@ -102,22 +116,20 @@ def _prune_logs(
     clock: Callable[[], float],
     report: PruneReport,
 ) -> bool:
-    """Delete the log directories of runs that ended before `before`; True when the budget ran out first."""
+    """Delete the log directories of runs that ended before `before`, in name order from where the last tick
+    stopped; True when the budget ran out first (`report.progress.logs_after` says where)."""
     try:
-        entries = os.scandir(tasks_dir)
+        with os.scandir(tasks_dir) as entries:
+            after = report.progress.logs_after
+            names = sorted(e.name for e in entries if e.name > after and e.is_dir(follow_symlinks=False))
     except FileNotFoundError:
         return False
-    with entries:
-        chunk: list[str] = []
-        for entry in entries:
-            if entry.is_dir(follow_symlinks=False):
-                chunk.append(entry.name)
-            if len(chunk) == LOG_CHUNK:
-                _delete_logs(db, tasks_dir, chunk, before, now, report)
-                chunk = []
-                if clock() >= deadline:
-                    return True
+    for start in range(0, len(names), LOG_CHUNK):
+        chunk = names[start : start + LOG_CHUNK]
         _delete_logs(db, tasks_dir, chunk, before, now, report)
+        report.progress.logs_after = chunk[-1]
+        if clock() >= deadline and start + LOG_CHUNK < len(names):
+            return True
     return False
 
 

@@ -30,7 +30,7 @@ from odin.controller.artifacts.errors import ArtifactError
 from odin.controller.artifacts.retention import RetentionPolicy, RunArtifacts, plan_retention
 from odin.controller.artifacts.store import ArtifactStore
 from odin.controller.artifacts.trees import read_tree
-from odin.controller.history_retention import HistoryPolicy, prune_once
+from odin.controller.history_retention import HistoryPolicy, Progress, prune_once
 from odin.controller.periodic import PeriodicWorker
 from odin.controller.store import retention as rows
 from odin.controller.store.db import DbEngine
@@ -159,7 +159,7 @@ class RetentionSweeper:
         self.history = history or HistoryPolicy()
         self.tasks_dir = tasks_dir
         self._artifacts_due = 0.0  # monotonic time of the next artifact sweep
-        self._history_left = False  # the last tick ran out of budget with history left to delete
+        self._history_left: Progress | None = None  # where the last tick ran out of budget (None: it did not)
         self._worker = PeriodicWorker(
             "odin-retention",
             self._sweep,
@@ -177,12 +177,13 @@ class RetentionSweeper:
         self._worker.stop(10)
 
     def _pause(self) -> float:
-        return self.BUSY_PAUSE if self._history_left else self.interval
+        return self.BUSY_PAUSE if self._history_left is not None else self.interval
 
     def _sweep(self) -> None:
-        self._history_left = False
+        resume, self._history_left = self._history_left, None
         if time.monotonic() >= self._artifacts_due:
             self._artifacts_due = time.monotonic() + self.interval
             sweep_once(self.db, self.open_store(), self.default, outputs_dir=self.outputs_dir)
         if not self.history.keeps_everything:
-            self._history_left = prune_once(self.db, self.history, tasks_dir=self.tasks_dir).more
+            done = prune_once(self.db, self.history, tasks_dir=self.tasks_dir, resume=resume)
+            self._history_left = done.progress if done.more else None

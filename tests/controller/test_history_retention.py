@@ -14,6 +14,7 @@ from sqlalchemy.engine import Engine as DbEngine
 
 from odin.api.console import views
 from odin.api.services import runs as run_service
+from odin.controller import history_retention
 from odin.controller.artifacts.retention import RetentionPolicy
 from odin.controller.history_retention import HistoryPolicy, prune_once
 from odin.controller.retention import RetentionSweeper
@@ -122,8 +123,43 @@ def test_a_sweep_stops_at_its_budget_and_the_next_one_goes_on(db: DbEngine) -> N
     policy = HistoryPolicy(events_keep_days=1)
     first = prune_once(db, policy, tasks_dir=None, now=NOW + timedelta(days=2), batch=2, budget=2.5, clock=clock)
     assert first.more and 0 < first.events_deleted < total
-    rest = prune_once(db, policy, tasks_dir=None, now=NOW + timedelta(days=2), batch=2, clock=clock, budget=1000)
+    rest = prune_once(
+        db,
+        policy,
+        tasks_dir=None,
+        now=NOW + timedelta(days=2),
+        batch=2,
+        clock=clock,
+        budget=1000,
+        resume=first.progress,
+    )
     assert not rest.more and first.events_deleted + rest.events_deleted == total
+
+
+def test_a_log_pass_goes_on_where_the_last_tick_stopped(
+    db: DbEngine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Directories of young runs are not looked at again and again: the next tick starts after the last one seen."""
+    monkeypatch.setattr(history_retention, "LOG_CHUNK", 1)
+    tasks_dir = tmp_path / "tasks"
+    young = new_run(db, "1" * 40, finished=NOW + timedelta(days=9))
+    old = [new_run(db, f"{c}" * 40, finished=NOW) for c in "234"]
+    for run_id in (young, *old):
+        (tasks_dir / run_id).mkdir(parents=True)
+    ticks = iter(range(1000))
+    policy = HistoryPolicy(logs_keep_days=7)
+    later = NOW + timedelta(days=10)
+    reports = [prune_once(db, policy, tasks_dir=tasks_dir, now=later, budget=0.5, clock=lambda: float(next(ticks)))]
+    while reports[-1].more:
+        reports.append(
+            prune_once(
+                db, policy, tasks_dir=tasks_dir, now=later, budget=0.5, clock=lambda: float(next(ticks)),
+                resume=reports[-1].progress,
+            )
+        )  # fmt: skip
+    assert len(reports) == 4, "one directory a tick, each looked at once"
+    assert sorted(r for report in reports for r in report.runs_with_logs_pruned) == sorted(old)
+    assert [p.name for p in tasks_dir.iterdir()] == [young]
 
 
 def test_a_batch_resumes_after_the_events_it_kept(db: DbEngine) -> None:

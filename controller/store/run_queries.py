@@ -192,7 +192,11 @@ def list_runs(
     q = sa.select(*_SUMMARY).where(*query.clauses())
     if after is not None:
         at, run_id = after
-        q = q.where(sa.or_(RUNS.c.created_at < at, sa.and_(RUNS.c.created_at == at, RUNS.c.id < run_id)))
+        # `created_at <=` is implied by the OR but is what an index on created_at can start at (a deep page).
+        q = q.where(
+            RUNS.c.created_at <= at,
+            sa.or_(RUNS.c.created_at < at, sa.and_(RUNS.c.created_at == at, RUNS.c.id < run_id)),
+        )
     q = q.order_by(RUNS.c.created_at.desc(), RUNS.c.id.desc()).limit(limit)
     with reading(db) as conn:
         return [_summary(r) for r in conn.execute(q)]

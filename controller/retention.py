@@ -1,4 +1,5 @@
-"""The retention sweep: the leader lets go of the artifacts its repositories' policies no longer keep.
+"""The retention sweep: the leader lets go of the artifacts its repositories' policies no longer keep (and, through
+`history_retention`, of the events and logs `ODIN_EVENTS_KEEP_DAYS` / `ODIN_LOGS_KEEP_DAYS` no longer keep).
 
 Once per `ODIN_ARTIFACTS_RETENTION_INTERVAL` the leader, for each repository (and the runs of none), reads every run
 and the artifact records of its tasks (`store/retention.py`), asks the pure `plan_retention` which runs expire and
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,6 +30,7 @@ from odin.controller.artifacts.errors import ArtifactError
 from odin.controller.artifacts.retention import RetentionPolicy, RunArtifacts, plan_retention
 from odin.controller.artifacts.store import ArtifactStore
 from odin.controller.artifacts.trees import read_tree
+from odin.controller.history_retention import HistoryPolicy, Progress, prune_once
 from odin.controller.periodic import PeriodicWorker
 from odin.controller.store import retention as rows
 from odin.controller.store.db import DbEngine
@@ -132,7 +135,12 @@ def _delete(store: ArtifactStore | None, deletable: Iterable[str], outputs_dir: 
 
 
 class RetentionSweeper:
-    """Runs `sweep_once` every `interval` seconds on its own thread while this replica leads."""
+    """Runs `sweep_once` every `interval` seconds on its own thread while this replica leads, and with it the
+    retention of events and logs (`history_retention.prune_once`, `history`): when a tick leaves history to delete
+    (its time budget ran out), the next tick comes after `BUSY_PAUSE` seconds instead, without another artifact
+    sweep until its interval has passed."""
+
+    BUSY_PAUSE = 1.0
 
     def __init__(
         self,
@@ -142,24 +150,40 @@ class RetentionSweeper:
         *,
         interval: float,
         outputs_dir: Path | None = None,
+        history: HistoryPolicy | None = None,
+        tasks_dir: Path | None = None,
     ) -> None:
         """`store` opens the artifact store on the first sweep (boto3 loads only on a replica that leads)."""
         self.db, self.open_store, self.default, self.interval = db, store, default, interval
         self.outputs_dir = outputs_dir
+        self.history = history or HistoryPolicy()
+        self.tasks_dir = tasks_dir
+        self._artifacts_due = 0.0  # monotonic time of the next artifact sweep
+        self._history_left: Progress | None = None  # where the last tick ran out of budget (None: it did not)
         self._worker = PeriodicWorker(
             "odin-retention",
             self._sweep,
             interval=interval,
-            pause=lambda: self.interval,
+            pause=self._pause,
             logger=log,
             what="retention: the sweep",
         )
 
     def start(self) -> None:
+        self._artifacts_due = 0.0
         self._worker.start()
 
     def stop(self) -> None:
         self._worker.stop(10)
 
+    def _pause(self) -> float:
+        return self.BUSY_PAUSE if self._history_left is not None else self.interval
+
     def _sweep(self) -> None:
-        sweep_once(self.db, self.open_store(), self.default, outputs_dir=self.outputs_dir)
+        resume, self._history_left = self._history_left, None
+        if time.monotonic() >= self._artifacts_due:
+            self._artifacts_due = time.monotonic() + self.interval
+            sweep_once(self.db, self.open_store(), self.default, outputs_dir=self.outputs_dir)
+        if not self.history.keeps_everything:
+            done = prune_once(self.db, self.history, tasks_dir=self.tasks_dir, resume=resume)
+            self._history_left = done.progress if done.more else None

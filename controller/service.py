@@ -31,6 +31,7 @@ from odin.controller.git.urls import UrlKind, parse_remote_url, redact_url
 from odin.controller.gpu_sampler import GpuSampler
 from odin.controller.gpu_usage import IdlePolicy
 from odin.controller.gpus import GpuProbe, GpuSampleSource
+from odin.controller.history_retention import HistoryPolicy
 from odin.controller.launcher import RerunRequest, RunLauncher, RunNotFound, RunRejected, StartRequest
 from odin.controller.leader import LeaderLock, leader_lock_for
 from odin.controller.metrics import TaskDurations
@@ -727,11 +728,14 @@ def _store_opener(settings: Settings) -> Callable[[], ArtifactStore]:
 
 def _retention_sweeper(db: DbEngine, settings: Settings) -> RetentionSweeper:
     """The leader's artifact retention (`ODIN_ARTIFACTS_KEEP_RUNS` / `_KEEP_DAYS` are the default repository's
-    policy and that of runs of no repository; each repository row may hold its own)."""
+    policy and that of runs of no repository; each repository row may hold its own), and of events and logs
+    (`ODIN_EVENTS_KEEP_DAYS`, `ODIN_LOGS_KEEP_DAYS`)."""
     artifacts = current_settings()
     store = _store_opener(settings)
 
     return RetentionSweeper(
         db, store, RetentionPolicy(artifacts.keep_runs, artifacts.keep_days),
         interval=artifacts.retention_interval, outputs_dir=settings.data_dir / "outputs",
+        history=HistoryPolicy(settings.events_keep_days, settings.logs_keep_days),
+        tasks_dir=settings.data_dir / "tasks",
     )  # fmt: skip

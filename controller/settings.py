@@ -169,6 +169,21 @@ class Settings(BaseSettings):
         "open requests finish and running tasks may end (their outcome recorded) within this time. Tasks still "
         "running then are left running and adopted by the next start.",
     )
+    events_keep_days: float | None = Field(
+        default=None,
+        gt=0,
+        description="Retention of events: the leader deletes events older than N days (in batches, in the background, "
+        "with the retention sweep), except those of runs still active. Runs, task runs, commits and what a run ran "
+        "(its commit, spec, parameters, outcome) are kept; a run's page says when its events were removed. Unset: "
+        "keep every event.",
+    )
+    logs_keep_days: float | None = Field(
+        default=None,
+        gt=0,
+        description="Retention of task logs on this data directory: the leader deletes the logs of runs that ended "
+        "more than N days ago (the run and its tasks are kept; its page says the logs were removed). Unset: keep "
+        "every log.",
+    )
     root_path: Path | None = Field(default=None, description="${ROOT_PATH} for local tasks. Default <data_dir>/root.")
     local_task_user: str | None = Field(
         default=None,

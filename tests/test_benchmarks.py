@@ -11,7 +11,15 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPTS = ("bench_api.py", "bench_webhooks.py", "bench_kube_fanout.py", "bench_ws.py", "peers.py", "bench_sandbox.py")
+SCRIPTS = (
+    "bench_api.py",
+    "bench_webhooks.py",
+    "bench_kube_fanout.py",
+    "bench_ws.py",
+    "peers.py",
+    "bench_store_scale.py",
+    "bench_sandbox.py",
+)
 
 
 def test_each_benchmark_prints_its_help() -> None:

@@ -263,7 +263,13 @@ def task_logs(
                 time.sleep(0.5)
         # The latest attempt as the store knows it: a replica that did not run the task (or restarted since) has no
         # log on its disk to tell it, and the Kubernetes executor fetches the saved log from the artifact store.
-        chosen = attempt if attempt is not None else (service.task_row(ctx.db, source, task).attempt or None)
-        yield from executor.logs(source, task, follow=follow, tail=tail, attempt=chosen)
+        row = service.task_row(ctx.db, source, task)
+        chosen = attempt if attempt is not None else (row.attempt or None)
+        empty = True
+        for line in executor.logs(source, task, follow=follow, tail=tail, attempt=chosen):
+            empty = False
+            yield line
+        if empty and row.logs_pruned_at is not None:
+            yield service.logs_pruned_note(row.logs_pruned_at)
 
     return Stream(lines(), media_type=MediaType.TEXT)

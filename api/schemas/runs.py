@@ -126,6 +126,10 @@ class RunDetail(RunSummary, kw_only=True):
     task_total: int = 0
     # Set when `tasks` is only the first page: pass it as `cursor` to GET /v1/runs/{id}/tasks for the rest.
     tasks_next_cursor: str | None = None
+    # Retention (ODIN_EVENTS_KEEP_DAYS / ODIN_LOGS_KEEP_DAYS): when events of the run, or its task logs, were
+    # deleted; null while everything is kept. The run, its tasks and what it ran are never deleted.
+    events_pruned_at: datetime | None = None
+    logs_pruned_at: datetime | None = None
 
 
 class TaskPage(msgspec.Struct, kw_only=True):

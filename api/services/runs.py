@@ -176,6 +176,8 @@ def get_run(
         task_counts=r.task_counts,
         task_total=sum(r.task_counts.values()),
         tasks_next_cursor=encode_key_cursor(r.tasks[-1].key) if r.more_tasks and r.tasks else None,
+        events_pruned_at=r.events_pruned_at,
+        logs_pruned_at=r.logs_pruned_at,
     )
 
 
@@ -279,6 +281,11 @@ def task_row(db: DbEngine, run_id: str, task: str) -> store.TaskRef:
         exists = store.run_exists(db, run_id)
         raise NotFound(f"run {run_id!r} has no task {task!r}" if exists else f"no run {run_id!r}")
     return row
+
+
+def logs_pruned_note(when: datetime) -> str:
+    """What a log request answers for a run whose logs retention deleted: said, not an error."""
+    return f"(this run's logs were deleted by retention on {when:%Y-%m-%d %H:%M} UTC: ODIN_LOGS_KEEP_DAYS)\n"
 
 
 def log_source(db: DbEngine, run_id: str, task: str) -> str:

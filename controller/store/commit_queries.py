@@ -58,7 +58,13 @@ def _row(r: Any) -> CommitRow:
 
 
 def _before(seen_at: datetime, commit_id: int) -> sa.ColumnElement[bool]:
-    return sa.or_(COMMITS.c.seen_at < seen_at, sa.and_(COMMITS.c.seen_at == seen_at, COMMITS.c.id < commit_id))
+    """After (seen_at, id) in the timeline's order. The leading `seen_at <=` is implied by the rest but is what the
+    planner can start the (seen_at, id) index at: with the OR alone, a page 80% back read every newer commit first
+    (87 ms on 333,333 commits, `bench_store_scale.py`)."""
+    return sa.and_(
+        COMMITS.c.seen_at <= seen_at,
+        sa.or_(COMMITS.c.seen_at < seen_at, sa.and_(COMMITS.c.seen_at == seen_at, COMMITS.c.id < commit_id)),
+    )
 
 
 def list_commits(

@@ -245,14 +245,14 @@ def migrate(engine: DbEngine) -> None:
     try:
         if engine.dialect.name == "sqlite" and _is_current(engine):
             return  # the usual start: one read, and no wait for the write lock another process may hold
+        if engine.dialect.name == "postgresql":
+            _migrate_postgres(engine)
+            return
         with engine.connect() as conn:
             # SQLite: take the write lock up front, so two processes opening one new file queue instead of both
             # reading "empty" and deadlocking on their first write (the state is read again under the lock).
             conn.execution_options(**{IMMEDIATE_OPTION: True})
             with conn.begin():
-                if conn.dialect.name == "postgresql":
-                    # Two replicas starting together must not both run the same migration.
-                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
                 state = schema_state(conn)
                 if state is SchemaState.CURRENT:
                     return
@@ -264,14 +264,37 @@ def migrate(engine: DbEngine) -> None:
         raise StoreUnavailable(f"cannot migrate {redact_db_url(str(engine.url))}: {_first_line(e)}") from e
 
 
+def _migrate_postgres(engine: DbEngine) -> None:
+    """Postgres: Alembic runs each script in a transaction of its own, on a connection outside any transaction, so a
+    script may leave its transaction for statements that cannot run in one (`CREATE INDEX CONCURRENTLY`: the online
+    index builds of `online_ddl`). Two replicas starting together must not both migrate: a session-level advisory
+    lock (not a transaction's, which the first script's commit would release) is held throughout."""
+    with engine.connect() as conn:
+        conn.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
+        conn.commit()
+        try:
+            state = schema_state(conn)
+            conn.commit()
+            if state is not SchemaState.CURRENT:
+                upgrade_with_alembic(engine, conn)
+        finally:
+            try:
+                conn.rollback()  # whatever a failed script left open, so that the unlock can run
+                conn.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": MIGRATION_LOCK_KEY})
+                conn.commit()
+            except sa.exc.SQLAlchemyError:
+                conn.invalidate()  # a lost connection: its session, and the lock with it, is gone or ends now
+
+
 def _is_current(engine: DbEngine) -> bool:
     with engine.connect() as conn, conn.begin():
         return schema_state(conn) is SchemaState.CURRENT
 
 
 def upgrade_with_alembic(engine: DbEngine, conn: Connection) -> None:
-    """Alembic's `upgrade head` in `conn`'s transaction: every migration script in turn (what `migrate` falls back
-    to, and what the tests use to compare the migrations with the models)."""
+    """Alembic's `upgrade head` on `conn`: every migration script in turn (what `migrate` falls back to, and what the
+    tests use to compare the migrations with the models). In `conn`'s transaction when it is in one (SQLite);
+    otherwise each script in a transaction of its own, so a script may build an index concurrently (Postgres)."""
     from alembic import command
 
     cfg = alembic_config(engine)

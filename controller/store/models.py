@@ -80,7 +80,11 @@ class RepoBranch(SQLModel, table=True):
 
 class Commit(SQLModel, table=True):
     __tablename__ = "commits"
-    __table_args__ = (sa.UniqueConstraint("repo_id", "sha", name="uq_commits_repo_sha"),)
+    __table_args__ = (
+        sa.UniqueConstraint("repo_id", "sha", name="uq_commits_repo_sha"),
+        # The timeline's order and keyset (migration 0023).
+        sa.Index("ix_commits_seen_at_id", "seen_at", "id"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     repo_id: int = Field(foreign_key="repositories.id", index=True)
@@ -158,6 +162,10 @@ class Run(SQLModel, table=True):
     pull_request: int | None = None
     pr_provider: str | None = Field(default=None, max_length=16)
     secrets_withheld: bool = Field(default=False, sa_column_kwargs={"server_default": sa.false()})
+    # Retention of events and logs (issue 15 item 5; migration 0022): when the sweep last deleted events of this run
+    # (`ODIN_EVENTS_KEEP_DAYS`) and when it deleted its task logs (`ODIN_LOGS_KEEP_DAYS`). NULL: nothing removed.
+    events_pruned_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    logs_pruned_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
 class TaskRun(SQLModel, table=True):
@@ -165,10 +173,12 @@ class TaskRun(SQLModel, table=True):
     __table_args__ = (
         sa.UniqueConstraint("run_id", "name", name="uq_task_runs_run_name"),
         sa.Index("ix_task_runs_cache_key_status", "cache_key", "status"),
+        # A run's tasks in creation order, a page at a time (migration 0023; replaced the run_id index).
+        sa.Index("ix_task_runs_run_id_id", "run_id", "id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    run_id: str = Field(foreign_key="runs.id", max_length=100, index=True)
+    run_id: str = Field(foreign_key="runs.id", max_length=100)
     name: str = Field(max_length=63)
     status: str = Field(default=TaskStatus.PENDING, max_length=16)
     attempt: int = 0

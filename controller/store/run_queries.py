@@ -83,6 +83,8 @@ class RunRow:
     mlflow_status: str | None = None
     task_counts: dict[str, int] = field(default_factory=dict)  # every task of the run, by status
     more_tasks: bool = False  # `tasks` is the first page only (get_run's task_limit)
+    events_pruned_at: datetime | None = None  # when retention deleted events of the run (store/history.py)
+    logs_pruned_at: datetime | None = None  # when retention deleted its task logs
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +98,8 @@ class TaskRef:
     parent_run: str | None
     attempt: int = 0
     """The latest attempt (0 before the first): what a log reader asks for when its own disk has no log to go by."""
+    logs_pruned_at: datetime | None = None
+    """When retention deleted the run's task logs (None: never)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,7 +201,11 @@ def list_runs(
     q = sa.select(*_SUMMARY).where(*query.clauses())
     if after is not None:
         at, run_id = after
-        q = q.where(sa.or_(RUNS.c.created_at < at, sa.and_(RUNS.c.created_at == at, RUNS.c.id < run_id)))
+        # `created_at <=` is implied by the OR but is what an index on created_at can start at (a deep page).
+        q = q.where(
+            RUNS.c.created_at <= at,
+            sa.or_(RUNS.c.created_at < at, sa.and_(RUNS.c.created_at == at, RUNS.c.id < run_id)),
+        )
     q = q.order_by(RUNS.c.created_at.desc(), RUNS.c.id.desc()).limit(limit)
     with reading(db) as conn:
         return [_summary(r) for r in conn.execute(q)]
@@ -262,6 +270,8 @@ def get_run(db: DbEngine, run_id: str, *, task_limit: int | None = None) -> RunR
         mlflow_status=r.mlflow_status,
         task_counts=counts,
         more_tasks=more,
+        events_pruned_at=r.events_pruned_at,
+        logs_pruned_at=r.logs_pruned_at,
     )
 
 
@@ -381,13 +391,14 @@ def find_task(db: DbEngine, run_id: str, task: str) -> TaskRef | None:
                 TASK_RUNS.c.reason,
                 RUNS.c.parent_run,
                 TASK_RUNS.c.attempt,
+                RUNS.c.logs_pruned_at,
             )
             .join(RUNS, RUNS.c.id == TASK_RUNS.c.run_id)
             .where(TASK_RUNS.c.run_id == run_id, TASK_RUNS.c.name == task)
         ).first()
     if row is None:
         return None
-    return TaskRef(row.run_id, row.name, row.status, row.reason, row.parent_run, row.attempt or 0)
+    return TaskRef(row.run_id, row.name, row.status, row.reason, row.parent_run, row.attempt or 0, row.logs_pruned_at)
 
 
 @contextmanager

@@ -277,7 +277,7 @@ def create_run(conn: Connection, new: NewRun, *, max_attempts: int = 50) -> Crea
         if status == RunStatus.SKIPPED:
             ended = {"reason": admission.reason, "message": admission.message, "finished_at": now}
     prefix = run_id_prefix(new.pipeline, new.commit_sha)
-    seq = _next_seq(conn, prefix)
+    seq = _next_seq(conn, prefix, new.commit_sha)
     for _ in range(max_attempts):
         run_id = f"{prefix}-{seq}"
         try:
@@ -423,15 +423,24 @@ def _settle(
     )  # fmt: skip
 
 
-def _next_seq(conn: Connection, prefix: str) -> int:
+def _next_seq(conn: Connection, prefix: str, commit_sha: str | None) -> int:
     """The first sequence number to try for a run id (`create_run` moves on past any taken one). On SQLite, whose
     text compares by bytes, the ids under `prefix-` are a range of the primary key (`-` and `.` are neighbours), read
     from its index: SQLite's LIKE folds case and so scans every run, which a thousand runs created in one
-    transaction (a schedule tick) pay a thousand times."""
+    transaction (a schedule tick) pay a thousand times. On Postgres LIKE cannot use the primary key's index under a
+    collation other than C (most databases, C.UTF-8 included): it read every run, seconds on a million. The runs
+    under `prefix-` are runs of the commit the prefix names (its first 7 digits, or none for `-local`), so the
+    commit's index narrows them first; a run that predicate missed would only cost `create_run` a retry."""
     if conn.dialect.name == "sqlite":
         where = sa.and_(RUNS.c.id >= f"{prefix}-", RUNS.c.id < f"{prefix}.")
     else:
-        where = RUNS.c.id.like(prefix.replace("%", r"\%").replace("_", r"\_") + "-%", escape="\\")
+        same_commit = (
+            RUNS.c.commit_sha.is_(None)
+            if commit_sha is None
+            else sa.and_(RUNS.c.commit_sha >= commit_sha[:7], RUNS.c.commit_sha < commit_sha[:7] + "g")
+        )
+        like = RUNS.c.id.like(prefix.replace("%", r"\%").replace("_", r"\_") + "-%", escape="\\")
+        where = sa.and_(same_commit, like)
     count = conn.execute(sa.select(sa.func.count()).select_from(RUNS).where(where)).scalar()
     return int(count or 0) + 1
 

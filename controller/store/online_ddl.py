@@ -55,13 +55,20 @@ def drop_index(name: str, table: str) -> None:
         op.execute(f'DROP INDEX CONCURRENTLY IF EXISTS "{name}"')
 
 
-def add_nullable_columns(table: str, columns: Sequence[sa.Column[Any]]) -> None:
-    """ALTER TABLE `table` ADD COLUMN for each of `columns`, which must be nullable without a default (Postgres then
-    changes only its catalogue: no rewrite, no scan). On Postgres the lock is waited for `LOCK_TIMEOUT` at most, in a
-    savepoint retried with a growing pause, so the statement never holds a queue of writers behind it for long."""
+def add_columns(table: str, columns: Sequence[sa.Column[Any]]) -> None:
+    """ALTER TABLE `table` ADD COLUMN for each of `columns`, each nullable or with a constant server default (Postgres
+    11+ then changes only its catalogue: no rewrite, no scan; a volatile default such as `now()` would rewrite, so
+    only literal defaults are accepted). On Postgres the lock is waited for `LOCK_TIMEOUT` at most, in a savepoint
+    retried with a growing pause, so the statement never holds a queue of writers behind it for long."""
     for column in columns:
-        if not column.nullable or column.server_default is not None:
-            raise ValueError(f"{table}.{column.name}: only nullable columns without a default are added online")
+        default = column.server_default
+        literal = default is None or isinstance(
+            getattr(default, "arg", None), str | sa.sql.elements.False_ | sa.sql.elements.True_
+        )
+        if (not column.nullable and default is None) or not literal:
+            raise ValueError(
+                f"{table}.{column.name}: only nullable columns, or columns with a constant default, are added online"
+            )
     if not _postgres():
         with op.batch_alter_table(table, schema=None) as batch_op:
             for column in columns:

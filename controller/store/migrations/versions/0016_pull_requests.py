@@ -21,6 +21,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
+from odin.controller.store.online_ddl import add_columns
+
 revision: str = "0016"
 down_revision: str | None = "0015"
 branch_labels: str | Sequence[str] | None = None
@@ -34,10 +36,15 @@ def upgrade() -> None:
     with op.batch_alter_table("repositories", schema=None) as batch_op:
         batch_op.add_column(sa.Column("pull_requests", sa.String(length=16), nullable=False, server_default="off"))
         batch_op.add_column(sa.Column("pr_approvers", JSON, nullable=True))
-    with op.batch_alter_table("runs", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("pull_request", sa.Integer(), nullable=True))
-        batch_op.add_column(sa.Column("pr_provider", sa.String(length=16), nullable=True))
-        batch_op.add_column(sa.Column("secrets_withheld", sa.Boolean(), nullable=False, server_default=sa.false()))
+    # `runs` grows with every push: its columns are added online (a constant default is catalogue-only on Postgres).
+    add_columns(
+        "runs",
+        [
+            sa.Column("pull_request", sa.Integer(), nullable=True),
+            sa.Column("pr_provider", sa.String(length=16), nullable=True),
+            sa.Column("secrets_withheld", sa.Boolean(), nullable=False, server_default=sa.false()),
+        ],
+    )
 
 
 def downgrade() -> None:

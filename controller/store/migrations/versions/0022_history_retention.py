@@ -5,7 +5,7 @@
 page reads them to say what is gone instead of showing an empty history as if nothing had happened.
 
 Both are nullable without a default: adding them changes only the catalogue on Postgres, never rewrites the table,
-and the ALTER waits at most a second for its lock at a time (`online_ddl.add_nullable_columns`).
+and the ALTER waits at most a second for its lock at a time (`online_ddl.add_columns`).
 
 Revision ID: 0022
 Revises: 0015 (re-chained at merge after whatever precedes it)
@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-from odin.controller.store.online_ddl import add_nullable_columns
+from odin.controller.store.online_ddl import add_columns
 
 # Types are spelled out rather than imported from the models (see 0001).
 UTC_DATETIME = sa.DateTime(timezone=True)
@@ -30,7 +30,7 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    add_nullable_columns(
+    add_columns(
         "runs",
         [
             sa.Column("events_pruned_at", UTC_DATETIME, nullable=True),

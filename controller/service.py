@@ -395,33 +395,29 @@ class Controller:
             )
 
         mirror = mirror_of(branch)
+        launcher = self._launcher(repo_id, mirror, branch, fenced=True)
+        scheduler = Scheduler(self.db, repo_id, mirror, launcher, branch=branch, validator=self.validator)
         followers: BranchFollowers | None = None
         if any(p != branch for p in patterns):
+
+            def schedule_on(on: str, poller: RepoPoller) -> None:
+                scheduler.follow(on, poller.sync.mirror, self._launcher(repo_id, poller.sync.mirror, on, fenced=True))
+
             followers = BranchFollowers(
                 repo_id=repo_id,
                 primary=branch,
                 patterns=patterns,
                 mirror=mirror,
                 make=lambda on: RepoPoller(sync_of(on, mirror_of(on), further=True), interval=poll_interval),
+                on_follow=schedule_on,
+                on_unfollow=scheduler.unfollow,
             )
-        launcher = RunLauncher(
-            self.db,
-            repo_id,
-            mirror,
-            branch=branch,
-            trees_dir=settings.trees_dir,
-            submit=self._submit_run,
-            validator=self.validator,
-            admission=self.executor.gpu_shortfall,
-            fence=self._fence,
-        )
         tags = TagFollower(self.db, repo_id, patterns=tag_patterns, mirror=mirror, launcher=launcher)
         poller = RepoPoller(
             sync_of(branch, mirror, further=False),
             interval=poll_interval,
             after_sync=_after_sync(followers, tags if tag_patterns else None),
         )
-        scheduler = Scheduler(self.db, repo_id, mirror, launcher, branch=branch, validator=self.validator)
         url = redact_url(remote)
         followed = FollowedRepo(repo_id, name, url, branch, mirror, poller.sync, poller, launcher, self.validator,
                                 scheduler)  # fmt: skip
@@ -524,15 +520,21 @@ class Controller:
         poller = followed.followers.poller(name) if name != followed.branch else None
         if poller is None:
             return followed.launcher
+        return self._launcher(followed.id, poller.sync.mirror, name, fenced=False)
+
+    def _launcher(self, repo_id: int, mirror: Mirror, branch: str, *, fenced: bool) -> RunLauncher:
+        """A launcher on one branch of a repository; `fenced`: its scheduled and tag runs are created only under
+        this replica's leadership epoch (runs started on request, on any replica, are not)."""
         return RunLauncher(
             self.db,
-            followed.id,
-            poller.sync.mirror,
-            branch=name,
+            repo_id,
+            mirror,
+            branch=branch,
             trees_dir=self.settings.trees_dir,
             submit=self._submit_run,
             validator=self.validator,
             admission=self.executor.gpu_shortfall,
+            fence=self._fence if fenced else lambda: None,
         )
 
     def rerun(self, request: RerunRequest) -> Created:

@@ -15,13 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from odin.controller.admission import GpuCheck, judge
+from odin.controller.bus import EventDict
 from odin.controller.git.errors import AmbiguousRef, GitError, InvalidRef, RefNotFound
 from odin.controller.git.mirror import Mirror
 from odin.controller.pipelines import PipelineAt, materialize, read_pipeline, render_with
 from odin.controller.reruns import RerunPlan, RerunRefused, plan_rerun
 from odin.controller.store.db import DbEngine, transaction
 from odin.controller.store.leadership import Fence, hold
-from odin.controller.store.runs import Created, LoadedRun, NewRun, create_run, create_runs
+from odin.controller.store.runs import Created, LoadedRun, NewRun, create_run, create_runs, run_created_events
 from odin.controller.store.schedules import SlotKey, attach_runs, claim_slots
 from odin.controller.store.types import utcnow
 from odin.controller.validation import Validator
@@ -131,9 +132,12 @@ class RunLauncher:
         validator: Validator | None = None,
         admission: GpuCheck | None = None,
         fence: Callable[[], Fence | None] = lambda: None,
+        submit_many: Callable[[Sequence[str], Sequence[EventDict]], None] | None = None,
     ) -> None:
         """`fence`: the leader's epoch, which the scheduler's runs (`start_slots`, the leader's work) are created
-        under; runs started on request (any replica's API) are not fenced."""
+        under; runs started on request (any replica's API) are not fenced. `submit`: hand one run created on request
+        to the engine. `submit_many`: hand the runs of a schedule tick or a tag, with their events as recorded, at
+        once (without it, each goes through `submit`)."""
         self.db = db
         self.fence = fence
         self.repo_id = repo_id
@@ -141,6 +145,7 @@ class RunLauncher:
         self.branch = branch
         self.trees_dir = trees_dir
         self.submit = submit
+        self.submit_many = submit_many
         self.validator = validator
         self.admission = admission  # the executor's `gpu_shortfall`: runs that can never fit are refused (422)
 
@@ -234,13 +239,16 @@ class RunLauncher:
         return created
 
     def start_slots(self, sha: str, slots: Sequence[ScheduledStart]) -> list[tuple[ScheduledStart, Created]]:
-        """Start the pipelines of due schedule slots at `sha` (the followed branch's tip), each slot at most once.
+        """Start the pipelines of due schedule slots at `sha` (the tip of the launcher's branch), each slot at most
+        once.
 
         Every slot is claimed (`store.schedules.claim_slot`) in the transaction that creates its run, so a slot a
         replica or an earlier leader already started is left alone, and a crash between the two leaves neither. One
-        transaction for all the slots of a tick: a thousand schedules due at once cost one commit, not a thousand.
-        A pipeline that is invalid at `sha`, or that admission refuses, is logged and skipped; the slot is not
-        claimed (nothing ran), and the next slot tries again. Returns the runs created, with their slots."""
+        transaction for all the slots of a tick, with one fencing check, one multi-row claim and the runs created in
+        bulk (`store.runs.create_runs`); with `submit_many` their events are read back in it too and handed over with
+        the runs at once: a thousand schedules due at one instant cost a few statements and one commit. A pipeline
+        that is invalid at `sha`, or that admission refuses, is logged and skipped; the slot is not claimed (nothing
+        ran), and the next slot tries again. Returns the runs created, with their slots."""
         prepared: list[tuple[ScheduledStart, NewRun]] = []
         for due in slots:
             try:
@@ -259,10 +267,22 @@ class RunLauncher:
             runs = create_runs(conn, [new for _, _, new in won])
             attach_runs(conn, [(key, run.run_id) for (key, _, _), run in zip(won, runs, strict=True)])
             created = [(due, run) for (_, due, _), run in zip(won, runs, strict=True)]
+            ids = [run.run_id for _, run in created]
+            events = run_created_events(conn, ids) if self.submit_many is not None else []
         for due, run in created:
             log.info("run %s started by schedule %s (slot %s) at %s", run.run_id, due.schedule, due.slot, sha[:12])
-            self.submit(run.run_id)
+        self._hand_over(ids, events)
         return created
+
+    def _hand_over(self, run_ids: Sequence[str], events: Sequence[EventDict]) -> None:
+        """Give runs created in one transaction to the engine: all at once with the events read in it
+        (`submit_many`), or one by one (`submit`, which reads each run's events)."""
+        if self.submit_many is not None:
+            if run_ids:
+                self.submit_many(run_ids, events)
+            return
+        for run_id in run_ids:
+            self.submit(run_id)
 
     def start_tagged(self, tag: str, sha: str) -> list[Created]:
         """Start every pipeline at `sha`, the commit a new or moved tag names, each once per (tag, commit): the run's
@@ -297,11 +317,12 @@ class RunLauncher:
             return []
         with transaction(self.db) as conn:
             hold(conn, self.fence())  # LeadershipLost: another replica leads and starts the tag's runs
-            created = [create_run(conn, new) for new in prepared]
-        for run in created:
-            if run.created:
-                log.info("run %s started by tag %s at %s", run.run_id, tag, sha[:12])
-                self.submit(run.run_id)
+            created = create_runs(conn, prepared)
+            ids = [run.run_id for run in created if run.created]
+            events = run_created_events(conn, ids) if self.submit_many is not None else []
+        for run_id in ids:
+            log.info("run %s started by tag %s at %s", run_id, tag, sha[:12])
+        self._hand_over(ids, events)
         return created
 
     def _scheduled_run(self, sha: str, due: ScheduledStart) -> NewRun:

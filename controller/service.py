@@ -16,7 +16,7 @@ from odin.controller.artifacts.retention import RetentionPolicy
 from odin.controller.artifacts.settings import current_settings, open_store
 from odin.controller.artifacts.store import ArtifactStore
 from odin.controller.branches import BranchFollowers
-from odin.controller.bus import EventBus
+from odin.controller.bus import EventBus, EventDict
 from odin.controller.engine.cache import store_outputs_present
 from odin.controller.engine.decide import RetryPolicy
 from odin.controller.engine.loop import Engine
@@ -535,6 +535,7 @@ class Controller:
             validator=self.validator,
             admission=self.executor.gpu_shortfall,
             fence=self._fence if fenced else lambda: None,
+            submit_many=self._submit_created if fenced else None,
         )
 
     def rerun(self, request: RerunRequest) -> Created:
@@ -602,6 +603,13 @@ class Controller:
         self.engine.submit(run_id)
         if self._wake_sender is not None and not self._leading.is_set():
             self._wake_sender.run(run_id)  # the leader's engine, not this replica's idle one, runs it
+
+    def _submit_created(self, run_ids: Sequence[str], events: Sequence[EventDict]) -> None:
+        """The leader's scheduler or tag follower created these runs in one transaction, and read back their events
+        in it: publish those, then hand the runs to the engine (no read per run)."""
+        for event in events:
+            self.bus.publish(event)  # a failing subscriber is logged by the bus
+        self._submit_runs(run_ids)
 
     def _submit_runs(self, run_ids: Sequence[str]) -> None:
         """The sync created these runs (and has already published its committed events): hand them to the engine."""

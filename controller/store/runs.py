@@ -396,7 +396,10 @@ def _insert_plain(conn: Connection, news: Sequence[NewRun]) -> list[str] | None:
     None (nothing inserted) when a row collides."""
     now = utcnow()
     prefixes = [run_id_prefix(new.pipeline, new.commit_sha) for new in news]
-    seqs = _next_seqs(conn, set(prefixes))
+    pipelines: dict[str, set[str]] = {}
+    for prefix, new in zip(prefixes, news, strict=True):
+        pipelines.setdefault(prefix, set()).add(new.pipeline)
+    seqs = _next_seqs(conn, pipelines)
     ids: list[str] = []
     for prefix in prefixes:
         ids.append(f"{prefix}-{seqs[prefix]}")
@@ -504,9 +507,14 @@ def _next_seq(conn: Connection, prefix: str) -> int:
 _SEQ_CHUNK = 200  # prefixes per statement: SQLite allows 500 SELECTs in one compound statement
 
 
-def _next_seqs(conn: Connection, prefixes: Iterable[str]) -> dict[str, int]:
-    """`_next_seq` of many prefixes in one statement per 200 (a UNION ALL of the same range or LIKE counts, written
-    as text: compiling two hundred SELECTs through SQLAlchemy would cost what it saves)."""
+def _next_seqs(conn: Connection, prefixes: Mapping[str, set[str]]) -> dict[str, int]:
+    """`_next_seq` of many prefixes (each with the pipelines whose runs it names) in one statement per 200: a UNION
+    ALL of counts, written as text (compiling two hundred SELECTs through SQLAlchemy would cost what it saves).
+
+    On SQLite each count is a range of the primary key, as in `_next_seq`. Postgres reads `LIKE 'prefix-%'` with an
+    index only under the C collation, so there each count is narrowed to the runs of its pipelines first (through
+    `ix_runs_pipeline_created`): a run of another pipeline with the same id prefix (`a/x` and `b/x`) is not counted,
+    and then its id collides and the caller falls back to `create_run`, which counts them all."""
     ordered = sorted(prefixes)
     found: dict[str, int] = {}
     sqlite = conn.dialect.name == "sqlite"
@@ -520,8 +528,11 @@ def _next_seqs(conn: Connection, prefixes: Iterable[str]) -> dict[str, int]:
                 params[f"lo{n}"], params[f"hi{n}"] = f"{prefix}-", f"{prefix}."
                 where = f"id >= :lo{n} AND id < :hi{n}"
             else:
+                names = sorted(prefixes[prefix])
+                params.update({f"pl{n}_{i}": name for i, name in enumerate(names)})
+                listed = ", ".join(f":pl{n}_{i}" for i in range(len(names)))
                 params[f"lk{n}"] = prefix.replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_") + "-%"
-                where = f"id LIKE :lk{n} ESCAPE '\\'"
+                where = f"pipeline IN ({listed}) AND id LIKE :lk{n} ESCAPE '\\'"
             # Only bind parameter names and the table's name go into the text; every value is a bound parameter.
             parts.append(f"SELECT :p{n} AS prefix, count(*) AS n FROM {RUNS.name} WHERE {where}")  # noqa: S608
         for row in conn.execute(sa.text(" UNION ALL ".join(parts)), params):

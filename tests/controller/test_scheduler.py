@@ -336,3 +336,21 @@ def test_the_branches_a_repository_follows_by_pattern_are_the_schedulers_branche
     finally:
         followers.stop()
     assert sched.branches == ["main"]
+
+
+def test_a_ticks_runs_are_handed_over_at_once_with_their_recorded_events(
+    db: Engine, world: tuple[Mirror, RunLauncher, list[str]], git_remote: GitRemote
+) -> None:
+    """The controller's launcher takes `submit_many`: the runs of one tick and their `run.created` events, read in
+    the transaction that created them, in one call (no read per run after the commit)."""
+    mirror, launcher, submitted = world
+    handed: list[tuple[list[str], list[str]]] = []
+    launcher.submit_many = lambda ids, events: handed.append(
+        (list(ids), [f"{e['kind']}:{e['run_id']}" for e in events])
+    )
+    git_remote.commit({f"p{i}/main.yml": pipe('"0 3 * * *"') for i in range(3)})
+    mirror.fetch()
+    due = scheduler(db, world, FakeClock(at("2026-01-05T03:00:00.100"))).tick()
+    ids = sorted(run.run_id for run in due.created)
+    assert len(ids) == 3 and submitted == [] and len(handed) == 1
+    assert sorted(handed[0][0]) == ids and sorted(handed[0][1]) == [f"run.created:{i}" for i in ids]

@@ -116,3 +116,14 @@ def test_with_a_controller_limit_every_run_goes_through_the_queue(db: Engine, re
         created = create_runs(conn, [new(repo_id, f"p{i}") for i in range(4)])
     runs, _, _ = table(db)
     assert [runs[c.run_id].status for c in created] == ["pending", "pending", "queued", "queued"]
+
+
+def test_pipelines_whose_run_ids_share_a_prefix_get_distinct_ids(db: Engine, repo_id: int) -> None:
+    """`a/x` and `b/x` both name their runs `x-<sha7>-N` (Postgres counts per pipeline: the batch collides with
+    b/x's run and falls back; SQLite counts the whole prefix)."""
+    with transaction(db) as conn:
+        other = create_run(conn, new(repo_id, "b/x")).run_id
+    with transaction(db) as conn:
+        bulk = create_runs(conn, [new(repo_id, "a/x"), new(repo_id, "a/x")])
+    assert other == f"x-{SHA[:7]}-1"
+    assert [c.run_id for c in bulk] == [f"x-{SHA[:7]}-2", f"x-{SHA[:7]}-3"]

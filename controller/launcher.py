@@ -16,18 +16,20 @@ from typing import Any
 
 from odin.controller.admission import GpuCheck, judge
 from odin.controller.bus import EventDict
+from odin.controller.filters import select_tagged
 from odin.controller.git.errors import AmbiguousRef, GitError, InvalidRef, RefNotFound
 from odin.controller.git.mirror import Mirror
 from odin.controller.pipelines import PipelineAt, materialize, read_pipeline, render_with
 from odin.controller.reruns import RerunPlan, RerunRefused, plan_rerun
 from odin.controller.store.db import DbEngine, transaction
 from odin.controller.store.leadership import Fence, hold
+from odin.controller.store.repositories import record_event
 from odin.controller.store.runs import Created, LoadedRun, NewRun, create_run, create_runs, run_created_events
 from odin.controller.store.schedules import SlotKey, attach_runs, claim_slots
 from odin.controller.store.types import utcnow
 from odin.controller.validation import Validator
 from odin.controller.vocabulary import RunStatus, Trigger
-from odin.schema import ParamError, resolve_params
+from odin.schema import REPO_CONFIG_FILE, Limits, ParamError, resolve_params
 from odin.schema.model import PipelineSpec
 from odin.schema.problems import Problem
 
@@ -285,14 +287,27 @@ class RunLauncher:
             self.submit(run_id)
 
     def start_tagged(self, tag: str, sha: str) -> list[Created]:
-        """Start every pipeline at `sha`, the commit a new or moved tag names, each once per (tag, commit): the run's
-        `dedupe_key` is the tag's, so a replica or an earlier leader that started it already answers instead, and a
-        crash between listing the tag and recording it as seen starts nothing twice. A pipeline that is invalid at
-        `sha`, or that admission refuses, is logged and skipped. Returns the runs, those started before included."""
+        """Start the pipelines at `sha`, the commit a new or moved tag names, that its `.odin.yml` lets run for the
+        tag (`filters.select_tagged`: its `tags` filter; an invalid file starts nothing, recorded as a
+        `repo.tag_not_started` event on the repository), each once per (tag, commit): the run's `dedupe_key` is the
+        tag's, so a replica or an earlier leader that started it already answers instead, and a crash between
+        listing the tag and recording it as seen starts nothing twice. A pipeline that is invalid at `sha`, or that
+        admission refuses, is logged and skipped. Returns the runs, those started before included."""
         if not self.mirror.has_commit(sha):
             self.resolve(sha)  # the tag was pushed after the last fetch: one fetch brings it (RunRejected if not)
+        selection = select_tagged(self.mirror, sha, self.mirror.list_pipelines(sha), tag=tag, limits=Limits())
+        if selection.problems:
+            shown = "; ".join(str(p) for p in selection.problems[:5])
+            log.warning("tag %s: %s at %s is invalid, nothing started: %s", tag, REPO_CONFIG_FILE, sha[:12], shown)
+            record_event(self.db, self.repo_id, "repo.tag_not_started", {
+                "tag": tag, "commit": sha, "reason": "InvalidRepoConfig",
+                "problems": [p.to_dict() for p in selection.problems],
+            })  # fmt: skip
+            return []
+        if selection.filtered:
+            log.info("tag %s: .odin.yml filters leave out %s", tag, ", ".join(selection.filtered))
         prepared: list[NewRun] = []
-        for pipeline in self.mirror.list_pipelines(sha):
+        for pipeline in selection.pipelines:
             try:
                 at, params = self._with_params(self.read_valid(sha, pipeline), {})
                 assert at.spec is not None

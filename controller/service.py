@@ -22,7 +22,7 @@ from odin.controller.engine.decide import RetryPolicy
 from odin.controller.engine.loop import Engine
 from odin.controller.executors.base import Executor
 from odin.controller.executors.task_user import TaskUser, check_reachable, resolve_task_user
-from odin.controller.git.credentials import Credentials
+from odin.controller.git.credentials import CredentialRefs, Credentials, CredentialSource
 from odin.controller.git.errors import SecretUnavailable
 from odin.controller.git.mirror import Mirror
 from odin.controller.git.models import WorkLimits
@@ -95,25 +95,34 @@ def credentials_ref(settings: Settings) -> str | None:
     return None
 
 
-def git_credentials(settings: Settings) -> Credentials | None:
-    """Credentials for `ODIN_REPO`: a token (or a reference env:/file: to one), or an ssh key file."""
+def git_credentials(settings: Settings) -> CredentialSource | None:
+    """Credentials for `ODIN_REPO`: a token (or a reference env:/file: to one, read again when its file changes), or
+    an ssh key file. Raises `SecretUnavailable` when a reference does not resolve now."""
     if settings.git_token is not None:
         token = settings.git_token.get_secret_value()
         if token.startswith(("env:", "file:")):
-            return Credentials.from_refs(token_ref=token)
+            return _checked(CredentialRefs(token_ref=token))
         return Credentials.from_token(token)
     ref = credentials_ref(settings)
-    return Credentials.from_refs(ssh_key_ref=ref) if ref else None
+    return _checked(CredentialRefs(ssh_key_ref=ref)) if ref else None
 
 
-def record_credentials(url: str, ref: str | None) -> Credentials | None:
+def record_credentials(url: str, ref: str | None) -> CredentialRefs | None:
     """Credentials of a registered repository from its reference: an SSH key for ssh and scp-like URLs, a token
-    otherwise. Raises `SecretUnavailable` (the reference does not resolve now) or `ValueError`."""
+    otherwise, resolved again at each connection when the secret changed (a rotated `file:` takes effect without a
+    restart). Raises `SecretUnavailable` (the reference does not resolve now) or `ValueError`."""
     if ref is None:
         return None
     if parse_remote_url(url).kind in (UrlKind.SSH, UrlKind.SCP):
-        return Credentials.from_refs(ssh_key_ref=ref)
-    return Credentials.from_refs(token_ref=ref)
+        return _checked(CredentialRefs(ssh_key_ref=ref))
+    return _checked(CredentialRefs(token_ref=ref))
+
+
+def _checked(refs: CredentialRefs) -> CredentialRefs:
+    """`refs`, once they resolved: a registration whose secret is missing is reported at once, not at its first
+    fetch."""
+    refs.current()
+    return refs
 
 
 def _fingerprint(record: RepoRecord) -> tuple[object, ...]:
@@ -363,7 +372,7 @@ class Controller:
         remote: str,
         *,
         branch: str,
-        credentials: Credentials | None,
+        credentials: CredentialSource | None,
         poll_interval: float,
         run_policy: str,
         patterns: tuple[str, ...] = (),

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import functools
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -382,6 +384,29 @@ def create_runs(conn: Connection, news: Sequence[NewRun]) -> list[Created]:
     return [c for c in done if c is not None]
 
 
+_SPEC_DICTS: OrderedDict[int, tuple[PipelineSpec, dict[str, Any]]] = OrderedDict()
+_SPEC_DICTS_SIZE = 2048
+_SPEC_DICTS_LOCK = threading.Lock()
+
+
+def _spec_dict(spec: PipelineSpec) -> dict[str, Any]:
+    """`spec.to_dict()`, remembered for the spec object: a schedule starts the same (cached, immutable) spec at every
+    slot, and a thousand of them cost a tenth of a second to convert each time. Keyed by identity, holding the spec
+    so that its id cannot be reused; the dict is only read (serialised into the run's row)."""
+    key = id(spec)
+    with _SPEC_DICTS_LOCK:
+        hit = _SPEC_DICTS.get(key)
+        if hit is not None and hit[0] is spec:
+            _SPEC_DICTS.move_to_end(key)
+            return hit[1]
+    converted = spec.to_dict()
+    with _SPEC_DICTS_LOCK:
+        _SPEC_DICTS[key] = (spec, converted)
+        while len(_SPEC_DICTS) > _SPEC_DICTS_SIZE:
+            _SPEC_DICTS.popitem(last=False)
+    return converted
+
+
 def _batchable(conn: Connection, new: NewRun) -> bool:
     concurrency = new.spec.concurrency
     return (
@@ -408,7 +433,7 @@ def _insert_plain(conn: Connection, news: Sequence[NewRun]) -> list[str] | None:
         dict(
             id=run_id, repo_id=new.repo_id, pipeline=new.pipeline, commit_sha=new.commit_sha, branch=new.branch,
             tag=new.tag, trigger=new.trigger.value, triggered_by=new.triggered_by, params=dict(new.params),
-            spec=new.spec.to_dict(), work_tree=new.work_tree, work_path=new.work_path,
+            spec=_spec_dict(new.spec), work_tree=new.work_tree, work_path=new.work_path,
             status=RunStatus.PENDING.value, priority=new.spec.priority, concurrency_limit=None,
             parallelism=new.parallelism, cancel_requested=False, no_cache=new.no_cache, parent_run=new.parent_run,
             run_path_id=new.run_path_id, dedupe_key=new.dedupe_key, absorbed_commits=list(new.absorbed_commits),
@@ -508,36 +533,40 @@ _SEQ_CHUNK = 200  # prefixes per statement: SQLite allows 500 SELECTs in one com
 
 
 def _next_seqs(conn: Connection, prefixes: Mapping[str, set[str]]) -> dict[str, int]:
-    """`_next_seq` of many prefixes (each with the pipelines whose runs it names) in one statement per 200: a UNION
-    ALL of counts, written as text (compiling two hundred SELECTs through SQLAlchemy would cost what it saves).
+    """`_next_seq` of many prefixes (each with the pipelines whose runs it names) in one statement per 200 on SQLite:
+    a UNION ALL of counts of primary-key ranges, as in `_next_seq`, written as text (compiling two hundred SELECTs
+    through SQLAlchemy would cost what it saves).
 
-    On SQLite each count is a range of the primary key, as in `_next_seq`. Postgres reads `LIKE 'prefix-%'` with an
-    index only under the C collation, so there each count is narrowed to the runs of its pipelines first (through
-    `ix_runs_pipeline_created`): a run of another pipeline with the same id prefix (`a/x` and `b/x`) is not counted,
-    and then its id collides and the caller falls back to `create_run`, which counts them all."""
-    ordered = sorted(prefixes)
+    Postgres reads `LIKE 'prefix-%'` with an index only under the C collation, so there one statement joins the
+    prefixes (as arrays) to the runs of their pipelines (through `ix_runs_pipeline_created`): a run of another
+    pipeline with the same id prefix (`a/x` and `b/x`) is not counted, and then its id collides and the caller falls
+    back to `create_run`, which counts them all. A prefix holds only `[a-z0-9-]` (`run_id_prefix`): no LIKE wildcard
+    to escape."""
     found: dict[str, int] = {}
-    sqlite = conn.dialect.name == "sqlite"
+    if conn.dialect.name == "postgresql":
+        pairs = sorted((prefix, pipeline) for prefix, names in prefixes.items() for pipeline in names)
+        rows = conn.execute(_PG_COUNTS, {"prefixes": [p for p, _ in pairs], "pipelines": [name for _, name in pairs]})
+        return {str(row.prefix): int(row.n or 0) + 1 for row in rows}
+    ordered = sorted(prefixes)
     for start in range(0, len(ordered), _SEQ_CHUNK):
         chunk = ordered[start : start + _SEQ_CHUNK]
         parts: list[str] = []
         params: dict[str, str] = {}
         for n, prefix in enumerate(chunk):
-            params[f"p{n}"] = prefix
-            if sqlite:
-                params[f"lo{n}"], params[f"hi{n}"] = f"{prefix}-", f"{prefix}."
-                where = f"id >= :lo{n} AND id < :hi{n}"
-            else:
-                names = sorted(prefixes[prefix])
-                params.update({f"pl{n}_{i}": name for i, name in enumerate(names)})
-                listed = ", ".join(f":pl{n}_{i}" for i in range(len(names)))
-                params[f"lk{n}"] = prefix.replace("\\", "\\\\").replace("%", r"\%").replace("_", r"\_") + "-%"
-                where = f"pipeline IN ({listed}) AND id LIKE :lk{n} ESCAPE '\\'"
+            params[f"p{n}"], params[f"lo{n}"], params[f"hi{n}"] = prefix, f"{prefix}-", f"{prefix}."
             # Only bind parameter names and the table's name go into the text; every value is a bound parameter.
-            parts.append(f"SELECT :p{n} AS prefix, count(*) AS n FROM {RUNS.name} WHERE {where}")  # noqa: S608
+            parts.append(f"SELECT :p{n} AS prefix, count(*) AS n FROM {RUNS.name} WHERE id >= :lo{n} AND id < :hi{n}")  # noqa: S608
         for row in conn.execute(sa.text(" UNION ALL ".join(parts)), params):
             found[str(row.prefix)] = int(row.n or 0) + 1
     return found
+
+
+_PG_COUNTS = sa.text(f"""
+    SELECT p.prefix AS prefix, count(r.id) AS n
+    FROM unnest(CAST(:prefixes AS text[]), CAST(:pipelines AS text[])) AS p(prefix, pipeline)
+    LEFT JOIN {RUNS.name} AS r ON r.pipeline = p.pipeline AND r.id LIKE p.prefix || '-%'
+    GROUP BY p.prefix
+""")  # noqa: S608 (only the table's name is formatted in; every value is a bound parameter)
 
 
 def epoch_to_datetime(t: float | None) -> datetime | None:

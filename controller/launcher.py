@@ -212,6 +212,8 @@ class RunLauncher:
                 materialize(self.mirror, sha, at.pipeline, self.trees_dir)
             except GitError as e:
                 log.info("schedule of %s: files not prepared at %s (%s)", at.pipeline, sha[:12], e.message)
+            except OSError as e:  # a full disk: the slot tries again, and says why if it still fails
+                log.warning("schedule of %s: files not prepared at %s (%s)", at.pipeline, sha[:12], e)
 
     def start(self, request: StartRequest) -> Created:
         sha = self.resolve(request.ref)

@@ -5,7 +5,8 @@ of its fnmatch patterns (`release/*`) matches. After each sync of its own branch
 branches (one round trip, nothing downloaded) and starts a sync and poller for each new match, and stops those whose
 branch is gone. Each further branch keeps where its sync left off in `repo_branches`; the first sight of a branch is
 its baseline (nothing runs then, as for a newly followed repository), and the commits pushed to it afterwards run,
-recording the branch they came from. Its `.odin.yml` filters are read with that branch's name.
+recording the branch they came from. Its `.odin.yml` filters are read with that branch's name, and its schedules fire
+at its tip (`on_follow`/`on_unfollow` tell the repository's scheduler which branches there are).
 """
 
 from __future__ import annotations
@@ -34,14 +35,19 @@ class BranchFollowers:
         patterns: Sequence[str],
         mirror: Mirror,
         make: Callable[[str], RepoPoller],
+        on_follow: Callable[[str, RepoPoller], None] = lambda _branch, _poller: None,
+        on_unfollow: Callable[[str], None] = lambda _branch: None,
     ) -> None:
         """`mirror`: the repository's own (lists the remote's branches); `make(branch)`: a new, stopped poller for
-        a further branch."""
+        a further branch; `on_follow(branch, poller)` / `on_unfollow(branch)`: called once a branch's poller is
+        started / stopped (the scheduler follows the same branches)."""
         self.repo_id = repo_id
         self.primary = primary
         self.patterns = tuple(patterns)
         self.mirror = mirror
         self._make = make
+        self._on_follow = on_follow
+        self._on_unfollow = on_unfollow
         self._lock = threading.Lock()
         self._pollers: dict[str, RepoPoller] = {}
         self._stopped = False
@@ -72,8 +78,8 @@ class BranchFollowers:
 
     def follow(self, branches: set[str]) -> None:
         """Start pollers for `branches` not followed yet, stop those not in it."""
-        started: list[RepoPoller] = []
-        gone: list[RepoPoller] = []
+        started: list[tuple[str, RepoPoller]] = []
+        gone: list[tuple[str, RepoPoller]] = []
         with self._lock:
             if self._stopped:
                 return
@@ -84,22 +90,25 @@ class BranchFollowers:
                     log.warning("repo %s: cannot follow branch %r: %s", self.repo_id, branch, e)
                     continue
                 self._pollers[branch] = poller
-                started.append(poller)
+                started.append((branch, poller))
                 log.info("repo %s: following branch %s (pattern match)", self.repo_id, branch)
             for branch in sorted(self._pollers.keys() - branches):
-                gone.append(self._pollers.pop(branch))
+                gone.append((branch, self._pollers.pop(branch)))
                 log.info("repo %s: branch %s is gone from the remote; no longer followed", self.repo_id, branch)
-        for poller in started:
+        for branch, poller in started:
             poller.start()
-        for poller in gone:
+            self._on_follow(branch, poller)
+        for branch, poller in gone:
+            self._on_unfollow(branch)
             poller.stop()
 
     def stop(self) -> None:
         """Stop every further branch's poller (the repository stops being followed, or this replica leading)."""
         with self._lock:
-            pollers, self._pollers = list(self._pollers.values()), {}
+            pollers, self._pollers = list(self._pollers.items()), {}
             self._stopped = True
-        for poller in pollers:
+        for branch, poller in pollers:
+            self._on_unfollow(branch)
             poller.stop()
 
     def resume(self) -> None:

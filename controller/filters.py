@@ -8,6 +8,10 @@ pipelines, as before filters existed. With one, each pipeline of the commit is c
 - at least one changed path must count for it: a path inside its directory (the nearest enclosing pipeline owns a
   path, as for `changed_pipelines`) or one matching its extra `paths`, and not matching its `ignore_paths`.
 
+A new or moved tag the repository follows (`controller/tags.py`) asks `select_tagged` instead: every pipeline at the
+tagged commit is considered, and only its `tags` filter (and `branches: []`, "only by hand") can leave it out; a tag is
+no change, so the path filters do not apply.
+
 The file is read from the commit's own tree, like `main.yml`, so what decided a run is what the commit says. An invalid
 `.odin.yml` starts nothing: its problems are recorded on the commit (running everything instead could start dozens of
 trainings the file was written to prevent).
@@ -58,6 +62,18 @@ def select_pipelines(mirror: Mirror, sha: str, change: ChangeSet, *, branch: str
     if config is None or config.is_default:
         return Selection(pipelines=list(change.changed))
     return Selection(*_apply(config, mirror.list_pipelines(sha), change.changed, change.files, branch))
+
+
+def select_tagged(mirror: Mirror, sha: str, pipelines: Sequence[str], *, tag: str, limits: Limits) -> Selection:
+    """Which of the commit's `pipelines` a new or moved `tag` starts, by the commit's `.odin.yml` (all of them
+    without one); an invalid one starts nothing and its problems say why."""
+    config, problems = read_repo_config(mirror, sha, limits=limits)
+    if problems:
+        return Selection(pipelines=[], filtered=list(pipelines), problems=problems)
+    if config is None or config.is_default:
+        return Selection(pipelines=list(pipelines))
+    selected = [p for p in pipelines if config.filters_for(p).runs_on_tag(tag)]
+    return Selection(pipelines=selected, filtered=[p for p in pipelines if p not in selected])
 
 
 def _apply(

@@ -8,25 +8,28 @@ Errors are `RunRejected` subclasses carrying a user-facing message; the API maps
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from odin.controller.admission import GpuCheck, judge
+from odin.controller.bus import EventDict
+from odin.controller.filters import select_tagged
 from odin.controller.git.errors import AmbiguousRef, GitError, InvalidRef, RefNotFound
 from odin.controller.git.mirror import Mirror
 from odin.controller.pipelines import PipelineAt, materialize, read_pipeline, render_with
 from odin.controller.reruns import RerunPlan, RerunRefused, plan_rerun
 from odin.controller.store.db import DbEngine, transaction
 from odin.controller.store.leadership import Fence, hold
-from odin.controller.store.runs import Created, LoadedRun, NewRun, create_run
+from odin.controller.store.repositories import record_event
+from odin.controller.store.runs import Created, LoadedRun, NewRun, create_run, create_runs, run_created_events
 from odin.controller.store.schedules import SlotKey, attach_runs, claim_slots
 from odin.controller.store.types import utcnow
 from odin.controller.validation import Validator
 from odin.controller.vocabulary import RunStatus, Trigger
-from odin.schema import ParamError, resolve_params
+from odin.schema import REPO_CONFIG_FILE, Limits, ParamError, resolve_params
 from odin.schema.model import PipelineSpec
 from odin.schema.problems import Problem
 
@@ -101,6 +104,7 @@ class ScheduledStart:
     slot: datetime
     at: PipelineAt | None = None  # the pipeline as the scheduler read it at the tip (saves reading it again)
     params: tuple[tuple[str, str], ...] = ()  # the schedule's own parameters; the others take their defaults
+    branch: str | None = None  # the branch whose tip declares it (the launcher's own branch starts it)
 
 
 @dataclass(frozen=True)
@@ -130,9 +134,12 @@ class RunLauncher:
         validator: Validator | None = None,
         admission: GpuCheck | None = None,
         fence: Callable[[], Fence | None] = lambda: None,
+        submit_many: Callable[[Sequence[str], Sequence[EventDict]], None] | None = None,
     ) -> None:
         """`fence`: the leader's epoch, which the scheduler's runs (`start_slots`, the leader's work) are created
-        under; runs started on request (any replica's API) are not fenced."""
+        under; runs started on request (any replica's API) are not fenced. `submit`: hand one run created on request
+        to the engine. `submit_many`: hand the runs of a schedule tick or a tag, with their events as recorded, at
+        once (without it, each goes through `submit`)."""
         self.db = db
         self.fence = fence
         self.repo_id = repo_id
@@ -140,6 +147,7 @@ class RunLauncher:
         self.branch = branch
         self.trees_dir = trees_dir
         self.submit = submit
+        self.submit_many = submit_many
         self.validator = validator
         self.admission = admission  # the executor's `gpu_shortfall`: runs that can never fit are refused (422)
 
@@ -181,12 +189,31 @@ class RunLauncher:
         rest = {name: value for name, value in given.items() if name not in consumed}
         return at, {**consumed, **_resolve(at.spec, rest)}
 
-    def _materialize(self, sha: str, pipeline: str) -> str:
+    def _materialize(self, sha: str, pipeline: str, tree: str | None = None) -> str:
+        """The pipeline's files (`materialize`); with its `tree` id known, a copy already there is used without
+        reading git (a schedule tick starting a thousand runs of unchanged pipelines)."""
+        if tree is not None and (self.trees_dir / tree).is_dir():
+            return str(self.trees_dir / tree)
         try:
             return str(materialize(self.mirror, sha, pipeline, self.trees_dir))
         except GitError as e:
             error = RepositoryUnavailable if e.transient else RunRejected
             raise error(f"cannot prepare the files of {pipeline!r} at {sha[:12]}: {e.message}") from e
+
+    def prepare(self, sha: str, pipelines: Iterable[PipelineAt]) -> None:
+        """Write the files of pipelines that schedules will start at `sha` now, ahead of their slots, so that a slot
+        costs its runs' rows and not a thousand directories written at that instant (content-addressed: a copy
+        already there, made for a push or an earlier slot, is kept). A pipeline whose files cannot be written is left
+        to its slot, which reports why."""
+        for at in pipelines:
+            if at.tree is None or (self.trees_dir / at.tree).is_dir():
+                continue
+            try:
+                materialize(self.mirror, sha, at.pipeline, self.trees_dir)
+            except GitError as e:
+                log.info("schedule of %s: files not prepared at %s (%s)", at.pipeline, sha[:12], e.message)
+            except OSError as e:  # a full disk: the slot tries again, and says why if it still fails
+                log.warning("schedule of %s: files not prepared at %s (%s)", at.pipeline, sha[:12], e)
 
     def start(self, request: StartRequest) -> Created:
         sha = self.resolve(request.ref)
@@ -216,13 +243,16 @@ class RunLauncher:
         return created
 
     def start_slots(self, sha: str, slots: Sequence[ScheduledStart]) -> list[tuple[ScheduledStart, Created]]:
-        """Start the pipelines of due schedule slots at `sha` (the followed branch's tip), each slot at most once.
+        """Start the pipelines of due schedule slots at `sha` (the tip of the launcher's branch), each slot at most
+        once.
 
         Every slot is claimed (`store.schedules.claim_slot`) in the transaction that creates its run, so a slot a
         replica or an earlier leader already started is left alone, and a crash between the two leaves neither. One
-        transaction for all the slots of a tick: a thousand schedules due at once cost one commit, not a thousand.
-        A pipeline that is invalid at `sha`, or that admission refuses, is logged and skipped; the slot is not
-        claimed (nothing ran), and the next slot tries again. Returns the runs created, with their slots."""
+        transaction for all the slots of a tick, with one fencing check, one multi-row claim and the runs created in
+        bulk (`store.runs.create_runs`); with `submit_many` their events are read back in it too and handed over with
+        the runs at once: a thousand schedules due at one instant cost a few statements and one commit. A pipeline
+        that is invalid at `sha`, or that admission refuses, is logged and skipped; the slot is not claimed (nothing
+        ran), and the next slot tries again. Returns the runs created, with their slots."""
         prepared: list[tuple[ScheduledStart, NewRun]] = []
         for due in slots:
             try:
@@ -237,28 +267,49 @@ class RunLauncher:
             keyed = [(SlotKey(self.repo_id, self.branch, new.pipeline, due.schedule, due.slot), due, new)
                      for due, new in prepared]  # fmt: skip
             claimed = claim_slots(conn, [key for key, _, _ in keyed])
-            attached: list[tuple[SlotKey, str]] = []
-            for key, due, new in keyed:
-                if key not in claimed:
-                    continue
-                run = create_run(conn, new)
-                attached.append((key, run.run_id))
-                created.append((due, run))
-            attach_runs(conn, attached)
+            won = [(key, due, new) for key, due, new in keyed if key in claimed]
+            runs = create_runs(conn, [new for _, _, new in won])
+            attach_runs(conn, [(key, run.run_id) for (key, _, _), run in zip(won, runs, strict=True)])
+            created = [(due, run) for (_, due, _), run in zip(won, runs, strict=True)]
+            ids = [run.run_id for _, run in created]
+            events = run_created_events(conn, ids) if self.submit_many is not None else []
         for due, run in created:
             log.info("run %s started by schedule %s (slot %s) at %s", run.run_id, due.schedule, due.slot, sha[:12])
-            self.submit(run.run_id)
+        self._hand_over(ids, events)
         return created
 
+    def _hand_over(self, run_ids: Sequence[str], events: Sequence[EventDict]) -> None:
+        """Give runs created in one transaction to the engine: all at once with the events read in it
+        (`submit_many`), or one by one (`submit`, which reads each run's events)."""
+        if self.submit_many is not None:
+            if run_ids:
+                self.submit_many(run_ids, events)
+            return
+        for run_id in run_ids:
+            self.submit(run_id)
+
     def start_tagged(self, tag: str, sha: str) -> list[Created]:
-        """Start every pipeline at `sha`, the commit a new or moved tag names, each once per (tag, commit): the run's
-        `dedupe_key` is the tag's, so a replica or an earlier leader that started it already answers instead, and a
-        crash between listing the tag and recording it as seen starts nothing twice. A pipeline that is invalid at
-        `sha`, or that admission refuses, is logged and skipped. Returns the runs, those started before included."""
+        """Start the pipelines at `sha`, the commit a new or moved tag names, that its `.odin.yml` lets run for the
+        tag (`filters.select_tagged`: its `tags` filter; an invalid file starts nothing, recorded as a
+        `repo.tag_not_started` event on the repository), each once per (tag, commit): the run's `dedupe_key` is the
+        tag's, so a replica or an earlier leader that started it already answers instead, and a crash between
+        listing the tag and recording it as seen starts nothing twice. A pipeline that is invalid at `sha`, or that
+        admission refuses, is logged and skipped. Returns the runs, those started before included."""
         if not self.mirror.has_commit(sha):
             self.resolve(sha)  # the tag was pushed after the last fetch: one fetch brings it (RunRejected if not)
+        selection = select_tagged(self.mirror, sha, self.mirror.list_pipelines(sha), tag=tag, limits=Limits())
+        if selection.problems:
+            shown = "; ".join(str(p) for p in selection.problems[:5])
+            log.warning("tag %s: %s at %s is invalid, nothing started: %s", tag, REPO_CONFIG_FILE, sha[:12], shown)
+            record_event(self.db, self.repo_id, "repo.tag_not_started", {
+                "tag": tag, "commit": sha, "reason": "InvalidRepoConfig",
+                "problems": [p.to_dict() for p in selection.problems],
+            })  # fmt: skip
+            return []
+        if selection.filtered:
+            log.info("tag %s: .odin.yml filters leave out %s", tag, ", ".join(selection.filtered))
         prepared: list[NewRun] = []
-        for pipeline in self.mirror.list_pipelines(sha):
+        for pipeline in selection.pipelines:
             try:
                 at, params = self._with_params(self.read_valid(sha, pipeline), {})
                 assert at.spec is not None
@@ -283,11 +334,12 @@ class RunLauncher:
             return []
         with transaction(self.db) as conn:
             hold(conn, self.fence())  # LeadershipLost: another replica leads and starts the tag's runs
-            created = [create_run(conn, new) for new in prepared]
-        for run in created:
-            if run.created:
-                log.info("run %s started by tag %s at %s", run.run_id, tag, sha[:12])
-                self.submit(run.run_id)
+            created = create_runs(conn, prepared)
+            ids = [run.run_id for run in created if run.created]
+            events = run_created_events(conn, ids) if self.submit_many is not None else []
+        for run_id in ids:
+            log.info("run %s started by tag %s at %s", run_id, tag, sha[:12])
+        self._hand_over(ids, events)
         return created
 
     def _scheduled_run(self, sha: str, due: ScheduledStart) -> NewRun:
@@ -315,7 +367,7 @@ class RunLauncher:
             branch=self.branch,
             repo_id=self.repo_id,
             work_tree=at.tree,
-            work_path=self._materialize(sha, pipeline),
+            work_path=self._materialize(sha, pipeline, at.tree),
             conditions=[condition],
         )
 

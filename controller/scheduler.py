@@ -1,7 +1,12 @@
-"""The leader's scheduler: starts pipelines whose `schedule:` names a slot that has come, at the followed branch's tip.
+"""The leader's scheduler: starts pipelines whose `schedule:` names a slot that has come, at each followed branch's tip.
 
-Each tick reads the clock it was given (tests inject one, so no test waits for a minute to pass), looks at the tip the
-poller last fetched, and, for every schedule there (each valid pipeline's own `schedule:`, and the `.odin.yml`
+A repository follows its own branch and the further branches its patterns match (`controller/branches.py`); the
+scheduler follows the same branches (`follow`/`unfollow`, as their pollers come and go), each on its own: a
+pipeline's schedule fires at the tip of every followed branch whose commit declares it, once per (repository,
+branch, pipeline, schedule, slot), and the run records that branch.
+
+Each tick reads the clock it was given (tests inject one, so no test waits for a minute to pass), looks at the tip each
+branch's poller last fetched, and, for every schedule there (each valid pipeline's own `schedule:`, and the `.odin.yml`
 `schedules:` entries, each with its runs' parameters: `odin.controller.schedule_sources`), starts the slots that are
 due:
 
@@ -15,15 +20,19 @@ due:
   replica, or a leader restarted mid-tick, never starts it twice.
 
 The schedules of a commit are read once per tip (pipelines through `read_pipeline`, itself cached by each pipeline
-directory's tree id), so a tick that finds nothing due costs a ref lookup and a comparison per schedule.
+directory's tree id), so a tick that finds nothing due costs a ref lookup per branch and a comparison per schedule.
+Schedules that share a cron expression and zone (a thousand pipelines at `0 3 * * *`) share their slot arithmetic
+within a tick, and a branch's due slots are started in one transaction (`RunLauncher.start_slots`). The files of the
+scheduled pipelines are written when their tip is first read (`RunLauncher.prepare`), not at the slot.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from odin.controller.filters import read_repo_config
@@ -59,6 +68,18 @@ class _Entry:
     at: PipelineAt | None = None  # the valid pipeline at the tip
 
 
+@dataclass
+class _Branch:
+    """One followed branch: where its tip is read, the launcher that starts its runs, and its schedules."""
+
+    name: str
+    mirror: Mirror
+    launcher: RunLauncher
+    entries: dict[tuple[str, str], _Entry] = field(default_factory=dict)
+    tip: str | None = None
+    stored: dict[tuple[str, str], datetime] | None = None  # last started slots, read once per leadership
+
+
 @dataclass(frozen=True, slots=True)
 class Due:
     """What one tick decided to start (`start` is what the launcher did with it)."""
@@ -89,7 +110,9 @@ def due_slots(schedule: Schedule, since: datetime, now: datetime, *, grace: floa
 
 
 class Scheduler:
-    """Starts due schedule slots of one followed repository's branch; `tick` is one pass, `start` a thread."""
+    """Starts due schedule slots of one followed repository's branches; `tick` is one pass, `start` a thread.
+
+    `mirror`, `launcher` and `branch` are the repository's own branch; `follow` adds the further ones."""
 
     def __init__(
         self,
@@ -105,12 +128,11 @@ class Scheduler:
         interval: float = 1.0,
         max_catchup: int = 100,
     ) -> None:
-        self.db, self.repo_id, self.mirror, self.launcher = db, repo_id, mirror, launcher
+        self.db, self.repo_id = db, repo_id
         self.branch, self.validator, self.clock = branch, validator, clock
         self.grace, self.interval, self.max_catchup = grace, interval, max_catchup
-        self._entries: dict[tuple[str, str], _Entry] = {}
-        self._tip: str | None = None
-        self._stored: dict[tuple[str, str], datetime] | None = None  # last started slots, read once per leadership
+        self._lock = threading.Lock()  # guards `_branches` (replaced whole: the tick iterates a snapshot)
+        self._branches: dict[str, _Branch] = {branch: _Branch(branch, mirror, launcher)}
         self._worker = PeriodicWorker(
             f"odin-scheduler-{repo_id}",
             self.tick,
@@ -121,87 +143,138 @@ class Scheduler:
             what="scheduler: a tick",
         )
 
+    @property
+    def mirror(self) -> Mirror:
+        return self._branches[self.branch].mirror
+
+    @property
+    def launcher(self) -> RunLauncher:
+        return self._branches[self.branch].launcher
+
+    @property
+    def branches(self) -> list[str]:
+        """The branches whose schedules are followed, the own branch first."""
+        with self._lock:
+            return [self.branch, *sorted(b for b in self._branches if b != self.branch)]
+
+    def follow(self, branch: str, mirror: Mirror, launcher: RunLauncher) -> None:
+        """Start the schedules of a further branch (its poller started): from its next tick on, at its tip."""
+        with self._lock:
+            if branch != self.branch and branch not in self._branches:
+                self._branches = {**self._branches, branch: _Branch(branch, mirror, launcher)}
+
+    def unfollow(self, branch: str) -> None:
+        """Stop the schedules of a further branch (gone from the remote, or no longer matched)."""
+        with self._lock:
+            if branch != self.branch and branch in self._branches:
+                self._branches = {name: b for name, b in self._branches.items() if name != branch}
+
     # -- one pass ----------------------------------------------------------------------------------------------------
     def tick(self) -> Due:
-        """Start what is due now. Errors reading the repository or the store are logged; the next tick retries."""
+        """Start what is due now on every followed branch. Errors reading a branch or the store are logged; the next
+        tick retries."""
         now = self.clock()
-        try:
-            sha = self._refresh(now)
-        except (GitError, StoreError) as e:
-            log.warning("scheduler: cannot read the schedules of %s (%s); retrying", self.branch, e)
-            return Due((), ())
-        if sha is None:
-            return Due((), ())
+        with self._lock:
+            branches = list(self._branches.values())
+        slots = _SlotMemo(now, grace=self.grace, max_catchup=self.max_catchup)
         starts: list[ScheduledStart] = []
-        for entry in self._entries.values():
+        created: list[Created] = []
+        for branch in branches:
+            due, runs = self._tick_branch(branch, now, slots)
+            starts += due
+            created += runs
+        return Due(tuple(starts), tuple(created))
+
+    def _tick_branch(
+        self, branch: _Branch, now: datetime, slots: _SlotMemo
+    ) -> tuple[list[ScheduledStart], list[Created]]:
+        try:
+            sha = self._refresh(branch, now)
+        except (GitError, StoreError) as e:
+            log.warning("scheduler: cannot read the schedules of %s (%s); retrying", branch.name, e)
+            return [], []
+        if sha is None:
+            return [], []
+        starts: list[ScheduledStart] = []
+        for entry in branch.entries.values():
             if entry.next > now:
                 continue
-            slots = due_slots(entry.schedule, entry.since, now, grace=self.grace, max_catchup=self.max_catchup)
-            if not slots:
-                log.info("schedule %s of %s: missed slot(s) not started", entry.schedule.key, entry.pipeline)
+            due = slots.due(entry.schedule, entry.since)
+            if not due:
+                log.info("schedule %s of %s on %s: missed slot(s) not started", entry.schedule.key, entry.pipeline,
+                         branch.name)  # fmt: skip
             starts.extend(
-                ScheduledStart(entry.pipeline, entry.schedule.key, slot, entry.at, entry.schedule.params)
-                for slot in slots
+                ScheduledStart(entry.pipeline, entry.schedule.key, slot, entry.at, entry.schedule.params, branch.name)
+                for slot in due
             )
             entry.since = now
-            entry.next = next_slot(entry.schedule, now)
+            entry.next = slots.next(entry.schedule)
         if not starts:
-            return Due((), ())
+            return [], []
         try:
-            created = self.launcher.start_slots(sha, starts)
+            created = branch.launcher.start_slots(sha, starts)
         except StoreError as e:  # nothing was claimed: consider the slots again on the next tick
-            log.warning("scheduler: cannot record %d slot(s) (%s); retrying", len(starts), e)
-            self._rewind(starts)
-            return Due(tuple(starts), ())
-        return Due(tuple(starts), tuple(run for _, run in created))
+            log.warning("scheduler: cannot record %d slot(s) of %s (%s); retrying", len(starts), branch.name, e)
+            self._rewind(branch, starts)
+            return starts, []
+        return starts, [run for _, run in created]
 
-    def upcoming(self) -> dict[str, list[tuple[str, datetime]]]:
-        """Each followed pipeline's schedules with their next slot, as this scheduler sees them."""
+    def upcoming(self, branch: str | None = None) -> dict[str, list[tuple[str, datetime]]]:
+        """Each pipeline's schedules with their next slot on `branch` (the own branch by default), as this scheduler
+        sees them."""
+        followed = self._branches.get(branch or self.branch)
         found: dict[str, list[tuple[str, datetime]]] = {}
-        for entry in self._entries.values():
+        for entry in followed.entries.values() if followed is not None else ():
             found.setdefault(entry.pipeline, []).append((entry.schedule.key, entry.next))
         return found
 
-    def _rewind(self, starts: Sequence[ScheduledStart]) -> None:
+    @staticmethod
+    def _rewind(branch: _Branch, starts: Sequence[ScheduledStart]) -> None:
         for start in starts:
-            entry = self._entries.get((start.pipeline, start.schedule))
+            entry = branch.entries.get((start.pipeline, start.schedule))
             if entry is not None and start.slot <= entry.since:
                 entry.since = start.slot - timedelta(microseconds=1)
                 entry.next = start.slot
 
-    def _refresh(self, now: datetime) -> str | None:
-        """Read the schedules at the tip when it moved (once per commit); keep what each schedule considered."""
-        sha = self.mirror.tip()
-        if sha is None or sha == self._tip:
+    def _refresh(self, branch: _Branch, now: datetime) -> str | None:
+        """Read the branch's schedules at its tip when it moved (once per commit); keep what each considered."""
+        mirror = branch.mirror
+        sha = mirror.tip()
+        if sha is None or sha == branch.tip:
             return sha
-        if self._stored is None:
-            self._stored = {(s.pipeline, s.schedule): s.slot for s in last_slots(self.db, self.repo_id, self.branch)}
+        if branch.stored is None:
+            branch.stored = {(s.pipeline, s.schedule): s.slot for s in last_slots(self.db, self.repo_id, branch.name)}
         entries: dict[tuple[str, str], _Entry] = {}
-        listed = self.mirror.list_pipelines(sha)
-        read = {pipeline: read_pipeline(self.mirror, sha, pipeline, validator=self.validator) for pipeline in listed}
-        config, config_problems = read_repo_config(self.mirror, sha, limits=Limits())
+        listed = mirror.list_pipelines(sha)
+        read = {pipeline: read_pipeline(mirror, sha, pipeline, validator=self.validator) for pipeline in listed}
+        config, config_problems = read_repo_config(mirror, sha, limits=Limits())
         if config_problems:
-            log.warning("scheduler: %s at %s is invalid; its schedules wait for a fix", REPO_CONFIG_FILE, sha[:12])
+            log.warning("scheduler: %s at %s (%s) is invalid; its schedules wait for a fix", REPO_CONFIG_FILE,
+                        sha[:12], branch.name)  # fmt: skip
         found = commit_schedules(read.values(), config, read.get)
         for problem in found.problems:
-            log.warning("scheduler: %s at %s: %s", REPO_CONFIG_FILE, sha[:12], problem)
+            log.warning("scheduler: %s at %s (%s): %s", REPO_CONFIG_FILE, sha[:12], branch.name, problem)
         for scheduled in found.schedules:
             pipeline, schedule, at = scheduled.pipeline, scheduled.schedule, scheduled.at
             key = (pipeline, schedule.key)
-            entry = self._entries.get(key)
+            entry = branch.entries.get(key)
             if entry is not None:
                 entries[key] = _Entry(pipeline, schedule, entry.since, entry.next, at)  # catch-up may have changed
                 continue
-            since = self._stored.get(key) or now - timedelta(seconds=self.grace)
+            since = branch.stored.get(key) or now - timedelta(seconds=self.grace)
             entries[key] = _Entry(pipeline, schedule, since, next_slot(schedule, since), at)
-        self._entries = entries
-        self._tip = sha
+        branch.entries = entries
+        branch.tip = sha
+        prepared = {entry.pipeline: entry.at for entry in entries.values() if entry.at is not None}
+        branch.launcher.prepare(sha, prepared.values())
         return sha
 
     # -- the thread --------------------------------------------------------------------------------------------------
     def start(self) -> None:
         """Tick every `interval` seconds on its own thread, from what the store says (a new leader reads it anew)."""
-        self._entries, self._tip, self._stored = {}, None, None
+        with self._lock:
+            for branch in self._branches.values():
+                branch.entries, branch.tip, branch.stored = {}, None, None
         self._worker.start()
 
     def stop(self) -> None:
@@ -210,7 +283,31 @@ class Scheduler:
     def _pause(self) -> float:
         """Until the next slot, at most `interval`: a slot starts within milliseconds of its instant."""
         now = self.clock()
-        nearest = min((e.next for e in self._entries.values()), default=None)
+        with self._lock:
+            branches = list(self._branches.values())
+        nearest = min((e.next for b in branches for e in b.entries.values()), default=None)
         if nearest is None:
             return self.interval
         return max(0.0, min(self.interval, (nearest - now).total_seconds()))
+
+
+class _SlotMemo:
+    """The slot arithmetic of one tick, shared by schedules with the same cron expression and zone: a thousand
+    pipelines at `0 3 * * *` ask croniter once, not a thousand times."""
+
+    def __init__(self, now: datetime, *, grace: float, max_catchup: int) -> None:
+        self.now, self.grace, self.max_catchup = now, grace, max_catchup
+        self._due: dict[tuple[str, str, str, datetime], list[datetime]] = {}
+        self._next: dict[tuple[str, str], datetime] = {}
+
+    def due(self, schedule: Schedule, since: datetime) -> list[datetime]:
+        key = (schedule.cron, schedule.timezone, schedule.catchup, since)
+        if key not in self._due:
+            self._due[key] = due_slots(schedule, since, self.now, grace=self.grace, max_catchup=self.max_catchup)
+        return self._due[key]
+
+    def next(self, schedule: Schedule) -> datetime:
+        key = (schedule.cron, schedule.timezone)
+        if key not in self._next:
+            self._next[key] = next_slot(schedule, self.now)
+        return self._next[key]

@@ -16,14 +16,14 @@ from odin.controller.artifacts.retention import RetentionPolicy
 from odin.controller.artifacts.settings import current_settings, open_store
 from odin.controller.artifacts.store import ArtifactStore
 from odin.controller.branches import BranchFollowers
-from odin.controller.bus import EventBus
+from odin.controller.bus import EventBus, EventDict
 from odin.controller.engine.cache import store_outputs_present
 from odin.controller.engine.decide import RetryPolicy
 from odin.controller.engine.loop import Engine
 from odin.controller.executors.base import Executor
 from odin.controller.executors.sandbox import Sandbox, SandboxMode, resolve_sandbox
 from odin.controller.executors.task_user import TaskUser, check_reachable, resolve_task_user
-from odin.controller.git.credentials import Credentials
+from odin.controller.git.credentials import CredentialRefs, Credentials, CredentialSource
 from odin.controller.git.errors import SecretUnavailable
 from odin.controller.git.mirror import Mirror
 from odin.controller.git.models import WorkLimits
@@ -105,25 +105,34 @@ def credentials_ref(settings: Settings) -> str | None:
     return None
 
 
-def git_credentials(settings: Settings) -> Credentials | None:
-    """Credentials for `ODIN_REPO`: a token (or a reference env:/file: to one), or an ssh key file."""
+def git_credentials(settings: Settings) -> CredentialSource | None:
+    """Credentials for `ODIN_REPO`: a token (or a reference env:/file: to one, read again when its file changes), or
+    an ssh key file. Raises `SecretUnavailable` when a reference does not resolve now."""
     if settings.git_token is not None:
         token = settings.git_token.get_secret_value()
         if token.startswith(("env:", "file:")):
-            return Credentials.from_refs(token_ref=token)
+            return _checked(CredentialRefs(token_ref=token))
         return Credentials.from_token(token)
     ref = credentials_ref(settings)
-    return Credentials.from_refs(ssh_key_ref=ref) if ref else None
+    return _checked(CredentialRefs(ssh_key_ref=ref)) if ref else None
 
 
-def record_credentials(url: str, ref: str | None) -> Credentials | None:
+def record_credentials(url: str, ref: str | None) -> CredentialRefs | None:
     """Credentials of a registered repository from its reference: an SSH key for ssh and scp-like URLs, a token
-    otherwise. Raises `SecretUnavailable` (the reference does not resolve now) or `ValueError`."""
+    otherwise, resolved again at each connection when the secret changed (a rotated `file:` takes effect without a
+    restart). Raises `SecretUnavailable` (the reference does not resolve now) or `ValueError`."""
     if ref is None:
         return None
     if parse_remote_url(url).kind in (UrlKind.SSH, UrlKind.SCP):
-        return Credentials.from_refs(ssh_key_ref=ref)
-    return Credentials.from_refs(token_ref=ref)
+        return _checked(CredentialRefs(ssh_key_ref=ref))
+    return _checked(CredentialRefs(token_ref=ref))
+
+
+def _checked(refs: CredentialRefs) -> CredentialRefs:
+    """`refs`, once they resolved: a registration whose secret is missing is reported at once, not at its first
+    fetch."""
+    refs.current()
+    return refs
 
 
 def _fingerprint(record: RepoRecord) -> tuple[object, ...]:
@@ -388,7 +397,7 @@ class Controller:
         remote: str,
         *,
         branch: str,
-        credentials: Credentials | None,
+        credentials: CredentialSource | None,
         poll_interval: float,
         run_policy: str,
         patterns: tuple[str, ...] = (),
@@ -420,33 +429,29 @@ class Controller:
             )
 
         mirror = mirror_of(branch)
+        launcher = self._launcher(repo_id, mirror, branch, fenced=True)
+        scheduler = Scheduler(self.db, repo_id, mirror, launcher, branch=branch, validator=self.validator)
         followers: BranchFollowers | None = None
         if any(p != branch for p in patterns):
+
+            def schedule_on(on: str, poller: RepoPoller) -> None:
+                scheduler.follow(on, poller.sync.mirror, self._launcher(repo_id, poller.sync.mirror, on, fenced=True))
+
             followers = BranchFollowers(
                 repo_id=repo_id,
                 primary=branch,
                 patterns=patterns,
                 mirror=mirror,
                 make=lambda on: RepoPoller(sync_of(on, mirror_of(on), further=True), interval=poll_interval),
+                on_follow=schedule_on,
+                on_unfollow=scheduler.unfollow,
             )
-        launcher = RunLauncher(
-            self.db,
-            repo_id,
-            mirror,
-            branch=branch,
-            trees_dir=settings.trees_dir,
-            submit=self._submit_run,
-            validator=self.validator,
-            admission=self.executor.gpu_shortfall,
-            fence=self._fence,
-        )
         tags = TagFollower(self.db, repo_id, patterns=tag_patterns, mirror=mirror, launcher=launcher)
         poller = RepoPoller(
             sync_of(branch, mirror, further=False),
             interval=poll_interval,
             after_sync=_after_sync(followers, tags if tag_patterns else None),
         )
-        scheduler = Scheduler(self.db, repo_id, mirror, launcher, branch=branch, validator=self.validator)
         url = redact_url(remote)
         followed = FollowedRepo(repo_id, name, url, branch, mirror, poller.sync, poller, launcher, self.validator,
                                 scheduler)  # fmt: skip
@@ -562,15 +567,22 @@ class Controller:
         poller = followed.followers.poller(name) if name != followed.branch else None
         if poller is None:
             return followed.launcher
+        return self._launcher(followed.id, poller.sync.mirror, name, fenced=False)
+
+    def _launcher(self, repo_id: int, mirror: Mirror, branch: str, *, fenced: bool) -> RunLauncher:
+        """A launcher on one branch of a repository; `fenced`: its scheduled and tag runs are created only under
+        this replica's leadership epoch (runs started on request, on any replica, are not)."""
         return RunLauncher(
             self.db,
-            followed.id,
-            poller.sync.mirror,
-            branch=name,
+            repo_id,
+            mirror,
+            branch=branch,
             trees_dir=self.settings.trees_dir,
             submit=self._submit_run,
             validator=self.validator,
             admission=self.executor.gpu_shortfall,
+            fence=self._fence if fenced else lambda: None,
+            submit_many=self._submit_created if fenced else None,
         )
 
     def rerun(self, request: RerunRequest) -> Created:
@@ -662,6 +674,12 @@ class Controller:
         self.engine.submit(run_id)
         if self._wake_sender is not None and not self._leading.is_set():
             self._wake_sender.run(run_id)
+    def _submit_created(self, run_ids: Sequence[str], events: Sequence[EventDict]) -> None:
+        """The leader's scheduler or tag follower created these runs in one transaction, and read back their events
+        in it: publish those, then hand the runs to the engine (no read per run)."""
+        for event in events:
+            self.bus.publish(event)  # a failing subscriber is logged by the bus
+        self._submit_runs(run_ids)
 
     def _submit_runs(self, run_ids: Sequence[str]) -> None:
         """The sync created these runs (and has already published its committed events): hand them to the engine."""

@@ -4,7 +4,8 @@ Without it, a push runs every pipeline whose directory changed (docs/git-sync.md
 training pipeline that must also run when a shared library changes (`paths`), notebooks and READMEs that should not
 start a GPU job (`ignore_paths`), a nightly evaluation that only ever starts by hand (`branches: []`). This module reads
 and validates the file the same way `main.yml` is read — safe, bounded YAML with `file:line:column` problems — and
-answers two questions for the sync: does a pipeline run on this branch, and does this changed path count for it.
+answers the sync's two questions: does a pipeline run on this branch, and does this changed path count for it; and the
+tag follower's one: does a pipeline run for this tag.
 
 Patterns are gitignore patterns (via `pathspec`), the syntax every user of git already writes: `*.md` matches in any
 directory, a leading `/` anchors to the repository root, a trailing `/` means a directory and everything below it.
@@ -40,24 +41,34 @@ if TYPE_CHECKING:
 
 REPO_CONFIG_FILE = ".odin.yml"
 REPO_SCHEMA_FILE = "repo.schema.json"
-_FILTER_KEYS = ("branches", "paths", "ignore_paths")
+_FILTER_KEYS = ("branches", "tags", "paths", "ignore_paths")
 _EMPTY_MESSAGE = "file is empty; expected a mapping with `tasks:`"  # how `load_yaml` reports a document-less file
 
 
 @dataclass(frozen=True, slots=True)
 class PipelineFilters:
-    """When one pipeline runs automatically. `branches=None` means any branch; `()` means never."""
+    """When one pipeline runs automatically. `branches=None` means any branch; `()` means never. `tags`: the tags
+    (of those the repository follows) whose runs include it; None: every one, unless `branches` is `()`."""
 
     branches: tuple[str, ...] | None = None
     paths: tuple[str, ...] = ()
     ignore_paths: tuple[str, ...] = ()
+    tags: tuple[str, ...] | None = None
 
     @property
     def is_default(self) -> bool:
-        return self.branches is None and not self.paths and not self.ignore_paths
+        return self.branches is None and self.tags is None and not self.paths and not self.ignore_paths
 
     def runs_on(self, branch: str) -> bool:
         return self.branches is None or (bool(self.branches) and _spec(self.branches).match_file(branch))
+
+    def runs_on_tag(self, tag: str) -> bool:
+        """Does a new or moved tag start the pipeline? Its `tags` patterns decide; without them every followed tag
+        does, except for a pipeline that starts only by hand (`branches: []`). A tag is no change, so `paths` and
+        `ignore_paths` do not apply (as GitHub Actions and GitLab's `changes:` treat tag pushes)."""
+        if self.tags is not None:
+            return bool(self.tags) and _spec(self.tags).match_file(tag)
+        return self.branches != ()
 
     def counts(self, path: str, *, owned: bool) -> bool:
         """Does a change to `path` count for the pipeline? `owned`: the path is inside the pipeline's directory."""
@@ -123,6 +134,7 @@ class RepoConfig:
             branches=own.get("branches", self.defaults.branches),
             paths=own.get("paths", self.defaults.paths),
             ignore_paths=own.get("ignore_paths", self.defaults.ignore_paths),
+            tags=own.get("tags", self.defaults.tags),
         )
 
     @property
@@ -173,6 +185,7 @@ def _load(data: bytes, file: str, limits: Limits) -> RepoConfigResult:
             branches=tuple(defaults["branches"]) if "branches" in defaults else None,
             paths=tuple(defaults.get("paths", ())),
             ignore_paths=tuple(defaults.get("ignore_paths", ())),
+            tags=tuple(defaults["tags"]) if "tags" in defaults else None,
         ),
         pipelines={
             name: {key: tuple(value) for key, value in (entry or {}).items()}

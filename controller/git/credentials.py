@@ -1,8 +1,9 @@
 """Credentials for private remotes, and the secret references they are built from.
 
 Odin's database stores *references* to secrets (`env:GIT_TOKEN`, `file:/var/run/secrets/odin/deploy-key`), never
-the secrets themselves; they are resolved in the controller's process when a mirror is created, so rotating a
-Kubernetes secret takes effect on the next resolution without touching the database. `Credentials` holds resolved
+the secrets themselves. A mirror holds them as `CredentialRefs`, resolved again whenever a file they name has changed
+(checked with one `stat` per connection), so a rotated secret file — a Kubernetes Secret updated in place — is used
+from the next fetch on, without a restart and without touching the database. `Credentials` holds resolved
 values and is written so that printing, logging or putting one in an exception cannot show them.
 
 No pygit2 here: the conversion into libgit2 credential objects lives next to the transport code.
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -23,6 +25,7 @@ __all__ = [
     "DEFAULT_SSH_USERNAME",
     "DEFAULT_TOKEN_USERNAME",
     "CredentialKind",
+    "CredentialRefs",
     "Credentials",
     "SecretRef",
     "parse_secret_ref",
@@ -219,3 +222,73 @@ def scrub(text: str, secrets: tuple[str, ...]) -> str:
             if len(piece) >= 4:  # never blank out single characters everywhere
                 text = text.replace(piece, "***")
     return text
+
+
+class CredentialRefs:
+    """Credentials given by reference, resolved when used: `current()` answers the credentials the references name
+    now. A `file:` reference is read again only when the file changed (its inode, size or times: one `stat` per
+    call), so rotating a mounted secret — written in place, or swapped in as Kubernetes does with a new file behind
+    a symbolic link — takes effect at the next connection. An `env:` reference is looked up each time (cheap; a
+    running process's environment does not change from outside). Raises `SecretUnavailable` (naming the reference,
+    never a value) when a reference does not resolve at that moment, and `ValueError` for a malformed one."""
+
+    def __init__(
+        self,
+        *,
+        token_ref: str | None = None,
+        ssh_key_ref: str | None = None,
+        passphrase_ref: str | None = None,
+        username: str | None = None,
+    ) -> None:
+        if (token_ref is None) == (ssh_key_ref is None):
+            raise ValueError("give exactly one of token_ref and ssh_key_ref")
+        self.token_ref, self.ssh_key_ref, self.passphrase_ref = token_ref, ssh_key_ref, passphrase_ref
+        self.username = username
+        self._refs = tuple(parse_secret_ref(r) for r in (token_ref, ssh_key_ref, passphrase_ref) if r is not None)
+        self._lock = threading.Lock()
+        self._stamp: tuple[object, ...] | None = None
+        self._resolved: Credentials | None = None
+
+    def current(self) -> Credentials:
+        stamp = self._stamp_now()
+        with self._lock:
+            if self._resolved is not None and stamp == self._stamp:
+                return self._resolved
+            resolved = Credentials.from_refs(
+                token_ref=self.token_ref,
+                ssh_key_ref=self.ssh_key_ref,
+                passphrase_ref=self.passphrase_ref,
+                username=self.username,
+            )
+            self._stamp, self._resolved = stamp, resolved
+            return resolved
+
+    def _stamp_now(self) -> tuple[object, ...]:
+        """What the references point at now, cheaply: a file's identity and times, an environment value."""
+        parts: list[object] = []
+        for ref in self._refs:
+            if ref.scheme == "file":
+                try:
+                    st = Path(ref.target).stat()
+                except OSError:
+                    parts.append(None)  # resolving says why (and is not cached)
+                    continue
+                parts.append((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
+            else:
+                parts.append(os.environ.get(ref.target) or withheld(ref.target))
+        return tuple(parts)
+
+    def __repr__(self) -> str:
+        refs = ", ".join(str(r) for r in self._refs)
+        return f"CredentialRefs({refs})"
+
+    __str__ = __repr__
+
+
+CredentialSource = Credentials | CredentialRefs
+"""What a mirror is given: resolved credentials, or references resolved at each use."""
+
+
+def current_credentials(source: CredentialSource | None) -> Credentials | None:
+    """The credentials to connect with now."""
+    return source.current() if isinstance(source, CredentialRefs) else source

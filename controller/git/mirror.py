@@ -46,7 +46,7 @@ from odin.controller.git._trees import (
     pipelines_touched,
 )
 from odin.controller.git._trees import too_large as too_large_for
-from odin.controller.git.credentials import Credentials
+from odin.controller.git.credentials import Credentials, CredentialSource, current_credentials
 from odin.controller.git.errors import (
     FileMissing,
     FileTooLarge,
@@ -80,7 +80,7 @@ class Mirror:
         cache_dir: Path,
         *,
         branch: str = "main",
-        credentials: Credentials | None = None,
+        credentials: CredentialSource | None = None,
         allow_insecure_http: bool = False,
         proxy: bool | str = True,
         missed_ref_ttl: float = 30.0,
@@ -100,13 +100,12 @@ class Mirror:
         if not pygit2.reference_is_valid_name(f"refs/heads/{branch}"):
             raise ValueError(f"{branch!r} is not a valid branch name")
         self.branch = branch
-        self._credentials = credentials
+        self._credential_source = credentials
         self._proxy: Literal[True] | str | None = proxy if proxy is True or isinstance(proxy, str) else None
         self.cache_dir = Path(cache_dir)
         self.path = self.cache_dir / cache_name(self._url)
         self._lock_path = self.path.with_name(self.path.name + ".lock")
-        self._source = _fetch.Source(self._url, credentials, self._proxy, branch)
-        self._tracking_ref = self._source.tracking_ref
+        self._tracking_ref = _fetch.Source(self._url, None, self._proxy, branch).tracking_ref
         self._fetch_lock = threading.Lock()
         self._local = threading.local()
         self._pipelines_cache: OrderedDict[str, tuple[str, ...]] = OrderedDict()
@@ -117,6 +116,17 @@ class Mirror:
         self._miss_fetch_started = float("-inf")
         self.work_limits = work_limits
         self._ensure_cache()
+
+    @property
+    def _credentials(self) -> Credentials | None:
+        """The credentials to connect with now (references are resolved again when their secret changed)."""
+        return current_credentials(self._credential_source)
+
+    def _source(self) -> _fetch.Source:
+        """What one connection uses: built per fetch, with the credentials as they are at that moment. Raises
+        `SecretUnavailable` when a credential reference does not resolve now (the sync records it on the
+        repository and retries)."""
+        return _fetch.Source(self._url, self._credentials, self._proxy, self.branch)
 
     # --- identity ----------------------------------------------------------------------------------------------------
 
@@ -168,17 +178,17 @@ class Mirror:
         `RemoteUnreachable` (transient), `AuthenticationFailed`, `CertificateRejected`, `RepositoryNotFound`.
         """
         with self._fetch_lock, self._file_lock():
-            return _fetch.fetch(self._repo(), self._source)
+            return _fetch.fetch(self._repo(), self._source())
 
     def remote_branches(self) -> list[str]:
         """The branches the remote has now (names without `refs/heads/`; one round trip, nothing fetched), for
         following branches by pattern. Raises what `fetch` raises when the remote cannot be reached."""
-        return _fetch.remote_branches(self._repo(), self._source)
+        return _fetch.remote_branches(self._repo(), self._source())
 
     def remote_tags(self) -> dict[str, str]:
         """The tags the remote has now, name -> commit (one round trip, nothing fetched), for following tags by
         pattern. Raises what `fetch` raises when the remote cannot be reached."""
-        return _fetch.remote_tags(self._repo(), self._source)
+        return _fetch.remote_tags(self._repo(), self._source())
 
     def fetch_refs(self, pairs: list[tuple[str, str]], *, url: str | None = None) -> dict[str, str]:
         """Fetch the remote's refs `src` into the cache's `dst` (under `refs/odin/`), e.g. a pull request's

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import functools
 import re
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -373,6 +375,111 @@ def create_run(conn: Connection, new: NewRun, *, max_attempts: int = 50) -> Crea
     raise StoreUnavailable(f"could not allocate a run id for {prefix} after {max_attempts} attempts")
 
 
+def create_runs(conn: Connection, news: Sequence[NewRun]) -> list[Created]:
+    """`create_run` for many runs in the caller's transaction, in few statements: what a schedule tick with a
+    thousand slots due at one instant costs is then a handful of multi-row INSERTs, not six statements per run.
+
+    Only plain runs are batched: one that admission rejected, one that goes through the queue (a `concurrency`
+    limit, or `ODIN_MAX_ACTIVE_RUNS`: its decision reads what the runs before it did) or one with initial task states
+    (a rerun) is created by `create_run`, after the batch, in the order given. The batch takes its run ids from one
+    count per id prefix and is inserted under a savepoint; should any row collide (a run id taken meanwhile, an
+    automatic run's `dedupe_key` already there), the savepoint is rolled back and every run of the batch goes through
+    `create_run`, which settles each collision as it always did. The events are those `create_run` writes: a
+    `run.created` per run. Returns one `Created` per run, in the order of `news`."""
+    done: list[Created | None] = [None] * len(news)
+    batch = [i for i, new in enumerate(news) if _batchable(conn, new)]
+    if len(batch) > 1:
+        ids = _insert_plain(conn, [news[i] for i in batch])
+        for i, run_id in zip(batch, ids or (), strict=False):
+            done[i] = Created(run_id, created=True)
+    for i, new in enumerate(news):
+        if done[i] is None:
+            done[i] = create_run(conn, new)
+    return [c for c in done if c is not None]
+
+
+_SPEC_DICTS: OrderedDict[int, tuple[PipelineSpec, dict[str, Any]]] = OrderedDict()
+_SPEC_DICTS_SIZE = 2048
+_SPEC_DICTS_LOCK = threading.Lock()
+
+
+def _spec_dict(spec: PipelineSpec) -> dict[str, Any]:
+    """`spec.to_dict()`, remembered for the spec object: a schedule starts the same (cached, immutable) spec at every
+    slot, and a thousand of them cost a tenth of a second to convert each time. Keyed by identity, holding the spec
+    so that its id cannot be reused; the dict is only read (serialised into the run's row)."""
+    key = id(spec)
+    with _SPEC_DICTS_LOCK:
+        hit = _SPEC_DICTS.get(key)
+        if hit is not None and hit[0] is spec:
+            _SPEC_DICTS.move_to_end(key)
+            return hit[1]
+    converted = spec.to_dict()
+    with _SPEC_DICTS_LOCK:
+        _SPEC_DICTS[key] = (spec, converted)
+        while len(_SPEC_DICTS) > _SPEC_DICTS_SIZE:
+            _SPEC_DICTS.popitem(last=False)
+    return converted
+
+
+def _batchable(conn: Connection, new: NewRun) -> bool:
+    concurrency = new.spec.concurrency
+    return (
+        new.rejected is None
+        and not new.initial_tasks
+        and not queueing.governed(conn.engine, concurrency.limit if concurrency else None)
+    )
+
+
+def _insert_plain(conn: Connection, news: Sequence[NewRun]) -> list[str] | None:
+    """Insert plain runs (see `_batchable`), their tasks and `run.created` events as three executemany statements;
+    None (nothing inserted) when a row collides."""
+    now = utcnow()
+    prefixes = [run_id_prefix(new.pipeline, new.commit_sha) for new in news]
+    pipelines: dict[str, set[str]] = {}
+    for prefix, new in zip(prefixes, news, strict=True):
+        pipelines.setdefault(prefix, set()).add(new.pipeline)
+    seqs = _next_seqs(conn, pipelines)
+    ids: list[str] = []
+    for prefix in prefixes:
+        ids.append(f"{prefix}-{seqs[prefix]}")
+        seqs[prefix] += 1
+    runs = [
+        dict(
+            id=run_id, repo_id=new.repo_id, pipeline=new.pipeline, commit_sha=new.commit_sha, branch=new.branch,
+            tag=new.tag, trigger=new.trigger.value, triggered_by=new.triggered_by, params=dict(new.params),
+            spec=_spec_dict(new.spec), work_tree=new.work_tree, work_path=new.work_path,
+            status=RunStatus.PENDING.value, priority=new.spec.priority, concurrency_limit=None,
+            parallelism=new.parallelism, cancel_requested=False, no_cache=new.no_cache, parent_run=new.parent_run,
+            run_path_id=new.run_path_id, dedupe_key=new.dedupe_key, absorbed_commits=list(new.absorbed_commits),
+            conditions=[dict(c) for c in new.conditions], created_at=now,
+        )
+        for run_id, new in zip(ids, news, strict=True)
+    ]  # fmt: skip
+    tasks = [
+        {"run_id": run_id, "name": t.name, "status": TaskStatus.PENDING.value, "attempt": 0, "user_failures": 0,
+         "infra_failures": 0, "gpus": []}
+        for run_id, new in zip(ids, news, strict=True)
+        for t in new.spec.tasks
+    ]  # fmt: skip
+    events = [
+        dict(
+            kind="run.created", run_id=run_id, repo_id=new.repo_id, commit_sha=new.commit_sha, time=now,
+            data={"pipeline": new.pipeline, "trigger": new.trigger.value, "by": new.triggered_by,
+                  **({"parent_run": new.parent_run} if new.parent_run else {})},
+        )
+        for run_id, new in zip(ids, news, strict=True)
+    ]  # fmt: skip
+    try:
+        with conn.begin_nested():
+            conn.execute(RUNS.insert(), runs)
+            for start in range(0, len(tasks), 5000):
+                conn.execute(TASKS.insert(), tasks[start : start + 5000])
+            conn.execute(EVENTS.insert(), events)
+    except IntegrityError:
+        return None
+    return ids
+
+
 REJECTED_REASON = "Rejected"
 _SKIPPED_REJECTED = {
     "status": TaskStatus.SKIPPED.value,
@@ -443,6 +550,46 @@ def _next_seq(conn: Connection, prefix: str, commit_sha: str | None) -> int:
         where = sa.and_(same_commit, like)
     count = conn.execute(sa.select(sa.func.count()).select_from(RUNS).where(where)).scalar()
     return int(count or 0) + 1
+
+
+_SEQ_CHUNK = 200  # prefixes per statement: SQLite allows 500 SELECTs in one compound statement
+
+
+def _next_seqs(conn: Connection, prefixes: Mapping[str, set[str]]) -> dict[str, int]:
+    """`_next_seq` of many prefixes (each with the pipelines whose runs it names) in one statement per 200 on SQLite:
+    a UNION ALL of counts of primary-key ranges, as in `_next_seq`, written as text (compiling two hundred SELECTs
+    through SQLAlchemy would cost what it saves).
+
+    Postgres reads `LIKE 'prefix-%'` with an index only under the C collation, so there one statement joins the
+    prefixes (as arrays) to the runs of their pipelines (through `ix_runs_pipeline_created`): a run of another
+    pipeline with the same id prefix (`a/x` and `b/x`) is not counted, and then its id collides and the caller falls
+    back to `create_run`, which counts them all. A prefix holds only `[a-z0-9-]` (`run_id_prefix`): no LIKE wildcard
+    to escape."""
+    found: dict[str, int] = {}
+    if conn.dialect.name == "postgresql":
+        pairs = sorted((prefix, pipeline) for prefix, names in prefixes.items() for pipeline in names)
+        rows = conn.execute(_PG_COUNTS, {"prefixes": [p for p, _ in pairs], "pipelines": [name for _, name in pairs]})
+        return {str(row.prefix): int(row.n or 0) + 1 for row in rows}
+    ordered = sorted(prefixes)
+    for start in range(0, len(ordered), _SEQ_CHUNK):
+        chunk = ordered[start : start + _SEQ_CHUNK]
+        parts: list[str] = []
+        params: dict[str, str] = {}
+        for n, prefix in enumerate(chunk):
+            params[f"p{n}"], params[f"lo{n}"], params[f"hi{n}"] = prefix, f"{prefix}-", f"{prefix}."
+            # Only bind parameter names and the table's name go into the text; every value is a bound parameter.
+            parts.append(f"SELECT :p{n} AS prefix, count(*) AS n FROM {RUNS.name} WHERE id >= :lo{n} AND id < :hi{n}")  # noqa: S608
+        for row in conn.execute(sa.text(" UNION ALL ".join(parts)), params):
+            found[str(row.prefix)] = int(row.n or 0) + 1
+    return found
+
+
+_PG_COUNTS = sa.text(f"""
+    SELECT p.prefix AS prefix, count(r.id) AS n
+    FROM unnest(CAST(:prefixes AS text[]), CAST(:pipelines AS text[])) AS p(prefix, pipeline)
+    LEFT JOIN {RUNS.name} AS r ON r.pipeline = p.pipeline AND r.id LIKE p.prefix || '-%'
+    GROUP BY p.prefix
+""")  # noqa: S608 (only the table's name is formatted in; every value is a bound parameter)
 
 
 def epoch_to_datetime(t: float | None) -> datetime | None:

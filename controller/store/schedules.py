@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -59,6 +60,10 @@ def claim_slots(conn: Connection, keys: Sequence[SlotKey]) -> set[SlotKey]:
     claimed: set[SlotKey] = set()
     fired_at = utcnow()
     table = SCHEDULED_SLOTS
+    if conn.dialect.name == "postgresql" and keys:
+        by_key = {(k.repo_id, k.branch, k.pipeline, k.schedule, _utc(k.slot)): k for k in keys}
+        inserted = conn.execute(_PG_CLAIM, {**_arrays(keys), "fired": fired_at})
+        return {by_key[(r.repo_id, r.branch, r.pipeline, r.schedule, _utc(r.slot))] for r in inserted}
     for start in range(0, len(keys), _CLAIM_BATCH):
         batch = keys[start : start + _CLAIM_BATCH]
         by_row = {(k.repo_id, k.branch, k.pipeline, k.schedule, _utc(k.slot)): k for k in batch}
@@ -84,8 +89,12 @@ def claim_slots(conn: Connection, keys: Sequence[SlotKey]) -> set[SlotKey]:
 
 
 def attach_runs(conn: Connection, runs: Sequence[tuple[SlotKey, str]]) -> None:
-    """`attach_run` for many claimed slots, as one executemany."""
+    """`attach_run` for many claimed slots, as one statement: an executemany on SQLite (in-process, cheap), one
+    UPDATE ... FROM unnest(...) on Postgres, where an executemany of UPDATEs is a round trip per row."""
     if not runs:
+        return
+    if conn.dialect.name == "postgresql":
+        conn.execute(_PG_ATTACH, {**_arrays([key for key, _ in runs]), "runs": [run_id for _, run_id in runs]})
         return
     table = SCHEDULED_SLOTS
     stmt = (
@@ -113,6 +122,37 @@ def attach_runs(conn: Connection, runs: Sequence[tuple[SlotKey, str]]) -> None:
             for k, run_id in runs
         ],
     )
+
+
+# Postgres: a tick's slots as arrays, one statement each whatever their number (a multi-row VALUES would be compiled
+# by SQLAlchemy and planned by the server anew for every count of rows).
+_PG_KEYS = (
+    "CAST(:repos AS integer[]), CAST(:branches AS text[]), CAST(:pipelines AS text[]), "
+    "CAST(:schedules AS text[]), CAST(:slots AS timestamptz[])"
+)
+_PG_CLAIM = sa.text(f"""
+    INSERT INTO {SCHEDULED_SLOTS.name} (repo_id, branch, pipeline, schedule, slot, fired_at)
+    SELECT v.repo_id, v.branch, v.pipeline, v.schedule, v.slot, :fired
+    FROM unnest({_PG_KEYS}) AS v(repo_id, branch, pipeline, schedule, slot)
+    ON CONFLICT (repo_id, branch, pipeline, schedule, slot) DO NOTHING
+    RETURNING repo_id, branch, pipeline, schedule, slot
+""")  # noqa: S608 (only the table's name is formatted in; every value is a bound parameter)
+_PG_ATTACH = sa.text(f"""
+    UPDATE {SCHEDULED_SLOTS.name} AS s SET run_id = v.run_id
+    FROM unnest({_PG_KEYS}, CAST(:runs AS text[])) AS v(repo_id, branch, pipeline, schedule, slot, run_id)
+    WHERE s.repo_id = v.repo_id AND s.branch = v.branch AND s.pipeline = v.pipeline AND s.schedule = v.schedule
+      AND s.slot = v.slot
+""")  # noqa: S608 (as above)
+
+
+def _arrays(keys: Sequence[SlotKey]) -> dict[str, list[Any]]:
+    return {
+        "repos": [k.repo_id for k in keys],
+        "branches": [k.branch for k in keys],
+        "pipelines": [k.pipeline for k in keys],
+        "schedules": [k.schedule for k in keys],
+        "slots": [_utc(k.slot) for k in keys],
+    }
 
 
 def _utc(moment: datetime) -> datetime:

@@ -9,14 +9,18 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from odin.controller.branches import BranchFollowers
 from odin.controller.git.mirror import Mirror
 from odin.controller.launcher import RunLauncher
+from odin.controller.poller import RepoPoller
 from odin.controller.scheduler import Scheduler, due_slots
 from odin.controller.store.db import transaction
 from odin.controller.store.leadership import SCHEDULER, Fence, advance_epoch
 from odin.controller.store.models import REPOSITORIES, RUNS, SCHEDULED_SLOTS
+from odin.controller.sync import RepoSync
 from odin.schema.model import Schedule
 from tests.support.git import GitRemote
+from tests.support.wait import wait_until
 
 
 def pipe(schedule: str) -> str:
@@ -231,3 +235,122 @@ schedules:
     assert len(sched.tick().created) == 1
     (row,) = runs(db)
     assert row.params == {"epochs": "2", "lr": "0.1"}
+
+
+def branch_launcher(db: Engine, launcher: RunLauncher, mirror: Mirror, branch: str) -> RunLauncher:
+    return RunLauncher(db, launcher.repo_id, mirror, branch=branch, trees_dir=launcher.trees_dir,
+                       submit=launcher.submit)  # fmt: skip
+
+
+def slot_rows(db: Engine) -> list[tuple[str, str, datetime]]:
+    with db.connect() as conn:
+        rows = conn.execute(sa.select(SCHEDULED_SLOTS.c.branch, SCHEDULED_SLOTS.c.pipeline, SCHEDULED_SLOTS.c.slot))
+        return sorted((r.branch, r.pipeline, r.slot) for r in rows)
+
+
+def test_a_schedule_fires_on_every_followed_branch_that_declares_it_once_per_branch(
+    db: Engine, world: tuple[Mirror, RunLauncher, list[str]], git_remote: GitRemote, tmp_path: Path
+) -> None:
+    """Issue 13: a repository following `main` and `release/*` starts a pipeline's schedule at the tip of each branch
+    whose commit declares it, once per (branch, slot) across replicas, each run recording its branch; a branch whose
+    commit has no schedule starts nothing, and a branch no longer followed stops."""
+    mirror, launcher, _ = world
+    on_main = git_remote.commit({"nightly/main.yml": pipe('{cron: "0 * * * *", catchup: latest}')}, branch="main")
+    git_remote.create_branch("release/1", on_main)
+    on_release = git_remote.commit({"nightly/train.py": "print(1)\n"}, branch="release/1")
+    git_remote.create_branch("release/2", on_main)
+    unscheduled = git_remote.commit({"nightly/main.yml": pipe("[]")}, branch="release/2")
+
+    def replica(clock: FakeClock) -> Scheduler:
+        sched = scheduler(db, world, clock)
+        for branch in ("release/1", "release/2"):
+            other = Mirror(git_remote.url, tmp_path / "cache", branch=branch)
+            other.fetch()
+            sched.follow(branch, other, branch_launcher(db, launcher, other, branch))
+        return sched
+
+    mirror.fetch()
+    clock = FakeClock(at("2026-01-05T01:00:00.300"))
+    first = replica(clock)
+    assert first.branches == ["main", "release/1", "release/2"]
+    due = first.tick()
+    assert sorted((s.branch, s.pipeline) for s in due.starts) == [("main", "nightly"), ("release/1", "nightly")]
+    assert len(due.created) == 2
+    by_branch = {r.branch: r for r in runs(db)}
+    assert set(by_branch) == {"main", "release/1"}
+    assert (by_branch["main"].commit_sha, by_branch["release/1"].commit_sha) == (on_main, on_release)
+    assert unscheduled not in {r.commit_sha for r in runs(db)}
+    # A second replica, or a restarted leader, follows the same branches and starts none of those slots again.
+    assert replica(FakeClock(at("2026-01-05T01:00:30"))).tick().created == ()
+    assert slot_rows(db) == [("main", "nightly", at("2026-01-05T01:00:00")),
+                             ("release/1", "nightly", at("2026-01-05T01:00:00"))]  # fmt: skip
+
+    # Down until 04:30: each branch catches up from its own last slot (`catchup: latest`: the 04:00 slot).
+    restarted = replica(FakeClock(at("2026-01-05T04:30:00")))
+    assert sorted((s.branch, s.slot) for s in restarted.tick().starts) == [
+        ("main", at("2026-01-05T04:00:00")),
+        ("release/1", at("2026-01-05T04:00:00")),
+    ]
+    # release/1 is gone from the remote: its schedules stop with it.
+    restarted.unfollow("release/1")
+    restarted.clock = FakeClock(at("2026-01-05T05:00:00.100"))
+    assert [(s.branch, s.slot) for s in restarted.tick().starts] == [("main", at("2026-01-05T05:00:00"))]
+    assert len(runs(db)) == 5
+
+
+def test_the_branches_a_repository_follows_by_pattern_are_the_schedulers_branches(
+    db: Engine, world: tuple[Mirror, RunLauncher, list[str]], git_remote: GitRemote, tmp_path: Path
+) -> None:
+    """Wiring as the controller does it: the branch followers tell the scheduler which branches there are; a
+    further branch's schedule fires at its tip once its poller has fetched it, and stops when the branch is deleted."""
+    mirror, launcher, _ = world
+    git_remote.commit({"nightly/main.yml": pipe('"0 3 * * *"')}, branch="main")
+    git_remote.create_branch("release/1")
+    clock = FakeClock(at("2026-01-05T02:59:00"))
+    sched = scheduler(db, world, clock)
+
+    def make(branch: str) -> RepoPoller:
+        other = Mirror(git_remote.url, tmp_path / "cache", branch=branch)
+        return RepoPoller(RepoSync(db, launcher.repo_id, other, branch=branch, trees_dir=tmp_path / "trees",
+                                   further=True), interval=0.05)  # fmt: skip
+
+    def follow(branch: str, poller: RepoPoller) -> None:
+        sched.follow(branch, poller.sync.mirror, branch_launcher(db, launcher, poller.sync.mirror, branch))
+
+    followers = BranchFollowers(repo_id=launcher.repo_id, primary="main", patterns=["main", "release/*"],
+                                mirror=mirror, make=make, on_follow=follow, on_unfollow=sched.unfollow)  # fmt: skip
+    try:
+        mirror.fetch()
+        followers.discover()
+        assert sched.branches == ["main", "release/1"]
+        poller = followers.poller("release/1")
+        assert poller is not None
+        wait_until(lambda: poller.sync.mirror.tip() is not None, 10, message="release/1 fetched by its poller")
+        sched.tick()
+        clock.now = at("2026-01-05T03:00:00.100")
+        assert sorted(r.branch for r in (runs(db))) == [] and len(sched.tick().created) == 2
+        assert sorted(r.branch for r in runs(db)) == ["main", "release/1"]
+        git_remote.delete_remote_branch("release/1")
+        followers.discover()
+        assert sched.branches == ["main"]
+    finally:
+        followers.stop()
+    assert sched.branches == ["main"]
+
+
+def test_a_ticks_runs_are_handed_over_at_once_with_their_recorded_events(
+    db: Engine, world: tuple[Mirror, RunLauncher, list[str]], git_remote: GitRemote
+) -> None:
+    """The controller's launcher takes `submit_many`: the runs of one tick and their `run.created` events, read in
+    the transaction that created them, in one call (no read per run after the commit)."""
+    mirror, launcher, submitted = world
+    handed: list[tuple[list[str], list[str]]] = []
+    launcher.submit_many = lambda ids, events: handed.append(
+        (list(ids), [f"{e['kind']}:{e['run_id']}" for e in events])
+    )
+    git_remote.commit({f"p{i}/main.yml": pipe('"0 3 * * *"') for i in range(3)})
+    mirror.fetch()
+    due = scheduler(db, world, FakeClock(at("2026-01-05T03:00:00.100"))).tick()
+    ids = sorted(run.run_id for run in due.created)
+    assert len(ids) == 3 and submitted == [] and len(handed) == 1
+    assert sorted(handed[0][0]) == ids and sorted(handed[0][1]) == [f"run.created:{i}" for i in ids]

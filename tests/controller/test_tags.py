@@ -13,6 +13,7 @@ from sqlalchemy.engine import Engine
 
 from odin.controller.git.mirror import Mirror
 from odin.controller.launcher import RunLauncher
+from odin.controller.store.models import EVENTS
 from odin.controller.store.repo_records import record_tags_seen, tags_seen
 from odin.controller.store.repositories import follow_repository
 from odin.controller.store.runs import RUNS
@@ -93,3 +94,53 @@ def test_a_tag_whose_commit_cannot_be_read_is_tried_again(db: Engine, git_remote
         assert repo.follower.check() == []  # the remote cannot be listed: nothing is recorded as seen
     assert "v2" not in (tags_seen(db, repo.repo_id) or {})
     assert len(repo.follower.check()) == 1
+
+
+def test_odin_yml_filters_apply_to_tag_runs(db: Engine, git_remote: GitRemote, tmp_path: Path) -> None:
+    """Issue 13: a tag starts only the pipelines its commit's `.odin.yml` lets run for that tag: `tags` patterns
+    (per pipeline, or in `defaults`), and `branches: []` (manual starts only) keeps a pipeline out of tag runs too;
+    the path filters do not apply to a tag (a tag is no change)."""
+    odin_yml = """\
+version: 1
+defaults:
+  ignore_paths: ["*.yml"]       # would leave out every change to a main.yml: not applied to tags
+pipelines:
+  release-only:
+    tags: ["v*.*", "!v*-rc*"]
+  manual:
+    branches: []
+  manual-but-tagged:
+    branches: []
+    tags: ["v*"]
+  never-on-tags:
+    tags: []
+"""
+    names = ["hello", "release-only", "manual", "manual-but-tagged", "never-on-tags"]
+    git_remote.commit({".odin.yml": odin_yml, **{f"{n}/main.yml": HELLO.format(word=n) for n in names}})
+    repo = Tagged(db, git_remote, tmp_path)
+    repo.follower.check()  # baseline
+    git_remote.tag("v2.0-rc1")
+    repo.follower.check()
+    assert sorted(r.pipeline for r in repo.runs()) == ["hello", "manual-but-tagged"]
+    git_remote.tag("v2.0")
+    repo.follower.check()
+    on_release = sorted(r.pipeline for r in repo.runs() if r.tag == "v2.0")
+    assert on_release == ["hello", "manual-but-tagged", "release-only"]
+
+
+def test_an_invalid_odin_yml_at_the_tagged_commit_starts_nothing_and_says_why(
+    db: Engine, git_remote: GitRemote, tmp_path: Path
+) -> None:
+    """As for a pushed commit: running everything instead could start what the file was written to prevent."""
+    git_remote.commit({"hello/main.yml": HELLO.format(word="one")})
+    repo = Tagged(db, git_remote, tmp_path)
+    repo.follower.check()  # baseline
+    git_remote.commit({".odin.yml": "version: 1\npipelines:\n  hello:\n    tagz: [v1]\n"})
+    git_remote.tag("v1.0")
+    assert repo.follower.check() == [] and repo.runs() == []
+    with db.connect() as conn:
+        (event,) = conn.execute(sa.select(EVENTS).where(EVENTS.c.kind == "repo.tag_not_started")).all()
+    assert event.repo_id == repo.repo_id and event.data["tag"] == "v1.0"
+    (problem,) = event.data["problems"]
+    assert (problem["file"], problem["line"]) == (".odin.yml", 4) and "did you mean `tags`" in problem["message"]
+    assert tags_seen(db, repo.repo_id) == {"v1.0": git_remote.remote_tip()}, "not retried at every sync"

@@ -5,10 +5,15 @@ know how often Odin contacts its remote. Not a fake: every answer is git's own.
         mirror = Mirror(server.url("remote.git"), cache, allow_insecure_http=True)
         mirror.fetch()
         assert server.ref_listings == 1
+
+Set `server.token` to require HTTP basic authentication with that password (any user name), as GitHub, GitLab and
+Gitea do for a private repository over https: a request without it, or with another, is answered 401.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import http.server
 import os
@@ -38,6 +43,8 @@ class GitHttpServer:
         self.root = root
         self.backend = backend
         self.ref_listings = 0
+        self.token: str | None = None  # the password every request must carry (basic auth); None: anonymous
+        self.refused = 0  # requests answered 401
         self._lock = threading.Lock()
         self._server: http.server.ThreadingHTTPServer | None = None
 
@@ -75,8 +82,27 @@ class GitHttpServer:
         assert self._server is not None
         return f"http://127.0.0.1:{self._server.server_address[1]}/{name}"
 
+    def _authorized(self, request: http.server.BaseHTTPRequestHandler) -> bool:
+        if self.token is None:
+            return True
+        scheme, _, encoded = request.headers.get("Authorization", "").partition(" ")
+        try:
+            password = base64.b64decode(encoded, validate=True).decode().partition(":")[2]
+        except (binascii.Error, UnicodeDecodeError):
+            return False
+        return scheme.lower() == "basic" and password == self.token
+
     def _serve(self, request: http.server.BaseHTTPRequestHandler) -> None:
         path, _, query = request.path.partition("?")
+        if not self._authorized(request):
+            self._read_body(request)
+            with self._lock:
+                self.refused += 1
+            request.send_response(401)
+            request.send_header("WWW-Authenticate", 'Basic realm="git"')
+            request.send_header("Content-Length", "0")
+            request.end_headers()
+            return
         if path.endswith("/info/refs"):
             with self._lock:
                 self.ref_listings += 1

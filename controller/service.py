@@ -674,6 +674,7 @@ class Controller:
         self.engine.submit(run_id)
         if self._wake_sender is not None and not self._leading.is_set():
             self._wake_sender.run(run_id)
+
     def _submit_created(self, run_ids: Sequence[str], events: Sequence[EventDict]) -> None:
         """The leader's scheduler or tag follower created these runs in one transaction, and read back their events
         in it: publish those, then hand the runs to the engine (no read per run)."""

@@ -202,7 +202,7 @@ class Mirror:
                 raise ValueError(f"{src!r} is not a reference name")
         source = parse_remote_url(url) if url is not None else None
         with self._fetch_lock, self._file_lock():
-            return _fetch.fetch_refs(self._repo(), self._source, pairs, source)
+            return _fetch.fetch_refs(self._repo(), self._source(), pairs, source)
 
     def ref_tip(self, name: str) -> str | None:
         """The commit a reference of the cache names (no network); None when there is no such reference."""

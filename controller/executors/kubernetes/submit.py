@@ -171,23 +171,6 @@ class Submitter:
                 ctx.run_id, ctx.commit_sha, namespace, record.problem.message,
             )  # fmt: skip
 
-    def finish_run(self, run: RunContext) -> None:
-        ttl = self.options.cleanup_ttl
-        if ttl is None:
-            return
-        self.timers.call_at(time.time() + ttl, ("run", run.run_id), lambda: self.pool.submit(self._clean_run, run))
-
-    def _clean_run(self, run: RunContext) -> None:
-        with self.table.lock:
-            record = self.table.runs.pop(run.run_id, None)
-        if record is None or record.work is None:
-            return
-        for name in record.work.names:
-            try:
-                self.api.delete(CONFIGMAPS, record.namespace, name)
-            except KubeApiError as e:
-                log.warning("run %s: could not delete ConfigMap %s/%s: %s", run.run_id, record.namespace, name, e)
-
     # -- start ---------------------------------------------------------------------------------------------------
     def start(self, launch: TaskLaunch) -> None:
         key = (launch.run.run_id, launch.task, launch.attempt)

@@ -70,8 +70,8 @@ def test_a_run_is_cleaned_up_in_one_request_per_kind_after_its_logs_are_saved(ku
         kube.kubelet.succeed(pod)
     assert h.wait(run_id) == RunStatus.SUCCEEDED
     wait_for(lambda: not h.pods(f"odin.dev/run={run_id}"), 20, message="the run's pods were not deleted")
-    wait_for(lambda: not kube.core.list_namespaced_config_map(kube.namespace,
-                                                              label_selector=f"odin.dev/run={run_id}").items, 20)  # fmt: skip
+    selector = f"odin.dev/run={run_id}"
+    wait_for(lambda: not kube.core.list_namespaced_config_map(kube.namespace, label_selector=selector).items, 20)
     assert fake.requests.count(verb="delete", resource="pods") == 0
     collections = fake.requests.filter(verb="deletecollection", resource="pods")
     assert 1 <= len(collections) <= 2  # the run's, and at most one batch of attempts that fell due before it ended

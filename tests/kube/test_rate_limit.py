@@ -95,9 +95,12 @@ def succeed_in_store(fake: FakeApiServer, namespace: str, name: str) -> None:
     pod = fake.get_object(PODS, namespace, name)
     assert pod is not None
     state = {"terminated": {"exitCode": 0, "reason": "Completed"}}
+    containers = [
+        {"name": c["name"], "image": c["image"], "imageID": "", "ready": False, "restartCount": 0, "state": state}
+        for c in pod["spec"]["containers"]
+    ]
     status = {"phase": "Succeeded", "conditions": [{"type": "PodScheduled", "status": "True"}],
-              "containerStatuses": [{"name": c["name"], "image": c["image"], "imageID": "", "ready": False,
-                                     "restartCount": 0, "state": state} for c in pod["spec"]["containers"]]}  # fmt: skip
+              "containerStatuses": containers}  # fmt: skip
     fake.store.update(PODS, namespace, name, {**pod, "status": status}, subresource="status")
 
 

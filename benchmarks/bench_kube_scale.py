@@ -76,6 +76,22 @@ def controller(conn: multiprocessing.connection.Connection, url: str, tmp: str, 
         ),
         owns_client=True,
     )
+    journal_s = [0.0, 0]  # seconds spent writing and removing create-journal entries, and how many writes
+    write, remove = executor.journal.write, executor.journal.remove
+
+    def timed_write(*a: Any, **kw: Any) -> None:
+        t = time.perf_counter()
+        write(*a, **kw)
+        journal_s[0] += time.perf_counter() - t
+        journal_s[1] += 1
+
+    def timed_remove(*a: Any, **kw: Any) -> None:
+        t = time.perf_counter()
+        remove(*a, **kw)
+        journal_s[0] += time.perf_counter() - t
+
+    executor.journal.write = timed_write  # type: ignore[method-assign]
+    executor.journal.remove = timed_remove  # type: ignore[method-assign]
     engine = Engine(
         db,
         executor,
@@ -140,6 +156,8 @@ def controller(conn: multiprocessing.connection.Connection, url: str, tmp: str, 
                     "requests": executor.limiter.acquired,
                     "waited_s": executor.limiter.waited,
                     "journal_left": sum(1 for _ in journal.rglob("*.json")) if journal.exists() else 0,
+                    "journal_s": journal_s[0],
+                    "journal_writes": journal_s[1],
                 }
             )
         elif command == "stop":
@@ -301,6 +319,11 @@ def main() -> int:
             print(
                 f"  the controller counted {stats['requests']} requests of its own (token bucket), waited "
                 f"{stats['waited_s']:.1f} s for tokens in all; journal entries left: {stats['journal_left']}"
+            )
+            writes = max(1, stats["journal_writes"])
+            print(
+                f"  create journal (kube/pending/): {stats['journal_writes']} entries written and removed, "
+                f"{stats['journal_s'] / writes * 1e6:.0f} us per create, {stats['journal_s']:.2f} s in all"
             )
             print(f"controller peak RSS {stats['rss_mb']:.0f} MB   (target <= 1024 MB)")
         finally:

@@ -11,7 +11,14 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SCRIPTS = ("bench_api.py", "bench_webhooks.py", "bench_kube_fanout.py", "bench_ws.py", "peers.py")
+SCRIPTS = (
+    "bench_api.py",
+    "bench_webhooks.py",
+    "bench_kube_fanout.py",
+    "bench_kube_scale.py",
+    "bench_ws.py",
+    "peers.py",
+)
 
 
 def test_each_benchmark_prints_its_help() -> None:

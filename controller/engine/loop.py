@@ -417,12 +417,31 @@ class Engine:
                 continue
             run = self._adopt(lr, recovering=True)
             if run is not None:
-                attempts.extend(active_attempts(run, lr))
+                attempts.extend(self._relaunchable(run, a) for a in active_attempts(run, lr))
         if loaded:
             log.info("engine resumed %d run(s) with %d active attempt(s)", len(self._runs), len(attempts))
         if attempts:
             self.executor.recover(attempts)
         self._recorder.flush()
+
+    def _relaunchable(self, run: ActiveRun, active: ActiveAttempt) -> ActiveAttempt:
+        """A STARTING attempt with its launch rebuilt (as `_launch` built it: substitutions, references, `task_env`),
+        for an executor that submits it again under the same name rather than report it lost after a failover
+        (whose create journal, if any, was on the other replica's disk). Anything that fails leaves it as it was."""
+        if active.status != TaskStatus.STARTING or not self.executor.relaunches_starting:
+            return active
+        spec = active.spec
+        try:
+            try:
+                dirs = self.executor.attempt_dirs(run.ctx, spec.name, active.attempt)
+            except OutputsUnsupported:
+                dirs = None
+            launch = task_launch(run, spec, active.attempt, dirs, self.executor.input_location)
+        except Exception:
+            log.warning("run %s task %s: attempt %d cannot be rebuilt for resubmission", run.ctx.run_id, spec.name,
+                        active.attempt, exc_info=True)  # fmt: skip
+            return active
+        return replace(active, launch=self._with_env(launch))
 
     def _adopt(self, loaded: LoadedRun, *, recovering: bool) -> ActiveRun | None:
         """Start driving a run read from the store; a run that cannot be driven is recorded as failed instead."""

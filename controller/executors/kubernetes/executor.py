@@ -75,6 +75,7 @@ class KubernetesExecutor(Executor):
     """Runs attempts as Kubernetes objects (see the module docstring): wires the parts and forwards the contract."""
 
     name = "kubernetes"
+    relaunches_starting = True  # deterministic names: a STARTING attempt is submitted again, 409 adopts (submit.py)
 
     def __init__(
         self,

@@ -60,7 +60,14 @@ from odin.controller.store.cache_queries import cached_tasks
 from odin.controller.store.db import DbEngine, StoreUnavailable
 from odin.controller.store.leadership import Fence
 from odin.controller.store.queueing import promote_queued
-from odin.controller.store.runs import LoadedRun, cancel_requests, load_runs, request_cancel
+from odin.controller.store.runs import (
+    ACTIVE_RUN_STATUSES,
+    LoadedRun,
+    active_run_ids,
+    cancel_requests,
+    load_runs,
+    request_cancel,
+)
 from odin.controller.vocabulary import CACHED, ActiveAttempt, Failure, Observation, RunStatus, TaskLaunch, TaskStatus
 from odin.schema.model import TaskSpec
 
@@ -395,8 +402,11 @@ class Engine:
         try:
             if not self._draining.is_set():
                 self._promote()
-            for loaded in load_runs(self.db):
-                if loaded.run["id"] not in self._runs:
+            # Only the runs this engine does not drive yet are loaded: reading every active run's spec and tasks each
+            # rescan held the loop (and every watch event behind it) for seconds at 1,000 live runs.
+            unknown = active_run_ids(self.db) - set(self._runs)
+            for loaded in load_runs(self.db, unknown) if unknown else ():
+                if loaded.run["id"] not in self._runs and loaded.run["status"] in ACTIVE_RUN_STATUSES:
                     self._adopt(loaded, recovering=True)
                     touched.add(loaded.run["id"])
             self._flag_cancelled(cancel_requests(self.db, self._runs), touched)

@@ -325,6 +325,8 @@ class Janitor(Generic[R]):
             log.warning("cannot list work ConfigMaps in %s: %s", namespace, e.message)
             return
         active = ex.active_run_labels()
+        with self._lock:  # ended runs whose clean-up is pending delete their ConfigMaps themselves, in one request
+            active |= {names.label_value(r) for r in self._runs}
         for item in items:
             meta: dict[str, Any] = item.get("metadata") or {}
             run = (meta.get("labels") or {}).get(names.LABEL_RUN)

@@ -57,6 +57,8 @@ def controller(conn: multiprocessing.connection.Connection, url: str, tmp: str, 
 
     logging.basicConfig(level=logging.ERROR)
     pauses = GcPauses()
+    if options["gc_freeze"] > 0:
+        start_freezing(options["gc_freeze"])
     config = kubernetes.client.Configuration(host=url)
     config.proxy = None
     config.no_proxy = "*"
@@ -171,6 +173,20 @@ def controller(conn: multiprocessing.connection.Connection, url: str, tmp: str, 
             return
 
 
+def start_freezing(every: float) -> None:
+    """An experiment, not what Odin does: move every live object to the permanent generation every `every` seconds
+    (`gc.freeze()`), so that full collections stop walking the cached pods. Watch events and pods are acyclic, so
+    reference counting still frees them when replaced."""
+    import threading
+
+    def loop() -> None:
+        while True:
+            time.sleep(every)
+            gc.freeze()
+
+    threading.Thread(target=loop, name="gc-freeze", daemon=True).start()
+
+
 class GcPauses:
     """How long Python's cyclic garbage collector stopped this process, by generation (a full collection walks every
     live object: with 10,000 pods cached it is the longest pause a controller has)."""
@@ -254,6 +270,8 @@ def main() -> int:
     parser.add_argument("--idle", type=float, default=10.0)
     parser.add_argument("--qps", type=float, default=200.0, help="ODIN_KUBE_QPS of the controller (0: no limit)")
     parser.add_argument("--burst", type=int, default=400, help="ODIN_KUBE_BURST of the controller")
+    parser.add_argument("--gc-freeze", type=float, default=0.0,
+                        help="experiment: gc.freeze() in the controller every N seconds (0: never)")  # fmt: skip
     args = parser.parse_args()
     logging.basicConfig(level=logging.ERROR)
 
@@ -271,7 +289,13 @@ def main() -> int:
     ):
         fake.store.create(fake.kind("", "v1", "namespaces"), None, {"metadata": {"name": NAMESPACE}})
         ours, theirs = context.Pipe()
-        options = {"qps": args.qps, "burst": args.burst, "tasks": max(args.tasks, 2), "max_active": n + args.chain + 16}
+        options = {
+            "gc_freeze": args.gc_freeze,
+            "qps": args.qps,
+            "burst": args.burst,
+            "tasks": max(args.tasks, 2),
+            "max_active": n + args.chain + 16,
+        }
         child = context.Process(target=controller, args=(theirs, fake.url, tmp, options), daemon=True)
         child.start()
 

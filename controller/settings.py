@@ -296,6 +296,18 @@ class Settings(BaseSettings):
         "connections before the task fails (an infrastructure failure, retried by the engine).",
     )
     kube_workers: int = Field(default=8, ge=1, le=256, description="Threads submitting and deleting objects.")
+    kube_qps: float = Field(
+        default=50.0,
+        ge=0,
+        description="Requests per second the Kubernetes executor may send, sustained (a token bucket in front of every "
+        "request, retries and watch renewals included; client-go's rest.Config.QPS). 0: no client-side limit.",
+    )
+    kube_burst: int = Field(
+        default=100,
+        ge=1,
+        description="Requests the Kubernetes executor may send at once above kube_qps (the bucket's size; client-go's "
+        "rest.Config.Burst).",
+    )
     kube_sweep_interval: float = Field(
         default=300.0,
         gt=0,

@@ -186,6 +186,9 @@ class ActiveAttempt:
     attempt: int
     status: TaskStatus
     resource: Mapping[str, Any] = field(default_factory=dict)  # pid, resource_kind/name, namespace...
+    # A STARTING attempt's launch, rebuilt from the store exactly as it was first built, for an executor that can
+    # submit it again idempotently (`Executor.relaunches_starting`); None otherwise.
+    launch: TaskLaunch | None = None
 
 
 @dataclass(frozen=True, slots=True)

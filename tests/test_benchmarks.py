@@ -19,6 +19,7 @@ SCRIPTS = (
     "peers.py",
     "bench_store_scale.py",
     "bench_sandbox.py",
+    "bench_kube_scale.py",
 )
 
 

@@ -167,10 +167,10 @@ def test_the_role_grants_every_handler_what_the_executor_does() -> None:
                 granted.setdefault((group, resource), set()).update(rule["verbs"])
     for handler in HandlerRegistry.load().all():
         verbs = granted.get((handler.kind.group, handler.kind.plural), set())
-        assert {"create", "get", "list", "watch", "delete"} <= verbs, handler.kind
+        assert {"create", "get", "list", "watch", "delete", "deletecollection"} <= verbs, handler.kind
     assert granted[("", "pods/log")] == {"get"}
     assert granted[("", "events")] == {"list"}
-    assert granted[("", "configmaps")] == {"create", "list", "delete"}
+    assert granted[("", "configmaps")] == {"create", "list", "delete", "deletecollection"}
     assert ("", "secrets") not in granted, "Odin references Secrets; it never reads them"
 
 

@@ -60,7 +60,14 @@ from odin.controller.store.cache_queries import cached_tasks
 from odin.controller.store.db import DbEngine, StoreUnavailable
 from odin.controller.store.leadership import Fence
 from odin.controller.store.queueing import promote_queued
-from odin.controller.store.runs import LoadedRun, cancel_requests, load_runs, request_cancel
+from odin.controller.store.runs import (
+    ACTIVE_RUN_STATUSES,
+    LoadedRun,
+    active_run_ids,
+    cancel_requests,
+    load_runs,
+    request_cancel,
+)
 from odin.controller.vocabulary import CACHED, ActiveAttempt, Failure, Observation, RunStatus, TaskLaunch, TaskStatus
 from odin.schema.model import TaskSpec
 
@@ -395,8 +402,11 @@ class Engine:
         try:
             if not self._draining.is_set():
                 self._promote()
-            for loaded in load_runs(self.db):
-                if loaded.run["id"] not in self._runs:
+            # Only the runs this engine does not drive yet are loaded: reading every active run's spec and tasks each
+            # rescan held the loop (and every watch event behind it) for seconds at 1,000 live runs.
+            unknown = active_run_ids(self.db) - set(self._runs)
+            for loaded in load_runs(self.db, unknown) if unknown else ():
+                if loaded.run["id"] not in self._runs and loaded.run["status"] in ACTIVE_RUN_STATUSES:
                     self._adopt(loaded, recovering=True)
                     touched.add(loaded.run["id"])
             self._flag_cancelled(cancel_requests(self.db, self._runs), touched)
@@ -417,12 +427,31 @@ class Engine:
                 continue
             run = self._adopt(lr, recovering=True)
             if run is not None:
-                attempts.extend(active_attempts(run, lr))
+                attempts.extend(self._relaunchable(run, a) for a in active_attempts(run, lr))
         if loaded:
             log.info("engine resumed %d run(s) with %d active attempt(s)", len(self._runs), len(attempts))
         if attempts:
             self.executor.recover(attempts)
         self._recorder.flush()
+
+    def _relaunchable(self, run: ActiveRun, active: ActiveAttempt) -> ActiveAttempt:
+        """A STARTING attempt with its launch rebuilt (as `_launch` built it: substitutions, references, `task_env`),
+        for an executor that submits it again under the same name rather than report it lost after a failover
+        (whose create journal, if any, was on the other replica's disk). Anything that fails leaves it as it was."""
+        if active.status != TaskStatus.STARTING or not self.executor.relaunches_starting:
+            return active
+        spec = active.spec
+        try:
+            try:
+                dirs = self.executor.attempt_dirs(run.ctx, spec.name, active.attempt)
+            except OutputsUnsupported:
+                dirs = None
+            launch = task_launch(run, spec, active.attempt, dirs, self.executor.input_location)
+        except Exception:
+            log.warning("run %s task %s: attempt %d cannot be rebuilt for resubmission", run.ctx.run_id, spec.name,
+                        active.attempt, exc_info=True)  # fmt: skip
+            return active
+        return replace(active, launch=self._with_env(launch))
 
     def _adopt(self, loaded: LoadedRun, *, recovering: bool) -> ActiveRun | None:
         """Start driving a run read from the store; a run that cannot be driven is recorded as failed instead."""

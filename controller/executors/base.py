@@ -32,6 +32,9 @@ class Executor(abc.ABC):
     """Runs attempts somewhere and reports observations through the callback given to `bind`."""
 
     name: str = "abstract"
+    # Whether `recover` wants each STARTING attempt's launch rebuilt (`ActiveAttempt.launch`): an executor whose
+    # creates are idempotent (deterministic names) submits it again instead of reporting the attempt lost.
+    relaunches_starting: bool = False
 
     def __init__(self) -> None:
         self._report: Report | None = None

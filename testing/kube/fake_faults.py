@@ -147,6 +147,29 @@ class RequestLog:
         """``len(filter(**criteria))``."""
         return len(self.filter(**criteria))
 
+    def per_second(self, **criteria: Any) -> list[int]:
+        """Requests matching ``criteria`` (as ``filter``) per wall-clock second, from the first one's second to the
+        last one's: what an apiserver's ``apiserver_request_total`` rate would show for this client."""
+        times = sorted(r.time for r in self.filter(**criteria))
+        if not times:
+            return []
+        first = int(times[0])
+        counts = [0] * (int(times[-1]) - first + 1)
+        for t in times:
+            counts[int(t) - first] += 1
+        return counts
+
+    def max_in_window(self, window: float = 1.0, **criteria: Any) -> int:
+        """The most requests matching ``criteria`` that arrived within any ``window`` seconds (a sliding window,
+        so a burst split across two wall-clock seconds is still seen whole)."""
+        times = sorted(r.time for r in self.filter(**criteria))
+        best, lo = 0, 0
+        for hi, t in enumerate(times):
+            while t - times[lo] >= window:
+                lo += 1
+            best = max(best, hi - lo + 1)
+        return best
+
 
 @dataclass
 class Fault:

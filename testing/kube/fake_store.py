@@ -812,13 +812,23 @@ class Store:
         propagation: str | None = None,
         dry_run: bool = False,
     ) -> JsonObj:
+        """Delete every matching object, each exactly as ``delete`` would (a pod: MODIFIED with its
+        deletionTimestamp, then DELETED; propagation and finalizers apply). Answers, as kube-apiserver's generic
+        registry does, the list of the objects it deleted (``<Kind>List``), as they were listed."""
         with self.lock:
             page = self.list_objects(kind, namespace, labels, fields)
+            deleted: list[JsonObj] = []
             for obj in page.items:
                 meta = _meta(obj)
                 if self.get_or_none(kind, meta.get("namespace"), meta["name"]) is not None:
                     self.delete(kind, meta.get("namespace"), meta["name"], propagation=propagation, dry_run=dry_run)
-            return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success"}
+                    deleted.append(copy.deepcopy(obj))
+            return {
+                "kind": kind.list_kind,
+                "apiVersion": kind.api_version,
+                "metadata": {"resourceVersion": str(page.resource_version)},
+                "items": deleted,
+            }
 
     def _mark_deleting(self, kind: ResourceKind, obj: JsonObj, extra_finalizer: str | None = None) -> JsonObj:
         marked = copy.deepcopy(obj)

@@ -42,6 +42,16 @@ def created(kube: KubeEnv, resource: str = "pods") -> int:
     )
 
 
+def adoptable_pod(h: KubeHarness, run_id: str, task: str = "t", attempt: int = 1) -> dict[str, object]:
+    """The pod a previous controller created for this attempt: its name and Odin's labels."""
+    pod = h.kube.pod_manifest(names.attempt_name(run_id, task, attempt))
+    pod["metadata"]["labels"] = {
+        "app.kubernetes.io/managed-by": "odin", "odin.dev/instance": "default", "odin.dev/run": run_id,
+        "odin.dev/task": task, "odin.dev/attempt": str(attempt),
+    }  # fmt: skip
+    return pod
+
+
 # -- idempotence ---------------------------------------------------------------------------------------------------
 def test_a_create_that_meets_409_adopts_the_existing_object(kube: KubeEnv, h: KubeHarness) -> None:
     fake = kube.require_fake("counts requests")
@@ -120,7 +130,9 @@ def test_a_create_interrupted_by_the_restart_is_sent_again_from_the_journal(kube
     assert h.task_row(run_id, "t").attempt == 1  # the same attempt, not a retry
 
 
-def test_an_attempt_never_submitted_is_reported_lost_and_retried(kube: KubeEnv, h: KubeHarness) -> None:
+def test_an_attempt_never_submitted_is_submitted_again_under_its_own_name(kube: KubeEnv, h: KubeHarness) -> None:
+    """The controller died right after recording STARTING, before any journal entry: the engine rebuilds the launch
+    and the executor creates it under the attempt's own name -- the same attempt, no INFRA retry (issue 15 item 4)."""
     h.start()
     h.stop()
     run_id = h.create(pipeline(task("t")))
@@ -128,10 +140,40 @@ def test_an_attempt_never_submitted_is_reported_lost_and_retried(kube: KubeEnv, 
         conn.execute(sa.update(TASKS).where(TASKS.c.run_id == run_id).values(status="starting", attempt=1))
         conn.execute(sa.text("UPDATE runs SET status = 'running' WHERE id = :id"), {"id": run_id})
     h.start()
-    kube.kubelet.succeed(h.wait_pod(run_id, "t", attempt=2))
+    kube.kubelet.succeed(h.wait_pod(run_id, "t", attempt=1))
     assert h.wait(run_id) == RunStatus.SUCCEEDED
     row = h.task_row(run_id, "t")
-    assert (row.attempt, row.infra_failures) == (2, 1)
+    assert (row.attempt, row.infra_failures) == (1, 0)
+    if kube.fake is not None:
+        assert created(kube) == 1
+
+
+def test_a_failover_submits_an_interrupted_create_again_without_the_old_journal(
+    kube: KubeEnv, h: KubeHarness, tmp_path: Path
+) -> None:
+    """Two replicas share no disk: the new leader has none of the old one's `kube/pending/` journal. A create cut
+    short (the apiserver never took it) is rebuilt from the store and sent again as the same attempt -- not reported
+    lost -- and one that did reach the apiserver meets 409 and is adopted: either way, one pod per attempt."""
+    fake = kube.require_fake("blocks creates")
+    outage = fake.faults.server_errors(status=503, verb="create", resource="pods")
+    h.start()
+    cut_short = h.create(pipeline(task("t")))
+    wait_for((h.data_dir / "kube" / "pending" / cut_short / "t.1.json").exists, 10, message="not journaled")
+    h.stop()  # the leader dies mid-retry: STARTING in the store, nothing in the cluster
+    fake.faults.remove(outage)
+    reached = h.create(pipeline(task("t")))
+    with transaction(h.db) as conn:  # the old leader created this one and died before the store heard back
+        conn.execute(sa.update(TASKS).where(TASKS.c.run_id == reached).values(status="starting", attempt=1))
+        conn.execute(sa.text("UPDATE runs SET status = 'running' WHERE id = :id"), {"id": reached})
+    kube.core.create_namespaced_pod(kube.namespace, adoptable_pod(h, reached))
+    h.start(data_dir=tmp_path / "other-replica")
+    for run_id in (cut_short, reached):
+        kube.kubelet.succeed(h.wait_pod(run_id, "t", attempt=1))
+        assert h.wait(run_id) == RunStatus.SUCCEEDED
+        row = h.task_row(run_id, "t")
+        assert (row.attempt, row.infra_failures) == (1, 0), run_id
+    assert created(kube) == 2  # the test's own, and the rebuilt one
+    assert fake.requests.count(verb="create", resource="pods", status=409) == 0  # adopted from the list, no create
 
 
 # -- watches --------------------------------------------------------------------------------------------------------

@@ -263,7 +263,7 @@ def test_logs_are_saved_before_the_ttl_clean_up_deletes_the_pod(kube: KubeEnv, h
     assert saved.read_text() == "epoch 1 loss 0.5\nepoch 2 loss 0.25\n"
     assert h.task_row(run_id, "talk").log_path == str(saved)
     log_read = fake.requests.filter(subresource="log")[-1]
-    [delete] = fake.requests.filter(verb="delete", resource="pods")
+    [delete] = fake.requests.filter(verb="deletecollection", resource="pods")  # the run's objects, in one request
     assert log_read.time <= delete.time
     assert list(h.executor.logs(run_id, "talk")) == ["epoch 1 loss 0.5\n", "epoch 2 loss 0.25\n"]  # from disk now
 

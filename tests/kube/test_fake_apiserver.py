@@ -917,6 +917,44 @@ def test_delete_collection(kube: KubeEnv) -> None:
     assert names(kube.core.list_namespaced_pod(kube.namespace).items) == ["c", "d"]
 
 
+def test_delete_collection_answers_the_deleted_list_and_watchers_see_each_pod_go(kube: KubeEnv) -> None:
+    """What Odin's clean-up relies on (one deletecollection per run): set-based selectors, the answer a PodList of
+    what was deleted, and for each pod MODIFIED (deletionTimestamp) then DELETED, as a DELETE each would send."""
+    ns, core = kube.namespace, kube.core
+    for name, labels in {"r1-a": {"run": "r1", "task": "a"}, "r1-b": {"run": "r1", "task": "b"},
+                         "r2-a": {"run": "r2", "task": "a"}, "r3-a": {"run": "r3", "task": "a"}}.items():  # fmt: skip
+        created = core.create_namespaced_pod(ns, kube.pod_manifest(name, labels=labels))
+    w = new_watch()
+    stream = w.stream(
+        core.list_namespaced_pod, ns, resource_version=created.metadata.resource_version, timeout_seconds=5
+    )
+    response = core.delete_collection_namespaced_pod(
+        ns, label_selector="run in (r1,r2),task in (a,b)", propagation_policy="Background", _preload_content=False
+    )
+    answer = json.loads(response.data)
+    assert answer["kind"] == "PodList" and sorted(i["metadata"]["name"] for i in answer["items"]) == [
+        "r1-a", "r1-b", "r2-a"
+    ]  # fmt: skip
+    seen: dict[str, list[str]] = {}
+    for event in stream:
+        seen.setdefault(event["object"].metadata.name, []).append(event["type"])
+        if sum(t == "DELETED" for types in seen.values() for t in types) == 3:
+            w.stop()
+    assert seen == {"r1-a": ["MODIFIED", "DELETED"], "r1-b": ["MODIFIED", "DELETED"], "r2-a": ["MODIFIED", "DELETED"]}
+    assert names(core.list_namespaced_pod(ns).items) == ["r3-a"]
+
+
+def test_delete_collection_of_jobs_takes_their_pods_along(kube: KubeEnv) -> None:
+    fake = kube.require_fake("runs the Job controller")
+    ns = kube.namespace
+    for name in ("j1", "j2"):
+        kube.batch.create_namespaced_job(ns, kube.job_manifest(name, labels={"run": "r1"}))
+    wait_for(lambda: len(kube.core.list_namespaced_pod(ns).items) == 2, 10)
+    kube.batch.delete_collection_namespaced_job(ns, label_selector="run=r1", propagation_policy="Foreground")
+    wait_for(lambda: not kube.batch.list_namespaced_job(ns).items and not kube.core.list_namespaced_pod(ns).items, 10)
+    assert fake.requests.count(verb="deletecollection", resource="jobs") == 1
+
+
 # ---------------------------------------------------------------------------------------------------------- logs
 def test_pod_logs_tail_timestamps_and_container_rules(kube: KubeEnv) -> None:
     kube.require_fake("logs can only be set on the fake")

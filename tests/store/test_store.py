@@ -21,6 +21,7 @@ from odin.controller.store.runs import (
     TASKS,
     NewRun,
     WriteBatch,
+    active_run_ids,
     create_run,
     load_runs,
     request_cancel,
@@ -82,6 +83,17 @@ def test_run_ids_are_readable_and_sequential_per_commit(db: Engine) -> None:
         second = create_run(conn, new_run(repo, Trigger.MANUAL))
     assert (first.run_id, second.run_id) == ("train-3f2a9c1-1", "train-3f2a9c1-2")
     assert run_id_prefix("vision/Big_Model.v2", None) == "big-model-v2-local"
+
+
+def test_active_run_ids_are_the_pending_and_running_runs_only(db: Engine) -> None:
+    """What the engine's rescan reads every few seconds instead of every active run's spec and tasks."""
+    repo = make_repo(db)
+    with db.begin() as conn:
+        ids = [create_run(conn, new_run(repo, Trigger.MANUAL)).run_id for _ in range(3)]
+        conn.execute(sa.update(RUNS).where(RUNS.c.id == ids[1]).values(status=RunStatus.RUNNING.value))
+        conn.execute(sa.update(RUNS).where(RUNS.c.id == ids[2]).values(status=RunStatus.SUCCEEDED.value))
+    assert active_run_ids(db) == {ids[0], ids[1]}
+    assert {r.run["id"] for r in load_runs(db)} == active_run_ids(db)
 
 
 def test_run_and_tasks_are_created_together(db: Engine) -> None:

@@ -35,6 +35,7 @@ from odin.controller.executors.kubernetes.errors import (
     Unavailable,
     translate,
 )
+from odin.controller.executors.kubernetes.ratelimit import RateLimiterStopped, TokenBucket
 
 log = logging.getLogger(__name__)
 
@@ -139,10 +140,13 @@ class KubeApi:
         *,
         retry: ApiRetry | None = None,
         stopping: threading.Event | None = None,
+        limiter: TokenBucket | None = None,
     ) -> None:
         self.api_client = api_client
         self.retry = retry or ApiRetry()
         self.stopping = stopping or threading.Event()
+        # Every request, retries included, takes a token first (`ratelimit.py`); none given: no limit.
+        self.limiter = limiter or TokenBucket(0.0, 1, stopping=self.stopping)
         # Typed as Any on purpose: v37's signatures demand model objects, while Odin sends and receives JSON dicts.
         self.core: Any = kubernetes.client.CoreV1Api(api_client)
         self.batch: Any = kubernetes.client.BatchV1Api(api_client)
@@ -155,6 +159,7 @@ class KubeApi:
         started = time.monotonic()
         attempt = 0
         while True:
+            self._take_token(what)
             try:
                 return fn()
             except ApiException as e:
@@ -184,6 +189,12 @@ class KubeApi:
             if self.stopping.wait(delay):
                 raise Unavailable(f"{what}: the executor is shutting down", reason="Shutdown") from cause
             attempt += 1
+
+    def _take_token(self, what: str) -> None:
+        try:
+            self.limiter.acquire()
+        except RateLimiterStopped as e:
+            raise Unavailable(f"{what}: the executor is shutting down", reason="Shutdown") from e
 
     # -- verbs --------------------------------------------------------------------------------------------------
     def _typed(self, kind: Kind) -> tuple[Any, str] | None:
@@ -339,6 +350,32 @@ class KubeApi:
             return False
         return True
 
+    def delete_collection(
+        self, kind: Kind, namespace: str, *, label_selector: str, propagation: str = "Background"
+    ) -> None:
+        """Delete every object of `kind` in `namespace` matching `label_selector`, in one request (`deletecollection`
+        verb): how clean-up removes a run's objects, or a batch of ended attempts, without a DELETE each. The server
+        deletes them one by one as if each had been deleted alone (watchers see each go; propagation applies)."""
+        typed = self._typed(kind)
+
+        def request() -> None:
+            kwargs: dict[str, Any] = {
+                "label_selector": label_selector,
+                "propagation_policy": propagation,
+                "_preload_content": False,
+                "_request_timeout": REQUEST_TIMEOUT,
+            }
+            if typed is not None:
+                api, suffix = typed
+                response = getattr(api, f"delete_collection_namespaced_{suffix}")(namespace, **kwargs)
+            else:
+                response = self.custom.delete_collection_namespaced_custom_object(
+                    kind.group, kind.version, namespace, kind.plural, **kwargs
+                )
+            response.release_conn()
+
+        self.call(f"delete {kind.plural} in {namespace} ({label_selector})", request)
+
     def watch(self, kind: Kind, namespace: str, *, label_selector: str, resource_version: str, timeout: int) -> Any:
         """Open one watch stream (no retries: the watch manager decides what a failure means). The caller
         iterates `iter_lines(response)` and must `close()` the response."""
@@ -352,6 +389,7 @@ class KubeApi:
             "_preload_content": False,
             "_request_timeout": (REQUEST_TIMEOUT[0], timeout + 30),
         }
+        self._take_token(f"watch {kind.plural} in {namespace}")
         try:
             if typed is not None:
                 api, suffix = typed

@@ -94,6 +94,9 @@ class Attempt:
         return self.reported is not None and self.reported.terminal
 
 
+CLEANED_MEMORY = 600.0  # seconds a cleaned-up attempt's late watch events are ignored
+
+
 class AttemptTable:
     """The attempts and runs, by key, behind one re-entrant lock. Methods ending in `_locked` expect it held."""
 
@@ -103,6 +106,9 @@ class AttemptTable:
         self.owners: dict[OwnerKey, AttemptKey] = {}
         self.runs: dict[str, RunRecord] = {}
         self._seen: dict[str, dict[str, float]] = {}  # pod uid -> state -> first seen
+        # Attempts whose objects clean-up deleted, and when: the watch events of that deletion (a pod's MODIFIED with
+        # its deletionTimestamp, then DELETED) may arrive after the record is dropped, and must not bring it back.
+        self._cleaned: dict[AttemptKey, float] = {}
 
     def get(self, key: AttemptKey) -> Attempt | None:
         with self.lock:
@@ -111,7 +117,7 @@ class AttemptTable:
     def record_locked(self, key: AttemptKey, namespace: str, name: str, *, create: bool = True) -> Attempt | None:
         """The attempt's record; a new one (with `create`) the first time anything is heard of it."""
         record = self.attempts.get(key)
-        if record is None and create:
+        if record is None and create and key not in self._cleaned:
             record = Attempt(key, namespace, name)
             self.attempts[key] = record
         return record
@@ -130,6 +136,7 @@ class AttemptTable:
         """The engine asks about this attempt (start, or recover): track it. With `rename`, a record the watches made
         first takes the object's name and namespace (recovery keeps what the watches saw)."""
         with self.lock:
+            self._cleaned.pop(key, None)
             record = self.record_locked(key, namespace, name)
             assert record is not None
             record.handler, record.tracked, record.run, record.spec = handler, True, run, spec
@@ -148,9 +155,17 @@ class AttemptTable:
                 del self.owners[owner]
 
     def forget(self, record: Attempt) -> None:
-        """Drop an attempt whose objects are gone (clean-up done)."""
+        """Drop an attempt whose objects are gone (clean-up done); late watch events about them are ignored for
+        `CLEANED_MEMORY` seconds."""
+        now = time.time()
         with self.lock:
             self.forget_locked(record)
+            self._cleaned[record.key] = now
+            while self._cleaned:  # oldest first (insertion order)
+                oldest, at = next(iter(self._cleaned.items()))
+                if now - at < CLEANED_MEMORY:
+                    break
+                del self._cleaned[oldest]
 
     def snapshot(self) -> list[Attempt]:
         with self.lock:

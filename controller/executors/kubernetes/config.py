@@ -54,6 +54,8 @@ class KubeOptions:
     operator_deadline: float = 300.0
     api_retry_deadline: float = 120.0
     workers: int = 8
+    qps: float = 50.0  # client-side request rate, sustained (ratelimit.py); 0: unlimited
+    burst: int = 100  # requests allowed at once above it
     watch_timeout: int = 300
     work_max_bytes: int = 8 * 1024 * 1024
     elastic_rdzv_endpoint: str = "etcd-service:2379"
@@ -146,6 +148,8 @@ def options_from_settings(settings: Settings, *, implied_namespace: str | None) 
         operator_deadline=settings.kube_operator_deadline,
         api_retry_deadline=settings.kube_api_retry_deadline,
         workers=settings.kube_workers,
+        qps=settings.kube_qps,
+        burst=settings.kube_burst,
         watch_timeout=settings.kube_watch_timeout,
         work_max_bytes=settings.kube_work_max_bytes,
         elastic_rdzv_endpoint=settings.kube_elastic_rdzv_endpoint,

@@ -48,6 +48,7 @@ from odin.controller.executors.kubernetes.log_reader import LogReader
 from odin.controller.executors.kubernetes.logs import LogStore
 from odin.controller.executors.kubernetes.manifests import DATA_MOUNT, ROOT_MOUNT, RUN_MOUNT
 from odin.controller.executors.kubernetes.nodes import NodeInventory
+from odin.controller.executors.kubernetes.ratelimit import TokenBucket
 from odin.controller.executors.kubernetes.submit import WORK_COMPONENT, Submitter, api_blocker
 from odin.controller.executors.kubernetes.timers import Timers
 from odin.controller.executors.kubernetes.tracking import Tracker
@@ -74,6 +75,7 @@ class KubernetesExecutor(Executor):
     """Runs attempts as Kubernetes objects (see the module docstring): wires the parts and forwards the contract."""
 
     name = "kubernetes"
+    relaunches_starting = True  # deterministic names: a STARTING attempt is submitted again, 409 adopts (submit.py)
 
     def __init__(
         self,
@@ -88,7 +90,9 @@ class KubernetesExecutor(Executor):
         self._stopping = threading.Event()
         self._given_client = api_client if owns_client else None
         self._client = clone_client(api_client, pool_size=options.workers + 64)
-        self.api = KubeApi(self._client, retry=ApiRetry(deadline=options.api_retry_deadline), stopping=self._stopping)
+        self.limiter = TokenBucket(options.qps, options.burst, stopping=self._stopping)
+        self.api = KubeApi(self._client, retry=ApiRetry(deadline=options.api_retry_deadline), stopping=self._stopping,
+                           limiter=self.limiter)  # fmt: skip
         self.registry = registry or HandlerRegistry.load()
         self.journal = Journal(options.data_dir)
         self.timers = Timers()
@@ -153,7 +157,8 @@ class KubernetesExecutor(Executor):
         self.submitter.prepare_run(run)
 
     def finish_run(self, run: RunContext) -> None:
-        self.submitter.finish_run(run)
+        """The run's objects and work ConfigMaps are deleted together, the TTL from now (`cleanup.py`)."""
+        self.janitor.run_ended(run.run_id, self.submitter.namespace_of(run))
 
     # -- contract: start, kill, recover ------------------------------------------------------------------------
     def start(self, launch: TaskLaunch) -> None:
@@ -262,6 +267,12 @@ class KubernetesExecutor(Executor):
 
     def attempts_snapshot(self) -> list[Attempt]:
         return self.table.snapshot()
+
+    def drop_run(self, run_id: str) -> list[str]:
+        """Forget a run whose objects are being deleted; the names of its work ConfigMaps."""
+        with self.table.lock:
+            record = self.table.runs.pop(run_id, None)
+        return list(record.work.names) if record is not None and record.work is not None else []
 
     def forget(self, record: Attempt) -> None:
         """Drop an attempt whose objects are gone (clean-up done)."""

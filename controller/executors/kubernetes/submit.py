@@ -171,23 +171,6 @@ class Submitter:
                 ctx.run_id, ctx.commit_sha, namespace, record.problem.message,
             )  # fmt: skip
 
-    def finish_run(self, run: RunContext) -> None:
-        ttl = self.options.cleanup_ttl
-        if ttl is None:
-            return
-        self.timers.call_at(time.time() + ttl, ("run", run.run_id), lambda: self.pool.submit(self._clean_run, run))
-
-    def _clean_run(self, run: RunContext) -> None:
-        with self.table.lock:
-            record = self.table.runs.pop(run.run_id, None)
-        if record is None or record.work is None:
-            return
-        for name in record.work.names:
-            try:
-                self.api.delete(CONFIGMAPS, record.namespace, name)
-            except KubeApiError as e:
-                log.warning("run %s: could not delete ConfigMap %s/%s: %s", run.run_id, record.namespace, name, e)
-
     # -- start ---------------------------------------------------------------------------------------------------
     def start(self, launch: TaskLaunch) -> None:
         key = (launch.run.run_id, launch.task, launch.attempt)
@@ -403,6 +386,8 @@ class Submitter:
             with self.table.lock:
                 record = self.table.claim(key, namespace, name, handler, a.run, a.spec, rename=False)
                 record.reported = TaskStatus.RUNNING if a.status == TaskStatus.RUNNING else None
+                if a.launch is not None and a.status == TaskStatus.STARTING:
+                    record.launch = a.launch  # rebuilt by the engine: submitted again if nothing else is found
             by_namespace.setdefault(namespace, []).append(key)
         for namespace, keys in by_namespace.items():
             self.pool.submit(self._recover_namespace, namespace, keys)
@@ -410,14 +395,14 @@ class Submitter:
     def _recover_namespace(self, namespace: str, keys: list[AttemptKey]) -> None:
         if not self._wait_for_watches(namespace, keys):
             return  # shutting down, or a watch that cannot run (403) already failed these attempts
-        counts = {"adopted": 0, "resubmitted": 0, "lost": 0}
+        counts = {"adopted": 0, "resubmitted": 0, "rebuilt": 0, "lost": 0}
         for key in keys:
             record = self.table.get(key)
             if record is not None and record.handler is not None:
                 counts[self._recover_one(record, namespace)] += 1
         log.info(
-            "namespace %s: recovered %d attempt(s): %d adopted, %d resubmitted, %d lost",
-            namespace, len(keys), counts["adopted"], counts["resubmitted"], counts["lost"],
+            "namespace %s: recovered %d attempt(s): %d adopted, %d resubmitted, %d rebuilt and submitted, %d lost",
+            namespace, len(keys), counts["adopted"], counts["resubmitted"], counts["rebuilt"], counts["lost"],
         )  # fmt: skip
 
     def _wait_for_watches(self, namespace: str, keys: list[AttemptKey]) -> bool:
@@ -434,7 +419,10 @@ class Submitter:
         return True
 
     def _recover_one(self, record: Attempt, namespace: str) -> str:
-        """Adopt the attempt's object, re-create it from the journal, or report it lost; says which it did."""
+        """Adopt the attempt's object, re-create it from the journal or from the launch the engine rebuilt (a
+        STARTING attempt after a failover, whose journal was on the other replica's disk), or report it lost; says
+        which it did. Re-creating is safe: the name is the attempt's own, so a create that did happen meets 409 and
+        is adopted, and the watches have listed every object of the namespace before this runs."""
         assert record.handler is not None
         if record.exists:
             with self.table.lock:
@@ -449,6 +437,9 @@ class Submitter:
                 problem = api_blocker(e, namespace)
                 self.finish(record, problem.reason, problem.message, problem.failure)
             return "resubmitted"
+        if record.launch is not None and record.reported is None:
+            self.pool.submit(self._create, record.key)  # as a first submission: run prepared, journal, create
+            return "rebuilt"
         if record.reported == TaskStatus.RUNNING:
             message = (f"its {record.handler.kind.kind} {namespace}/{record.name} was deleted while the controller "
                        "was down")  # fmt: skip

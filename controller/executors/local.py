@@ -295,6 +295,8 @@ class LocalExecutor(Executor):
             if launch.spec.uses_variable("TASK_PATH"):  # the original Odin's per-task directory: <RUN_PATH>/<task>
                 _make_dir(Path(launch.paths.run_path) / task, owner)
             env.update(_make_ephemeral(prefix, launch.spec, owner))
+            if self.sandbox is not None and self.sandbox.closes_entries_in(env.get("TMPDIR") or "/tmp"):
+                env["TMPDIR"] = _make_private_tmp(prefix, owner)  # `mkstemp` would be refused in the closed one
             if gpus is not None:  # before the task exists: a restart must never see it running without its GPUs
                 Path(f"{prefix}.gpus").write_text(",".join(str(i) for i in gpus) + "\n")
             with Path(log_path).open("ab") as log_file:
@@ -354,6 +356,8 @@ class LocalExecutor(Executor):
             Grant(str(prefix.parent), STATE_FILES),
         ]
         grants += [Grant(env[ephemeral_env_name(v.name)], EVERYTHING) for v in launch.spec.ephem_volumes]
+        if env.get("TMPDIR", "").startswith(f"{prefix}{EPHEMERAL_SUFFIX}/"):
+            grants.append(Grant(env["TMPDIR"], EVERYTHING))
         grants += [Grant(i.location, READ) for i in launch.inputs if i.location.startswith("/")]
         return grants
 
@@ -633,6 +637,21 @@ def _make_ephemeral(prefix: Path, spec: TaskSpec, owner: tuple[int, int] | None)
         _make_dir(directory, owner)
         env[ephemeral_env_name(volume.name)] = str(directory)
     return env
+
+
+PRIVATE_TMP = ".tmp"
+"""`<tasks>/<run>/<task>.<attempt>.ephem/.tmp`: the attempt's `TMPDIR` when the sandbox closes the usual one (a data
+directory under `/tmp` closes `/tmp` itself to new entries); removed with the ephemeral volumes. Volume names are DNS
+labels, so none can be `.tmp`."""
+
+
+def _make_private_tmp(prefix: Path, owner: tuple[int, int] | None) -> str:
+    """A fresh temporary directory for the attempt alone, for `TMPDIR`."""
+    directory = Path(f"{prefix}{EPHEMERAL_SUFFIX}") / PRIVATE_TMP
+    shutil.rmtree(directory, ignore_errors=True)  # a re-start of the same attempt after a lost start
+    _make_dir(directory.parent, owner)
+    _make_dir(directory, owner)
+    return str(directory)
 
 
 def _remove_ephemeral(prefix: Path) -> None:

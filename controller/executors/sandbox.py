@@ -87,6 +87,12 @@ class Sandbox:
     def describe(self) -> str:
         return f"Landlock (ABI {self.abi})"
 
+    def closes_entries_in(self, directory: str) -> bool:
+        """Whether a task could not create entries directly in `directory`: the data directory, a directory inside
+        it, or one on the way to it (`/tmp` when the data directory is under `/tmp`, `~` for the default one)."""
+        path = Path(os.path.realpath(directory))
+        return path in self._chain or self.data_dir in path.parents
+
     def spawn(self, grants: Iterable[Grant], start: Callable[[], T]) -> T:
         """`start()` (which starts a process) on a fresh thread restricted to everything outside the data directory
         and `grants` inside it; its result, or its exception. Raises `landlock.LandlockError` (an `OSError`) when

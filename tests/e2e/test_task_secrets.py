@@ -296,6 +296,12 @@ def attempt(op, path):
                 f.write("written")
         elif op == "signal":
             os.kill(int(path), 0)
+        elif op == "mkstemp":  # in TMPDIR, as mktemp(1) does (the data directory is under /tmp here, which the
+            import tempfile  # sandbox closes; Python's own default would quietly fall back to /var/tmp)
+            fd, name = tempfile.mkstemp(dir=os.environ.get("TMPDIR", "/tmp"))
+            os.write(fd, b"x")
+            os.close(fd)
+            os.unlink(name)
         return "ok"
     except OSError as e:
         return errno.errorcode.get(e.errno, str(e.errno))
@@ -319,6 +325,7 @@ targets.update({
     "own_output": ["write", os.path.join(env["OUTPUT_PATH"], "x")],
     "own_results": ["write", os.path.join(env["RESULTS_PATH"], "x")],
     "own_ephemeral": ["write", os.path.join(env["ODIN_EPHEM_SCRATCH"], "x")],
+    "own_tmp": ["mkstemp", ""],
     "artifact": ["read", artifact],
 })
 print("PROBE " + json.dumps({"artifact_path": artifact, **{k: attempt(*v) for k, v in targets.items()}}), flush=True)
@@ -329,7 +336,17 @@ REFUSED_BY_THE_SANDBOX = (
     "other_output", "other_tree",
 )  # fmt: skip
 CLOSED_ANYWAY = ("server_environ", "server_mem")  # non-dumpable
-OWN = ("own_tree", "own_run", "own_task_path", "own_root", "own_output", "own_results", "own_ephemeral", "artifact")
+OWN = (
+    "own_tree",
+    "own_run",
+    "own_task_path",
+    "own_root",
+    "own_output",
+    "own_results",
+    "own_ephemeral",
+    "own_tmp",
+    "artifact",
+)
 
 
 def _sandbox_repo(base: Path) -> GitRemote:

@@ -295,7 +295,7 @@ class LocalExecutor(Executor):
             if launch.spec.uses_variable("TASK_PATH"):  # the original Odin's per-task directory: <RUN_PATH>/<task>
                 _make_dir(Path(launch.paths.run_path) / task, owner)
             env.update(_make_ephemeral(prefix, launch.spec, owner))
-            if self.sandbox is not None and self.sandbox.closes_entries_in(env.get("TMPDIR") or "/tmp"):
+            if self.sandbox is not None and self.sandbox.closes_entries_in(env.get("TMPDIR") or DEFAULT_TMPDIR):
                 env["TMPDIR"] = _make_private_tmp(prefix, owner)  # `mkstemp` would be refused in the closed one
             if gpus is not None:  # before the task exists: a restart must never see it running without its GPUs
                 Path(f"{prefix}.gpus").write_text(",".join(str(i) for i in gpus) + "\n")
@@ -638,6 +638,8 @@ def _make_ephemeral(prefix: Path, spec: TaskSpec, owner: tuple[int, int] | None)
         env[ephemeral_env_name(volume.name)] = str(directory)
     return env
 
+
+DEFAULT_TMPDIR = "/tmp"  # noqa: S108  (where mktemp(1) and mkstemp(3) look when TMPDIR is unset)
 
 PRIVATE_TMP = ".tmp"
 """`<tasks>/<run>/<task>.<attempt>.ephem/.tmp`: the attempt's `TMPDIR` when the sandbox closes the usual one (a data

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -270,8 +271,7 @@ def _migrate_postgres(engine: DbEngine) -> None:
     index builds of `online_ddl`). Two replicas starting together must not both migrate: a session-level advisory
     lock (not a transaction's, which the first script's commit would release) is held throughout."""
     with engine.connect() as conn:
-        conn.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY})
-        conn.commit()
+        _take_migration_lock(conn)
         try:
             state = schema_state(conn)
             conn.commit()
@@ -284,6 +284,31 @@ def _migrate_postgres(engine: DbEngine) -> None:
                 conn.commit()
             except sa.exc.SQLAlchemyError:
                 conn.invalidate()  # a lost connection: its session, and the lock with it, is gone or ends now
+
+
+MIGRATION_LOCK_POLL = (0.05, 1.0)
+"""First and longest pause between tries for the migration lock, in seconds."""
+
+
+def _take_migration_lock(conn: SaConnection) -> None:
+    """The session's migration lock, tried in short transactions rather than waited for in one: a replica blocked in
+    `pg_advisory_lock` is a transaction with a snapshot, and the other replica's `CREATE INDEX CONCURRENTLY` waits
+    for every such transaction to end, while that one waits for its lock: Postgres then kills one as a deadlock (seen
+    with two replicas starting on an empty database, `tests/webhooks/test_replica_race.py`)."""
+    pause, longest = MIGRATION_LOCK_POLL
+    waited = 0.0
+    said = 0.0
+    while True:
+        taken = conn.execute(sa.text("SELECT pg_try_advisory_lock(:key)"), {"key": MIGRATION_LOCK_KEY}).scalar()
+        conn.commit()
+        if taken:
+            return
+        if waited - said >= 10:
+            log.info("waiting for another process's migration of the database (%.0f s so far)", waited)
+            said = waited
+        time.sleep(pause)
+        waited += pause
+        pause = min(longest, pause * 2)
 
 
 def _is_current(engine: DbEngine) -> bool:

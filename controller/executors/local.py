@@ -4,8 +4,10 @@ Why a `/bin/sh` wrapper around every task: the wrapper writes the task's pid bef
 into the attempt's state directory. The task runs in its own session, so it survives the controller being killed;
 a restarted controller finds the exit file (the task finished while Odin was down: its outcome is adopted, it is not
 run again), or a live pid it can verify is still that task (it is watched to the end), or neither (the attempt is
-reported lost, an INFRA failure, and retried). The wrapper costs about 0.5 ms per task, measured against a bare
-`Popen` — cheap insurance against running a finished training step twice.
+reported lost, an INFRA failure, and retried). Its cost is its second process (the shell's fork of the task and
+the wait for it), not the shell: a wrapper compiled from C or one supervisor process spawning every task costs as
+much (`benchmarks/bench_wrappers.py`, docs/local-executor.md) — the price of never running a finished training step
+twice.
 
 Layout under the data directory:
   runs/<run-id>/                      ${RUN_PATH}: the run's outputs, shared by its tasks

@@ -20,6 +20,9 @@ SCRIPTS = (
     "bench_store_scale.py",
     "bench_sandbox.py",
     "bench_kube_scale.py",
+    "bench_local_executor.py",
+    "bench_wrappers.py",
+    "bench_startup.py",
 )
 
 

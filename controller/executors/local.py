@@ -4,8 +4,10 @@ Why a `/bin/sh` wrapper around every task: the wrapper writes the task's pid bef
 into the attempt's state directory. The task runs in its own session, so it survives the controller being killed;
 a restarted controller finds the exit file (the task finished while Odin was down: its outcome is adopted, it is not
 run again), or a live pid it can verify is still that task (it is watched to the end), or neither (the attempt is
-reported lost, an INFRA failure, and retried). The wrapper costs about 0.5 ms per task, measured against a bare
-`Popen` — cheap insurance against running a finished training step twice.
+reported lost, an INFRA failure, and retried). Its cost is its second process (the shell's fork of the task and
+the wait for it), not the shell: a wrapper compiled from C or one supervisor process spawning every task costs as
+much (`benchmarks/bench_wrappers.py`, docs/local-executor.md) — the price of never running a finished training step
+twice.
 
 Layout under the data directory:
   runs/<run-id>/                      ${RUN_PATH}: the run's outputs, shared by its tasks
@@ -164,6 +166,19 @@ class LocalExecutor(Executor):
         base = self.outputs_dir / run.run_id / task / str(attempt)
         return AttemptDirs(output_path=str(base / "artifacts"), results_path=str(base / "results"))
 
+    def _make_attempt_base(self, run_id: str, task: str, attempt: int) -> None:
+        """`outputs/<run>/<task>/<attempt>`, made top-down: two `mkdir`s where `mkdir(parents=True)` of each output
+        directory tries every missing level from the bottom first (eight or nine system calls a task, a measurable
+        part of a trivial task's launch; issue 15 item 1). Odin's, as before: only the two leaves are the task's."""
+        task_dir = self.outputs_dir / run_id / task
+        for directory in (task_dir, task_dir / str(attempt)):
+            try:
+                directory.mkdir()
+            except FileExistsError:
+                pass  # a later attempt, or a re-start of this one
+            except FileNotFoundError:
+                directory.mkdir(parents=True, exist_ok=True)  # the run's outputs directory is made with the first
+
     def attempt_prefix(self, run_id: str, task: str, attempt: int) -> Path:
         return self.tasks_dir / run_id / f"{task}.{attempt}"
 
@@ -291,6 +306,7 @@ class LocalExecutor(Executor):
             as_user = {"user": user.uid, "group": user.gid, "extra_groups": list(user.groups)}
         try:
             owner = (user.uid, user.gid) if user is not None else None
+            self._make_attempt_base(run_id, task, attempt)
             outputs.prepare(self.attempt_dirs(launch.run, task, attempt), owner)
             if launch.spec.uses_variable("TASK_PATH"):  # the original Odin's per-task directory: <RUN_PATH>/<task>
                 _make_dir(Path(launch.paths.run_path) / task, owner)

@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
@@ -121,16 +121,20 @@ def _check_parameters(
 ) -> None:
     rows = parameters if executemany else (parameters,)
     for row in rows:
-        values = row.values() if isinstance(row, dict) else row or ()
-        for value in values:
-            if isinstance(value, str) and "\0" in value:
-                raise InvalidText("text with a NUL character (\\0) cannot be stored; remove it and try again")
+        refuse_nul(row.values() if isinstance(row, dict) else row or ())
+
+
+def refuse_nul(values: Iterable[Any]) -> None:
+    """`InvalidText` if a text value holds a NUL (every statement's parameters, whichever path sends them)."""
+    for value in values:
+        if isinstance(value, str) and "\0" in value:
+            raise InvalidText("text with a NUL character (\\0) cannot be stored; remove it and try again")
 
 
 def _translate_text_errors(context: sa.engine.ExceptionContext) -> BaseException | None:
     pgcode = getattr(context.original_exception, "pgcode", None)
     if pgcode in _UNSTORABLE_TEXT:
-        return InvalidText(f"text the database cannot store: {_first_line(context.original_exception)}")
+        return InvalidText(f"text the database cannot store: {first_line(context.original_exception)}")
     return None
 
 
@@ -170,7 +174,7 @@ def transaction(engine: DbEngine) -> Iterator[Connection]:
             with conn.begin():
                 yield conn
     except OperationalError as e:
-        raise StoreUnavailable(f"database unavailable: {_first_line(e)}") from e
+        raise StoreUnavailable(f"database unavailable: {first_line(e)}") from e
 
 
 class Writer:
@@ -197,7 +201,7 @@ class Writer:
                     yield self._conn
             except OperationalError as e:
                 self.close()
-                raise StoreUnavailable(f"database unavailable: {_first_line(e)}") from e
+                raise StoreUnavailable(f"database unavailable: {first_line(e)}") from e
 
     def close(self) -> None:
         if self._conn is not None:
@@ -213,7 +217,7 @@ def reading(engine: DbEngine) -> Iterator[Connection]:
         with engine.connect() as conn:
             yield conn
     except OperationalError as e:
-        raise StoreUnavailable(f"database unavailable: {_first_line(e)}") from e
+        raise StoreUnavailable(f"database unavailable: {first_line(e)}") from e
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -262,7 +266,7 @@ def migrate(engine: DbEngine) -> None:
                     return
                 upgrade_with_alembic(engine, conn)
     except OperationalError as e:
-        raise StoreUnavailable(f"cannot migrate {redact_db_url(str(engine.url))}: {_first_line(e)}") from e
+        raise StoreUnavailable(f"cannot migrate {redact_db_url(str(engine.url))}: {first_line(e)}") from e
 
 
 def _migrate_postgres(engine: DbEngine) -> None:
@@ -327,6 +331,7 @@ def upgrade_with_alembic(engine: DbEngine, conn: Connection) -> None:
     command.upgrade(cfg, "head")
 
 
-def _first_line(e: BaseException) -> str:
+def first_line(e: BaseException) -> str:
+    """The first line of a database error (its driver's message), for messages a user reads."""
     text = str(getattr(e, "orig", None) or e)
     return text.strip().splitlines()[0] if text.strip() else type(e).__name__

@@ -24,7 +24,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.engine import Engine as DbEngine
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from odin.controller.store import queueing
+from odin.controller.store import queueing, sqlite_batch
 from odin.controller.store.db import StoreError, StoreUnavailable, Writer, reading, transaction
 from odin.controller.store.leadership import Fence, hold
 from odin.controller.store.models import EVENTS, REPOSITORIES, RUNS, TASK_RUNS
@@ -83,26 +83,55 @@ def write_batch(
     `LeadershipLost` otherwise, with nothing written (`store.leadership`).
 
     Updates that set the same columns are sent as one executemany with a statement built once per column set, so
-    the engine's hot path pays neither statement construction nor compilation per row.
+    the engine's hot path pays neither statement construction nor compilation per row; on SQLite they go through
+    the driver's cursor (`store.sqlite_batch`), in the same transaction.
     """
     now = utcnow()
-    stored: list[dict[str, Any]] = []
     try:
         with writer.transaction() if writer is not None else transaction(engine) as conn:
             hold(conn, fence)
-            for stmt, rows in _grouped(batch.task_updates, _task_update, ("_run_id", "_name")):
-                conn.execute(stmt, rows)
-            for stmt, rows in _grouped({(k,): v for k, v in batch.run_updates.items()}, _run_update, ("_id",)):
-                conn.execute(stmt, rows)
-            if batch.events:
-                rows = [{**e, "time": now} for e in batch.events]
-                ids = conn.execute(EVENTS.insert().returning(EVENTS.c.id), rows).scalars().all()
-                stored = [{**row, "id": i} for row, i in zip(rows, ids, strict=True)]
+            write = _write_sqlite if conn.dialect.name == "sqlite" else _write_core
+            return write(conn, batch, now)
     except StoreUnavailable:
         raise
     except OperationalError as e:
         raise StoreUnavailable(f"cannot record engine changes: {str(e.orig).strip().splitlines()[0]}") from e
-    return stored
+
+
+def _write_core(conn: Connection, batch: WriteBatch, now: datetime) -> list[dict[str, Any]]:
+    for stmt, rows in _grouped(batch.task_updates, _task_update, ("_run_id", "_name")):
+        conn.execute(stmt, rows)
+    for stmt, rows in _grouped({(k,): v for k, v in batch.run_updates.items()}, _run_update, ("_id",)):
+        conn.execute(stmt, rows)
+    if not batch.events:
+        return []
+    rows = [{**e, "time": now} for e in batch.events]
+    ids = conn.execute(EVENTS.insert().returning(EVENTS.c.id), rows).scalars().all()
+    return [{**row, "id": i} for row, i in zip(rows, ids, strict=True)]
+
+
+def _write_sqlite(conn: Connection, batch: WriteBatch, now: datetime) -> list[dict[str, Any]]:
+    dialect = conn.dialect
+    updates = [
+        (sqlite_batch.update(TASKS, columns, ("run_id", "name"), dialect), rows)
+        for columns, rows in _by_columns(batch.task_updates, ("run_id", "name")).items()
+    ]
+    updates += [
+        (sqlite_batch.update(RUNS, columns, ("id",), dialect), rows)
+        for columns, rows in _by_columns({(k,): v for k, v in batch.run_updates.items()}, ("id",)).items()
+    ]
+    ids = sqlite_batch.execute(conn, updates, (EVENTS, batch.events), now)
+    return [{**e, "time": now, "id": i} for e, i in zip(batch.events, ids, strict=True)]
+
+
+def _by_columns(
+    updates: Mapping[Any, Mapping[str, Any]], key_names: tuple[str, ...]
+) -> dict[frozenset[str], list[dict[str, Any]]]:
+    """Rows grouped by the columns they set, each with its key under `key_names`."""
+    groups: dict[frozenset[str], list[dict[str, Any]]] = {}
+    for key, values in updates.items():
+        groups.setdefault(frozenset(values), []).append({**values, **dict(zip(key_names, key, strict=True))})
+    return groups
 
 
 def _grouped(
@@ -110,10 +139,7 @@ def _grouped(
     build: Callable[[frozenset[str]], sa.Update],
     key_names: tuple[str, ...],
 ) -> Iterator[tuple[sa.Update, list[dict[str, Any]]]]:
-    groups: dict[frozenset[str], list[dict[str, Any]]] = {}
-    for key, values in updates.items():
-        groups.setdefault(frozenset(values), []).append({**values, **dict(zip(key_names, key, strict=True))})
-    for columns, rows in groups.items():
+    for columns, rows in _by_columns(updates, key_names).items():
         yield build(columns), rows
 
 

@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 
 
@@ -34,7 +33,25 @@ class UTCDateTime(sa.types.TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-JSONColumn: sa.types.TypeEngine[Any] = sa.JSON().with_variant(JSONB(), "postgresql")
+class _JSONOrJSONB(sa.types.TypeDecorator[Any]):
+    """JSON on SQLite, JSONB on Postgres (indexable, compact).
+
+    A type decorator rather than `sa.JSON().with_variant(JSONB(), "postgresql")` so that SQLAlchemy's Postgres
+    dialect (and asyncio, which it imports) is loaded only by a process that talks to Postgres, not by every `odin
+    run` on SQLite (issue 15 item 2). The DDL, the values and Alembic's comparison are the same."""
+
+    impl = sa.JSON
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import JSONB
+
+            return dialect.type_descriptor(JSONB())
+        return dialect.type_descriptor(sa.JSON())
+
+
+JSONColumn: sa.types.TypeEngine[Any] = _JSONOrJSONB()
 """JSON on SQLite, JSONB on Postgres (indexable, compact)."""
 
 

@@ -188,6 +188,69 @@ def test_write_batch_is_all_or_nothing(db: Engine) -> None:
     assert {t["status"] for t in loaded.tasks} == {"pending"}
 
 
+def _fast_path_batch(run_id: str, now: datetime) -> WriteBatch:
+    """What the engine's turns write, with the values whose conversion could differ between the two paths: naive
+    and whole-second datetimes, JSON None (stored as JSON `null`, not SQL NULL), nested JSON, non-ASCII text, a
+    quoted column name (`trigger`) never set by the engine but present in the table."""
+    whole = now.replace(microsecond=0)
+    batch = WriteBatch()
+    batch.task(run_id, "prep", status="succeeded", attempt=1, reason="Completed", message="fertig ✓", exit_code=0,
+               started_at=whole, finished_at=now, pid=42, node="h", results={"acc": 0.9, "n": [1, None]},
+               artifacts={"model": {"path": "m.pt", "size": 3}})  # fmt: skip
+    batch.task(run_id, "fit", status="starting", attempt=2, exit_code=None, finished_at=None, pid=None, results=None,
+               artifacts=None, cache_key=None, not_before=None)  # fmt: skip
+    batch.run(run_id, status="running", started_at=whole, message=None)
+    batch.event("task.status", run_id=run_id, task="prep", commit_sha=SHA, status="succeeded", exit_code=0)
+    batch.event("run.status", run_id=run_id, commit_sha=SHA, status="running", message="é")
+    return batch
+
+
+def test_the_sqlite_fast_path_writes_exactly_what_core_writes(tmp_path: Path) -> None:
+    """On SQLite the engine's batch goes through the driver's cursor (`store.sqlite_batch`); every byte it stores,
+    read back raw, is what the SQLAlchemy Core path (Postgres's) stores for the same batch."""
+    from odin.controller.store import runs
+
+    now = datetime(2026, 12, 7, 12, 0, 0, 123456, tzinfo=UTC)
+    stored: dict[str, tuple[list[dict[str, object]], dict[str, list[tuple[object, ...]]]]] = {}
+    for path, write in (("core", runs._write_core), ("fast", runs._write_sqlite)):
+        db = create_db_engine(f"sqlite:///{tmp_path / path}.db")
+        migrate(db)
+        with transaction(db) as conn:
+            run_id = create_run(conn, new_run(None, Trigger.MANUAL)).run_id
+        with transaction(db) as conn:
+            events = write(conn, _fast_path_batch(run_id, now), now)
+        with db.connect() as conn:  # the batch's rows (not the run's creation, stamped with the clock)
+            raw = {
+                table: [tuple(r) for r in conn.exec_driver_sql(f"SELECT {cols} FROM {table} {where} ORDER BY id")]
+                for table, cols, where in (
+                    ("task_runs", "*", ""),
+                    ("events", "*", "WHERE kind != 'run.created'"),
+                    ("runs", "id, status, started_at, message", ""),
+                )
+            }
+        db.dispose()
+        stored[path] = (events, raw)
+    assert stored["fast"] == stored["core"]
+    events, raw = stored["fast"]
+    assert [e["kind"] for e in events] == ["task.status", "run.status"] and events[0]["id"] < events[1]["id"]
+    assert len(raw["events"]) >= 2 and any("fertig ✓" in map(str, row) for row in raw["task_runs"])
+
+
+def test_the_engine_batch_refuses_nul_and_writes_nothing(db: Engine) -> None:
+    """The SQLite fast path refuses NUL as every other write does (`InvalidText`), and the batch is all or nothing."""
+    from odin.controller.store.db import InvalidText
+
+    with db.begin() as conn:
+        run_id = create_run(conn, new_run(None, Trigger.MANUAL)).run_id
+    batch = WriteBatch()
+    batch.task(run_id, "prep", status="running", attempt=1)
+    batch.task(run_id, "fit", status="failed", message="bad\0byte")
+    with pytest.raises(InvalidText, match="NUL"):
+        write_batch(db, batch)
+    [loaded] = load_runs(db, [run_id])
+    assert {t["status"] for t in loaded.tasks} == {"pending"}
+
+
 def test_cancel_request_only_applies_to_active_runs(db: Engine) -> None:
     repo = make_repo(db)
     with db.begin() as conn:

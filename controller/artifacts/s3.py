@@ -46,6 +46,11 @@ MiB = 1024 * 1024
 NOT_FOUND_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
 
 
+PART_READ = 256 * 1024
+"""Bytes read from a part's body at a time: what s3transfer reads (its `io_chunksize`). urllib3 2's `read(amt)`
+buffers and joins what it reads, so 1 MiB reads cost measurably more CPU per byte than 256 KiB ones."""
+
+
 def translate(e: Exception, what: str) -> ArtifactError:
     """A boto3/botocore exception as the store's own error (the message names the operation, never credentials)."""
     if isinstance(e, botocore.exceptions.ClientError):
@@ -242,7 +247,7 @@ class S3Store(ArtifactStore):
                 )
                 position = offset
                 with contextlib.closing(response["Body"]) as body:
-                    for chunk in body.iter_chunks(CHUNK):
+                    for chunk in body.iter_chunks(PART_READ):
                         os.pwrite(fd, chunk, position)
                         position += len(chunk)
                 if position != offset + length:

@@ -7,6 +7,7 @@ Tests drive pods with the fake kubelet (through the API only), so the same test 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ from sqlalchemy.engine import Engine as DbEngine
 from odin.controller.engine.decide import RetryPolicy
 from odin.controller.engine.loop import Engine
 from odin.controller.executors.kubernetes import Deadlines, KubeOptions, KubernetesExecutor
-from odin.controller.store.db import transaction
+from odin.controller.store.db import create_db_engine, migrate, transaction
 from odin.controller.store.runs import TASKS, NewRun, create_run
 from odin.controller.vocabulary import RunStatus, Trigger
 from odin.schema.model import PipelineSpec, TaskSpec
@@ -162,6 +163,16 @@ class KubeHarness:
 
     def wait_pods(self, selector: str, count: int, timeout: float = 20) -> list[Any]:
         return wait_for(lambda: p if len(p := self.pods(selector)) >= count else None, timeout)
+
+
+def sqlite_harness(kube: KubeEnv, tmp: Path) -> Iterator[KubeHarness]:
+    """A harness on a fresh SQLite store in `tmp`, stopped and disposed of afterwards (`yield from` in a fixture)."""
+    db = create_db_engine(f"sqlite:///{tmp / 'odin.db'}")
+    migrate(db)
+    harness = KubeHarness(kube, db, tmp)
+    yield harness
+    harness.stop()
+    db.dispose()
 
 
 def _tolerant(action: Any) -> bool:

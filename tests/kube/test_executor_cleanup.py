@@ -16,11 +16,10 @@ import pytest
 from odin.controller.executors.kubernetes import names
 from odin.controller.executors.kubernetes.api import JOBS, PODS
 from odin.controller.executors.kubernetes.deletions import MAX_VALUES, Target, attempt_batches, run_batches
-from odin.controller.store.db import create_db_engine, migrate
 from odin.controller.vocabulary import RunStatus
 from odin.testing.kube.environment import KubeEnv
 from odin.testing.kube.kubelet import wait_for
-from tests.kube.harness import KubeHarness, pipeline, task
+from tests.kube.harness import KubeHarness, pipeline, sqlite_harness, task
 
 pytestmark = pytest.mark.kube
 
@@ -30,12 +29,7 @@ BASE = "app.kubernetes.io/managed-by=odin,odin.dev/instance=default"
 @pytest.fixture
 def h(kube: KubeEnv, tmp_path: Path) -> Iterator[KubeHarness]:
     """On SQLite only: clean-up does not touch the store."""
-    db = create_db_engine(f"sqlite:///{tmp_path / 'odin.db'}")
-    migrate(db)
-    harness = KubeHarness(kube, db, tmp_path)
-    yield harness
-    harness.stop()
-    db.dispose()
+    yield from sqlite_harness(kube, tmp_path)
 
 
 # -- the selectors ----------------------------------------------------------------------------------------------------

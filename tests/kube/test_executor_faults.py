@@ -13,25 +13,20 @@ import pytest
 import sqlalchemy as sa
 
 from odin.controller.executors.kubernetes import names
-from odin.controller.store.db import create_db_engine, migrate, transaction
+from odin.controller.store.db import transaction
 from odin.controller.store.runs import EVENTS, TASKS
 from odin.controller.vocabulary import RunStatus
 from odin.schema.model import TaskSpec
 from odin.testing.kube.environment import KubeEnv
 from odin.testing.kube.kubelet import wait_for
-from tests.kube.harness import KubeHarness, pipeline, task
+from tests.kube.harness import KubeHarness, pipeline, sqlite_harness, task
 
 pytestmark = pytest.mark.kube
 
 
 @pytest.fixture
 def h(kube: KubeEnv, tmp_path: Path) -> Iterator[KubeHarness]:
-    db = create_db_engine(f"sqlite:///{tmp_path / 'odin.db'}")
-    migrate(db)
-    harness = KubeHarness(kube, db, tmp_path)
-    yield harness
-    harness.stop()
-    db.dispose()
+    yield from sqlite_harness(kube, tmp_path)
 
 
 def created(kube: KubeEnv, resource: str = "pods") -> int:

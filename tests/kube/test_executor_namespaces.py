@@ -10,24 +10,19 @@ import pytest
 import sqlalchemy as sa
 
 from odin.controller.executors.kubernetes import KubeOptions
-from odin.controller.store.db import create_db_engine, migrate, transaction
+from odin.controller.store.db import transaction
 from odin.controller.store.models import REPOSITORIES
 from odin.controller.store.runs import NewRun, create_run
 from odin.controller.vocabulary import RunStatus, Trigger
 from odin.testing.kube.environment import KubeEnv, _create_namespace
-from tests.kube.harness import TREE, KubeHarness, pipeline, task
+from tests.kube.harness import TREE, KubeHarness, pipeline, sqlite_harness, task
 
 pytestmark = pytest.mark.kube
 
 
 @pytest.fixture
 def h(kube: KubeEnv, tmp_path: Path) -> Iterator[KubeHarness]:
-    db = create_db_engine(f"sqlite:///{tmp_path / 'odin.db'}")
-    migrate(db)
-    harness = KubeHarness(kube, db, tmp_path)
-    yield harness
-    harness.stop()
-    db.dispose()
+    yield from sqlite_harness(kube, tmp_path)
 
 
 @pytest.fixture

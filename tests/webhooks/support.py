@@ -186,3 +186,14 @@ def settings_for(tmp: Path, remote: GitRemote, db_url: str, **overrides: Any) ->
         **overrides,
     }
     return Settings(**values)
+
+
+def push_via_webhook(odin: Odin, files: dict[str, str]) -> str:
+    """Commit `files` to the followed repository and tell `odin` with a signed GitHub push delivery (202); the sha."""
+    before = odin.remote.head
+    sha = odin.remote.commit(files)
+    delivery = point_at("github", load("github", "push"), after=sha, before=before)
+    delivery.headers["X-GitHub-Delivery"] = f"delivery-{sha}"
+    raw, headers = signed("github", delivery)
+    assert odin.post("github", raw, headers).status_code == 202
+    return sha

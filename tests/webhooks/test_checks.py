@@ -25,7 +25,7 @@ from tests.support.wait import wait_until
 from tests.webhooks.conftest import OdinFactory
 from tests.webhooks.fake_forges import FakeBitbucket, FakeGitHubChecks, FakeGitLab
 from tests.webhooks.fake_receivers import FakeProvider
-from tests.webhooks.support import HELLO, Odin, load, point_at, signed
+from tests.webhooks.support import HELLO, Odin, push_via_webhook
 
 TOKEN = "checks-token-456"
 PUBLIC = "https://odin.acme.example"
@@ -61,16 +61,6 @@ def started(odin: Odin) -> CommitStatusNotifier:
     return notifier.start(odin.controller.bus)
 
 
-def push(odin: Odin, files: dict[str, str]) -> str:
-    before = odin.remote.head
-    sha = odin.remote.commit(files)
-    delivery = point_at("github", load("github", "push"), after=sha, before=before)
-    delivery.headers["X-GitHub-Delivery"] = f"delivery-{sha}"
-    raw, headers = signed("github", delivery)
-    assert odin.post("github", raw, headers).status_code == 202
-    return sha
-
-
 def seen_event(odin: Odin, sha: str) -> dict[str, Any]:
     """The commit's `commit.seen` event as the bus carried it (what a restarted notifier would be given again)."""
     [row] = odin.rows(EVENTS, EVENTS.c.kind == "commit.seen", EVENTS.c.commit_sha == sha)
@@ -88,7 +78,7 @@ def test_github_annotates_every_problem_in_batches_of_50(odin_factory: OdinFacto
     odin, notifier = reporting_odin(odin_factory, "github", github.url)
     try:
         github.refuse("POST", r"/check-runs$", 502)  # retried with backoff: still one check run in the end
-        sha = push(odin, {"broken/main.yml": BROKEN})
+        sha = push_via_webhook(odin, {"broken/main.yml": BROKEN})
         wait_until(lambda: [len(c["annotations"]) for c in github.named("odin/validation")] == [60], 30)
         [check] = github.named("odin/validation", sha)
         assert check["status"] == "completed" and check["conclusion"] == "failure"
@@ -135,7 +125,7 @@ def test_github_run_check_ends_with_its_conclusion_tasks_and_failed_task_log(
 ) -> None:
     odin, notifier = reporting_odin(odin_factory, "github", github.url)
     try:
-        sha = push(odin, {"train/main.yml": FAILING})
+        sha = push_via_webhook(odin, {"train/main.yml": FAILING})
         [run] = wait_until(lambda: odin.runs(sha), 15)
         wait_until(lambda: [c.get("conclusion") for c in github.named("odin/train")] == ["failure"], 30)
         [check] = github.named("odin/train", sha)
@@ -163,7 +153,7 @@ def test_github_a_run_past_its_timeout_concludes_timed_out(odin_factory: OdinFac
     odin, notifier = reporting_odin(odin_factory, "github", github.url)
     slow = "name: slow\ntimeout: 1s\ntasks:\n  - {name: nap, image: busybox, command: [sleep, '30']}\n"
     try:
-        sha = push(odin, {"slow/main.yml": slow})
+        sha = push_via_webhook(odin, {"slow/main.yml": slow})
         wait_until(lambda: [c.get("conclusion") for c in github.named("odin/slow")] == ["timed_out"], 30)
     finally:
         notifier.stop()
@@ -181,7 +171,7 @@ def test_a_restarted_notifier_finishes_a_check_without_duplicating_it(
     the check run by name and external id, sends only the 10 missing annotations, and a third report adds none."""
     odin, first = reporting_odin(odin_factory, "github", github.url)
     github.refuse("PATCH", r"/check-runs/\d+$", 401, "Bad credentials")
-    sha = push(odin, {"broken/main.yml": BROKEN})
+    sha = push_via_webhook(odin, {"broken/main.yml": BROKEN})
     wait_until(lambda: odin.events("report.failed"), 30, message="the refused update recorded")
     first.stop()
     [failed] = odin.events("report.failed")
@@ -222,7 +212,7 @@ def test_a_github_app_mints_its_installation_token_once(
     )
     notifier = started(odin)
     try:
-        sha = push(odin, {"train/main.yml": HELLO.format(name="train", marker="app")})
+        sha = push_via_webhook(odin, {"train/main.yml": HELLO.format(name="train", marker="app")})
         wait_until(lambda: [c.get("conclusion") for c in github.named("odin/train")] == ["success"], 30)
         wait_until(lambda: [c.get("conclusion") for c in github.named("odin/validation")] == ["success"], 30)
     finally:
@@ -241,9 +231,9 @@ def test_checks_refused_fall_back_to_statuses_said_once(
     github.deny_checks = True
     odin, notifier = reporting_odin(odin_factory, "github", github.url)
     try:
-        broken = push(odin, {"broken/main.yml": BROKEN})
+        broken = push_via_webhook(odin, {"broken/main.yml": BROKEN})
         wait_until(lambda: any(s["sha"] == broken for s in github.statuses), 30)
-        sha = push(odin, {"train/main.yml": HELLO.format(name="train", marker="fallback")})
+        sha = push_via_webhook(odin, {"train/main.yml": HELLO.format(name="train", marker="fallback")})
         train = lambda: [s["state"] for s in github.statuses if s["context"] == "odin/train"]  # noqa: E731
         wait_until(lambda: train()[-1:] == ["success"], 30)
     finally:
@@ -262,7 +252,7 @@ def test_gitlab_shows_the_first_problem_and_one_note_on_the_open_merge_request(o
     gitlab = FakeGitLab(token=TOKEN, merge_requests={7: "opened", 3: "closed"}).start()
     odin, notifier = reporting_odin(odin_factory, "gitlab", gitlab.url + "/api/v4")
     try:
-        sha = push(odin, {"broken/main.yml": BROKEN})
+        sha = push_via_webhook(odin, {"broken/main.yml": BROKEN})
         wait_until(lambda: gitlab.notes.get(7), 30, message="the note on the open merge request")
         event = seen_event(odin, sha)
         notifier.on_event(event)  # sent again (a redelivery, a restart): the note is found, not added
@@ -290,7 +280,7 @@ def test_gitea_status_names_the_first_problem_and_links_the_commit(odin_factory:
     gitea = FakeProvider().start()
     odin, notifier = reporting_odin(odin_factory, "gitea", gitea.url + "/api/v1")
     try:
-        sha = push(odin, {"broken/main.yml": BROKEN})
+        sha = push_via_webhook(odin, {"broken/main.yml": BROKEN})
         wait_until(lambda: gitea.received, 30)
     finally:
         notifier.stop()
@@ -310,11 +300,11 @@ def test_bitbucket_build_statuses_and_a_code_insights_report_with_annotations(od
     bitbucket = FakeBitbucket(token=TOKEN).start()
     odin, notifier = reporting_odin(odin_factory, "bitbucket", bitbucket.url + "/2.0")
     try:
-        broken = push(odin, {"one/main.yml": BROKEN, "two/main.yml": BROKEN})
+        broken = push_via_webhook(odin, {"one/main.yml": BROKEN, "two/main.yml": BROKEN})
         wait_until(lambda: len(bitbucket.calls("POST", r"/annotations$")) == 2, 30)
         notifier.on_event(seen_event(odin, broken))  # sent again: the same report and annotations, updated
         wait_until(lambda: len(bitbucket.calls("POST", r"/annotations$")) == 4, 30)
-        sha = push(odin, {"train/main.yml": HELLO.format(name="train", marker="bitbucket")})
+        sha = push_via_webhook(odin, {"train/main.yml": HELLO.format(name="train", marker="bitbucket")})
         [run] = wait_until(lambda: odin.runs(sha), 15)
         wait_until(lambda: bitbucket.statuses.get((sha, "odin/train"), {}).get("state") == "SUCCESSFUL", 30)
     finally:

@@ -19,7 +19,7 @@ from odin.webhooks.notifiers.base import CommitStatusNotifier
 from tests.support.wait import wait_until
 from tests.webhooks.conftest import OdinFactory
 from tests.webhooks.fake_receivers import FakeProvider
-from tests.webhooks.support import HELLO, Odin, load, point_at, signed
+from tests.webhooks.support import HELLO, Odin, push_via_webhook
 
 FAILING = "name: train\ntasks:\n  - {name: boom, image: busybox, command: [sh, -c, 'exit 3'], retries: 0}\n"
 PUBLIC = "https://odin.acme.example"
@@ -47,16 +47,6 @@ def notified_odin(factory: OdinFactory, kind: str, api_url: str, **overrides: An
     notifier.backoff = replace(notifier.backoff, initial=0.05)
     notifier.start(odin.controller.bus)
     return odin, notifier
-
-
-def push_via_webhook(odin: Odin, files: dict[str, str]) -> str:
-    before = odin.remote.head
-    sha = odin.remote.commit(files)
-    delivery = point_at("github", load("github", "push"), after=sha, before=before)
-    delivery.headers["X-GitHub-Delivery"] = f"delivery-{sha}"
-    raw, headers = signed("github", delivery)
-    assert odin.post("github", raw, headers).status_code == 202
-    return sha
 
 
 def is_subsequence(items: list[str], of: list[str]) -> bool:

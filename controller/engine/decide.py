@@ -110,6 +110,9 @@ Action = TaskAction | FinishRun
 class Decision:
     actions: tuple[Action, ...]
     wake_at: float | None  # the earliest time something will be due (a retry, a timeout) if nothing else happens
+    # A task could start now (ready, or a retry whose backoff has passed) but no slot was free: the loop must step this
+    # run again when one frees up, as nothing else (no observation, no wake time) will.
+    wants_slot: bool = False
 
 
 def decide(
@@ -178,6 +181,7 @@ def decide(
             wake.append(nb)
     # Retries and fresh tasks compete for slots in pipeline order: a retry does not jump the queue.
     candidates = sorted(due_retries, key=dag.index.__getitem__)
+    wants_slot = bool(candidates) or any(n not in held for n in state.first_ready(len(held) + 1))
     if slots > 0:
         fresh = [n for n in state.first_ready(slots + len(held)) if n not in held]
         candidates = sorted([*candidates, *fresh], key=dag.index.__getitem__)[:slots]
@@ -188,7 +192,7 @@ def decide(
             failed = [n for n in dag.names if state[n].status == TaskStatus.FAILED]
             return Decision((FinishRun(RunStatus.FAILED, f"task(s) failed: {', '.join(failed[:5])}"),), None)
         return Decision((FinishRun(RunStatus.SUCCEEDED, "all tasks succeeded"),), None)
-    return Decision(tuple(actions), min(wake) if wake else None)
+    return Decision(tuple(actions), min(wake) if wake else None, wants_slot=wants_slot)
 
 
 def _after_failure(dag: Dag, state: RunState, name: str, now: float, policy: RetryPolicy) -> Action:

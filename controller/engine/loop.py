@@ -486,7 +486,7 @@ class Engine:
             )
             if not decision.actions:
                 run.wake_at = decision.wake_at
-                if free <= 0 and run.state.has_ready:
+                if free <= 0 and decision.wants_slot:  # a ready task or a due retry waits for a free slot
                     self._starved.add(run.ctx.run_id)
                 return
             for action in decision.actions:

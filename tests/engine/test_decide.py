@@ -338,6 +338,22 @@ def test_retry_tasks_carry_their_due_time() -> None:
     assert "retry 1 of 1" in retry.message
 
 
+def test_a_due_retry_without_a_free_slot_asks_for_one() -> None:
+    """No wake time is left for a retry that is already due: the loop must know the run waits for a slot (a restart
+    left two runs' retries stuck forever behind `max_active_tasks`)."""
+    sim = Sim(Dag.from_edges({"a": []}, retries={"a": 1}))
+    sim.step()
+    sim.fail("a")
+    sim.step()
+    sim.now += 60
+    waiting = decide(sim.dag, sim.state, now=sim.now, parallelism=10, free_slots=0, policy=NO_JITTER)
+    assert waiting.actions == () and waiting.wake_at is None and waiting.wants_slot
+    fresh = RunState.new(Dag.from_edges({"a": []}))
+    assert decide(fresh.dag, fresh, now=0, parallelism=10, free_slots=0).wants_slot
+    started = decide(sim.dag, sim.state, now=sim.now, parallelism=10, free_slots=1, policy=NO_JITTER)
+    assert started.actions == (StartTask("a", 2),)
+
+
 def test_wide_fan_in_tracks_readiness_and_blocking() -> None:
     """A join over 20,000 tasks (each upstream change costs O(1) for the join: see bench_local_executor --fan-in)."""
     n = 20_000

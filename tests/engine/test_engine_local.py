@@ -32,8 +32,9 @@ def spec(*tasks: TaskSpec) -> PipelineSpec:
 
 
 class Harness:
-    def __init__(self, db: DbEngine, data_dir: Path, *, parallelism: int = 4) -> None:
+    def __init__(self, db: DbEngine, data_dir: Path, *, parallelism: int = 4, max_active_tasks: int = 64) -> None:
         self.db, self.data_dir, self.parallelism = db, data_dir, parallelism
+        self.max_active_tasks = max_active_tasks
         self.work = data_dir / "work"
         self.work.mkdir(parents=True, exist_ok=True)
         self.engine: Engine | None = None
@@ -45,6 +46,7 @@ class Harness:
             executor,
             policy=RetryPolicy(base=0.05, maximum=0.2, jitter=0.0),
             default_parallelism=self.parallelism,
+            max_active_tasks=self.max_active_tasks,
             rescan_interval=0.5,
         )
         self.engine.start()
@@ -194,6 +196,20 @@ def test_parallelism_is_respected(harness: Harness) -> None:
     assert engine.wait(run_id, 30) == RunStatus.SUCCEEDED
     seen = [int(x) for x in (harness.data_dir / "concurrency.log").read_text().split()]
     assert max(seen) <= 2 and len(seen) == 6
+
+
+def test_a_retry_that_falls_due_while_every_slot_is_taken_runs_when_one_frees(harness: Harness) -> None:
+    """`max_active_tasks: 1`: run B's task fails, run A takes the only slot, B's retry falls due while A runs. It must
+    start when A ends (it waited forever: no wake time, no observation, and it was not among the starved runs)."""
+    harness.max_active_tasks = 1
+    engine = harness.start()
+    marker = harness.data_dir / "failed-once"
+    flaky = harness.create(spec(sh("b", f"[ -e {marker} ] || {{ touch {marker}; exit 1; }}", retries=1)))
+    wait_until(lambda: marker.exists(), 10)
+    holder = harness.create(spec(sh("a", "sleep 1")))
+    assert engine.wait(holder, 30) == RunStatus.SUCCEEDED
+    assert engine.wait(flaky, 15) == RunStatus.SUCCEEDED
+    assert harness.tasks(flaky)["b"].attempt == 2
 
 
 def test_events_are_recorded_and_published(harness: Harness) -> None:

@@ -63,13 +63,15 @@ def matches_branch(patterns: Sequence[str], branch: str) -> bool:
 matches = matches_branch
 
 
-def check_spec(values: Mapping[str, Any], *, current: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """The columns to store for `values` (a new registration, or the changes to `current`'s). Raises
-    `InvalidRepoSpec`."""
+def check_spec(
+    values: Mapping[str, Any], *, current: Mapping[str, Any] | None = None, allow_http: bool = False
+) -> dict[str, Any]:
+    """The columns to store for `values` (a new registration, or the changes to `current`'s); `allow_http`: plain
+    http:// URLs are accepted (`ODIN_GIT_ALLOW_HTTP`). Raises `InvalidRepoSpec`."""
     out: dict[str, Any] = {}
     if "url" in values:
         try:
-            out["url"] = parse_remote_url(str(values["url"])).redacted
+            out["url"] = parse_remote_url(str(values["url"]), allow_insecure_http=allow_http).redacted
         except InvalidRemoteUrl as e:
             raise InvalidRepoSpec(f"url: {e}") from None
     if "branches" in values or "branch" in values:

@@ -117,13 +117,13 @@ def git_credentials(settings: Settings) -> CredentialSource | None:
     return _checked(CredentialRefs(ssh_key_ref=ref)) if ref else None
 
 
-def record_credentials(url: str, ref: str | None) -> CredentialRefs | None:
+def record_credentials(url: str, ref: str | None, *, allow_http: bool = False) -> CredentialRefs | None:
     """Credentials of a registered repository from its reference: an SSH key for ssh and scp-like URLs, a token
     otherwise, resolved again at each connection when the secret changed (a rotated `file:` takes effect without a
     restart). Raises `SecretUnavailable` (the reference does not resolve now) or `ValueError`."""
     if ref is None:
         return None
-    if parse_remote_url(url).kind in (UrlKind.SSH, UrlKind.SCP):
+    if parse_remote_url(url, allow_insecure_http=allow_http).kind in (UrlKind.SSH, UrlKind.SCP):
         return _checked(CredentialRefs(ssh_key_ref=ref))
     return _checked(CredentialRefs(token_ref=ref))
 
@@ -156,6 +156,7 @@ class FollowedRepo:
     scheduler: Scheduler
     branches: tuple[str, ...] = ()  # the branch patterns followed (the own `branch` among them)
     webhook_secret_ref: str | None = None
+    credentials_ref: str | None = None  # a registered repository's (env:/file:); its commit statuses' token too
     origin: str = "settings"  # or "api": registered through /v1/repos (refreshed from the store)
     tag_patterns: tuple[str, ...] = ()  # the tag patterns followed (controller/tags.py); () follows no tag
     followers: BranchFollowers | None = None  # the further branches the patterns match; None: only `branch`
@@ -377,13 +378,14 @@ class Controller:
             record.name,
             record.url,
             branch=record.branch,
-            credentials=record_credentials(record.url, record.credentials_ref),
+            credentials=record_credentials(record.url, record.credentials_ref, allow_http=self.settings.git_allow_http),
             poll_interval=record.poll_interval,
             run_policy=record.run_policy,
             patterns=record.branches,
             tag_patterns=record.tags,
         )
         followed.webhook_secret_ref = record.webhook_secret_ref
+        followed.credentials_ref = record.credentials_ref
         followed.pull_requests = record.pull_requests
         followed.pr_approvers = record.pr_approvers
         followed.origin = "api"
@@ -409,7 +411,7 @@ class Controller:
 
         def mirror_of(on: str) -> Mirror:
             return Mirror(remote, settings.git_cache_dir, branch=on, credentials=credentials,
-                          work_limits=work_limits(settings))  # fmt: skip
+                          work_limits=work_limits(settings), allow_insecure_http=settings.git_allow_http)  # fmt: skip
 
         def sync_of(on: str, mirror: Mirror, *, further: bool) -> RepoSync:
             return RepoSync(

@@ -44,6 +44,11 @@ class Settings(BaseSettings):
         default=None, description="https token for `repo` (or a reference: env:/file:)."
     )
     git_ssh_key: str | None = Field(default=None, description="Path of the ssh private key for `repo`.")
+    git_allow_http: bool = Field(
+        default=False,
+        description="Follow plain http:// repository URLs too (a Git server inside the cluster or on loopback): their "
+        "tokens travel unencrypted, so only where the network is trusted.",
+    )
     poll_interval: float = Field(default=30.0, gt=0, description="Seconds between fetches; jittered by +-10%.")
     run_policy: Literal["latest", "each"] = Field(
         default="latest",

@@ -61,7 +61,9 @@ def get_repo(ctx: AppContext, name: str) -> RepoOut:
 
 def add_repo(ctx: AppContext, data: RepoCreate, *, by: str) -> RepoOut:
     name = check_repo_name(data.name)
-    values = check_repo_spec(_given(data) | {"branches": data.branches, "branch": data.default_branch})
+    values = check_repo_spec(
+        _given(data) | {"branches": data.branches, "branch": data.default_branch}, allow_http=_allow_http(ctx)
+    )
     record = repo_records.insert_record(ctx.db, name, values, by=by)
     _refresh(ctx)
     return _out(ctx, record)
@@ -75,7 +77,7 @@ def update_repo(ctx: AppContext, name: str, data: RepoUpdate, *, by: str) -> Rep
         given["branch"] = given.pop("default_branch", None)
         if "branch" in given and given["branch"] is None and current.branch in given["branches"]:
             given["branch"] = current.branch  # new patterns keep the own branch they still name
-    values = check_repo_spec(given, current={"branches": list(current.branches)})
+    values = check_repo_spec(given, current={"branches": list(current.branches)}, allow_http=_allow_http(ctx))
     record = repo_records.update_record(ctx.db, name, values, by=by)
     _refresh(ctx)
     return _out(ctx, record)
@@ -101,3 +103,8 @@ def _refresh(ctx: AppContext) -> None:
     """Follow the change on this replica now (the leader, if it is another one, picks it up at its next refresh)."""
     if ctx.controller is not None:
         ctx.controller.refresh_repositories()
+
+
+def _allow_http(ctx: AppContext) -> bool:
+    """Plain http:// repository URLs are accepted only where `ODIN_GIT_ALLOW_HTTP` says the network is trusted."""
+    return ctx.settings.git_allow_http

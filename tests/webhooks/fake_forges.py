@@ -4,7 +4,8 @@ keeping what they were sent as resources, so tests can assert both the exact req
 Each answers as its provider documents: `FakeGitHubChecks` creates and updates check runs (at most 50 annotations
 per request, appended by each update, `output.annotations_count` reported back), lists a commit's check runs by
 name, takes commit statuses, can refuse checks with the 403 a token without Checks permission gets, and with
-`app_id` authenticates as a GitHub App does (a JWT for the installation and its access tokens, then those tokens).
+`app_id` authenticates as a GitHub App does (a JWT for the installation and its access tokens, then those tokens);
+`repo_tokens` gives chosen repositories tokens of their own.
 `FakeGitLab` takes commit statuses and lists the merge requests of a commit and their notes (paginated), creating
 and editing notes. `FakeBitbucket` upserts build statuses by key, reports by id and annotations by `external_id`
 (at most 100 per request). All check the token in their own header; `refuse(method, pattern, status)` makes chosen
@@ -84,10 +85,16 @@ class FakeGitHubChecks(_Forge):
     installation_id: int = 42
     minted: list[str] = field(default_factory=list)
 
+    # Tokens of chosen repositories (owner/name -> token), as a forge holds one bot or deploy token per repository:
+    # calls about those repositories take theirs only, any other repository's calls `token`.
+    repo_tokens: dict[str, str] = field(default_factory=dict)
+
     def authorised(self, headers: dict[str, str], path: str) -> bool:
         bearer = headers.get("authorization", "").removeprefix("Bearer ")
         if self.app_id is None:
-            return bearer == self.token
+            named = re.match(r"/repos/([^/]+/[^/]+)/", path)
+            own = self.repo_tokens.get(named.group(1)) if named else None
+            return bearer == (own if own is not None else self.token)
         if path.endswith("/installation") or path.startswith("/app/"):
             try:
                 claims = jwt.decode(bearer, self.app_public_key, algorithms=["RS256"])

@@ -19,6 +19,7 @@ from odin.webhooks.notifiers.base import (
     StatusApi,
     StatusPoster,
     StatusRequest,
+    StatusTarget,
 )
 from odin.webhooks.notifiers.bitbucket import BitbucketReports
 from odin.webhooks.notifiers.gitea import GiteaStatuses
@@ -26,6 +27,7 @@ from odin.webhooks.notifiers.github import GitHubStatuses
 from odin.webhooks.notifiers.github_app import GitHubAppTokens
 from odin.webhooks.notifiers.github_checks import GitHubChecks
 from odin.webhooks.notifiers.gitlab import GitLabStatuses
+from odin.webhooks.notifiers.targets import Place, RegisteredTargets, place_of
 from odin.webhooks.secrets import is_reference
 
 log = logging.getLogger("odin.webhooks.status")
@@ -46,6 +48,7 @@ __all__ = [
     "State",
     "StatusApi",
     "StatusRequest",
+    "StatusTarget",
     "from_settings",
     "sender",
     "status_api",
@@ -81,26 +84,65 @@ def sender(provider: str, api_url: str, repository: str, *, checks: bool) -> Sen
 
 
 def from_settings(settings: Settings, controller: Controller) -> CommitStatusNotifier | None:
-    """The notifier configured by `ODIN_STATUS_*`, not yet started; None when commit statuses are off."""
+    """The notifier configured by `ODIN_STATUS_*`, not yet started; None when commit statuses are off. It sets the
+    statuses of the `ODIN_REPO` repository as those settings say, and of every repository registered through the API
+    whose provider its URL tells, with the repository's own token (`targets.py`)."""
     provider = settings.status_provider
-    if provider is None or not controller.repos:
+    if provider is None:
         return None
     app = settings.status_github_app_id is not None or settings.status_github_app_key is not None
-    if settings.status_token is None and not app:
-        raise NotifierConfigError("ODIN_STATUS_PROVIDER is set but ODIN_STATUS_TOKEN is not")
     api_url = settings.status_api_url or DEFAULT_API_URLS.get(provider)
     if api_url is None:
         raise NotifierConfigError(
             f"ODIN_STATUS_API_URL is required for {provider} (e.g. https://git.example.com/api/v1)"
         )
-    repo = controller.repo(settings.repo_name)
-    candidates = (_repository_path(url) for url in (repo.url, *settings.repo_aliases))
-    repository = settings.status_repo or next((path for path in candidates if path), None)
-    if not repository:
-        raise NotifierConfigError(
-            f"cannot tell the repository's path from {repo.url} or ODIN_REPO_ALIASES; set ODIN_STATUS_REPO (owner/name)"
-        )
-    token = _token_source(settings, provider, api_url, repository)
+    primary: tuple[int, StatusTarget] | None = None
+    if settings.repo is not None and settings.repo_name in controller.repos:
+        if settings.status_token is None and not app:
+            raise NotifierConfigError("ODIN_STATUS_PROVIDER is set but ODIN_STATUS_TOKEN is not")
+        repo = controller.repo(settings.repo_name)
+        candidates = (_repository_path(url) for url in (repo.url, *settings.repo_aliases))
+        repository = settings.status_repo or next((path for path in candidates if path), None)
+        if not repository:
+            raise NotifierConfigError(
+                f"cannot tell the repository's path from {repo.url} or ODIN_REPO_ALIASES; set ODIN_STATUS_REPO "
+                "(owner/name)"
+            )
+        token = _token_source(settings, provider, api_url, repository)
+        target = StatusTarget(sender(provider, api_url, repository, checks=settings.status_checks), token, repository)
+        primary = (repo.id, target)
+        log.info("commit statuses for %s go to %s (%s)", repo.name, provider, repository)
+    elif app:
+        _app_settings(settings, provider)  # the same errors as with ODIN_REPO: they are about the settings
+
+    def place(url: str) -> Place | None:
+        return place_of(url, provider=provider, api_url=api_url)
+
+    def make_sender(where: Place) -> Sender:
+        return sender(where.provider, where.api_url, where.repository, checks=settings.status_checks)
+
+    def on_own_api(where: Place) -> bool:
+        return (where.provider, where.api_url) == (provider, api_url.rstrip("/"))
+
+    def app_token(where: Place) -> Callable[[], str] | None:
+        if not app or not on_own_api(where):
+            return None
+        app_id, app_key = _app_settings(settings, provider)
+        return GitHubAppTokens(where.api_url, where.repository, app_id, _resolved(app_key))
+
+    def shared_token(where: Place) -> Callable[[], str] | None:
+        if settings.status_token is None or not on_own_api(where):
+            return None
+        return _resolved(settings.status_token)
+
+    targets = RegisteredTargets(
+        controller,
+        primary=primary,
+        place=place,
+        make_sender=make_sender,
+        app_token=app_token,
+        shared_token=shared_token,
+    )
 
     def run_url(run_id: str, pipeline: str, sha: str) -> str | None:
         if settings.public_url is None:
@@ -116,12 +158,9 @@ def from_settings(settings: Settings, controller: Controller) -> CommitStatusNot
         lines = controller.executor.logs(run_id, task, tail=LOG_LINES)
         return [line.rstrip("\r\n")[:500] for line in itertools.islice(lines, LOG_LINES)]
 
-    log.info("commit statuses for %s go to %s (%s)", repo.name, provider, repository)
     return CommitStatusNotifier(
-        sender(provider, api_url, repository, checks=settings.status_checks),
+        targets,
         controller.db,
-        token=token,
-        repo_id=repo.id,
         context_prefix=settings.status_context,
         run_url=run_url,
         commit_url=commit_url,
@@ -141,15 +180,21 @@ def _resolved(secret: SecretStr) -> Callable[[], str]:
 
 def _token_source(settings: Settings, provider: str, api_url: str, repository: str) -> Callable[[], str]:
     """`ODIN_STATUS_TOKEN`, or installation tokens minted for the GitHub App (`ODIN_STATUS_GITHUB_APP_*`)."""
-    app_id, app_key = settings.status_github_app_id, settings.status_github_app_key
-    if app_id is None and app_key is None:
+    if settings.status_github_app_id is None and settings.status_github_app_key is None:
         assert settings.status_token is not None  # checked by the caller
         return _resolved(settings.status_token)
+    app_id, app_key = _app_settings(settings, provider)
+    return GitHubAppTokens(api_url, repository, app_id, _resolved(app_key))
+
+
+def _app_settings(settings: Settings, provider: str) -> tuple[int, SecretStr]:
+    """The GitHub App's id and key, both given, for github. Raises `NotifierConfigError`."""
+    app_id, app_key = settings.status_github_app_id, settings.status_github_app_key
     if provider != "github":
         raise NotifierConfigError("ODIN_STATUS_GITHUB_APP_ID and ODIN_STATUS_GITHUB_APP_KEY are for github only")
     if app_id is None or app_key is None:
         raise NotifierConfigError("a GitHub App needs both ODIN_STATUS_GITHUB_APP_ID and ODIN_STATUS_GITHUB_APP_KEY")
-    return GitHubAppTokens(api_url, repository, app_id, _resolved(app_key))
+    return app_id, app_key
 
 
 def _repository_path(url: str) -> str | None:

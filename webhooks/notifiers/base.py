@@ -29,7 +29,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol
 
 from odin.controller.backoff import Backoff
 from odin.controller.bus import EventBus, EventDict
@@ -99,12 +99,6 @@ class Sender(Protocol):
     def send(self, status: CommitStatus, token: str, http: ProviderHttp) -> None: ...
 
 
-def _as_sender(api: StatusApi | Sender) -> Sender:
-    if callable(getattr(api, "send", None)):
-        return cast(Sender, api)
-    return StatusPoster(cast(StatusApi, api))
-
-
 class StatusPoster:
     """A `StatusApi` as a `Sender`: the status is one POST, its report is not shown."""
 
@@ -118,8 +112,52 @@ class StatusPoster:
 
 
 @dataclass(frozen=True, slots=True)
+class StatusTarget:
+    """Where one repository's statuses go: its provider's sender (API root and the repository's path in it) and the
+    token to send with, read at each send (a rotated `file:` reference needs no restart)."""
+
+    sender: Sender
+    token: Callable[[], str]
+    repository: str  # the provider's name of the repository (owner/name), for the log
+
+    @property
+    def provider(self) -> str:
+        return self.sender.provider
+
+
+class Targets(Protocol):
+    """The target of each followed repository by its id; None: its statuses go nowhere (no provider, no token)."""
+
+    def __call__(self, repo_id: int) -> StatusTarget | None: ...
+
+    def close(self) -> None: ...
+
+
+class SingleTarget:
+    """One repository's target: what a notifier for one repository (and the tests) is given."""
+
+    def __init__(self, repo_id: int, target: StatusTarget) -> None:
+        self.repo_id = repo_id
+        self.target = target
+
+    def __call__(self, repo_id: int) -> StatusTarget | None:
+        return self.target if repo_id == self.repo_id else None
+
+    def close(self) -> None:
+        _close_token(self.target)
+
+
+def _close_token(target: StatusTarget) -> None:
+    close = getattr(target.token, "close", None)  # a token source with a client of its own (GitHub App)
+    if callable(close):
+        close()
+
+
+@dataclass(frozen=True, slots=True)
 class _Pending:
     status: CommitStatus
+    repo_id: int
+    provider: str
     attempts: int = 0
     not_before: float = 0.0
 
@@ -137,13 +175,14 @@ _TIMED_OUT = "TimedOut"  # the reason of a run its `timeout` ended (engine/decid
 
 
 class CommitStatusNotifier:
+    """Statuses of every followed repository, each sent to its own target (`targets`: its provider, repository path
+    and token; docs/webhooks.md, "Commit statuses")."""
+
     def __init__(
         self,
-        api: StatusApi | Sender,
+        targets: Targets,
         db: DbEngine,
         *,
-        token: Callable[[], str],
-        repo_id: int,
         context_prefix: str = "odin",
         run_url: Callable[[str, str, str], str | None] = lambda _run, _pipeline, _sha: None,
         commit_url: Callable[[str], str | None] = lambda _sha: None,
@@ -156,11 +195,8 @@ class CommitStatusNotifier:
         max_delay: float = 120.0,
         timeout: float = 10.0,
     ) -> None:
-        self.api = _as_sender(api)
-        self.run_reports = bool(getattr(self.api, "run_reports", False))
+        self.targets = targets
         self.db = db
-        self.token = token
-        self.repo_id = repo_id
         self.prefix = context_prefix
         self.run_url = run_url
         self.commit_url = commit_url
@@ -175,7 +211,8 @@ class CommitStatusNotifier:
         # Equal jitter (half fixed, half random); a rate limit's Retry-After counts up to five minutes.
         self.backoff = Backoff(initial=base_delay, maximum=max_delay, max_retry_after=300.0)
         self._inbox: queue.Queue[EventDict] = queue.Queue(maxsize=inbox_size)
-        self._pending: OrderedDict[tuple[str, str], _Pending] = OrderedDict()
+        self._pending: OrderedDict[tuple[int, str, str], _Pending] = OrderedDict()
+        self._providers: set[str] = set()  # those with a pending gauge, so that an emptied one shows 0
         self._runs: OrderedDict[str, tuple[str, str | None, int | None]] = OrderedDict()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -189,7 +226,7 @@ class CommitStatusNotifier:
     def start(self, bus: EventBus) -> CommitStatusNotifier:
         self._bus = bus
         self._unsubscribe = bus.subscribe(self.on_event)
-        self._thread = threading.Thread(target=self._main, name=f"odin-status-{self.api.provider}", daemon=True)
+        self._thread = threading.Thread(target=self._main, name="odin-status", daemon=True)
         self._thread.start()
         return self
 
@@ -213,7 +250,7 @@ class CommitStatusNotifier:
         try:
             self._inbox.put_nowait(event)
         except queue.Full:
-            STATUS_POSTS.labels(self.api.provider, "dropped").inc()
+            STATUS_POSTS.labels("unknown", "dropped").inc()  # its repository (so its provider) is not read here
             now = time.monotonic()
             if now - self._dropped_logged > 10:
                 self._dropped_logged = now
@@ -225,9 +262,7 @@ class CommitStatusNotifier:
             self._send_until_stopped()
         finally:
             self.client.close()
-            close = getattr(self.token, "close", None)  # a token source with a client of its own (GitHub App)
-            if callable(close):
-                close()
+            self.targets.close()
 
     def _send_until_stopped(self) -> None:
         deadline: float | None = None
@@ -243,7 +278,7 @@ class CommitStatusNotifier:
             except queue.Empty:
                 pass
             self._send_due(stopping=deadline is not None)
-            STATUS_PENDING.labels(self.api.provider).set(len(self._pending))
+            self._gauge_pending()
             if deadline is not None and (not self._due() or time.monotonic() > deadline):
                 if self._pending:
                     log.warning("stopping with %d commit statuses unsent", len(self._pending))
@@ -259,29 +294,44 @@ class CommitStatusNotifier:
         now = time.monotonic()
         return now >= self._paused_until and any(p.not_before <= now for p in self._pending.values())
 
+    def _gauge_pending(self) -> None:
+        counts: dict[str, int] = dict.fromkeys(self._providers, 0)
+        for item in self._pending.values():
+            counts[item.provider] = counts.get(item.provider, 0) + 1
+        for provider, count in counts.items():
+            STATUS_PENDING.labels(provider).set(count)
+        self._providers.update(counts)
+
     def _absorb(self, event: EventDict) -> None:
         try:
-            status = self._status_for(event)
+            found = self._status_for(event)
         except StoreUnavailable as e:
             log.warning("commit status for event %s skipped: cannot read the run (%s)", event.get("id"), e)
             return
-        if status is None:
+        if found is None:
             return
-        key = (status.sha, status.context)
+        repo_id, target, status = found
+        key = (repo_id, status.sha, status.context)  # a fork's commit may be another repository's too
         previous = self._pending.pop(key, None)
         # A newer state replaces an unsent older one, but keeps its place in any backoff the provider asked for.
-        self._pending[key] = _Pending(status, not_before=previous.not_before if previous else 0.0)
+        not_before = previous.not_before if previous else 0.0
+        self._pending[key] = _Pending(status, repo_id, target.provider, not_before=not_before)
         while len(self._pending) > self.max_pending:
-            (sha, context), dropped = self._pending.popitem(last=False)
-            STATUS_POSTS.labels(self.api.provider, "dropped").inc()
+            (_, sha, context), dropped = self._pending.popitem(last=False)
+            STATUS_POSTS.labels(dropped.provider, "dropped").inc()
             log.error("too many unsent commit statuses: dropped %s %s for %s", context, dropped.status.state, sha[:12])
 
-    def _status_for(self, event: EventDict) -> CommitStatus | None:
+    def _status_for(self, event: EventDict) -> tuple[int, StatusTarget, CommitStatus] | None:
+        """The status an event sets, with its repository and where it goes; None: it sets none (or nowhere)."""
         kind = event.get("kind")
         data: Mapping[str, Any] = event.get("data") or {}
         if kind == "commit.seen":
             sha = event.get("commit_sha")
-            if event.get("repo_id") != self.repo_id or not sha:
+            repo_id = event.get("repo_id")
+            if not isinstance(repo_id, int) or not sha:
+                return None
+            target = self.targets(repo_id)
+            if target is None:
                 return None
             validation = data.get("validation")
             problems = int(data.get("problems") or 0)
@@ -298,19 +348,24 @@ class CommitStatusNotifier:
                 state = State.SUCCESS
             else:
                 return None
-            found = commit_problems(self.db, self.repo_id, str(sha)) if problems or warnings else []
+            found = commit_problems(self.db, repo_id, str(sha)) if problems or warnings else []
             try:
                 checked: Report | None = validation_report(found, pipelines)
             except Exception as e:  # a problem stored in a shape not understood: the status still goes
                 log.error("commit %s: validation report not made (%s: %s)", str(sha)[:12], type(e).__name__, e)
                 checked = None
-            return CommitStatus(str(sha), f"{self.prefix}/validation", state, text, self.commit_url(str(sha)), checked)
+            url = self.commit_url(str(sha))
+            return repo_id, target, CommitStatus(str(sha), f"{self.prefix}/validation", state, text, url, checked)
         run_id = event.get("run_id")
         if not run_id:
             return None
-        pipeline, sha, repo_id = self._run(str(run_id))
-        if repo_id != self.repo_id or not sha:
+        pipeline, sha, run_repo = self._run(str(run_id))
+        if run_repo is None or not sha:
             return None
+        run_target = self.targets(run_repo)
+        if run_target is None:
+            return None
+        run_reports = bool(getattr(run_target.sender, "run_reports", False))
         url = self.run_url(str(run_id), pipeline, sha)
         context = f"{self.prefix}/{pipeline}"
         if kind == "run.created":
@@ -322,17 +377,18 @@ class CommitStatusNotifier:
             state, word = mapped
             message = data.get("message")
         # The run's row: for a report, or to tell a timed-out run (its reason) from another failure.
-        run = reported_run(self.db, str(run_id)) if self.run_reports or state is State.FAILURE else None
+        run = reported_run(self.db, str(run_id)) if run_reports or state is State.FAILURE else None
         if state is State.FAILURE and run is not None and run.reason == _TIMED_OUT:
             state, word = State.TIMED_OUT, "timed out"
         text = f"run {run_id} {word}" + (f": {message}" if message and state is not State.SUCCESS else "")
         report = None
-        if run is not None and self.run_reports:
+        if run is not None and run_reports:
             try:
                 report = self._run_report(run, state, word)
             except Exception as e:  # never lose the status for its summary
                 log.error("run %s: check summary not made (%s: %s)", run_id, type(e).__name__, e)
-        return CommitStatus(sha, context, state, text[:DESCRIPTION_LIMIT], url, report, str(run_id))
+        status = CommitStatus(sha, context, state, text[:DESCRIPTION_LIMIT], url, report, str(run_id))
+        return run_repo, run_target, status
 
     def _run_report(self, run: ReportedRun, state: State, word: str) -> Report:
         run_id = run.id
@@ -364,14 +420,14 @@ class CommitStatusNotifier:
             item = self._pending.get(key)
             if item is None:
                 continue
-            retry_after = self._send(item.status)
+            retry_after = self._send(item)
             if retry_after is None:
                 self._pending.pop(key, None)
                 continue
             attempts = item.attempts + 1
             if attempts >= self.max_attempts:
                 self._pending.pop(key, None)
-                STATUS_POSTS.labels(self.api.provider, "dropped").inc()
+                STATUS_POSTS.labels(item.provider, "dropped").inc()
                 log.error(
                     "commit status %s=%s for %s dropped after %d attempts",
                     item.status.context,
@@ -379,7 +435,7 @@ class CommitStatusNotifier:
                     item.status.sha[:12],
                     attempts,
                 )
-                self._record_failure(item.status, f"given up after {attempts} attempts", attempts)
+                self._record_failure(item, f"given up after {attempts} attempts", attempts)
                 continue
             delay = self.backoff.next_delay(attempts - 1, retry_after)
             if retry_after > 0:  # a rate limit is the provider's, not this status's: hold every status
@@ -390,12 +446,16 @@ class CommitStatusNotifier:
             elif current is not None:  # replaced meanwhile by a newer state: it waits out the same backoff
                 self._pending[key] = replace(current, not_before=now + delay)
 
-    def _send(self, status: CommitStatus) -> float | None:
-        """Send one status (with its report). None: done (sent, or given up as hopeless); a number: retry, no
-        sooner than that."""
-        provider = self.api.provider
+    def _send(self, item: _Pending) -> float | None:
+        """Send one status (with its report) to its repository's target. None: done (sent, or given up as
+        hopeless, or its repository no longer followed); a number: retry, no sooner than that."""
+        status, provider = item.status, item.provider
+        target = self.targets(item.repo_id)
+        if target is None:
+            log.debug("commit status %s for %s dropped: its repository has no target now", status.context, status.sha)
+            return None
         try:
-            self.api.send(status, self.token(), ProviderHttp(self.client, provider))
+            target.sender.send(status, target.token(), ProviderHttp(self.client, provider))
         except RetryLater as e:
             STATUS_POSTS.labels(provider, "retried").inc()
             log.warning("commit status %s for %s: %s; will retry", status.context, status.sha[:12], e)
@@ -410,26 +470,27 @@ class CommitStatusNotifier:
                 e.status_code,
                 e.text,
             )
-            self._record_failure(status, f"refused by {provider} ({e.status_code}): {e.text}", 1)
+            self._record_failure(item, f"refused by {provider} ({e.status_code}): {e.text}", 1)
             return None
         except Exception as e:  # a secret reference that stopped resolving, a bug: never kill the worker
             STATUS_POSTS.labels(provider, "failed").inc()
             log.error("commit status %s for %s not sent: %s", status.context, status.sha[:12], e)
-            self._record_failure(status, f"not sent: {e}"[:500], 1)
+            self._record_failure(item, f"not sent: {e}"[:500], 1)
             return None
         STATUS_POSTS.labels(provider, "ok").inc()
         log.debug("commit status %s=%s posted for %s", status.context, status.state, status.sha[:12])
         return None
 
-    def _record_failure(self, status: CommitStatus, reason: str, attempts: int) -> None:
+    def _record_failure(self, item: _Pending, reason: str, attempts: int) -> None:
         """A `report.failed` event: a refused or abandoned status is visible beside the run, not only in the log."""
+        status = item.status
         try:
             event = record_report_failure(
                 self.db,
-                repo_id=self.repo_id,
+                repo_id=item.repo_id,
                 sha=status.sha,
                 run_id=status.run_id,
-                provider=self.api.provider,
+                provider=item.provider,
                 context=status.context,
                 state=status.state.value,
                 attempts=attempts,

@@ -1,0 +1,135 @@
+"""Commit statuses and checks of repositories registered through the API (issue 13 item 3): each goes to its own
+repository's path at the provider its URL names, with its own token read through its `credentials_ref`; a repository
+whose provider cannot be told (a plain git URL) gets none.
+
+A real Odin follows the `ODIN_REPO` repository (statuses configured by `ODIN_STATUS_*`) and two registered ones: one
+served over smart HTTP by `git http-backend` on the host of `ODIN_STATUS_API_URL` (a self-hosted GitHub, as GitHub
+Enterprise serves its repositories and its API from one host), the other a local path. The provider is the local
+server shaped like GitHub's Checks API, which holds a token per repository and refuses any other.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from odin.controller.facade import FollowedRepo
+from odin.controller.store.repo_records import insert_record
+from odin.webhooks import notifiers
+from odin.webhooks.notifiers.targets import place_of
+from tests.support.git import GitRemote
+from tests.support.git_http import GitHttpServer
+from tests.support.wait import wait_until
+from tests.webhooks.conftest import OdinFactory
+from tests.webhooks.fake_forges import FakeGitHubChecks
+from tests.webhooks.support import HELLO, Odin
+
+TOKEN = "status-token-of-odin-repo"
+VISION_TOKEN = "vision-own-token-789"  # the registered repository's: its git token and its statuses'
+
+
+@pytest.fixture
+def github() -> Iterator[FakeGitHubChecks]:
+    fake = FakeGitHubChecks(token=TOKEN, repo_tokens={"acme/ml": TOKEN, "acme/remote": VISION_TOKEN}).start()
+    yield fake
+    fake.stop()
+
+
+def registered(odin: Odin, name: str, url: str, credentials_ref: str | None = None) -> FollowedRepo:
+    """Register a repository as `POST /v1/repos` stores it, follow it, and wait for its first sync (its baseline)."""
+    values = {"url": url, "branch": "main", "poll_interval": 3600.0, "credentials_ref": credentials_ref}
+    insert_record(odin.controller.db, name, values, by="test")
+    odin.controller.refresh_repositories()
+    followed = odin.controller.repo(name)
+    assert followed.poller.wait_for_syncs(1, 60), f"{name}: first sync"
+    return followed
+
+
+def pushed(remote: GitRemote, followed: FollowedRepo, marker: str) -> str:
+    """A new commit of the `vision` pipeline on `remote`, synced by `followed`'s poller; its sha."""
+    synced = followed.poller.syncs
+    sha = remote.commit({"vision/main.yml": HELLO.format(name="vision", marker=marker)}, f"Change {marker}")
+    assert followed.poller.request()
+    assert followed.poller.wait_for_syncs(synced + 1, 60)
+    return sha
+
+
+def test_a_registered_repository_gets_its_checks_at_its_own_path_with_its_own_token(
+    odin_factory: OdinFactory, github: FakeGitHubChecks, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    served = tmp_path / "served"
+    vision = GitRemote.create(served / "acme")  # served as /acme/remote.git: the provider's acme/remote
+    vision.commit({"vision/main.yml": HELLO.format(name="vision", marker="v1")}, "Seed")
+    plain = GitRemote.create(tmp_path / "plain")
+    plain.commit({"vision/main.yml": HELLO.format(name="vision", marker="plain")}, "Seed")
+    token_file = tmp_path / "vision-token"
+    token_file.write_text(VISION_TOKEN + "\n")
+
+    with GitHttpServer.serving(served) as git:
+        git.token = VISION_TOKEN  # a private repository: the same reference reads it
+        odin = odin_factory(
+            status_provider="github",
+            status_api_url=github.url,
+            status_token=TOKEN,
+            status_repo="acme/ml",
+            public_url="https://odin.acme.example",
+            git_allow_http=True,
+        )
+        notifier = notifiers.from_settings(odin.settings, odin.controller)
+        assert notifier is not None
+        notifier.backoff = replace(notifier.backoff, initial=0.05)
+        notifier.start(odin.controller.bus)
+        try:
+            caplog.set_level(logging.DEBUG, logger="odin.webhooks.status")
+            second = registered(odin, "vision", git.url("acme/remote.git"), f"file:{token_file}")
+            third = registered(odin, "plain", plain.file_url)
+
+            sha = pushed(vision, second, "v2")
+            [run] = wait_until(lambda: odin.runs(sha), 30, message="the registered repository's run")
+            assert run.repo_id == second.id
+            wait_until(
+                lambda: [c["conclusion"] for c in github.named("odin/vision", sha)] == ["success"],
+                60,
+                message="its check run completed",
+            )
+            [check] = github.named("odin/vision", sha)
+            assert check["external_id"] == run.id
+            assert check["details_url"] == f"https://odin.acme.example/console/runs/{run.id}"
+            assert [c["conclusion"] for c in github.named("odin/validation", sha)] == ["success"]
+            about = [h for h in github.hits if sha in h.path or sha in h.raw.decode()]
+            assert about and all(h.path.startswith("/repos/acme/remote/") for h in about), [h.path for h in about]
+            assert {h.headers["authorization"] for h in about} == {f"Bearer {VISION_TOKEN}"}
+            assert all(h.answered < 300 for h in about)
+
+            other = pushed(plain, third, "plain-v2")
+            [plain_run] = wait_until(lambda: odin.runs(other), 30, message="the plain repository's run")
+            wait_until(lambda: odin.runs(other)[0].status == "succeeded", 60, message="the plain run finished")
+            assert plain_run.repo_id == third.id
+            assert not [h for h in github.hits if other in h.path or other in h.raw.decode()]
+            assert "repository plain" in caplog.text and "no provider can be told" in caplog.text
+            assert not odin.events("report.failed")
+        finally:
+            notifier.stop()
+
+
+def test_the_provider_is_told_from_the_url() -> None:
+    def told(url: str) -> tuple[str, str, str] | None:
+        place = place_of(url, provider="gitea", api_url="https://git.acme.example/api/v1/")
+        return None if place is None else (place.provider, place.api_url, place.repository)
+
+    assert told("https://github.com/Acme/Vision.git") == ("github", "https://api.github.com", "acme/vision")
+    assert told("git@gitlab.com:acme/ml/vision.git") == ("gitlab", "https://gitlab.com/api/v4", "acme/ml/vision")
+    assert told("https://bitbucket.org/acme/vision") == ("bitbucket", "https://api.bitbucket.org/2.0", "acme/vision")
+    assert told("ssh://git@git.acme.example:2222/acme/vision.git") == (
+        "gitea",
+        "https://git.acme.example/api/v1",
+        "acme/vision",
+    )
+    assert told("https://git.other.example/acme/vision.git") is None  # a plain git server
+    assert told("file:///srv/git/vision.git") is None
+    assert told("/srv/git/vision.git") is None
+    assert told("https://github.com/vision.git") is None  # no owner

@@ -115,11 +115,11 @@ def _name(item: Any) -> str:
 
 
 def runs_table(runs: Iterable[RunSummary], *, wide: bool = False) -> Table:
-    """Runs, one a row; `wide` adds the branch and the message, and shows commits whole."""
-    extra = ("BRANCH", "MESSAGE") if wide else ()
+    """Runs, one a row; `wide` adds the branch, the pull request and the message, and shows commits whole."""
+    extra = ("BRANCH", "PR", "MESSAGE") if wide else ()
     table = _table("RUN", "PIPELINE", "COMMIT", "TRIGGER", "BY", "STATUS", "CREATED", "DURATION", *extra)
     for r in runs:
-        more = (r.branch or "-", Text(r.message or "")) if wide else ()
+        more = (r.branch or "-", pull_request_label(r), Text(r.message or "")) if wide else ()
         table.add_row(
             r.id,
             r.pipeline,
@@ -132,6 +132,13 @@ def runs_table(runs: Iterable[RunSummary], *, wide: bool = False) -> Table:
             *more,
         )
     return table
+
+
+def pull_request_label(run: RunSummary) -> str:
+    """The pull request a run ran for as its provider writes it: `#7`, GitLab's merge request `!7`; `-` for none."""
+    if run.pull_request is None:
+        return "-"
+    return f"{'!' if run.pr_provider == 'gitlab' else '#'}{run.pull_request}"
 
 
 def depths(spec_tasks: Sequence[Mapping[str, Any]]) -> dict[str, int]:
@@ -245,7 +252,8 @@ def size(n: int) -> str:
 def run_header(run: RunDetail) -> list[str]:
     lines = [
         f"[bold]{run.id}[/]  {styled(run.status)}  {run.message or ''}",
-        f"pipeline {run.pipeline}  commit {run.commit_sha or '-'}  branch {run.branch or '-'}",
+        f"pipeline {run.pipeline}  commit {run.commit_sha or '-'}  branch {run.branch or '-'}"
+        + (f"  pull request {pull_request_label(run)} on {run.pr_provider or '-'}" if run.pull_request else ""),
         f"trigger {run.trigger}  by {run.triggered_by or '-'}  created {when(run.created_at)}"
         + (f"  rerun of {run.parent_run}" if run.parent_run else ""),
     ]

@@ -30,7 +30,7 @@ from odin.api.auth.cookies import COOKIE, CSRF_FIELD, cookie_token, csrf_ok, csr
 from odin.api.auth.middleware import Authenticator, Principal
 from odin.api.auth.tokens import LEEWAY_SECONDS, TokenInvalid
 from odin.api.auth.users import Role, end_session
-from odin.api.console import source, views
+from odin.api.console import links, source, views
 from odin.api.context import AppContext
 from odin.api.deps import Ctx, in_thread
 from odin.api.errors import classify
@@ -40,6 +40,7 @@ from odin.api.services.commits import VALIDATIONS
 from odin.api.services.gpus import GpuService
 from odin.api.services.sessions import log_in
 from odin.controller.facade import MAIN_FILE, FileMissing
+from odin.controller.store import run_queries
 
 log = logging.getLogger(__name__)
 
@@ -295,6 +296,10 @@ async def run_page(
     now = datetime.now(UTC)
     tasks = views.TaskFilter(status or None, (prefix or "").strip() or None, cursor or None)
     view = await in_thread(views.run_view, ctx.db, run_id, now, tasks)
+    repository = await in_thread(run_queries.run_repository_url, ctx.db, run_id)
+    pull = None
+    if view.run.pull_request is not None:
+        pull = links.pull_request_link(repository, view.run.pr_provider, view.run.pull_request)
     return _page(
         ctx,
         viewer,
@@ -306,7 +311,8 @@ async def run_page(
         dag=view.dag,
         now=now,
         duration=views.duration,
-        repository=_repository(ctx),
+        repository=repository or _repository(ctx),
+        pull=pull,
     )
 
 

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from odin.controller.store.db import DbEngine, StoreUnavailable, reading
-from odin.controller.store.models import EVENTS, RUNS, TASK_RUNS
+from odin.controller.store.models import EVENTS, REPOSITORIES, RUNS, TASK_RUNS
 
 _json_decode = msgspec.json.Decoder().decode
 
@@ -420,6 +420,17 @@ def run_origin(db: DbEngine, run_id: str) -> tuple[str, str | None, int | None] 
             sa.select(RUNS.c.pipeline, RUNS.c.commit_sha, RUNS.c.repo_id).where(RUNS.c.id == run_id)
         ).first()
     return None if row is None else (row.pipeline, row.commit_sha, row.repo_id)
+
+
+def run_repository_url(db: DbEngine, run_id: str) -> str | None:
+    """The URL of the repository a run came from, as the store keeps it (no credentials); None when there is no such
+    run. For the console's links to the run's pull request."""
+    with reading(db) as conn:
+        return conn.execute(
+            sa.select(REPOSITORIES.c.url)
+            .select_from(RUNS.join(REPOSITORIES, REPOSITORIES.c.id == RUNS.c.repo_id))
+            .where(RUNS.c.id == run_id)
+        ).scalar()
 
 
 def count_by_status(db: DbEngine) -> dict[str, int]:

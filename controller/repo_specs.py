@@ -73,7 +73,9 @@ def check_spec(
         try:
             out["url"] = parse_remote_url(str(values["url"]), allow_insecure_http=allow_http).redacted
         except InvalidRemoteUrl as e:
-            raise InvalidRepoSpec(f"url: {e}") from None
+            http = not allow_http and str(values["url"]).strip().lower().startswith("http://")
+            hint = " (ODIN_GIT_ALLOW_HTTP=true on the server allows it)" if http else ""
+            raise InvalidRepoSpec(f"url: {e}{hint}") from None
     if "branches" in values or "branch" in values:
         patterns = list(values.get("branches") or (current or {}).get("branches") or [])
         default = values.get("branch")

@@ -155,6 +155,7 @@ def test_a_secret_is_refused_unless_given_by_reference(served: Served, field: st
     ("body", "says"),
     [
         ({"url": "https://user:tok@git.example.com/x.git"}, "password or token"),
+        ({"url": "http://gitea.svc:3000/acme/x.git"}, "ODIN_GIT_ALLOW_HTTP=true on the server allows it"),
         ({"url": "https://git.example.com/x.git", "branches": ["release/*"]}, "every pattern has wildcards"),
         ({"url": "https://git.example.com/x.git", "branches": ["bad branch"]}, "not a branch name"),
         ({"url": "https://git.example.com/x.git", "poll_interval": 0}, "poll_interval"),

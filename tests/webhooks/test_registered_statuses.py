@@ -14,12 +14,20 @@ import logging
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, cast
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from pydantic import SecretStr
 
 from odin.controller.facade import FollowedRepo
+from odin.controller.settings import Settings
 from odin.controller.store.repo_records import insert_record
 from odin.webhooks import notifiers
+from odin.webhooks.notifiers.base import StatusTarget
+from odin.webhooks.notifiers.github_app import GitHubAppTokens
 from odin.webhooks.notifiers.targets import place_of
 from tests.support.git import GitRemote
 from tests.support.git_http import GitHttpServer
@@ -133,3 +141,61 @@ def test_the_provider_is_told_from_the_url() -> None:
     assert told("file:///srv/git/vision.git") is None
     assert told("/srv/git/vision.git") is None
     assert told("https://github.com/vision.git") is None  # no owner
+
+
+def test_a_registered_repository_reports_with_its_own_reference_else_what_the_settings_give_its_host(
+    tmp_path: Path,
+) -> None:
+    own = tmp_path / "own-token"
+    own.write_text("own-token\n")
+    key = tmp_path / "deploy-key"  # an SSH URL's reference names a key: never sent as a token
+    key.write_text("-----BEGIN OPENSSH PRIVATE KEY-----\n")
+
+    def repo(repo_id: int, url: str, ref: Path | None = None) -> SimpleNamespace:
+        credentials_ref = None if ref is None else f"file:{ref}"
+        return SimpleNamespace(id=repo_id, name=f"r{repo_id}", url=url, credentials_ref=credentials_ref, origin="api")
+
+    repos = [
+        repo(1, "https://ghe.acme.example/ml/own.git", own),
+        repo(2, "https://ghe.acme.example/ml/shared.git"),
+        repo(3, "git@ghe.acme.example:ml/keyed.git", key),
+        repo(4, "https://github.com/acme/public.git", own),
+        repo(5, "https://github.com/acme/tokenless.git"),
+        repo(6, "https://git.plain.example/acme/plain.git", own),
+    ]
+    controller = cast(Any, SimpleNamespace(repos={r.name: r for r in repos}, db=None, executor=None))
+    ghe = "https://ghe.acme.example/api/v3"
+    settings = Settings(status_provider="github", status_api_url=ghe, status_token=SecretStr("shared-token"))
+    notifier = notifiers.from_settings(settings, controller)  # no ODIN_REPO: the registered repositories only
+    assert notifier is not None
+
+    def where(repo_id: int) -> tuple[str, str, str] | None:
+        target = notifier.targets(repo_id)
+        return None if target is None else (target.provider, target.repository, target.token())
+
+    assert where(1) == ("github", "ml/own", "own-token"), "its own reference first"
+    assert where(2) == ("github", "ml/shared", "shared-token"), "on ODIN_STATUS_API_URL: ODIN_STATUS_TOKEN"
+    assert where(3) == ("github", "ml/keyed", "shared-token"), "a key is not a token"
+    assert where(4) == ("github", "acme/public", "own-token")
+    assert where(5) is None, "github.com is not ODIN_STATUS_API_URL: the shared token is not sent there"
+    assert where(6) is None, "no provider can be told"
+    own.write_text("rotated-token\n")
+    assert where(1) == ("github", "ml/own", "rotated-token"), "read at each report"
+    notifier.targets.close()
+
+    app_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = app_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    with_app = notifiers.from_settings(
+        Settings(status_provider="github", status_api_url=ghe, status_github_app_id=7, status_github_app_key=pem),
+        controller,
+    )
+    assert with_app is not None
+    for repo_id, path in ((1, "ml/own"), (2, "ml/shared")):
+        target = with_app.targets(repo_id)
+        assert isinstance(target, StatusTarget) and isinstance(target.token, GitHubAppTokens), repo_id
+        assert (target.token.repository, target.token.api_url) == (path, ghe), "the App's tokens, for its path"
+    public = with_app.targets(4)
+    assert public is not None and public.token() == "rotated-token", "another API: its own reference"
+    with_app.targets.close()

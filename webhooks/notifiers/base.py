@@ -133,26 +133,6 @@ class Targets(Protocol):
     def close(self) -> None: ...
 
 
-class SingleTarget:
-    """One repository's target: what a notifier for one repository (and the tests) is given."""
-
-    def __init__(self, repo_id: int, target: StatusTarget) -> None:
-        self.repo_id = repo_id
-        self.target = target
-
-    def __call__(self, repo_id: int) -> StatusTarget | None:
-        return self.target if repo_id == self.repo_id else None
-
-    def close(self) -> None:
-        _close_token(self.target)
-
-
-def _close_token(target: StatusTarget) -> None:
-    close = getattr(target.token, "close", None)  # a token source with a client of its own (GitHub App)
-    if callable(close):
-        close()
-
-
 @dataclass(frozen=True, slots=True)
 class _Pending:
     status: CommitStatus
@@ -238,6 +218,7 @@ class CommitStatusNotifier:
         self._stop.set()
         if self._thread is None:
             self.client.close()
+            self.targets.close()
             return
         self._thread.join(timeout + 1)
         # A post still in flight (a provider that never answers) ends by the client's own timeout; the sending thread

@@ -15,7 +15,7 @@ the run ended before the horizon: a run still active, or a directory no run acco
 
 The Kubernetes executor also copies each log into the artifact store (`logs/<run>/<file>`, `artifacts/
 log_records.py`), since a replica's data directory is neither shared nor kept across restarts. Those copies follow
-the same rule, in a third pass driven by the store itself: it lists the run folders under `logs/` in key order, a
+the same rule, in a third pass driven by the store itself: it lists the run folders under `logs/` in the store's order, a
 batch of `LOG_CHUNK` at a time from where the last tick stopped, asks the database which of those runs ended before
 the horizon, marks them `logs_pruned_at` (a short transaction of its own) and then deletes their folders, a
 `DeleteObjects` of at most 1,000 keys at a time on S3. The listing is the state: a folder deleted is not listed
@@ -68,7 +68,9 @@ class Progress:
 
     events_after: int = 0  # the last event id looked at
     logs_after: str = ""  # the last run directory looked at, in name order
-    copies_after: str = ""  # the last run folder of log copies in the artifact store looked at, in key order
+    copies_after: str = (
+        ""  # the last run folder of log copies in the artifact store looked at, in the store's listing order
+    )
 
 
 @dataclass(slots=True)

@@ -152,13 +152,15 @@ class S3Store(ArtifactStore):
         base = f"{self._record_key(prefix)}/"
         params: dict[str, Any] = {"Bucket": self.bucket, "Prefix": base, "Delimiter": "/"}
         if after:
-            # Past every key under `<after>/`: "0" is the character after "/", and no folder name holds a "/".
-            params["StartAfter"] = f"{base}{after}0"
+            # From the folder `<after>/` on: S3 lists its own keys again (rolled up into `<after>/`, dropped below);
+            # SeaweedFS, which lists a folder's entries by name rather than by key, starts right after it.
+            params["StartAfter"] = f"{base}{after}/"
         names: list[str] = []
         try:
             while len(names) < limit:
-                answer = self.client.list_objects_v2(**params, MaxKeys=min(1000, limit - len(names)))
-                names += [p["Prefix"][len(base) : -1] for p in answer.get("CommonPrefixes", [])]
+                answer = self.client.list_objects_v2(**params, MaxKeys=min(1000, limit - len(names) + 1))
+                found = [p["Prefix"][len(base) : -1] for p in answer.get("CommonPrefixes", [])]
+                names += [name for name in found if name != after]
                 if not answer.get("IsTruncated"):
                     break
                 params["ContinuationToken"] = answer["NextContinuationToken"]

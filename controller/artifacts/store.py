@@ -88,8 +88,9 @@ class ArtifactStore(ABC):
     @abstractmethod
     def record_folders(self, prefix: str, *, after: str = "", limit: int = 1000) -> Sequence[str]:
         """The names of the folders right under `records/<prefix>/` (for `logs`: the runs with saved logs), at most
-        `limit`, in key order (the order of `name + "/"`, which is how S3 lists them) and after `after` when given;
-        fewer than `limit` only when no more are left. Retention walks them a batch at a time."""
+        `limit`, in the store's listing order (S3: by key, so `name + "/"`; SeaweedFS: by name; the local store: by
+        key), after the folder `after` when given; fewer than `limit` only when no more are left. Retention walks
+        them a page at a time, each folder once, passing the last name of a page as the next `after`."""
 
     @abstractmethod
     def delete_records(self, prefix: str) -> int:

@@ -15,9 +15,9 @@ the run ended before the horizon: a run still active, or a directory no run acco
 
 The Kubernetes executor also copies each log into the artifact store (`logs/<run>/<file>`, `artifacts/
 log_records.py`), since a replica's data directory is neither shared nor kept across restarts. Those copies follow
-the same rule, in a third pass driven by the store itself: it lists the run folders under `logs/` in the store's order, a
-batch of `LOG_CHUNK` at a time from where the last tick stopped, asks the database which of those runs ended before
-the horizon, marks them `logs_pruned_at` (a short transaction of its own) and then deletes their folders, a
+the same rule, in a third pass driven by the store itself: it lists the run folders under `logs/` in the store's
+order, a batch of `LOG_CHUNK` at a time from where the last tick stopped, asks the database which of those runs
+ended before the horizon, marks them `logs_pruned_at` (a short transaction of its own) and then deletes their folders, a
 `DeleteObjects` of at most 1,000 keys at a time on S3. The listing is the state: a folder deleted is not listed
 again, so a pass that a crash or a failing store interrupted is finished by the next one, started from scratch, with
 nothing but time lost (marking before deleting is what keeps the mark when the crash falls between the two; the

@@ -11,8 +11,19 @@ in `store/history.py`.
 
 Logs are files on this replica's data directory: `<data>/tasks/<run id>/` holds a run's task logs and the local
 executor's records of its attempts (pid, exit code). A directory is deleted only when the store knows its run and
-the run ended before the horizon: a run still active, or a directory no run accounts for, is left alone. Copies of
-Kubernetes logs in the artifact store (`logs/<run>/...`) follow the artifact store's own lifecycle rules.
+the run ended before the horizon: a run still active, or a directory no run accounts for, is left alone.
+
+The Kubernetes executor also copies each log into the artifact store (`logs/<run>/<file>`, `artifacts/
+log_records.py`), since a replica's data directory is neither shared nor kept across restarts. Those copies follow
+the same rule, in a third pass driven by the store itself: it lists the run folders under `logs/` in the store's
+order, a batch of `LOG_CHUNK` at a time from where the last tick stopped, asks the database which of those runs
+ended before the horizon, marks them `logs_pruned_at` (a short transaction of its own) and then deletes their folders, a
+`DeleteObjects` of at most 1,000 keys at a time on S3. The listing is the state: a folder deleted is not listed
+again, so a pass that a crash or a failing store interrupted is finished by the next one, started from scratch, with
+nothing but time lost (marking before deleting is what keeps the mark when the crash falls between the two; the
+mark only says what the policy already decided). Only that folder is ever deleted -- never a blob, never an outputs
+record (`runs/...`), never the folder of a run the database does not know or of a run still young -- and the run
+folder is deleted by its name followed by "/", so run `p-1` never takes `p-10`'s logs with it.
 """
 
 from __future__ import annotations
@@ -26,13 +37,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from odin.controller.artifacts import log_records
+from odin.controller.artifacts.errors import ArtifactError
+from odin.controller.artifacts.store import ArtifactStore
 from odin.controller.store import history
 from odin.controller.store.db import DbEngine
 
 log = logging.getLogger(__name__)
 
 LOG_CHUNK = 500
-"""Run directories looked up in the store per query."""
+"""Run directories (or run folders of log copies in the artifact store) looked up in the database per query."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +68,9 @@ class Progress:
 
     events_after: int = 0  # the last event id looked at
     logs_after: str = ""  # the last run directory looked at, in name order
+    copies_after: str = (
+        ""  # the last run folder of log copies in the artifact store looked at, in the store's listing order
+    )
 
 
 @dataclass(slots=True)
@@ -63,6 +80,8 @@ class PruneReport:
     more: bool = False  # the budget ran out with work left: tick again soon, from `progress`
     progress: Progress = field(default_factory=Progress)
     runs_with_logs_pruned: list[str] = field(default_factory=list)
+    log_copies_deleted: int = 0  # records deleted from the artifact store
+    runs_with_log_copies_pruned: list[str] = field(default_factory=list)
 
 
 def prune_once(
@@ -70,6 +89,7 @@ def prune_once(
     policy: HistoryPolicy,
     *,
     tasks_dir: Path | None,
+    store: ArtifactStore | None = None,
     now: datetime | None = None,
     budget: float = 5.0,
     batch: int = history.BATCH,
@@ -77,10 +97,10 @@ def prune_once(
     resume: Progress | None = None,
 ) -> PruneReport:
     """Delete what the policy no longer keeps, for at most `budget` seconds (at least one batch), from `resume` (the
-    `progress` of a report that said `more`) or from the start."""
+    `progress` of a report that said `more`) or from the start; `store`: the artifact store holding copies of logs."""
     now = now or datetime.now(UTC)
     start = resume or Progress()
-    report = PruneReport(progress=Progress(start.events_after, start.logs_after))
+    report = PruneReport(progress=Progress(start.events_after, start.logs_after, start.copies_after))
     deadline = clock() + budget
     if policy.events_keep_days is not None and report.progress.events_after >= 0:
         before = now - timedelta(days=policy.events_keep_days)
@@ -97,11 +117,17 @@ def prune_once(
     if policy.logs_keep_days is not None and tasks_dir is not None and not report.more:
         before = now - timedelta(days=policy.logs_keep_days)
         report.more = _prune_logs(db, tasks_dir, before, now, deadline, clock, report)
-    if report.events_deleted or report.log_dirs_deleted:
+    if policy.logs_keep_days is not None and store is not None and not report.more:
+        before = now - timedelta(days=policy.logs_keep_days)
+        report.more = _prune_copies(db, store, before, now, deadline, clock, report)
+    if report.events_deleted or report.log_dirs_deleted or report.runs_with_log_copies_pruned:
         log.info(
-            "retention: %d event(s) and the logs of %d run(s) deleted%s",
+            "retention: %d event(s), the logs of %d run(s) and %d log copies of %d run(s) in the artifact store "
+            "deleted%s",
             report.events_deleted,
             report.log_dirs_deleted,
+            report.log_copies_deleted,
+            len(report.runs_with_log_copies_pruned),
             " (more left for the next tick)" if report.more else "",
         )
     return report
@@ -145,3 +171,42 @@ def _delete_logs(
     history.mark_logs_pruned(db, deleted, now)
     report.log_dirs_deleted += len(deleted)
     report.runs_with_logs_pruned += deleted
+
+
+def _prune_copies(
+    db: DbEngine,
+    store: ArtifactStore,
+    before: datetime,
+    now: datetime,
+    deadline: float,
+    clock: Callable[[], float],
+    report: PruneReport,
+) -> bool:
+    """Delete the artifact store's log copies of runs that ended before `before`, a batch of run folders at a time
+    from where the last tick stopped; True when the budget ran out first. A store that fails ends this pass with a
+    warning: the next tick's pass, from the start, finishes it (see the module docstring)."""
+    try:
+        while True:
+            names = store.record_folders(log_records.FOLDER, after=report.progress.copies_after, limit=LOG_CHUNK)
+            if not names:
+                report.progress.copies_after = ""
+                return False
+            ended = [r.run_id for r in history.ended_before(db, names, before)]
+            history.mark_logs_pruned(db, ended, now)
+            for run_id in ended:
+                report.log_copies_deleted += store.delete_records(log_records.run_folder(run_id))
+                report.runs_with_log_copies_pruned.append(run_id)
+            report.progress.copies_after = names[-1]
+            if len(names) < LOG_CHUNK:
+                report.progress.copies_after = ""
+                return False
+            if clock() >= deadline:
+                return True
+    except ArtifactError as e:
+        log.warning(
+            "retention: the log copies in the artifact store (%s) could not all be deleted, the next pass goes on: %s",
+            store.kind,
+            e.message,
+        )
+        report.progress.copies_after = ""
+        return False

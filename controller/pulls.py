@@ -2,11 +2,11 @@
 and its changed pipelines run, once per (repository, head commit, pipeline), with trigger `pull_request`.
 
 What a webhook says about a pull request is a claim: the head commit is fetched from the provider's own pull request
-ref (`refs/pull/N/head` on GitHub and Gitea, `refs/merge-requests/N/head` on GitLab; Bitbucket Cloud has none, so its
-source branch, from the fork's repository for a fork) into the cache under `refs/odin/pulls/`, and only a commit that
-ref reaches runs. The pipelines that run are those the pull request changed since it left its base branch (the diff
-from the merge base with the base branch as the remote has it now), filtered by the head commit's `.odin.yml` with
-the base branch's name; problems are recorded on the commit as for a push.
+ref (`refs/pull/N/head` on GitHub and Gitea, `refs/merge-requests/N/head` on GitLab; for Bitbucket, Cloud and Server
+alike, its source branch, from the fork's repository for a fork) into the cache under `refs/odin/pulls/`, and only a
+commit that ref reaches runs. The pipelines that run are those the pull request changed since it left its base branch
+(the diff from the merge base with the base branch as the remote has it now), filtered by the head commit's
+`.odin.yml` with the base branch's name; problems are recorded on the commit as for a push.
 
 Forks never see secrets (`withheld`): a run from a fork records `secrets_withheld`, so the executors give its tasks
 nothing the server holds or names (image pull secrets, the artifact store's and MLflow's credentials), and a pipeline

@@ -1,5 +1,6 @@
 """The retention sweep: the leader lets go of the artifacts its repositories' policies no longer keep (and, through
-`history_retention`, of the events and logs `ODIN_EVENTS_KEEP_DAYS` / `ODIN_LOGS_KEEP_DAYS` no longer keep).
+`history_retention`, of the events and logs `ODIN_EVENTS_KEEP_DAYS` / `ODIN_LOGS_KEEP_DAYS` no longer keep, the
+artifact store's copies of logs included).
 
 Once per `ODIN_ARTIFACTS_RETENTION_INTERVAL` the leader, for each repository (and the runs of none), reads every run
 and the artifact records of its tasks (`store/retention.py`), asks the pure `plan_retention` which runs expire and
@@ -28,6 +29,7 @@ from typing import Any
 
 from odin.controller.artifacts.errors import ArtifactError
 from odin.controller.artifacts.retention import RetentionPolicy, RunArtifacts, plan_retention
+from odin.controller.artifacts.settings import MissingCredential
 from odin.controller.artifacts.store import ArtifactStore
 from odin.controller.artifacts.trees import read_tree
 from odin.controller.history_retention import HistoryPolicy, Progress, prune_once
@@ -185,5 +187,17 @@ class RetentionSweeper:
             self._artifacts_due = time.monotonic() + self.interval
             sweep_once(self.db, self.open_store(), self.default, outputs_dir=self.outputs_dir)
         if not self.history.keeps_everything:
-            done = prune_once(self.db, self.history, tasks_dir=self.tasks_dir, resume=resume)
+            store = self._log_copies_store()
+            done = prune_once(self.db, self.history, tasks_dir=self.tasks_dir, store=store, resume=resume)
             self._history_left = done.progress if done.more else None
+
+    def _log_copies_store(self) -> ArtifactStore | None:
+        """The artifact store whose log copies `ODIN_LOGS_KEEP_DAYS` prunes; None when logs are kept, or when it
+        cannot be opened (said once per tick: events and local logs are pruned all the same)."""
+        if self.history.logs_keep_days is None:
+            return None
+        try:
+            return self.open_store()
+        except (ArtifactError, MissingCredential) as e:
+            log.warning("retention: log copies in the artifact store are not pruned this time: %s", e)
+            return None

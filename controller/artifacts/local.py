@@ -12,7 +12,7 @@ import hashlib
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -80,6 +80,23 @@ class LocalStore(ArtifactStore):
         if len(data) > limit:
             raise CorruptArtifact(f"record {key} is larger than the {limit} bytes expected")
         return data
+
+    def record_folders(self, prefix: str, *, after: str = "", limit: int = 1000) -> Sequence[str]:
+        base = self.root / "records" / check_record_key(prefix)
+        try:
+            with os.scandir(base) as entries:
+                names = [e.name for e in entries if e.is_dir(follow_symlinks=False) and e.name + "/" > after + "/"]
+        except FileNotFoundError:
+            return []
+        return sorted(names, key=lambda name: name + "/")[:limit]
+
+    def delete_records(self, prefix: str) -> int:
+        base = self.root / "records" / check_record_key(prefix)
+        if base.is_symlink() or not base.is_dir():
+            return 0
+        count = sum(len(files) for _, _, files in os.walk(base))
+        shutil.rmtree(base, ignore_errors=True)
+        return count
 
     def get_file(self, digest: str, dest: Path, *, verify: bool = True) -> Blob:
         source = self._path(digest)

@@ -25,7 +25,7 @@ import contextlib
 import hashlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal
@@ -147,6 +147,62 @@ class S3Store(ArtifactStore):
         if len(data) > limit:
             raise CorruptArtifact(f"record {key} is larger than the {limit} bytes expected")
         return data
+
+    def record_folders(self, prefix: str, *, after: str = "", limit: int = 1000) -> Sequence[str]:
+        base = f"{self._record_key(prefix)}/"
+        params: dict[str, Any] = {"Bucket": self.bucket, "Prefix": base, "Delimiter": "/"}
+        if after:
+            # From the folder `<after>/` on: S3 lists its own keys again (rolled up into `<after>/`, dropped below);
+            # SeaweedFS, which lists a folder's entries by name rather than by key, starts right after it.
+            params["StartAfter"] = f"{base}{after}/"
+        names: list[str] = []
+        try:
+            while len(names) < limit:
+                answer = self.client.list_objects_v2(**params, MaxKeys=min(1000, limit - len(names) + 1))
+                found = [p["Prefix"][len(base) : -1] for p in answer.get("CommonPrefixes", [])]
+                names += [name for name in found if name != after]
+                if not answer.get("IsTruncated"):
+                    break
+                params["ContinuationToken"] = answer["NextContinuationToken"]
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as e:
+            raise translate(e, f"listing records {prefix}/") from e
+        return names[:limit]
+
+    def delete_records(self, prefix: str) -> int:
+        """A page of keys (1,000 at most) listed, then deleted in one request, until none is left: listing again from
+        the start rather than paging on means a key deleted under the listing never confuses it. Only keys under
+        `records/<prefix>/`, with its slash: `logs/p-1` never reaches `logs/p-10/`."""
+        base = f"{self._record_key(prefix)}/"
+        count = 0
+        try:
+            while True:
+                answer = self.client.list_objects_v2(Bucket=self.bucket, Prefix=base, MaxKeys=1000)
+                keys = [obj["Key"] for obj in answer.get("Contents", [])]
+                if not keys:
+                    # The folder itself: SeaweedFS's filer keeps an emptied folder, and would list it again until
+                    # its own key is deleted (on AWS S3 there is no such key, and deleting it is a no-op).
+                    self.client.delete_object(Bucket=self.bucket, Key=base)
+                    return count
+                self._delete_keys(keys)
+                count += len(keys)
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError) as e:
+            raise translate(e, f"deleting records {prefix}/") from e
+
+    def _delete_keys(self, keys: list[str]) -> None:
+        """`DeleteObjects`, or one `DeleteObject` a key where the store does not implement it (GCS's S3 API)."""
+        try:
+            answer = self.client.delete_objects(
+                Bucket=self.bucket, Delete={"Objects": [{"Key": k} for k in keys], "Quiet": True}
+            )
+        except botocore.exceptions.ClientError as e:
+            if e.response.get("Error", {}).get("Code") not in ("NotImplemented", "MethodNotAllowed"):
+                raise
+            for key in keys:
+                self.client.delete_object(Bucket=self.bucket, Key=key)
+            return
+        failed = [f"{err.get('Key')}: {err.get('Code')}" for err in answer.get("Errors", [])]
+        if failed:
+            raise StoreUnavailable(f"the store refused to delete {len(failed)} record(s), first {failed[0]}")
 
     # -- writes ---------------------------------------------------------------------------------------------------
 

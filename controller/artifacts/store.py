@@ -12,7 +12,7 @@ import io
 import os
 import tempfile
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -84,6 +84,18 @@ class ArtifactStore(ABC):
     @abstractmethod
     def get_record(self, key: str, limit: int) -> bytes | None:
         """A record's bytes, None when there is none; `CorruptArtifact` when it is larger than `limit`."""
+
+    @abstractmethod
+    def record_folders(self, prefix: str, *, after: str = "", limit: int = 1000) -> Sequence[str]:
+        """The names of the folders right under `records/<prefix>/` (for `logs`: the runs with saved logs), at most
+        `limit`, in the store's listing order (S3: by key, so `name + "/"`; SeaweedFS: by name; the local store: by
+        key), after the folder `after` when given; fewer than `limit` only when no more are left. Retention walks
+        them a page at a time, each folder once, passing the last name of a page as the next `after`."""
+
+    @abstractmethod
+    def delete_records(self, prefix: str) -> int:
+        """Delete every record under `records/<prefix>/` (never a blob, never a record of another folder whose name
+        merely starts the same) and say how many went; deleting what is already gone is not an error."""
 
     # -- conveniences over the primitives above ------------------------------------------------------------------
 

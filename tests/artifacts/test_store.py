@@ -170,6 +170,37 @@ def test_records_are_named_objects_beside_the_blobs(store: ArtifactStore) -> Non
     assert list(store.list()) == []  # records are not blobs: retention's sweep never sees them
 
 
+def test_record_folders_are_walked_a_page_at_a_time_and_deleted_by_name(store: ArtifactStore) -> None:
+    """What log retention walks: the folders under a records prefix, a page of `limit` at a time from `after`, each
+    exactly once whatever the store's order (S3 lists keys, so "p-1.x/" before "p-1/"; SeaweedFS lists names);
+    deleting a folder deletes only it (never "p-10" for "p-1", nor a blob or another prefix's records)."""
+    names = ["p-1", "p-10", "p-1.x", "p-1-2", "p-2", "q-1"]
+    for name in names:
+        for i in range(3):
+            store.put_record(f"logs/{name}/t.{i}.log", name.encode())
+    store.put_record("logs-not/p-1/t.log", b"other prefix")
+    store.put_record("runs/p-1/train/1", b"outputs")
+    blob = store.put_bytes(b"a model")
+    everything = list(store.record_folders("logs"))
+    assert sorted(everything) == sorted(names)
+    for limit in (1, 2, 4):
+        walked: list[str] = []
+        while page := list(store.record_folders("logs", after=walked[-1] if walked else "", limit=limit)):
+            assert len(page) <= limit
+            walked += page
+        assert walked == everything, f"pages of {limit}: each folder once, in the store's order"
+    assert list(store.record_folders("nothing-here")) == []
+
+    assert store.delete_records("logs/p-1") == 3
+    assert store.delete_records("logs/p-1") == 0, "deleting what is gone is not an error"
+    assert sorted(store.record_folders("logs")) == sorted(set(names) - {"p-1"})
+    assert store.get_record("logs/p-10/t.0.log", 10) == b"p-10"
+    assert store.get_record("logs-not/p-1/t.log", 100) == b"other prefix"
+    assert store.get_record("runs/p-1/train/1", 100) == b"outputs" and store.exists(blob.digest)
+    with pytest.raises(ValueError):
+        store.delete_records("logs/../runs")
+
+
 def test_uri_names_the_blob_where_it_lives(store: ArtifactStore) -> None:
     blob = store.put_bytes(b"model")
     uri = store.uri(blob.digest)

@@ -17,6 +17,7 @@ import sys
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from odin.controller.executors.kubernetes.executor import KubernetesExecutor
 from odin.controller.executors.kubernetes.logs import LogStore
 from odin.controller.executors.kubernetes.transfer import OUTPUTS_MOUNT, LazyStore
 from odin.controller.executors.pod_outputs import WRAPPER
+from odin.controller.history_retention import HistoryPolicy, prune_once
 from odin.controller.store.db import transaction
 from odin.controller.store.run_queries import find_task
 from odin.controller.store.runs import NewRun, create_run
@@ -350,6 +352,36 @@ def test_a_saved_log_is_served_by_another_replica_with_an_empty_data_dir(h: Kube
         assert list(other.logs(run_id, "talk", attempt=row.attempt, tail=1)) == ["epoch 2 loss 0.25\n"]
         assert (other_dir / "tasks" / run_id / "talk.1.log").read_text() == "epoch 1 loss 0.5\nepoch 2 loss 0.25\n"
         assert list(other.logs(run_id, "talk", attempt=2)) == []  # an attempt never saved anywhere: no log
+    finally:
+        other.shutdown()
+
+
+def test_log_retention_deletes_the_copy_in_the_store_that_other_replicas_would_serve(h: KubeHarness) -> None:
+    """`ODIN_LOGS_KEEP_DAYS` reaches the store's copy of a saved log (`logs/<run>/`): once the run is past the
+    horizon, the leader's sweep deletes it with the local file, and a replica with an empty data directory has
+    nothing left to serve; the run's outputs record in the same store is kept."""
+    h.start(cleanup_ttl=0.3)
+    run_id = h.create(pipeline(task("talk")))
+    pod = h.wait_pod(run_id, "talk")
+    h.kube.kubelet.start(pod)
+    h.kube.kubelet.set_log(pod, "epoch 1 loss 0.5\n")
+    h.kube.kubelet.succeed(pod)
+    assert h.wait(run_id) == RunStatus.SUCCEEDED
+    wait_for(lambda: not h.pods(f"odin.dev/run={run_id}"), 10, message="the TTL clean-up did not delete the pod")
+    store = LazyStore(h.options().artifacts).get()  # the store the executor saved the log to
+    assert store.get_record(f"logs/{run_id}/talk.1.log", 100) == b"epoch 1 loss 0.5\n"
+    store.put_record(f"runs/{run_id}/talk/1/outputs.json", b"{}")
+
+    kept = prune_once(h.db, HistoryPolicy(logs_keep_days=7), tasks_dir=h.data_dir / "tasks", store=store)
+    assert kept.runs_with_log_copies_pruned == [], "a run of today keeps its logs"
+    later = datetime.now(UTC) + timedelta(days=8)
+    done = prune_once(h.db, HistoryPolicy(logs_keep_days=7), tasks_dir=h.data_dir / "tasks", store=store, now=later)
+    assert (done.runs_with_logs_pruned, done.runs_with_log_copies_pruned) == ([run_id], [run_id])
+    assert store.get_record(f"logs/{run_id}/talk.1.log", 100) is None
+    assert store.get_record(f"runs/{run_id}/talk/1/outputs.json", 100) == b"{}"
+    other = KubernetesExecutor(h.kube.api_client, h.options(data_dir=h.tmp / "other-replica"))
+    try:
+        assert list(other.logs(run_id, "talk", attempt=1)) == []
     finally:
         other.shutdown()
 

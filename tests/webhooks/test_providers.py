@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import hmac
 import json
@@ -190,6 +191,7 @@ def test_bitbucket_server_deletion_and_a_push_of_several_refs() -> None:
         ("gitea", "issue_comment", PullRequestComment),
         ("bitbucket", "pullrequest_created", PullRequestEvent),
         ("bitbucket", "pullrequest_comment_created", PullRequestComment),
+        ("bitbucket", "server_pr_opened", PullRequestEvent),
     ],
 )
 def test_pings_and_other_events_are_recognised(provider: str, name: str, kind: type) -> None:
@@ -275,6 +277,9 @@ HEAD = "0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c"
         ("bitbucket", "pullrequest_created", PullRequest("bitbucket", 5, HEAD[:12], "feature/bigger-model",
                                                          "mallory/ml", "https://bitbucket.org/mallory/ml", "main", True,
                                                          "mallory")),
+        ("bitbucket", "server_pr_opened", PullRequest("bitbucket", 7, HEAD, "feature/bigger-model", "~MALLORY/ml",
+                                                      "https://bitbucket.example.com/scm/~mallory/ml.git", "main",
+                                                      True, "mallory")),
     ],
 )  # fmt: skip
 def test_pull_request_events_normalise_to_one_shape(provider: str, name: str, expected: PullRequest) -> None:
@@ -341,6 +346,9 @@ def test_pull_request_actions_that_run_nothing_are_ignored_saying_why(
         ("github", "pull_request", "pull_request.head.sha", "main", "the head commit must be a commit id"),
         ("gitlab", "merge_request", "object_attributes.iid", -1, "`iid` must be"),
         ("bitbucket", "pullrequest_created", "pullrequest.source.commit.hash", "abc", "must be a commit id"),
+        ("bitbucket", "server_pr_opened", "pullRequest.fromRef.latestCommit", "abc", "must be a commit id"),
+        ("bitbucket", "server_pr_opened", "pullRequest.id", "7", "`id` must be the pull request's number"),
+        ("bitbucket", "server_pr_opened", "pullRequest.toRef.repository", {"slug": "ml"}, "has no clone or self URL"),
         ("github", "issue_comment", "issue.number", None, "`number` must be"),
     ],
 )
@@ -355,3 +363,33 @@ def test_malformed_pull_requests_are_malformed_payloads(
     target[key] = value
     with pytest.raises(MalformedPayload, match=re.escape(expected)):
         PROVIDERS[provider].parse(lower(delivery.headers), json.dumps(delivery.body).encode())
+
+
+def server_pull(event: str, **body: Any) -> Any:
+    """A Bitbucket Server pull request delivery of `event`, from the repository itself, parsed."""
+    delivery = load("bitbucket", "server_pr_opened")
+    delivery.headers["X-Event-Key"] = event
+    delivery.body["eventKey"] = event
+    pull = delivery.body["pullRequest"]
+    pull["fromRef"]["repository"] = copy.deepcopy(pull["toRef"]["repository"])
+    delivery.body.update(body)
+    return PROVIDERS["bitbucket"].parse(lower(delivery.headers), json.dumps(delivery.body).encode())
+
+
+def test_bitbucket_server_pull_requests_run_on_a_new_source_or_target_and_nothing_else() -> None:
+    """`pr:from_ref_updated` runs the new head; `pr:modified` only when the target branch changed; a pull request
+    from a branch of the repository itself is not a fork's."""
+    moved = server_pull("pr:from_ref_updated", previousFromHash="6113728f27ae82c7b1a177c8d03f9e96e0adf246")
+    assert isinstance(moved, PullRequestEvent) and moved.action == "from_ref_updated"
+    assert (moved.pull.fork, moved.pull.head_repo, moved.pull.head_sha) == (False, "ACME/ml", HEAD)
+    assert "ssh://git@bitbucket.example.com:7999/acme/ml.git" in moved.repo_urls
+    retargeted = server_pull(
+        "pr:modified", previousTarget={"id": "refs/heads/develop", "displayId": "develop", "type": "BRANCH"}
+    )
+    assert isinstance(retargeted, PullRequestEvent) and retargeted.pull.base_branch == "main"
+    renamed = server_pull(
+        "pr:modified", previousTitle="Old title", previousTarget={"id": "refs/heads/main", "displayId": "main"}
+    )
+    assert isinstance(renamed, Ignored) and "without a new target branch" in renamed.reason
+    for other in ("pr:merged", "pr:declined", "pr:reviewer:approved"):
+        assert isinstance(server_pull(other), Ignored)

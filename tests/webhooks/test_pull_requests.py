@@ -1,8 +1,10 @@
-"""Pull / merge requests run their pipelines (issue 13 item 3), for GitHub, GitLab, Gitea and Bitbucket Cloud.
+"""Pull / merge requests run their pipelines (issue 13 item 3), for GitHub, GitLab, Gitea, Bitbucket Cloud and
+Bitbucket Server / Data Center.
 
 Deliveries shaped like the providers' own (tests/webhooks/data) go over real HTTP to an in-process Odin following a
 real bare repository; the test plays the provider by publishing each pull request's head where that provider keeps it
-(`refs/pull/N/head`, `refs/merge-requests/N/head`, a fork's branch for Bitbucket), and Odin fetches it from there.
+(`refs/pull/N/head`, `refs/merge-requests/N/head`, a fork's branch for Bitbucket), and Odin fetches it from
+there.
 """
 
 from __future__ import annotations
@@ -320,6 +322,76 @@ def test_a_bitbucket_pull_request_from_a_fork_is_fetched_from_the_fork(
     elsewhere.body["pullrequest"]["source"]["commit"]["hash"] = sha[:12]  # the fixture's fork on bitbucket.org
     status, body = send(odin, "bitbucket", elsewhere)
     assert status == 422 and "not on the host of the followed repository" in body["detail"], body
+
+
+def server_pr(event: str, sha: str, *, number: int = 7) -> Recorded:
+    """A Bitbucket Server / Data Center pull request delivery (`X-Request-Id`, `X-Hub-Signature` added by `send`)."""
+    delivery = load("bitbucket", "server_pr_opened")
+    delivery.headers["X-Request-Id"] = secrets.token_hex(16)
+    delivery.headers["X-Event-Key"] = delivery.body["eventKey"] = event
+    pull = delivery.body["pullRequest"]
+    pull["id"] = number
+    pull["fromRef"]["latestCommit"] = sha
+    return delivery
+
+
+def test_a_bitbucket_server_pull_request_runs_from_a_fork_and_from_the_repository(
+    odin_factory: OdinFactory, tmp_path: Path
+) -> None:
+    """`pr:opened` from a fork: fetched from the fork's clone URL, run without secrets; `pr:from_ref_updated` from
+    a branch of the repository: run with them; `pr:modified` runs only when the target branch changed."""
+    odin = odin_factory(pull_requests="all")
+    upstream = odin.remote
+    fork = GitRemote.create(tmp_path / "fork")
+    fork.work.remotes.create("upstream", upstream.url).fetch(["+refs/heads/main:refs/heads/main"])
+    fork.push("main")
+    sha = fork.commit(
+        {"train/main.yml": HELLO.format(name="train", marker="bbs-fork")},
+        "From a fork",
+        branch=FEATURE,
+        parents=[upstream.head],
+    )
+    assert upstream.bare.get(sha) is None, "the commit is only in the fork"
+    opened = server_pr("pr:opened", sha)
+    opened.body["pullRequest"]["fromRef"]["repository"]["links"]["clone"] = [{"href": fork.url, "name": "http"}]
+    status, body = send(odin, "bitbucket", opened)
+    assert (status, body["commit"], body["pull_request"]) == (202, sha, 7), body
+    run = finished(odin, body["runs"][0])
+    assert (run.pipeline, run.pr_provider, run.pull_request, run.secrets_withheld, run.status) == (
+        "train", "bitbucket", 7, True, "succeeded"
+    )  # fmt: skip
+    status, body = send(odin, "bitbucket", opened)
+    assert (status, body["status"]) == (200, "duplicate"), "the server's retry of one delivery runs nothing more"
+
+    # From a branch of the repository itself (fromRef.repository is toRef.repository): its secrets are not withheld.
+    own = head(upstream, "refs/heads/" + FEATURE, {"hello/main.yml": HELLO.format(name="hello", marker="bbs-own")})
+    moved = server_pr("pr:from_ref_updated", own, number=8)
+    moved.body["previousFromHash"] = upstream.head
+    pull = moved.body["pullRequest"]
+    pull["fromRef"]["repository"] = pull["toRef"]["repository"]
+    status, body = send(odin, "bitbucket", moved)
+    assert (status, body["commit"], body["pull_request"]) == (202, own, 8), body
+    [own_run] = body["runs"]
+    run = finished(odin, own_run)
+    assert (run.pipeline, run.secrets_withheld, run.status) == ("hello", False, "succeeded")
+
+    # Retargeted: the head is run against its new base (here the same head and pipelines, so the run exists).
+    retargeted = server_pr("pr:modified", own, number=8)
+    retargeted.body["pullRequest"]["fromRef"]["repository"] = pull["toRef"]["repository"]
+    retargeted.body["previousTarget"] = {"id": "refs/heads/develop", "displayId": "develop", "type": "BRANCH"}
+    status, body = send(odin, "bitbucket", retargeted)
+    assert (status, body["runs"], body["existing"]) == (202, [], [own_run]), body
+    retitled = server_pr("pr:modified", own, number=8)
+    retitled.body["previousTitle"] = "WIP"
+    retitled.body["previousTarget"] = {"id": "refs/heads/main", "displayId": "main", "type": "BRANCH"}
+    status, body = send(odin, "bitbucket", retitled)
+    assert (status, body["status"]) == (200, "ignored") and "without a new target branch" in body["detail"], body
+
+    # Signed with another secret: refused, nothing recorded.
+    forged = server_pr("pr:opened", sha, number=9)
+    res = odin.send("bitbucket", forged, secret="not-the-secret")
+    assert res.status_code == 401, res.text
+    assert [r.pull_request for r in odin.runs()].count(9) == 0
 
 
 def test_a_forks_runs_send_no_notifications(odin_factory: OdinFactory, monkeypatch: pytest.MonkeyPatch) -> None:

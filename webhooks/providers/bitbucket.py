@@ -16,6 +16,15 @@ pull request refs, so the head is `source.branch.name`, fetched from the reposit
 `source.repository.full_name` is not `destination.repository.full_name`), from the fork's URL
 (`source.repository.links.html.href`), on the same host only. `pullrequest:comment_created` with `/retest` in
 `comment.content.raw` is obeyed for the repository's `pr_approvers` (`actor.nickname`) only.
+
+Pull requests, Bitbucket Server / Data Center: `pr:opened` and `pr:from_ref_updated` (the source branch moved) run
+`pullRequest.fromRef.latestCommit` (40 hex digits); `pr:modified` runs it only when the target branch changed
+(`previousTarget.id` is not `toRef.id`: the pipelines that changed are counted from the new base), and any other edit
+(title, description, reviewers) is ignored. These payloads have no top-level `repository`: the repository is
+`pullRequest.toRef.repository` (its `links.clone` and `links.self`), the head is the source branch
+`fromRef.displayId`, and a fork is a `fromRef.repository` that is not `toRef.repository` (by `id`, else project key
+and slug), fetched from the fork's http(s) clone URL, on the same host only, as for Cloud. The author is
+`author.user.slug` (else `name`).
 """
 
 from __future__ import annotations
@@ -83,6 +92,8 @@ class Bitbucket:
             note = obj(obj(data, "comment"), "content")
             commenter = pulls.login(obj(data, "actor"), "nickname")
             return pulls.comment(event, "Bitbucket", note.get("raw"), repo_urls, pull, commenter)
+        if event in _SERVER_PULLS:
+            return _server_pull_event(event, data)
         return Ignored(event, f"Bitbucket `{event}` events start nothing", repo_urls)
 
     @staticmethod
@@ -141,3 +152,71 @@ def _pull(data: dict[str, Any], what: str) -> PullRequest:
         fork=head_name is None or base_name is None or head_name.lower() != base_name.lower(),
         author=pulls.login(obj(pr, "author"), "nickname"),
     )
+
+
+_SERVER_PULLS = ("pr:opened", "pr:from_ref_updated", "pr:modified")
+
+
+def _server_pull_event(event: str, data: dict[str, Any]) -> ParsedEvent:
+    """A Bitbucket Server pull request event, or `Ignored` for a `pr:modified` that kept the target branch."""
+    pr = obj(data, "pullRequest")
+    source, target = obj(pr, "fromRef"), obj(pr, "toRef")
+    head_repo, base_repo = obj(source, "repository"), obj(target, "repository")
+    repo_urls = _server_repo_urls(base_repo)
+    if not repo_urls:
+        raise MalformedPayload(f"{event}: `pullRequest.toRef.repository.links` has no clone or self URL")
+    action = event.split(":", 1)[1]
+    pull = PullRequest(
+        provider="bitbucket",
+        number=pulls.number(pr, "id", event),
+        head_sha=pulls.head_sha(source.get("latestCommit"), event),
+        head_ref=text(source, "displayId") or _branch(text(source, "id")),
+        head_repo=_server_full_name(head_repo),
+        head_url=_server_clone_url(head_repo),
+        base_branch=text(target, "displayId") or _branch(text(target, "id")),
+        fork=_server_fork(head_repo, base_repo),
+        author=pulls.login(obj(obj(pr, "author"), "user"), "slug", "name"),
+    )
+    if action == "modified":
+        before = text(obj(data, "previousTarget"), "id")
+        if before is None or before == text(target, "id"):
+            return Ignored(event, f"Bitbucket Server pull request #{pull.number} was modified without a new target "
+                                  "branch: it starts nothing (only opened, from_ref_updated, and modified with a new "
+                                  "target branch run the head)", repo_urls)  # fmt: skip
+    return pulls.acted(event, "Bitbucket Server", action, ("opened", "from_ref_updated", "modified"), repo_urls, pull)
+
+
+def _branch(ref: str | None) -> str | None:
+    return ref.removeprefix("refs/heads/") if ref else None
+
+
+def _server_links(repository: dict[str, Any]) -> list[dict[str, Any]]:
+    links = obj(repository, "links")
+    return [c for c in links.get("clone") or [] if isinstance(c, dict)] if isinstance(links.get("clone"), list) else []
+
+
+def _server_repo_urls(repository: dict[str, Any]) -> tuple[str, ...]:
+    own = obj(repository, "links").get("self")
+    selves = [c.get("href") for c in own if isinstance(c, dict)] if isinstance(own, list) else []
+    return urls(*(c.get("href") for c in _server_links(repository)), *selves)
+
+
+def _server_clone_url(repository: dict[str, Any]) -> str | None:
+    """The repository's http(s) clone URL (the one Odin can fetch without the server's SSH key), else the first."""
+    hrefs = [str(c["href"]) for c in _server_links(repository) if isinstance(c.get("href"), str)]
+    return next((h for h in hrefs if h.startswith(("https://", "http://"))), hrefs[0] if hrefs else None)
+
+
+def _server_full_name(repository: dict[str, Any]) -> str | None:
+    project, slug = text(obj(repository, "project"), "key"), text(repository, "slug")
+    return f"{project}/{slug}" if project and slug else None
+
+
+def _server_fork(head: dict[str, Any], base: dict[str, Any]) -> bool:
+    """A fork unless both refs name the same repository: by id when both say it, else by project key and slug (a
+    payload that says neither is a fork's, so it never gets secrets)."""
+    head_id, base_id = head.get("id"), base.get("id")
+    if isinstance(head_id, int) and isinstance(base_id, int):
+        return head_id != base_id
+    head_name, base_name = _server_full_name(head), _server_full_name(base)
+    return head_name is None or base_name is None or head_name.lower() != base_name.lower()

@@ -4,7 +4,8 @@ recorded deliveries under tests/webhooks/data/).
 
 Which actions run a head: GitHub `opened`, `synchronize`, `reopened`; GitLab `open`, `reopen`, and `update` with new
 commits (`oldrev` present); Gitea/Forgejo `opened`, `synchronized`, `reopened`; Bitbucket Cloud
-`pullrequest:created`, `pullrequest:updated`. Every other action (closed, edited, labeled, approved...) is answered
+`pullrequest:created`, `pullrequest:updated`; Bitbucket Server / Data Center `pr:opened`, `pr:from_ref_updated`, and
+`pr:modified` when the target branch changed. Every other action (closed, edited, labeled, approved...) is answered
 `ignored`, naming the actions that do run.
 """
 

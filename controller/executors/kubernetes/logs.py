@@ -8,7 +8,8 @@ distributed job (`worker-1`...), with `.<container>` added for extra containers.
 
 The data directory is one replica's own disk (an emptyDir in deploy/): the replica that saved a log is not the only
 one serving the API, and a restart empties it. So with an artifact store every saved log is also written to the store
-as the record `logs/<run>/<file>`, and a log missing on disk is fetched from there (and kept on disk as a cache).
+as the record `logs/<run>/<file>` (`artifacts/log_records.py`; retention deletes them with the local copies once
+`ODIN_LOGS_KEEP_DAYS` has passed), and a log missing on disk is fetched from there (and kept on disk as a cache).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from odin.controller.artifacts import log_records
 from odin.controller.artifacts.errors import ArtifactError
 from odin.controller.artifacts.settings import MissingCredential
 from odin.controller.artifacts.store import ArtifactStore
@@ -54,7 +56,7 @@ class LogStore:
 
     def record_key(self, path: Path) -> str:
         """The store's record of the saved log at `path`: `logs/<run>/<file>`."""
-        return f"logs/{path.parent.name}/{path.name}"
+        return log_records.record_key(path.parent.name, path.name)
 
     def attempts(self, run_id: str, task: str) -> list[int]:
         """The attempts with a log on this replica's disk (the store cannot be listed: callers that know the attempt

@@ -35,7 +35,7 @@ import sqlalchemy as sa
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from odin.controller.store.db import create_db_engine, migrate
-from odin.controller.store.models import COMMITS, REPOSITORIES, RUNS, TASK_RUNS
+from odin.controller.store.tables import COMMITS, REPOSITORIES, RUNS, TASK_RUNS
 from tests.support.git import GitRemote
 from tests.support.server import OdinServer
 

@@ -21,8 +21,8 @@ import sqlalchemy as sa
 
 from odin.controller.store import queueing
 from odin.controller.store.db import DbEngine, create_db_engine, migrate, transaction
-from odin.controller.store.models import REPOSITORIES, RUNS
 from odin.controller.store.runs import NewRun, create_run
+from odin.controller.store.tables import REPOSITORIES, RUNS
 from odin.controller.vocabulary import RunStatus, Trigger
 from odin.schema.model import Concurrency, PipelineSpec, TaskSpec
 

@@ -33,7 +33,7 @@ from odin.controller.git import Mirror
 from odin.controller.launcher import RunLauncher
 from odin.controller.scheduler import Scheduler
 from odin.controller.store.db import create_db_engine, migrate, transaction
-from odin.controller.store.models import REPOSITORIES, RUNS
+from odin.controller.store.tables import REPOSITORIES, RUNS
 
 MAIN = """\
 name: {name}

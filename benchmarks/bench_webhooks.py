@@ -47,7 +47,7 @@ import psutil
 import pygit2
 import sqlalchemy as sa
 
-from odin.controller.store.models import EVENTS, RUNS
+from odin.controller.store.tables import EVENTS, RUNS
 
 ROOT = Path(__file__).resolve().parents[1]
 PAYLOAD = ROOT / "tests" / "webhooks" / "data" / "github" / "push.json"

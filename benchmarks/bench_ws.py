@@ -39,7 +39,7 @@ import sqlalchemy as sa
 from websockets.asyncio.client import connect
 
 from odin.controller.git.seed import seed_repository
-from odin.controller.store.models import EVENTS
+from odin.controller.store.tables import EVENTS
 
 BIN = Path(sys.executable).parent
 PASSWORD = "benchmark-password"

@@ -29,8 +29,8 @@ from odin.controller.gpu_sampler import GpuSampler
 from odin.controller.gpu_usage import IdlePolicy
 from odin.controller.gpus import GpuHolding
 from odin.controller.store.db import create_db_engine, migrate
-from odin.controller.store.models import TASK_RUNS
 from odin.controller.store.runs import NewRun, create_run
+from odin.controller.store.tables import TASK_RUNS
 from odin.controller.vocabulary import Trigger
 from odin.schema.model import PipelineSpec
 from odin.testing.nvml import GIB, fake_gpu, write_fake_gpus

@@ -41,7 +41,7 @@ import sqlalchemy as sa
 
 from odin.controller.store import run_queries
 from odin.controller.store.db import create_db_engine, migrate
-from odin.controller.store.models import RUNS, TASK_RUNS
+from odin.controller.store.tables import RUNS, TASK_RUNS
 
 BIN = Path(sys.executable).parent
 SECRET = "benchmark-secret-that-is-long-enough-0123456789"

@@ -83,12 +83,12 @@ def run_once(
     log_level: Annotated[str, typer.Option(help="Log level of Odin itself")] = "WARNING",
 ) -> None:
     """Run one pipeline directory once on this machine, without a server or repository."""
-    setup_logging(log_level)
-    with gc_paused():
-        from odin.cli.embedded_output import run_and_report
-        from odin.cli.params import parse_params
+    from odin.cli.params import parse_params
+    from odin.cli.run_line import RunOptions, run
 
-    raise typer.Exit(run_and_report(directory, parse_params(param, console), parallelism, data_dir))
+    # The `odin` script runs a well-formed line through cli/run_line.py without typer; this is the same command.
+    options = RunOptions(directory, parse_params(param, console), parallelism, data_dir, log_level)
+    raise typer.Exit(run(options))
 
 
 @app.command()

@@ -23,7 +23,7 @@ from typing import Any
 
 from .located import LocatedDocument
 from .problems import Problem
-from .schemafile import pipeline_schema
+from .schemafile import published_schema
 from .suggest import did_you_mean
 
 IGNORED_TASK_FIELDS = ("id",)
@@ -32,8 +32,8 @@ IGNORED_TASK_FIELDS = ("id",)
 
 @cache
 def _known_fields() -> tuple[frozenset[str], frozenset[str]]:
-    """(top-level fields, task fields) the schema defines."""
-    schema = pipeline_schema()
+    """(top-level fields, task fields) the schema defines (plugins add kinds, never fields)."""
+    schema = published_schema()
     return frozenset(schema["properties"]), frozenset(schema["$defs"]["task"]["properties"])
 
 

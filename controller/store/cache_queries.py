@@ -13,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from odin.controller.store.db import DbEngine, reading
-from odin.controller.store.models import RUNS, TASK_RUNS
+from odin.controller.store.tables import RUNS, TASK_RUNS
 from odin.controller.vocabulary import TaskStatus
 
 

@@ -12,8 +12,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from odin.controller.store.db import DbEngine, reading
-from odin.controller.store.models import COMMITS
 from odin.controller.store.run_queries import sha_match
+from odin.controller.store.tables import COMMITS
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,8 +15,8 @@ from typing import Any
 
 from sqlalchemy.engine import Connection
 
-from odin.controller.store.models import COMMITS
 from odin.controller.store.repositories import append_event
+from odin.controller.store.tables import COMMITS
 from odin.controller.store.types import utcnow
 from odin.controller.store.upsert import insert_on_conflict
 

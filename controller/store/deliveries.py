@@ -18,7 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from odin.controller.store.db import DbEngine, transaction
-from odin.controller.store.models import EVENTS, WEBHOOK_DELIVERIES
+from odin.controller.store.tables import EVENTS, WEBHOOK_DELIVERIES
 from odin.controller.store.types import utcnow
 from odin.controller.store.upsert import insert_on_conflict
 

@@ -13,8 +13,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from odin.controller.store.db import DbEngine, reading
-from odin.controller.store.models import EVENTS
 from odin.controller.store.run_queries import sha_match
+from odin.controller.store.tables import EVENTS
 
 _LAST_ID = sa.select(sa.func.max(EVENTS.c.id))
 _AFTER = sa.select(EVENTS).where(EVENTS.c.id > sa.bindparam("after")).order_by(EVENTS.c.id).limit(sa.bindparam("limit"))

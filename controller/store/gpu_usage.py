@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine as DbEngine
 from sqlalchemy.exc import OperationalError
 
 from odin.controller.store.db import StoreUnavailable, reading, transaction
-from odin.controller.store.models import EVENTS, TASK_RUNS
+from odin.controller.store.tables import EVENTS, TASK_RUNS
 from odin.controller.store.types import utcnow
 
 

@@ -22,7 +22,7 @@ from datetime import datetime
 import sqlalchemy as sa
 
 from odin.controller.store.db import DbEngine, reading, transaction
-from odin.controller.store.models import EVENTS, RUNS
+from odin.controller.store.tables import EVENTS, RUNS
 from odin.controller.vocabulary import RunStatus
 
 BATCH = 5000

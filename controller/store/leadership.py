@@ -31,7 +31,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import OperationalError
 
 from odin.controller.store.db import DbEngine, StoreError, StoreUnavailable
-from odin.controller.store.models import LEADERSHIP
+from odin.controller.store.tables import LEADERSHIP
 from odin.controller.store.types import utcnow
 from odin.controller.store.upsert import insert_on_conflict
 

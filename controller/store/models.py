@@ -18,6 +18,24 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
+# The Core tables the store's queries use are `tables.py`'s, generated from the classes below
+# (`python -m odin.controller.store.tablegen`), so that opening the store needs neither SQLModel nor the ORM. The
+# names are here too, for code that imports them from the models: the same objects, not a second set of tables
+# (the classes' own `__table__`s, on `SQLModel.metadata`, are what Alembic's autogenerate compares with).
+from odin.controller.store.tables import (
+    API_TOKENS,
+    COMMITS,
+    EVENTS,
+    LEADERSHIP,
+    REPO_BRANCHES,
+    REPOSITORIES,
+    REVOKED_SESSIONS,
+    RUNS,
+    SCHEDULED_SLOTS,
+    TASK_RUNS,
+    USERS,
+    WEBHOOK_DELIVERIES,
+)
 from odin.controller.store.types import JSONColumn, UTCDateTime, utcnow
 from odin.controller.vocabulary import RunStatus, TaskStatus
 
@@ -362,20 +380,29 @@ class Leadership(SQLModel, table=True):
     expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
-def table_of(model: type[SQLModel]) -> sa.Table:
-    """The Core table behind a model, typed (SQLModel's `__table__` is invisible to type checkers)."""
-    return SQLModel.metadata.tables[str(model.__tablename__)]
-
-
-REPOSITORIES = table_of(Repository)
-REPO_BRANCHES = table_of(RepoBranch)
-COMMITS = table_of(Commit)
-RUNS = table_of(Run)
-TASK_RUNS = table_of(TaskRun)
-EVENTS = table_of(Event)
-USERS = table_of(User)
-WEBHOOK_DELIVERIES = table_of(WebhookDelivery)
-API_TOKENS = table_of(ApiToken)
-SCHEDULED_SLOTS = table_of(ScheduledSlot)
-REVOKED_SESSIONS = table_of(RevokedSession)
-LEADERSHIP = table_of(Leadership)
+__all__ = [
+    "API_TOKENS",
+    "COMMITS",
+    "EVENTS",
+    "LEADERSHIP",
+    "REPOSITORIES",
+    "REPO_BRANCHES",
+    "REVOKED_SESSIONS",
+    "RUNS",
+    "SCHEDULED_SLOTS",
+    "TASK_RUNS",
+    "USERS",
+    "WEBHOOK_DELIVERIES",
+    "ApiToken",
+    "Commit",
+    "Event",
+    "Leadership",
+    "RepoBranch",
+    "Repository",
+    "RevokedSession",
+    "Run",
+    "ScheduledSlot",
+    "TaskRun",
+    "User",
+    "WebhookDelivery",
+]

@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from odin.controller.store.db import DbEngine, StoreUnavailable, reading
-from odin.controller.store.models import COMMITS, REPOSITORIES, RUNS, TASK_RUNS
+from odin.controller.store.tables import COMMITS, REPOSITORIES, RUNS, TASK_RUNS
 from odin.controller.store.tracking import record_run_event
 from odin.controller.vocabulary import RunStatus, TaskStatus
 

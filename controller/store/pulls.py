@@ -9,8 +9,8 @@ from typing import Any
 import sqlalchemy as sa
 
 from odin.controller.store.db import Connection, DbEngine, reading
-from odin.controller.store.models import RUNS
 from odin.controller.store.runs import ACTIVE_RUN_STATUSES
+from odin.controller.store.tables import RUNS
 from odin.controller.vocabulary import RunStatus, Trigger
 
 

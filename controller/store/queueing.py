@@ -25,7 +25,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.engine import Engine as DbEngine
 
 from odin.controller.store.db import reading, transaction
-from odin.controller.store.models import EVENTS, RUNS, TASK_RUNS
+from odin.controller.store.tables import EVENTS, RUNS, TASK_RUNS
 from odin.controller.store.types import utcnow
 from odin.controller.vocabulary import REPLACED, RunStatus, TaskStatus
 

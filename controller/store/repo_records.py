@@ -21,8 +21,8 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
 from odin.controller.store.db import DbEngine, reading, transaction
-from odin.controller.store.models import REPOSITORIES
 from odin.controller.store.repositories import append_event
+from odin.controller.store.tables import REPOSITORIES
 from odin.controller.store.types import utcnow
 
 REPOS = REPOSITORIES

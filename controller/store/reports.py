@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from odin.controller.store.db import DbEngine, StoreUnavailable, reading, transaction
-from odin.controller.store.models import COMMITS, EVENTS, RUNS, TASK_RUNS
+from odin.controller.store.tables import COMMITS, EVENTS, RUNS, TASK_RUNS
 from odin.controller.store.types import utcnow
 
 REPORT_FAILED_EVENT = "report.failed"

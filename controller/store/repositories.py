@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from odin.controller.store.db import DbEngine, StoreUnavailable, transaction
-from odin.controller.store.models import EVENTS, REPO_BRANCHES, REPOSITORIES
+from odin.controller.store.tables import EVENTS, REPO_BRANCHES, REPOSITORIES
 from odin.controller.store.types import utcnow
 
 REPOS = REPOSITORIES

@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from odin.controller.store.db import DbEngine, transaction
-from odin.controller.store.models import REPOSITORIES, RUNS, TASK_RUNS
+from odin.controller.store.tables import REPOSITORIES, RUNS, TASK_RUNS
 from odin.controller.vocabulary import RunStatus
 
 

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from odin.controller.store.db import DbEngine, StoreUnavailable, reading
-from odin.controller.store.models import EVENTS, REPOSITORIES, RUNS, TASK_RUNS
+from odin.controller.store.tables import EVENTS, REPOSITORIES, RUNS, TASK_RUNS
 
 _json_decode = msgspec.json.Decoder().decode
 

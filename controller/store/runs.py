@@ -27,7 +27,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from odin.controller.store import queueing, sqlite_batch
 from odin.controller.store.db import StoreError, StoreUnavailable, Writer, reading, transaction
 from odin.controller.store.leadership import Fence, hold
-from odin.controller.store.models import EVENTS, REPOSITORIES, RUNS, TASK_RUNS
+from odin.controller.store.tables import EVENTS, REPOSITORIES, RUNS, TASK_RUNS
 from odin.controller.store.types import utcnow
 from odin.controller.vocabulary import REPLACED, RunStatus, TaskStatus, Trigger
 from odin.schema.model import PipelineSpec

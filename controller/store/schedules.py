@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from odin.controller.store.db import Connection, DbEngine, reading
-from odin.controller.store.models import SCHEDULED_SLOTS
+from odin.controller.store.tables import SCHEDULED_SLOTS
 from odin.controller.store.types import utcnow
 from odin.controller.store.upsert import insert_on_conflict
 

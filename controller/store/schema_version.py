@@ -8,9 +8,10 @@ its autogenerate machinery, Mako and SQLAlchemy's Postgres dialect) and running 
   scripts themselves (their `revision` / `down_revision` lines, a few small files) rather than written down a second
   time, so a branch that adds a migration cannot forget to move it.
 - **Brand-new SQLite file** (`odin run` makes one per run by default): no table at all. The schema is created from
-  the models (`SQLModel.metadata.create_all`) and stamped with the head revision, which is exactly what the migrations
-  would have produced: `tests/store/test_schema_version.py` compares the two schemas column by column, index by
-  index, and fails if a migration ever starts to write rows (create_all cannot replay data).
+  the models (`tables.METADATA.create_all`: the Core tables generated from them, so SQLModel is not imported) and
+  stamped with the head revision, which is exactly what the migrations would have produced:
+  `tests/store/test_schema_version.py` compares the two schemas column by column, index by index, and fails if a
+  migration ever starts to write rows (create_all cannot replay data).
 
 Anything else (an older revision, several heads, a half-made database, Postgres without the table) goes through
 Alembic as before, so what Alembic reports (an unknown revision, a failed step) is unchanged.
@@ -74,12 +75,10 @@ def schema_state(conn: Connection) -> SchemaState:
 def create_fresh_schema(conn: Connection) -> None:
     """Create every table of the models and stamp the head revision, in `conn`'s transaction (a brand-new database
     only: `schema_state` said EMPTY)."""
-    from sqlmodel import SQLModel
-
-    import odin.controller.store.models  # noqa: F401  (registers the tables on SQLModel.metadata)
+    from odin.controller.store.tables import METADATA  # the models' tables as Core: no SQLModel, no ORM
 
     (head,) = head_revisions()
-    SQLModel.metadata.create_all(conn, checkfirst=False)  # EMPTY, under the write lock: nothing to check
+    METADATA.create_all(conn, checkfirst=False)  # EMPTY, under the write lock: nothing to check
     # The table Alembic itself makes, with its constraint name, so a later `alembic upgrade` finds what it expects.
     version = sa.Table(
         VERSION_TABLE,

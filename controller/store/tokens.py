@@ -13,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from odin.controller.store.db import DbEngine, reading, transaction
-from odin.controller.store.models import API_TOKENS, USERS
+from odin.controller.store.tables import API_TOKENS, USERS
 from odin.controller.store.types import utcnow
 
 

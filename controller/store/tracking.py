@@ -13,7 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from odin.controller.store.db import DbEngine, reading, transaction
-from odin.controller.store.models import EVENTS, REPOSITORIES, RUNS, TASK_RUNS
+from odin.controller.store.tables import EVENTS, REPOSITORIES, RUNS, TASK_RUNS
 from odin.controller.store.types import utcnow
 from odin.controller.vocabulary import RunStatus
 

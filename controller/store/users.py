@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from odin.controller.store.db import DbEngine, reading, transaction
-from odin.controller.store.models import REVOKED_SESSIONS, USERS
+from odin.controller.store.tables import REVOKED_SESSIONS, USERS
 from odin.controller.store.types import utcnow
 
 

@@ -21,13 +21,14 @@ from tests.support.server import OdinServer
 
 BIN = Path(sys.executable).parent
 
-# Runs a console script as its own process would (`__main__`), and records the top-level packages it imported.
+# Runs a console script as its own process would (`__main__`), and records the modules it imported (every name in
+# `sys.modules`: a package's submodules with their dotted names, and the package itself, as importing one imports it).
 PROBE = """
 import atexit, json, os, runpy, sys
 
 def record():
     with open(os.environ["ODIN_TEST_IMPORTED"], "w") as f:
-        json.dump(sorted({name.split(".")[0] for name in sys.modules}), f)
+        json.dump(sorted(sys.modules), f)
 
 atexit.register(record)
 sys.argv = sys.argv[1:]
@@ -65,8 +66,16 @@ NOT_FOR_A_LIST = NOT_FOR_HELP - {"rich", "msgspec", "httpx", "pydantic"} | {"web
 
 # What `odin run` of a local pipeline does not need: the API, the cluster, the optional integrations, git; nor Alembic
 # (its new store is made from the models), jsonschema (a valid pipeline passes the compiled check alone) or croniter
-# (no schedule).
+# (no schedule); nor SQLModel and SQLAlchemy's ORM (the store's queries use the Core tables generated from the models,
+# controller/store/tables.py), nor typer and the pydantic it validates command lines with (a well-formed `odin run`
+# line is read by cli/run_line.py).
 NOT_FOR_LOCAL_RUN = {
+    "sqlmodel",
+    "sqlalchemy.orm",
+    "typer",
+    "pydantic",
+    "jsonschema",
+    "croniter",
     "alembic",
     "litestar",
     "uvicorn",
@@ -137,6 +146,18 @@ def test_odin_run_of_a_local_pipeline_imports_no_server_cluster_or_integrations(
     assert "succeeded" in done.stdout + done.stderr, "the run really ran"
     assert {"sqlalchemy", "odin"} <= imported, "the probe saw the store the run is recorded in"
     assert imported & NOT_FOR_LOCAL_RUN == set(), f"`odin run` imported {sorted(imported & NOT_FOR_LOCAL_RUN)}"
+
+
+@pytest.mark.slow  # a run, as above
+def test_odin_run_lines_the_short_path_does_not_read_go_through_typer(tmp_path: Path) -> None:
+    """A line cli/run_line.py leaves alone (here a parameter without `=`) is typer's to answer, as before."""
+    pipeline = tmp_path / "hello"
+    pipeline.mkdir()
+    (pipeline / "main.yml").write_text("name: hello\ntasks:\n  - name: say\n    image: busybox\n    command: echo hi\n")
+    imported, done = imported_by(tmp_path, "odin", "run", str(pipeline), "-p", "no-equals-sign")
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "parameter 'no-equals-sign' must look like key=value" in done.stderr
+    assert "typer" in imported
 
 
 # What `odin serve` with the defaults (local executor, local artifacts, no MLflow, no Midgard agents) does not load;

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.kube
 
 
 def _clear_schema_caches() -> None:
-    for cached in (schemafile._schema, schemafile.validator, schemafile.fast_check):
+    for cached in (schemafile._schema, schemafile.validator, schemafile.fast_check, schemafile._with_plugins):
         cached.cache_clear()
 
 

@@ -9,11 +9,17 @@ records is the controller's. Printed, with the load average before and after:
   the configured `ODIN_KUBE_QPS`/`ODIN_KUBE_BURST` (`--qps`, `--burst`);
 * requests over `--idle` seconds with everything Running (target: none);
 * watch event -> dependent's create: a chain run of `--chain` steps measured while the whole load is live, each
-  step from the status write of a pod to the arrival of the next task's create (target p99 <= 100 ms);
+  step from the status write of a pod to the arrival of the next task's create (target p99 <= 100 ms), with the
+  controller's garbage-collector pauses during the chain, by generation (`gc.callbacks`); `--profile` says where
+  the slowest steps' time went: the fake's status write and its slow requests around it, when the event reached
+  the executor and when its create left, the engine's turns, the controller's threads' stacks (sampled: a profiler
+  such as pyinstrument follows one thread, and the controller's work is spread over several);
 * API requests per task over the whole life of the runs **including clean-up** (`ODIN_KUBE_CLEANUP_TTL=0`: the
   runs count as done when the namespace is empty of pods and work ConfigMaps): create, its share of list/watch,
   the run's ConfigMap, the log saved, deletion (target <= 2.5), with the breakdown by verb;
-* the controller's peak RSS (target <= 1 GB) and the journal's cost (files written per create).
+* the controller's peak RSS (target <= 1 GB) and the journal's cost (files written per create);
+* its garbage-collector pauses over the whole benchmark, and what gc freezing did (`--gc-freeze`, the controller's
+  `ODIN_GC_FREEZE_INTERVAL`, `controller/gc_freeze.py`; `--gc-freeze 0` measures CPython's collector alone).
 
 Fake API server only, so far: the kubelet is played through the fake's store, which a real cluster does not offer
 (10,000 status writes through a real apiserver would be the benchmark's own load, and its request counts would need
@@ -25,7 +31,7 @@ If the machine cannot carry the full load in reasonable time, run fewer runs (`-
 figures, which do not depend on the number of runs (the script prints what it reached; extrapolate with care).
 
 Usage: python benchmarks/bench_kube_scale.py [--runs 1000] [--tasks 10] [--chain 30] [--idle 10] [--qps 200]
-       [--burst 400]
+       [--burst 400] [--gc-freeze 10] [--profile]
 """
 
 from __future__ import annotations

@@ -3,10 +3,10 @@
 Why: a full (generation 2) collection walks every object the collector tracks. A controller following 10,000 live
 pods holds a few million of them for hours -- the watches' cached pods, the attempts' records, the engine's run
 states -- and under churn (every pod status event replaces a cached object) CPython starts a full collection each
-time a quarter of that heap has been replaced, whether or not it grew. Each one stopped the process for 0.3-5.6 s on
-a loaded 2-core machine, so a watch event that arrived meanwhile waited that long for its dependent's create
-(`benchmarks/bench_kube_scale.py`: event -> create p99 1.13 s against a 100 ms target; docs/kubernetes.md, "Testing
-and speed").
+time a quarter of that heap has been replaced, whether or not it grew. Each one stopped the process for up to 3.7 s
+(14 s in all over `benchmarks/bench_kube_scale.py` at 10,000 pods, on a loaded 2-core machine), and a watch event
+that arrived meanwhile waited that long for its dependent's create (target: 100 ms; docs/kubernetes.md, "Testing
+and speed"). With freezing: longest 0.75-1.0 s, 6-8 s in all, mostly while the load itself changes.
 
 What: every `interval` seconds, collect what is not frozen yet (only the objects that survived since the last tick,
 so the pause is short) and then `gc.freeze()` the survivors: frozen objects sit in the permanent generation, which
@@ -47,7 +47,7 @@ class FreezeStats:
 
     ticks: int = 0
     full_collections: int = 0
-    frozen: int = 0  # objects in the permanent generation after the last tick
+    frozen: int = 0  # objects in the permanent generation after the last tick (an upper bound, see `tick`)
     last_tick_s: float = 0.0  # how long the last tick held the interpreter (collect + freeze)
     longest_tick_s: float = 0.0
     longest_full_s: float = 0.0
@@ -64,6 +64,8 @@ class GcFreezer:
         self.interval, self.regrow, self.min_full = interval, regrow, min_full
         self.stats = FreezeStats()
         self._baseline = 0  # frozen objects after the last full collection
+        self._full_due = False  # the last tick found the frozen set `regrow` times the baseline
+        self._estimate = 0  # frozen objects, at most: the last exact count plus what was frozen since
         self._lock = threading.Lock()
         self._worker = PeriodicWorker("odin-gc-freeze", self.tick, interval=interval, logger=log, what="gc freezing")
 
@@ -77,31 +79,36 @@ class GcFreezer:
             gc.unfreeze()
 
     def tick(self) -> None:
-        """Collect the objects frozen since the last tick's survivors, then freeze; a full collection now and then."""
+        """Collect what is new since the last tick, then freeze it; a full collection when the frozen set was found
+        doubled. `gc.get_freeze_count` walks the whole frozen set (tens of ms at millions of objects), so it is read
+        only when the objects frozen since it was last read could have doubled it; churn (objects frozen, then freed
+        by reference counting) makes that estimate high, never low."""
         with self._lock:
             started = time.perf_counter()
-            full = self._baseline > 0 and gc.get_freeze_count() >= max(self.min_full, self._baseline * self.regrow)
+            full = self._full_due
             if full:
                 gc.unfreeze()
             gc.collect()  # without `unfreeze`, the permanent generation is not walked: only what is new since
+            survivors = len(gc.get_objects(generation=2))  # everything left is in generation 2 after a collection
             gc.freeze()
-            frozen = gc.get_freeze_count()
-            if full or self._baseline == 0:
-                self._baseline = max(frozen, 1)
+            self._estimate += survivors
+            threshold = max(self.min_full, self._baseline * self.regrow)
+            if full or self._baseline == 0 or self._estimate >= threshold:
+                self._estimate = gc.get_freeze_count()
+                if full or self._baseline == 0:
+                    self._baseline = max(self._estimate, 1)
+            self._full_due = not full and self._estimate >= max(self.min_full, self._baseline * self.regrow)
             elapsed = time.perf_counter() - started
             stats = self.stats
             stats.ticks += 1
-            stats.frozen = frozen
+            stats.frozen = self._estimate
             stats.last_tick_s = elapsed
             stats.longest_tick_s = max(stats.longest_tick_s, elapsed)
             if full:
                 stats.full_collections += 1
                 stats.longest_full_s = max(stats.longest_full_s, elapsed)
-                log.info(
-                    "gc freezing: the frozen set doubled; a full collection of %d objects took %.2f s",
-                    frozen,
-                    elapsed,
-                )
+                log.info("gc freezing: the frozen set had doubled; collecting all %d objects took %.2f s",
+                         self._estimate, elapsed)  # fmt: skip
 
 
 def start_gc_freezer(interval: float) -> GcFreezer | None:

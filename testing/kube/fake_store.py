@@ -402,16 +402,17 @@ class Store:
         """The objects `labels` may match, in etcd key order: those the label index gives for its narrowest `=`/`in`
         requirement, or every object of the kind when it has none."""
         index = self._by_label.get(kind.key, {})
-        narrowest: set[tuple[str, str]] | None = None
+        narrowest: list[dict[tuple[str, str], None]] | None = None
         for requirement in labels.requirements:
             if requirement.op in ("=", "in"):
-                keys = {k for value in requirement.values for k in index.get((requirement.key, value), ())}
-                if narrowest is None or len(keys) < len(narrowest):
-                    narrowest = keys
+                sets = [index.get((requirement.key, value), {}) for value in requirement.values]
+                if narrowest is None or sum(map(len, sets)) < sum(map(len, narrowest)):
+                    narrowest = sets  # sized before they are merged: `managed-by=odin` names every pod
         if narrowest is None:
             return self.objects(kind, namespace)
         bucket = self._objects[kind.key]
-        return [bucket[k] for k in sorted(narrowest) if namespace is None or k[0] == namespace]
+        keys = sorted({k for keys in narrowest for k in keys})
+        return [bucket[k] for k in keys if namespace is None or k[0] == namespace]
 
     @staticmethod
     def _encode_continue(snap_id: str, start: int, rv: int) -> str:

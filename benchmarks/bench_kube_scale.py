@@ -47,6 +47,7 @@ import statistics
 import tempfile
 import time
 from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -461,9 +462,8 @@ def main() -> int:
             gc.disable()
             try:
                 ask("gc-mark")
-                chain_run: list[Any] = []
-                starts, latencies = reaction(fake, ask, args.chain, chain_run)
-                writes: list[float] = chain_run.pop()
+                chain = reaction(fake, ask, args.chain)
+                latencies = chain.latencies
                 chain_gc, profile, turns, seen, sent = ask("gc-window")
             finally:
                 gc.enable()
@@ -476,7 +476,7 @@ def main() -> int:
             slow = sorted(range(len(latencies)), key=lambda i: -latencies[i])[:5]
             print("  slowest steps: " + ", ".join(f"#{i} {latencies[i] * 1000:.0f} ms" for i in slow))
             if profile:
-                report_profile(fake, profile, turns, seen, sent, chain_run[0], starts, latencies, writes)
+                report_profile(fake, profile, turns, seen, sent, chain)
 
             finishing = time.time()
             for pod in fake.objects(PODS, NAMESPACE):
@@ -533,15 +533,13 @@ def report_profile(
     turns: list[tuple[float, float, bool]],
     seen: list[tuple[float, str, str]],
     sent: list[tuple[float, str]],
-    run_id: str,
-    starts: list[float],
-    latencies: list[float],
-    writes: list[float],
+    chain: Chain,
 ) -> None:
     """`--profile`: where the slowest steps' time went -- the fake's status write and its slow requests around it,
     when the event reached the executor and when its create left, the engine's turns, the controller's stacks."""
     from odin.controller.executors.kubernetes import names
 
+    run_id, starts, writes, latencies = chain.run_id, chain.starts, chain.writes, chain.latencies
     slow = sorted(range(len(latencies)), key=lambda i: -latencies[i])[:5]
     plain = [d for _, d, r in turns if not r]
     scans = [d for _, d, r in turns if r] or [0.0]
@@ -571,14 +569,24 @@ def report_profile(
         print(busiest(samples, starts[i], starts[i] + latencies[i], top=5))
 
 
-def reaction(fake: Any, ask: Any, chain: int, run: list[Any]) -> tuple[list[float], list[float]]:
+@dataclass
+class Chain:
+    """The measured chain: its run, and for each step when the status was written (`starts`), how long the write
+    took (`writes`) and how long until the next create arrived (`latencies`)."""
+
+    run_id: str
+    starts: list[float] = field(default_factory=list)
+    writes: list[float] = field(default_factory=list)
+    latencies: list[float] = field(default_factory=list)
+
+
+def reaction(fake: Any, ask: Any, chain: int) -> Chain:
     """Each step: mark the chain's pod Running, then Succeeded at t0; the time until the next step's create arrives
     (the first pod create the fake records after t0: nothing else creates pods meanwhile)."""
     from odin.controller.executors.kubernetes import names
     from odin.testing.kube.fake_resources import PODS
 
     run_id = ask("chain", chain)
-    run.append(run_id)
 
     def pod(step: int) -> dict[str, Any] | None:
         return fake.get_object(PODS, NAMESPACE, names.attempt_name(run_id, f"s{step}", 1))  # type: ignore[no-any-return]
@@ -616,8 +624,7 @@ def reaction(fake: Any, ask: Any, chain: int, run: list[Any]) -> tuple[list[floa
     last = pod(chain)
     assert last is not None
     set_phase(fake, last, "Succeeded")
-    run.append(writes)
-    return starts, latencies
+    return Chain(run_id, starts, writes, latencies)
 
 
 if __name__ == "__main__":

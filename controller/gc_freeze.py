@@ -118,4 +118,6 @@ def start_gc_freezer(interval: float) -> GcFreezer | None:
         return None
     freezer = GcFreezer(interval)
     freezer.start()
+    log.info("gc freezing: every %g s, long-lived objects are frozen out of the collector's way "
+             "(ODIN_GC_FREEZE_INTERVAL; 0: off)", interval)  # fmt: skip
     return freezer

@@ -7,11 +7,13 @@ from __future__ import annotations
 import gc
 import weakref
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from odin.controller.gc_freeze import GcFreezer, start_gc_freezer
 from odin.controller.settings import Settings
+from tests.support.server import OdinServer
 from tests.support.wait import wait_until
 
 
@@ -111,3 +113,12 @@ def test_the_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ODIN_GC_FREEZE_INTERVAL", "-1")
     with pytest.raises(ValueError, match="gc_freeze_interval"):
         Settings()
+
+
+@pytest.mark.slow  # `odin serve` up, healthy and stopped, twice: several seconds on a busy machine
+@pytest.mark.parametrize(("interval", "said"), [("2.5", "gc freezing: every 2.5 s"), ("0", "gc freezing is off")])
+def test_odin_serve_starts_it_as_configured(tmp_path: Path, interval: str, said: str) -> None:
+    server = OdinServer(tmp_path / "data", {"ODIN_GC_FREEZE_INTERVAL": interval})
+    with server:
+        wait_until(lambda: said in server.log(), 30, message=f"{said!r} in the server's log")
+    assert server.proc is not None and server.proc.returncode == 0, server.log()

@@ -21,6 +21,7 @@ from odin.cli.local_gpus import local_gpu_probe, local_gpu_sampler
 from odin.controller.artifacts.settings import current_settings
 from odin.controller.executors.sandbox import SandboxUnavailable
 from odin.controller.executors.task_user import TaskUserError
+from odin.controller.gc_freeze import start_gc_freezer
 from odin.controller.gpus import GpuSampleSource
 from odin.controller.secrecy import mark_undumpable, withhold_secrets
 from odin.controller.service import Controller
@@ -170,6 +171,7 @@ def run_server(settings: Settings) -> int:
         next(iter(controller.repos.values())).url if controller.repos else "none",
     )
     controller.start()
+    freezer = start_gc_freezer(settings.gc_freeze_interval)
     if status_notifier is not None:
         status_notifier.start(controller.bus)
     run_notifier = notify.from_settings(settings, controller).start(controller.bus)
@@ -201,6 +203,8 @@ def run_server(settings: Settings) -> int:
             log.info("shutting down: tasks still running after %.0f s are left to finish", settings.shutdown_grace)
         log.info("shutting down: stopping the controller (nothing new was started since the signal)")
         controller.stop()
+        if freezer is not None:
+            freezer.stop()
         if status_notifier is not None:
             status_notifier.stop()
         run_notifier.stop()

@@ -174,6 +174,14 @@ class Settings(BaseSettings):
         "open requests finish and running tasks may end (their outcome recorded) within this time. Tasks still "
         "running then are left running and adopted by the next start.",
     )
+    gc_freeze_interval: float = Field(
+        default=10.0,
+        ge=0,
+        description="Seconds between the controller's gc.freeze() ticks: the objects that survived since the last "
+        "tick are collected, then frozen, so Python's full collections stop walking the cached pods and run states "
+        "(whose pauses delayed watch events by up to seconds at 10,000 live pods). 0: off, CPython's defaults. "
+        "docs/kubernetes.md#garbage-collector-pauses",
+    )
     events_keep_days: float | None = Field(
         default=None,
         gt=0,

@@ -63,7 +63,7 @@ from odin.controller.store.queueing import promote_queued
 from odin.controller.store.runs import (
     ACTIVE_RUN_STATUSES,
     LoadedRun,
-    active_run_ids,
+    active_runs,
     cancel_requests,
     load_runs,
     request_cancel,
@@ -404,12 +404,14 @@ class Engine:
                 self._promote()
             # Only the runs this engine does not drive yet are loaded: reading every active run's spec and tasks each
             # rescan held the loop (and every watch event behind it) for seconds at 1,000 live runs.
-            unknown = active_run_ids(self.db) - set(self._runs)
+            # The cancel flags come with the ids: a second query naming every driven run cost as much again.
+            active = active_runs(self.db)
+            unknown = active.ids - set(self._runs)
             for loaded in load_runs(self.db, unknown) if unknown else ():
                 if loaded.run["id"] not in self._runs and loaded.run["status"] in ACTIVE_RUN_STATUSES:
                     self._adopt(loaded, recovering=True)
                     touched.add(loaded.run["id"])
-            self._flag_cancelled(cancel_requests(self.db, self._runs), touched)
+            self._flag_cancelled({r: m for r, m in active.cancels.items() if r in self._runs}, touched)
         except StoreUnavailable as e:
             log.warning("engine rescan skipped: %s", e)
 

@@ -179,11 +179,25 @@ def load_runs(engine: DbEngine, run_ids: Iterable[str] | None = None) -> list[Lo
     return [LoadedRun(r, by_run[r["id"]]) for r in runs]
 
 
-def active_run_ids(engine: DbEngine) -> set[str]:
-    """The ids of the active runs (pending/running), and nothing else: what the engine's periodic rescan compares
-    with the runs it drives, without loading every run's spec and tasks (10,000 rows at 1,000 live runs)."""
+@dataclass(frozen=True, slots=True)
+class ActiveRuns:
+    """The active runs (pending/running) and which of them were asked to cancel: all the engine's periodic rescan
+    reads, in one query over the active runs rather than a second one naming every run it drives (an `IN` of 1,000
+    ids at 1,000 live runs, which held the engine loop, and the watch events behind it, for tens of ms)."""
+
+    ids: frozenset[str]
+    cancels: Mapping[str, str | None]  # run id -> as `cancel_requests`: the message a replaced run's end records
+
+
+def active_runs(engine: DbEngine) -> ActiveRuns:
+    """The ids of the active runs and their cancel requests, without loading any run's spec and tasks."""
+    q = sa.select(RUNS.c.id, RUNS.c.cancel_requested, RUNS.c.reason, RUNS.c.message).where(
+        RUNS.c.status.in_(ACTIVE_RUN_STATUSES)
+    )
     with reading(engine) as conn:
-        return {r.id for r in conn.execute(sa.select(RUNS.c.id).where(RUNS.c.status.in_(ACTIVE_RUN_STATUSES)))}
+        rows = conn.execute(q).all()
+    cancels = {r.id: r.message if r.reason == REPLACED else None for r in rows if r.cancel_requested}
+    return ActiveRuns(frozenset(r.id for r in rows), cancels)
 
 
 def cancel_requests(engine: DbEngine, run_ids: Iterable[str]) -> dict[str, str | None]:

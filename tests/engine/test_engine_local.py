@@ -17,7 +17,7 @@ from odin.controller.engine.decide import RetryPolicy
 from odin.controller.engine.loop import Engine
 from odin.controller.executors.local import LocalExecutor
 from odin.controller.store.db import transaction
-from odin.controller.store.runs import EVENTS, RUNS, TASKS, NewRun, create_run
+from odin.controller.store.runs import EVENTS, RUNS, TASKS, NewRun, create_run, request_cancel
 from odin.controller.vocabulary import RunStatus, Trigger
 from odin.schema.model import PipelineSpec, TaskSpec
 from tests.support.wait import wait_until
@@ -184,6 +184,16 @@ def test_cancel_kills_running_and_skips_pending(harness: Harness) -> None:
     assert t["long"].status == "cancelled" and t["next"].status == "skipped"
     pid = t["long"].pid
     wait_until(lambda: not _alive(pid), 10)
+
+
+def test_a_cancel_flagged_by_another_process_is_picked_up_by_the_rescan(harness: Harness) -> None:
+    """Another replica's API flags the run in the store only: this engine learns of it from its periodic rescan."""
+    engine = harness.start()
+    run_id = harness.create(spec(sh("long", "sleep 30")))
+    wait_until(lambda: harness.tasks(run_id)["long"].status == "running", 10)
+    assert request_cancel(harness.db, run_id, by="another replica")
+    assert engine.wait(run_id, 20) == RunStatus.CANCELLED
+    assert harness.tasks(run_id)["long"].status == "cancelled"
 
 
 def test_parallelism_is_respected(harness: Harness) -> None:

@@ -911,6 +911,27 @@ def test_owner_reference_gc_for_custom_objects_and_finalizers(kube: KubeEnv) -> 
     wait_for(lambda: core.list_namespaced_pod(ns).items == [], 60)
 
 
+def test_selectors_and_garbage_collection_follow_labels_and_owners_changed_by_updates(kube: KubeEnv) -> None:
+    """Labels and ownerReferences written after the create (a relabel, an adoption, an orphaning) are what lists and
+    the garbage collector see, not those the object was created with (the fake indexes both)."""
+    ns, core = kube.namespace, kube.core
+    owner = core.create_namespaced_config_map(ns, {"metadata": {"name": "owner"}})
+    ref = {"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": owner.metadata.uid}
+    for name in ("adopted", "orphaned", "relabelled"):
+        core.create_namespaced_pod(ns, kube.pod_manifest(name, labels={"stage": "old"}))
+    core.patch_namespaced_pod("orphaned", ns, {"metadata": {"ownerReferences": [ref]}})
+    core.patch_namespaced_pod("orphaned", ns, {"metadata": {"ownerReferences": None}})
+    core.patch_namespaced_pod("adopted", ns, {"metadata": {"ownerReferences": [ref]}})
+    core.patch_namespaced_pod("relabelled", ns, {"metadata": {"labels": {"stage": "new"}}})
+    assert names(core.list_namespaced_pod(ns, label_selector="stage=old").items) == ["adopted", "orphaned"]
+    assert names(core.list_namespaced_pod(ns, label_selector="stage in (new)").items) == ["relabelled"]
+
+    core.delete_namespaced_config_map("owner", ns, propagation_policy="Background")
+    wait_for(lambda: names(core.list_namespaced_pod(ns).items) == ["orphaned", "relabelled"], 60)
+    core.delete_collection_namespaced_pod(ns, label_selector="stage=new")
+    assert names(core.list_namespaced_pod(ns, label_selector="stage").items) == ["orphaned"]
+
+
 def test_delete_collection(kube: KubeEnv) -> None:
     label_pods(kube)
     kube.core.delete_collection_namespaced_pod(kube.namespace, label_selector="app=odin")

@@ -21,14 +21,15 @@ from odin.controller.store.runs import (
     TASKS,
     NewRun,
     WriteBatch,
-    active_run_ids,
+    active_runs,
+    cancel_requests,
     create_run,
     load_runs,
     request_cancel,
     run_id_prefix,
     write_batch,
 )
-from odin.controller.vocabulary import RunStatus, Trigger
+from odin.controller.vocabulary import REPLACED, RunStatus, Trigger
 from odin.schema.model import PipelineSpec, TaskSpec
 
 SHA = "3f2a9c1" + "0" * 33
@@ -85,15 +86,21 @@ def test_run_ids_are_readable_and_sequential_per_commit(db: Engine) -> None:
     assert run_id_prefix("vision/Big_Model.v2", None) == "big-model-v2-local"
 
 
-def test_active_run_ids_are_the_pending_and_running_runs_only(db: Engine) -> None:
+def test_active_runs_are_the_pending_and_running_runs_only_with_their_cancel_requests(db: Engine) -> None:
     """What the engine's rescan reads every few seconds instead of every active run's spec and tasks."""
     repo = make_repo(db)
     with db.begin() as conn:
-        ids = [create_run(conn, new_run(repo, Trigger.MANUAL)).run_id for _ in range(3)]
+        ids = [create_run(conn, new_run(repo, Trigger.MANUAL)).run_id for _ in range(5)]
         conn.execute(sa.update(RUNS).where(RUNS.c.id == ids[1]).values(status=RunStatus.RUNNING.value))
         conn.execute(sa.update(RUNS).where(RUNS.c.id == ids[2]).values(status=RunStatus.SUCCEEDED.value))
-    assert active_run_ids(db) == {ids[0], ids[1]}
-    assert {r.run["id"] for r in load_runs(db)} == active_run_ids(db)
+        conn.execute(sa.update(RUNS).where(RUNS.c.id == ids[4]).values(reason=REPLACED, message="replaced by x"))
+    assert request_cancel(db, ids[3], by="alice") and request_cancel(db, ids[4])
+    assert not request_cancel(db, ids[2])  # ended: nothing to flag
+    active = active_runs(db)
+    assert active.ids == {ids[0], ids[1], ids[3], ids[4]}
+    assert {r.run["id"] for r in load_runs(db)} == active.ids
+    assert dict(active.cancels) == {ids[3]: None, ids[4]: "replaced by x"}
+    assert dict(active.cancels) == cancel_requests(db, ids)
 
 
 def test_run_and_tasks_are_created_together(db: Engine) -> None:

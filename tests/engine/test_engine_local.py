@@ -205,7 +205,7 @@ def test_a_retry_that_falls_due_while_every_slot_is_taken_runs_when_one_frees(ha
     engine = harness.start()
     marker = harness.data_dir / "failed-once"
     flaky = harness.create(spec(sh("b", f"[ -e {marker} ] || {{ touch {marker}; exit 1; }}", retries=1)))
-    wait_until(lambda: marker.exists(), 10)
+    wait_until(marker.exists, 10)
     holder = harness.create(spec(sh("a", "sleep 1")))
     assert engine.wait(holder, 30) == RunStatus.SUCCEEDED
     assert engine.wait(flaky, 15) == RunStatus.SUCCEEDED

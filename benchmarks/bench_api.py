@@ -21,7 +21,7 @@ under 1 ms for 1,000 requests/s on what is left of two cores.
 
     .venv/bin/python benchmarks/bench_api.py [--runs 100000] [--tasks-per-run 10] [--rate 1000[,500...]]
         [--duration 15] [--connections 32] [--processes 2] [--wrk] [--keep | --database NAME] [--log-level WARNING]
-        [--admin-url postgresql+psycopg2://postgres@127.0.0.1:5432/postgres]
+        [--admin-url postgresql+psycopg2://postgres@127.0.0.1:5432/postgres] [--odin OTHER/.venv/bin/odin]
 """
 
 from __future__ import annotations
@@ -185,7 +185,9 @@ def explain(url: str, sha: str) -> None:
         engine.dispose()
 
 
-def start_server(url: str, data_dir: Path, port: int, log_level: str) -> subprocess.Popen[bytes]:
+def start_server(
+    url: str, data_dir: Path, port: int, log_level: str, odin: Path = BIN / "odin"
+) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ODIN_")}
     env.update(
         ODIN_DATABASE_URL=url,
@@ -196,7 +198,7 @@ def start_server(url: str, data_dir: Path, port: int, log_level: str) -> subproc
         ODIN_LOG_LEVEL=log_level,
     )
     log = (data_dir / "server.log").open("wb")
-    proc = subprocess.Popen([str(BIN / "odin"), "serve"], env=env, stdout=log, stderr=log)
+    proc = subprocess.Popen([str(odin), "serve"], env=env, stdout=log, stderr=log)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -457,6 +459,9 @@ def main() -> None:
     parser.add_argument("--wrk", action="store_true", help="also saturate the server with wrk (closed loop)")
     parser.add_argument("--admin-url", default="postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--log-level", default="WARNING", help="server log level (INFO writes one line per request)")
+    parser.add_argument(
+        "--odin", type=Path, default=BIN / "odin", help="the `odin` to serve with (another checkout's, to compare)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the scratch database (its name is printed)")
     parser.add_argument(
         "--database", help="reuse a database kept by an earlier --keep run with the same --runs instead of seeding one"
@@ -481,7 +486,7 @@ def main() -> None:
                 print(f"database {name} kept: rerun with --database {name}")
         explain(url, shas[124])
         port = 20000 + random.randrange(20000)
-        proc = start_server(url, tmp, port, args.log_level)
+        proc = start_server(url, tmp, port, args.log_level, args.odin)
         base = f"http://127.0.0.1:{port}"
         token = api_token(base)
         print(f"server: odin serve, 1 process (uvicorn + uvloop + httptools), log level {args.log_level}")

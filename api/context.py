@@ -56,7 +56,7 @@ class AppContext:
                 self.settings.login_failures_per_account, window=self.settings.login_failure_window
             )
         if self.api_tokens is None:
-            self.api_tokens = ApiTokenVerifier(self.db)
+            self.api_tokens = ApiTokenVerifier(self.db, self.settings.auth_cache_seconds)
 
     def artifact_reader(self) -> ArtifactReader:
         """Where downloads read artifacts: the attempts' files under the data directory, then the store."""

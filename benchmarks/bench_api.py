@@ -14,11 +14,14 @@ What it does:
    (no answer 2 s after the scheduled time) is an error;
 4. with --wrk (Debian package `wrk`): closed-loop saturation as well, its own latency distribution and socket
    errors.
-The load average is printed before and after: on a shared machine the figures move with it.
+The load average is printed before and after: on a shared machine the figures move with it. So is the server's CPU
+time per request answered (user + system time of the `odin serve` process from /proc/<pid>/stat, before and after
+each load, over the requests it answered): what neighbours on the machine change least, and what must stay well
+under 1 ms for 1,000 requests/s on what is left of two cores.
 
     .venv/bin/python benchmarks/bench_api.py [--runs 100000] [--tasks-per-run 10] [--rate 1000[,500...]]
-        [--duration 15] [--connections 32] [--processes 2] [--wrk] [--keep] [--log-level WARNING]
-        [--admin-url postgresql+psycopg2://postgres@127.0.0.1:5432/postgres]
+        [--duration 15] [--connections 32] [--processes 2] [--wrk] [--keep | --database NAME] [--log-level WARNING]
+        [--admin-url postgresql+psycopg2://postgres@127.0.0.1:5432/postgres] [--odin OTHER/.venv/bin/odin]
 """
 
 from __future__ import annotations
@@ -121,9 +124,14 @@ def copy_rows(raw: object, table: str, columns: str, rows: Iterator[list[object]
     return total
 
 
+def commit_shas(runs: int, rng: random.Random) -> list[str]:
+    """The commits `seed` spreads `runs` runs over; the same for the same `runs` (a kept database is reused)."""
+    return [f"{rng.getrandbits(160):040x}" for _ in range(max(1, runs // 3))]
+
+
 def seed(url: str, runs: int, tasks_per_run: int) -> tuple[list[str], float]:
     rng = random.Random(7)
-    shas = [f"{rng.getrandbits(160):040x}" for _ in range(max(1, runs // 3))]
+    shas = commit_shas(runs, rng)
     engine = create_db_engine(url)
     migrate(engine)
     started = time.perf_counter()
@@ -177,7 +185,9 @@ def explain(url: str, sha: str) -> None:
         engine.dispose()
 
 
-def start_server(url: str, data_dir: Path, port: int, log_level: str) -> subprocess.Popen[bytes]:
+def start_server(
+    url: str, data_dir: Path, port: int, log_level: str, odin: Path = BIN / "odin"
+) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ODIN_")}
     env.update(
         ODIN_DATABASE_URL=url,
@@ -188,7 +198,7 @@ def start_server(url: str, data_dir: Path, port: int, log_level: str) -> subproc
         ODIN_LOG_LEVEL=log_level,
     )
     log = (data_dir / "server.log").open("wb")
-    proc = subprocess.Popen([str(BIN / "odin"), "serve"], env=env, stdout=log, stderr=log)
+    proc = subprocess.Popen([str(odin), "serve"], env=env, stdout=log, stderr=log)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -312,9 +322,26 @@ def _load_process(
     out.put(asdict(asyncio.run(_load(port, token, shas, rate, seconds, connections))))  # plain data across processes
 
 
-def load(port: int, token: str, shas: list[str], rate: float, seconds: float, connections: int, processes: int) -> None:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time the process has used so far (fields 14 and 15 of /proc/<pid>/stat, in clock ticks)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()  # the command name may hold spaces; fields after it are plain
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def load(
+    port: int,
+    token: str,
+    shas: list[str],
+    rate: float,
+    seconds: float,
+    connections: int,
+    processes: int,
+    server_pid: int,
+) -> None:
     """Offers `rate` requests/s from `processes` client processes (each its share of the rate and connections) after
-    a short warm-up, and prints throughput, latency percentiles under that load, and every error."""
+    a short warm-up, and prints throughput, latency percentiles under that load, every error, and the server's CPU
+    time per request answered."""
     import multiprocessing
 
     ctx = multiprocessing.get_context("spawn")
@@ -330,9 +357,11 @@ def load(port: int, token: str, shas: list[str], rate: float, seconds: float, co
     out.get(timeout=120)  # the warm-up's figures are dropped
     for p in warm:
         p.join(30)
+    cpu_before = cpu_seconds(server_pid)
     for p in procs:
         p.start()
     samples = [Sample(**out.get(timeout=seconds + 300)) for _ in procs]
+    server_cpu = cpu_seconds(server_pid) - cpu_before
     for p in procs:
         p.join(30)
     latencies = [v for s in samples for v in s.latencies_ms]
@@ -362,6 +391,11 @@ def load(port: int, token: str, shas: list[str], rate: float, seconds: float, co
         f"  errors: {errors:,} (statuses {dict(sorted(statuses.items()))}, socket errors {socket_errors}, "
         f"timeouts {timeouts}: no answer {REQUEST_TIMEOUT:.0f} s after the scheduled time); "
         f"~{50 * found / max(ok, 1):.1f} runs per answer"
+    )
+    answered = sum(statuses.values())
+    print(
+        f"  server CPU: {server_cpu:.2f} s user+sys for {answered:,} answers = "
+        f"{1000 * server_cpu / max(answered, 1):.3f} ms per request ({server_cpu / elapsed:.2f} cores while loaded)"
     )
     p99 = percentile(latencies, 0.99) if latencies else float("inf")
     met = ok / elapsed >= 1000 and p99 <= 15 and errors == 0
@@ -425,27 +459,40 @@ def main() -> None:
     parser.add_argument("--wrk", action="store_true", help="also saturate the server with wrk (closed loop)")
     parser.add_argument("--admin-url", default="postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--log-level", default="WARNING", help="server log level (INFO writes one line per request)")
-    parser.add_argument("--keep", action="store_true", help="keep the scratch database")
+    parser.add_argument(
+        "--odin", type=Path, default=BIN / "odin", help="the `odin` to serve with (another checkout's, to compare)"
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the scratch database (its name is printed)")
+    parser.add_argument(
+        "--database", help="reuse a database kept by an earlier --keep run with the same --runs instead of seeding one"
+    )
     args = parser.parse_args()
 
-    name = f"odin_bench_{uuid.uuid4().hex[:8]}"
+    name = args.database or f"odin_bench_{uuid.uuid4().hex[:8]}"
     admin = sa.create_engine(args.admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    if not args.database:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
     url = sa.make_url(args.admin_url).set(database=name).render_as_string(hide_password=False)
     tmp = Path(tempfile.mkdtemp(prefix="odin-bench-api-"))
     proc: subprocess.Popen[bytes] | None = None
     try:
-        shas, _ = seed(url, args.runs, args.tasks_per_run)
+        if args.database:
+            shas = commit_shas(args.runs, random.Random(7))
+            print(f"database {name} reused ({args.runs:,} runs seeded by an earlier run)")
+        else:
+            shas, _ = seed(url, args.runs, args.tasks_per_run)
+            if args.keep:
+                print(f"database {name} kept: rerun with --database {name}")
         explain(url, shas[124])
         port = 20000 + random.randrange(20000)
-        proc = start_server(url, tmp, port, args.log_level)
+        proc = start_server(url, tmp, port, args.log_level, args.odin)
         base = f"http://127.0.0.1:{port}"
         token = api_token(base)
         print(f"server: odin serve, 1 process (uvicorn + uvloop + httptools), log level {args.log_level}")
         print(f"load average {load_average()} before the load")
         for rate in (float(r) for r in args.rate.split(",")):
-            load(port, token, shas, rate, args.duration, args.connections, args.processes)
+            load(port, token, shas, rate, args.duration, args.connections, args.processes, proc.pid)
         if args.wrk and shutil.which("wrk"):
             load_wrk(base, token, shas, args.duration, args.connections, tmp)
         elif args.wrk:
@@ -456,7 +503,7 @@ def main() -> None:
             proc.terminate()
             proc.wait(30)
         shutil.rmtree(tmp, ignore_errors=True)
-        if not args.keep:
+        if not args.keep and not args.database:
             with admin.connect() as conn:
                 conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()

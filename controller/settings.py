@@ -448,9 +448,10 @@ class Settings(BaseSettings):
     auth_cache_seconds: float = Field(
         default=1.0,
         ge=0,
-        description="How long a user's standing (role, disabled, logged out) read from the database is reused for "
-        "their requests. Changes made through this server apply at once; changes made by another replica or "
-        "`odin users` within this time. 0: read the database on every request.",
+        description="How long a user's standing (role, disabled, logged out) and a verified API token read from the "
+        "database are reused for their requests. Changes made through this server (a revocation included) apply at "
+        "once; changes made by another replica or `odin users` within this time. An API token's expiry is checked on "
+        "every request. 0: read the database on every request.",
     )
     login_attempts_per_minute: int = Field(
         default=10, ge=1, description="Login attempts allowed per user name and client address, per minute."

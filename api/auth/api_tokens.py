@@ -9,6 +9,14 @@ lets every request find its token by an indexed equality lookup instead of spend
 
 A token acts as its user with the token's role, capped by the user's current role: demoting or disabling a user
 takes effect on their tokens at once.
+
+Verified tokens are remembered for `ttl` seconds (ODIN_AUTH_CACHE_SECONDS, the bound that already applies to a
+user's standing), keyed by the token's hash: CI polling `GET /v1/runs` sends the same token hundreds of times a
+second, and a store lookup for each (a worker-thread hop, a pooled connection, a query) was the larger half of that
+request's CPU. What the cache may not delay: a token's expiry is checked against the clock on every request; a
+revocation or a change to its user made through this server (`forget`, `forget_user`) applies at the next request;
+one made by another replica or `odin users` applies within `ttl`. Only tokens that verified are remembered: an
+unknown, revoked or expired token is looked up every time.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ import hashlib
 import secrets
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -115,15 +124,45 @@ def revoke_api_token(db: DbEngine, token_id: int, *, owner: str | None) -> ApiTo
 
 
 class ApiTokenVerifier:
-    """Checks presented API tokens against the store; records `last_used_at` at most once a minute per token."""
+    """Checks presented API tokens against the store, remembering verified ones for `ttl` seconds (0: never);
+    records `last_used_at` at most once a minute per token."""
 
-    def __init__(self, db: DbEngine) -> None:
+    MAX_ENTRIES = 10_000
+
+    def __init__(self, db: DbEngine, ttl: float = 0.0, *, clock: Callable[[], float] = time.monotonic) -> None:
         self.db = db
+        self.ttl = ttl
+        self.clock = clock
         self._last_write: dict[int, float] = {}
+        self._verified: dict[str, tuple[store.TokenCheck, float]] = {}  # token hash -> (the store's answer, read at)
+        self._forgotten = 0  # bumped by each forget: an answer read before one is not remembered (it may predate it)
         self._lock = threading.Lock()
 
+    def cached(self, token: str) -> TokenOwner | None:
+        """The owner of a token verified less than `ttl` ago and not expired since; None: ask `verify`. No I/O, so
+        the event loop calls it directly."""
+        if self.ttl <= 0:
+            return None
+        digest = hash_token(token)
+        with self._lock:
+            entry = self._verified.get(digest)
+        if entry is None:
+            return None
+        row, read_at = entry
+        if self.clock() - read_at >= self.ttl:
+            return None
+        if row.expires_at is not None and row.expires_at <= utcnow():
+            with self._lock:
+                self._verified.pop(digest, None)
+            return None  # `verify` says why, in the words every refusal uses
+        return _owner(row)
+
     def verify(self, token: str) -> TokenOwner:
-        row = store.find_token(self.db, hash_token(token))
+        """The token's owner as the store says now, or `TokenInvalid` saying why it is refused. Blocking."""
+        digest = hash_token(token)
+        with self._lock:
+            read_at, forgotten = self.clock(), self._forgotten
+        row = store.find_token(self.db, digest)
         if row is None:
             raise TokenInvalid("unknown API token")
         if row.revoked_at is not None:
@@ -132,10 +171,28 @@ class ApiTokenVerifier:
             raise TokenInvalid("this API token has expired; create a new one")
         if row.disabled:
             raise TokenInvalid("the user of this API token is disabled")
-        token_role, user_role = Role(row.role), Role(row.user_role)
-        role = token_role if user_role.allows(token_role) else user_role
+        if self.ttl > 0:
+            with self._lock:
+                if len(self._verified) >= self.MAX_ENTRIES:
+                    self._verified.clear()  # simplest bound: tokens in use are looked up once more, then cached
+                if forgotten == self._forgotten:
+                    self._verified[digest] = (row, read_at)
         self._touch(row.id)
-        return TokenOwner(row.id, row.username, role, row.expires_at)
+        return _owner(row)
+
+    def forget(self, token_id: int) -> None:
+        """The token changed (revoked through this server): look it up again at its next use."""
+        with self._lock:
+            self._forgotten += 1
+            for digest in [d for d, (row, _) in self._verified.items() if row.id == token_id]:
+                del self._verified[digest]
+
+    def forget_user(self, username: str) -> None:
+        """The user changed (disabled, demoted, deleted through this server): look their tokens up again."""
+        with self._lock:
+            self._forgotten += 1
+            for digest in [d for d, (row, _) in self._verified.items() if row.username == username]:
+                del self._verified[digest]
 
     def _touch(self, token_id: int) -> None:
         now = time.monotonic()
@@ -145,3 +202,10 @@ class ApiTokenVerifier:
                 return
             self._last_write[token_id] = now
         store.touch_token(self.db, token_id)
+
+
+def _owner(row: store.TokenCheck) -> TokenOwner:
+    """Who a verified token acts as: its user, with the token's role capped by the user's role now."""
+    token_role, user_role = Role(row.role), Role(row.user_role)
+    role = token_role if user_role.allows(token_role) else user_role
+    return TokenOwner(row.id, row.username, role, row.expires_at)

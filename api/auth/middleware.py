@@ -10,9 +10,9 @@ guards (`require(Role.MEMBER)`), not here: authentication says who, guards say w
 
 Two kinds of bearer token are accepted: short-lived JWTs from `POST /v1/auth/token` (signature verified in process,
 then the user's standing checked against the store, see `odin.api.auth.standing`) and API tokens `odin_...` (looked
-up by hash in the store, in a worker thread so the event loop never waits on it). Either way the role is the user's
-role now. WebSocket connections authenticate inside their handler (see `odin.api.ws`): browsers cannot set headers
-on them.
+up by hash in the store, in a worker thread so the event loop never waits on it, and remembered for
+ODIN_AUTH_CACHE_SECONDS, see `odin.api.auth.api_tokens`). Either way the role is the user's role now. WebSocket
+connections authenticate inside their handler (see `odin.api.ws`): browsers cannot set headers on them.
 
 A 401 carries `WWW-Authenticate: Bearer` (RFC 6750), with `error="invalid_token"` when a token was presented.
 """
@@ -68,6 +68,8 @@ class Authenticator:
         self.standings = standings
         self.max_ttl = max_ttl
         self._verified: dict[str, Claims] = {}
+        if api_tokens is not None:
+            standings.on_forget(api_tokens.forget_user)  # a user changed here: their API tokens are looked up again
 
     async def authenticate(self, token: str) -> Principal:
         token = token.strip()
@@ -76,7 +78,9 @@ class Authenticator:
         if is_api_token(token):
             if self.api_tokens is None:
                 raise TokenInvalid("API tokens are not accepted by this server")
-            owner = await anyio.to_thread.run_sync(self.api_tokens.verify, token)
+            owner = self.api_tokens.cached(token)
+            if owner is None:
+                owner = await anyio.to_thread.run_sync(self.api_tokens.verify, token)
             return Principal(owner.username, owner.role, str(owner.token_id), "api", owner.expires_at)
         claims = self._verified.get(token)
         if claims is not None and claims.exp + LEEWAY_SECONDS <= time.time():

@@ -7,7 +7,8 @@ refused, and the role is the user's role now, not the one at login.
 Reading the store on every request would cost a worker-thread round trip and a query, so the answer is kept per user
 name for `ttl` seconds (ODIN_AUTH_CACHE_SECONDS). Changes made through this server (`forget`, called by the routes
 that change users) take effect at the next request; changes made by another replica or `odin users` within `ttl`.
-`forget` also wakes whoever `watch`es the user (open WebSockets), so their sockets are checked at once.
+`forget` also wakes whoever `watch`es the user (open WebSockets), so their sockets are checked at once, and tells
+the caches that hold other answers about the user (`on_forget`: the verified API tokens) to drop them.
 """
 
 from __future__ import annotations
@@ -36,6 +37,11 @@ class Standings:
         self._cache: dict[str, tuple[Standing | None, float]] = {}
         self._lock = threading.Lock()
         self._watchers: dict[str, set[asyncio.Event]] = {}
+        self._on_forget: list[Callable[[str], None]] = []
+
+    def on_forget(self, callback: Callable[[str], None]) -> None:
+        """Call `callback(username)` whenever a user is forgotten: another cache of answers about users."""
+        self._on_forget.append(callback)
 
     async def get(self, username: str) -> Standing | None:
         """The user's standing (None: no such user), from the cache when fresh, else from the store off the loop."""
@@ -55,6 +61,8 @@ class Standings:
         """The user changed: read the store at their next request, and wake their watchers. Call on the loop."""
         with self._lock:
             self._cache.pop(username, None)
+        for callback in self._on_forget:
+            callback(username)
         for event in self._watchers.get(username, ()):
             event.set()
 

@@ -176,4 +176,7 @@ def revoke_api_token_route(
     ctx: Ctx, request: Request[Any, Any, Any], token_id: Annotated[int, PathParameter(ge=1, le=2**62)]
 ) -> ApiTokenOut:
     p = principal_of(request)
-    return _out(revoke_api_token(ctx.db, token_id, owner=None if p.role == Role.ADMIN else p.name))
+    revoked = revoke_api_token(ctx.db, token_id, owner=None if p.role == Role.ADMIN else p.name)
+    if ctx.api_tokens is not None:
+        ctx.api_tokens.forget(token_id)  # refused from the next request on, not once this server's cache expires
+    return _out(revoked)

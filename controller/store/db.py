@@ -14,11 +14,11 @@ import logging
 import threading
 import time
 import weakref
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -106,6 +106,8 @@ def create_db_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> Db
     kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_recycle=1800)
     engine = sa.create_engine(url, **kwargs)
     _refuse_unstorable_text(engine)
+    engine.__dict__[_KEPT_READS] = _KeptReads(engine, keep=max(1, min(4, pool_size // 2)))
+    event.listen(engine, "engine_disposed", lambda e: e.__dict__[_KEPT_READS].close())
     return engine
 
 
@@ -218,6 +220,102 @@ def reading(engine: DbEngine) -> Iterator[Connection]:
             yield conn
     except OperationalError as e:
         raise StoreUnavailable(f"database unavailable: {first_line(e)}") from e
+
+
+T = TypeVar("T")
+
+_KEPT_READS = "_odin_kept_reads"
+
+
+def read_once(engine: DbEngine, read: Callable[[Connection], T]) -> T:
+    """`read(conn)` on a connection kept for the API's busiest reads, on Postgres; `reading` otherwise.
+
+    `read` must change nothing and be safe to run twice: it runs outside a transaction (autocommit: no BEGIN and
+    ROLLBACK round trips; at READ COMMITTED each statement sees its own snapshot either way), and once more on a
+    pooled connection if the kept one turns out to be gone. Taking a connection from the pool costs more CPU than
+    `GET /v1/runs?commit=`'s query (a checkout, a ping, a rollback at checkin: ~0.5 ms of 1 ms in all), so a few
+    connections are kept aside for these reads: `bench_api.py`'s numbers are in docs/api.md.
+    """
+    kept: _KeptReads | None = engine.__dict__.get(_KEPT_READS)
+    if kept is None:
+        with reading(engine) as conn:
+            return read(conn)
+    return kept.run(read)
+
+
+class _KeptReads:
+    """Up to `keep` connections in autocommit, taken and given back without the pool. One unused for `idle` seconds
+    is returned to the pool instead (whose ping on checkout then finds out whether the database restarted); one that
+    fails with a connection error is dropped and the read repeated on a pooled connection, so a restarted database
+    costs no request an error it would not have had anyway. `engine.dispose()` closes them."""
+
+    def __init__(self, engine: DbEngine, *, keep: int, idle: float = 10.0) -> None:
+        self.engine = engine
+        self.keep = keep
+        self.idle = idle
+        self._free: list[tuple[Connection, float]] = []  # (connection, given back at), most recent last
+        self._open = 0  # kept connections in all, in use or free
+        self._lock = threading.Lock()
+
+    def run(self, read: Callable[[Connection], T]) -> T:
+        conn = self._take()
+        if conn is None:
+            with reading(self.engine) as pooled:
+                return read(pooled)
+        try:
+            result = read(conn)
+            conn.rollback()  # ends SQLAlchemy's own idea of a transaction; nothing is sent in autocommit
+        except BaseException as e:
+            unavailable = is_unavailable(e)
+            self._drop(conn, invalid=unavailable)
+            if not unavailable:
+                raise
+            with reading(self.engine) as pooled:  # the kept connection is gone (a restart, a failover): once more
+                return read(pooled)
+        with self._lock:
+            self._free.append((conn, time.monotonic()))
+        return result
+
+    def _take(self) -> Connection | None:
+        now = time.monotonic()
+        stale: list[Connection] = []
+        conn: Connection | None = None
+        with self._lock:
+            while self._free:
+                candidate, since = self._free.pop()
+                if now - since < self.idle:
+                    conn = candidate
+                    break
+                stale.append(candidate)
+                self._open -= 1
+            opening = conn is None and self._open < self.keep
+            if opening:
+                self._open += 1
+        for old in stale:
+            with contextlib.suppress(Exception):
+                old.close()
+        if not opening:
+            return conn
+        try:
+            return self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        except BaseException:
+            with self._lock:
+                self._open -= 1
+            return None  # the caller reads through the pool, which reports the failure as `reading` does
+
+    def _drop(self, conn: Connection, *, invalid: bool) -> None:
+        with self._lock:
+            self._open -= 1
+        with contextlib.suppress(Exception):
+            conn.invalidate() if invalid else conn.close()
+
+    def close(self) -> None:
+        with self._lock:
+            free, self._free = self._free, []
+            self._open -= len(free)
+        for conn, _ in free:
+            with contextlib.suppress(Exception):
+                conn.invalidate()  # closed for good: `dispose` has already replaced the pool they came from
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from odin.controller.store.db import DbEngine, reading, transaction
+from odin.controller.store.db import DbEngine, read_once, reading, transaction
 from odin.controller.store.tables import API_TOKENS, USERS
 from odin.controller.store.types import utcnow
 
@@ -144,8 +144,7 @@ def revoke_token(db: DbEngine, token_id: int, *, owner: str | None) -> TokenRow 
 
 def find_token(db: DbEngine, token_hash: str) -> TokenCheck | None:
     """The token with this hash and its user's standing; None when no token has it."""
-    with reading(db) as conn:
-        row = conn.execute(_CHECK, {"token_hash": token_hash}).first()
+    row = read_once(db, lambda conn: conn.execute(_CHECK, {"token_hash": token_hash}).first())
     if row is None:
         return None
     return TokenCheck(row.id, row.role, row.expires_at, row.revoked_at, row.username, row.user_role, bool(row.disabled))

@@ -26,6 +26,7 @@ from odin.controller.store.db import create_db_engine
 from odin.controller.store.models import API_TOKENS
 from tests.api.conftest import JWT_SECRET, PASSWORD, Served, start_server
 from tests.support.server import BIN
+from tests.support.wait import wait_until
 
 
 def claims(**overrides: Any) -> dict[str, Any]:
@@ -197,6 +198,26 @@ def test_api_tokens_are_shown_once_stored_hashed_and_revocable(served: Served) -
     r = served.get("/v1/runs", token=token)
     assert r.status_code == 401 and "revoked" in r.json()["detail"]
     assert served.request("DELETE", "/v1/auth/tokens/999999").status_code == 404
+
+
+def test_an_api_token_revoked_by_another_replica_is_refused_within_the_cache_bound(served: Served) -> None:
+    """The server remembers a verified API token for ODIN_AUTH_CACHE_SECONDS (1 s by default); a revocation it is not
+    told about (another replica, `odin`, the database) is refused by every request made once that has passed since
+    the token was verified."""
+    created = served.post("/v1/auth/tokens", json={"name": "elsewhere"}).json()
+    assert served.get("/v1/runs", token=created["token"]).status_code == 200  # verified, so remembered
+    verified_by = time.monotonic()  # the server read the store before answering
+    engine = create_db_engine(served.db_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                API_TOKENS.update().where(API_TOKENS.c.id == created["id"]).values(revoked_at=datetime.now(UTC))
+            )
+    finally:
+        engine.dispose()
+    wait_until(lambda: time.monotonic() >= verified_by + 1.0, 5, message="the cache bound passes")
+    r = served.get("/v1/runs", token=created["token"])
+    assert r.status_code == 401 and "revoked" in r.json()["detail"], r.text
 
 
 def test_an_expired_api_token_is_refused(served: Served) -> None:

@@ -53,3 +53,10 @@ export function formatSize(n) {
   for (const [unit, scale] of [["GB", 1e9], ["MB", 1e6], ["kB", 1e3]]) if (n >= scale) return `${(n / scale).toFixed(1)} ${unit}`;
   return `${n} B`;
 }
+
+// Buttons that only work through a module's handlers are rendered `disabled data-js` and enabled here, once the
+// module has attached them: a click that comes before (a slow page, a quick hand, a test) would otherwise do nothing
+// or submit the form natively (a GET reload of the page with the form's fields in its address).
+export function enableScripted(root = document) {
+  for (const el of root.querySelectorAll("[data-js][disabled]")) el.disabled = false;
+}

@@ -1,6 +1,6 @@
 // "Run now": the form generated from the pipeline's declared parameters starts a run at the commit shown, through
 // POST /v1/runs (the API checks types, choices and the role again), then opens the new run's page.
-import { api, base, errorText } from "./console.js";
+import { api, base, enableScripted, errorText } from "./console.js";
 
 const form = document.getElementById("run-now");
 form?.addEventListener("submit", async (ev) => {
@@ -17,3 +17,4 @@ form?.addEventListener("submit", async (ev) => {
   const run = await res.json();
   location.href = `${base}/console/runs/${encodeURIComponent(run.id)}`;
 });
+enableScripted(form ?? undefined);

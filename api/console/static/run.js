@@ -1,7 +1,7 @@
 // The run page's live parts: task states over the WebSocket (docs/websocket.md), ticking durations, a task's log
 // (tail, then followed while it runs, with a line filter), and the rerun / cancel buttons (shown only to roles that
 // may use them; the API decides anyway).
-import { api, base, errorText, formatSize, tickDurations } from "./console.js";
+import { api, base, enableScripted, errorText, formatSize, tickDurations } from "./console.js";
 
 const root = document.getElementById("run");
 const runId = root.dataset.run;
@@ -299,6 +299,7 @@ root.addEventListener("click", (ev) => {
   if (button) act(button.dataset.action);
 });
 
+enableScripted();
 tickDurations();
 setInterval(tickDurations, 1000);
 setInterval(() => { if (!RUN_FINISHED.has(root.dataset.status)) refresh(); }, 5000);

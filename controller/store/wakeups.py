@@ -108,10 +108,13 @@ class WakeListener:
             raw.autocommit = True
             with raw.cursor() as cur:
                 cur.execute(f"LISTEN {CHANNEL}")
+            # poll(), not select(): select() refuses a descriptor numbered 1024 or more, which a server holding many
+            # connections (or a long test session) hands out, and the listener then never listened again.
+            waiting = select.poll()
+            waiting.register(raw.fileno(), select.POLLIN)
             self.listening.set()
             while not self._stop.is_set():
-                readable, _, _ = select.select([raw], [], [], self.poll)
-                if not readable:
+                if not waiting.poll(self.poll * 1000):
                     continue
                 raw.poll()
                 while raw.notifies:

@@ -269,8 +269,9 @@ class _Responder:
 
     def client_gone(self) -> bool:
         try:
-            readable, _, _ = select.select([self.handler.connection], [], [], 0)
-            if not readable:
+            waiting = select.poll()  # not select(): it refuses descriptors numbered 1024 or more
+            waiting.register(self.handler.connection.fileno(), select.POLLIN)
+            if not waiting.poll(0):
                 return False
             return bool(self.handler.connection.recv(1, socket.MSG_PEEK) == b"")
         except OSError:

@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from odin.controller.store.db import create_db_engine
 from odin.controller.store.wakeups import WakeListener, WakeSender
 from tests.support.git_fixtures import GitRemote
 from tests.support.wait import wait_until
@@ -65,3 +67,25 @@ def test_a_run_started_at_the_follower_is_picked_up_at_once(replicas: tuple[Odin
         assert woken[1]["sync"] == 7 and len(str(woken[1]["by"])) == 200
     finally:
         listener.stop()
+
+
+def test_the_listener_hears_on_a_descriptor_numbered_past_1024(replicas: tuple[Odin, Odin]) -> None:
+    """select() refuses descriptors >= 1024: a server with many connections (a long CI worker too) never listened
+    again ("filedescriptor out of range in select()"), so wake-ups were lost."""
+    leader, _ = replicas
+    held: list[int] = []
+    woken: list[dict[str, object]] = []
+    listener = None
+    try:
+        while not held or held[-1] < 1100:
+            held.append(os.open(os.devnull, os.O_RDONLY))
+        fresh = create_db_engine(leader.db.url.render_as_string(hide_password=False))  # its connections: new fds
+        listener = WakeListener(fresh, woken.append).start()
+        assert listener.listening.wait(30)
+        assert WakeSender(leader.db).run("some-run-id")
+        wait_until(lambda: woken, 10, message="the message arrives")
+    finally:
+        if listener is not None:
+            listener.stop()
+        for fd in held:
+            os.close(fd)

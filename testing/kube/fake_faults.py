@@ -162,13 +162,7 @@ class RequestLog:
     def max_in_window(self, window: float = 1.0, **criteria: Any) -> int:
         """The most requests matching ``criteria`` that arrived within any ``window`` seconds (a sliding window,
         so a burst split across two wall-clock seconds is still seen whole)."""
-        times = sorted(r.time for r in self.filter(**criteria))
-        best, lo = 0, 0
-        for hi, t in enumerate(times):
-            while t - times[lo] >= window:
-                lo += 1
-            best = max(best, hi - lo + 1)
-        return best
+        return most_within([r.time for r in self.filter(**criteria)], window)
 
 
 @dataclass
@@ -297,3 +291,14 @@ class Faults:
                     fault.hits += 1
                     return fault
         return None
+
+
+def most_within(times: list[float], window: float) -> int:
+    """The most of ``times`` that fall within any ``window`` seconds (a sliding window)."""
+    ordered = sorted(times)
+    best, lo = 0, 0
+    for hi, t in enumerate(ordered):
+        while t - ordered[lo] >= window:
+            lo += 1
+        best = max(best, hi - lo + 1)
+    return best

@@ -3,9 +3,11 @@
 artifact store's copies of logs included).
 
 Once per `ODIN_ARTIFACTS_RETENTION_INTERVAL` the leader, for each repository (and the runs of none), reads every run
-and the artifact records of its tasks (`store/retention.py`), asks the pure `plan_retention` which runs expire and
-which references no kept run holds, deletes those from the artifact store, and marks the expired runs (their
-`artifacts_expired_at`, and `gone: true` on each of their artifact records) in one transaction.
+and the artifact records of its tasks (`store/retention.py`) and asks the pure `plan_retention` which runs expire
+under that repository's policy. The store is one content-addressed namespace for every repository, so what it then
+deletes is what the expired runs reference and nothing that any kept run of *any* repository, or any pipeline
+directory stored for pods, references; then it marks the expired runs (their `artifacts_expired_at`, and
+`gone: true` on each of their artifact records) in one transaction.
 
 What a run references is every artifact record of its tasks: the digest (for a directory, the tree manifest and every
 file it lists), or for the local executor's records, which live in the run's own outputs directory and not in the
@@ -27,11 +29,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from odin.controller.artifacts.digest import is_digest
 from odin.controller.artifacts.errors import ArtifactError
 from odin.controller.artifacts.retention import RetentionPolicy, RunArtifacts, plan_retention
 from odin.controller.artifacts.settings import MissingCredential
 from odin.controller.artifacts.store import ArtifactStore
-from odin.controller.artifacts.trees import read_tree
+from odin.controller.artifacts.trees import WORK_TREES, read_tree, work_tree_record
 from odin.controller.history_retention import HistoryPolicy, Progress, prune_once
 from odin.controller.periodic import PeriodicWorker
 from odin.controller.store import retention as rows
@@ -78,30 +81,79 @@ def sweep_once(
     outputs_dir: Path | None = None,
     now: datetime | None = None,
 ) -> SweepReport:
-    """One sweep over every repository (see the module docstring)."""
+    """One sweep over every repository (see the module docstring).
+
+    Each repository's policy decides which of *its* runs expire, but blobs are shared by content across the whole
+    store: repository A's expired model may be byte for byte repository B's kept one, or a file of a pipeline
+    directory stored for pods (`work_tree_references`). So what may be deleted is what the expired runs reference
+    minus what every kept run of every repository (those whose policy keeps everything included) and every stored
+    pipeline directory references; the kept runs of other repositories are read only when there is something to
+    delete."""
     now = now or datetime.now(UTC)
     policies = {p.repo_id: p for p in rows.policies(db)}
-    expired: list[str] = []
-    deleted = 0
+    newly_by_repo: dict[int | None, list[str]] = {}
+    candidates: set[str] = set()
+    kept: set[str] = set()
+    unread: list[int | None] = []  # repositories whose runs are all kept, read only if something may go
     for repo_id in [*policies, None]:
         found = policies.get(repo_id)
         policy = RetentionPolicy(found.keep_runs, found.keep_days) if found is not None else default
         if found is not None and found.keep_runs is None and found.keep_days is None:
             policy = default
         if policy.keeps_everything:
+            unread.append(repo_id)
             continue
-        runs = rows.run_outputs(db, repo_id)
-        plan = plan_retention(_as_retention(store, runs), policy, now)
-        fresh = {r.run_id for r in runs if not r.expired}
-        newly = [run_id for run_id in plan.expired_runs if run_id in fresh]
-        if not newly and not plan.deletable:
-            continue
-        deleted += _delete(store, plan.deletable, outputs_dir)
+        outputs = rows.run_outputs(db, repo_id)
+        runs = _as_retention(store, outputs)
+        plan = plan_retention(runs, policy, now)
+        kept_ids = set(plan.kept_runs)
+        kept.update(*(r.digests for r in runs if r.run_id in kept_ids))
+        candidates |= plan.deletable
+        not_marked = {r.run_id for r in outputs if not r.expired}
+        newly = [run_id for run_id in plan.expired_runs if run_id in not_marked]
+        if newly:
+            newly_by_repo[repo_id] = newly
+    if not newly_by_repo and not candidates - kept:
+        return SweepReport((), 0)
+    deletable = candidates - kept
+    if deletable:
+        for repo_id in unread:
+            for run in _as_retention(store, rows.run_outputs(db, repo_id)):
+                deletable -= run.digests
+        deletable -= work_tree_references(store)
+    deleted = _delete(store, deletable, outputs_dir)
+    expired: list[str] = []
+    for repo_id, newly in newly_by_repo.items():
         rows.mark_expired(db, newly, now)
         expired += newly
-        if newly:
-            log.info("retention: artifacts of %d run(s) let go (repository %s)", len(newly), repo_id)
+        log.info("retention: artifacts of %d run(s) let go (repository %s)", len(newly), repo_id)
     return SweepReport(tuple(expired), deleted)
+
+
+def work_tree_references(store: ArtifactStore | None) -> set[str]:
+    """Every blob of the pipeline directories stored for pods (`executors.kubernetes.transfer.WorkTrees`, one
+    record `trees/<git tree id>/digest` each): never a run's artifact, but the same content-addressed blobs, which a
+    pod's `odin-work` step downloads for as long as that directory is run. Kept for good (a directory's size is
+    bounded by `ODIN_KUBE_WORK_MAX_BYTES`, and pipelines are rerun at old commits)."""
+    if store is None:
+        return set()
+    found: set[str] = set()
+    after = ""
+    while True:
+        page = store.record_folders(WORK_TREES, after=after, limit=1000)
+        for oid in page:
+            data = store.get_record(work_tree_record(oid), 200)
+            digest = data.decode(errors="replace").strip() if data is not None else ""
+            if not is_digest(digest):
+                continue
+            found.add(digest)
+            try:
+                found |= read_tree(store, digest).digests()
+            except ArtifactError as e:
+                log.warning("retention: cannot read the stored pipeline directory %s (%s)", digest, e)
+        if len(page) < 1000:
+            return found
+        after = page[-1]
 
 
 def _as_retention(store: ArtifactStore | None, runs: Iterable[rows.RunOutputs]) -> list[RunArtifacts]:

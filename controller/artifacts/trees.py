@@ -164,3 +164,14 @@ def get_tree(store: ArtifactStore, digest: str, dest: Path, *, workers: int = 8,
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="odin-tree-get") as pool:
         list(pool.map(get, targets))
     return tree
+
+
+WORK_TREES = "trees"
+"""Records folder of the pipeline directories stored for pods: `records/trees/<git tree id>/digest` holds the
+tree's digest. One folder per directory so retention can list them (`ArtifactStore.record_folders`) and keep every
+blob they reference."""
+
+
+def work_tree_record(tree_oid: str) -> str:
+    """The record key under which a pipeline directory's tree digest is kept (see `WORK_TREES`)."""
+    return f"{WORK_TREES}/{tree_oid}/digest"

@@ -199,3 +199,65 @@ tasks:
     use = harness.tasks(rerun)["use"]
     assert (use.reason, use.failure) == ("UnresolvedReference", "permanent")
     assert "deleted by artifact retention" in use.message
+
+
+def store_record(store: LocalStore, digest: str, *, tree: bool = False) -> dict[str, Any]:
+    return {"path": "x", "location": store.uri(digest).replace(str(store.root), "s3://b/odin"), "type": "file",
+            "size": 1, "digest": digest, **({"tree": True, "type": "directory"} if tree else {})}  # fmt: skip
+
+
+def test_a_blob_a_kept_run_of_another_repository_references_is_never_deleted(db: DbEngine, tmp_path: Path) -> None:
+    """Blobs are shared by content across the whole store, so one repository's expired run may hold the very bytes
+    another repository keeps: its policy may let go of the run, never of what another repository's run holds."""
+    store = LocalStore(tmp_path / "store")
+    expiring = follow_repository(db, "a", url="https://git.example.com/a.git", branch="main").repo_id
+    keeps_all = follow_repository(db, "b", url="https://git.example.com/b.git", branch="main").repo_id
+    keeps_last = follow_repository(db, "c", url="https://git.example.com/c.git", branch="main").repo_id
+    rows.set_policy(db, expiring, keep_runs=None, keep_days=7)
+    rows.set_policy(db, keeps_last, keep_runs=1, keep_days=None)  # keeps its one run, and sweeps
+    in_b = store.put_bytes(b"the same model in a and b")
+    in_c = store.put_bytes(b"the same tokenizer in a and c")
+    only_a = store.put_bytes(b"only a's old weights")
+    now = datetime.now(UTC)
+    old = make_run(db, expiring, "old", now - timedelta(days=30), {
+        "m": store_record(store, in_b.digest), "t": store_record(store, in_c.digest), "w": store_record(store, only_a.digest),
+    })  # fmt: skip
+    make_run(db, keeps_all, "b-run", now - timedelta(days=400), {"m": store_record(store, in_b.digest)})
+    make_run(db, keeps_last, "c-run", now - timedelta(days=400), {"t": store_record(store, in_c.digest)})
+
+    report = sweep_once(db, store, RetentionPolicy(), now=now)
+
+    assert report.expired_runs == (old,)
+    assert store.exists(in_b.digest)  # a repository whose policy keeps everything holds it
+    assert store.exists(in_c.digest)  # another repository's kept run holds it
+    assert not store.exists(only_a.digest)  # nothing else does
+    assert report.deleted == 1
+
+
+def test_the_pipeline_directories_stored_for_pods_keep_their_blobs(db: DbEngine, tmp_path: Path) -> None:
+    """A pipeline directory over the ConfigMap limit is stored as a tree once per git tree id and downloaded by every
+    later pod that runs it: an expired run whose output has the same bytes as one of its files must not take the
+    file away (the next pod's `odin-work` step would fail)."""
+    from odin.controller.artifacts.settings import ArtifactSettings
+    from odin.controller.executors.kubernetes.transfer import LazyStore, WorkTrees
+
+    lazy = LazyStore(ArtifactSettings(backend="local", dir=tmp_path / "store"))
+    store = lazy.get()
+    assert isinstance(store, LocalStore)
+    work = tmp_path / "work"
+    (work / "data").mkdir(parents=True)
+    (work / "data" / "vocab.txt").write_bytes(b"a vocabulary the pipeline also writes as an output")
+    (work / "main.yml").write_text("tasks: []\n")
+    tree_digest = WorkTrees(lazy).digest(work, "f" * 40)
+    output = store.put_bytes(b"a vocabulary the pipeline also writes as an output")
+    repo_id = follow_repository(db, "ml", url="https://git.example.com/ml.git", branch="main").repo_id
+    rows.set_policy(db, repo_id, keep_runs=0, keep_days=None)
+    now = datetime.now(UTC)
+    make_run(db, repo_id, "old", now - timedelta(days=30), {"vocab": store_record(store, output.digest)})
+
+    report = sweep_once(db, store, RetentionPolicy(), now=now)
+
+    assert len(report.expired_runs) == 1
+    assert store.exists(output.digest) and store.exists(tree_digest)
+    # A restarted controller finds the stored directory whole and does not store it again.
+    assert WorkTrees(LazyStore(lazy.settings)).digest(tmp_path / "elsewhere", "f" * 40) == tree_digest

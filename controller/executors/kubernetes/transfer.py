@@ -39,7 +39,7 @@ from odin.controller.artifacts.digest import is_digest
 from odin.controller.artifacts.errors import ArtifactError
 from odin.controller.artifacts.settings import ArtifactSettings, MissingCredential, open_store
 from odin.controller.artifacts.store import ArtifactStore
-from odin.controller.artifacts.trees import put_tree
+from odin.controller.artifacts.trees import put_tree, work_tree_record
 from odin.controller.executors import pod_outputs
 from odin.controller.executors.kubernetes.api import Json
 from odin.controller.executors.outputs import AttemptDirs
@@ -218,7 +218,7 @@ class WorkTrees:
                 if digest is None:
                     digest = put_tree(store, root, workers=self.store.settings.max_concurrency).digest
                     if tree_oid is not None:
-                        store.put_record(f"trees/{tree_oid}", digest.encode())
+                        store.put_record(work_tree_record(tree_oid), digest.encode())
             except (ArtifactError, MissingCredential, OSError) as e:
                 raise WorkTreeUploadFailed(
                     f"cannot store the pipeline directory in the artifact store: {getattr(e, 'message', None) or e}"
@@ -231,8 +231,10 @@ class WorkTrees:
     def _remembered(store: ArtifactStore, tree_oid: str | None) -> str | None:
         if tree_oid is None:
             return None
-        data = store.get_record(f"trees/{tree_oid}", 200)
+        data = store.get_record(work_tree_record(tree_oid), 200)
         if data is None:
+            # Before retention learned to keep pipeline directories, the record was `trees/<oid>` (a file, which
+            # retention cannot list): such a directory is stored again, under the listed key, and so kept.
             return None
         digest = data.decode(errors="replace").strip()
         return digest if is_digest(digest) and store.exists(digest) else None

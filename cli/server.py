@@ -100,10 +100,14 @@ def log_task_isolation(settings: Settings, controller: Controller) -> None:
     data_dir = settings.data_dir
     user = f"as {settings.local_task_user}" if settings.local_task_user else "as Odin's own user"
     if controller.sandbox is not None:
+        sandbox = controller.sandbox
+        outside = [path for path, _ in sandbox.secret_targets() if not path.is_relative_to(sandbox.data_dir)]
         log.info(
-            "local tasks run %s in a %s sandbox: the data directory %s is closed to them except their own paths "
-            "(ODIN_LOCAL_SANDBOX=%s)",
-            user, controller.sandbox.describe(), data_dir, settings.local_sandbox,
+            "local tasks run %s in a %s sandbox: the data directory %s is closed to them except their own paths, "
+            "and so are the secret files Odin reads outside it (%d now: %s; file: references added later are "
+            "closed to the tasks started after) (ODIN_LOCAL_SANDBOX=%s)",
+            user, sandbox.describe(), data_dir, len(outside), ", ".join(map(str, outside)) or "none",
+            settings.local_sandbox,
         )  # fmt: skip
         return
     if settings.local_task_user:
@@ -116,7 +120,8 @@ def log_task_isolation(settings: Settings, controller: Controller) -> None:
     why = controller.sandbox_missing or "ODIN_LOCAL_SANDBOX=off"
     log.warning(
         "local tasks run as Odin's own user with no sandbox (%s): they can read its data directory %s, the database "
-        "and jwt-secret included; use a kernel with Landlock, or run Odin as root with ODIN_LOCAL_TASK_USER=<user>",
+        "and jwt-secret included, and every secret file it reads (ODIN_JWT_SECRET_FILE, ODIN_ADMIN_PASSWORD_FILE, "
+        "file: references); use a kernel with Landlock, or run Odin as root with ODIN_LOCAL_TASK_USER=<user>",
         why, data_dir,
     )  # fmt: skip
 

@@ -16,7 +16,8 @@ server's secrets, all applied once at start, before the first task exists:
   warning.
 
 File modes cannot keep out a task of the server's own uid: the Landlock sandbox does (`executors.sandbox`,
-`ODIN_LOCAL_SANDBOX`), and so do `ODIN_LOCAL_TASK_USER` (tasks as another user) and the Kubernetes executor.
+`ODIN_LOCAL_SANDBOX`), for the data directory and for every secret file outside it (`secret_files`), and so do
+`ODIN_LOCAL_TASK_USER` (tasks as another user) and the Kubernetes executor.
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from odin.controller import secret_files
 from odin.controller.artifacts.retention import RetentionPolicy
 from odin.controller.artifacts.settings import current_settings, open_store
 from odin.controller.artifacts.store import ArtifactStore
@@ -84,6 +85,16 @@ def make_executor(
         gpus=gpus,
         sandbox=sandbox,
     )
+
+
+def _note_secret_files(settings: Settings) -> None:
+    """Tell the sandbox about the secret files the settings name (`odin.controller.secret_files`). Artifact
+    settings that do not validate are left out: the store refuses to open with them, so their files are never read."""
+    try:
+        artifacts = current_settings()
+    except ValueError:
+        artifacts = None
+    secret_files.note_settings(settings, artifacts)
 
 
 def work_limits(settings: Settings) -> WorkLimits | None:
@@ -194,7 +205,10 @@ class Controller:
         self.sandbox: Sandbox | None = None
         self.sandbox_missing = ""  # why there is no sandbox when `auto` found none ("" when off or in force)
         if settings.executor == "local":
-            self.sandbox, self.sandbox_missing = resolve_sandbox(SandboxMode(settings.local_sandbox), settings.data_dir)
+            _note_secret_files(settings)
+            self.sandbox, self.sandbox_missing = resolve_sandbox(
+                SandboxMode(settings.local_sandbox), settings.data_dir, secret_files.paths
+            )
         if db is None and settings.database_url is None:
             create_private_file(settings.data_dir / "odin.db")  # before SQLite creates it world-readable
         self.db = db or create_db_engine(settings.effective_database_url())
@@ -386,6 +400,8 @@ class Controller:
         )
         followed.webhook_secret_ref = record.webhook_secret_ref
         followed.credentials_ref = record.credentials_ref
+        for ref in (record.webhook_secret_ref, record.credentials_ref):  # closed to local tasks from now on
+            secret_files.note_reference(ref)
         followed.pull_requests = record.pull_requests
         followed.pr_approvers = record.pr_approvers
         followed.origin = "api"

@@ -20,6 +20,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from odin.controller import secret_files
 from odin.controller.artifacts.local import LocalStore
 from odin.controller.artifacts.store import ArtifactStore
 
@@ -44,6 +45,7 @@ def resolve_secret(value: SecretStr | None) -> str | None:
             raise MissingCredential(f"the variable {name} named by a credential reference is not set")
         return found
     if raw.startswith("file:"):
+        secret_files.note_reference(raw)  # closed to local tasks (executors.sandbox)
         path = Path(raw[5:])
         try:
             return path.read_text().strip()

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
+from odin.controller import secret_files
 from odin.controller.git.errors import SecretUnavailable
 from odin.controller.secrecy import withheld
 
@@ -65,6 +66,7 @@ def parse_secret_ref(ref: str) -> SecretRef:
     elif scheme == "file":
         if not target.startswith("/"):
             raise ValueError(f"secret reference {ref!r}: file references need an absolute path")
+        secret_files.note_path(target)  # closed to local tasks from now on (executors.sandbox)
     else:
         raise ValueError(f"secret reference {ref!r}: unknown kind {scheme!r} (use env:NAME or file:/path)")
     return SecretRef(scheme, target)
@@ -77,6 +79,8 @@ def resolve_secret_ref(ref: str | SecretRef, *, environ: dict[str, str] | None =
     values are used as they are, except that an empty value counts as missing.
     """
     parsed = ref if isinstance(ref, SecretRef) else _parse_or_raise(ref)
+    if parsed.scheme == "file":
+        secret_files.note_path(parsed.target)  # a `SecretRef` made by hand skipped `parse_secret_ref`
     if parsed.scheme == "env":
         if environ is None:
             # Odin moves secret-bearing variables out of its environment at start (odin.controller.secrecy).

@@ -204,3 +204,94 @@ def test_an_artifact_that_is_a_link_does_not_give_its_target(data_dir: Path) -> 
     given = [Grant(str(artifacts / "key"), READ), Grant(str(artifacts / "all" / "odin.db"), READ)]
     codes = run(Sandbox(data_dir, ABI), "key cat outputs/r0/a/1/artifacts/key\ndb cat odin.db", data_dir, given)
     assert codes == {"key": 1, "db": 1}
+
+
+@pytest.fixture
+def secrets(tmp_path: Path) -> Path:
+    """`<tmp>/etc/odin` as an operator leaves it: two secret files, a hard link and a link to one, and a file that
+    is not a secret beside them."""
+    etc = tmp_path / "etc" / "odin"
+    etc.mkdir(parents=True)
+    for name in ("jwt", "token"):
+        (etc / name).write_text(f"{name}-value")
+    (etc / "odin.conf").write_text("conf")
+    os.link(etc / "jwt", etc / "jwt-hardlink")
+    (tmp_path / "etc" / "jwt-link").symlink_to(etc / "jwt")
+    return etc
+
+
+SECRET_PROBES = """
+jwt cat ../etc/odin/jwt
+token cat ../etc/odin/token
+hardlink cat ../etc/odin/jwt-hardlink
+link cat ../etc/jwt-link
+remove rm -f ../etc/odin/jwt
+replace mv -f ../etc/odin/odin.conf ../etc/odin/token
+conf cat ../etc/odin/odin.conf
+conf_write echo more >> ../etc/odin/odin.conf
+etc_write touch ../etc/new
+etc_odin_write touch ../etc/odin/new
+neighbour cat ../neighbour/file
+usr ls /usr/bin
+"""
+
+
+def test_secret_files_outside_the_data_directory_are_closed_and_their_neighbours_are_not(
+    data_dir: Path, secrets: Path
+) -> None:
+    """Every file the sandbox is told holds a secret is closed, by its name, a hard link beside it, or a symbolic
+    link elsewhere; it cannot be removed or replaced. Its directory is not closed: the other files in it are read
+    and written as before. The price, as on the way to the data directory: nothing is created or removed directly
+    in a directory on the way (`etc`, `etc/odin`)."""
+    named = [str(secrets / "jwt"), str(secrets / "token"), str(secrets / "not-there-yet")]
+    sandbox = Sandbox(data_dir, ABI, lambda: named)
+    codes = run(sandbox, SECRET_PROBES, data_dir, grants(data_dir))
+    assert codes == {
+        "jwt": 1, "token": 1, "hardlink": 1, "link": 1, "remove": 1, "replace": 1,
+        "etc_write": 1, "etc_odin_write": 1, "conf": 0, "conf_write": 0, "neighbour": 0, "usr": 0,
+    }  # fmt: skip
+    assert (secrets / "jwt").read_text() == "jwt-value" and (secrets / "token").read_text() == "token-value"
+    assert sandbox.closes_entries_in(str(secrets)) and sandbox.closes_entries_in(str(secrets.parent))
+    assert not sandbox.closes_entries_in(str(data_dir.parent / "neighbour"))
+    assert run(Sandbox(data_dir, ABI), "jwt cat ../etc/odin/jwt", data_dir, []) == {"jwt": 0}, "told of none"
+
+
+def test_a_secret_file_named_while_odin_runs_is_closed_to_the_tasks_started_after(
+    data_dir: Path, secrets: Path
+) -> None:
+    """The sandbox asks which files are secrets at every start (a repository registered through the API adds its
+    `file:` references), also when the directories on the way are unchanged and their reading is kept."""
+    hour_ago = time.time_ns() - 3600 * 10**9
+    for directory in (data_dir.parent, secrets.parent, secrets):
+        os.utime(directory, ns=(hour_ago, hour_ago))
+    named = [str(secrets / "jwt")]
+    sandbox = Sandbox(data_dir, ABI, lambda: named)
+    before = len(os.listdir("/proc/self/fd"))
+    assert run(sandbox, "jwt cat ../etc/odin/jwt\ntoken cat ../etc/odin/token", data_dir, []) == {"jwt": 1, "token": 0}
+    named.append(str(secrets / "token"))
+    assert run(sandbox, "jwt cat ../etc/odin/jwt\ntoken cat ../etc/odin/token", data_dir, []) == {"jwt": 1, "token": 1}
+    (secrets / "jwt").unlink()  # gone: nothing to close, and no error
+    (secrets / "jwt-hardlink").unlink()
+    assert run(sandbox, "token cat ../etc/odin/token\nconf cat ../etc/odin/odin.conf", data_dir, []) == {
+        "token": 1, "conf": 0,
+    }  # fmt: skip
+    sandbox.close()
+    assert len(os.listdir("/proc/self/fd")) == before, "descriptors left open"
+
+
+def test_a_secret_file_inside_a_grant_is_given_around(data_dir: Path) -> None:
+    """A secret file put where tasks are given everything (a run's directory, `${ROOT_PATH}`) stays closed: the
+    grant is given around it, as `/` is around the data directory, and a grant that is the file itself is none."""
+    (data_dir / "runs/mine/sub").mkdir()
+    (data_dir / "runs/mine/key").write_text("k")
+    (data_dir / "runs/mine/notes").write_text("n")
+    named = [str(data_dir / "runs/mine/key")]
+    given = [Grant(str(data_dir / "runs/mine"), EVERYTHING), Grant(str(data_dir / "runs/mine/key"), READ)]
+    script = """
+key cat runs/mine/key
+notes cat runs/mine/notes
+sub_write echo x > runs/mine/sub/out
+jwt cat jwt-secret
+"""
+    codes = run(Sandbox(data_dir, ABI, lambda: named), script, data_dir, given)
+    assert codes == {"key": 1, "notes": 0, "sub_write": 0, "jwt": 1}

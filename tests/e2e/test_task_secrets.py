@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 import pytest
 
+from odin.controller.executors import landlock
 from tests.support.git import GitRemote
 from tests.support.server import BIN, OdinServer, free_port
 from tests.support.wait import wait_until
@@ -34,6 +35,7 @@ pytestmark = pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason=
 
 IS_ROOT = os.geteuid() == 0
 NOBODY = pwd.getpwnam("nobody") if IS_ROOT else None
+LANDLOCK_ABI, LANDLOCK_MISSING = landlock.abi_version()
 
 PROBE = r"""
 import json, os, sys
@@ -511,3 +513,102 @@ def test_without_landlock_auto_warns_and_landlock_refuses_to_start(tmp_path: Pat
     text = done.stdout + done.stderr
     assert done.returncode == 2, text
     assert "cannot start: ODIN_LOCAL_SANDBOX=landlock, but this kernel" in text and "Traceback" not in text
+
+
+PEEK = r"""
+# Each line of the targets file: a label and a path. `cat` each, as a curious task would.
+while read -r label path; do
+    if out=$(cat "$path" 2>&1); then echo "PEEK $label ok:$out"; else echo "PEEK $label refused:$out"; fi
+done < "$1"
+"""
+
+
+def _peek_results(data_dir: Path, server: OdinServer) -> dict[str, str]:
+    """What the `peek` task printed, by label, once it finished."""
+
+    def result() -> dict[str, str] | None:
+        for log in (data_dir / "tasks").glob("*/peek.1.log"):
+            if log.with_name("peek.1.exit").exists():
+                lines = [line.split(" ", 2) for line in log.read_text(errors="replace").splitlines()]
+                return {label: rest for word, label, rest in (ln for ln in lines if len(ln) == 3) if word == "PEEK"}
+        return None
+
+    found = wait_until(result, 90, interval=0.1, message=f"the peek task ran (server log: {server.log_path})")
+    assert found is not None
+    return found
+
+
+@pytest.mark.skipif(LANDLOCK_ABI == 0, reason=f"needs Landlock: {LANDLOCK_MISSING}")
+def test_secret_files_outside_the_data_directory_are_closed_to_a_task(base: Path) -> None:
+    """`ODIN_JWT_SECRET_FILE`, `ODIN_ADMIN_PASSWORD_FILE`, a `file:` reference in the settings and the `file:`
+    references of a repository registered through the API while the server runs all lie outside the data
+    directory; a task started after the registration cannot `cat` any of them, nor reach them through a link,
+    while the files beside them that are not secrets stay readable (the sandbox closes the secrets, not their
+    directory)."""
+    data_dir = base / "state"
+    remote = GitRemote.create(base / "repo")
+    peek = {"name": "peek", "image": "sh", "command": ["sh", "peek.sh", str(base / "given" / "targets.txt")]}
+    pipeline = {"name": "peek", "tasks": [peek]}
+    remote.commit({"peek/main.yml": json.dumps(pipeline), "peek/peek.sh": PEEK})
+    etc = base / "etc-odin"  # as /etc/odin would be
+    nested = base / "vault" / "repos"  # a second directory, two levels below a sibling of the data directory
+    nested.mkdir(parents=True)
+    etc.mkdir()
+    password = _secret("admin-pw")
+    secrets = {
+        "jwt_secret_file": (etc / "jwt-secret", _secret("jwt")),
+        "admin_password_file": (etc / "admin-password", password),
+        "settings_webhook_ref": (etc / "webhook-secret", _secret("hook")),
+        "repo_credentials_ref": (nested / "git-token", _secret("token")),
+        "repo_webhook_ref": (nested / "hook-secret", _secret("repo-hook")),
+    }
+    for path, value in secrets.values():
+        path.write_text(value + "\n")
+        path.chmod(0o600)
+    neighbours = {"etc_neighbour": etc / "odin.conf", "vault_neighbour": nested / "README"}
+    neighbours["vault_top"] = base / "vault" / "notes"
+    for path in neighbours.values():
+        path.write_text(f"not a secret: {path.name}\n")
+    (base / "jwt-link").symlink_to(etc / "jwt-secret")
+    (base / "given").mkdir()
+    env = {
+        "ODIN_REPO": remote.file_url,
+        "ODIN_POLL_INTERVAL": "0.2",
+        "ODIN_LOCAL_SANDBOX": "landlock",
+        "ODIN_JWT_SECRET_FILE": str(secrets["jwt_secret_file"][0]),
+        "ODIN_ADMIN_PASSWORD_FILE": str(secrets["admin_password_file"][0]),
+        "ODIN_WEBHOOK_SECRET": f"file:{secrets['settings_webhook_ref'][0]}",
+    }
+    command, as_user = _unprivileged(base, data_dir)
+    if as_user:
+        env.update(NOBODY_ENV)
+    with OdinServer(data_dir, env, command=command, popen_kwargs=as_user) as server:
+        token = httpx.post(f"{server.url}/v1/auth/token", json={"username": "admin", "password": password})
+        assert token.status_code == 200, token.text
+        headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
+        registered = httpx.post(f"{server.url}/v1/repos", headers=headers, json={
+            "name": "private", "url": "https://git.example.invalid/acme/ml.git",
+            "credentials_ref": f"file:{secrets['repo_credentials_ref'][0]}",
+            "webhook_secret_ref": f"file:{secrets['repo_webhook_ref'][0]}",
+        })  # fmt: skip
+        assert registered.status_code == 201, registered.text
+        targets = {label: path for label, (path, _) in secrets.items()} | neighbours
+        targets["jwt_through_a_link"] = base / "jwt-link"
+        (base / "given" / "targets.txt").write_text("".join(f"{k} {v}\n" for k, v in targets.items()))
+        if as_user:
+            _chown_tree(base / "given", NOBODY.pw_uid, NOBODY.pw_gid)  # type: ignore[union-attr]
+
+        def started() -> bool:
+            r = httpx.post(f"{server.url}/v1/runs", json={"pipeline": "peek"}, headers=headers)
+            return r.status_code == 201
+
+        wait_until(started, 60, interval=0.2, message="a run of peek was created (the repository synced)")
+        seen = _peek_results(data_dir, server)
+        log = server.log()
+    at_start = sorted(str(secrets[k][0]) for k in ("jwt_secret_file", "admin_password_file", "settings_webhook_ref"))
+    assert f"the secret files Odin reads outside it (3 now: {', '.join(at_start)};" in log, log
+    refused = [*secrets, "jwt_through_a_link"]
+    assert {k: seen.get(k) for k in refused if "Permission denied" not in seen.get(k, "")} == {}, "a secret leaked"
+    for label, (_, value) in secrets.items():
+        assert value not in json.dumps(seen), f"{label}'s content reached the task"
+    assert {k: seen.get(k) for k in neighbours} == {k: f"ok:not a secret: {p.name}" for k, p in neighbours.items()}

@@ -1,9 +1,11 @@
 """The timer that keeps a repository in sync, and the door webhooks knock on.
 
 One thread per followed repository, so a slow or unreachable remote never delays another. The interval is jittered
-(+-10%) so many Odin replicas or repositories do not fetch in lockstep. Failures back off exponentially — quickly
-for transient ones (network), slowly for ones a person must fix (credentials, a deleted branch) — and never end the
-thread: a remote that comes back is picked up by the next attempt.
+(+-10%) so many Odin replicas or repositories do not fetch in lockstep. Failures back off exponentially — doubling from
+the interval for transient ones (network), from at least a minute for ones a person must fix (credentials, a deleted
+branch) — up to `MAX_BACKOFF` (or the interval, when longer: a failing remote is never polled more often than a
+healthy one), and never end the thread, however long the remote stays away: a remote that comes back is picked up by
+the next attempt, and the first success brings the interval back.
 
 `request()` wakes the thread at once (a webhook said something changed); the reason travels with the request so
 runs record their real trigger. Requests that pile up while a sync runs are answered by the next sync together, and
@@ -19,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from odin.controller.backoff import Backoff
 from odin.controller.store.db import StoreUnavailable
 from odin.controller.store.leadership import LeadershipLost
 from odin.controller.sync import RepoSync, SyncOutcome, SyncRequest
@@ -27,6 +30,11 @@ from odin.controller.vocabulary import Trigger
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF = 600.0
+"""The longest wait between two attempts at a failing remote (unless the poll interval is longer)."""
+PERMANENT_FLOOR = 60.0
+"""The first wait after a failure a person must fix (bad credentials, a deleted branch), if the interval is shorter."""
+STORE_RETRY = 2.0
+"""The first wait after a sync that could not be recorded (the store is away), doubling up to `MAX_BACKOFF`."""
 
 
 class RepoPoller:
@@ -36,6 +44,7 @@ class RepoPoller:
         *,
         interval: float,
         jitter: float = 0.1,
+        max_backoff: float = MAX_BACKOFF,
         after_sync: Callable[[SyncOutcome | None], None] | None = None,
     ) -> None:
         """`after_sync`: called on the poller's thread after each sync (a repository with branch patterns looks
@@ -44,6 +53,8 @@ class RepoPoller:
         self.after_sync = after_sync
         self.interval = interval
         self.jitter = jitter
+        self.max_backoff = max_backoff
+        self.delay = 0.0  # seconds from the end of the last sync to the next one (metrics, tests)
         self._wake = threading.Condition()
         self._requests: list[SyncRequest] = []
         self._stopping = False
@@ -89,15 +100,26 @@ class RepoPoller:
             return True
 
     def next_delay(self, outcome: SyncOutcome | None) -> float:
-        """Seconds until the next sync: jittered interval, or backoff after a failure."""
+        """Seconds until the next sync: the jittered interval after a success; after the n-th failure in a row, the
+        interval (a minute at least, for a failure a person must fix) doubled n-1 times, jittered, never above the
+        cap: `max_backoff`, or the interval when that is longer."""
+        cap = max(self.max_backoff, self.interval)
         base = self.interval
         if outcome is not None and outcome.error is not None:
             self._failures += 1
-            floor = base if outcome.error.transient else max(base, 60.0)
-            base = min(MAX_BACKOFF, floor * 2 ** (self._failures - 1))
+            floor = base if outcome.error.transient else max(base, PERMANENT_FLOOR)
+            # `Backoff.ceiling` stays finite however many failures: a remote away for days never overflows the float
+            # (which ended this thread for good after ~1,000 failures in a row).
+            base = Backoff(initial=floor, maximum=cap).ceiling(self._failures - 1)
         else:
             self._failures = 0
-        return base * (1 + random.uniform(-self.jitter, self.jitter))  # noqa: S311 (jitter, not crypto)
+        jittered = base * (1 + random.uniform(-self.jitter, self.jitter))  # noqa: S311 (jitter, not crypto)
+        return min(cap, jittered)
+
+    def _store_retry_delay(self) -> float:
+        """After a sync that failed before reaching the remote (store away, leadership lost, a bug): quick retries,
+        doubling, up to `max_backoff` (the store coming back should not wait out a long interval)."""
+        return Backoff(initial=STORE_RETRY, maximum=self.max_backoff).ceiling(self._failures)
 
     def _main(self) -> None:
         delay = 0.0
@@ -146,4 +168,5 @@ class RepoPoller:
             with self._done:
                 self.syncs += 1
                 self._done.notify_all()
-            delay = self.next_delay(outcome) if outcome is not None else min(MAX_BACKOFF, 2.0 * 2**self._failures)
+            delay = self.next_delay(outcome) if outcome is not None else self._store_retry_delay()
+            self.delay = delay

@@ -18,7 +18,7 @@ from odin.webhooks.notify.rules import outcomes
 from tests.support.wait import wait_until
 from tests.webhooks.conftest import OdinFactory
 from tests.webhooks.fake_receivers import FakeReceiver, FakeSlack, MailSink
-from tests.webhooks.support import Odin
+from tests.webhooks.support import Odin, load, point_at, signed
 from tests.webhooks.test_notifiers import hanging_server, push_via_webhook
 
 PUBLIC = "https://odin.acme.example"
@@ -53,6 +53,20 @@ def receiver(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeReceiver]:
     monkeypatch.setenv("ODIN_NOTIFY_HOOK", HOOK_SECRET)
     yield fake
     fake.stop()
+
+
+AUTHOR = ("Ada Lovelace", "ada@acme.example")
+
+
+def push_by(odin: Odin, files: dict[str, str], author: tuple[str, str], message: str) -> str:
+    """Commit `files` as `author` and tell `odin` with a signed GitHub push delivery; the sha."""
+    before = odin.remote.head
+    sha = odin.remote.commit(files, message, author=author)
+    delivery = point_at("github", load("github", "push"), after=sha, before=before)
+    delivery.headers["X-GitHub-Delivery"] = f"delivery-{sha}"
+    raw, headers = signed("github", delivery)
+    assert odin.post("github", raw, headers).status_code == 202
+    return sha
 
 
 def notifying_odin(factory: OdinFactory, **overrides: Any) -> tuple[Odin, notify.RunNotifier]:
@@ -271,3 +285,63 @@ def test_the_repositorys_odin_yml_notifies_for_every_pipeline(odin_factory: Odin
         assert slack.hits[0].body["text"].startswith(f"train: run {run.id} failed")
     finally:
         notifier.stop()
+
+
+def test_a_signed_webhook_that_fails_twice_is_retried_with_backoff_until_it_takes_it(
+    odin_factory: OdinFactory, receiver: FakeReceiver
+) -> None:
+    """The receiver answers 503, then 502, then takes the delivery: the same body and delivery id each time, later
+    each time (the backoff doubles, no jitter here so its floor is exact), and the signature verifies on the
+    delivery it took."""
+    odin, notifier = notifying_odin(odin_factory)
+    notifier.backoff = replace(notifier.backoff, initial=0.2, maximum=5.0, jitter=0.0)
+    receiver.answer_next(503, "busy")
+    receiver.answer_next(502, "bad gateway")
+    rules = f"  - on: [failure]\n    webhook: {{url: '{receiver.url}', secret: env:ODIN_NOTIFY_HOOK}}\n"
+    try:
+        sha = push_via_webhook(odin, {"train/main.yml": pipeline(FAIL, rules)})
+        run = finished(odin, sha, "failed")
+        wait_until(lambda: notify_events(odin, run.id), 30, message="the notification's outcome recorded")
+    finally:
+        notifier.stop()
+    assert [h.answered for h in receiver.hits] == [503, 502, 200]
+    assert len({h.raw for h in receiver.hits}) == 1, "the same body each time"
+    assert len({h.headers["x-odin-delivery"] for h in receiver.hits}) == 1, "one delivery id: the receiver dedupes"
+    [taken] = receiver.verified()
+    expected = "sha256=" + hmac.new(HOOK_SECRET.encode(), taken.raw, hashlib.sha256).hexdigest()
+    assert taken.headers["x-odin-signature"] == expected
+    assert taken.body["run"]["id"] == run.id and taken.headers["x-odin-event"] == "failure"
+    first, second, third = (h.at for h in receiver.hits)
+    assert second - first >= 0.2 * 0.95 and third - second >= 0.4 * 0.95, "each retry waits longer than the last"
+    [(kind, data)] = notify_events(odin, run.id)
+    assert (kind, data["channel"], data["attempts"]) == ("notify.sent", "webhook", 3)
+
+
+def test_the_commit_author_is_in_every_channels_message(
+    odin_factory: OdinFactory, slack: FakeSlack, receiver: FakeReceiver
+) -> None:
+    sink = MailSink().start()
+    odin, notifier = notifying_odin(
+        odin_factory, smtp_host="127.0.0.1", smtp_port=sink.port, smtp_from="odin@acme.example", smtp_starttls=False
+    )
+    rules = (
+        "  - on: [failure]\n    slack: {webhook: env:ODIN_NOTIFY_SLACK}\n"
+        f"  - on: [failure]\n    webhook: {{url: '{receiver.url}', secret: env:ODIN_NOTIFY_HOOK}}\n"
+        "  - on: [failure]\n    email: {to: [ml-team@acme.example]}\n"
+    )
+    try:
+        sha = push_by(odin, {"train/main.yml": pipeline(FAIL, rules)}, AUTHOR, "Bigger batches\n\nAnd more.")
+        run = finished(odin, sha, "failed")
+        wait_until(lambda: len(notify_events(odin, run.id)) == 3, 30, message="the three notifications recorded")
+    finally:
+        notifier.stop()
+        sink.stop()
+    line = f"commit {sha[:12]} by Ada Lovelace: Bigger batches"
+    [hit] = slack.hits
+    assert line in hit.body["text"].splitlines()
+    [delivery] = receiver.verified()
+    assert line in delivery.body["text"].splitlines()
+    assert (delivery.body["commit"]["author"], delivery.body["commit"]["author_email"]) == AUTHOR
+    [mail] = sink.mails
+    assert line in str(mail.message.get_payload()).splitlines()
+    assert {kind for kind, _ in notify_events(odin, run.id)} == {"notify.sent"}

@@ -21,46 +21,14 @@ from tests.support.git import GitRemote
 from tests.support.wait import wait_until
 from tests.webhooks.conftest import OdinFactory
 from tests.webhooks.fake_receivers import FakeSlack
+from tests.webhooks.pr_payloads import FEATURE, FORK_NUMBERS, PR_REFS, fresh, gitea_pr, github_pr, gitlab_mr, head
 from tests.webhooks.support import HELLO, Odin, Recorded, load
 
-FEATURE = "feature/bigger-model"
 SECRET_TASK = (
     "name: hello\ntasks:\n  - name: hi\n    image: busybox\n    command: [sh, -c, 'cat /etc/creds/token']\n"
     "    secrets: [{name: db-creds, path: /etc/creds}]\n"
 )
 SLOW = "name: hello\ntasks:\n  - {name: hi, image: busybox, command: [sh, -c, 'sleep 60']}\n"
-
-
-def head(remote: GitRemote, ref: str, files: dict[str, str], message: str = "PR change", *, fork: bool = False) -> str:
-    """Commit `files` on the feature branch (from main the first time) and publish it at `ref`, as the provider does
-    for a pull request's head; the branch is pushed to the repository too unless the pull request is a fork's."""
-    first = remote.local_tip(FEATURE) is None
-    remote.commit(files, message, branch=FEATURE, parents=[remote.head] if first else None, push=False)
-    if not fork:
-        remote.push(FEATURE, force=True)
-    return remote.publish(FEATURE, ref)
-
-
-def fresh(delivery: Recorded, provider: str) -> Recorded:
-    """The delivery under a new delivery id (another event, not the provider's retry of this one)."""
-    names = {
-        "github": ["X-GitHub-Delivery"],
-        "gitlab": ["X-Gitlab-Event-UUID", "Idempotency-Key"],
-        "gitea": ["X-Gitea-Delivery", "X-GitHub-Delivery", "X-Gogs-Delivery"],
-        "bitbucket": ["X-Request-UUID"],
-    }[provider]
-    new = secrets.token_hex(16)
-    for name in names:
-        if name in delivery.headers:
-            delivery.headers[name] = new
-    return delivery
-
-
-def github_pr(sha: str, *, action: str = "opened", fork: bool = False) -> Recorded:
-    delivery = fresh(load("github", "pull_request_fork" if fork else "pull_request"), "github")
-    delivery.body["action"] = action
-    delivery.body["pull_request"]["head"]["sha"] = sha
-    return delivery
 
 
 def send(odin: Odin, provider: str, delivery: Recorded) -> tuple[int, dict[str, Any]]:
@@ -146,6 +114,39 @@ def test_forks_are_ignored_unless_the_repository_runs_them(odin_factory: OdinFac
     [row] = odin.deliveries()
     assert row.outcome == "ignored" and "fork" in row.reason
     assert odin.runs() == []
+
+
+@pytest.mark.parametrize("provider", ["gitlab", "gitea"])
+def test_a_gitlab_or_gitea_fork_runs_without_secrets_and_is_ignored_where_forks_are_not_run(
+    odin_factory: OdinFactory, provider: str
+) -> None:
+    """A fork's merge request (GitLab: `source_project_id` is not `target_project_id`) or pull request (Gitea:
+    `head.repo` is the fork), as those providers send it: the head is fetched from the target repository's own ref,
+    which the provider keeps for forks too, and runs with no secret; a repository that runs only its own branches'
+    pull requests ignores it."""
+    number = FORK_NUMBERS[provider]
+    announce = gitlab_mr if provider == "gitlab" else gitea_pr
+    files = {"hello/main.yml": SECRET_TASK, "train/main.yml": HELLO.format(name="train", marker=f"{provider}-fork")}
+    own_repo_only = odin_factory(pull_requests="same-repo")
+    sha = head(own_repo_only.remote, PR_REFS[provider](number), files, fork=True)
+    status, body = send(own_repo_only, provider, announce(sha, fork=True))
+    assert (status, body["status"]) == (200, "ignored"), body
+    assert "comes from a fork (mallory/ml)" in body["detail"], body
+    assert own_repo_only.runs() == []
+
+    odin = odin_factory(pull_requests="all")
+    status, body = send(odin, provider, announce(sha, fork=True))
+    assert (status, body["commit"], body["pull_request"]) == (202, sha, number), body
+    assert "secrets are withheld" in body["detail"], body
+    runs = {run_of(odin, r).pipeline: finished(odin, r) for r in body["runs"]}
+    hello, train = runs["hello"], runs["train"]
+    assert (hello.status, hello.reason, hello.secrets_withheld) == ("failed", "SecretsWithheld", True)
+    assert "db-creds" in hello.message
+    [task] = odin.rows(TASK_RUNS, TASK_RUNS.c.run_id == hello.id)
+    assert (task.status, task.started_at) == ("skipped", None), "the task that asks for a secret never started"
+    assert (train.status, train.secrets_withheld, train.pr_provider, train.pull_request) == (
+        "succeeded", True, provider, number
+    )  # fmt: skip
 
 
 def test_a_pull_request_claiming_a_branch_that_lacks_its_head_is_a_forks(odin_factory: OdinFactory) -> None:

@@ -1,0 +1,188 @@
+"""A pull request's whole path, for each provider (issue 13, "Done when"): its delivery, shaped like the provider's own,
+reaches a real `odin serve` over HTTP; Odin fetches the head over smart HTTP, validates it and runs its pipeline, and
+the outcome goes back to a local server standing in for the provider's API as statuses on the pull request's head,
+with the invalid pipeline's problems at file:line where the provider can show them: GitHub check-run annotations,
+GitLab's merge-request note, Bitbucket Cloud's Code Insights annotations; Gitea's status names the first problem.
+
+The followed repository is served by `git http-backend` (`tests/support/git_http.py`); the test plays the provider by
+publishing the head where it keeps it (`refs/pull/N/head`, `refs/merge-requests/N/head`, the source branch) and
+sending the signed delivery. The provider stand-ins are those of test_checks.py (`fake_forges.py`,
+`fake_receivers.FakeProvider`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.support.git import GitRemote
+from tests.support.git_http import GitHttpServer
+from tests.support.server import OdinServer
+from tests.support.wait import wait_until
+from tests.webhooks.fake_forges import FakeBitbucket, FakeGitHubChecks, FakeGitLab
+from tests.webhooks.fake_receivers import FakeProvider
+from tests.webhooks.pr_payloads import NUMBERS, PR_REFS, head, pr_delivery
+from tests.webhooks.support import ALIASES, HELLO, SECRET, signed
+
+TOKEN = "pr-checks-token-123"
+PUBLIC = "https://odin.acme.example"
+BROKEN = "".join(
+    ["tasks:\n", *(f"  - {{name: t{i}, image: busybox, command: [echo], retriess: 1}}\n" for i in range(2))]
+)  # two problems, at broken/main.yml:2:49 and :3:49
+PROBLEM = "unknown field `retriess` in task (did you mean `retries`?)"
+EVERY_PROBLEM = {("broken/main.yml", 2), ("broken/main.yml", 3)}
+
+
+@dataclass(frozen=True)
+class Shown:
+    """What the provider shows on a commit, in the same words for each: the validation's and the run's state, and
+    the places (file, line) of the problems it shows."""
+
+    validation: str | None
+    run: str | None
+    places: set[tuple[str, int]]
+
+
+class Forge:
+    """One provider's API stand-in and how to read what it shows on a commit."""
+
+    api_suffix = ""
+
+    def __init__(self, fake: Any) -> None:
+        self.fake = fake
+
+    def shown(self, sha: str) -> Shown:
+        raise NotImplementedError
+
+
+class GitHub(Forge):
+    def shown(self, sha: str) -> Shown:
+        validation = self.fake.named("odin/validation", sha)
+        run = self.fake.named("odin/hello", sha)
+        places = {(a["path"], a["start_line"]) for c in validation for a in c["annotations"]}
+        return Shown(
+            validation[0].get("conclusion") if validation else None, run[0].get("conclusion") if run else None, places
+        )
+
+
+class GitLab(Forge):
+    api_suffix = "/api/v4"
+
+    def shown(self, sha: str) -> Shown:
+        states = {s["name"]: s["state"] for s in self.fake.statuses if s["sha"] == sha}
+        notes = [n["body"] for n in self.fake.notes.get(NUMBERS["gitlab"], []) if sha in n["body"]]
+        places = {(m[0], int(m[1])) for n in notes for m in re.findall(r"`([^`:]+):(\d+):\d+`", n)}
+        return Shown(states.get("odin/validation"), states.get("odin/hello"), places)
+
+
+class Gitea(Forge):
+    api_suffix = "/api/v1"
+
+    def shown(self, sha: str) -> Shown:
+        posted = [h.body for h in self.fake.received if h.path.endswith(f"/statuses/{sha}") and h.answered < 300]
+        states = {b["context"]: b["state"] for b in posted}
+        descriptions = [b["description"] for b in posted if b["context"] == "odin/validation"]
+        places = {(m[0], int(m[1])) for d in descriptions for m in re.findall(r"first at ([^\s:]+):(\d+):", d)}
+        return Shown(states.get("odin/validation"), states.get("odin/hello"), places)
+
+
+class Bitbucket(Forge):
+    api_suffix = "/2.0"
+
+    def shown(self, sha: str) -> Shown:
+        validation = self.fake.statuses.get((sha, "odin/validation"), {}).get("state")
+        run = self.fake.statuses.get((sha, "odin/hello"), {}).get("state")
+        report = self.fake.reports.get((sha, "odin-validation"), {})
+        places = {(a["path"], a["line"]) for a in report.get("annotations", {}).values()}
+        return Shown(validation, run, places)
+
+
+# provider -> (its stand-in, what it shows for an invalid pipeline beside a run that succeeded)
+FORGES: dict[str, tuple[Callable[[], Forge], Shown]] = {
+    "github": (
+        lambda: GitHub(FakeGitHubChecks(token=TOKEN)),
+        Shown("failure", "success", EVERY_PROBLEM),
+    ),
+    "gitlab": (
+        lambda: GitLab(FakeGitLab(token=TOKEN, merge_requests={NUMBERS["gitlab"]: "opened"})),
+        Shown("failed", "success", EVERY_PROBLEM),
+    ),
+    "gitea": (
+        lambda: Gitea(FakeProvider()),
+        Shown("failure", "success", {("broken/main.yml", 2)}),  # a status only: its description names the first
+    ),
+    "bitbucket": (
+        lambda: Bitbucket(FakeBitbucket(token=TOKEN)),
+        Shown("FAILED", "SUCCESSFUL", EVERY_PROBLEM),
+    ),
+}
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[GitRemote, GitHttpServer]]:
+    root = tmp_path / "served"
+    remote = GitRemote.create(root / "acme")  # served as /acme/remote.git
+    remote.commit({"hello/main.yml": HELLO.format(name="hello", marker="v1")}, "Seed")
+    with GitHttpServer.serving(root) as git:
+        yield remote, git
+
+
+@pytest.mark.parametrize("provider", list(FORGES))
+def test_a_pull_request_is_validated_run_and_reported_on_its_head_at_the_provider(
+    provider: str, served: tuple[GitRemote, GitHttpServer], tmp_path: Path
+) -> None:
+    remote, git = served
+    make, expected = FORGES[provider]
+    forge = make()
+    forge.fake.start()
+    env = {
+        "ODIN_REPO": git.url("acme/remote.git"),
+        "ODIN_GIT_ALLOW_HTTP": "true",
+        "ODIN_REPO_ALIASES": ",".join(ALIASES),  # the deliveries name acme/ml at each provider
+        "ODIN_PULL_REQUESTS": "same-repo",
+        "ODIN_WEBHOOK_SECRET": SECRET,
+        "ODIN_POLL_INTERVAL": "3600",  # the delivery, not the timer, brings the head
+        "ODIN_STATUS_PROVIDER": provider,
+        "ODIN_STATUS_API_URL": forge.fake.url + forge.api_suffix,
+        "ODIN_STATUS_TOKEN": TOKEN,
+        "ODIN_STATUS_REPO": "acme/ml",
+        "ODIN_PUBLIC_URL": PUBLIC,
+    }
+    try:
+        with OdinServer(tmp_path / "state", env) as server:
+            wait_until(lambda: "first sync" in server.log(), 60, message="the server's first sync")
+            files = {"hello/main.yml": HELLO.format(name="hello", marker=f"pr-{provider}"), "broken/main.yml": BROKEN}
+            sha = head(remote, PR_REFS[provider](NUMBERS[provider]), files)
+            raw, headers = signed(provider, pr_delivery(provider, sha))
+            res = httpx.post(f"{server.url}/webhooks/{provider}", content=raw, headers=headers, timeout=30)
+            assert res.status_code == 202, res.text
+            body = res.json()
+            assert (body["commit"], body["pull_request"], len(body["runs"])) == (sha, NUMBERS[provider], 1), body
+
+            def settled() -> Shown | None:
+                shown = forge.shown(sha)
+                return shown if shown.run == expected.run and shown.places == expected.places else None
+
+            shown = wait_until(settled, 60, message=f"{provider} shows the pull request's outcome")
+            assert shown == expected, server.log()[-3000:]
+    finally:
+        forge.fake.stop()
+    about = [h for h in forge.fake.hits if sha in h.path or sha in h.raw.decode()]
+    assert about and all(h.answered < 300 for h in about), [(h.method, h.path, h.answered) for h in about]
+    assert all("acme/ml" in h.path or "acme%2Fml" in h.path for h in about), "to the repository of the settings"
+    if provider == "github":
+        [check] = forge.fake.named("odin/validation", sha)
+        assert check["annotations"][0]["message"] == PROBLEM and check["head_sha"] == sha
+        assert check["details_url"] == f"{PUBLIC}/console/commits/{sha}"
+    if provider == "gitlab":
+        [note] = forge.fake.notes[NUMBERS["gitlab"]]
+        assert f"- **error** `broken/main.yml:2:49`: {PROBLEM}" in note["body"].splitlines()
+    if provider == "bitbucket":
+        [run_id] = body["runs"]
+        assert forge.fake.statuses[(sha, "odin/hello")]["url"] == f"{PUBLIC}/console/runs/{run_id}"

@@ -57,6 +57,11 @@ class BranchFollowers:
         with self._lock:
             return sorted(self._pollers)
 
+    def pollers(self) -> list[RepoPoller]:
+        """The further branches' pollers now (a wake-up that names no branch wakes them all)."""
+        with self._lock:
+            return list(self._pollers.values())
+
     def poller(self, branch: str) -> RepoPoller | None:
         with self._lock:
             return self._pollers.get(branch)

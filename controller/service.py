@@ -448,6 +448,7 @@ class Controller:
                 make=lambda on: RepoPoller(sync_of(on, mirror_of(on), further=True), interval=poll_interval),
                 on_follow=schedule_on,
                 on_unfollow=scheduler.unfollow,
+                mirror_of=mirror_of,
             )
         tags = TagFollower(self.db, repo_id, patterns=tag_patterns, mirror=mirror, launcher=launcher)
         poller = RepoPoller(
@@ -567,10 +568,11 @@ class Controller:
         if ref is None or followed.followers is None:
             return followed.launcher
         name = ref.strip().removeprefix("refs/heads/").removeprefix("origin/")
-        poller = followed.followers.poller(name) if name != followed.branch else None
-        if poller is None:
+        # by the patterns, not by this replica's pollers: a follower (no pollers) starts runs on release/1 too
+        mirror = followed.followers.mirror_for(name)
+        if mirror is None:
             return followed.launcher
-        return self._launcher(followed.id, poller.sync.mirror, name, fenced=False)
+        return self._launcher(followed.id, mirror, name, fenced=False)
 
     def _launcher(self, repo_id: int, mirror: Mirror, branch: str, *, fenced: bool) -> RunLauncher:
         """A launcher on one branch of a repository; `fenced`: its scheduled and tag runs are created only under

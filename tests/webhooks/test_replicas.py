@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from odin.controller.launcher import StartRequest
 from odin.controller.service import pollers_following
 from odin.controller.store.db import create_db_engine
 from odin.controller.store.repo_records import insert_record, remove_record
@@ -215,3 +216,17 @@ def test_an_older_replicas_wake_up_syncs_every_poller_of_the_repository(
         conn.execute(sa.text("SELECT pg_notify(:channel, :payload)"), {"channel": CHANNEL, "payload": old})
     wait_until(lambda: all(after > before for after, before in zip(registered.syncs(), (own, release), strict=True)),
                30, message="both pollers sync")  # fmt: skip
+
+
+def test_a_run_started_at_the_follower_on_a_further_branch_runs_on_the_leader(registered: Registered) -> None:
+    """The API's start (any replica): the run records the branch it was asked for, and the follower's run wake-up
+    has the leader's engine run it at once, whatever its branch."""
+    sha = registered.remote.commit(
+        {"vision/main.yml": HELLO.format(name="vision", marker="v4")}, "Release fix", branch="release/1"
+    )
+    request = StartRequest(pipeline="vision", ref="release/1", by="someone")
+    created = registered.follower.controller.start_run(request, registered.repo_id)
+    [run] = registered.leader.runs(sha)
+    assert (run.id, run.branch) == (created.run_id, "release/1")
+    wait_until(lambda: registered.leader.tasks(created.run_id), 30, message="the leader's engine starts it")
+    wait_until(lambda: registered.leader.runs(sha)[0].status == "succeeded", 60, message="and it runs to the end")

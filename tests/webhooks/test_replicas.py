@@ -14,6 +14,9 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
+from odin.api.schemas.pipelines import FileWrite
+from odin.api.services.pipelines import write_file
+from odin.controller.facade import Author
 from odin.controller.launcher import StartRequest
 from odin.controller.service import pollers_following
 from odin.controller.store.db import create_db_engine
@@ -64,6 +67,25 @@ def test_a_webhook_at_the_follower_wakes_the_leader(replicas: tuple[Odin, Odin])
     assert leader.syncs() > syncs
     [run] = leader.runs(sha)
     assert (run.trigger, run.triggered_by) == ("webhook", "github:to-the-follower"), "who and why travel with it"
+
+
+def test_a_file_written_through_the_api_at_the_follower_wakes_the_leader(replicas: tuple[Odin, Odin]) -> None:
+    """The API's file write (any replica) commits, pushes and asks for a sync: at a follower, whose pollers do not
+    run, that request was dropped and the leader waited for its next poll (an hour here)."""
+    leader, follower = replicas
+    edit = FileWrite(content=HELLO.format(name="train", marker="edited"), message="Edit through the API")
+    written = write_file(
+        follower.controller,
+        follower.repo,
+        "train",
+        "main.yml",
+        edit,
+        author=Author("ann", "ann@example.com"),
+        committer=Author("Odin", "odin@example.com"),
+        expected_base=None,
+    )
+    [run] = wait_until(lambda: leader.runs(written.commit_sha), 30, message="the leader syncs the written commit")
+    assert run.triggered_by == "ann"
 
 
 def test_a_run_started_at_the_follower_is_picked_up_at_once(replicas: tuple[Odin, Odin]) -> None:

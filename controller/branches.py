@@ -37,10 +37,12 @@ class BranchFollowers:
         make: Callable[[str], RepoPoller],
         on_follow: Callable[[str, RepoPoller], None] = lambda _branch, _poller: None,
         on_unfollow: Callable[[str], None] = lambda _branch: None,
+        mirror_of: Callable[[str], Mirror] | None = None,
     ) -> None:
         """`mirror`: the repository's own (lists the remote's branches); `make(branch)`: a new, stopped poller for
         a further branch; `on_follow(branch, poller)` / `on_unfollow(branch)`: called once a branch's poller is
-        started / stopped (the scheduler follows the same branches)."""
+        started / stopped (the scheduler follows the same branches); `mirror_of(branch)`: a new mirror of a further
+        branch no poller follows here (see `mirror_for`)."""
         self.repo_id = repo_id
         self.primary = primary
         self.patterns = tuple(patterns)
@@ -48,6 +50,7 @@ class BranchFollowers:
         self._make = make
         self._on_follow = on_follow
         self._on_unfollow = on_unfollow
+        self._mirror_of = mirror_of
         self._lock = threading.Lock()
         self._pollers: dict[str, RepoPoller] = {}
         self._stopped = False
@@ -57,9 +60,37 @@ class BranchFollowers:
         with self._lock:
             return sorted(self._pollers)
 
+    def pollers(self) -> list[RepoPoller]:
+        """The further branches' pollers now (a wake-up that names no branch wakes them all)."""
+        with self._lock:
+            return list(self._pollers.values())
+
     def poller(self, branch: str) -> RepoPoller | None:
         with self._lock:
             return self._pollers.get(branch)
+
+    def mirror_for(self, branch: str) -> Mirror | None:
+        """The mirror a run started on request at further branch `branch` reads: its poller's; where no poller
+        follows it (this replica does not lead, or the own branch's sync has not found the branch yet), a new one,
+        when the remote has that branch. None for the own branch, a name the patterns do not match, and one that is
+        no branch of the remote (a tag or a commit id a broad pattern matches): the own branch's launcher resolves
+        those."""
+        if branch == self.primary or not matches(self.patterns, branch):
+            return None
+        poller = self.poller(branch)
+        if poller is not None:
+            return poller.sync.mirror
+        if self._mirror_of is None:
+            return None
+        try:
+            if branch not in self.mirror.remote_branches():
+                return None
+            return self._mirror_of(branch)
+        except GitError as e:
+            log.info("repo %s: cannot tell whether %r is a branch of the remote: %s", self.repo_id, branch, e.message)
+            return None
+        except ValueError:  # a name the mirror refuses as a branch
+            return None
 
     def wanted(self, branch: str) -> bool:
         """Is `branch` one of the repository's (its own or a pattern's match)?"""

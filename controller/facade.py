@@ -236,15 +236,19 @@ def has_commit(repo: FollowedRepo, sha: str, *, fetch: bool = False) -> bool:
 
 
 def request_sync(
+    controller: Controller,
     repo: FollowedRepo,
     trigger: Trigger,
     *,
+    branch: str | None = None,
     by: str | None = None,
     on_done: Callable[[SyncOutcome | None], None] | None = None,
 ) -> bool:
-    """Ask for a sync of the repository as soon as possible; False when its poller is not running (a replica that is
-    not the leader: the leader's poll picks the change up). `on_done` as in `SyncRequest`."""
-    return repo.poller.request(SyncRequest(trigger=trigger, by=by, on_done=on_done))
+    """Ask for a sync of the repository's `branch` (default: its own) as soon as possible; False when its poller is
+    not running: a replica that is not the leader wakes the leader instead (on Postgres), whose sync then runs at
+    once without `on_done`. Through the controller, not the poller: a poller of a replica that does not lead drops
+    requests, and the leader then waited for its next poll. `on_done` as in `SyncRequest`."""
+    return controller.request_sync(repo.id, SyncRequest(trigger=trigger, by=by, on_done=on_done), branch=branch)
 
 
 def artifact_reader(settings: Settings) -> ArtifactReader:

@@ -38,6 +38,7 @@ from odin.controller.leader import LeaderLock, leader_lock_for
 from odin.controller.metrics import TaskDurations
 from odin.controller.poller import RepoPoller
 from odin.controller.pulls import PullOutcome, PullRequest, PullRequests
+from odin.controller.repo_specs import matches
 from odin.controller.retention import RetentionSweeper
 from odin.controller.scheduler import Scheduler
 from odin.controller.secrecy import create_private_file, secure_data_dir
@@ -49,7 +50,7 @@ from odin.controller.store.repo_records import RepoRecord, registered
 from odin.controller.store.repositories import follow_repository, record_condition
 from odin.controller.store.runs import Created, load_runs, request_cancel, run_events
 from odin.controller.store.types import utcnow
-from odin.controller.store.wakeups import WakeListener, WakeSender, supports_wakeups
+from odin.controller.store.wakeups import WakeListener, WakeSender, read_sync, supports_wakeups
 from odin.controller.sync import RepoSync, SyncOutcome, SyncRequest
 from odin.controller.tags import TagFollower
 from odin.controller.tracking import TrackingSettings, open_run_tracking
@@ -463,6 +464,7 @@ class Controller:
                 make=lambda on: RepoPoller(sync_of(on, mirror_of(on), further=True), interval=poll_interval),
                 on_follow=schedule_on,
                 on_unfollow=scheduler.unfollow,
+                mirror_of=mirror_of,
             )
         tags = TagFollower(self.db, repo_id, patterns=tag_patterns, mirror=mirror, launcher=launcher)
         poller = RepoPoller(
@@ -582,10 +584,11 @@ class Controller:
         if ref is None or followed.followers is None:
             return followed.launcher
         name = ref.strip().removeprefix("refs/heads/").removeprefix("origin/")
-        poller = followed.followers.poller(name) if name != followed.branch else None
-        if poller is None:
+        # by the patterns, not by this replica's pollers: a follower (no pollers) starts runs on release/1 too
+        mirror = followed.followers.mirror_for(name)
+        if mirror is None:
             return followed.launcher
-        return self._launcher(followed.id, poller.sync.mirror, name, fenced=False)
+        return self._launcher(followed.id, mirror, name, fenced=False)
 
     def _launcher(self, repo_id: int, mirror: Mirror, branch: str, *, fenced: bool) -> RunLauncher:
         """A launcher on one branch of a repository; `fenced`: its scheduled and tag runs are created only under
@@ -646,36 +649,48 @@ class Controller:
         return flagged
 
     def request_sync(
-        self, repo: str | int | None = None, request: SyncRequest | None = None, *, branch: str | None = None
+        self,
+        repo: str | int | None = None,
+        request: SyncRequest | None = None,
+        *,
+        branch: str | None = None,
+        tag: str | None = None,
     ) -> bool:
         """Ask for a sync now (webhooks, `odinctl`). Runs on the leader's poller thread; False on a replica that is
-        not the leader: its pollers are stopped, so it wakes the leader instead (on Postgres), whose sync then runs at
-        once, without `on_done`; the leader's next poll is the fallback."""
+        not the leader: its pollers are stopped, so it wakes the leader instead (on Postgres), naming the ref (the
+        pushed `branch`, or `tag`; neither: the repository's own branch), so that the leader wakes the poller that
+        follows it; that sync then runs at once, without `on_done`; the leader's next poll is the fallback."""
         followed = self.repo(repo)
         poller = followed.poller
+        ref = f"refs/tags/{tag}" if tag is not None else f"refs/heads/{followed.branch}"
         if branch is not None and branch != followed.branch and followed.followers is not None:
             # a further branch: its own poller, or (not followed yet) the own one, whose sync then looks for it
             poller = followed.followers.poller(branch) or followed.poller
+            ref = f"refs/heads/{branch}"
         if poller.request(request):
             return True
         if self._wake_sender is not None and not self._leading.is_set():
             wanted = request or SyncRequest()
-            self._wake_sender.sync(followed.id, trigger=str(wanted.trigger), by=wanted.by)
+            self._wake_sender.sync(followed.id, ref=ref, trigger=str(wanted.trigger), by=wanted.by)
         return False
 
     def _on_wake(self, message: dict[str, object]) -> None:
-        """A follower's wake-up (on the listener's thread): sync a repository, or look at a run, now."""
-        repo_id, run_id = message.get("sync"), message.get("run")
-        if isinstance(repo_id, int):
+        """A follower's wake-up (on the listener's thread): sync the poller(s) following a ref, or look at a run,
+        now."""
+        wake, run_id = read_sync(message), message.get("run")
+        if wake is not None:
             try:
-                followed = self.repo(repo_id)
+                followed = self.repo(wake.repo_id)
             except KeyError:
-                log.warning("wake-up for repository %s, which this replica does not follow", repo_id)
+                log.warning("wake-up for repository %s, which this replica does not follow", wake.repo_id)
                 return
-            trigger, by = message.get("trigger"), message.get("by")
-            known = Trigger(trigger) if isinstance(trigger, str) and trigger in set(Trigger) else Trigger.POLL
-            request = SyncRequest(trigger=known, by=by if isinstance(by, str) else None)
-            followed.poller.request(request)
+            known = Trigger(wake.trigger) if wake.trigger is not None and wake.trigger in set(Trigger) else Trigger.POLL
+            pollers = pollers_following(followed, wake.ref)
+            if not pollers:
+                log.debug("wake-up for %s of repository %s, which no poller here follows; ignored", wake.ref,
+                          followed.name)  # fmt: skip
+            for poller in pollers:
+                poller.request(SyncRequest(trigger=known, by=wake.by))
         elif isinstance(run_id, str):
             self.engine.submit(run_id)
 
@@ -734,6 +749,29 @@ def _after_sync(
             tags.check(outcome)
 
     return after
+
+
+def pollers_following(repo: FollowedRepo, ref: str | None) -> list[RepoPoller]:
+    """The pollers a wake-up for `ref` wakes: the one following that branch (the own branch's, or a further
+    branch's); the own branch's for a tag its tag patterns match (it checks the tags after its sync) or for a branch
+    its patterns match but not followed yet (that sync finds it); none for a ref nothing here follows. `ref` None
+    (an older replica's message) wakes every poller of the repository."""
+    further = repo.followers
+    if ref is None:
+        return [repo.poller, *(further.pollers() if further is not None else [])]
+    if ref.startswith("refs/tags/"):
+        return [repo.poller] if matches(repo.tag_patterns, ref.removeprefix("refs/tags/")) else []
+    if not ref.startswith("refs/heads/"):
+        return []
+    branch = ref.removeprefix("refs/heads/")
+    if branch == repo.branch:
+        return [repo.poller]
+    if further is None:
+        return []
+    own = further.poller(branch)
+    if own is not None:
+        return [own]
+    return [repo.poller] if further.wanted(branch) else []
 
 
 def _start_repo(repo: FollowedRepo) -> None:

@@ -309,7 +309,8 @@ class WebhookReceiver:
         detail = (
             f"a sync of {repo.name} branch {update.branch} was requested; runs follow from the commits it finds"
             if queued
-            else "recorded; this replica does not schedule (it is not the leader): its next poll picks it up"
+            else "recorded; this replica does not schedule (it is not the leader): the leader is woken to sync "
+            f"branch {update.branch} now (on Postgres), or its next poll picks the commit up"
         )
         body: dict[str, Any] = {"status": "accepted", "detail": detail, "delivery": delivery_id}
         body.update(repository=repo.name, ref=update.ref, commit=update.after)
@@ -326,7 +327,8 @@ class WebhookReceiver:
         if recorded.duplicate_of is not None:
             return self._duplicate(provider, delivery_id, recorded)
         by = f"{provider.name}:{delivery_id}"[:255]
-        queued = self._request_sync(repo, SyncRequest(trigger=Trigger.WEBHOOK, by=by))
+        assert self.controller is not None
+        queued = self.controller.request_sync(repo.id, SyncRequest(trigger=Trigger.WEBHOOK, by=by), tag=update.tag)
         DELIVERIES.labels(provider.name, "accepted").inc()
         detail = (
             f"tag {update.tag}: a sync of {repo.name} was requested; the tag's pipelines run once at its commit"

@@ -114,6 +114,7 @@ def put_file(
         email = None
     settings = ctx.settings
     return service.write_file(
+        ctx.require_controller(),
         ctx.repo(),
         name,
         _relative(request, path),

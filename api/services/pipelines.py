@@ -29,7 +29,15 @@ from odin.api.schemas import (
 )
 from odin.api.services.errors import InvalidRequest
 from odin.controller import facade
-from odin.controller.facade import MAIN_FILE, Author, FollowedRepo, PipelineAt, Validator, pipeline_file_path
+from odin.controller.facade import (
+    MAIN_FILE,
+    Author,
+    Controller,
+    FollowedRepo,
+    PipelineAt,
+    Validator,
+    pipeline_file_path,
+)
 from odin.controller.store.db import DbEngine
 from odin.controller.store.schedules import LastSlot, last_slots
 from odin.controller.vocabulary import Trigger
@@ -170,6 +178,7 @@ def read_file(repo: FollowedRepo, name: str, path: str, ref: str | None) -> File
 
 
 def write_file(
+    controller: Controller,
     repo: FollowedRepo,
     name: str,
     path: str,
@@ -203,7 +212,7 @@ def write_file(
         expected_base=expected_base or body.base_sha,
     )
     if done.changed:
-        facade.request_sync(repo, Trigger.POLL, by=author.name)
+        facade.request_sync(controller, repo, Trigger.POLL, branch=done.branch, by=author.name)
     return FileWritten(
         pipeline=pipeline,
         path=posixpath.relpath(full, pipeline),

@@ -8,8 +8,12 @@ at once. Notifications are delivered only to sessions listening when they commit
 no replica leads is lost, which is fine, because the new leader's first poll and the engine's start-up scan cover
 everything recorded meanwhile. On SQLite (one process by definition) there is nothing to wake.
 
-Messages: `{"sync": <repo id>, "trigger": ..., "by": ...}` (sync that repository now) and `{"run": <run id>}` (the
-engine should look at that run now).
+Messages: `{"sync": <repo id>, "ref": "refs/heads/release/1", "trigger": ..., "by": ...}` (sync now the poller that
+follows that ref: the repository's own branch, a further branch its patterns match, or the own branch for a tag its
+tag patterns match; `pollers_following` in controller/service.py decides) and `{"run": <run id>}` (the engine should
+look at that run now). A `sync` message without `ref` comes from a replica of an older version (a rolling upgrade
+runs both): it wakes every poller of the repository, because it cannot say which one the push was for. An older
+leader reading a message with `ref` ignores the key and wakes the repository's own poller, as it always did.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import logging
 import select
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
@@ -34,6 +39,41 @@ _NOTIFY = sa.text("SELECT pg_notify(:channel, :payload)")
 WakeHandler = Callable[[dict[str, Any]], None]
 
 
+@dataclass(frozen=True)
+class SyncWake:
+    """A `sync` message as the leader reads it: which repository, which ref's poller (None: every poller of the
+    repository, an older replica's message), and the trigger and requester the runs record."""
+
+    repo_id: int
+    ref: str | None
+    trigger: str | None
+    by: str | None
+
+
+def sync_message(repo_id: int, *, ref: str | None, trigger: str, by: str | None) -> dict[str, Any]:
+    """The `sync` message a follower sends; `ref` a full ref name (`refs/heads/<branch>`, `refs/tags/<tag>`)."""
+    message: dict[str, Any] = {"sync": repo_id}
+    if ref is not None:
+        message["ref"] = ref
+    message.update(trigger=trigger, by=(by or "")[:200] or None)
+    return message
+
+
+def read_sync(message: dict[str, Any]) -> SyncWake | None:
+    """The `sync` message's parts, or None when `message` is not one (a `run` message, or a malformed one: a
+    repository id that is not an integer). A `ref` that is not a string is read as absent (wake every poller)."""
+    repo_id = message.get("sync")
+    if not isinstance(repo_id, int) or isinstance(repo_id, bool):
+        return None
+    ref, trigger, by = message.get("ref"), message.get("trigger"), message.get("by")
+    return SyncWake(
+        repo_id,
+        ref if isinstance(ref, str) and ref else None,
+        trigger if isinstance(trigger, str) else None,
+        by if isinstance(by, str) else None,
+    )
+
+
 def supports_wakeups(engine: DbEngine) -> bool:
     return engine.dialect.name == "postgresql" and engine.dialect.driver == "psycopg2"
 
@@ -45,8 +85,9 @@ class WakeSender:
     def __init__(self, engine: DbEngine) -> None:
         self.engine = engine
 
-    def sync(self, repo_id: int, *, trigger: str, by: str | None) -> bool:
-        return self._send({"sync": repo_id, "trigger": trigger, "by": (by or "")[:200] or None})
+    def sync(self, repo_id: int, *, ref: str | None, trigger: str, by: str | None) -> bool:
+        """Wake the leader's poller that follows `ref` of repository `repo_id` (None: every poller of it)."""
+        return self._send(sync_message(repo_id, ref=ref, trigger=trigger, by=by))
 
     def run(self, run_id: str) -> bool:
         return self._send({"run": run_id})

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
@@ -97,3 +98,30 @@ def test_further_branches_are_followed_from_their_baseline_and_dropped_when_dele
         assert repo.followers.poller("release/1") is None
     finally:
         repo.followers.stop()
+
+
+def test_a_run_on_request_reads_a_further_branch_no_poller_follows_from_a_mirror_of_its_own(
+    git_remote: GitRemote, tmp_path: Path
+) -> None:
+    """A replica that does not lead has no poller of `release/1`, yet starts runs there (the API, any replica):
+    the patterns decide, and the remote must have the branch (a broad pattern also matches tags and commit ids,
+    which the own branch's launcher resolves)."""
+    git_remote.commit({"hello/main.yml": HELLO.format(word="one")}, "Seed")
+    git_remote.create_branch("release/1")
+    git_remote.tag("release/v1")
+    cache = tmp_path / "cache"
+    own = Mirror(git_remote.url, cache, branch="main")
+    followers = BranchFollowers(
+        repo_id=1,
+        primary="main",
+        patterns=["main", "release/*"],
+        mirror=own,
+        make=lambda _branch: pytest.fail("no poller is made: nothing here leads"),
+        mirror_of=lambda branch: Mirror(git_remote.url, cache, branch=branch),
+    )
+    mirror = followers.mirror_for("release/1")
+    assert mirror is not None and mirror.branch == "release/1"
+    assert mirror.fetch().tip == git_remote.remote_tip("release/1")
+    assert followers.mirror_for("release/v1") is None, "a tag, not a branch of the remote"
+    assert followers.mirror_for("release/2") is None, "no such branch"
+    assert followers.mirror_for("main") is None and followers.mirror_for("feature/x") is None

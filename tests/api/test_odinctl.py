@@ -162,10 +162,12 @@ def test_rerun_no_cache_runs_cached_tasks_again(served: Served, config: Path) ->
     """`odinctl rerun --no-cache`, the command and its flag (not only the API body): the rerun runs the cached task
     again, still recording its key, and says so in `odinctl show`; a plain rerun is a cache hit."""
     sha = served.remote.commit({"ctl-cached/main.yml": CACHED}, message="Add a cached pipeline")
-    [auto] = wait_until(
-        lambda: [r for r in served.get("/v1/runs", params={"commit": sha}).json()["items"] if r["pipeline"] == "ctl-cached"],
-        30,
-    )  # the push starts the first run
+
+    def pushed() -> list[dict[str, Any]]:  # the push starts the first run
+        runs = served.get("/v1/runs", params={"commit": sha, "pipeline": "ctl-cached"}).json()["items"]
+        return list(runs)
+
+    [auto] = wait_until(pushed, 30)
     first = served.wait_run(auto["id"])
     [made] = first["tasks"]
     assert made["status"] == "succeeded" and made["reason"] != "Cached" and made["cache_key"]

@@ -117,7 +117,11 @@ def test_the_mlflow_sample_as_shipped_logs_its_sweep_into_mlflow(
     for name, lr in members.items():
         run_id_of = tasks[name]["tracking"]["run_id"]
         # The member's `matrix` values are logged as params (after the run opens, for a prefetched run): wait.
-        member = wait_until(lambda i=run_id_of: (r := client.get_run(i)) and "lr" in r.data.params and r, 60)
+        member = wait_until(
+            lambda i=run_id_of: (r := client.get_run(i)) and "lr" in r.data.params and r,
+            60,
+            message=f"the nested run of {name} has its matrix value `lr` as a param",
+        )
         assert member.info.status == "FINISHED" and member.data.tags["mlflow.parentRunId"] == tracking["run_id"]
         assert member.data.params["lr"] == lr, member.data.params
         assert {"w", "b"} <= set(member.data.params), "train.py's own mlflow.log_params"

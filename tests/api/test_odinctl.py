@@ -147,6 +147,46 @@ def test_a_failed_run_fails_the_ci_job_and_rerun_recovers(served: Served, config
     assert res.returncode == 1 and "no task 'nope'" in res.stderr
 
 
+CACHED = """
+name: ctl-cached
+tasks:
+  - name: make
+    image: busybox
+    cache: true
+    command: [sh, -c, 'echo 7 > "$RESULTS_PATH/n"']
+    outputs: {results: [n]}
+"""
+
+
+def test_rerun_no_cache_runs_cached_tasks_again(served: Served, config: Path) -> None:
+    """`odinctl rerun --no-cache`, the command and its flag (not only the API body): the rerun runs the cached task
+    again, still recording its key, and says so in `odinctl show`; a plain rerun is a cache hit."""
+    sha = served.remote.commit({"ctl-cached/main.yml": CACHED}, message="Add a cached pipeline")
+
+    def pushed() -> list[dict[str, Any]]:  # the push starts the first run
+        runs = served.get("/v1/runs", params={"commit": sha, "pipeline": "ctl-cached"}).json()["items"]
+        return list(runs)
+
+    [auto] = wait_until(pushed, 30)
+    first = served.wait_run(auto["id"])
+    [made] = first["tasks"]
+    assert made["status"] == "succeeded" and made["reason"] != "Cached" and made["cache_key"]
+
+    out = ok(ctl(served, config, "rerun", first["id"], "--no-cache", "--wait"))
+    assert f"(rerun of {first['id']})" in out and "succeeded" in out
+    bypassed = served.wait_run(out.split("started ", 1)[1].split()[0])
+    [again] = bypassed["tasks"]
+    assert (bypassed["no_cache"], bypassed["parent_run"], bypassed["commit_sha"]) == (True, first["id"], sha)
+    assert (again["status"], again["cache_key"], again["results"]) == ("succeeded", made["cache_key"], {"n": 7})
+    assert again["reason"] != "Cached", again
+    assert "--no-cache" in ok(ctl(served, config, "show", bypassed["id"]))
+
+    plain = served.wait_run(as_json(ctl(served, config, "rerun", first["id"], "-o", "json"))["id"])
+    [hit] = plain["tasks"]
+    assert plain["no_cache"] is False
+    assert (hit["status"], hit["reason"]) == ("succeeded", "Cached"), "without the flag the rerun is a cache hit"
+
+
 def test_watch_follows_a_run_to_its_end_and_cancel_stops_one(served: Served, config: Path) -> None:
     run = served.start("gate")
     env = {"ODIN_CONFIG_DIR": str(config), "ODIN_SERVER": served.url, "NO_COLOR": "1", "COLUMNS": "200"}

@@ -7,6 +7,7 @@ pipeline's tree) ever hits."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,8 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine as DbEngine
 
+from odin.controller.artifacts.retention import RetentionPolicy
+from odin.controller.retention import sweep_once
 from odin.controller.store.db import transaction
 from odin.controller.store.runs import EVENTS, NewRun, create_run
 from odin.controller.vocabulary import CACHED, RunStatus, Trigger
@@ -128,6 +131,32 @@ def test_a_cached_artifact_that_was_deleted_is_a_miss(harness: CacheHarness) -> 
     assert harness.tasks(second)["train"].reason != CACHED
     assert harness.log(second, "use").strip() == "model-1"
     third = harness.run(spec, params={"x": "1"})  # the second run's outputs are there: a hit on it
+    assert harness.tasks(third)["train"].message == f"cached from run {second} (commit {'c' * 12})"
+
+
+def test_a_cached_artifact_deleted_by_the_retention_sweep_is_a_miss(harness: CacheHarness) -> None:
+    """The real sweep, with a policy (keep 1 day, swept 2 days later) that expires the first run: it deletes the
+    cached model file, and the next run of the same inputs runs `train` again and succeeds."""
+    spec = pipeline(TRAIN)
+    first = harness.run(spec, params={"x": "1"})
+    made = harness.tasks(first)["train"]
+    model = Path(made.artifacts["model"]["location"])
+    assert model.read_text() == "model-1"
+
+    later = datetime.now(UTC) + timedelta(days=2)
+    report = sweep_once(
+        harness.db, None, RetentionPolicy(keep_days=1), outputs_dir=harness.data_dir / "outputs", now=later
+    )
+    assert report.expired_runs == (first,) and report.deleted >= 1
+    assert not model.exists(), "the sweep deleted the cached artifact"
+
+    second = harness.run(spec, params={"x": "1"})  # succeeds (asserted by `run`), not an error
+    assert harness.ran(second, "train")
+    again = harness.tasks(second)["train"]
+    assert (again.status, again.exit_code) == ("succeeded", 0) and again.reason != CACHED
+    assert again.cache_key == made.cache_key, "the same inputs: a miss only because the outputs are gone"
+    assert harness.log(second, "use").strip() == "model-1", "the dependent read the new model"
+    third = harness.run(spec, params={"x": "1"})
     assert harness.tasks(third)["train"].message == f"cached from run {second} (commit {'c' * 12})"
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,8 @@ from odin.schema import load_pipeline
 from odin.schema.model import PipelineSpec
 from tests.engine.test_engine_local import Harness
 from tests.support.wait import wait_until
+
+TRAIN_SAMPLE = Path(__file__).resolve().parents[2] / "sample-pipelines" / "train"
 
 
 @pytest.fixture
@@ -191,6 +194,64 @@ def test_a_gate_on_a_parameter_that_holds_runs_the_task(harness: Harness) -> Non
     tasks = harness.tasks(run_id)
     assert (tasks["export"].status, tasks["export"].reason) == ("skipped", "ConditionFalse")
     assert {tasks[n].status for n in ("publish", "after-publish", "broken")} == {"succeeded"}
+
+
+LEGACY = """
+tasks:
+  - name: train
+    image: busybox
+    command: [sh, -c, 'printf weights > "$OUTPUT_PATH/model"; echo 0.93 > "$RESULTS_PATH/accuracy"']
+    outputs: {artifacts: [model], results: [accuracy]}
+  - name: use
+    image: busybox
+    command: [sh, -c, 'echo "arg=$(cat "$1") acc=$ACC note=$NOTE model=$(cat "$MODEL")"', use]
+    args: ["^train.model"]
+    env: {ACC: "^train.accuracy", NOTE: "acc={^train.accuracy}!", MODEL: "^train.model"}
+    depends: train
+"""
+
+
+def test_legacy_caret_references_reach_the_task_in_args_and_env(harness: Harness) -> None:
+    """The original Odin's `^task.key` (whole value) and `{^task.key}` (inside one), in `args` and `env`: the
+    dependent sees the producer's recorded result and the path of its artifact."""
+    engine = harness.start()
+    run_id = harness.create(pipeline(LEGACY))
+    assert engine.wait(run_id, 30) == RunStatus.SUCCEEDED
+    assert "arg=weights acc=0.93 note=acc=0.93! model=weights" in harness.log(run_id, "use")
+
+
+def test_the_train_sample_skips_export_when_its_gate_is_false_and_still_succeeds(
+    harness: Harness, tmp_path: Path
+) -> None:
+    """`sample-pipelines/train` as shipped, its `export` gated on `validation_loss < max_loss`: with a bar no model
+    can clear, `export` is skipped (`ConditionFalse`, the values compared in its message), never started, and the run
+    succeeds, as docs/pipeline-format.md says of a run whose only non-succeeded tasks were skipped by a gate."""
+    work = tmp_path / "train"
+    shutil.copytree(TRAIN_SAMPLE, work)  # the scripts write __pycache__ next to themselves: not into the repository
+    spec = load_pipeline((work / "main.yml").read_bytes(), file="main.yml", default_name="train").spec
+    assert spec is not None
+    engine = harness.start()
+    new = NewRun(
+        pipeline="train",
+        spec=spec,
+        trigger=Trigger.MANUAL,
+        params={"epochs": "20", "max_loss": "0"},
+        work_path=str(work),
+        commit_sha="a" * 40,
+    )
+    with transaction(harness.db) as conn:
+        run_id = create_run(conn, new).run_id
+    engine.submit(run_id)
+    assert engine.wait(run_id, 120) == RunStatus.SUCCEEDED, {n: t.message for n, t in harness.tasks(run_id).items()}
+    tasks = harness.tasks(run_id)
+    ran = ["prepare", "train-lr-0-1", "train-lr-0-03", "train-lr-0-01", "evaluate"]
+    assert {n: tasks[n].status for n in ran} == dict.fromkeys(ran, "succeeded")
+    loss = tasks["evaluate"].results["validation_loss"]
+    assert isinstance(loss, float) and loss > 0
+    export = tasks["export"]
+    assert (export.status, export.reason, export.attempt, export.artifacts) == ("skipped", "ConditionFalse", 0, None)
+    assert f"tasks.evaluate.results.validation_loss = {loss}" in export.message, export.message
+    assert not (harness.data_dir / "tasks" / run_id / "export.1.log").exists(), "a skipped task never starts"
 
 
 def test_missing_and_oversized_results_fail_the_task_without_retries(harness: Harness) -> None:

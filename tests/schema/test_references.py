@@ -130,6 +130,33 @@ def test_a_quoted_legacy_word_in_a_command_string_is_checked_too() -> None:
     )
 
 
+def test_legacy_caret_references_in_env_are_read_rewritten_and_checked() -> None:
+    use = spec(
+        pipeline(
+            """
+            command: c
+            env: {MODEL: "^train.model", ACC: "acc={^train.accuracy}", PATTERN: "^foo.bar"}
+            depends: train
+            """
+        )
+    ).task("use")
+    assert use.env == {
+        "MODEL": "${tasks.train.artifacts.model}",
+        "ACC": "acc=${tasks.train.results.accuracy}",
+        "PATTERN": "^foo.bar",  # names no task: passes through as written
+    }
+    assert [(r.variable, r.where) for r in use.references] == [
+        ("tasks.train.artifacts.model", "env.MODEL"),
+        ("tasks.train.results.accuracy", "env.ACC"),
+    ]
+    checked = pipeline('command: c\nenv: {MODEL: "^train.model", ROWS: "{^prepare.nope}"}\ndepends: prepare')
+    assert problems(checked) == [
+        "14:19: `^train.model`: `use` does not depend on `train`, so `train` may not have run yet; add `train` to "
+        "`depends` (directly, or through a task that depends on it)",
+        "14:41: `^prepare.nope`: `prepare` declares no output `nope`",
+    ]
+
+
 def test_ancestry_is_transitive_and_follows_any_path() -> None:
     chain = "tasks:\n" + "".join(
         f"  - {{name: t{i}, image: i, command: c, depends: [t{i - 1}], outputs: {{results: [r]}}}}\n"

@@ -6,6 +6,7 @@ Slow: a cold MLflow server and `odin serve` importing MLflow take tens of second
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,9 +23,9 @@ from odin.controller.vocabulary import RunContext, TaskLaunch, TaskPaths, Trigge
 from odin.schema.model import PipelineSpec, TaskSpec
 from tests.support.git import GitRemote
 from tests.support.mlflow_server import MlflowServer, mlflow_server
-from tests.support.server import OdinServer, odinctl
+from tests.support.server import BIN, OdinServer, odinctl
 from tests.support.wait import wait_until
-from tests.tracking.odin_runs import GATED, Api, commit_pipelines, server_env, token_env
+from tests.tracking.odin_runs import GATED, SAMPLE, Api, commit_pipelines, server_env, token_env
 
 pytestmark = pytest.mark.slow
 
@@ -82,6 +83,55 @@ def test_run_tasks_and_results_land_in_mlflow(
         assert mlflow_status(client, failed["run_id"]) == "FAILED"
         [fails] = api.run(failed_id)["tasks"]
         assert mlflow_status(client, fails["tracking"]["run_id"]) == "FAILED"
+
+
+def test_the_mlflow_sample_as_shipped_logs_its_sweep_into_mlflow(
+    mlflow: MlflowServer, git_remote: GitRemote, tmp_path: Path
+) -> None:
+    """`sample-pipelines/mlflow` exactly as committed (its main.yml: a 2-member `lr` sweep, `python3` from PATH, and
+    a report reading the sweep's results) through a real `odin serve`: one MLflow run with the parameters, one nested
+    run per sweep member with its `lr` as a param, `final_loss` as a metric and train.py's own loss curve and
+    params, and one for the report; read back through MLflow's client."""
+    sha = git_remote.commit({f"mlflow/{f.name}": f.read_text() for f in SAMPLE.iterdir() if f.is_file()})
+    env = server_env(f"sqlite:///{tmp_path / 'odin.db'}", git_remote, mlflow.url)
+    # The local executor runs the sample's `python3` from PATH: this interpreter's, which has the mlflow client (what
+    # the sample's image provides on Kubernetes).
+    env["PATH"] = f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"
+    members = {"train-lr-0-1": "0.1", "train-lr-0-01": "0.01"}
+    with OdinServer(tmp_path / "state", env) as server, Api(server) as api:
+        run_id = api.start("mlflow", epochs="6")
+        assert api.finished(run_id)["status"] == "succeeded", api.run(run_id)
+        tracking = wait_until(lambda: (t := api.run(run_id)["tracking"]) and t["status"] == "FINISHED" and t, 60)
+        tasks = {t["name"]: t for t in api.run(run_id)["tasks"]}
+    assert sorted(tasks) == sorted([*members, "report"])
+
+    client = MlflowClient(tracking_uri=mlflow.url)
+    parent = client.get_run(tracking["run_id"])
+    assert client.get_experiment(tracking["experiment_id"]).name == "demo/mlflow"
+    assert (parent.info.status, parent.data.params) == ("FINISHED", {"epochs": "6"})
+    assert (parent.data.tags["odin.commit"], parent.data.tags["odin.run_id"]) == (sha, run_id)
+    nested = client.search_runs(
+        [tracking["experiment_id"]], filter_string=f"tags.mlflow.parentRunId = '{tracking['run_id']}'"
+    )
+    assert sorted(r.data.tags["odin.task"] for r in nested) == sorted(tasks), "one nested run per task"
+    for name, lr in members.items():
+        run_id_of = tasks[name]["tracking"]["run_id"]
+        # The member's `matrix` values are logged as params (after the run opens, for a prefetched run): wait.
+        member = wait_until(
+            lambda i=run_id_of: (r := client.get_run(i)) and "lr" in r.data.params and r,
+            60,
+            message=f"the nested run of {name} has its matrix value `lr` as a param",
+        )
+        assert member.info.status == "FINISHED" and member.data.tags["mlflow.parentRunId"] == tracking["run_id"]
+        assert member.data.params["lr"] == lr, member.data.params
+        assert {"w", "b"} <= set(member.data.params), "train.py's own mlflow.log_params"
+        final_loss = float(tasks[name]["results"]["final_loss"])
+        assert member.data.metrics["final_loss"] == pytest.approx(final_loss), "the declared result, as a metric"
+        history = client.get_metric_history(member.info.run_id, "loss")
+        assert [m.step for m in history] == list(range(6)), "train.py's mlflow.log_metric, one point per epoch"
+        assert history[-1].value == pytest.approx(final_loss, rel=1e-4)
+    report = client.get_run(tasks["report"]["tracking"]["run_id"])
+    assert (report.info.status, report.data.tags["odin.task"]) == ("FINISHED", "report")
 
 
 def test_a_restart_finishes_the_mlflow_run_it_opened(

@@ -8,6 +8,7 @@ kind of thread pool the validations used to wait in) until the flood is answered
 
 from __future__ import annotations
 
+import asyncio
 import statistics
 import threading
 import time
@@ -18,7 +19,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from odin.api.validation_queue import ValidationBusy, ValidationQueue
 from tests.api.conftest import Served, start_server
+from tests.support.wait import wait_until
 
 FLOOD = 50
 SLOW_ANSWER = 10.0
@@ -95,3 +98,30 @@ def test_a_flood_of_validations_gets_503_past_the_line_while_other_routes_answer
     r = served.post("/v1/validate", json={"content": fine})
     assert r.status_code == 200 and r.json()["valid"], r.text
     assert "Traceback" not in served.server.log()
+
+
+def test_a_client_that_stops_waiting_does_not_free_the_thread_still_validating() -> None:
+    """The slot is the thread's, not the request's: a flood of clients that disconnect must not get past the line."""
+    line = ValidationQueue(running=1, waiting=0)
+    release = threading.Event()
+
+    async def scenario() -> None:
+        first = asyncio.ensure_future(line.run(release.wait, 60))
+        await asyncio.to_thread(wait_until, lambda: line.in_flight == 1, 10, message="the first call runs")
+        with pytest.raises(ValidationBusy, match="ODIN_VALIDATION_QUEUE=0"):
+            await line.run(lambda: True)
+        first.cancel()  # its client went away; its thread validates on
+        with pytest.raises(asyncio.CancelledError):
+            await first
+        assert line.in_flight == 1
+        with pytest.raises(ValidationBusy):
+            await line.run(lambda: True)
+        release.set()
+        await asyncio.to_thread(wait_until, lambda: line.in_flight == 0, 10, message="the slot is freed")
+        assert await line.run(lambda: "validated") == "validated"
+
+    try:
+        asyncio.run(asyncio.wait_for(scenario(), 60))
+    finally:
+        release.set()
+        line.close()

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from odin.api.auth.api_tokens import ApiTokenVerifier
 from odin.api.auth.ratelimit import RateLimiter
 from odin.api.auth.tokens import TokenKeys
+from odin.api.validation_queue import ValidationQueue
 from odin.controller.facade import (
     ArtifactReader,
     Controller,
@@ -37,6 +38,7 @@ class AppContext:
     login_account_limiter: RateLimiter | None = None  # failures per user name, whatever the address
     api_tokens: ApiTokenVerifier | None = field(default=None)
     validator: Validator | None = None  # the controller's (worker processes); its own without one
+    validation_queue: ValidationQueue | None = None  # bounds POST /v1/validate's requests in flight
     artifacts: ArtifactReader | None = None  # reads recorded artifacts back; built from the settings when not given
     mlflow_ui: str | None = field(default_factory=lambda: TrackingSettings().ui_base)  # links to MLflow runs
 
@@ -47,6 +49,10 @@ class AppContext:
                 if self.controller is not None
                 else Validator(workers=self.settings.validation_workers, budget=self.settings.validation_timeout)
             )
+        if self.validation_queue is None:
+            workers = max(self.settings.validation_workers, 1)
+            waiting = self.settings.validation_queue
+            self.validation_queue = ValidationQueue(workers, 4 * workers if waiting is None else waiting)
         if self.login_limiter is None:
             self.login_limiter = RateLimiter(self.settings.login_attempts_per_minute)
         if self.login_ip_limiter is None:
@@ -68,6 +74,11 @@ class AppContext:
         """Where `main.yml` files sent to the API are validated: worker processes, within a time budget."""
         assert self.validator is not None  # set by __post_init__
         return self.validator
+
+    def validations(self) -> ValidationQueue:
+        """The line `POST /v1/validate` waits in: bounded, with threads of its own (`odin.api.validation_queue`)."""
+        assert self.validation_queue is not None  # set by __post_init__
+        return self.validation_queue
 
     def require_controller(self) -> Controller:
         if self.controller is None:

@@ -26,6 +26,7 @@ from odin.api.context import NoScheduler
 from odin.api.schemas import ErrorBody
 from odin.api.services.errors import InvalidRequest, NotFound, RangeNotSatisfiable
 from odin.api.services.pipelines import InvalidContent, PipelineMissing
+from odin.api.validation_queue import RETRY_AFTER_SECONDS, ValidationBusy
 from odin.controller.facade import (
     AmbiguousRef,
     ArtifactError,
@@ -64,7 +65,8 @@ _DESCRIPTIONS = {
     422: "Well-formed, but cannot be done as asked (invalid pipeline, parameters, path...)",
     429: "Too many attempts; retry after the number of seconds in Retry-After",
     502: "The git remote refused Odin (credentials, certificate, missing repository)",
-    503: "A dependency (database, git remote) is unavailable, or this server does not schedule runs; retry later",
+    503: "A dependency (database, git remote) is unavailable, this server does not schedule runs, or it is busy "
+    "(Retry-After); retry later",
 }
 
 
@@ -163,6 +165,8 @@ def classify(e: Exception) -> ErrorAnswer | None:
         return _artifact_answer(e)
     if isinstance(e, NoScheduler):
         return ErrorAnswer(503, str(e))
+    if isinstance(e, ValidationBusy):
+        return ErrorAnswer(503, str(e), headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
     if isinstance(e, InvalidContent):
         return ErrorAnswer(422, e.message, {"problems": _problems(e.problems)})
     if isinstance(e, HTTPException):  # Litestar's own (validation, auth, 404, 405, 413...): keep their answer

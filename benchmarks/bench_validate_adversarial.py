@@ -12,6 +12,9 @@ What it does:
    while --clients separate processes each post hostile files to `/v1/validate` back to back, and prints p50, p99,
    max and the number of validations answered.
 
+It prints the load average at the start and at the end: the development machine is shared, and a figure taken while
+something else ran says so.
+
     .venv/bin/python benchmarks/bench_validate_adversarial.py [--duration 10] [--clients 4] [--workers 4]
 """
 
@@ -210,9 +213,16 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4)
     parser.add_argument("--workers", type=int, default=4)
     args = parser.parse_args()
-    print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start\n")
-    in_process()
-    served(args)
+    print(f"{os.cpu_count()} CPUs, load average {load_average()} at start\n")
+    try:
+        in_process()
+        served(args)
+    finally:
+        print(f"\nload average {load_average()} at the end")
+
+
+def load_average() -> str:
+    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 if __name__ == "__main__":

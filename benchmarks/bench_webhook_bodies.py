@@ -11,7 +11,9 @@ Each round opens `--clients` connections at once to `/webhooks/github` and sends
   to know — the expensive case: it streams through the HMAC into a spool file, with at most
   `ODIN_WEBHOOK_LARGE_BODIES` such bodies at once (the others get 503 at once).
 
-The server's RSS (psutil, sampled every 5 ms from this process) is printed before, at its peak and after each round.
+The server's RSS (psutil, sampled every 5 ms from this process) is printed before, at its peak and after each round;
+the load average at the start and at the end (the development machine is shared: a figure taken while something else
+ran says so).
 
     .venv/bin/python benchmarks/bench_webhook_bodies.py [--clients 16] [--mib 25] [--rounds 2] [--large-bodies N]
 """
@@ -131,6 +133,10 @@ def settle(process: psutil.Process, baseline: int, seconds: float = 5.0) -> int:
     return process.memory_info().rss
 
 
+def load_average() -> str:
+    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clients", type=int, default=16)
@@ -170,7 +176,7 @@ def main() -> None:
             time.sleep(0.1)
         body = memoryview(b"{" + b" " * (int(args.mib * MIB) - 1024 - 2) + b"}")
         print(f"odin serve on {url}; {args.clients} concurrent bodies of {len(body) / MIB:.2f} MiB each")
-        print(f"machine: {os.cpu_count()} CPUs, load average {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
+        print(f"machine: {os.cpu_count()} CPUs, load average {load_average()} at start")
         process = psutil.Process(server.pid)
         senders = {
             "unsigned": {},
@@ -194,6 +200,7 @@ def main() -> None:
                 )
         verdict = "met" if worst <= 100 * MB else "MISSED"
         print(f"worst peak growth: {worst / MB:.1f} MB (target <= 100 MB: {verdict})")
+        print(f"load average {load_average()} at the end")
     finally:
         server.send_signal(signal.SIGTERM)
         try:

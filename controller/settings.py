@@ -226,6 +226,13 @@ class Settings(BaseSettings):
         description="Worker processes validating main.yml files larger than 4 KiB, so a large or hostile file never "
         "stalls the API or the engine; 0 validates in the calling thread.",
     )
+    validation_queue: int | None = Field(
+        default=None,
+        ge=0,
+        description="POST /v1/validate requests that may wait for a validation worker at once (beyond the ones "
+        "validating); more get 503 with Retry-After, so a flood of validations never holds the threads other routes "
+        "need. Default: 4 per worker.",
+    )
     validation_timeout: float = Field(
         default=10.0,
         gt=0,

@@ -128,11 +128,13 @@ def put_file(
 @post(
     "/v1/validate",
     status_code=HTTP_200_OK,
-    sync_to_thread=True,
     operation_id="validatePipeline",
     summary="Validate a main.yml's text; problems located by line and column",
+    description="Answers 503 with Retry-After when more validations are in flight than the server queues "
+    "(ODIN_VALIDATION_QUEUE).",
     tags=["pipelines"],
     responses=errors(413),
 )
-def validate(data: JSONBody[ValidateRequest], ctx: Ctx) -> ValidateResponse:
-    return service.validate(ctx.pipeline_validator(), data)
+async def validate(data: JSONBody[ValidateRequest], ctx: Ctx) -> ValidateResponse:
+    # In the validation line's own threads, never the pool other routes use; 503 at once when the line is full.
+    return await ctx.validations().run(service.validate, ctx.pipeline_validator(), data)

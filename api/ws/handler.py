@@ -35,6 +35,7 @@ from odin.api.auth.tokens import TokenInvalid
 from odin.api.auth.users import Role
 from odin.api.context import AppContext
 from odin.api.errors import classify
+from odin.api.inputs import control_character
 from odin.api.schemas import RunSummary
 from odin.api.services import actions
 from odin.api.ws import protocol as p
@@ -169,6 +170,10 @@ async def _authenticate(
         if not isinstance(message, p.Auth):
             await _close(socket, p.CLOSE_UNAUTHENTICATED, "authenticate first: send {'type': 'auth', 'token': ...}")
             return None
+        refused = p.bad_characters(message)
+        if refused is not None:
+            await _close(socket, p.CLOSE_UNAUTHENTICATED, f"invalid token: {refused}")
+            return None
         token = message.token
     try:
         return await authenticator.authenticate(token), token
@@ -271,6 +276,11 @@ class _Session:
             message = p.decode(payload)
         except (msgspec.ValidationError, msgspec.DecodeError) as e:
             self.error(None, 400, f"invalid message: {e}")
+            return
+        refused = p.bad_characters(message)
+        if refused is not None:  # as over HTTP: nothing with a NUL reaches the store, no control character a name
+            echoed = message.id if message.id is not None and control_character(message.id) is None else None
+            self.error(echoed, 400, refused)
             return
         if isinstance(message, p.Ping):
             self.reply(p.Pong(id=message.id))

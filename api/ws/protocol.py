@@ -13,6 +13,7 @@ from typing import Annotated, Any, Final, Literal
 
 import msgspec
 
+from odin.api.inputs import control_character
 from odin.api.schemas import RunSummary
 
 PROTOCOL: Final = "odin.v1"
@@ -145,6 +146,34 @@ class EventsMessage(_Server, tag="events"):
 ServerMessage = Welcome | Subscribed | Unsubscribed | Result | Pong | Error | EventMessage | EventsMessage
 
 _decoder = msgspec.json.Decoder(ClientMessage)
+
+_NAMES = frozenset({"id", "run", "pipeline", "ref", "task", "subscription", "token"})
+"""Fields that name something (a run, a ref, a pipeline...): no control character belongs in them, as in a URL path.
+Other text (parameter values) may hold any character but NUL, as in an HTTP JSON body (`odin.api.inputs`)."""
+
+
+def bad_characters(message: ClientMessage) -> str | None:
+    """Why `message` is refused for the characters it holds (`run contains a NUL character`), or None.
+
+    The HTTP routes refuse these before any handler runs (`odin.api.inputs`); a WebSocket message reaches its
+    handler decoded, so the same rules are applied here: a NUL never reaches the store, where Postgres cannot hold
+    one (SQLite stored it silently), and a control character never reaches a name, a ref or a log line."""
+    for field in message.__struct_fields__:
+        value = getattr(message, field)
+        if isinstance(value, str):
+            problem = control_character(value) if field in _NAMES else _nul(value)
+            if problem is not None:
+                return f"{field} contains {problem}; remove it"
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                problem = _nul(key) or (_nul(item) if isinstance(item, str) else None)
+                if problem is not None:
+                    return f"{field}.{key!r} contains {problem}; remove it"
+    return None
+
+
+def _nul(text: str) -> str | None:
+    return "a NUL character (\\x00)" if "\0" in text else None
 
 
 def decode(data: str | bytes) -> ClientMessage:

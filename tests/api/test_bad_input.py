@@ -96,6 +96,81 @@ def test_a_signed_webhook_with_a_nul_ref_is_400(hardened: Served) -> None:
         assert "NUL" in r.json()["detail"], r.text
 
 
+def signed_github(served: Served, event: str, body: dict[str, Any], delivery: str) -> httpx.Response:
+    raw = json.dumps(body).encode()
+    digest = hmac.new(WEBHOOK_SECRET.encode(), raw, hashlib.sha256).hexdigest()
+    headers = {
+        "X-Hub-Signature-256": f"sha256={digest}",
+        "X-GitHub-Event": event,
+        "X-GitHub-Delivery": delivery,
+        "Content-Type": "application/json",
+    }
+    return httpx.post(f"{served.url}/webhooks/github", content=raw, headers=headers, timeout=30)
+
+
+def github_pull(served: Served, *, head_ref: str = "feature", base_ref: str = "main", login: str = "dev") -> Any:
+    repo = {"full_name": "team/odin", "clone_url": served.remote.file_url}
+    return {
+        "number": 7,
+        "head": {"ref": head_ref, "sha": served.remote.head, "repo": repo},
+        "base": {"ref": base_ref, "sha": served.remote.head, "repo": repo},
+        "user": {"login": login},
+    }
+
+
+def github_deliveries(served: Served) -> list[tuple[str, str, dict[str, Any]]]:
+    """(what is poisoned, event, body): one NUL in each field a GitHub delivery hands on, signed correctly."""
+    url, sha = served.remote.file_url, served.remote.head
+    repository = {"clone_url": url, "full_name": "team/odin"}
+    push = {"ref": "refs/heads/main", "before": "0" * 40, "after": sha, "repository": repository}
+    comment = {
+        "action": "created",
+        "issue": {"number": 7, "pull_request": {}},
+        "comment": {"body": "/retest", "author_association": "OWNER", "user": {"login": "dev"}},
+        "repository": repository,
+    }
+    return [
+        ("push ref", "push", {**push, "ref": "refs/heads/ma\u0000in"}),
+        ("push repository URL", "push", {**push, "repository": {"clone_url": url + "\u0000"}}),
+        (
+            "pull request head ref",
+            "pull_request",
+            {
+                "action": "opened",
+                "pull_request": github_pull(served, head_ref="fea\u0000ture"),
+                "repository": repository,
+            },
+        ),
+        (
+            "pull request base branch",
+            "pull_request",
+            {"action": "opened", "pull_request": github_pull(served, base_ref="ma\u0000in"), "repository": repository},
+        ),
+        (
+            "pull request author",
+            "pull_request",
+            {"action": "opened", "pull_request": github_pull(served, login="d\u0000ev"), "repository": repository},
+        ),
+        (
+            "pull request action",
+            "pull_request",
+            {"action": "clo\u0000sed", "pull_request": github_pull(served), "repository": repository},
+        ),
+        ("comment body", "issue_comment", {**comment, "comment": {**comment["comment"], "body": "/retest o\u0000k"}}),
+        ("commenter", "issue_comment", {**comment, "comment": {**comment["comment"], "user": {"login": "d\u0000ev"}}}),
+        ("comment action", "issue_comment", {**comment, "action": "edi\u0000ted"}),
+    ]
+
+
+def test_a_signed_github_delivery_with_a_nul_in_any_field_is_4xx(hardened: Served) -> None:
+    """Not only the generic webhook: each field a GitHub push, pull request or comment hands on is checked."""
+    for i, (what, event, body) in enumerate(github_deliveries(hardened)):
+        r = signed_github(hardened, event, body, f"nul-github-{hardened.backend}-{i}")
+        assert 400 <= r.status_code < 500, (what, r.status_code, r.text)
+        assert "NUL" in r.json()["detail"], (what, r.text)
+    assert "Traceback" not in hardened.server.log()
+
+
 def test_json_text_that_merely_mentions_backslash_u0000_is_fine(hardened: Served) -> None:
     # An escaped backslash followed by "u0000" is six ordinary characters, not a NUL.
     r = httpx.post(
@@ -162,6 +237,26 @@ def test_control_characters_cannot_forge_log_lines(hardened: Served) -> None:
     lines = hardened.server.log().splitlines()
     assert not [line for line in lines if line.startswith(forged[:30])], "a request wrote a line of its own"
     assert any("x\\n2026-01-01" in line for line in lines), "the newline is written as an escape"
+
+
+def test_esc_c1_and_unicode_line_separators_reach_the_log_escaped(hardened: Served) -> None:
+    """Not only `\\n`: ESC drives a terminal, NEL and CSI (C1) and U+2028/U+2029 end lines in viewers."""
+    marker = f"sep-marker-{hardened.backend}-"
+    sent = {
+        "%1B%5B2J": "\\x1b[2J",
+        "%C2%85": "\\x85",
+        "%C2%9B": "\\x9b",
+        "%E2%80%A8": "\\u2028",
+        "%E2%80%A9": "\\u2029",
+    }
+    for encoded in sent:
+        assert hardened.get(f"/v1/runs/{marker}{encoded}end").status_code in (400, 404)
+    wait_until(lambda: hardened.server.log().count(marker) >= len(sent), 10, message="the requests were logged")
+    logged = [line for line in hardened.server.log().split("\n") if marker in line]  # splitlines() obeys U+2028
+    for line in logged:
+        assert not set(line) & set("\x1b\x85\x9b\u2028\u2029"), repr(line)
+    for escaped in sent.values():
+        assert any(f"{marker}{escaped}end" in line for line in logged), (escaped, logged)
 
 
 @pytest.mark.parametrize("path", ["/etc/passwd", "//etc/passwd", "a//b.txt", "%2E/a.txt", "a/%2E/b.txt", "dir/"])

@@ -13,6 +13,8 @@ page cache):
     it; production remotes do not);
 - materialize: the pipeline directory copied into a run's tree (streamed above 1 MiB).
 
+The load average is printed at the start and at the end.
+
     .venv/bin/python benchmarks/bench_large_blob.py [--size-mb 200] [--transports http,local]
 """
 

@@ -26,6 +26,7 @@ SCRIPTS = (
     # issue 8
     "bench_validate_adversarial.py",
     "bench_webhook_bodies.py",
+    "bench_large_blob.py",
     # issue 11
     "bench_outputs.py",
     "bench_artifacts.py",

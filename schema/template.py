@@ -26,14 +26,14 @@ from bisect import bisect_right
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import GeneratorType
-from typing import Any, cast
+from typing import cast
 
-from jinja2 import StrictUndefined, Template, TemplateSyntaxError, meta
-from jinja2.exceptions import SecurityError, TemplateError, UndefinedError
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2 import Template, TemplateSyntaxError, meta
+from jinja2.exceptions import SecurityError, UndefinedError
 
 from .limits import DEFAULT_LIMITS, Limits, format_size
 from .problems import Problem
+from .template_sandbox import BoundedEnvironment, OverTime
 from .validate import ValidationResult, load_pipeline
 
 TEMPLATE_FILE = "main.yml.jinja2"
@@ -43,34 +43,6 @@ RENDER_SECONDS = 2.0
 """Wall-clock seconds a template may take to render: real templates take milliseconds."""
 
 _TEMPLATE_NAME = "<template>"
-
-
-class _OverTime(Exception):
-    """Rendering passed its deadline."""
-
-
-class _BoundedEnvironment(SandboxedEnvironment):
-    """The sandbox, with a deadline checked on every call and lookup the template makes."""
-
-    def __init__(self, deadline: float) -> None:
-        super().__init__(undefined=StrictUndefined, keep_trailing_newline=True, autoescape=False)
-        self.deadline = deadline
-
-    def _tick(self) -> None:
-        if time.monotonic() > self.deadline:
-            raise _OverTime
-
-    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
-        __self._tick()
-        return super().call(__context, __obj, *args, **kwargs)
-
-    def getattr(self, obj: Any, attribute: str) -> Any:
-        self._tick()
-        return super().getattr(obj, attribute)
-
-    def getitem(self, obj: Any, argument: Any) -> Any:
-        self._tick()
-        return super().getitem(obj, argument)
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,12 +76,16 @@ def render_template(
         text = source.decode("utf-8")
     except UnicodeDecodeError as e:
         return None, [Problem(file, 1, 1, f"template is not UTF-8 (byte {e.start})")]
-    environment = _BoundedEnvironment(time.monotonic() + seconds)
+    environment = BoundedEnvironment(time.monotonic() + seconds, limits.max_bytes)
     try:
         template = environment.from_string(text)
         variables = frozenset(meta.find_undeclared_variables(environment.parse(text)))
     except TemplateSyntaxError as e:
         return None, [Problem(file, e.lineno or 1, 1, f"template syntax error: {e.message}")]
+    except RecursionError:
+        return None, [Problem(file, 1, 1, "template syntax error: expressions nested too deeply")]
+    except Exception as e:  # a compiler failure on hostile input is the template's problem
+        return None, [Problem(file, 1, 1, f"template failed to compile: {type(e).__name__}: {e}")]
     chunks: list[str] = []
     origins: list[int] = []
     starts = _line_starts(text)
@@ -128,14 +104,20 @@ def render_template(
                 return None, [Problem(file, line or 1, 1, message)]
             _record_origins(origins, chunk, _literal_line(text, starts, chunk, line))
             chunks.append(chunk)
-    except _OverTime as e:
+    except OverTime as e:
         message = f"rendering took longer than {seconds:g} s; stopped"
         return None, [Problem(file, _failing_line(e, template), 1, message)]
     except UndefinedError as e:
         return None, [Problem(file, _failing_line(e, template), 1, f"undefined variable: {e.message}")]
     except SecurityError as e:
         return None, [Problem(file, _failing_line(e, template), 1, f"not allowed in a template: {e}")]
-    except (TemplateError, ArithmeticError, LookupError, TypeError, ValueError, RecursionError) as e:
+    except MemoryError as e:
+        message = "rendering ran out of memory; stopped"
+        return None, [Problem(file, _failing_line(e, template), 1, message)]
+    except RecursionError as e:
+        message = "template failed to render: recursion too deep (a macro that calls itself without end?)"
+        return None, [Problem(file, _failing_line(e, template), 1, message)]
+    except Exception as e:  # whatever a template raises is a problem on its commit, never a crash
         message = f"template failed to render: {type(e).__name__}: {e}"
         return None, [Problem(file, _failing_line(e, template), 1, message)]
     finally:

@@ -295,17 +295,24 @@ def _check_method(environment: BoundedEnvironment, method: Any, args: tuple[Any,
         elif name == "replace" and len(args) >= 2 and isinstance(args[0], str) and isinstance(args[1], str):
             environment.check_length(owner, _replaced_length(owner, args[0], args[1], args[2:]), what)
         elif name == "join" and args:
-            items = list(environment.ticking(args[0]))
+            items = _counted(environment, args[0])
             environment.check_length(owner, _joined_length(owner, items, environment.max_chars), what)
             return (items, *args[1:])
     elif isinstance(owner, list):
         if name in ("append", "insert"):
             environment.check_length(owner, len(owner) + 1, f"list.{name}")
         elif name == "extend" and args:
-            items = list(environment.ticking(args[0]))
+            items = _counted(environment, args[0])
             environment.check_length(owner, len(owner) + len(items), "list.extend")
             return (items, *args[1:])
     return args
+
+
+def _counted(environment: BoundedEnvironment, iterable: Iterable[Any]) -> Sequence[Any]:
+    """`iterable` as a sequence to count: itself when it has a length, else read with deadline checks."""
+    if isinstance(iterable, list | tuple | str | range):
+        return iterable
+    return list(environment.ticking(iterable))
 
 
 def _replaced_length(s: str, old: str, new: str, rest: Sequence[Any]) -> int:
@@ -366,7 +373,7 @@ def _bounded_filters(environment: BoundedEnvironment) -> dict[str, Callable[...,
 
     @pass_eval_context
     def join(eval_ctx: Any, value: Iterable[Any], d: str = "", attribute: str | int | None = None) -> str:
-        items = list(environment.ticking(value))
+        items = _counted(environment, value)
         if attribute is not None:
             items = [make_attrgetter(environment, attribute)(item) for item in items]
         environment.check_length("", _joined_length(soft_str(d), items, limit), "join")

@@ -5,12 +5,19 @@ a commit anyone with push access chooses, so rendering is bounded like every oth
 
 * **Sandboxed**: Jinja2's `SandboxedEnvironment` refuses attributes of Python internals (`__class__`, `mro`, ...),
   and `range` is capped by the sandbox.
+* **Bounded operations** (`template_sandbox`): arithmetic, repetition, `~`, formatting and the filters and methods
+  that take a size refuse, before computing it, a number over 4,096 bits or a string or list over the size limit of
+  a `main.yml`: `7 ** 10 ** 7` or `'x' * 10 ** 10` is a problem at once, not seconds of the GIL or 10 GB.
 * **Bounded output**: the template is rendered chunk by chunk (`generate`), and rendering stops as soon as the output
   passes `Limits.max_bytes` (the size limit of a `main.yml`), so a 100 MB template loop costs 1 MiB.
-* **Bounded time**: every call, attribute and item lookup the template makes checks a deadline (`seconds`); a loop
-  that makes none of these cannot run long over a template of bounded size except through nested loops, which
-  make calls (`range`) or lookups. In the controller, validation also runs under its CPU budget
-  (`odin.controller.validation`).
+* **Bounded time**: every call, attribute and item lookup and every loop iteration checks a deadline (`seconds`),
+  so nested loops stop at it; one operation between two checks is bounded by the above.
+* **Never raises**: whatever compiling or rendering raises (a `MemoryError`, a `RecursionError` from a macro that
+  calls itself, a bug) is a problem at the template line Jinja2 knows, never an exception out of the caller.
+* **Isolated**: this module bounds what it knows of; on the server the controller renders templates in its
+  validation workers (`odin.controller.validation.Validator.validate_template`), under the CPU-time budget and the
+  memory limit of a worker, so even a construct not foreseen here cannot hold the server's GIL or memory. Called
+  directly (offline tools, `workers=0`), it renders in the calling thread with the bounds above only.
 * **Strict**: an undefined variable is a problem naming it and the template line (`StrictUndefined`), not an empty
   string that turns into a confusing YAML problem later.
 

@@ -78,7 +78,7 @@ def _on_budget_spent(signum: int, frame: object) -> None:
         raise _OverBudget
 
 
-def _serve(conn: Connection) -> None:
+def _serve(conn: Connection, memory: int = 0) -> None:
     """A worker process: validate what arrives until the pipe closes (the server exited or dropped this worker).
 
     The budget is CPU time (`ITIMER_VIRTUAL`), so a busy machine slows a validation down without failing it; the
@@ -87,7 +87,7 @@ def _serve(conn: Connection) -> None:
     with contextlib.suppress(OSError):  # not permitted here: validate at the server's priority
         os.nice(WORKER_NICENESS)
     signal.signal(signal.SIGVTALRM, _on_budget_spent)
-    _limit_memory()
+    _limit_memory(memory or WORKER_MEMORY)
     conn.send(_READY)  # imports are done: the budget of the first call starts now, not at process start
     while True:
         try:
@@ -102,7 +102,7 @@ def _serve(conn: Connection) -> None:
         except _OverBudget:
             answer = _Answer(_too_long(request.file, request.budget), "timeout")
         except MemoryError:
-            message = f"validation ran out of memory (a worker may use {WORKER_MEMORY >> 20} MiB)"
+            message = f"validation ran out of memory (a worker may use {(memory or WORKER_MEMORY) >> 20} MiB)"
             answer = _Answer(ValidationResult(None, [Problem(request.file, 1, 1, message)]), "failed")
         except Exception as error:  # load_pipeline never raises for bad input; this is a bug, reported as a problem
             result = ValidationResult(None, [Problem(request.file, 1, 1, f"validation failed: {error!r}")])
@@ -127,14 +127,14 @@ def _run(request: _Request) -> _Answer:
     return _Answer(result, None, rendered.variables if rendered is not None else frozenset())
 
 
-def _limit_memory() -> None:
+def _limit_memory(memory: int) -> None:
     """Cap the worker's address space (after its imports), so that a template that allocates without bound gets a
     MemoryError in the worker instead of the machine's memory (and the server's process with it)."""
     _, hard = resource.getrlimit(resource.RLIMIT_AS)
-    if hard != resource.RLIM_INFINITY and hard < WORKER_MEMORY:
+    if hard != resource.RLIM_INFINITY and hard < memory:
         return
     with contextlib.suppress(ValueError, OSError):
-        resource.setrlimit(resource.RLIMIT_AS, (WORKER_MEMORY, hard))
+        resource.setrlimit(resource.RLIMIT_AS, (memory, hard))
 
 
 def _too_long(file: str, budget: float) -> ValidationResult:
@@ -146,7 +146,8 @@ WALL_FACTOR = 10
 """A worker that has not answered after this many times the budget in wall-clock time is killed (it is stuck, or the
 machine is so busy that waiting longer helps no one)."""
 WORKER_MEMORY = 2 << 30
-"""The address space a worker may use (imports take about a tenth of it; a 1 MiB `main.yml` about as much again)."""
+"""The address space a worker may use (its imports take about 40 MiB): a template that allocates without bound gets a
+MemoryError there, a problem on its commit, instead of the machine's memory."""
 WORKER_NICENESS = 10
 """Added to the workers' nice value: about a tenth of the CPU share of the server's threads when both want it."""
 _READY = "ready"
@@ -168,10 +169,10 @@ class WorkerUnavailable(Exception):
 class _Worker:
     """One worker process and the pipe to it."""
 
-    def __init__(self) -> None:
+    def __init__(self, memory: int = WORKER_MEMORY) -> None:
         context = multiprocessing.get_context("spawn")
         self.conn, child = context.Pipe()
-        self.process = context.Process(target=_serve, args=(child,), name="odin-validate", daemon=True)
+        self.process = context.Process(target=_serve, args=(child, memory), name="odin-validate", daemon=True)
         self.process.start()
         child.close()
         try:
@@ -204,9 +205,12 @@ class Validator:
     isolation). Thread-safe: at most `workers` validations run at once; others wait for a free worker.
     """
 
-    def __init__(self, *, workers: int = 2, budget: float = 10.0, cache_bytes: int = 64 << 20) -> None:
+    def __init__(
+        self, *, workers: int = 2, budget: float = 10.0, cache_bytes: int = 64 << 20, memory: int = WORKER_MEMORY
+    ) -> None:
         self.workers = workers
         self.budget = budget
+        self.memory = memory  # the address space each worker may use
         self.cache = ResultCache(cache_bytes)
         self._slots = threading.BoundedSemaphore(max(workers, 1))
         self._idle: list[_Worker] = []
@@ -291,7 +295,7 @@ class Validator:
                 if worker.process.is_alive():
                     return worker
                 worker.kill()
-        return _Worker()
+        return _Worker(self.memory)
 
     def _give_back(self, worker: _Worker) -> None:
         with self._lock:

@@ -128,3 +128,20 @@ def test_a_template_rendered_in_a_worker_gives_its_spec_and_variables(validator:
     assert given == IN_PROCESS.validate_template(
         TEMPLATE, file="p/main.yml.jinja2", default_name="p", params={"who": "you"}
     )
+
+
+def test_a_template_that_runs_a_worker_out_of_memory_is_a_problem_and_the_worker_goes_on() -> None:
+    # 400 distinct strings of 1 MB, each within the renderer's limits, in a worker that may use 256 MiB.
+    hoarding = (
+        b"x: 1\n{% set ns = namespace(keep=[]) %}{% for i in range(400) %}"
+        b"{% if ns.keep.append(('x' * 1000000) ~ i) %}{% endif %}{% endfor %}"
+    )
+    v = Validator(workers=1, budget=60, memory=256 << 20)
+    try:
+        result = v.validate_template(hoarding, file="p/main.yml.jinja2", default_name="p").result
+        assert [str(p) for p in result.problems] == ["p/main.yml.jinja2:2:1: rendering ran out of memory; stopped"]
+        [worker] = v._idle
+        assert v.validate_template(TEMPLATE, file="p/main.yml.jinja2", default_name="p").result.ok
+        assert v._idle == [worker], "the same worker answered"
+    finally:
+        v.close()

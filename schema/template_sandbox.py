@@ -9,8 +9,8 @@ one operation that never returns, so the operations themselves are bounded here:
 * **Sizes**: `*` and `+` on strings and lists, `~`, `%` formatting, `str.format`, the buffers of macros and
   `{% set %}` blocks, the output of `{{ }}`, the filters that take a size (`center`, `indent`, `wordwrap`, `format`,
   `join`, `replace`, `batch`, `slice`, `string`, `pprint`, `tojson`) and the string and list methods that grow
-  (`center`, `ljust`, `rjust`, `zfill`, `expandtabs`, `replace`, `join`, `extend`, `append`, `insert`) refuse a
-  result over `max_chars` characters (the size limit of a `main.yml`) or `MAX_ITEMS` items.
+  (`center`, `ljust`, `rjust`, `zfill`, `expandtabs`, `replace`, `translate`, `join`, `extend`, `append`, `insert`)
+  and `lipsum()` refuse a result over `max_chars` characters (the size limit of a `main.yml`) or `MAX_ITEMS` items.
 * **Time**: every call, attribute and item lookup and every loop iteration checks the deadline (`OverTime`), so
   nested loops over `range(100000)` stop at the deadline instead of running for hours; `sum` adds with checks.
 
@@ -43,7 +43,7 @@ from jinja2.filters import (
 )
 from jinja2.runtime import Context, markup_join, str_join
 from jinja2.sandbox import SandboxedEnvironment, SandboxedFormatter
-from jinja2.utils import pass_context, pass_environment, pass_eval_context
+from jinja2.utils import generate_lorem_ipsum, pass_context, pass_environment, pass_eval_context
 from jinja2.visitor import NodeTransformer
 from markupsafe import Markup, soft_str
 
@@ -51,6 +51,8 @@ MAX_INT_BITS = 4096
 """The largest integer (in bits) arithmetic in a template may produce: 1,233 decimal digits."""
 MAX_ITEMS = 1 << 20
 """The most items a list built in a template may hold."""
+LIPSUM_WORDS = 100_000
+"""The most words `lipsum()` may write (its loop makes no call the deadline could check)."""
 WORDWRAP_WORK = 50_000_000
 """`wordwrap` splits a word longer than its width in time quadratic in the word's length: the most work it may do."""
 
@@ -95,6 +97,7 @@ class BoundedEnvironment(SandboxedEnvironment):
         self.max_chars = max_chars
         self.concat = self._bounded_join  # type: ignore[method-assign]  # macros, `{% set %}` and filter blocks
         self.filters.update(_bounded_filters(self))
+        self.globals["lipsum"] = self._lipsum
 
     # -- time
 
@@ -151,16 +154,16 @@ class BoundedEnvironment(SandboxedEnvironment):
                 raise OverLimit(f"{_short(left)} * {_short(right)} is a number of more than {MAX_INT_BITS} bits")
             return
         sequence, count = (left, right) if _is_int(right) else (right, left)
-        if _is_int(count) and isinstance(sequence, str | list | tuple):
+        if _is_int(count) and isinstance(sequence, str | bytes | list | tuple):
             self.check_length(sequence, len(sequence) * count, f"repeating a {type(sequence).__name__} {count} times")
 
     def _check_sum(self, left: Any, right: Any) -> None:
-        if isinstance(left, str | list | tuple) and isinstance(right, str | list | tuple):
+        if isinstance(left, str | bytes | list | tuple) and isinstance(right, str | bytes | list | tuple):
             self.check_length(left, len(left) + len(right), "adding")
 
     def check_length(self, kind: Any, length: int, what: str) -> None:
         """Refuse a string over `max_chars` characters, or a list over `MAX_ITEMS` items."""
-        limit, unit = (self.max_chars, "characters") if isinstance(kind, str) else (MAX_ITEMS, "items")
+        limit, unit = (self.max_chars, "characters") if isinstance(kind, str | bytes) else (MAX_ITEMS, "items")
         if length > limit:
             raise OverLimit(f"{what} makes {length:,} {unit}; the limit in a template is {limit:,}")
 
@@ -221,6 +224,11 @@ class BoundedEnvironment(SandboxedEnvironment):
                 raise OverLimit(f"a block's output passes {self.max_chars:,} characters, the limit in a template")
             collected.append(part)
         return "".join(collected)
+
+    def _lipsum(self, n: int = 5, html: bool = True, min: int = 20, max: int = 100) -> str:
+        if _is_int(n) and _is_int(max) and n * max > LIPSUM_WORDS:
+            raise OverLimit(f"lipsum({n}, max={max}) writes up to {n * max:,} words; the limit is {LIPSUM_WORDS:,}")
+        return generate_lorem_ipsum(n, html, min, max)
 
     def _finalize(self, value: Any) -> Any:
         if not isinstance(value, str):
@@ -284,16 +292,25 @@ def _check_method(environment: BoundedEnvironment, method: Any, args: tuple[Any,
     """Check a call of a string or list method that can grow its result; the arguments to call it with (an iterable
     given to `join` or `extend` is read into a list to be counted)."""
     owner, name = getattr(method, "__self__", None), method.__name__
-    if isinstance(owner, str):
-        what = f"str.{name}"
+    if isinstance(owner, str | bytes):
+        what = f"{type(owner).__name__}.{name}"
         if name in ("center", "ljust", "rjust", "zfill") and args and _is_int(args[0]):
             environment.check_length(owner, args[0], what)
         elif name == "expandtabs":
             tabsize = args[0] if args else kwargs.get("tabsize", 8)
             if _is_int(tabsize):
-                environment.check_length(owner, len(owner) + owner.count("\t") * tabsize, what)
-        elif name == "replace" and len(args) >= 2 and isinstance(args[0], str) and isinstance(args[1], str):
+                tab: Any = "\t" if isinstance(owner, str) else b"\t"
+                environment.check_length(owner, len(owner) + owner.count(tab) * tabsize, what)
+        elif (
+            name == "replace"
+            and len(args) >= 2
+            and isinstance(args[0], str | bytes)
+            and isinstance(args[1], str | bytes)
+        ):
             environment.check_length(owner, _replaced_length(owner, args[0], args[1], args[2:]), what)
+        elif name == "translate" and args and isinstance(args[0], Mapping):
+            longest = max((len(v) for v in args[0].values() if isinstance(v, str)), default=1)
+            environment.check_length(owner, len(owner) * max(longest, 1), what)
         elif name == "join" and args:
             items = _counted(environment, args[0])
             environment.check_length(owner, _joined_length(owner, items, environment.max_chars), what)
@@ -315,14 +332,15 @@ def _counted(environment: BoundedEnvironment, iterable: Iterable[Any]) -> Sequen
     return list(environment.ticking(iterable))
 
 
-def _replaced_length(s: str, old: str, new: str, rest: Sequence[Any]) -> int:
+def _replaced_length(s: Any, old: Any, new: Any, rest: Sequence[Any]) -> int:
+    """The length of `s.replace(old, new, *rest)` (of a str or bytes), counted without replacing."""
     count = s.count(old) if old else len(s) + 1
     if rest and _is_int(rest[0]) and rest[0] >= 0:
         count = min(count, rest[0])
     return len(s) + count * (len(new) - len(old))
 
 
-def _joined_length(separator: str, items: Sequence[Any], limit: int) -> int:
+def _joined_length(separator: str | bytes, items: Sequence[Any], limit: int) -> int:
     size = len(separator) * max(len(items) - 1, 0)
     for item in items:
         if size > limit:

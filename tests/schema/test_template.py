@@ -137,6 +137,11 @@ HOSTILE = {
         "{{ range(100000)|map('string')|map('list')|sum(start=[])|length }}",
         "rendering took longer than 2 s",
     ),
+    "bytes": ("{{ 'x'.encode() * 10**10 }}", "repeating a bytes 10000000000 times"),
+    "bytes.center": ("{{ 'x'.encode().center(10**9) }}", "bytes.center makes"),
+    "str.translate": ("{{ ('x' * 100000).translate({120: 'y' * 100000}) }}", "str.translate makes"),
+    "lipsum": ("{{ lipsum(10**9) }}", "lipsum(1000000000, max=100) writes up to"),
+    "nested str.format width": ("{{ '{0:{1}}'.format(1, 10**9) }}", "str.format makes"),
     "deep nesting": ("{{ " + "(" * 100000 + "1" + ")" * 100000 + " }}", "nested too deeply"),
 }
 

@@ -30,7 +30,7 @@ from __future__ import annotations
 import time
 import traceback
 from bisect import bisect_right
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import GeneratorType
 from typing import cast
@@ -47,7 +47,8 @@ TEMPLATE_FILE = "main.yml.jinja2"
 """A pipeline directory holding this file instead of `main.yml` is a templated pipeline."""
 
 RENDER_SECONDS = 2.0
-"""Wall-clock seconds a template may take to render: real templates take milliseconds."""
+"""Seconds a template may take to render (wall-clock by default; CPU time in a validation worker, where a busy machine
+must not fail a good template): real templates take milliseconds."""
 
 _TEMPLATE_NAME = "<template>"
 
@@ -73,6 +74,7 @@ def render_template(
     params: Mapping[str, str] | None = None,
     limits: Limits | None = None,
     seconds: float = RENDER_SECONDS,
+    clock: Callable[[], float] = time.monotonic,
 ) -> tuple[Rendered | None, list[Problem]]:
     """Render `source` with `params` as its variables; never raises for a bad template: problems are values."""
     limits = limits or DEFAULT_LIMITS
@@ -83,7 +85,7 @@ def render_template(
         text = source.decode("utf-8")
     except UnicodeDecodeError as e:
         return None, [Problem(file, 1, 1, f"template is not UTF-8 (byte {e.start})")]
-    environment = BoundedEnvironment(time.monotonic() + seconds, limits.max_bytes)
+    environment = BoundedEnvironment(clock() + seconds, limits.max_bytes, clock)
     try:
         template = environment.from_string(text)
         variables = frozenset(meta.find_undeclared_variables(environment.parse(text)))
@@ -182,10 +184,11 @@ def load_template_pipeline(
     default_name: str,
     params: Mapping[str, str] | None = None,
     limits: Limits | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> tuple[Rendered | None, ValidationResult]:
     """Render `main.yml.jinja2` and validate what it produced; problems in the rendered text name the template line
-    that wrote them."""
-    rendered, problems = render_template(source, file=file, params=params, limits=limits)
+    that wrote them. `clock` measures the render's deadline."""
+    rendered, problems = render_template(source, file=file, params=params, limits=limits, clock=clock)
     if rendered is None:
         return None, ValidationResult(None, problems)
     text = rendered.text.encode("utf-8")

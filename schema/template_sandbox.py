@@ -89,11 +89,12 @@ class BoundedEnvironment(SandboxedEnvironment):
 
     intercepted_binops = frozenset({"*", "**", "+", "%"})
 
-    def __init__(self, deadline: float, max_chars: int) -> None:
+    def __init__(self, deadline: float, max_chars: int, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__(
             undefined=StrictUndefined, keep_trailing_newline=True, autoescape=False, finalize=self._finalize
         )
-        self.deadline = deadline
+        self.deadline = deadline  # on `clock`
+        self.clock = clock
         self.max_chars = max_chars
         self.concat = self._bounded_join  # type: ignore[method-assign]  # macros, `{% set %}` and filter blocks
         self.filters.update(_bounded_filters(self))
@@ -102,7 +103,7 @@ class BoundedEnvironment(SandboxedEnvironment):
     # -- time
 
     def tick(self) -> None:
-        if time.monotonic() > self.deadline:
+        if self.clock() > self.deadline:
             raise OverTime
 
     def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:

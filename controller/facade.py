@@ -55,6 +55,7 @@ from odin.controller.git.errors import (
     UnsupportedEntry,
 )
 from odin.controller.git.models import FileChange, FileChanges
+from odin.controller.git.paths import TEMPLATE_FILE
 from odin.controller.git.refs import check_ref
 from odin.controller.launcher import (
     InvalidPipeline,
@@ -87,6 +88,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MAIN_FILE",
+    "TEMPLATE_FILE",
     "AmbiguousRef",
     "ArtifactError",
     "ArtifactNotFound",

@@ -223,8 +223,8 @@ class Settings(BaseSettings):
     validation_workers: int = Field(
         default=2,
         ge=0,
-        description="Worker processes validating main.yml files larger than 4 KiB, so a large or hostile file never "
-        "stalls the API or the engine; 0 validates in the calling thread.",
+        description="Worker processes validating main.yml files larger than 4 KiB and rendering main.yml.jinja2 "
+        "templates, so a large or hostile file never stalls the API or the engine; 0 validates in the calling thread.",
     )
     validation_queue: int | None = Field(
         default=None,

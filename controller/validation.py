@@ -10,6 +10,11 @@ longer than N s"; a worker that stops answering is killed and replaced. Nothing 
 Results are cached by content (`ResultCache`): the git tree id of a pipeline directory says its files are byte for
 byte the same, so browsing pipelines never validates an unchanged one twice. Small files (`INLINE_BYTES`) are
 validated in the calling thread, where they cost less than a round trip to a worker.
+
+Templates (`main.yml.jinja2`) are rendered in the workers whatever their size: a 100-byte template can ask for hours
+of arithmetic. The renderer bounds what it knows of (`odin.schema.template_sandbox`); the worker bounds the rest: its
+CPU-time budget, and its address space (`WORKER_MEMORY`), so a construct no one thought of costs a problem on the
+commit, never the server's GIL or memory.
 """
 
 from __future__ import annotations
@@ -18,11 +23,12 @@ import contextlib
 import logging
 import multiprocessing
 import os
+import resource
 import signal
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
@@ -45,10 +51,20 @@ class _Request:
     default_name: str
     limits: Limits
     budget: float
+    template: bool = False  # a `main.yml.jinja2`: render it with `params`, then validate what it produced
+    params: Mapping[str, str] | None = None
 
 
-class _OverBudget(Exception):
-    """Raised in a worker by SIGVTALRM when a validation has used its CPU time."""
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    result: ValidationResult
+    outcome: str | None  # "timeout" or "failed" when the result is not the file's own
+    variables: frozenset[str] = frozenset()  # a template's variables
+
+
+class _OverBudget(BaseException):
+    """Raised in a worker by SIGVTALRM when a validation has used its CPU time (a BaseException, so that no
+    `except Exception` of the code it interrupts, such as the renderer's, mistakes it for the file's own failure)."""
 
 
 class _Alarm:
@@ -62,7 +78,7 @@ def _on_budget_spent(signum: int, frame: object) -> None:
         raise _OverBudget
 
 
-def _serve(conn: Connection) -> None:
+def _serve(conn: Connection, memory: int = 0) -> None:
     """A worker process: validate what arrives until the pipe closes (the server exited or dropped this worker).
 
     The budget is CPU time (`ITIMER_VIRTUAL`), so a busy machine slows a validation down without failing it; the
@@ -71,29 +87,61 @@ def _serve(conn: Connection) -> None:
     with contextlib.suppress(OSError):  # not permitted here: validate at the server's priority
         os.nice(WORKER_NICENESS)
     signal.signal(signal.SIGVTALRM, _on_budget_spent)
+    _limit_memory(memory or WORKER_MEMORY)
     conn.send(_READY)  # imports are done: the budget of the first call starts now, not at process start
     while True:
         try:
             request: _Request = conn.recv()
         except (EOFError, OSError):
             return
-        outcome: str | None = None
         try:
             _Alarm.armed = True
             signal.setitimer(signal.ITIMER_VIRTUAL, request.budget)
-            result = load_pipeline(
-                request.data, file=request.file, default_name=request.default_name, limits=request.limits
-            )
+            answer = _run(request, time.process_time)
             _Alarm.armed = False
         except _OverBudget:
-            result, outcome = _too_long(request.file, request.budget), "timeout"
+            answer = _Answer(_too_long(request.file, request.budget), "timeout")
+        except MemoryError:
+            message = f"validation ran out of memory (a worker may use {(memory or WORKER_MEMORY) >> 20} MiB)"
+            answer = _Answer(ValidationResult(None, [Problem(request.file, 1, 1, message)]), "failed")
         except Exception as error:  # load_pipeline never raises for bad input; this is a bug, reported as a problem
             result = ValidationResult(None, [Problem(request.file, 1, 1, f"validation failed: {error!r}")])
-            outcome = "failed"
+            answer = _Answer(result, "failed")
         finally:
             _Alarm.armed = False
             signal.setitimer(signal.ITIMER_VIRTUAL, 0)
-        conn.send((result, outcome))
+        conn.send(answer)
+
+
+def _run(request: _Request, clock: Callable[[], float] = time.monotonic) -> _Answer:
+    """Validate (or render then validate) a request. `clock` measures the renderer's own deadline: CPU time in a
+    worker, like its budget, so a busy machine slows a template down without failing it."""
+    if not request.template:
+        result = load_pipeline(
+            request.data, file=request.file, default_name=request.default_name, limits=request.limits
+        )
+        return _Answer(result, None)
+    from odin.schema.template import load_template_pipeline  # jinja2 only for a repository with templates
+
+    rendered, result = load_template_pipeline(
+        request.data,
+        file=request.file,
+        default_name=request.default_name,
+        params=request.params,
+        limits=request.limits,
+        clock=clock,
+    )
+    return _Answer(result, None, rendered.variables if rendered is not None else frozenset())
+
+
+def _limit_memory(memory: int) -> None:
+    """Cap the worker's address space (after its imports), so that a template that allocates without bound gets a
+    MemoryError in the worker instead of the machine's memory (and the server's process with it)."""
+    _, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard != resource.RLIM_INFINITY and hard < memory:
+        return
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_AS, (memory, hard))
 
 
 def _too_long(file: str, budget: float) -> ValidationResult:
@@ -104,6 +152,9 @@ def _too_long(file: str, budget: float) -> ValidationResult:
 WALL_FACTOR = 10
 """A worker that has not answered after this many times the budget in wall-clock time is killed (it is stuck, or the
 machine is so busy that waiting longer helps no one)."""
+WORKER_MEMORY = 2 << 30
+"""The address space a worker may use (its imports take about 40 MiB): a template that allocates without bound gets a
+MemoryError there, a problem on its commit, instead of the machine's memory."""
 WORKER_NICENESS = 10
 """Added to the workers' nice value: about a tenth of the CPU share of the server's threads when both want it."""
 _READY = "ready"
@@ -125,10 +176,10 @@ class WorkerUnavailable(Exception):
 class _Worker:
     """One worker process and the pipe to it."""
 
-    def __init__(self) -> None:
+    def __init__(self, memory: int = WORKER_MEMORY) -> None:
         context = multiprocessing.get_context("spawn")
         self.conn, child = context.Pipe()
-        self.process = context.Process(target=_serve, args=(child,), name="odin-validate", daemon=True)
+        self.process = context.Process(target=_serve, args=(child, memory), name="odin-validate", daemon=True)
         self.process.start()
         child.close()
         try:
@@ -139,13 +190,13 @@ class _Worker:
             self.kill()
             raise WorkerUnavailable(f"a validation worker did not start within {_START_TIMEOUT:g} s")
 
-    def call(self, request: _Request) -> tuple[ValidationResult, str | None] | None:
+    def call(self, request: _Request) -> _Answer | None:
         """The result and its outcome ("timeout" when the CPU budget ran out), or None when the worker did not answer
         in time (it must then be killed)."""
         self.conn.send(request)
         if not self.conn.poll(request.budget * WALL_FACTOR):
             return None
-        answer: tuple[ValidationResult, str | None] = self.conn.recv()
+        answer: _Answer = self.conn.recv()
         return answer
 
     def kill(self) -> None:
@@ -161,9 +212,12 @@ class Validator:
     isolation). Thread-safe: at most `workers` validations run at once; others wait for a free worker.
     """
 
-    def __init__(self, *, workers: int = 2, budget: float = 10.0, cache_bytes: int = 64 << 20) -> None:
+    def __init__(
+        self, *, workers: int = 2, budget: float = 10.0, cache_bytes: int = 64 << 20, memory: int = WORKER_MEMORY
+    ) -> None:
         self.workers = workers
         self.budget = budget
+        self.memory = memory  # the address space each worker may use
         self.cache = ResultCache(cache_bytes)
         self._slots = threading.BoundedSemaphore(max(workers, 1))
         self._idle: list[_Worker] = []
@@ -180,7 +234,8 @@ class Validator:
         if self.workers <= 0 or len(data) <= INLINE_BYTES:
             result, outcome = load_pipeline(data, file=file, default_name=default_name, limits=limits), None
         else:
-            result, outcome = self._in_worker(_Request(data, file, default_name, limits, self.budget))
+            answer = self._in_worker(_Request(data, file, default_name, limits, self.budget))
+            result, outcome = answer.result, answer.outcome
         VALIDATIONS.labels(outcome or ("valid" if result.ok else "invalid")).inc()
         return result
 
@@ -194,19 +249,18 @@ class Validator:
         limits: Limits | None = None,
     ) -> TemplateResult:
         """Render a `main.yml.jinja2` with `params` (none: the defaults the template itself gives, `| default(...)`)
-        and validate what it produced, in this thread: the renderer bounds its own time (2 s) and output (the size of
-        a `main.yml`), so a template that loops or writes 100 MB is a problem, never a hung sync."""
-        from odin.schema.template import load_template_pipeline  # jinja2 only for a repository with templates
-
+        and validate what it produced, in a worker whatever the template's size, under the same CPU budget and with
+        the memory limit of a worker: the renderer bounds its own time (2 s), output and operations, and the worker
+        bounds what the renderer does not foresee. `workers=0`: in this thread, with the renderer's bounds only."""
+        limits = limits or Limits()
         with self._lock:
             self.validated += 1
-        rendered, result = load_template_pipeline(
-            data, file=file, default_name=default_name, params=params, limits=limits or Limits()
-        )
-        VALIDATIONS.labels("valid" if result.ok else "invalid").inc()
-        return TemplateResult(result, rendered.variables if rendered is not None else frozenset())
+        request = _Request(data, file, default_name, limits, self.budget, template=True, params=params)
+        answer = _run(request) if self.workers <= 0 else self._in_worker(request)
+        VALIDATIONS.labels(answer.outcome or ("valid" if answer.result.ok else "invalid")).inc()
+        return TemplateResult(answer.result, answer.variables)
 
-    def _in_worker(self, request: _Request) -> tuple[ValidationResult, str | None]:
+    def _in_worker(self, request: _Request) -> _Answer:
         """The result, and "timeout" or "failed" when it is not the file's own."""
         file = request.file
         with self._slots:
@@ -214,7 +268,7 @@ class Validator:
                 worker = self._take()
             except WorkerUnavailable as error:
                 log.error("validation of %s: %s", file, error)
-                return ValidationResult(None, [Problem(file, 1, 1, f"validation failed: {error}")]), "failed"
+                return _Answer(ValidationResult(None, [Problem(file, 1, 1, f"validation failed: {error}")]), "failed")
             started = time.monotonic()
             try:
                 answer = worker.call(request)
@@ -222,7 +276,7 @@ class Validator:
                 worker.kill()
                 log.error("validation of %s: its worker process died (%s)", file, error)
                 message = "validation failed: its worker process died"
-                return ValidationResult(None, [Problem(file, 1, 1, message)]), "failed"
+                return _Answer(ValidationResult(None, [Problem(file, 1, 1, message)]), "failed")
             if answer is None:
                 worker.kill()
                 log.warning(
@@ -231,16 +285,15 @@ class Validator:
                     len(request.data),
                     request.budget * WALL_FACTOR,
                 )
-                return _too_long(file, request.budget), "timeout"
+                return _Answer(_too_long(file, request.budget), "timeout")
             self._give_back(worker)
-        result, outcome = answer
         elapsed = time.monotonic() - started
-        if outcome == "timeout":
+        if answer.outcome == "timeout":
             log.warning(
                 "validation of %s (%d bytes) used its %g s of CPU time", file, len(request.data), request.budget
             )
         log.debug("validated %s (%d bytes) in a worker in %.3f s", file, len(request.data), elapsed)
-        return result, outcome
+        return answer
 
     def _take(self) -> _Worker:
         with self._lock:
@@ -249,7 +302,7 @@ class Validator:
                 if worker.process.is_alive():
                     return worker
                 worker.kill()
-        return _Worker()
+        return _Worker(self.memory)
 
     def _give_back(self, worker: _Worker) -> None:
         with self._lock:

@@ -5,12 +5,19 @@ a commit anyone with push access chooses, so rendering is bounded like every oth
 
 * **Sandboxed**: Jinja2's `SandboxedEnvironment` refuses attributes of Python internals (`__class__`, `mro`, ...),
   and `range` is capped by the sandbox.
+* **Bounded operations** (`template_sandbox`): arithmetic, repetition, `~`, formatting and the filters and methods
+  that take a size refuse, before computing it, a number over 4,096 bits or a string or list over the size limit of
+  a `main.yml`: `7 ** 10 ** 7` or `'x' * 10 ** 10` is a problem at once, not seconds of the GIL or 10 GB.
 * **Bounded output**: the template is rendered chunk by chunk (`generate`), and rendering stops as soon as the output
   passes `Limits.max_bytes` (the size limit of a `main.yml`), so a 100 MB template loop costs 1 MiB.
-* **Bounded time**: every call, attribute and item lookup the template makes checks a deadline (`seconds`); a loop
-  that makes none of these cannot run long over a template of bounded size except through nested loops, which
-  make calls (`range`) or lookups. In the controller, validation also runs under its CPU budget
-  (`odin.controller.validation`).
+* **Bounded time**: every call, attribute and item lookup and every loop iteration checks a deadline (`seconds`),
+  so nested loops stop at it; one operation between two checks is bounded by the above.
+* **Never raises**: whatever compiling or rendering raises (a `MemoryError`, a `RecursionError` from a macro that
+  calls itself, a bug) is a problem at the template line Jinja2 knows, never an exception out of the caller.
+* **Isolated**: this module bounds what it knows of; on the server the controller renders templates in its
+  validation workers (`odin.controller.validation.Validator.validate_template`), under the CPU-time budget and the
+  memory limit of a worker, so even a construct not foreseen here cannot hold the server's GIL or memory. Called
+  directly (offline tools, `workers=0`), it renders in the calling thread with the bounds above only.
 * **Strict**: an undefined variable is a problem naming it and the template line (`StrictUndefined`), not an empty
   string that turns into a confusing YAML problem later.
 
@@ -23,54 +30,27 @@ from __future__ import annotations
 import time
 import traceback
 from bisect import bisect_right
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import GeneratorType
-from typing import Any, cast
+from typing import cast
 
-from jinja2 import StrictUndefined, Template, TemplateSyntaxError, meta
-from jinja2.exceptions import SecurityError, TemplateError, UndefinedError
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2 import Template, TemplateSyntaxError, meta
+from jinja2.exceptions import SecurityError, UndefinedError
 
 from .limits import DEFAULT_LIMITS, Limits, format_size
 from .problems import Problem
+from .template_sandbox import BoundedEnvironment, OverTime
 from .validate import ValidationResult, load_pipeline
 
 TEMPLATE_FILE = "main.yml.jinja2"
 """A pipeline directory holding this file instead of `main.yml` is a templated pipeline."""
 
 RENDER_SECONDS = 2.0
-"""Wall-clock seconds a template may take to render: real templates take milliseconds."""
+"""Seconds a template may take to render (wall-clock by default; CPU time in a validation worker, where a busy machine
+must not fail a good template): real templates take milliseconds."""
 
 _TEMPLATE_NAME = "<template>"
-
-
-class _OverTime(Exception):
-    """Rendering passed its deadline."""
-
-
-class _BoundedEnvironment(SandboxedEnvironment):
-    """The sandbox, with a deadline checked on every call and lookup the template makes."""
-
-    def __init__(self, deadline: float) -> None:
-        super().__init__(undefined=StrictUndefined, keep_trailing_newline=True, autoescape=False)
-        self.deadline = deadline
-
-    def _tick(self) -> None:
-        if time.monotonic() > self.deadline:
-            raise _OverTime
-
-    def call(__self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
-        __self._tick()
-        return super().call(__context, __obj, *args, **kwargs)
-
-    def getattr(self, obj: Any, attribute: str) -> Any:
-        self._tick()
-        return super().getattr(obj, attribute)
-
-    def getitem(self, obj: Any, argument: Any) -> Any:
-        self._tick()
-        return super().getitem(obj, argument)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +74,7 @@ def render_template(
     params: Mapping[str, str] | None = None,
     limits: Limits | None = None,
     seconds: float = RENDER_SECONDS,
+    clock: Callable[[], float] = time.monotonic,
 ) -> tuple[Rendered | None, list[Problem]]:
     """Render `source` with `params` as its variables; never raises for a bad template: problems are values."""
     limits = limits or DEFAULT_LIMITS
@@ -104,12 +85,16 @@ def render_template(
         text = source.decode("utf-8")
     except UnicodeDecodeError as e:
         return None, [Problem(file, 1, 1, f"template is not UTF-8 (byte {e.start})")]
-    environment = _BoundedEnvironment(time.monotonic() + seconds)
+    environment = BoundedEnvironment(clock() + seconds, limits.max_bytes, clock)
     try:
         template = environment.from_string(text)
         variables = frozenset(meta.find_undeclared_variables(environment.parse(text)))
     except TemplateSyntaxError as e:
         return None, [Problem(file, e.lineno or 1, 1, f"template syntax error: {e.message}")]
+    except RecursionError:
+        return None, [Problem(file, 1, 1, "template syntax error: expressions nested too deeply")]
+    except Exception as e:  # a compiler failure on hostile input is the template's problem
+        return None, [Problem(file, 1, 1, f"template failed to compile: {type(e).__name__}: {e}")]
     chunks: list[str] = []
     origins: list[int] = []
     starts = _line_starts(text)
@@ -128,14 +113,20 @@ def render_template(
                 return None, [Problem(file, line or 1, 1, message)]
             _record_origins(origins, chunk, _literal_line(text, starts, chunk, line))
             chunks.append(chunk)
-    except _OverTime as e:
+    except OverTime as e:
         message = f"rendering took longer than {seconds:g} s; stopped"
         return None, [Problem(file, _failing_line(e, template), 1, message)]
     except UndefinedError as e:
         return None, [Problem(file, _failing_line(e, template), 1, f"undefined variable: {e.message}")]
     except SecurityError as e:
         return None, [Problem(file, _failing_line(e, template), 1, f"not allowed in a template: {e}")]
-    except (TemplateError, ArithmeticError, LookupError, TypeError, ValueError, RecursionError) as e:
+    except MemoryError as e:
+        message = "rendering ran out of memory; stopped"
+        return None, [Problem(file, _failing_line(e, template), 1, message)]
+    except RecursionError as e:
+        message = "template failed to render: recursion too deep (a macro that calls itself without end?)"
+        return None, [Problem(file, _failing_line(e, template), 1, message)]
+    except Exception as e:  # whatever a template raises is a problem on its commit, never a crash
         message = f"template failed to render: {type(e).__name__}: {e}"
         return None, [Problem(file, _failing_line(e, template), 1, message)]
     finally:
@@ -193,10 +184,11 @@ def load_template_pipeline(
     default_name: str,
     params: Mapping[str, str] | None = None,
     limits: Limits | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> tuple[Rendered | None, ValidationResult]:
     """Render `main.yml.jinja2` and validate what it produced; problems in the rendered text name the template line
-    that wrote them."""
-    rendered, problems = render_template(source, file=file, params=params, limits=limits)
+    that wrote them. `clock` measures the render's deadline."""
+    rendered, problems = render_template(source, file=file, params=params, limits=limits, clock=clock)
     if rendered is None:
         return None, ValidationResult(None, problems)
     text = rendered.text.encode("utf-8")

@@ -85,7 +85,13 @@ class PipelineDetail(msgspec.Struct, kw_only=True):
 
 
 class ValidateRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
-    content: Annotated[str, msgspec.Meta(max_length=1_000_000, description="The main.yml text")]
+    content: Annotated[
+        str,
+        msgspec.Meta(
+            max_length=1_000_000,
+            description="The main.yml text, or a main.yml.jinja2 when `file` names one (rendered with its defaults)",
+        ),
+    ]
     file: Annotated[str, msgspec.Meta(min_length=1, max_length=500)] = "main.yml"
 
 

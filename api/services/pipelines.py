@@ -31,6 +31,7 @@ from odin.api.services.errors import InvalidRequest
 from odin.controller import facade
 from odin.controller.facade import (
     MAIN_FILE,
+    TEMPLATE_FILE,
     Author,
     Controller,
     FollowedRepo,
@@ -240,9 +241,14 @@ def _utf8(text: str) -> bytes:
 
 def validate(validator: Validator, body: ValidateRequest) -> ValidateResponse:
     """Validate a main.yml's text as the controller would at a commit (file-level checks only: no git tree), in the
-    validator's worker processes and within its time budget."""
+    validator's worker processes and within its time budget. A `file` named `main.yml.jinja2` is a template: it is
+    rendered with its own defaults (in a worker too, whatever its size) and what it produced is validated."""
     parent = posixpath.basename(posixpath.dirname(body.file)) or "pipeline"
-    result = validator.validate(_utf8(body.content), file=body.file, default_name=parent)
+    content = _utf8(body.content)
+    if posixpath.basename(body.file) == TEMPLATE_FILE:
+        result = validator.validate_template(content, file=body.file, default_name=parent).result
+    else:
+        result = validator.validate(content, file=body.file, default_name=parent)
     return ValidateResponse(
         valid=result.ok,
         problems=_problems(result.shown),

@@ -11,7 +11,7 @@ import pytest
 
 from odin.controller.git.mirror import Mirror
 from odin.controller.pipelines import read_pipeline
-from odin.controller.validation import INLINE_BYTES, ResultCache, Validator
+from odin.controller.validation import IN_PROCESS, INLINE_BYTES, ResultCache, Validator
 from odin.schema import load_pipeline
 from tests.support.git import GitRemote
 
@@ -102,3 +102,46 @@ def test_the_cache_is_bounded_by_weight() -> None:
     assert len(cache) == 3 and cache.get(9) == "v9" and cache.get(0) is None
     cache.put("huge", "x", 101)
     assert cache.get("huge") is None
+
+
+LOOPING_TEMPLATE = b"x: 1\n{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"
+TEMPLATE = b"tasks:\n  - {name: a, image: busybox, command: [echo, '{{ who | default(\"hi\") }}']}\n"
+
+
+def test_a_template_is_rendered_in_a_worker_under_the_cpu_budget_whatever_its_size() -> None:
+    v = Validator(workers=1, budget=0.3)  # the renderer's own deadline (2 s) would come later
+    try:
+        result = v.validate_template(LOOPING_TEMPLATE, file="p/main.yml.jinja2", default_name="p").result
+        assert [p.message for p in result.problems] == [
+            "validation took longer than 0.3 s; the file is too large or too complex"
+        ]
+        [worker] = v._idle  # the worker it ran in was kept: the budget stopped the template, not the worker
+        assert worker.process.pid != os.getpid()
+    finally:
+        v.close()
+
+
+def test_a_template_rendered_in_a_worker_gives_its_spec_and_variables(validator: Validator) -> None:
+    given = validator.validate_template(TEMPLATE, file="p/main.yml.jinja2", default_name="p", params={"who": "you"})
+    assert given.result.ok and given.variables == {"who"}
+    assert given.result.spec is not None and given.result.spec.tasks[0].command == ("echo", "you")
+    assert given == IN_PROCESS.validate_template(
+        TEMPLATE, file="p/main.yml.jinja2", default_name="p", params={"who": "you"}
+    )
+
+
+def test_a_template_that_runs_a_worker_out_of_memory_is_a_problem_and_the_worker_goes_on() -> None:
+    # 400 distinct strings of 1 MB, each within the renderer's limits, in a worker that may use 256 MiB.
+    hoarding = (
+        b"x: 1\n{% set ns = namespace(keep=[]) %}{% for i in range(400) %}"
+        b"{% if ns.keep.append(('x' * 1000000) ~ i) %}{% endif %}{% endfor %}"
+    )
+    v = Validator(workers=1, budget=60, memory=256 << 20)
+    try:
+        result = v.validate_template(hoarding, file="p/main.yml.jinja2", default_name="p").result
+        assert [str(p) for p in result.problems] == ["p/main.yml.jinja2:2:1: rendering ran out of memory; stopped"]
+        [worker] = v._idle
+        assert v.validate_template(TEMPLATE, file="p/main.yml.jinja2", default_name="p").result.ok
+        assert v._idle == [worker], "the same worker answered"
+    finally:
+        v.close()

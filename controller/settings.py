@@ -100,14 +100,17 @@ class Settings(BaseSettings):
     )
 
     # -- commit statuses (docs/webhooks.md#commit-status) -----------------------------------------------------------
-    status_provider: Literal["github", "gitlab", "gitea", "bitbucket"] | None = Field(
-        default=None, description="Post run and validation outcomes as commit statuses to this provider (off if unset)."
+    status_provider: Literal["github", "gitlab", "gitea", "bitbucket", "bitbucket-server"] | None = Field(
+        default=None,
+        description="Post run and validation outcomes as commit statuses to this provider (off if unset): bitbucket "
+        "is Bitbucket Cloud, bitbucket-server Bitbucket Server / Data Center.",
     )
     status_api_url: str | None = Field(
         default=None,
         description="The provider's API root. Default: https://api.github.com, https://gitlab.com/api/v4, "
-        "https://api.bitbucket.org/2.0; required for Gitea/Forgejo (https://gitea.example.com/api/v1) and "
-        "self-hosted GitHub/GitLab.",
+        "https://api.bitbucket.org/2.0; required for Gitea/Forgejo (https://gitea.example.com/api/v1), "
+        "Bitbucket Server / Data Center (the server's root, https://bitbucket.example.com) and self-hosted "
+        "GitHub/GitLab.",
     )
     status_github_app_id: int | None = Field(
         default=None,

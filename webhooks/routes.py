@@ -61,7 +61,7 @@ _SUMMARIES = {
     "gitea": "Gitea and Forgejo push, pull_request and issue_comment (/retest) events (X-Gitea-Signature / "
     "X-Forgejo-Signature)",
     "bitbucket": "Bitbucket Cloud repo:push and pullrequest:created|updated|comment_created, and Bitbucket Server "
-    "repo:refs_changed and pr:opened|from_ref_updated|modified events (X-Hub-Signature)",
+    "repo:refs_changed, pr:opened|from_ref_updated|modified and pr:comment:added (/retest) events (X-Hub-Signature)",
     "generic": "Any CI/CD system: a push notification, or a run of one pipeline at a commit (X-Odin-Signature)",
 }
 

@@ -90,8 +90,7 @@ def active_run(loaded: LoadedRun, ctx: RunContext, executor: Executor, *, defaul
         paths = executor.paths(ctx)
     except Exception as e:
         raise CannotDrive(str(e)) from e
-    created = datetime_to_epoch(r.get("created_at"))
-    deadline = created + spec.timeout if spec.timeout is not None and created is not None else None
+    deadline = run_deadline(spec, r)
     state = RunState.new(dag, states, cancel_requested=bool(r["cancel_requested"]), deadline=deadline)
     if r["cancel_requested"] and r.get("reason") == REPLACED:
         state.cancel_message = r.get("message")
@@ -124,6 +123,21 @@ def active_run(loaded: LoadedRun, ctx: RunContext, executor: Executor, *, defaul
         if row["status"] == TaskStatus.SUCCEEDED:
             run.recorded.record(row["name"], row.get("results"), row.get("artifacts"))
     return run
+
+
+def run_deadline(spec: PipelineSpec, run: Mapping[str, Any]) -> float | None:
+    """When the run's `timeout` passes (epoch seconds), or None: no timeout, or not started yet.
+
+    It counts from when the run started running (`started_at`, set as its first task starts), not from its
+    creation: a run that waited queued for its pipeline's concurrency slot or the controller's `ODIN_MAX_ACTIVE_RUNS`
+    gets its whole timeout once it runs. The engine sets it as the run starts (`Engine._act`); this reads it back
+    after a restart. A run recorded running without a start time (never written so) counts from its creation."""
+    if spec.timeout is None:
+        return None
+    started = datetime_to_epoch(run.get("started_at"))
+    if started is None and run.get("status") == RunStatus.RUNNING:
+        started = datetime_to_epoch(run.get("created_at"))
+    return None if started is None else started + spec.timeout
 
 
 def active_attempts(run: ActiveRun, loaded: LoadedRun) -> list[ActiveAttempt]:

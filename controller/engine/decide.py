@@ -14,8 +14,9 @@ Rules:
   skipped, and independent branches run to completion; then the run fails.
 - A running task past its `timeout` is killed once; the resulting failure is a USER failure (retried per `retries`).
 - Cancellation kills active tasks once, skips the rest, and finishes the run as cancelled when nothing is active.
-- A run past its pipeline's `timeout` (its `deadline`, counted from its creation) is ended the same way, and
-  finishes failed with reason `TimedOut`; its killed tasks fail with reason `RunTimedOut`, never retried.
+- A run past its pipeline's `timeout` (its `deadline`, counted from when the run started running, not from its
+  creation: time spent queued is not the run's; None until it starts) is ended the same way, and finishes failed
+  with reason `TimedOut`; its killed tasks fail with reason `RunTimedOut`, never retried.
 - A ready task with a `when` condition starts only if its `Gate` (the condition's outcome, evaluated by the loop from
   the values it holds, so this stays pure) lets it: a false condition skips it (reason `ConditionFalse`; its
   dependents are then skipped as after any skip), a condition that cannot be evaluated fails it, never retried.

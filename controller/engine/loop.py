@@ -507,8 +507,13 @@ class Engine:
         self._account(before, new)
         if isinstance(action, StartTask):
             if not run.started:
+                # The run starts running now: its `timeout` counts from here, not from its creation (time spent
+                # queued is not the run's), and its `started_at` says the same after a restart (`run_deadline`).
+                now = self.clock()
                 run.started = True
-                self._recorder.run_started(run.ctx)
+                if run.spec.timeout is not None:
+                    run.state.deadline = now + run.spec.timeout
+                self._recorder.run_started(run.ctx, at=now)
             run.recorded.forget(task)
             self._recorder.task(run.ctx, task, new, before)
             self._launch(run, run.tasks[task], action.attempt)

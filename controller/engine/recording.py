@@ -128,8 +128,11 @@ class Recorder:
         """Columns of a task's row to record with the rest of this turn, with no event (e.g. its cache key)."""
         self._batch.task(ctx.run_id, task, **values)
 
-    def run_started(self, ctx: RunContext) -> None:
-        self._batch.run(ctx.run_id, status=RunStatus.RUNNING.value, started_at=utcnow())
+    def run_started(self, ctx: RunContext, *, at: float | None = None) -> None:
+        """The run is running since `at` (epoch seconds, the engine's clock; default now): its `timeout` counts from
+        this `started_at`."""
+        started = epoch_to_datetime(at) if at is not None else utcnow()
+        self._batch.run(ctx.run_id, status=RunStatus.RUNNING.value, started_at=started)
         self._batch.event("run.status", run_id=ctx.run_id, commit_sha=ctx.commit_sha, status=RunStatus.RUNNING.value)
 
     def run_finished(

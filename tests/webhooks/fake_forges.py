@@ -1,5 +1,6 @@
-"""Local servers shaped like the parts of GitHub's, GitLab's and Bitbucket Cloud's APIs that checks and reports use,
-keeping what they were sent as resources, so tests can assert both the exact requests and what a user would see.
+"""Local servers shaped like the parts of GitHub's, GitLab's, Bitbucket Cloud's and Bitbucket Server's APIs that
+checks and reports use, keeping what they were sent as resources, so tests can assert both the exact requests and
+what a user would see.
 
 Each answers as its provider documents: `FakeGitHubChecks` creates and updates check runs (at most 50 annotations
 per request, appended by each update, `output.annotations_count` reported back), lists a commit's check runs by
@@ -8,8 +9,10 @@ name, takes commit statuses, can refuse checks with the 403 a token without Chec
 `repo_tokens` gives chosen repositories tokens of their own.
 `FakeGitLab` takes commit statuses and lists the merge requests of a commit and their notes (paginated), creating
 and editing notes. `FakeBitbucket` upserts build statuses by key, reports by id and annotations by `external_id`
-(at most 100 per request). All check the token in their own header; `refuse(method, pattern, status)` makes chosen
-calls fail, on top of the shared `fail_next` script (`fake_receivers._Server`).
+(at most 100 per request). `FakeBitbucketServer` takes and lists build statuses by key, answering as Bitbucket
+Server / Data Center does (`204 No Content`; errors as `{"errors": [...]}`). All check the token in their own
+header; `refuse(method, pattern, status)` makes chosen calls fail, on top of the shared `fail_next` script
+(`fake_receivers._Server`).
 """
 
 from __future__ import annotations
@@ -265,3 +268,61 @@ class FakeBitbucket(_Forge):
                 report["annotations"][a["external_id"]] = a
             return _json(200, body)
         return _json(404, {"type": "error", "error": {"message": "Resource not found"}})
+
+
+def _server_errors(status: int, message: str, context: str | None = None, exception: str | None = None) -> Answer:
+    """An error as Bitbucket Server / Data Center answers it: `{"errors": [{context, message, exceptionName}]}`."""
+    return _json(status, {"errors": [{"context": context, "message": message, "exceptionName": exception}]})
+
+
+@dataclass
+class FakeBitbucketServer(_Forge):
+    """Bitbucket Server / Data Center build statuses (`/rest/build-status/1.0/commits/{sha}`), under an optional
+    context path: a POST adds or replaces the build of its `key` (`204 No Content`), a GET lists a commit's builds
+    as a page. `posted` keeps every accepted build in order, so a test sees each state a build went through."""
+
+    context_path: str = ""
+    builds: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    posted: list[dict[str, Any]] = field(default_factory=list)
+
+    STATES = ("INPROGRESS", "SUCCESSFUL", "FAILED")
+
+    def authorised(self, headers: dict[str, str], path: str) -> bool:
+        return headers.get("authorization") == f"Bearer {self.token}"
+
+    def respond(self, method: str, path: str, headers: dict[str, str], raw: bytes) -> Answer | None:
+        if not self.authorised(headers, urlsplit(path).path):  # the server's own words for a bad token
+            return _server_errors(
+                401,
+                "Authentication failed. Please check your credentials and try again.",
+                exception="com.atlassian.bitbucket.auth.IncorrectPasswordAuthenticationException",
+            )
+        return super().respond(method, path, headers, raw)
+
+    def route(self, method: str, path: str, query: dict[str, str], body: Any) -> Answer:
+        m = re.fullmatch(re.escape(self.context_path) + r"/rest/build-status/1\.0/commits/([0-9a-f]{40})", path)
+        if m is None:
+            return _server_errors(404, f"No resource at {path}")
+        sha = m.group(1)
+        if method == "GET":
+            values = [b for (s, _), b in self.builds.items() if s == sha]
+            return _json(200, {"size": len(values), "limit": 25, "isLastPage": True, "values": values, "start": 0})
+        if method != "POST":
+            return _server_errors(405, f"{method} is not supported here")
+        if not isinstance(body, dict):
+            return _server_errors(400, "The build status is required")
+        for name, limit in (("key", 255), ("url", 450)):
+            if not isinstance(body.get(name), str) or not body[name] or len(body[name]) > limit:
+                return _server_errors(400, f"A {name} of at most {limit} characters is required", name)
+        if body.get("state") not in self.STATES:
+            return _server_errors(400, f"state must be one of {', '.join(self.STATES)}", "state")
+        build = {k: body[k] for k in ("state", "key", "name", "url", "description") if k in body}
+        build["dateAdded"] = 1715790062000 + len(self.posted)
+        self.builds[(sha, body["key"])] = build
+        self.posted.append({**build, "sha": sha})
+        return 204, "", {}
+
+    def states(self, sha: str, key: str) -> list[str]:
+        """The states the build `key` of `sha` was set to, in order."""
+        with self.lock:
+            return [p["state"] for p in self.posted if p["sha"] == sha and p["key"] == key]

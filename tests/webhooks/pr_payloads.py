@@ -6,6 +6,7 @@ the ones over a real `odin serve` (test_pull_request_checks.py).
 from __future__ import annotations
 
 import secrets
+from typing import Any
 
 from tests.support.git import GitRemote
 from tests.webhooks.support import Recorded, load
@@ -78,6 +79,39 @@ def bitbucket_pr(sha: str) -> Recorded:
     pull = delivery.body["pullrequest"]
     pull["source"]["commit"]["hash"] = sha[:12]
     pull["source"]["repository"] = pull["destination"]["repository"]
+    return delivery
+
+
+def server_pr(event: str, sha: str, *, number: int = 7) -> Recorded:
+    """A Bitbucket Server / Data Center pull request delivery (`X-Request-Id`, `X-Hub-Signature` added by `send`):
+    the recorded one is a fork's `pr:opened`."""
+    delivery = load("bitbucket", "server_pr_opened")
+    delivery.headers["X-Request-Id"] = secrets.token_hex(16)
+    delivery.headers["X-Event-Key"] = delivery.body["eventKey"] = event
+    pull = delivery.body["pullRequest"]
+    pull["id"] = number
+    pull["fromRef"]["latestCommit"] = sha
+    return delivery
+
+
+def server_own_pr(event: str, sha: str, *, number: int = 7) -> Recorded:
+    """A Bitbucket Server pull request delivery from a branch of the repository itself (`FEATURE`)."""
+    delivery = server_pr(event, sha, number=number)
+    pull: dict[str, Any] = delivery.body["pullRequest"]
+    pull["fromRef"]["repository"] = pull["toRef"]["repository"]
+    return delivery
+
+
+def server_comment(sha: str, text: str = "/retest", *, by: str = "jsmith", number: int = 7) -> Recorded:
+    """A Bitbucket Server `pr:comment:added` by `by` on the pull request from the repository's own branch at `sha`."""
+    delivery = load("bitbucket", "server_pr_comment_added")
+    delivery.headers["X-Request-Id"] = secrets.token_hex(16)
+    body = delivery.body
+    body["actor"]["name"] = body["actor"]["slug"] = by
+    body["comment"]["author"]["name"] = body["comment"]["author"]["slug"] = by
+    body["comment"]["text"] = text
+    body["pullRequest"]["id"] = number
+    body["pullRequest"]["fromRef"]["latestCommit"] = sha
     return delivery
 
 

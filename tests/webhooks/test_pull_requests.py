@@ -9,7 +9,6 @@ there.
 
 from __future__ import annotations
 
-import secrets
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,19 @@ from tests.support.git import GitRemote
 from tests.support.wait import wait_until
 from tests.webhooks.conftest import OdinFactory
 from tests.webhooks.fake_receivers import FakeSlack
-from tests.webhooks.pr_payloads import FEATURE, FORK_NUMBERS, PR_REFS, fresh, gitea_pr, github_pr, gitlab_mr, head
+from tests.webhooks.pr_payloads import (
+    FEATURE,
+    FORK_NUMBERS,
+    PR_REFS,
+    fresh,
+    gitea_pr,
+    github_pr,
+    gitlab_mr,
+    head,
+    server_comment,
+    server_own_pr,
+    server_pr,
+)
 from tests.webhooks.support import HELLO, Odin, Recorded, load
 
 SECRET_TASK = (
@@ -325,17 +336,6 @@ def test_a_bitbucket_pull_request_from_a_fork_is_fetched_from_the_fork(
     assert status == 422 and "not on the host of the followed repository" in body["detail"], body
 
 
-def server_pr(event: str, sha: str, *, number: int = 7) -> Recorded:
-    """A Bitbucket Server / Data Center pull request delivery (`X-Request-Id`, `X-Hub-Signature` added by `send`)."""
-    delivery = load("bitbucket", "server_pr_opened")
-    delivery.headers["X-Request-Id"] = secrets.token_hex(16)
-    delivery.headers["X-Event-Key"] = delivery.body["eventKey"] = event
-    pull = delivery.body["pullRequest"]
-    pull["id"] = number
-    pull["fromRef"]["latestCommit"] = sha
-    return delivery
-
-
 def test_a_bitbucket_server_pull_request_runs_from_a_fork_and_from_the_repository(
     odin_factory: OdinFactory, tmp_path: Path
 ) -> None:
@@ -393,6 +393,40 @@ def test_a_bitbucket_server_pull_request_runs_from_a_fork_and_from_the_repositor
     res = odin.send("bitbucket", forged, secret="not-the-secret")
     assert res.status_code == 401, res.text
     assert [r.pull_request for r in odin.runs()].count(9) == 0
+
+
+def test_bitbucket_server_retest_is_obeyed_for_approvers_and_ignored_for_others(
+    odin_factory: OdinFactory, db_url: str
+) -> None:
+    """`pr:comment:added` with `/retest` in `comment.text` runs the pull request's head again for the repository's
+    `pr_approvers` (by `actor.slug`); anyone else's, and a comment without `/retest`, is ignored with the reason."""
+    odin = odin_factory(db_url, pull_requests="same-repo", pr_approvers=["jsmith"])  # SQLite and Postgres
+    sha = head(odin.remote, "refs/heads/" + FEATURE, {"hello/main.yml": HELLO.format(name="hello", marker="bbs-rt")})
+    status, body = send(odin, "bitbucket", server_own_pr("pr:opened", sha))
+    assert (status, body["commit"], body["pull_request"]) == (202, sha, 7), body
+    [first] = body["runs"]
+    assert finished(odin, first).status == "succeeded"
+
+    status, body = send(odin, "bitbucket", server_comment(sha, by="mallory"))
+    assert (status, body["status"]) == (200, "ignored"), body
+    assert "/retest by mallory on pull request #7 ignored: not authorised" in body["detail"], body
+    status, body = send(odin, "bitbucket", server_comment(sha, "Looks good to me", by="jsmith"))
+    assert (status, body["status"]) == (200, "ignored") and "without `/retest`" in body["detail"], body
+
+    status, body = send(odin, "bitbucket", server_comment(sha, "Flaky, trying again.\n/retest\n"))
+    assert (status, body["status"], body["commit"], body["pull_request"]) == (202, "accepted", sha, 7), body
+    [again] = body["runs"]
+    assert again != first
+    run = finished(odin, again)
+    assert (run.trigger, run.triggered_by, run.pr_provider, run.secrets_withheld, run.status) == (
+        "pull_request", "bitbucket:retest:jsmith", "bitbucket", False, "succeeded"
+    )  # fmt: skip
+
+    forged = server_comment(sha)
+    res = odin.send("bitbucket", forged, secret="not-the-secret")
+    assert res.status_code == 401, res.text
+    assert [r.outcome for r in odin.deliveries()] == ["accepted", "ignored", "ignored", "accepted"]
+    assert len(odin.runs(sha)) == 2
 
 
 def test_a_forks_runs_send_no_notifications(odin_factory: OdinFactory, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -26,7 +26,7 @@ from odin.controller.facade import FollowedRepo
 from odin.controller.settings import Settings
 from odin.controller.store.repo_records import insert_record
 from odin.webhooks import notifiers
-from odin.webhooks.notifiers.base import StatusTarget
+from odin.webhooks.notifiers.base import CommitStatus, State, StatusTarget
 from odin.webhooks.notifiers.github_app import GitHubAppTokens
 from odin.webhooks.notifiers.targets import place_of
 from tests.support.git import GitRemote
@@ -141,6 +141,32 @@ def test_the_provider_is_told_from_the_url() -> None:
     assert told("file:///srv/git/vision.git") is None
     assert told("/srv/git/vision.git") is None
     assert told("https://github.com/vision.git") is None  # no owner
+
+
+def test_a_bitbucket_server_repository_is_told_from_its_url_and_builds_link_its_commit_page() -> None:
+    """`ODIN_STATUS_PROVIDER=bitbucket-server` on the host of `ODIN_STATUS_API_URL` (given as the server's root or
+    its REST API's): a registered repository's clone URL, http (`/scm/...`) or ssh, is there; its builds go to the
+    server's build-status API, and without `ODIN_PUBLIC_URL` link the commit's page on the server."""
+    api = "https://bitbucket.acme.example/rest/api/1.0"
+    sha = "0d1a26e67d8f5eaf1f6ba5c57fc3c7d91ac0fd1c"
+    pages = {
+        "https://bitbucket.acme.example/scm/ml/vision.git": "/projects/ML/repos/vision",
+        "ssh://git@bitbucket.acme.example:7999/ml/vision.git": "/projects/ML/repos/vision",
+        "https://bitbucket.acme.example/scm/~alice/vision.git": "/users/alice/repos/vision",
+    }
+    for url, page in pages.items():
+        place = place_of(url, provider="bitbucket-server", api_url=api)
+        assert place is not None and (place.provider, place.api_url) == ("bitbucket-server", api), url
+        api_of = notifiers.status_api(place.provider, place.api_url, place.repository)
+        request = api_of.request(CommitStatus(sha, "odin/" + "x" * 300, State.TIMED_OUT, "timed out after 2h"), "t")
+        assert request.url == f"https://bitbucket.acme.example/rest/build-status/1.0/commits/{sha}"
+        assert request.json["url"] == f"https://bitbucket.acme.example{page}/commits/{sha}", url
+        assert (request.json["state"], request.json["name"]) == ("FAILED", "odin/" + "x" * 300)
+        assert len(request.json["key"]) == 255 and request.json["key"].startswith("odin/xxx")
+        assert request.headers == {"Authorization": "Bearer t"}
+    assert (
+        place_of("https://bitbucket.other.example/scm/ml/vision.git", provider="bitbucket-server", api_url=api) is None
+    )
 
 
 def test_a_registered_repository_reports_with_its_own_reference_else_what_the_settings_give_its_host(

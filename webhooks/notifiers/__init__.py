@@ -22,6 +22,7 @@ from odin.webhooks.notifiers.base import (
     StatusTarget,
 )
 from odin.webhooks.notifiers.bitbucket import BitbucketReports
+from odin.webhooks.notifiers.bitbucket_server import BitbucketServerStatuses
 from odin.webhooks.notifiers.gitea import GiteaStatuses
 from odin.webhooks.notifiers.github import GitHubStatuses
 from odin.webhooks.notifiers.github_app import GitHubAppTokens
@@ -37,6 +38,8 @@ DEFAULT_API_URLS = {
     "gitlab": "https://gitlab.com/api/v4",
     "bitbucket": "https://api.bitbucket.org/2.0",
 }
+API_URL_EXAMPLES = {"bitbucket-server": "https://bitbucket.example.com, the server's root"}
+"""What `ODIN_STATUS_API_URL` looks like for a provider without a default, where it is not Gitea's."""
 LOG_LINES = 20
 """Last lines of a failed task's log shown in its run's check."""
 
@@ -66,7 +69,11 @@ def status_api(provider: str, api_url: str, repository: str) -> StatusApi:
         return GitLabStatuses(api_url, repository)
     if provider == "gitea":
         return GiteaStatuses(api_url, repository)
-    raise NotifierConfigError(f"unknown commit status provider {provider!r} (github, gitlab or gitea)")
+    if provider == "bitbucket-server":
+        return BitbucketServerStatuses(api_url, repository)
+    raise NotifierConfigError(
+        f"unknown commit status provider {provider!r} (github, gitlab, gitea or bitbucket-server)"
+    )
 
 
 def sender(provider: str, api_url: str, repository: str, *, checks: bool) -> Sender:
@@ -80,7 +87,11 @@ def sender(provider: str, api_url: str, repository: str, *, checks: bool) -> Sen
         return BitbucketReports(api_url, repository, reports=checks)
     if provider == "gitea":
         return StatusPoster(GiteaStatuses(api_url, repository))
-    raise NotifierConfigError(f"unknown commit status provider {provider!r} (github, gitlab, gitea or bitbucket)")
+    if provider == "bitbucket-server":
+        return StatusPoster(BitbucketServerStatuses(api_url, repository))
+    raise NotifierConfigError(
+        f"unknown commit status provider {provider!r} (github, gitlab, gitea, bitbucket or bitbucket-server)"
+    )
 
 
 def from_settings(settings: Settings, controller: Controller) -> CommitStatusNotifier | None:
@@ -93,9 +104,8 @@ def from_settings(settings: Settings, controller: Controller) -> CommitStatusNot
     app = settings.status_github_app_id is not None or settings.status_github_app_key is not None
     api_url = settings.status_api_url or DEFAULT_API_URLS.get(provider)
     if api_url is None:
-        raise NotifierConfigError(
-            f"ODIN_STATUS_API_URL is required for {provider} (e.g. https://git.example.com/api/v1)"
-        )
+        example = API_URL_EXAMPLES.get(provider, "https://git.example.com/api/v1")
+        raise NotifierConfigError(f"ODIN_STATUS_API_URL is required for {provider} (e.g. {example})")
     primary: tuple[int, StatusTarget] | None = None
     if settings.repo is not None and settings.repo_name in controller.repos:
         if settings.status_token is None and not app:

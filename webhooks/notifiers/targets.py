@@ -5,7 +5,8 @@ The repository `ODIN_REPO` names is configured by `ODIN_STATUS_*` (`from_setting
 one is on:
 
 - github.com, gitlab.com or bitbucket.org: that provider's public API;
-- the host of `ODIN_STATUS_API_URL`: `ODIN_STATUS_PROVIDER` there (GitHub Enterprise, a self-hosted GitLab, Gitea);
+- the host of `ODIN_STATUS_API_URL`: `ODIN_STATUS_PROVIDER` there (GitHub Enterprise, a self-hosted GitLab, Gitea,
+  Bitbucket Server / Data Center as `bitbucket-server`);
 - anything else (a plain git server, a local path): no provider can be told, so no statuses, said once at debug
   level.
 

@@ -24,7 +24,9 @@ Pull requests, Bitbucket Server / Data Center: `pr:opened` and `pr:from_ref_upda
 `pullRequest.toRef.repository` (its `links.clone` and `links.self`), the head is the source branch
 `fromRef.displayId`, and a fork is a `fromRef.repository` that is not `toRef.repository` (by `id`, else project key
 and slug), fetched from the fork's http(s) clone URL, on the same host only, as for Cloud. The author is
-`author.user.slug` (else `name`).
+`author.user.slug` (else `name`). `pr:comment:added` with a `/retest` line in `comment.text` re-runs
+`pullRequest.fromRef.latestCommit` for the repository's `pr_approvers` (the commenter is `actor.slug`, else
+`actor.name`); its `pullRequest` is the whole pull request, so a fork's comment is known as a fork's.
 """
 
 from __future__ import annotations
@@ -94,6 +96,8 @@ class Bitbucket:
             return pulls.comment(event, "Bitbucket", note.get("raw"), repo_urls, pull, commenter)
         if event in _SERVER_PULLS:
             return _server_pull_event(event, data)
+        if event == _SERVER_COMMENT:
+            return _server_comment(event, data)
         return Ignored(event, f"Bitbucket `{event}` events start nothing", repo_urls)
 
     @staticmethod
@@ -155,17 +159,38 @@ def _pull(data: dict[str, Any], what: str) -> PullRequest:
 
 
 _SERVER_PULLS = ("pr:opened", "pr:from_ref_updated", "pr:modified")
+_SERVER_COMMENT = "pr:comment:added"
 
 
 def _server_pull_event(event: str, data: dict[str, Any]) -> ParsedEvent:
     """A Bitbucket Server pull request event, or `Ignored` for a `pr:modified` that kept the target branch."""
+    repo_urls, pull = _server_pull(event, data)
+    action = event.split(":", 1)[1]
+    if action == "modified":
+        target = obj(obj(data, "pullRequest"), "toRef")
+        before = text(obj(data, "previousTarget"), "id")
+        if before is None or before == text(target, "id"):
+            return Ignored(event, f"Bitbucket Server pull request #{pull.number} was modified without a new target "
+                                  "branch: it starts nothing (only opened, from_ref_updated, and modified with a new "
+                                  "target branch run the head)", repo_urls)  # fmt: skip
+    return pulls.acted(event, "Bitbucket Server", action, ("opened", "from_ref_updated", "modified"), repo_urls, pull)
+
+
+def _server_comment(event: str, data: dict[str, Any]) -> ParsedEvent:
+    """A `/retest` comment on a Bitbucket Server pull request (`comment.text`, by `actor`), or `Ignored`."""
+    repo_urls, pull = _server_pull(event, data)
+    commenter = pulls.login(obj(data, "actor"), "slug", "name")
+    return pulls.comment(event, "Bitbucket Server", obj(data, "comment").get("text"), repo_urls, pull, commenter)
+
+
+def _server_pull(event: str, data: dict[str, Any]) -> tuple[tuple[str, ...], PullRequest]:
+    """The repository's URLs and the pull request, from a Bitbucket Server payload's `pullRequest`."""
     pr = obj(data, "pullRequest")
     source, target = obj(pr, "fromRef"), obj(pr, "toRef")
     head_repo, base_repo = obj(source, "repository"), obj(target, "repository")
     repo_urls = _server_repo_urls(base_repo)
     if not repo_urls:
         raise MalformedPayload(f"{event}: `pullRequest.toRef.repository.links` has no clone or self URL")
-    action = event.split(":", 1)[1]
     pull = PullRequest(
         provider="bitbucket",
         number=pulls.number(pr, "id", event),
@@ -177,13 +202,7 @@ def _server_pull_event(event: str, data: dict[str, Any]) -> ParsedEvent:
         fork=_server_fork(head_repo, base_repo),
         author=pulls.login(obj(obj(pr, "author"), "user"), "slug", "name"),
     )
-    if action == "modified":
-        before = text(obj(data, "previousTarget"), "id")
-        if before is None or before == text(target, "id"):
-            return Ignored(event, f"Bitbucket Server pull request #{pull.number} was modified without a new target "
-                                  "branch: it starts nothing (only opened, from_ref_updated, and modified with a new "
-                                  "target branch run the head)", repo_urls)  # fmt: skip
-    return pulls.acted(event, "Bitbucket Server", action, ("opened", "from_ref_updated", "modified"), repo_urls, pull)
+    return repo_urls, pull
 
 
 def _branch(ref: str | None) -> str | None:

@@ -6,7 +6,8 @@ Which actions run a head: GitHub `opened`, `synchronize`, `reopened`; GitLab `op
 commits (`oldrev` present); Gitea/Forgejo `opened`, `synchronized`, `reopened`; Bitbucket Cloud
 `pullrequest:created`, `pullrequest:updated`; Bitbucket Server / Data Center `pr:opened`, `pr:from_ref_updated`, and
 `pr:modified` when the target branch changed. Every other action (closed, edited, labeled, approved...) is answered
-`ignored`, naming the actions that do run.
+`ignored`, naming the actions that do run. A comment (GitHub and Gitea `issue_comment`, GitLab Note Hook, Bitbucket
+`pullrequest:comment_created` and `pr:comment:added`) runs the head again only with a `/retest` line.
 """
 
 from __future__ import annotations

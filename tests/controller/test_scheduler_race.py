@@ -29,7 +29,7 @@ from odin.controller.store.models import EVENTS, REPOSITORIES, RUNS, SCHEDULED_S
 from tests.controller.test_scheduler import FakeClock, at, pipe
 from tests.support.git import GitRemote
 
-RACE_TIMEOUT = 5.0  # seconds a replica waits for the other at the rendezvous before the test fails
+RACE_TIMEOUT = 20.0  # seconds a replica waits for the other at the rendezvous before the test fails
 
 
 @dataclass

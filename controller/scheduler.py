@@ -114,6 +114,10 @@ class Scheduler:
 
     `mirror`, `launcher` and `branch` are the repository's own branch; `follow` adds the further ones."""
 
+    DEFAULT_INTERVAL = 1.0
+    """The longest the thread waits between ticks, however far the next slot: a schedule that a new commit adds
+    while the thread waits for a later slot (or the first schedule of all) is read within this."""
+
     def __init__(
         self,
         db: DbEngine,
@@ -125,7 +129,7 @@ class Scheduler:
         validator: Validator | None = None,
         clock: Clock = utcnow,
         grace: float = 60.0,
-        interval: float = 1.0,
+        interval: float = DEFAULT_INTERVAL,
         max_catchup: int = 100,
     ) -> None:
         self.db, self.repo_id = db, repo_id
@@ -277,8 +281,14 @@ class Scheduler:
                 branch.entries, branch.tip, branch.stored = {}, None, None
         self._worker.start()
 
-    def stop(self) -> None:
-        self._worker.stop(10)
+    def stop(self) -> bool:
+        """Stop the thread; False if a tick still runs after 10 s (it ends with the process)."""
+        return self._worker.stop(10)
+
+    @property
+    def ticks(self) -> int:
+        """Ticks the thread has made (tests and metrics: a thread that sleeps until its slot makes few)."""
+        return self._worker.ticks
 
     def _pause(self) -> float:
         """Until the next slot, at most `interval`: a slot starts within milliseconds of its instant."""

@@ -125,7 +125,10 @@ def attach_runs(conn: Connection, runs: Sequence[tuple[SlotKey, str]]) -> None:
 
 
 # Postgres: a tick's slots as arrays, one statement each whatever their number (a multi-row VALUES would be compiled
-# by SQLAlchemy and planned by the server anew for every count of rows).
+# by SQLAlchemy and planned by the server anew for every count of rows). The claim inserts its rows in the key's
+# order, whatever order the caller listed them in: two replicas claiming the same slots at once (a leadership
+# handover; their ticks may list the slots differently) then wait on each other's rows in one order, never in a
+# cycle, which Postgres would break by aborting one of them with "deadlock detected".
 _PG_KEYS = (
     "CAST(:repos AS integer[]), CAST(:branches AS text[]), CAST(:pipelines AS text[]), "
     "CAST(:schedules AS text[]), CAST(:slots AS timestamptz[])"
@@ -134,6 +137,7 @@ _PG_CLAIM = sa.text(f"""
     INSERT INTO {SCHEDULED_SLOTS.name} (repo_id, branch, pipeline, schedule, slot, fired_at)
     SELECT v.repo_id, v.branch, v.pipeline, v.schedule, v.slot, :fired
     FROM unnest({_PG_KEYS}) AS v(repo_id, branch, pipeline, schedule, slot)
+    ORDER BY v.repo_id, v.branch, v.pipeline, v.schedule, v.slot
     ON CONFLICT (repo_id, branch, pipeline, schedule, slot) DO NOTHING
     RETURNING repo_id, branch, pipeline, schedule, slot
 """)  # noqa: S608 (only the table's name is formatted in; every value is a bound parameter)

@@ -68,6 +68,7 @@ class KubeHarness:
         run_sh.write_text("#!/bin/sh\necho run\n")
         run_sh.chmod(0o755)
         self.option_overrides = options
+        self.engine_options: dict[str, Any] = {}  # more `Engine` arguments (`bus`, `task_env`...) for `start()`
         self.engine: Engine | None = None
         self.executor: KubernetesExecutor | None = None
 
@@ -93,6 +94,7 @@ class KubeHarness:
             default_parallelism=parallelism,
             max_active_tasks=max_active_tasks,
             rescan_interval=0.5,
+            **self.engine_options,
         )
         self.engine.start()
         assert self.engine.wait_ready(10)

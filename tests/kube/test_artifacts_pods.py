@@ -26,6 +26,7 @@ from pydantic import SecretStr
 from sqlalchemy.engine import Engine as DbEngine
 
 from odin.controller.artifacts.settings import ArtifactSettings
+from odin.controller.engine.cache import store_outputs_present
 from odin.controller.executors.kubernetes import BuildContext, HandlerRegistry, KubeOptions, names
 from odin.controller.executors.kubernetes.executor import KubernetesExecutor
 from odin.controller.executors.kubernetes.logs import LogStore
@@ -35,7 +36,7 @@ from odin.controller.history_retention import HistoryPolicy, prune_once
 from odin.controller.store.db import transaction
 from odin.controller.store.run_queries import find_task
 from odin.controller.store.runs import NewRun, create_run
-from odin.controller.vocabulary import InputArtifact, RunStatus, TaskLaunch, Trigger
+from odin.controller.vocabulary import CACHED, InputArtifact, RunStatus, TaskLaunch, Trigger
 from odin.schema import load_pipeline
 from odin.schema.model import Artifact, PipelineSpec, Result, TaskSpec
 from odin.testing.kube.crd_schemas import validate_manifest
@@ -192,6 +193,62 @@ def test_the_train_sample_runs_on_kubernetes_with_nothing_shared_but_the_store(h
     assert len(members) == 3 and all(rows[m].artifacts["model"]["location"].startswith("s3://") for m in members)
     assert rows["evaluate"].results["best_lr"] in (0.1, 0.03, 0.01)
     assert rows["export"].status == "succeeded" and rows["export"].artifacts["model"]["size"] > 0
+
+
+CACHED_PAIR = """
+cache: true
+tasks:
+  - name: first
+    image: busybox
+    command: [sh, -c, 'echo weights-v1 > ${OUTPUT_PATH}/model.bin']
+    outputs:
+      artifacts: [{name: x, path: model.bin}]
+  - name: second
+    image: busybox
+    command: [sh, -c, 'cat ${tasks.first.artifacts.x} > ${RESULTS_PATH}/seen']
+    depends: first
+    cache: false
+    outputs:
+      results: [seen]
+"""
+
+
+def test_a_cache_hit_reuses_the_stored_artifact_that_the_dependent_downloads(h: KubeHarness, s3: S3Endpoint) -> None:
+    """Issue 11 item 6 on Kubernetes, end to end, with the store check `odin serve` plugs in: the second run of an
+    unchanged pipeline creates no pod for the cached task and records where its outputs came from, and the pod of
+    its dependent (`cache: false`, so it runs) downloads the first run's blob, by the same digest, and reads the
+    bytes the first run's pod wrote. Once the blob is deleted, the next run is a miss and runs the task again."""
+    settings = h.options().artifacts  # the very store (and prefix) the pods upload to, as `odin serve` opens it
+    assert settings is not None and h.engine is None
+    h.engine_options = {"outputs_present": store_outputs_present(LazyStore(settings).get)}
+    h.start()
+    spec = yaml_pipeline(CACHED_PAIR)
+    first = h.create(spec)
+    assert play_run(h, first, s3, timeout=120) == RunStatus.SUCCEEDED
+    produced = h.task_row(first, "first").artifacts["x"]
+    assert produced["location"].startswith(f"s3://{s3.bucket}/"), produced
+    assert h.task_row(first, "second").results == {"seen": "weights-v1"}
+
+    second = h.create(spec)
+    assert play_run(h, second, s3, timeout=120) == RunStatus.SUCCEEDED
+    cached, dependent = h.task_row(second, "first"), h.task_row(second, "second")
+    assert (cached.status, cached.reason) == ("succeeded", CACHED)
+    assert cached.message == f"cached from run {first} (commit {COMMIT[:12]})"
+    assert cached.resource_name is None and h.pods(f"odin.dev/run={second},odin.dev/task=first") == []
+    assert cached.artifacts["x"] == produced  # the first run's record, not a copy: the same blob in the store
+    (pod,) = h.pods(f"odin.dev/run={second},odin.dev/task=second")
+    (inputs,) = [c for c in pod.spec.init_containers if c.name == "odin-inputs"]
+    assert "first/model.bin=" + produced["digest"] in inputs.command, inputs.command
+    assert dependent.status == "succeeded" and dependent.results == {"seen": "weights-v1"}
+
+    # The blob gone from the store (what retention does): a miss that runs the task again, not a failed download.
+    s3.client().delete_object(Bucket=s3.bucket, Key=produced["location"].split("/", 3)[3])
+    third = h.create(spec)
+    assert play_run(h, third, s3, timeout=120) == RunStatus.SUCCEEDED
+    rerun = h.task_row(third, "first")
+    assert rerun.reason != CACHED and rerun.resource_name is not None
+    assert rerun.artifacts["x"]["digest"] == produced["digest"]  # the same bytes, stored again
+    assert h.task_row(third, "second").results == {"seen": "weights-v1"}
 
 
 def test_outputs_of_a_pod_that_ended_while_the_controller_was_down_are_recorded(h: KubeHarness, s3: S3Endpoint) -> None:

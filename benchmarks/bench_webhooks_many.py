@@ -119,7 +119,7 @@ def delivery(template: dict[str, Any], repo: Followed, branch: str, before: str,
     return raw, {**template["headers"], "X-GitHub-Delivery": delivery_id, "X-Hub-Signature-256": signature}
 
 
-def register(client: httpx.Client, repos: list[Followed]) -> float:
+def register(client: httpx.Client, repos: list[Followed], poll_interval: float) -> float:
     """`POST /v1/repos` for each registered repository; returns the seconds it took."""
     started = time.perf_counter()
     for repo in repos:
@@ -128,6 +128,7 @@ def register(client: httpx.Client, repos: list[Followed]) -> float:
             "url": str(repo.path),
             "branches": ["main", "release/*"],
             "webhook_secret_ref": f"env:{repo.secret_env}",
+            "poll_interval": poll_interval,  # a registration's own (ODIN_POLL_INTERVAL is only ODIN_REPO's)
         }
         res = client.post("/v1/repos", json=body)
         if res.status_code != 201:
@@ -298,7 +299,7 @@ def main() -> None:
         print(f"machine: {os.cpu_count()} CPUs, load average {load} before the run; python {sys.version.split()[0]}")
         headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
         with httpx.Client(base_url=url, headers=headers, timeout=120) as client:
-            took = register(client, repos[1:])
+            took = register(client, repos[1:], args.poll_interval)
             print(f"registered {args.repos - 1} repositories through POST /v1/repos in {took:.1f} s")
             took = wait_followed(client, repos, args.ready_timeout)
         branches = sum(len(r.branches) for r in repos)

@@ -249,6 +249,8 @@ def main() -> None:
     parser.add_argument("--database-url", default=None, help="default: SQLite in a temporary data directory")
     args = parser.parse_args()
     idle = args.poll_interval if args.idle is None else args.idle
+    # SIGTERM (`timeout`, a killed job) runs the clean-up below too: an orphaned server would poll 2,500 branches on
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     tmp = Path(tempfile.mkdtemp(prefix="odin-bench-many-"))
     started = time.perf_counter()

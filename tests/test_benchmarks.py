@@ -32,6 +32,8 @@ SCRIPTS = (
     "bench_artifacts.py",
     "results_query.py",
     "bench_pod_outputs.py",
+    # issue 13
+    "bench_webhooks_many.py",
     # the others
     "bench_big_run.py",
     "bench_cache.py",

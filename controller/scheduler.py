@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -57,6 +58,11 @@ Clock = Callable[[], datetime]
 """Returns the current time, timezone-aware."""
 
 
+TIP_REREAD = 30.0
+"""Seconds after which a branch's tip is read again though no fetch of this process moved it (a cache another
+process fetches into; in production each replica has its own): otherwise a tip is read only after a fetch."""
+
+
 @dataclass
 class _Entry:
     """One schedule of one pipeline as the scheduler follows it."""
@@ -78,6 +84,8 @@ class _Branch:
     entries: dict[tuple[str, str], _Entry] = field(default_factory=dict)
     tip: str | None = None
     stored: dict[tuple[str, str], datetime] | None = None  # last started slots, read once per leadership
+    fetches: int = -1  # the mirror's fetch number when `tip` was read (`Mirror.fetches`)
+    reread_at: float = 0.0  # monotonic time after which the tip is read even without a fetch
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,8 +251,12 @@ class Scheduler:
     def _refresh(self, branch: _Branch, now: datetime) -> str | None:
         """Read the branch's schedules at its tip when it moved (once per commit); keep what each considered."""
         mirror = branch.mirror
+        fetches = mirror.fetches
+        if branch.tip is not None and fetches == branch.fetches and time.monotonic() < branch.reread_at:
+            return branch.tip  # no fetch since the tip was read: it has not moved
         sha = mirror.tip()
         if sha is None or sha == branch.tip:
+            branch.fetches, branch.reread_at = fetches, time.monotonic() + TIP_REREAD
             return sha
         if branch.stored is None:
             branch.stored = {(s.pipeline, s.schedule): s.slot for s in last_slots(self.db, self.repo_id, branch.name)}
@@ -269,6 +281,7 @@ class Scheduler:
             entries[key] = _Entry(pipeline, schedule, since, next_slot(schedule, since), at)
         branch.entries = entries
         branch.tip = sha
+        branch.fetches, branch.reread_at = fetches, time.monotonic() + TIP_REREAD  # read whole: kept until a fetch
         prepared = {entry.pipeline: entry.at for entry in entries.values() if entry.at is not None}
         branch.launcher.prepare(sha, prepared.values())
         return sha

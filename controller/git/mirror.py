@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import itertools
 import os
 import re
 import threading
@@ -65,6 +66,11 @@ __all__ = ["Mirror"]
 
 _PIPELINES_CACHE_SIZE = 64
 _DELTA_WORDS = {"A": "added", "M": "modified", "D": "deleted", "R": "renamed", "T": "typechange", "C": "added"}
+
+
+_FETCH_SEQUENCE = itertools.count(1)
+_LAST_FETCH: dict[str, int] = {}
+"""Cache path -> the sequence number of the last fetch into it by any `Mirror` of this process (see `fetches`)."""
 
 
 class Mirror:
@@ -178,7 +184,10 @@ class Mirror:
         `RemoteUnreachable` (transient), `AuthenticationFailed`, `CertificateRejected`, `RepositoryNotFound`.
         """
         with self._fetch_lock, self._file_lock():
-            return _fetch.fetch(self._repo(), self._source())
+            try:
+                return _fetch.fetch(self._repo(), self._source())
+            finally:
+                self._fetched()
 
     def remote_branches(self) -> list[str]:
         """The branches the remote has now (names without `refs/heads/`; one round trip, nothing fetched), for
@@ -202,7 +211,22 @@ class Mirror:
                 raise ValueError(f"{src!r} is not a reference name")
         source = parse_remote_url(url) if url is not None else None
         with self._fetch_lock, self._file_lock():
-            return _fetch.fetch_refs(self._repo(), self._source(), pairs, source)
+            try:
+                return _fetch.fetch_refs(self._repo(), self._source(), pairs, source)
+            finally:
+                self._fetched()
+
+    def _fetched(self) -> None:
+        # After the refs moved (or may have: a failed fetch can have updated some), never before.
+        _LAST_FETCH[str(self.path)] = next(_FETCH_SEQUENCE)
+
+    @property
+    def fetches(self) -> int:
+        """Sequence number of the last fetch into this cache by any `Mirror` of this process (0: none yet). A
+        reader that saw the same number may keep what it read of the references: the scheduler reads each followed
+        branch's tip only after a fetch, not every second (2,500 ref reads a second for 500 repositories of 5
+        branches). Fetches by another process sharing the cache are not seen; readers re-read now and then."""
+        return _LAST_FETCH.get(str(self.path), 0)
 
     def ref_tip(self, name: str) -> str | None:
         """The commit a reference of the cache names (no network); None when there is no such reference."""

@@ -354,3 +354,40 @@ def test_a_ticks_runs_are_handed_over_at_once_with_their_recorded_events(
     ids = sorted(run.run_id for run in due.created)
     assert len(ids) == 3 and submitted == [] and len(handed) == 1
     assert sorted(handed[0][0]) == ids and sorted(handed[0][1]) == [f"run.created:{i}" for i in ids]
+
+
+def test_a_branchs_tip_is_read_after_a_fetch_not_on_every_tick(
+    db: Engine, world: tuple[Mirror, RunLauncher, list[str]], git_remote: GitRemote, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The scheduler ticks every second for every followed branch (2,500 for 500 repositories of 5 branches): it
+    reads a tip from the cache only when a fetch of this process may have moved it, and now and then anyway."""
+    mirror, _, _ = world
+    git_remote.commit({"nightly/main.yml": pipe('"0 3 * * *"')})
+    mirror.fetch()
+    reads: list[str | None] = []
+    tip = Mirror.tip
+
+    def counting_tip(self: Mirror) -> str | None:
+        reads.append(found := tip(self))
+        return found
+
+    monkeypatch.setattr(Mirror, "tip", counting_tip)
+    clock = FakeClock(at("2026-01-05T01:00:00"))
+    s = scheduler(db, world, clock)
+    for _ in range(50):
+        s.tick()
+    assert len(reads) == 1 and s.upcoming()["nightly"]
+    # A commit the poller fetches (through any Mirror of the cache) is read at the next tick, its schedule with it.
+    git_remote.commit({"hourly/main.yml": pipe('"0 * * * *"')})
+    Mirror(git_remote.url, mirror.cache_dir, branch="main").fetch()
+    s.tick()
+    assert len(reads) == 2 and s.upcoming()["hourly"]
+    s.tick()
+    assert len(reads) == 2
+    # Without a fetch of this process (a cache another process fetches into), the tip is read again after
+    # TIP_REREAD seconds: at once when that is 0.
+    monkeypatch.setattr("odin.controller.scheduler.TIP_REREAD", 0.0)
+    again = scheduler(db, world, clock)
+    for _ in range(3):
+        again.tick()
+    assert len(reads) == 5

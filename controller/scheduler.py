@@ -154,6 +154,7 @@ class Scheduler:
             logger=log,
             what="scheduler: a tick",
         )
+        mirror.on_fetch(self._worker.wake)  # a new tip may bring schedules: read it now, not after an idle wait
 
     @property
     def mirror(self) -> Mirror:
@@ -174,6 +175,7 @@ class Scheduler:
         with self._lock:
             if branch != self.branch and branch not in self._branches:
                 self._branches = {**self._branches, branch: _Branch(branch, mirror, launcher)}
+        mirror.on_fetch(self._worker.wake)
 
     def unfollow(self, branch: str) -> None:
         """Stop the schedules of a further branch (gone from the remote, or no longer matched)."""
@@ -309,8 +311,8 @@ class Scheduler:
         with self._lock:
             branches = list(self._branches.values())
         nearest = min((e.next for b in branches for e in b.entries.values()), default=None)
-        if nearest is None:
-            return self.interval
+        if nearest is None:  # no schedule on any branch: a fetch wakes the thread (`Mirror.on_fetch`)
+            return max(self.interval, TIP_REREAD)
         return max(0.0, min(self.interval, (nearest - now).total_seconds()))
 
 

@@ -26,8 +26,9 @@ import os
 import re
 import threading
 import time
+import weakref
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Literal, cast
 
@@ -71,6 +72,9 @@ _DELTA_WORDS = {"A": "added", "M": "modified", "D": "deleted", "R": "renamed", "
 _FETCH_SEQUENCE = itertools.count(1)
 _LAST_FETCH: dict[str, int] = {}
 """Cache path -> the sequence number of the last fetch into it by any `Mirror` of this process (see `fetches`)."""
+_FETCH_LISTENERS: dict[str, list[weakref.WeakMethod[Callable[[], None]]]] = {}
+"""Cache path -> the bound methods to call after each fetch into it (see `on_fetch`), held weakly: a stopped
+scheduler that nothing else holds is gone from here too."""
 
 
 class Mirror:
@@ -219,6 +223,20 @@ class Mirror:
     def _fetched(self) -> None:
         # After the refs moved (or may have: a failed fetch can have updated some), never before.
         _LAST_FETCH[str(self.path)] = next(_FETCH_SEQUENCE)
+        for ref in list(_FETCH_LISTENERS.get(str(self.path), ())):
+            listener = ref()
+            if listener is not None:
+                listener()
+
+    def on_fetch(self, listener: Callable[[], None]) -> None:
+        """Call `listener`, a bound method (on the fetching thread: it must only signal, e.g. `Event.set`), after
+        every fetch into this cache by any `Mirror` of this process, for as long as its object lives. Once per
+        listener and cache: a second call adds nothing."""
+        key = str(self.path)
+        alive = [ref for ref in _FETCH_LISTENERS.get(key, ()) if ref() is not None]
+        if all(ref() != listener for ref in alive):
+            alive.append(weakref.WeakMethod(listener))
+        _FETCH_LISTENERS[key] = alive
 
     @property
     def fetches(self) -> int:

@@ -391,3 +391,28 @@ def test_a_branchs_tip_is_read_after_a_fetch_not_on_every_tick(
     for _ in range(3):
         again.tick()
     assert len(reads) == 5
+
+
+def test_a_scheduler_with_no_schedule_waits_long_and_a_fetch_wakes_it(
+    db: Engine, world: tuple[Mirror, RunLauncher, list[str]], git_remote: GitRemote
+) -> None:
+    """500 repositories without schedules must not tick 500 times a second: with nothing scheduled the thread waits
+    TIP_REREAD seconds, and a fetch (the poller's, after a push) wakes it to read the new tip at once."""
+    from odin.controller.scheduler import TIP_REREAD
+
+    mirror, _, _ = world
+    mirror.fetch()
+    s = scheduler(db, world, FakeClock(at("2026-01-05T01:00:00")))
+    s.tick()
+    assert s._pause() == TIP_REREAD  # nothing scheduled
+    s.start()
+    try:
+        wait_until(lambda: s._worker.ticks >= 1, 10, message="the first tick")
+        ticks = s._worker.ticks
+        git_remote.commit({"nightly/main.yml": pipe('"0 3 * * *"')})
+        mirror.fetch()
+        wait_until(lambda: s.upcoming().get("nightly"), 10, message="the fetch woke the scheduler")
+        assert s._worker.ticks <= ticks + 2, "woken by the fetch, not ticking every second"
+        assert s._pause() <= Scheduler.DEFAULT_INTERVAL  # something is scheduled: the usual short wait
+    finally:
+        s.stop()

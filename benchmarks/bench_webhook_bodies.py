@@ -34,9 +34,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import httpx
 import psutil
 import pygit2
+from _serving import wait_healthy  # benchmarks/ is the script's own directory, first on sys.path
 
 MB = 1_000_000
 MIB = 1024 * 1024
@@ -164,16 +164,7 @@ def main() -> None:
     server = subprocess.Popen(command, env=env, stdout=log, stderr=log)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"odin serve did not start; see {tmp / 'server.log'}")
-            time.sleep(0.1)
+        wait_healthy(url, server, tmp / "server.log")
         body = memoryview(b"{" + b" " * (int(args.mib * MIB) - 1024 - 2) + b"}")
         print(f"odin serve on {url}; {args.clients} concurrent bodies of {len(body) / MIB:.2f} MiB each")
         print(f"machine: {os.cpu_count()} CPUs, load average {load_average()} at start")

@@ -46,6 +46,7 @@ import httpx
 import psutil
 import pygit2
 import sqlalchemy as sa
+from _serving import wait_healthy  # benchmarks/ is the script's own directory, first on sys.path
 
 from odin.controller.store.tables import EVENTS, RUNS
 
@@ -314,16 +315,7 @@ def main() -> None:
     server = subprocess.Popen(command, env=env, stdout=log, stderr=log)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"odin serve did not start; see {tmp / 'server.log'}")
-            time.sleep(0.1)
+        wait_healthy(url, server, tmp / "server.log")
         template = json.loads(PAYLOAD.read_text())
         print(f"odin serve on {url} (database {'SQLite' if args.database_url is None else args.database_url})")
         load = ", ".join(f"{x:.2f}" for x in os.getloadavg())

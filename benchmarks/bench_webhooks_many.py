@@ -51,6 +51,7 @@ import httpx
 import psutil
 import pygit2
 import sqlalchemy as sa
+from _serving import wait_healthy  # benchmarks/ is the script's own directory, first on sys.path
 from bench_webhooks import PAYLOAD, PIPELINE, free_port, percentile
 from pygit2.enums import FileMode
 
@@ -283,16 +284,7 @@ def main() -> None:
     url = f"http://127.0.0.1:{port}"
     db = sa.create_engine(db_url)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"odin serve did not start; see {tmp / 'server.log'}")
-            time.sleep(0.1)
+        wait_healthy(url, server, tmp / "server.log")
         token = httpx.post(f"{url}/v1/auth/token", json={"username": "admin", "password": PASSWORD}, timeout=30)
         token.raise_for_status()
         proc = psutil.Process(server.pid)

@@ -114,7 +114,8 @@ def test_the_thread_sleeps_until_the_slot_and_starts_it_when_the_clock_gets_ther
     assert fired.runs == [] and clock() < slot, "nothing starts before its slot"
     wait_until(lambda: fired.runs, DEADLINE, message="the slot started by the thread")
     ((_, when),) = fired.runs
-    assert slot <= when < slot + timedelta(seconds=2), f"started at {when}, its slot is {slot}"
+    # Seconds, not the hour a thread that ignored the slot would sleep (slack for a loaded CI machine).
+    assert slot <= when < slot + timedelta(seconds=10), f"started at {when}, its slot is {slot}"
     assert scheduler.ticks <= 5, f"{scheduler.ticks} ticks for one slot: the thread should sleep until it"
     assert scheduled_runs(db) == [("nightly", slot.isoformat())]
     assert scheduler.upcoming()["nightly"] == [("0 3 * * *@UTC", slot + timedelta(days=1))]
@@ -141,11 +142,11 @@ def test_a_schedule_a_new_commit_adds_is_picked_up_while_the_thread_waits_for_a_
     fetched = time.monotonic()
     wait_until(lambda: scheduler.upcoming().get("early"), DEADLINE, message="the new commit's schedule picked up")
     took = time.monotonic() - fetched
-    assert took < Scheduler.DEFAULT_INTERVAL + 1.5, f"picked up after {took:.1f} s: the wait for 04:00 is not bounded"
+    assert took < Scheduler.DEFAULT_INTERVAL + 10, f"picked up after {took:.1f} s: the wait for 04:00 is not bounded"
     slot = at("2026-01-05T03:00:00")
     clock.set(slot - timedelta(milliseconds=300))
     wait_until(lambda: fired.runs, DEADLINE, message="the new schedule's slot started")
     ((_, when),) = fired.runs
-    assert slot <= when < slot + timedelta(seconds=Scheduler.DEFAULT_INTERVAL + 1), f"started at {when}"
+    assert slot <= when < slot + timedelta(seconds=Scheduler.DEFAULT_INTERVAL + 10), f"started at {when}"
     assert scheduled_runs(db) == [("early", slot.isoformat())]
     assert scheduler.upcoming()["late"] == [("0 4 * * *@UTC", at("2026-01-05T04:00:00"))]

@@ -84,7 +84,14 @@ def test_a_dead_leaders_lease_is_taken_over_at_once(pg: Engine) -> None:
         assert not b.try_acquire(), "a live leader keeps its lease"
         assert a.try_acquire() and a.held(), "the leader renews"
         with pg.begin() as conn:  # the leader's connection dies with its process
-            conn.execute(sa.text("SELECT pg_terminate_backend(backend_pid) FROM leadership WHERE name = 'scheduler'"))
+            pid = conn.execute(sa.text("SELECT backend_pid FROM leadership WHERE name = 'scheduler'")).scalar_one()
+            conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+
+        def gone() -> bool:  # pg_terminate_backend only signals: the backend leaves pg_stat_activity a moment later
+            with pg.connect() as conn:
+                return not conn.execute(sa.text("SELECT 1 FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}).all()
+
+        wait_until(gone, 10, message="the terminated backend is gone")
         started = time.monotonic()
         assert b.try_acquire(), "no need to wait 60 s for a lease whose holder is gone"
         assert time.monotonic() - started < 5

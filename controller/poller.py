@@ -1,13 +1,14 @@
 """The timer that keeps a repository in sync, and the door webhooks knock on.
 
-One thread per followed repository, so a slow or unreachable remote never delays another. The interval is jittered
+Every poller of the process is run by one shared `PollPool` (`controller/poll_pool.py`: a timer and a few workers,
+not a thread per followed branch), in which a slow or unreachable remote never delays another. The interval is jittered
 (+-10%) so many Odin replicas or repositories do not fetch in lockstep. Failures back off exponentially — doubling from
 the interval for transient ones (network), from at least a minute for ones a person must fix (credentials, a deleted
 branch) — up to `MAX_BACKOFF` (or the interval, when longer: a failing remote is never polled more often than a
-healthy one), and never end the thread, however long the remote stays away: a remote that comes back is picked up by
+healthy one), and never end the polling, however long the remote stays away: a remote that comes back is picked up by
 the next attempt, and the first success brings the interval back.
 
-`request()` wakes the thread at once (a webhook said something changed); the reason travels with the request so
+`request()` polls at once (a webhook said something changed); the reason travels with the request so
 runs record their real trigger. Requests that pile up while a sync runs are answered by the next sync together, and
 each request's `on_done` hears the outcome of the sync that served it. A poller that is not running (this replica is
 not the leader) drops requests: nobody would serve them, and the leader polls anyway.
@@ -22,6 +23,7 @@ import time
 from collections.abc import Callable
 
 from odin.controller.backoff import Backoff
+from odin.controller.poll_pool import PollPool, shared_pool
 from odin.controller.store.db import StoreUnavailable
 from odin.controller.store.leadership import LeadershipLost
 from odin.controller.sync import RepoSync, SyncOutcome, SyncRequest
@@ -46,19 +48,21 @@ class RepoPoller:
         jitter: float = 0.1,
         max_backoff: float = MAX_BACKOFF,
         after_sync: Callable[[SyncOutcome | None], None] | None = None,
+        pool: PollPool | None = None,
     ) -> None:
-        """`after_sync`: called on the poller's thread after each sync (a repository with branch patterns looks
-        for the branches they match then, `odin.controller.branches`); its failures are logged, never fatal."""
+        """`after_sync`: called on the poll's thread after each sync (a repository with branch patterns looks
+        for the branches they match then, `odin.controller.branches`); its failures are logged, never fatal.
+        `pool`: the threads that poll (default: the process's, `shared_pool()`)."""
         self.sync = sync
         self.after_sync = after_sync
         self.interval = interval
         self.jitter = jitter
         self.max_backoff = max_backoff
         self.delay = 0.0  # seconds from the end of the last sync to the next one (metrics, tests)
-        self._wake = threading.Condition()
+        self._pool = pool if pool is not None else shared_pool()
+        self._lock = threading.Lock()
         self._requests: list[SyncRequest] = []
-        self._stopping = False
-        self._thread: threading.Thread | None = None
+        self._running = False  # started and not stopped: requests are taken
         self._failures = 0
         self.last_outcome: SyncOutcome | None = None
         self.last_success: float | None = None  # time.time() of the last sync that reached the remote (sync lag)
@@ -66,27 +70,24 @@ class RepoPoller:
         self._done = threading.Condition()
 
     def start(self) -> None:
-        with self._wake:
-            self._stopping = False  # a replica that lost and regained leadership starts its pollers again
-        self._thread = threading.Thread(target=self._main, name=f"odin-poll-{self.sync.repo_id}", daemon=True)
-        self._thread.start()
+        """Sync now, then every interval (a replica that lost and regained leadership starts its pollers again)."""
+        with self._lock:
+            self._running = True
+        self._pool.start(self)
 
     def stop(self, timeout: float = 30.0) -> None:
-        with self._wake:
-            self._stopping = True
-            self._wake.notify_all()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        """No further syncs; waits up to `timeout` for one under way to end. Requests not served yet are dropped."""
+        with self._lock:
+            self._running = False
+        self._pool.stop(self, timeout)
 
     def request(self, request: SyncRequest | None = None) -> bool:
         """Sync as soon as possible (a webhook arrived, a user asked). False when the poller is not running."""
-        with self._wake:
-            if self._thread is None or self._stopping:
+        with self._lock:
+            if not self._running:
                 return False
             self._requests.append(request or SyncRequest())
-            self._wake.notify_all()
-            return True
+        return self._pool.wake(self)
 
     def wait_for_syncs(self, count: int, timeout: float) -> bool:
         """Block until `count` syncs have completed in total (tests, `odin demo`)."""
@@ -121,52 +122,44 @@ class RepoPoller:
         doubling, up to `max_backoff` (the store coming back should not wait out a long interval)."""
         return Backoff(initial=STORE_RETRY, maximum=self.max_backoff).ceiling(self._failures)
 
-    def _main(self) -> None:
-        delay = 0.0
-        while True:
-            with self._wake:
-                deadline = time.monotonic() + delay
-                while not self._stopping and not self._requests:
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        break
-                    self._wake.wait(remaining)
-                if self._stopping:
-                    return
-                requests, self._requests = self._requests, []
-            default = SyncRequest(trigger=Trigger.POLL, by="poller")
-            request = next((r for r in requests if r.trigger != Trigger.POLL), requests[0] if requests else default)
-            outcome: SyncOutcome | None
-            try:
-                outcome = self.sync.sync(request)
-            except StoreUnavailable as e:
-                log.error("repo %s: sync could not be recorded (%s); retrying", self.sync.repo_id, e)
-                outcome = None
-                self._failures += 1
-            except LeadershipLost as e:  # another replica leads: nothing was recorded; the elector stops this poller
-                log.error("repo %s: sync not recorded: %s", self.sync.repo_id, e)
-                outcome = None
-                self._failures += 1
-            except Exception:
-                log.exception("repo %s: sync failed unexpectedly; retrying", self.sync.repo_id)
-                outcome = None
-                self._failures += 1
-            self.last_outcome = outcome
-            if outcome is not None and outcome.error is None:
-                self.last_success = time.time()
-            for served in requests:
-                if served.on_done is not None:
-                    try:
-                        served.on_done(outcome)
-                    except Exception:
-                        log.exception("repo %s: a sync request's callback failed", self.sync.repo_id)
-            if self.after_sync is not None:
+    def poll(self) -> float:
+        """One sync, serving every request made since the last (`PollPool` calls it); the seconds until the next."""
+        with self._lock:
+            requests, self._requests = self._requests, []
+        default = SyncRequest(trigger=Trigger.POLL, by="poller")
+        request = next((r for r in requests if r.trigger != Trigger.POLL), requests[0] if requests else default)
+        outcome: SyncOutcome | None
+        try:
+            outcome = self.sync.sync(request)
+        except StoreUnavailable as e:
+            log.error("repo %s: sync could not be recorded (%s); retrying", self.sync.repo_id, e)
+            outcome = None
+            self._failures += 1
+        except LeadershipLost as e:  # another replica leads: nothing was recorded; the elector stops this poller
+            log.error("repo %s: sync not recorded: %s", self.sync.repo_id, e)
+            outcome = None
+            self._failures += 1
+        except Exception:
+            log.exception("repo %s: sync failed unexpectedly; retrying", self.sync.repo_id)
+            outcome = None
+            self._failures += 1
+        self.last_outcome = outcome
+        if outcome is not None and outcome.error is None:
+            self.last_success = time.time()
+        for served in requests:
+            if served.on_done is not None:
                 try:
-                    self.after_sync(outcome)
+                    served.on_done(outcome)
                 except Exception:
-                    log.exception("repo %s: looking for the branches its patterns match failed", self.sync.repo_id)
-            with self._done:
-                self.syncs += 1
-                self._done.notify_all()
-            delay = self.next_delay(outcome) if outcome is not None else self._store_retry_delay()
-            self.delay = delay
+                    log.exception("repo %s: a sync request's callback failed", self.sync.repo_id)
+        if self.after_sync is not None:
+            try:
+                self.after_sync(outcome)
+            except Exception:
+                log.exception("repo %s: looking for the branches its patterns match failed", self.sync.repo_id)
+        with self._done:
+            self.syncs += 1
+            self._done.notify_all()
+        delay = self.next_delay(outcome) if outcome is not None else self._store_retry_delay()
+        self.delay = delay
+        return delay

@@ -53,7 +53,7 @@ def pipeline_directory(given: Path) -> Path:
 def run_and_report(directory: Path, params: dict[str, str], parallelism: int | None, data_dir: Path | None) -> int:
     from odin.cli.importing import gc_paused
 
-    with gc_paused():
+    with gc_paused(freeze=True):  # the process ends with the run: nothing imported here is ever garbage
         from odin.cli.local_gpus import local_gpu_probe
         from odin.controller.embedded import run_pipeline
 

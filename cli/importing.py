@@ -7,12 +7,11 @@ of the import time (measured CPU time, issue 15 item 2). The collector is switch
 as the imports are done, so nothing the command then runs goes without it.
 
 A one-shot command (`odin run`) also freezes what the imports made (`freeze=True`): the modules live until the
-process exits, yet every full collection walks them again, and so does the interpreter on its way out (its last
-collections over ~90,000 import-time objects were about 65 ms of `odin run`'s 340, after the work was done).
-Frozen objects sit in CPython's permanent generation, which no collection walks; reference counting still frees
-them. What it gives up is the collection of cycles among them that become garbage later: a few hundred objects the
-imports left behind (measured: ~600), held until exit. Objects made after the freeze (the run itself) are collected
-as before.
+process exits, yet the first collections after the imports walked all ~90,000 of their objects again, and so did the
+interpreter's last ones at exit: about 60 ms of `odin run`'s 340 (docs/architecture.md, "Start-up"). Frozen objects
+sit in CPython's permanent generation, which no collection walks; reference counting still frees them. What it gives
+up is collecting the cycles among them that are or become garbage: the imports leave ~600 objects in such cycles,
+held until exit. Objects made after the freeze (the run itself) are collected as before.
 """
 
 from __future__ import annotations

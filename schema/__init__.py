@@ -45,9 +45,9 @@ if TYPE_CHECKING:
     )
     from .report import format_problems, problems_to_json, results_to_json
 
-# Imported on first use (PEP 562): a pipeline's validation (`odin run`, issue 15 item 2: a 300 ms budget for the
-# whole process) needs neither the repository configuration (`.odin.yml`, with its JSON Schema read through
-# importlib.resources and the time zones of its schedules) nor the reports of `odinctl validate`.
+# Imported on first use (PEP 562): validating a pipeline (`odin run`, issue 15 item 2: a 300 ms budget for the whole
+# process) needs neither the repository configuration (`.odin.yml`) nor the reports of `odinctl validate`.
+# tests/schema/test_package.py checks that every name of `__all__` resolves.
 _LAZY = {
     "REPO_CONFIG_FILE": "repoconfig",
     "PipelineFilters": "repoconfig",

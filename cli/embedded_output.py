@@ -2,6 +2,9 @@
 
 A failed run ends with its failing tasks' last log lines and the path of each whole log (`odin.cli.failure`): the
 run's files are on this machine, so the command to see more is `less` on them.
+
+The lines every run prints are written without rich (`odin.cli.styled`, issue 15 item 2: rich was 12-19 ms of a
+300 ms budget); a failure's report and the error messages go through rich consoles made when first used.
 """
 
 from __future__ import annotations
@@ -11,23 +14,25 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rich.console import Console
-
+from odin.cli.consoles import lazy_console
+from odin.cli.styled import Piece, StyledLines
 from odin.controller.bus import EventDict
 from odin.schema import ParamError
 from odin.schema.problems import PipelineInvalid
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from odin.controller.embedded import RunResult
 
 TAIL_BYTES = 64 * 1024  # a failed task's log is read from its end: enough for the last lines, whatever its size
 
-_MARKS = {
-    "succeeded": "[green]✓[/]",
-    "failed": "[red]✗[/]",
-    "retrying": "[yellow]↻[/]",
-    "skipped": "[yellow]-[/]",
-    "cancelled": "[yellow]⊘[/]",
+_MARKS: dict[str, Piece] = {
+    "succeeded": ("✓", "green"),
+    "failed": ("✗", "red"),
+    "retrying": ("↻", "yellow"),
+    "skipped": ("-", "yellow"),
+    "cancelled": ("⊘", "yellow"),
 }
 
 
@@ -53,12 +58,12 @@ def pipeline_directory(given: Path) -> Path:
 def run_and_report(directory: Path, params: dict[str, str], parallelism: int | None, data_dir: Path | None) -> int:
     from odin.cli.importing import gc_paused
 
-    with gc_paused():
+    with gc_paused(freeze=True):  # the process ends with the run: nothing imported here is ever garbage
         from odin.cli.local_gpus import local_gpu_probe
         from odin.controller.embedded import run_pipeline
 
-    out = Console(highlight=False, soft_wrap=True)
-    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    out = StyledLines()
+    err = lazy_console(stderr=True, highlight=False, soft_wrap=True)
     try:
         directory = pipeline_directory(directory)
     except NotAPipeline as e:
@@ -75,7 +80,7 @@ def run_and_report(directory: Path, params: dict[str, str], parallelism: int | N
             return
         detail = data.get("message") or data.get("reason") or ""
         with lock:
-            out.print(f"{_MARKS.get(status, '?')} {event.get('task')}  {status}  [dim]{detail}[/]")
+            out.line(_MARKS[status], f" {event.get('task')}  {status}  ", (str(detail), "dim"))
 
     try:
         result = run_pipeline(
@@ -97,11 +102,11 @@ def run_and_report(directory: Path, params: dict[str, str], parallelism: int | N
         err.print("[yellow]interrupted: run cancelled[/]")
         return 130
     colour = "green" if result.ok else "red"
-    out.print(f"run [bold]{result.run_id}[/]: [{colour}]{result.status.value}[/]")
-    out.print(f"[dim]outputs: {result.run_path}[/]", soft_wrap=True)
-    out.print(f"[dim]logs:    {result.data_dir / 'tasks' / result.run_id}[/]", soft_wrap=True)
+    out.line("run ", (result.run_id, "bold"), ": ", (result.status.value, colour))
+    out.line((f"outputs: {result.run_path}", "dim"))
+    out.line((f"logs:    {result.data_dir / 'tasks' / result.run_id}", "dim"))
     if not result.ok:
-        _report_failure(result, out)
+        _report_failure(result, lazy_console(highlight=False, soft_wrap=True))
     return 0 if result.ok else 1
 
 

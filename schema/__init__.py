@@ -7,6 +7,9 @@ the controller (at every commit), `odinctl validate` (offline) and editors (thro
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING
+
 from .conditions import Condition, ConditionError
 from .limits import DEFAULT_LIMITS, Limits
 from .model import (
@@ -27,11 +30,35 @@ from .model import (
 )
 from .params import ParamError, resolve_params
 from .problems import PipelineInvalid, Problem
-from .repoconfig import REPO_CONFIG_FILE, PipelineFilters, RepoConfig, RepoConfigResult, load_repo_config, repo_schema
-from .report import format_problems, problems_to_json, results_to_json
 from .schemafile import SCHEMA_ID, pipeline_schema, schema_path
 from .validate import PIPELINE_FILE, ValidationResult, load_pipeline, validate_file, validate_path
 from .variables import UnknownVariable, substitute
+
+if TYPE_CHECKING:
+    from .repoconfig import (
+        REPO_CONFIG_FILE,
+        PipelineFilters,
+        RepoConfig,
+        RepoConfigResult,
+        load_repo_config,
+        repo_schema,
+    )
+    from .report import format_problems, problems_to_json, results_to_json
+
+# Imported on first use (PEP 562): validating a pipeline (`odin run`, issue 15 item 2: a 300 ms budget for the whole
+# process) needs neither the repository configuration (`.odin.yml`) nor the reports of `odinctl validate`.
+# tests/schema/test_package.py checks that every name of `__all__` resolves.
+_LAZY = {
+    "REPO_CONFIG_FILE": "repoconfig",
+    "PipelineFilters": "repoconfig",
+    "RepoConfig": "repoconfig",
+    "RepoConfigResult": "repoconfig",
+    "load_repo_config": "repoconfig",
+    "repo_schema": "repoconfig",
+    "format_problems": "report",
+    "problems_to_json": "report",
+    "results_to_json": "report",
+}
 
 __all__ = [
     "BUILTIN_VARIABLES",
@@ -76,3 +103,13 @@ __all__ = [
     "validate_file",
     "validate_path",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """The names of `_LAZY`, from their module, imported the first time one is asked for."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value

@@ -49,8 +49,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psutil
-
 from odin.controller.admission import GpuAsk
 from odin.controller.executors import outputs
 from odin.controller.executors.base import Executor
@@ -589,6 +587,8 @@ def _read_gpus(path: str) -> tuple[int, ...]:
 
 def _is_our_wrapper(pid: int, prefix: Path) -> bool:
     """Guard against pid reuse: the live process must be our wrapper for exactly this attempt."""
+    import psutil  # only when a restarted controller adopts a live attempt: off `odin run`'s start-up (~5 ms)
+
     try:
         cmdline = psutil.Process(pid).cmdline()
     except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):

@@ -68,8 +68,14 @@ NOT_FOR_A_LIST = NOT_FOR_HELP - {"rich", "msgspec", "httpx", "pydantic"} | {"web
 # (its new store is made from the models), jsonschema (a valid pipeline passes the compiled check alone) or croniter
 # (no schedule); nor SQLModel and SQLAlchemy's ORM (the store's queries use the Core tables generated from the models,
 # controller/store/tables.py), nor typer and the pydantic it validates command lines with (a well-formed `odin run`
-# line is read by cli/run_line.py).
+# line is read by cli/run_line.py); nor psutil (only for adopting a live task after a restart, or where Linux has no
+# pidfds) or the repository configuration's module (`.odin.yml`: odin.schema imports it on first use); nor rich
+# (the lines a run prints are cli/styled.py's; a failed run's report and the error messages import it).
 NOT_FOR_LOCAL_RUN = {
+    "rich",
+    "psutil",
+    "odin.schema.repoconfig",
+    "odin.schema.report",
     "sqlmodel",
     "sqlalchemy.orm",
     "typer",

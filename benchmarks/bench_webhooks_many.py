@@ -26,6 +26,10 @@ It prints p50/p90/max of both, the answer time of the deliveries, the server's R
 
     .venv/bin/python benchmarks/bench_webhooks_many.py [--repos 500] [--branches 5] [--pushes 50]
         [--poll-interval 30] [--idle 30] [--database-url postgresql+psycopg2://postgres@127.0.0.1/bench]
+        [--register-only]
+
+`--register-only` stops after step 1's registrations and prints each `POST /v1/repos`'s time by hundreds registered
+before it (p50/p90/max): what following one more repository costs the API request as the number followed grows.
 """
 
 from __future__ import annotations
@@ -120,9 +124,9 @@ def delivery(template: dict[str, Any], repo: Followed, branch: str, before: str,
     return raw, {**template["headers"], "X-GitHub-Delivery": delivery_id, "X-Hub-Signature-256": signature}
 
 
-def register(client: httpx.Client, repos: list[Followed], poll_interval: float) -> float:
-    """`POST /v1/repos` for each registered repository; returns the seconds it took."""
-    started = time.perf_counter()
+def register(client: httpx.Client, repos: list[Followed], poll_interval: float) -> list[float]:
+    """`POST /v1/repos` for each registered repository; returns the seconds each request took, in order."""
+    took: list[float] = []
     for repo in repos:
         body = {
             "name": repo.name,
@@ -131,10 +135,20 @@ def register(client: httpx.Client, repos: list[Followed], poll_interval: float) 
             "webhook_secret_ref": f"env:{repo.secret_env}",
             "poll_interval": poll_interval,  # a registration's own (ODIN_POLL_INTERVAL is only ODIN_REPO's)
         }
+        started = time.perf_counter()
         res = client.post("/v1/repos", json=body)
+        took.append(time.perf_counter() - started)
         if res.status_code != 201:
             raise SystemExit(f"POST /v1/repos {repo.name}: {res.status_code} {res.text}")
-    return time.perf_counter() - started
+    return took
+
+
+def print_registrations(took: list[float]) -> None:
+    """The registrations' total, and each request's time by hundreds registered before it: a request that re-read
+    every registration grew with their number, one that touches only its own repository does not."""
+    print(f"registered {len(took)} repositories through POST /v1/repos in {sum(took):.1f} s")
+    for start in range(0, len(took), 100):
+        print(figures(f"POST /v1/repos #{start + 1}-{min(start + 100, len(took))}", took[start : start + 100]))
 
 
 def not_ready(client: httpx.Client, repos: list[Followed]) -> list[str]:
@@ -251,6 +265,11 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--log-level", default="WARNING", help="the server's ODIN_LOG_LEVEL")
     parser.add_argument("--database-url", default=None, help="default: SQLite in a temporary data directory")
+    parser.add_argument(
+        "--register-only",
+        action="store_true",
+        help="stop after the registrations: their total and per-request times, and the load average",
+    )
     args = parser.parse_args()
     idle = args.poll_interval if args.idle is None else args.idle
     # SIGTERM (`timeout`, a killed job) runs the clean-up below too: an orphaned server would poll 2,500 branches on
@@ -296,8 +315,10 @@ def main() -> None:
         print(f"machine: {os.cpu_count()} CPUs, load average {load} before the run; python {sys.version.split()[0]}")
         headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
         with httpx.Client(base_url=url, headers=headers, timeout=120) as client:
-            took = register(client, repos[1:], args.poll_interval)
-            print(f"registered {args.repos - 1} repositories through POST /v1/repos in {took:.1f} s")
+            print_registrations(register(client, repos[1:], args.poll_interval))
+            if args.register_only:
+                print(f"load average {', '.join(f'{x:.2f}' for x in os.getloadavg())} after")
+                return
             took = wait_followed(client, repos, args.ready_timeout)
         branches = sum(len(r.branches) for r in repos)
         print(

@@ -126,6 +126,9 @@ def run_pipeline(
             raise
         finally:
             engine.stop()
+            # Its launch threads and reaper: a process calling run_pipeline again and again (a notebook, a test
+            # suite) kept two or more idle threads and their descriptors per call. Running tasks are left alone.
+            executor.shutdown()
         if status is None:
             engine_status = RunStatus.ERROR
             log.error("run %s did not finish within %ss", run_id, timeout)

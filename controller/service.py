@@ -46,7 +46,7 @@ from odin.controller.settings import Settings
 from odin.controller.store import queueing
 from odin.controller.store.db import DbEngine, StoreError, create_db_engine, migrate
 from odin.controller.store.leadership import Fence
-from odin.controller.store.repo_records import RepoRecord, registered
+from odin.controller.store.repo_records import RepoRecord, registered, registration
 from odin.controller.store.repositories import follow_repository, record_condition
 from odin.controller.store.runs import Created, load_runs, request_cancel, run_events
 from odin.controller.store.types import utcnow
@@ -500,32 +500,50 @@ class Controller:
         with self._repos_lock:  # the read too: an older snapshot applied after a newer one would undo a change
             records = {r.id: r for r in registered(self.db)}
             current = dict(self.repos)
-            for name, followed in list(current.items()):
-                if followed.origin != "api":
-                    continue
-                record = records.get(followed.id)
-                if record is None or _fingerprint(record) != followed.fingerprint:
-                    _stop_repo(followed)
-                    del current[name]
-                    log.info(
-                        "repository %s: %s", name, "changed; following it anew" if record else "no longer followed"
-                    )
-            known = {f.id for f in current.values()}
-            for record in records.values():
-                if record.id in known:
-                    continue
-                try:
-                    followed = self._follow_record(record)
-                except (SecretUnavailable, ValueError) as e:
-                    unusable = isinstance(e, SecretUnavailable)
-                    message = e.message if isinstance(e, SecretUnavailable) else str(e)
-                    self._not_ready(record, "CredentialsUnavailable" if unusable else "Invalid", message)
-                    continue
-                current[record.name] = followed
-                if self._polling:
-                    _start_repo(followed)
-                log.info("repository %s: following %s (%s)", record.name, record.url, ", ".join(record.branches))
+            live = {f.id: f for f in current.values() if f.origin == "api"}
+            for repo_id in [*live, *(i for i in records if i not in live)]:
+                self._reconcile(current, live.get(repo_id), records.get(repo_id))
             self.repos = current
+
+    def refresh_repository(self, name: str) -> None:
+        """Follow one registration's change now (this replica served its `POST`, `PATCH` or `DELETE`): only that
+        repository is read from the store and started, rebuilt or stopped, so registering the 500th costs what the
+        first did and no other repository's poller is touched. The periodic `refresh_repositories` still picks up
+        what other replicas changed."""
+        with self._repos_lock:  # the read too, as in refresh_repositories
+            record = registration(self.db, name)
+            current = dict(self.repos)
+            followed = current.get(name)
+            self._reconcile(current, followed if followed is not None and followed.origin == "api" else None, record)
+            self.repos = current
+
+    def _reconcile(
+        self, current: dict[str, FollowedRepo], followed: FollowedRepo | None, record: RepoRecord | None
+    ) -> None:
+        """Bring one registered repository in `current` in line with its `record` (None: no longer followed): left
+        alone when unchanged, stopped when changed or gone, followed (and started on the leader) when new or
+        changed. Caller holds `_repos_lock`."""
+        if followed is not None:
+            if record is not None and _fingerprint(record) == followed.fingerprint:
+                return
+            _stop_repo(followed)
+            del current[followed.name]
+            log.info(
+                "repository %s: %s", followed.name, "changed; following it anew" if record else "no longer followed"
+            )
+        if record is None:
+            return
+        try:
+            new = self._follow_record(record)
+        except (SecretUnavailable, ValueError) as e:
+            unusable = isinstance(e, SecretUnavailable)
+            message = e.message if isinstance(e, SecretUnavailable) else str(e)
+            self._not_ready(record, "CredentialsUnavailable" if unusable else "Invalid", message)
+            return
+        current[record.name] = new
+        if self._polling:
+            _start_repo(new)
+        log.info("repository %s: following %s (%s)", record.name, record.url, ", ".join(record.branches))
 
     def _not_ready(self, record: RepoRecord, reason: str, message: str) -> None:
         ready = next((c for c in record.conditions if c.get("type") == "Ready"), None)

@@ -34,6 +34,7 @@ SCRIPTS = (
     "bench_pod_outputs.py",
     # issue 13
     "bench_webhooks_many.py",
+    "bench_repo_refresh.py",
     # the others
     "bench_big_run.py",
     "bench_cache.py",

@@ -91,7 +91,8 @@ def _relative(request: Request[Any, Any, Any], path: str) -> str:
     operation_id="putPipelineFile",
     summary="Write a file as a new commit on the followed branch (authored by you) and push it",
     description="The commit then triggers like any other push. Send `If-Match: <sha>` (or `base_sha`) to be told "
-    "with 409 when the branch moved since you read the file. A main.yml must be valid (422 with its problems). "
+    "with 409 when the branch moved since you read the file. A main.yml must be valid, and a main.yml.jinja2 must "
+    "render with its defaults to a valid one (422 with its problems). "
     "Writing the content already there makes no commit.",
     tags=["pipelines"],
     responses=errors(403, 404, 409, 413, 422, 502),

@@ -189,7 +189,8 @@ def write_file(
     committer: Author,
     expected_base: str | None,
 ) -> FileWritten:
-    """Commit the file on the followed branch and push it; a main.yml must validate first. Then ask for a sync."""
+    """Commit the file on the followed branch and push it; a main.yml (or a main.yml.jinja2, rendered) must validate
+    first. Then ask for a sync."""
     pipeline, full = pipeline_file_path(pipeline_from_url(name), path)
     if body.encoding == "base64":
         try:
@@ -198,10 +199,7 @@ def write_file(
             raise InvalidRequest("content is not valid base64") from e
     else:
         content = _utf8(body.content)
-    if posixpath.basename(full) == MAIN_FILE and posixpath.dirname(full) == pipeline:
-        result = repo.validator.validate(content, file=full, default_name=posixpath.basename(pipeline))
-        if result.problems:
-            raise InvalidContent(f"{full} is not a valid pipeline; nothing was committed", result.problems)
+    _check_pipeline_file(repo.validator, pipeline, full, content)
     done = facade.commit_file(
         repo,
         pipeline=pipeline,
@@ -223,8 +221,25 @@ def write_file(
     )
 
 
+def _check_pipeline_file(validator: Validator, pipeline: str, full: str, content: bytes) -> None:
+    """A pipeline's `main.yml`, or its `main.yml.jinja2` rendered with its own defaults in the validator's bounded
+    sandbox (as a sync will), must validate before it is committed: `InvalidContent` with the problems (located in
+    the template) otherwise. Other files are the pipeline's business."""
+    if posixpath.dirname(full) != pipeline:
+        return
+    name = posixpath.basename(pipeline)
+    if posixpath.basename(full) == MAIN_FILE:
+        result = validator.validate(content, file=full, default_name=name)
+    elif posixpath.basename(full) == TEMPLATE_FILE:
+        result = validator.validate_template(content, file=full, default_name=name).result
+    else:
+        return
+    if result.problems:
+        raise InvalidContent(f"{full} is not a valid pipeline; nothing was committed", result.problems)
+
+
 class InvalidContent(Exception):
-    """A main.yml that does not validate (mapped to 422 with its problems)."""
+    """A main.yml, or a rendered main.yml.jinja2, that does not validate (mapped to 422 with its problems)."""
 
     def __init__(self, message: str, problems: list[Problem]) -> None:
         super().__init__(message)

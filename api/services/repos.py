@@ -65,7 +65,7 @@ def add_repo(ctx: AppContext, data: RepoCreate, *, by: str) -> RepoOut:
         _given(data) | {"branches": data.branches, "branch": data.default_branch}, allow_http=_allow_http(ctx)
     )
     record = repo_records.insert_record(ctx.db, name, values, by=by)
-    _refresh(ctx)
+    _refresh(ctx, record)
     return _out(ctx, record)
 
 
@@ -79,13 +79,13 @@ def update_repo(ctx: AppContext, name: str, data: RepoUpdate, *, by: str) -> Rep
             given["branch"] = current.branch  # new patterns keep the own branch they still name
     values = check_repo_spec(given, current={"branches": list(current.branches)}, allow_http=_allow_http(ctx))
     record = repo_records.update_record(ctx.db, name, values, by=by)
-    _refresh(ctx)
+    _refresh(ctx, record)
     return _out(ctx, record)
 
 
 def remove_repo(ctx: AppContext, name: str, *, by: str) -> RepoOut:
     record = repo_records.remove_record(ctx.db, name, by=by)
-    _refresh(ctx)
+    _refresh(ctx, record)
     return _out(ctx, record)
 
 
@@ -99,10 +99,11 @@ def _given(data: msgspec.Struct) -> dict[str, Any]:
     return given
 
 
-def _refresh(ctx: AppContext) -> None:
-    """Follow the change on this replica now (the leader, if it is another one, picks it up at its next refresh)."""
+def _refresh(ctx: AppContext, record: RepoRecord) -> None:
+    """Follow the change on this replica now (the leader, if it is another one, picks it up at its next refresh):
+    that repository only, so a request costs the same however many repositories are followed."""
     if ctx.controller is not None:
-        ctx.controller.refresh_repositories()
+        ctx.controller.refresh_repository(record.name)
 
 
 def _allow_http(ctx: AppContext) -> bool:

@@ -42,6 +42,7 @@ class Reaper:
         self._selector.register(self._wake_r, selectors.EVENT_READ, None)
         self._pending: list[tuple[int, OnExit]] = []
         self._stopping = False
+        self._closed = False
         self._thread: threading.Thread | None = None
 
     def watch(self, pid: int, on_exit: OnExit) -> None:
@@ -49,17 +50,45 @@ class Reaper:
             threading.Thread(target=self._poll_one, args=(pid, on_exit), daemon=True).start()
             return
         with self._lock:
+            if self._stopping:  # the executor is shutting down: a restarted one adopts the process by its pid file
+                log.debug("reaper stopped: not watching process %d", pid)
+                return
             self._pending.append((pid, on_exit))
             if self._thread is None:
                 self._thread = threading.Thread(target=self._main, name="odin-reaper", daemon=True)
                 self._thread.start()
-        with contextlib.suppress(BlockingIOError):
-            os.write(self._wake_w, b"x")
+            with contextlib.suppress(BlockingIOError):  # under the lock: `stop` cannot have closed the pipe
+                os.write(self._wake_w, b"x")
 
-    def stop(self) -> None:
-        self._stopping = True
-        with contextlib.suppress(OSError):
-            os.write(self._wake_w, b"x")
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop watching: the thread ends and the descriptors (the wake-up pipe, the selector, the pidfds of processes
+        still running) are closed, so a stopped executor holds nothing. Exits after this are not reported; a
+        restarted controller adopts those processes by their pid files."""
+        with self._lock:
+            if self._closed:
+                return
+            self._stopping = True
+            thread = self._thread
+            with contextlib.suppress(BlockingIOError):
+                os.write(self._wake_w, b"x")
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout)
+        if thread is None or not thread.is_alive():
+            self._close()
+        else:
+            log.warning("the reaper thread did not end within %g s; its descriptors stay open", timeout)
+
+    def _close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            for key in list(self._selector.get_map().values()):
+                if key.data is not None:  # a pidfd; the wake-up pipe's end is closed below
+                    os.close(key.fd)
+            self._selector.close()
+            os.close(self._wake_r)
+            os.close(self._wake_w)
 
     def _main(self) -> None:
         while not self._stopping:

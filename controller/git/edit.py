@@ -27,7 +27,7 @@ from pygit2.enums import FileMode
 from odin.controller.git._transport import CallbackRefusal, OdinCallbacks, translate_error
 from odin.controller.git.errors import GitError, PathEscapes, UnsupportedEntry
 from odin.controller.git.mirror import Mirror
-from odin.controller.git.paths import PIPELINE_FILE, is_hidden, normalize_repo_path
+from odin.controller.git.paths import PIPELINE_FILE, PIPELINE_FILES, TEMPLATE_FILE, is_hidden, normalize_repo_path
 
 __all__ = ["Author", "EditConflict", "FileCommit", "NotAPipeline", "commit_file", "pipeline_file_path"]
 
@@ -44,7 +44,8 @@ class EditConflict(GitError):
 
 
 class NotAPipeline(GitError):
-    """The directory is not a pipeline at the branch tip (and the write does not create its main.yml)."""
+    """The directory is not a pipeline at the branch tip (and the write does not create its main.yml or its
+    main.yml.jinja2)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,10 +110,13 @@ def commit_file(
             )
         repo = mirror._repo()
         base = cast(pygit2.Commit, repo[tip])
-        if full != f"{directory}/{PIPELINE_FILE}" and not _is_regular(base.tree, f"{directory}/{PIPELINE_FILE}"):
+        # A directory holding a main.yml.jinja2 is a pipeline too (`odin.controller.pipelines`), so its other files
+        # are editable, and writing either file is how a pipeline is created.
+        pipeline_files = [f"{directory}/{name}" for name in PIPELINE_FILES]
+        if full not in pipeline_files and not any(_is_regular(base.tree, f) for f in pipeline_files):
             raise NotAPipeline(
-                f"{directory!r} is not a pipeline at {tip[:12]} (it has no {PIPELINE_FILE}); create its "
-                f"{PIPELINE_FILE} first",
+                f"{directory!r} is not a pipeline at {tip[:12]} (it has no {PIPELINE_FILE} nor {TEMPLATE_FILE}); "
+                f"create its {PIPELINE_FILE} first (or its {TEMPLATE_FILE})",
                 url=mirror.url,
             )
         mode = _check_route(base.tree, full)

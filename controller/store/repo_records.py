@@ -133,6 +133,17 @@ def registered(engine: DbEngine) -> list[RepoRecord]:
         return [_record(row) for row in conn.execute(query.order_by(REPOS.c.id))]
 
 
+def registration(engine: DbEngine, name: str) -> RepoRecord | None:
+    """The repository registered through the API as `name` if it is followed now (enabled, not removed), else None:
+    one registration read without the others, so that following one change costs the same however many there are."""
+    query = sa.select(REPOS).where(
+        REPOS.c.name == name, REPOS.c.origin == "api", REPOS.c.removed_at.is_(None), REPOS.c.enabled.is_(True)
+    )
+    with reading(engine) as conn:
+        row = conn.execute(query).first()
+    return None if row is None else _record(row)
+
+
 def get_record(engine: DbEngine, name: str) -> RepoRecord:
     """The repository named `name` (removed ones included: their history is still there). Raises `RepoNotFound`."""
     with reading(engine) as conn:

@@ -1,6 +1,7 @@
-"""`POST /v1/validate` of a `main.yml.jinja2` over real HTTP against a real `odin serve`: the template is rendered in
-the server's validation workers (under `ODIN_VALIDATION_TIMEOUT`), a hostile one is a problem within its bounds, and
-the server keeps answering."""
+"""`POST /v1/validate` and `PUT .../files/main.yml.jinja2` of a template over real HTTP against a real `odin serve`
+and a real git remote: the template is rendered in the server's validation workers (under `ODIN_VALIDATION_TIMEOUT`),
+a hostile one is a problem within its bounds, the server keeps answering, and a template that does not render to a
+valid pipeline is never committed."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import httpx
 import pytest
 
 from tests.api.conftest import Served, start_server
+from tests.support.wait import wait_until
 
 FILE = "sweep/main.yml.jinja2"
 TEMPLATE = """\
@@ -85,3 +87,45 @@ def test_the_server_answers_while_a_template_renders(server: Served) -> None:
     assert max(latencies) < 2, latencies
     [answer] = answers
     assert "validation took longer than 0.5 s" in answer.json()["problems"][0]["message"]
+
+
+def _put(server: Served, path: str, content: str) -> httpx.Response:
+    return server.request("PUT", f"/v1/pipelines/{path}", json={"content": content})
+
+
+@pytest.mark.parametrize(
+    "content, where, message",
+    [
+        (TEMPLATE.replace("command:", "depnds: [], command:"), ("sweep/main.yml.jinja2 (rendered)", 3), "depnds"),
+        ("tasks:\n  - {name: a, image: x, command: [echo, '{{ lr }}']}\n", ("sweep/main.yml.jinja2", 2), "'lr'"),
+        (LOOPING, ("sweep/main.yml.jinja2", 1), "validation took longer than 0.5 s"),
+    ],
+    ids=["invalid when rendered", "undefined variable", "nested loops"],
+)
+def test_a_template_that_does_not_render_to_a_valid_pipeline_is_not_committed(
+    server: Served, content: str, where: tuple[str, int], message: str
+) -> None:
+    before = server.remote.remote_tip()
+    r = _put(server, "sweep/files/main.yml.jinja2", content)
+    assert r.status_code == 422, r.text
+    body = r.json()
+    assert "sweep/main.yml.jinja2 is not a valid pipeline; nothing was committed" in body["detail"]
+    problem = body["extra"]["problems"][0]
+    assert (problem["file"], problem["line"]) == where and message in problem["message"], problem
+    # Beside a main.yml too (which the controller reads first): a template is a pipeline file whatever shadows it.
+    assert _put(server, "ok/files/main.yml.jinja2", content).status_code == 422
+    assert server.remote.remote_tip() == before, "nothing was committed"
+
+
+def test_a_valid_template_creates_a_pipeline_whose_files_are_then_editable(server: Served) -> None:
+    r = _put(server, "sweep/files/main.yml.jinja2", TEMPLATE)
+    assert r.status_code == 200, r.text
+    written = r.json()
+    assert server.remote.remote_tip() == written["commit_sha"]
+    server.remote.pull()
+    assert server.remote.files(written["commit_sha"])["sweep/main.yml.jinja2"] == TEMPLATE.encode()
+    sweep = wait_until(lambda: server.get("/v1/pipelines/sweep").json().get("tasks"), 30)
+    assert [t["name"] for t in sweep] == ["train-1", "train-2"], "the controller renders it as the API validated it"
+    helper = _put(server, "sweep/files/run.sh", "echo\n")  # no main.yml: the template makes it a pipeline
+    assert helper.status_code == 200, helper.text
+    server.remote.pull()

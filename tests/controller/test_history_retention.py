@@ -177,8 +177,7 @@ def test_a_batch_resumes_after_the_events_it_kept(db: DbEngine) -> None:
 def harness(db: DbEngine, tmp_path: Path) -> Iterator[Harness]:
     h = Harness(db, tmp_path / "data")
     yield h
-    if h.engine is not None:
-        h.engine.stop()
+    h.close()
 
 
 def test_logs_of_runs_ended_before_the_horizon_are_deleted_and_the_page_says_so(harness: Harness) -> None:

@@ -9,7 +9,9 @@ import os
 import subprocess
 import threading
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -28,6 +30,24 @@ from odin.controller.executors.sandbox import (
 
 ABI, WHY = landlock.abi_version()
 pytestmark = pytest.mark.skipif(ABI == 0, reason=f"needs Landlock: {WHY}")
+
+
+SandboxOf = Callable[..., Sandbox]
+
+
+@pytest.fixture
+def sandbox_of() -> Iterator[SandboxOf]:
+    """`Sandbox(...)`, closed when the test ends: a sandbox keeps a descriptor per entry beside the way to the data
+    directory (hundreds under a busy /tmp), which the worker process held for the rest of the run otherwise."""
+    made: list[Sandbox] = []
+
+    def make(*args: Any, **kwargs: Any) -> Sandbox:
+        made.append(Sandbox(*args, **kwargs))
+        return made[-1]
+
+    yield make
+    for sandbox in made:
+        sandbox.close()
 
 
 @pytest.fixture
@@ -97,9 +117,11 @@ ALLOWED = ("tree", "artifact", "run_write", "run_mkdir", "state", "neighbour", "
 
 
 @pytest.mark.parametrize("abi", sorted({1, 3, ABI}))
-def test_a_task_reaches_only_its_own_paths_in_the_data_directory(data_dir: Path, abi: int) -> None:
+def test_a_task_reaches_only_its_own_paths_in_the_data_directory(
+    sandbox_of: SandboxOf, data_dir: Path, abi: int
+) -> None:
     """The same rules written for an older kernel (fewer rights handled) close the same things."""
-    codes = run(Sandbox(data_dir, abi), PROBES, data_dir, grants(data_dir))
+    codes = run(sandbox_of(data_dir, abi), PROBES, data_dir, grants(data_dir))
     assert {label: codes[label] for label in DENIED if codes[label] == 0} == {}, "the sandbox let these through"
     assert {label: codes[label] for label in ALLOWED if codes[label] != 0} == {}, "the sandbox refused these"
     assert codes["state_remove"] != 0 and (data_dir / "tasks/mine/t.pid").exists()
@@ -114,9 +136,9 @@ def test_without_the_sandbox_the_same_task_reads_everything(data_dir: Path) -> N
     assert out.stdout == "keydb[core]theirs"
 
 
-def test_only_the_starting_thread_is_restricted(data_dir: Path) -> None:
+def test_only_the_starting_thread_is_restricted(sandbox_of: SandboxOf, data_dir: Path) -> None:
     """Odin itself keeps its access: the restriction dies with the thread that started the task."""
-    sandbox = Sandbox(data_dir, ABI)
+    sandbox = sandbox_of(data_dir, ABI)
     started_on: list[str] = []
 
     def start() -> subprocess.Popen[bytes]:
@@ -129,8 +151,8 @@ def test_only_the_starting_thread_is_restricted(data_dir: Path) -> None:
     (data_dir / "written-after").write_text("ok")
 
 
-def test_what_start_raises_reaches_the_caller_and_no_descriptor_is_left(data_dir: Path) -> None:
-    sandbox = Sandbox(data_dir, ABI)
+def test_what_start_raises_reaches_the_caller_and_no_descriptor_is_left(sandbox_of: SandboxOf, data_dir: Path) -> None:
+    sandbox = sandbox_of(data_dir, ABI)
     before = len(os.listdir("/proc/self/fd"))
 
     def start() -> subprocess.Popen[bytes]:
@@ -142,18 +164,18 @@ def test_what_start_raises_reaches_the_caller_and_no_descriptor_is_left(data_dir
     assert len(os.listdir("/proc/self/fd")) == before
 
 
-def test_a_symbolic_link_beside_the_way_does_not_open_the_data_directory(data_dir: Path) -> None:
+def test_a_symbolic_link_beside_the_way_does_not_open_the_data_directory(sandbox_of: SandboxOf, data_dir: Path) -> None:
     """`<parent>/alias -> data` is an entry beside the way: following it would allow the whole data directory."""
     (data_dir.parent / "alias").symlink_to(data_dir)
-    codes = run(Sandbox(data_dir, ABI), "via_alias cat ../alias/jwt-secret\nmine echo > runs/mine/f", data_dir,
+    codes = run(sandbox_of(data_dir, ABI), "via_alias cat ../alias/jwt-secret\nmine echo > runs/mine/f", data_dir,
                 grants(data_dir))  # fmt: skip
     assert codes == {"via_alias": 1, "mine": 0}
 
 
-def test_the_task_cannot_signal_odin(data_dir: Path) -> None:
+def test_the_task_cannot_signal_odin(sandbox_of: SandboxOf, data_dir: Path) -> None:
     if ABI < 6:
         pytest.skip("signal scoping needs Landlock ABI 6")
-    codes = run(Sandbox(data_dir, ABI), f"odin kill -0 {os.getpid()}\nself kill -0 $$", data_dir, [])
+    codes = run(sandbox_of(data_dir, ABI), f"odin kill -0 {os.getpid()}\nself kill -0 $$", data_dir, [])
     assert codes == {"odin": 1, "self": 0}
 
 
@@ -169,6 +191,7 @@ def test_the_setting_chooses_the_sandbox(tmp_path: Path, monkeypatch: pytest.Mon
     for mode in (SandboxMode.AUTO, SandboxMode.LANDLOCK):
         sandbox, why = resolve_sandbox(mode, tmp_path)
         assert sandbox is not None and sandbox.abi == ABI and why == ""
+        sandbox.close()
     # A kernel without Landlock (the one adapter boundary faked: this machine has it).
     monkeypatch.setattr(landlock, "abi_version", lambda: (0, "this kernel (5.4.0) has no Landlock"))
     assert resolve_sandbox(SandboxMode.AUTO, tmp_path) == (None, "this kernel (5.4.0) has no Landlock")
@@ -176,13 +199,13 @@ def test_the_setting_chooses_the_sandbox(tmp_path: Path, monkeypatch: pytest.Mon
         resolve_sandbox(SandboxMode.LANDLOCK, tmp_path)
 
 
-def test_entries_made_beside_the_way_between_starts_are_the_next_tasks(data_dir: Path) -> None:
+def test_entries_made_beside_the_way_between_starts_are_the_next_tasks(sandbox_of: SandboxOf, data_dir: Path) -> None:
     """The entries beside the way are kept between starts while their directory is unchanged (here: its time set an
     hour back, as for `/var/lib` in production); a new entry changes it, and the next task has that entry too."""
     parent = data_dir.parent
     hour_ago = time.time_ns() - 3600 * 10**9
     os.utime(parent, ns=(hour_ago, hour_ago))
-    sandbox = Sandbox(data_dir, ABI)
+    sandbox = sandbox_of(data_dir, ABI)
     before = len(os.listdir("/proc/self/fd"))
     assert run(sandbox, "neighbour cat ../neighbour/file", data_dir, []) == {"neighbour": 0}
     assert run(sandbox, "neighbour cat ../neighbour/file\nlater cat ../later/file", data_dir, []) == {
@@ -195,14 +218,14 @@ def test_entries_made_beside_the_way_between_starts_are_the_next_tasks(data_dir:
     assert len(os.listdir("/proc/self/fd")) == before, "descriptors left open"
 
 
-def test_an_artifact_that_is_a_link_does_not_give_its_target(data_dir: Path) -> None:
+def test_an_artifact_that_is_a_link_does_not_give_its_target(sandbox_of: SandboxOf, data_dir: Path) -> None:
     """A producer controls its `${OUTPUT_PATH}`: an artifact that is a link to `jwt-secret`, or a file below a
     directory link to the data directory, is no grant of what it points to."""
     artifacts = data_dir / "outputs/r0/a/1/artifacts"
     (artifacts / "key").symlink_to(data_dir / "jwt-secret")
     (artifacts / "all").symlink_to(data_dir)
     given = [Grant(str(artifacts / "key"), READ), Grant(str(artifacts / "all" / "odin.db"), READ)]
-    codes = run(Sandbox(data_dir, ABI), "key cat outputs/r0/a/1/artifacts/key\ndb cat odin.db", data_dir, given)
+    codes = run(sandbox_of(data_dir, ABI), "key cat outputs/r0/a/1/artifacts/key\ndb cat odin.db", data_dir, given)
     assert codes == {"key": 1, "db": 1}
 
 
@@ -237,14 +260,14 @@ usr ls /usr/bin
 
 
 def test_secret_files_outside_the_data_directory_are_closed_and_their_neighbours_are_not(
-    data_dir: Path, secrets: Path
+    sandbox_of: SandboxOf, data_dir: Path, secrets: Path
 ) -> None:
     """Every file the sandbox is told holds a secret is closed, by its name, a hard link beside it, or a symbolic
     link elsewhere; it cannot be removed or replaced. Its directory is not closed: the other files in it are read
     and written as before. The price, as on the way to the data directory: nothing is created or removed directly
     in a directory on the way (`etc`, `etc/odin`)."""
     named = [str(secrets / "jwt"), str(secrets / "token"), str(secrets / "not-there-yet")]
-    sandbox = Sandbox(data_dir, ABI, lambda: named)
+    sandbox = sandbox_of(data_dir, ABI, lambda: named)
     codes = run(sandbox, SECRET_PROBES, data_dir, grants(data_dir))
     assert codes == {
         "jwt": 1, "token": 1, "hardlink": 1, "link": 1, "remove": 1, "replace": 1,
@@ -253,11 +276,11 @@ def test_secret_files_outside_the_data_directory_are_closed_and_their_neighbours
     assert (secrets / "jwt").read_text() == "jwt-value" and (secrets / "token").read_text() == "token-value"
     assert sandbox.closes_entries_in(str(secrets)) and sandbox.closes_entries_in(str(secrets.parent))
     assert not sandbox.closes_entries_in(str(data_dir.parent / "neighbour"))
-    assert run(Sandbox(data_dir, ABI), "jwt cat ../etc/odin/jwt", data_dir, []) == {"jwt": 0}, "told of none"
+    assert run(sandbox_of(data_dir, ABI), "jwt cat ../etc/odin/jwt", data_dir, []) == {"jwt": 0}, "told of none"
 
 
 def test_a_secret_file_named_while_odin_runs_is_closed_to_the_tasks_started_after(
-    data_dir: Path, secrets: Path
+    sandbox_of: SandboxOf, data_dir: Path, secrets: Path
 ) -> None:
     """The sandbox asks which files are secrets at every start (a repository registered through the API adds its
     `file:` references), also when the directories on the way are unchanged and their reading is kept."""
@@ -265,7 +288,7 @@ def test_a_secret_file_named_while_odin_runs_is_closed_to_the_tasks_started_afte
     for directory in (data_dir.parent, secrets.parent, secrets):
         os.utime(directory, ns=(hour_ago, hour_ago))
     named = [str(secrets / "jwt")]
-    sandbox = Sandbox(data_dir, ABI, lambda: named)
+    sandbox = sandbox_of(data_dir, ABI, lambda: named)
     before = len(os.listdir("/proc/self/fd"))
     assert run(sandbox, "jwt cat ../etc/odin/jwt\ntoken cat ../etc/odin/token", data_dir, []) == {"jwt": 1, "token": 0}
     named.append(str(secrets / "token"))
@@ -279,7 +302,7 @@ def test_a_secret_file_named_while_odin_runs_is_closed_to_the_tasks_started_afte
     assert len(os.listdir("/proc/self/fd")) == before, "descriptors left open"
 
 
-def test_a_secret_file_inside_a_grant_is_given_around(data_dir: Path) -> None:
+def test_a_secret_file_inside_a_grant_is_given_around(sandbox_of: SandboxOf, data_dir: Path) -> None:
     """A secret file put where tasks are given everything (a run's directory, `${ROOT_PATH}`) stays closed: the
     grant is given around it, as `/` is around the data directory, and a grant that is the file itself is none."""
     (data_dir / "runs/mine/sub").mkdir()
@@ -293,5 +316,5 @@ notes cat runs/mine/notes
 sub_write echo x > runs/mine/sub/out
 jwt cat jwt-secret
 """
-    codes = run(Sandbox(data_dir, ABI, lambda: named), script, data_dir, given)
+    codes = run(sandbox_of(data_dir, ABI, lambda: named), script, data_dir, given)
     assert codes == {"key": 1, "notes": 0, "sub_write": 0, "jwt": 1}

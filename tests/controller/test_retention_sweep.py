@@ -49,8 +49,7 @@ def pipeline(yaml: str) -> PipelineSpec:
 def harness(db: DbEngine, tmp_path: Path) -> Iterator[Harness]:
     h = Harness(db, tmp_path / "data")
     yield h
-    if h.engine is not None:
-        h.engine.stop()
+    h.close()
 
 
 def artifacts_of(db: DbEngine, run_id: str) -> dict[str, Any]:

@@ -69,7 +69,11 @@ def make_run(tmp_path: Path, spec: PipelineSpec | None = None, **changes: Any) -
         {"name": "train", "status": "pending", "attempt": 0},
     ]
     loaded = LoadedRun(row, tasks)
-    return active_run(loaded, run_context(loaded), LocalExecutor(tmp_path / "data"), default_parallelism=4)
+    executor = LocalExecutor(tmp_path / "data")  # only asked for the run's paths
+    try:
+        return active_run(loaded, run_context(loaded), executor, default_parallelism=4)
+    finally:
+        executor.shutdown()
 
 
 def key(tmp_path: Path, spec: PipelineSpec | None = None, **changes: Any) -> str:

@@ -59,8 +59,7 @@ def harness(db: DbEngine, tmp_path: Path) -> Iterator[CacheHarness]:
     h = CacheHarness(db, tmp_path / "data")
     h.start()
     yield h
-    if h.engine is not None:
-        h.engine.stop()
+    h.close()
 
 
 def pipeline(yaml: str) -> PipelineSpec:

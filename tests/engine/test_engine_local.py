@@ -38,12 +38,19 @@ class Harness:
         self.work = data_dir / "work"
         self.work.mkdir(parents=True, exist_ok=True)
         self.engine: Engine | None = None
+        self._executors: list[LocalExecutor] = []
+
+    def executor(self) -> LocalExecutor:
+        """A new local executor, shut down by `close`: its launch threads and reaper would outlive the test
+        otherwise (an engine's `stop` leaves its executor as it is, as a restarted controller expects)."""
+        executor = LocalExecutor(self.data_dir, kill_grace=2.0)
+        self._executors.append(executor)
+        return executor
 
     def start(self) -> Engine:
-        executor = LocalExecutor(self.data_dir, kill_grace=2.0)
         self.engine = Engine(
             self.db,
-            executor,
+            self.executor(),
             policy=RetryPolicy(base=0.05, maximum=0.2, jitter=0.0),
             default_parallelism=self.parallelism,
             max_active_tasks=self.max_active_tasks,
@@ -52,6 +59,16 @@ class Harness:
         self.engine.start()
         assert self.engine.wait_ready(10)
         return self.engine
+
+    def close(self) -> None:
+        """Stop the engine and shut down every executor `start` or `executor` made (a test that restarts the engine
+        makes more than one). Tasks still running are left alone, as a stopping controller leaves them."""
+        if self.engine is not None:
+            self.engine.stop()
+            self.engine = None
+        for executor in self._executors:
+            executor.shutdown()
+        self._executors.clear()
 
     def create(self, pipeline: PipelineSpec, params: dict[str, str] | None = None) -> str:
         new = NewRun(
@@ -81,8 +98,7 @@ class Harness:
 def harness(db: DbEngine, tmp_path: Path) -> Iterator[Harness]:
     h = Harness(db, tmp_path / "data")
     yield h
-    if h.engine is not None:
-        h.engine.stop()
+    h.close()
 
 
 def test_dag_runs_with_variables_env_and_outputs(harness: Harness) -> None:

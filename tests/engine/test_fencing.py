@@ -13,7 +13,6 @@ from sqlalchemy.engine import Engine as DbEngine
 
 from odin.controller.engine.decide import RetryPolicy
 from odin.controller.engine.loop import Engine
-from odin.controller.executors.local import LocalExecutor
 from odin.controller.store.leadership import SCHEDULER, Fence, advance_epoch
 from odin.controller.vocabulary import RunStatus
 from tests.engine.test_engine_local import Harness, sh, spec
@@ -27,7 +26,7 @@ def test_a_refused_commit_starts_nothing_and_a_new_leadership_finishes_the_run(d
     fence = Fence(SCHEDULER, advance_epoch(db, SCHEDULER, holder="old"))
     engine = Engine(
         db,
-        LocalExecutor(harness.data_dir, kill_grace=2.0),
+        harness.executor(),
         policy=RetryPolicy(base=0.05, maximum=0.2, jitter=0.0),
         rescan_interval=0.5,
         fence=lambda: fence,
@@ -63,4 +62,4 @@ def test_a_refused_commit_starts_nothing_and_a_new_leadership_finishes_the_run(d
         assert (tasks["a"].attempt, tasks["b"].attempt) == (1, 1)
     finally:
         (marks / "go").touch()
-        engine.stop()
+        harness.close()

@@ -44,8 +44,7 @@ TRAIN_SAMPLE = Path(__file__).resolve().parents[2] / "sample-pipelines" / "train
 def harness(db: DbEngine, tmp_path: Path) -> Iterator[Harness]:
     h = Harness(db, tmp_path / "data")
     yield h
-    if h.engine is not None:
-        h.engine.stop()
+    h.close()
 
 
 def pipeline(yaml: str) -> PipelineSpec:

@@ -59,7 +59,8 @@ def test_engine_holds_changes_through_an_outage(outage_db: tuple[str, sa.Engine]
     )
     with transaction(db) as conn:
         run_id = create_run(conn, NewRun("p", spec, Trigger.MANUAL, {}, work_path=str(tmp_path))).run_id
-    engine = Engine(db, LocalExecutor(tmp_path / "data"), policy=RetryPolicy(base=0.1), rescan_interval=0.5)
+    executor = LocalExecutor(tmp_path / "data")
+    engine = Engine(db, executor, policy=RetryPolicy(base=0.1), rescan_interval=0.5)
     engine.start()
     try:
         engine.submit(run_id)
@@ -81,6 +82,7 @@ def test_engine_holds_changes_through_an_outage(outage_db: tuple[str, sa.Engine]
         assert engine.wait(run_id, 60) == RunStatus.SUCCEEDED
     finally:
         engine.stop()
+        executor.shutdown()
     assert (tmp_path / "after").read_text() == "ran\n"
     with db.connect() as conn:
         statuses = conn.execute(

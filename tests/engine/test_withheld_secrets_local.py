@@ -26,9 +26,10 @@ def engine(db: DbEngine, tmp_path: Path) -> Iterator[Engine]:
     def task_env(launch: TaskLaunch) -> dict[str, str]:
         return {"MLFLOW_TRACKING_URI": TRACKING, "MLFLOW_RUN_ID": "r-1"}
 
+    executor = LocalExecutor(tmp_path / "data", kill_grace=2.0)
     engine = Engine(
         db,
-        LocalExecutor(tmp_path / "data", kill_grace=2.0),
+        executor,
         policy=RetryPolicy(base=0.05, maximum=0.2, jitter=0.0),
         default_parallelism=2,
         rescan_interval=0.5,
@@ -38,6 +39,7 @@ def engine(db: DbEngine, tmp_path: Path) -> Iterator[Engine]:
     assert engine.wait_ready(10)
     yield engine
     engine.stop()
+    executor.shutdown()  # the engine leaves its executor's threads running: a restarted one would reuse them
 
 
 def run(engine: Engine, db: DbEngine, tmp_path: Path, *, withheld: bool, commit: str) -> str:

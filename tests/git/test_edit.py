@@ -120,3 +120,21 @@ def test_links_files_on_the_way_and_missing_pipelines(remote: GitRemote, tmp_pat
         mirror, pipeline="other", path="main.yml", content=b"name: o\ntasks: []\n", author=ALICE, committer=ODIN
     )
     assert created.changed
+
+
+def test_a_templated_pipeline_is_a_pipeline_to_edit_and_its_template_creates_one(
+    remote: GitRemote, tmp_path: Path
+) -> None:
+    # A directory holding only a main.yml.jinja2 is a pipeline to the controller: its other files are editable,
+    # and writing the template is how such a pipeline is created (the API validates it first).
+    remote.commit({"sweep/main.yml.jinja2": "tasks: []\n"}, message="template")
+    mirror = Mirror(remote.url, tmp_path / "cache")
+    helper = commit_file(mirror, pipeline="sweep", path="run.sh", content=b"echo\n", author=ALICE, committer=ODIN)
+    assert helper.changed
+    created = commit_file(
+        mirror, pipeline="fresh", path="main.yml.jinja2", content=b"tasks: []\n", author=ALICE, committer=ODIN
+    )
+    assert created.changed
+    assert remote.bare[created.sha].peel(pygit2.Commit).tree["fresh/main.yml.jinja2"].data == b"tasks: []\n"
+    with pytest.raises(NotAPipeline, match=r"main\.yml\.jinja2"):
+        commit_file(mirror, pipeline="other", path="main.yml.j2", content=b"x", author=ALICE, committer=ODIN)

@@ -1,13 +1,14 @@
 """The few threads that run every followed branch's polls, instead of a thread per branch.
 
-500 repositories of 5 branches were 2,496 poller threads, each asleep until its next poll. Asleep they cost nothing,
-but waking 2,496 threads in one interpreter did: their polls, run concurrently and handing the GIL to each other, cost
-the server about half as much CPU again as the same polls run one after the other (`benchmarks/bench_repos.py` against
-`bench_webhooks_many.py`, docs/repositories.md). Here one timer thread holds every job's next due time in a heap and
-hands due jobs to worker threads, started when jobs are due and every worker is busy, up to `MAX_WORKERS`, and ended
-after `IDLE_EXIT` seconds without work. A remote that stops answering holds one worker until libgit2's timeouts end
-the poll (`controller/git/_transport.py`), so a few slow remotes never delay the others; only more than `MAX_WORKERS`
-hung at once would.
+500 repositories of 5 branches were 2,496 poller threads, each asleep until its next poll: 420 MiB of RSS and 3,011
+threads in the server. Here one timer thread holds every job's next due time in a heap and hands due jobs to worker
+threads. Workers are few on purpose: each holds its own libgit2 handle on every cache it polls (`Mirror` keeps one per
+thread: libgit2 objects are not shared between threads), so polls spread over many workers open and keep many
+handles (measured: ~17 workers cost 0.6-0.8 s more CPU per poll cycle and 200 MiB more RSS than one). So one worker
+takes every due job in turn while it keeps up; the most recently idle worker is the one woken (the others reach
+`IDLE_EXIT` and end); and a new worker starts only when a job has waited `STALL` seconds with none free, which is
+what a remote that stops answering causes (it holds its worker until libgit2's timeouts end the poll,
+`controller/git/_transport.py`). So a few slow remotes never delay the others, up to `MAX_WORKERS` hung at once.
 
 A job is polled by one worker at a time, never two at once. `wake` makes a waiting job due now, and a job woken while
 it is being polled is polled again right after (what woke it may have come too late for the poll under way). `stop`
@@ -35,7 +36,7 @@ TIMER_SLACK = 0.1
 """The timer hands over every job due within this many seconds at once: fewer thread wake-ups (each costs more CPU
 than the heap work), and a poll 0.1 s early is still one per interval."""
 STALL = 0.5
-"""A ready job that waited this long for a worker while none was free (hung remotes, a burst) gets a new worker."""
+"""A ready job that waited this long while no worker took it (hung remotes, a burst) wakes or starts another."""
 FAILED_POLL_RETRY = 2.0
 """The wait after a poll that raised (a job handles its own failures; this is the last line)."""
 
@@ -58,6 +59,14 @@ class _Slot:
     polling_thread: int | None = None  # the worker's thread ident while running
 
 
+@dataclass(slots=True, eq=False)
+class _Idle:
+    """A worker waiting for work, on its own condition so that the most recently idle one is woken (LIFO)."""
+
+    wake: threading.Condition
+    signalled: bool = False
+
+
 class PollPool:
     def __init__(
         self, *, max_workers: int = MAX_WORKERS, idle_exit: float = IDLE_EXIT, name: str = "odin-poll"
@@ -67,7 +76,6 @@ class PollPool:
         self.name = name
         self._lock = threading.Lock()
         self._timer_wake = threading.Condition(self._lock)
-        self._work = threading.Condition(self._lock)
         self._ended = threading.Condition(self._lock)
         self._slots: dict[PollJob, _Slot] = {}
         self._due: list[tuple[float, int, int, PollJob]] = []  # (monotonic due time, tie-break, generation, job)
@@ -75,8 +83,8 @@ class PollPool:
         self._sequence = itertools.count()
         self._generations = itertools.count(1)  # pool-wide, so a restarted job's slot never meets a stale entry
         self._workers = 0
-        self._idle = 0  # workers waiting for a job
-        self._busy = 0  # workers running a poll
+        self._idle: list[_Idle] = []  # workers waiting for a job, the most recently idle last
+        self._waking = 0  # workers woken or started that have not looked at the ready queue yet
         self._timer: threading.Thread | None = None
         self.polls = 0  # polls completed, for tests and metrics
 
@@ -134,19 +142,27 @@ class PollPool:
     # --- inside the lock ---------------------------------------------------------------------------------------------
 
     def _make_ready(self, job: PollJob, slot: _Slot) -> None:
+        if self._timer is None:  # it also watches the ready queue for stalls
+            self._timer = threading.Thread(target=self._time, name=f"{self.name}-timer", daemon=True)
+            self._timer.start()
         slot.generation = next(self._generations)
         slot.state = "ready"
         self._ready.append((job, slot.generation, time.monotonic()))
-        if self._workers == self._busy:  # every worker is in a poll (or there is none): one more
-            self._spawn()
-        else:  # a free worker takes it, and the rest of the queue after it (the timer watches for stalls)
-            self._work.notify()
-            if len(self._ready) == 1:
-                self._timer_wake.notify()  # so a queue that stalls behind hung polls is seen
+        if self._waking == 0 and (self._idle or self._workers == 0):
+            self._add_worker()  # a worker in a poll takes the job after it; the timer watches for stalls
+        elif len(self._ready) == 1:
+            self._timer_wake.notify()  # so that a queue stalled behind hung polls is seen
 
-    def _spawn(self) -> None:
-        if self._workers < self.max_workers:
+    def _add_worker(self) -> None:
+        """Wake the most recently idle worker, or start one (up to `max_workers`)."""
+        if self._idle:
+            idle = self._idle.pop()
+            idle.signalled = True
+            self._waking += 1
+            idle.wake.notify()
+        elif self._workers < self.max_workers:
             self._workers += 1
+            self._waking += 1
             threading.Thread(target=self._worker, name=f"{self.name}-{next(self._sequence)}", daemon=True).start()
 
     def _schedule(self, job: PollJob, slot: _Slot, delay: float) -> None:
@@ -155,10 +171,7 @@ class PollPool:
         due = time.monotonic() + max(0.0, delay)
         earliest = self._due[0][0] if self._due else None
         heapq.heappush(self._due, (due, next(self._sequence), slot.generation, job))
-        if self._timer is None:
-            self._timer = threading.Thread(target=self._time, name=f"{self.name}-timer", daemon=True)
-            self._timer.start()
-        elif earliest is None or due < earliest:
+        if earliest is None or due < earliest:
             self._timer_wake.notify()
 
     # --- threads -----------------------------------------------------------------------------------------------------
@@ -174,22 +187,24 @@ class PollPool:
                     slot = self._slots.get(job)
                     if slot is not None and slot.generation == generation and slot.state == "waiting":
                         self._make_ready(job, slot)
-                if self._ready and self._idle == 0 and now - self._ready[0][2] >= STALL:
-                    self._spawn()
+                if self._ready and self._waking == 0 and now - self._ready[0][2] >= STALL:
+                    self._add_worker()
                 waits = [self._due[0][0] - now] if self._due else []
                 if self._ready:
                     waits.append(STALL / 2)
                 self._timer_wake.wait(min(waits) if waits else None)
 
     def _worker(self) -> None:
+        idle = _Idle(threading.Condition(self._lock))
+        with self._lock:
+            self._waking -= 1  # started: it looks at the queue now
         while True:
             with self._lock:
-                job, slot = self._next_job()
+                job, slot = self._next_job(idle)
                 if job is None or slot is None:
                     self._workers -= 1
                     return
                 slot.state, slot.again, slot.polling_thread = "running", False, threading.get_ident()
-                self._busy += 1
             try:
                 delay = job.poll()
             except Exception:
@@ -197,7 +212,6 @@ class PollPool:
                 delay = FAILED_POLL_RETRY
             with self._lock:
                 self.polls += 1
-                self._busy -= 1
                 slot.polling_thread = None
                 if slot.stopping:
                     if self._slots.get(job) is slot:
@@ -208,23 +222,23 @@ class PollPool:
                 else:
                     self._schedule(job, slot, delay)
 
-    def _next_job(self) -> tuple[PollJob | None, _Slot | None]:
-        """The next ready job (lock held); (None, None) after `idle_exit` seconds without one."""
-        deadline = time.monotonic() + self.idle_exit
+    def _next_job(self, idle: _Idle) -> tuple[PollJob | None, _Slot | None]:
+        """The next ready job (lock held); (None, None) after `idle_exit` seconds without being woken."""
         while True:
             while self._ready:
                 job, generation, _ = self._ready.popleft()
                 slot = self._slots.get(job)
                 if slot is not None and slot.generation == generation and slot.state == "ready":
                     return job, slot
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            self._idle.append(idle)
+            idle.wake.wait(self.idle_exit)
+            if idle.signalled:
+                idle.signalled = False
+                self._waking -= 1
+                continue
+            self._idle.remove(idle)  # not woken: nobody took it off the list
+            if not self._ready:
                 return None, None
-            self._idle += 1
-            try:
-                self._work.wait(remaining)
-            finally:
-                self._idle -= 1
 
 
 _SHARED = PollPool()  # starts no thread until a job is started

@@ -121,7 +121,8 @@ def log_task_isolation(settings: Settings, controller: Controller) -> None:
     log.warning(
         "local tasks run as Odin's own user with no sandbox (%s): they can read its data directory %s, the database "
         "and jwt-secret included, and every secret file it reads (ODIN_JWT_SECRET_FILE, ODIN_ADMIN_PASSWORD_FILE, "
-        "file: references); use a kernel with Landlock, or run Odin as root with ODIN_LOCAL_TASK_USER=<user>",
+        "file: references, its libraries' ~/.aws/credentials, ~/.kube/config, ~/.netrc...); use a kernel with "
+        "Landlock, or run Odin as root with ODIN_LOCAL_TASK_USER=<user>",
         why, data_dir,
     )  # fmt: skip
 

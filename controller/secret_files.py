@@ -3,9 +3,12 @@
 Secrets outside the data directory are files the operator names: `ODIN_JWT_SECRET_FILE`, `ODIN_ADMIN_PASSWORD_FILE`,
 `ODIN_JWT_PRIVATE_KEY_FILE`, `ODIN_GIT_SSH_KEY`, `ODIN_KUBE_CONFIG`, and any `file:/path` reference, in the settings
 (`ODIN_WEBHOOK_SECRET=file:...`, `ODIN_STATUS_TOKEN`, `ODIN_MIDGARD_TOKEN`, the artifact store's keys...) or in a
-repository registered through the API (`credentials_ref`, `webhook_secret_ref`). A task of Odin's own user passes
+repository registered through the API (`credentials_ref`, `webhook_secret_ref`); and the files Odin's libraries read
+by themselves when the settings name none (`~/.aws/credentials`, `$KUBECONFIG`, `~/.netrc`...:
+`library_credentials`). A task of Odin's own user passes
 every permission check on them; the Landlock sandbox (`executors.sandbox`) denies each one it is told about, so this
-module is where they are told: the settings at start (`note_settings`), a repository's references when it is
+module is where they are told: the settings and the libraries' defaults at start (`note_settings`,
+`note_library_defaults`), a repository's references when it is
 registered or loaded, and every `file:` reference when it is parsed or resolved (`note_reference`, called by
 `git.credentials`), whoever resolves it. The sandbox reads `paths()` at each task start, so a reference added
 while Odin runs is closed to every task started after it.
@@ -22,7 +25,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, SecretStr
 
-__all__ = ["PATH_FIELDS", "note_path", "note_reference", "note_settings", "paths"]
+from odin.controller import library_credentials
+
+__all__ = ["PATH_FIELDS", "note_library_defaults", "note_path", "note_reference", "note_settings", "paths"]
 
 PATH_FIELDS = ("jwt_secret_file", "admin_password_file", "jwt_private_key_file", "git_ssh_key", "kube_config")
 """Settings that hold the path of a secret file itself (not a `file:` reference). `jwt_public_key_file` is public."""
@@ -64,6 +69,14 @@ def note_settings(*settings: BaseModel | None) -> None:
                     note_reference(text)
                 elif not text.startswith("env:"):
                     note_path(text)
+
+
+def note_library_defaults() -> None:
+    """The credential files Odin's libraries would find by themselves in this process's environment (boto3's,
+    the Kubernetes client's, MLflow's, `~/.netrc`: `library_credentials.default_files`), existing or not: one that
+    appears later is closed from the first task start after it appears, as any named file is."""
+    for path in library_credentials.default_files():
+        note_path(path)
 
 
 def paths() -> frozenset[str]:

@@ -89,13 +89,16 @@ def make_executor(
 
 
 def _note_secret_files(settings: Settings) -> None:
-    """Tell the sandbox about the secret files the settings name (`odin.controller.secret_files`). Artifact
-    settings that do not validate are left out: the store refuses to open with them, so their files are never read."""
+    """Tell the sandbox about the secret files the settings name (`odin.controller.secret_files`), and the ones
+    Odin's libraries would find by themselves (whichever features are on: a library reads its defaults whenever it
+    is used, and they are credentials of Odin's user either way). Artifact settings that do not validate are left
+    out: the store refuses to open with them, so their files are never read."""
     try:
         artifacts = current_settings()
     except ValueError:
         artifacts = None
     secret_files.note_settings(settings, artifacts)
+    secret_files.note_library_defaults()
 
 
 def work_limits(settings: Settings) -> WorkLimits | None:

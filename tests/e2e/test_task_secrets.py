@@ -26,6 +26,7 @@ from typing import Any
 import httpx
 import pytest
 
+from odin.controller import library_credentials
 from odin.controller.executors import landlock
 from tests.support.git import GitRemote
 from tests.support.server import BIN, OdinServer, free_port
@@ -538,6 +539,38 @@ def _peek_results(data_dir: Path, server: OdinServer) -> dict[str, str]:
     return found
 
 
+LIBRARY_VARIABLES = (
+    "HOME", "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE", "BOTO_CONFIG", "NETRC", "DATABRICKS_CONFIG_FILE",
+    "KUBECONFIG", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+)  # fmt: skip
+"""The variables from which Odin's libraries find credential files by themselves (controller/library_credentials.py)."""
+
+
+def _own_credentials(server: OdinServer, home: Path, env: dict[str, str]) -> OdinServer:
+    """`server` with `home` as its `HOME` and, of the library variables, only those in `env`: the test runner's own
+    (`~/.aws/credentials`, a `KUBECONFIG`) neither leak into the server nor change what it closes."""
+    for name in LIBRARY_VARIABLES:
+        server.env.pop(name, None)
+    server.env.update({"HOME": str(home), **{k: v for k, v in env.items() if k in LIBRARY_VARIABLES}})
+    return server
+
+
+def _closed_at_start(log: str) -> list[str]:
+    """The secret files outside the data directory that `odin serve` said at start it closes."""
+    line = log.split("the secret files Odin reads outside it (", 1)[1].split(";", 1)[0]
+    count, _, listed = line.partition(" now: ")
+    found = [] if listed == "none" else listed.split(", ")
+    assert int(count) == len(found), line
+    return found
+
+
+def _machine_wide() -> list[str]:
+    """The library defaults outside any home directory that exist on this machine (a ServiceAccount token in a pod,
+    `/etc/boto.cfg`): closed too, whatever the test does."""
+    named = (library_credentials.SERVICE_ACCOUNT_TOKEN, "/etc/boto.cfg")
+    return [os.path.realpath(path) for path in named if os.path.isfile(path)]
+
+
 @pytest.mark.skipif(LANDLOCK_ABI == 0, reason=f"needs Landlock: {LANDLOCK_MISSING}")
 def test_secret_files_outside_the_data_directory_are_closed_to_a_task(base: Path) -> None:
     """`ODIN_JWT_SECRET_FILE`, `ODIN_ADMIN_PASSWORD_FILE`, a `file:` reference in the settings and the `file:`
@@ -571,6 +604,7 @@ def test_secret_files_outside_the_data_directory_are_closed_to_a_task(base: Path
         path.write_text(f"not a secret: {path.name}\n")
     (base / "jwt-link").symlink_to(etc / "jwt-secret")
     (base / "given").mkdir()
+    (base / "home").mkdir()  # empty: no library credential file in it
     env = {
         "ODIN_REPO": remote.file_url,
         "ODIN_POLL_INTERVAL": "0.2",
@@ -580,9 +614,8 @@ def test_secret_files_outside_the_data_directory_are_closed_to_a_task(base: Path
         "ODIN_WEBHOOK_SECRET": f"file:{secrets['settings_webhook_ref'][0]}",
     }
     command, as_user = _unprivileged(base, data_dir)
-    if as_user:
-        env.update(NOBODY_ENV)
-    with OdinServer(data_dir, env, command=command, popen_kwargs=as_user) as server:
+    server = _own_credentials(OdinServer(data_dir, env, command=command, popen_kwargs=as_user), base / "home", {})
+    with server:
         token = httpx.post(f"{server.url}/v1/auth/token", json={"username": "admin", "password": password})
         assert token.status_code == 200, token.text
         headers = {"Authorization": f"Bearer {token.json()['access_token']}"}
@@ -605,10 +638,68 @@ def test_secret_files_outside_the_data_directory_are_closed_to_a_task(base: Path
         wait_until(started, 60, interval=0.2, message="a run of peek was created (the repository synced)")
         seen = _peek_results(data_dir, server)
         log = server.log()
-    at_start = sorted(str(secrets[k][0]) for k in ("jwt_secret_file", "admin_password_file", "settings_webhook_ref"))
-    assert f"the secret files Odin reads outside it (3 now: {', '.join(at_start)};" in log, log
+    at_start = [str(secrets[k][0]) for k in ("jwt_secret_file", "admin_password_file", "settings_webhook_ref")]
+    assert _closed_at_start(log) == sorted(at_start + _machine_wide()), log
     refused = [*secrets, "jwt_through_a_link"]
     assert {k: seen.get(k) for k in refused if "Permission denied" not in seen.get(k, "")} == {}, "a secret leaked"
     for label, (_, value) in secrets.items():
         assert value not in json.dumps(seen), f"{label}'s content reached the task"
     assert {k: seen.get(k) for k in neighbours} == {k: f"ok:not a secret: {p.name}" for k, p in neighbours.items()}
+
+
+@pytest.mark.skipif(LANDLOCK_ABI == 0, reason=f"needs Landlock: {LANDLOCK_MISSING}")
+def test_credential_files_the_libraries_find_by_themselves_are_closed_to_a_task(base: Path) -> None:
+    """Odin's settings name no credentials here, so its libraries would look in their own places: boto3 in
+    `~/.aws/credentials` and `~/.aws/config` and the web identity token `AWS_WEB_IDENTITY_TOKEN_FILE` names, the
+    Kubernetes client in each `KUBECONFIG` entry, MLflow's client in `~/.mlflow/credentials`, requests in
+    `~/.netrc`. A task of Odin's user, whose `HOME` is Odin's, cannot `cat` any of them, while the ordinary files
+    beside them (in `~`, in `~/.aws`, beside the kubeconfig) stay readable: the files are closed, not `HOME`."""
+    data_dir = base / "state"
+    remote = GitRemote.create(base / "repo")
+    peek = {"name": "peek", "image": "sh", "command": ["sh", "peek.sh", str(base / "given" / "targets.txt")]}
+    remote.commit({"peek/main.yml": json.dumps({"name": "peek", "tasks": [peek]}), "peek/peek.sh": PEEK})
+    home, kube, tokens = base / "home", base / "kube", base / "tokens"
+    for directory in (home / ".aws", home / ".mlflow", kube, tokens, base / "given"):
+        directory.mkdir(parents=True)
+    credentials = {
+        "aws_credentials": home / ".aws" / "credentials",
+        "aws_config": home / ".aws" / "config",
+        "netrc": home / ".netrc",
+        "mlflow": home / ".mlflow" / "credentials",
+        "kubeconfig": kube / "config",
+        "kubeconfig_second": kube / "other-cluster",
+        "web_identity_token": tokens / "web-identity",
+    }
+    values = {label: _secret(label) for label in credentials}
+    for label, path in credentials.items():
+        path.write_text(values[label] + "\n")
+        path.chmod(0o600)
+    neighbours = {"home_file": home / "notes", "aws_neighbour": home / ".aws" / "notes"}
+    neighbours["kube_neighbour"] = kube / "README"
+    for path in neighbours.values():
+        path.write_text(f"not a secret: {path.name}\n")
+    targets = {label: str(path) for label, path in (credentials | neighbours).items()}
+    (base / "given" / "targets.txt").write_text("".join(f"{k} {v}\n" for k, v in targets.items()))
+    password = _secret("admin-pw")
+    env = {
+        "ODIN_REPO": remote.file_url,
+        "ODIN_POLL_INTERVAL": "0.2",
+        "ODIN_RUN_ON_FIRST_SYNC": "true",
+        "ODIN_LOCAL_SANDBOX": "landlock",
+        "ODIN_ADMIN_PASSWORD": password,
+    }
+    library_env = {
+        "KUBECONFIG": f"{credentials['kubeconfig']}:{credentials['kubeconfig_second']}",
+        "AWS_WEB_IDENTITY_TOKEN_FILE": str(credentials["web_identity_token"]),
+    }
+    command, as_user = _unprivileged(base, data_dir)
+    server = _own_credentials(OdinServer(data_dir, env, command=command, popen_kwargs=as_user), home, library_env)
+    with server:
+        seen = _peek_results(data_dir, server)
+        log = server.log()
+    leaked = {k: seen.get(k) for k in credentials if "Permission denied" not in seen.get(k, "")}
+    assert leaked == {}, "a credential leaked"
+    for label, value in values.items():
+        assert value not in json.dumps(seen), f"{label}'s content reached the task"
+    assert {k: seen.get(k) for k in neighbours} == {k: f"ok:not a secret: {p.name}" for k, p in neighbours.items()}
+    assert _closed_at_start(log) == sorted([*map(str, credentials.values()), *_machine_wide()]), log

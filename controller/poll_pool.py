@@ -33,8 +33,9 @@ MAX_WORKERS = 64
 IDLE_EXIT = 60.0
 """A worker with nothing to do for this many seconds ends (the next due poll starts one again)."""
 TIMER_SLACK = 0.1
-"""The timer hands over every job due within this many seconds at once: fewer thread wake-ups (each costs more CPU
-than the heap work), and a poll 0.1 s early is still one per interval."""
+"""The timer hands over every job due within this many seconds at once (but never earlier than 5 % of the job's own
+wait: a 20 ms backoff is waited out): fewer thread wake-ups, each of which costs more CPU than the heap work, and a
+30 s poll 0.1 s early is still one per interval."""
 STALL = 0.5
 """A ready job that waited this long while no worker took it (hung remotes, a burst) wakes or starts another."""
 FAILED_POLL_RETRY = 2.0
@@ -78,7 +79,8 @@ class PollPool:
         self._timer_wake = threading.Condition(self._lock)
         self._ended = threading.Condition(self._lock)
         self._slots: dict[PollJob, _Slot] = {}
-        self._due: list[tuple[float, int, int, PollJob]] = []  # (monotonic due time, tie-break, generation, job)
+        # (due, tie-break, generation, job, earliest hand-over: due less its slack), monotonic times
+        self._due: list[tuple[float, int, int, PollJob, float]] = []
         self._ready: deque[tuple[PollJob, int, float]] = deque()  # (job, generation, monotonic time queued)
         self._sequence = itertools.count()
         self._generations = itertools.count(1)  # pool-wide, so a restarted job's slot never meets a stale entry
@@ -169,21 +171,22 @@ class PollPool:
         slot.generation = next(self._generations)
         slot.state = "waiting"
         due = time.monotonic() + max(0.0, delay)
+        early = due - min(TIMER_SLACK, 0.05 * max(0.0, delay))
         earliest = self._due[0][0] if self._due else None
-        heapq.heappush(self._due, (due, next(self._sequence), slot.generation, job))
+        heapq.heappush(self._due, (due, next(self._sequence), slot.generation, job, early))
         if earliest is None or due < earliest:
             self._timer_wake.notify()
 
     # --- threads -----------------------------------------------------------------------------------------------------
 
     def _time(self) -> None:
-        """Move jobs whose time has come (within `TIMER_SLACK`) to the ready queue; start a worker for a queue that
-        stalls (every worker held by a slow poll)."""
+        """Move jobs whose time has come to the ready queue, with those due within their slack after them (one
+        wake-up for several); start a worker for a queue that stalls (every worker held by a slow poll)."""
         with self._lock:
             while True:
                 now = time.monotonic()
-                while self._due and self._due[0][0] <= now + TIMER_SLACK:
-                    _, _, generation, job = heapq.heappop(self._due)
+                while self._due and self._due[0][4] <= now:  # in due order: each is late or within its slack
+                    _, _, generation, job, _ = heapq.heappop(self._due)
                     slot = self._slots.get(job)
                     if slot is not None and slot.generation == generation and slot.state == "waiting":
                         self._make_ready(job, slot)

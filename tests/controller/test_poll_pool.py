@@ -7,7 +7,9 @@ test releases, so every ordering is forced rather than hoped for.
 
 from __future__ import annotations
 
+import itertools
 import threading
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -153,3 +155,21 @@ def test_a_poll_that_raises_is_retried(pool: PollPool, caplog: pytest.LogCapture
     wait_until(lambda: job.polls >= 2, 10, message="polled again after the failure's short wait")
     assert pool.stop(job)
     assert "a poll failed unexpectedly" in caplog.text
+
+
+def test_a_short_wait_is_waited_out_whatever_the_timer_slack(pool: PollPool) -> None:
+    # The timer hands over jobs a little early to batch its wake-ups, by at most 5 % of a job's wait: a poller
+    # backing off by 20 ms waits 19 ms at least, not zero.
+    stamps: list[float] = []
+
+    class Stamped(Job):
+        def poll(self) -> float:
+            stamps.append(time.monotonic())
+            return super().poll()
+
+    job = Stamped(delay=0.02)
+    pool.start(job)
+    wait_until(lambda: len(stamps) >= 6, 10, message="six polls")
+    pool.stop(job)
+    gaps = [later - earlier for earlier, later in itertools.pairwise(stamps)]
+    assert min(gaps) >= 0.02 * 0.95, gaps

@@ -173,3 +173,29 @@ def test_an_id_committed_after_a_higher_one_is_still_delivered_first(db: Engine)
             await hub.stop()
 
     run(scenario())
+
+
+def test_with_no_socket_open_the_tail_reads_rarely_and_a_connection_brings_it_back(db: Engine) -> None:
+    # Four reads a second of a table nobody listens to were a quarter of an idle server's CPU (500 repositories).
+    async def scenario() -> None:
+        idle = EventHub(db, None, poll_interval=0.01, idle_interval=3600)
+        busy = EventHub(db, None, poll_interval=0.01, idle_interval=3600)
+        await idle.start()
+        await busy.start()
+        try:
+            busy.connect(100)
+            while busy.tails < 20:  # the connected hub reads every 10 ms (bounded by run's timeout)
+                await asyncio.sleep(0.01)
+            assert idle.tails <= 1, "no socket: no read every poll interval"
+            conn = idle.connect(100)  # wakes the tail at once
+            conn.subscriptions["a"] = Subscription("a", all=True)
+            event = insert(db)
+            assert await received(conn, 1) == [event["id"]]  # read from the store: there is no bus
+            tails = idle.tails
+            while idle.tails < tails + 5:
+                await asyncio.sleep(0.01)
+        finally:
+            await idle.stop()
+            await busy.stop()
+
+    run(scenario())

@@ -9,30 +9,35 @@ from odin.midgard.aggregate import Agent, Aggregator, static
 from tests.support.agents import agent_group
 
 TIMEOUT = 0.5
+LIVE_TIMEOUT = 3.0
+"""Where every live agent of a group must answer in time: 19 agent processes' first answers on a loaded 2-core CI
+machine took more than 0.5 s once. A stalled agent never answers, so the wait it costs is this, whatever its size."""
 
 
-def aggregator(urls: list[str], *, token: str | None = None, cache_ttl: float = 0.0) -> Aggregator:
-    return Aggregator(static([Agent(url=u) for u in urls]), token=lambda: token, timeout=TIMEOUT, cache_ttl=cache_ttl)
+def aggregator(
+    urls: list[str], *, token: str | None = None, cache_ttl: float = 0.0, timeout: float = TIMEOUT
+) -> Aggregator:
+    return Aggregator(static([Agent(url=u) for u in urls]), token=lambda: token, timeout=timeout, cache_ttl=cache_ttl)
 
 
 def test_dead_and_stalled_nodes_are_listed_with_their_last_reading_and_never_wait_twice() -> None:
     with agent_group(12) as live, agent_group(4) as doomed, agent_group(3, stall=True) as slow:
 
         async def scenario() -> None:
-            agg = aggregator(live.urls + doomed.urls + slow.urls)
+            agg = aggregator(live.urls + doomed.urls + slow.urls, timeout=LIVE_TIMEOUT)
             try:
                 first = await agg.readings()
                 by_url = {r.url: r for r in first}
                 assert all(by_url[u].reachable and by_url[u].report is not None for u in live.urls + doomed.urls)
                 for u in slow.urls:
                     assert not by_url[u].reachable and by_url[u].report is None
-                    assert by_url[u].error == f"no answer within {TIMEOUT:g} s"
+                    assert by_url[u].error == f"no answer within {LIVE_TIMEOUT:g} s"
 
                 doomed.kill()
                 started = time.monotonic()
                 second = await agg.readings()
                 # The stalled nodes are not waited for again; the killed ones refuse at once.
-                assert time.monotonic() - started < TIMEOUT
+                assert time.monotonic() - started < LIVE_TIMEOUT
                 by_url = {r.url: r for r in second}
                 for u in doomed.urls:
                     r = by_url[u]

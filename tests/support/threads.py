@@ -12,8 +12,9 @@ no wait at all; the deadline is for a loaded machine, where a joined thread may 
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
+
+from tests.support.wait import wait_until
 
 EXECUTOR_THREADS = ("odin-launch", "odin-reaper")
 DEADLINE = 10.0
@@ -29,13 +30,12 @@ def executor_threads_stopped(deadline: float = DEADLINE) -> Iterator[None]:
     (its own fixtures are torn down first: an autouse fixture is set up before, so torn down after, them)."""
     before = executor_threads()
     yield
-    until = time.monotonic() + deadline
-    while left := executor_threads() - before:
-        if time.monotonic() >= until:
-            names = ", ".join(sorted(t.name for t in left))
-            raise AssertionError(
-                f"this test left local executor threads running ({names}): shut down every executor it makes "
-                "(`executor.shutdown()` after `engine.stop()`, or `Controller.stop()`), in a fixture's teardown or "
-                "a `finally`"
-            )
-        time.sleep(0.01)
+    try:
+        wait_until(lambda: not executor_threads() - before, deadline, interval=0.01)
+    except AssertionError:
+        names = ", ".join(sorted(t.name for t in executor_threads() - before))
+        raise AssertionError(
+            f"this test left local executor threads running ({names}): shut down every executor it makes "
+            "(`executor.shutdown()` after `engine.stop()`, or `Controller.stop()`), in a fixture's teardown or "
+            "a `finally`"
+        ) from None

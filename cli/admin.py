@@ -50,6 +50,10 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Bind address [env: ODIN_HOST]")] = None,
     port: Annotated[int | None, typer.Option(help="Port [env: ODIN_PORT]")] = None,
     log_level: Annotated[str | None, typer.Option(help="DEBUG, INFO, WARNING [env: ODIN_LOG_LEVEL]")] = None,
+    processes: Annotated[
+        int | None,
+        typer.Option(help="Processes answering on the port; more than 1 needs PostgreSQL [env: ODIN_SERVE_PROCESSES]"),
+    ] = None,
 ) -> None:
     """Start the controller and the API (default http://127.0.0.1:9003)."""
     setup_logging(log_level)
@@ -63,6 +67,7 @@ def serve(
             poll_interval=poll_interval,
             host=host,
             port=port,
+            serve_processes=processes,
         )
         from odin.cli.server import run_server
 

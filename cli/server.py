@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import socket
 import time
 from collections.abc import Callable, Generator
 from pathlib import Path
@@ -18,6 +19,7 @@ from odin.api.auth.users import ensure_admin
 from odin.cli.cluster_gpus import cluster_gpu_sampler
 from odin.cli.http_guard import GuardLimits, guarded_protocol
 from odin.cli.local_gpus import local_gpu_probe, local_gpu_sampler
+from odin.cli.serve_processes import Supervisor, WorkerStartFailed, bind_listening_sockets
 from odin.controller.artifacts.settings import current_settings
 from odin.controller.executors.sandbox import SandboxUnavailable
 from odin.controller.executors.task_user import TaskUserError
@@ -136,7 +138,41 @@ def gpu_sample_source(settings: Settings) -> GpuSampleSource:
 
 
 def run_server(settings: Settings) -> int:
+    """`odin serve`: one process, or (ODIN_SERVE_PROCESSES > 1) a supervisor forking that many replicas that share
+    one listening socket (`cli/serve_processes.py`)."""
     protect_secrets(settings)
+    if settings.serve_processes == 1:
+        return _serve(settings, None)
+    if not settings.effective_database_url().startswith("postgresql"):
+        log.error(
+            "cannot start: ODIN_SERVE_PROCESSES=%d needs PostgreSQL (ODIN_DATABASE_URL): the processes are replicas "
+            "that share their state through it, and SQLite serves one process",
+            settings.serve_processes,
+        )
+        return 2
+    try:
+        sockets = bind_listening_sockets(settings.host, settings.port, settings.serve_processes)
+    except OSError as e:
+        log.error("cannot start: cannot listen on %s:%d: %s", settings.host, settings.port, e)
+        return 1
+
+    def serve_one(index: int) -> int:
+        for other in sockets[:index] + sockets[index + 1 :]:
+            other.close()
+        return _serve(settings, sockets[index])
+
+    try:
+        return Supervisor(settings.serve_processes, serve_one).run()
+    except WorkerStartFailed as e:
+        log.error("cannot start: %s", e)
+        return 2
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def _serve(settings: Settings, sock: socket.socket | None) -> int:
+    """One replica: the controller and the API, on `sock` when a supervisor bound it, else on host:port."""
     try:
         controller = Controller(settings, gpus=local_gpu_probe(), gpu_samples=gpu_sample_source(settings))
     except StoreUnavailable as e:
@@ -200,7 +236,7 @@ def run_server(settings: Settings) -> int:
             forwarded_allow_ips=",".join(settings.trusted_proxies) or None,
         )
         server = _Server(config, on_signal=controller.drain)
-        server.run()
+        server.run(sockets=None if sock is None else [sock])
     finally:
         controller.drain()
         started = server.signalled_at if server is not None and server.signalled_at is not None else time.monotonic()

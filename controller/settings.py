@@ -501,6 +501,13 @@ class Settings(BaseSettings):
     http_keep_alive_timeout: int = Field(
         default=5, ge=1, description="Seconds an idle kept-alive connection stays open between requests."
     )
+    serve_processes: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="Processes of `odin serve` answering on its one port (a supervisor forks them; each is a "
+        "replica, one leads). More than 1 needs PostgreSQL. Up to one per core: one process answers on one core.",
+    )
     http_max_connections: int | None = Field(
         default=1000,
         ge=1,

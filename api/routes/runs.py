@@ -71,7 +71,8 @@ async def list_runs(
         created_after=service.timestamp("created_after", created_after),
         created_before=service.timestamp("created_before", created_before),
     )
-    return await in_thread(service.list_runs, ctx.db, f, limit=limit, cursor=cursor)
+    page = await service.list_runs_on_loop(ctx.db, f, limit=limit, cursor=cursor)
+    return page if page is not None else await in_thread(service.list_runs, ctx.db, f, limit=limit, cursor=cursor)
 
 
 @get(

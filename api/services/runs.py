@@ -133,7 +133,19 @@ def list_runs(db: DbEngine, f: RunFilter, *, limit: int, cursor: str | None) -> 
     """Newest first, `limit` per page; `next_cursor` continues after the last item."""
     query = f.query()
     after = decode_cursor(cursor) if cursor else None
-    rows = store.list_runs(db, query, limit=limit + 1, after=after)
+    return _page(store.list_runs(db, query, limit=limit + 1, after=after), limit)
+
+
+async def list_runs_on_loop(db: DbEngine, f: RunFilter, *, limit: int, cursor: str | None) -> RunPage | None:
+    """`list_runs` without a thread, where the store can read it on the event loop (Postgres, single-valued
+    filters); None otherwise: call `list_runs` in a thread then. Invalid filters or cursors raise as there."""
+    query = f.query()
+    after = decode_cursor(cursor) if cursor else None
+    rows = await store.list_runs_on_loop(db, query, limit=limit + 1, after=after)
+    return None if rows is None else _page(rows, limit)
+
+
+def _page(rows: list[store.RunSummaryRow], limit: int) -> RunPage:
     items = [summary(r) for r in rows[:limit]]
     more = len(rows) > limit
     return RunPage(

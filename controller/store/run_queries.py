@@ -17,6 +17,7 @@ import msgspec
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from odin.controller.store import loop_reads
 from odin.controller.store.db import DbEngine, StoreUnavailable, read_once, reading
 from odin.controller.store.tables import EVENTS, REPOSITORIES, RUNS, TASK_RUNS
 
@@ -224,13 +225,30 @@ def list_runs(
     db: DbEngine, query: RunQuery, *, limit: int, after: tuple[datetime, str] | None = None
 ) -> list[RunSummaryRow]:
     """Newest first, at most `limit`; `after` (created_at, id) continues after that run."""
+    statement, values = _list_query(query, limit, after)
+    return read_once(db, lambda conn: [_summary(r) for r in conn.execute(statement, values)])
+
+
+async def list_runs_on_loop(
+    db: DbEngine, query: RunQuery, *, limit: int, after: tuple[datetime, str] | None = None
+) -> list[RunSummaryRow] | None:
+    """`list_runs` read on the running event loop, without a thread (`loop_reads`: the API's busiest read); None
+    where it cannot be read so (SQLite, a status or trigger list, a connection that failed): call `list_runs` in a
+    thread then."""
+    statement, values = _list_query(query, limit, after)
+    rows = await loop_reads.fetch(db, statement, values)
+    return None if rows is None else [_summary(r) for r in rows]
+
+
+def _list_query(
+    query: RunQuery, limit: int, after: tuple[datetime, str] | None
+) -> tuple[sa.Executable, dict[str, Any]]:
     names, values = query.bound()
     if after is not None:
         names += ("after",)
         values.update(after_at=after[0], after_id=after[1])
     values["limit"] = limit
-    statement = _list_statement(names)
-    return read_once(db, lambda conn: [_summary(r) for r in conn.execute(statement, values)])
+    return _list_statement(names), values
 
 
 _LIST_STATEMENTS: dict[tuple[str, ...], sa.Executable] = {}

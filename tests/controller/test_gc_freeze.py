@@ -98,6 +98,21 @@ def test_it_ticks_on_its_own_thread_and_stop_unfreezes() -> None:
     assert not freezer._worker.running and freezer.stats.ticks == ticks
 
 
+def test_start_freezes_what_is_alive_at_once_so_the_first_tick_collects_only_what_is_new() -> None:
+    """Without this, the first tick collected every object of the start-up (~150,000 in `odin serve`): 0.14 s with
+    the API answering nothing, under load."""
+    alive = cycle()
+    assert gc.get_freeze_count() == 0
+    freezer = GcFreezer(3600)  # no tick during the test
+    freezer.start()
+    try:
+        assert gc.get_freeze_count() > 0
+        assert all(o is not alive for o in gc.get_objects())  # frozen: none of the three generations holds it
+    finally:
+        freezer.stop()
+    assert gc.get_freeze_count() == 0
+
+
 def test_off_with_zero_and_wrong_values_refused() -> None:
     assert start_gc_freezer(0) is None
     with pytest.raises(ValueError, match="must be positive"):

@@ -541,7 +541,8 @@ def _peek_results(data_dir: Path, server: OdinServer) -> dict[str, str]:
 
 LIBRARY_VARIABLES = (
     "HOME", "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE", "BOTO_CONFIG", "NETRC", "DATABRICKS_CONFIG_FILE",
-    "KUBECONFIG", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE",
+    "KUBECONFIG", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE", "AWS_CREDENTIAL_FILE",
+    "AWS_LOGIN_CACHE_DIRECTORY",
 )  # fmt: skip
 """The variables from which Odin's libraries find credential files by themselves (controller/library_credentials.py)."""
 
@@ -652,14 +653,18 @@ def test_credential_files_the_libraries_find_by_themselves_are_closed_to_a_task(
     """Odin's settings name no credentials here, so its libraries would look in their own places: boto3 in
     `~/.aws/credentials` and `~/.aws/config` and the web identity token `AWS_WEB_IDENTITY_TOKEN_FILE` names, the
     Kubernetes client in each `KUBECONFIG` entry, MLflow's client in `~/.mlflow/credentials`, requests in
-    `~/.netrc`. A task of Odin's user, whose `HOME` is Odin's, cannot `cat` any of them, while the ordinary files
-    beside them (in `~`, in `~/.aws`, beside the kubeconfig) stay readable: the files are closed, not `HOME`."""
+    `~/.netrc`; and in the files those name in turn: a kubeconfig's client key, certificate and token file (a
+    relative one from the kubeconfig's directory), a profile's `web_identity_token_file`, botocore's SSO token
+    cache and the AWS CLI's cache. A task of Odin's user, whose `HOME` is Odin's, cannot `cat` any of them, while
+    the ordinary files beside them (in `~`, in `~/.aws`, beside the kubeconfig and its key, in the SSO cache, and
+    the cluster's public CA certificate) stay readable: the files are closed, not `HOME`."""
     data_dir = base / "state"
     remote = GitRemote.create(base / "repo")
     peek = {"name": "peek", "image": "sh", "command": ["sh", "peek.sh", str(base / "given" / "targets.txt")]}
     remote.commit({"peek/main.yml": json.dumps({"name": "peek", "tasks": [peek]}), "peek/peek.sh": PEEK})
     home, kube, tokens = base / "home", base / "kube", base / "tokens"
-    for directory in (home / ".aws", home / ".mlflow", kube, tokens, base / "given"):
+    sso, cli = home / ".aws" / "sso" / "cache", home / ".aws" / "cli" / "cache"
+    for directory in (home / ".aws", home / ".mlflow", kube / "keys", tokens, sso, cli, base / "given"):
         directory.mkdir(parents=True)
     credentials = {
         "aws_credentials": home / ".aws" / "credentials",
@@ -670,15 +675,39 @@ def test_credential_files_the_libraries_find_by_themselves_are_closed_to_a_task(
         "kubeconfig_second": kube / "other-cluster",
         "web_identity_token": tokens / "web-identity",
     }
-    values = {label: _secret(label) for label in credentials}
-    for label, path in credentials.items():
-        path.write_text(values[label] + "\n")
+    named = {  # the files the credential files above name
+        "kube_client_key": kube / "keys" / "client.key",
+        "kube_client_certificate": kube / "keys" / "client.crt",
+        "kube_token_file": tokens / "kube-token",
+        "profile_web_identity_token": tokens / "profile-web-identity",
+        "sso_cache": sso / "d033e22ae348aeb5660fc2140aec35850c4da997.json",
+        "cli_cache": cli / "2f1e0c9b8a7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f.json",
+    }
+    values = {label: _secret(label) for label in credentials | named}
+    contents = {label: values[label] + "\n" for label in values}
+    contents["kubeconfig"] = json.dumps({  # YAML; a relative key and certificate, from the kubeconfig's directory
+        "clusters": [{"name": "c", "cluster": {"server": "https://k.invalid", "certificate-authority": "keys/ca.crt"}}],
+        "users": [{"name": "u", "user": {"client-key": "keys/client.key", "client-certificate": "keys/client.crt",
+                                         "token": values["kubeconfig"]}}],
+    })  # fmt: skip
+    contents["kubeconfig_second"] = json.dumps({
+        "users": [{"name": "v", "user": {"tokenFile": str(named["kube_token_file"]),
+                                         "password": values["kubeconfig_second"]}}],
+    })  # fmt: skip
+    contents["aws_config"] = (
+        f"[profile web]\naws_secret_access_key = {values['aws_config']}\nrole_arn = arn:aws:iam::1:role/r\n"
+        f"web_identity_token_file = {named['profile_web_identity_token']}\n"
+    )
+    contents["aws_credentials"] = f"[default]\naws_secret_access_key = {values['aws_credentials']}\n"
+    for label, path in (credentials | named).items():
+        path.write_text(contents[label])
         path.chmod(0o600)
     neighbours = {"home_file": home / "notes", "aws_neighbour": home / ".aws" / "notes"}
-    neighbours["kube_neighbour"] = kube / "README"
+    neighbours |= {"kube_neighbour": kube / "README", "kube_ca": kube / "keys" / "ca.crt"}
+    neighbours |= {"sso_neighbour": sso / "README", "tokens_neighbour": tokens / "README"}
     for path in neighbours.values():
         path.write_text(f"not a secret: {path.name}\n")
-    targets = {label: str(path) for label, path in (credentials | neighbours).items()}
+    targets = {label: str(path) for label, path in (credentials | named | neighbours).items()}
     (base / "given" / "targets.txt").write_text("".join(f"{k} {v}\n" for k, v in targets.items()))
     password = _secret("admin-pw")
     env = {
@@ -697,9 +726,11 @@ def test_credential_files_the_libraries_find_by_themselves_are_closed_to_a_task(
     with server:
         seen = _peek_results(data_dir, server)
         log = server.log()
-    leaked = {k: seen.get(k) for k in credentials if "Permission denied" not in seen.get(k, "")}
+    leaked = {k: seen.get(k) for k in credentials | named if "Permission denied" not in seen.get(k, "")}
     assert leaked == {}, "a credential leaked"
     for label, value in values.items():
         assert value not in json.dumps(seen), f"{label}'s content reached the task"
+        assert value not in log, f"{label}'s content was logged"
     assert {k: seen.get(k) for k in neighbours} == {k: f"ok:not a secret: {p.name}" for k, p in neighbours.items()}
-    assert _closed_at_start(log) == sorted([*map(str, credentials.values()), *_machine_wide()]), log
+    closed = [*map(str, (credentials | named).values()), *_machine_wide()]
+    assert _closed_at_start(log) == sorted(closed), log

@@ -197,8 +197,9 @@ def start_server(
         ODIN_JWT_SECRET=SECRET,
         ODIN_ADMIN_PASSWORD=PASSWORD,
         ODIN_LOG_LEVEL=log_level,
-        ODIN_SERVE_PROCESSES=str(processes),
     )
+    if processes != 1:  # only then: an `--odin` from before the setting existed serves as it always did
+        env["ODIN_SERVE_PROCESSES"] = str(processes)
     log = (data_dir / "server.log").open("wb")
     proc = subprocess.Popen([str(odin), "serve"], env=env, stdout=log, stderr=log)
     deadline = time.monotonic() + 60

@@ -153,6 +153,9 @@ class Supervisor:
                 os._exit(status)
         self._workers[pid] = _Worker(index, time.monotonic())
         log.info("API worker %d started (pid %d)", index, pid)
+        if self._stopping:  # a signal came between the fork and the line above: this worker was not asked yet
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
 
     def _watch(self) -> None:
         while self._workers:

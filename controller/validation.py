@@ -190,11 +190,11 @@ class _Worker:
             self.kill()
             raise WorkerUnavailable(f"a validation worker did not start within {_START_TIMEOUT:g} s")
 
-    def call(self, request: _Request) -> _Answer | None:
+    def call(self, request: _Request, wall: float) -> _Answer | None:
         """The result and its outcome ("timeout" when the CPU budget ran out), or None when the worker did not answer
-        in time (it must then be killed)."""
+        within `wall` seconds (it must then be killed)."""
         self.conn.send(request)
-        if not self.conn.poll(request.budget * WALL_FACTOR):
+        if not self.conn.poll(wall):
             return None
         answer: _Answer = self.conn.recv()
         return answer
@@ -213,10 +213,17 @@ class Validator:
     """
 
     def __init__(
-        self, *, workers: int = 2, budget: float = 10.0, cache_bytes: int = 64 << 20, memory: int = WORKER_MEMORY
+        self,
+        *,
+        workers: int = 2,
+        budget: float = 10.0,
+        cache_bytes: int = 64 << 20,
+        memory: int = WORKER_MEMORY,
+        wall_factor: float = WALL_FACTOR,
     ) -> None:
         self.workers = workers
         self.budget = budget
+        self.wall_factor = wall_factor  # a worker silent this many times the budget (wall time) is killed
         self.memory = memory  # the address space each worker may use
         self.cache = ResultCache(cache_bytes)
         self._slots = threading.BoundedSemaphore(max(workers, 1))
@@ -271,7 +278,7 @@ class Validator:
                 return _Answer(ValidationResult(None, [Problem(file, 1, 1, f"validation failed: {error}")]), "failed")
             started = time.monotonic()
             try:
-                answer = worker.call(request)
+                answer = worker.call(request, request.budget * self.wall_factor)
             except (EOFError, OSError) as error:  # the worker died (killed from outside, out of memory)
                 worker.kill()
                 log.error("validation of %s: its worker process died (%s)", file, error)
@@ -283,7 +290,7 @@ class Validator:
                     "validation of %s (%d bytes): no answer after %g s; its worker was stopped",
                     file,
                     len(request.data),
-                    request.budget * WALL_FACTOR,
+                    request.budget * self.wall_factor,
                 )
                 return _Answer(_too_long(file, request.budget), "timeout")
             self._give_back(worker)

@@ -6,8 +6,9 @@ a third of the whole (`benchmarks/bench_api.py`: 0.83 → 0.57 ms with the read 
 wake-ups, each waiting for a core on a busy machine. In psycopg2's asynchronous mode the query is sent, and its
 answer read, when the socket is ready, from the event loop, which serves other requests meanwhile.
 
-What it covers: PostgreSQL through psycopg2 (Odin's driver), and statements whose parameters are single values. For anything else `fetch` answers
-None and the caller reads the usual way, in a thread (SQLite; an `IN` list's expanding parameter). The statement is
+What it covers: PostgreSQL through psycopg2 (Odin's driver), and statements whose parameters are single values.
+For anything else `fetch` answers None and the caller reads the usual way, in a thread (SQLite; an `IN` list's
+expanding parameter). The statement is
 compiled once for the engine's dialect; its parameters are converted by their types' own bind processors and its
 columns by their result processors, so the rows are those `Connection.execute` returns (tests compare them).
 

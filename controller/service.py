@@ -43,10 +43,10 @@ from odin.controller.retention import RetentionSweeper
 from odin.controller.scheduler import Scheduler
 from odin.controller.secrecy import create_private_file, secure_data_dir
 from odin.controller.settings import Settings
-from odin.controller.store import queueing
+from odin.controller.store import queueing, versions
 from odin.controller.store.db import DbEngine, StoreError, create_db_engine, migrate
 from odin.controller.store.leadership import Fence
-from odin.controller.store.repo_records import RepoRecord, registered, registration
+from odin.controller.store.repo_records import FOLLOWED_FIELDS, RepoRecord, registered, registration
 from odin.controller.store.repositories import follow_repository, record_condition
 from odin.controller.store.runs import Created, load_runs, request_cancel, run_events
 from odin.controller.store.types import utcnow
@@ -60,8 +60,13 @@ from odin.controller.vocabulary import Trigger
 log = logging.getLogger(__name__)
 
 REPOS_REFRESH = 5.0
-"""Seconds between reads of the registered repositories: added, changed, disabled and removed ones are picked up
-within this (at once on the replica that served the API request)."""
+"""Seconds between looks at the registered repositories: added, changed, disabled and removed ones are picked up
+within this (at once on the replica that served the API request). A look reads the registrations' version (one row,
+`store.versions`) and reads every registration only when it moved (`Controller.refresh_if_changed`)."""
+
+REPOS_FULL_REFRESH = 60.0
+"""Seconds after which a look reads every registration even though the version did not move: the safety net for a
+change whose writer did not move it (a replica of an older Odin during a rolling upgrade, a row edited by hand)."""
 
 
 def make_executor(
@@ -151,10 +156,9 @@ def _checked(refs: CredentialRefs) -> CredentialRefs:
 
 
 def _fingerprint(record: RepoRecord) -> tuple[object, ...]:
-    """What a followed repository is built from: a change to any of it rebuilds its mirror, sync and poller."""
-    return (record.url, record.branch, record.branches, record.credentials_ref, record.webhook_secret_ref,
-            record.poll_interval, record.run_policy, record.namespace, record.tags, record.pull_requests,
-            record.pr_approvers)  # fmt: skip
+    """What a followed repository is built from: a change to any of it rebuilds its mirror, sync and poller (the
+    writes that change one of these fields move the registrations' version: `repo_records.FOLLOWED_FIELDS`)."""
+    return tuple(getattr(record, field) for field in FOLLOWED_FIELDS)
 
 
 @dataclass
@@ -254,6 +258,13 @@ class Controller:
         if settings.repo:
             self.repos[settings.repo_name] = self._follow(settings)
         self._refresher: threading.Thread | None = None
+        # What the last full read of the registrations followed (guarded by _repos_lock): the version read before
+        # its rows (None: none yet), and when (time.monotonic()).
+        self._registrations_seen: int | None = None
+        self._full_read_at = 0.0
+        # Registrations that could not be followed (credentials unresolved, invalid): tried again at every look,
+        # one row each, since nothing moves the version when a referenced file or variable appears.
+        self._unfollowable: set[str] = set()
         self.refresh_repositories()
         self.retention = _retention_sweeper(self.db, settings)
         # Replicas that do not lead wake the one that does (Postgres LISTEN/NOTIFY; nothing to wake on SQLite).
@@ -499,14 +510,36 @@ class Controller:
     def refresh_repositories(self) -> None:
         """Follow the repositories registered through the API as the store has them now: start the new and the
         changed ones (on the leader), stop the changed, disabled and removed ones. A registration whose credentials
-        do not resolve is reported on the repository (Ready=False) and tried again at the next refresh."""
+        do not resolve is reported on the repository (Ready=False) and tried again at the next refresh. Reads every
+        registration; the periodic look is `refresh_if_changed`."""
         with self._repos_lock:  # the read too: an older snapshot applied after a newer one would undo a change
+            # The version before the rows: a change committed between the two reads is in the rows and, its version
+            # being newer than the one kept, read again at the next look; never missed.
+            version = versions.current(self.db, versions.REGISTRATIONS)
             records = {r.id: r for r in registered(self.db)}
             current = dict(self.repos)
             live = {f.id: f for f in current.values() if f.origin == "api"}
+            self._unfollowable.clear()
             for repo_id in [*live, *(i for i in records if i not in live)]:
                 self._reconcile(current, live.get(repo_id), records.get(repo_id))
             self.repos = current
+            self._registrations_seen = version
+            self._full_read_at = time.monotonic()
+
+    def refresh_if_changed(self) -> bool:
+        """The periodic look (every `REPOS_REFRESH` seconds): read the registrations' version, one row, and follow
+        every registration as `refresh_repositories` does only when it moved since the last full read (another
+        replica registered, changed or removed one) or that read is `REPOS_FULL_REFRESH` seconds old; otherwise
+        only the registrations that could not be followed are tried again, one row each. True when every
+        registration was read."""
+        with self._repos_lock:
+            due = self._registrations_seen is None or time.monotonic() - self._full_read_at >= REPOS_FULL_REFRESH
+            if due or versions.current(self.db, versions.REGISTRATIONS) != self._registrations_seen:
+                self.refresh_repositories()
+                return True
+            for name in sorted(self._unfollowable):
+                self.refresh_repository(name)
+            return False
 
     def refresh_repository(self, name: str) -> None:
         """Follow one registration's change now (this replica served its `POST`, `PATCH` or `DELETE`): only that
@@ -515,6 +548,8 @@ class Controller:
         what other replicas changed."""
         with self._repos_lock:  # the read too, as in refresh_repositories
             record = registration(self.db, name)
+            if record is None:
+                self._unfollowable.discard(name)
             current = dict(self.repos)
             followed = current.get(name)
             self._reconcile(current, followed if followed is not None and followed.origin == "api" else None, record)
@@ -541,8 +576,10 @@ class Controller:
         except (SecretUnavailable, ValueError) as e:
             unusable = isinstance(e, SecretUnavailable)
             message = e.message if isinstance(e, SecretUnavailable) else str(e)
+            self._unfollowable.add(record.name)
             self._not_ready(record, "CredentialsUnavailable" if unusable else "Invalid", message)
             return
+        self._unfollowable.discard(record.name)
         current[record.name] = new
         if self._polling:
             _start_repo(new)
@@ -563,7 +600,7 @@ class Controller:
     def _refresh_loop(self) -> None:
         while not self._stopping.wait(REPOS_REFRESH):
             try:
-                self.refresh_repositories()
+                self.refresh_if_changed()
             except StoreError as e:
                 log.warning("cannot read the registered repositories (%s); retrying", e)
             except Exception:

@@ -32,6 +32,7 @@ from odin.controller.store.tables import (
     REVOKED_SESSIONS,
     RUNS,
     SCHEDULED_SLOTS,
+    STORE_VERSIONS,
     TASK_RUNS,
     USERS,
     WEBHOOK_DELIVERIES,
@@ -380,6 +381,21 @@ class Leadership(SQLModel, table=True):
     expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 
+class StoreVersion(SQLModel, table=True):
+    """A counter that a kind of change moves on, so that a replica can tell whether it changed by reading one row.
+
+    `registrations` (`store.versions.REGISTRATIONS`): every write that changes what the controller follows of a
+    registered repository (its URL, branches, credentials, poll interval... whether it is enabled or removed) adds
+    one in its own transaction, and each replica's periodic refresh reads the whole `repositories` table only when
+    the number moved (`Controller.refresh_if_changed`). No row until the first such write (version 0).
+    """
+
+    __tablename__ = "store_versions"
+
+    name: str = Field(primary_key=True, max_length=100)
+    version: int = Field(default=0, sa_type=sa.BigInteger)
+
+
 __all__ = [
     "API_TOKENS",
     "COMMITS",
@@ -390,6 +406,7 @@ __all__ = [
     "REVOKED_SESSIONS",
     "RUNS",
     "SCHEDULED_SLOTS",
+    "STORE_VERSIONS",
     "TASK_RUNS",
     "USERS",
     "WEBHOOK_DELIVERIES",
@@ -402,6 +419,7 @@ __all__ = [
     "RevokedSession",
     "Run",
     "ScheduledSlot",
+    "StoreVersion",
     "TaskRun",
     "User",
     "WebhookDelivery",

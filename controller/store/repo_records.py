@@ -24,6 +24,7 @@ from odin.controller.store.db import DbEngine, reading, transaction
 from odin.controller.store.repositories import append_event
 from odin.controller.store.tables import REPOSITORIES
 from odin.controller.store.types import utcnow
+from odin.controller.store.versions import REGISTRATIONS, bump
 
 REPOS = REPOSITORIES
 
@@ -46,6 +47,25 @@ EDITABLE = frozenset(
     }
 )
 """The columns a registration sets and an update may change."""
+
+FOLLOWED_FIELDS = (
+    "url",
+    "branch",
+    "branches",
+    "credentials_ref",
+    "webhook_secret_ref",
+    "poll_interval",
+    "run_policy",
+    "namespace",
+    "tags",
+    "pull_requests",
+    "pr_approvers",
+)
+"""What the controller builds a registered repository's mirror, sync and poller from (its fingerprint, compared by
+`Controller.refresh_repositories`). A change to one of these or to whether it is followed (`enabled`, `removed_at`)
+moves the registrations' version (`store.versions.REGISTRATIONS`); the others (retention) do not."""
+
+_MOVES_VERSION = frozenset({*FOLLOWED_FIELDS, "enabled"})
 
 
 class RepoNotFound(LookupError):
@@ -162,6 +182,7 @@ def insert_record(engine: DbEngine, name: str, values: Mapping[str, Any], *, by:
                 REPOS.insert().values(name=name, conditions=[], origin="api", **columns).returning(REPOS.c.id)
             ).scalar_one()
             append_event(conn, int(repo_id), "repo.added", {"by": by, "name": name, **_audited(columns)})
+            bump(conn, REGISTRATIONS)
     except IntegrityError:
         raise RepoExists(
             f"a repository named {name!r} exists already (removed repositories keep their name and history); "
@@ -185,6 +206,8 @@ def update_record(engine: DbEngine, name: str, changes: Mapping[str, Any], *, by
                 values["tags_seen"] = None  # the next listing of the remote's tags is a baseline
             conn.execute(REPOS.update().where(REPOS.c.id == row.id).values(**values))
             append_event(conn, int(row.id), "repo.updated", {"by": by, "name": name, **_audited(changed)})
+            if _MOVES_VERSION.intersection(changed):
+                bump(conn, REGISTRATIONS)
     return get_record(engine, name)
 
 
@@ -195,6 +218,7 @@ def remove_record(engine: DbEngine, name: str, *, by: str | None) -> RepoRecord:
         row = _editable_row(conn, name)
         conn.execute(REPOS.update().where(REPOS.c.id == row.id).values(enabled=False, removed_at=utcnow()))
         append_event(conn, int(row.id), "repo.removed", {"by": by, "name": name})
+        bump(conn, REGISTRATIONS)
     return get_record(engine, name)
 
 

@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from odin.controller.store.db import DbEngine, StoreUnavailable, transaction
 from odin.controller.store.tables import EVENTS, REPO_BRANCHES, REPOSITORIES
 from odin.controller.store.types import utcnow
+from odin.controller.store.versions import REGISTRATIONS, bump
 
 REPOS = REPOSITORIES
 
@@ -35,7 +36,9 @@ def follow_repository(engine: DbEngine, name: str, *, url: str, branch: str, **s
     branch starts afresh: its history means nothing there."""
     values: dict[str, Any] = {"url": url, "branch": branch, **settings}
     with transaction(engine) as conn:
-        row = conn.execute(sa.select(REPOS.c.id, REPOS.c.url, REPOS.c.branch).where(REPOS.c.name == name)).first()
+        row = conn.execute(
+            sa.select(REPOS.c.id, REPOS.c.url, REPOS.c.branch, REPOS.c.origin).where(REPOS.c.name == name)
+        ).first()
         if row is None:
             repo_id = conn.execute(
                 REPOS.insert().values(name=name, conditions=[], **values).returning(REPOS.c.id)
@@ -45,6 +48,8 @@ def follow_repository(engine: DbEngine, name: str, *, url: str, branch: str, **s
         if reset:
             values["last_seen_sha"] = None
         conn.execute(REPOS.update().where(REPOS.c.id == row.id).values(**values))
+        if row.origin == "api":  # a registered row rewritten from the settings: the replicas' refresh must see it
+            bump(conn, REGISTRATIONS)
         return Followed(int(row.id), reset=reset)
 
 

@@ -253,3 +253,10 @@ LEADERSHIP = sa.Table(
     sa.Column("acquired_at", UTCDateTime(), nullable=True),
     sa.Column("expires_at", UTCDateTime(), nullable=True),
 )
+
+STORE_VERSIONS = sa.Table(
+    "store_versions",
+    METADATA,
+    sa.Column("name", sa.String(length=100), primary_key=True, nullable=False),
+    sa.Column("version", sa.BigInteger(), nullable=False, default=0),
+)

@@ -4,6 +4,7 @@ its limit, connections over the cap are refused at once, and WebSockets and norm
 from __future__ import annotations
 
 import base64
+import json
 import os
 import socket
 import time
@@ -60,6 +61,17 @@ def closed_within(sock: socket.socket, seconds: float) -> tuple[float, bytes]:
         if not chunk:
             return time.monotonic() - started, received
         received += chunk
+
+
+def test_a_request_the_parser_refuses_is_answered_400_in_the_apis_json_error_format(server: OdinServer) -> None:
+    """uvicorn answers it in plain text, which no API client expects (schemathesis generated this very header)."""
+    with connect(server) as sock:
+        sock.sendall(b'GET /v1/runs HTTP/1.1\r\nHost: odin\r\nTransfer-Encoding: vqVp5.r"&\r\n\r\n')
+        _, answer = closed_within(sock, 10)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400"), answer[:200]
+    assert b"content-type: application/json" in head.lower()
+    assert json.loads(body) == {"status_code": 400, "detail": "Invalid HTTP request received."}
 
 
 def test_a_half_sent_request_head_is_closed_within_the_header_timeout(server: OdinServer) -> None:

@@ -28,26 +28,6 @@ from odin.controller.store.versions import REGISTRATIONS, bump
 
 REPOS = REPOSITORIES
 
-EDITABLE = frozenset(
-    {
-        "url",
-        "branch",
-        "branches",
-        "credentials_ref",
-        "webhook_secret_ref",
-        "poll_interval",
-        "run_policy",
-        "namespace",
-        "enabled",
-        "retention_keep_runs",
-        "retention_keep_days",
-        "tags",
-        "pull_requests",
-        "pr_approvers",
-    }
-)
-"""The columns a registration sets and an update may change."""
-
 FOLLOWED_FIELDS = (
     "url",
     "branch",
@@ -64,6 +44,9 @@ FOLLOWED_FIELDS = (
 """What the controller builds a registered repository's mirror, sync and poller from (its fingerprint, compared by
 `Controller.refresh_repositories`). A change to one of these or to whether it is followed (`enabled`, `removed_at`)
 moves the registrations' version (`store.versions.REGISTRATIONS`); the others (retention) do not."""
+
+EDITABLE = frozenset({*FOLLOWED_FIELDS, "enabled", "retention_keep_runs", "retention_keep_days"})
+"""The columns a registration sets and an update may change."""
 
 _MOVES_VERSION = frozenset({*FOLLOWED_FIELDS, "enabled"})
 
